@@ -1,0 +1,3 @@
+export * from './env-schema';
+export * from './boot';
+export { z } from 'zod';

@@ -1,0 +1,191 @@
+import { once } from 'node:events';
+import {
+  Metadata,
+  status as GrpcStatus,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { DomainError, toGrpcStatus } from '@imagebind-llm/errors';
+import { REQUEST_ID_KEY, type Logger, type ServiceMetrics } from '@imagebind-llm/observability';
+import { abortReason, createCallContext, type CallContext } from './call-context';
+
+/** The shape of one method in a ts-proto `outputServices=grpc-js` service definition. */
+export interface MethodDefinitionLike {
+  readonly path: string;
+  readonly requestStream: boolean;
+  readonly responseStream: boolean;
+  readonly requestDeserialize: (bytes: Buffer) => unknown;
+  readonly responseSerialize: (value: never) => Buffer;
+}
+
+export type ServiceDefinitionLike = Readonly<Record<string, MethodDefinitionLike>>;
+
+type RequestOf<M> = M extends { requestDeserialize: (bytes: Buffer) => infer R } ? R : never;
+type ResponseOf<M> = M extends { responseSerialize: (value: infer R) => Buffer } ? R : never;
+
+/** A unary handler: resolves with the response or throws (a DomainError, ideally). */
+export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
+/** A server-streaming handler: yields response messages; the stream ends when it returns. */
+export type ServerStreamHandler<Req, Res> = (request: Req, ctx: CallContext) => AsyncIterable<Res>;
+
+/** Handlers for every method of a service definition, typed from the generated code. */
+export type ServiceHandlers<D extends ServiceDefinitionLike> = {
+  readonly [K in keyof D]: D[K] extends { requestStream: false; responseStream: false }
+    ? UnaryHandler<RequestOf<D[K]>, ResponseOf<D[K]>>
+    : D[K] extends { requestStream: false; responseStream: true }
+      ? ServerStreamHandler<RequestOf<D[K]>, ResponseOf<D[K]>>
+      : never; // client and bidirectional streams are not used by our contracts
+};
+
+export interface HandlerEnvironment {
+  readonly logger: Logger;
+  readonly metrics: ServiceMetrics;
+  /** Aborted when the server is force-closed; every in-flight call is aborted with it. */
+  readonly serverSignal: AbortSignal;
+}
+
+interface MethodLabels {
+  grpc_type: 'unary' | 'server_stream';
+  grpc_service: string;
+  grpc_method: string;
+}
+
+function labelsOf(path: string, type: MethodLabels['grpc_type']): MethodLabels {
+  const [, service = '', method = ''] = path.split('/');
+  return { grpc_type: type, grpc_service: service, grpc_method: method };
+}
+
+function statusName(code: number): string {
+  return GrpcStatus[code] ?? String(code);
+}
+
+/** Logs a failed call: expected domain errors quietly, anything else loudly with its stack. */
+function logFailure(ctx: CallContext, error: unknown): void {
+  if (error instanceof DomainError) {
+    ctx.logger.info({ code: error.code, details: error.details }, error.message);
+  } else {
+    ctx.logger.error({ err: error }, 'unhandled error in gRPC handler; returned INTERNAL');
+  }
+}
+
+function headersFor(ctx: CallContext): Metadata {
+  const md = new Metadata();
+  md.set(REQUEST_ID_KEY, ctx.requestId);
+  return md;
+}
+
+function wrapUnary(
+  method: MethodDefinitionLike,
+  handler: UnaryHandler<unknown, unknown>,
+  env: HandlerEnvironment,
+): (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void {
+  const labels = labelsOf(method.path, 'unary');
+  return (call, callback) => {
+    const { ctx, dispose } = createCallContext(call, method.path, env.logger, env.serverSignal);
+    env.metrics.grpcServerStarted.inc(labels);
+    const stopTimer = env.metrics.grpcServerHandlingSeconds.startTimer(labels);
+    call.sendMetadata(headersFor(ctx));
+    const finish = (code: number): void => {
+      dispose();
+      stopTimer();
+      env.metrics.grpcServerHandled.inc({ ...labels, grpc_code: statusName(code) });
+    };
+    let promise: Promise<unknown>;
+    try {
+      promise = handler(call.request, ctx);
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
+    promise.then(
+      (response) => {
+        if (ctx.signal.aborted) {
+          const status = toGrpcStatus(abortReason(ctx.signal), ctx.requestId);
+          finish(status.code ?? GrpcStatus.UNKNOWN);
+          callback(status);
+          return;
+        }
+        finish(GrpcStatus.OK);
+        callback(null, response);
+      },
+      (error: unknown) => {
+        logFailure(ctx, error);
+        const status = toGrpcStatus(error, ctx.requestId);
+        finish(status.code ?? GrpcStatus.UNKNOWN);
+        callback(status);
+      },
+    );
+  };
+}
+
+function wrapServerStream(
+  method: MethodDefinitionLike,
+  handler: ServerStreamHandler<unknown, unknown>,
+  env: HandlerEnvironment,
+): (call: ServerWritableStream<unknown, unknown>) => void {
+  const labels = labelsOf(method.path, 'server_stream');
+  return (call) => {
+    const { ctx, dispose } = createCallContext(call, method.path, env.logger, env.serverSignal);
+    env.metrics.grpcServerStarted.inc(labels);
+    const stopTimer = env.metrics.grpcServerHandlingSeconds.startTimer(labels);
+    call.sendMetadata(headersFor(ctx));
+    const run = async (): Promise<void> => {
+      for await (const message of handler(call.request, ctx)) {
+        if (ctx.signal.aborted) throw abortReason(ctx.signal);
+        env.metrics.grpcServerMsgSent.inc(labels);
+        if (!call.write(message)) {
+          // Respect HTTP/2 flow control: wait until the client has read what we sent, or give up
+          // when the call is aborted.
+          await once(call, 'drain', { signal: ctx.signal }).catch(() => {
+            throw abortReason(ctx.signal);
+          });
+        }
+      }
+      if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    };
+    run().then(
+      () => {
+        dispose();
+        stopTimer();
+        env.metrics.grpcServerHandled.inc({ ...labels, grpc_code: statusName(GrpcStatus.OK) });
+        call.end();
+      },
+      (error: unknown) => {
+        dispose();
+        stopTimer();
+        logFailure(ctx, error);
+        const status = toGrpcStatus(error, ctx.requestId);
+        env.metrics.grpcServerHandled.inc({ ...labels, grpc_code: statusName(status.code ?? GrpcStatus.UNKNOWN) });
+        call.emit('error', status);
+      },
+    );
+  };
+}
+
+/**
+ * Builds a grpc-js implementation from typed handlers. Every call gets a CallContext (request id,
+ * deadline, abort signal), the request id is echoed in the response headers, metrics are recorded,
+ * and thrown errors are mapped to statuses by `toGrpcStatus` (non-domain errors become INTERNAL
+ * and are logged with their stack).
+ */
+export function implementService<D extends ServiceDefinitionLike>(
+  definition: D,
+  handlers: ServiceHandlers<D>,
+  env: HandlerEnvironment,
+): UntypedServiceImplementation {
+  const implementation: UntypedServiceImplementation = {};
+  for (const [name, method] of Object.entries(definition)) {
+    const handler = (handlers as Record<string, unknown>)[name];
+    if (typeof handler !== 'function') {
+      throw new Error(`no handler for ${method.path}`);
+    }
+    if (method.requestStream) {
+      throw new Error(`${method.path}: client-streaming methods are not supported by grpc-kit`);
+    }
+    implementation[name] = method.responseStream
+      ? wrapServerStream(method, handler as ServerStreamHandler<unknown, unknown>, env)
+      : wrapUnary(method, handler as UnaryHandler<unknown, unknown>, env);
+  }
+  return implementation;
+}

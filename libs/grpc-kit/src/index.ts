@@ -1,0 +1,6 @@
+export * from './call-context';
+export * from './handlers';
+export * from './server';
+export * from './client';
+export * from './health-client';
+export * from './nest-host';

@@ -1,0 +1,2 @@
+export * from './execution-providers';
+export * from './single-flight';

@@ -1,0 +1,2 @@
+export * from './generated/imagebind/gateway/v1/gateway';
+export * from './generated/imagebind/gateway/v1/batch';

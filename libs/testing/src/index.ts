@@ -1,0 +1,3 @@
+export * from './process-runner';
+export * from './grpc-harness';
+export * from './strict-fake';

@@ -1,0 +1,4 @@
+/** Nest injection tokens of the gateway's process-wide objects. */
+export const GATEWAY_ENV = Symbol.for('imagebind.gateway.env');
+export const LOGGER = Symbol.for('imagebind.gateway.logger');
+export const METRICS = Symbol.for('imagebind.gateway.metrics');
