@@ -29,7 +29,6 @@ function listFiles(dir) {
 
 const scratch = mkdtempSync(join(tmpdir(), 'ibllm-codegen-'));
 try {
-  const genOut = join(scratch, 'libs/proto/src/generated');
   // buf.gen.yaml writes to libs/proto/src/generated relative to the working directory, so run it
   // from the scratch folder with the module path pointing back at the repository.
   mkdirSync(join(scratch, 'node_modules', '.bin'), { recursive: true });

@@ -86,7 +86,7 @@ type UnaryMethod<Req, Res> = (
  * Calls a unary method and resolves with its response. Errors come back as DomainErrors (the
  * server's domain code is read from its trailers), so a service can pass them on unchanged.
  */
-export function callUnary<Req, Res>(
+export async function callUnary<Req, Res>(
   method: UnaryMethod<Req, Res>,
   request: Req,
   settings: CallSettings = {},

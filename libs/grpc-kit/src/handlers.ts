@@ -92,12 +92,8 @@ function wrapUnary(
       stopTimer();
       env.metrics.grpcServerHandled.inc({ ...labels, grpc_code: statusName(code) });
     };
-    let promise: Promise<unknown>;
-    try {
-      promise = handler(call.request, ctx);
-    } catch (error) {
-      promise = Promise.reject(error);
-    }
+    // The async wrapper turns a synchronous throw into a rejection, handled like any other.
+    const promise = (async () => handler(call.request, ctx))();
     promise.then(
       (response) => {
         if (ctx.signal.aborted) {

@@ -7,6 +7,8 @@ export class SingleFlight<K, V> {
 
   constructor(private readonly load: (key: K) => Promise<V>) {}
 
+  // Returns the shared promise itself (not an async wrapper), so callers await the one load.
+  // eslint-disable-next-line @typescript-eslint/promise-function-async
   get(key: K): Promise<V> {
     const existing = this.inFlight.get(key);
     if (existing !== undefined) return existing;

@@ -65,9 +65,9 @@ export function startProcess(
     child,
     lines,
     stderr: () => stderr,
-    waitForLine(predicate, timeoutMs = 15_000) {
+    async waitForLine(predicate, timeoutMs = 15_000) {
       const seen = lines.find(predicate);
-      if (seen !== undefined) return Promise.resolve(seen);
+      if (seen !== undefined) return seen;
       return new Promise((resolve, reject) => {
         const waiter = {
           predicate,

@@ -29,27 +29,30 @@ export class GatewayService {
     );
   }
 
-  embed(request: gatewayV1.EmbedRequest): Promise<gatewayV1.EmbedResponse> {
+  // eslint-disable-next-line @typescript-eslint/require-await -- async so validation errors reject
+  async embed(request: gatewayV1.EmbedRequest): Promise<gatewayV1.EmbedResponse> {
     validateInputs(request.inputs, this.limits);
     validateCache(request.cache);
-    return Promise.reject(
-      DomainError.notImplemented('Embed is not available in this build: the encoder services are not wired into the gateway yet'),
+    throw DomainError.notImplemented(
+      'Embed is not available in this build: the encoder services are not wired into the gateway yet',
     );
   }
 
-  search(request: gatewayV1.SearchRequest): Promise<gatewayV1.SearchResponse> {
+  // eslint-disable-next-line @typescript-eslint/require-await -- async so validation errors reject
+  async search(request: gatewayV1.SearchRequest): Promise<gatewayV1.SearchResponse> {
     validateInputs(request.inputs, this.limits);
     if (request.k !== undefined && (request.k < 1 || request.k > 1000)) {
-      return Promise.reject(DomainError.invalidInput(`k: must be in [1, 1000], got ${request.k}`, 'k'));
+      throw DomainError.invalidInput(`k: must be in [1, 1000], got ${request.k}`, 'k');
     }
-    return Promise.reject(
-      DomainError.notImplemented('Search is not available in this build: the retriever is not wired into the gateway yet'),
+    throw DomainError.notImplemented(
+      'Search is not available in this build: the retriever is not wired into the gateway yet',
     );
   }
 
-  listModels(): Promise<gatewayV1.ListModelsResponse> {
-    return Promise.reject(
-      DomainError.notImplemented('ListModels is not available in this build: no model services are wired into the gateway yet'),
+  // eslint-disable-next-line @typescript-eslint/require-await -- async so the error is a rejection
+  async listModels(): Promise<gatewayV1.ListModelsResponse> {
+    throw DomainError.notImplemented(
+      'ListModels is not available in this build: no model services are wired into the gateway yet',
     );
   }
 }

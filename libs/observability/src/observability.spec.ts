@@ -1,0 +1,86 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { acceptRequestId, createLogger, requestLogger, ServiceMetrics, setTracer, withSpan, type Span } from './index';
+
+function capture(): { stream: Writable; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { stream, lines };
+}
+
+describe('logger', () => {
+  it('writes one JSON object per line with level name, ISO time, service and request id', () => {
+    const { stream, lines } = capture();
+    const logger = createLogger({ service: 'svc', level: 'info', destination: stream });
+    requestLogger(logger, 'abc-123', { method: '/x/Y' }).info({ n: 1 }, 'hello');
+    logger.debug('dropped below level');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 'info', service: 'svc', requestId: 'abc-123', method: '/x/Y', n: 1, msg: 'hello' });
+    expect(new Date(lines[0]!['time'] as string).toISOString()).toBe(lines[0]!['time']);
+  });
+
+  it('serialises errors with type, message and stack', () => {
+    const { stream, lines } = capture();
+    createLogger({ service: 'svc', level: 'info', destination: stream }).error({ err: new RangeError('boom') }, 'failed');
+    expect(lines[0]!['err']).toMatchObject({ type: 'RangeError', message: 'boom' });
+    expect((lines[0]!['err'] as { stack: string }).stack).toContain('RangeError: boom');
+  });
+});
+
+describe('acceptRequestId', () => {
+  it('keeps a sane incoming id and replaces junk with a UUID', () => {
+    expect(acceptRequestId('req-42.a:b_c')).toBe('req-42.a:b_c');
+    for (const junk of ['', 'has space', 'x'.repeat(129), '{"inject":1}', 7, undefined]) {
+      expect(acceptRequestId(junk)).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+});
+
+describe('ServiceMetrics', () => {
+  it('exposes the go-grpc-prometheus names and process metrics with a service label', async () => {
+    const m = new ServiceMetrics('gateway');
+    m.grpcServerHandled.inc({ grpc_type: 'unary', grpc_service: 's', grpc_method: 'M', grpc_code: 'OK' });
+    m.grpcServerHandlingSeconds.observe({ grpc_type: 'unary', grpc_service: 's', grpc_method: 'M' }, 0.003);
+    m.ready.set(1);
+    const { contentType, body } = await m.scrape();
+    expect(contentType).toContain('text/plain');
+    expect(body).toContain('grpc_server_handled_total{grpc_type="unary",grpc_service="s",grpc_method="M",grpc_code="OK",service="gateway"} 1');
+    expect(body).toContain('grpc_server_handling_seconds_bucket');
+    expect(body).toContain('ibllm_ready{service="gateway"} 1');
+    expect(body).toContain('process_cpu_user_seconds_total');
+  });
+
+  it('keeps registries of two instances apart', async () => {
+    const a = new ServiceMetrics('a');
+    const b = new ServiceMetrics('b');
+    a.ready.set(1);
+    expect((await b.scrape()).body).toContain('ibllm_ready{service="b"} 0');
+  });
+});
+
+describe('tracing hooks', () => {
+  it('passes spans to the installed tracer and records errors', async () => {
+    const events: string[] = [];
+    const span = (name: string): Span => ({
+      setAttribute: (k, v) => events.push(`${name}.${k}=${String(v)}`),
+      recordError: (e) => events.push(`${name}.error=${(e as Error).message}`),
+      end: () => events.push(`${name}.end`),
+    });
+    setTracer({ startSpan: (name) => span(name) });
+    try {
+      await withSpan('ok', {}, async (s) => {
+        s.setAttribute('k', 1);
+        return Promise.resolve();
+      });
+      await expect(withSpan('bad', {}, () => Promise.reject(new Error('x')))).rejects.toThrow('x');
+    } finally {
+      setTracer(undefined);
+    }
+    expect(events).toEqual(['ok.k=1', 'ok.end', 'bad.error=x', 'bad.end']);
+  });
+});
