@@ -4,3 +4,4 @@ export * from './server';
 export * from './client';
 export * from './health-client';
 export * from './nest-host';
+export * from './grpc-logging';

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { NestFactory } from '@nestjs/core';
 import { loadConfigOrExit } from '@imagebind-llm/config';
-import { GrpcServer } from '@imagebind-llm/grpc-kit';
+import { closeOnSignals, GrpcServer, routeGrpcLogs } from '@imagebind-llm/grpc-kit';
 import { createLogger, NestLoggerAdapter, ServiceMetrics } from '@imagebind-llm/observability';
 import { loadDescriptorSet } from '@imagebind-llm/proto';
 import type { Server } from 'node:http';
@@ -12,6 +12,7 @@ import { gatewayEnvSchema } from './env.schema';
 async function bootstrap(): Promise<void> {
   const env = loadConfigOrExit('gateway', gatewayEnvSchema);
   const logger = createLogger({ service: 'gateway', level: env.LOG_LEVEL });
+  routeGrpcLogs(logger);
   const metrics = new ServiceMetrics('gateway');
   const grpc = new GrpcServer({
     host: env.GATEWAY_GRPC_HOST,
@@ -25,8 +26,8 @@ async function bootstrap(): Promise<void> {
     logger: new NestLoggerAdapter(logger),
     abortOnError: false,
   });
-  // SIGTERM → readiness off → drain gRPC calls → close HTTP → exit (ARCHITECTURE §8).
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  // SIGTERM → readiness off → drain gRPC calls → close HTTP → exit 0 (ARCHITECTURE §8).
+  closeOnSignals(app, logger);
   await app.listen(env.GATEWAY_HTTP_PORT, env.GATEWAY_HTTP_HOST);
   const address = (app.getHttpServer() as Server).address() as AddressInfo;
   logger.info({ event: 'http.listening', host: env.GATEWAY_HTTP_HOST, port: address.port }, 'HTTP listening');

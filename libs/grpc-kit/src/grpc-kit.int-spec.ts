@@ -1,0 +1,356 @@
+import { once } from 'node:events';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { bindV1, commonV1, decoderV1, loadDescriptorSet, SERVICE_NAMES } from '@imagebind-llm/proto';
+import { startGrpcTestServer, type GrpcTestServer } from '@imagebind-llm/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  callServerStream,
+  callUnary,
+  checkHealth,
+  createClient,
+  throwIfAborted,
+  withRetry,
+  type CallContext,
+  type ServiceHandlers,
+} from './index';
+
+const tensor = (values: number[]): commonV1.Tensor => ({
+  dtype: commonV1.DataType.DATA_TYPE_FLOAT32,
+  shape: [values.length],
+  data: Buffer.from(new Float32Array(values).buffer),
+});
+
+function bindHandlers(overrides: Partial<ServiceHandlers<typeof bindV1.BindServiceService>> = {}): ServiceHandlers<
+  typeof bindV1.BindServiceService
+> {
+  return {
+    project: async (request) => {
+      await Promise.resolve();
+      if (request.queries === undefined) throw DomainError.invalidInput('queries: required', 'queries');
+      return { visualQueries: request.queries, model: { name: 'bind', version: '1' } };
+    },
+    getModelStatus: () => Promise.resolve({ models: [] }),
+    ...overrides,
+  };
+}
+
+function decoderHandlers(
+  generate: ServiceHandlers<typeof decoderV1.DecoderServiceService>['generate'],
+): ServiceHandlers<typeof decoderV1.DecoderServiceService> {
+  return {
+    generate,
+    tokenize: () => Promise.reject(DomainError.notImplemented('no tokenizer in this test')),
+    getModelStatus: () => Promise.resolve({ models: [], activeSequences: 0, freeKvPositions: 0 }),
+  };
+}
+
+let harness: GrpcTestServer | undefined;
+afterEach(async () => {
+  await harness?.close(200);
+  harness = undefined;
+});
+
+function unaryError(promise: Promise<unknown>): Promise<DomainError> {
+  return promise.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (e: unknown) => e as DomainError,
+  );
+}
+
+describe('grpc-kit server and client on loopback', () => {
+  it('serves a typed unary handler and echoes the caller request id in the headers', async () => {
+    harness = await startGrpcTestServer((s) => s.addService(SERVICE_NAMES.bind, bindV1.BindServiceService, bindHandlers()));
+    const client = createClient(bindV1.BindServiceClient, harness.address);
+    const md = new Metadata();
+    md.set('x-request-id', 'req-abc');
+    const headers = new Promise<Metadata>((resolve, reject) => {
+      const call = client.project({ queries: tensor([1, 2, 3]) }, md, {}, (err) => err && reject(err));
+      call.on('metadata', resolve);
+    });
+    expect((await headers).get('x-request-id')).toEqual(['req-abc']);
+    const res = await callUnary(client.project.bind(client), { queries: tensor([0.5]) });
+    expect(new Float32Array(Buffer.from(res.visualQueries!.data).buffer.slice(res.visualQueries!.data.byteOffset))[0]).toBe(0.5);
+    client.close();
+  });
+
+  it('maps a DomainError to its status with the code in trailers, and logs it with the request id', async () => {
+    harness = await startGrpcTestServer((s) => s.addService(SERVICE_NAMES.bind, bindV1.BindServiceService, bindHandlers()));
+    const client = createClient(bindV1.BindServiceClient, harness.address);
+    const raw = await new Promise<ServiceError>((resolve) => {
+      const md = new Metadata();
+      md.set('x-request-id', 'req-bad');
+      client.project({}, md, {}, (err) => resolve(err!));
+    });
+    expect(raw.code).toBe(status.INVALID_ARGUMENT);
+    expect(raw.details).toBe('queries: required');
+    expect(raw.metadata.get('ibllm-error-code')).toEqual(['INVALID_INPUT']);
+    expect(raw.metadata.get('ibllm-error-field')).toEqual(['queries']);
+    const e = await unaryError(callUnary(client.project.bind(client), {}));
+    expect(e).toBeInstanceOf(DomainError);
+    expect(e.code).toBe(ErrorCode.InvalidInput);
+    expect(harness.log.lines.some((l) => l['requestId'] === 'req-bad' && l['msg'] === 'queries: required')).toBe(true);
+    client.close();
+  });
+
+  it('turns an unexpected exception into INTERNAL without leaking it, and logs the stack', async () => {
+    harness = await startGrpcTestServer((s) =>
+      s.addService(
+        SERVICE_NAMES.bind,
+        bindV1.BindServiceService,
+        bindHandlers({
+          project: () => {
+            throw new TypeError('db password is hunter2');
+          },
+        }),
+      ),
+    );
+    const client = createClient(bindV1.BindServiceClient, harness.address);
+    const e = await unaryError(callUnary(client.project.bind(client), {}));
+    expect(e.code).toBe(ErrorCode.Internal);
+    expect(e.message).not.toContain('hunter2');
+    const logged = harness.log.lines.find((l) => l['level'] === 'error');
+    expect(JSON.stringify(logged)).toContain('hunter2');
+    client.close();
+  });
+
+  it('aborts the handler signal when the deadline passes and reports DEADLINE_EXCEEDED', async () => {
+    let seen: CallContext | undefined;
+    harness = await startGrpcTestServer((s) =>
+      s.addService(
+        SERVICE_NAMES.bind,
+        bindV1.BindServiceService,
+        bindHandlers({
+          project: async (_req, ctx) => {
+            seen = ctx;
+            await once(ctx.signal, 'abort');
+            throwIfAborted(ctx);
+            return {};
+          },
+        }),
+      ),
+    );
+    const client = createClient(bindV1.BindServiceClient, harness.address);
+    const started = Date.now();
+    const e = await unaryError(callUnary(client.project.bind(client), {}, { timeoutMs: 150 }));
+    expect(e.code).toBe(ErrorCode.DeadlineExceeded);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(Number.isFinite(seen!.deadline)).toBe(true);
+    await expect.poll(() => seen!.signal.aborted).toBe(true);
+    client.close();
+  });
+
+  it('streams messages in order and stops the handler when the client cancels', async () => {
+    let aborted = false;
+    harness = await startGrpcTestServer((s) =>
+      s.addService(
+        SERVICE_NAMES.decoder,
+        decoderV1.DecoderServiceService,
+        decoderHandlers(async function* (_req, ctx) {
+          ctx.signal.addEventListener('abort', () => {
+            aborted = true;
+          });
+          for (let i = 0; ; i++) {
+            throwIfAborted(ctx);
+            yield { tokens: [{ id: 100 + i, index: i, text: `t${i}`, logprob: 0 }], finishReason: 0 };
+            await new Promise((r) => setTimeout(r, 5));
+          }
+        }),
+      ),
+    );
+    const client = createClient(decoderV1.DecoderServiceClient, harness.address);
+    const ids: number[] = [];
+    for await (const msg of callServerStream(client.generate.bind(client), { promptTokenIds: [1], resumeFromTokenIds: [], returnPrefillLogits: false })) {
+      ids.push(msg.tokens[0]!.id);
+      if (ids.length === 5) break;
+    }
+    expect(ids).toEqual([100, 101, 102, 103, 104]);
+    await expect.poll(() => aborted).toBe(true);
+    client.close();
+  });
+
+  it('ends a stream with the domain status a handler throws midway', async () => {
+    harness = await startGrpcTestServer((s) =>
+      s.addService(
+        SERVICE_NAMES.decoder,
+        decoderV1.DecoderServiceService,
+        decoderHandlers(async function* () {
+          yield { tokens: [{ id: 1, index: 0, text: 'a', logprob: 0 }], finishReason: 0 };
+          await Promise.resolve();
+          throw DomainError.overloaded('KV cache full', 250);
+        }),
+      ),
+    );
+    const client = createClient(decoderV1.DecoderServiceClient, harness.address);
+    const got: number[] = [];
+    let error: DomainError | undefined;
+    try {
+      for await (const m of callServerStream(client.generate.bind(client), { promptTokenIds: [1], resumeFromTokenIds: [], returnPrefillLogits: false })) {
+        got.push(m.tokens[0]!.id);
+      }
+    } catch (e) {
+      error = e as DomainError;
+    }
+    expect(got).toEqual([1]);
+    expect(error?.code).toBe(ErrorCode.Overloaded);
+    expect(error?.message).toBe('KV cache full');
+    client.close();
+  });
+
+  it('refuses a request larger than the configured message limit with RESOURCE_EXHAUSTED', async () => {
+    harness = await startGrpcTestServer(
+      (s) => s.addService(SERVICE_NAMES.bind, bindV1.BindServiceService, bindHandlers()),
+      { maxReceiveMessageBytes: 1024 },
+    );
+    const client = createClient(bindV1.BindServiceClient, harness.address);
+    const e = await unaryError(callUnary(client.project.bind(client), { queries: tensor(new Array<number>(2048).fill(1)) }));
+    expect(e.code).toBe(ErrorCode.Overloaded); // RESOURCE_EXHAUSTED from grpc-js itself
+    client.close();
+  });
+
+  it('reports health per service and overall, NOT_SERVING until ready', async () => {
+    harness = await startGrpcTestServer(
+      (s) => s.addService(SERVICE_NAMES.bind, bindV1.BindServiceService, bindHandlers()),
+      { ready: false },
+    );
+    expect(await checkHealth(harness.address)).toBe('NOT_SERVING');
+    harness.server.setReady(true);
+    expect(await checkHealth(harness.address)).toBe('SERVING');
+    expect(await checkHealth(harness.address, SERVICE_NAMES.bind)).toBe('SERVING');
+    await expect(checkHealth(harness.address, 'no.such.Service')).rejects.toMatchObject({ code: status.NOT_FOUND });
+  });
+
+  it('lets calls in flight finish during a graceful shutdown, and aborts them after the grace period', async () => {
+    const abortable = (ms: number, ctx: CallContext): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, ms);
+        ctx.signal.addEventListener('abort', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    harness = await startGrpcTestServer((s) =>
+      s.addService(
+        SERVICE_NAMES.bind,
+        bindV1.BindServiceService,
+        bindHandlers({
+          project: async (req, ctx) => {
+            await abortable(req.model?.name === 'forever' ? 60_000 : 300, ctx);
+            throwIfAborted(ctx);
+            return { visualQueries: req.queries, model: req.model };
+          },
+        }),
+      ),
+    );
+    const client = createClient(bindV1.BindServiceClient, harness.address);
+    const slow = callUnary(client.project.bind(client), { model: { name: 'slow', version: '' } });
+    await new Promise((r) => setTimeout(r, 50));
+    await harness.server.shutdown(5_000);
+    await expect(slow).resolves.toMatchObject({ model: { name: 'slow' } });
+    client.close();
+    await harness.close();
+
+    harness = await startGrpcTestServer((s) =>
+      s.addService(
+        SERVICE_NAMES.bind,
+        bindV1.BindServiceService,
+        bindHandlers({
+          project: async (req, ctx) => {
+            await abortable(60_000, ctx);
+            throwIfAborted(ctx);
+            return { visualQueries: req.queries };
+          },
+        }),
+      ),
+    );
+    const client2 = createClient(bindV1.BindServiceClient, harness.address);
+    const stuck = unaryError(callUnary(client2.project.bind(client2), {}));
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    await harness.server.shutdown(200);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    const e = await stuck;
+    expect(e.code).toBe(ErrorCode.DependencyUnavailable);
+    client2.close();
+  });
+});
+
+describe('withRetry', () => {
+  it('retries UNAVAILABLE with backoff and gives up on INVALID_ARGUMENT at once', async () => {
+    let calls = 0;
+    const result = await withRetry(
+      () => {
+        calls++;
+        return calls < 3 ? Promise.reject(DomainError.unavailable('down')) : Promise.resolve('ok');
+      },
+      { maxAttempts: 4, initialBackoffMs: 1, maxBackoffMs: 2 },
+    );
+    expect(result).toBe('ok');
+    expect(calls).toBe(3);
+
+    let bad = 0;
+    await expect(
+      withRetry(() => {
+        bad++;
+        return Promise.reject(DomainError.invalidInput('nope'));
+      }),
+    ).rejects.toMatchObject({ code: ErrorCode.InvalidInput });
+    expect(bad).toBe(1);
+  });
+
+  it('stops after maxAttempts and never sleeps past the parent deadline', async () => {
+    let calls = 0;
+    const parent = { deadline: Date.now() + 30, signal: new AbortController().signal, requestId: 'r' };
+    await expect(
+      withRetry(
+        () => {
+          calls++;
+          return Promise.reject(DomainError.unavailable('down'));
+        },
+        { maxAttempts: 100, initialBackoffMs: 1_000, maxBackoffMs: 1_000 },
+        { parent },
+        () => 0.99,
+      ),
+    ).rejects.toMatchObject({ code: ErrorCode.DependencyUnavailable });
+    expect(calls).toBe(1);
+  });
+});
+
+describe('reflection', () => {
+  it('serves the descriptor set so tools can list the services', async () => {
+    harness = await startGrpcTestServer(
+      (s) => s.addService(SERVICE_NAMES.bind, bindV1.BindServiceService, bindHandlers()),
+      { descriptorSet: loadDescriptorSet() },
+    );
+    const names = await listServicesByReflection(harness.address);
+    expect(names).toContain('imagebind.bind.v1.BindService');
+    expect(names).toContain('imagebind.gateway.v1.GatewayService');
+  });
+});
+
+/** Minimal reflection client (grpc.reflection.v1.ServerReflection, list_services). */
+async function listServicesByReflection(address: string): Promise<string[]> {
+  const { loadSync } = await import('@grpc/proto-loader');
+  const grpc = await import('@grpc/grpc-js');
+  const protoPath = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
+  const def = grpc.loadPackageDefinition(loadSync(protoPath, { keepCase: true })) as unknown as {
+    grpc: { reflection: { v1: { ServerReflection: new (a: string, c: unknown) => ReflectionClient } } };
+  };
+  interface ReflectionClient {
+    ServerReflectionInfo(): NodeJS.ReadWriteStream & { write(m: unknown): boolean; end(): void };
+    close(): void;
+  }
+  const client = new def.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure());
+  const call = client.ServerReflectionInfo();
+  const response = new Promise<{ list_services_response: { service: { name: string }[] } }>((resolve, reject) => {
+    call.on('data', resolve);
+    call.on('error', reject);
+  });
+  call.write({ list_services: '' });
+  const r = await response;
+  call.end();
+  client.close();
+  return r.list_services_response.service.map((s) => s.name);
+}

@@ -1,0 +1,144 @@
+// Medium test: the gateway as a real process (compiled by `npm run build`), called over loopback
+// with the generated client, as a user or a Kubernetes probe would.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { checkHealth, createClient } from '@imagebind-llm/grpc-kit';
+import { commonV1, gatewayV1 } from '@imagebind-llm/proto';
+import { startProcess, type RunningProcess } from '@imagebind-llm/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const MAIN = join(__dirname, '..', 'dist', 'main.js');
+const baseEnv = { PATH: process.env['PATH'], GATEWAY_GRPC_PORT: '0', GATEWAY_HTTP_PORT: '0', LOG_LEVEL: 'info' };
+
+function unary<Req, Res>(
+  fn: (req: Req, md: Metadata, cb: (e: ServiceError | null, r: Res) => void) => unknown,
+  req: Req,
+  md = new Metadata(),
+): Promise<{ error: ServiceError | null; response: Res }> {
+  return new Promise((resolve) => fn(req, md, (error, response) => resolve({ error, response })));
+}
+
+describe('gateway process', () => {
+  let proc: RunningProcess;
+  let grpcAddress: string;
+  let httpBase: string;
+
+  beforeAll(async () => {
+    expect(existsSync(MAIN), `${MAIN} is missing: run \`npm run build\` first`).toBe(true);
+    proc = startProcess(process.execPath, [MAIN], { env: baseEnv });
+    const ready = await proc.waitForLine((l) => l['event'] === 'service.ready');
+    grpcAddress = `127.0.0.1:${String(ready['grpcPort'])}`;
+    httpBase = `http://127.0.0.1:${String(ready['httpPort'])}`;
+  });
+
+  afterAll(async () => {
+    await proc?.stop('SIGKILL');
+  });
+
+  it('answers grpc.health.v1.Health/Check with SERVING, overall and per service', async () => {
+    expect(await checkHealth(grpcAddress)).toBe('SERVING');
+    expect(await checkHealth(grpcAddress, 'imagebind.gateway.v1.GatewayService')).toBe('SERVING');
+    expect(await checkHealth(grpcAddress, 'imagebind.gateway.v1.BatchJobService')).toBe('SERVING');
+  });
+
+  it('answers a public RPC with UNIMPLEMENTED and a message saying why, echoing the request id', async () => {
+    const client = createClient(gatewayV1.GatewayServiceClient, grpcAddress);
+    const md = new Metadata();
+    md.set('x-request-id', 'it-embed-1');
+    const { error } = await unary(client.embed.bind(client), {
+      inputs: [{ modality: commonV1.Modality.MODALITY_TEXT, source: { $case: 'text', value: 'A dog.' }, mediaType: '' }],
+      includeFused: true,
+    }, md);
+    expect(error?.code).toBe(status.UNIMPLEMENTED);
+    expect(error?.details).toMatch(/Embed is not available in this build/);
+    expect(error?.metadata.get('ibllm-error-code')).toEqual(['NOT_IMPLEMENTED']);
+    client.close();
+  });
+
+  it('validates before anything else: a bad Generate gets INVALID_ARGUMENT naming the field', async () => {
+    const client = createClient(gatewayV1.GatewayServiceClient, grpcAddress);
+    const stream = client.generate({
+      inputs: [{ modality: commonV1.Modality.MODALITY_IMAGE, weight: 0, source: { $case: 'content', value: Buffer.from('x') }, mediaType: '' }],
+      instruction: 'Describe the image.',
+      input: '',
+    });
+    const error = await new Promise<ServiceError>((resolve) => stream.on('error', resolve));
+    expect(error.code).toBe(status.INVALID_ARGUMENT);
+    expect(error.details).toBe('inputs[0].weight: must be a positive number (unset means 1), got 0');
+    expect(error.metadata.get('ibllm-error-field')).toEqual(['inputs[0].weight']);
+
+    const valid = client.generate({
+      inputs: [{ modality: commonV1.Modality.MODALITY_IMAGE, source: { $case: 'content', value: Buffer.from('x') }, mediaType: '' }],
+      instruction: 'Describe the image.',
+      input: '',
+    });
+    const unimplemented = await new Promise<ServiceError>((resolve) => valid.on('error', resolve));
+    expect(unimplemented.code).toBe(status.UNIMPLEMENTED);
+    client.close();
+  });
+
+  it('answers batch job RPCs with UNIMPLEMENTED too', async () => {
+    const client = createClient(gatewayV1.BatchJobServiceClient, grpcAddress);
+    const { error } = await unary(client.getBatchJob.bind(client), { jobId: 'j1' });
+    expect(error?.code).toBe(status.UNIMPLEMENTED);
+    client.close();
+  });
+
+  it('exposes Prometheus metrics that counted those calls, and readiness', async () => {
+    const metrics = await fetch(`${httpBase}/metrics`);
+    expect(metrics.status).toBe(200);
+    const body = await metrics.text();
+    expect(body).toMatch(
+      /grpc_server_handled_total\{grpc_type="unary",grpc_service="imagebind.gateway.v1.GatewayService",grpc_method="Embed",grpc_code="UNIMPLEMENTED",service="gateway"\} [1-9]/,
+    );
+    expect(body).toContain('ibllm_ready{service="gateway"} 1');
+    expect((await fetch(`${httpBase}/readyz`)).status).toBe(200);
+    expect((await fetch(`${httpBase}/healthz`)).status).toBe(200);
+  });
+
+  it('logs JSON lines only, with the request id of the call', () => {
+    const raw = proc.lines.filter((l) => 'raw' in l);
+    expect(raw).toEqual([]);
+    const line = proc.lines.find((l) => l['requestId'] === 'it-embed-1');
+    expect(line).toMatchObject({ service: 'gateway', method: '/imagebind.gateway.v1.GatewayService/Embed' });
+  });
+});
+
+describe('gateway lifecycle', () => {
+  it('drains and exits 0 on SIGTERM, reporting NOT_SERVING first', async () => {
+    const proc = startProcess(process.execPath, [MAIN], { env: { ...baseEnv, SHUTDOWN_GRACE_MS: '2000' } });
+    await proc.waitForLine((l) => l['event'] === 'service.ready');
+    const result = await proc.stop('SIGTERM', 10_000);
+    expect(result).toEqual({ code: 0, signal: null });
+    const events = proc.lines.map((l) => l['event']).filter((e) => e !== undefined);
+    expect(events.indexOf('grpc.draining')).toBeGreaterThan(events.indexOf('service.ready'));
+    expect(events).toContain('grpc.stopped');
+  });
+
+  it.each([
+    [{ GATEWAY_GRPC_PORT: 'fifty' }, /^invalid configuration for gateway: GATEWAY_GRPC_PORT is "fifty": must be a port number/],
+    [{ GATEWAY_MAX_INPUTS: '0' }, /GATEWAY_MAX_INPUTS is "0": must be at least 1/],
+    [{ LOG_LEVEL: 'chatty' }, /LOG_LEVEL is "chatty": must be one of fatal, error/],
+  ])('exits 78 with a one-line explanation on bad configuration %j', async (bad, expected) => {
+    const proc = startProcess(process.execPath, [MAIN], { env: { ...baseEnv, ...bad } });
+    const result = await proc.exited();
+    expect(result.code).toBe(78);
+    const stderr = proc.stderr();
+    expect(stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(expected);
+    expect(proc.lines).toEqual([]);
+  });
+
+  it('exits non-zero with one line when its port is taken', async () => {
+    const first = startProcess(process.execPath, [MAIN], { env: baseEnv });
+    const ready = await first.waitForLine((l) => l['event'] === 'service.ready');
+    const second = startProcess(process.execPath, [MAIN], {
+      env: { ...baseEnv, GATEWAY_GRPC_PORT: String(ready['grpcPort']) },
+    });
+    const result = await second.exited();
+    await first.stop('SIGKILL');
+    expect(result.code).toBe(1);
+    expect(second.stderr()).toMatch(/^gateway failed to start: cannot bind gRPC server to 127\.0\.0\.1:\d+/);
+  });
+});
