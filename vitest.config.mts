@@ -5,7 +5,11 @@ import { defineConfig } from 'vitest/config';
 // loopback, real processes, real Redis). TEST_TIER=small|medium narrows a run; default runs all.
 const tier = process.env['TEST_TIER'] ?? 'all';
 const small = ['libs/*/src/**/*.spec.ts', 'services/*/src/**/*.spec.ts', 'tools/**/*.spec.ts'];
-const medium = ['libs/*/src/**/*.int-spec.ts', 'services/*/src/**/*.int-spec.ts', 'services/*/test/**/*.int-spec.ts'];
+const medium = [
+  'libs/*/src/**/*.int-spec.ts',
+  'services/*/src/**/*.int-spec.ts',
+  'services/*/test/**/*.int-spec.ts',
+];
 
 export default defineConfig({
   // SWC instead of esbuild so decorators keep their metadata, as under tsc (Nest DI relies on it).

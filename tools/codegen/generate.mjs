@@ -3,7 +3,16 @@
 // reflection. With --check it generates into a temporary folder and fails (exit 1) when the
 // committed files differ, listing each stale file: CI runs it so generated code never drifts.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, mkdirSync, cpSync, existsSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  mkdirSync,
+  cpSync,
+  existsSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +41,11 @@ try {
   // buf.gen.yaml writes to libs/proto/src/generated relative to the working directory, so run it
   // from the scratch folder with the module path pointing back at the repository.
   mkdirSync(join(scratch, 'node_modules', '.bin'), { recursive: true });
-  cpSync(join(root, 'node_modules', '.bin', 'protoc-gen-ts_proto'), join(scratch, 'node_modules', '.bin', 'protoc-gen-ts_proto'), { dereference: false, verbatimSymlinks: false });
+  cpSync(
+    join(root, 'node_modules', '.bin', 'protoc-gen-ts_proto'),
+    join(scratch, 'node_modules', '.bin', 'protoc-gen-ts_proto'),
+    { dereference: false, verbatimSymlinks: false },
+  );
   execFileSync(buf, ['generate', join(root, 'proto'), '--template', join(root, 'proto', 'buf.gen.yaml')], {
     cwd: scratch,
     stdio: 'inherit',
@@ -57,7 +70,9 @@ try {
       }
     }
     if (stale.length > 0) {
-      console.error(`generated code is stale; run \`npm run proto:generate\` and commit:\n  ${stale.join('\n  ')}`);
+      console.error(
+        `generated code is stale; run \`npm run proto:generate\` and commit:\n  ${stale.join('\n  ')}`,
+      );
       process.exit(1);
     }
     console.log('proto codegen: committed files match a fresh generation');

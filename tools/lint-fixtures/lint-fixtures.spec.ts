@@ -1,5 +1,6 @@
 // Proves the architecture rules are enforced, not just written down: each fixture under boundary/
 // breaks one rule and lint must reject it with that rule; the control file must pass.
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ESLint } from 'eslint';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,13 @@ describe('lint fixtures', () => {
 
   beforeAll(async () => {
     process.env['NX_DAEMON'] = 'false';
+    // The boundaries rule reads Nx's cached project graph and silently skips itself when there is
+    // none; computing the graph first makes the rule run on the current files.
+    execFileSync(join(root, 'node_modules', '.bin', 'nx'), ['show', 'projects'], {
+      cwd: root,
+      env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true' },
+      stdio: 'ignore',
+    });
     // ignore: false lints the fixtures that the normal run skips; the config is the real one.
     const eslint = new ESLint({ cwd: root, ignore: false });
     const linted = await eslint.lintFiles([join(__dirname, 'boundary')]);
@@ -40,7 +48,11 @@ describe('lint fixtures', () => {
   });
 
   it('rejects a floating promise (type-aware async rules are on)', () => {
-    expect(rulesOf('plain-lib/src/floating-promise.ts').some((m) => m.startsWith('@typescript-eslint/no-floating-promises'))).toBe(true);
+    expect(
+      rulesOf('plain-lib/src/floating-promise.ts').some((m) =>
+        m.startsWith('@typescript-eslint/no-floating-promises'),
+      ),
+    ).toBe(true);
   });
 
   it('accepts a service importing a lib (the rules are not simply rejecting everything)', () => {

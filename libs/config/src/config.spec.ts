@@ -13,11 +13,24 @@ const schema = {
 describe('parseEnv', () => {
   it('applies defaults when variables are unset or empty', () => {
     const cfg = parseEnv('svc', schema, { PORT: '', HOST: undefined });
-    expect(cfg).toEqual({ PORT: 50051, HOST: '127.0.0.1', WORKERS: 4, DEBUG: false, LOG_LEVEL: 'info', NAME: undefined });
+    expect(cfg).toEqual({
+      PORT: 50051,
+      HOST: '127.0.0.1',
+      WORKERS: 4,
+      DEBUG: false,
+      LOG_LEVEL: 'info',
+      NAME: undefined,
+    });
   });
 
   it('coerces strings the way operators write them', () => {
-    const cfg = parseEnv('svc', schema, { PORT: '0', WORKERS: '8', DEBUG: 'yes', LOG_LEVEL: 'debug', NAME: ' x ' });
+    const cfg = parseEnv('svc', schema, {
+      PORT: '0',
+      WORKERS: '8',
+      DEBUG: 'yes',
+      LOG_LEVEL: 'debug',
+      NAME: ' x ',
+    });
     expect(cfg.PORT).toBe(0);
     expect(cfg.WORKERS).toBe(8);
     expect(cfg.DEBUG).toBe(true);
@@ -44,7 +57,9 @@ describe('parseEnv', () => {
   });
 
   it('rejects hosts with spaces or schemes', () => {
-    expect(() => parseEnv('svc', schema, { HOST: 'http://x' })).toThrow(/HOST is "http:\/\/x": must be a host name/);
+    expect(() => parseEnv('svc', schema, { HOST: 'http://x' })).toThrow(
+      /HOST is "http:\/\/x": must be a host name/,
+    );
   });
 });
 

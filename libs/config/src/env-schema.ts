@@ -57,9 +57,11 @@ export const env = {
       .transform((v) => v === 'true' || v === '1' || v === 'yes')
       .default(fallback),
   logLevel: () =>
-    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
-      error: 'must be one of fatal, error, warn, info, debug, trace, silent',
-    }).default('info'),
+    z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+        error: 'must be one of fatal, error, warn, info, debug, trace, silent',
+      })
+      .default('info'),
   optionalString: () =>
     z
       .string()
@@ -98,7 +100,7 @@ export function parseEnv<S extends EnvSchema>(
 export function describeEnv(schema: EnvSchema): string {
   const rows = Object.entries(schema).map(([name, spec]) => {
     const parsed = spec.schema.safeParse(undefined);
-    const fallback = parsed.success ? JSON.stringify(parsed.data) ?? '(none)' : '(required)';
+    const fallback = parsed.success ? (JSON.stringify(parsed.data) ?? '(none)') : '(required)';
     return `| \`${name}\` | ${fallback} | ${spec.doc} |`;
   });
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');

@@ -44,7 +44,10 @@ describe('error code mapping', () => {
 
 describe('toGrpcStatus', () => {
   it('keeps a domain error message and puts code, field and retry hint in trailers', () => {
-    const error = new DomainError(ErrorCode.Overloaded, 'queue full', { field: 'inputs', retryAfterMs: 12.2 });
+    const error = new DomainError(ErrorCode.Overloaded, 'queue full', {
+      field: 'inputs',
+      retryAfterMs: 12.2,
+    });
     const s = toGrpcStatus(error, 'req-1');
     expect(s.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(s.details).toBe('queue full');

@@ -38,7 +38,9 @@ export function throwIfAborted(ctx: Pick<CallContext, 'signal'>): void {
 
 export function abortReason(signal: AbortSignal): DomainError {
   const reason: unknown = signal.reason;
-  return reason instanceof DomainError ? reason : new DomainError(ErrorCode.Cancelled, 'the call was cancelled');
+  return reason instanceof DomainError
+    ? reason
+    : new DomainError(ErrorCode.Cancelled, 'the call was cancelled');
 }
 
 function deadlineOf(call: ServerSurfaceCall): number {
@@ -70,7 +72,9 @@ export function createCallContext(
   let timer: NodeJS.Timeout | undefined;
   if (Number.isFinite(deadline)) {
     const abortAtDeadline = (): void => {
-      controller.abort(new DomainError(ErrorCode.DeadlineExceeded, 'the call deadline passed before the work finished'));
+      controller.abort(
+        new DomainError(ErrorCode.DeadlineExceeded, 'the call deadline passed before the work finished'),
+      );
     };
     const ms = deadline - Date.now();
     if (ms <= 0) abortAtDeadline();

@@ -150,7 +150,10 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, initialBackoffMs: 50, maxBackoffMs: 2_000 };
 
-const RETRY_ON: ReadonlySet<ErrorCode> = new Set<ErrorCode>([ErrorCode.DependencyUnavailable, ErrorCode.ModelNotReady]);
+const RETRY_ON: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  ErrorCode.DependencyUnavailable,
+  ErrorCode.ModelNotReady,
+]);
 
 /**
  * Runs an idempotent call (encode, search, project) with retries on UNAVAILABLE, backing off with
@@ -175,10 +178,14 @@ export async function withRetry<T>(
       if (!retryable || signal?.aborted === true || Date.now() + wait >= deadline) throw domain;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
-        signal?.addEventListener('abort', () => {
-          clearTimeout(timer);
-          resolve();
-        }, { once: true });
+        signal?.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
       });
       backoff = Math.min(backoff * 2, policy.maxBackoffMs);
     }

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { bindV1, commonV1, decoderV1, loadDescriptorSet, SERVICE_NAMES } from '@imagebind-llm/proto';
-import { startGrpcTestServer, type GrpcTestServer } from '@imagebind-llm/testing';
+import { createLogger, MemoryLog, ServiceMetrics } from '@imagebind-llm/observability';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   callServerStream,
@@ -11,9 +11,42 @@ import {
   createClient,
   throwIfAborted,
   withRetry,
+  GrpcServer,
   type CallContext,
   type ServiceHandlers,
 } from './index';
+
+// libs/testing builds on grpc-kit, so grpc-kit's own tests set up their server directly.
+interface Harness {
+  server: GrpcServer;
+  address: string;
+  log: MemoryLog;
+  close(graceMs?: number): Promise<void>;
+}
+
+async function startGrpcTestServer(
+  register: (server: GrpcServer) => void,
+  options: { maxReceiveMessageBytes?: number; descriptorSet?: Buffer; ready?: boolean } = {},
+): Promise<Harness> {
+  const log = new MemoryLog();
+  const server = new GrpcServer({
+    host: '127.0.0.1',
+    port: 0,
+    logger: createLogger({ service: 'grpc-kit-test', level: 'debug', destination: log }),
+    metrics: new ServiceMetrics('grpc-kit-test'),
+    maxReceiveMessageBytes: options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
+    ...(options.descriptorSet === undefined ? {} : { descriptorSet: options.descriptorSet }),
+  });
+  register(server);
+  const port = await server.start();
+  if (options.ready !== false) server.setReady(true);
+  return {
+    server,
+    address: `127.0.0.1:${port}`,
+    log,
+    close: async (graceMs = 1_000) => server.shutdown(graceMs),
+  };
+}
 
 const tensor = (values: number[]): commonV1.Tensor => ({
   dtype: commonV1.DataType.DATA_TYPE_FLOAT32,
@@ -21,9 +54,9 @@ const tensor = (values: number[]): commonV1.Tensor => ({
   data: Buffer.from(new Float32Array(values).buffer),
 });
 
-function bindHandlers(overrides: Partial<ServiceHandlers<typeof bindV1.BindServiceService>> = {}): ServiceHandlers<
-  typeof bindV1.BindServiceService
-> {
+function bindHandlers(
+  overrides: Partial<ServiceHandlers<typeof bindV1.BindServiceService>> = {},
+): ServiceHandlers<typeof bindV1.BindServiceService> {
   return {
     project: async (request) => {
       await Promise.resolve();
@@ -45,13 +78,13 @@ function decoderHandlers(
   };
 }
 
-let harness: GrpcTestServer | undefined;
+let harness: Harness | undefined;
 afterEach(async () => {
   await harness?.close(200);
   harness = undefined;
 });
 
-function unaryError(promise: Promise<unknown>): Promise<DomainError> {
+async function unaryError(promise: Promise<unknown>): Promise<DomainError> {
   return promise.then(
     () => {
       throw new Error('expected the call to fail');
@@ -62,7 +95,9 @@ function unaryError(promise: Promise<unknown>): Promise<DomainError> {
 
 describe('grpc-kit server and client on loopback', () => {
   it('serves a typed unary handler and echoes the caller request id in the headers', async () => {
-    harness = await startGrpcTestServer((s) => s.addService(SERVICE_NAMES.bind, bindV1.BindServiceService, bindHandlers()));
+    harness = await startGrpcTestServer((s) =>
+      s.addService(SERVICE_NAMES.bind, bindV1.BindServiceService, bindHandlers()),
+    );
     const client = createClient(bindV1.BindServiceClient, harness.address);
     const md = new Metadata();
     md.set('x-request-id', 'req-abc');
@@ -72,12 +107,18 @@ describe('grpc-kit server and client on loopback', () => {
     });
     expect((await headers).get('x-request-id')).toEqual(['req-abc']);
     const res = await callUnary(client.project.bind(client), { queries: tensor([0.5]) });
-    expect(new Float32Array(Buffer.from(res.visualQueries!.data).buffer.slice(res.visualQueries!.data.byteOffset))[0]).toBe(0.5);
+    expect(
+      new Float32Array(
+        Buffer.from(res.visualQueries!.data).buffer.slice(res.visualQueries!.data.byteOffset),
+      )[0],
+    ).toBe(0.5);
     client.close();
   });
 
   it('maps a DomainError to its status with the code in trailers, and logs it with the request id', async () => {
-    harness = await startGrpcTestServer((s) => s.addService(SERVICE_NAMES.bind, bindV1.BindServiceService, bindHandlers()));
+    harness = await startGrpcTestServer((s) =>
+      s.addService(SERVICE_NAMES.bind, bindV1.BindServiceService, bindHandlers()),
+    );
     const client = createClient(bindV1.BindServiceClient, harness.address);
     const raw = await new Promise<ServiceError>((resolve) => {
       const md = new Metadata();
@@ -91,7 +132,9 @@ describe('grpc-kit server and client on loopback', () => {
     const e = await unaryError(callUnary(client.project.bind(client), {}));
     expect(e).toBeInstanceOf(DomainError);
     expect(e.code).toBe(ErrorCode.InvalidInput);
-    expect(harness.log.lines.some((l) => l['requestId'] === 'req-bad' && l['msg'] === 'queries: required')).toBe(true);
+    expect(
+      harness.log.lines.some((l) => l['requestId'] === 'req-bad' && l['msg'] === 'queries: required'),
+    ).toBe(true);
     client.close();
   });
 
@@ -162,7 +205,11 @@ describe('grpc-kit server and client on loopback', () => {
     );
     const client = createClient(decoderV1.DecoderServiceClient, harness.address);
     const ids: number[] = [];
-    for await (const msg of callServerStream(client.generate.bind(client), { promptTokenIds: [1], resumeFromTokenIds: [], returnPrefillLogits: false })) {
+    for await (const msg of callServerStream(client.generate.bind(client), {
+      promptTokenIds: [1],
+      resumeFromTokenIds: [],
+      returnPrefillLogits: false,
+    })) {
       ids.push(msg.tokens[0]!.id);
       if (ids.length === 5) break;
     }
@@ -187,7 +234,11 @@ describe('grpc-kit server and client on loopback', () => {
     const got: number[] = [];
     let error: DomainError | undefined;
     try {
-      for await (const m of callServerStream(client.generate.bind(client), { promptTokenIds: [1], resumeFromTokenIds: [], returnPrefillLogits: false })) {
+      for await (const m of callServerStream(client.generate.bind(client), {
+        promptTokenIds: [1],
+        resumeFromTokenIds: [],
+        returnPrefillLogits: false,
+      })) {
         got.push(m.tokens[0]!.id);
       }
     } catch (e) {
@@ -205,7 +256,9 @@ describe('grpc-kit server and client on loopback', () => {
       { maxReceiveMessageBytes: 1024 },
     );
     const client = createClient(bindV1.BindServiceClient, harness.address);
-    const e = await unaryError(callUnary(client.project.bind(client), { queries: tensor(new Array<number>(2048).fill(1)) }));
+    const e = await unaryError(
+      callUnary(client.project.bind(client), { queries: tensor(new Array<number>(2048).fill(1)) }),
+    );
     expect(e.code).toBe(ErrorCode.Overloaded); // RESOURCE_EXHAUSTED from grpc-js itself
     client.close();
   });
@@ -219,7 +272,9 @@ describe('grpc-kit server and client on loopback', () => {
     harness.server.setReady(true);
     expect(await checkHealth(harness.address)).toBe('SERVING');
     expect(await checkHealth(harness.address, SERVICE_NAMES.bind)).toBe('SERVING');
-    await expect(checkHealth(harness.address, 'no.such.Service')).rejects.toMatchObject({ code: status.NOT_FOUND });
+    await expect(checkHealth(harness.address, 'no.such.Service')).rejects.toMatchObject({
+      code: status.NOT_FOUND,
+    });
   });
 
   it('lets calls in flight finish during a graceful shutdown, and aborts them after the grace period', async () => {
@@ -344,10 +399,12 @@ async function listServicesByReflection(address: string): Promise<string[]> {
   }
   const client = new def.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure());
   const call = client.ServerReflectionInfo();
-  const response = new Promise<{ list_services_response: { service: { name: string }[] } }>((resolve, reject) => {
-    call.on('data', resolve);
-    call.on('error', reject);
-  });
+  const response = new Promise<{ list_services_response: { service: { name: string }[] } }>(
+    (resolve, reject) => {
+      call.on('data', resolve);
+      call.on('error', reject);
+    },
+  );
   call.write({ list_services: '' });
   const r = await response;
   call.end();

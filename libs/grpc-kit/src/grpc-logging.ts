@@ -12,6 +12,6 @@ interface WarnLogger {
  */
 export function routeGrpcLogs(logger: WarnLogger): void {
   const write = (...args: unknown[]): void => logger.warn({ source: 'grpc-js' }, format(...args));
-  setLogger({ error: write, warn: write, info: write, debug: write } as unknown as Console);
+  setLogger({ error: write, warn: write, info: write, debug: write });
   setLogVerbosity(logVerbosity.ERROR);
 }

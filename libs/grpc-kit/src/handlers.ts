@@ -152,7 +152,10 @@ function wrapServerStream(
         stopTimer();
         logFailure(ctx, error);
         const status = toGrpcStatus(error, ctx.requestId);
-        env.metrics.grpcServerHandled.inc({ ...labels, grpc_code: statusName(status.code ?? GrpcStatus.UNKNOWN) });
+        env.metrics.grpcServerHandled.inc({
+          ...labels,
+          grpc_code: statusName(status.code ?? GrpcStatus.UNKNOWN),
+        });
         call.emit('error', status);
       },
     );

@@ -1,4 +1,10 @@
-import { credentials, makeGenericClientConstructor, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  makeGenericClientConstructor,
+  Metadata,
+  type Client,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 
 /** `grpc.health.v1.HealthCheckResponse.ServingStatus` names. */
@@ -13,10 +19,10 @@ interface HealthClient extends Client {
   ): void;
 }
 
-const HealthClientCtor = makeGenericClientConstructor(healthService, 'grpc.health.v1.Health') as unknown as new (
-  address: string,
-  creds: ReturnType<typeof credentials.createInsecure>,
-) => HealthClient;
+const HealthClientCtor = makeGenericClientConstructor(
+  healthService,
+  'grpc.health.v1.Health',
+) as unknown as new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => HealthClient;
 
 const STATUS_BY_NUMBER: readonly HealthStatus[] = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
 
@@ -29,10 +35,20 @@ export async function checkHealth(address: string, service = '', timeoutMs = 2_0
   const client = new HealthClientCtor(address, credentials.createInsecure());
   try {
     return await new Promise<HealthStatus>((resolve, reject) => {
-      client.check({ service }, new Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (error, response) => {
-        if (error) reject(error);
-        else resolve(typeof response.status === 'number' ? (STATUS_BY_NUMBER[response.status] ?? 'UNKNOWN') : response.status);
-      });
+      client.check(
+        { service },
+        new Metadata(),
+        { deadline: new Date(Date.now() + timeoutMs) },
+        (error, response) => {
+          if (error) reject(error);
+          else
+            resolve(
+              typeof response.status === 'number'
+                ? (STATUS_BY_NUMBER[response.status] ?? 'UNKNOWN')
+                : response.status,
+            );
+        },
+      );
     });
   } finally {
     client.close();

@@ -64,7 +64,11 @@ export class GrpcServer {
   }
 
   /** Registers a service from its generated definition and typed handlers. */
-  addService<D extends ServiceDefinitionLike>(serviceName: string, definition: D, handlers: ServiceHandlers<D>): void {
+  addService<D extends ServiceDefinitionLike>(
+    serviceName: string,
+    definition: D,
+    handlers: ServiceHandlers<D>,
+  ): void {
     if (this.boundPort !== undefined) throw new Error(`cannot add ${serviceName} after the server started`);
     const implementation = implementService(definition, handlers, {
       logger: this.options.logger,
@@ -128,9 +132,15 @@ export class GrpcServer {
     const clean = await Promise.race([drained, timedOut]);
     if (timer !== undefined) clearTimeout(timer);
     if (!clean) {
-      this.options.logger.warn({ event: 'grpc.force_close' }, 'grace period over; aborting calls still running');
+      this.options.logger.warn(
+        { event: 'grpc.force_close' },
+        'grace period over; aborting calls still running',
+      );
       this.shutdownController.abort(
-        new DomainError(ErrorCode.DependencyUnavailable, 'the server is shutting down; retry on another replica'),
+        new DomainError(
+          ErrorCode.DependencyUnavailable,
+          'the server is shutting down; retry on another replica',
+        ),
       );
       // Give aborted handlers a moment to send their final status before the sockets close.
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -26,7 +26,10 @@ export interface ProviderChoice {
  * reported, unbundled providers (cuda, tensorrt) need their library installed (the GPU image
  * installs it; npm's postinstall is disabled here), and cpu is always appended as the fallback.
  */
-export function chooseProviders(preference: readonly string[], backends: readonly BackendInfo[]): ProviderChoice {
+export function chooseProviders(
+  preference: readonly string[],
+  backends: readonly BackendInfo[],
+): ProviderChoice {
   const providers: ProviderName[] = [];
   const skipped: { name: string; reason: string }[] = [];
   for (const raw of preference) {
@@ -39,7 +42,10 @@ export function chooseProviders(preference: readonly string[], backends: readonl
     const backend = backends.find((b) => b.name === name);
     if (backend === undefined) skipped.push({ name, reason: 'not supported by this onnxruntime-node build' });
     else if (!backend.bundled && !backend.installed) {
-      skipped.push({ name, reason: 'its provider library is not installed (GPU images install it explicitly)' });
+      skipped.push({
+        name,
+        reason: 'its provider library is not installed (GPU images install it explicitly)',
+      });
     } else if (!providers.includes(name as ProviderName)) providers.push(name as ProviderName);
   }
   if (!providers.includes('cpu')) providers.push('cpu');
@@ -63,6 +69,10 @@ export function detectBackends(): BackendInfo[] {
   );
   return listSupportedBackends().map((b) => {
     const lib = PROVIDER_LIBRARY[b.name];
-    return { name: b.name, bundled: b.bundled, installed: b.bundled || (lib !== undefined && existsSync(join(bindingDir, lib))) };
+    return {
+      name: b.name,
+      bundled: b.bundled,
+      installed: b.bundled || (lib !== undefined && existsSync(join(bindingDir, lib))),
+    };
   });
 }

@@ -47,6 +47,10 @@ export function createLogger(config: LoggerConfig): Logger {
 }
 
 /** A child logger that stamps `requestId` on every line. */
-export function requestLogger(logger: Logger, requestId: string, bindings: Record<string, unknown> = {}): Logger {
+export function requestLogger(
+  logger: Logger,
+  requestId: string,
+  bindings: Record<string, unknown> = {},
+): Logger {
   return logger.child({ requestId, ...bindings });
 }

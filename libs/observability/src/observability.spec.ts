@@ -1,12 +1,21 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { acceptRequestId, createLogger, requestLogger, ServiceMetrics, setTracer, withSpan, type Span } from './index';
+import {
+  acceptRequestId,
+  createLogger,
+  requestLogger,
+  ServiceMetrics,
+  setTracer,
+  withSpan,
+  type Span,
+} from './index';
 
 function capture(): { stream: Writable; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+      for (const l of chunk.toString().split('\n'))
+        if (l.trim() !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
       cb();
     },
   });
@@ -20,13 +29,23 @@ describe('logger', () => {
     requestLogger(logger, 'abc-123', { method: '/x/Y' }).info({ n: 1 }, 'hello');
     logger.debug('dropped below level');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 'info', service: 'svc', requestId: 'abc-123', method: '/x/Y', n: 1, msg: 'hello' });
+    expect(lines[0]).toMatchObject({
+      level: 'info',
+      service: 'svc',
+      requestId: 'abc-123',
+      method: '/x/Y',
+      n: 1,
+      msg: 'hello',
+    });
     expect(new Date(lines[0]!['time'] as string).toISOString()).toBe(lines[0]!['time']);
   });
 
   it('serialises errors with type, message and stack', () => {
     const { stream, lines } = capture();
-    createLogger({ service: 'svc', level: 'info', destination: stream }).error({ err: new RangeError('boom') }, 'failed');
+    createLogger({ service: 'svc', level: 'info', destination: stream }).error(
+      { err: new RangeError('boom') },
+      'failed',
+    );
     expect(lines[0]!['err']).toMatchObject({ type: 'RangeError', message: 'boom' });
     expect((lines[0]!['err'] as { stack: string }).stack).toContain('RangeError: boom');
   });
@@ -49,7 +68,9 @@ describe('ServiceMetrics', () => {
     m.ready.set(1);
     const { contentType, body } = await m.scrape();
     expect(contentType).toContain('text/plain');
-    expect(body).toContain('grpc_server_handled_total{grpc_type="unary",grpc_service="s",grpc_method="M",grpc_code="OK",service="gateway"} 1');
+    expect(body).toContain(
+      'grpc_server_handled_total{grpc_type="unary",grpc_service="s",grpc_method="M",grpc_code="OK",service="gateway"} 1',
+    );
     expect(body).toContain('grpc_server_handling_seconds_bucket');
     expect(body).toContain('ibllm_ready{service="gateway"} 1');
     expect(body).toContain('process_cpu_user_seconds_total');

@@ -1,18 +1,7 @@
-import { Writable } from 'node:stream';
 import { GrpcServer } from '@imagebind-llm/grpc-kit';
-import { createLogger, ServiceMetrics, type Logger } from '@imagebind-llm/observability';
+import { createLogger, MemoryLog, ServiceMetrics, type Logger } from '@imagebind-llm/observability';
 
-/** A log destination that keeps parsed JSON lines in memory for assertions. */
-export class MemoryLog extends Writable {
-  readonly lines: Record<string, unknown>[] = [];
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    for (const text of chunk.toString('utf8').split('\n')) {
-      if (text.trim() !== '') this.lines.push(JSON.parse(text) as Record<string, unknown>);
-    }
-    callback();
-  }
-}
+export { MemoryLog } from '@imagebind-llm/observability';
 
 export interface GrpcTestServer {
   readonly server: GrpcServer;

@@ -8,11 +8,17 @@ export interface RunningProcess {
   /** Everything written to stderr so far. */
   stderr(): string;
   /** Resolves with the first (past or future) stdout line matching `predicate`. */
-  waitForLine(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLine(
+    predicate: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   /** Resolves with the exit code (or the signal name) once the process has exited. */
   exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Sends `signal` and waits for the exit; SIGKILLs after `timeoutMs`. */
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(
+    signal?: NodeJS.Signals,
+    timeoutMs?: number,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /**
@@ -31,7 +37,10 @@ export function startProcess(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Record<string, unknown>[] = [];
-  const waiters: { predicate: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  const waiters: {
+    predicate: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }[] = [];
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => {
@@ -42,7 +51,8 @@ export function startProcess(
       let line: Record<string, unknown>;
       try {
         const parsed: unknown = JSON.parse(text);
-        line = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : { raw: text };
+        line =
+          typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : { raw: text };
       } catch {
         line = { raw: text };
       }
@@ -59,7 +69,8 @@ export function startProcess(
     child.on('exit', (code, signal) => resolve({ code, signal }));
   });
 
-  const describe = (): string => `stdout:\n${lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${stderr}`;
+  const describe = (): string =>
+    `stdout:\n${lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${stderr}`;
 
   return {
     child,
@@ -85,7 +96,11 @@ export function startProcess(
           if (waiters.includes(waiter)) {
             waiters.splice(waiters.indexOf(waiter), 1);
             clearTimeout(timer);
-            reject(new Error(`process exited (code ${code}, signal ${signal}) before a matching line\n${describe()}`));
+            reject(
+              new Error(
+                `process exited (code ${code}, signal ${signal}) before a matching line\n${describe()}`,
+              ),
+            );
           }
         });
       });

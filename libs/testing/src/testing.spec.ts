@@ -21,7 +21,10 @@ describe('strictFake', () => {
 
 describe('startProcess', () => {
   it('parses JSON lines, keeps other lines raw, and reports the exit code', async () => {
-    const p = startProcess(process.execPath, ['-e', 'console.log(JSON.stringify({event:"up",port:7})); console.log("plain"); process.exit(3)']);
+    const p = startProcess(process.execPath, [
+      '-e',
+      'console.log(JSON.stringify({event:"up",port:7})); console.log("plain"); process.exit(3)',
+    ]);
     expect(await p.waitForLine((l) => l['event'] === 'up')).toEqual({ event: 'up', port: 7 });
     expect(await p.exited()).toEqual({ code: 3, signal: null });
     expect(p.lines).toEqual([{ event: 'up', port: 7 }, { raw: 'plain' }]);
@@ -29,6 +32,8 @@ describe('startProcess', () => {
 
   it('fails fast when the process exits before the awaited line', async () => {
     const p = startProcess(process.execPath, ['-e', 'process.stderr.write("boom"); process.exit(1)']);
-    await expect(p.waitForLine((l) => l['event'] === 'never', 5_000)).rejects.toThrow(/process exited \(code 1.*boom/s);
+    await expect(p.waitForLine((l) => l['event'] === 'never', 5_000)).rejects.toThrow(
+      /process exited \(code 1.*boom/s,
+    );
   });
 });

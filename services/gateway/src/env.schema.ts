@@ -4,7 +4,10 @@ import { env, envVar, type EnvOf } from '@imagebind-llm/config';
 export const gatewayEnvSchema = {
   GATEWAY_GRPC_HOST: envVar(env.host('127.0.0.1'), 'interface the public gRPC API binds; 0.0.0.0 in a pod'),
   GATEWAY_GRPC_PORT: envVar(env.port(50051), 'port of the public gRPC API; 0 picks a free port'),
-  GATEWAY_HTTP_HOST: envVar(env.host('127.0.0.1'), 'interface of the HTTP listener (/metrics, /healthz, /readyz)'),
+  GATEWAY_HTTP_HOST: envVar(
+    env.host('127.0.0.1'),
+    'interface of the HTTP listener (/metrics, /healthz, /readyz)',
+  ),
   GATEWAY_HTTP_PORT: envVar(env.port(8080), 'port of the HTTP listener; 0 picks a free port'),
   GATEWAY_MAX_MESSAGE_BYTES: envVar(
     env.positiveInt(64 * 1024 * 1024, 1024 * 1024 * 1024),

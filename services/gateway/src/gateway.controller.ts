@@ -20,7 +20,11 @@ export class GatewayController implements OnModuleInit {
       listModels: () => this.gateway.listModels(),
     });
     const batchJobsMissing = (): Promise<never> =>
-      Promise.reject(DomainError.notImplemented('batch jobs are not available in this build: the queue workers are not deployed yet'));
+      Promise.reject(
+        DomainError.notImplemented(
+          'batch jobs are not available in this build: the queue workers are not deployed yet',
+        ),
+      );
     this.server.addService(SERVICE_NAMES.batchJobs, gatewayV1.BatchJobServiceService, {
       submitBatchJob: batchJobsMissing,
       getBatchJob: batchJobsMissing,

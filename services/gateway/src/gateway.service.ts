@@ -3,7 +3,12 @@ import { DomainError } from '@imagebind-llm/errors';
 import type { CallContext } from '@imagebind-llm/grpc-kit';
 import type { gatewayV1 } from '@imagebind-llm/proto';
 import type { GatewayEnv } from './env.schema';
-import { validateCache, validateGenerateRequest, validateInputs, type RequestLimits } from './request-validation';
+import {
+  validateCache,
+  validateGenerateRequest,
+  validateInputs,
+  type RequestLimits,
+} from './request-validation';
 import { GATEWAY_ENV } from './tokens';
 
 /**
@@ -20,7 +25,10 @@ export class GatewayService {
   }
 
   // eslint-disable-next-line require-yield -- streams nothing until the decoder is wired in
-  async *generate(request: gatewayV1.GenerateRequest, ctx: CallContext): AsyncGenerator<gatewayV1.GenerateResponse> {
+  async *generate(
+    request: gatewayV1.GenerateRequest,
+    ctx: CallContext,
+  ): AsyncGenerator<gatewayV1.GenerateResponse> {
     validateGenerateRequest(request, this.limits);
     ctx.logger.debug({ inputs: request.inputs.length }, 'generate request validated');
     await Promise.resolve();

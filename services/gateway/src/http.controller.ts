@@ -30,6 +30,8 @@ export class HttpController {
   @Header('cache-control', 'no-store')
   ready(@Res() res: Response): void {
     const ready = this.grpc.isReady;
-    res.status(ready ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE).json({ status: ready ? 'ready' : 'not ready' });
+    res
+      .status(ready ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE)
+      .json({ status: ready ? 'ready' : 'not ready' });
   }
 }

@@ -59,7 +59,8 @@ export function validateInputs(inputs: readonly gatewayV1.MultimodalInput[], lim
     const source = input.source;
     if (source === undefined) throw invalid(`${at}.source`, 'set one of content, uri or text');
     if (input.modality === Modality.MODALITY_TEXT) {
-      if (source.$case !== 'text') throw invalid(`${at}.text`, 'a TEXT input carries its text in the text field');
+      if (source.$case !== 'text')
+        throw invalid(`${at}.text`, 'a TEXT input carries its text in the text field');
       if (source.value.trim() === '') throw invalid(`${at}.text`, 'must not be empty');
     } else if (source.$case === 'text') {
       throw invalid(`${at}.text`, 'only TEXT inputs may use the text field; send media as content or uri');
@@ -99,6 +100,9 @@ export function validateGenerateRequest(request: gatewayV1.GenerateRequest, limi
   checkRange('sampling.top_p', request.sampling?.topP, 0, 1, 'a number');
   const maxNew = request.stopping?.maxNewTokens;
   if (maxNew !== undefined && (maxNew < 1 || maxNew > 512)) {
-    throw invalid('stopping.max_new_tokens', `must be in [1, 512] (the context is 512 positions), got ${maxNew}`);
+    throw invalid(
+      'stopping.max_new_tokens',
+      `must be in [1, 512] (the context is 512 positions), got ${maxNew}`,
+    );
   }
 }

@@ -9,9 +9,14 @@ import { startProcess, type RunningProcess } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const MAIN = join(__dirname, '..', 'dist', 'main.js');
-const baseEnv = { PATH: process.env['PATH'], GATEWAY_GRPC_PORT: '0', GATEWAY_HTTP_PORT: '0', LOG_LEVEL: 'info' };
+const baseEnv = {
+  PATH: process.env['PATH'],
+  GATEWAY_GRPC_PORT: '0',
+  GATEWAY_HTTP_PORT: '0',
+  LOG_LEVEL: 'info',
+};
 
-function unary<Req, Res>(
+async function unary<Req, Res>(
   fn: (req: Req, md: Metadata, cb: (e: ServiceError | null, r: Res) => void) => unknown,
   req: Req,
   md = new Metadata(),
@@ -46,10 +51,20 @@ describe('gateway process', () => {
     const client = createClient(gatewayV1.GatewayServiceClient, grpcAddress);
     const md = new Metadata();
     md.set('x-request-id', 'it-embed-1');
-    const { error } = await unary(client.embed.bind(client), {
-      inputs: [{ modality: commonV1.Modality.MODALITY_TEXT, source: { $case: 'text', value: 'A dog.' }, mediaType: '' }],
-      includeFused: true,
-    }, md);
+    const { error } = await unary(
+      client.embed.bind(client),
+      {
+        inputs: [
+          {
+            modality: commonV1.Modality.MODALITY_TEXT,
+            source: { $case: 'text', value: 'A dog.' },
+            mediaType: '',
+          },
+        ],
+        includeFused: true,
+      },
+      md,
+    );
     expect(error?.code).toBe(status.UNIMPLEMENTED);
     expect(error?.details).toMatch(/Embed is not available in this build/);
     expect(error?.metadata.get('ibllm-error-code')).toEqual(['NOT_IMPLEMENTED']);
@@ -59,7 +74,14 @@ describe('gateway process', () => {
   it('validates before anything else: a bad Generate gets INVALID_ARGUMENT naming the field', async () => {
     const client = createClient(gatewayV1.GatewayServiceClient, grpcAddress);
     const stream = client.generate({
-      inputs: [{ modality: commonV1.Modality.MODALITY_IMAGE, weight: 0, source: { $case: 'content', value: Buffer.from('x') }, mediaType: '' }],
+      inputs: [
+        {
+          modality: commonV1.Modality.MODALITY_IMAGE,
+          weight: 0,
+          source: { $case: 'content', value: Buffer.from('x') },
+          mediaType: '',
+        },
+      ],
       instruction: 'Describe the image.',
       input: '',
     });
@@ -69,7 +91,13 @@ describe('gateway process', () => {
     expect(error.metadata.get('ibllm-error-field')).toEqual(['inputs[0].weight']);
 
     const valid = client.generate({
-      inputs: [{ modality: commonV1.Modality.MODALITY_IMAGE, source: { $case: 'content', value: Buffer.from('x') }, mediaType: '' }],
+      inputs: [
+        {
+          modality: commonV1.Modality.MODALITY_IMAGE,
+          source: { $case: 'content', value: Buffer.from('x') },
+          mediaType: '',
+        },
+      ],
       instruction: 'Describe the image.',
       input: '',
     });
@@ -117,7 +145,10 @@ describe('gateway lifecycle', () => {
   });
 
   it.each([
-    [{ GATEWAY_GRPC_PORT: 'fifty' }, /^invalid configuration for gateway: GATEWAY_GRPC_PORT is "fifty": must be a port number/],
+    [
+      { GATEWAY_GRPC_PORT: 'fifty' },
+      /^invalid configuration for gateway: GATEWAY_GRPC_PORT is "fifty": must be a port number/,
+    ],
     [{ GATEWAY_MAX_INPUTS: '0' }, /GATEWAY_MAX_INPUTS is "0": must be at least 1/],
     [{ LOG_LEVEL: 'chatty' }, /LOG_LEVEL is "chatty": must be one of fatal, error/],
   ])('exits 78 with a one-line explanation on bad configuration %j', async (bad, expected) => {
