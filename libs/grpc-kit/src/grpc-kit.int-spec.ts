@@ -332,6 +332,60 @@ describe('grpc-kit server and client on loopback', () => {
   });
 });
 
+describe('propagation through a hop', () => {
+  it('carries the request id and deadline downstream, and cancels the downstream call with its parent', async () => {
+    let downstream: CallContext | undefined;
+    const inner = await startGrpcTestServer((s) =>
+      s.addService(
+        SERVICE_NAMES.bind,
+        bindV1.BindServiceService,
+        bindHandlers({
+          project: async (_req, ctx) => {
+            downstream = ctx;
+            await once(ctx.signal, 'abort');
+            throwIfAborted(ctx);
+            return {};
+          },
+        }),
+      ),
+    );
+    const innerClient = createClient(bindV1.BindServiceClient, inner.address);
+    harness = await startGrpcTestServer((s) =>
+      s.addService(
+        SERVICE_NAMES.decoder,
+        decoderV1.DecoderServiceService,
+        decoderHandlers(async function* (_req, ctx) {
+          yield { tokens: [], finishReason: 0 };
+          await callUnary(innerClient.project.bind(innerClient), {}, { parent: ctx });
+        }),
+      ),
+    );
+    const outer = createClient(decoderV1.DecoderServiceClient, harness.address);
+    const md = new Metadata();
+    md.set('x-request-id', 'hop-1');
+    const deadline = Date.now() + 20_000;
+    const call = outer.generate(
+      { promptTokenIds: [], resumeFromTokenIds: [], returnPrefillLogits: false },
+      md,
+      { deadline },
+    );
+    call.on('error', () => undefined);
+    await once(call, 'data');
+    await expect.poll(() => downstream).toBeDefined();
+    expect(downstream!.requestId).toBe('hop-1');
+    // grpc-timeout travels as a relative duration rounded up to whole units, so each hop may
+    // rebuild the absolute deadline a millisecond or two late; 10 ms covers two hops of that.
+    expect(downstream!.deadline).toBeLessThanOrEqual(deadline + 10);
+    expect(downstream!.deadline).toBeGreaterThan(Date.now());
+    call.cancel();
+    await expect.poll(() => downstream!.signal.aborted).toBe(true);
+    expect((downstream!.signal.reason as DomainError).code).toBe(ErrorCode.Cancelled);
+    outer.close();
+    innerClient.close();
+    await inner.close(100);
+  });
+});
+
 describe('withRetry', () => {
   it('retries UNAVAILABLE with backoff and gives up on INVALID_ARGUMENT at once', async () => {
     let calls = 0;
