@@ -1,3 +1,4 @@
 export * from './process-runner';
 export * from './grpc-harness';
 export * from './strict-fake';
+export * from './golden';
