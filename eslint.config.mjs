@@ -61,6 +61,7 @@ export default tseslint.config(
         project: [
           './libs/*/tsconfig.json',
           './services/*/tsconfig.json',
+          './tools/cli/tsconfig.json',
           './tsconfig.spec.json',
           './tools/lint-fixtures/tsconfig.json',
         ],
@@ -89,7 +90,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.spec.ts', '**/*.int-spec.ts', 'libs/testing/**/*.ts', 'tools/**/*.ts'],
+    files: ['**/*.spec.ts', '**/*.int-spec.ts', 'libs/testing/**/*.ts', 'tools/test/**/*.ts'],
     ignores: ['tools/lint-fixtures/boundary/**'],
     rules: {
       '@nx/enforce-module-boundaries': boundaries(true),
@@ -112,6 +113,12 @@ export default tseslint.config(
     files: ['**/*.mjs', '**/*.mts', '**/*.js', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { globals: { console: 'readonly', process: 'readonly', URL: 'readonly' } },
+  },
+  {
+    // CommonJS launchers (e.g. tools/cli/bin/ibllm.js).
+    files: ['**/bin/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', __dirname: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   prettier,
 );

@@ -1,1 +1,68 @@
-export {};
+export { bufferSource, openFileSource, type ByteSource } from './byte-source';
+export { CheckpointFormatError } from './checkpoint.error';
+export { crc32 } from './crc32';
+export {
+  openFaissFlatIndex,
+  readFaissFlatIndex,
+  readFaissIndex,
+  type FaissFlatIndex,
+  type FaissFlatIndexData,
+  type FaissFlatIndexInfo,
+  type FaissFlatType,
+  type FaissMetric,
+} from './faiss-index.reader';
+export { encodeNpy, parseNpy, readNpy, writeNpy } from './npy';
+export {
+  NOT_HANDLED,
+  PickleGlobal,
+  PickleObject,
+  unpickle,
+  type PickleHooks,
+  type UnpickleOptions,
+} from './pickle-vm';
+export {
+  encodeSafetensors,
+  openSafetensors,
+  writeSafetensors,
+  type SafetensorsFile,
+} from './safetensors.reader';
+export {
+  StateDictMismatchError,
+  checkStateDict,
+  type KeyAllowance,
+  validateStateDict,
+  type ShapeMismatch,
+  type StateDictProblems,
+  type ValidateStateDictOptions,
+} from './state-dict.validator';
+export { contiguousStrides, gatherStrided, isContiguous } from './strided-copy';
+export {
+  DTYPES,
+  bfloat16BitsToFloat32,
+  dtypeItemSize,
+  float16BitsToFloat32,
+  float32ArrayToFloat16,
+  float32Tensor,
+  float32ToBfloat16Bits,
+  float32ToFloat16Bits,
+  formatShape,
+  int64ToFloat32,
+  isDType,
+  isFloatingDType,
+  isTensorEntry,
+  shapeNumel,
+  toFloat32,
+  viewAs,
+  type DType,
+  type RawTensor,
+  type TensorEntry,
+} from './tensor';
+export { openTensorFile, type OpenTensorFileOptions, type TensorFile } from './tensor-file.reader';
+export {
+  TorchStorageRef,
+  TorchTensorEntry,
+  openTorchCheckpoint,
+  type TorchCheckpoint,
+  type TreePath,
+} from './torch-checkpoint.reader';
+export { ZIP_DEFLATED, ZIP_STORED, ZipReader, type ZipEntry } from './zip-reader';

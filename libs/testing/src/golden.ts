@@ -7,10 +7,13 @@ import { join, resolve } from 'node:path';
  * reason to skip: parity tests are how we know the model is right.
  */
 export function goldenDir(set = 'tiny-a'): string {
-  const base = process.env['IBLLM_GOLDEN_DIR'] ?? resolve(__dirname, '..', '..', '..', '..', 'shared', 'golden');
+  const base =
+    process.env['IBLLM_GOLDEN_DIR'] ?? resolve(__dirname, '..', '..', '..', '..', 'shared', 'golden');
   const dir = join(base, set);
   if (!existsSync(join(dir, 'manifest.json'))) {
-    throw new Error(`golden data not found at ${dir}; put shared/ beside the repository or set IBLLM_GOLDEN_DIR`);
+    throw new Error(
+      `golden data not found at ${dir}; put shared/ beside the repository or set IBLLM_GOLDEN_DIR`,
+    );
   }
   return dir;
 }

@@ -1,0 +1,361 @@
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { hostTensor, type HostTensor, type InferenceSessionPort } from '../session.port';
+import { pickToken, type SamplingParams } from './sampling';
+
+/** What the engine needs to know about a decoder graph (from model.json). */
+export interface DecoderShape {
+  readonly nLayers: number;
+  readonly nHeads: number;
+  readonly headDim: number;
+  readonly dim: number;
+  readonly vocabSize: number;
+  /** Positions available to prompt + answer (512 officially). */
+  readonly maxSeqLen: number;
+  readonly eosId: number;
+}
+
+export type FinishReason = 'eos' | 'length' | 'context' | 'cancelled';
+
+export interface GeneratedToken {
+  readonly id: number;
+  /** 0-based index among generated tokens (resumed ones included). */
+  readonly index: number;
+  readonly logprob: number;
+}
+
+export interface GenerationRequest {
+  /** [BOS] + prompt ids. */
+  readonly promptIds: readonly number[];
+  /** Tokens already generated (and delivered) by an earlier, broken run; generation continues after them. */
+  readonly resumeIds?: readonly number[];
+  /** c_l for every layer, float32 [nLayers · dim] (zeros: no visual signal). */
+  readonly layerOffsets: Float32Array;
+  readonly sampling: SamplingParams;
+  /** Maximum generated tokens, resumed ones included. */
+  readonly maxNewTokens: number;
+  /** Keep going after EOS (benchmarks). */
+  readonly ignoreEos?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onToken?: (token: GeneratedToken) => void;
+  /** Return the logits of the last prefill position (for --dump). */
+  readonly wantPrefillLogits?: boolean;
+}
+
+export interface GenerationResult {
+  /** Generated ids, resumed ones included; ends with the EOS id when it stopped on EOS. */
+  readonly tokenIds: number[];
+  readonly finishReason: FinishReason;
+  readonly prefillLogits?: Float32Array;
+  readonly promptTokens: number;
+  /** Milliseconds from submission to the first new token. */
+  readonly timeToFirstTokenMs: number;
+}
+
+interface Row {
+  readonly req: GenerationRequest;
+  readonly resolve: (r: GenerationResult) => void;
+  readonly reject: (e: unknown) => void;
+  readonly submitted: number;
+  /** Per layer: keys and values [heads, len, hd]. */
+  keys: Float32Array[];
+  values: Float32Array[];
+  len: number;
+  tokens: number[];
+  /** Generated so far (resumed included). */
+  generated: number[];
+  /** Most tokens this row may generate in total (max_new_tokens and the context both applied). */
+  budget: number;
+  firstTokenAt?: number;
+  prefillLogits?: Float32Array;
+}
+
+export interface EngineOptions {
+  /** Rows decoded together in one step. */
+  readonly maxBatch: number;
+}
+
+const NEG_INF = -Infinity;
+
+/**
+ * Runs LLaMA generation on a decoder session (MODEL_SPEC §5.7) for many sequences at once:
+ * a request is prefilled on its own as soon as it arrives, then joins the batch of rows decoded
+ * together one token per step; a row leaves the batch when it hits EOS, its budget, the context
+ * end, or its signal aborts. Each row has its own visual offsets and sampling parameters.
+ */
+export class GenerationEngine {
+  private readonly pending: Row[] = [];
+  private readonly active: Row[] = [];
+  private running = false;
+
+  constructor(
+    private readonly session: InferenceSessionPort,
+    private readonly shape: DecoderShape,
+    private readonly options: EngineOptions = { maxBatch: 16 },
+  ) {}
+
+  /** Rows decoding now and waiting for prefill. */
+  get load(): { active: number; pending: number } {
+    return { active: this.active.length, pending: this.pending.length };
+  }
+
+  async generate(req: GenerationRequest): Promise<GenerationResult> {
+    const s = this.shape;
+    const resumed = req.resumeIds ?? [];
+    if (req.promptIds.length === 0)
+      throw DomainError.invalidInput(
+        'the prompt is empty: it needs at least the BOS token',
+        'prompt_token_ids',
+      );
+    for (const id of [...req.promptIds, ...resumed]) {
+      if (!Number.isInteger(id) || id < 0 || id >= s.vocabSize) {
+        throw DomainError.invalidInput(
+          `token id ${id} is outside the vocabulary [0, ${s.vocabSize})`,
+          'prompt_token_ids',
+        );
+      }
+    }
+    if (req.promptIds.length >= s.maxSeqLen) {
+      // MODEL_SPEC B16: the official code crashes past 512 and answers "" at exactly 512.
+      throw new DomainError(
+        ErrorCode.ContextOverflow,
+        `the prompt has ${req.promptIds.length} tokens; it must be shorter than the ${s.maxSeqLen}-token context so an answer fits`,
+        { field: 'prompt_token_ids' },
+      );
+    }
+    if (req.layerOffsets.length !== s.nLayers * s.dim) {
+      throw DomainError.invalidInput(
+        `layer offsets must have ${s.nLayers}×${s.dim} values, got ${req.layerOffsets.length}`,
+        'visual_query',
+      );
+    }
+    if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 1) {
+      throw DomainError.invalidInput(
+        `max_new_tokens must be a positive integer, got ${req.maxNewTokens}`,
+        'stopping.max_new_tokens',
+      );
+    }
+    // Official total_len = min(512, max_gen_len + prompt_len), counted from the original prompt.
+    const budget = Math.min(req.maxNewTokens, s.maxSeqLen - req.promptIds.length);
+    const generatedSoFar = [...resumed];
+    if (resumed.length >= budget || (!req.ignoreEos && resumed.includes(s.eosId))) {
+      throw DomainError.invalidInput(
+        'the resumed tokens already complete this sequence; nothing is left to generate',
+        'resume_from_token_ids',
+      );
+    }
+    return new Promise<GenerationResult>((resolve, reject) => {
+      this.pending.push({
+        req,
+        resolve,
+        reject,
+        submitted: performance.now(),
+        keys: [],
+        values: [],
+        len: 0,
+        tokens: [...req.promptIds, ...resumed],
+        generated: generatedSoFar,
+        budget,
+      });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop().then(
+      () => {
+        this.running = false;
+        if (this.pending.length > 0) this.kick();
+      },
+      (error: unknown) => {
+        // A failing session is fatal for every row in flight (ARCHITECTURE §8).
+        this.running = false;
+        for (const row of [...this.pending.splice(0), ...this.active.splice(0)]) row.reject(error);
+      },
+    );
+  }
+
+  private async loop(): Promise<void> {
+    while (this.pending.length > 0 || this.active.length > 0) {
+      while (this.pending.length > 0 && this.active.length < this.options.maxBatch) {
+        const row = this.pending.shift()!;
+        if (row.req.signal?.aborted === true) {
+          this.finish(row, 'cancelled');
+          continue;
+        }
+        await this.prefill(row);
+      }
+      for (const row of [...this.active]) {
+        if (row.req.signal?.aborted === true) this.leave(row, 'cancelled');
+      }
+      if (this.active.length > 0) await this.step();
+    }
+  }
+
+  private emptyPast(): Float32Array {
+    return new Float32Array(0);
+  }
+
+  private async prefill(row: Row): Promise<void> {
+    const s = this.shape;
+    const n = row.tokens.length;
+    const bias = new Float32Array(n * n);
+    for (let q = 0; q < n; q++) for (let k = q + 1; k < n; k++) bias[q * n + k] = NEG_INF;
+    const feeds: Record<string, HostTensor> = {
+      input_ids: hostTensor(
+        'int64',
+        [1, n],
+        BigInt64Array.from(row.tokens, (t) => BigInt(t)),
+      ),
+      position_ids: hostTensor(
+        'int64',
+        [1, n],
+        BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
+      ),
+      attention_bias: hostTensor('float32', [1, 1, n, n], bias),
+      layer_offsets: hostTensor('float32', [1, s.nLayers, s.dim], row.req.layerOffsets),
+      gather_rows: hostTensor('int64', [1], BigInt64Array.of(BigInt(n - 1))),
+    };
+    for (let l = 0; l < s.nLayers; l++) {
+      feeds[`past_key_${l}`] = hostTensor('float32', [1, s.nHeads, 0, s.headDim], this.emptyPast());
+      feeds[`past_value_${l}`] = hostTensor('float32', [1, s.nHeads, 0, s.headDim], this.emptyPast());
+    }
+    const out = await this.session.run(feeds);
+    for (let l = 0; l < s.nLayers; l++) {
+      row.keys[l] = out[`present_key_${l}`]!.data as Float32Array;
+      row.values[l] = out[`present_value_${l}`]!.data as Float32Array;
+    }
+    row.len = n;
+    const logits = out['logits']!.data as Float32Array;
+    if (row.req.wantPrefillLogits === true) row.prefillLogits = logits.slice();
+    this.accept(row, logits);
+    if (this.isDone(row)) this.finish(row, this.reasonOf(row));
+    else this.active.push(row);
+  }
+
+  private async step(): Promise<void> {
+    const s = this.shape;
+    const rows = [...this.active];
+    const b = rows.length;
+    const pMax = Math.max(...rows.map((r) => r.len));
+    const total = pMax + 1;
+    const ids = new BigInt64Array(b);
+    const pos = new BigInt64Array(b);
+    const bias = new Float32Array(b * total);
+    const offsets = new Float32Array(b * s.nLayers * s.dim);
+    rows.forEach((r, i) => {
+      ids[i] = BigInt(r.tokens[r.tokens.length - 1]!);
+      pos[i] = BigInt(r.len);
+      for (let c = r.len; c < pMax; c++) bias[i * total + c] = NEG_INF; // padding columns
+      offsets.set(r.req.layerOffsets, i * s.nLayers * s.dim);
+    });
+    const feeds: Record<string, HostTensor> = {
+      input_ids: hostTensor('int64', [b, 1], ids),
+      position_ids: hostTensor('int64', [b, 1], pos),
+      attention_bias: hostTensor('float32', [b, 1, 1, total], bias),
+      layer_offsets: hostTensor('float32', [b, s.nLayers, s.dim], offsets),
+      gather_rows: hostTensor(
+        'int64',
+        [b],
+        BigInt64Array.from({ length: b }, (_, i) => BigInt(i)),
+      ),
+    };
+    const hd = s.headDim;
+    for (let l = 0; l < s.nLayers; l++) {
+      feeds[`past_key_${l}`] = hostTensor(
+        'float32',
+        [b, s.nHeads, pMax, hd],
+        this.pack(rows, (r) => r.keys[l]!, pMax),
+      );
+      feeds[`past_value_${l}`] = hostTensor(
+        'float32',
+        [b, s.nHeads, pMax, hd],
+        this.pack(rows, (r) => r.values[l]!, pMax),
+      );
+    }
+    const out = await this.session.run(feeds);
+    const logits = out['logits']!.data as Float32Array;
+    for (let l = 0; l < s.nLayers; l++) {
+      const pk = out[`present_key_${l}`]!.data as Float32Array;
+      const pv = out[`present_value_${l}`]!.data as Float32Array;
+      rows.forEach((r, i) => {
+        r.keys[l] = b === 1 ? pk : this.unpack(pk, i, r.len, total);
+        r.values[l] = b === 1 ? pv : this.unpack(pv, i, r.len, total);
+      });
+    }
+    rows.forEach((r, i) => {
+      r.len += 1;
+      this.accept(r, logits.subarray(i * s.vocabSize, (i + 1) * s.vocabSize));
+      if (this.isDone(r)) this.leave(r, this.reasonOf(r));
+    });
+  }
+
+  /** Packs rows' caches [heads, len, hd] into [batch, heads, pMax, hd]; one row needs no copy. */
+  private pack(rows: readonly Row[], get: (r: Row) => Float32Array, pMax: number): Float32Array {
+    const { nHeads: h, headDim: hd } = this.shape;
+    if (rows.length === 1 && rows[0]!.len === pMax) return get(rows[0]!);
+    const out = new Float32Array(rows.length * h * pMax * hd);
+    rows.forEach((r, i) => {
+      const src = get(r);
+      for (let head = 0; head < h; head++) {
+        out.set(src.subarray(head * r.len * hd, (head + 1) * r.len * hd), (i * h + head) * pMax * hd);
+      }
+    });
+    return out;
+  }
+
+  /** A row's cache after a step: its first `len` columns plus the new column at `total − 1`. */
+  private unpack(present: Float32Array, row: number, len: number, total: number): Float32Array {
+    const { nHeads: h, headDim: hd } = this.shape;
+    const out = new Float32Array(h * (len + 1) * hd);
+    for (let head = 0; head < h; head++) {
+      const src = (row * h + head) * total * hd;
+      const dst = head * (len + 1) * hd;
+      out.set(present.subarray(src, src + len * hd), dst);
+      out.set(present.subarray(src + (total - 1) * hd, src + total * hd), dst + len * hd);
+    }
+    return out;
+  }
+
+  private accept(row: Row, logits: Float32Array): void {
+    const index = row.generated.length;
+    const { id, logprob } = pickToken(logits, row.req.sampling, index);
+    row.generated.push(id);
+    row.tokens.push(id);
+    row.firstTokenAt ??= performance.now();
+    row.req.onToken?.({ id, index, logprob });
+  }
+
+  private isDone(row: Row): boolean {
+    if (row.req.signal?.aborted === true) return true;
+    const last = row.generated[row.generated.length - 1];
+    if (last === this.shape.eosId && row.req.ignoreEos !== true) return true;
+    return row.generated.length >= row.budget;
+  }
+
+  private reasonOf(row: Row): FinishReason {
+    if (row.req.signal?.aborted === true) return 'cancelled';
+    const last = row.generated[row.generated.length - 1];
+    if (last === this.shape.eosId && row.req.ignoreEos !== true) return 'eos';
+    return row.budget < row.req.maxNewTokens ? 'context' : 'length';
+  }
+
+  private leave(row: Row, reason: FinishReason): void {
+    const i = this.active.indexOf(row);
+    if (i >= 0) this.active.splice(i, 1);
+    this.finish(row, reason);
+  }
+
+  private finish(row: Row, reason: FinishReason): void {
+    row.keys = [];
+    row.values = [];
+    row.resolve({
+      tokenIds: row.generated,
+      finishReason: reason,
+      ...(row.prefillLogits === undefined ? {} : { prefillLogits: row.prefillLogits }),
+      promptTokens: row.req.promptIds.length,
+      timeToFirstTokenMs: (row.firstTokenAt ?? performance.now()) - row.submitted,
+    });
+  }
+}

@@ -1,0 +1,411 @@
+import { linear, rmsNorm, silu } from './onnx/ops';
+import { attr, GraphBuilder, OnnxType, type InitializerSink } from './onnx/onnx-graph';
+import { concatColumns, mergeLora, transpose, type WeightStore } from './weights';
+
+/** LLaMA + adapter hyper-parameters, from params.json and the checkpoint shapes (MODEL_SPEC §5.1). */
+export interface LlamaConfig {
+  readonly dim: number;
+  readonly nLayers: number;
+  readonly nHeads: number;
+  readonly headDim: number;
+  readonly vocabSize: number;
+  readonly ffnHidden: number;
+  readonly normEps: number;
+  /** Context length the official code hard-codes (512). */
+  readonly maxSeqLen: number;
+  /** Rows of the RoPE table (official: max_seq_len · 2). */
+  readonly ropeTableLen: number;
+  readonly ropeTheta: number;
+  readonly loraRank: number;
+  /** `query_layer`: how many of the last layers receive the visual term (32 in the official code). */
+  readonly queryLayer: number;
+}
+
+export interface LlamaParamsJson {
+  dim: number;
+  multiple_of: number;
+  n_heads: number;
+  n_layers: number;
+  norm_eps: number;
+  vocab_size?: number;
+}
+
+/** FFN width as LLaMA derives it: int(2·4·dim/3) rounded up to a multiple of `multiple_of`. */
+export function ffnHiddenSize(dim: number, multipleOf: number): number {
+  const h = Math.floor((2 * 4 * dim) / 3);
+  return multipleOf * Math.ceil(h / multipleOf);
+}
+
+export function llamaConfigFrom(params: LlamaParamsJson, weights: WeightStore): LlamaConfig {
+  for (const key of ['dim', 'multiple_of', 'n_heads', 'n_layers', 'norm_eps'] as const) {
+    if (typeof params[key] !== 'number') throw new Error(`params.json: "${key}" must be a number`);
+  }
+  if (params.dim % params.n_heads !== 0)
+    throw new Error(`params.json: dim ${params.dim} is not divisible by n_heads ${params.n_heads}`);
+  const emb = weights.shape('llama.tok_embeddings.weight');
+  const lora = weights.shape('llama.layers.0.attention.lora_wq_l1.weight');
+  const prefix = weights.shape('prefix_query.weight');
+  return {
+    dim: params.dim,
+    nLayers: params.n_layers,
+    nHeads: params.n_heads,
+    headDim: params.dim / params.n_heads,
+    vocabSize: emb[0]!,
+    ffnHidden: ffnHiddenSize(params.dim, params.multiple_of),
+    normEps: params.norm_eps,
+    maxSeqLen: 512,
+    ropeTableLen: 1024,
+    ropeTheta: 10000,
+    loraRank: lora[0]!,
+    // prefix_query holds query_layer · query_len rows; query_len is 1 (MODEL_SPEC §4).
+    queryLayer: prefix[0]!,
+  };
+}
+
+/** Index of the prefix_query row layer l uses, or undefined when l gets no visual term (§5.6). */
+export function prefixRowOf(c: LlamaConfig, layer: number): number | undefined {
+  const first = Math.max(0, c.nLayers - c.queryLayer);
+  return layer >= first ? layer - first : undefined;
+}
+
+/** Base LLaMA keys (consolidated.00.pth, no prefix), for strict validation. */
+export function llamaBaseKeys(c: LlamaConfig): Map<string, readonly number[]> {
+  const { dim: d, ffnHidden: f, vocabSize: v } = c;
+  const keys = new Map<string, readonly number[]>([
+    ['tok_embeddings.weight', [v, d]],
+    ['norm.weight', [d]],
+    ['output.weight', [v, d]],
+  ]);
+  for (let i = 0; i < c.nLayers; i++) {
+    for (const p of ['wq', 'wk', 'wv', 'wo']) keys.set(`layers.${i}.attention.${p}.weight`, [d, d]);
+    keys.set(`layers.${i}.feed_forward.w1.weight`, [f, d]);
+    keys.set(`layers.${i}.feed_forward.w2.weight`, [d, f]);
+    keys.set(`layers.${i}.feed_forward.w3.weight`, [f, d]);
+    keys.set(`layers.${i}.attention_norm.weight`, [d]);
+    keys.set(`layers.${i}.ffn_norm.weight`, [d]);
+  }
+  return keys;
+}
+
+/** LLaMA keys of the adapter checkpoint (`llama.` prefix, MODEL_SPEC §6.2), bind network excluded. */
+export function adapterLlamaKeys(c: LlamaConfig): Map<string, readonly number[]> {
+  const { dim: d, ffnHidden: f, loraRank: r, nHeads: h } = c;
+  const keys = new Map<string, readonly number[]>([
+    ['prefix_query.weight', [c.queryLayer, d]],
+    ['llama.norm.weight', [d]],
+  ]);
+  for (let i = 0; i < c.nLayers; i++) {
+    const a = `llama.layers.${i}.attention`;
+    const ff = `llama.layers.${i}.feed_forward`;
+    keys.set(`${a}.gate`, [1, h, 1, 1]);
+    keys.set(`${a}.wq.bias`, [d]);
+    keys.set(`${a}.wo.bias`, [d]);
+    for (const p of ['q', 'k', 'v', 'o']) {
+      keys.set(`${a}.lora_w${p}_l1.weight`, [r, d]);
+      keys.set(`${a}.lora_w${p}_l2.weight`, [d, r]);
+    }
+    keys.set(`${ff}.w1.bias`, [f]);
+    keys.set(`${ff}.w2.bias`, [d]);
+    keys.set(`${ff}.w3.bias`, [f]);
+    keys.set(`${ff}.lora_w1_l1.weight`, [r, d]);
+    keys.set(`${ff}.lora_w1_l2.weight`, [f, r]);
+    keys.set(`${ff}.lora_w2_l1.weight`, [r, f]);
+    keys.set(`${ff}.lora_w2_l2.weight`, [d, r]);
+    keys.set(`${ff}.lora_w3_l1.weight`, [r, d]);
+    keys.set(`${ff}.lora_w3_l2.weight`, [f, r]);
+    keys.set(`llama.layers.${i}.attention_norm.weight`, [d]);
+    keys.set(`llama.layers.${i}.ffn_norm.weight`, [d]);
+  }
+  return keys;
+}
+
+/**
+ * RoPE tables in the interleaved ("complex") form, float32 as the official code builds them
+ * (MODEL_SPEC §5.3): θ_i = 1 / 10000^(2i/hd), angle = m·θ_i rounded to float32, then cos and sin.
+ */
+export function ropeTables(c: LlamaConfig): { cos: Float32Array; sin: Float32Array } {
+  const half = c.headDim / 2;
+  const theta = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    const exponent = Math.fround(Math.fround(2 * i) / c.headDim);
+    theta[i] = Math.fround(1 / Math.fround(Math.pow(c.ropeTheta, exponent)));
+  }
+  const cos = new Float32Array(c.ropeTableLen * half);
+  const sin = new Float32Array(c.ropeTableLen * half);
+  for (let m = 0; m < c.ropeTableLen; m++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(m * theta[i]!);
+      cos[m * half + i] = Math.cos(angle);
+      sin[m * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+async function mergedTransposed(
+  w: WeightStore,
+  base: string,
+  loraPrefix: string,
+  out: number,
+  inn: number,
+  rank: number,
+): Promise<Float32Array> {
+  const weight = await w.f32(base, [out, inn]);
+  const a = await w.f32(`${loraPrefix}_l1.weight`, [rank, inn]);
+  const b = await w.f32(`${loraPrefix}_l2.weight`, [out, rank]);
+  mergeLora(weight, out, inn, a, b, rank);
+  return transpose(weight, out, inn);
+}
+
+/** Applies interleaved-pair RoPE to x [batch, seq, heads, hd] given cos/sin [batch, seq, 1, hd/2]. */
+function rope(g: GraphBuilder, x: string, cos: string, sin: string, c: LlamaConfig): string {
+  const pairs = g.op1('Reshape', [x, g.int64s([0, 0, c.nHeads, c.headDim / 2, 2])]);
+  const [even, odd] = g.op('Split', [pairs, g.int64s([1, 1])], { outputs: 2, attrs: { axis: attr.int(-1) } });
+  const e = g.op1('Squeeze', [even!, g.int64s([-1])]);
+  const o = g.op1('Squeeze', [odd!, g.int64s([-1])]);
+  // (e + j·o)(cos + j·sin) = (e·cos − o·sin) + j(e·sin + o·cos)
+  const re = g.op1('Sub', [g.op1('Mul', [e, cos]), g.op1('Mul', [o, sin])]);
+  const im = g.op1('Add', [g.op1('Mul', [e, sin]), g.op1('Mul', [o, cos])]);
+  const joined = g.op1(
+    'Concat',
+    [g.op1('Unsqueeze', [re, g.int64s([-1])]), g.op1('Unsqueeze', [im, g.int64s([-1])])],
+    {
+      axis: attr.int(-1),
+    },
+  );
+  return g.op1('Reshape', [joined, g.int64s([0, 0, c.nHeads, c.headDim])]);
+}
+
+export interface DecoderGraphOptions {
+  /** Called after each layer is written, for progress output on long builds. */
+  readonly onLayer?: (layer: number) => void;
+}
+
+/**
+ * decoder.onnx, one step of LLaMA with the visual term as a per-layer residual offset
+ * (MODEL_SPEC §5, §7). Works for prefill (seq > 1) and decode (seq = 1) and for a batch of rows
+ * with different lengths and different visual vectors:
+ *
+ * - input_ids, position_ids [batch, seq]: tokens and their RoPE positions;
+ * - attention_bias [batch, 1, seq, past + seq]: 0 where a query may attend, −inf elsewhere (the
+ *   engine builds causal + padding masks);
+ * - past_key_l / past_value_l [batch, heads, past, hd]: the KV cache (post-RoPE keys);
+ * - layer_offsets [batch, layers, dim]: c_l per row (visual.onnx), zeros for no visual signal;
+ * - gather_rows [batch]: flat row (b·seq + t) whose logits to return;
+ * → logits [batch, vocab], present_key_l / present_value_l [batch, heads, past + seq, hd].
+ *
+ * LoRA is merged into every base weight (exact up to float32 rounding); the visual path uses the
+ * base W_v and lives in visual.onnx.
+ */
+export async function buildDecoderGraph(
+  w: WeightStore,
+  c: LlamaConfig,
+  sink?: InitializerSink,
+  options: DecoderGraphOptions = {},
+): Promise<GraphBuilder> {
+  const g = new GraphBuilder('imagebind_llm_decoder', sink);
+  const { dim: d, ffnHidden: f, loraRank: r, nHeads: nh, headDim: hd } = c;
+  const ids = g.input('input_ids', OnnxType.INT64, ['batch', 'seq']);
+  const pos = g.input('position_ids', OnnxType.INT64, ['batch', 'seq']);
+  const bias = g.input('attention_bias', OnnxType.FLOAT, ['batch', 1, 'seq', 'total']);
+  const offsets = g.input('layer_offsets', OnnxType.FLOAT, ['batch', c.nLayers, d]);
+  const gatherRows = g.input('gather_rows', OnnxType.INT64, ['batch']);
+  const pasts: { k: string; v: string }[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    pasts.push({
+      k: g.input(`past_key_${l}`, OnnxType.FLOAT, ['batch', nh, 'past', hd]),
+      v: g.input(`past_value_${l}`, OnnxType.FLOAT, ['batch', nh, 'past', hd]),
+    });
+  }
+
+  const emb = g.floatInit(
+    'tok_embeddings',
+    [c.vocabSize, d],
+    await w.f32('llama.tok_embeddings.weight', [c.vocabSize, d]),
+  );
+  let h = g.op1('Gather', [emb, ids], { axis: attr.int(0) });
+  const tables = ropeTables(c);
+  const cosT = g.floatInit('rope_cos', [c.ropeTableLen, hd / 2], tables.cos);
+  const sinT = g.floatInit('rope_sin', [c.ropeTableLen, hd / 2], tables.sin);
+  const cos = g.op1('Unsqueeze', [g.op1('Gather', [cosT, pos], { axis: attr.int(0) }), g.int64s([2])]);
+  const sin = g.op1('Unsqueeze', [g.op1('Gather', [sinT, pos], { axis: attr.int(0) }), g.int64s([2])]);
+  const scale = g.floats([Math.sqrt(hd)], []);
+
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = `llama.layers.${l}`;
+    const attnNorm = g.floatInit(`${p}.attention_norm`, [d], await w.f32(`${p}.attention_norm.weight`, [d]));
+    const qT = await mergedTransposed(w, `${p}.attention.wq.weight`, `${p}.attention.lora_wq`, d, d, r);
+    const kT = await mergedTransposed(w, `${p}.attention.wk.weight`, `${p}.attention.lora_wk`, d, d, r);
+    const vT = await mergedTransposed(w, `${p}.attention.wv.weight`, `${p}.attention.lora_wv`, d, d, r);
+    const qkvT = g.floatInit(
+      `${p}.attention.wqkv.T`,
+      [d, 3 * d],
+      concatColumns(
+        [
+          { data: qT, cols: d },
+          { data: kT, cols: d },
+          { data: vT, cols: d },
+        ],
+        d,
+      ),
+    );
+    const qkvBias = new Float32Array(3 * d);
+    qkvBias.set(await w.f32(`${p}.attention.wq.bias`, [d])); // wk and wv have no bias: zeros
+    const bqkv = g.floatInit(`${p}.attention.bqkv`, [3 * d], qkvBias);
+    const oT = g.floatInit(
+      `${p}.attention.wo.T`,
+      [d, d],
+      await mergedTransposed(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r),
+    );
+    const bo = g.floatInit(`${p}.attention.wo.bias`, [d], await w.f32(`${p}.attention.wo.bias`, [d]));
+
+    const xn = rmsNorm(g, h, attnNorm, c.normEps);
+    const qkv = linear(g, xn, qkvT, bqkv);
+    const [q, k, v] = g.op('Split', [qkv, g.int64s([d, d, d])], {
+      outputs: 3,
+      attrs: { axis: attr.int(-1) },
+    });
+    const toHeads = (x: string): string => g.op1('Reshape', [x, g.int64s([0, 0, nh, hd])]);
+    const bhsd = (x: string): string => g.op1('Transpose', [x], { perm: attr.ints([0, 2, 1, 3]) });
+    const rq = bhsd(rope(g, q!, cos, sin, c));
+    const rk = bhsd(rope(g, k!, cos, sin, c));
+    const vh = bhsd(toHeads(v!));
+    const [kAll] = g.op('Concat', [pasts[l]!.k, rk], {
+      outputs: [`present_key_${l}`],
+      attrs: { axis: attr.int(2) },
+    });
+    const [vAll] = g.op('Concat', [pasts[l]!.v, vh], {
+      outputs: [`present_value_${l}`],
+      attrs: { axis: attr.int(2) },
+    });
+    const kt = g.op1('Transpose', [kAll!], { perm: attr.ints([0, 1, 3, 2]) });
+    const scores = g.op1('Add', [g.op1('Div', [g.op1('MatMul', [rq, kt]), scale]), bias]);
+    const probs = g.op1('Softmax', [scores], { axis: attr.int(-1) });
+    const o = g.op1('Reshape', [bhsd(g.op1('MatMul', [probs, vAll!])), g.int64s([0, 0, d])]);
+    const attnOut = linear(g, o, oT, bo);
+    const offset = g.op1('Unsqueeze', [
+      g.op1('Gather', [offsets, g.int64s([l], [])], { axis: attr.int(1) }),
+      g.int64s([1]),
+    ]);
+    h = g.op1('Add', [g.op1('Add', [h, attnOut]), offset]);
+
+    const ffnNorm = g.floatInit(`${p}.ffn_norm`, [d], await w.f32(`${p}.ffn_norm.weight`, [d]));
+    const w1T = await mergedTransposed(
+      w,
+      `${p}.feed_forward.w1.weight`,
+      `${p}.feed_forward.lora_w1`,
+      f,
+      d,
+      r,
+    );
+    const w3T = await mergedTransposed(
+      w,
+      `${p}.feed_forward.w3.weight`,
+      `${p}.feed_forward.lora_w3`,
+      f,
+      d,
+      r,
+    );
+    const w13 = g.floatInit(
+      `${p}.feed_forward.w13.T`,
+      [d, 2 * f],
+      concatColumns(
+        [
+          { data: w1T, cols: f },
+          { data: w3T, cols: f },
+        ],
+        d,
+      ),
+    );
+    const b13v = new Float32Array(2 * f);
+    b13v.set(await w.f32(`${p}.feed_forward.w1.bias`, [f]));
+    b13v.set(await w.f32(`${p}.feed_forward.w3.bias`, [f]), f);
+    const b13 = g.floatInit(`${p}.feed_forward.b13`, [2 * f], b13v);
+    const w2T = g.floatInit(
+      `${p}.feed_forward.w2.T`,
+      [f, d],
+      await mergedTransposed(w, `${p}.feed_forward.w2.weight`, `${p}.feed_forward.lora_w2`, d, f, r),
+    );
+    const b2 = g.floatInit(`${p}.feed_forward.w2.bias`, [d], await w.f32(`${p}.feed_forward.w2.bias`, [d]));
+    const y = rmsNorm(g, h, ffnNorm, c.normEps);
+    const [g1, g3] = g.op('Split', [linear(g, y, w13, b13), g.int64s([f, f])], {
+      outputs: 2,
+      attrs: { axis: attr.int(-1) },
+    });
+    const ffOut = linear(g, g.op1('Mul', [silu(g, g1!), g3!]), w2T, b2);
+    h = g.op1('Add', [h, ffOut]);
+    options.onLayer?.(l);
+  }
+
+  const finalNorm = g.floatInit('llama.norm', [d], await w.f32('llama.norm.weight', [d]));
+  const hn = rmsNorm(g, h, finalNorm, c.normEps);
+  const rows = g.op1('Gather', [g.op1('Reshape', [hn, g.int64s([-1, d])]), gatherRows], {
+    axis: attr.int(0),
+  });
+  const outT = g.floatInit(
+    'output.T',
+    [d, c.vocabSize],
+    transpose(await w.f32('llama.output.weight', [c.vocabSize, d]), c.vocabSize, d),
+  );
+  g.output(g.op1('MatMul', [rows, outT]), 'logits', OnnxType.FLOAT, ['batch', c.vocabSize]);
+  for (let l = 0; l < c.nLayers; l++) {
+    g.output(`present_key_${l}`, `present_key_${l}`, OnnxType.FLOAT, ['batch', nh, 'total', hd]);
+    g.output(`present_value_${l}`, `present_value_${l}`, OnnxType.FLOAT, ['batch', nh, 'total', hd]);
+  }
+  return g;
+}
+
+/**
+ * visual.onnx: visual_query v [batch, dim] → layer_offsets [batch, layers, dim], the per-layer
+ * residual offsets of MODEL_SPEC §7: c_l = (W_o + B_o A_o) · headwise(tanh(g_l) ⊙ W_v (v + P_l)),
+ * with the base W_v (no LoRA, no bias) as in the official adapter path. Layers before the last
+ * query_layer get zeros.
+ */
+export async function buildVisualGraph(
+  w: WeightStore,
+  c: LlamaConfig,
+  sink?: InitializerSink,
+): Promise<GraphBuilder> {
+  const g = new GraphBuilder('imagebind_llm_visual_offsets', sink);
+  const { dim: d, nHeads: nh, headDim: hd, loraRank: r } = c;
+  const v = g.input('visual_query', OnnxType.FLOAT, ['batch', d], 'bind network output v');
+  const prefix = await w.f32('prefix_query.weight', [c.queryLayer, d]);
+  const perLayer: string[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    const row = prefixRowOf(c, l);
+    if (row === undefined) {
+      perLayer.push(g.op1('Mul', [v, g.floats([0], [])]));
+      continue;
+    }
+    const p = `llama.layers.${l}`;
+    const a = g.op1('Add', [
+      v,
+      g.floatInit(`prefix_query.${row}`, [d], prefix.slice(row * d, (row + 1) * d)),
+    ]);
+    const wvT = g.floatInit(
+      `${p}.attention.wv.base.T`,
+      [d, d],
+      transpose(await w.f32(`${p}.attention.wv.weight`, [d, d]), d, d),
+    );
+    const gate = g.floatInit(
+      `${p}.attention.gate`,
+      [nh, 1],
+      await w.f32(`${p}.attention.gate`, [1, nh, 1, 1]),
+    );
+    const u = g.op1('Reshape', [g.op1('MatMul', [a, wvT]), g.int64s([0, nh, hd])]);
+    const delta = g.op1('Reshape', [g.op1('Mul', [u, g.op1('Tanh', [gate])]), g.int64s([0, d])]);
+    const oT = g.floatInit(
+      `${p}.attention.wo.T`,
+      [d, d],
+      await mergedTransposed(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r),
+    );
+    perLayer.push(g.op1('MatMul', [delta, oT]));
+  }
+  const stacked = g.op1(
+    'Concat',
+    perLayer.map((x) => g.op1('Unsqueeze', [x, g.int64s([1])])),
+    { axis: attr.int(1) },
+  );
+  g.output(stacked, 'layer_offsets', OnnxType.FLOAT, ['batch', c.nLayers, d]);
+  return g;
+}

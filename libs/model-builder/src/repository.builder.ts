@@ -1,0 +1,313 @@
+import { createHash } from 'node:crypto';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  copyFileSync,
+  rmSync,
+  renameSync,
+} from 'node:fs';
+import { basename, join } from 'node:path';
+import {
+  openTorchCheckpoint,
+  readFaissIndex,
+  validateStateDict,
+  writeNpy,
+  type TensorEntry,
+} from '@imagebind-llm/checkpoint';
+import type { ModelJson, SourceFile, TensorSpec } from '@imagebind-llm/inference';
+import { bindKeys, buildBindGraph, detectBindConfig, type BindConfig } from './bind.builder';
+import {
+  adapterLlamaKeys,
+  buildDecoderGraph,
+  buildVisualGraph,
+  llamaBaseKeys,
+  llamaConfigFrom,
+  type LlamaConfig,
+  type LlamaParamsJson,
+} from './llama.builder';
+import { ExternalDataSink } from './onnx/external-data.sink';
+import { serializeModel, type GraphBuilder, type InitializerSink } from './onnx/onnx-graph';
+import { WeightStore } from './weights';
+
+export const BUILDER_VERSION = '0.1.0';
+const OPSETS = { '': 17, 'com.microsoft': 1 };
+/** Above this many weight bytes a graph keeps its weights in `<file>.data` (protobuf caps at 2 GB). */
+const EXTERNAL_DATA_THRESHOLD = 1024 * 1024 * 1024;
+
+export interface BuildRepositoryOptions {
+  /** Adapter checkpoint (`7B.pth`: `{'model': state_dict}`). */
+  readonly adapter: string;
+  /** LLaMA directory holding `<llamaType>/consolidated.00.pth`, `params.json` and `tokenizer.model`. */
+  readonly llamaDir: string;
+  /** `7B` or `7B_chinese` (MODEL_SPEC B1: the released adapter was trained on 7B_chinese). */
+  readonly llamaType: string;
+  /** Faiss flat index for the visual cache. */
+  readonly knn?: string;
+  readonly out: string;
+  readonly version?: string;
+  /** "auto" writes external data only past 1 GiB of weights per graph. */
+  readonly externalData?: 'auto' | 'always' | 'never';
+  readonly onProgress?: (message: string) => void;
+}
+
+export interface BuildSummary {
+  readonly components: { component: string; dir: string; bytes: number }[];
+  readonly llama: LlamaConfig;
+  readonly bind: BindConfig;
+}
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 8 * 1024 * 1024 }))
+    hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function source(role: string, path: string): Promise<SourceFile> {
+  return { role, file: basename(path), sha256: await sha256(path), bytes: statSync(path).size };
+}
+
+function prefixed(entries: ReadonlyMap<string, TensorEntry>, prefix: string): Map<string, TensorEntry> {
+  return new Map([...entries].map(([k, v]) => [`${prefix}${k}`, v]));
+}
+
+function weightBytes(entries: Iterable<readonly number[]>): number {
+  let n = 0;
+  for (const shape of entries) n += shape.reduce((a, b) => a * b, 1) * 4;
+  return n;
+}
+
+/**
+ * Writes one graph as `<dir>/<file>`, with its weights inline or in `<file>.data`. The graph is
+ * built into a temporary name and renamed at the end, so an interrupted build never leaves a
+ * half-written model that looks complete.
+ */
+async function writeGraph(
+  dir: string,
+  file: string,
+  estimatedBytes: number,
+  mode: 'auto' | 'always' | 'never',
+  build: (sink?: InitializerSink) => Promise<GraphBuilder>,
+): Promise<{ bytes: number; external: boolean }> {
+  const external = mode === 'always' || (mode === 'auto' && estimatedBytes > EXTERNAL_DATA_THRESHOLD);
+  if (mode === 'never' && estimatedBytes > 2 * 1024 ** 3 - 1024 ** 2) {
+    throw new Error(
+      `${file}: ${estimatedBytes} bytes of weights do not fit a 2 GB protobuf; use external data`,
+    );
+  }
+  const tmp = join(dir, `.${file}.partial`);
+  let sink: ExternalDataSink | undefined;
+  if (external) sink = new ExternalDataSink(join(dir, `${file}.data`), `${file}.data`);
+  try {
+    const graph = await build(sink);
+    const bytes = serializeModel(graph, { opsets: OPSETS, producerVersion: BUILDER_VERSION });
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, join(dir, file));
+    return { bytes: bytes.byteLength + (sink?.bytesWritten ?? 0), external };
+  } finally {
+    sink?.close();
+    rmSync(tmp, { force: true });
+  }
+}
+
+function writeModelJson(dir: string, json: ModelJson): void {
+  writeFileSync(join(dir, 'model.json'), `${JSON.stringify(json, null, 2)}\n`);
+}
+
+function componentDir(out: string, component: string, version: string): string {
+  const dir = join(out, component, version);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+const decoderInputs = (c: LlamaConfig): TensorSpec[] => [
+  { name: 'input_ids', dtype: 'int64', dims: ['batch', 'seq'] },
+  { name: 'position_ids', dtype: 'int64', dims: ['batch', 'seq'] },
+  { name: 'attention_bias', dtype: 'float32', dims: ['batch', 1, 'seq', 'total'] },
+  { name: 'layer_offsets', dtype: 'float32', dims: ['batch', c.nLayers, c.dim] },
+  { name: 'gather_rows', dtype: 'int64', dims: ['batch'] },
+  ...Array.from({ length: c.nLayers }, (_, l) => [
+    { name: `past_key_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'past', c.headDim] },
+    { name: `past_value_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'past', c.headDim] },
+  ]).flat(),
+];
+
+const decoderOutputs = (c: LlamaConfig): TensorSpec[] => [
+  { name: 'logits', dtype: 'float32', dims: ['batch', c.vocabSize] },
+  ...Array.from({ length: c.nLayers }, (_, l) => [
+    { name: `present_key_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'total', c.headDim] },
+    { name: `present_value_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'total', c.headDim] },
+  ]).flat(),
+];
+
+/**
+ * `ibllm models build` for the language side: reads the official adapter and LLaMA checkpoints,
+ * validates every key and shape, and writes the `bind`, `llama-decoder`, `tokenizer` and (with a
+ * faiss index) `knn-cache` components of the model repository (ARCHITECTURE §4).
+ */
+export async function buildLanguageRepository(options: BuildRepositoryOptions): Promise<BuildSummary> {
+  const say = options.onProgress ?? (() => undefined);
+  const version = options.version ?? '1';
+  const mode = options.externalData ?? 'auto';
+  const llamaTypeDir = join(options.llamaDir, options.llamaType);
+  const basePath = join(llamaTypeDir, 'consolidated.00.pth');
+  const paramsPath = join(llamaTypeDir, 'params.json');
+  const tokenizerPath = join(options.llamaDir, 'tokenizer.model');
+  for (const [what, p] of [
+    ['adapter checkpoint', options.adapter],
+    ['LLaMA weights', basePath],
+    ['LLaMA params.json', paramsPath],
+    ['tokenizer.model', tokenizerPath],
+    ...(options.knn === undefined ? [] : [['knn index', options.knn]]),
+  ] as const) {
+    if (!existsSync(p)) throw new Error(`${what} not found: ${p}`);
+  }
+  const created = new Date().toISOString();
+  const builder = { name: 'imagebind-llm-model-builder', version: BUILDER_VERSION };
+
+  say(`reading ${options.adapter}`);
+  const adapterCkpt = await openTorchCheckpoint(options.adapter);
+  say(`reading ${basePath}`);
+  const baseCkpt = await openTorchCheckpoint(basePath);
+  try {
+    const root = adapterCkpt.root;
+    const adapter =
+      root instanceof Map && root.has('model') ? adapterCkpt.stateDict(['model']) : adapterCkpt.stateDict();
+    const base = baseCkpt.stateDict();
+    const params = JSON.parse(readFileSync(paramsPath, 'utf8')) as LlamaParamsJson;
+    const weights = new WeightStore(prefixed(base, 'llama.'), adapter);
+    const llama = llamaConfigFrom(params, weights);
+    const bind = detectBindConfig(weights);
+    if (bind.dim !== llama.dim)
+      throw new Error(`the bind network outputs ${bind.dim} values but LLaMA's dim is ${llama.dim}`);
+
+    // The official loader ignores rope.freqs (non-strict) and asserts no unexpected adapter keys.
+    validateStateDict(base, llamaBaseKeys(llama), { allowUnexpected: ['rope.freqs'], what: basePath });
+    validateStateDict(adapter, new Map([...bindKeys(bind), ...adapterLlamaKeys(llama)]), {
+      what: options.adapter,
+    });
+    say(
+      `checkpoints valid: LLaMA dim ${llama.dim}, ${llama.nLayers} layers, ${llama.nHeads} heads, vocab ${llama.vocabSize}; bind ${bind.inDim}→${bind.hidden}→${bind.dim}${bind.legacy ? ' (legacy LayerNorm bridge)' : ''}`,
+    );
+
+    const sources = [
+      await source('adapter', options.adapter),
+      await source('llama', basePath),
+      await source('llama-params', paramsPath),
+    ];
+    const components: BuildSummary['components'] = [];
+
+    // bind
+    const bindDir = componentDir(options.out, 'bind', version);
+    say('building bind/model.onnx');
+    const bindWritten = await writeGraph(
+      bindDir,
+      'model.onnx',
+      weightBytes(bindKeys(bind).values()),
+      mode,
+      (sink) => buildBindGraph(weights, bind, sink),
+    );
+    writeModelJson(bindDir, {
+      format: 1,
+      component: 'bind',
+      version,
+      builder,
+      createdAt: created,
+      sources: sources.filter((s) => s.role === 'adapter'),
+      files: { model: 'model.onnx' },
+      dtype: 'float32',
+      graphs: {
+        model: {
+          inputs: [{ name: 'queries', dtype: 'float32', dims: ['batch', bind.inDim] }],
+          outputs: [{ name: 'visual_query', dtype: 'float32', dims: ['batch', bind.dim] }],
+        },
+      },
+      config: { ...bind },
+    });
+    components.push({ component: 'bind', dir: bindDir, bytes: bindWritten.bytes });
+
+    // decoder + visual offsets
+    const decDir = componentDir(options.out, 'llama-decoder', version);
+    const decoderBytes = weightBytes(llamaBaseKeys(llama).values());
+    say(
+      `building llama-decoder/model.onnx (${llama.nLayers} layers, ~${(decoderBytes / 1024 ** 2).toFixed(0)} MiB of float32 weights)`,
+    );
+    const decWritten = await writeGraph(decDir, 'model.onnx', decoderBytes, mode, (sink) =>
+      buildDecoderGraph(weights, llama, sink, { onLayer: (l) => say(`  layer ${l + 1}/${llama.nLayers}`) }),
+    );
+    say('building llama-decoder/visual.onnx');
+    const visWritten = await writeGraph(
+      decDir,
+      'visual.onnx',
+      2 * llama.nLayers * llama.dim * llama.dim * 4,
+      mode,
+      (sink) => buildVisualGraph(weights, llama, sink),
+    );
+    writeModelJson(decDir, {
+      format: 1,
+      component: 'llama-decoder',
+      version,
+      builder,
+      createdAt: created,
+      sources,
+      files: { decoder: 'model.onnx', visual: 'visual.onnx' },
+      dtype: 'float32',
+      graphs: {
+        decoder: { inputs: decoderInputs(llama), outputs: decoderOutputs(llama) },
+        visual: {
+          inputs: [{ name: 'visual_query', dtype: 'float32', dims: ['batch', llama.dim] }],
+          outputs: [{ name: 'layer_offsets', dtype: 'float32', dims: ['batch', llama.nLayers, llama.dim] }],
+        },
+      },
+      config: { ...llama, llamaType: options.llamaType, bosId: 1, eosId: 2 },
+    });
+    components.push({ component: 'llama-decoder', dir: decDir, bytes: decWritten.bytes + visWritten.bytes });
+
+    // tokenizer
+    const tokDir = componentDir(options.out, 'tokenizer', version);
+    copyFileSync(tokenizerPath, join(tokDir, 'tokenizer.model'));
+    writeModelJson(tokDir, {
+      format: 1,
+      component: 'tokenizer',
+      version,
+      builder,
+      createdAt: created,
+      sources: [await source('tokenizer', tokenizerPath)],
+      files: { model: 'tokenizer.model' },
+      dtype: 'n/a',
+      config: { kind: 'sentencepiece-llama', bosId: 1, eosId: 2 },
+    });
+    components.push({ component: 'tokenizer', dir: tokDir, bytes: statSync(tokenizerPath).size });
+
+    if (options.knn !== undefined) {
+      say(`importing ${options.knn}`);
+      const index = await readFaissIndex(options.knn);
+      const knnDir = componentDir(options.out, 'knn-cache', version);
+      writeNpy(join(knnDir, 'vectors.npy'), {
+        dtype: 'float32',
+        shape: [index.ntotal, index.d],
+        data: new Uint8Array(index.vectors.buffer, index.vectors.byteOffset, index.vectors.byteLength),
+      });
+      writeModelJson(knnDir, {
+        format: 1,
+        component: 'knn-cache',
+        version,
+        builder,
+        createdAt: created,
+        sources: [await source('faiss-index', options.knn)],
+        files: { vectors: 'vectors.npy' },
+        dtype: 'float32',
+        config: { indexType: index.type, metric: index.metric, dimension: index.d, count: index.ntotal },
+      });
+      components.push({ component: 'knn-cache', dir: knnDir, bytes: index.vectors.byteLength });
+    }
+    return { components, llama, bind };
+  } finally {
+    await adapterCkpt.close();
+    await baseCkpt.close();
+  }
+}

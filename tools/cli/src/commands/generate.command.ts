@@ -1,0 +1,158 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { float32Tensor, readNpy, toFloat32, writeNpy } from '@imagebind-llm/checkpoint';
+import { CACHE_DEFAULTS } from '@imagebind-llm/domain';
+import { LanguagePipeline, type AnswerResult } from '@imagebind-llm/inference';
+import { CliError, optionalInt, optionalNumber, requireString } from '../cli-error';
+
+export const GENERATE_USAGE = `ibllm generate --models REPO --embedding FUSED.npy --prompt TEXT [--input TEXT]
+               [--temperature T] [--top-p P] [--max-new-tokens N] [--seed S]
+               [--cache on|off] [--cache-size K] [--cache-t T] [--cache-weight W] [--json] [--dump DIR]
+
+Answers PROMPT about the fused ImageBind query in FUSED.npy (1024 float32 values): visual cache →
+bind network → LLaMA with the per-layer visual injection. Defaults are the official ones:
+temperature 0.1 (0 = greedy), top-p 0.75, 256 new tokens, cache on with size 10, t 20, weight 0.5
+(the cache is on when the repository has a knn-cache component).`;
+
+const RAW_INPUTS = ['image', 'video', 'audio', 'text', 'point'] as const;
+
+export interface Output {
+  out: (text: string) => void;
+  log: (line: string) => void;
+}
+
+function dumpAll(dir: string, fused: Float32Array, r: AnswerResult, layers: number, dim: number): void {
+  mkdirSync(dir, { recursive: true });
+  const f32 = (name: string, values: Float32Array, shape: number[]): void =>
+    writeNpy(join(dir, name), float32Tensor(values, shape));
+  f32('fused.npy', fused, [fused.length]);
+  if (r.cached !== undefined) f32('cached.npy', r.cached, [r.cached.length]);
+  f32('visual_query.npy', r.visualQuery, [r.visualQuery.length]);
+  f32('layer_offsets.npy', r.layerOffsets, [layers, dim]);
+  if (r.generation.prefillLogits !== undefined)
+    f32('prefill_logits.npy', r.generation.prefillLogits, [r.generation.prefillLogits.length]);
+  writeFileSync(
+    join(dir, 'tokens.json'),
+    `${JSON.stringify({ prompt_ids: r.promptIds, generated_ids: r.generation.tokenIds, text: r.text }, null, 2)}\n`,
+  );
+}
+
+export async function generate(argv: string[], io: Output): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      models: { type: 'string' },
+      embedding: { type: 'string' },
+      prompt: { type: 'string' },
+      input: { type: 'string' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+      seed: { type: 'string' },
+      cache: { type: 'string' },
+      'cache-size': { type: 'string' },
+      'cache-t': { type: 'string' },
+      'cache-weight': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      dump: { type: 'string' },
+      image: { type: 'string', multiple: true },
+      video: { type: 'string', multiple: true },
+      audio: { type: 'string', multiple: true },
+      text: { type: 'string', multiple: true },
+      point: { type: 'string', multiple: true },
+      weight: { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help === true) {
+    io.log(GENERATE_USAGE);
+    return;
+  }
+  const raw = RAW_INPUTS.filter((m) => values[m] !== undefined);
+  if (raw.length > 0) {
+    throw new CliError(
+      `--${raw[0]}: raw inputs need the ImageBind encoders, which this build does not have yet; pass a fused query with --embedding`,
+    );
+  }
+  const repo = requireString(values, 'models');
+  const embeddingPath = requireString(values, 'embedding');
+  const prompt = requireString(values, 'prompt');
+  if (values.cache !== undefined && values.cache !== 'on' && values.cache !== 'off') {
+    throw new CliError(`--cache must be on or off, got ${JSON.stringify(values.cache)}`);
+  }
+  const temperature = optionalNumber(values, 'temperature', 0, 10);
+  const topP = optionalNumber(values, 'top-p', 0, 1);
+  const maxNewTokens = optionalInt(values, 'max-new-tokens', 1, 512);
+  const cacheSize = optionalInt(values, 'cache-size', 1, 100);
+  const cacheT = optionalNumber(values, 'cache-t', 0, 100);
+  const cacheWeight = optionalNumber(values, 'cache-weight', 0, 1);
+  let seed: bigint | undefined;
+  if (values.seed !== undefined) {
+    if (!/^\d{1,19}$/.test(values.seed))
+      throw new CliError(`--seed must be a non-negative integer, got ${JSON.stringify(values.seed)}`);
+    seed = BigInt(values.seed);
+  }
+
+  const npy = readNpy(embeddingPath);
+  const fused = toFloat32(npy);
+  if (npy.shape.reduce((a, b) => a * b, 1) !== fused.length || npy.shape.filter((d) => d !== 1).length > 1) {
+    throw new CliError(
+      `${embeddingPath}: expected one fused query (shape [1024] or [1, 1024]), got [${npy.shape.join(', ')}]`,
+    );
+  }
+
+  const pipeline = await LanguagePipeline.load(repo);
+  try {
+    const cacheOn = values.cache === undefined ? pipeline.hasCache : values.cache === 'on';
+    if (values.cache === undefined && !pipeline.hasCache)
+      io.log('note: the repository has no knn-cache component; the visual cache is off');
+    const streaming = !values.json;
+    const result = await pipeline.answer({
+      fused,
+      instruction: prompt,
+      ...(values.input === undefined ? {} : { input: values.input }),
+      cache: {
+        enabled: cacheOn,
+        size: cacheSize ?? CACHE_DEFAULTS.size,
+        temperature: cacheT ?? CACHE_DEFAULTS.temperature,
+        weight: cacheWeight ?? CACHE_DEFAULTS.weight,
+      },
+      ...(temperature === undefined ? {} : { temperature }),
+      ...(topP === undefined ? {} : { topP }),
+      ...(maxNewTokens === undefined ? {} : { maxNewTokens }),
+      ...(seed === undefined ? {} : { seed }),
+      wantPrefillLogits: values.dump !== undefined,
+      onText: (delta) => {
+        if (streaming) io.out(delta);
+      },
+    });
+    if (values.dump !== undefined)
+      dumpAll(values.dump, fused, result, pipeline.shape.nLayers, pipeline.shape.dim);
+    const g = result.generation;
+    if (values.json) {
+      io.out(
+        `${JSON.stringify({
+          text: result.text.trim(),
+          prompt_ids: result.promptIds,
+          generated_ids: g.tokenIds,
+          finish_reason: g.finishReason,
+          seed: result.seed.toString(),
+          cache:
+            result.neighbours === undefined
+              ? null
+              : { ids: result.neighbours.map((n) => n.id), scores: result.neighbours.map((n) => n.score) },
+          time_to_first_token_ms: Math.round(g.timeToFirstTokenMs),
+        })}\n`,
+      );
+    } else {
+      io.out('\n');
+      io.log(
+        `[${g.tokenIds.length} tokens, finish: ${g.finishReason}, seed ${result.seed}, first token after ${g.timeToFirstTokenMs.toFixed(0)} ms]`,
+      );
+    }
+  } finally {
+    await pipeline.close();
+  }
+}

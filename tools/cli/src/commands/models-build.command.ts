@@ -1,0 +1,63 @@
+import { parseArgs } from 'node:util';
+import { buildLanguageRepository } from '@imagebind-llm/model-builder';
+import { CliError, requireString } from '../cli-error';
+
+export const MODELS_BUILD_USAGE = `ibllm models build --llama-dir DIR [--llama-type 7B] --adapter PTH [--knn INDEX] --out REPO
+                   [--imagebind PTH] [--imagebind-config JSON] [--external-data auto|always|never] [--version V]
+
+Builds a model repository straight from the official checkpoint files (no Python):
+  bind/            bind network (adapter checkpoint)
+  llama-decoder/   LLaMA with the per-layer visual injection (+ visual.onnx for the offsets)
+  tokenizer/       the LLaMA SentencePiece model
+  knn-cache/       the visual cache vectors (with --knn)
+The released adapter was trained on 7B_chinese (MODEL_SPEC B1): pass --llama-type 7B_chinese for real weights.`;
+
+export async function modelsBuild(argv: string[], log: (line: string) => void): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'llama-dir': { type: 'string' },
+      'llama-type': { type: 'string', default: '7B' },
+      adapter: { type: 'string' },
+      knn: { type: 'string' },
+      out: { type: 'string' },
+      imagebind: { type: 'string' },
+      'imagebind-config': { type: 'string' },
+      'external-data': { type: 'string', default: 'auto' },
+      version: { type: 'string', default: '1' },
+      dtype: { type: 'string', default: 'fp32' },
+      quantize: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help === true) {
+    log(MODELS_BUILD_USAGE);
+    return;
+  }
+  const external = values['external-data'];
+  if (external !== 'auto' && external !== 'always' && external !== 'never') {
+    throw new CliError(`--external-data must be auto, always or never, got ${JSON.stringify(external)}`);
+  }
+  if (values.dtype !== 'fp32')
+    throw new CliError(`--dtype ${values.dtype} is not available in this build; only fp32 is`, 2);
+  if (values.quantize !== undefined)
+    throw new CliError(`--quantize ${values.quantize} is not available in this build`, 2);
+  if (values.imagebind !== undefined) {
+    log('note: the ImageBind encoder components are not built yet by this version; --imagebind is ignored');
+  }
+  const started = Date.now();
+  const summary = await buildLanguageRepository({
+    adapter: requireString(values, 'adapter'),
+    llamaDir: requireString(values, 'llama-dir'),
+    llamaType: values['llama-type'] ?? '7B',
+    ...(values.knn === undefined ? {} : { knn: values.knn }),
+    out: requireString(values, 'out'),
+    version: values.version ?? '1',
+    externalData: external,
+    onProgress: (m) => log(m),
+  });
+  for (const c of summary.components)
+    log(`wrote ${c.component} → ${c.dir} (${(c.bytes / 1024 ** 2).toFixed(1)} MiB)`);
+  log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}

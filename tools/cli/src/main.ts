@@ -1,0 +1,49 @@
+import { DomainError } from '@imagebind-llm/errors';
+import { CliError } from './cli-error';
+import { generate, GENERATE_USAGE } from './commands/generate.command';
+import { modelsBuild, MODELS_BUILD_USAGE } from './commands/models-build.command';
+
+const USAGE = `ibllm — ImageBind-LLM from the command line
+
+  ibllm models build ...   build a model repository from the official checkpoints
+  ibllm generate ...       answer an instruction about a fused ImageBind query
+
+${MODELS_BUILD_USAGE}
+
+${GENERATE_USAGE}`;
+
+async function main(argv: string[]): Promise<void> {
+  const log = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  const out = (text: string): void => {
+    process.stdout.write(text);
+  };
+  const [command, sub, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (command === 'models' && sub === 'build') return modelsBuild(rest, log);
+  if (command === 'generate') return generate(sub === undefined ? rest : [sub, ...rest], { out, log });
+  throw new CliError(`unknown command: ${[command, sub].filter(Boolean).join(' ')} (try \`ibllm --help\`)`);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof CliError) {
+    process.stderr.write(`ibllm: ${error.message}\n`);
+    process.exit(error.exitCode);
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (error instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`ibllm: ${error.message}\n`);
+    process.exit(2);
+  }
+  if (error instanceof DomainError) {
+    process.stderr.write(`ibllm: ${error.message}\n`);
+    process.exit(2);
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`ibllm: ${message}\n`);
+  process.exit(1);
+});
