@@ -9,6 +9,7 @@ const medium = [
   'libs/*/src/**/*.int-spec.ts',
   'services/*/src/**/*.int-spec.ts',
   'services/*/test/**/*.int-spec.ts',
+  'tools/*/test/**/*.int-spec.ts',
 ];
 
 export default defineConfig({
