@@ -85,6 +85,8 @@ const NEG_INF = -Infinity;
 export class GenerationEngine {
   private readonly pending: Row[] = [];
   private readonly active: Row[] = [];
+  /** The row being prefilled: in neither list while its prefill runs. */
+  private prefilling: Row | undefined;
   private running = false;
 
   constructor(
@@ -171,7 +173,9 @@ export class GenerationEngine {
       (error: unknown) => {
         // A failing session is fatal for every row in flight (ARCHITECTURE §8).
         this.running = false;
-        for (const row of [...this.pending.splice(0), ...this.active.splice(0)]) row.reject(error);
+        const inFlight = this.prefilling === undefined ? [] : [this.prefilling];
+        this.prefilling = undefined;
+        for (const row of [...inFlight, ...this.pending.splice(0), ...this.active.splice(0)]) row.reject(error);
       },
     );
   }
@@ -184,7 +188,9 @@ export class GenerationEngine {
           this.finish(row, 'cancelled');
           continue;
         }
+        this.prefilling = row;
         await this.prefill(row);
+        this.prefilling = undefined;
       }
       for (const row of [...this.active]) {
         if (row.req.signal?.aborted === true) this.leave(row, 'cancelled');

@@ -1,0 +1,168 @@
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { describe, expect, it } from 'vitest';
+import { hostTensor, type HostTensor, type InferenceSessionPort } from '../session.port';
+import { GenerationEngine, type DecoderShape, type GenerationRequest } from './generation-engine';
+
+const VOCAB = 50;
+const EOS = 2;
+const shape: DecoderShape = { nLayers: 1, nHeads: 1, headDim: 1, dim: 1, vocabSize: VOCAB, maxSeqLen: 32, eosId: EOS };
+
+/**
+ * A fake decoder whose next token is (Σ tokens the row may attend to + its visual offset) mod VOCAB.
+ * Keys are the token ids, so a wrong KV pack/unpack, mask or offset changes the answer.
+ */
+class FakeDecoder implements InferenceSessionPort {
+  readonly inputNames = [];
+  readonly outputNames = [];
+  readonly batchSizes: number[] = [];
+  failNext = false;
+
+  run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
+    if (this.failNext) return Promise.reject(new Error('session exploded'));
+    const [b, t] = feeds['input_ids']!.dims as [number, number];
+    const past = feeds['past_key_0']!;
+    const p = past.dims[2]!;
+    const total = p + t;
+    this.batchSizes.push(b);
+    const ids = feeds['input_ids']!.data as BigInt64Array;
+    const bias = feeds['attention_bias']!.data as Float32Array;
+    const offsets = feeds['layer_offsets']!.data as Float32Array;
+    const rows = feeds['gather_rows']!.data as BigInt64Array;
+    const present = new Float32Array(b * total);
+    for (let r = 0; r < b; r++) {
+      for (let c = 0; c < p; c++) present[r * total + c] = (past.data as Float32Array)[r * p + c]!;
+      for (let c = 0; c < t; c++) present[r * total + p + c] = Number(ids[r * t + c]!);
+    }
+    const logits = new Float32Array(b * VOCAB);
+    for (let r = 0; r < b; r++) {
+      const q = Number(rows[r]!) - r * t;
+      let sum = offsets[r]!;
+      for (let c = 0; c < total; c++) if (bias[((r * t) + q) * total + c] === 0) sum += present[r * total + c]!;
+      logits[r * VOCAB + (((sum % VOCAB) + VOCAB) % VOCAB)] = 10;
+    }
+    return Promise.resolve({
+      logits: hostTensor('float32', [b, VOCAB], logits),
+      present_key_0: hostTensor('float32', [b, 1, total, 1], present),
+      present_value_0: hostTensor('float32', [b, 1, total, 1], present.slice()),
+    });
+  }
+
+  release(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** What the fake model generates, computed directly. */
+function reference(prompt: number[], offset: number, maxNew: number): number[] {
+  const seq = [...prompt];
+  const out: number[] = [];
+  const budget = Math.min(maxNew, shape.maxSeqLen - prompt.length);
+  while (out.length < budget) {
+    const next = (seq.reduce((a, b) => a + b, 0) + offset) % VOCAB;
+    out.push(next);
+    seq.push(next);
+    if (next === EOS) break;
+  }
+  return out;
+}
+
+const req = (prompt: number[], offset: number, maxNew: number, extra: Partial<GenerationRequest> = {}): GenerationRequest => ({
+  promptIds: prompt,
+  layerOffsets: Float32Array.of(offset),
+  sampling: { temperature: 0, topP: 0.75, seed: 0n },
+  maxNewTokens: maxNew,
+  ...extra,
+});
+
+describe('GenerationEngine', () => {
+  it('decodes one sequence with its KV cache', async () => {
+    const engine = new GenerationEngine(new FakeDecoder(), shape);
+    const r = await engine.generate(req([1, 7, 9], 3, 8));
+    expect(r.tokenIds).toEqual(reference([1, 7, 9], 3, 8));
+    expect(r.finishReason).toBe('length');
+  });
+
+  it('batches rows of different lengths and offsets, and rows join between steps', async () => {
+    const fake = new FakeDecoder();
+    const engine = new GenerationEngine(fake, shape, { maxBatch: 3 });
+    const specs: [number[], number, number][] = [
+      [[1, 4], 0, 10],
+      [[1, 5, 6, 8, 11], 3, 6],
+      [[1], 17, 12],
+      [[1, 30, 31], 5, 9],
+    ];
+    const first = specs.slice(0, 3).map(async ([p, o, n]) => engine.generate(req(p, o, n)));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const late = engine.generate(req(...specs[3]!));
+    const results = await Promise.all([...first, late]);
+    results.forEach((r, i) => expect(r.tokenIds, `row ${i}`).toEqual(reference(...specs[i]!)));
+    expect(Math.max(...fake.batchSizes)).toBe(3);
+    expect(fake.batchSizes.filter((b) => b > 1).length).toBeGreaterThan(0);
+  });
+
+  it('stops on EOS and includes it, as the official loop does', async () => {
+    // prompt sum 1 + offset 1 = 2 = EOS on the first step
+    const r = await new GenerationEngine(new FakeDecoder(), shape).generate(req([1], 1, 10));
+    expect(r.tokenIds).toEqual([EOS]);
+    expect(r.finishReason).toBe('eos');
+  });
+
+  it('stops at the end of the context window (MODEL_SPEC §5.7: total_len = min(512, …))', async () => {
+    const prompt = Array.from({ length: shape.maxSeqLen - 3 }, () => 3);
+    const r = await new GenerationEngine(new FakeDecoder(), shape).generate(req(prompt, 0, 10, { ignoreEos: true }));
+    expect(r.tokenIds).toHaveLength(3);
+    expect(r.finishReason).toBe('context');
+  });
+
+  it('refuses a prompt that leaves no room for an answer (fixes B16)', async () => {
+    const prompt = Array.from({ length: shape.maxSeqLen }, () => 3);
+    await expect(new GenerationEngine(new FakeDecoder(), shape).generate(req(prompt, 0, 4))).rejects.toMatchObject({
+      code: ErrorCode.ContextOverflow,
+    });
+  });
+
+  it('validates token ids, offsets and max_new_tokens', async () => {
+    const engine = new GenerationEngine(new FakeDecoder(), shape);
+    await expect(engine.generate(req([1, VOCAB], 0, 4))).rejects.toBeInstanceOf(DomainError);
+    await expect(engine.generate({ ...req([1], 0, 4), layerOffsets: new Float32Array(3) })).rejects.toMatchObject({
+      code: ErrorCode.InvalidInput,
+    });
+    await expect(engine.generate(req([1], 0, 0))).rejects.toMatchObject({ code: ErrorCode.InvalidInput });
+  });
+
+  it('lets a cancelled row leave between steps while the others finish', async () => {
+    const engine = new GenerationEngine(new FakeDecoder(), shape, { maxBatch: 4 });
+    const controller = new AbortController();
+    let seen = 0;
+    const cancelled = engine.generate(
+      req([1, 3], 0, 20, {
+        ignoreEos: true,
+        signal: controller.signal,
+        onToken: () => {
+          if (++seen === 3) controller.abort();
+        },
+      }),
+    );
+    const other = engine.generate(req([1, 8], 2, 12));
+    const [c, o] = await Promise.all([cancelled, other]);
+    expect(c.finishReason).toBe('cancelled');
+    expect(c.tokenIds.length).toBeLessThan(20);
+    expect(c.tokenIds).toEqual(reference([1, 3], 0, 20).slice(0, c.tokenIds.length));
+    expect(o.tokenIds).toEqual(reference([1, 8], 2, 12));
+  });
+
+  it('resumes from tokens already sent and produces the same continuation', async () => {
+    const full = reference([1, 6], 4, 10);
+    const r = await new GenerationEngine(new FakeDecoder(), shape).generate(req([1, 6], 4, 10, { resumeIds: full.slice(0, 4) }));
+    expect(r.tokenIds).toEqual(full);
+  });
+
+  it('rejects every row in flight when the session fails', async () => {
+    const fake = new FakeDecoder();
+    const engine = new GenerationEngine(fake, shape);
+    fake.failNext = true;
+    await expect(engine.generate(req([1, 2], 0, 5))).rejects.toThrow('session exploded');
+    fake.failNext = false;
+    expect((await engine.generate(req([1, 4], 0, 3))).tokenIds).toEqual(reference([1, 4], 0, 3));
+  });
+});

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { argmax, pickToken, sampleTopP, softmaxWithTemperature, uniformAt } from './sampling';
+
+describe('argmax', () => {
+  it('returns the first index of the maximum, as torch.argmax', () => {
+    expect(argmax(Float32Array.of(1, 3, 3, 2))).toBe(1);
+    expect(argmax(Float32Array.of(-5))).toBe(0);
+  });
+});
+
+describe('sampleTopP (MODEL_SPEC §5.8)', () => {
+  const probs = Float64Array.of(0.2, 0.5, 0.3);
+
+  it('keeps entries whose exclusive cumulative mass is at most top_p', () => {
+    // sorted: 0.5 (excl 0), 0.3 (excl 0.5 → kept, not > 0.5), 0.2 (excl 0.8 → masked)
+    const picked = new Set<number>();
+    for (let i = 0; i < 200; i++) picked.add(sampleTopP(probs, 0.5, i / 200).id);
+    expect([...picked].sort()).toEqual([1, 2]);
+  });
+
+  it('renormalises over the kept entries', () => {
+    expect(sampleTopP(probs, 0.5, 0).prob).toBeCloseTo(0.5 / 0.8, 12);
+    expect(sampleTopP(probs, 0.5, 0.7).id).toBe(2); // 0.7·0.8 = 0.56 > 0.5
+  });
+
+  it('degenerates to greedy at top_p = 0 (the first entry always survives)', () => {
+    for (const u of [0, 0.5, 0.999]) expect(sampleTopP(probs, 0, u)).toEqual({ id: 1, prob: 1 });
+  });
+
+  it('keeps everything at top_p = 1', () => {
+    const picked = new Set<number>();
+    for (let i = 0; i < 100; i++) picked.add(sampleTopP(probs, 1, i / 100).id);
+    expect(picked.size).toBe(3);
+  });
+});
+
+describe('uniformAt', () => {
+  it('is a pure function of (seed, step) in [0, 1)', () => {
+    expect(uniformAt(42n, 3)).toBe(uniformAt(42n, 3));
+    expect(uniformAt(42n, 3)).not.toBe(uniformAt(42n, 4));
+    expect(uniformAt(42n, 3)).not.toBe(uniformAt(43n, 3));
+    let sum = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const u = uniformAt(7n, i);
+      expect(u).toBeGreaterThanOrEqual(0);
+      expect(u).toBeLessThan(1);
+      sum += u;
+    }
+    expect(sum / 10_000).toBeCloseTo(0.5, 1);
+  });
+});
+
+describe('pickToken', () => {
+  const logits = Float32Array.of(0, 2, 1, 2.5);
+
+  it('is greedy at temperature 0 and reports the log-probability', () => {
+    const t = pickToken(logits, { temperature: 0, topP: 0.75, seed: 1n }, 0);
+    expect(t.id).toBe(3);
+    expect(t.logprob).toBeCloseTo(Math.log(softmaxWithTemperature(logits, 1)[3]!), 12);
+  });
+
+  it('samples reproducibly for a seed and step', () => {
+    const params = { temperature: 1, topP: 1, seed: 99n };
+    const draws = Array.from({ length: 50 }, (_, i) => pickToken(logits, params, i).id);
+    expect(Array.from({ length: 50 }, (_, i) => pickToken(logits, params, i).id)).toEqual(draws);
+    expect(new Set(draws).size).toBeGreaterThan(1);
+  });
+
+  it('sharpens with low temperature', () => {
+    const params = { temperature: 0.01, topP: 1, seed: 5n };
+    for (let i = 0; i < 20; i++) expect(pickToken(logits, params, i).id).toBe(3);
+  });
+});
