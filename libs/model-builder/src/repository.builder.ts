@@ -71,6 +71,28 @@ async function source(role: string, path: string): Promise<SourceFile> {
   return { role, file: basename(path), sha256: await sha256(path), bytes: statSync(path).size };
 }
 
+const ADAPTER_MARKERS = [
+  'prefix_query.weight',
+  'image_bind_proj.weight',
+  'llama.layers.0.attention.lora_wq_l1.weight',
+];
+const BASE_MARKERS = ['tok_embeddings.weight', 'layers.0.attention.wq.weight', 'output.weight'];
+
+/** Fails early, listing what is missing, when a file is clearly not the checkpoint it should be. */
+function requireMarkers(
+  entries: ReadonlyMap<string, TensorEntry>,
+  markers: readonly string[],
+  file: string,
+  what: string,
+): void {
+  const missing = markers.filter((k) => !entries.has(k));
+  if (missing.length === 0) return;
+  const sample = [...entries.keys()].slice(0, 3).join(', ');
+  throw new Error(
+    `${file} does not look like ${what}: it lacks ${missing.join(', ')} (it has ${entries.size} tensors${sample === '' ? '' : `, e.g. ${sample}`})`,
+  );
+}
+
 function prefixed(entries: ReadonlyMap<string, TensorEntry>, prefix: string): Map<string, TensorEntry> {
   return new Map([...entries].map(([k, v]) => [`${prefix}${k}`, v]));
 }
@@ -178,6 +200,8 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
     const adapter =
       root instanceof Map && root.has('model') ? adapterCkpt.stateDict(['model']) : adapterCkpt.stateDict();
     const base = baseCkpt.stateDict();
+    requireMarkers(adapter, ADAPTER_MARKERS, options.adapter, 'an ImageBind-LLM adapter checkpoint (7B.pth)');
+    requireMarkers(base, BASE_MARKERS, basePath, 'a LLaMA checkpoint (consolidated.00.pth)');
     const params = JSON.parse(readFileSync(paramsPath, 'utf8')) as LlamaParamsJson;
     const weights = new WeightStore(prefixed(base, 'llama.'), adapter);
     const llama = llamaConfigFrom(params, weights);

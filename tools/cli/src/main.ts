@@ -36,7 +36,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   }
   const code = (error as { code?: unknown } | null)?.code;
   if (error instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-    process.stderr.write(`ibllm: ${error.message}\n`);
+    process.stderr.write(`ibllm: ${error.message.replace(/\n+/g, ' ')}\n`);
     process.exit(2);
   }
   if (error instanceof DomainError) {

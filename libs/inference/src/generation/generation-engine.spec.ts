@@ -5,7 +5,15 @@ import { GenerationEngine, type DecoderShape, type GenerationRequest } from './g
 
 const VOCAB = 50;
 const EOS = 2;
-const shape: DecoderShape = { nLayers: 1, nHeads: 1, headDim: 1, dim: 1, vocabSize: VOCAB, maxSeqLen: 32, eosId: EOS };
+const shape: DecoderShape = {
+  nLayers: 1,
+  nHeads: 1,
+  headDim: 1,
+  dim: 1,
+  vocabSize: VOCAB,
+  maxSeqLen: 32,
+  eosId: EOS,
+};
 
 /**
  * A fake decoder whose next token is (Σ tokens the row may attend to + its visual offset) mod VOCAB.
@@ -17,8 +25,9 @@ class FakeDecoder implements InferenceSessionPort {
   readonly batchSizes: number[] = [];
   failNext = false;
 
-  run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
-    if (this.failNext) return Promise.reject(new Error('session exploded'));
+  // eslint-disable-next-line @typescript-eslint/require-await -- the port is async; the fake computes synchronously
+  async run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
+    if (this.failNext) throw new Error('session exploded');
     const [b, t] = feeds['input_ids']!.dims as [number, number];
     const past = feeds['past_key_0']!;
     const p = past.dims[2]!;
@@ -37,18 +46,18 @@ class FakeDecoder implements InferenceSessionPort {
     for (let r = 0; r < b; r++) {
       const q = Number(rows[r]!) - r * t;
       let sum = offsets[r]!;
-      for (let c = 0; c < total; c++) if (bias[((r * t) + q) * total + c] === 0) sum += present[r * total + c]!;
+      for (let c = 0; c < total; c++) if (bias[(r * t + q) * total + c] === 0) sum += present[r * total + c]!;
       logits[r * VOCAB + (((sum % VOCAB) + VOCAB) % VOCAB)] = 10;
     }
-    return Promise.resolve({
+    return {
       logits: hostTensor('float32', [b, VOCAB], logits),
       present_key_0: hostTensor('float32', [b, 1, total, 1], present),
       present_value_0: hostTensor('float32', [b, 1, total, 1], present.slice()),
-    });
+    };
   }
 
-  release(): Promise<void> {
-    return Promise.resolve();
+  async release(): Promise<void> {
+    await Promise.resolve();
   }
 }
 
@@ -66,7 +75,12 @@ function reference(prompt: number[], offset: number, maxNew: number): number[] {
   return out;
 }
 
-const req = (prompt: number[], offset: number, maxNew: number, extra: Partial<GenerationRequest> = {}): GenerationRequest => ({
+const req = (
+  prompt: number[],
+  offset: number,
+  maxNew: number,
+  extra: Partial<GenerationRequest> = {},
+): GenerationRequest => ({
   promptIds: prompt,
   layerOffsets: Float32Array.of(offset),
   sampling: { temperature: 0, topP: 0.75, seed: 0n },
@@ -109,14 +123,18 @@ describe('GenerationEngine', () => {
 
   it('stops at the end of the context window (MODEL_SPEC §5.7: total_len = min(512, …))', async () => {
     const prompt = Array.from({ length: shape.maxSeqLen - 3 }, () => 3);
-    const r = await new GenerationEngine(new FakeDecoder(), shape).generate(req(prompt, 0, 10, { ignoreEos: true }));
+    const r = await new GenerationEngine(new FakeDecoder(), shape).generate(
+      req(prompt, 0, 10, { ignoreEos: true }),
+    );
     expect(r.tokenIds).toHaveLength(3);
     expect(r.finishReason).toBe('context');
   });
 
   it('refuses a prompt that leaves no room for an answer (fixes B16)', async () => {
     const prompt = Array.from({ length: shape.maxSeqLen }, () => 3);
-    await expect(new GenerationEngine(new FakeDecoder(), shape).generate(req(prompt, 0, 4))).rejects.toMatchObject({
+    await expect(
+      new GenerationEngine(new FakeDecoder(), shape).generate(req(prompt, 0, 4)),
+    ).rejects.toMatchObject({
       code: ErrorCode.ContextOverflow,
     });
   });
@@ -124,7 +142,9 @@ describe('GenerationEngine', () => {
   it('validates token ids, offsets and max_new_tokens', async () => {
     const engine = new GenerationEngine(new FakeDecoder(), shape);
     await expect(engine.generate(req([1, VOCAB], 0, 4))).rejects.toBeInstanceOf(DomainError);
-    await expect(engine.generate({ ...req([1], 0, 4), layerOffsets: new Float32Array(3) })).rejects.toMatchObject({
+    await expect(
+      engine.generate({ ...req([1], 0, 4), layerOffsets: new Float32Array(3) }),
+    ).rejects.toMatchObject({
       code: ErrorCode.InvalidInput,
     });
     await expect(engine.generate(req([1], 0, 0))).rejects.toMatchObject({ code: ErrorCode.InvalidInput });
@@ -153,7 +173,9 @@ describe('GenerationEngine', () => {
 
   it('resumes from tokens already sent and produces the same continuation', async () => {
     const full = reference([1, 6], 4, 10);
-    const r = await new GenerationEngine(new FakeDecoder(), shape).generate(req([1, 6], 4, 10, { resumeIds: full.slice(0, 4) }));
+    const r = await new GenerationEngine(new FakeDecoder(), shape).generate(
+      req([1, 6], 4, 10, { resumeIds: full.slice(0, 4) }),
+    );
     expect(r.tokenIds).toEqual(full);
   });
 

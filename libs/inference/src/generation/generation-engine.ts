@@ -175,7 +175,8 @@ export class GenerationEngine {
         this.running = false;
         const inFlight = this.prefilling === undefined ? [] : [this.prefilling];
         this.prefilling = undefined;
-        for (const row of [...inFlight, ...this.pending.splice(0), ...this.active.splice(0)]) row.reject(error);
+        for (const row of [...inFlight, ...this.pending.splice(0), ...this.active.splice(0)])
+          row.reject(error);
       },
     );
   }

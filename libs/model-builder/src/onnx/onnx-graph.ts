@@ -147,7 +147,11 @@ export class GraphBuilder {
         `initializer ${name}: ${bytes.byteLength} bytes for dims [${dims.join(',')}], expected ${expected}`,
       );
     }
-    this.initializers.push({ name: this.claim(name), elemType, dims, data: this.sink.store(name, bytes) });
+    // Small tensors (shape constants, scalars) stay inline: onnxruntime's shape inference reads
+    // them at load time and cannot look into external data (the same 1 KiB cut as onnx's tools).
+    const data: InitializerData =
+      bytes.byteLength < 1024 ? { kind: 'inline', bytes } : this.sink.store(name, bytes);
+    this.initializers.push({ name: this.claim(name), elemType, dims, data });
     return name;
   }
 

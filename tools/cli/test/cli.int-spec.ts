@@ -1,0 +1,299 @@
+// The ibllm CLI as a user runs it: real processes on the compiled CLI (`npm run build` first).
+import { spawnSync } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
+import { goldenDir } from '@imagebind-llm/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const BIN = join(__dirname, '..', 'bin', 'ibllm.js');
+const golden = goldenDir();
+const manifest = JSON.parse(readFileSync(join(golden, 'manifest.json'), 'utf8')) as {
+  cases: { id: string; generated_ids?: number[]; instruction?: string }[];
+};
+const demoCase = manifest.cases.find((c) => c.id === 'decode/demo_image+audio_knn-on')!;
+
+function ibllm(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let work: string;
+let repo: string;
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'ibllm-cli-'));
+  repo = join(work, 'repo');
+  const r = ibllm([
+    'models',
+    'build',
+    '--llama-dir',
+    join(golden, 'llama'),
+    '--adapter',
+    join(golden, '7B.pth'),
+    '--knn',
+    join(golden, 'knn.index'),
+    '--out',
+    repo,
+  ]);
+  expect(r.stderr).toContain('wrote llama-decoder');
+  expect(r.status).toBe(0);
+}, 120_000);
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('ibllm models build', () => {
+  it('writes every component with model.json and source checksums', () => {
+    for (const c of ['bind', 'llama-decoder', 'tokenizer', 'knn-cache']) {
+      const json = JSON.parse(readFileSync(join(repo, c, '1', 'model.json'), 'utf8')) as {
+        component: string;
+        sources: { sha256: string }[];
+      };
+      expect(json.component).toBe(c);
+      for (const s of json.sources) expect(s.sha256).toMatch(/^[0-9a-f]{64}$/);
+    }
+    expect(existsSync(join(repo, 'llama-decoder', '1', 'model.onnx'))).toBe(true);
+    expect(existsSync(join(repo, 'llama-decoder', '1', 'visual.onnx'))).toBe(true);
+  });
+
+  it('can put weights in external data files and the result still answers the same', () => {
+    const ext = join(work, 'repo-ext');
+    const b = ibllm([
+      'models',
+      'build',
+      '--llama-dir',
+      join(golden, 'llama'),
+      '--adapter',
+      join(golden, '7B.pth'),
+      '--out',
+      ext,
+      '--external-data',
+      'always',
+    ]);
+    expect(b.status).toBe(0);
+    expect(existsSync(join(ext, 'llama-decoder', '1', 'model.onnx.data'))).toBe(true);
+    const g = ibllm([
+      'generate',
+      '--models',
+      ext,
+      '--embedding',
+      join(golden, 'expected/fusion/image+audio_w1-1_knn-off/q.npy'),
+      '--prompt',
+      demoCase.instruction!,
+      '--temperature',
+      '0',
+      '--max-new-tokens',
+      '24',
+      '--json',
+    ]);
+    expect(g.status).toBe(0);
+    const knnOff = manifest.cases.find((c) => c.id === 'decode/image+audio_knn-off')!;
+    expect((JSON.parse(g.stdout) as { generated_ids: number[] }).generated_ids).toEqual(knnOff.generated_ids);
+  });
+
+  it.each([
+    [['--adapter', 'x.pth'], /--llama-dir is required|not found/],
+    [
+      ['--llama-dir', '/nope', '--adapter', '/nope/7B.pth', '--out', '/tmp/x'],
+      /adapter checkpoint not found: \/nope\/7B\.pth/,
+    ],
+    [['--bogus'], /Unknown option '--bogus'/],
+  ])('refuses bad usage %j with one line and exit status 2', (args, message) => {
+    const r = ibllm(['models', 'build', ...args]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(message);
+  });
+
+  it('names the file and the problem for a truncated checkpoint', () => {
+    const bad = join(work, 'truncated');
+    mkdirSync(join(bad, 'llama', '7B'), { recursive: true });
+    copyFileSync(join(golden, '7B.pth'), join(bad, '7B.pth'));
+    truncateSync(join(bad, '7B.pth'), 300_000);
+    for (const f of ['consolidated.00.pth', 'params.json'])
+      copyFileSync(join(golden, 'llama', '7B', f), join(bad, 'llama', '7B', f));
+    copyFileSync(join(golden, 'llama', 'tokenizer.model'), join(bad, 'llama', 'tokenizer.model'));
+    const r = ibllm([
+      'models',
+      'build',
+      '--llama-dir',
+      join(bad, 'llama'),
+      '--adapter',
+      join(bad, '7B.pth'),
+      '--out',
+      join(bad, 'repo'),
+    ]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/7B\.pth/);
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^ibllm: .*7B\.pth/);
+  });
+
+  it('lists missing keys when the adapter is the wrong checkpoint', () => {
+    const bad = join(work, 'wrong');
+    mkdirSync(join(bad, 'llama', '7B'), { recursive: true });
+    for (const f of ['consolidated.00.pth', 'params.json'])
+      copyFileSync(join(golden, 'llama', '7B', f), join(bad, 'llama', '7B', f));
+    copyFileSync(join(golden, 'llama', 'tokenizer.model'), join(bad, 'llama', 'tokenizer.model'));
+    // the base LLaMA file is a valid .pth but not an adapter
+    const r = ibllm([
+      'models',
+      'build',
+      '--llama-dir',
+      join(bad, 'llama'),
+      '--adapter',
+      join(golden, 'llama', '7B', 'consolidated.00.pth'),
+      '--out',
+      join(bad, 'repo'),
+    ]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/prefix_query\.weight|image_bind_proj\.weight/);
+  });
+});
+
+describe('ibllm generate', () => {
+  it('reproduces the official greedy answer and dumps every intermediate', () => {
+    const dump = join(work, 'dump');
+    const r = ibllm([
+      'generate',
+      '--models',
+      repo,
+      '--embedding',
+      join(golden, 'expected/fusion/image+audio_w1-1_knn-on/q.npy'),
+      '--prompt',
+      demoCase.instruction!,
+      '--temperature',
+      '0',
+      '--max-new-tokens',
+      '24',
+      '--json',
+      '--dump',
+      dump,
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      generated_ids: number[];
+      finish_reason: string;
+      cache: { ids: number[] };
+    };
+    expect(out.generated_ids).toEqual(demoCase.generated_ids);
+    expect(out.finish_reason).toBe('length');
+    const shapes: Record<string, number[]> = {
+      'fused.npy': [1024],
+      'cached.npy': [1024],
+      'visual_query.npy': [64],
+      'layer_offsets.npy': [2, 64],
+      'prefill_logits.npy': [32000],
+    };
+    for (const [file, shape] of Object.entries(shapes))
+      expect(readNpy(join(dump, file)).shape, file).toEqual(shape);
+    const tokens = JSON.parse(readFileSync(join(dump, 'tokens.json'), 'utf8')) as {
+      generated_ids: number[];
+      text: string;
+    };
+    expect(tokens.generated_ids).toEqual(demoCase.generated_ids);
+    const expectedC = toFloat32(readNpy(join(golden, 'expected/fusion/image+audio_w1-1_knn-on/c.npy')));
+    const gotC = toFloat32(readNpy(join(dump, 'layer_offsets.npy')));
+    expect(Math.max(...gotC.map((v, i) => Math.abs(v - expectedC[i]!)))).toBeLessThan(1e-5);
+  });
+
+  it('streams plain text to stdout and a summary to stderr without --json', () => {
+    const r = ibllm([
+      'generate',
+      '--models',
+      repo,
+      '--embedding',
+      join(golden, 'expected/fusion/point_knn-on/q.npy'),
+      '--prompt',
+      'Describe the 3D object in detail.',
+      '--temperature',
+      '0',
+      '--max-new-tokens',
+      '5',
+    ]);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().length).toBeGreaterThan(0);
+    expect(r.stderr).toMatch(/\[5 tokens, finish: length, seed \d+/);
+  });
+
+  it('samples reproducibly with a seed', () => {
+    const args = [
+      'generate',
+      '--models',
+      repo,
+      '--embedding',
+      join(golden, 'expected/fusion/text_knn-off/q.npy'),
+      '--prompt',
+      'Say something.',
+      '--temperature',
+      '0.8',
+      '--top-p',
+      '0.9',
+      '--seed',
+      '1234',
+      '--max-new-tokens',
+      '12',
+      '--json',
+    ];
+    const a = JSON.parse(ibllm(args).stdout) as { generated_ids: number[] };
+    const b = JSON.parse(ibllm(args).stdout) as { generated_ids: number[] };
+    expect(a.generated_ids).toEqual(b.generated_ids);
+  });
+
+  it.each([
+    [['--prompt', 'x'], /--models is required/],
+    [['--models', 'R', '--embedding', 'E', '--prompt', 'x', '--cache', 'maybe'], /--cache must be on or off/],
+    [
+      ['--models', 'R', '--embedding', 'E', '--prompt', 'x', '--top-p', '1.5'],
+      /--top-p must be a number in \[0, 1\]/,
+    ],
+    [
+      ['--models', 'R', '--embedding', 'E', '--prompt', 'x', '--max-new-tokens', '0'],
+      /--max-new-tokens must be a number in \[1, 512\]/,
+    ],
+    [['--models', 'R', '--image', 'a.jpg', '--prompt', 'x'], /raw inputs need the ImageBind encoders/],
+    [
+      ['--models', 'R', '--embedding', 'E', '--prompt', 'x', '--seed=-1'],
+      /--seed must be a non-negative integer/,
+    ],
+  ])('refuses %j with exit status 2 and one line', (args, message) => {
+    const r = ibllm(['generate', ...args]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('refuses a prompt that does not fit the 512-token context with a clear message', () => {
+    const r = ibllm([
+      'generate',
+      '--models',
+      repo,
+      '--embedding',
+      join(golden, 'expected/fusion/text_knn-off/q.npy'),
+      '--prompt',
+      'word '.repeat(600),
+      '--cache',
+      'off',
+    ]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/tokens/);
+    expect(r.stderr).toMatch(/512/);
+  });
+
+  it('refuses an embedding of the wrong size', () => {
+    const bad = join(work, 'bad.npy');
+    writeFileSync(bad, readFileSync(join(golden, 'expected/fusion/image+audio_w1-1_knn-on/c.npy')));
+    const r = ibllm(['generate', '--models', repo, '--embedding', bad, '--prompt', 'x']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/expected one fused query|1024/);
+  });
+});
