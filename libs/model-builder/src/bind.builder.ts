@@ -1,6 +1,7 @@
-import { layerNorm, linear, rmsNorm, silu } from './onnx/ops';
+import { linearWeight, type WeightFormat } from './onnx/linear-weights';
+import { layerNorm, rmsNorm, silu } from './onnx/ops';
 import { GraphBuilder, OnnxType, type InitializerSink } from './onnx/onnx-graph';
-import { transpose, type WeightStore } from './weights';
+import type { WeightStore } from './weights';
 
 /** Shape of the bind network, read from the adapter checkpoint (MODEL_SPEC §4). */
 export interface BindConfig {
@@ -67,6 +68,7 @@ export async function buildBindGraph(
   weights: WeightStore,
   c: BindConfig,
   sink?: InitializerSink,
+  format: WeightFormat = 'fp32',
 ): Promise<GraphBuilder> {
   const g = new GraphBuilder('imagebind_llm_bind', sink);
   const q = g.input(
@@ -75,43 +77,29 @@ export async function buildBindGraph(
     ['batch', c.inDim],
     'fused (cache-blended) ImageBind query q′',
   );
-  const wT = async (name: string, out: number, inn: number): Promise<string> =>
-    g.floatInit(`${name}.T`, [inn, out], transpose(await weights.f32(name, [out, inn]), out, inn));
   const vec = async (name: string, n: number): Promise<string> =>
     g.floatInit(name, [n], await weights.f32(name, [n]));
+  /** x · Wᵀ (+ b) for the checkpoint's `<name>.weight` [out, in] and optional `<name>.bias`. */
+  const dense = async (
+    x: string,
+    name: string,
+    out: number,
+    inn: number,
+    withBias: boolean,
+  ): Promise<string> => {
+    const y = linearWeight(g, x, name, await weights.f32(`${name}.weight`, [out, inn]), out, inn, format);
+    return withBias ? g.op1('Add', [y, await vec(`${name}.bias`, out)]) : y;
+  };
 
-  let x = linear(
-    g,
-    q,
-    await wT('image_bind_proj.weight', c.dim, c.inDim),
-    await vec('image_bind_proj.bias', c.dim),
-  );
+  let x = await dense(q, 'image_bind_proj', c.dim, c.inDim, true);
   for (let k = 1; k <= c.blocks; k++) {
     const gamma = await vec(`image_bind_norm_${k}.weight`, c.dim);
     const n = c.legacy
       ? layerNorm(g, x, gamma, await vec(`image_bind_norm_${k}.bias`, c.dim), BIND_LEGACY_LN_EPS)
       : rmsNorm(g, x, gamma, BIND_RMS_EPS);
-    const bias = async (name: string, size: number): Promise<string | undefined> =>
-      c.legacy ? vec(name, size) : undefined;
-    const h1 = linear(
-      g,
-      n,
-      await wT(`image_bind_f1_${k}.weight`, c.hidden, c.dim),
-      await bias(`image_bind_f1_${k}.bias`, c.hidden),
-    );
-    const h3 = linear(
-      g,
-      n,
-      await wT(`image_bind_f3_${k}.weight`, c.hidden, c.dim),
-      await bias(`image_bind_f3_${k}.bias`, c.hidden),
-    );
-    const m = g.op1('Mul', [silu(g, h1), h3]);
-    const f = linear(
-      g,
-      m,
-      await wT(`image_bind_f2_${k}.weight`, c.dim, c.hidden),
-      await bias(`image_bind_f2_${k}.bias`, c.dim),
-    );
+    const h1 = await dense(n, `image_bind_f1_${k}`, c.hidden, c.dim, c.legacy);
+    const h3 = await dense(n, `image_bind_f3_${k}`, c.hidden, c.dim, c.legacy);
+    const f = await dense(g.op1('Mul', [silu(g, h1), h3]), `image_bind_f2_${k}`, c.dim, c.hidden, c.legacy);
     x = g.op1('Add', [x, f]);
   }
   g.output(x, 'visual_query', OnnxType.FLOAT, ['batch', c.dim], 'visual query v (bind network output)');

@@ -1,6 +1,8 @@
-import { linear, rmsNorm, silu } from './onnx/ops';
+import { float32ArrayToFloat16 } from '@imagebind-llm/checkpoint';
+import { linearWeight, type WeightFormat } from './onnx/linear-weights';
+import { rmsNorm, silu } from './onnx/ops';
 import { attr, GraphBuilder, OnnxType, type InitializerSink } from './onnx/onnx-graph';
-import { concatColumns, mergeLora, transpose, type WeightStore } from './weights';
+import { mergeLora, type WeightStore } from './weights';
 
 /** LLaMA + adapter hyper-parameters, from params.json and the checkpoint shapes (MODEL_SPEC §5.1). */
 export interface LlamaConfig {
@@ -142,7 +144,8 @@ export function ropeTables(c: LlamaConfig): { cos: Float32Array; sin: Float32Arr
   return { cos, sin };
 }
 
-async function mergedTransposed(
+/** W + B·A for a base weight and its LoRA pair, in PyTorch's [out, in] layout. */
+async function merged(
   w: WeightStore,
   base: string,
   loraPrefix: string,
@@ -154,7 +157,41 @@ async function mergedTransposed(
   const a = await w.f32(`${loraPrefix}_l1.weight`, [rank, inn]);
   const b = await w.f32(`${loraPrefix}_l2.weight`, [out, rank]);
   mergeLora(weight, out, inn, a, b, rank);
-  return transpose(weight, out, inn);
+  return weight;
+}
+
+/** Stacks [out_i, in] matrices into one [Σ out_i, in] matrix (fused projections). */
+function stackRows(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** The token embedding table: float32, or float16 + Cast when weights are stored compressed. */
+function embeddingLookup(
+  g: GraphBuilder,
+  table: Float32Array,
+  rows: number,
+  cols: number,
+  ids: string,
+  format: WeightFormat,
+): string {
+  if (format === 'fp32')
+    return g.op1('Gather', [g.floatInit('tok_embeddings', [rows, cols], table), ids], { axis: attr.int(0) });
+  const half = float32ArrayToFloat16(table);
+  const init = g.initializer(
+    'tok_embeddings.fp16',
+    OnnxType.FLOAT16,
+    [rows, cols],
+    new Uint8Array(half.buffer, half.byteOffset, half.byteLength),
+  );
+  return g.op1('Cast', [g.op1('Gather', [init, ids], { axis: attr.int(0) })], {
+    to: attr.int(OnnxType.FLOAT),
+  });
 }
 
 /** Applies interleaved-pair RoPE to x [batch, seq, heads, hd] given cos/sin [batch, seq, 1, hd/2]. */
@@ -177,6 +214,8 @@ function rope(g: GraphBuilder, x: string, cos: string, sin: string, c: LlamaConf
 }
 
 export interface DecoderGraphOptions {
+  /** Storage of the linear weights (float32 by default). */
+  readonly format?: WeightFormat;
   /** Called after each layer is written, for progress output on long builds. */
   readonly onLayer?: (layer: number) => void;
 }
@@ -204,6 +243,7 @@ export async function buildDecoderGraph(
   options: DecoderGraphOptions = {},
 ): Promise<GraphBuilder> {
   const g = new GraphBuilder('imagebind_llm_decoder', sink);
+  const format = options.format ?? 'fp32';
   const { dim: d, ffnHidden: f, loraRank: r, nHeads: nh, headDim: hd } = c;
   const ids = g.input('input_ids', OnnxType.INT64, ['batch', 'seq']);
   const pos = g.input('position_ids', OnnxType.INT64, ['batch', 'seq']);
@@ -218,55 +258,41 @@ export async function buildDecoderGraph(
     });
   }
 
-  const emb = g.floatInit(
-    'tok_embeddings',
-    [c.vocabSize, d],
+  let h = embeddingLookup(
+    g,
     await w.f32('llama.tok_embeddings.weight', [c.vocabSize, d]),
+    c.vocabSize,
+    d,
+    ids,
+    format,
   );
-  let h = g.op1('Gather', [emb, ids], { axis: attr.int(0) });
   const tables = ropeTables(c);
   const cosT = g.floatInit('rope_cos', [c.ropeTableLen, hd / 2], tables.cos);
   const sinT = g.floatInit('rope_sin', [c.ropeTableLen, hd / 2], tables.sin);
   const cos = g.op1('Unsqueeze', [g.op1('Gather', [cosT, pos], { axis: attr.int(0) }), g.int64s([2])]);
   const sin = g.op1('Unsqueeze', [g.op1('Gather', [sinT, pos], { axis: attr.int(0) }), g.int64s([2])]);
   const scale = g.floats([Math.sqrt(hd)], []);
+  const toHeads = (x: string): string => g.op1('Reshape', [x, g.int64s([0, 0, nh, hd])]);
+  const bhsd = (x: string): string => g.op1('Transpose', [x], { perm: attr.ints([0, 2, 1, 3]) });
 
   for (let l = 0; l < c.nLayers; l++) {
     const p = `llama.layers.${l}`;
+    // attention: fused QKV with merged LoRA; wk and wv have no bias, so their part of bqkv is 0
     const attnNorm = g.floatInit(`${p}.attention_norm`, [d], await w.f32(`${p}.attention_norm.weight`, [d]));
-    const qT = await mergedTransposed(w, `${p}.attention.wq.weight`, `${p}.attention.lora_wq`, d, d, r);
-    const kT = await mergedTransposed(w, `${p}.attention.wk.weight`, `${p}.attention.lora_wk`, d, d, r);
-    const vT = await mergedTransposed(w, `${p}.attention.wv.weight`, `${p}.attention.lora_wv`, d, d, r);
-    const qkvT = g.floatInit(
-      `${p}.attention.wqkv.T`,
-      [d, 3 * d],
-      concatColumns(
-        [
-          { data: qT, cols: d },
-          { data: kT, cols: d },
-          { data: vT, cols: d },
-        ],
-        d,
-      ),
-    );
+    const wqkv = stackRows([
+      await merged(w, `${p}.attention.wq.weight`, `${p}.attention.lora_wq`, d, d, r),
+      await merged(w, `${p}.attention.wk.weight`, `${p}.attention.lora_wk`, d, d, r),
+      await merged(w, `${p}.attention.wv.weight`, `${p}.attention.lora_wv`, d, d, r),
+    ]);
     const qkvBias = new Float32Array(3 * d);
-    qkvBias.set(await w.f32(`${p}.attention.wq.bias`, [d])); // wk and wv have no bias: zeros
+    qkvBias.set(await w.f32(`${p}.attention.wq.bias`, [d]));
     const bqkv = g.floatInit(`${p}.attention.bqkv`, [3 * d], qkvBias);
-    const oT = g.floatInit(
-      `${p}.attention.wo.T`,
-      [d, d],
-      await mergedTransposed(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r),
-    );
-    const bo = g.floatInit(`${p}.attention.wo.bias`, [d], await w.f32(`${p}.attention.wo.bias`, [d]));
-
     const xn = rmsNorm(g, h, attnNorm, c.normEps);
-    const qkv = linear(g, xn, qkvT, bqkv);
+    const qkv = g.op1('Add', [linearWeight(g, xn, `${p}.attention.wqkv`, wqkv, 3 * d, d, format), bqkv]);
     const [q, k, v] = g.op('Split', [qkv, g.int64s([d, d, d])], {
       outputs: 3,
       attrs: { axis: attr.int(-1) },
     });
-    const toHeads = (x: string): string => g.op1('Reshape', [x, g.int64s([0, 0, nh, hd])]);
-    const bhsd = (x: string): string => g.op1('Transpose', [x], { perm: attr.ints([0, 2, 1, 3]) });
     const rq = bhsd(rope(g, q!, cos, sin, c));
     const rk = bhsd(rope(g, k!, cos, sin, c));
     const vh = bhsd(toHeads(v!));
@@ -282,57 +308,35 @@ export async function buildDecoderGraph(
     const scores = g.op1('Add', [g.op1('Div', [g.op1('MatMul', [rq, kt]), scale]), bias]);
     const probs = g.op1('Softmax', [scores], { axis: attr.int(-1) });
     const o = g.op1('Reshape', [bhsd(g.op1('MatMul', [probs, vAll!])), g.int64s([0, 0, d])]);
-    const attnOut = linear(g, o, oT, bo);
+    const wo = await merged(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r);
+    const bo = g.floatInit(`${p}.attention.wo.bias`, [d], await w.f32(`${p}.attention.wo.bias`, [d]));
+    const attnOut = g.op1('Add', [linearWeight(g, o, `${p}.attention.wo`, wo, d, d, format), bo]);
+    // the visual term: c_l added to every position right after the attention block (§7)
     const offset = g.op1('Unsqueeze', [
       g.op1('Gather', [offsets, g.int64s([l], [])], { axis: attr.int(1) }),
       g.int64s([1]),
     ]);
     h = g.op1('Add', [g.op1('Add', [h, attnOut]), offset]);
 
+    // SwiGLU FFN with biases and merged LoRA, w1 and w3 fused
     const ffnNorm = g.floatInit(`${p}.ffn_norm`, [d], await w.f32(`${p}.ffn_norm.weight`, [d]));
-    const w1T = await mergedTransposed(
-      w,
-      `${p}.feed_forward.w1.weight`,
-      `${p}.feed_forward.lora_w1`,
-      f,
-      d,
-      r,
-    );
-    const w3T = await mergedTransposed(
-      w,
-      `${p}.feed_forward.w3.weight`,
-      `${p}.feed_forward.lora_w3`,
-      f,
-      d,
-      r,
-    );
-    const w13 = g.floatInit(
-      `${p}.feed_forward.w13.T`,
-      [d, 2 * f],
-      concatColumns(
-        [
-          { data: w1T, cols: f },
-          { data: w3T, cols: f },
-        ],
-        d,
-      ),
-    );
+    const w13 = stackRows([
+      await merged(w, `${p}.feed_forward.w1.weight`, `${p}.feed_forward.lora_w1`, f, d, r),
+      await merged(w, `${p}.feed_forward.w3.weight`, `${p}.feed_forward.lora_w3`, f, d, r),
+    ]);
     const b13v = new Float32Array(2 * f);
     b13v.set(await w.f32(`${p}.feed_forward.w1.bias`, [f]));
     b13v.set(await w.f32(`${p}.feed_forward.w3.bias`, [f]), f);
     const b13 = g.floatInit(`${p}.feed_forward.b13`, [2 * f], b13v);
-    const w2T = g.floatInit(
-      `${p}.feed_forward.w2.T`,
-      [f, d],
-      await mergedTransposed(w, `${p}.feed_forward.w2.weight`, `${p}.feed_forward.lora_w2`, d, f, r),
-    );
-    const b2 = g.floatInit(`${p}.feed_forward.w2.bias`, [d], await w.f32(`${p}.feed_forward.w2.bias`, [d]));
     const y = rmsNorm(g, h, ffnNorm, c.normEps);
-    const [g1, g3] = g.op('Split', [linear(g, y, w13, b13), g.int64s([f, f])], {
-      outputs: 2,
-      attrs: { axis: attr.int(-1) },
-    });
-    const ffOut = linear(g, g.op1('Mul', [silu(g, g1!), g3!]), w2T, b2);
+    const gates = g.op1('Add', [linearWeight(g, y, `${p}.feed_forward.w13`, w13, 2 * f, d, format), b13]);
+    const [g1, g3] = g.op('Split', [gates, g.int64s([f, f])], { outputs: 2, attrs: { axis: attr.int(-1) } });
+    const w2 = await merged(w, `${p}.feed_forward.w2.weight`, `${p}.feed_forward.lora_w2`, d, f, r);
+    const b2 = g.floatInit(`${p}.feed_forward.w2.bias`, [d], await w.f32(`${p}.feed_forward.w2.bias`, [d]));
+    const ffOut = g.op1('Add', [
+      linearWeight(g, g.op1('Mul', [silu(g, g1!), g3!]), `${p}.feed_forward.w2`, w2, d, f, format),
+      b2,
+    ]);
     h = g.op1('Add', [h, ffOut]);
     options.onLayer?.(l);
   }
@@ -342,12 +346,16 @@ export async function buildDecoderGraph(
   const rows = g.op1('Gather', [g.op1('Reshape', [hn, g.int64s([-1, d])]), gatherRows], {
     axis: attr.int(0),
   });
-  const outT = g.floatInit(
-    'output.T',
-    [d, c.vocabSize],
-    transpose(await w.f32('llama.output.weight', [c.vocabSize, d]), c.vocabSize, d),
+  const logits = linearWeight(
+    g,
+    rows,
+    'output',
+    await w.f32('llama.output.weight', [c.vocabSize, d]),
+    c.vocabSize,
+    d,
+    format,
   );
-  g.output(g.op1('MatMul', [rows, outT]), 'logits', OnnxType.FLOAT, ['batch', c.vocabSize]);
+  g.output(logits, 'logits', OnnxType.FLOAT, ['batch', c.vocabSize]);
   for (let l = 0; l < c.nLayers; l++) {
     g.output(`present_key_${l}`, `present_key_${l}`, OnnxType.FLOAT, ['batch', nh, 'total', hd]);
     g.output(`present_value_${l}`, `present_value_${l}`, OnnxType.FLOAT, ['batch', nh, 'total', hd]);
@@ -365,6 +373,7 @@ export async function buildVisualGraph(
   w: WeightStore,
   c: LlamaConfig,
   sink?: InitializerSink,
+  format: WeightFormat = 'fp32',
 ): Promise<GraphBuilder> {
   const g = new GraphBuilder('imagebind_llm_visual_offsets', sink);
   const { dim: d, nHeads: nh, headDim: hd, loraRank: r } = c;
@@ -382,24 +391,19 @@ export async function buildVisualGraph(
       v,
       g.floatInit(`prefix_query.${row}`, [d], prefix.slice(row * d, (row + 1) * d)),
     ]);
-    const wvT = g.floatInit(
-      `${p}.attention.wv.base.T`,
-      [d, d],
-      transpose(await w.f32(`${p}.attention.wv.weight`, [d, d]), d, d),
-    );
     const gate = g.floatInit(
       `${p}.attention.gate`,
       [nh, 1],
       await w.f32(`${p}.attention.gate`, [1, nh, 1, 1]),
     );
-    const u = g.op1('Reshape', [g.op1('MatMul', [a, wvT]), g.int64s([0, nh, hd])]);
+    const wv = await w.f32(`${p}.attention.wv.weight`, [d, d]);
+    const u = g.op1('Reshape', [
+      linearWeight(g, a, `${p}.attention.wv.base`, wv, d, d, format),
+      g.int64s([0, nh, hd]),
+    ]);
     const delta = g.op1('Reshape', [g.op1('Mul', [u, g.op1('Tanh', [gate])]), g.int64s([0, d])]);
-    const oT = g.floatInit(
-      `${p}.attention.wo.T`,
-      [d, d],
-      await mergedTransposed(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r),
-    );
-    perLayer.push(g.op1('MatMul', [delta, oT]));
+    const wo = await merged(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r);
+    perLayer.push(linearWeight(g, delta, `${p}.attention.wo`, wo, d, d, format));
   }
   const stacked = g.op1(
     'Concat',

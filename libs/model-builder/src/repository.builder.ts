@@ -32,6 +32,7 @@ import {
 import { ExternalDataSink } from './onnx/external-data.sink';
 import { serializeModel, type GraphBuilder, type InitializerSink } from './onnx/onnx-graph';
 import { WeightStore } from './weights';
+import { bytesPerWeight, type WeightFormat } from './onnx/linear-weights';
 
 export const BUILDER_VERSION = '0.1.0';
 const OPSETS = { '': 17, 'com.microsoft': 1 };
@@ -51,6 +52,8 @@ export interface BuildRepositoryOptions {
   readonly version?: string;
   /** "auto" writes external data only past 1 GiB of weights per graph. */
   readonly externalData?: 'auto' | 'always' | 'never';
+  /** Storage of linear weights: fp32 (exact), fp16, int8 or int4 (MatMulNBits). */
+  readonly format?: WeightFormat;
   readonly onProgress?: (message: string) => void;
 }
 
@@ -97,9 +100,9 @@ function prefixed(entries: ReadonlyMap<string, TensorEntry>, prefix: string): Ma
   return new Map([...entries].map(([k, v]) => [`${prefix}${k}`, v]));
 }
 
-function weightBytes(entries: Iterable<readonly number[]>): number {
+function weightBytes(entries: Iterable<readonly number[]>, format: WeightFormat = 'fp32'): number {
   let n = 0;
-  for (const shape of entries) n += shape.reduce((a, b) => a * b, 1) * 4;
+  for (const shape of entries) n += shape.reduce((a, b) => a * b, 1) * bytesPerWeight(format);
   return n;
 }
 
@@ -175,6 +178,8 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
   const say = options.onProgress ?? (() => undefined);
   const version = options.version ?? '1';
   const mode = options.externalData ?? 'auto';
+  const format = options.format ?? 'fp32';
+  const dtype = { fp32: 'float32', fp16: 'float16', int8: 'int8', int4: 'int4' }[format];
   const llamaTypeDir = join(options.llamaDir, options.llamaType);
   const basePath = join(llamaTypeDir, 'consolidated.00.pth');
   const paramsPath = join(llamaTypeDir, 'params.json');
@@ -231,9 +236,9 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
     const bindWritten = await writeGraph(
       bindDir,
       'model.onnx',
-      weightBytes(bindKeys(bind).values()),
+      weightBytes(bindKeys(bind).values(), format),
       mode,
-      (sink) => buildBindGraph(weights, bind, sink),
+      (sink) => buildBindGraph(weights, bind, sink, format),
     );
     writeModelJson(bindDir, {
       format: 1,
@@ -243,7 +248,7 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
       createdAt: created,
       sources: sources.filter((s) => s.role === 'adapter'),
       files: { model: 'model.onnx' },
-      dtype: 'float32',
+      dtype,
       graphs: {
         model: {
           inputs: [{ name: 'queries', dtype: 'float32', dims: ['batch', bind.inDim] }],
@@ -256,20 +261,23 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
 
     // decoder + visual offsets
     const decDir = componentDir(options.out, 'llama-decoder', version);
-    const decoderBytes = weightBytes(llamaBaseKeys(llama).values());
+    const decoderBytes = weightBytes(llamaBaseKeys(llama).values(), format);
     say(
       `building llama-decoder/model.onnx (${llama.nLayers} layers, ~${(decoderBytes / 1024 ** 2).toFixed(0)} MiB of float32 weights)`,
     );
     const decWritten = await writeGraph(decDir, 'model.onnx', decoderBytes, mode, (sink) =>
-      buildDecoderGraph(weights, llama, sink, { onLayer: (l) => say(`  layer ${l + 1}/${llama.nLayers}`) }),
+      buildDecoderGraph(weights, llama, sink, {
+        format,
+        onLayer: (l) => say(`  layer ${l + 1}/${llama.nLayers}`),
+      }),
     );
     say('building llama-decoder/visual.onnx');
     const visWritten = await writeGraph(
       decDir,
       'visual.onnx',
-      2 * llama.nLayers * llama.dim * llama.dim * 4,
+      2 * llama.nLayers * llama.dim * llama.dim * bytesPerWeight(format),
       mode,
-      (sink) => buildVisualGraph(weights, llama, sink),
+      (sink) => buildVisualGraph(weights, llama, sink, format),
     );
     writeModelJson(decDir, {
       format: 1,
@@ -279,7 +287,7 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
       createdAt: created,
       sources,
       files: { decoder: 'model.onnx', visual: 'visual.onnx' },
-      dtype: 'float32',
+      dtype,
       graphs: {
         decoder: { inputs: decoderInputs(llama), outputs: decoderOutputs(llama) },
         visual: {

@@ -101,6 +101,62 @@ describe('ibllm models build', () => {
     expect((JSON.parse(g.stdout) as { generated_ids: number[] }).generated_ids).toEqual(knnOff.generated_ids);
   });
 
+  // Measured on this set: fp16 4.6e-4, int8 9.2e-3, int4 0.24 (random Gaussian weights are the
+  // worst case for block quantization: no outliers to spare, every weight equally important).
+  it.each([
+    [['--dtype', 'fp16'], 2e-3],
+    [['--quantize', 'int8'], 3e-2],
+    [['--quantize', 'int4'], 0.5],
+  ] as const)(
+    'builds %j models whose prefill logits stay within %d (relative) of the official ones',
+    (flags, bound) => {
+      const out = join(work, `repo-${flags[1]}`);
+      const b = ibllm([
+        'models',
+        'build',
+        '--llama-dir',
+        join(golden, 'llama'),
+        '--adapter',
+        join(golden, '7B.pth'),
+        '--out',
+        out,
+        ...flags,
+      ]);
+      expect(b.status).toBe(0);
+      expect(
+        (JSON.parse(readFileSync(join(out, 'llama-decoder', '1', 'model.json'), 'utf8')) as { dtype: string })
+          .dtype,
+      ).toBe({ fp16: 'float16', int8: 'int8', int4: 'int4' }[flags[1]]);
+      const dump = join(work, `dump-${flags[1]}`);
+      const g = ibllm([
+        'generate',
+        '--models',
+        out,
+        '--embedding',
+        join(golden, 'expected/fusion/image+audio_w1-1_knn-off/q.npy'),
+        '--prompt',
+        demoCase.instruction!,
+        '--temperature',
+        '0',
+        '--max-new-tokens',
+        '2',
+        '--json',
+        '--dump',
+        dump,
+      ]);
+      expect(g.status).toBe(0);
+      const got = toFloat32(readNpy(join(dump, 'prefill_logits.npy')));
+      const want = toFloat32(readNpy(join(golden, 'expected/decode/image+audio_knn-off/prefill_logits.npy')));
+      let num = 0;
+      let den = 0;
+      want.forEach((w, i) => {
+        num += (got[i]! - w) ** 2;
+        den += w * w;
+      });
+      expect(Math.sqrt(num / den)).toBeLessThan(bound);
+    },
+  );
+
   it.each([
     [['--adapter', 'x.pth'], /--llama-dir is required|not found/],
     [

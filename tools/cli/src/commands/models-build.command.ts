@@ -1,15 +1,18 @@
 import { parseArgs } from 'node:util';
-import { buildLanguageRepository } from '@imagebind-llm/model-builder';
+import { buildLanguageRepository, type WeightFormat } from '@imagebind-llm/model-builder';
 import { CliError, requireString } from '../cli-error';
 
 export const MODELS_BUILD_USAGE = `ibllm models build --llama-dir DIR [--llama-type 7B] --adapter PTH [--knn INDEX] --out REPO
-                   [--imagebind PTH] [--imagebind-config JSON] [--external-data auto|always|never] [--version V]
+                   [--dtype fp32|fp16] [--quantize int8|int4] [--external-data auto|always|never] [--version V]
+                   [--imagebind PTH] [--imagebind-config JSON]
 
 Builds a model repository straight from the official checkpoint files (no Python):
   bind/            bind network (adapter checkpoint)
   llama-decoder/   LLaMA with the per-layer visual injection (+ visual.onnx for the offsets)
   tokenizer/       the LLaMA SentencePiece model
   knn-cache/       the visual cache vectors (with --knn)
+--dtype fp16 halves the files (onnxruntime's CPU provider widens them back to float32 at load);
+--quantize int8|int4 stores linear layers block-quantized for MatMulNBits (CPU deployments).
 The released adapter was trained on 7B_chinese (MODEL_SPEC B1): pass --llama-type 7B_chinese for real weights.`;
 
 export async function modelsBuild(argv: string[], log: (line: string) => void): Promise<void> {
@@ -39,10 +42,15 @@ export async function modelsBuild(argv: string[], log: (line: string) => void): 
   if (external !== 'auto' && external !== 'always' && external !== 'never') {
     throw new CliError(`--external-data must be auto, always or never, got ${JSON.stringify(external)}`);
   }
-  if (values.dtype !== 'fp32')
-    throw new CliError(`--dtype ${values.dtype} is not available in this build; only fp32 is`, 2);
-  if (values.quantize !== undefined)
-    throw new CliError(`--quantize ${values.quantize} is not available in this build`, 2);
+  if (values.dtype !== 'fp32' && values.dtype !== 'fp16') {
+    throw new CliError(`--dtype must be fp32 or fp16, got ${JSON.stringify(values.dtype)}`);
+  }
+  if (values.quantize !== undefined && values.quantize !== 'int8' && values.quantize !== 'int4') {
+    throw new CliError(`--quantize must be int8 or int4, got ${JSON.stringify(values.quantize)}`);
+  }
+  if (values.quantize !== undefined && values.dtype === 'fp16')
+    throw new CliError('--quantize and --dtype fp16 exclude each other');
+  const format: WeightFormat = values.quantize ?? (values.dtype === 'fp16' ? 'fp16' : 'fp32');
   if (values.imagebind !== undefined) {
     log('note: the ImageBind encoder components are not built yet by this version; --imagebind is ignored');
   }
@@ -55,6 +63,7 @@ export async function modelsBuild(argv: string[], log: (line: string) => void): 
     out: requireString(values, 'out'),
     version: values.version ?? '1',
     externalData: external,
+    format,
     onProgress: (m) => log(m),
   });
   for (const c of summary.components)

@@ -1,0 +1,115 @@
+// Each weight format, run through onnxruntime, computes exactly x · Ŵᵀ where Ŵ is the weight the
+// format stores (float32 itself, its float16 rounding, or the dequantized blocks). This proves the
+// MatMulNBits packing; how far Ŵ is from W is the format's own, measured, accuracy.
+import { float16BitsToFloat32, float32ArrayToFloat16 } from '@imagebind-llm/checkpoint';
+import { createOrtSession, hostTensor } from '@imagebind-llm/inference';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { linearWeight, QUANT_BLOCK_SIZE, quantizeBlockwise, type WeightFormat } from './linear-weights';
+import { GraphBuilder, OnnxType, serializeModel } from './onnx-graph';
+
+const dir = mkdtempSync(join(tmpdir(), 'ibllm-linear-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function random(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u1 = (s + 1) / 2 ** 32;
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u2 = s / 2 ** 32;
+    out[i] = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  }
+  return out;
+}
+
+/** The weight a format really stores, back in float32, [out, in]. */
+function stored(w: Float32Array, out: number, inn: number, format: WeightFormat): Float32Array {
+  if (format === 'fp32') return w;
+  if (format === 'fp16') return Float32Array.from(float32ArrayToFloat16(w), float16BitsToFloat32);
+  const bits = format === 'int8' ? 8 : 4;
+  const q = quantizeBlockwise(w, out, inn, bits);
+  const zero = bits === 8 ? 128 : 8;
+  const deq = new Float32Array(out * inn);
+  for (let o = 0; o < out; o++) {
+    for (let i = 0; i < inn; i++) {
+      const b = Math.floor(i / QUANT_BLOCK_SIZE);
+      const k = i % QUANT_BLOCK_SIZE;
+      const byte = q.packed[(o * q.blocks + b) * q.blockBytes + (bits === 8 ? k : k >> 1)]!;
+      const v = bits === 8 ? byte : (k & 1) === 0 ? byte & 15 : byte >> 4;
+      deq[o * inn + i] = (v - zero) * q.scales[o * q.blocks + b]!;
+    }
+  }
+  return deq;
+}
+
+function matmulRef(x: Float32Array, rows: number, w: Float32Array, out: number, inn: number): Float64Array {
+  const y = new Float64Array(rows * out);
+  for (let r = 0; r < rows; r++)
+    for (let o = 0; o < out; o++) {
+      let s = 0;
+      for (let i = 0; i < inn; i++) s += x[r * inn + i]! * w[o * inn + i]!;
+      y[r * out + o] = s;
+    }
+  return y;
+}
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+// 72 inputs: two full blocks and a ragged one, so padding is exercised.
+const OUT = 48;
+const IN = 72;
+const ROWS = 5;
+
+describe.each(['fp32', 'fp16', 'int8', 'int4'] as const)('linearWeight %s', (format) => {
+  it('computes x · Ŵᵀ for the weight it stores', async () => {
+    const w = random(OUT * IN, 11);
+    const x = random(ROWS * IN, 12);
+    const g = new GraphBuilder('linear_test');
+    const input = g.input('x', OnnxType.FLOAT, ['rows', IN]);
+    g.output(linearWeight(g, input, 'w', w, OUT, IN, format), 'y', OnnxType.FLOAT, ['rows', OUT]);
+    const path = join(dir, `${format}.onnx`);
+    writeFileSync(
+      path,
+      serializeModel(g, { opsets: { '': 17, 'com.microsoft': 1 }, producerVersion: 'test' }),
+    );
+    const session = await createOrtSession(path);
+    const y = (await session.run({ x: hostTensor('float32', [ROWS, IN], x) }))['y']!.data as Float32Array;
+    await session.release();
+    // float32 accumulation in onnxruntime vs float64 here
+    expect(relErr(y, matmulRef(x, ROWS, stored(w, OUT, IN, format), OUT, IN))).toBeLessThan(1e-5);
+    const formatError = relErr(y, matmulRef(x, ROWS, w, OUT, IN));
+    // What storing costs on Gaussian weights: exact, ~1e-4 (fp16), ~1e-2 (int8), ~1e-1 (int4).
+    const bound = { fp32: 1e-5, fp16: 1e-3, int8: 2e-2, int4: 2e-1 }[format];
+    expect(formatError).toBeLessThan(bound);
+  });
+});
+
+describe('quantizeBlockwise', () => {
+  it('uses the full range: the largest |w| of a block maps to ±qmax', () => {
+    const w = Float32Array.of(...Array.from({ length: 32 }, (_, i) => (i === 5 ? -2 : i / 100)));
+    const q = quantizeBlockwise(w, 1, 32, 8);
+    expect(q.scales[0]).toBeCloseTo(2 / 127, 7);
+    expect(q.packed[5]).toBe(128 - 127);
+    const q4 = quantizeBlockwise(w, 1, 32, 4);
+    expect(q4.packed[2]! & 15).toBe(8); // element 4 (0.04) rounds to zero, in the low nibble
+    expect(q4.packed[2]! >> 4).toBe(8 - 7); // element 5 (−2) is the high nibble of byte 2
+  });
+
+  it('survives an all-zero block', () => {
+    const q = quantizeBlockwise(new Float32Array(32), 1, 32, 4);
+    expect(q.scales[0]).toBe(1);
+    expect([...q.packed]).toEqual(new Array(16).fill(0x88));
+  });
+});
