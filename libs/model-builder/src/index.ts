@@ -6,3 +6,4 @@ export * from './weights';
 export * from './bind.builder';
 export * from './llama.builder';
 export * from './repository.builder';
+export * from './onnx/linear-weights';
