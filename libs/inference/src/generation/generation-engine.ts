@@ -69,6 +69,18 @@ interface Row {
   prefillLogits?: Float32Array;
 }
 
+interface BatchState {
+  readonly rows: Row[];
+  /** Per layer: [rows, heads, width, hd]. */
+  readonly keys: Float32Array[];
+  readonly values: Float32Array[];
+  width: number;
+  /** Width when the batch was packed; columns from here on were appended by batched steps. */
+  readonly packWidth: number;
+  /** Valid prefix columns of each row at packing time. */
+  readonly prefix: number[];
+}
+
 export interface EngineOptions {
   /** Rows decoded together in one step. */
   readonly maxBatch: number;
@@ -175,6 +187,7 @@ export class GenerationEngine {
         this.running = false;
         const inFlight = this.prefilling === undefined ? [] : [this.prefilling];
         this.prefilling = undefined;
+        this.batch = undefined;
         for (const row of [...inFlight, ...this.pending.splice(0), ...this.active.splice(0)])
           row.reject(error);
       },
@@ -241,12 +254,72 @@ export class GenerationEngine {
     else this.active.push(row);
   }
 
+  /**
+   * The decode batch keeps its KV cache as one [batch, heads, width, hd] tensor per layer from step
+   * to step: the present outputs become the next past inputs with no copy. Rows joined with
+   * different lengths are left-aligned and padded; row i attends to columns [0, prefix_i) and
+   * [packWidth, width). The batch is repacked only when its membership changes.
+   */
+  private batch: BatchState | undefined;
+
+  private sameMembers(rows: readonly Row[]): boolean {
+    const b = this.batch;
+    return b !== undefined && b.rows.length === rows.length && b.rows.every((r, i) => r === rows[i]);
+  }
+
+  /** Copies a batched row's valid columns out into its own compact cache. */
+  private extract(state: BatchState, i: number): void {
+    const { nHeads: h, headDim: hd, nLayers } = this.shape;
+    const row = state.rows[i]!;
+    const prefix = state.prefix[i]!;
+    const tail = state.width - state.packWidth;
+    const len = prefix + tail;
+    const take = (all: Float32Array): Float32Array => {
+      const out = new Float32Array(h * len * hd);
+      for (let head = 0; head < h; head++) {
+        const src = (i * h + head) * state.width * hd;
+        const dst = head * len * hd;
+        out.set(all.subarray(src, src + prefix * hd), dst);
+        out.set(all.subarray(src + state.packWidth * hd, src + state.width * hd), dst + prefix * hd);
+      }
+      return out;
+    };
+    for (let l = 0; l < nLayers; l++) {
+      row.keys[l] = take(state.keys[l]!);
+      row.values[l] = take(state.values[l]!);
+    }
+    row.len = len;
+  }
+
+  private repack(rows: Row[]): void {
+    const old = this.batch;
+    if (old !== undefined) {
+      old.rows.forEach((r, i) => {
+        if (rows.includes(r)) this.extract(old, i);
+      });
+    }
+    const { nHeads: h, headDim: hd, nLayers } = this.shape;
+    const width = Math.max(...rows.map((r) => r.len));
+    const keys: Float32Array[] = [];
+    const values: Float32Array[] = [];
+    for (let l = 0; l < nLayers; l++) {
+      keys.push(this.pack(rows, (r) => r.keys[l]!, width));
+      values.push(this.pack(rows, (r) => r.values[l]!, width));
+    }
+    for (const r of rows) {
+      r.keys = [];
+      r.values = [];
+    }
+    this.batch = { rows, keys, values, width, packWidth: width, prefix: rows.map((r) => r.len) };
+  }
+
   private async step(): Promise<void> {
     const s = this.shape;
     const rows = [...this.active];
+    if (!this.sameMembers(rows)) this.repack(rows);
+    const state = this.batch!;
     const b = rows.length;
-    const pMax = Math.max(...rows.map((r) => r.len));
-    const total = pMax + 1;
+    const total = state.width + 1;
     const ids = new BigInt64Array(b);
     const pos = new BigInt64Array(b);
     const bias = new Float32Array(b * total);
@@ -254,7 +327,7 @@ export class GenerationEngine {
     rows.forEach((r, i) => {
       ids[i] = BigInt(r.tokens[r.tokens.length - 1]!);
       pos[i] = BigInt(r.len);
-      for (let c = r.len; c < pMax; c++) bias[i * total + c] = NEG_INF; // padding columns
+      for (let c = state.prefix[i]!; c < state.packWidth; c++) bias[i * total + c] = NEG_INF; // padding
       offsets.set(r.req.layerOffsets, i * s.nLayers * s.dim);
     });
     const feeds: Record<string, HostTensor> = {
@@ -268,60 +341,37 @@ export class GenerationEngine {
         BigInt64Array.from({ length: b }, (_, i) => BigInt(i)),
       ),
     };
-    const hd = s.headDim;
     for (let l = 0; l < s.nLayers; l++) {
-      feeds[`past_key_${l}`] = hostTensor(
-        'float32',
-        [b, s.nHeads, pMax, hd],
-        this.pack(rows, (r) => r.keys[l]!, pMax),
-      );
-      feeds[`past_value_${l}`] = hostTensor(
-        'float32',
-        [b, s.nHeads, pMax, hd],
-        this.pack(rows, (r) => r.values[l]!, pMax),
-      );
+      const dims = [b, s.nHeads, state.width, s.headDim];
+      feeds[`past_key_${l}`] = hostTensor('float32', dims, state.keys[l]!);
+      feeds[`past_value_${l}`] = hostTensor('float32', dims, state.values[l]!);
     }
     const out = await this.session.run(feeds);
     const logits = out['logits']!.data as Float32Array;
     for (let l = 0; l < s.nLayers; l++) {
-      const pk = out[`present_key_${l}`]!.data as Float32Array;
-      const pv = out[`present_value_${l}`]!.data as Float32Array;
-      rows.forEach((r, i) => {
-        r.keys[l] = b === 1 ? pk : this.unpack(pk, i, r.len, total);
-        r.values[l] = b === 1 ? pv : this.unpack(pv, i, r.len, total);
-      });
+      state.keys[l] = out[`present_key_${l}`]!.data as Float32Array;
+      state.values[l] = out[`present_value_${l}`]!.data as Float32Array;
     }
+    state.width = total;
     rows.forEach((r, i) => {
       r.len += 1;
       this.accept(r, logits.subarray(i * s.vocabSize, (i + 1) * s.vocabSize));
       if (this.isDone(r)) this.leave(r, this.reasonOf(r));
     });
+    if (this.active.length === 0) this.batch = undefined;
   }
 
-  /** Packs rows' caches [heads, len, hd] into [batch, heads, pMax, hd]; one row needs no copy. */
-  private pack(rows: readonly Row[], get: (r: Row) => Float32Array, pMax: number): Float32Array {
+  /** Packs rows' caches [heads, len, hd] into [batch, heads, width, hd]; one full row needs no copy. */
+  private pack(rows: readonly Row[], get: (r: Row) => Float32Array, width: number): Float32Array {
     const { nHeads: h, headDim: hd } = this.shape;
-    if (rows.length === 1 && rows[0]!.len === pMax) return get(rows[0]!);
-    const out = new Float32Array(rows.length * h * pMax * hd);
+    if (rows.length === 1 && rows[0]!.len === width) return get(rows[0]!);
+    const out = new Float32Array(rows.length * h * width * hd);
     rows.forEach((r, i) => {
       const src = get(r);
       for (let head = 0; head < h; head++) {
-        out.set(src.subarray(head * r.len * hd, (head + 1) * r.len * hd), (i * h + head) * pMax * hd);
+        out.set(src.subarray(head * r.len * hd, (head + 1) * r.len * hd), (i * h + head) * width * hd);
       }
     });
-    return out;
-  }
-
-  /** A row's cache after a step: its first `len` columns plus the new column at `total − 1`. */
-  private unpack(present: Float32Array, row: number, len: number, total: number): Float32Array {
-    const { nHeads: h, headDim: hd } = this.shape;
-    const out = new Float32Array(h * (len + 1) * hd);
-    for (let head = 0; head < h; head++) {
-      const src = (row * h + head) * total * hd;
-      const dst = head * (len + 1) * hd;
-      out.set(present.subarray(src, src + len * hd), dst);
-      out.set(present.subarray(src + (total - 1) * hd, src + total * hd), dst + len * hd);
-    }
     return out;
   }
 
