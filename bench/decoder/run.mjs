@@ -16,6 +16,7 @@ import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
+import { Buffer } from 'node:buffer';
 import {
   adapterLlamaKeys,
   buildDecoderGraph,

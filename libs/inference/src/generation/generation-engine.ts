@@ -298,7 +298,7 @@ export class GenerationEngine {
         if (rows.includes(r)) this.extract(old, i);
       });
     }
-    const { nHeads: h, headDim: hd, nLayers } = this.shape;
+    const { nLayers } = this.shape;
     const width = Math.max(...rows.map((r) => r.len));
     const keys: Float32Array[] = [];
     const values: Float32Array[] = [];
