@@ -65,4 +65,14 @@ export {
   type TorchCheckpoint,
   type TreePath,
 } from './torch-checkpoint.reader';
+export {
+  streamedTensor,
+  writeTorchCheckpoint,
+  type StreamedTensor,
+  type TensorByteSink,
+  type TorchCheckpointWriteResult,
+  type TorchTensorSource,
+  type TorchValue,
+  type WriteTorchCheckpointOptions,
+} from './torch-checkpoint.writer';
 export { ZIP_DEFLATED, ZIP_STORED, ZipReader, type ZipEntry } from './zip-reader';

@@ -1,11 +1,15 @@
 import { open } from 'node:fs/promises';
 import { deflateRawSync } from 'node:zlib';
 import { crc32 } from './crc32';
+import { contiguousStrides } from './strided-copy';
+import { ByteBuilder } from './torch-checkpoint.writer';
 
 /**
  * Writers for hand-made torch checkpoints, used by this library's tests to build valid and hostile
- * files without Python. The pickle layout copies what torch.save emits (see the golden 7B.pth).
- * Not exported from the package index.
+ * files without Python: views, deflated records, protocol 4, arbitrary objects, sparse entries and
+ * missing or short storages, none of which the real writer (torch-checkpoint.writer.ts) produces.
+ * The pickle layout copies what torch.save emits (see the golden 7B.pth). Not exported from the
+ * package index.
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -41,54 +45,9 @@ export interface TensorFixture {
   readonly parameter?: boolean;
 }
 
-class Bytes {
-  private chunks: number[] = [];
-
-  byte(...values: number[]): this {
-    this.chunks.push(...values);
-    return this;
-  }
-
-  u16(v: number): this {
-    return this.byte(v & 0xff, (v >>> 8) & 0xff);
-  }
-
-  u32(v: number): this {
-    return this.byte(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff);
-  }
-
-  u64(v: number | bigint): this {
-    const b = BigInt(v);
-    return this.u32(Number(b & 0xffffffffn)).u32(Number(b >> 32n));
-  }
-
-  bytes(data: Uint8Array): this {
-    for (const b of data) this.chunks.push(b);
-    return this;
-  }
-
-  text(s: string): this {
-    return this.bytes(new TextEncoder().encode(s));
-  }
-
-  get length(): number {
-    return this.chunks.length;
-  }
-
-  done(): Uint8Array {
-    return Uint8Array.from(this.chunks);
-  }
-}
-
-function rowMajor(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length).fill(1);
-  for (let i = shape.length - 2; i >= 0; i--) strides[i] = (strides[i + 1] ?? 1) * (shape[i + 1] ?? 1);
-  return strides;
-}
-
 /** Serialises a value as torch.save would (protocol 2 by default; 4 exercises the newer opcodes). */
 export function picklePy(value: Py, protocol: 2 | 4 = 2): Uint8Array {
-  const out = new Bytes();
+  const out = new ByteBuilder();
   const globals = new Map<string, number>();
   let memo = 0;
   const put = (): void => {
@@ -234,7 +193,7 @@ export function picklePy(value: Py, protocol: 2 | 4 = 2): Uint8Array {
     out.byte(0x51);
     int(t.offset ?? 0);
     tupleOf(t.shape.map((d) => () => int(d)));
-    tupleOf((t.stride ?? rowMajor(t.shape)).map((d) => () => int(d)));
+    tupleOf((t.stride ?? contiguousStrides(t.shape)).map((d) => () => int(d)));
     out.byte(0x89);
     global('collections', 'OrderedDict');
     out.byte(0x29, 0x52);
@@ -290,7 +249,7 @@ export async function writeZipFixture(
   const handle = await open(path, 'w');
   try {
     let pos = 0;
-    const central = new Bytes();
+    const central = new ByteBuilder();
     const write = async (bytes: Uint8Array): Promise<void> => {
       await handle.write(bytes, 0, bytes.length, pos);
       pos += bytes.length;
@@ -304,12 +263,12 @@ export async function writeZipFixture(
       const name = new TextEncoder().encode(entry.name);
       const zip64 = options.forceZip64 === true || size >= 0xffffffff || pos >= 0xffffffff;
       const offset = pos;
-      const localExtra = new Bytes();
+      const localExtra = new ByteBuilder();
       if (zip64) localExtra.u16(1).u16(16).u64(size).u64(compressed);
       const headerEnd = offset + 30 + name.length + localExtra.length + 4;
       const pad = (64 - (headerEnd % 64)) % 64;
       localExtra.u16(0x4246).u16(pad).bytes(new Uint8Array(pad));
-      const local = new Bytes()
+      const local = new ByteBuilder()
         .u32(0x04034b50)
         .u16(zip64 ? 45 : 20)
         .u16(0)
@@ -326,7 +285,7 @@ export async function writeZipFixture(
       await write(local.done());
       if (entry.data !== undefined) await write(stored);
       else pos += size;
-      const cExtra = new Bytes();
+      const cExtra = new ByteBuilder();
       if (zip64) cExtra.u16(1).u16(24).u64(size).u64(compressed).u64(offset);
       central
         .u32(0x02014b50)
@@ -356,7 +315,7 @@ export async function writeZipFixture(
     if (zip64End) {
       const recordOffset = pos;
       await write(
-        new Bytes()
+        new ByteBuilder()
           .u32(0x06064b50)
           .u64(44)
           .u16(45)
@@ -369,10 +328,10 @@ export async function writeZipFixture(
           .u64(cdOffset)
           .done(),
       );
-      await write(new Bytes().u32(0x07064b50).u32(0).u64(recordOffset).u32(1).done());
+      await write(new ByteBuilder().u32(0x07064b50).u32(0).u64(recordOffset).u32(1).done());
     }
     await write(
-      new Bytes()
+      new ByteBuilder()
         .u32(0x06054b50)
         .u16(0)
         .u16(0)

@@ -7,3 +7,4 @@ export * from './bind.builder';
 export * from './llama.builder';
 export * from './repository.builder';
 export * from './onnx/linear-weights';
+export * from './synthetic-checkpoints';
