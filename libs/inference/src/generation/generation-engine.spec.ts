@@ -114,6 +114,20 @@ describe('GenerationEngine', () => {
     expect(fake.batchSizes.filter((b) => b > 1).length).toBeGreaterThan(0);
   });
 
+  it('prefills requests that arrive together in one run, each row causal over its own tokens', async () => {
+    const fake = new FakeDecoder();
+    const engine = new GenerationEngine(fake, shape, { maxBatch: 4 });
+    const specs: [number[], number, number][] = [
+      [[1, 9, 9, 9, 9, 9], 1, 5],
+      [[1, 3], 4, 5],
+      [[1, 20, 21], 0, 5],
+    ];
+    const results = await Promise.all(specs.map(async (spec) => engine.generate(req(...spec))));
+    results.forEach((r, i) => expect(r.tokenIds, `row ${i}`).toEqual(reference(...specs[i]!)));
+    expect(fake.batchSizes[0]).toBe(3); // the prefill
+    expect(fake.batchSizes.length).toBe(1 + 4); // then one batched step per further token
+  });
+
   it('stops on EOS and includes it, as the official loop does', async () => {
     // prompt sum 1 + offset 1 = 2 = EOS on the first step
     const r = await new GenerationEngine(new FakeDecoder(), shape).generate(req([1], 1, 10));

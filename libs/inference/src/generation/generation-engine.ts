@@ -84,6 +84,8 @@ interface BatchState {
 export interface EngineOptions {
   /** Rows decoded together in one step. */
   readonly maxBatch: number;
+  /** Padded tokens one batched prefill may hold (batch × longest prompt); 4096 by default. */
+  readonly maxPrefillTokens?: number;
 }
 
 const NEG_INF = -Infinity;
@@ -97,8 +99,8 @@ const NEG_INF = -Infinity;
 export class GenerationEngine {
   private readonly pending: Row[] = [];
   private readonly active: Row[] = [];
-  /** The row being prefilled: in neither list while its prefill runs. */
-  private prefilling: Row | undefined;
+  /** The rows being prefilled: in neither list while their prefill runs. */
+  private prefilling: Row[] | undefined;
   private running = false;
 
   constructor(
@@ -177,7 +179,12 @@ export class GenerationEngine {
   private kick(): void {
     if (this.running) return;
     this.running = true;
-    this.loop().then(
+    // Start on the next microtask, so requests submitted in the same tick prefill together.
+    const start = async (): Promise<void> => {
+      await Promise.resolve();
+      await this.loop();
+    };
+    start().then(
       () => {
         this.running = false;
         if (this.pending.length > 0) this.kick();
@@ -185,7 +192,7 @@ export class GenerationEngine {
       (error: unknown) => {
         // A failing session is fatal for every row in flight (ARCHITECTURE §8).
         this.running = false;
-        const inFlight = this.prefilling === undefined ? [] : [this.prefilling];
+        const inFlight = this.prefilling ?? [];
         this.prefilling = undefined;
         this.batch = undefined;
         for (const row of [...inFlight, ...this.pending.splice(0), ...this.active.splice(0)])
@@ -196,14 +203,23 @@ export class GenerationEngine {
 
   private async loop(): Promise<void> {
     while (this.pending.length > 0 || this.active.length > 0) {
-      while (this.pending.length > 0 && this.active.length < this.options.maxBatch) {
-        const row = this.pending.shift()!;
-        if (row.req.signal?.aborted === true) {
-          this.finish(row, 'cancelled');
+      // Admit waiting requests up to the batch size and prefill them together, within a token budget.
+      const admitted: Row[] = [];
+      while (this.pending.length > 0 && this.active.length + admitted.length < this.options.maxBatch) {
+        const next = this.pending[0]!;
+        if (next.req.signal?.aborted === true) {
+          this.pending.shift();
+          this.finish(next, 'cancelled');
           continue;
         }
-        this.prefilling = row;
-        await this.prefill(row);
+        const width = Math.max(next.tokens.length, ...admitted.map((r) => r.tokens.length));
+        if (admitted.length > 0 && width * (admitted.length + 1) > (this.options.maxPrefillTokens ?? 4096))
+          break;
+        admitted.push(this.pending.shift()!);
+      }
+      if (admitted.length > 0) {
+        this.prefilling = admitted;
+        await this.prefill(admitted);
         this.prefilling = undefined;
       }
       for (const row of [...this.active]) {
@@ -213,45 +229,72 @@ export class GenerationEngine {
     }
   }
 
-  private emptyPast(): Float32Array {
-    return new Float32Array(0);
-  }
-
-  private async prefill(row: Row): Promise<void> {
+  /**
+   * Prefills several prompts in one run: right-padded to the longest, each row attending causally
+   * to its own tokens only (padding keys are masked; padding queries see the row's real tokens so
+   * no softmax row is empty). Each row then keeps the first `len` columns of its KV cache.
+   */
+  private async prefill(rows: readonly Row[]): Promise<void> {
     const s = this.shape;
-    const n = row.tokens.length;
-    const bias = new Float32Array(n * n);
-    for (let q = 0; q < n; q++) for (let k = q + 1; k < n; k++) bias[q * n + k] = NEG_INF;
+    const b = rows.length;
+    const t = Math.max(...rows.map((r) => r.tokens.length));
+    const ids = new BigInt64Array(b * t);
+    const pos = new BigInt64Array(b * t);
+    const bias = new Float32Array(b * t * t).fill(NEG_INF);
+    const offsets = new Float32Array(b * s.nLayers * s.dim);
+    const gather = new BigInt64Array(b);
+    rows.forEach((row, i) => {
+      const n = row.tokens.length;
+      for (let k = 0; k < t; k++) {
+        ids[i * t + k] = BigInt(k < n ? row.tokens[k]! : 0);
+        pos[i * t + k] = BigInt(k);
+      }
+      for (let q = 0; q < t; q++) {
+        const last = Math.min(q, n - 1);
+        for (let k = 0; k <= last; k++) bias[(i * t + q) * t + k] = 0;
+      }
+      offsets.set(row.req.layerOffsets, i * s.nLayers * s.dim);
+      gather[i] = BigInt(i * t + n - 1);
+    });
     const feeds: Record<string, HostTensor> = {
-      input_ids: hostTensor(
-        'int64',
-        [1, n],
-        BigInt64Array.from(row.tokens, (t) => BigInt(t)),
-      ),
-      position_ids: hostTensor(
-        'int64',
-        [1, n],
-        BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
-      ),
-      attention_bias: hostTensor('float32', [1, 1, n, n], bias),
-      layer_offsets: hostTensor('float32', [1, s.nLayers, s.dim], row.req.layerOffsets),
-      gather_rows: hostTensor('int64', [1], BigInt64Array.of(BigInt(n - 1))),
+      input_ids: hostTensor('int64', [b, t], ids),
+      position_ids: hostTensor('int64', [b, t], pos),
+      attention_bias: hostTensor('float32', [b, 1, t, t], bias),
+      layer_offsets: hostTensor('float32', [b, s.nLayers, s.dim], offsets),
+      gather_rows: hostTensor('int64', [b], gather),
     };
     for (let l = 0; l < s.nLayers; l++) {
-      feeds[`past_key_${l}`] = hostTensor('float32', [1, s.nHeads, 0, s.headDim], this.emptyPast());
-      feeds[`past_value_${l}`] = hostTensor('float32', [1, s.nHeads, 0, s.headDim], this.emptyPast());
+      feeds[`past_key_${l}`] = hostTensor('float32', [b, s.nHeads, 0, s.headDim], new Float32Array(0));
+      feeds[`past_value_${l}`] = hostTensor('float32', [b, s.nHeads, 0, s.headDim], new Float32Array(0));
     }
     const out = await this.session.run(feeds);
-    for (let l = 0; l < s.nLayers; l++) {
-      row.keys[l] = out[`present_key_${l}`]!.data as Float32Array;
-      row.values[l] = out[`present_value_${l}`]!.data as Float32Array;
-    }
-    row.len = n;
     const logits = out['logits']!.data as Float32Array;
-    if (row.req.wantPrefillLogits === true) row.prefillLogits = logits.slice();
-    this.accept(row, logits);
-    if (this.isDone(row)) this.finish(row, this.reasonOf(row));
-    else this.active.push(row);
+    rows.forEach((row, i) => {
+      const n = row.tokens.length;
+      for (let l = 0; l < s.nLayers; l++) {
+        const pk = out[`present_key_${l}`]!.data as Float32Array;
+        const pv = out[`present_value_${l}`]!.data as Float32Array;
+        row.keys[l] = b === 1 ? pk : this.firstColumns(pk, i, n, t);
+        row.values[l] = b === 1 ? pv : this.firstColumns(pv, i, n, t);
+      }
+      row.len = n;
+      const own = logits.subarray(i * s.vocabSize, (i + 1) * s.vocabSize);
+      if (row.req.wantPrefillLogits === true) row.prefillLogits = own.slice();
+      this.accept(row, own);
+      if (this.isDone(row)) this.finish(row, this.reasonOf(row));
+      else this.active.push(row);
+    });
+  }
+
+  /** Row `row`'s first `len` columns of a [batch, heads, width, hd] cache, as [heads, len, hd]. */
+  private firstColumns(all: Float32Array, row: number, len: number, width: number): Float32Array {
+    const { nHeads: h, headDim: hd } = this.shape;
+    const out = new Float32Array(h * len * hd);
+    for (let head = 0; head < h; head++) {
+      const src = (row * h + head) * width * hd;
+      out.set(all.subarray(src, src + len * hd), head * len * hd);
+    }
+    return out;
   }
 
   /**
