@@ -8,3 +8,4 @@ export * from './llama.builder';
 export * from './repository.builder';
 export * from './onnx/linear-weights';
 export * from './synthetic-checkpoints';
+export * from './imagebind';
