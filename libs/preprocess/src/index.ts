@@ -1,1 +1,34 @@
-export {};
+export {
+  DEFAULT_DECODE_TIMEOUT_SECONDS,
+  DEFAULT_MAX_IMAGE_BYTES,
+  DEFAULT_MAX_IMAGE_PIXELS,
+  decodeImageRgb,
+  readImageHeader,
+  sniffImageFormat,
+  type ImageFormat,
+  type ImageHeader,
+  type ImageLimits,
+  type RgbImage,
+} from './image/image-decode';
+export {
+  CLIP_MEAN,
+  CLIP_STD,
+  IMAGE_SIZE,
+  centerCropOffset,
+  preprocessImage,
+  preprocessRgbImage,
+  resizeAndCenterCrop,
+  roundHalfEven,
+  shortSideResizeSize,
+  toNormalizedChw,
+  type ImageTensor,
+} from './image/image.preprocess';
+export {
+  PRECISION_BITS,
+  axisCoefficients,
+  bicubicKernel,
+  pillowResizeBicubic,
+  type AxisCoefficients,
+  type PixelImage,
+  type Region,
+} from './image/pillow-resize';
