@@ -9,3 +9,5 @@ export * from './repository.builder';
 export * from './onnx/linear-weights';
 export * from './synthetic-checkpoints';
 export * from './imagebind';
+export * from './repository-writer';
+export * from './encoders.builder';

@@ -1,16 +1,5 @@
-import { createHash } from 'node:crypto';
-import {
-  createReadStream,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-  copyFileSync,
-  rmSync,
-  renameSync,
-} from 'node:fs';
-import { basename, join } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   openTorchCheckpoint,
   readFaissIndex,
@@ -18,7 +7,7 @@ import {
   writeNpy,
   type TensorEntry,
 } from '@imagebind-llm/checkpoint';
-import type { ModelJson, SourceFile, TensorSpec } from '@imagebind-llm/inference';
+import type { TensorSpec } from '@imagebind-llm/inference';
 import { bindKeys, buildBindGraph, detectBindConfig, type BindConfig } from './bind.builder';
 import {
   adapterLlamaKeys,
@@ -29,15 +18,17 @@ import {
   type LlamaConfig,
   type LlamaParamsJson,
 } from './llama.builder';
-import { ExternalDataSink } from './onnx/external-data.sink';
-import { serializeModel, type GraphBuilder, type InitializerSink } from './onnx/onnx-graph';
-import { WeightStore } from './weights';
 import { bytesPerWeight, type WeightFormat } from './onnx/linear-weights';
-
-export const BUILDER_VERSION = '0.1.0';
-const OPSETS = { '': 17, 'com.microsoft': 1 };
-/** Above this many weight bytes a graph keeps its weights in `<file>.data` (protobuf caps at 2 GB). */
-const EXTERNAL_DATA_THRESHOLD = 1024 * 1024 * 1024;
+import {
+  BUILDER,
+  componentDir,
+  source,
+  weightBytes,
+  writeGraph,
+  writeModelJson,
+  type ExternalDataMode,
+} from './repository-writer';
+import { WeightStore } from './weights';
 
 export interface BuildRepositoryOptions {
   /** Adapter checkpoint (`7B.pth`: `{'model': state_dict}`). */
@@ -51,7 +42,7 @@ export interface BuildRepositoryOptions {
   readonly out: string;
   readonly version?: string;
   /** "auto" writes external data only past 1 GiB of weights per graph. */
-  readonly externalData?: 'auto' | 'always' | 'never';
+  readonly externalData?: ExternalDataMode;
   /** Storage of linear weights: fp32 (exact), fp16, int8 or int4 (MatMulNBits). */
   readonly format?: WeightFormat;
   readonly onProgress?: (message: string) => void;
@@ -61,17 +52,6 @@ export interface BuildSummary {
   readonly components: { component: string; dir: string; bytes: number }[];
   readonly llama: LlamaConfig;
   readonly bind: BindConfig;
-}
-
-async function sha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 8 * 1024 * 1024 }))
-    hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-async function source(role: string, path: string): Promise<SourceFile> {
-  return { role, file: basename(path), sha256: await sha256(path), bytes: statSync(path).size };
 }
 
 const ADAPTER_MARKERS = [
@@ -98,55 +78,6 @@ function requireMarkers(
 
 function prefixed(entries: ReadonlyMap<string, TensorEntry>, prefix: string): Map<string, TensorEntry> {
   return new Map([...entries].map(([k, v]) => [`${prefix}${k}`, v]));
-}
-
-function weightBytes(entries: Iterable<readonly number[]>, format: WeightFormat = 'fp32'): number {
-  let n = 0;
-  for (const shape of entries) n += shape.reduce((a, b) => a * b, 1) * bytesPerWeight(format);
-  return n;
-}
-
-/**
- * Writes one graph as `<dir>/<file>`, with its weights inline or in `<file>.data`. The graph is
- * built into a temporary name and renamed at the end, so an interrupted build never leaves a
- * half-written model that looks complete.
- */
-async function writeGraph(
-  dir: string,
-  file: string,
-  estimatedBytes: number,
-  mode: 'auto' | 'always' | 'never',
-  build: (sink?: InitializerSink) => Promise<GraphBuilder>,
-): Promise<{ bytes: number; external: boolean }> {
-  const external = mode === 'always' || (mode === 'auto' && estimatedBytes > EXTERNAL_DATA_THRESHOLD);
-  if (mode === 'never' && estimatedBytes > 2 * 1024 ** 3 - 1024 ** 2) {
-    throw new Error(
-      `${file}: ${estimatedBytes} bytes of weights do not fit a 2 GB protobuf; use external data`,
-    );
-  }
-  const tmp = join(dir, `.${file}.partial`);
-  let sink: ExternalDataSink | undefined;
-  if (external) sink = new ExternalDataSink(join(dir, `${file}.data`), `${file}.data`);
-  try {
-    const graph = await build(sink);
-    const bytes = serializeModel(graph, { opsets: OPSETS, producerVersion: BUILDER_VERSION });
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, join(dir, file));
-    return { bytes: bytes.byteLength + (sink?.bytesWritten ?? 0), external };
-  } finally {
-    sink?.close();
-    rmSync(tmp, { force: true });
-  }
-}
-
-function writeModelJson(dir: string, json: ModelJson): void {
-  writeFileSync(join(dir, 'model.json'), `${JSON.stringify(json, null, 2)}\n`);
-}
-
-function componentDir(out: string, component: string, version: string): string {
-  const dir = join(out, component, version);
-  mkdirSync(dir, { recursive: true });
-  return dir;
 }
 
 const decoderInputs = (c: LlamaConfig): TensorSpec[] => [
@@ -194,7 +125,7 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
     if (!existsSync(p)) throw new Error(`${what} not found: ${p}`);
   }
   const created = new Date().toISOString();
-  const builder = { name: 'imagebind-llm-model-builder', version: BUILDER_VERSION };
+  const builder = BUILDER;
 
   say(`reading ${options.adapter}`);
   const adapterCkpt = await openTorchCheckpoint(options.adapter);

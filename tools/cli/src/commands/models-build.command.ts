@@ -1,12 +1,18 @@
 import { parseArgs } from 'node:util';
-import { buildLanguageRepository, type WeightFormat } from '@imagebind-llm/model-builder';
+import {
+  buildEncoderRepository,
+  buildLanguageRepository,
+  type WeightFormat,
+} from '@imagebind-llm/model-builder';
 import { CliError, requireString } from '../cli-error';
 
-export const MODELS_BUILD_USAGE = `ibllm models build --llama-dir DIR [--llama-type 7B] --adapter PTH [--knn INDEX] --out REPO
+export const MODELS_BUILD_USAGE = `ibllm models build [--imagebind PTH [--imagebind-config JSON]]
+                   [--llama-dir DIR [--llama-type 7B] --adapter PTH [--knn INDEX]] --out REPO
                    [--dtype fp32|fp16] [--quantize int8|int4] [--external-data auto|always|never] [--version V]
-                   [--imagebind PTH] [--imagebind-config JSON]
 
 Builds a model repository straight from the official checkpoint files (no Python):
+  imagebind-vision/, imagebind-audio/, imagebind-text/, imagebind-point/
+                   ImageBind encoders (with --imagebind; float32)
   bind/            bind network (adapter checkpoint)
   llama-decoder/   LLaMA with the per-layer visual injection (+ visual.onnx for the offsets)
   tokenizer/       the LLaMA SentencePiece model
@@ -51,22 +57,39 @@ export async function modelsBuild(argv: string[], log: (line: string) => void): 
   if (values.quantize !== undefined && values.dtype === 'fp16')
     throw new CliError('--quantize and --dtype fp16 exclude each other');
   const format: WeightFormat = values.quantize ?? (values.dtype === 'fp16' ? 'fp16' : 'fp32');
-  if (values.imagebind !== undefined) {
-    log('note: the ImageBind encoder components are not built yet by this version; --imagebind is ignored');
+  const out = requireString(values, 'out');
+  const language = values.adapter !== undefined || values['llama-dir'] !== undefined;
+  if (!language && values.imagebind === undefined) {
+    throw new CliError('nothing to build: pass --imagebind PTH and/or --llama-dir DIR --adapter PTH');
   }
   const started = Date.now();
-  const summary = await buildLanguageRepository({
-    adapter: requireString(values, 'adapter'),
-    llamaDir: requireString(values, 'llama-dir'),
-    llamaType: values['llama-type'] ?? '7B',
-    ...(values.knn === undefined ? {} : { knn: values.knn }),
-    out: requireString(values, 'out'),
-    version: values.version ?? '1',
-    externalData: external,
-    format,
-    onProgress: (m) => log(m),
-  });
-  for (const c of summary.components)
-    log(`wrote ${c.component} → ${c.dir} (${(c.bytes / 1024 ** 2).toFixed(1)} MiB)`);
+  const written: { component: string; dir: string; bytes: number }[] = [];
+  if (values.imagebind !== undefined) {
+    written.push(
+      ...(await buildEncoderRepository({
+        imagebind: values.imagebind,
+        ...(values['imagebind-config'] === undefined ? {} : { imagebindConfig: values['imagebind-config'] }),
+        out,
+        version: values.version ?? '1',
+        externalData: external,
+        onProgress: (m) => log(m),
+      })),
+    );
+  }
+  if (language) {
+    const summary = await buildLanguageRepository({
+      adapter: requireString(values, 'adapter'),
+      llamaDir: requireString(values, 'llama-dir'),
+      llamaType: values['llama-type'] ?? '7B',
+      ...(values.knn === undefined ? {} : { knn: values.knn }),
+      out,
+      version: values.version ?? '1',
+      externalData: external,
+      format,
+      onProgress: (m) => log(m),
+    });
+    written.push(...summary.components);
+  }
+  for (const c of written) log(`wrote ${c.component} → ${c.dir} (${(c.bytes / 1024 ** 2).toFixed(1)} MiB)`);
   log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }

@@ -1,0 +1,185 @@
+import { readFileSync } from 'node:fs';
+import { openTorchCheckpoint, validateStateDict } from '@imagebind-llm/checkpoint';
+import type { TensorSpec } from '@imagebind-llm/inference';
+import {
+  buildAudioGraph,
+  buildPointGraph,
+  buildTextGraph,
+  buildVisionGraph,
+  defaultImageBindConfig,
+  EMBEDDING_OUTPUT,
+  encoderKeys,
+  HEAD_OUTPUT,
+  imageBindKeys,
+  parseImageBindConfig,
+  type ImageBindConfig,
+  type ImageBindEncoder,
+} from './imagebind';
+import type { GraphBuilder, InitializerSink } from './onnx/onnx-graph';
+import {
+  BUILDER,
+  componentDir,
+  source,
+  weightBytes,
+  writeGraph,
+  writeModelJson,
+  type ExternalDataMode,
+} from './repository-writer';
+import { WeightStore } from './weights';
+
+export interface BuildEncodersOptions {
+  /** `imagebind_w3D.pth` (ImageBind-Huge + Point-Bind, plain state dict, MODEL_SPEC §3.8). */
+  readonly imagebind: string;
+  /** JSON in the layout of golden `imagebind_config.json`; imagebind_huge values when absent. */
+  readonly imagebindConfig?: string;
+  readonly out: string;
+  readonly version?: string;
+  readonly externalData?: ExternalDataMode;
+  readonly onProgress?: (message: string) => void;
+}
+
+interface EncoderComponent {
+  readonly component: string;
+  readonly encoder: ImageBindEncoder;
+  /** Graphs of the component: file → builder and its inputs. */
+  readonly graphs: readonly {
+    readonly role: string;
+    readonly file: string;
+    readonly inputs: TensorSpec[];
+    readonly build: (w: WeightStore, c: ImageBindConfig, sink?: InitializerSink) => Promise<GraphBuilder>;
+  }[];
+}
+
+function components(c: ImageBindConfig): EncoderComponent[] {
+  const p = c.point;
+  return [
+    {
+      component: 'imagebind-vision',
+      encoder: 'vision',
+      graphs: [
+        {
+          role: 'image',
+          file: 'image.onnx',
+          inputs: [{ name: 'image', dtype: 'float32', dims: ['batch', 3, 224, 224] }],
+          build: async (w, cfg, sink) =>
+            buildVisionGraph(w, cfg, { input: 'image', ...(sink === undefined ? {} : { sink }) }),
+        },
+        {
+          role: 'video',
+          file: 'video.onnx',
+          inputs: [{ name: 'video', dtype: 'float32', dims: ['batch', 'clips', 3, 2, 224, 224] }],
+          build: async (w, cfg, sink) =>
+            buildVisionGraph(w, cfg, { input: 'video', ...(sink === undefined ? {} : { sink }) }),
+        },
+      ],
+    },
+    {
+      component: 'imagebind-audio',
+      encoder: 'audio',
+      graphs: [
+        {
+          role: 'model',
+          file: 'model.onnx',
+          inputs: [{ name: 'audio', dtype: 'float32', dims: ['batch', 'clips', 1, 128, 204] }],
+          build: async (w, cfg, sink) => buildAudioGraph(w, cfg, sink === undefined ? {} : { sink }),
+        },
+      ],
+    },
+    {
+      component: 'imagebind-text',
+      encoder: 'text',
+      graphs: [
+        {
+          role: 'model',
+          file: 'model.onnx',
+          inputs: [{ name: 'tokens', dtype: 'int64', dims: ['batch', 77] }],
+          build: async (w, cfg, sink) => buildTextGraph(w, cfg, sink === undefined ? {} : { sink }),
+        },
+      ],
+    },
+    {
+      component: 'imagebind-point',
+      encoder: 'point',
+      graphs: [
+        {
+          role: 'model',
+          file: 'model.onnx',
+          inputs: [
+            { name: 'neighborhood', dtype: 'float32', dims: ['batch', p.num_group, p.group_size, 3] },
+            { name: 'center', dtype: 'float32', dims: ['batch', p.num_group, 3] },
+          ],
+          build: async (w, cfg, sink) => buildPointGraph(w, cfg, sink === undefined ? {} : { sink }),
+        },
+      ],
+    },
+  ];
+}
+
+/**
+ * `ibllm models build --imagebind`: validates `imagebind_w3D.pth` strictly against every key of
+ * MODEL_SPEC §3.8 and writes one component per encoder (vision: image.onnx and video.onnx; audio;
+ * text; point), each graph returning the embedding after ImageBind's postprocessor and the head
+ * output before it.
+ */
+export async function buildEncoderRepository(
+  options: BuildEncodersOptions,
+): Promise<{ component: string; dir: string; bytes: number }[]> {
+  const say = options.onProgress ?? (() => undefined);
+  const version = options.version ?? '1';
+  const mode = options.externalData ?? 'auto';
+  const config =
+    options.imagebindConfig === undefined
+      ? defaultImageBindConfig()
+      : parseImageBindConfig(JSON.parse(readFileSync(options.imagebindConfig, 'utf8')) as unknown);
+  say(`reading ${options.imagebind}`);
+  const ckpt = await openTorchCheckpoint(options.imagebind);
+  try {
+    const entries = ckpt.stateDict();
+    validateStateDict(entries, imageBindKeys(config), { what: options.imagebind });
+    const weights = new WeightStore(entries);
+    const sources = [await source('imagebind', options.imagebind)];
+    if (options.imagebindConfig !== undefined)
+      sources.push(await source('imagebind-config', options.imagebindConfig));
+    const written: { component: string; dir: string; bytes: number }[] = [];
+    for (const comp of components(config)) {
+      const dir = componentDir(options.out, comp.component, version);
+      let bytes = 0;
+      const estimated = weightBytes(encoderKeys(config, comp.encoder).values());
+      for (const graph of comp.graphs) {
+        say(`building ${comp.component}/${graph.file}`);
+        const w = await writeGraph(dir, graph.file, estimated, mode, async (sink) =>
+          graph.build(weights, config, sink),
+        );
+        bytes += w.bytes;
+      }
+      writeModelJson(dir, {
+        format: 1,
+        component: comp.component,
+        version,
+        builder: BUILDER,
+        createdAt: new Date().toISOString(),
+        sources,
+        files: Object.fromEntries(comp.graphs.map((g) => [g.role, g.file])),
+        dtype: 'float32',
+        graphs: Object.fromEntries(
+          comp.graphs.map((g) => [
+            g.role,
+            {
+              inputs: g.inputs,
+              outputs: [EMBEDDING_OUTPUT, HEAD_OUTPUT].map((name) => ({
+                name,
+                dtype: 'float32',
+                dims: ['batch', config.imagebind.out_embed_dim],
+              })),
+            },
+          ]),
+        ),
+        config: { encoder: comp.encoder, imagebind: config.imagebind, point: config.point },
+      });
+      written.push({ component: comp.component, dir, bytes });
+    }
+    return written;
+  } finally {
+    await ckpt.close();
+  }
+}

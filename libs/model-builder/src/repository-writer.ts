@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { ModelJson, SourceFile } from '@imagebind-llm/inference';
+import { ExternalDataSink } from './onnx/external-data.sink';
+import { bytesPerWeight, type WeightFormat } from './onnx/linear-weights';
+import { serializeModel, type GraphBuilder, type InitializerSink } from './onnx/onnx-graph';
+
+export const BUILDER_VERSION = '0.1.0';
+export const BUILDER = { name: 'imagebind-llm-model-builder', version: BUILDER_VERSION } as const;
+const OPSETS = { '': 17, 'com.microsoft': 1 };
+/** Above this many weight bytes a graph keeps its weights in `<file>.data` (protobuf caps at 2 GB). */
+const EXTERNAL_DATA_THRESHOLD = 1024 * 1024 * 1024;
+
+export type ExternalDataMode = 'auto' | 'always' | 'never';
+
+export async function sha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 8 * 1024 * 1024 }))
+    hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export async function source(role: string, path: string): Promise<SourceFile> {
+  return { role, file: basename(path), sha256: await sha256(path), bytes: statSync(path).size };
+}
+
+export function weightBytes(entries: Iterable<readonly number[]>, format: WeightFormat = 'fp32'): number {
+  let n = 0;
+  for (const shape of entries) n += shape.reduce((a, b) => a * b, 1) * bytesPerWeight(format);
+  return n;
+}
+
+/**
+ * Writes one graph as `<dir>/<file>`, with its weights inline or in `<file>.data`. The graph is
+ * built into a temporary name and renamed at the end, so an interrupted build never leaves a
+ * half-written model that looks complete.
+ */
+export async function writeGraph(
+  dir: string,
+  file: string,
+  estimatedBytes: number,
+  mode: ExternalDataMode,
+  build: (sink?: InitializerSink) => Promise<GraphBuilder>,
+): Promise<{ bytes: number; external: boolean }> {
+  const external = mode === 'always' || (mode === 'auto' && estimatedBytes > EXTERNAL_DATA_THRESHOLD);
+  if (mode === 'never' && estimatedBytes > 2 * 1024 ** 3 - 1024 ** 2) {
+    throw new Error(
+      `${file}: ${estimatedBytes} bytes of weights do not fit a 2 GB protobuf; use external data`,
+    );
+  }
+  const tmp = join(dir, `.${file}.partial`);
+  let sink: ExternalDataSink | undefined;
+  if (external) sink = new ExternalDataSink(join(dir, `${file}.data`), `${file}.data`);
+  try {
+    const graph = await build(sink);
+    const bytes = serializeModel(graph, { opsets: OPSETS, producerVersion: BUILDER_VERSION });
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, join(dir, file));
+    return { bytes: bytes.byteLength + (sink?.bytesWritten ?? 0), external };
+  } finally {
+    sink?.close();
+    rmSync(tmp, { force: true });
+  }
+}
+
+export function writeModelJson(dir: string, json: ModelJson): void {
+  writeFileSync(join(dir, 'model.json'), `${JSON.stringify(json, null, 2)}\n`);
+}
+
+export function componentDir(out: string, component: string, version: string): string {
+  const dir = join(out, component, version);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
