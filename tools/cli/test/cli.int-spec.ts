@@ -158,7 +158,9 @@ describe('ibllm models build', () => {
   );
 
   it.each([
-    [['--adapter', 'x.pth'], /--llama-dir is required|not found/],
+    [['--adapter', 'x.pth'], /--out is required/],
+    [['--adapter', 'x.pth', '--out', '/tmp/x'], /--llama-dir is required/],
+    [['--out', '/tmp/x'], /nothing to build/],
     [
       ['--llama-dir', '/nope', '--adapter', '/nope/7B.pth', '--out', '/tmp/x'],
       /adapter checkpoint not found: \/nope\/7B\.pth/,
