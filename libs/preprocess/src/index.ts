@@ -32,3 +32,5 @@ export {
   type PixelImage,
   type Region,
 } from './image/pillow-resize';
+export * from './text';
+export * from './point';
