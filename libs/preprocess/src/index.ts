@@ -32,5 +32,6 @@ export {
   type PixelImage,
   type Region,
 } from './image/pillow-resize';
+export * from './audio';
 export * from './text';
 export * from './point';

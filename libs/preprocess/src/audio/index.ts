@@ -1,0 +1,7 @@
+export * from './wav-decode';
+export * from './wav-encode';
+export { resampledLength, resampleSinc, sincResampleKernel, type SincKernel } from './sinc-resample';
+export * from './fft';
+export * from './kaldi-fbank';
+export * from './clip-sampler';
+export * from './audio.preprocess';
