@@ -173,6 +173,31 @@ try {
     `(b) ${streams} streams: ${manyTokS.toFixed(2)} tok/s aggregate vs 1 stream ${oneTokS.toFixed(2)} tok/s → ratio ${(manyTokS / oneTokS).toFixed(2)}`,
   );
 
+  // ---- (b′) the ceiling for (b): raw decode steps of the session at batch N vs 1, same past length ----
+  const stepTime = async (b, past) => {
+    const hd = dim / nHeads;
+    const feeds = {
+      input_ids: hostTensor('int64', [b, 1], new BigInt64Array(b).fill(5n)),
+      position_ids: hostTensor('int64', [b, 1], new BigInt64Array(b).fill(BigInt(past))),
+      attention_bias: hostTensor('float32', [b, 1, 1, past + 1], new Float32Array(b * (past + 1))),
+      layer_offsets: hostTensor('float32', [b, nLayers, dim], new Float32Array(b * nLayers * dim)),
+      gather_rows: hostTensor('int64', [b], BigInt64Array.from({ length: b }, (_, i) => BigInt(i))),
+    };
+    for (let l = 0; l < nLayers; l++) {
+      feeds[`past_key_${l}`] = hostTensor('float32', [b, nHeads, past, hd], new Float32Array(b * nHeads * past * hd));
+      feeds[`past_value_${l}`] = hostTensor('float32', [b, nHeads, past, hd], new Float32Array(b * nHeads * past * hd));
+    }
+    await session.run(feeds);
+    const reps = 10;
+    const s0 = performance.now();
+    for (let i = 0; i < reps; i++) await session.run(feeds);
+    return (performance.now() - s0) / reps;
+  };
+  const past = promptLen + newTokens / 2;
+  const t1 = await stepTime(1, past);
+  const tn = await stepTime(streams, past);
+  say(`(b′) raw session decode step at past ${past}: batch 1 ${t1.toFixed(1)} ms, batch ${streams} ${tn.toFixed(1)} ms → throughput ceiling ${((streams * t1) / tn).toFixed(2)}× (what (b) could reach with no engine overhead and no prefill)`);
+
   // ---- (c) KV cache vs full recompute ----
   const recomputeTokens = Math.min(newTokens, 32);
   const kvEngine = new GenerationEngine(session, shape, { maxBatch: 1 });

@@ -6,3 +6,4 @@ export * from './generation/sampling';
 export * from './generation/generation-engine';
 export * from './model-repository';
 export * from './pipeline/language-pipeline';
+export * from './pipeline/encoder-pipeline';

@@ -66,6 +66,7 @@ export class LanguagePipeline {
     readonly shape: DecoderShape,
     private readonly knn: KnnCache | undefined,
     private readonly sessions: InferenceSessionPort[],
+    private readonly bindInDim: number,
   ) {}
 
   static async load(
@@ -101,7 +102,8 @@ export class LanguagePipeline {
       };
     }
     const engine = new GenerationEngine(decoder, shape, { maxBatch: options.maxBatch ?? 16 });
-    return new LanguagePipeline(bind, visual, engine, tokenizer, shape, knn, [bind, visual, decoder]);
+    const bindIn = (bindC.json.config as Record<string, number>)['inDim']!;
+    return new LanguagePipeline(bind, visual, engine, tokenizer, shape, knn, [bind, visual, decoder], bindIn);
   }
 
   get hasCache(): boolean {
@@ -127,6 +129,12 @@ export class LanguagePipeline {
 
   /** Bind network: q′ [1024] → v [dim]. */
   async project(q: Float32Array): Promise<Float32Array> {
+    if (q.length !== this.bindInDim) {
+      throw DomainError.invalidInput(
+        `the fused query has ${q.length} values; the bind network takes ${this.bindInDim}`,
+        'embedding',
+      );
+    }
     const out = await this.bind.run({ queries: hostTensor('float32', [1, q.length], q) });
     return out['visual_query']!.data as Float32Array;
   }

@@ -3,19 +3,20 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { float32Tensor, readNpy, toFloat32, writeNpy } from '@imagebind-llm/checkpoint';
 import { CACHE_DEFAULTS } from '@imagebind-llm/domain';
-import { LanguagePipeline, type AnswerResult } from '@imagebind-llm/inference';
+import { EncoderPipeline, LanguagePipeline, type AnswerResult } from '@imagebind-llm/inference';
 import { CliError, optionalInt, optionalNumber, requireString } from '../cli-error';
+import { dumpEncoded } from './embed.command';
+import { collectInputs, INPUT_OPTIONS, INPUTS_USAGE } from './inputs';
 
-export const GENERATE_USAGE = `ibllm generate --models REPO --embedding FUSED.npy --prompt TEXT [--input TEXT]
+export const GENERATE_USAGE = `ibllm generate --models REPO (--embedding FUSED.npy | ${INPUTS_USAGE}) --prompt TEXT [--input TEXT]
                [--temperature T] [--top-p P] [--max-new-tokens N] [--seed S]
                [--cache on|off] [--cache-size K] [--cache-t T] [--cache-weight W] [--json] [--dump DIR]
 
-Answers PROMPT about the fused ImageBind query in FUSED.npy (1024 float32 values): visual cache →
+Answers PROMPT about raw inputs (encoded and fused as \`ibllm embed\` does) or about the fused
+ImageBind query in FUSED.npy (1024 float32 values): visual cache →
 bind network → LLaMA with the per-layer visual injection. Defaults are the official ones:
 temperature 0.1 (0 = greedy), top-p 0.75, 256 new tokens, cache on with size 10, t 20, weight 0.5
 (the cache is on when the repository has a knn-cache component).`;
-
-const RAW_INPUTS = ['image', 'video', 'audio', 'text', 'point'] as const;
 
 export interface Output {
   out: (text: string) => void;
@@ -56,12 +57,7 @@ export async function generate(argv: string[], io: Output): Promise<void> {
       'cache-weight': { type: 'string' },
       json: { type: 'boolean', default: false },
       dump: { type: 'string' },
-      image: { type: 'string', multiple: true },
-      video: { type: 'string', multiple: true },
-      audio: { type: 'string', multiple: true },
-      text: { type: 'string', multiple: true },
-      point: { type: 'string', multiple: true },
-      weight: { type: 'string', multiple: true },
+      ...INPUT_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -70,14 +66,15 @@ export async function generate(argv: string[], io: Output): Promise<void> {
     io.log(GENERATE_USAGE);
     return;
   }
-  const raw = RAW_INPUTS.filter((m) => values[m] !== undefined);
-  if (raw.length > 0) {
+  const repo = requireString(values, 'models');
+  const inputs = collectInputs(values);
+  if (inputs.length > 0 && values.embedding !== undefined)
+    throw new CliError('give either raw inputs or --embedding, not both');
+  if (inputs.length === 0 && values.embedding === undefined) {
     throw new CliError(
-      `--${raw[0]}: raw inputs need the ImageBind encoders, which this build does not have yet; pass a fused query with --embedding`,
+      'give the inputs (--image, --video, --audio, --text, --point) or a fused query with --embedding',
     );
   }
-  const repo = requireString(values, 'models');
-  const embeddingPath = requireString(values, 'embedding');
   const prompt = requireString(values, 'prompt');
   if (values.cache !== undefined && values.cache !== 'on' && values.cache !== 'off') {
     throw new CliError(`--cache must be on or off, got ${JSON.stringify(values.cache)}`);
@@ -95,12 +92,24 @@ export async function generate(argv: string[], io: Output): Promise<void> {
     seed = BigInt(values.seed);
   }
 
-  const npy = readNpy(embeddingPath);
-  const fused = toFloat32(npy);
-  if (npy.shape.reduce((a, b) => a * b, 1) !== fused.length || npy.shape.filter((d) => d !== 1).length > 1) {
-    throw new CliError(
-      `${embeddingPath}: expected one fused query (shape [1024] or [1, 1024]), got [${npy.shape.join(', ')}]`,
-    );
+  let fused: Float32Array;
+  if (values.embedding !== undefined) {
+    const npy = readNpy(values.embedding);
+    fused = toFloat32(npy);
+    if (npy.shape.filter((d) => d !== 1).length > 1) {
+      throw new CliError(
+        `${values.embedding}: expected one fused query (shape [1024] or [1, 1024]), got [${npy.shape.join(', ')}]`,
+      );
+    }
+  } else {
+    const encoders = new EncoderPipeline(repo);
+    try {
+      const { encoded, fused: q } = await encoders.embed(inputs);
+      if (values.dump !== undefined) dumpEncoded(values.dump, encoded, q);
+      fused = q;
+    } finally {
+      await encoders.close();
+    }
   }
 
   const pipeline = await LanguagePipeline.load(repo);

@@ -1,0 +1,201 @@
+// End to end from the raw example files, as a user runs it: `ibllm models build` with the
+// ImageBind checkpoint, `ibllm embed`, then `ibllm generate` on image + audio and on a point
+// cloud — tokens must equal the official greedy answers of the golden set.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
+import { goldenDir } from '@imagebind-llm/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const BIN = join(__dirname, '..', 'bin', 'ibllm.js');
+const g = goldenDir();
+const manifest = JSON.parse(readFileSync(join(g, 'manifest.json'), 'utf8')) as {
+  cases: { id: string; generated_ids?: number[]; instruction?: string }[];
+};
+const decodeCase = (id: string) => manifest.cases.find((c) => c.id === id)!;
+const input = (name: string): string => join(g, 'inputs', name);
+const load = (p: string): Float32Array => toFloat32(readNpy(p));
+
+function ibllm(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 180_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i]! * b[i]!;
+    aa += a[i]! ** 2;
+    bb += b[i]! ** 2;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+let work: string;
+let repo: string;
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'ibllm-raw-'));
+  repo = join(work, 'repo');
+  const r = ibllm([
+    'models',
+    'build',
+    '--imagebind',
+    join(g, 'imagebind_w3D.pth'),
+    '--imagebind-config',
+    join(g, 'imagebind_config.json'),
+    '--llama-dir',
+    join(g, 'llama'),
+    '--adapter',
+    join(g, '7B.pth'),
+    '--knn',
+    join(g, 'knn.index'),
+    '--out',
+    repo,
+  ]);
+  expect(r.stderr).toContain('wrote imagebind-point');
+  expect(r.status).toBe(0);
+}, 180_000);
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('ibllm embed on the raw example files', () => {
+  it('gives the official embeddings (cosine ≥ 0.99999) and fusion (rel. error ≤ 1e-5)', () => {
+    const dump = join(work, 'embed');
+    const r = ibllm([
+      'embed',
+      '--models',
+      repo,
+      '--image',
+      input('girl.jpg'),
+      '--audio',
+      input('girl_bgm.wav'),
+      '--text',
+      'A dog.',
+      '--point',
+      input('airplane.pt'),
+      '--dump',
+      dump,
+    ]);
+    expect(r.status).toBe(0);
+    const pairs: [string, string][] = [
+      ['image', 'girl'],
+      ['audio', 'girl_bgm'],
+      ['text', 'a_dog'],
+      ['point', 'airplane'],
+    ];
+    for (const [mine, theirs] of pairs) {
+      expect(
+        cosine(
+          load(join(dump, `embedding.${mine}.npy`)),
+          load(join(g, 'expected', 'embed', `${theirs}.npy`)),
+        ),
+        mine,
+      ).toBeGreaterThanOrEqual(0.99999);
+    }
+    expect(r.stdout).toMatch(/cos\(image, audio\) = 0\.0080/);
+  });
+
+  it.each([
+    ['image+audio_w1-1_knn-off', ['--image', 'girl.jpg', '--audio', 'girl_bgm.wav']],
+    [
+      'image+audio_w0.7-0.3_knn-off',
+      ['--image', 'girl.jpg', '--audio', 'girl_bgm.wav', '--weight', 'image=0.7', '--weight', 'audio=0.3'],
+    ],
+    ['point_knn-off', ['--point', 'airplane.pt']],
+    ['point-perm_knn-on', ['--point', 'airplane_perm.npy']],
+  ])('fuses %s like the official code', (fusionCase, args) => {
+    const dump = join(work, `fuse-${fusionCase}`);
+    const resolved = args.map((a, i) =>
+      i > 0 && args[i - 1]!.startsWith('--') && args[i - 1] !== '--weight' ? input(a) : a,
+    );
+    const r = ibllm(['embed', '--models', repo, ...resolved, '--dump', dump]);
+    expect(r.status).toBe(0);
+    expect(
+      relErr(load(join(dump, 'fused.npy')), load(join(g, 'expected', 'fusion', fusionCase, 'q.npy'))),
+    ).toBeLessThanOrEqual(1e-5);
+  });
+});
+
+describe('ibllm generate on the raw example files', () => {
+  it('answers the demo (girl.jpg + girl_bgm.wav) with the official greedy tokens', () => {
+    const c = decodeCase('decode/demo_image+audio_knn-on');
+    const r = ibllm([
+      'generate',
+      '--models',
+      repo,
+      '--image',
+      input('girl.jpg'),
+      '--audio',
+      input('girl_bgm.wav'),
+      '--prompt',
+      c.instruction!,
+      '--temperature',
+      '0',
+      '--max-new-tokens',
+      '24',
+      '--json',
+    ]);
+    expect(r.status).toBe(0);
+    expect((JSON.parse(r.stdout) as { generated_ids: number[] }).generated_ids).toEqual(c.generated_ids);
+  });
+
+  it('answers the 3D demo (airplane.pt) with the official greedy tokens', () => {
+    const c = decodeCase('decode/demo3d_point_knn-on');
+    const r = ibllm([
+      'generate',
+      '--models',
+      repo,
+      '--point',
+      input('airplane.pt'),
+      '--prompt',
+      c.instruction!,
+      '--temperature',
+      '0',
+      '--max-new-tokens',
+      '24',
+      '--json',
+    ]);
+    expect(r.status).toBe(0);
+    expect((JSON.parse(r.stdout) as { generated_ids: number[] }).generated_ids).toEqual(c.generated_ids);
+  });
+
+  it.each([
+    [['--image', '/nonexistent.jpg'], /--image \/nonexistent\.jpg: ENOENT/],
+    [['--weight', 'image=0', '--image', 'x'], /the weight must be a positive number/],
+    [['--weight', 'smell=1'], /MODALITY one of image, video, audio, text, point/],
+  ])('refuses %j with a one-line reason', (args, message) => {
+    const r = ibllm(['generate', '--models', repo, '--prompt', 'x', ...args]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('refuses a corrupt image as invalid input, naming the problem', () => {
+    const r = ibllm([
+      'generate',
+      '--models',
+      repo,
+      '--prompt',
+      'x',
+      '--image',
+      join(g, 'inputs', 'girl_bgm.wav'),
+    ]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^ibllm: .*(image|format|WAV|RIFF)/i);
+  });
+});
