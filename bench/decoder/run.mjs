@@ -181,11 +181,23 @@ try {
       position_ids: hostTensor('int64', [b, 1], new BigInt64Array(b).fill(BigInt(past))),
       attention_bias: hostTensor('float32', [b, 1, 1, past + 1], new Float32Array(b * (past + 1))),
       layer_offsets: hostTensor('float32', [b, nLayers, dim], new Float32Array(b * nLayers * dim)),
-      gather_rows: hostTensor('int64', [b], BigInt64Array.from({ length: b }, (_, i) => BigInt(i))),
+      gather_rows: hostTensor(
+        'int64',
+        [b],
+        BigInt64Array.from({ length: b }, (_, i) => BigInt(i)),
+      ),
     };
     for (let l = 0; l < nLayers; l++) {
-      feeds[`past_key_${l}`] = hostTensor('float32', [b, nHeads, past, hd], new Float32Array(b * nHeads * past * hd));
-      feeds[`past_value_${l}`] = hostTensor('float32', [b, nHeads, past, hd], new Float32Array(b * nHeads * past * hd));
+      feeds[`past_key_${l}`] = hostTensor(
+        'float32',
+        [b, nHeads, past, hd],
+        new Float32Array(b * nHeads * past * hd),
+      );
+      feeds[`past_value_${l}`] = hostTensor(
+        'float32',
+        [b, nHeads, past, hd],
+        new Float32Array(b * nHeads * past * hd),
+      );
     }
     await session.run(feeds);
     const reps = 10;
@@ -196,7 +208,9 @@ try {
   const past = promptLen + newTokens / 2;
   const t1 = await stepTime(1, past);
   const tn = await stepTime(streams, past);
-  say(`(b′) raw session decode step at past ${past}: batch 1 ${t1.toFixed(1)} ms, batch ${streams} ${tn.toFixed(1)} ms → throughput ceiling ${((streams * t1) / tn).toFixed(2)}× (what (b) could reach with no engine overhead and no prefill)`);
+  say(
+    `(b′) raw session decode step at past ${past}: batch 1 ${t1.toFixed(1)} ms, batch ${streams} ${tn.toFixed(1)} ms → throughput ceiling ${((streams * t1) / tn).toFixed(2)}× (what (b) could reach with no engine overhead and no prefill)`,
+  );
 
   // ---- (c) KV cache vs full recompute ----
   const recomputeTokens = Math.min(newTokens, 32);
