@@ -318,7 +318,8 @@ describe('ibllm generate', () => {
       ['--models', 'R', '--embedding', 'E', '--prompt', 'x', '--max-new-tokens', '0'],
       /--max-new-tokens must be a number in \[1, 512\]/,
     ],
-    [['--models', 'R', '--image', 'a.jpg', '--prompt', 'x'], /raw inputs need the ImageBind encoders/],
+    [['--models', 'R', '--image', 'a.jpg', '--prompt', 'x'], /--image a\.jpg: ENOENT/],
+    [['--models', 'R', '--prompt', 'x'], /give the inputs .* or a fused query with --embedding/],
     [
       ['--models', 'R', '--embedding', 'E', '--prompt', 'x', '--seed=-1'],
       /--seed must be a non-negative integer/,
