@@ -20,7 +20,8 @@ export interface GeneratedToken {
   readonly id: number;
   /** 0-based index among generated tokens (resumed ones included). */
   readonly index: number;
-  readonly logprob: number;
+  /** Log-probability under the sampling distribution; with greedy decoding only when `logprobs` is set. */
+  readonly logprob?: number;
 }
 
 export interface GenerationRequest {
@@ -39,6 +40,8 @@ export interface GenerationRequest {
   readonly onToken?: (token: GeneratedToken) => void;
   /** Return the logits of the last prefill position (for --dump). */
   readonly wantPrefillLogits?: boolean;
+  /** Report each token's log-probability (a full pass over the vocabulary per greedy token). */
+  readonly logprobs?: boolean;
 }
 
 export interface GenerationResult {
@@ -420,11 +423,11 @@ export class GenerationEngine {
 
   private accept(row: Row, logits: Float32Array): void {
     const index = row.generated.length;
-    const { id, logprob } = pickToken(logits, row.req.sampling, index);
+    const { id, logprob } = pickToken(logits, row.req.sampling, index, row.req.logprobs === true);
     row.generated.push(id);
     row.tokens.push(id);
     row.firstTokenAt ??= performance.now();
-    row.req.onToken?.({ id, index, logprob });
+    row.req.onToken?.(logprob === undefined ? { id, index } : { id, index, logprob });
   }
 
   private isDone(row: Row): boolean {

@@ -57,6 +57,7 @@ describe('pickToken', () => {
     const t = pickToken(logits, { temperature: 0, topP: 0.75, seed: 1n }, 0);
     expect(t.id).toBe(3);
     expect(t.logprob).toBeCloseTo(Math.log(softmaxWithTemperature(logits, 1)[3]!), 12);
+    expect(pickToken(logits, { temperature: 0, topP: 0.75, seed: 1n }, 0, false)).toEqual({ id: 3 });
   });
 
   it('samples reproducibly for a seed and step', () => {

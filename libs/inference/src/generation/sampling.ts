@@ -81,17 +81,25 @@ export function sampleTopP(probs: Float64Array, topP: number, u: number): { id: 
   return { id: last, prob: probs[last]! / keptMass };
 }
 
-/** Picks the next token of one row: greedy when temperature is 0, else top-p (§5.7 step 4.3). */
+/**
+ * Picks the next token of one row: greedy when temperature is 0, else top-p (§5.7 step 4.3).
+ * The log-probability costs a pass over the vocabulary on the greedy path, so it is computed only
+ * when asked for.
+ */
 export function pickToken(
   logits: Float32Array,
   params: SamplingParams,
   step: number,
-): { id: number; logprob: number } {
+  wantLogprob = true,
+): { id: number; logprob?: number } {
   if (params.temperature <= 0) {
     const id = argmax(logits);
-    // Report the log-probability under the plain softmax for greedy picks.
-    const probs = softmaxWithTemperature(logits, 1);
-    return { id, logprob: Math.log(probs[id]!) };
+    if (!wantLogprob) return { id };
+    // log softmax at the argmax: −log Σ exp(x − max)
+    const max = logits[id]!;
+    let sum = 0;
+    for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+    return { id, logprob: -Math.log(sum) };
   }
   const probs = softmaxWithTemperature(logits, params.temperature);
   const { id, prob } = sampleTopP(probs, params.topP, uniformAt(params.seed, step));
