@@ -131,6 +131,20 @@ describe('ibllm embed on the raw example files', () => {
   });
 });
 
+describe("npm run demo (the README's first command after set-up)", () => {
+  it('builds a repository and answers the demo question', () => {
+    const script = join(__dirname, '..', '..', 'scripts', 'demo.mjs');
+    const r = spawnSync(process.execPath, [script, '--models', join(work, 'demo-models')], {
+      encoding: 'utf8',
+      timeout: 180_000,
+    });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('building the model repository');
+    expect(r.stderr).toMatch(/\[24 tokens, finish: length/);
+    expect(r.stdout.trim().length).toBeGreaterThan(0);
+  });
+});
+
 describe('ibllm generate on the raw example files', () => {
   it('answers the demo (girl.jpg + girl_bgm.wav) with the official greedy tokens', () => {
     const c = decodeCase('decode/demo_image+audio_knn-on');
