@@ -35,3 +35,4 @@ export {
 export * from './audio';
 export * from './text';
 export * from './point';
+export * from './video';
