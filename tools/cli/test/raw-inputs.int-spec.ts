@@ -117,6 +117,7 @@ describe('ibllm embed on the raw example files', () => {
       ['--image', 'girl.jpg', '--audio', 'girl_bgm.wav', '--weight', 'image=0.7', '--weight', 'audio=0.3'],
     ],
     ['point_knn-off', ['--point', 'airplane.pt']],
+    ['video_knn-off', ['--video', 'landscape_320x240_10fps_5.3s.mp4']],
     ['point-perm_knn-on', ['--point', 'airplane_perm.npy']],
   ])('fuses %s like the official code', (fusionCase, args) => {
     const dump = join(work, `fuse-${fusionCase}`);

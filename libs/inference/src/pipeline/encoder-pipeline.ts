@@ -4,8 +4,9 @@ import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import {
   groupPointCloud,
   parsePointCloud,
-  preprocessAudio,
+  preprocessAudioAny,
   preprocessImage,
+  preprocessVideo,
   tokenizeClipText,
 } from '@imagebind-llm/preprocess';
 import { listComponents, resolveComponent } from '../model-repository';
@@ -78,7 +79,7 @@ export class EncoderPipeline {
         };
       }
       case 'audio': {
-        const { tensor, shape } = preprocessAudio(this.bytesOf(input));
+        const { tensor, shape } = await preprocessAudioAny(this.bytesOf(input));
         return {
           feeds: { audio: hostTensor('float32', [1, ...shape], tensor) },
           shown: { data: tensor, shape },
@@ -109,11 +110,13 @@ export class EncoderPipeline {
           shown: { data: cloud.points, shape: [cloud.count, 3] },
         };
       }
-      case 'video':
-        throw new DomainError(
-          ErrorCode.NotImplemented,
-          'video inputs need the ffmpeg-based video loader, which this build does not include yet',
-        );
+      case 'video': {
+        const { tensor, shape } = await preprocessVideo(this.bytesOf(input));
+        return {
+          feeds: { video: hostTensor('float32', [1, ...shape], tensor) },
+          shown: { data: tensor, shape },
+        };
+      }
     }
   }
 

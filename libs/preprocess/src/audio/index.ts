@@ -5,3 +5,4 @@ export * from './fft';
 export * from './kaldi-fbank';
 export * from './clip-sampler';
 export * from './audio.preprocess';
+export * from './ffmpeg-audio';

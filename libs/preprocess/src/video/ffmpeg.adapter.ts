@@ -38,7 +38,9 @@ export interface VideoStreamInfo {
   readonly declaredFrames: number | undefined;
 }
 
-interface RunOptions {
+export interface RunOptions {
+  /** What the input is, for messages ("video" unless said otherwise). */
+  readonly what?: string;
   readonly timeoutSeconds: number;
   readonly maxOutputBytes: number;
   /** The `-max_pixels` passed to the decoder, for the error message. */
@@ -67,7 +69,12 @@ function lastLine(stderr: string): string {
 }
 
 /** Runs a tool and resolves with its stdout; maps every failure to a DomainError. */
-async function run(tool: string, args: readonly string[], options: RunOptions): Promise<Buffer> {
+export async function runMediaTool(
+  tool: string,
+  args: readonly string[],
+  options: RunOptions,
+): Promise<Buffer> {
+  const what = options.what ?? 'video';
   return new Promise((resolve, reject) => {
     execFile(
       tool,
@@ -93,7 +100,7 @@ async function run(tool: string, args: readonly string[], options: RunOptions): 
           reject(
             new DomainError(
               ErrorCode.PayloadTooLarge,
-              `${name} produced more than ${options.maxOutputBytes} bytes of output; the video exceeds a limit`,
+              `${name} produced more than ${options.maxOutputBytes} bytes of output; the ${what} exceeds a limit`,
               { limit: options.maxOutputBytes },
               { cause: error },
             ),
@@ -102,7 +109,7 @@ async function run(tool: string, args: readonly string[], options: RunOptions): 
           reject(
             new DomainError(
               ErrorCode.DeadlineExceeded,
-              `${name} did not finish within ${options.timeoutSeconds} s (killed); the video is too slow to decode`,
+              `${name} did not finish within ${options.timeoutSeconds} s (killed); the ${what} is too slow to decode`,
               { limit: options.timeoutSeconds },
               { cause: error },
             ),
@@ -120,7 +127,10 @@ async function run(tool: string, args: readonly string[], options: RunOptions): 
         } else {
           const why = lastLine(stderr.toString('utf8'));
           reject(
-            unsupported(`the video could not be read: ${why || `${name} exited with ${error.code}`}`, error),
+            unsupported(
+              `the ${what} could not be read: ${why || `${name} exited with ${error.code}`}`,
+              error,
+            ),
           );
         }
       },
@@ -181,7 +191,7 @@ export async function probeVideo(
   maxPixels: number,
   tools: FfmpegTools = {},
 ): Promise<VideoStreamInfo> {
-  const stdout = await run(
+  const stdout = await runMediaTool(
     toolPath(tools, 'ffprobe'),
     [
       '-v',
@@ -246,7 +256,7 @@ export async function listFramePts(
   maxFrames: number,
   tools: FfmpegTools = {},
 ): Promise<bigint[]> {
-  const stdout = await run(
+  const stdout = await runMediaTool(
     toolPath(tools, 'ffprobe'),
     [
       '-v',
@@ -307,7 +317,7 @@ export async function decodeFramesRgb(
   const range = request.pixelFormat.startsWith('yuvj') ? 'pc' : 'tv';
   const frameBytes = width * height * 3;
   const expected = frameBytes * frameIndices.length;
-  const stdout = await run(
+  const stdout = await runMediaTool(
     toolPath(tools, 'ffmpeg'),
     [
       '-hide_banner',
