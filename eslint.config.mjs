@@ -90,7 +90,13 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.spec.ts', '**/*.int-spec.ts', 'libs/testing/**/*.ts', 'tools/test/**/*.ts'],
+    files: [
+      '**/*.spec.ts',
+      '**/*.int-spec.ts',
+      'libs/*/src/**/testing/**/*.ts',
+      'libs/testing/**/*.ts',
+      'tools/test/**/*.ts',
+    ],
     ignores: ['tools/lint-fixtures/boundary/**'],
     rules: {
       '@nx/enforce-module-boundaries': boundaries(true),

@@ -2,3 +2,4 @@ export * from './process-runner';
 export * from './grpc-harness';
 export * from './strict-fake';
 export * from './golden';
+export * from './numeric';

@@ -1,66 +1,16 @@
 // The vision encoder graph against the official PyTorch outputs on the golden tiny-a checkpoint:
 // the golden preprocessed image and video tensors in, the stored embeddings out (MODEL_SPEC §3.2, §3.6).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openTorchCheckpoint, readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
-import { createOrtSession, hostTensor, type HostTensor } from '@imagebind-llm/inference';
-import { goldenPath } from '@imagebind-llm/testing';
+import { hostTensor } from '@imagebind-llm/inference';
+import { cosineSimilarity } from '@imagebind-llm/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { serializeModel, type GraphBuilder } from '../onnx/onnx-graph';
-import { WeightStore } from '../weights';
-import { EMBEDDING_OUTPUT, HEAD_OUTPUT } from './encoder-ops';
-import { parseImageBindConfig, type ImageBindConfig } from './imagebind-config';
+import { EncoderHarness, fmtCosine, golden, MIN_COSINE } from './testing/encoder-harness';
 import { buildVisionGraph } from './vision.builder';
 
-const MIN_COSINE = 0.99999;
-const dir = mkdtempSync(join(tmpdir(), 'imagebind-vision-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
-
-const fmt = (cos: number): string => `${cos.toFixed(9)} (1 − cos = ${(1 - cos).toExponential(1)})`;
-const golden = (file: string): Float32Array => toFloat32(readNpy(goldenPath(file)));
-
-/** Builds a graph from the golden checkpoint, runs it once on `feeds`, returns both outputs [batch, E]. */
-async function runEncoder(
-  name: string,
-  build: (store: WeightStore, config: ImageBindConfig) => Promise<GraphBuilder>,
-  feeds: Record<string, HostTensor>,
-): Promise<{ embedding: Float32Array; head: Float32Array }> {
-  const config = parseImageBindConfig(JSON.parse(readFileSync(goldenPath('imagebind_config.json'), 'utf8')));
-  const ckpt = await openTorchCheckpoint(goldenPath('imagebind_w3D.pth'));
-  const path = join(dir, `${name}.onnx`);
-  try {
-    const graph = await build(new WeightStore(ckpt.stateDict()), config);
-    writeFileSync(path, serializeModel(graph, { opsets: { '': 17 }, producerVersion: 'test' }));
-  } finally {
-    await ckpt.close();
-  }
-  const session = await createOrtSession(path);
-  try {
-    const result = await session.run(feeds);
-    const embedding = result[EMBEDDING_OUTPUT]!;
-    const head = result[HEAD_OUTPUT]!;
-    const batch = Object.values(feeds)[0]!.dims[0]!;
-    expect(embedding.dims).toEqual([batch, config.imagebind.out_embed_dim]);
-    expect(head.dims).toEqual([batch, config.imagebind.out_embed_dim]);
-    return { embedding: embedding.data as Float32Array, head: head.data as Float32Array };
-  } finally {
-    await session.release();
-  }
-}
+const harness = new EncoderHarness('vision');
+afterAll(() => harness.cleanup());
+const runEncoder = harness.run.bind(harness);
+const cosine = cosineSimilarity;
+const fmt = fmtCosine;
 
 describe('ImageBind vision encoder matches the official outputs (golden tiny-a)', () => {
   it('image: girl', async () => {
