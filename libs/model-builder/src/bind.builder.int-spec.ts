@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTorchCheckpoint, toFloat32 } from '@imagebind-llm/checkpoint';
 import { createOrtSession, hostTensor } from '@imagebind-llm/inference';
+import { relativeError } from '@imagebind-llm/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildBindGraph, detectBindConfig, type BindConfig } from './bind.builder';
 import { serializeModel } from './onnx/onnx-graph';
@@ -69,17 +70,6 @@ function referenceBind(q: Float64Array, w: Weights, c: BindConfig, legacy: boole
   return x;
 }
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 /** Deterministic queries: a few ImageBind-sized vectors of mixed sign and scale. */
 function queries(batch: number, width: number): Float32Array {
   const q = new Float32Array(batch * width);
@@ -140,10 +130,10 @@ describe('bind.onnx matches MODEL_SPEC §4 (float64 reference)', () => {
         const qb = Float64Array.from(q.subarray(b * config.inDim, (b + 1) * config.inDim));
         const expected = referenceBind(qb, w, config, legacy);
         const row = got.subarray(b * config.dim, (b + 1) * config.dim);
-        expect(relErr(row, expected), `${name} row ${b}`).toBeLessThanOrEqual(REL_TOL);
+        expect(relativeError(row, expected), `${name} row ${b}`).toBeLessThanOrEqual(REL_TOL);
         // The comparison tells the variants apart: reading legacy weights as the RMSNorm network
         // (the bug a missed `image_bind_norm_1.bias` check would cause) is far outside the bound.
-        if (legacy) expect(relErr(row, referenceBind(qb, w, config, false))).toBeGreaterThan(1e-2);
+        if (legacy) expect(relativeError(row, referenceBind(qb, w, config, false))).toBeGreaterThan(1e-2);
       }
     } finally {
       await ckpt.close();

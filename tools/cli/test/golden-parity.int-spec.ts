@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
 import { LanguagePipeline } from '@imagebind-llm/inference';
 import { buildLanguageRepository } from '@imagebind-llm/model-builder';
-import { goldenDir } from '@imagebind-llm/testing';
+import { goldenDir, maxAbsDifference, relativeError } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // Tolerances (issue #3): ‖a−b‖₂/‖b‖₂ ≤ 1e-5 for vectors, max |Δ| ≤ 1e-4 for logits. The official
@@ -41,24 +41,6 @@ const fusionCases = manifest.cases.filter((c) => c.id.startsWith('fusion/')) as 
 const decodeCases = manifest.cases.filter((c) => c.id.startsWith('decode/')) as DecodeCase[];
 const load = (file: string): Float32Array => toFloat32(readNpy(join(dir, file)));
 const loadInt = (file: string): number[] => Array.from(toFloat32(readNpy(join(dir, file))));
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-function maxAbs(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 let repo: string;
 let pipeline: LanguagePipeline;
@@ -94,18 +76,18 @@ describe('fusion → cache → bind → layer offsets', () => {
       });
       expect(neighbours.map((n) => n.id)).toEqual(loadInt(c.outputs['knn_ids']!.file));
       expect(
-        maxAbs(
+        maxAbsDifference(
           Float32Array.from(neighbours, (n) => n.score),
           load(c.outputs['knn_scores']!.file),
         ),
       ).toBeLessThan(1e-6);
-      expect(relErr(blended, load(c.outputs['q_knn']!.file))).toBeLessThanOrEqual(VECTOR_REL_TOL);
+      expect(relativeError(blended, load(c.outputs['q_knn']!.file))).toBeLessThanOrEqual(VECTOR_REL_TOL);
       q = blended;
     }
     const v = await pipeline.project(q);
-    expect(relErr(v, load(c.outputs['v']!.file))).toBeLessThanOrEqual(VECTOR_REL_TOL);
+    expect(relativeError(v, load(c.outputs['v']!.file))).toBeLessThanOrEqual(VECTOR_REL_TOL);
     const offsets = await pipeline.layerOffsets(v);
-    expect(relErr(offsets, load(c.outputs['c']!.file))).toBeLessThanOrEqual(VECTOR_REL_TOL);
+    expect(relativeError(offsets, load(c.outputs['c']!.file))).toBeLessThanOrEqual(VECTOR_REL_TOL);
     offsetsByFusion.set(c.id, offsets);
   });
 });
@@ -136,9 +118,9 @@ describe('greedy decoding', () => {
       );
       expect(ids).toEqual(c.prompt_ids);
       const result = await pipeline.engine.generate(requestFor(c));
-      expect(maxAbs(result.prefillLogits!, load(c.outputs['prefill_logits']!.file))).toBeLessThanOrEqual(
-        LOGIT_ABS_TOL,
-      );
+      expect(
+        maxAbsDifference(result.prefillLogits!, load(c.outputs['prefill_logits']!.file)),
+      ).toBeLessThanOrEqual(LOGIT_ABS_TOL);
       expect(result.tokenIds).toEqual(c.generated_ids);
       expect(result.tokenIds).toEqual(loadInt(c.outputs['generated_ids']!.file));
     },

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
-import { goldenDir } from '@imagebind-llm/testing';
+import { cosineSimilarity, goldenDir, relativeError } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const BIN = join(__dirname, '..', 'bin', 'ibllm.js');
@@ -21,28 +21,6 @@ const load = (p: string): Float32Array => toFloat32(readNpy(p));
 function ibllm(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 180_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! ** 2;
-    bb += b[i]! ** 2;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 let work: string;
@@ -100,7 +78,7 @@ describe('ibllm embed on the raw example files', () => {
     ];
     for (const [mine, theirs] of pairs) {
       expect(
-        cosine(
+        cosineSimilarity(
           load(join(dump, `embedding.${mine}.npy`)),
           load(join(g, 'expected', 'embed', `${theirs}.npy`)),
         ),
@@ -127,7 +105,7 @@ describe('ibllm embed on the raw example files', () => {
     const r = ibllm(['embed', '--models', repo, ...resolved, '--dump', dump]);
     expect(r.status).toBe(0);
     expect(
-      relErr(load(join(dump, 'fused.npy')), load(join(g, 'expected', 'fusion', fusionCase, 'q.npy'))),
+      relativeError(load(join(dump, 'fused.npy')), load(join(g, 'expected', 'fusion', fusionCase, 'q.npy'))),
     ).toBeLessThanOrEqual(1e-5);
   });
 });

@@ -6,6 +6,7 @@ import { createOrtSession, hostTensor } from '@imagebind-llm/inference';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { relativeError } from '@imagebind-llm/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { linearWeight, QUANT_BLOCK_SIZE, quantizeBlockwise, type WeightFormat } from './linear-weights';
 import { GraphBuilder, OnnxType, serializeModel } from './onnx-graph';
@@ -57,16 +58,6 @@ function matmulRef(x: Float32Array, rows: number, w: Float32Array, out: number, 
   return y;
 }
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 // 72 inputs: two full blocks and a ragged one, so padding is exercised.
 const OUT = 48;
 const IN = 72;
@@ -88,8 +79,8 @@ describe.each(['fp32', 'fp16', 'int8', 'int4'] as const)('linearWeight %s', (for
     const y = (await session.run({ x: hostTensor('float32', [ROWS, IN], x) }))['y']!.data as Float32Array;
     await session.release();
     // float32 accumulation in onnxruntime vs float64 here
-    expect(relErr(y, matmulRef(x, ROWS, stored(w, OUT, IN, format), OUT, IN))).toBeLessThan(1e-5);
-    const formatError = relErr(y, matmulRef(x, ROWS, w, OUT, IN));
+    expect(relativeError(y, matmulRef(x, ROWS, stored(w, OUT, IN, format), OUT, IN))).toBeLessThan(1e-5);
+    const formatError = relativeError(y, matmulRef(x, ROWS, w, OUT, IN));
     // What storing costs on Gaussian weights: exact, ~1e-4 (fp16), ~1e-2 (int8), ~1e-1 (int4).
     const bound = { fp32: 1e-5, fp16: 1e-3, int8: 2e-2, int4: 2e-1 }[format];
     expect(formatError).toBeLessThan(bound);
