@@ -11,3 +11,4 @@ export * from './synthetic-checkpoints';
 export * from './imagebind';
 export * from './repository-writer';
 export * from './encoders.builder';
+export * from './demo';

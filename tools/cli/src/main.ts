@@ -3,14 +3,18 @@ import { CliError } from './cli-error';
 import { embed, EMBED_USAGE } from './commands/embed.command';
 import { generate, GENERATE_USAGE } from './commands/generate.command';
 import { modelsBuild, MODELS_BUILD_USAGE } from './commands/models-build.command';
+import { modelsDemo, MODELS_DEMO_USAGE } from './commands/models-demo.command';
 
 const USAGE = `ibllm — ImageBind-LLM from the command line
 
   ibllm models build ...   build a model repository from the official checkpoints
+  ibllm models demo ...    build a tiny random-weight demo repository (no downloads)
   ibllm embed ...          ImageBind embeddings of raw inputs, and their fusion
   ibllm generate ...       answer an instruction about raw inputs or a fused ImageBind query
 
 ${MODELS_BUILD_USAGE}
+
+${MODELS_DEMO_USAGE}
 
 ${EMBED_USAGE}
 
@@ -29,6 +33,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === 'models' && sub === 'build') return modelsBuild(rest, log);
+  if (command === 'models' && sub === 'demo') return modelsDemo(rest, log);
   if (command === 'embed') return embed(sub === undefined ? rest : [sub, ...rest], { out, log });
   if (command === 'generate') return generate(sub === undefined ? rest : [sub, ...rest], { out, log });
   throw new CliError(`unknown command: ${[command, sub].filter(Boolean).join(' ')} (try \`ibllm --help\`)`);
