@@ -19,16 +19,30 @@ const { values } = parseArgs({
 });
 const g = values.golden;
 const cli = join(root, 'tools', 'cli', 'bin', 'ibllm.js');
-if (!existsSync(join(g, 'manifest.json'))) {
-  console.error(
-    `golden checkpoints not found in ${g}; pass --golden DIR (a folder laid out like shared/golden/tiny-a)`,
-  );
-  process.exit(1);
-}
 const run = (args) => {
   const r = spawnSync(process.execPath, [cli, ...args], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
+if (!existsSync(join(g, 'manifest.json'))) {
+  // No golden set on this machine: use the project's own random-weight demo checkpoints.
+  const repo = join(root, '.models', 'demo');
+  console.error(`no golden checkpoints in ${g}; building the demo repository with ibllm models demo`);
+  if (values.rebuild || !existsSync(join(repo, 'llama-decoder'))) run(['models', 'demo', '--out', repo]);
+  run([
+    'generate',
+    '--models',
+    repo,
+    '--text',
+    'A dog playing on the beach.',
+    '--prompt',
+    'Describe the scene.',
+    '--temperature',
+    '0',
+    '--max-new-tokens',
+    '24',
+  ]);
+  process.exit(0);
+}
 if (values.rebuild || !existsSync(join(values.models, 'llama-decoder'))) {
   console.error(`building the model repository in ${values.models} ...`);
   run([
