@@ -7,3 +7,4 @@ export * from './generation/generation-engine';
 export * from './model-repository';
 export * from './pipeline/language-pipeline';
 export * from './pipeline/encoder-pipeline';
+export * from './batching/index';

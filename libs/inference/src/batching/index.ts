@@ -1,0 +1,2 @@
+export * from './batcher-clock';
+export * from './dynamic-batcher';
