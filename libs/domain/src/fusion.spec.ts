@@ -70,8 +70,8 @@ describe('cacheBlendBatch (fixes B4)', () => {
     const options = { size: 2, temperature: 20, weight: 0.5 };
     const batch = cacheBlendBatch(queries, 2, vectors, 2, options);
     expect(batch.map((r) => Array.from(r.blended))).toEqual([
-      Array.from(cacheBlend([0.9, 0.1], vectors, 2, options).blended),
-      Array.from(cacheBlend([0.1, 0.9], vectors, 2, options).blended),
+      Array.from(cacheBlend(queries.subarray(0, 2), vectors, 2, options).blended),
+      Array.from(cacheBlend(queries.subarray(2, 4), vectors, 2, options).blended),
     ]);
     expect(batch[0]!.neighbours[0]!.id).toBe(0);
     expect(batch[1]!.neighbours[0]!.id).toBe(1);
