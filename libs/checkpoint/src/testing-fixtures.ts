@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { deflateRawSync } from 'node:zlib';
 import { crc32 } from './crc32';
 import { contiguousStrides } from './strided-copy';
-import { ByteBuilder } from './torch-checkpoint.writer';
+import { ByteBuilder, long1Bytes } from './torch-checkpoint.writer';
 
 /**
  * Writers for hand-made torch checkpoints, used by this library's tests to build valid and hostile
@@ -85,15 +85,7 @@ export function picklePy(value: Py, protocol: 2 | 4 = 2): Uint8Array {
     else if (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31)
       out.byte(0x4a).u32(v >>> 0);
     else {
-      // LONG1: minimal little-endian two's complement.
-      let b = BigInt(v);
-      const bytes: number[] = [];
-      for (;;) {
-        const byte = Number(b & 0xffn);
-        bytes.push(byte);
-        b >>= 8n;
-        if ((b === 0n && (byte & 0x80) === 0) || (b === -1n && (byte & 0x80) !== 0)) break;
-      }
+      const bytes = long1Bytes(v);
       out.byte(0x8a, bytes.length, ...bytes);
     }
   };

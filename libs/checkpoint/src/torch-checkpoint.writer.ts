@@ -165,6 +165,18 @@ async function writeSource(storage: StorageRecord, sink: TensorByteSink): Promis
 // Bytes
 
 /** A growable little-endian byte buffer for headers and pickles. */
+/** A pickle LONG1 payload: the shortest little-endian two's-complement bytes of `v`. */
+export function long1Bytes(v: number | bigint): number[] {
+  let b = BigInt(v);
+  const bytes: number[] = [];
+  for (;;) {
+    const byte = Number(b & 0xffn);
+    bytes.push(byte);
+    b >>= 8n;
+    if ((b === 0n && (byte & 0x80) === 0) || (b === -1n && (byte & 0x80) !== 0)) return bytes;
+  }
+}
+
 export class ByteBuilder {
   private buffer = new Uint8Array(256);
   private view = new DataView(this.buffer.buffer);
@@ -607,15 +619,7 @@ function pickleCheckpoint(root: TorchValue): { pickle: Uint8Array; storages: Sto
     else if (typeof v === 'number' && v >= 0 && v < 0x10000) out.byte(0x4d).u16(v);
     else if (typeof v === 'number' && v >= -(2 ** 31) && v < 2 ** 31) out.byte(0x4a).u32(v >>> 0);
     else {
-      // LONG1: the shortest little-endian two's complement.
-      let b = BigInt(v);
-      const bytes: number[] = [];
-      for (;;) {
-        const byte = Number(b & 0xffn);
-        bytes.push(byte);
-        b >>= 8n;
-        if ((b === 0n && (byte & 0x80) === 0) || (b === -1n && (byte & 0x80) !== 0)) break;
-      }
+      const bytes = long1Bytes(v);
       out.byte(0x8a, bytes.length, ...bytes);
     }
   };

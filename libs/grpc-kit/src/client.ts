@@ -177,15 +177,15 @@ export async function withRetry<T>(
       const retryable = RETRY_ON.has(domain.code) && n < policy.maxAttempts;
       if (!retryable || signal?.aborted === true || Date.now() + wait >= deadline) throw domain;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        signal?.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          { once: true },
-        );
+        const onAbort = (): void => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        }, wait);
+        signal?.addEventListener('abort', onAbort, { once: true });
       });
       backoff = Math.min(backoff * 2, policy.maxBackoffMs);
     }

@@ -1,4 +1,4 @@
-import { linearWeight, type WeightFormat } from './onnx/linear-weights';
+import { denseFromCheckpoint, type WeightFormat } from './onnx/linear-weights';
 import { layerNorm, rmsNorm, silu } from './onnx/ops';
 import { GraphBuilder, OnnxType, type InitializerSink } from './onnx/onnx-graph';
 import type { WeightStore } from './weights';
@@ -79,17 +79,13 @@ export async function buildBindGraph(
   );
   const vec = async (name: string, n: number): Promise<string> =>
     g.floatInit(name, [n], await weights.f32(name, [n]));
-  /** x · Wᵀ (+ b) for the checkpoint's `<name>.weight` [out, in] and optional `<name>.bias`. */
   const dense = async (
     x: string,
     name: string,
     out: number,
     inn: number,
     withBias: boolean,
-  ): Promise<string> => {
-    const y = linearWeight(g, x, name, await weights.f32(`${name}.weight`, [out, inn]), out, inn, format);
-    return withBias ? g.op1('Add', [y, await vec(`${name}.bias`, out)]) : y;
-  };
+  ): Promise<string> => denseFromCheckpoint(g, weights, x, name, out, inn, withBias, format);
 
   let x = await dense(q, 'image_bind_proj', c.dim, c.inDim, true);
   for (let k = 1; k <= c.blocks; k++) {

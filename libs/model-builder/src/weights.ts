@@ -82,20 +82,3 @@ export function mergeLora(
     for (let i = 0; i < inn; i++) w[base + i] = Math.fround(w[base + i]! + acc[i]!);
   }
 }
-
-/** Concatenates [in, a] and [in, b] matrices column-wise into [in, a + b] (fused projections). */
-export function concatColumns(
-  parts: readonly { data: Float32Array; cols: number }[],
-  rows: number,
-): Float32Array {
-  const total = parts.reduce((n, p) => n + p.cols, 0);
-  const out = new Float32Array(rows * total);
-  for (let r = 0; r < rows; r++) {
-    let at = r * total;
-    for (const p of parts) {
-      out.set(p.data.subarray(r * p.cols, (r + 1) * p.cols), at);
-      at += p.cols;
-    }
-  }
-  return out;
-}

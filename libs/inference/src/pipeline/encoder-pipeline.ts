@@ -1,4 +1,3 @@
-import { extname } from 'node:path';
 import { fuseEmbeddings } from '@imagebind-llm/domain';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import {
@@ -50,6 +49,7 @@ const COMPONENT: Readonly<Record<InputModality, { component: string; role: strin
  */
 export class EncoderPipeline {
   private readonly sessions: SingleFlight<InputModality, InferenceSessionPort>;
+  private present: InputModality[] | undefined;
 
   constructor(
     private readonly repo: string,
@@ -61,10 +61,13 @@ export class EncoderPipeline {
     });
   }
 
-  /** Modalities whose encoder the repository has. */
+  /** Modalities whose encoder the repository has (read from disk once). */
   available(): InputModality[] {
-    const present = new Set(listComponents(this.repo).map((c) => c.component));
-    return INPUT_MODALITIES.filter((m) => present.has(COMPONENT[m].component));
+    if (this.present === undefined) {
+      const components = new Set(listComponents(this.repo).map((c) => c.component));
+      this.present = INPUT_MODALITIES.filter((m) => components.has(COMPONENT[m].component));
+    }
+    return this.present;
   }
 
   private async preprocess(
@@ -166,15 +169,7 @@ export class EncoderPipeline {
   }
 
   async close(): Promise<void> {
-    await Promise.all(
-      (await Promise.allSettled(this.sessions.keys().map(async (k) => this.sessions.get(k)))).map(
-        async (r) => (r.status === 'fulfilled' ? r.value.release() : undefined),
-      ),
-    );
+    const loaded = await Promise.allSettled(this.sessions.keys().map(async (m) => this.sessions.get(m)));
+    for (const r of loaded) if (r.status === 'fulfilled') await r.value.release();
   }
-}
-
-/** File-name extension helper for callers that only have a path. */
-export function fileNameOf(path: string): string {
-  return extname(path) === '' ? `${path}.bin` : path;
 }

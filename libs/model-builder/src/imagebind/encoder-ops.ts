@@ -1,5 +1,6 @@
 import { attr, OnnxType, type GraphBuilder } from '../onnx/onnx-graph';
 import { layerNorm } from '../onnx/ops';
+import { denseFromCheckpoint } from '../onnx/linear-weights';
 import { transpose, type WeightStore } from '../weights';
 import { IMAGEBIND_CONSTANTS } from './imagebind-config';
 
@@ -30,8 +31,7 @@ export class EncoderContext {
 
   /** x · Wᵀ (+ b) for `<prefix>.weight` [out, in] and, with `bias`, `<prefix>.bias` [out]. */
   async dense(x: string, prefix: string, out: number, inn: number, bias: boolean): Promise<string> {
-    const y = this.g.op1('MatMul', [x, await this.linearT(`${prefix}.weight`, out, inn)]);
-    return bias ? this.g.op1('Add', [y, await this.tensor(`${prefix}.bias`, [out])]) : y;
+    return denseFromCheckpoint(this.g, this.w, x, prefix, out, inn, bias);
   }
 
   /** LayerNorm over the last axis with `<prefix>.weight` / `<prefix>.bias`. */

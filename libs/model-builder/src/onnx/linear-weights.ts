@@ -1,5 +1,5 @@
 import { float32ArrayToFloat16 } from '@imagebind-llm/checkpoint';
-import { transpose } from '../weights';
+import { transpose, type WeightStore } from '../weights';
 import { attr, OnnxType, type GraphBuilder } from './onnx-graph';
 
 /**
@@ -115,4 +115,24 @@ export function linearWeight(
       );
     }
   }
+}
+
+/**
+ * x · Wᵀ (+ b) for a checkpoint Linear: `<prefix>.weight` [out, in] in the chosen format and, with
+ * `withBias`, `<prefix>.bias` [out] as float32.
+ */
+export async function denseFromCheckpoint(
+  g: GraphBuilder,
+  weights: WeightStore,
+  x: string,
+  prefix: string,
+  out: number,
+  inn: number,
+  withBias: boolean,
+  format: WeightFormat = 'fp32',
+): Promise<string> {
+  const w = await weights.f32(`${prefix}.weight`, [out, inn]);
+  const y = linearWeight(g, x, `${prefix}.weight`, w, out, inn, format);
+  if (!withBias) return y;
+  return g.op1('Add', [y, g.floatInit(`${prefix}.bias`, [out], await weights.f32(`${prefix}.bias`, [out]))]);
 }

@@ -17,12 +17,6 @@ export function layerNorm(g: GraphBuilder, x: string, gamma: string, beta: strin
   return g.op1('LayerNormalization', [x, gamma, beta], { axis: attr.int(-1), epsilon: attr.float(eps) });
 }
 
-/** x · Wᵀ (+ b), with W already stored transposed as [in, out]. */
-export function linear(g: GraphBuilder, x: string, weightT: string, bias?: string): string {
-  const y = g.op1('MatMul', [x, weightT]);
-  return bias === undefined ? y : g.op1('Add', [y, bias]);
-}
-
 /** SiLU(z) = z · σ(z). */
 export function silu(g: GraphBuilder, z: string): string {
   return g.op1('Mul', [z, g.op1('Sigmoid', [z])]);
