@@ -62,6 +62,17 @@ export const env = {
         error: 'must be one of fatal, error, warn, info, debug, trace, silent',
       })
       .default('info'),
+  nonNegativeInt: (fallback: number, max = Number.MAX_SAFE_INTEGER) =>
+    z.coerce
+      .number({ error: 'must be a number' })
+      .int('must be an integer')
+      .min(0, 'must be at least 0')
+      .max(max, `must be at most ${max}`)
+      .default(fallback),
+  /** A string that must be set; `hint` says what to put there. */
+  requiredString: (hint: string) =>
+    z.string({ error: `must be set: ${hint}` }).trim().min(1, `must be set: ${hint}`),
+  stringWithDefault: (fallback: string) => z.string().trim().min(1, 'must not be empty').default(fallback),
   optionalString: () =>
     z
       .string()

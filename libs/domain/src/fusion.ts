@@ -92,20 +92,46 @@ export function cacheBlend(
   options: { size: number; temperature: number; weight: number },
 ): CacheBlendResult {
   const neighbours = topKInnerProduct(vectors, d, q, options.size);
+  const blended = blendWithNeighbours(
+    q,
+    neighbours.map((nb) => ({ score: nb.score, vector: vectors.subarray(nb.id * d, (nb.id + 1) * d) })),
+    options,
+  );
+  return { neighbours, blended };
+}
+
+/** One retrieved neighbour of the cache: its inner-product score and stored vector. */
+export interface ScoredVector {
+  readonly score: number;
+  readonly vector: ArrayLike<number>;
+}
+
+/**
+ * The blend step of the visual cache (MODEL_SPEC §1.4) given the k best neighbours, best first —
+ * what the gateway runs on the retriever's hits. `cacheBlend` is this after an exact top-k, so
+ * both paths give the same q′ for the same neighbours.
+ */
+export function blendWithNeighbours(
+  q: ArrayLike<number>,
+  neighbours: readonly ScoredVector[],
+  options: { temperature: number; weight: number },
+): Float32Array {
+  const d = q.length;
+  if (neighbours.length === 0) throw new Error('the cache blend needs at least one neighbour');
   const maxScaled = Math.max(...neighbours.map((n) => options.temperature * n.score));
   const expd = neighbours.map((n) => Math.exp(options.temperature * n.score - maxScaled));
   const z = expd.reduce((a, b) => a + b, 0);
   const r = new Float64Array(d);
   neighbours.forEach((nb, j) => {
+    if (nb.vector.length !== d) throw new Error(`neighbour ${j} has ${nb.vector.length} values, expected ${d}`);
     const alpha = expd[j]! / z;
-    const base = nb.id * d;
-    for (let i = 0; i < d; i++) r[i]! += alpha * vectors[base + i]!;
+    for (let i = 0; i < d; i++) r[i]! += alpha * nb.vector[i]!;
   });
   const rNorm = Math.sqrt(dot(r, r));
   const u = new Float64Array(d);
   for (let i = 0; i < d; i++) u[i] = (1 - options.weight) * q[i]! + (options.weight * r[i]!) / rNorm;
   const uNorm = Math.sqrt(dot(u, u));
-  return { neighbours, blended: Float32Array.from(u, (x) => x / uNorm) };
+  return Float32Array.from(u, (x) => x / uNorm);
 }
 
 /**

@@ -5,3 +5,4 @@ export * from './client';
 export * from './health-client';
 export * from './nest-host';
 export * from './grpc-logging';
+export * from './service-host';

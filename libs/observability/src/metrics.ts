@@ -75,3 +75,90 @@ export class ServiceMetrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }
+
+/**
+ * What an inference service exports beyond the gRPC series: batcher queue depth (the autoscaling
+ * signal, ARCHITECTURE §7), batch sizes, queue delay and execute time; for the decoder, time to
+ * first token, generated tokens and tokens/s, active sequences and free KV positions.
+ */
+export class InferenceMetrics {
+  readonly queueDepth: Gauge<'model'>;
+  readonly batchSize: Histogram<'model'>;
+  readonly queueDelaySeconds: Histogram<'model'>;
+  readonly batchExecuteSeconds: Histogram<'model'>;
+  readonly requests: Counter<'model' | 'outcome'>;
+  readonly timeToFirstTokenSeconds: Histogram<'model'>;
+  readonly generatedTokens: Counter<'model'>;
+  readonly tokensPerSecond: Histogram<'model'>;
+  readonly activeSequences: Gauge<'model'>;
+  readonly freeKvPositions: Gauge<'model'>;
+
+  constructor(metrics: ServiceMetrics) {
+    const registers = [metrics.registry];
+    this.queueDepth = new Gauge({
+      name: 'ibllm_batcher_queue_depth',
+      help: 'Units waiting in the dynamic batcher (KEDA scales on this).',
+      labelNames: ['model'],
+      registers,
+    });
+    this.batchSize = new Histogram({
+      name: 'ibllm_batch_size',
+      help: 'Units per executed batch.',
+      labelNames: ['model'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers,
+    });
+    this.queueDelaySeconds = new Histogram({
+      name: 'ibllm_batch_queue_delay_seconds',
+      help: 'How long the oldest request of a batch waited before dispatch.',
+      labelNames: ['model'],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers,
+    });
+    this.batchExecuteSeconds = new Histogram({
+      name: 'ibllm_batch_execute_seconds',
+      help: 'Model execution time per batch.',
+      labelNames: ['model'],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers,
+    });
+    this.requests = new Counter({
+      name: 'ibllm_inference_requests_total',
+      help: 'Inference requests by outcome (ok, overloaded, expired, cancelled, failed, invalid).',
+      labelNames: ['model', 'outcome'],
+      registers,
+    });
+    this.timeToFirstTokenSeconds = new Histogram({
+      name: 'ibllm_time_to_first_token_seconds',
+      help: 'From accepting a generation to its first token.',
+      labelNames: ['model'],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers,
+    });
+    this.generatedTokens = new Counter({
+      name: 'ibllm_generated_tokens_total',
+      help: 'Tokens generated.',
+      labelNames: ['model'],
+      registers,
+    });
+    this.tokensPerSecond = new Histogram({
+      name: 'ibllm_generation_tokens_per_second',
+      help: 'Decode speed of each finished generation (after its first token).',
+      labelNames: ['model'],
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+      registers,
+    });
+    this.activeSequences = new Gauge({
+      name: 'ibllm_decoder_active_sequences',
+      help: 'Sequences in the running decode batch.',
+      labelNames: ['model'],
+      registers,
+    });
+    this.freeKvPositions = new Gauge({
+      name: 'ibllm_decoder_free_kv_positions',
+      help: 'KV cache positions left in the memory budget.',
+      labelNames: ['model'],
+      registers,
+    });
+  }
+}

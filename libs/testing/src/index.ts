@@ -3,3 +3,4 @@ export * from './grpc-harness';
 export * from './strict-fake';
 export * from './golden';
 export * from './numeric';
+export * from './model-repo';

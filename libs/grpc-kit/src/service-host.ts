@@ -1,0 +1,139 @@
+import { Controller, Get, Header, HttpStatus, Inject, Module, type DynamicModule } from '@nestjs/common';
+import { Res } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { NestLoggerAdapter, type Logger, type ServiceMetrics } from '@imagebind-llm/observability';
+import { closeOnSignals, GRPC_SERVER, GrpcHostModule } from './nest-host';
+import type { GrpcServer } from './server';
+
+/** Injection token of the process's ServiceMetrics. */
+export const SERVICE_METRICS = Symbol.for('imagebind.grpc-kit.metrics');
+
+/** The slice of an Express response the ops endpoints use (keeps express out of this lib's types). */
+interface OpsResponse {
+  status(code: number): OpsResponse;
+  type(contentType: string): OpsResponse;
+  send(body: string): unknown;
+  json(body: unknown): unknown;
+}
+
+/** Operational HTTP endpoints of every service: Prometheus scrape, liveness, readiness. */
+@Controller()
+export class OpsHttpController {
+  constructor(
+    @Inject(SERVICE_METRICS) private readonly metrics: ServiceMetrics,
+    @Inject(GRPC_SERVER) private readonly grpc: GrpcServer,
+  ) {}
+
+  @Get('metrics')
+  async scrape(@Res() res: OpsResponse): Promise<void> {
+    const { contentType, body } = await this.metrics.scrape();
+    res.status(HttpStatus.OK).type(contentType).send(body);
+  }
+
+  /** Liveness: the event loop answers. Never depends on models or downstream services. */
+  @Get('healthz')
+  @Header('cache-control', 'no-store')
+  live(): { status: string } {
+    return { status: 'ok' };
+  }
+
+  /** Readiness: 200 only while the gRPC server reports SERVING (not while loading or draining). */
+  @Get('readyz')
+  @Header('cache-control', 'no-store')
+  ready(@Res() res: OpsResponse): void {
+    const ready = this.grpc.isReady;
+    res
+      .status(ready ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE)
+      .json({ status: ready ? 'ready' : 'not ready' });
+  }
+}
+
+export interface ServiceHostOptions {
+  readonly grpc: GrpcServer;
+  readonly metrics: ServiceMetrics;
+  readonly shutdownGraceMs: number;
+  /** True for services without models (ready once listening); model services call setReady. */
+  readonly readyOnStart: boolean;
+}
+
+/** gRPC server lifecycle + ops endpoints; a service module imports this and adds its own parts. */
+@Module({})
+export class ServiceHostModule {
+  static forRoot(options: ServiceHostOptions): DynamicModule {
+    return {
+      module: ServiceHostModule,
+      global: true,
+      imports: [
+        GrpcHostModule.forRoot({
+          server: options.grpc,
+          shutdownGraceMs: options.shutdownGraceMs,
+          readyOnStart: options.readyOnStart,
+        }),
+      ],
+      controllers: [OpsHttpController],
+      providers: [{ provide: SERVICE_METRICS, useValue: options.metrics }],
+      exports: [SERVICE_METRICS],
+    };
+  }
+}
+
+/** What `bootstrapService` needs of a Nest application. */
+export interface BootApp {
+  close(): Promise<void>;
+  listen(port: number, host: string): Promise<unknown>;
+  getHttpServer(): unknown;
+}
+
+export interface BootstrapOptions {
+  readonly service: string;
+  /** The service's root module (it must import ServiceHostModule). */
+  readonly module: DynamicModule;
+  readonly grpc: GrpcServer;
+  readonly logger: Logger;
+  readonly http: { readonly host: string; readonly port: number };
+  /**
+   * Loads and warms the models after the listeners are up, so probes see "not ready" (not
+   * "connection refused") while it runs; the server turns SERVING when it resolves.
+   */
+  readonly warmup?: (app: BootApp & { get<T>(token: unknown): T }) => Promise<Record<string, unknown> | void>;
+}
+
+/**
+ * Starts a service the same way everywhere: Nest app, signal handling (SIGTERM → not ready →
+ * drain → exit 0), HTTP listener, warm-up, then SERVING and one `service.ready` log line carrying
+ * the bound ports (tests and supervisors wait for it). A failure exits 1 with one stderr line.
+ */
+export async function bootstrapService(options: BootstrapOptions): Promise<void> {
+  const { service, logger } = options;
+  try {
+    const app = await NestFactory.create(options.module, {
+      logger: new NestLoggerAdapter(logger),
+      abortOnError: false,
+    });
+    closeOnSignals(app, logger);
+    await app.listen(options.http.port, options.http.host);
+    const address = (app.getHttpServer() as Server).address() as AddressInfo;
+    logger.info({ event: 'http.listening', host: options.http.host, port: address.port }, 'HTTP listening');
+    const started = Date.now();
+    const extra = (await options.warmup?.(app)) ?? {};
+    options.grpc.setReady(true);
+    logger.info(
+      {
+        event: 'service.ready',
+        service,
+        grpcPort: options.grpc.port,
+        httpPort: address.port,
+        warmupMs: Date.now() - started,
+        ...extra,
+      },
+      `${service} ready`,
+    );
+  } catch (error: unknown) {
+    const message = error instanceof Error ? error.message : String(error);
+    logger.error({ event: 'service.failed', err: error }, `${service} failed to start`);
+    process.stderr.write(`${service} failed to start: ${message}\n`);
+    process.exit(1);
+  }
+}
