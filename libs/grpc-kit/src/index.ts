@@ -6,3 +6,4 @@ export * from './health-client';
 export * from './nest-host';
 export * from './grpc-logging';
 export * from './service-host';
+export * from './tensor-codec';

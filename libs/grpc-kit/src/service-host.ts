@@ -79,6 +79,10 @@ export class ServiceHostModule {
   }
 }
 
+interface JsonBodyApp {
+  useBodyParser(type: 'json', options: { limit: number }): unknown;
+}
+
 /** What `bootstrapService` needs of a Nest application. */
 export interface BootApp {
   close(): Promise<void>;
@@ -93,6 +97,8 @@ export interface BootstrapOptions {
   readonly grpc: GrpcServer;
   readonly logger: Logger;
   readonly http: { readonly host: string; readonly port: number };
+  /** Accept JSON request bodies up to this size (REST APIs); unset keeps Nest's default parser. */
+  readonly jsonBodyLimitBytes?: number;
   /**
    * Loads and warms the models after the listeners are up, so probes see "not ready" (not
    * "connection refused") while it runs; the server turns SERVING when it resolves.
@@ -111,7 +117,12 @@ export async function bootstrapService(options: BootstrapOptions): Promise<void>
     const app = await NestFactory.create(options.module, {
       logger: new NestLoggerAdapter(logger),
       abortOnError: false,
+      ...(options.jsonBodyLimitBytes === undefined ? {} : { bodyParser: false }),
     });
+    if (options.jsonBodyLimitBytes !== undefined) {
+      // Express' json parser answers 413 past the limit before anything is buffered further.
+      (app as unknown as JsonBodyApp).useBodyParser('json', { limit: options.jsonBodyLimitBytes });
+    }
     closeOnSignals(app, logger);
     await app.listen(options.http.port, options.http.host);
     const address = (app.getHttpServer() as Server).address() as AddressInfo;

@@ -4,3 +4,4 @@ export * from './strict-fake';
 export * from './golden';
 export * from './numeric';
 export * from './model-repo';
+export * from './platform';

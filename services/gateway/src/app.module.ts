@@ -1,17 +1,21 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { GrpcHostModule, GrpcServer } from '@imagebind-llm/grpc-kit';
+import { ServiceHostModule, type GrpcServer } from '@imagebind-llm/grpc-kit';
 import type { Logger, ServiceMetrics } from '@imagebind-llm/observability';
+import type { AccessControl } from './access';
+import type { PlatformBackends } from './backends/backends.port';
 import type { GatewayEnv } from './env.schema';
 import { GatewayController } from './gateway.controller';
 import { GatewayService } from './gateway.service';
-import { HttpController } from './http.controller';
-import { GATEWAY_ENV, LOGGER, METRICS } from './tokens';
+import { OpenAiController } from './openai.controller';
+import { ACCESS, BACKENDS, GATEWAY_ENV, LOGGER, METRICS } from './tokens';
 
 export interface GatewayModuleOptions {
   readonly env: GatewayEnv;
   readonly logger: Logger;
   readonly metrics: ServiceMetrics;
   readonly grpc: GrpcServer;
+  readonly backends: PlatformBackends;
+  readonly access: AccessControl;
 }
 
 @Module({})
@@ -20,18 +24,21 @@ export class GatewayModule {
     return {
       module: GatewayModule,
       imports: [
-        GrpcHostModule.forRoot({
-          server: options.grpc,
+        ServiceHostModule.forRoot({
+          grpc: options.grpc,
+          metrics: options.metrics,
           shutdownGraceMs: options.env.SHUTDOWN_GRACE_MS,
-          // The gateway holds no models: it is ready once it listens.
-          readyOnStart: true,
+          // Ready once its backends answer (checked in main before flipping SERVING).
+          readyOnStart: false,
         }),
       ],
-      controllers: [HttpController],
+      controllers: [OpenAiController],
       providers: [
         { provide: GATEWAY_ENV, useValue: options.env },
         { provide: LOGGER, useValue: options.logger },
         { provide: METRICS, useValue: options.metrics },
+        { provide: BACKENDS, useValue: options.backends },
+        { provide: ACCESS, useValue: options.access },
         GatewayService,
         GatewayController,
       ],

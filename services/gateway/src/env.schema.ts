@@ -1,23 +1,76 @@
-import { env, envVar, type EnvOf } from '@imagebind-llm/config';
+import { env, envVar, z, type EnvOf } from '@imagebind-llm/config';
+
+const list = () =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v ?? '').split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== ''));
 
 /** Every setting of the gateway process. Nothing else in the service reads process.env. */
 export const gatewayEnvSchema = {
+  GATEWAY_MODE: envVar(
+    z.enum(['distributed', 'standalone'], { error: 'must be distributed or standalone' }).default('distributed'),
+    'distributed: call the services over gRPC; standalone: host every service in this process (ARCHITECTURE §3)',
+  ),
+  GATEWAY_MODEL_REPO: envVar(env.optionalString(), 'standalone: the model repository folder (ARCHITECTURE §4)'),
+  GATEWAY_DATA_DIR: envVar(
+    env.optionalString(),
+    'standalone: folder the embedded vector store persists to; unset keeps it in memory',
+  ),
   GATEWAY_GRPC_HOST: envVar(env.host('127.0.0.1'), 'interface the public gRPC API binds; 0.0.0.0 in a pod'),
   GATEWAY_GRPC_PORT: envVar(env.port(50051), 'port of the public gRPC API; 0 picks a free port'),
   GATEWAY_HTTP_HOST: envVar(
     env.host('127.0.0.1'),
-    'interface of the HTTP listener (/metrics, /healthz, /readyz)',
+    'interface of the HTTP listener (REST API, playground, /metrics, /healthz, /readyz)',
   ),
   GATEWAY_HTTP_PORT: envVar(env.port(8080), 'port of the HTTP listener; 0 picks a free port'),
+  GATEWAY_ENCODER_VISION_TARGET: envVar(
+    env.optionalString(),
+    'distributed: encoder-vision address(es), host:port[,host:port] or dns:///svc:port',
+  ),
+  GATEWAY_ENCODER_AUDIO_TARGET: envVar(env.optionalString(), 'distributed: encoder-audio address(es)'),
+  GATEWAY_ENCODER_TEXT_TARGET: envVar(env.optionalString(), 'distributed: encoder-text address(es)'),
+  GATEWAY_ENCODER_POINT_TARGET: envVar(env.optionalString(), 'distributed: encoder-point address(es)'),
+  GATEWAY_RETRIEVER_TARGET: envVar(env.optionalString(), 'distributed: retriever address(es)'),
+  GATEWAY_BIND_TARGET: envVar(env.optionalString(), 'distributed: bind address(es)'),
+  GATEWAY_DECODER_TARGET: envVar(
+    env.optionalString(),
+    'distributed: decoder address(es); with several, a broken stream resumes on another one',
+  ),
+  GATEWAY_HOP_TIMEOUT_MS: envVar(
+    env.positiveInt(30_000, 600_000),
+    'deadline of each unary downstream call (encode, search, project), capped by the client deadline',
+  ),
+  GATEWAY_DECODER_RESUME_ATTEMPTS: envVar(
+    env.nonNegativeInt(4, 32),
+    'how often a broken decoder stream is resumed (on another replica) before the client sees the error',
+  ),
+  GATEWAY_API_KEYS: envVar(
+    env.optionalString(),
+    'API keys as tenant:key or tenant:sha256:<hex>, comma-separated; required unless bound to loopback',
+  ),
+  GATEWAY_RATE_LIMIT_RPM: envVar(env.positiveInt(600, 1_000_000), 'requests per minute allowed per API key'),
+  GATEWAY_RATE_LIMIT_BURST: envVar(env.positiveInt(60, 1_000_000), 'burst size of the per-key rate limit'),
+  GATEWAY_FETCH_ALLOWED_HOSTS: envVar(
+    list(),
+    'hosts uri inputs may be fetched from over https (example.com or *.example.com); empty disables fetching',
+  ),
+  GATEWAY_FETCH_TIMEOUT_MS: envVar(env.positiveInt(10_000, 120_000), 'timeout of one uri fetch'),
   GATEWAY_MAX_MESSAGE_BYTES: envVar(
     env.positiveInt(64 * 1024 * 1024, 1024 * 1024 * 1024),
     'largest gRPC request accepted, in bytes (inline media counts); larger ones get RESOURCE_EXHAUSTED',
+  ),
+  GATEWAY_MAX_BODY_BYTES: envVar(
+    env.positiveInt(48 * 1024 * 1024, 1024 * 1024 * 1024),
+    'largest REST request body, in bytes (base64 media counts); larger ones get HTTP 413',
   ),
   GATEWAY_MAX_INPUTS: envVar(env.positiveInt(16, 1024), 'most multimodal inputs one request may carry'),
   GATEWAY_MAX_INPUT_BYTES: envVar(
     env.positiveInt(32 * 1024 * 1024, 1024 * 1024 * 1024),
     'largest single inline input (image, audio, video, point cloud), in bytes',
   ),
+  STANDALONE_DECODER_MAX_BATCH: envVar(env.positiveInt(16, 256), 'standalone: decoder sequences per step'),
+  STANDALONE_BATCH_MAX_DELAY_MS: envVar(env.positiveInt(2, 10_000), 'standalone: encoder/bind batch delay'),
   SHUTDOWN_GRACE_MS: envVar(
     env.positiveInt(25_000, 600_000),
     'how long SIGTERM waits for calls in flight; keep below the pod terminationGracePeriodSeconds',

@@ -1,23 +1,51 @@
-import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DomainError } from '@imagebind-llm/errors';
-import { GRPC_SERVER, type GrpcServer } from '@imagebind-llm/grpc-kit';
+import { GRPC_SERVER, type CallContext, type GrpcServer } from '@imagebind-llm/grpc-kit';
 import { gatewayV1, SERVICE_NAMES } from '@imagebind-llm/proto';
+import type { AccessControl } from './access';
+import type { PlatformBackends } from './backends/backends.port';
 import { GatewayService } from './gateway.service';
+import { ACCESS, BACKENDS } from './tokens';
 
-/** Thin gRPC controller: binds the public services' methods to the gateway's logic. */
+function credentialsOf(ctx: CallContext): { authorization?: string; apiKey?: string } {
+  const auth = ctx.metadata.get('authorization')[0];
+  const key = ctx.metadata.get('x-api-key')[0];
+  return {
+    ...(typeof auth === 'string' ? { authorization: auth } : {}),
+    ...(typeof key === 'string' ? { apiKey: key } : {}),
+  };
+}
+
+/** Thin gRPC controller: admission (API key, rate limit), then the gateway's logic. */
 @Injectable()
-export class GatewayController implements OnModuleInit {
+export class GatewayController implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(GRPC_SERVER) private readonly server: GrpcServer,
     @Inject(GatewayService) private readonly gateway: GatewayService,
+    @Inject(ACCESS) private readonly access: AccessControl,
+    @Inject(BACKENDS) private readonly backends: PlatformBackends,
   ) {}
 
   onModuleInit(): void {
+    const admit = (ctx: CallContext): string => this.access.admit(credentialsOf(ctx));
+    const gateway = this.gateway;
     this.server.addService(SERVICE_NAMES.gateway, gatewayV1.GatewayServiceService, {
-      generate: (request, ctx) => this.gateway.generate(request, ctx),
-      embed: (request) => this.gateway.embed(request),
-      search: (request) => this.gateway.search(request),
-      listModels: () => this.gateway.listModels(),
+      generate: async function* (request, ctx) {
+        admit(ctx);
+        yield* gateway.generate(request, ctx);
+      },
+      embed: async (request, ctx) => {
+        admit(ctx);
+        return gateway.embed(request, ctx);
+      },
+      search: async (request, ctx) => {
+        admit(ctx);
+        return gateway.search(request, ctx);
+      },
+      listModels: async (_request, ctx) => {
+        admit(ctx);
+        return gateway.listModels(ctx);
+      },
     });
     const batchJobsMissing = (): Promise<never> =>
       Promise.reject(
@@ -35,5 +63,9 @@ export class GatewayController implements OnModuleInit {
         await batchJobsMissing();
       },
     });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.backends.close();
   }
 }

@@ -1,66 +1,314 @@
+import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { DomainError } from '@imagebind-llm/errors';
-import type { CallContext } from '@imagebind-llm/grpc-kit';
-import type { gatewayV1 } from '@imagebind-llm/proto';
+import { blendWithNeighbours, CACHE_DEFAULTS, fuseEmbeddings } from '@imagebind-llm/domain';
+import { DomainError, ErrorCode, fromGrpcError } from '@imagebind-llm/errors';
+import { float32Tensor, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
+import { commonV1, decoderV1, encoderV1, gatewayV1 } from '@imagebind-llm/proto';
+import type { HopContext, PlatformBackends, RoutedModality } from './backends/backends.port';
 import type { GatewayEnv } from './env.schema';
+import { MediaFetcher } from './media-fetcher';
 import {
   validateCache,
   validateGenerateRequest,
   validateInputs,
   type RequestLimits,
 } from './request-validation';
-import { GATEWAY_ENV } from './tokens';
+
+import { BACKENDS, GATEWAY_ENV } from './tokens';
+
+const { Modality } = commonV1;
+
+const ROUTE: ReadonlyMap<commonV1.Modality, RoutedModality> = new Map([
+  [Modality.MODALITY_IMAGE, 'image'],
+  [Modality.MODALITY_VIDEO, 'video'],
+  [Modality.MODALITY_AUDIO, 'audio'],
+  [Modality.MODALITY_TEXT, 'text'],
+  [Modality.MODALITY_POINT_CLOUD, 'point'],
+]);
+
+/** Generation defaults of the official demo (MODEL_SPEC §5.8). */
+const DEFAULT_TEMPERATURE = 0.1;
+const DEFAULT_TOP_P = 0.75;
+const DEFAULT_MAX_NEW_TOKENS = 256;
+
+/** The served model's public name (`GET /v1/models`, ListModels). */
+export const SERVED_MODEL_ID = 'imagebind-llm';
+
+/** Errors after which a decoder stream is resumed on another replica (ARCHITECTURE §8). */
+const RESUMABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  ErrorCode.DependencyUnavailable,
+  ErrorCode.ModelNotReady,
+  ErrorCode.Overloaded,
+]);
+
+interface EmbeddedInputs {
+  readonly perInput: { modality: commonV1.Modality; embedding: Float32Array }[];
+  readonly fused: Float32Array;
+}
+
+function randomSeed(): number {
+  // 52 bits: exact as a JS number and as uint64 on the wire.
+  return Number(randomBytes(8).readBigUInt64LE() & ((1n << 52n) - 1n));
+}
 
 /**
- * The gateway's request logic. Requests are validated completely, so clients get precise
- * INVALID_ARGUMENT errors today; the orchestration behind them (encoders → retriever → bind →
- * decoder) is not wired in yet, and every RPC that needs it answers UNIMPLEMENTED saying so.
+ * The gateway's orchestration (ARCHITECTURE §2): encoders → fusion → retriever + cache blend →
+ * bind → decoder, over whichever backends this process has (gRPC clients or in-process
+ * implementations). Every hop gets the client's deadline, request id and cancellation.
  */
 @Injectable()
 export class GatewayService {
   private readonly limits: RequestLimits;
+  private readonly fetcher: MediaFetcher;
+  private readonly resumeAttempts: number;
 
-  constructor(@Inject(GATEWAY_ENV) env: GatewayEnv) {
+  constructor(
+    @Inject(GATEWAY_ENV) env: GatewayEnv,
+    @Inject(BACKENDS) private readonly backends: PlatformBackends,
+  ) {
     this.limits = { maxInputs: env.GATEWAY_MAX_INPUTS, maxInputBytes: env.GATEWAY_MAX_INPUT_BYTES };
+    this.fetcher = new MediaFetcher(env.GATEWAY_FETCH_ALLOWED_HOSTS, env.GATEWAY_MAX_INPUT_BYTES, env.GATEWAY_FETCH_TIMEOUT_MS);
+    this.resumeAttempts = env.GATEWAY_DECODER_RESUME_ATTEMPTS;
   }
 
-  // eslint-disable-next-line require-yield -- streams nothing until the decoder is wired in
-  async *generate(
-    request: gatewayV1.GenerateRequest,
-    ctx: CallContext,
-  ): AsyncGenerator<gatewayV1.GenerateResponse> {
-    validateGenerateRequest(request, this.limits);
-    ctx.logger.debug({ inputs: request.inputs.length }, 'generate request validated');
-    await Promise.resolve();
-    throw DomainError.notImplemented(
-      'Generate is not available in this build: the encoder, retriever, bind and decoder services are not wired into the gateway yet',
+  get mode(): PlatformBackends['mode'] {
+    return this.backends.mode;
+  }
+
+  /** Encodes every input on its modality's encoder (one call per modality) and fuses them (§1.2). */
+  async embedInputs(inputs: readonly gatewayV1.MultimodalInput[], ctx: HopContext): Promise<EmbeddedInputs> {
+    const groups = new Map<RoutedModality, { index: number; input: encoderV1.EncoderInput }[]>();
+    await Promise.all(
+      inputs.map(async (input, index) => {
+        const route = ROUTE.get(input.modality)!;
+        const source = input.source!;
+        let encoderInput: encoderV1.EncoderInput;
+        if (source.$case === 'text') {
+          encoderInput = { source: { $case: 'text', value: source.value }, mediaType: input.mediaType };
+        } else {
+          const bytes =
+            source.$case === 'content'
+              ? source.value
+              : await this.fetcher.fetch(source.value, `inputs[${index}].uri`, ctx.signal);
+          encoderInput = { source: { $case: 'content', value: Buffer.from(bytes) }, mediaType: input.mediaType };
+        }
+        const list = groups.get(route) ?? [];
+        list.push({ index, input: encoderInput });
+        groups.set(route, list);
+      }),
+    );
+    const embeddings = new Array<Float32Array>(inputs.length);
+    await Promise.all(
+      [...groups].map(async ([route, items]) => {
+        items.sort((a, b) => a.index - b.index);
+        const encoder = this.backends.encoder(route);
+        if (encoder === undefined) {
+          throw new DomainError(
+            ErrorCode.FailedPrecondition,
+            `inputs[${items[0]!.index}]: no ${route} encoder is configured on this gateway`,
+            { field: `inputs[${items[0]!.index}].modality` },
+          );
+        }
+        const response = await encoder.encode(
+          {
+            modality: inputs[items[0]!.index]!.modality,
+            inputs: items.map((i) => i.input),
+            includeUnnormalized: false,
+            includePreprocessed: false,
+          },
+          ctx,
+        );
+        if (response.embeddings.length !== items.length) {
+          throw new DomainError(
+            ErrorCode.Internal,
+            `the ${route} encoder returned ${response.embeddings.length} embeddings for ${items.length} inputs`,
+          );
+        }
+        items.forEach((item, j) => {
+          embeddings[item.index] = readFloat32Tensor(response.embeddings[j]!.embedding, 'embedding').data;
+        });
+      }),
+    );
+    const weights = inputs.map((i) => i.weight ?? 1);
+    return {
+      perInput: inputs.map((input, i) => ({ modality: input.modality, embedding: embeddings[i]! })),
+      fused: fuseEmbeddings(embeddings, weights),
+    };
+  }
+
+  /** The visual cache (MODEL_SPEC §1.4): exact top-k from the retriever, then the blend. */
+  async cacheBlend(q: Float32Array, cache: gatewayV1.CacheOptions | undefined, ctx: HopContext): Promise<Float32Array> {
+    const size = cache?.size ?? CACHE_DEFAULTS.size;
+    const response = await this.backends.retriever.search(
+      {
+        collection: '',
+        queries: float32Tensor(q, [1, q.length]),
+        k: size,
+        includeVectors: true,
+        includePayloads: false,
+      },
+      ctx,
+    );
+    const hits = response.results[0]?.hits ?? [];
+    if (hits.length === 0) {
+      throw new DomainError(
+        ErrorCode.FailedPrecondition,
+        'the visual cache collection is empty; import knn.index into the retriever or turn the cache off',
+      );
+    }
+    return blendWithNeighbours(
+      q,
+      hits.map((h) => ({ score: h.score, vector: h.vector })),
+      {
+        temperature: cache?.temperature ?? CACHE_DEFAULTS.temperature,
+        weight: cache?.weight ?? CACHE_DEFAULTS.weight,
+      },
     );
   }
 
-  // eslint-disable-next-line @typescript-eslint/require-await -- async so validation errors reject
-  async embed(request: gatewayV1.EmbedRequest): Promise<gatewayV1.EmbedResponse> {
+  private cacheEnabled(cache: gatewayV1.CacheOptions | undefined): boolean {
+    return cache?.enabled ?? true;
+  }
+
+  async *generate(request: gatewayV1.GenerateRequest, ctx: HopContext): AsyncGenerator<gatewayV1.GenerateResponse> {
+    validateGenerateRequest(request, this.limits);
+    const started = Date.now();
+    const [embedded, tokenized] = await Promise.all([
+      this.embedInputs(request.inputs, ctx),
+      this.backends.decoder.tokenize(
+        {
+          text: request.instruction,
+          input: request.input,
+          template: decoderV1.PromptTemplate.PROMPT_TEMPLATE_ALPACA,
+          addBos: true,
+        },
+        ctx,
+      ),
+    ]);
+    const q = this.cacheEnabled(request.cache) ? await this.cacheBlend(embedded.fused, request.cache, ctx) : embedded.fused;
+    const projected = await this.backends.bind.project({ queries: float32Tensor(q, [1, q.length]) }, ctx);
+    const v = readFloat32Tensor(projected.visualQueries, 'visual_queries').data;
+    // The seed is fixed here, not by the decoder, so a stream resumed on another replica samples
+    // exactly the tokens the first one would have (sampling is keyed by seed and step).
+    const seed = request.sampling?.seed ?? randomSeed();
+    const sent: number[] = [];
+    let firstTokenAt: number | undefined;
+    let promptTokens = tokenized.tokenIds.length;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const stream = this.backends.decoder.generate(
+          {
+            visualQuery: float32Tensor(v, [v.length]),
+            promptTokenIds: tokenized.tokenIds,
+            resumeFromTokenIds: [...sent],
+            sampling: {
+              temperature: request.sampling?.temperature ?? DEFAULT_TEMPERATURE,
+              topP: request.sampling?.topP ?? DEFAULT_TOP_P,
+              seed,
+            },
+            stopping: { maxNewTokens: request.stopping?.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS, ignoreEos: false },
+            returnPrefillLogits: false,
+          },
+          ctx,
+        );
+        for await (const message of stream) {
+          const ids = message.tokens.map((t) => t.id);
+          if (ids.length > 0) firstTokenAt ??= Date.now();
+          if (message.stats !== undefined) promptTokens = message.stats.promptTokens;
+          const finished = message.finishReason !== decoderV1.FinishReason.FINISH_REASON_UNSPECIFIED;
+          const elapsed = (Date.now() - (firstTokenAt ?? Date.now())) / 1000;
+          yield {
+            text: message.tokens.map((t) => t.text).join(''),
+            tokenIds: ids,
+            finishReason: finished ? toGatewayFinish(message.finishReason) : gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED,
+            ...(finished
+              ? {
+                  usage: {
+                    promptTokens,
+                    completionTokens: sent.length + ids.length,
+                    timeToFirstTokenMs: (firstTokenAt ?? Date.now()) - started,
+                    tokensPerSecond: elapsed > 0 ? (sent.length + ids.length - 1) / elapsed : 0,
+                    seed,
+                  },
+                }
+              : {}),
+          };
+          sent.push(...ids);
+          if (finished) return;
+        }
+        throw DomainError.unavailable('the decoder stream ended without a finish reason');
+      } catch (error) {
+        const domain = fromGrpcError(error);
+        if (ctx.signal.aborted || !RESUMABLE.has(domain.code) || attempt >= this.resumeAttempts) throw domain;
+        ctx.logger.warn(
+          { event: 'decoder.resume', attempt: attempt + 1, sentTokens: sent.length, reason: domain.message },
+          'decoder stream broke; resuming on another replica',
+        );
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
+      }
+    }
+  }
+
+  async embed(request: gatewayV1.EmbedRequest, ctx: HopContext): Promise<gatewayV1.EmbedResponse> {
     validateInputs(request.inputs, this.limits);
     validateCache(request.cache);
-    throw DomainError.notImplemented(
-      'Embed is not available in this build: the encoder services are not wired into the gateway yet',
-    );
+    const embedded = await this.embedInputs(request.inputs, ctx);
+    const wantCache = request.cache !== undefined && this.cacheEnabled(request.cache);
+    const cached = wantCache ? await this.cacheBlend(embedded.fused, request.cache, ctx) : undefined;
+    return {
+      embeddings: embedded.perInput.map((e) => ({
+        modality: e.modality,
+        embedding: float32Tensor(e.embedding, [e.embedding.length]),
+      })),
+      ...(request.includeFused ? { fused: float32Tensor(embedded.fused, [embedded.fused.length]) } : {}),
+      ...(cached === undefined ? {} : { cached: float32Tensor(cached, [cached.length]) }),
+    };
   }
 
-  // eslint-disable-next-line @typescript-eslint/require-await -- async so validation errors reject
-  async search(request: gatewayV1.SearchRequest): Promise<gatewayV1.SearchResponse> {
+  async search(request: gatewayV1.SearchRequest, ctx: HopContext): Promise<gatewayV1.SearchResponse> {
     validateInputs(request.inputs, this.limits);
     if (request.k !== undefined && (request.k < 1 || request.k > 1000)) {
       throw DomainError.invalidInput(`k: must be in [1, 1000], got ${request.k}`, 'k');
     }
-    throw DomainError.notImplemented(
-      'Search is not available in this build: the retriever is not wired into the gateway yet',
+    const { fused } = await this.embedInputs(request.inputs, ctx);
+    const response = await this.backends.retriever.search(
+      {
+        collection: request.collection,
+        queries: float32Tensor(fused, [1, fused.length]),
+        k: request.k ?? 10,
+        includeVectors: false,
+        includePayloads: true,
+      },
+      ctx,
     );
+    return {
+      hits: (response.results[0]?.hits ?? []).map((h) => ({ id: h.id, score: h.score, payload: h.payload })),
+    };
   }
 
-  // eslint-disable-next-line @typescript-eslint/require-await -- async so the error is a rejection
-  async listModels(): Promise<gatewayV1.ListModelsResponse> {
-    throw DomainError.notImplemented(
-      'ListModels is not available in this build: no model services are wired into the gateway yet',
-    );
+  async listModels(ctx: HopContext): Promise<gatewayV1.ListModelsResponse> {
+    let ready = false;
+    let version = '';
+    try {
+      const status = await this.backends.decoder.getModelStatus(ctx);
+      ready = status.models.length > 0 && status.models.every((m) => m.state === 2);
+      version = status.models[0]?.model?.version ?? '';
+    } catch {
+      ready = false;
+    }
+    return { models: [{ name: SERVED_MODEL_ID, version, ready }] };
+  }
+}
+
+function toGatewayFinish(reason: decoderV1.FinishReason): gatewayV1.FinishReason {
+  switch (reason) {
+    case decoderV1.FinishReason.FINISH_REASON_EOS:
+      return gatewayV1.FinishReason.FINISH_REASON_STOP;
+    case decoderV1.FinishReason.FINISH_REASON_LENGTH:
+      return gatewayV1.FinishReason.FINISH_REASON_LENGTH;
+    case decoderV1.FinishReason.FINISH_REASON_CONTEXT:
+      return gatewayV1.FinishReason.FINISH_REASON_CONTEXT;
+    default:
+      return gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED;
   }
 }

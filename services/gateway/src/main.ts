@@ -1,18 +1,67 @@
 import 'reflect-metadata';
-import type { AddressInfo } from 'node:net';
-import { NestFactory } from '@nestjs/core';
 import { loadConfigOrExit } from '@imagebind-llm/config';
-import { closeOnSignals, GrpcServer, routeGrpcLogs } from '@imagebind-llm/grpc-kit';
-import { createLogger, NestLoggerAdapter, ServiceMetrics } from '@imagebind-llm/observability';
+import { bootstrapService, GrpcServer, routeGrpcLogs } from '@imagebind-llm/grpc-kit';
+import { createLogger, ServiceMetrics, type Logger } from '@imagebind-llm/observability';
 import { loadDescriptorSet } from '@imagebind-llm/proto';
-import type { Server } from 'node:http';
+import { createAccessControl, isLoopback } from './access';
+import type { PlatformBackends } from './backends/backends.port';
+import { RemoteBackends, type RemoteTargets } from './backends/remote.backends';
 import { GatewayModule } from './app.module';
-import { gatewayEnvSchema } from './env.schema';
+import { gatewayEnvSchema, type GatewayEnv } from './env.schema';
 
-async function bootstrap(): Promise<void> {
+function remoteTargets(env: GatewayEnv): RemoteTargets {
+  const missing = (
+    ['GATEWAY_RETRIEVER_TARGET', 'GATEWAY_BIND_TARGET', 'GATEWAY_DECODER_TARGET'] as const
+  ).filter((k) => env[k] === undefined);
+  if (missing.length > 0) {
+    throw new Error(
+      `distributed mode needs ${missing.join(', ')} (or run GATEWAY_MODE=standalone with GATEWAY_MODEL_REPO)`,
+    );
+  }
+  const encoders: RemoteTargets['encoders'] = {};
+  if (env.GATEWAY_ENCODER_VISION_TARGET !== undefined) {
+    encoders.image = env.GATEWAY_ENCODER_VISION_TARGET;
+    encoders.video = env.GATEWAY_ENCODER_VISION_TARGET;
+  }
+  if (env.GATEWAY_ENCODER_AUDIO_TARGET !== undefined) encoders.audio = env.GATEWAY_ENCODER_AUDIO_TARGET;
+  if (env.GATEWAY_ENCODER_TEXT_TARGET !== undefined) encoders.text = env.GATEWAY_ENCODER_TEXT_TARGET;
+  if (env.GATEWAY_ENCODER_POINT_TARGET !== undefined) encoders.point = env.GATEWAY_ENCODER_POINT_TARGET;
+  return {
+    encoders,
+    retriever: env.GATEWAY_RETRIEVER_TARGET!,
+    bind: env.GATEWAY_BIND_TARGET!,
+    decoder: env.GATEWAY_DECODER_TARGET!,
+  };
+}
+
+async function createBackends(env: GatewayEnv, logger: Logger, metrics: ServiceMetrics): Promise<PlatformBackends> {
+  if (env.GATEWAY_MODE === 'distributed') {
+    return new RemoteBackends(remoteTargets(env), {
+      hopTimeoutMs: env.GATEWAY_HOP_TIMEOUT_MS,
+      maxMessageBytes: env.GATEWAY_MAX_MESSAGE_BYTES,
+    });
+  }
+  if (env.GATEWAY_MODEL_REPO === undefined) {
+    throw new Error('standalone mode needs GATEWAY_MODEL_REPO (build one with `ibllm models demo --out REPO`)');
+  }
+  // Loaded only in standalone mode: the distributed gateway never loads onnxruntime.
+  const { createLocalBackends } = await import('./backends/local.backends.js');
+  return createLocalBackends(env, logger, metrics);
+}
+
+async function main(): Promise<void> {
   const env = loadConfigOrExit('gateway', gatewayEnvSchema);
   const logger = createLogger({ service: 'gateway', level: env.LOG_LEVEL });
   routeGrpcLogs(logger);
+  // Refuse to expose an unauthenticated API beyond this machine (issue: standalone on 127.0.0.1
+  // needs no key; any other address needs keys configured).
+  const exposed = [env.GATEWAY_GRPC_HOST, env.GATEWAY_HTTP_HOST].filter((h) => !isLoopback(h));
+  if (exposed.length > 0 && env.GATEWAY_API_KEYS === undefined) {
+    throw new Error(
+      `refusing to listen on ${exposed.join(', ')} without API keys: set GATEWAY_API_KEYS (tenant:key,...) or bind 127.0.0.1`,
+    );
+  }
+  const access = createAccessControl(env);
   const metrics = new ServiceMetrics('gateway');
   const grpc = new GrpcServer({
     host: env.GATEWAY_GRPC_HOST,
@@ -22,21 +71,22 @@ async function bootstrap(): Promise<void> {
     maxReceiveMessageBytes: env.GATEWAY_MAX_MESSAGE_BYTES,
     descriptorSet: loadDescriptorSet(),
   });
-  const app = await NestFactory.create(GatewayModule.forRoot({ env, logger, metrics, grpc }), {
-    logger: new NestLoggerAdapter(logger),
-    abortOnError: false,
+  const started = Date.now();
+  const backends = await createBackends(env, logger, metrics);
+  logger.info({ event: 'backends.ready', mode: backends.mode, ms: Date.now() - started }, 'backends ready');
+  await bootstrapService({
+    service: 'gateway',
+    module: GatewayModule.forRoot({ env, logger, metrics, grpc, backends, access }),
+    grpc,
+    logger,
+    http: { host: env.GATEWAY_HTTP_HOST, port: env.GATEWAY_HTTP_PORT },
+    jsonBodyLimitBytes: env.GATEWAY_MAX_BODY_BYTES,
+    warmup: () => Promise.resolve({ mode: backends.mode, auth: access.required ? 'api-key' : 'none' }),
   });
-  // SIGTERM → readiness off → drain gRPC calls → close HTTP → exit 0 (ARCHITECTURE §8).
-  closeOnSignals(app, logger);
-  await app.listen(env.GATEWAY_HTTP_PORT, env.GATEWAY_HTTP_HOST);
-  const address = (app.getHttpServer() as Server).address() as AddressInfo;
-  logger.info({ event: 'http.listening', host: env.GATEWAY_HTTP_HOST, port: address.port }, 'HTTP listening');
-  logger.info({ event: 'service.ready', grpcPort: grpc.port, httpPort: address.port }, 'gateway ready');
 }
 
-bootstrap().catch((error: unknown) => {
+main().catch((error: unknown) => {
   // One line that says what failed; the orchestrator restarts the pod.
-  const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`gateway failed to start: ${message}\n`);
+  process.stderr.write(`gateway failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });

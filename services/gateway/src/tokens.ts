@@ -2,3 +2,5 @@
 export const GATEWAY_ENV = Symbol.for('imagebind.gateway.env');
 export const LOGGER = Symbol.for('imagebind.gateway.logger');
 export const METRICS = Symbol.for('imagebind.gateway.metrics');
+export const BACKENDS = Symbol.for('imagebind.gateway.backends');
+export const ACCESS = Symbol.for('imagebind.gateway.access');

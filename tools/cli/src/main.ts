@@ -4,6 +4,7 @@ import { embed, EMBED_USAGE } from './commands/embed.command';
 import { generate, GENERATE_USAGE } from './commands/generate.command';
 import { modelsBuild, MODELS_BUILD_USAGE } from './commands/models-build.command';
 import { modelsDemo, MODELS_DEMO_USAGE } from './commands/models-demo.command';
+import { serve, SERVE_USAGE } from './commands/serve.command';
 
 const USAGE = `ibllm — ImageBind-LLM from the command line
 
@@ -11,6 +12,7 @@ const USAGE = `ibllm — ImageBind-LLM from the command line
   ibllm models demo ...    build a tiny random-weight demo repository (no downloads)
   ibllm embed ...          ImageBind embeddings of raw inputs, and their fusion
   ibllm generate ...       answer an instruction about raw inputs or a fused ImageBind query
+  ibllm serve ...          run the platform: gRPC + REST API (--standalone: all in one process)
 
 ${MODELS_BUILD_USAGE}
 
@@ -18,7 +20,9 @@ ${MODELS_DEMO_USAGE}
 
 ${EMBED_USAGE}
 
-${GENERATE_USAGE}`;
+${GENERATE_USAGE}
+
+${SERVE_USAGE}`;
 
 async function main(argv: string[]): Promise<void> {
   const log = (line: string): void => {
@@ -35,6 +39,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'models' && sub === 'build') return modelsBuild(rest, log);
   if (command === 'models' && sub === 'demo') return modelsDemo(rest, log);
   if (command === 'embed') return embed(sub === undefined ? rest : [sub, ...rest], { out, log });
+  if (command === 'serve') return serve(sub === undefined ? rest : [sub, ...rest], log);
   if (command === 'generate') return generate(sub === undefined ? rest : [sub, ...rest], { out, log });
   throw new CliError(`unknown command: ${[command, sub].filter(Boolean).join(' ')} (try \`ibllm --help\`)`);
 }

@@ -1,6 +1,7 @@
 import { fuseEmbeddings } from '@imagebind-llm/domain';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import {
+  CLIP_VOCAB_SIZE,
   groupPointCloud,
   parsePointCloud,
   preprocessAudioAny,
@@ -34,13 +35,129 @@ export interface EncodedInput {
   readonly preprocessed: { readonly data: Float32Array; readonly shape: readonly number[] };
 }
 
-const COMPONENT: Readonly<Record<InputModality, { component: string; role: string }>> = {
+/** The repository component and graph role (`model.json` files) that encodes each modality. */
+export const ENCODER_COMPONENTS: Readonly<Record<InputModality, { component: string; role: string }>> = {
   image: { component: 'imagebind-vision', role: 'image' },
   video: { component: 'imagebind-vision', role: 'video' },
   audio: { component: 'imagebind-audio', role: 'model' },
   text: { component: 'imagebind-text', role: 'model' },
   point: { component: 'imagebind-point', role: 'model' },
 };
+
+/** An input ready for its encoder: the session feeds (a batch of one) and the tensor they came from. */
+export interface PreprocessedEncoderInput {
+  /** Graph inputs by name, each with a leading batch dimension of 1. */
+  readonly feeds: Record<string, HostTensor>;
+  /**
+   * The preprocessed tensor as `--dump` writes it and `encoderFeedsFromPreprocessed` reads it back:
+   * image [3, 224, 224], video [15, 3, 2, 224, 224], audio [3, 1, 128, 204], text the token ids
+   * [77] as floats, point the cloud [N, 3] (grouping happens inside the encoder, MODEL_SPEC §2.5).
+   */
+  readonly preprocessed: EncodedInput['preprocessed'];
+}
+
+function bytesOf(input: ModalityInput): Uint8Array {
+  if (input.bytes === undefined || input.bytes.length === 0) {
+    throw DomainError.invalidInput(`the ${input.modality} input is empty (0 bytes)`, input.modality);
+  }
+  return input.bytes;
+}
+
+/** Decodes and preprocesses one input exactly as the official loaders do (MODEL_SPEC §2). */
+export async function preprocessEncoderInput(input: ModalityInput): Promise<PreprocessedEncoderInput> {
+  switch (input.modality) {
+    case 'image': {
+      const { tensor } = await preprocessImage(bytesOf(input));
+      return encoderFeedsFromPreprocessed('image', { data: tensor, shape: [3, 224, 224] });
+    }
+    case 'audio': {
+      const { tensor, shape } = await preprocessAudioAny(bytesOf(input));
+      return encoderFeedsFromPreprocessed('audio', { data: tensor, shape });
+    }
+    case 'text': {
+      if (input.text === undefined || input.text.trim() === '')
+        throw DomainError.invalidInput('a text input needs non-empty text', 'text');
+      const ids = tokenizeClipText(input.text);
+      return {
+        feeds: { tokens: hostTensor('int64', [1, ids.length], ids) },
+        preprocessed: { data: Float32Array.from(ids, Number), shape: [ids.length] },
+      };
+    }
+    case 'point': {
+      const cloud = await parsePointCloud(bytesOf(input), input.fileName ?? 'cloud.npy');
+      return encoderFeedsFromPreprocessed('point', { data: cloud.points, shape: [cloud.count, 3] });
+    }
+    case 'video': {
+      const { tensor, shape } = await preprocessVideo(bytesOf(input));
+      return encoderFeedsFromPreprocessed('video', { data: tensor, shape });
+    }
+  }
+}
+
+/**
+ * The session feeds for an already preprocessed tensor in the layout `preprocessEncoderInput`
+ * reports, so a client may skip decoding. It checks what a session could not survive or would
+ * misread (size, rank, token ids outside the vocabulary, too few points); the caller checks the
+ * remaining dims against model.json.
+ */
+export function encoderFeedsFromPreprocessed(
+  modality: InputModality,
+  preprocessed: EncodedInput['preprocessed'],
+): PreprocessedEncoderInput {
+  const { data, shape } = preprocessed;
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (shape.length === 0 || count !== data.length) {
+    throw DomainError.invalidInput(
+      `the preprocessed ${modality} tensor has ${data.length} values; shape [${shape.join(', ')}] needs ${count}`,
+      'preprocessed',
+    );
+  }
+  switch (modality) {
+    case 'image':
+      return { feeds: { image: hostTensor('float32', [1, ...shape], data) }, preprocessed };
+    case 'video':
+      return { feeds: { video: hostTensor('float32', [1, ...shape], data) }, preprocessed };
+    case 'audio':
+      return { feeds: { audio: hostTensor('float32', [1, ...shape], data) }, preprocessed };
+    case 'text': {
+      if (shape.length !== 1) {
+        throw DomainError.invalidInput(
+          `preprocessed text is its token ids [length], got shape [${shape.join(', ')}]`,
+          'preprocessed',
+        );
+      }
+      const ids = new BigInt64Array(data.length);
+      for (let i = 0; i < data.length; i++) {
+        const id = data[i]!;
+        // An id outside the vocabulary would fail, inside the session, the whole batch it joins.
+        if (!Number.isInteger(id) || id < 0 || id >= CLIP_VOCAB_SIZE) {
+          throw DomainError.invalidInput(
+            `preprocessed text token ${i} is ${id}; ids are integers in [0, ${CLIP_VOCAB_SIZE})`,
+            'preprocessed',
+          );
+        }
+        ids[i] = BigInt(id);
+      }
+      return { feeds: { tokens: hostTensor('int64', [1, ids.length], ids) }, preprocessed };
+    }
+    case 'point': {
+      if (shape.length !== 2 || shape[1] !== 3) {
+        throw DomainError.invalidInput(
+          `a preprocessed point cloud is [N, 3], got shape [${shape.join(', ')}]`,
+          'preprocessed',
+        );
+      }
+      const groups = groupPointCloud({ points: data, count: shape[0]! });
+      return {
+        feeds: {
+          neighborhood: hostTensor('float32', [1, groups.numGroup, groups.groupSize, 3], groups.neighborhoods),
+          center: hostTensor('float32', [1, groups.numGroup, 3], groups.centers),
+        },
+        preprocessed,
+      };
+    }
+  }
+}
 
 /**
  * The encoder half of ImageBind-LLM on one machine: preprocess each input exactly as the official
@@ -56,7 +173,7 @@ export class EncoderPipeline {
     private readonly options: OrtSessionOptions = {},
   ) {
     this.sessions = new SingleFlight(async (m) => {
-      const { component, role } = COMPONENT[m];
+      const { component, role } = ENCODER_COMPONENTS[m];
       return createOrtSession(resolveComponent(this.repo, component).file(role), this.options);
     });
   }
@@ -65,85 +182,25 @@ export class EncoderPipeline {
   available(): InputModality[] {
     if (this.present === undefined) {
       const components = new Set(listComponents(this.repo).map((c) => c.component));
-      this.present = INPUT_MODALITIES.filter((m) => components.has(COMPONENT[m].component));
+      this.present = INPUT_MODALITIES.filter((m) => components.has(ENCODER_COMPONENTS[m].component));
     }
     return this.present;
-  }
-
-  private async preprocess(
-    input: ModalityInput,
-  ): Promise<{ feeds: Record<string, HostTensor>; shown: EncodedInput['preprocessed'] }> {
-    switch (input.modality) {
-      case 'image': {
-        const { tensor } = await preprocessImage(this.bytesOf(input));
-        return {
-          feeds: { image: hostTensor('float32', [1, 3, 224, 224], tensor) },
-          shown: { data: tensor, shape: [3, 224, 224] },
-        };
-      }
-      case 'audio': {
-        const { tensor, shape } = await preprocessAudioAny(this.bytesOf(input));
-        return {
-          feeds: { audio: hostTensor('float32', [1, ...shape], tensor) },
-          shown: { data: tensor, shape },
-        };
-      }
-      case 'text': {
-        if (input.text === undefined || input.text.trim() === '')
-          throw DomainError.invalidInput('a text input needs non-empty text', 'text');
-        const ids = tokenizeClipText(input.text);
-        return {
-          feeds: { tokens: hostTensor('int64', [1, ids.length], ids) },
-          shown: { data: Float32Array.from(ids, Number), shape: [ids.length] },
-        };
-      }
-      case 'point': {
-        const name = input.fileName ?? 'cloud.npy';
-        const cloud = await parsePointCloud(this.bytesOf(input), name);
-        const groups = groupPointCloud(cloud);
-        return {
-          feeds: {
-            neighborhood: hostTensor(
-              'float32',
-              [1, groups.numGroup, groups.groupSize, 3],
-              groups.neighborhoods,
-            ),
-            center: hostTensor('float32', [1, groups.numGroup, 3], groups.centers),
-          },
-          shown: { data: cloud.points, shape: [cloud.count, 3] },
-        };
-      }
-      case 'video': {
-        const { tensor, shape } = await preprocessVideo(this.bytesOf(input));
-        return {
-          feeds: { video: hostTensor('float32', [1, ...shape], tensor) },
-          shown: { data: tensor, shape },
-        };
-      }
-    }
-  }
-
-  private bytesOf(input: ModalityInput): Uint8Array {
-    if (input.bytes === undefined || input.bytes.length === 0) {
-      throw DomainError.invalidInput(`the ${input.modality} input is empty (0 bytes)`, input.modality);
-    }
-    return input.bytes;
   }
 
   async encode(input: ModalityInput): Promise<EncodedInput> {
     if (!this.available().includes(input.modality)) {
       throw new DomainError(
         ErrorCode.FailedPrecondition,
-        `the model repository has no ${COMPONENT[input.modality].component} component; build it with --imagebind`,
+        `the model repository has no ${ENCODER_COMPONENTS[input.modality].component} component; build it with --imagebind`,
       );
     }
-    const { feeds, shown } = await this.preprocess(input);
+    const { feeds, preprocessed } = await preprocessEncoderInput(input);
     const session = await this.sessions.get(input.modality);
     const out = await session.run(feeds, ['embedding']);
     return {
       modality: input.modality,
       embedding: out['embedding']!.data as Float32Array,
-      preprocessed: shown,
+      preprocessed,
     };
   }
 

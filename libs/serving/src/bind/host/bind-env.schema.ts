@@ -1,0 +1,12 @@
+import { env, envVar } from '@imagebind-llm/config';
+import { modelServiceEnv } from '../../encoder/host/model-service.host';
+import { DEFAULT_BIND_MAX_ROWS } from '../bind.service-impl';
+
+/** Every setting of the bind service. */
+export const bindEnvSchema = {
+  ...modelServiceEnv({ grpcPort: 50081, httpPort: 9081, maxBatch: 64, maxDelayMs: 2, maxQueue: 1024 }),
+  BIND_MAX_ROWS: envVar(
+    env.positiveInt(DEFAULT_BIND_MAX_ROWS, 65_536),
+    'most query rows one Project request may carry; more get RESOURCE_EXHAUSTED',
+  ),
+};

@@ -1,0 +1,10 @@
+export {
+  BIND_COMPONENT,
+  BindRuntime,
+  type BindLoadOptions,
+  type BindModelInfo,
+  type BindRuntimeOptions,
+} from './bind-runtime';
+export { BindServiceImpl, DEFAULT_BIND_MAX_ROWS, type BindServiceOptions } from './bind.service-impl';
+export { bindEnvSchema } from './host/bind-env.schema';
+export { runBindService } from './host/run-bind-service';

@@ -1,0 +1,14 @@
+export {
+  DECODER_COMPONENT,
+  DecoderRuntime,
+  loadDecoderModel,
+  type DecoderLoadOptions,
+  type DecoderModel,
+  type DecoderModelInfo,
+  type DecoderRuntimeOptions,
+  type DecoderState,
+  type DecoderStatus,
+  type GenerationEnginePort,
+} from './decoder-runtime';
+export { DEFAULT_MAX_NEW_TOKENS, DecoderServiceImpl, type DecoderServiceOptions } from './decoder.service-impl';
+export { KvAdmission, type KvAdmissionOptions, type KvAdmissionStatus, type KvReservation } from './kv-admission';

@@ -1,0 +1,51 @@
+import { availableParallelism } from 'node:os';
+import { SERVICE_NAMES, encoderV1 } from '@imagebind-llm/proto';
+import type { InputModality } from '@imagebind-llm/inference';
+import { EncoderRuntime } from '../encoder-runtime';
+import { EncoderServiceImpl } from '../encoder.service-impl';
+import { encoderEnvSchema, type EncoderEnvDefaults } from './encoder-env.schema';
+import { runModelService, runtimeSettings } from './model-service.host';
+
+export interface EncoderServiceDefinition extends EncoderEnvDefaults {
+  /** Process and metrics name, e.g. `encoder-vision`. */
+  readonly service: string;
+  /** What this deployable encodes, e.g. ['image', 'video']. */
+  readonly modalities: readonly InputModality[];
+}
+
+/**
+ * Runs one encoder deployable. The four encoder services differ only in the definition they pass:
+ * name, modalities, default ports and batch sizes.
+ */
+export async function runEncoderService(definition: EncoderServiceDefinition): Promise<void> {
+  await runModelService(definition.service, encoderEnvSchema(definition), (env) => {
+    const settings = runtimeSettings(env);
+    const limits = { maxInputs: env.ENCODER_MAX_INPUTS, maxInputBytes: env.ENCODER_MAX_INPUT_BYTES };
+    return {
+      load: async (_deps, onBatch) =>
+        EncoderRuntime.load(env.MODEL_REPO, definition.modalities, {
+          ...settings,
+          preprocessConcurrency: env.PREPROCESS_CONCURRENCY === 0 ? availableParallelism() : env.PREPROCESS_CONCURRENCY,
+          onBatch: (model, event) => onBatch(model.label, event),
+        }),
+      register: (server, slot, deps) => {
+        const impl = new EncoderServiceImpl(slot, {
+          modalities: definition.modalities,
+          limits,
+          metrics: deps.batching,
+        });
+        server.addService(SERVICE_NAMES.encoder, encoderV1.EncoderServiceService, impl.handlers());
+      },
+      queueDepth: (runtime) =>
+        runtime.stats().map(({ model, stats }) => ({ label: model.label, queuedUnits: stats.queuedUnits })),
+      describe: (runtime) => ({
+        models: runtime.modelInfo().map((m) => ({
+          model: m.label,
+          version: m.version,
+          executionProvider: m.executionProvider,
+        })),
+        batch: settings.batcher,
+      }),
+    };
+  });
+}

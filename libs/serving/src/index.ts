@@ -1,0 +1,6 @@
+export * from './tensor';
+export * from './encoder/index';
+export * from './bind/index';
+export * from './decoder/index';
+export * from './retriever/retriever.service-impl';
+export * from './retriever/cache-seed';

@@ -1,0 +1,294 @@
+import { open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { parseNpy, viewAs } from '@imagebind-llm/checkpoint';
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { COLLECTION_NAME, MAX_DIMENSION } from './validation';
+
+/**
+ * On-disk layout of one embedded collection (README "Persistence layout"):
+ *
+ *   <dir>/<collection>/manifest.json         the commit record, replaced atomically
+ *   <dir>/<collection>/vectors.<gen>.npy     float32 [count, dimension]
+ *   <dir>/<collection>/ids.<gen>.npy         int64 [count], row i holds the id of vector row i
+ *   <dir>/<collection>/payloads.<gen>.json   {"<id>": {...}} for points that have a payload
+ *   <dir>/<collection>/index.<gen>.usearch   the HNSW graph, only when one was built
+ *
+ * Data files carry a generation number and are never overwritten: a flush writes generation g+1
+ * beside g, then renames a new manifest over the old one. Whatever the moment of a crash, the
+ * manifest names one complete generation.
+ */
+
+export const MANIFEST_FILE = 'manifest.json';
+export const STORE_FORMAT = 'imagebind-llm/vector-store';
+export const STORE_FORMAT_VERSION = 1;
+
+export type Quantization = 'f32' | 'i8';
+export const QUANTIZATIONS: readonly Quantization[] = ['f32', 'i8'];
+
+export interface CollectionManifest {
+  readonly format: string;
+  readonly formatVersion: number;
+  readonly name: string;
+  readonly dimension: number;
+  readonly count: number;
+  /** Quantization of the HNSW index file (the float32 vectors are always stored in full). */
+  readonly quantization: Quantization;
+  readonly generation: number;
+  readonly files: {
+    readonly vectors: string;
+    readonly ids: string;
+    readonly payloads: string;
+    readonly index: string | null;
+  };
+}
+
+export interface CollectionSnapshot {
+  readonly manifest: CollectionManifest;
+  /** `.npy` bytes. */
+  readonly vectors: Uint8Array;
+  /** `.npy` bytes. */
+  readonly ids: Uint8Array;
+  readonly payloads: string;
+  /** Where usearch already saved the index (it writes paths synchronously); moved into place here. */
+  readonly indexTempFile?: string;
+}
+
+export interface StoredCollection {
+  readonly manifest: CollectionManifest;
+  readonly vectors: Float32Array;
+  readonly ids: Float64Array;
+  readonly payloads: ReadonlyMap<number, Readonly<Record<string, string>>>;
+  /** Absolute path of the saved index, when the manifest names one. */
+  readonly indexFile: string | undefined;
+}
+
+export function generationFiles(generation: number, withIndex: boolean): CollectionManifest['files'] {
+  return {
+    vectors: `vectors.${generation}.npy`,
+    ids: `ids.${generation}.npy`,
+    payloads: `payloads.${generation}.json`,
+    index: withIndex ? `index.${generation}.usearch` : null,
+  };
+}
+
+/** Temp names start with '.', which no collection file or name can: stray ones are easy to spot. */
+export function tempPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp`);
+}
+
+/** Writes one generation and commits it by replacing the manifest; then drops older generations. */
+export async function writeCollection(folder: string, snapshot: CollectionSnapshot): Promise<void> {
+  const { files } = snapshot.manifest;
+  try {
+    await writeDurably(join(folder, files.vectors), snapshot.vectors);
+    await writeDurably(join(folder, files.ids), snapshot.ids);
+    await writeDurably(join(folder, files.payloads), snapshot.payloads);
+    if (files.index !== null) {
+      if (snapshot.indexTempFile === undefined) throw new Error('index file was not saved');
+      await syncFile(snapshot.indexTempFile);
+      await rename(snapshot.indexTempFile, join(folder, files.index));
+    }
+    await writeDurably(join(folder, MANIFEST_FILE), `${JSON.stringify(snapshot.manifest, null, 1)}\n`);
+    await syncDirectory(folder);
+  } catch (error) {
+    throw DomainError.unavailable(
+      `could not write vector store collection ${JSON.stringify(snapshot.manifest.name)} to ${folder}: ` +
+        `${error instanceof Error ? error.message : String(error)}; check free space and permissions`,
+      error,
+    );
+  }
+  await removeStrayFiles(folder, snapshot.manifest);
+}
+
+/** Removes every file the manifest does not name: older generations and temp files of a crash. */
+export async function removeStrayFiles(folder: string, manifest: CollectionManifest): Promise<void> {
+  const keep = new Set<string>([MANIFEST_FILE, ...Object.values(manifest.files).filter((f) => f !== null)]);
+  for (const entry of await readdir(folder, { withFileTypes: true })) {
+    if (entry.isFile() && !keep.has(entry.name)) await rm(join(folder, entry.name), { force: true });
+  }
+}
+
+async function writeDurably(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = tempPath(path);
+  const handle = await open(tmp, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+}
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Makes the renames durable. Best effort: some platforms cannot fsync a directory. */
+async function syncDirectory(folder: string): Promise<void> {
+  try {
+    const handle = await open(folder, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // The data files are synced already; only the rename's durability is at stake.
+  }
+}
+
+/** Loads one collection folder, checking every file against the manifest. */
+export async function readCollection(folder: string): Promise<StoredCollection> {
+  const corrupt = (detail: string, cause?: unknown): DomainError =>
+    new DomainError(
+      ErrorCode.FailedPrecondition,
+      `vector store collection at ${folder} cannot be loaded: ${detail}. ` +
+        'Restore the folder from a backup, or delete it to drop the collection',
+      { folder },
+      { cause },
+    );
+  const read = async (file: string): Promise<Buffer> => {
+    try {
+      return await readFile(join(folder, file));
+    } catch (error) {
+      throw corrupt(
+        `${file} cannot be read (${error instanceof Error ? error.message : String(error)})`,
+        error,
+      );
+    }
+  };
+
+  let raw: unknown;
+  try {
+    raw = JSON.parse((await read(MANIFEST_FILE)).toString('utf8'));
+  } catch (error) {
+    if (error instanceof DomainError) throw error;
+    throw corrupt(`${MANIFEST_FILE} is not valid JSON`, error);
+  }
+  const manifest = checkManifest(raw, basename(folder), corrupt);
+  const { dimension, count, files } = manifest;
+
+  const npy = async (file: string, dtype: string, shape: readonly number[]): Promise<Uint8Array> => {
+    const bytes = await read(file);
+    let tensor;
+    try {
+      tensor = parseNpy(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
+    } catch (error) {
+      throw corrupt(error instanceof Error ? error.message : String(error), error);
+    }
+    if (tensor.dtype !== dtype || tensor.shape.join(',') !== shape.join(',')) {
+      throw corrupt(
+        `${file} holds ${tensor.dtype}[${tensor.shape.join(', ')}], expected ${dtype}[${shape.join(', ')}]`,
+      );
+    }
+    return tensor.data;
+  };
+
+  const vectors = viewAs(await npy(files.vectors, 'float32', [count, dimension]), Float32Array);
+  const rawIds = viewAs(await npy(files.ids, 'int64', [count]), BigInt64Array);
+  const ids = new Float64Array(count);
+  const seen = new Set<number>();
+  for (let row = 0; row < count; row++) {
+    const id = Number(rawIds[row]!);
+    if (!Number.isSafeInteger(id) || id < 0)
+      throw corrupt(`${files.ids}[${row}] = ${rawIds[row]} is not a valid id`);
+    if (seen.has(id)) throw corrupt(`${files.ids} holds id ${id} twice`);
+    seen.add(id);
+    ids[row] = id;
+  }
+
+  let payloadJson: unknown;
+  try {
+    payloadJson = JSON.parse((await read(files.payloads)).toString('utf8'));
+  } catch (error) {
+    if (error instanceof DomainError) throw error;
+    throw corrupt(`${files.payloads} is not valid JSON`, error);
+  }
+  if (typeof payloadJson !== 'object' || payloadJson === null || Array.isArray(payloadJson)) {
+    throw corrupt(`${files.payloads} must hold an object keyed by id`);
+  }
+  const payloads = new Map<number, Readonly<Record<string, string>>>();
+  for (const [key, value] of Object.entries(payloadJson as Record<string, unknown>)) {
+    const id = Number(key);
+    if (!seen.has(id)) throw corrupt(`${files.payloads} has a payload for id ${key}, which is not stored`);
+    if (
+      typeof value !== 'object' ||
+      value === null ||
+      Array.isArray(value) ||
+      !Object.values(value).every((v) => typeof v === 'string')
+    ) {
+      throw corrupt(`${files.payloads}: the payload of id ${key} is not an object of strings`);
+    }
+    payloads.set(id, Object.freeze({ ...(value as Record<string, string>) }));
+  }
+
+  return {
+    manifest,
+    vectors,
+    ids,
+    payloads,
+    indexFile: files.index === null ? undefined : join(folder, files.index),
+  };
+}
+
+function checkManifest(
+  raw: unknown,
+  folderName: string,
+  corrupt: (detail: string) => DomainError,
+): CollectionManifest {
+  if (typeof raw !== 'object' || raw === null) throw corrupt(`${MANIFEST_FILE} is not an object`);
+  const m = raw as Partial<Record<keyof CollectionManifest, unknown>>;
+  if (m.format !== STORE_FORMAT) throw corrupt(`${MANIFEST_FILE} has format ${JSON.stringify(m.format)}`);
+  if (m.formatVersion !== STORE_FORMAT_VERSION) {
+    throw corrupt(
+      `${MANIFEST_FILE} has format version ${String(m.formatVersion)}; this build reads version ${STORE_FORMAT_VERSION}`,
+    );
+  }
+  if (m.name !== folderName || !COLLECTION_NAME.test(folderName)) {
+    throw corrupt(
+      `${MANIFEST_FILE} names collection ${JSON.stringify(m.name)} but the folder is ${folderName}`,
+    );
+  }
+  const positive = (v: unknown, max: number): v is number =>
+    typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max;
+  if (!positive(m.dimension, MAX_DIMENSION) || m.dimension === 0) {
+    throw corrupt(`${MANIFEST_FILE} has dimension ${String(m.dimension)}`);
+  }
+  if (!positive(m.count, Number.MAX_SAFE_INTEGER))
+    throw corrupt(`${MANIFEST_FILE} has count ${String(m.count)}`);
+  if (!positive(m.generation, Number.MAX_SAFE_INTEGER)) {
+    throw corrupt(`${MANIFEST_FILE} has generation ${String(m.generation)}`);
+  }
+  if (!QUANTIZATIONS.includes(m.quantization as Quantization)) {
+    throw corrupt(`${MANIFEST_FILE} has quantization ${JSON.stringify(m.quantization)}`);
+  }
+  const files = m.files as Partial<Record<keyof CollectionManifest['files'], unknown>> | undefined;
+  const expected = generationFiles(m.generation, files?.index !== null);
+  if (
+    files === undefined ||
+    files.vectors !== expected.vectors ||
+    files.ids !== expected.ids ||
+    files.payloads !== expected.payloads ||
+    files.index !== expected.index
+  ) {
+    throw corrupt(
+      `${MANIFEST_FILE} lists files ${JSON.stringify(files)}, expected ${JSON.stringify(expected)}`,
+    );
+  }
+  return {
+    format: STORE_FORMAT,
+    formatVersion: STORE_FORMAT_VERSION,
+    name: folderName,
+    dimension: m.dimension,
+    count: m.count,
+    quantization: m.quantization as Quantization,
+    generation: m.generation,
+    files: expected,
+  };
+}

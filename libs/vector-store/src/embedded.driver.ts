@@ -1,0 +1,553 @@
+import { mkdirSync } from 'node:fs';
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { encodeNpy } from '@imagebind-llm/checkpoint';
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { Index, MetricKind, ScalarKind } from 'usearch';
+import {
+  generationFiles,
+  MANIFEST_FILE,
+  QUANTIZATIONS,
+  readCollection,
+  removeStrayFiles,
+  STORE_FORMAT,
+  STORE_FORMAT_VERSION,
+  tempPath,
+  writeCollection,
+  type CollectionSnapshot,
+  type Quantization,
+} from './collection-files';
+import { exactTopK, rescoreRows, type RowHit } from './exact-top-k';
+import {
+  checkCollectionName,
+  checkDimension,
+  checkIds,
+  checkK,
+  checkPoints,
+  checkQueries,
+  COLLECTION_NAME,
+} from './validation';
+import type {
+  CollectionInfo,
+  ScoredVectorPoint,
+  SearchOptions,
+  VectorPoint,
+  VectorStore,
+} from './vector-store.port';
+
+export type { Quantization } from './collection-files';
+
+/** HNSW graph parameters of usearch (its defaults are tuned for larger graphs than a cache needs). */
+export interface HnswOptions {
+  /** Edges per node (usearch "connectivity", HNSW M). Default 16. */
+  readonly connectivity?: number;
+  /** Candidate list while inserting (efConstruction). Default 128. */
+  readonly expansionAdd?: number;
+  /** Candidate list while searching (ef); raised to the number of candidates asked. Default 128. */
+  readonly expansionSearch?: number;
+}
+
+export interface EmbeddedVectorStoreOptions {
+  /** Persistence directory, one subfolder per collection; undefined keeps everything in memory. */
+  readonly dir?: string;
+  /**
+   * Scalar type of the HNSW index (approximate path only). `i8` keeps 1 byte per component: usearch
+   * scales every vector (stored and query) to unit length and truncates 127·x to an integer, so the
+   * graph ranks candidates by cosine — the same order as inner product only when the stored vectors
+   * are (near) unit-norm, as the CC3M image features are. Candidates are then re-scored with the
+   * exact float32 inner product, and the float32 vectors are kept in full for exact search and
+   * `includeVectors`. Default `f32`.
+   */
+  readonly quantization?: Quantization;
+  /**
+   * Collections with fewer points than this are searched exactly (brute force, faiss IndexFlatIP
+   * order); larger ones through the HNSW index. `Infinity` means always exact. Default 200 000.
+   */
+  readonly exactBelow?: number;
+  readonly hnsw?: HnswOptions;
+}
+
+export const EMBEDDED_DEFAULTS = {
+  quantization: 'f32',
+  exactBelow: 200_000,
+  connectivity: 16,
+  expansionAdd: 128,
+  expansionSearch: 128,
+} as const;
+
+/**
+ * An i8 index ranks with rounded components, so the true k-th neighbour can sit a little lower in
+ * its list: ask it for this many times k and keep the best k after exact re-scoring.
+ */
+const I8_OVERSAMPLE = 2;
+
+const EMPTY_PAYLOAD: Readonly<Record<string, string>> = Object.freeze({});
+
+/** One collection in memory: dense float32 rows plus an id → row map; deletes move the last row. */
+class Collection {
+  count = 0;
+  vectors: Float32Array;
+  ids: Float64Array;
+  payloads: (Readonly<Record<string, string>> | undefined)[] = [];
+  readonly rowById = new Map<number, number>();
+  /** Built lazily by the first search that needs it, then kept in step with every mutation. */
+  index: Index | undefined;
+  /** Bumped by every mutation; flush writes only collections whose version moved. */
+  version = 1;
+  persistedVersion = 0;
+  generation = 0;
+
+  constructor(
+    readonly name: string,
+    readonly dimension: number,
+    capacity = 16,
+  ) {
+    this.vectors = new Float32Array(capacity * dimension);
+    this.ids = new Float64Array(capacity);
+  }
+
+  reserve(rows: number): void {
+    if (rows <= this.ids.length) return;
+    const capacity = Math.max(rows, Math.ceil(this.ids.length * 1.5));
+    const vectors = new Float32Array(capacity * this.dimension);
+    vectors.set(this.vectors.subarray(0, this.count * this.dimension));
+    const ids = new Float64Array(capacity);
+    ids.set(this.ids.subarray(0, this.count));
+    this.vectors = vectors;
+    this.ids = ids;
+  }
+
+  row(row: number): Float32Array {
+    return this.vectors.subarray(row * this.dimension, (row + 1) * this.dimension);
+  }
+}
+
+/**
+ * The embedded `VectorStore` driver (ARCHITECTURE §3, standalone mode): collections live in this
+ * process, optionally persisted to a directory.
+ *
+ * Exactness: collections below `exactBelow` points are searched by brute force and reproduce faiss
+ * IndexFlatIP exactly — same float32 scores as topKInnerProduct (@imagebind-llm/domain), best score
+ * first, lower id first on ties — which the visual cache needs (MODEL_SPEC §1.4). Larger ones go
+ * through a usearch HNSW index (approximate: a true neighbour can be missed), whose candidates are
+ * re-scored with the exact float32 score, so a returned score never depends on the path or the
+ * quantization.
+ *
+ * Every mutation runs in one synchronous section, so concurrent calls in one Node process see each
+ * other's writes whole.
+ */
+export class EmbeddedVectorStore implements VectorStore {
+  readonly driver = 'embedded';
+  private readonly collections = new Map<string, Collection>();
+  private closed = false;
+  private flushTail: Promise<void> = Promise.resolve();
+  private readonly quantization: Quantization;
+  private readonly exactBelow: number;
+  private readonly hnsw: Required<HnswOptions>;
+  private readonly dir: string | undefined;
+
+  private constructor(options: EmbeddedVectorStoreOptions) {
+    this.dir = options.dir;
+    this.quantization = options.quantization ?? EMBEDDED_DEFAULTS.quantization;
+    this.exactBelow = options.exactBelow ?? EMBEDDED_DEFAULTS.exactBelow;
+    this.hnsw = {
+      connectivity: options.hnsw?.connectivity ?? EMBEDDED_DEFAULTS.connectivity,
+      expansionAdd: options.hnsw?.expansionAdd ?? EMBEDDED_DEFAULTS.expansionAdd,
+      expansionSearch: options.hnsw?.expansionSearch ?? EMBEDDED_DEFAULTS.expansionSearch,
+    };
+  }
+
+  /** Opens a store; with `dir`, creates the directory when missing and loads every collection in it. */
+  static async open(options: EmbeddedVectorStoreOptions = {}): Promise<EmbeddedVectorStore> {
+    checkOptions(options);
+    const store = new EmbeddedVectorStore(options);
+    if (store.dir !== undefined) await store.load(store.dir);
+    return store;
+  }
+
+  async ensureCollection(name: string, dimension: number): Promise<void> {
+    await this.ready();
+    checkCollectionName(name);
+    checkDimension(dimension);
+    const existing = this.collections.get(name);
+    if (existing === undefined) {
+      this.collections.set(name, new Collection(name, dimension));
+      return;
+    }
+    if (existing.dimension !== dimension) {
+      throw new DomainError(
+        ErrorCode.FailedPrecondition,
+        `collection ${JSON.stringify(name)} exists with dimension ${existing.dimension}, not ${dimension}; ` +
+          'use another name or clear and recreate it with the new dimension',
+        { field: 'dimension' },
+      );
+    }
+  }
+
+  /** Returns `points.length`: every point is written (a repeated id in one batch: the last wins). */
+  async upsert(collection: string, points: readonly VectorPoint[]): Promise<number> {
+    await this.ready();
+    const c = this.get(collection);
+    checkPoints(points, c.dimension);
+    if (points.length === 0) return 0;
+    c.reserve(c.count + points.length);
+    const replaced: number[] = [];
+    const touched = new Set<number>();
+    for (const point of points) {
+      let row = c.rowById.get(point.id);
+      if (row === undefined) {
+        row = c.count++;
+        c.rowById.set(point.id, row);
+        c.ids[row] = point.id;
+      } else if (c.index !== undefined && !touched.has(point.id)) {
+        replaced.push(point.id);
+      }
+      touched.add(point.id);
+      c.vectors.set(point.vector, row * c.dimension);
+      c.payloads[row] =
+        point.payload === undefined || Object.keys(point.payload).length === 0
+          ? undefined
+          : Object.freeze({ ...point.payload });
+    }
+    if (c.index !== undefined) {
+      if (replaced.length > 0) c.index.remove(BigUint64Array.from(replaced, (id) => BigInt(id)));
+      this.addToIndex(c, c.index, [...touched]);
+    }
+    c.version++;
+    return points.length;
+  }
+
+  async delete(collection: string, ids: readonly number[]): Promise<number> {
+    await this.ready();
+    const c = this.get(collection);
+    checkIds(ids);
+    const removed: number[] = [];
+    for (const id of ids) {
+      const row = c.rowById.get(id);
+      if (row === undefined) continue;
+      const last = c.count - 1;
+      if (row !== last) {
+        const movedId = c.ids[last]!;
+        c.vectors.copyWithin(row * c.dimension, last * c.dimension, (last + 1) * c.dimension);
+        c.ids[row] = movedId;
+        c.payloads[row] = c.payloads[last];
+        c.rowById.set(movedId, row);
+      }
+      c.payloads[last] = undefined;
+      c.rowById.delete(id);
+      c.count--;
+      removed.push(id);
+    }
+    if (removed.length === 0) return 0;
+    c.payloads.length = c.count;
+    if (c.index !== undefined) {
+      // Below the threshold searches are exact again: the graph would only cost memory.
+      if (c.count < this.exactBelow) c.index = undefined;
+      else c.index.remove(BigUint64Array.from(removed, (id) => BigInt(id)));
+    }
+    c.version++;
+    return removed.length;
+  }
+
+  async search(
+    collection: string,
+    queries: Float32Array,
+    options: SearchOptions,
+  ): Promise<ScoredVectorPoint[][]> {
+    await this.ready();
+    const c = this.get(collection);
+    const n = checkQueries(queries, c.dimension);
+    if (typeof options !== 'object' || options === null) {
+      throw DomainError.invalidInput('search options with k are required', 'options');
+    }
+    checkK(options.k);
+    const { k, signal } = options;
+    throwIfAborted(signal);
+    const query = (i: number): Float32Array => queries.subarray(i * c.dimension, (i + 1) * c.dimension);
+    let hits: RowHit[][];
+    if (c.count === 0) {
+      hits = Array.from({ length: n }, () => []);
+    } else if (c.count < this.exactBelow) {
+      hits = [];
+      for (let i = 0; i < n; i++) {
+        throwIfAborted(signal);
+        hits.push(exactTopK(c.vectors, c.ids, c.count, query(i), k));
+      }
+    } else {
+      const index = this.indexOf(c);
+      const candidates = Math.min(c.count, this.quantization === 'i8' ? k * I8_OVERSAMPLE : k);
+      hits = [];
+      for (let i = 0; i < n; i++) {
+        throwIfAborted(signal);
+        const found = index.search(query(i), candidates, 0);
+        const rows: number[] = [];
+        for (const key of found.keys) {
+          const row = c.rowById.get(Number(key));
+          if (row !== undefined) rows.push(row);
+        }
+        hits.push(rescoreRows(c.vectors, c.ids, rows, query(i), k));
+      }
+    }
+    return hits.map((list) =>
+      list.map((hit) => ({
+        id: hit.id,
+        score: hit.score,
+        ...(options.includeVectors === true ? { vector: c.row(hit.row).slice() } : {}),
+        ...(options.includePayloads === true ? { payload: c.payloads[hit.row] ?? EMPTY_PAYLOAD } : {}),
+      })),
+    );
+  }
+
+  async describe(collection: string): Promise<CollectionInfo | undefined> {
+    await this.ready();
+    checkCollectionName(collection);
+    const c = this.collections.get(collection);
+    return c === undefined
+      ? undefined
+      : { name: c.name, dimension: c.dimension, count: c.count, driver: this.driver };
+  }
+
+  async clear(collection: string): Promise<void> {
+    await this.ready();
+    const c = this.get(collection);
+    const empty = new Collection(c.name, c.dimension);
+    c.count = 0;
+    c.vectors = empty.vectors;
+    c.ids = empty.ids;
+    c.payloads = [];
+    c.rowById.clear();
+    c.index = undefined;
+    c.version++;
+  }
+
+  /**
+   * Writes every changed collection to `dir` (no-op in memory). Flushes are serialised; each
+   * collection is captured in one synchronous step, so writes racing a flush land whole in this
+   * flush or the next.
+   */
+  async flush(): Promise<void> {
+    await this.ready();
+    await this.enqueueFlush();
+  }
+
+  /** Flushes, then refuses further calls. Calling it twice is harmless. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.enqueueFlush();
+    this.closed = true;
+    this.collections.clear();
+  }
+
+  private async enqueueFlush(): Promise<void> {
+    const run = this.flushTail.then(() => this.flushChanged());
+    // A failed flush must not block the next one; its caller gets the error.
+    this.flushTail = run.catch(() => undefined);
+    await run;
+  }
+
+  private async flushChanged(): Promise<void> {
+    const dir = this.dir;
+    if (dir === undefined) return;
+    for (const c of [...this.collections.values()]) {
+      if (c.version === c.persistedVersion) continue;
+      const folder = join(dir, c.name);
+      await mkdir(folder, { recursive: true });
+      const snapshot = this.snapshot(c, folder);
+      await writeCollection(folder, snapshot);
+      c.generation = snapshot.manifest.generation;
+      c.persistedVersion = snapshot.version;
+    }
+  }
+
+  /** Synchronous on purpose: no mutation can interleave while the collection is captured. */
+  private snapshot(c: Collection, folder: string): CollectionSnapshot & { version: number } {
+    const generation = c.generation + 1;
+    const files = generationFiles(generation, c.index !== undefined);
+    let indexTempFile: string | undefined;
+    if (c.index !== undefined && files.index !== null) {
+      mkdirSync(folder, { recursive: true });
+      indexTempFile = tempPath(join(folder, files.index));
+      c.index.save(indexTempFile);
+    }
+    const vectorBytes = c.vectors.subarray(0, c.count * c.dimension);
+    const ids = BigInt64Array.from(c.ids.subarray(0, c.count), (id) => BigInt(id));
+    const payloads: Record<string, Readonly<Record<string, string>>> = {};
+    for (let row = 0; row < c.count; row++) {
+      const payload = c.payloads[row];
+      if (payload !== undefined) payloads[String(c.ids[row])] = payload;
+    }
+    return {
+      version: c.version,
+      manifest: {
+        format: STORE_FORMAT,
+        formatVersion: STORE_FORMAT_VERSION,
+        name: c.name,
+        dimension: c.dimension,
+        count: c.count,
+        quantization: this.quantization,
+        generation,
+        files,
+      },
+      vectors: encodeNpy({
+        dtype: 'float32',
+        shape: [c.count, c.dimension],
+        data: new Uint8Array(vectorBytes.buffer, vectorBytes.byteOffset, vectorBytes.byteLength),
+      }),
+      ids: encodeNpy({ dtype: 'int64', shape: [c.count], data: new Uint8Array(ids.buffer) }),
+      payloads: JSON.stringify(payloads),
+      ...(indexTempFile === undefined ? {} : { indexTempFile }),
+    };
+  }
+
+  private async load(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    const entries = await readdir(dir, { withFileTypes: true });
+    for (const entry of entries) {
+      if (!entry.isDirectory() || !COLLECTION_NAME.test(entry.name)) continue;
+      const folder = join(dir, entry.name);
+      // A folder without a manifest never finished its first flush: there is nothing to load.
+      if (!(await readdir(folder)).includes(MANIFEST_FILE)) continue;
+      const stored = await readCollection(folder);
+      const { manifest } = stored;
+      const c = new Collection(manifest.name, manifest.dimension, 0);
+      c.vectors = stored.vectors;
+      c.ids = stored.ids;
+      c.count = manifest.count;
+      for (let row = 0; row < c.count; row++) {
+        const id = c.ids[row]!;
+        c.rowById.set(id, row);
+        c.payloads[row] = stored.payloads.get(id);
+      }
+      c.generation = manifest.generation;
+      c.version = 1;
+      c.persistedVersion = 1;
+      if (stored.indexFile !== undefined && c.count >= this.exactBelow) {
+        c.index = this.loadIndex(c, stored.indexFile, manifest.quantization);
+        // An index built with another quantization is rebuilt on first search; the next flush
+        // must then write it.
+        if (c.index === undefined) c.persistedVersion = 0;
+      }
+      await removeStrayFiles(folder, manifest);
+      this.collections.set(c.name, c);
+    }
+  }
+
+  /** The saved graph when it matches the stored rows exactly; otherwise undefined (rebuilt lazily). */
+  private loadIndex(c: Collection, file: string, quantization: Quantization): Index | undefined {
+    if (quantization !== this.quantization) return undefined;
+    const index = this.newIndex(c.dimension);
+    try {
+      index.load(file);
+    } catch {
+      return undefined;
+    }
+    if (index.dimensions() !== c.dimension || index.size() !== c.count) return undefined;
+    const present = index.contains(BigUint64Array.from(c.ids.subarray(0, c.count), (id) => BigInt(id)));
+    if (Array.isArray(present) ? !present.every(Boolean) : !present) return undefined;
+    return index;
+  }
+
+  private newIndex(dimension: number): Index {
+    return new Index({
+      dimensions: dimension,
+      metric: MetricKind.IP,
+      quantization: this.quantization === 'i8' ? ScalarKind.I8 : ScalarKind.F32,
+      connectivity: this.hnsw.connectivity,
+      expansion_add: this.hnsw.expansionAdd,
+      expansion_search: this.hnsw.expansionSearch,
+      multi: false,
+    });
+  }
+
+  private indexOf(c: Collection): Index {
+    if (c.index !== undefined) return c.index;
+    const index = this.newIndex(c.dimension);
+    this.addToIndex(c, index, Array.from(c.ids.subarray(0, c.count)));
+    c.index = index;
+    // The graph is worth persisting: rebuilding a large one is the slow part of a restart.
+    c.version++;
+    return index;
+  }
+
+  private addToIndex(c: Collection, index: Index, ids: readonly number[]): void {
+    const vectors = new Float32Array(ids.length * c.dimension);
+    ids.forEach((id, i) => vectors.set(c.row(c.rowById.get(id)!), i * c.dimension));
+    index.add(
+      BigUint64Array.from(ids, (id) => BigInt(id)),
+      vectors,
+      0,
+    );
+  }
+
+  private get(name: string): Collection {
+    checkCollectionName(name);
+    const c = this.collections.get(name);
+    if (c === undefined) {
+      throw DomainError.notFound(
+        `collection ${JSON.stringify(name)} does not exist; create it with ensureCollection(name, dimension) first`,
+      );
+    }
+    return c;
+  }
+
+  /**
+   * Every port method is async by contract; awaiting this keeps the synchronous body after it in
+   * one turn of the event loop, which is what makes mutations atomic for concurrent callers.
+   */
+  private readonly ready = (): Promise<void> =>
+    this.closed
+      ? Promise.reject(
+          new DomainError(
+            ErrorCode.FailedPrecondition,
+            'the embedded vector store is closed; open a new one',
+          ),
+        )
+      : Promise.resolve();
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true)
+    throw new DomainError(ErrorCode.Cancelled, 'search was cancelled by the caller');
+}
+
+function checkOptions(options: EmbeddedVectorStoreOptions): void {
+  if (typeof options !== 'object' || options === null) {
+    throw DomainError.invalidInput('embedded vector store options must be an object', 'options');
+  }
+  const { dir, quantization, exactBelow, hnsw } = options;
+  if (dir !== undefined && (typeof dir !== 'string' || dir === '')) {
+    throw DomainError.invalidInput(
+      'dir must be a non-empty path, or left out for a memory-only store',
+      'dir',
+    );
+  }
+  if (quantization !== undefined && !QUANTIZATIONS.includes(quantization)) {
+    throw DomainError.invalidInput(
+      `quantization must be one of ${QUANTIZATIONS.join(', ')}, got ${JSON.stringify(quantization)}`,
+      'quantization',
+    );
+  }
+  if (
+    exactBelow !== undefined &&
+    !(exactBelow === Number.POSITIVE_INFINITY || (Number.isSafeInteger(exactBelow) && exactBelow >= 0))
+  ) {
+    throw DomainError.invalidInput(
+      `exactBelow must be a non-negative integer or Infinity, got ${String(exactBelow)}`,
+      'exactBelow',
+    );
+  }
+  const limits: [keyof HnswOptions, number, number][] = [
+    ['connectivity', 2, 256],
+    ['expansionAdd', 1, 4096],
+    ['expansionSearch', 1, 4096],
+  ];
+  for (const [key, min, max] of limits) {
+    const value = hnsw?.[key];
+    if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) {
+      throw DomainError.invalidInput(
+        `hnsw.${key} must be an integer in ${min}..${max}, got ${String(value)}`,
+        `hnsw.${key}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,16 @@
+export * from './vector-store.port';
+export {
+  EMBEDDED_DEFAULTS,
+  EmbeddedVectorStore,
+  type EmbeddedVectorStoreOptions,
+  type HnswOptions,
+  type Quantization,
+} from './embedded.driver';
+export { exactTopK, innerProductScore, type RowHit } from './exact-top-k';
+export {
+  FAISS_IMPORT_DEFAULT_BATCH,
+  importFaissIndex,
+  type FaissImportOptions,
+  type FaissImportResult,
+} from './faiss-import';
+export { COLLECTION_NAME, MAX_K } from './validation';

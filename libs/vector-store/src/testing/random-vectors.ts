@@ -1,0 +1,46 @@
+/**
+ * Seeded test data: the same seed gives the same vectors on every run and machine, so a failing
+ * case can be replayed.
+ */
+export function seededRandom(seed: number): () => number {
+  // xorshift32: tiny, deterministic, good enough to spread test vectors.
+  let state = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    state ^= state << 13;
+    state >>>= 0;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    return state / 0x1_0000_0000;
+  };
+}
+
+/** [n, d] row-major, components uniform in [-1, 1); `normalise` scales each row to unit length. */
+export function randomVectors(n: number, d: number, seed: number, normalise = false): Float32Array {
+  const next = seededRandom(seed);
+  const out = new Float32Array(n * d);
+  for (let row = 0; row < n; row++) {
+    let norm = 0;
+    for (let i = 0; i < d; i++) {
+      const v = next() * 2 - 1;
+      out[row * d + i] = v;
+      norm += v * v;
+    }
+    if (normalise) {
+      const scale = 1 / Math.sqrt(norm);
+      for (let i = 0; i < d; i++) out[row * d + i]! *= scale;
+    }
+  }
+  return out;
+}
+
+/** Fisher–Yates with the seeded generator. */
+export function shuffled<T>(items: readonly T[], seed: number): T[] {
+  const next = seededRandom(seed);
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}

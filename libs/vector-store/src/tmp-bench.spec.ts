@@ -1,0 +1,25 @@
+import { it } from 'vitest';
+import { EmbeddedVectorStore } from './embedded.driver';
+import { randomVectors } from './testing/random-vectors';
+it('bench', async () => {
+  const d = 1024, n = 50_000;
+  const v = randomVectors(n, d, 1, true);
+  const s = await EmbeddedVectorStore.open({ exactBelow: Infinity });
+  await s.ensureCollection('c', d);
+  let t = Date.now();
+  for (let i = 0; i < n; i += 5000) await s.upsert('c', Array.from({ length: 5000 }, (_, j) => ({ id: i + j, vector: v.subarray((i + j) * d, (i + j + 1) * d) })));
+  console.log('upsert ms', Date.now() - t);
+  const q = randomVectors(10, d, 2, true);
+  t = Date.now();
+  await s.search('c', q, { k: 10 });
+  console.log('exact ms/query', (Date.now() - t) / 10);
+  const h = await EmbeddedVectorStore.open({ exactBelow: 0 });
+  await h.ensureCollection('c', d);
+  await h.upsert('c', Array.from({ length: n }, (_, j) => ({ id: j, vector: v.subarray(j * d, (j + 1) * d) })));
+  t = Date.now();
+  await h.search('c', q.subarray(0, d), { k: 10 });
+  console.log('hnsw build ms', Date.now() - t);
+  t = Date.now();
+  await h.search('c', q, { k: 10 });
+  console.log('hnsw ms/query', (Date.now() - t) / 10);
+}, 300_000);

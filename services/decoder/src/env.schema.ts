@@ -1,0 +1,26 @@
+import { baseServiceEnv, env, envVar, modelRepositoryEnv, type EnvOf } from '@imagebind-llm/config';
+
+/** Every setting of the decoder process. Nothing else in the service reads process.env. */
+export const decoderEnvSchema = {
+  ...baseServiceEnv({ grpcPort: 50061, httpPort: 9061 }),
+  ...modelRepositoryEnv(),
+  DECODER_MAX_BATCH: envVar(
+    env.positiveInt(16, 1024),
+    'sequences decoded together in one step (continuous batching); more wait for a free slot',
+  ),
+  DECODER_KV_BUDGET_POSITIONS: envVar(
+    env.nonNegativeInt(0, 100_000_000),
+    'KV-cache positions all running sequences may reserve together (each reserves prompt + max_new_tokens, ' +
+      'at most the 512-token context); 0 = DECODER_MAX_BATCH × context length',
+  ),
+  DECODER_MAX_WAITING: envVar(
+    env.nonNegativeInt(64, 1_000_000),
+    'requests that may wait for KV room or a slot; beyond it new requests get RESOURCE_EXHAUSTED at once',
+  ),
+  DECODER_MAX_NEW_TOKENS: envVar(
+    env.positiveInt(1024, 1_000_000),
+    'largest stopping.max_new_tokens a request may ask for (the context limit applies as well)',
+  ),
+};
+
+export type DecoderEnv = EnvOf<typeof decoderEnvSchema>;

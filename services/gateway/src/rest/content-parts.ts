@@ -1,0 +1,312 @@
+import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
+import {
+  at,
+  describeJson,
+  expectObject,
+  invalidAt,
+  optionalBoolean,
+  optionalString,
+  optionalWeight,
+  rejectUnknownKeys,
+  requiredString,
+  tooLargeAt,
+  type JsonObject,
+} from './json-reader';
+import { validateRemoteUrl } from './remote-url';
+
+const { Modality } = commonV1;
+
+/** Size limits of one REST request; the gateway's env schema supplies them. */
+export interface RestLimits {
+  /** Most content parts in one request, counted over every message (text parts included). */
+  readonly maxParts: number;
+  /** Largest decoded inline part (base64 payload) in bytes. */
+  readonly maxPartBytes: number;
+  /**
+   * Largest request body in bytes. The HTTP body parser enforces it on the raw JSON (see
+   * {@link checkBodySize}); the parsers also hold the decoded inline bytes of a request under it.
+   */
+  readonly maxBodyBytes: number;
+}
+
+/** How media parts are vetted: size limits and the hosts https:// URLs may point at. */
+export interface MediaPolicy {
+  readonly limits: RestLimits;
+  /** Hosts (`example.com`, `*.example.com`) https:// media URLs may name; empty disables URLs. */
+  readonly allowedHosts: readonly string[];
+}
+
+/**
+ * Rejects a body larger than the limit before it is parsed. Call it with the Content-Length (or
+ * the bytes read so far) from the HTTP layer; `undefined` (chunked, unknown yet) passes.
+ */
+export function checkBodySize(byteLength: number | undefined, limits: RestLimits): void {
+  if (byteLength !== undefined && byteLength > limits.maxBodyBytes) {
+    throw tooLargeAt(
+      '',
+      `${byteLength} bytes exceed the limit of ${limits.maxBodyBytes}; send large media as an https:// URL on the allow-list or split the request`,
+    );
+  }
+}
+
+/** Counts parts and decoded bytes over one request so the per-request limits hold in total. */
+export class PartBudget {
+  private parts = 0;
+  private bytes = 0;
+
+  constructor(private readonly limits: RestLimits) {}
+
+  countPart(path: string): void {
+    this.parts += 1;
+    if (this.parts > this.limits.maxParts) {
+      throw tooLargeAt(
+        path,
+        `more than ${this.limits.maxParts} content parts in one request; split it into several requests`,
+      );
+    }
+  }
+
+  addBytes(count: number, path: string): void {
+    this.bytes += count;
+    if (this.bytes > this.limits.maxBodyBytes) {
+      throw tooLargeAt(
+        path,
+        `the inline media of this request add up to more than ${this.limits.maxBodyBytes} bytes; send some as https:// URLs or split the request`,
+      );
+    }
+  }
+}
+
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/**
+ * Decodes standard or URL-safe base64, strictly: Buffer.from silently skips characters it does
+ * not know, which would turn a corrupted upload into a confusing media error far downstream.
+ * The decoded size is checked from the length before anything is allocated.
+ */
+export function decodeBase64(value: string, path: string, maxBytes: number): Buffer {
+  const text = /\s/.test(value) ? value.replace(/\s+/g, '') : value;
+  if (text === '') throw invalidAt(path, 'is empty; send the file bytes base64-encoded');
+  const unpadded = text.replace(/=+$/, '');
+  if (!BASE64.test(text) || unpadded.length % 4 === 1) {
+    throw invalidAt(path, 'is not valid base64; encode the raw file bytes with standard base64');
+  }
+  const decodedLength = Math.floor((unpadded.length * 3) / 4);
+  if (decodedLength > maxBytes) {
+    throw tooLargeAt(
+      path,
+      `${decodedLength} decoded bytes exceed the per-part limit of ${maxBytes}; shrink the file or send it as an https:// URL on the allow-list`,
+    );
+  }
+  return Buffer.from(text, 'base64');
+}
+
+/** A `data:<type>/<subtype>[;param]*;base64,<payload>` URL split into media type and payload. */
+function parseDataUrl(
+  url: string,
+  path: string,
+  kind: 'image' | 'video',
+): { mediaType: string; base64: string } {
+  const comma = url.indexOf(',');
+  const example = kind === 'image' ? 'data:image/png;base64,...' : 'data:video/mp4;base64,...';
+  if (comma < 0) throw invalidAt(path, `is not a valid data: URL; expected ${example}`);
+  const params = url.slice('data:'.length, comma).split(';');
+  const mediaType = (params[0] ?? '').trim().toLowerCase();
+  if (params.length < 2 || params[params.length - 1]?.trim().toLowerCase() !== 'base64') {
+    throw invalidAt(path, `data: URLs must be base64-encoded; expected ${example}`);
+  }
+  if (!/^[a-z]+\/[a-z0-9.+-]+$/.test(mediaType) || !mediaType.startsWith(`${kind}/`)) {
+    throw invalidAt(
+      path,
+      `the data: URL's media type must be ${kind}/*, got ${mediaType === '' ? '(none)' : mediaType}; expected ${example}`,
+    );
+  }
+  return { mediaType, base64: url.slice(comma + 1) };
+}
+
+function input(
+  modality: commonV1.Modality,
+  source: NonNullable<gatewayV1.MultimodalInput['source']>,
+  mediaType: string,
+  weight: number | undefined,
+): gatewayV1.MultimodalInput {
+  // Unset weight means 1 in the contract; leave it unset rather than writing the default.
+  return weight === undefined ? { modality, source, mediaType } : { modality, weight, source, mediaType };
+}
+
+/** image_url / video_url: a base64 data: URL (decoded here) or an allow-listed https:// URL. */
+function urlInput(
+  part: JsonObject,
+  key: 'image_url' | 'video_url',
+  path: string,
+  policy: MediaPolicy,
+  budget: PartBudget,
+  known: readonly string[],
+): gatewayV1.MultimodalInput {
+  const kind = key === 'image_url' ? 'image' : 'video';
+  rejectUnknownKeys(part, path, ['type', key, 'weight']);
+  const weight = optionalWeight(part, 'weight', path);
+  const inner = expectObject(part[key], at(path, key));
+  rejectUnknownKeys(inner, at(path, key), known);
+  if (key === 'image_url') {
+    // ImageBind always sees a 224 px crop (MODEL_SPEC §2.1), so OpenAI's detail hint changes nothing.
+    const detail = optionalString(inner, 'detail', at(path, key));
+    if (detail !== undefined && !['auto', 'low', 'high'].includes(detail)) {
+      throw invalidAt(at(at(path, key), 'detail'), `must be auto, low or high, got "${detail}"`);
+    }
+  }
+  const urlPath = at(at(path, key), 'url');
+  const url = requiredString(
+    inner,
+    'url',
+    at(path, key),
+    `a data:${kind}/...;base64, URL or an https:// URL`,
+  );
+  const modality = kind === 'image' ? Modality.MODALITY_IMAGE : Modality.MODALITY_VIDEO;
+  if (url.slice(0, 5).toLowerCase() === 'data:') {
+    const { mediaType, base64 } = parseDataUrl(url, urlPath, kind);
+    const bytes = decodeBase64(base64, urlPath, policy.limits.maxPartBytes);
+    budget.addBytes(bytes.length, urlPath);
+    return input(modality, { $case: 'content', value: bytes }, mediaType, weight);
+  }
+  const href = validateRemoteUrl(url, urlPath, policy.allowedHosts);
+  return input(modality, { $case: 'uri', value: href }, '', weight);
+}
+
+/** Audio containers the gateway's ffmpeg-backed decoder reads, with the media type each implies. */
+export const AUDIO_FORMATS: Readonly<Record<string, string>> = {
+  wav: 'audio/wav',
+  mp3: 'audio/mpeg',
+  flac: 'audio/flac',
+  ogg: 'audio/ogg',
+  opus: 'audio/opus',
+  m4a: 'audio/mp4',
+  aac: 'audio/aac',
+  webm: 'audio/webm',
+};
+
+/**
+ * Point-cloud formats the point preprocessor reads, chosen by file extension there, so the hint
+ * passed on is a file name. `txt` is an alias of `xyz`: one point per line, x y z first.
+ */
+export const POINT_CLOUD_FORMATS: Readonly<Record<string, string>> = {
+  npy: 'npy',
+  ply: 'ply',
+  pcd: 'pcd',
+  pt: 'pt',
+  obj: 'obj',
+  xyz: 'xyz',
+  pts: 'pts',
+  txt: 'xyz',
+};
+
+/** input_audio / input_point_cloud: base64 `data` plus a `format` naming the container. */
+function inlineInput(
+  part: JsonObject,
+  key: 'input_audio' | 'input_point_cloud',
+  path: string,
+  policy: MediaPolicy,
+  budget: PartBudget,
+): gatewayV1.MultimodalInput {
+  rejectUnknownKeys(part, path, ['type', key, 'weight']);
+  const weight = optionalWeight(part, 'weight', path);
+  const innerPath = at(path, key);
+  const inner = expectObject(part[key], innerPath);
+  rejectUnknownKeys(inner, innerPath, ['data', 'format']);
+  const formats = key === 'input_audio' ? AUDIO_FORMATS : POINT_CLOUD_FORMATS;
+  const names = Object.keys(formats).join(', ');
+  const format = requiredString(inner, 'format', innerPath, `one of ${names}`).toLowerCase();
+  const hint = Object.hasOwn(formats, format) ? formats[format] : undefined;
+  if (hint === undefined) {
+    throw invalidAt(at(innerPath, 'format'), `"${format}" is not supported; use one of ${names}`);
+  }
+  const data = requiredString(inner, 'data', innerPath, 'the file bytes, base64-encoded');
+  if (data.slice(0, 5).toLowerCase() === 'data:') {
+    throw invalidAt(at(innerPath, 'data'), 'send the bare base64 payload, without a data: URL prefix');
+  }
+  const bytes = decodeBase64(data, at(innerPath, 'data'), policy.limits.maxPartBytes);
+  budget.addBytes(bytes.length, at(innerPath, 'data'));
+  if (key === 'input_audio') {
+    return input(Modality.MODALITY_AUDIO, { $case: 'content', value: bytes }, hint, weight);
+  }
+  return input(
+    Modality.MODALITY_POINT_CLOUD,
+    { $case: 'content', value: bytes },
+    `point_cloud.${hint}`,
+    weight,
+  );
+}
+
+/** One content part: instruction text for the language model, or an input for ImageBind. */
+export type ParsedPart =
+  | { readonly kind: 'instruction'; readonly text: string }
+  | { readonly kind: 'input'; readonly input: gatewayV1.MultimodalInput };
+
+export const PART_TYPES = ['text', 'image_url', 'input_audio', 'video_url', 'input_point_cloud'] as const;
+
+/**
+ * Parses one OpenAI-style content part.
+ *
+ * A `text` part is instruction text unless it carries `imagebind_modality: true`: then it is a
+ * TEXT modality input, embedded by ImageBind's text encoder and mixed with the other inputs by
+ * its `weight`, exactly like an image would be. Where there is no instruction (embeddings),
+ * `textIsModality` makes every text part such an input.
+ */
+export function parseContentPart(
+  value: unknown,
+  path: string,
+  policy: MediaPolicy,
+  budget: PartBudget,
+  textIsModality: boolean,
+): ParsedPart {
+  const part = expectObject(value, path);
+  budget.countPart(path);
+  const type = part['type'];
+  if (typeof type !== 'string') {
+    throw invalidAt(
+      at(path, 'type'),
+      `is required and must be one of ${PART_TYPES.join(', ')}; got ${describeJson(type)}`,
+    );
+  }
+  switch (type) {
+    case 'text': {
+      rejectUnknownKeys(part, path, ['type', 'text', 'imagebind_modality', 'weight']);
+      const text = requiredString(part, 'text', path, 'the text of this part');
+      const flagged = optionalBoolean(part, 'imagebind_modality', path);
+      if (textIsModality && flagged === false) {
+        throw invalidAt(
+          at(path, 'imagebind_modality'),
+          'every text part here is an ImageBind TEXT input; drop the flag or set it to true',
+        );
+      }
+      if (textIsModality || flagged === true) {
+        const weight = optionalWeight(part, 'weight', path);
+        if (text.trim() === '') throw invalidAt(at(path, 'text'), 'must not be empty for a TEXT input');
+        return {
+          kind: 'input',
+          input: input(Modality.MODALITY_TEXT, { $case: 'text', value: text }, '', weight),
+        };
+      }
+      if (part['weight'] !== undefined && part['weight'] !== null) {
+        throw invalidAt(
+          at(path, 'weight'),
+          'only inputs carry a weight; set imagebind_modality: true to embed this text as an ImageBind TEXT input',
+        );
+      }
+      return { kind: 'instruction', text };
+    }
+    case 'image_url':
+      return { kind: 'input', input: urlInput(part, 'image_url', path, policy, budget, ['url', 'detail']) };
+    case 'video_url':
+      return { kind: 'input', input: urlInput(part, 'video_url', path, policy, budget, ['url']) };
+    case 'input_audio':
+      return { kind: 'input', input: inlineInput(part, 'input_audio', path, policy, budget) };
+    case 'input_point_cloud':
+      return { kind: 'input', input: inlineInput(part, 'input_point_cloud', path, policy, budget) };
+    default:
+      throw invalidAt(
+        at(path, 'type'),
+        `content part type "${type}" is not supported; use one of ${PART_TYPES.join(', ')}`,
+      );
+  }
+}

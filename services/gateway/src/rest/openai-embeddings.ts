@@ -1,0 +1,187 @@
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
+import { PartBudget, parseContentPart, type MediaPolicy } from './content-parts';
+import {
+  at,
+  describeJson,
+  expectArray,
+  expectObject,
+  invalidAt,
+  optionalString,
+  rejectUnknownKeys,
+  requiredString,
+} from './json-reader';
+
+/** ImageBind's joint embedding space (the Tensor comment in gateway.proto). */
+export const EMBEDDING_DIMENSIONS = 1024;
+
+export type EncodingFormat = 'float' | 'base64';
+
+export interface EmbeddingsParseOptions extends MediaPolicy {
+  /** The one model id this deployment serves. */
+  readonly modelId: string;
+}
+
+export interface ParsedEmbeddingsRequest {
+  readonly request: gatewayV1.EmbedRequest;
+  readonly encodingFormat: EncodingFormat;
+  readonly model: string;
+}
+
+/**
+ * Turns an OpenAI-compatible `POST /v1/embeddings` body into an Embed request.
+ *
+ * `input` (a string or an array of strings) holds TEXT inputs for ImageBind's text encoder; the
+ * extension `imagebind_inputs` holds content parts exactly as in chat (image_url, input_audio,
+ * video_url, input_point_cloud, text — every text part here is a TEXT input), each with an
+ * optional `weight`. The inputs are embedded in that order: `input` first, then
+ * `imagebind_inputs`, and `data[i].index` follows it. Token-id arrays are refused: the text
+ * encoder's CLIP vocabulary is not OpenAI's, so ids from an OpenAI tokenizer would be wrong.
+ */
+export function parseEmbeddingsRequest(
+  body: unknown,
+  options: EmbeddingsParseOptions,
+): ParsedEmbeddingsRequest {
+  const obj = expectObject(body, '');
+  rejectUnknownKeys(obj, '', ['model', 'input', 'imagebind_inputs', 'encoding_format', 'dimensions', 'user']);
+  const model = requiredString(obj, 'model', '', `the served model id, ${options.modelId}`);
+  if (model !== options.modelId) {
+    throw new DomainError(
+      ErrorCode.NotFound,
+      `model: "${model}" is not served here; use "${options.modelId}" (GET /v1/models lists it)`,
+      { field: 'model' },
+    );
+  }
+  const format = optionalString(obj, 'encoding_format', '') ?? 'float';
+  if (format !== 'float' && format !== 'base64') {
+    throw invalidAt('encoding_format', `must be "float" or "base64", got "${format}"`);
+  }
+  const dimensions = obj['dimensions'];
+  if (dimensions !== undefined && dimensions !== null && dimensions !== EMBEDDING_DIMENSIONS) {
+    throw invalidAt(
+      'dimensions',
+      `ImageBind embeddings always have ${EMBEDDING_DIMENSIONS} dimensions; omit it or send ${EMBEDDING_DIMENSIONS}`,
+    );
+  }
+
+  const budget = new PartBudget(options.limits);
+  const inputs: gatewayV1.MultimodalInput[] = [];
+  const rawInput = obj['input'];
+  if (rawInput !== undefined && rawInput !== null) {
+    const texts: readonly unknown[] =
+      typeof rawInput === 'string' ? [rawInput] : expectArray(rawInput, 'input');
+    texts.forEach((text, i) => {
+      const path = typeof rawInput === 'string' ? 'input' : at('input', i);
+      if (typeof text !== 'string') {
+        throw invalidAt(
+          path,
+          `must be a string, got ${describeJson(text)}; token ids are not accepted (the text encoder has its own vocabulary), send the text`,
+        );
+      }
+      budget.countPart(path);
+      if (text.trim() === '') throw invalidAt(path, 'must not be empty');
+      inputs.push({
+        modality: commonV1.Modality.MODALITY_TEXT,
+        source: { $case: 'text', value: text },
+        mediaType: '',
+      });
+    });
+  }
+  const rawParts = obj['imagebind_inputs'];
+  if (rawParts !== undefined && rawParts !== null) {
+    expectArray(rawParts, 'imagebind_inputs').forEach((part, i) => {
+      const parsed = parseContentPart(part, at('imagebind_inputs', i), options, budget, true);
+      // textIsModality makes every part an input; the branch only satisfies the type.
+      if (parsed.kind === 'input') inputs.push(parsed.input);
+    });
+  }
+  if (inputs.length === 0) {
+    throw invalidAt(
+      'input',
+      'nothing to embed; send input (a string or an array of strings) and/or imagebind_inputs (content parts)',
+    );
+  }
+  return { request: { inputs, includeFused: inputs.length > 1 }, encodingFormat: format, model };
+}
+
+/** One vector as OpenAI returns it: numbers, or the raw float32 little-endian bytes in base64. */
+export type EmbeddingVector = number[] | string;
+
+export interface EmbeddingsResponseBody {
+  readonly object: 'list';
+  readonly data: {
+    readonly object: 'embedding';
+    readonly index: number;
+    readonly embedding: EmbeddingVector;
+  }[];
+  readonly model: string;
+  /** The encoders report no token counts, so both are 0 (kept for clients that read them). */
+  readonly usage: { readonly prompt_tokens: number; readonly total_tokens: number };
+  /**
+   * Extension: the weighted fusion q of all inputs (MODEL_SPEC §1.2, not re-normalised), present
+   * when the request had more than one input.
+   */
+  readonly imagebind?: { readonly fused: EmbeddingVector };
+}
+
+function checkedFloat32(tensor: commonV1.Tensor | undefined, what: string): Buffer {
+  if (tensor === undefined) {
+    throw new DomainError(ErrorCode.Internal, `${what}: the encoder returned no tensor`);
+  }
+  if (tensor.dtype !== commonV1.DataType.DATA_TYPE_FLOAT32) {
+    throw new DomainError(
+      ErrorCode.Internal,
+      `${what}: expected a float32 tensor, got ${commonV1.dataTypeToJSON(tensor.dtype)}`,
+    );
+  }
+  const elements = tensor.shape.reduce((a, b) => a * b, 1);
+  if (tensor.data.length !== elements * 4) {
+    throw new DomainError(
+      ErrorCode.Internal,
+      `${what}: ${tensor.data.length} bytes do not match shape [${tensor.shape.join(', ')}] of float32`,
+    );
+  }
+  return tensor.data;
+}
+
+/** Reads float32 little-endian bytes whatever the host byte order and buffer alignment. */
+export function decodeFloat32Le(bytes: Uint8Array): number[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Array<number>(bytes.byteLength >>> 2);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+  return out;
+}
+
+function toVector(
+  tensor: commonV1.Tensor | undefined,
+  what: string,
+  format: EncodingFormat,
+): EmbeddingVector {
+  const bytes = checkedFloat32(tensor, what);
+  // OpenAI's base64 format is exactly the little-endian float32 bytes, which the tensor already holds.
+  return format === 'base64' ? bytes.toString('base64') : decodeFloat32Le(bytes);
+}
+
+/**
+ * Builds the `/v1/embeddings` response: one vector PER INPUT (`data[i]` for input i, each
+ * L2-normalised by ImageBind), so clients can compare any input with any other; when there was
+ * more than one input the fused query is added as the extension field `imagebind.fused`.
+ */
+export function toEmbeddingsResponse(
+  response: gatewayV1.EmbedResponse,
+  options: { readonly model: string; readonly encodingFormat: EncodingFormat },
+): EmbeddingsResponseBody {
+  const data = response.embeddings.map((e, index) => ({
+    object: 'embedding' as const,
+    index,
+    embedding: toVector(e.embedding, `embeddings[${index}]`, options.encodingFormat),
+  }));
+  const body: EmbeddingsResponseBody = {
+    object: 'list',
+    data,
+    model: options.model,
+    usage: { prompt_tokens: 0, total_tokens: 0 },
+  };
+  if (response.fused === undefined || response.embeddings.length < 2) return body;
+  return { ...body, imagebind: { fused: toVector(response.fused, 'fused', options.encodingFormat) } };
+}

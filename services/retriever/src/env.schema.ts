@@ -1,0 +1,40 @@
+import { baseServiceEnv, env, envVar, z, type EnvOf } from '@imagebind-llm/config';
+
+/** Every setting of the retriever process. Nothing else in the service reads process.env. */
+export const retrieverEnvSchema = {
+  ...baseServiceEnv({ grpcPort: 50091, httpPort: 9091 }),
+  RETRIEVER_DRIVER: envVar(
+    z.enum(['embedded', 'qdrant'], { error: 'must be embedded or qdrant' }).default('embedded'),
+    'VectorStore driver: embedded (one machine, default) or qdrant (distributed)',
+  ),
+  RETRIEVER_DATA_DIR: envVar(
+    env.optionalString(),
+    'embedded driver: folder the collections persist to; unset keeps them in memory only',
+  ),
+  RETRIEVER_QUANTIZATION: envVar(
+    z.enum(['f32', 'i8'], { error: 'must be f32 or i8' }).default('f32'),
+    'embedded driver: HNSW index precision for large collections (exact search is always float32)',
+  ),
+  RETRIEVER_EXACT_BELOW: envVar(
+    env.positiveInt(200_000),
+    'embedded driver: collections smaller than this are searched exactly (faiss IndexFlatIP order)',
+  ),
+  RETRIEVER_SEED_FROM_REPO: envVar(
+    env.optionalString(),
+    'model repository whose knn-cache component fills the cache collection when it is empty',
+  ),
+  RETRIEVER_IMPORT_ROOT: envVar(
+    env.optionalString(),
+    'folder ImportIndex may read faiss files from (paths in requests are relative to it); unset disables imports',
+  ),
+  QDRANT_URL: envVar(env.optionalString(), 'qdrant driver: REST URL, e.g. http://qdrant:6333'),
+  QDRANT_API_KEY: envVar(env.optionalString(), 'qdrant driver: API key, if the cluster requires one'),
+  QDRANT_SHARDS: envVar(env.positiveInt(1, 1024), 'qdrant driver: shard_number of new collections'),
+  QDRANT_REPLICAS: envVar(env.positiveInt(1, 16), 'qdrant driver: replication_factor of new collections'),
+  QDRANT_EXACT: envVar(
+    env.boolean(true),
+    'qdrant driver: exact search (params.exact) so the visual cache matches faiss IndexFlatIP',
+  ),
+};
+
+export type RetrieverEnv = EnvOf<typeof retrieverEnvSchema>;

@@ -1,0 +1,65 @@
+import 'reflect-metadata';
+import { loadConfigOrExit } from '@imagebind-llm/config';
+import { bootstrapService, GrpcServer, routeGrpcLogs } from '@imagebind-llm/grpc-kit';
+import { createLogger, ServiceMetrics } from '@imagebind-llm/observability';
+import { loadDescriptorSet } from '@imagebind-llm/proto';
+import { RetrieverServiceImpl, seedCacheFromRepository } from '@imagebind-llm/serving';
+import { EmbeddedVectorStore, type VectorStore } from '@imagebind-llm/vector-store';
+import { RetrieverModule } from './app.module';
+import { retrieverEnvSchema, type RetrieverEnv } from './env.schema';
+import { QdrantVectorStore } from './qdrant/qdrant.driver';
+
+async function openStore(env: RetrieverEnv): Promise<VectorStore> {
+  if (env.RETRIEVER_DRIVER === 'qdrant') {
+    if (env.QDRANT_URL === undefined) throw new Error('RETRIEVER_DRIVER=qdrant needs QDRANT_URL');
+    return new QdrantVectorStore({
+      url: env.QDRANT_URL,
+      ...(env.QDRANT_API_KEY === undefined ? {} : { apiKey: env.QDRANT_API_KEY }),
+      shardNumber: env.QDRANT_SHARDS,
+      replicationFactor: env.QDRANT_REPLICAS,
+      exactSearch: env.QDRANT_EXACT,
+    });
+  }
+  return EmbeddedVectorStore.open({
+    ...(env.RETRIEVER_DATA_DIR === undefined ? {} : { dir: env.RETRIEVER_DATA_DIR }),
+    quantization: env.RETRIEVER_QUANTIZATION,
+    exactBelow: env.RETRIEVER_EXACT_BELOW,
+  });
+}
+
+async function main(): Promise<void> {
+  const env = loadConfigOrExit('retriever', retrieverEnvSchema);
+  const logger = createLogger({ service: 'retriever', level: env.LOG_LEVEL });
+  routeGrpcLogs(logger);
+  const metrics = new ServiceMetrics('retriever');
+  const grpc = new GrpcServer({
+    host: env.GRPC_HOST,
+    port: env.GRPC_PORT,
+    logger,
+    metrics,
+    maxReceiveMessageBytes: env.MAX_MESSAGE_BYTES,
+    descriptorSet: loadDescriptorSet(),
+  });
+  const store = await openStore(env);
+  const retriever = new RetrieverServiceImpl(store, {
+    ...(env.RETRIEVER_IMPORT_ROOT === undefined ? {} : { importRoot: env.RETRIEVER_IMPORT_ROOT }),
+  });
+  await bootstrapService({
+    service: 'retriever',
+    module: RetrieverModule.forRoot({ grpc, metrics, shutdownGraceMs: env.SHUTDOWN_GRACE_MS, retriever }),
+    grpc,
+    logger,
+    http: { host: env.HTTP_HOST, port: env.HTTP_PORT },
+    warmup: async () => {
+      const seeded =
+        env.RETRIEVER_SEED_FROM_REPO === undefined ? 0 : await seedCacheFromRepository(store, env.RETRIEVER_SEED_FROM_REPO);
+      return { driver: store.driver, seeded };
+    },
+  });
+}
+
+main().catch((error: unknown) => {
+  // One line that says what failed; the orchestrator restarts the pod.
+  process.stderr.write(`retriever failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,81 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CliError } from '../cli-error';
+
+export const SERVE_USAGE = `ibllm serve [--standalone] [--models REPO] [--host 127.0.0.1] [--grpc-port 50051]
+            [--http-port 8080] [--api-keys tenant:key,...] [--data-dir DIR]
+
+Runs the gateway: the public gRPC API (GatewayService), the OpenAI-compatible REST API
+(/v1/chat/completions, /v1/embeddings, /v1/models) and /metrics /healthz /readyz.
+--standalone hosts every service (encoders, retriever on the embedded vector store, bind,
+decoder) in that one process from the model repository --models (build one with
+\`ibllm models demo --out REPO\`). Without --standalone the gateway calls the services over gRPC
+at the GATEWAY_*_TARGET addresses in the environment. On 127.0.0.1 no API key is needed; on
+any other address the gateway refuses to start without --api-keys (or GATEWAY_API_KEYS).
+Ports 0 pick free ports; the chosen ones are printed in the "service.ready" log line.`;
+
+/** The compiled gateway, found beside this CLI in the repository (or named by IBLLM_GATEWAY_MAIN). */
+function gatewayMain(): string {
+  const main = process.env['IBLLM_GATEWAY_MAIN'] ?? resolve(__dirname, '..', '..', '..', '..', 'services', 'gateway', 'dist', 'main.js');
+  if (!existsSync(main)) {
+    throw new CliError(`the gateway is not built (${main} is missing); run \`npm run build\` first`);
+  }
+  return main;
+}
+
+function port(text: string | undefined, flag: string): string | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) > 65535) throw new CliError(`${flag} must be a port number 0..65535, got ${JSON.stringify(text)}`);
+  return text;
+}
+
+/**
+ * `ibllm serve`: maps flags onto the gateway's environment and runs it as the one platform
+ * process, passing signals through (SIGTERM → drain → exit 0) and exiting with its status.
+ */
+export async function serve(argv: string[], log: (line: string) => void): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      standalone: { type: 'boolean', default: false },
+      models: { type: 'string' },
+      host: { type: 'string' },
+      'grpc-port': { type: 'string' },
+      'http-port': { type: 'string' },
+      'api-keys': { type: 'string' },
+      'data-dir': { type: 'string' },
+    },
+    allowPositionals: false,
+  });
+  if (values.standalone && values.models === undefined) {
+    throw new CliError('--standalone needs --models REPO (build one with `ibllm models demo --out REPO`)');
+  }
+  if (values.models !== undefined && !existsSync(values.models)) {
+    throw new CliError(`--models ${values.models} does not exist`);
+  }
+  const env: Record<string, string> = { ...(process.env as Record<string, string>) };
+  const set = (name: string, value: string | undefined): void => {
+    if (value !== undefined) env[name] = value;
+  };
+  if (values.standalone) env['GATEWAY_MODE'] = 'standalone';
+  set('GATEWAY_MODEL_REPO', values.models === undefined ? undefined : resolve(values.models));
+  set('GATEWAY_GRPC_HOST', values.host);
+  set('GATEWAY_HTTP_HOST', values.host);
+  set('GATEWAY_GRPC_PORT', port(values['grpc-port'], '--grpc-port'));
+  set('GATEWAY_HTTP_PORT', port(values['http-port'], '--http-port'));
+  set('GATEWAY_API_KEYS', values['api-keys']);
+  set('GATEWAY_DATA_DIR', values['data-dir']);
+  const child = spawn(process.execPath, [gatewayMain()], { env, stdio: 'inherit' });
+  const forward = (signal: NodeJS.Signals): void => {
+    child.kill(signal);
+  };
+  process.on('SIGTERM', forward);
+  process.on('SIGINT', forward);
+  const code = await new Promise<number>((done) => {
+    child.on('exit', (status, signal) => done(status ?? (signal === null ? 1 : 128 + 15)));
+  });
+  if (code !== 0) log(`gateway exited with status ${code}`);
+  process.exitCode = code;
+}
