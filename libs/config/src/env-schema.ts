@@ -71,7 +71,10 @@ export const env = {
       .default(fallback),
   /** A string that must be set; `hint` says what to put there. */
   requiredString: (hint: string) =>
-    z.string({ error: `must be set: ${hint}` }).trim().min(1, `must be set: ${hint}`),
+    z
+      .string({ error: `must be set: ${hint}` })
+      .trim()
+      .min(1, `must be set: ${hint}`),
   stringWithDefault: (fallback: string) => z.string().trim().min(1, 'must not be empty').default(fallback),
   optionalString: () =>
     z

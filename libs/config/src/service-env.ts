@@ -52,7 +52,9 @@ export function batcherEnv(defaults: { maxBatch: number; maxDelayMs: number; max
 export function modelRepositoryEnv() {
   return {
     MODEL_REPO: envVar(
-      env.requiredString('the model repository folder, e.g. /models (build one with `ibllm models build` or `ibllm models demo`)'),
+      env.requiredString(
+        'the model repository folder, e.g. /models (build one with `ibllm models build` or `ibllm models demo`)',
+      ),
       'model repository folder (ARCHITECTURE §4)',
     ),
     EXECUTION_PROVIDERS: envVar(

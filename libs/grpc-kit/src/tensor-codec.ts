@@ -27,10 +27,16 @@ export function readFloat32Tensor(
   }
   const shape = tensor.shape.map(Number);
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw DomainError.invalidInput(`${field}: shape [${shape.join(', ')}] has a negative or fractional dimension`, field);
+    throw DomainError.invalidInput(
+      `${field}: shape [${shape.join(', ')}] has a negative or fractional dimension`,
+      field,
+    );
   }
   if (expect.rank !== undefined && shape.length !== expect.rank) {
-    throw DomainError.invalidInput(`${field}: expected rank ${expect.rank}, got shape [${shape.join(', ')}]`, field);
+    throw DomainError.invalidInput(
+      `${field}: expected rank ${expect.rank}, got shape [${shape.join(', ')}]`,
+      field,
+    );
   }
   const last = shape[shape.length - 1];
   if (expect.lastDim !== undefined && last !== expect.lastDim) {
@@ -50,7 +56,8 @@ export function readFloat32Tensor(
   const view = Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
   for (let i = 0; i < count; i++) {
     const v = view.readFloatLE(i * 4);
-    if (!Number.isFinite(v)) throw DomainError.invalidInput(`${field}: value ${i} is ${v}; NaN and Inf are refused`, field);
+    if (!Number.isFinite(v))
+      throw DomainError.invalidInput(`${field}: value ${i} is ${v}; NaN and Inf are refused`, field);
     data[i] = v;
   }
   return { data, shape };

@@ -69,14 +69,20 @@ export async function startService(
 export async function startPlatform(options: PlatformOptions): Promise<RunningPlatform> {
   const common = { ...options.env, MODEL_REPO: options.repo, GRPC_PORT: '0', HTTP_PORT: '0' };
   const started: ServiceProcess[] = [];
-  const launch = async (service: string, name: string, extra: Record<string, string> = {}): Promise<ServiceProcess> => {
+  const launch = async (
+    service: string,
+    name: string,
+    extra: Record<string, string> = {},
+  ): Promise<ServiceProcess> => {
     const s = await startService(service, { ...common, ...extra }, name);
     started.push(s);
     return s;
   };
   try {
     const vision = await Promise.all(
-      Array.from({ length: options.visionReplicas ?? 1 }, (_, i) => launch('encoder-vision', `encoder-vision-${i}`)),
+      Array.from({ length: options.visionReplicas ?? 1 }, (_, i) =>
+        launch('encoder-vision', `encoder-vision-${i}`),
+      ),
     );
     const [audio, text, point, retriever, bind] = await Promise.all([
       launch('encoder-audio', 'encoder-audio'),

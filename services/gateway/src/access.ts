@@ -22,7 +22,8 @@ export function isLoopback(host: string): boolean {
  * limited so one runaway script cannot starve the machine.
  */
 export function createAccessControl(env: GatewayEnv): AccessControl {
-  const keys = env.GATEWAY_API_KEYS === undefined ? [] : keysFromEnv(env.GATEWAY_API_KEYS, 'GATEWAY_API_KEYS');
+  const keys =
+    env.GATEWAY_API_KEYS === undefined ? [] : keysFromEnv(env.GATEWAY_API_KEYS, 'GATEWAY_API_KEYS');
   const required = keys.length > 0;
   const authenticator = new ApiKeyAuthenticator({ keys, required });
   const limiter = new RateLimiter({

@@ -4,15 +4,25 @@ const list = () =>
   z
     .string()
     .optional()
-    .transform((v) => (v ?? '').split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== ''));
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((s) => s.trim().toLowerCase())
+        .filter((s) => s !== ''),
+    );
 
 /** Every setting of the gateway process. Nothing else in the service reads process.env. */
 export const gatewayEnvSchema = {
   GATEWAY_MODE: envVar(
-    z.enum(['distributed', 'standalone'], { error: 'must be distributed or standalone' }).default('distributed'),
+    z
+      .enum(['distributed', 'standalone'], { error: 'must be distributed or standalone' })
+      .default('distributed'),
     'distributed: call the services over gRPC; standalone: host every service in this process (ARCHITECTURE §3)',
   ),
-  GATEWAY_MODEL_REPO: envVar(env.optionalString(), 'standalone: the model repository folder (ARCHITECTURE §4)'),
+  GATEWAY_MODEL_REPO: envVar(
+    env.optionalString(),
+    'standalone: the model repository folder (ARCHITECTURE §4)',
+  ),
   GATEWAY_DATA_DIR: envVar(
     env.optionalString(),
     'standalone: folder the embedded vector store persists to; unset keeps it in memory',

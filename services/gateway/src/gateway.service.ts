@@ -67,7 +67,11 @@ export class GatewayService {
     @Inject(BACKENDS) private readonly backends: PlatformBackends,
   ) {
     this.limits = { maxInputs: env.GATEWAY_MAX_INPUTS, maxInputBytes: env.GATEWAY_MAX_INPUT_BYTES };
-    this.fetcher = new MediaFetcher(env.GATEWAY_FETCH_ALLOWED_HOSTS, env.GATEWAY_MAX_INPUT_BYTES, env.GATEWAY_FETCH_TIMEOUT_MS);
+    this.fetcher = new MediaFetcher(
+      env.GATEWAY_FETCH_ALLOWED_HOSTS,
+      env.GATEWAY_MAX_INPUT_BYTES,
+      env.GATEWAY_FETCH_TIMEOUT_MS,
+    );
     this.resumeAttempts = env.GATEWAY_DECODER_RESUME_ATTEMPTS;
   }
 
@@ -90,7 +94,10 @@ export class GatewayService {
             source.$case === 'content'
               ? source.value
               : await this.fetcher.fetch(source.value, `inputs[${index}].uri`, ctx.signal);
-          encoderInput = { source: { $case: 'content', value: Buffer.from(bytes) }, mediaType: input.mediaType };
+          encoderInput = {
+            source: { $case: 'content', value: Buffer.from(bytes) },
+            mediaType: input.mediaType,
+          };
         }
         const list = groups.get(route) ?? [];
         list.push({ index, input: encoderInput });
@@ -137,7 +144,11 @@ export class GatewayService {
   }
 
   /** The visual cache (MODEL_SPEC §1.4): exact top-k from the retriever, then the blend. */
-  async cacheBlend(q: Float32Array, cache: gatewayV1.CacheOptions | undefined, ctx: HopContext): Promise<Float32Array> {
+  async cacheBlend(
+    q: Float32Array,
+    cache: gatewayV1.CacheOptions | undefined,
+    ctx: HopContext,
+  ): Promise<Float32Array> {
     const size = cache?.size ?? CACHE_DEFAULTS.size;
     const response = await this.backends.retriever.search(
       {
@@ -170,7 +181,10 @@ export class GatewayService {
     return cache?.enabled ?? true;
   }
 
-  async *generate(request: gatewayV1.GenerateRequest, ctx: HopContext): AsyncGenerator<gatewayV1.GenerateResponse> {
+  async *generate(
+    request: gatewayV1.GenerateRequest,
+    ctx: HopContext,
+  ): AsyncGenerator<gatewayV1.GenerateResponse> {
     validateGenerateRequest(request, this.limits);
     const started = Date.now();
     const [embedded, tokenized] = await Promise.all([
@@ -185,7 +199,9 @@ export class GatewayService {
         ctx,
       ),
     ]);
-    const q = this.cacheEnabled(request.cache) ? await this.cacheBlend(embedded.fused, request.cache, ctx) : embedded.fused;
+    const q = this.cacheEnabled(request.cache)
+      ? await this.cacheBlend(embedded.fused, request.cache, ctx)
+      : embedded.fused;
     const projected = await this.backends.bind.project({ queries: float32Tensor(q, [1, q.length]) }, ctx);
     const v = readFloat32Tensor(projected.visualQueries, 'visual_queries').data;
     // The seed is fixed here, not by the decoder, so a stream resumed on another replica samples
@@ -206,7 +222,10 @@ export class GatewayService {
               topP: request.sampling?.topP ?? DEFAULT_TOP_P,
               seed,
             },
-            stopping: { maxNewTokens: request.stopping?.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS, ignoreEos: false },
+            stopping: {
+              maxNewTokens: request.stopping?.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS,
+              ignoreEos: false,
+            },
             returnPrefillLogits: false,
           },
           ctx,
@@ -220,7 +239,9 @@ export class GatewayService {
           yield {
             text: message.tokens.map((t) => t.text).join(''),
             tokenIds: ids,
-            finishReason: finished ? toGatewayFinish(message.finishReason) : gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED,
+            finishReason: finished
+              ? toGatewayFinish(message.finishReason)
+              : gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED,
             ...(finished
               ? {
                   usage: {

@@ -34,7 +34,11 @@ function remoteTargets(env: GatewayEnv): RemoteTargets {
   };
 }
 
-async function createBackends(env: GatewayEnv, logger: Logger, metrics: ServiceMetrics): Promise<PlatformBackends> {
+async function createBackends(
+  env: GatewayEnv,
+  logger: Logger,
+  metrics: ServiceMetrics,
+): Promise<PlatformBackends> {
   if (env.GATEWAY_MODE === 'distributed') {
     return new RemoteBackends(remoteTargets(env), {
       hopTimeoutMs: env.GATEWAY_HOP_TIMEOUT_MS,
@@ -42,7 +46,9 @@ async function createBackends(env: GatewayEnv, logger: Logger, metrics: ServiceM
     });
   }
   if (env.GATEWAY_MODEL_REPO === undefined) {
-    throw new Error('standalone mode needs GATEWAY_MODEL_REPO (build one with `ibllm models demo --out REPO`)');
+    throw new Error(
+      'standalone mode needs GATEWAY_MODEL_REPO (build one with `ibllm models demo --out REPO`)',
+    );
   }
   // Loaded only in standalone mode: the distributed gateway never loads onnxruntime.
   const { createLocalBackends } = await import('./backends/local.backends.js');
@@ -87,6 +93,8 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // One line that says what failed; the orchestrator restarts the pod.
-  process.stderr.write(`gateway failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `gateway failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -22,7 +22,8 @@ export class MediaFetcher {
   /** The host name must not resolve to a private or loopback address (DNS can point anywhere). */
   private async checkResolved(url: URL, field: string): Promise<void> {
     const addresses = await lookup(url.hostname, { all: true }).catch(() => []);
-    if (addresses.length === 0) throw DomainError.invalidInput(`${field}: ${url.hostname} does not resolve`, field);
+    if (addresses.length === 0)
+      throw DomainError.invalidInput(`${field}: ${url.hostname} does not resolve`, field);
     const blocked = addresses.find((a) => isBlockedAddress(a.address));
     if (blocked !== undefined) {
       throw DomainError.invalidInput(
@@ -50,14 +51,22 @@ export class MediaFetcher {
     }
     const declared = Number(response.headers.get('content-length') ?? '0');
     if (declared > this.maxBytes) {
-      throw new DomainError(ErrorCode.PayloadTooLarge, `${field}: ${declared} bytes exceed the limit of ${this.maxBytes}`, { field });
+      throw new DomainError(
+        ErrorCode.PayloadTooLarge,
+        `${field}: ${declared} bytes exceed the limit of ${this.maxBytes}`,
+        { field },
+      );
     }
     const chunks: Uint8Array[] = [];
     let total = 0;
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
       total += chunk.length;
       if (total > this.maxBytes) {
-        throw new DomainError(ErrorCode.PayloadTooLarge, `${field}: more than ${this.maxBytes} bytes; refused`, { field });
+        throw new DomainError(
+          ErrorCode.PayloadTooLarge,
+          `${field}: more than ${this.maxBytes} bytes; refused`,
+          { field },
+        );
       }
       chunks.push(chunk);
     }

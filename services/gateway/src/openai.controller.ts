@@ -88,7 +88,10 @@ export class OpenAiController {
     let ctx: HopContext | undefined;
     try {
       ctx = this.open(req, res);
-      const parsed = parseChatCompletionRequest(req.body as unknown, { ...this.policy, modelId: SERVED_MODEL_ID });
+      const parsed = parseChatCompletionRequest(req.body as unknown, {
+        ...this.policy,
+        modelId: SERVED_MODEL_ID,
+      });
       const stream = this.gateway.generate(parsed.request, ctx);
       const meta = completionMeta(parsed.model);
       if (!parsed.stream) {
@@ -125,9 +128,14 @@ export class OpenAiController {
     let ctx: HopContext | undefined;
     try {
       ctx = this.open(req, res);
-      const parsed = parseEmbeddingsRequest(req.body as unknown, { ...this.policy, modelId: SERVED_MODEL_ID });
+      const parsed = parseEmbeddingsRequest(req.body as unknown, {
+        ...this.policy,
+        modelId: SERVED_MODEL_ID,
+      });
       const response = await this.gateway.embed(parsed.request, ctx);
-      res.json(toEmbeddingsResponse(response, { model: parsed.model, encodingFormat: parsed.encodingFormat }));
+      res.json(
+        toEmbeddingsResponse(response, { model: parsed.model, encodingFormat: parsed.encodingFormat }),
+      );
     } catch (error) {
       this.fail(res, error, ctx?.requestId);
     }

@@ -14,6 +14,13 @@ const baseEnv = {
   GATEWAY_GRPC_PORT: '0',
   GATEWAY_HTTP_PORT: '0',
   LOG_LEVEL: 'info',
+  // Distributed mode with every downstream service absent (port 1 refuses connections): the
+  // gateway itself must still start, validate, report health and fail calls cleanly.
+  GATEWAY_MODE: 'distributed',
+  GATEWAY_ENCODER_TEXT_TARGET: '127.0.0.1:1',
+  GATEWAY_RETRIEVER_TARGET: '127.0.0.1:1',
+  GATEWAY_BIND_TARGET: '127.0.0.1:1',
+  GATEWAY_DECODER_TARGET: '127.0.0.1:1',
 };
 
 async function unary<Req, Res>(
@@ -47,7 +54,7 @@ describe('gateway process', () => {
     expect(await checkHealth(grpcAddress, 'imagebind.gateway.v1.BatchJobService')).toBe('SERVING');
   });
 
-  it('answers a public RPC with UNIMPLEMENTED and a message saying why, echoing the request id', async () => {
+  it('answers UNAVAILABLE when the encoder is down, after retrying, echoing the request id', async () => {
     const client = createClient(gatewayV1.GatewayServiceClient, grpcAddress);
     const md = new Metadata();
     md.set('x-request-id', 'it-embed-1');
@@ -65,9 +72,8 @@ describe('gateway process', () => {
       },
       md,
     );
-    expect(error?.code).toBe(status.UNIMPLEMENTED);
-    expect(error?.details).toMatch(/Embed is not available in this build/);
-    expect(error?.metadata.get('ibllm-error-code')).toEqual(['NOT_IMPLEMENTED']);
+    expect(error?.code).toBe(status.UNAVAILABLE);
+    expect(error?.metadata.get('ibllm-error-code')).toEqual(['DEPENDENCY_UNAVAILABLE']);
     client.close();
   });
 
@@ -93,16 +99,16 @@ describe('gateway process', () => {
     const valid = client.generate({
       inputs: [
         {
-          modality: commonV1.Modality.MODALITY_IMAGE,
-          source: { $case: 'content', value: Buffer.from('x') },
+          modality: commonV1.Modality.MODALITY_TEXT,
+          source: { $case: 'text', value: 'A dog.' },
           mediaType: '',
         },
       ],
       instruction: 'Describe the image.',
       input: '',
     });
-    const unimplemented = await new Promise<ServiceError>((resolve) => valid.on('error', resolve));
-    expect(unimplemented.code).toBe(status.UNIMPLEMENTED);
+    const unavailable = await new Promise<ServiceError>((resolve) => valid.on('error', resolve));
+    expect(unavailable.code).toBe(status.UNAVAILABLE);
     client.close();
   });
 
@@ -118,7 +124,7 @@ describe('gateway process', () => {
     expect(metrics.status).toBe(200);
     const body = await metrics.text();
     expect(body).toMatch(
-      /grpc_server_handled_total\{grpc_type="unary",grpc_service="imagebind.gateway.v1.GatewayService",grpc_method="Embed",grpc_code="UNIMPLEMENTED",service="gateway"\} [1-9]/,
+      /grpc_server_handled_total\{grpc_type="unary",grpc_service="imagebind.gateway.v1.GatewayService",grpc_method="Embed",grpc_code="UNAVAILABLE",service="gateway"\} [1-9]/,
     );
     expect(body).toContain('ibllm_ready{service="gateway"} 1');
     expect((await fetch(`${httpBase}/readyz`)).status).toBe(200);

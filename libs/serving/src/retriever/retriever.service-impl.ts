@@ -44,14 +44,21 @@ export class RetrieverServiceImpl {
     };
   }
 
-  async search(req: retrieverV1.SearchRequest, ctx?: Pick<CallContext, 'signal'>): Promise<retrieverV1.SearchResponse> {
+  async search(
+    req: retrieverV1.SearchRequest,
+    ctx?: Pick<CallContext, 'signal'>,
+  ): Promise<retrieverV1.SearchResponse> {
     const collection = req.collection || CACHE_COLLECTION;
-    if (req.k < 1 || req.k > 1000) throw DomainError.invalidInput(`k: must be in [1, 1000], got ${req.k}`, 'k');
+    if (req.k < 1 || req.k > 1000)
+      throw DomainError.invalidInput(`k: must be in [1, 1000], got ${req.k}`, 'k');
     const info = await this.store.describe(collection);
     if (info === undefined) throw DomainError.notFound(`collection "${collection}" does not exist`);
     const { data, shape } = readFloat32Tensor(req.queries, 'queries', { rank: 2, lastDim: info.dimension });
     if (shape[0]! < 1 || shape[0]! > this.limits.maxQueries) {
-      throw DomainError.invalidInput(`queries: 1..${this.limits.maxQueries} rows per call, got ${shape[0]}`, 'queries');
+      throw DomainError.invalidInput(
+        `queries: 1..${this.limits.maxQueries} rows per call, got ${shape[0]}`,
+        'queries',
+      );
     }
     const results = await this.store.search(collection, data, {
       k: req.k,
@@ -73,7 +80,8 @@ export class RetrieverServiceImpl {
 
   async upsert(req: retrieverV1.UpsertRequest): Promise<retrieverV1.UpsertResponse> {
     const collection = req.collection || CACHE_COLLECTION;
-    if (req.points.length === 0) throw DomainError.invalidInput('points: at least one point is required', 'points');
+    if (req.points.length === 0)
+      throw DomainError.invalidInput('points: at least one point is required', 'points');
     if (req.points.length > this.limits.maxUpsertPoints) {
       throw new DomainError(
         ErrorCode.PayloadTooLarge,
@@ -160,7 +168,10 @@ export class RetrieverServiceImpl {
     }
     const clean = normalize(source);
     if (clean === '..' || clean.startsWith(`..${sep}`) || clean.split(sep).includes('..')) {
-      throw DomainError.invalidInput(`source_path: ".." segments are not allowed, got "${source}"`, 'source_path');
+      throw DomainError.invalidInput(
+        `source_path: ".." segments are not allowed, got "${source}"`,
+        'source_path',
+      );
     }
     return join(root, clean);
   }

@@ -62,7 +62,9 @@ export async function createLocalBackends(
   const modalities = Object.entries(MODALITIES_OF)
     .filter(([component]) => components.has(component))
     .flatMap(([, m]) => m);
-  const store = await EmbeddedVectorStore.open(env.GATEWAY_DATA_DIR === undefined ? {} : { dir: env.GATEWAY_DATA_DIR });
+  const store = await EmbeddedVectorStore.open(
+    env.GATEWAY_DATA_DIR === undefined ? {} : { dir: env.GATEWAY_DATA_DIR },
+  );
   const [encoders, bind, decoder, seeded] = await Promise.all([
     modalities.length === 0
       ? Promise.resolve(undefined)

@@ -34,7 +34,10 @@ export interface RemoteTargets {
 export function toGrpcTarget(value: string): string {
   const trimmed = value.trim();
   if (/^[a-z][a-z0-9+.-]*:(?!\d)/i.test(trimmed) && !/^[^:]+:\d+$/.test(trimmed)) return trimmed;
-  const parts = trimmed.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const parts = trimmed
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
   if (parts.length === 1) return parts[0]!;
   const v6 = parts.some((p) => p.startsWith('['));
   return `${v6 ? 'ipv6' : 'ipv4'}:${parts.join(',')}`;
@@ -55,7 +58,10 @@ export class RemoteBackends implements PlatformBackends {
   private readonly encoders = new Map<RoutedModality, EncoderBackend>();
   private readonly clients: Client[] = [];
 
-  constructor(targets: RemoteTargets, private readonly options: RemoteOptions) {
+  constructor(
+    targets: RemoteTargets,
+    private readonly options: RemoteOptions,
+  ) {
     const retry = options.retry ?? DEFAULT_RETRY;
     const clientOptions = { maxReceiveMessageBytes: options.maxMessageBytes };
     const encoderClients = new Map<string, encoderV1.EncoderServiceClient>();
@@ -68,22 +74,30 @@ export class RemoteBackends implements PlatformBackends {
       }
       const c = client;
       this.encoders.set(modality, {
-        encode: (req, ctx) => withRetry(() => callUnary(c.encode.bind(c), req, this.settings(ctx)), retry, { parent: ctx }),
+        encode: (req, ctx) =>
+          withRetry(() => callUnary(c.encode.bind(c), req, this.settings(ctx)), retry, { parent: ctx }),
       });
     }
-    const r = this.track(createClient(retrieverV1.RetrieverServiceClient, toGrpcTarget(targets.retriever), clientOptions));
+    const r = this.track(
+      createClient(retrieverV1.RetrieverServiceClient, toGrpcTarget(targets.retriever), clientOptions),
+    );
     this.retriever = {
-      search: (req, ctx) => withRetry(() => callUnary(r.search.bind(r), req, this.settings(ctx)), retry, { parent: ctx }),
+      search: (req, ctx) =>
+        withRetry(() => callUnary(r.search.bind(r), req, this.settings(ctx)), retry, { parent: ctx }),
       getCollection: (req, ctx) =>
         withRetry(() => callUnary(r.getCollection.bind(r), req, this.settings(ctx)), retry, { parent: ctx }),
     };
     const b = this.track(createClient(bindV1.BindServiceClient, toGrpcTarget(targets.bind), clientOptions));
     this.bind = {
-      project: (req, ctx) => withRetry(() => callUnary(b.project.bind(b), req, this.settings(ctx)), retry, { parent: ctx }),
+      project: (req, ctx) =>
+        withRetry(() => callUnary(b.project.bind(b), req, this.settings(ctx)), retry, { parent: ctx }),
     };
-    const d = this.track(createClient(decoderV1.DecoderServiceClient, toGrpcTarget(targets.decoder), clientOptions));
+    const d = this.track(
+      createClient(decoderV1.DecoderServiceClient, toGrpcTarget(targets.decoder), clientOptions),
+    );
     this.decoder = {
-      tokenize: (req, ctx) => withRetry(() => callUnary(d.tokenize.bind(d), req, this.settings(ctx)), retry, { parent: ctx }),
+      tokenize: (req, ctx) =>
+        withRetry(() => callUnary(d.tokenize.bind(d), req, this.settings(ctx)), retry, { parent: ctx }),
       // Not retried here: a broken stream is resumed by the orchestrator from the tokens already sent.
       generate: (req, ctx) => callServerStream(d.generate.bind(d), req, { parent: ctx }),
       getModelStatus: (ctx) =>

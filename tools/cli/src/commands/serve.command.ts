@@ -18,7 +18,9 @@ Ports 0 pick free ports; the chosen ones are printed in the "service.ready" log 
 
 /** The compiled gateway, found beside this CLI in the repository (or named by IBLLM_GATEWAY_MAIN). */
 function gatewayMain(): string {
-  const main = process.env['IBLLM_GATEWAY_MAIN'] ?? resolve(__dirname, '..', '..', '..', '..', 'services', 'gateway', 'dist', 'main.js');
+  const main =
+    process.env['IBLLM_GATEWAY_MAIN'] ??
+    resolve(__dirname, '..', '..', '..', '..', 'services', 'gateway', 'dist', 'main.js');
   if (!existsSync(main)) {
     throw new CliError(`the gateway is not built (${main} is missing); run \`npm run build\` first`);
   }
@@ -27,7 +29,8 @@ function gatewayMain(): string {
 
 function port(text: string | undefined, flag: string): string | undefined {
   if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || Number(text) > 65535) throw new CliError(`${flag} must be a port number 0..65535, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text) || Number(text) > 65535)
+    throw new CliError(`${flag} must be a port number 0..65535, got ${JSON.stringify(text)}`);
   return text;
 }
 
