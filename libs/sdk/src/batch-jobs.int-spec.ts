@@ -1,5 +1,5 @@
 import { type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
-import { gatewayV1 } from '@imagebind-llm/proto';
+import { type gatewayV1 } from '@imagebind-llm/proto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BatchJobKind, BatchJobState, ImageBindClient, ImageBindError, text, uri } from './index';
 import {

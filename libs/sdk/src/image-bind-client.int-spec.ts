@@ -1,6 +1,6 @@
 import { status, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { DomainError, toGrpcStatus } from '@imagebind-llm/errors';
-import { commonV1, gatewayV1 } from '@imagebind-llm/proto';
+import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ImageBindClient, ImageBindError, image, text, type ImageBindClientOptions } from './index';
 import {

@@ -337,7 +337,7 @@ function toSubmitRequest(request: SubmitBatchJobRequest): gatewayV1.SubmitBatchJ
   }
   const options = request.options;
   return {
-    kind: kind as gatewayV1.BatchJobKind,
+    kind,
     items: items.map((item, i) => ({
       itemId: checkOptional(item.itemId, 'string', `items[${i}].itemId`) ?? '',
       inputs: checkInputs(item.inputs, `items[${i}].inputs`),

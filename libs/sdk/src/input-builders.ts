@@ -125,7 +125,7 @@ function resolveModality(modality: ModalityName | Modality): Modality {
     return modality;
   }
   if (typeof modality === 'string' && Object.hasOwn(MODALITY_BY_NAME, modality)) {
-    return MODALITY_BY_NAME[modality as ModalityName];
+    return MODALITY_BY_NAME[modality];
   }
   throw ImageBindError.invalidArgument(
     `uri(): unknown modality ${JSON.stringify(modality)}; use one of ${Object.keys(MODALITY_BY_NAME).join(', ')}`,

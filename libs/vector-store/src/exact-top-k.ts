@@ -29,6 +29,7 @@ export function exactTopK(
   query: Float32Array,
   k: number,
 ): RowHit[] {
+  const d = query.length;
   const kk = Math.min(k, count);
   // Sorted best-first in parallel arrays: a replacement shifts at most kk entries and, on real
   // data, replacements become rare after the first few thousand rows.
@@ -36,15 +37,14 @@ export function exactTopK(
   const hitIds = new Float64Array(kk);
   const rows = new Float64Array(kk);
   let filled = 0;
-  for (let row = 0; row < count; row++) {
-    const score = innerProductScore(query, vectors, row);
+  const consider = (row: number, score: number): void => {
     const id = ids[row]!;
     let pos: number;
     if (filled < kk) {
       pos = filled++;
     } else {
       const last = kk - 1;
-      if (!(score > scores[last]! || (score === scores[last]! && id < hitIds[last]!))) continue;
+      if (!(score > scores[last]! || (score === scores[last]! && id < hitIds[last]!))) return;
       pos = last;
     }
     while (pos > 0 && (score > scores[pos - 1]! || (score === scores[pos - 1]! && id < hitIds[pos - 1]!))) {
@@ -56,7 +56,33 @@ export function exactTopK(
     scores[pos] = score;
     hitIds[pos] = id;
     rows[pos] = row;
+  };
+  let row = 0;
+  // Four rows per pass, each summed in its own accumulator in index order: every score is the
+  // same float64 sum as `dot` (float32 × float32 products are exact in float64), but four
+  // independent add chains run side by side instead of one waiting on each add.
+  for (; row + 4 <= count; row += 4) {
+    const o0 = row * d;
+    const o1 = o0 + d;
+    const o2 = o1 + d;
+    const o3 = o2 + d;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let i = 0; i < d; i++) {
+      const x = query[i]!;
+      s0 += x * vectors[o0 + i]!;
+      s1 += x * vectors[o1 + i]!;
+      s2 += x * vectors[o2 + i]!;
+      s3 += x * vectors[o3 + i]!;
+    }
+    consider(row, Math.fround(s0));
+    consider(row + 1, Math.fround(s1));
+    consider(row + 2, Math.fround(s2));
+    consider(row + 3, Math.fround(s3));
   }
+  for (; row < count; row++) consider(row, innerProductScore(query, vectors, row));
   return Array.from({ length: filled }, (_, i) => ({ row: rows[i]!, id: hitIds[i]!, score: scores[i]! }));
 }
 

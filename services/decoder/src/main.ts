@@ -63,6 +63,8 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // One line that says what failed; the orchestrator restarts the pod.
-  process.stderr.write(`decoder failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `decoder failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -1,7 +1,7 @@
 // A scripted GatewayService + BatchJobService on loopback, hosted by a plain grpc-js Server with
 // the generated ts-proto definitions, so the SDK is tested against the real wire protocol.
 import {
-  Metadata,
+  type Metadata,
   Server,
   ServerCredentials,
   status,

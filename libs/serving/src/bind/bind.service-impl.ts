@@ -57,7 +57,7 @@ export class BindServiceImpl {
           { field: 'model.version' },
         );
       }
-      const rows = request.queries?.shape[0];
+      const rows = request.queries?.shape.length === 2 ? request.queries.shape[0] : undefined;
       if (rows !== undefined && rows > this.maxRows) {
         // Checked before the tensor is read, so an oversized request costs nothing more.
         throw new DomainError(

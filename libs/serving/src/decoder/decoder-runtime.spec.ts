@@ -319,7 +319,9 @@ describe('KvAdmission', () => {
   it('refuses nonsense configuration', () => {
     expect(() => new KvAdmission({ budgetPositions: 0, maxSequences: 1, maxWaiting: 0 })).toThrow(RangeError);
     expect(() => new KvAdmission({ budgetPositions: 1, maxSequences: 0, maxWaiting: 0 })).toThrow(RangeError);
-    expect(() => new KvAdmission({ budgetPositions: 1, maxSequences: 1, maxWaiting: -1 })).toThrow(RangeError);
+    expect(() => new KvAdmission({ budgetPositions: 1, maxSequences: 1, maxWaiting: -1 })).toThrow(
+      RangeError,
+    );
   });
 
   it('with maxWaiting 0 refuses whatever does not fit at once', async () => {

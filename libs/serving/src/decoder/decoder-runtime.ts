@@ -94,7 +94,10 @@ function configNumber(config: Readonly<Record<string, unknown>>, key: string, wh
  * Loads the llama-decoder component (decoder + visual graphs), the tokenizer and the model dims of
  * a model repository, logging the execution providers chosen.
  */
-export async function loadDecoderModel(repo: string, options: DecoderLoadOptions = {}): Promise<DecoderModel> {
+export async function loadDecoderModel(
+  repo: string,
+  options: DecoderLoadOptions = {},
+): Promise<DecoderModel> {
   const component = resolveComponent(repo, DECODER_COMPONENT);
   const tokenizerComponent = resolveComponent(repo, 'tokenizer');
   const cfg = component.json.config;
@@ -209,7 +212,11 @@ export class DecoderRuntime {
   }
 
   /** A runtime over an already loaded model; `engine` replaces the GenerationEngine (tests). */
-  static create(model: DecoderModel, options: DecoderRuntimeOptions, engine?: GenerationEnginePort): DecoderRuntime {
+  static create(
+    model: DecoderModel,
+    options: DecoderRuntimeOptions,
+    engine?: GenerationEnginePort,
+  ): DecoderRuntime {
     return new DecoderRuntime(
       model,
       engine ?? new GenerationEngine(model.decoder, model.shape, { maxBatch: options.maxBatch }),
@@ -283,7 +290,10 @@ export class DecoderRuntime {
     this.ensureUsable();
     // Refuse what the engine would refuse before it takes KV room (the engine checks the rest).
     if (req.promptIds.length === 0) {
-      throw DomainError.invalidInput('the prompt is empty: it needs at least the BOS token', 'prompt_token_ids');
+      throw DomainError.invalidInput(
+        'the prompt is empty: it needs at least the BOS token',
+        'prompt_token_ids',
+      );
     }
     if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 1) {
       throw DomainError.invalidInput(

@@ -189,7 +189,10 @@ describe('DecoderService on the golden tiny-a models', () => {
     expect(resumed.map((t) => t.index)).toEqual(Array.from({ length: 15 }, (_, i) => i + 9));
     expect(resumed.map((t) => t.id)).toEqual(c.generated_ids.slice(9));
     expect([...sent, ...resumed].map((t) => t.text).join('')).toBe(c.text);
-    expect(messages.at(-1)!.stats).toMatchObject({ promptTokens: c.prompt_ids.length + 9, generatedTokens: 24 });
+    expect(messages.at(-1)!.stats).toMatchObject({
+      promptTokens: c.prompt_ids.length + 9,
+      generatedTokens: 24,
+    });
   });
 
   it('with a seed, a resumed sampled stream continues exactly as the unbroken one', async () => {
@@ -225,20 +228,29 @@ describe('DecoderService on the golden tiny-a models', () => {
     const results = await Promise.all(cases.map(async (c) => collect(client, greedyRequest(c))));
     results.forEach((r, i) => {
       expect(r.error).toBeUndefined();
-      expect(tokensOf(r.messages).map((t) => t.id), cases[i]!.id).toEqual(cases[i]!.generated_ids);
+      expect(
+        tokensOf(r.messages).map((t) => t.id),
+        cases[i]!.id,
+      ).toEqual(cases[i]!.generated_ids);
     });
   });
 
   it('accepts the visual query as [1, dim] too', async () => {
     const c = decodeCases[0]!;
     const v = visualQueryOf(c);
-    const { messages } = await collect(client, greedyRequest(c, { visualQuery: float32Tensor(v, [1, v.length]) }));
+    const { messages } = await collect(
+      client,
+      greedyRequest(c, { visualQuery: float32Tensor(v, [1, v.length]) }),
+    );
     expect(tokensOf(messages).map((t) => t.id)).toEqual(c.generated_ids);
   });
 
   it('stops at max_new_tokens and says LENGTH', async () => {
     const c = decodeCases[0]!;
-    const { messages } = await collect(client, greedyRequest(c, { stopping: { maxNewTokens: 5, ignoreEos: false } }));
+    const { messages } = await collect(
+      client,
+      greedyRequest(c, { stopping: { maxNewTokens: 5, ignoreEos: false } }),
+    );
     expect(tokensOf(messages).map((t) => t.id)).toEqual(c.generated_ids.slice(0, 5));
     expect(messages.at(-1)!.finishReason).toBe(decoderV1.FinishReason.FINISH_REASON_LENGTH);
   });
@@ -270,17 +282,31 @@ describe('DecoderService on the golden tiny-a models', () => {
     [
       'a visual query that is not float32',
       'visual_query',
-      () => ({ visualQuery: { dtype: commonV1.DataType.DATA_TYPE_FLOAT16, shape: [64], data: Buffer.alloc(128) } }),
+      () => ({
+        visualQuery: { dtype: commonV1.DataType.DATA_TYPE_FLOAT16, shape: [64], data: Buffer.alloc(128) },
+      }),
     ],
     ['an empty prompt', 'prompt_token_ids', () => ({ promptTokenIds: [] })],
-    ['a prompt id past the vocabulary', 'prompt_token_ids', (c) => ({ promptTokenIds: [...c.prompt_ids, 32_000] })],
-    ['a resumed id past the vocabulary', 'resume_from_token_ids', () => ({ resumeFromTokenIds: [5, 99_999] })],
+    [
+      'a prompt id past the vocabulary',
+      'prompt_token_ids',
+      (c) => ({ promptTokenIds: [...c.prompt_ids, 32_000] }),
+    ],
+    [
+      'a resumed id past the vocabulary',
+      'resume_from_token_ids',
+      () => ({ resumeFromTokenIds: [5, 99_999] }),
+    ],
     [
       'resumed tokens that already fill the budget',
       'resume_from_token_ids',
       () => ({ resumeFromTokenIds: [5, 6, 7], stopping: { maxNewTokens: 3, ignoreEos: false } }),
     ],
-    ['max_new_tokens 0', 'stopping.max_new_tokens', () => ({ stopping: { maxNewTokens: 0, ignoreEos: false } })],
+    [
+      'max_new_tokens 0',
+      'stopping.max_new_tokens',
+      () => ({ stopping: { maxNewTokens: 0, ignoreEos: false } }),
+    ],
     [
       'max_new_tokens above the limit',
       'stopping.max_new_tokens',
@@ -289,7 +315,11 @@ describe('DecoderService on the golden tiny-a models', () => {
     ['a negative temperature', 'sampling.temperature', () => ({ sampling: { temperature: -0.5 } })],
     ['a NaN temperature', 'sampling.temperature', () => ({ sampling: { temperature: Number.NaN } })],
     ['top_p above 1', 'sampling.top_p', () => ({ sampling: { topP: 1.5 } })],
-    ['a prompt that fills the context', 'prompt_token_ids', () => ({ promptTokenIds: new Array<number>(512).fill(1) })],
+    [
+      'a prompt that fills the context',
+      'prompt_token_ids',
+      () => ({ promptTokenIds: new Array<number>(512).fill(1) }),
+    ],
   ];
 
   it.each(invalid)('refuses %s with INVALID_ARGUMENT naming %s', async (_what, field, change) => {
@@ -303,7 +333,10 @@ describe('DecoderService on the golden tiny-a models', () => {
 
   it('answers NOT_FOUND for a model this replica does not serve', async () => {
     const c = decodeCases[0]!;
-    const { error } = await collect(client, greedyRequest(c, { model: { name: 'llama-decoder', version: '7' } }));
+    const { error } = await collect(
+      client,
+      greedyRequest(c, { model: { name: 'llama-decoder', version: '7' } }),
+    );
     expect(error?.code).toBe(status.NOT_FOUND);
     expect(error?.details).toMatch(/llama-decoder@1/);
   });
@@ -413,7 +446,9 @@ describe('DecoderService admission and cancellation over gRPC', () => {
     const controller = new AbortController();
     const received: decoderV1.Token[] = [];
     const consume = (async () => {
-      for await (const m of callServerStream(client.generate.bind(client), long, { signal: controller.signal })) {
+      for await (const m of callServerStream(client.generate.bind(client), long, {
+        signal: controller.signal,
+      })) {
         received.push(...m.tokens);
         if (received.length === 3) return;
       }
@@ -436,7 +471,9 @@ describe('DecoderService admission and cancellation over gRPC', () => {
     }, 'the slot to be freed');
     // The engine really stopped: the cancelled request was counted and far fewer than 400 tokens made.
     await waitFor(
-      async () => ((await inference.requests.get()).values.find((v) => v.labels.outcome === 'cancelled')?.value ?? 0) === 1,
+      async () =>
+        ((await inference.requests.get()).values.find((v) => v.labels.outcome === 'cancelled')?.value ??
+          0) === 1,
       'the cancelled outcome',
     );
     const generated = (await inference.generatedTokens.get()).values[0]?.value ?? 0;
@@ -466,7 +503,9 @@ describe('DecoderServiceImpl before its model is attached', () => {
     };
     const error = await iterate().catch((e: unknown) => e);
     expect((error as DomainError).code).toBe(ErrorCode.ModelNotReady);
-    await expect(handlers.tokenize(decoderV1.TokenizeRequest.fromPartial({ text: 'x' }), {} as never)).rejects.toMatchObject({
+    await expect(
+      handlers.tokenize(decoderV1.TokenizeRequest.fromPartial({ text: 'x' }), {} as never),
+    ).rejects.toMatchObject({
       code: ErrorCode.ModelNotReady,
     });
     const s = await handlers.getModelStatus({}, {} as never);

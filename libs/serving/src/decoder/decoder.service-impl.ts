@@ -49,23 +49,29 @@ const FINISH_REASONS: Readonly<Record<Exclude<FinishReason, 'cancelled'>, decode
   context: decoderV1.FinishReason.FINISH_REASON_CONTEXT,
 };
 
+/** The `outcome` label of ibllm_inference_requests_total for each domain error code. */
+const OUTCOME_BY_CODE = {
+  INVALID_INPUT: 'invalid',
+  UNSUPPORTED_MEDIA: 'invalid',
+  PAYLOAD_TOO_LARGE: 'invalid',
+  CONTEXT_OVERFLOW: 'invalid',
+  NOT_FOUND: 'invalid',
+  ALREADY_EXISTS: 'invalid',
+  FAILED_PRECONDITION: 'invalid',
+  UNAUTHENTICATED: 'invalid',
+  PERMISSION_DENIED: 'invalid',
+  OVERLOADED: 'overloaded',
+  RATE_LIMITED: 'overloaded',
+  MODEL_NOT_READY: 'overloaded',
+  DEPENDENCY_UNAVAILABLE: 'failed',
+  DEADLINE_EXCEEDED: 'expired',
+  CANCELLED: 'cancelled',
+  NOT_IMPLEMENTED: 'failed',
+  INTERNAL: 'failed',
+} as const satisfies Record<ErrorCode, Outcome>;
+
 function outcomeOf(error: unknown): Outcome {
-  if (!(error instanceof DomainError)) return 'failed';
-  switch (error.code) {
-    case ErrorCode.InvalidInput:
-    case ErrorCode.ContextOverflow:
-    case ErrorCode.NotFound:
-    case ErrorCode.PayloadTooLarge:
-      return 'invalid';
-    case ErrorCode.Overloaded:
-      return 'overloaded';
-    case ErrorCode.Cancelled:
-      return 'cancelled';
-    case ErrorCode.DeadlineExceeded:
-      return 'expired';
-    default:
-      return 'failed';
-  }
+  return error instanceof DomainError ? OUTCOME_BY_CODE[error.code] : 'failed';
 }
 
 /** Runs `fn` and hands back its result, or its throw, as a promise (for synchronous handlers). */
@@ -224,11 +230,9 @@ export class DecoderServiceImpl {
 
   private requireRuntime(): DecoderRuntime {
     if (this.current === undefined) {
-      throw new DomainError(
-        ErrorCode.ModelNotReady,
-        'the decoder model is still loading; retry shortly',
-        { retryAfterMs: 1_000 },
-      );
+      throw new DomainError(ErrorCode.ModelNotReady, 'the decoder model is still loading; retry shortly', {
+        retryAfterMs: 1_000,
+      });
     }
     return this.current;
   }
@@ -281,7 +285,8 @@ export class DecoderServiceImpl {
     }
     const resumeIds = req.resumeFromTokenIds;
     checkIds(resumeIds, shape.vocabSize, 'resume_from_token_ids');
-    const maxNewTokens = req.stopping?.maxNewTokens ?? Math.min(DEFAULT_MAX_NEW_TOKENS, this.maxNewTokensLimit);
+    const maxNewTokens =
+      req.stopping?.maxNewTokens ?? Math.min(DEFAULT_MAX_NEW_TOKENS, this.maxNewTokensLimit);
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > this.maxNewTokensLimit) {
       throw DomainError.invalidInput(
         `stopping.max_new_tokens: must be 1..${this.maxNewTokensLimit}, got ${maxNewTokens}`,

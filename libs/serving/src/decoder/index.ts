@@ -10,5 +10,14 @@ export {
   type DecoderStatus,
   type GenerationEnginePort,
 } from './decoder-runtime';
-export { DEFAULT_MAX_NEW_TOKENS, DecoderServiceImpl, type DecoderServiceOptions } from './decoder.service-impl';
-export { KvAdmission, type KvAdmissionOptions, type KvAdmissionStatus, type KvReservation } from './kv-admission';
+export {
+  DEFAULT_MAX_NEW_TOKENS,
+  DecoderServiceImpl,
+  type DecoderServiceOptions,
+} from './decoder.service-impl';
+export {
+  KvAdmission,
+  type KvAdmissionOptions,
+  type KvAdmissionStatus,
+  type KvReservation,
+} from './kv-admission';

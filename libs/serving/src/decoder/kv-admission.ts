@@ -146,8 +146,7 @@ export class KvAdmission {
 
   private fits(positions: number): boolean {
     return (
-      this.active < this.options.maxSequences &&
-      this.reserved + positions <= this.options.budgetPositions
+      this.active < this.options.maxSequences && this.reserved + positions <= this.options.budgetPositions
     );
   }
 

@@ -216,27 +216,37 @@ export async function runModelService<S extends EnvSchema, R extends HostedRunti
 ): Promise<void> {
   const env = loadConfigOrExit(service, schema) as EnvOf<S> & ModelServiceEnv;
   const logger = createLogger({ service, level: env.LOG_LEVEL });
-  routeGrpcLogs(logger);
-  const metrics = new ServiceMetrics(service);
-  const deps: ModelServiceDeps = { logger, batching: new BatchingMetrics(new InferenceMetrics(metrics)) };
-  const grpc = new GrpcServer({
-    host: env.GRPC_HOST,
-    port: env.GRPC_PORT,
-    logger,
-    metrics,
-    maxReceiveMessageBytes: env.MAX_MESSAGE_BYTES,
-    descriptorSet: loadDescriptorSet(),
-  });
-  await bootstrapService({
-    service,
-    module: ModelServiceModule.forRoot({
+  let grpc: GrpcServer;
+  let module: DynamicModule;
+  try {
+    routeGrpcLogs(logger);
+    const metrics = new ServiceMetrics(service);
+    const deps: ModelServiceDeps = { logger, batching: new BatchingMetrics(new InferenceMetrics(metrics)) };
+    grpc = new GrpcServer({
+      host: env.GRPC_HOST,
+      port: env.GRPC_PORT,
+      logger,
+      metrics,
+      maxReceiveMessageBytes: env.MAX_MESSAGE_BYTES,
+      descriptorSet: loadDescriptorSet(),
+    });
+    module = ModelServiceModule.forRoot({
       service,
       spec: spec(env),
       deps,
       grpc,
       metrics,
       shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
-    }),
+    });
+  } catch (error) {
+    // One line that says what failed; the orchestrator restarts the pod.
+    process.stderr.write(`${service} failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+  // bootstrapService reports its own failures the same way and exits 1.
+  await bootstrapService({
+    service,
+    module,
     grpc,
     logger,
     http: { host: env.HTTP_HOST, port: env.HTTP_PORT },
