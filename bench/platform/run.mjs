@@ -74,7 +74,6 @@ async function serviceEncoder() {
     MODEL_REPO: repo,
     GRPC_PORT: '0',
     HTTP_PORT: '0',
-    LOG_LEVEL: 'warn',
   });
   const client = createClient(encoderV1.EncoderServiceClient, svc.grpcAddress);
   const request = {
@@ -132,7 +131,7 @@ async function decoderStreams(client, tokenize, streams) {
 }
 
 async function decoderBench() {
-  const svc = await startService('decoder', { MODEL_REPO: repo, GRPC_PORT: '0', HTTP_PORT: '0', LOG_LEVEL: 'warn' });
+  const svc = await startService('decoder', { MODEL_REPO: repo, GRPC_PORT: '0', HTTP_PORT: '0' });
   const client = createClient(decoderV1.DecoderServiceClient, svc.grpcAddress);
   const tok = await callUnary(client.tokenize.bind(client), {
     text: 'Describe the scene in detail.',
@@ -197,18 +196,18 @@ async function latencies(address) {
 async function latencyBench() {
   const standalone = await startService(
     'gateway',
-    { GATEWAY_MODE: 'standalone', GATEWAY_MODEL_REPO: repo, GATEWAY_GRPC_PORT: '0', GATEWAY_HTTP_PORT: '0', LOG_LEVEL: 'warn' },
+    { GATEWAY_MODE: 'standalone', GATEWAY_MODEL_REPO: repo, GATEWAY_GRPC_PORT: '0', GATEWAY_HTTP_PORT: '0' },
     'gateway-standalone',
     120_000,
   );
   const a1 = await latencies(standalone.grpcAddress);
   await standalone.proc.stop('SIGTERM');
-  const platform = await startPlatform({ repo, env: { LOG_LEVEL: 'warn' } });
+  const platform = await startPlatform({ repo });
   const d = await latencies(platform.gateway.grpcAddress);
   await platform.stop();
   const standalone2 = await startService(
     'gateway',
-    { GATEWAY_MODE: 'standalone', GATEWAY_MODEL_REPO: repo, GATEWAY_GRPC_PORT: '0', GATEWAY_HTTP_PORT: '0', LOG_LEVEL: 'warn' },
+    { GATEWAY_MODE: 'standalone', GATEWAY_MODEL_REPO: repo, GATEWAY_GRPC_PORT: '0', GATEWAY_HTTP_PORT: '0' },
     'gateway-standalone',
     120_000,
   );

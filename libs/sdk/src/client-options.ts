@@ -141,24 +141,24 @@ export function buildTargets(addresses: string | readonly string[]): string[] {
   if (typeof addresses === 'string' && TARGET_SCHEME.test(addresses)) return [addresses];
   const list = typeof addresses === 'string' ? addresses.split(',').map((a) => a.trim()) : addresses;
   if (!Array.isArray(list) || list.length === 0) {
-    throw ImageBindError.invalidArgument("addresses: pass at least one 'host:port' address", 'addresses');
+    throw ImageBindError.invalidArgument("pass at least one 'host:port' address", 'addresses');
   }
   const parsed = list.map((entry: unknown, i) => {
     const field = typeof addresses === 'string' ? 'addresses' : `addresses[${i}]`;
     if (typeof entry !== 'string' || entry === '') {
       throw ImageBindError.invalidArgument(
-        `${field}: expected a 'host:port' string, got ${JSON.stringify(entry)}`,
+        `expected a 'host:port' string, got ${JSON.stringify(entry)}`,
         field,
       );
     }
     if (TARGET_SCHEME.test(entry)) {
       if (list.length > 1) {
         throw ImageBindError.invalidArgument(
-          `${field}: ${JSON.stringify(entry)} is a gRPC target with a scheme; pass it alone, or list plain 'host:port' addresses`,
+          `${JSON.stringify(entry)} is a gRPC target with a scheme; pass it alone, or list plain 'host:port' addresses`,
           field,
         );
       }
-      return { target: entry, host: '', family: 0 };
+      return { target: entry, family: 0 };
     }
     return parseHostPort(entry, field);
   });
@@ -172,7 +172,6 @@ export function buildTargets(addresses: string | readonly string[]): string[] {
 
 interface HostPort {
   readonly target: string;
-  readonly host: string;
   /** 4 or 6 for IP literals, 0 for names. */
   readonly family: number;
 }
@@ -183,16 +182,16 @@ function parseHostPort(entry: string, field: string): HostPort {
   const host = match?.[1] ?? match?.[2];
   if (match === null || host === undefined || !Number.isInteger(port) || port < 1 || port > 65_535) {
     throw ImageBindError.invalidArgument(
-      `${field}: ${JSON.stringify(entry)} is not 'host:port' (e.g. 'gateway.example:50051', '127.0.0.1:50051', '[::1]:50051')`,
+      `address ${JSON.stringify(entry)} is not 'host:port' (e.g. 'gateway.example:50051', '127.0.0.1:50051', '[::1]:50051')`,
       field,
     );
   }
   const family = isIP(host);
   if (match[1] !== undefined && family !== 6) {
     throw ImageBindError.invalidArgument(
-      `${field}: brackets are for IPv6 addresses, got ${JSON.stringify(entry)}`,
+      `brackets are for IPv6 addresses, got ${JSON.stringify(entry)}`,
       field,
     );
   }
-  return { target: entry, host, family };
+  return { target: entry, family };
 }

@@ -1,8 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { Client, credentials, type ChannelOptions } from '@grpc/grpc-js';
+import { Client, credentials, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import { gatewayV1 } from '@imagebind-llm/proto';
 import { CallRunner, type CallOptions } from './call-runner';
-import { resolveOptions, type ImageBindClientOptions, type ResolvedOptions } from './client-options';
+import {
+  resolveOptions,
+  type ImageBindClientOptions,
+  type ResolvedOptions,
+  type TlsOptions,
+} from './client-options';
 import type {
   BatchItemResult,
   BatchJobPage,
@@ -41,10 +46,7 @@ export class ImageBindClient {
   constructor(options: ImageBindClientOptions) {
     this.options = resolveOptions(options);
     const tls = this.options.tls;
-    const creds =
-      tls === undefined
-        ? credentials.createInsecure()
-        : credentials.createSsl(tls.rootCerts ?? null, tls.privateKey ?? null, tls.certChain ?? null);
+    const creds = channelCredentials(tls);
     const channelOptions: ChannelOptions = {
       // round_robin spreads calls over every address a target resolves to (an ipv4: list, or a
       // dns: name with several records); the default pick_first would pin one connection.
@@ -57,7 +59,18 @@ export class ImageBindClient {
         : { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName }),
       ...this.options.channelOptions,
     };
-    this.channels = this.options.targets.map((target) => new Client(target, creds, channelOptions));
+    this.channels = this.options.targets.map((target) => {
+      try {
+        return new Client(target, creds, channelOptions);
+      } catch (error) {
+        // grpc-js refuses targets it cannot parse with a plain Error.
+        throw ImageBindError.invalidArgument(
+          `cannot use address ${JSON.stringify(target)}: ${String(error)}`,
+          'addresses',
+          error,
+        );
+      }
+    });
     this.runner = new CallRunner({
       channels: this.channels,
       apiKey: this.options.apiKey,
@@ -232,6 +245,19 @@ export class ImageBindClient {
       (last) => (last === undefined ? wire : undefined),
     );
     for await (const response of responses) yield toChunk(response);
+  }
+}
+
+function channelCredentials(tls: TlsOptions | undefined): ChannelCredentials {
+  if (tls === undefined) return credentials.createInsecure();
+  try {
+    return credentials.createSsl(tls.rootCerts ?? null, tls.privateKey ?? null, tls.certChain ?? null);
+  } catch (error) {
+    throw ImageBindError.invalidArgument(
+      `tls: ${(error as Error).message}; pass PEM certificates and key as Buffers`,
+      'tls',
+      error,
+    );
   }
 }
 

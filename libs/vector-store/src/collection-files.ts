@@ -1,6 +1,6 @@
 import { open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { parseNpy, viewAs } from '@imagebind-llm/checkpoint';
+import { encodeNpy, parseNpy, viewAs } from '@imagebind-llm/checkpoint';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { COLLECTION_NAME, MAX_DIMENSION } from './validation';
 
@@ -8,7 +8,7 @@ import { COLLECTION_NAME, MAX_DIMENSION } from './validation';
  * On-disk layout of one embedded collection (README "Persistence layout"):
  *
  *   <dir>/<collection>/manifest.json         the commit record, replaced atomically
- *   <dir>/<collection>/vectors.<gen>.npy     float32 [count, dimension]
+ *   <dir>/<collection>/vectors.<gen>.<p>.npy float32 [rows, dimension], part p of the rows in order
  *   <dir>/<collection>/ids.<gen>.npy         int64 [count], row i holds the id of vector row i
  *   <dir>/<collection>/payloads.<gen>.json   {"<id>": {...}} for points that have a payload
  *   <dir>/<collection>/index.<gen>.usearch   the HNSW graph, only when one was built
@@ -16,11 +16,20 @@ import { COLLECTION_NAME, MAX_DIMENSION } from './validation';
  * Data files carry a generation number and are never overwritten: a flush writes generation g+1
  * beside g, then renames a new manifest over the old one. Whatever the moment of a crash, the
  * manifest names one complete generation.
+ *
+ * Vectors are split into parts of `vectorFileRows` rows (256 MiB by default) because a whole cache
+ * does not fit one buffer: Node reads at most 2 GiB per readFile and a Uint8Array holds at most
+ * 4 GiB, while the CC3M cache is 12 GiB of float32.
  */
 
 export const MANIFEST_FILE = 'manifest.json';
 export const STORE_FORMAT = 'imagebind-llm/vector-store';
 export const STORE_FORMAT_VERSION = 1;
+
+/** Bytes per vectors part: large enough for few files, small enough to encode without a big copy. */
+export const VECTOR_FILE_BYTES = 256 * 1024 * 1024;
+/** A Float32Array holds at most 2^32 elements: the row capacity of one collection in this store. */
+export const MAX_STORED_FLOATS = 2 ** 32 - 1;
 
 export type Quantization = 'f32' | 'i8';
 export const QUANTIZATIONS: readonly Quantization[] = ['f32', 'i8'];
@@ -34,8 +43,10 @@ export interface CollectionManifest {
   /** Quantization of the HNSW index file (the float32 vectors are always stored in full). */
   readonly quantization: Quantization;
   readonly generation: number;
+  /** Rows per vectors part; every part but the last is full. */
+  readonly vectorFileRows: number;
   readonly files: {
-    readonly vectors: string;
+    readonly vectors: readonly string[];
     readonly ids: string;
     readonly payloads: string;
     readonly index: string | null;
@@ -44,8 +55,12 @@ export interface CollectionManifest {
 
 export interface CollectionSnapshot {
   readonly manifest: CollectionManifest;
-  /** `.npy` bytes. */
-  readonly vectors: Uint8Array;
+  /**
+   * The live row buffer (at least count × dimension), encoded part by part while writing so the
+   * whole store is never copied at once. The owner must not modify it until the write settles
+   * (the driver copies it on write while a flush holds it).
+   */
+  readonly vectors: Float32Array;
   /** `.npy` bytes. */
   readonly ids: Uint8Array;
   readonly payloads: string;
@@ -62,9 +77,19 @@ export interface StoredCollection {
   readonly indexFile: string | undefined;
 }
 
-export function generationFiles(generation: number, withIndex: boolean): CollectionManifest['files'] {
+export function defaultVectorFileRows(dimension: number): number {
+  return Math.max(1, Math.floor(VECTOR_FILE_BYTES / (dimension * 4)));
+}
+
+export function generationFiles(
+  generation: number,
+  count: number,
+  vectorFileRows: number,
+  withIndex: boolean,
+): CollectionManifest['files'] {
+  const parts = Math.max(1, Math.ceil(count / vectorFileRows));
   return {
-    vectors: `vectors.${generation}.npy`,
+    vectors: Array.from({ length: parts }, (_, p) => `vectors.${generation}.${p}.npy`),
     ids: `ids.${generation}.npy`,
     payloads: `payloads.${generation}.json`,
     index: withIndex ? `index.${generation}.usearch` : null,
@@ -80,7 +105,14 @@ export function tempPath(path: string): string {
 export async function writeCollection(folder: string, snapshot: CollectionSnapshot): Promise<void> {
   const { files } = snapshot.manifest;
   try {
-    await writeDurably(join(folder, files.vectors), snapshot.vectors);
+    const { count, dimension, vectorFileRows } = snapshot.manifest;
+    for (const [p, file] of files.vectors.entries()) {
+      const first = p * vectorFileRows;
+      const rows = Math.min(vectorFileRows, count - first);
+      const part = snapshot.vectors.subarray(first * dimension, (first + rows) * dimension);
+      const data = new Uint8Array(part.buffer, part.byteOffset, part.byteLength);
+      await writeDurably(join(folder, file), encodeNpy({ dtype: 'float32', shape: [rows, dimension], data }));
+    }
     await writeDurably(join(folder, files.ids), snapshot.ids);
     await writeDurably(join(folder, files.payloads), snapshot.payloads);
     if (files.index !== null) {
@@ -102,7 +134,14 @@ export async function writeCollection(folder: string, snapshot: CollectionSnapsh
 
 /** Removes every file the manifest does not name: older generations and temp files of a crash. */
 export async function removeStrayFiles(folder: string, manifest: CollectionManifest): Promise<void> {
-  const keep = new Set<string>([MANIFEST_FILE, ...Object.values(manifest.files).filter((f) => f !== null)]);
+  const { vectors, ids, payloads, index } = manifest.files;
+  const keep = new Set<string>([
+    MANIFEST_FILE,
+    ...vectors,
+    ids,
+    payloads,
+    ...(index === null ? [] : [index]),
+  ]);
   for (const entry of await readdir(folder, { withFileTypes: true })) {
     if (entry.isFile() && !keep.has(entry.name)) await rm(join(folder, entry.name), { force: true });
   }
@@ -190,7 +229,12 @@ export async function readCollection(folder: string): Promise<StoredCollection> 
     return tensor.data;
   };
 
-  const vectors = viewAs(await npy(files.vectors, 'float32', [count, dimension]), Float32Array);
+  const vectors = new Float32Array(count * dimension);
+  for (const [p, file] of files.vectors.entries()) {
+    const first = p * manifest.vectorFileRows;
+    const rows = Math.min(manifest.vectorFileRows, count - first);
+    vectors.set(viewAs(await npy(file, 'float32', [rows, dimension]), Float32Array), first * dimension);
+  }
   const rawIds = viewAs(await npy(files.ids, 'int64', [count]), BigInt64Array);
   const ids = new Float64Array(count);
   const seen = new Set<number>();
@@ -260,8 +304,12 @@ function checkManifest(
   if (!positive(m.dimension, MAX_DIMENSION) || m.dimension === 0) {
     throw corrupt(`${MANIFEST_FILE} has dimension ${String(m.dimension)}`);
   }
-  if (!positive(m.count, Number.MAX_SAFE_INTEGER))
-    throw corrupt(`${MANIFEST_FILE} has count ${String(m.count)}`);
+  if (!positive(m.count, Math.floor(MAX_STORED_FLOATS / m.dimension))) {
+    throw corrupt(`${MANIFEST_FILE} has count ${String(m.count)}, more than this store can hold`);
+  }
+  if (!positive(m.vectorFileRows, Number.MAX_SAFE_INTEGER) || m.vectorFileRows === 0) {
+    throw corrupt(`${MANIFEST_FILE} has vectorFileRows ${String(m.vectorFileRows)}`);
+  }
   if (!positive(m.generation, Number.MAX_SAFE_INTEGER)) {
     throw corrupt(`${MANIFEST_FILE} has generation ${String(m.generation)}`);
   }
@@ -269,10 +317,11 @@ function checkManifest(
     throw corrupt(`${MANIFEST_FILE} has quantization ${JSON.stringify(m.quantization)}`);
   }
   const files = m.files as Partial<Record<keyof CollectionManifest['files'], unknown>> | undefined;
-  const expected = generationFiles(m.generation, files?.index !== null);
+  const expected = generationFiles(m.generation, m.count, m.vectorFileRows, files?.index !== null);
   if (
     files === undefined ||
-    files.vectors !== expected.vectors ||
+    !Array.isArray(files.vectors) ||
+    files.vectors.join('/') !== expected.vectors.join('/') ||
     files.ids !== expected.ids ||
     files.payloads !== expected.payloads ||
     files.index !== expected.index
@@ -289,6 +338,7 @@ function checkManifest(
     count: m.count,
     quantization: m.quantization as Quantization,
     generation: m.generation,
+    vectorFileRows: m.vectorFileRows,
     files: expected,
   };
 }

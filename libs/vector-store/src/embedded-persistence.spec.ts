@@ -67,7 +67,7 @@ describe('EmbeddedVectorStore persistence', () => {
       'ids.1.npy',
       'manifest.json',
       'payloads.1.json',
-      'vectors.1.npy',
+      'vectors.1.0.npy',
     ]);
     const manifest = JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8')) as Record<
       string,
@@ -81,10 +81,11 @@ describe('EmbeddedVectorStore persistence', () => {
       count: STORED,
       quantization: 'f32',
       generation: 1,
-      files: { vectors: 'vectors.1.npy', ids: 'ids.1.npy', payloads: 'payloads.1.json', index: null },
+      vectorFileRows: (256 * 1024 * 1024) / (d * 4),
+      files: { vectors: ['vectors.1.0.npy'], ids: 'ids.1.npy', payloads: 'payloads.1.json', index: null },
     });
     // Plain .npy: numpy (and readNpy) can read what the store wrote.
-    const stored = readNpy(join(folder, 'vectors.1.npy'));
+    const stored = readNpy(join(folder, 'vectors.1.0.npy'));
     expect(stored.shape).toEqual([STORED, d]);
     const ids = readNpy(join(folder, 'ids.1.npy'));
     expect(ids.dtype).toBe('int64');
@@ -105,22 +106,77 @@ describe('EmbeddedVectorStore persistence', () => {
     await fill(store);
     await store.flush();
     await store.flush(); // nothing changed: nothing written
-    expect(readdirSync(join(dir, 'cache'))).toContain('vectors.1.npy');
+    expect(readdirSync(join(dir, 'cache'))).toContain('vectors.1.0.npy');
     await store.upsert('cache', [{ id: 1, vector: vectors.slice(0, d) }]);
     await store.flush();
     expect(readdirSync(join(dir, 'cache')).sort()).toEqual([
       'ids.2.npy',
       'manifest.json',
       'payloads.2.json',
-      'vectors.2.npy',
+      'vectors.2.0.npy',
     ]);
     // What a crash in the middle of a flush leaves behind.
-    writeFileSync(join(dir, 'cache', '.vectors.3.npy.tmp'), 'partial');
-    writeFileSync(join(dir, 'cache', 'vectors.3.npy'), 'not committed');
+    writeFileSync(join(dir, 'cache', '.vectors.3.0.npy.tmp'), 'partial');
+    writeFileSync(join(dir, 'cache', 'vectors.3.0.npy'), 'not committed');
     const reopened = await EmbeddedVectorStore.open({ dir });
     expect((await reopened.describe('cache'))?.count).toBe(STORED + 1);
-    expect(readdirSync(join(dir, 'cache'))).not.toContain('vectors.3.npy');
-    expect(readdirSync(join(dir, 'cache'))).not.toContain('.vectors.3.npy.tmp');
+    expect(readdirSync(join(dir, 'cache'))).not.toContain('vectors.3.0.npy');
+    expect(readdirSync(join(dir, 'cache'))).not.toContain('.vectors.3.0.npy.tmp');
+  });
+
+  it('splits vectors into parts of vectorFileRows rows', async () => {
+    const dir = freshDir();
+    const store = await EmbeddedVectorStore.open({ dir, vectorFileRows: 50 });
+    await fill(store);
+    const before = await store.search('cache', queries, everything);
+    await store.flush();
+    const parts = readdirSync(join(dir, 'cache')).filter((f) => f.startsWith('vectors.'));
+    expect(parts).toHaveLength(Math.ceil(STORED / 50));
+    expect(readNpy(join(dir, 'cache', 'vectors.1.7.npy')).shape).toEqual([STORED - 7 * 50, d]);
+    // The part size is part of the manifest: a store opened with another setting still reads it.
+    const reopened = await EmbeddedVectorStore.open({ dir });
+    expect(await reopened.search('cache', queries, everything)).toEqual(before);
+  });
+
+  it('writes a consistent generation while mutations race the flush (copy on write)', async () => {
+    const dir = freshDir();
+    // Many small parts: the write spans many event-loop turns for the mutations to land in.
+    const store = await EmbeddedVectorStore.open({ dir, vectorFileRows: 10 });
+    await fill(store);
+    const ids = (await store.search('cache', new Float32Array(d), { k: 1000 }))[0]!.map((h) => h.id);
+    const stamp = (value: number) => ids.map((id) => ({ id, vector: new Float32Array(d).fill(value) }));
+    let step = 0;
+    // Every state the snapshot can see is stamped: all rows hold the step's number.
+    await store.upsert('cache', stamp(++step));
+    let done = false;
+    const flushed = store.flush().finally(() => (done = true));
+    while (!done) {
+      await store.upsert('cache', stamp(++step));
+      await store.delete('cache', [ids[step % ids.length]!]);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await flushed;
+    expect(step).toBeGreaterThan(2);
+    // Every row of the written generation carries the same stamp: no part saw a later mutation.
+    const folder = join(dir, 'cache');
+    const manifest = JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8')) as {
+      count: number;
+      files: { vectors: string[]; ids: string };
+    };
+    const values = new Set<number>();
+    for (const file of manifest.files.vectors) {
+      for (const v of toFloat32(readNpy(join(folder, file)))) values.add(v);
+    }
+    expect(values.size).toBe(1);
+    // The ids match the same moment: all of them, or all but the one that step deleted.
+    const stamped = [...values][0]!;
+    const written = readNpy(join(folder, manifest.files.ids));
+    const writtenIds = new Set(Array.from(new BigInt64Array(written.data.buffer, 0, manifest.count), Number));
+    const missing = ids.filter((id) => !writtenIds.has(id));
+    expect(missing.length === 0 || (missing.length === 1 && missing[0] === ids[stamped % ids.length])).toBe(
+      true,
+    );
+    expect(manifest.count).toBe(STORED - missing.length);
   });
 
   it('flushes on close', async () => {
@@ -159,6 +215,19 @@ describe('EmbeddedVectorStore persistence', () => {
       files: { index: string };
     };
     expect(manifest).toMatchObject({ quantization: 'f32', files: { index: 'index.2.usearch' } });
+  });
+
+  it('builds the graph on request, so a restart loads it instead of rebuilding', async () => {
+    const dir = freshDir();
+    const store = await EmbeddedVectorStore.open({ dir, exactBelow: 100 });
+    await fill(store);
+    await store.ensureCollection('small', 2);
+    await store.upsert('small', [{ id: 1, vector: Float32Array.of(1, 0) }]);
+    expect(await store.buildIndex('small')).toBe(false);
+    expect(await store.buildIndex('cache')).toBe(true);
+    await store.flush();
+    expect(readdirSync(join(dir, 'cache'))).toContain('index.1.usearch');
+    expect(readdirSync(join(dir, 'small'))).not.toContain('index.1.usearch');
   });
 
   it('refuses to open a corrupt collection with a message that says what to do', async () => {

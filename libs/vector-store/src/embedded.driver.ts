@@ -6,8 +6,10 @@ import { encodeNpy } from '@imagebind-llm/checkpoint';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { Index, MetricKind, ScalarKind } from 'usearch';
 import {
+  defaultVectorFileRows,
   generationFiles,
   MANIFEST_FILE,
+  MAX_STORED_FLOATS,
   QUANTIZATIONS,
   readCollection,
   removeStrayFiles,
@@ -22,6 +24,7 @@ import { exactTopK, rescoreRows, type RowHit } from './exact-top-k';
 import {
   checkCollectionName,
   checkDimension,
+  checkId,
   checkIds,
   checkK,
   checkPoints,
@@ -66,6 +69,8 @@ export interface EmbeddedVectorStoreOptions {
    */
   readonly exactBelow?: number;
   readonly hnsw?: HnswOptions;
+  /** Rows per vectors `.npy` part on disk. Default: 256 MiB of rows (65 536 at d=1024). */
+  readonly vectorFileRows?: number;
 }
 
 export const EMBEDDED_DEFAULTS = {
@@ -93,6 +98,8 @@ class Collection {
   readonly rowById = new Map<number, number>();
   /** Built lazily by the first search that needs it, then kept in step with every mutation. */
   index: Index | undefined;
+  /** A flush is still writing `vectors`: copy it before changing a row (copy on write). */
+  vectorsShared = false;
   /** Bumped by every mutation; flush writes only collections whose version moved. */
   version = 1;
   persistedVersion = 0;
@@ -109,13 +116,24 @@ class Collection {
 
   reserve(rows: number): void {
     if (rows <= this.ids.length) return;
-    const capacity = Math.max(rows, Math.ceil(this.ids.length * 1.5));
+    const capacity = Math.min(
+      Math.max(rows, Math.ceil(this.ids.length * 1.5)),
+      Math.floor(MAX_STORED_FLOATS / this.dimension),
+    );
     const vectors = new Float32Array(capacity * this.dimension);
     vectors.set(this.vectors.subarray(0, this.count * this.dimension));
     const ids = new Float64Array(capacity);
     ids.set(this.ids.subarray(0, this.count));
     this.vectors = vectors;
     this.ids = ids;
+    this.vectorsShared = false;
+  }
+
+  /** Makes `vectors` safe to modify while a flush may still be encoding the old buffer. */
+  ownVectors(): void {
+    if (!this.vectorsShared) return;
+    this.vectors = this.vectors.slice();
+    this.vectorsShared = false;
   }
 
   row(row: number): Float32Array {
@@ -146,9 +164,11 @@ export class EmbeddedVectorStore implements VectorStore {
   private readonly exactBelow: number;
   private readonly hnsw: Required<HnswOptions>;
   private readonly dir: string | undefined;
+  private readonly vectorFileRowsOption: number | undefined;
 
   private constructor(options: EmbeddedVectorStoreOptions) {
     this.dir = options.dir;
+    this.vectorFileRowsOption = options.vectorFileRows;
     this.quantization = options.quantization ?? EMBEDDED_DEFAULTS.quantization;
     this.exactBelow = options.exactBelow ?? EMBEDDED_DEFAULTS.exactBelow;
     this.hnsw = {
@@ -191,7 +211,19 @@ export class EmbeddedVectorStore implements VectorStore {
     const c = this.get(collection);
     checkPoints(points, c.dimension);
     if (points.length === 0) return 0;
-    c.reserve(c.count + points.length);
+    const maxRows = Math.floor(MAX_STORED_FLOATS / c.dimension);
+    if (c.count + points.length > maxRows) {
+      const added = new Set(points.filter((p) => !c.rowById.has(p.id)).map((p) => p.id)).size;
+      if (c.count + added > maxRows) {
+        throw new DomainError(
+          ErrorCode.PayloadTooLarge,
+          `collection ${JSON.stringify(c.name)} would hold ${c.count + added} vectors; the embedded store ` +
+            `holds at most ${maxRows} of dimension ${c.dimension} per collection (use the qdrant driver)`,
+        );
+      }
+    }
+    c.reserve(Math.min(c.count + points.length, maxRows));
+    c.ownVectors();
     const replaced: number[] = [];
     const touched = new Set<number>();
     for (const point of points) {
@@ -228,6 +260,7 @@ export class EmbeddedVectorStore implements VectorStore {
       if (row === undefined) continue;
       const last = c.count - 1;
       if (row !== last) {
+        c.ownVectors();
         const movedId = c.ids[last]!;
         c.vectors.copyWithin(row * c.dimension, last * c.dimension, (last + 1) * c.dimension);
         c.ids[row] = movedId;
@@ -263,6 +296,8 @@ export class EmbeddedVectorStore implements VectorStore {
     }
     checkK(options.k);
     const { k, signal } = options;
+    // The search itself is one synchronous section (nothing can abort it midway), so the signal
+    // is honoured once, before any work.
     throwIfAborted(signal);
     const query = (i: number): Float32Array => queries.subarray(i * c.dimension, (i + 1) * c.dimension);
     let hits: RowHit[][];
@@ -271,7 +306,6 @@ export class EmbeddedVectorStore implements VectorStore {
     } else if (c.count < this.exactBelow) {
       hits = [];
       for (let i = 0; i < n; i++) {
-        throwIfAborted(signal);
         hits.push(exactTopK(c.vectors, c.ids, c.count, query(i), k));
       }
     } else {
@@ -279,8 +313,7 @@ export class EmbeddedVectorStore implements VectorStore {
       const candidates = Math.min(c.count, this.quantization === 'i8' ? k * I8_OVERSAMPLE : k);
       hits = [];
       for (let i = 0; i < n; i++) {
-        throwIfAborted(signal);
-        // One query at a time: threads only pay off on batches, and per query we can honour the signal.
+        // One query per call on one thread: usearch's thread pool costs more than it saves here.
         const found = index.search(query(i), candidates, 1);
         const rows: number[] = [];
         for (const key of found.keys) {
@@ -298,6 +331,17 @@ export class EmbeddedVectorStore implements VectorStore {
         ...(options.includePayloads === true ? { payload: c.payloads[hit.row] ?? EMPTY_PAYLOAD } : {}),
       })),
     );
+  }
+
+  /**
+   * Grows a collection's row buffer to hold `rows` points at once, so a big import does not
+   * regrow (and briefly double) it batch after batch. A hint: never shrinks, never needed.
+   */
+  async reserve(collection: string, rows: number): Promise<void> {
+    await this.ready();
+    const c = this.get(collection);
+    checkId(rows, 'rows');
+    c.reserve(Math.min(rows, Math.floor(MAX_STORED_FLOATS / c.dimension)));
   }
 
   /**
@@ -329,6 +373,7 @@ export class EmbeddedVectorStore implements VectorStore {
     c.count = 0;
     c.vectors = empty.vectors;
     c.ids = empty.ids;
+    c.vectorsShared = false;
     c.payloads = [];
     c.rowById.clear();
     c.index = undefined;
@@ -368,7 +413,11 @@ export class EmbeddedVectorStore implements VectorStore {
       const folder = join(dir, c.name);
       await mkdir(folder, { recursive: true });
       const snapshot = this.snapshot(c, folder);
-      await writeCollection(folder, snapshot);
+      try {
+        await writeCollection(folder, snapshot);
+      } finally {
+        if (c.vectors === snapshot.vectors) c.vectorsShared = false;
+      }
       c.generation = snapshot.manifest.generation;
       c.persistedVersion = snapshot.version;
     }
@@ -377,20 +426,20 @@ export class EmbeddedVectorStore implements VectorStore {
   /** Synchronous on purpose: no mutation can interleave while the collection is captured. */
   private snapshot(c: Collection, folder: string): CollectionSnapshot & { version: number } {
     const generation = c.generation + 1;
-    const files = generationFiles(generation, c.index !== undefined);
+    const files = generationFiles(generation, c.count, this.vectorFileRows(c), c.index !== undefined);
     let indexTempFile: string | undefined;
     if (c.index !== undefined && files.index !== null) {
       mkdirSync(folder, { recursive: true });
       indexTempFile = tempPath(join(folder, files.index));
       c.index.save(indexTempFile);
     }
-    const vectorBytes = c.vectors.subarray(0, c.count * c.dimension);
     const ids = BigInt64Array.from(c.ids.subarray(0, c.count), (id) => BigInt(id));
     const payloads: Record<string, Readonly<Record<string, string>>> = {};
     for (let row = 0; row < c.count; row++) {
       const payload = c.payloads[row];
       if (payload !== undefined) payloads[String(c.ids[row])] = payload;
     }
+    c.vectorsShared = true;
     return {
       version: c.version,
       manifest: {
@@ -401,13 +450,12 @@ export class EmbeddedVectorStore implements VectorStore {
         count: c.count,
         quantization: this.quantization,
         generation,
+        vectorFileRows: this.vectorFileRows(c),
         files,
       },
-      vectors: encodeNpy({
-        dtype: 'float32',
-        shape: [c.count, c.dimension],
-        data: new Uint8Array(vectorBytes.buffer, vectorBytes.byteOffset, vectorBytes.byteLength),
-      }),
+      // Shared, not copied: the rows are encoded part by part during the write, and mutations
+      // meanwhile copy the buffer first (Collection.ownVectors).
+      vectors: c.vectors,
       ids: encodeNpy({ dtype: 'int64', shape: [c.count], data: new Uint8Array(ids.buffer) }),
       payloads: JSON.stringify(payloads),
       ...(indexTempFile === undefined ? {} : { indexTempFile }),
@@ -460,6 +508,10 @@ export class EmbeddedVectorStore implements VectorStore {
     const present = index.contains(BigUint64Array.from(c.ids.subarray(0, c.count), (id) => BigInt(id)));
     if (Array.isArray(present) ? !present.every(Boolean) : !present) return undefined;
     return index;
+  }
+
+  private vectorFileRows(c: Collection): number {
+    return this.vectorFileRowsOption ?? defaultVectorFileRows(c.dimension);
   }
 
   private newIndex(dimension: number): Index {
@@ -530,7 +582,13 @@ function checkOptions(options: EmbeddedVectorStoreOptions): void {
   if (typeof options !== 'object' || options === null) {
     throw DomainError.invalidInput('embedded vector store options must be an object', 'options');
   }
-  const { dir, quantization, exactBelow, hnsw } = options;
+  const { dir, quantization, exactBelow, hnsw, vectorFileRows } = options;
+  if (vectorFileRows !== undefined && !(Number.isSafeInteger(vectorFileRows) && vectorFileRows >= 1)) {
+    throw DomainError.invalidInput(
+      `vectorFileRows must be a positive integer, got ${String(vectorFileRows)}`,
+      'vectorFileRows',
+    );
+  }
   if (dir !== undefined && (typeof dir !== 'string' || dir === '')) {
     throw DomainError.invalidInput(
       'dir must be a non-empty path, or left out for a memory-only store',

@@ -72,6 +72,7 @@ export async function importFaissIndex(
       }
       await store.clear(collection);
     }
+    if (isReservable(store)) await store.reserve(collection, index.ntotal);
     let imported = 0;
     for await (const batch of index.batches(batchSize)) {
       if (options.signal?.aborted === true) {
@@ -93,6 +94,15 @@ export async function importFaissIndex(
   } finally {
     await index.close();
   }
+}
+
+/** Drivers that can size a collection ahead (the embedded one) get the row count up front. */
+interface Reservable {
+  reserve(collection: string, rows: number): Promise<void>;
+}
+
+function isReservable(store: VectorStore): store is VectorStore & Reservable {
+  return typeof (store as Partial<Reservable>).reserve === 'function';
 }
 
 async function openIndex(source: string | ByteSource): Promise<FaissFlatIndex> {

@@ -28,7 +28,9 @@ let grpcAddress: string;
 let httpBase: string;
 let client: encoderV1.EncoderServiceClient;
 
-function encodeText(text: string): Promise<{ error: ServiceError | null; response?: encoderV1.EncodeResponse }> {
+async function encodeText(
+  text: string,
+): Promise<{ error: ServiceError | null; response?: encoderV1.EncodeResponse }> {
   return new Promise((resolve) => {
     client.encode(
       {
@@ -64,7 +66,7 @@ beforeAll(async () => {
       BATCH_MAX_QUEUE: String(MAX_QUEUE),
       // Partial batches wait long, so the burst meets a full queue rather than an idle model.
       BATCH_MAX_DELAY_MS: '200',
-      LOG_LEVEL: 'warn',
+      LOG_LEVEL: 'info', // service.ready is an info line
     },
   });
   const ready = await proc.waitForLine((l) => l['event'] === 'service.ready', 60_000);
@@ -96,7 +98,10 @@ describe('encoder-text under 4× its batcher capacity', () => {
 
     const refused = results.filter((r) => r.error?.code === status.RESOURCE_EXHAUSTED);
     const ok = results.filter((r) => r.error === null);
-    expect(order.filter((k) => k === 'other'), JSON.stringify(results.map((r) => r.error?.details))).toEqual([]);
+    expect(
+      order.filter((k) => k === 'other'),
+      JSON.stringify(results.map((r) => r.error?.details)),
+    ).toEqual([]);
     expect(refused.length).toBeGreaterThan(0);
     // At least everything the batcher holds was accepted and answered.
     expect(ok.length).toBeGreaterThanOrEqual(MAX_BATCH + MAX_QUEUE);

@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import { runEncoderService } from '@imagebind-llm/serving';
 
-// Rows are clips: an image is 1, a video 15, so a batch holds two videos or 32 images.
+// Rows are clips: an image is 1, a video 15, so a batch holds two videos or 32 images, and the
+// queue a request of 16 videos.
 void runEncoderService({
   service: 'encoder-vision',
   modalities: ['image', 'video'],
@@ -9,4 +10,5 @@ void runEncoderService({
   httpPort: 9071,
   maxBatch: 32,
   maxQueue: 256,
+  maxInputs: 16,
 });

@@ -87,7 +87,10 @@ describe('encoder-vision process', () => {
         includeUnnormalized: false,
         includePreprocessed: false,
       }),
-    ).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/MODALITY_IMAGE, MODALITY_VIDEO/) });
+    ).rejects.toMatchObject({
+      code: 'INVALID_INPUT',
+      message: expect.stringMatching(/MODALITY_IMAGE, MODALITY_VIDEO/) as unknown,
+    });
   });
 
   it('exports the batcher metrics on /metrics', async () => {
@@ -96,7 +99,9 @@ describe('encoder-vision process', () => {
     const series = (name: string, model: string, rest = '') =>
       new RegExp(`^${name}\\{(?=[^}]*model="${model}")${rest}[^}]*\\} (\\S+)$`, 'm');
     expect(body).toMatch(series('ibllm_batch_size_count', 'imagebind-vision:image'));
-    expect(Number(series('ibllm_batch_size_count', 'imagebind-vision:image').exec(body)![1])).toBeGreaterThan(0);
+    expect(Number(series('ibllm_batch_size_count', 'imagebind-vision:image').exec(body)![1])).toBeGreaterThan(
+      0,
+    );
     expect(series('ibllm_batcher_queue_depth', 'imagebind-vision:image').exec(body)?.[1]).toBe('0');
     expect(series('ibllm_batcher_queue_depth', 'imagebind-vision:video').exec(body)?.[1]).toBe('0');
     const ok = series('ibllm_inference_requests_total', 'imagebind-vision:image', '(?=[^}]*outcome="ok")');

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { audio, image, ImageBindClient } from '@imagebind-llm/client';
 import { callServerStream, createClient } from '@imagebind-llm/grpc-kit';
 import { commonV1, gatewayV1 } from '@imagebind-llm/proto';
 import { goldenModelRepository, goldenPath, startProcess, type RunningProcess } from '@imagebind-llm/testing';
@@ -97,6 +98,42 @@ describe('ibllm serve --standalone', () => {
     client.close();
     expect(ids).toEqual(expected.generated_ids);
     expect(text.trim()).toBe(expected.text);
+  });
+
+  it('answers the SDK (@imagebind-llm/client) the same way: streamed chunks, embeddings as Float32Array', async () => {
+    const client = new ImageBindClient({ addresses: [at.grpc] });
+    try {
+      const stream = client.generate({
+        inputs: [image(goldenPath('inputs', 'girl.jpg')), audio(goldenPath('inputs', 'girl_bgm.wav'))],
+        instruction: QUESTION,
+        sampling: { temperature: 0 },
+        maxNewTokens: 24,
+      });
+      const chunks: number[][] = [];
+      for await (const chunk of stream) chunks.push(chunk.tokenIds);
+      expect(chunks.length).toBeGreaterThan(1);
+      const direct = createClient(gatewayV1.GatewayServiceClient, at.grpc);
+      const ids: number[] = [];
+      for await (const m of callServerStream(direct.generate.bind(direct), {
+        inputs: inputs(),
+        instruction: QUESTION,
+        input: '',
+        sampling: { temperature: 0 },
+        stopping: { maxNewTokens: 24 },
+      })) {
+        ids.push(...m.tokenIds);
+      }
+      direct.close();
+      expect(chunks.flat()).toEqual(ids);
+      const embedded = await client.embed({
+        inputs: [image(goldenPath('inputs', 'girl.jpg'))],
+        includeFused: true,
+      });
+      expect(embedded.embeddings[0]?.vector).toBeInstanceOf(Float32Array);
+      expect(embedded.embeddings[0]?.vector.length).toBe(1024);
+    } finally {
+      client.close();
+    }
   });
 
   it('serves /v1/models and /v1/embeddings (1024 values per input)', async () => {

@@ -72,3 +72,43 @@ describe('pickToken', () => {
     for (let i = 0; i < 20; i++) expect(pickToken(logits, params, i).id).toBe(3);
   });
 });
+
+describe('sampleTopP matches the full-sort definition (MODEL_SPEC §5.8)', () => {
+  // The definition, written the slow way: sort the whole vocabulary.
+  function reference(probs: Float64Array, topP: number, u: number): { id: number; prob: number } {
+    const order = Array.from({ length: probs.length }, (_, i) => i);
+    order.sort((a, b) => probs[b]! - probs[a]! || a - b);
+    let cumulative = 0;
+    let kept = 0;
+    for (const idx of order) {
+      if (cumulative > topP) break;
+      cumulative += probs[idx]!;
+      kept++;
+    }
+    let acc = 0;
+    for (let i = 0; i < kept; i++) {
+      acc += probs[order[i]!]!;
+      if (u * cumulative < acc) return { id: order[i]!, prob: probs[order[i]!]! / cumulative };
+    }
+    const last = order[kept - 1]!;
+    return { id: last, prob: probs[last]! / cumulative };
+  }
+
+  it('gives the same token and probability for peaked, flat and tied distributions', () => {
+    let state = 12345;
+    const rand = (): number => {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      return state / 2 ** 31;
+    };
+    for (const temperature of [0.05, 0.1, 0.7, 1, 3]) {
+      for (const topP of [0, 0.3, 0.75, 0.95, 1]) {
+        for (let trial = 0; trial < 6; trial++) {
+          const logits = Float32Array.from({ length: 3000 }, () => Math.round(rand() * 40) / 4);
+          const probs = softmaxWithTemperature(logits, temperature);
+          const u = rand();
+          expect(sampleTopP(probs, topP, u)).toEqual(reference(probs, topP, u));
+        }
+      }
+    }
+  });
+});

@@ -58,18 +58,37 @@ export function softmaxWithTemperature(logits: Float32Array, temperature: number
  * renormalise, draw with `u` ∈ [0, 1). Returns the token id and its probability after the mask.
  */
 export function sampleTopP(probs: Float64Array, topP: number, u: number): { id: number; prob: number } {
-  const order = Array.from({ length: probs.length }, (_, i) => i);
-  order.sort((a, b) => probs[b]! - probs[a]! || a - b);
-  let cumulative = 0;
-  let kept = 0;
-  let keptMass = 0;
-  for (const idx of order) {
-    const p = probs[idx]!;
-    if (cumulative > topP) break; // exclusive mass of this and every later entry exceeds p
-    cumulative += p;
-    keptMass += p;
-    kept++;
+  // The full descending order is only needed up to where the mask cuts it. Every set
+  // {i : p_i ≥ τ} is a prefix of that order (ties at τ included), so sort just that prefix and widen
+  // τ until the cut falls inside it; the result is identical to sorting the whole vocabulary, in
+  // O(V) instead of O(V log V) per token for peaked distributions (temperature 0.1 by default).
+  let max = 0;
+  for (let i = 0; i < probs.length; i++) if (probs[i]! > max) max = probs[i]!;
+  for (const threshold of [max / 64, max / 4096, max * 1e-9, -1]) {
+    const order: number[] = [];
+    const all = threshold < 0;
+    for (let i = 0; i < probs.length; i++) if (all || probs[i]! >= threshold) order.push(i);
+    order.sort((a, b) => probs[b]! - probs[a]! || a - b);
+    let cumulative = 0;
+    let kept = 0;
+    for (const idx of order) {
+      if (cumulative > topP) break; // exclusive mass of this and every later entry exceeds p
+      cumulative += probs[idx]!;
+      kept++;
+    }
+    // The cut must be seen inside the prefix (or the prefix is everything) to be the true cut.
+    if (kept < order.length || cumulative > topP || all) return drawFrom(order, kept, probs, cumulative, u);
   }
+  throw new Error('unreachable: the last threshold keeps every entry');
+}
+
+function drawFrom(
+  order: readonly number[],
+  kept: number,
+  probs: Float64Array,
+  keptMass: number,
+  u: number,
+): { id: number; prob: number } {
   const target = u * keptMass;
   let acc = 0;
   for (let i = 0; i < kept; i++) {

@@ -150,7 +150,11 @@ export function encoderFeedsFromPreprocessed(
       const groups = groupPointCloud({ points: data, count: shape[0]! });
       return {
         feeds: {
-          neighborhood: hostTensor('float32', [1, groups.numGroup, groups.groupSize, 3], groups.neighborhoods),
+          neighborhood: hostTensor(
+            'float32',
+            [1, groups.numGroup, groups.groupSize, 3],
+            groups.neighborhoods,
+          ),
           center: hostTensor('float32', [1, groups.numGroup, 3], groups.centers),
         },
         preprocessed,

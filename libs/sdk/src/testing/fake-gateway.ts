@@ -46,7 +46,10 @@ const JOB_METHODS = Object.keys(
 type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
 type AnyHandler = (call: AnyCall, callback?: (error: unknown, value?: unknown) => void) => void;
 
-export async function startFakeGateway(handlers: FakeHandlers): Promise<FakeGateway> {
+export async function startFakeGateway(
+  handlers: FakeHandlers,
+  credentials: ServerCredentials = ServerCredentials.createInsecure(),
+): Promise<FakeGateway> {
   const calls: RecordedCall[] = [];
   const implement = (methods: readonly FakeMethod[]): UntypedServiceImplementation => {
     const impl: UntypedServiceImplementation = {};
@@ -85,7 +88,7 @@ export async function startFakeGateway(handlers: FakeHandlers): Promise<FakeGate
   server.addService(gatewayV1.GatewayServiceService, implement(GATEWAY_METHODS));
   server.addService(gatewayV1.BatchJobServiceService, implement(JOB_METHODS));
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) =>
+    server.bindAsync('127.0.0.1:0', credentials, (error, bound) =>
       error === null ? resolve(bound) : reject(error),
     ),
   );

@@ -1,6 +1,11 @@
 // Medium: the batched bind network on the golden tiny-a model (ONNX Runtime, CPU) against the
 // one-row-at-a-time LanguagePipeline.project.
-import { createOrtSession, LanguagePipeline, type BatchEvent, type InferenceSessionPort } from '@imagebind-llm/inference';
+import {
+  createOrtSession,
+  LanguagePipeline,
+  type BatchEvent,
+  type InferenceSessionPort,
+} from '@imagebind-llm/inference';
 import { cosineSimilarity, goldenModelRepository, relativeError } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BindRuntime } from './bind-runtime';

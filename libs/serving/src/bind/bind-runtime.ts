@@ -32,6 +32,8 @@ export interface BindModelInfo {
 export interface BindRuntimeOptions {
   readonly batcher: BatcherSettings;
   readonly onBatch?: (event: BatchEvent) => void;
+  /** Called whenever a request has entered or left the queue (queue-depth gauge). */
+  readonly onQueueChange?: () => void;
   readonly clock?: BatcherClock;
 }
 
@@ -48,6 +50,8 @@ export interface BindLoadOptions extends BindRuntimeOptions {
  */
 export class BindRuntime {
   private readonly batched: RowBatchedModel;
+  /** Most rows one request may carry: all of them must fit the queue at once. */
+  private readonly maxRequestRows: number;
   private closed = false;
 
   constructor(
@@ -55,6 +59,7 @@ export class BindRuntime {
     private readonly session: InferenceSessionPort,
     options: BindRuntimeOptions,
   ) {
+    this.maxRequestRows = options.batcher.maxQueueSize;
     this.batched = new RowBatchedModel({
       name: info.label,
       session,
@@ -62,6 +67,7 @@ export class BindRuntime {
       batcher: options.batcher,
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.onBatch === undefined ? {} : { onBatch: options.onBatch }),
+      ...(options.onQueueChange === undefined ? {} : { onQueueChange: options.onQueueChange }),
     });
   }
 
@@ -113,11 +119,20 @@ export class BindRuntime {
     rows: number,
     options: { readonly signal?: AbortSignal; readonly deadline?: number } = {},
   ): Promise<Float32Array> {
-    if (this.closed) throw DomainError.unavailable('the bind network is shutting down; retry on another replica');
+    if (this.closed)
+      throw DomainError.unavailable('the bind network is shutting down; retry on another replica');
     if (!isPositiveInteger(rows) || queries.length !== rows * this.info.inDim) {
       throw DomainError.invalidInput(
         `queries: expected [${rows}, ${this.info.inDim}] (${rows * this.info.inDim} values), got ${queries.length} values`,
         'queries',
+      );
+    }
+    if (rows > this.maxRequestRows) {
+      // It could never be queued whole; OVERLOADED would invite retries that cannot succeed.
+      throw new DomainError(
+        ErrorCode.PayloadTooLarge,
+        `queries: ${rows} rows, but the bind queue holds ${this.maxRequestRows}; split the request`,
+        { field: 'queries', limit: this.maxRequestRows },
       );
     }
     this.batched.admit();
@@ -132,7 +147,9 @@ export class BindRuntime {
   async warmup(): Promise<void> {
     const out = await this.batched.runUnbatched({
       rows: 1,
-      feeds: { [INPUT]: { dtype: 'float32', dims: [1, this.info.inDim], data: new Float32Array(this.info.inDim) } },
+      feeds: {
+        [INPUT]: { dtype: 'float32', dims: [1, this.info.inDim], data: new Float32Array(this.info.inDim) },
+      },
     });
     if (out[OUTPUT]?.length !== this.info.outDim) {
       throw new DomainError(

@@ -1,6 +1,6 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import type { CallContext, ServiceHandlers } from '@imagebind-llm/grpc-kit';
-import { bindV1, commonV1 } from '@imagebind-llm/proto';
+import { commonV1, type bindV1 } from '@imagebind-llm/proto';
 import type { BatchingMetrics } from '../encoder/batching-metrics';
 import type { ModelSlot } from '../encoder/model-slot';
 import { float32Tensor, readFloat32Tensor } from '../tensor';
@@ -80,8 +80,6 @@ export class BindServiceImpl {
     } catch (error) {
       this.options.metrics?.request(BIND_COMPONENT, error);
       throw error;
-    } finally {
-      this.options.metrics?.refreshQueueDepth();
     }
   }
 

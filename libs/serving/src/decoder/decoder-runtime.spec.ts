@@ -1,65 +1,18 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import {
-  hostTensor,
-  type DecoderShape,
-  type GenerationRequest,
-  type HostTensor,
-  type InferenceSessionPort,
-} from '@imagebind-llm/inference';
-import { strictFake } from '@imagebind-llm/testing';
-import type { LlamaTokenizer } from '@imagebind-llm/tokenizer';
+import type { GenerationRequest } from '@imagebind-llm/inference';
 import { describe, expect, it } from 'vitest';
-import { DecoderRuntime, type DecoderModel, type DecoderRuntimeOptions } from './decoder-runtime';
+import { DecoderRuntime, type DecoderRuntimeOptions } from './decoder-runtime';
 import { KvAdmission } from './kv-admission';
+import { FAKE_SHAPE, fakeDecoderModel } from './testing/fake-decoder-model';
 import { FakeGenerationEngine } from './testing/fake-generation-engine';
 
-const shape: DecoderShape = {
-  nLayers: 2,
-  nHeads: 1,
-  headDim: 2,
-  dim: 3,
-  vocabSize: 50,
-  maxSeqLen: 100,
-  eosId: 2,
-};
-
-/** Visual graph stand-in: every offset is the sum of v, so a test can see which v went in. */
-class FakeVisual implements InferenceSessionPort {
-  readonly inputNames = ['visual_query'];
-  readonly outputNames = ['layer_offsets'];
-  readonly seen: Float32Array[] = [];
-  released = false;
-
-  // eslint-disable-next-line @typescript-eslint/require-await -- the port is async; the fake is not
-  async run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
-    const v = feeds['visual_query']!.data as Float32Array;
-    this.seen.push(v.slice());
-    const sum = v.reduce((a, b) => a + b, 0);
-    return {
-      layer_offsets: hostTensor('float32', [1, shape.nLayers, shape.dim], new Float32Array(6).fill(sum)),
-    };
-  }
-
-  // eslint-disable-next-line @typescript-eslint/require-await -- the port is async; the fake is not
-  async release(): Promise<void> {
-    this.released = true;
-  }
-}
+const shape = FAKE_SHAPE;
 
 function setup(options: Partial<DecoderRuntimeOptions> = {}) {
   const engine = new FakeGenerationEngine();
-  const visual = new FakeVisual();
+  const model = fakeDecoderModel();
+  const { visual } = model;
   const fatal: unknown[] = [];
-  const model: DecoderModel = {
-    decoder: strictFake<InferenceSessionPort>('decoder session', {
-      release: () => Promise.resolve(),
-    }),
-    visual,
-    tokenizer: strictFake<LlamaTokenizer>('tokenizer', {}),
-    shape,
-    bosId: 1,
-    info: { name: 'llama-decoder', version: '1', sourceSha256: 'ab', executionProvider: 'cpu' },
-  };
   const runtime = DecoderRuntime.create(
     model,
     {
@@ -302,14 +255,20 @@ describe('DecoderRuntime lifecycle', () => {
   });
 
   it('close refuses waiting requests with UNAVAILABLE and releases the sessions', async () => {
-    const { runtime, visual } = setup();
-    void runtime.generate(request(10, 80)).catch(() => undefined);
+    const { runtime, engine, visual, fatal } = setup();
+    const a = track(runtime.generate(request(10, 80)));
     const b = track(runtime.generate(request(10, 80)));
     await settle();
-    await runtime.close();
+    const closing = runtime.close();
     await settle();
     expect((b.error as DomainError).code).toBe(ErrorCode.DependencyUnavailable);
+    // the running sequence keeps its sessions until it ends
+    expect(visual.released).toBe(false);
+    engine.rows[0]!.finish('eos');
+    await closing;
+    expect(a.state).toBe('resolved');
     expect(visual.released).toBe(true);
+    expect(fatal).toHaveLength(0);
     const later = await runtime.generate(request(1, 1)).catch((e: unknown) => e);
     expect((later as DomainError).code).toBe(ErrorCode.DependencyUnavailable);
   });

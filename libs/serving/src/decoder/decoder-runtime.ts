@@ -168,6 +168,8 @@ export class DecoderRuntime {
   /** Running average of how long a sequence holds its reservation: the overload retry hint. */
   private sequenceMs = INITIAL_SEQUENCE_MS;
   private closed = false;
+  /** Engine runs in flight, so close() can wait for them. */
+  private readonly running = new Set<Promise<GenerationResult>>();
 
   private constructor(
     private readonly model: DecoderModel,
@@ -306,13 +308,19 @@ export class DecoderRuntime {
     const admittedAt = performance.now();
     const onAbort = (): void => reservation.release();
     req.signal?.addEventListener('abort', onAbort, { once: true });
+    // An abort between the grant and this line fired no event: free the room now.
+    if (req.signal?.aborted === true) reservation.release();
+    let run: Promise<GenerationResult> | undefined;
     try {
       // The session may have failed, or shutdown begun, while this request waited.
       this.ensureUsable();
-      return await this.engine.generate(req);
+      run = this.engine.generate(req);
+      this.running.add(run);
+      return await run;
     } catch (error) {
       throw this.broken(error);
     } finally {
+      if (run !== undefined) this.running.delete(run);
       req.signal?.removeEventListener('abort', onAbort);
       this.settle(reservation, performance.now() - admittedAt);
     }
@@ -332,13 +340,18 @@ export class DecoderRuntime {
     if (this.state === 'loading') this.state = 'ready';
   }
 
-  /** Refuses waiting requests and releases the sessions (after the server has drained). */
+  /**
+   * Refuses waiting requests, waits for the sequences in flight (the server has drained or
+   * aborted them by now), then releases the sessions: a session released under a running step
+   * would fail it.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.admission.refuseWaiting(
       DomainError.unavailable('the decoder is shutting down; retry on another replica'),
     );
+    await Promise.allSettled([...this.running]);
     await Promise.all([this.model.decoder.release(), this.model.visual.release()]);
   }
 
@@ -366,7 +379,8 @@ export class DecoderRuntime {
    */
   private broken(error: unknown): unknown {
     if (error instanceof DomainError) return error;
-    if (this.state !== 'failed') {
+    // After close() the sessions are gone on purpose; nothing to restart for.
+    if (this.state !== 'failed' && !this.closed) {
       this.state = 'failed';
       this.fatal = error;
       this.options.logger?.error({ event: 'decoder.session_failed', err: error }, 'decoder session failed');

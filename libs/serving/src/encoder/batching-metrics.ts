@@ -19,9 +19,17 @@ export function requestOutcome(error: unknown): RequestOutcome {
     case ErrorCode.InvalidInput:
     case ErrorCode.UnsupportedMedia:
     case ErrorCode.PayloadTooLarge:
+    case ErrorCode.ContextOverflow:
     case ErrorCode.NotFound:
+    case ErrorCode.AlreadyExists:
+    case ErrorCode.FailedPrecondition:
+    case ErrorCode.Unauthenticated:
+    case ErrorCode.PermissionDenied:
       return 'invalid';
-    default:
+    case ErrorCode.DependencyUnavailable:
+    case ErrorCode.ModelNotReady:
+    case ErrorCode.NotImplemented:
+    case ErrorCode.Internal:
       return 'failed';
   }
 }
@@ -62,7 +70,8 @@ export class BatchingMetrics {
 
   refreshQueueDepth(): void {
     for (const source of this.sources) {
-      for (const { label, queuedUnits } of source()) this.metrics.queueDepth.set({ model: label }, queuedUnits);
+      for (const { label, queuedUnits } of source())
+        this.metrics.queueDepth.set({ model: label }, queuedUnits);
     }
   }
 }

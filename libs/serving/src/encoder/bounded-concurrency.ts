@@ -16,7 +16,8 @@ export class BoundedConcurrency {
     /** Retry hint sent with OVERLOADED. */
     private readonly retryAfterMs: number,
   ) {
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`${name}: limit must be ≥ 1, got ${limit}`);
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new RangeError(`${name}: limit must be ≥ 1, got ${limit}`);
     if (!Number.isSafeInteger(maxWaiting) || maxWaiting < 0) {
       throw new RangeError(`${name}: maxWaiting must be ≥ 0, got ${maxWaiting}`);
     }
@@ -81,5 +82,10 @@ export class BoundedConcurrency {
 function cancelled(name: string, signal: AbortSignal | undefined): DomainError {
   const reason: unknown = signal?.reason;
   if (reason instanceof DomainError) return reason;
-  return new DomainError(ErrorCode.Cancelled, `${name}: the caller cancelled the request`, {}, { cause: reason });
+  return new DomainError(
+    ErrorCode.Cancelled,
+    `${name}: the caller cancelled the request`,
+    {},
+    { cause: reason },
+  );
 }

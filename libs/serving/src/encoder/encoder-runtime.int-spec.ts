@@ -78,7 +78,9 @@ describe('EncoderRuntime on the golden tiny-a models', () => {
     };
     // The first request of each modality runs alone and is held; the rest queue behind it and
     // then go as one batch per modality.
-    const firsts = (['image', 'audio', 'video'] as const).map((m) => inputs.findIndex((i) => i.modality === m));
+    const firsts = (['image', 'audio', 'video'] as const).map((m) =>
+      inputs.findIndex((i) => i.modality === m),
+    );
     const results: Promise<EncodedItem>[] = [];
     for (const index of firsts) results[index] = run(inputs[index]!);
     await vi.waitFor(() => expect(gateWaiters).toHaveLength(3), { timeout: 60_000, interval: 20 });

@@ -91,6 +91,21 @@ describe('EncoderRuntime', () => {
     expect(cut!.embedding).toEqual(single!.embedding);
   });
 
+  it('refuses as too large, not as overloaded, a request whose clips could never fit the queue', async () => {
+    const session = fakeRowSession();
+    const rt = runtime([{ modality: 'video', spec: VIDEO, session }], {
+      batcher: { ...BATCHER, maxBatchSize: 8, maxQueueSize: 16 },
+    });
+    await expect(
+      rt.encode('video', [{ preprocessed: clips(1, 10, [2]) }, { preprocessed: clips(2, 7, [2]) }]),
+    ).rejects.toMatchObject({
+      code: ErrorCode.PayloadTooLarge,
+      message: expect.stringMatching(/needs 17 clips/) as unknown,
+    });
+    expect(session.runs).toHaveLength(0);
+    await expect(rt.encode('video', [{ preprocessed: clips(1, 16, [2]) }])).resolves.toHaveLength(1);
+  });
+
   it('takes the clip mean in float32, clip by clip, as the graph does', () => {
     // In float64 the mean would be 1/3; float32 loses the 1 against 1e8 as ReduceMean does.
     expect(Array.from(clipMean(Float32Array.from([1e8, 1, -1e8]), 3))).toEqual([0]);
@@ -106,7 +121,10 @@ describe('EncoderRuntime', () => {
       const data = new Float32Array(12).fill(value);
       // Byte 9 stands for a repository built for another image size.
       const dims = value === 9 ? [1, 3, 1, 4] : [1, 3, 2, 2];
-      return { feeds: { image: hostTensor('float32', dims, data) }, preprocessed: { data, shape: [3, 2, 2] } };
+      return {
+        feeds: { image: hostTensor('float32', dims, data) },
+        preprocessed: { data, shape: [3, 2, 2] },
+      };
     };
     const session = fakeRowSession();
     const rt = runtime([{ modality: 'image', spec: IMAGE, session }], { preprocess });
@@ -120,13 +138,19 @@ describe('EncoderRuntime', () => {
     ]);
     expect(a!.embedding[0]).toBe(12);
     expect(b!.embedding[0]).toBe(24);
-    await expect(rt.encode('image', [{ bytes: Uint8Array.of(1) }, { bytes: Uint8Array.of(9) }])).rejects.toMatchObject({
+    await expect(
+      rt.encode('image', [{ bytes: Uint8Array.of(1) }, { bytes: Uint8Array.of(9) }]),
+    ).rejects.toMatchObject({
       code: ErrorCode.FailedPrecondition,
       details: { field: 'inputs[1].content' },
     });
-    await expect(rt.encode('image', [{ preprocessed: { data: new Float32Array(18), shape: [3, 2, 3] } }])).rejects.toMatchObject({
+    await expect(
+      rt.encode('image', [{ preprocessed: { data: new Float32Array(18), shape: [3, 2, 3] } }]),
+    ).rejects.toMatchObject({
       code: ErrorCode.InvalidInput,
-      message: expect.stringMatching(/^inputs\[0\]: .*takes image as float32 \[3, 2, 2\] per item, got float32 \[3, 2, 3\]/),
+      message: expect.stringMatching(
+        /^inputs\[0\]: .*takes image as float32 \[3, 2, 2\] per item, got float32 \[3, 2, 3\]/,
+      ) as unknown,
       details: { field: 'inputs[0].preprocessed' },
     });
   });
@@ -135,12 +159,18 @@ describe('EncoderRuntime', () => {
     const session = fakeRowSession();
     const preprocess = async (input: ModalityInput): Promise<PreprocessedEncoderInput> => {
       await Promise.resolve();
-      if (input.bytes?.[0] === 0) throw new DomainError(ErrorCode.UnsupportedMedia, 'not an image', { field: 'image' });
+      if (input.bytes?.[0] === 0)
+        throw new DomainError(ErrorCode.UnsupportedMedia, 'not an image', { field: 'image' });
       const data = new Float32Array(12);
-      return { feeds: { image: hostTensor('float32', [1, 3, 2, 2], data) }, preprocessed: { data, shape: [3, 2, 2] } };
+      return {
+        feeds: { image: hostTensor('float32', [1, 3, 2, 2], data) },
+        preprocessed: { data, shape: [3, 2, 2] },
+      };
     };
     const rt = runtime([{ modality: 'image', spec: IMAGE, session }], { preprocess });
-    await expect(rt.encode('image', [{ bytes: Uint8Array.of(1) }, { bytes: Uint8Array.of(0) }])).rejects.toMatchObject({
+    await expect(
+      rt.encode('image', [{ bytes: Uint8Array.of(1) }, { bytes: Uint8Array.of(0) }]),
+    ).rejects.toMatchObject({
       code: ErrorCode.UnsupportedMedia,
       message: 'inputs[1]: not an image',
       details: { field: 'inputs[1].content' },
@@ -151,11 +181,15 @@ describe('EncoderRuntime', () => {
   it('checks preprocessed token ids and feeds them as int64', async () => {
     const session = fakeRowSession();
     const rt = runtime([{ modality: 'text', spec: TEXT, session }]);
-    await expect(rt.encode('text', [{ preprocessed: { data: Float32Array.from([1, 2, 1e6, 0]), shape: [4] } }])).rejects.toMatchObject({
+    await expect(
+      rt.encode('text', [{ preprocessed: { data: Float32Array.from([1, 2, 1e6, 0]), shape: [4] } }]),
+    ).rejects.toMatchObject({
       code: ErrorCode.InvalidInput,
       details: { field: 'inputs[0].preprocessed' },
     });
-    const [e] = await rt.encode('text', [{ preprocessed: { data: Float32Array.from([1, 2, 3, 0]), shape: [4] } }]);
+    const [e] = await rt.encode('text', [
+      { preprocessed: { data: Float32Array.from([1, 2, 3, 0]), shape: [4] } },
+    ]);
     expect(session.runs[0]!.feeds['tokens']!.data).toEqual(BigInt64Array.from([1n, 2n, 3n, 0n]));
     expect(e!.embedding[0]).toBe(6);
   });
@@ -175,7 +209,10 @@ describe('EncoderRuntime', () => {
       preprocessed++;
       await Promise.resolve();
       const data = new Float32Array(12);
-      return { feeds: { image: hostTensor('float32', [1, 3, 2, 2], data) }, preprocessed: { data, shape: [3, 2, 2] } };
+      return {
+        feeds: { image: hostTensor('float32', [1, 3, 2, 2], data) },
+        preprocessed: { data, shape: [3, 2, 2] },
+      };
     };
     const rt = runtime([{ modality: 'image', spec: IMAGE, session }], {
       preprocess,
@@ -199,7 +236,10 @@ describe('EncoderRuntime', () => {
     const preprocess = async (): Promise<PreprocessedEncoderInput> => {
       await new Promise<void>((resolve) => gate.push(resolve));
       const data = new Float32Array(12);
-      return { feeds: { image: hostTensor('float32', [1, 3, 2, 2], data) }, preprocessed: { data, shape: [3, 2, 2] } };
+      return {
+        feeds: { image: hostTensor('float32', [1, 3, 2, 2], data) },
+        preprocessed: { data, shape: [3, 2, 2] },
+      };
     };
     const rt = runtime([{ modality: 'image', spec: IMAGE, session: fakeRowSession() }], {
       preprocess,
@@ -210,7 +250,7 @@ describe('EncoderRuntime', () => {
     await vi.waitFor(() => expect(gate).toHaveLength(1));
     await expect(rt.encode('image', [{ bytes: Uint8Array.of(1) }])).rejects.toMatchObject({
       code: ErrorCode.Overloaded,
-      message: expect.stringMatching(/1 inputs are being preprocessed and 2 wait/),
+      message: expect.stringMatching(/1 inputs are being preprocessed and 2 wait/) as unknown,
     });
     // One at a time: each finished preprocessing lets the next waiting input in.
     for (let i = 0; i < 3; i++) {
@@ -228,8 +268,16 @@ describe('EncoderRuntime', () => {
       { modality: 'text', spec: TEXT, session: text },
     ]);
     await rt.warmup();
-    expect(video.runs[0]!.feeds['video']).toEqual({ dtype: 'float32', dims: [1, 1, 2], data: new Float32Array(2) });
-    expect(text.runs[0]!.feeds['tokens']).toEqual({ dtype: 'int64', dims: [1, 4], data: new BigInt64Array(4) });
+    expect(video.runs[0]!.feeds['video']).toEqual({
+      dtype: 'float32',
+      dims: [1, 1, 2],
+      data: new Float32Array(2),
+    });
+    expect(text.runs[0]!.feeds['tokens']).toEqual({
+      dtype: 'int64',
+      dims: [1, 4],
+      data: new BigInt64Array(4),
+    });
     // Warm-up is not traffic: it leaves the batcher's counters alone.
     expect(rt.stats().map((s) => s.stats.totals.batches)).toEqual([0, 0]);
   });

@@ -73,6 +73,8 @@ export interface EncoderRuntimeOptions {
   readonly preprocessConcurrency?: number;
   /** Called after every executed batch (metrics). */
   readonly onBatch?: (model: EncoderModelInfo, event: BatchEvent) => void;
+  /** Called whenever a request has entered or left a queue (queue-depth gauge). */
+  readonly onQueueChange?: () => void;
   /** Batcher clock; tests pass a manual one. */
   readonly clock?: BatcherClock;
   /** Decoding and preprocessing of raw inputs; default MODEL_SPEC §2 (`preprocessEncoderInput`). */
@@ -119,6 +121,8 @@ export class EncoderRuntime {
   private readonly models = new Map<InputModality, LoadedModel>();
   private readonly preprocessing: BoundedConcurrency;
   private readonly preprocess: (input: ModalityInput) => Promise<PreprocessedEncoderInput>;
+  /** Most rows one request may need: all of them must fit the queue at once. */
+  private readonly maxRequestRows: number;
   private closed = false;
 
   constructor(parts: readonly EncoderModelParts[], options: EncoderRuntimeOptions) {
@@ -136,6 +140,7 @@ export class EncoderRuntime {
           clipAxis: clips,
           batcher: options.batcher,
           ...(options.clock === undefined ? {} : { clock: options.clock }),
+          ...(options.onQueueChange === undefined ? {} : { onQueueChange: options.onQueueChange }),
           ...(options.onBatch === undefined
             ? {}
             : { onBatch: (event: BatchEvent) => options.onBatch?.(part.info, event) }),
@@ -143,6 +148,7 @@ export class EncoderRuntime {
       });
     }
     this.preprocess = options.preprocess ?? preprocessEncoderInput;
+    this.maxRequestRows = options.batcher.maxQueueSize;
     // As many may wait as the batcher queue holds rows: past that the batcher would refuse them anyway.
     this.preprocessing = new BoundedConcurrency(
       'preprocessing',
@@ -178,7 +184,8 @@ export class EncoderRuntime {
             executionProvider = chosen[0] ?? 'cpu';
           },
         });
-        const source = resolved.json.sources.find((s) => !s.role.endsWith('config')) ?? resolved.json.sources[0];
+        const source =
+          resolved.json.sources.find((s) => !s.role.endsWith('config')) ?? resolved.json.sources[0];
         return {
           info: {
             modality,
@@ -249,6 +256,16 @@ export class EncoderRuntime {
             }),
         ),
       );
+      const rows = prepared.reduce((n, p) => n + p.slice.rows, 0);
+      if (rows > this.maxRequestRows) {
+        // It could never be queued whole; OVERLOADED would invite retries that cannot succeed.
+        throw new DomainError(
+          ErrorCode.PayloadTooLarge,
+          `inputs: this request needs ${rows} ${model.clips ? 'clips' : 'rows'} but the ${model.info.label} queue ` +
+            `holds ${this.maxRequestRows}; split it into smaller requests`,
+          { field: 'inputs', limit: this.maxRequestRows },
+        );
+      }
       const outputs = await model.batched.run(
         prepared.map((p) => p.slice),
         {
@@ -358,7 +375,9 @@ export function clipMean(rows: Float32Array, clips: number): Float32Array {
 }
 
 function hasClipAxis(inputs: readonly TensorSpec[]): boolean {
-  return inputs.length > 0 && inputs.every((spec) => spec.dims.length >= 3 && typeof spec.dims[1] === 'string');
+  return (
+    inputs.length > 0 && inputs.every((spec) => spec.dims.length >= 3 && typeof spec.dims[1] === 'string')
+  );
 }
 
 /** Batch-of-one feeds → rows: one row, or one row per clip for a clips graph. */
@@ -407,5 +426,10 @@ function checkAgainstGraph(
 /** The same error, naming the item it came from (`inputs[2]: ...`, field `inputs[2].content`). */
 function atItem(error: DomainError, item: string, field: string): DomainError {
   if (error.message.startsWith(`${item}:`)) return error;
-  return new DomainError(error.code, `${item}: ${error.message}`, { ...error.details, field }, { cause: error });
+  return new DomainError(
+    error.code,
+    `${item}: ${error.message}`,
+    { ...error.details, field },
+    { cause: error },
+  );
 }

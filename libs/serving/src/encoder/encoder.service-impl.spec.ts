@@ -1,5 +1,10 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import { hostTensor, type ModalityInput, type PreprocessedEncoderInput, type TensorSpec } from '@imagebind-llm/inference';
+import {
+  hostTensor,
+  type ModalityInput,
+  type PreprocessedEncoderInput,
+  type TensorSpec,
+} from '@imagebind-llm/inference';
 import { InferenceMetrics, ServiceMetrics } from '@imagebind-llm/observability';
 import { commonV1, type encoderV1 } from '@imagebind-llm/proto';
 import { describe, expect, it } from 'vitest';
@@ -34,7 +39,10 @@ function recordingPreprocess(seen: ModalityInput[]) {
       };
     }
     const data = new Float32Array(12).fill(input.bytes![0]!);
-    return { feeds: { image: hostTensor('float32', [1, 3, 2, 2], data) }, preprocessed: { data, shape: [3, 2, 2] } };
+    return {
+      feeds: { image: hostTensor('float32', [1, 3, 2, 2], data) },
+      preprocessed: { data, shape: [3, 2, 2] },
+    };
   };
 }
 
@@ -106,14 +114,20 @@ describe('EncoderServiceImpl.encode', () => {
     const { impl } = vision({ seen });
     const clip = float32Tensor(new Float32Array(6).fill(1), [3, 2]);
     const out = await impl.encode(
-      request({ modality: Modality.MODALITY_VIDEO, inputs: [{ source: { $case: 'preprocessed', value: clip }, mediaType: '' }] }),
+      request({
+        modality: Modality.MODALITY_VIDEO,
+        inputs: [{ source: { $case: 'preprocessed', value: clip }, mediaType: '' }],
+      }),
     );
     expect(seen).toHaveLength(0);
     expect(readFloat32Tensor(out.embeddings[0]!.embedding, 'e').data[0]).toBe(2);
   });
 
   it.each([
-    [Modality.MODALITY_UNSPECIFIED, /^modality: set it; this replica encodes MODALITY_IMAGE, MODALITY_VIDEO$/],
+    [
+      Modality.MODALITY_UNSPECIFIED,
+      /^modality: set it; this replica encodes MODALITY_IMAGE, MODALITY_VIDEO$/,
+    ],
     [Modality.MODALITY_AUDIO, /this replica encodes MODALITY_IMAGE, MODALITY_VIDEO, not MODALITY_AUDIO/],
     [Modality.MODALITY_POINT_CLOUD, /not MODALITY_POINT_CLOUD/],
     [Modality.MODALITY_DEPTH, /not MODALITY_DEPTH/],
@@ -132,11 +146,31 @@ describe('EncoderServiceImpl.encode', () => {
 
   it.each<[string, Partial<encoderV1.EncodeRequest>, string, string | undefined]>([
     ['no inputs', { inputs: [] }, ErrorCode.InvalidInput, 'inputs'],
-    ['too many inputs', { inputs: [content([1]), content([1]), content([1]), content([1])] }, ErrorCode.PayloadTooLarge, 'inputs'],
-    ['an input without a source', { inputs: [{ source: undefined, mediaType: '' }] }, ErrorCode.InvalidInput, 'inputs[0]'],
+    [
+      'too many inputs',
+      { inputs: [content([1]), content([1]), content([1]), content([1])] },
+      ErrorCode.PayloadTooLarge,
+      'inputs',
+    ],
+    [
+      'an input without a source',
+      { inputs: [{ source: undefined, mediaType: '' }] },
+      ErrorCode.InvalidInput,
+      'inputs[0]',
+    ],
     ['empty content', { inputs: [content([1]), content([])] }, ErrorCode.InvalidInput, 'inputs[1].content'],
-    ['content over the byte limit', { inputs: [content(new Array<number>(65).fill(1))] }, ErrorCode.PayloadTooLarge, 'inputs[0].content'],
-    ['text for an image', { inputs: [{ source: { $case: 'text', value: 'a dog' }, mediaType: '' }] }, ErrorCode.InvalidInput, 'inputs[0].text'],
+    [
+      'content over the byte limit',
+      { inputs: [content(new Array<number>(65).fill(1))] },
+      ErrorCode.PayloadTooLarge,
+      'inputs[0].content',
+    ],
+    [
+      'text for an image',
+      { inputs: [{ source: { $case: 'text', value: 'a dog' }, mediaType: '' }] },
+      ErrorCode.InvalidInput,
+      'inputs[0].text',
+    ],
     [
       'a float16 tensor',
       {
@@ -155,17 +189,39 @@ describe('EncoderServiceImpl.encode', () => {
     ],
     [
       'a tensor of the wrong layout',
-      { inputs: [{ source: { $case: 'preprocessed', value: float32Tensor(new Float32Array(12), [2, 2, 3]) }, mediaType: '' }] },
+      {
+        inputs: [
+          {
+            source: { $case: 'preprocessed', value: float32Tensor(new Float32Array(12), [2, 2, 3]) },
+            mediaType: '',
+          },
+        ],
+      },
       ErrorCode.InvalidInput,
       'inputs[0].preprocessed',
     ],
     [
       'a NaN in a tensor',
-      { inputs: [{ source: { $case: 'preprocessed', value: float32Tensor(new Float32Array(12).fill(NaN), [3, 2, 2]) }, mediaType: '' }] },
+      {
+        inputs: [
+          {
+            source: {
+              $case: 'preprocessed',
+              value: float32Tensor(new Float32Array(12).fill(NaN), [3, 2, 2]),
+            },
+            mediaType: '',
+          },
+        ],
+      },
       ErrorCode.InvalidInput,
       'inputs[0].preprocessed',
     ],
-    ['another component', { model: { name: 'imagebind-audio', version: '' } }, ErrorCode.NotFound, 'model.name'],
+    [
+      'another component',
+      { model: { name: 'imagebind-audio', version: '' } },
+      ErrorCode.NotFound,
+      'model.name',
+    ],
     ['a version not loaded', { model: { name: '', version: '7' } }, ErrorCode.NotFound, 'model.version'],
   ])('refuses %s', async (_what, partial, code, field) => {
     const { impl, runtime } = vision();
@@ -185,7 +241,12 @@ describe('EncoderServiceImpl.encode', () => {
     const error = await failure(impl.encode(request({ modality: Modality.MODALITY_TEXT })));
     expect(error).toMatchObject({ code: ErrorCode.InvalidInput, details: { field: 'inputs[0].content' } });
     const blank = await failure(
-      impl.encode(request({ modality: Modality.MODALITY_TEXT, inputs: [{ source: { $case: 'text', value: '  ' }, mediaType: '' }] })),
+      impl.encode(
+        request({
+          modality: Modality.MODALITY_TEXT,
+          inputs: [{ source: { $case: 'text', value: '  ' }, mediaType: '' }],
+        }),
+      ),
     );
     expect(blank).toMatchObject({ code: ErrorCode.InvalidInput, details: { field: 'inputs[0].text' } });
   });
@@ -215,15 +276,25 @@ describe('EncoderServiceImpl.encode', () => {
     const metrics = new ServiceMetrics('encoder-test');
     const batching = new BatchingMetrics(new InferenceMetrics(metrics));
     const { impl, runtime } = vision({ metrics: batching });
-    batching.track(() => runtime.stats().map((s) => ({ label: s.model.label, queuedUnits: s.stats.queuedUnits })));
+    batching.track(() =>
+      runtime.stats().map((s) => ({ label: s.model.label, queuedUnits: s.stats.queuedUnits })),
+    );
     await impl.encode(request({}));
     await failure(impl.encode(request({ inputs: [] })));
     await failure(impl.encode(request({ modality: Modality.MODALITY_AUDIO })));
     const { body } = await metrics.scrape();
-    expect(body).toContain('ibllm_inference_requests_total{model="imagebind-vision:image",outcome="ok",service="encoder-test"} 1');
-    expect(body).toContain('ibllm_inference_requests_total{model="imagebind-vision:image",outcome="invalid",service="encoder-test"} 1');
-    expect(body).toContain('ibllm_inference_requests_total{model="unknown",outcome="invalid",service="encoder-test"} 1');
-    expect(body).toContain('ibllm_batcher_queue_depth{model="imagebind-vision:video",service="encoder-test"} 0');
+    expect(body).toContain(
+      'ibllm_inference_requests_total{model="imagebind-vision:image",outcome="ok",service="encoder-test"} 1',
+    );
+    expect(body).toContain(
+      'ibllm_inference_requests_total{model="imagebind-vision:image",outcome="invalid",service="encoder-test"} 1',
+    );
+    expect(body).toContain(
+      'ibllm_inference_requests_total{model="unknown",outcome="invalid",service="encoder-test"} 1',
+    );
+    expect(body).toContain(
+      'ibllm_batcher_queue_depth{model="imagebind-vision:video",service="encoder-test"} 0',
+    );
   });
 });
 

@@ -1,7 +1,7 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import type { CallContext, ServiceHandlers } from '@imagebind-llm/grpc-kit';
 import { ENCODER_COMPONENTS, type InputModality } from '@imagebind-llm/inference';
-import { commonV1, encoderV1 } from '@imagebind-llm/proto';
+import { commonV1, type encoderV1 } from '@imagebind-llm/proto';
 import { float32Tensor, readFloat32Tensor } from '../tensor';
 import type { BatchingMetrics } from './batching-metrics';
 import type { EncoderItem, EncoderModelInfo, EncoderRuntime } from './encoder-runtime';
@@ -67,7 +67,8 @@ export class EncoderServiceImpl {
     private readonly slot: ModelSlot<EncoderRuntime>,
     private readonly options: EncoderServiceOptions,
   ) {
-    if (options.modalities.length === 0) throw new RangeError('an encoder service serves at least one modality');
+    if (options.modalities.length === 0)
+      throw new RangeError('an encoder service serves at least one modality');
     this.limits = options.limits ?? DEFAULT_ENCODER_LIMITS;
     this.served = options.modalities.map((m) => commonV1.modalityToJSON(PROTO_MODALITY[m])).join(', ');
   }
@@ -99,7 +100,8 @@ export class EncoderServiceImpl {
       const items = this.itemsOf(request, modality);
       const runtime = this.slot.get();
       const info = runtime.modelInfo().find((m) => m.modality === modality);
-      if (info === undefined) throw new DomainError(ErrorCode.Internal, `the runtime has no ${modality} model`);
+      if (info === undefined)
+        throw new DomainError(ErrorCode.Internal, `the runtime has no ${modality} model`);
       if (wanted.version !== '' && wanted.version !== info.version) {
         throw new DomainError(
           ErrorCode.NotFound,
@@ -127,8 +129,6 @@ export class EncoderServiceImpl {
     } catch (error) {
       this.options.metrics?.request(label, error);
       throw error;
-    } finally {
-      this.options.metrics?.refreshQueueDepth();
     }
   }
 
@@ -143,7 +143,8 @@ export class EncoderServiceImpl {
         const info: EncoderModelInfo | undefined = loaded.find((m) => m.component === component);
         return {
           model: { name: component, version: info?.version ?? '' },
-          state: info === undefined && state !== 'failed' ? commonV1.ModelState.MODEL_STATE_LOADING : STATE[state],
+          state:
+            info === undefined && state !== 'failed' ? commonV1.ModelState.MODEL_STATE_LOADING : STATE[state],
           executionProvider: info?.executionProvider ?? '',
           sourceSha256: info?.sourceSha256 ?? '',
           message: state === 'failed' ? (this.slot.failureMessage ?? 'failed') : '',
@@ -169,7 +170,8 @@ export class EncoderServiceImpl {
 
   private itemsOf(request: encoderV1.EncodeRequest, modality: InputModality): EncoderItem[] {
     const { inputs } = request;
-    if (inputs.length === 0) throw DomainError.invalidInput('inputs: at least one input is required', 'inputs');
+    if (inputs.length === 0)
+      throw DomainError.invalidInput('inputs: at least one input is required', 'inputs');
     if (inputs.length > this.limits.maxInputs) {
       throw new DomainError(
         ErrorCode.PayloadTooLarge,
@@ -193,7 +195,10 @@ export class EncoderServiceImpl {
           throw DomainError.invalidInput(`${at}.content: text inputs go in the text field`, `${at}.content`);
         }
         if (source.value.length === 0) {
-          throw DomainError.invalidInput(`${at}.content: the ${modality} input is empty (0 bytes)`, `${at}.content`);
+          throw DomainError.invalidInput(
+            `${at}.content: the ${modality} input is empty (0 bytes)`,
+            `${at}.content`,
+          );
         }
         this.checkSize(source.value.length, `${at}.content`);
         const fileName = inputFileName(modality, input.mediaType, source.value);
@@ -207,7 +212,8 @@ export class EncoderServiceImpl {
           );
         }
         this.checkSize(Buffer.byteLength(source.value, 'utf8'), `${at}.text`);
-        if (source.value.trim() === '') throw DomainError.invalidInput(`${at}.text: the text is empty`, `${at}.text`);
+        if (source.value.trim() === '')
+          throw DomainError.invalidInput(`${at}.text: the text is empty`, `${at}.text`);
         return { text: source.value };
       }
       case 'preprocessed': {

@@ -26,7 +26,12 @@ export {
 } from './row-batched-model';
 export { BoundedConcurrency } from './bounded-concurrency';
 export { ModelSlot, type ModelSlotState } from './model-slot';
-export { BatchingMetrics, requestOutcome, type QueueDepthSource, type RequestOutcome } from './batching-metrics';
+export {
+  BatchingMetrics,
+  requestOutcome,
+  type QueueDepthSource,
+  type RequestOutcome,
+} from './batching-metrics';
 export { inputFileName } from './media-hint';
 export {
   BROKEN_SESSION_FAILURES,
@@ -40,6 +45,7 @@ export {
   type ModelServiceEnv,
   type ModelServiceHostOptions,
   type ModelServiceSpec,
+  type RuntimeHooks,
 } from './host/model-service.host';
 export { encoderEnvSchema, type EncoderEnvDefaults } from './host/encoder-env.schema';
 export { runEncoderService, type EncoderServiceDefinition } from './host/run-encoder-service';

@@ -38,7 +38,8 @@ function sniffPointFormat(bytes: Uint8Array): string | undefined {
   if (startsWith(bytes, 'PK\x03\x04') || startsWith(bytes, 'PK\x05\x06')) return 'pt';
   if (startsWith(bytes, '\x93NUMPY')) return 'npy';
   if (startsWith(bytes, 'ply\n') || startsWith(bytes, 'ply\r')) return 'ply';
-  if (startsWith(bytes, '# .PCD') || startsWith(bytes, 'VERSION') || startsWith(bytes, 'FIELDS')) return 'pcd';
+  if (startsWith(bytes, '# .PCD') || startsWith(bytes, 'VERSION') || startsWith(bytes, 'FIELDS'))
+    return 'pcd';
   return undefined;
 }
 
@@ -49,7 +50,11 @@ function sniffPointFormat(bytes: Uint8Array): string | undefined {
  * formats follow the hint, and signature-less text without a hint is read as `.xyz` (or `.obj`
  * when it has `v x y z` lines).
  */
-export function inputFileName(modality: InputModality, mediaType: string, bytes: Uint8Array): string | undefined {
+export function inputFileName(
+  modality: InputModality,
+  mediaType: string,
+  bytes: Uint8Array,
+): string | undefined {
   const hinted = hintedExtension(mediaType);
   if (modality !== 'point') {
     return mediaType.trim() === '' || hinted === undefined ? undefined : basename(mediaType.trim());

@@ -40,7 +40,10 @@ export class ModelSlot<R> {
     switch (this.currentState) {
       case 'loading':
       case 'ready':
-        throw new DomainError(ErrorCode.ModelNotReady, 'the models are still loading; retry shortly or on another replica');
+        throw new DomainError(
+          ErrorCode.ModelNotReady,
+          'the models are still loading; retry shortly or on another replica',
+        );
       case 'failed':
         throw new DomainError(
           ErrorCode.ModelNotReady,

@@ -25,7 +25,7 @@ function expectedRows(tag: number, rows: number, output: number): number[] {
 function model(
   session: FakeRowSession,
   batcher: Partial<BatcherSettings> = {},
-  extra: { clipAxis?: boolean; onBatch?: (e: BatchEvent) => void } = {},
+  extra: { clipAxis?: boolean; onBatch?: (e: BatchEvent) => void; onQueueChange?: () => void } = {},
 ): RowBatchedModel {
   return new RowBatchedModel({
     name: 'test-model',
@@ -68,7 +68,10 @@ describe('RowBatchedModel', () => {
   it('keeps the slices of one request apart and in order', async () => {
     const session = fakeRowSession();
     // Together they fill the batch, so they go at once, in one call.
-    const out = await model(session, { maxBatchSize: 3, maxQueueDelayMs: 60_000 }).run([slice(4, 2), slice(5, 1)]);
+    const out = await model(session, { maxBatchSize: 3, maxQueueDelayMs: 60_000 }).run([
+      slice(4, 2),
+      slice(5, 1),
+    ]);
     expect(session.runs).toHaveLength(1);
     expect(Array.from(out[0]!['embedding']!)).toEqual(expectedRows(4, 2, 0));
     expect(Array.from(out[1]!['embedding']!)).toEqual(expectedRows(5, 1, 0));
@@ -161,6 +164,23 @@ describe('RowBatchedModel', () => {
       batcher: { maxBatchSize: 4, maxQueueDelayMs: 0, maxQueueSize: 4, maxConcurrentBatches: 1 },
     });
     await expect(m.run([slice(1, 2)])).rejects.toMatchObject({ code: ErrorCode.Internal });
+  });
+
+  it('reports each time a request enters or leaves the queue, for the queue-depth gauge', async () => {
+    const session = fakeRowSession({ gated: true });
+    const depths: number[] = [];
+    const m: RowBatchedModel = model(
+      session,
+      {},
+      { onQueueChange: () => depths.push(m.stats().queuedUnits) },
+    );
+    const running = m.run([slice(1, 1)]); // runs at once: nothing waits
+    const queued = m.run([slice(2, 2)]); // waits behind it
+    expect(depths).toEqual([0, 2]);
+    await session.openGate();
+    await session.openGate();
+    await Promise.all([running, queued]);
+    expect(depths).toEqual([0, 2, 0, 0]);
   });
 
   it('passes a caller abort on: queued rows leave the queue with CANCELLED', async () => {

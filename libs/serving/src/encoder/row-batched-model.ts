@@ -55,6 +55,8 @@ export interface RowBatchedModelOptions {
   readonly clipAxis?: boolean;
   readonly batcher: BatcherSettings;
   readonly onBatch?: (event: BatchEvent) => void;
+  /** Called whenever a request has entered or left the queue (refreshes the queue-depth gauge). */
+  readonly onQueueChange?: () => void;
   /** Default: wall clock (tests drive a manual one). */
   readonly clock?: BatcherClock;
 }
@@ -127,9 +129,13 @@ export class RowBatchedModel {
     const parts: { slice: number; promise: Promise<RowOutputs> }[] = [];
     slices.forEach((slice, index) => {
       for (const part of this.cut(slice)) {
-        parts.push({ slice: index, promise: this.batcher.submit(part, { ...submitOptions, size: part.rows }) });
+        parts.push({
+          slice: index,
+          promise: this.batcher.submit(part, { ...submitOptions, size: part.rows }),
+        });
       }
     });
+    this.options.onQueueChange?.();
     try {
       const settled = await Promise.all(
         parts.map(async (p) =>
@@ -141,7 +147,11 @@ export class RowBatchedModel {
         ),
       );
       return slices.map((slice, index) =>
-        joinRows(settled.filter((_, i) => parts[i]!.slice === index), this.options.outputs, slice.rows),
+        joinRows(
+          settled.filter((_, i) => parts[i]!.slice === index),
+          this.options.outputs,
+          slice.rows,
+        ),
       );
     } catch (error) {
       // Let every withdrawn part settle before answering, so no rejection goes unobserved.
@@ -149,6 +159,7 @@ export class RowBatchedModel {
       throw error;
     } finally {
       options.signal?.removeEventListener('abort', forward);
+      this.options.onQueueChange?.();
     }
   }
 
@@ -210,14 +221,25 @@ export class RowBatchedModel {
         }
       }
       const rest = t.dims.slice(1);
-      feeds[name] = { dtype: t.dtype, dims: this.options.clipAxis === true ? [total, 1, ...rest] : [total, ...rest], data };
+      feeds[name] = {
+        dtype: t.dtype,
+        dims: this.options.clipAxis === true ? [total, 1, ...rest] : [total, ...rest],
+        data,
+      };
     }
     const out = await this.options.session.run(feeds, this.options.outputs);
     const results: Record<string, Float32Array>[] = slices.map(() => ({}));
     for (const name of this.options.outputs) {
       const tensor = out[name];
-      if (tensor === undefined || !(tensor.data instanceof Float32Array) || tensor.data.length % total !== 0) {
-        throw new DomainError(ErrorCode.Internal, `${this.name}: the session returned no usable ${name} output`);
+      if (
+        tensor === undefined ||
+        !(tensor.data instanceof Float32Array) ||
+        tensor.data.length % total !== 0
+      ) {
+        throw new DomainError(
+          ErrorCode.Internal,
+          `${this.name}: the session returned no usable ${name} output`,
+        );
       }
       const data = tensor.data;
       const width = data.length / total;
@@ -249,7 +271,8 @@ function joinRows(parts: readonly RowOutputs[], outputs: readonly string[], rows
       data.set(p[name]!, offset);
       offset += p[name]!.length;
     }
-    if (total % rows !== 0) throw new DomainError(ErrorCode.Internal, `${name}: ${total} values for ${rows} rows`);
+    if (total % rows !== 0)
+      throw new DomainError(ErrorCode.Internal, `${name}: ${total} values for ${rows} rows`);
     joined[name] = data;
   }
   return joined;

@@ -9,10 +9,11 @@ export async function runBindService(): Promise<void> {
   await runModelService('bind', bindEnvSchema, (env) => {
     const settings = runtimeSettings(env);
     return {
-      load: async (_deps, onBatch) =>
+      load: async (_deps, hooks) =>
         BindRuntime.load(env.MODEL_REPO, {
           ...settings,
-          onBatch: (event) => onBatch(BIND_COMPONENT, event),
+          onBatch: (event) => hooks.onBatch(BIND_COMPONENT, event),
+          onQueueChange: () => hooks.onQueueChange(),
         }),
       register: (server, slot, deps) => {
         const impl = new BindServiceImpl(slot, { maxRows: env.BIND_MAX_ROWS, metrics: deps.batching });

@@ -4,8 +4,11 @@ import type { GenerationEnginePort } from '../decoder-runtime';
 /** One generation the fake engine has accepted. */
 export interface FakeRow {
   readonly req: GenerationRequest;
-  /** Ends the row the way the real engine would, emitting `tokens` tokens (ids 100, 101, ...). */
-  finish(reason: Exclude<FinishReason, 'cancelled'>, tokens?: number): void;
+  /**
+   * Emits tokens through onToken and ends the row the way the real engine would: `tokens` is how
+   * many (ids 100, 101, ...) or the ids themselves; indices continue after the resumed tokens.
+   */
+  finish(reason: Exclude<FinishReason, 'cancelled'>, tokens?: number | readonly number[]): void;
   /** Fails the row as a broken session would. */
   explode(error: Error): void;
 }
@@ -28,21 +31,23 @@ export class FakeGenerationEngine implements GenerationEnginePort {
     // The real engine starts rows on a later microtask too.
     await Promise.resolve();
     return new Promise<GenerationResult>((resolve, reject) => {
-      const end = (finishReason: FinishReason, count: number): void => {
+      const resumed = req.resumeIds ?? [];
+      const end = (finishReason: FinishReason, ids: readonly number[]): void => {
         if (!this.open.delete(row)) return;
-        const tokenIds = Array.from({ length: count }, (_, i) => i + 100);
+        const tokenIds = [...resumed, ...ids];
         resolve({ tokenIds, finishReason, promptTokens: req.promptIds.length, timeToFirstTokenMs: 1 });
       };
       const row: OpenRow = {
         req,
         finish: (reason, tokens = 1) => {
-          for (let i = 0; i < tokens; i++) req.onToken?.({ id: i + 100, index: i });
-          end(reason, tokens);
+          const ids = typeof tokens === 'number' ? Array.from({ length: tokens }, (_, i) => i + 100) : tokens;
+          ids.forEach((id, i) => req.onToken?.({ id, index: resumed.length + i, logprob: -0.5 }));
+          end(reason, ids);
         },
         explode: (error) => {
           if (this.open.delete(row)) reject(error);
         },
-        cancel: () => end('cancelled', 0),
+        cancel: () => end('cancelled', []),
       };
       this.rows.push(row);
       this.open.add(row);

@@ -12,6 +12,11 @@ export interface EncoderEnvDefaults {
   readonly maxQueue: number;
   /** Default 5 ms: long enough to gather a burst, short against an encoder's run time. */
   readonly maxDelayMs?: number;
+  /**
+   * Most inputs per request (default 64). A request must fit the queue whole, so keep
+   * maxInputs × rows per input ≤ maxQueue (vision: 16 videos × 15 clips = 240 ≤ 256).
+   */
+  readonly maxInputs?: number;
 }
 
 /** Every setting of an encoder service (encoder-vision, -audio, -text, -point). */
@@ -25,7 +30,7 @@ export function encoderEnvSchema(defaults: EncoderEnvDefaults) {
       maxQueue: defaults.maxQueue,
     }),
     ENCODER_MAX_INPUTS: envVar(
-      env.positiveInt(DEFAULT_ENCODER_LIMITS.maxInputs, 4096),
+      env.positiveInt(defaults.maxInputs ?? DEFAULT_ENCODER_LIMITS.maxInputs, 4096),
       'most inputs one Encode request may carry; more get RESOURCE_EXHAUSTED',
     ),
     ENCODER_MAX_INPUT_BYTES: envVar(

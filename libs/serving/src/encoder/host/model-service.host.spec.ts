@@ -24,8 +24,8 @@ function lifecycle(options: { loadFails?: boolean } = {}) {
   let closes = 0;
   let onBatch: ((label: string, event: BatchEvent) => void) | undefined;
   const runtime: HostedRuntime = {
-    warmup: async () => undefined,
-    close: async () => undefined,
+    warmup: () => Promise.resolve(),
+    close: () => Promise.resolve(),
   };
   const registered: unknown[] = [];
   const grpc = strictFake<GrpcServer>('grpc', { setReady: (ready: boolean) => void readiness.push(ready) });
@@ -35,8 +35,8 @@ function lifecycle(options: { loadFails?: boolean } = {}) {
       deps: { logger, batching: new BatchingMetrics(new InferenceMetrics(new ServiceMetrics('test'))) },
       exit: (code) => void exits.push(code),
       spec: {
-        load: async (_deps, hook) => {
-          onBatch = hook;
+        load: async (_deps, hooks) => {
+          onBatch = (label, event) => hooks.onBatch(label, event);
           await Promise.resolve();
           if (options.loadFails === true) throw new Error('no such model');
           return runtime;
@@ -54,7 +54,16 @@ function lifecycle(options: { loadFails?: boolean } = {}) {
       await Promise.resolve();
     },
   };
-  return { host, app, readiness, exits, closes: () => closes, batch: (e: BatchEvent) => onBatch!('m', e), registered, log };
+  return {
+    host,
+    app,
+    readiness,
+    exits,
+    closes: () => closes,
+    batch: (e: BatchEvent) => onBatch!('m', e),
+    registered,
+    log,
+  };
 }
 
 describe('ModelServiceLifecycle', () => {

@@ -41,7 +41,11 @@ export function modelServiceEnv(defaults: {
   return {
     ...baseServiceEnv({ grpcPort: defaults.grpcPort, httpPort: defaults.httpPort }),
     ...modelRepositoryEnv(),
-    ...batcherEnv({ maxBatch: defaults.maxBatch, maxDelayMs: defaults.maxDelayMs, maxQueue: defaults.maxQueue }),
+    ...batcherEnv({
+      maxBatch: defaults.maxBatch,
+      maxDelayMs: defaults.maxDelayMs,
+      maxQueue: defaults.maxQueue,
+    }),
   };
 }
 
@@ -79,10 +83,18 @@ export interface ModelServiceDeps {
   readonly batching: BatchingMetrics;
 }
 
+/** What a runtime must report to its host; `load` wires both into the batchers. */
+export interface RuntimeHooks {
+  /** After every executed batch, with the model's metrics label (metrics, session health). */
+  onBatch(label: string, event: BatchEvent): void;
+  /** Whenever a request has entered or left a queue (queue-depth gauge). */
+  onQueueChange(): void;
+}
+
 /** One model service: how it loads its runtime and which gRPC service it registers. */
 export interface ModelServiceSpec<R extends HostedRuntime> {
-  /** Loads the sessions; `onBatch` must reach the runtime's batchers (metrics, session health). */
-  load(deps: ModelServiceDeps, onBatch: (label: string, event: BatchEvent) => void): Promise<R>;
+  /** Loads the sessions, with `hooks` wired into the runtime's batchers. */
+  load(deps: ModelServiceDeps, hooks: RuntimeHooks): Promise<R>;
   /** Adds the gRPC service(s), answering from the slot (not ready until the runtime is). */
   register(server: GrpcServer, slot: ModelSlot<R>, deps: ModelServiceDeps): void;
   /** Queue depth per model label, for the gauge. */
@@ -135,7 +147,10 @@ export class ModelServiceLifecycle<R extends HostedRuntime = HostedRuntime>
     this.app = app;
     const { spec, deps } = this.options;
     try {
-      const runtime = await spec.load(deps, (label, event) => this.onBatch(label, event));
+      const runtime = await spec.load(deps, {
+        onBatch: (label, event) => this.onBatch(label, event),
+        onQueueChange: () => deps.batching.refreshQueueDepth(),
+      });
       await runtime.warmup();
       this.slot.fill(runtime);
       deps.batching.track(() => spec.queueDepth(runtime));
@@ -161,7 +176,7 @@ export class ModelServiceLifecycle<R extends HostedRuntime = HostedRuntime>
     }
     this.failuresInARow++;
     if (this.failuresInARow < BROKEN_SESSION_FAILURES || this.slot.state === 'failed') return;
-    const message = event.error instanceof Error ? event.error.message : String(event.error);
+    const message = event.error instanceof Error ? event.error.message : 'a non-Error value was thrown';
     this.slot.fail(`${label}: ${this.failuresInARow} batches failed in a row: ${message}`);
     this.grpc.setReady(false);
     this.options.deps.logger.fatal(
@@ -240,7 +255,9 @@ export async function runModelService<S extends EnvSchema, R extends HostedRunti
     });
   } catch (error) {
     // One line that says what failed; the orchestrator restarts the pod.
-    process.stderr.write(`${service} failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(
+      `${service} failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
     process.exit(1);
   }
   // bootstrapService reports its own failures the same way and exits 1.

@@ -22,11 +22,13 @@ export async function runEncoderService(definition: EncoderServiceDefinition): P
     const settings = runtimeSettings(env);
     const limits = { maxInputs: env.ENCODER_MAX_INPUTS, maxInputBytes: env.ENCODER_MAX_INPUT_BYTES };
     return {
-      load: async (_deps, onBatch) =>
+      load: async (_deps, hooks) =>
         EncoderRuntime.load(env.MODEL_REPO, definition.modalities, {
           ...settings,
-          preprocessConcurrency: env.PREPROCESS_CONCURRENCY === 0 ? availableParallelism() : env.PREPROCESS_CONCURRENCY,
-          onBatch: (model, event) => onBatch(model.label, event),
+          preprocessConcurrency:
+            env.PREPROCESS_CONCURRENCY === 0 ? availableParallelism() : env.PREPROCESS_CONCURRENCY,
+          onBatch: (model, event) => hooks.onBatch(model.label, event),
+          onQueueChange: () => hooks.onQueueChange(),
         }),
       register: (server, slot, deps) => {
         const impl = new EncoderServiceImpl(slot, {

@@ -93,6 +93,7 @@ export function fakeRowSession(options: FakeRowSessionOptions = {}): FakeRowSess
     },
     async release() {
       session.released = true;
+      await Promise.resolve();
     },
   };
   return session;

@@ -46,7 +46,8 @@ export function toneWav(seed: number, seconds = 3, sampleRate = 16_000): Buffer 
   const data = Buffer.alloc(frames * 2);
   for (let i = 0; i < frames; i++) {
     const t = i / sampleRate;
-    const v = 0.4 * Math.sin(2 * Math.PI * (220 + 110 * seed) * t) + 0.2 * Math.sin(2 * Math.PI * 3 * (seed + 1) * t);
+    const v =
+      0.4 * Math.sin(2 * Math.PI * (220 + 110 * seed) * t) + 0.2 * Math.sin(2 * Math.PI * 3 * (seed + 1) * t);
     data.writeInt16LE(Math.round(v * 32767), i * 2);
   }
   const head = Buffer.alloc(44);
@@ -88,6 +89,7 @@ export function testPatternMp4(dir: string, seconds = 3): Buffer {
     ],
     { encoding: 'utf8' },
   );
-  if (r.status !== 0) throw new Error(`ffmpeg could not make the test video: ${r.stderr || r.error?.message}`);
+  if (r.status !== 0)
+    throw new Error(`ffmpeg could not make the test video: ${r.stderr || r.error?.message}`);
   return readFileSync(out);
 }
