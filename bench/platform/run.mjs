@@ -17,21 +17,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import {
-  callServerStream,
-  callUnary,
-  createClient,
-  float32Tensor,
-} from '@imagebind-llm/grpc-kit';
+import { callServerStream, callUnary, createClient, float32Tensor } from '@imagebind-llm/grpc-kit';
 import { createOrtSession, hostTensor, resolveComponent } from '@imagebind-llm/inference';
 import { preprocessImage } from '@imagebind-llm/preprocess';
 import { commonV1, decoderV1, encoderV1, gatewayV1 } from '@imagebind-llm/proto';
-import {
-  goldenModelRepository,
-  goldenPath,
-  startPlatform,
-  startService,
-} from '@imagebind-llm/testing';
+import { goldenModelRepository, goldenPath, startPlatform, startService } from '@imagebind-llm/testing';
 
 const { values: args } = parseArgs({
   options: {
@@ -78,7 +68,9 @@ async function serviceEncoder() {
   const client = createClient(encoderV1.EncoderServiceClient, svc.grpcAddress);
   const request = {
     modality: commonV1.Modality.MODALITY_IMAGE,
-    inputs: [{ source: { $case: 'preprocessed', value: float32Tensor(image, [3, 224, 224]) }, mediaType: '' }],
+    inputs: [
+      { source: { $case: 'preprocessed', value: float32Tensor(image, [3, 224, 224]) }, mediaType: '' },
+    ],
     includeUnnormalized: false,
     includePreprocessed: false,
   };
@@ -139,7 +131,9 @@ async function decoderBench() {
     template: decoderV1.PromptTemplate.PROMPT_TEMPLATE_ALPACA,
     addBos: true,
   });
-  const dim = Number(JSON.parse(readFileSync(resolveComponent(repo, 'llama-decoder').dir + '/model.json', 'utf8')).config.dim);
+  const dim = Number(
+    JSON.parse(readFileSync(resolveComponent(repo, 'llama-decoder').dir + '/model.json', 'utf8')).config.dim,
+  );
   const t = { ids: tok.tokenIds, dim };
   await decoderStreams(client, t, 2); // warm-up
   const single = await decoderStreams(client, t, 1);
@@ -152,7 +146,11 @@ async function decoderBench() {
 
 // ---- (c) latency: distributed − standalone ----
 function gatewayRequests() {
-  const text = { modality: commonV1.Modality.MODALITY_TEXT, source: { $case: 'text', value: 'A dog on the beach.' }, mediaType: '' };
+  const text = {
+    modality: commonV1.Modality.MODALITY_TEXT,
+    source: { $case: 'text', value: 'A dog on the beach.' },
+    mediaType: '',
+  };
   const img = {
     modality: commonV1.Modality.MODALITY_IMAGE,
     source: { $case: 'content', value: readFileSync(goldenPath('inputs', 'girl.jpg')) },
@@ -180,7 +178,9 @@ async function latencies(address) {
     await callUnary(client.embed.bind(client), req.embed, { timeoutMs: 60_000 });
     embed.push(performance.now() - t0);
     t0 = performance.now();
-    for await (const _ of callServerStream(client.generate.bind(client), req.generate, { timeoutMs: 60_000 })) {
+    for await (const _ of callServerStream(client.generate.bind(client), req.generate, {
+      timeoutMs: 60_000,
+    })) {
       // drain
     }
     generate.push(performance.now() - t0);

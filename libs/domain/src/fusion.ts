@@ -123,7 +123,8 @@ export function blendWithNeighbours(
   const z = expd.reduce((a, b) => a + b, 0);
   const r = new Float64Array(d);
   neighbours.forEach((nb, j) => {
-    if (nb.vector.length !== d) throw new Error(`neighbour ${j} has ${nb.vector.length} values, expected ${d}`);
+    if (nb.vector.length !== d)
+      throw new Error(`neighbour ${j} has ${nb.vector.length} values, expected ${d}`);
     const alpha = expd[j]! / z;
     for (let i = 0; i < d; i++) r[i]! += alpha * nb.vector[i]!;
   });

@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   routeGrpcLogs(logger);
   // Refuse to expose an unauthenticated API beyond this machine (issue: standalone on 127.0.0.1
   // needs no key; any other address needs keys configured).
-  const exposed = [env.GATEWAY_GRPC_HOST, env.GATEWAY_HTTP_HOST].filter((h) => !isLoopback(h));
+  const exposed = [...new Set([env.GATEWAY_GRPC_HOST, env.GATEWAY_HTTP_HOST])].filter((h) => !isLoopback(h));
   if (exposed.length > 0 && env.GATEWAY_API_KEYS === undefined) {
     throw new Error(
       `refusing to listen on ${exposed.join(', ')} without API keys: set GATEWAY_API_KEYS (tenant:key,...) or bind 127.0.0.1`,

@@ -95,7 +95,7 @@ export class OpenAiController {
       const stream = this.gateway.generate(parsed.request, ctx);
       const meta = completionMeta(parsed.model);
       if (!parsed.stream) {
-        res.json(await collectChatCompletion(stream, meta));
+        res.status(200).json(await collectChatCompletion(stream, meta));
         return;
       }
       const log = ctx.logger;
@@ -133,9 +133,9 @@ export class OpenAiController {
         modelId: SERVED_MODEL_ID,
       });
       const response = await this.gateway.embed(parsed.request, ctx);
-      res.json(
-        toEmbeddingsResponse(response, { model: parsed.model, encodingFormat: parsed.encodingFormat }),
-      );
+      res
+        .status(200)
+        .json(toEmbeddingsResponse(response, { model: parsed.model, encodingFormat: parsed.encodingFormat }));
     } catch (error) {
       this.fail(res, error, ctx?.requestId);
     }

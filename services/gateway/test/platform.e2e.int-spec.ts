@@ -155,7 +155,9 @@ describe('the distributed platform, every service a process', () => {
       .filter((e) => e.startsWith('data: '))
       .map((e) => e.slice('data: '.length));
     expect(events.at(-1)).toBe('[DONE]');
-    const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as { choices: { delta: { content?: string } }[] });
+    const chunks = events
+      .slice(0, -1)
+      .map((e) => JSON.parse(e) as { choices: { delta: { content?: string } }[] });
     const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
     expect(text.trim()).toBe(expected.text);
     expect(chunks.length).toBeGreaterThan(3);
@@ -225,7 +227,11 @@ describe('the distributed platform, every service a process', () => {
     await victim!.proc.exited();
     const image = imageAndAudio().slice(0, 1);
     for (let i = 0; i < 4; i++) {
-      const r = await callUnary(client.embed.bind(client), { inputs: image, includeFused: true }, { timeoutMs: 30_000 });
+      const r = await callUnary(
+        client.embed.bind(client),
+        { inputs: image, includeFused: true },
+        { timeoutMs: 30_000 },
+      );
       expect(r.embeddings).toHaveLength(1);
     }
   });

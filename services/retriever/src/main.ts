@@ -52,7 +52,9 @@ async function main(): Promise<void> {
     http: { host: env.HTTP_HOST, port: env.HTTP_PORT },
     warmup: async () => {
       const seeded =
-        env.RETRIEVER_SEED_FROM_REPO === undefined ? 0 : await seedCacheFromRepository(store, env.RETRIEVER_SEED_FROM_REPO);
+        env.RETRIEVER_SEED_FROM_REPO === undefined
+          ? 0
+          : await seedCacheFromRepository(store, env.RETRIEVER_SEED_FROM_REPO);
       return { driver: store.driver, seeded };
     },
   });
@@ -60,6 +62,8 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // One line that says what failed; the orchestrator restarts the pod.
-  process.stderr.write(`retriever failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `retriever failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -12,7 +12,11 @@ export class RetrieverController implements OnModuleInit, OnApplicationShutdown 
   ) {}
 
   onModuleInit(): void {
-    this.server.addService(SERVICE_NAMES.retriever, retrieverV1.RetrieverServiceService, this.retriever.handlers());
+    this.server.addService(
+      SERVICE_NAMES.retriever,
+      retrieverV1.RetrieverServiceService,
+      this.retriever.handlers(),
+    );
   }
 
   async onApplicationShutdown(): Promise<void> {
