@@ -118,7 +118,9 @@ export default tseslint.config(
   {
     files: ['**/*.mjs', '**/*.mts', '**/*.js', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { globals: { console: 'readonly', process: 'readonly', URL: 'readonly' } },
+    languageOptions: {
+      globals: { console: 'readonly', process: 'readonly', URL: 'readonly', fetch: 'readonly' },
+    },
   },
   {
     // CommonJS launchers (e.g. tools/cli/bin/ibllm.js).

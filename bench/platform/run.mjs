@@ -178,10 +178,10 @@ async function latencies(address) {
     await callUnary(client.embed.bind(client), req.embed, { timeoutMs: 60_000 });
     embed.push(performance.now() - t0);
     t0 = performance.now();
-    for await (const _ of callServerStream(client.generate.bind(client), req.generate, {
+    for await (const m of callServerStream(client.generate.bind(client), req.generate, {
       timeoutMs: 60_000,
     })) {
-      // drain
+      void m; // drain
     }
     generate.push(performance.now() - t0);
   };

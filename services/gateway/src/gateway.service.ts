@@ -312,7 +312,9 @@ export class GatewayService {
     let version = '';
     try {
       const status = await this.backends.decoder.getModelStatus(ctx);
-      ready = status.models.length > 0 && status.models.every((m) => m.state === 2);
+      ready =
+        status.models.length > 0 &&
+        status.models.every((m) => m.state === commonV1.ModelState.MODEL_STATE_READY);
       version = status.models[0]?.model?.version ?? '';
     } catch {
       ready = false;
@@ -329,7 +331,8 @@ function toGatewayFinish(reason: decoderV1.FinishReason): gatewayV1.FinishReason
       return gatewayV1.FinishReason.FINISH_REASON_LENGTH;
     case decoderV1.FinishReason.FINISH_REASON_CONTEXT:
       return gatewayV1.FinishReason.FINISH_REASON_CONTEXT;
-    default:
+    case decoderV1.FinishReason.FINISH_REASON_UNSPECIFIED:
+    case decoderV1.FinishReason.UNRECOGNIZED:
       return gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED;
   }
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { readNpy } from '@imagebind-llm/checkpoint';
 import { topKInnerProduct } from '@imagebind-llm/domain';
-import { DomainError } from '@imagebind-llm/errors';
+import { type DomainError } from '@imagebind-llm/errors';
 import { callServerStream, callUnary, createClient, float32Tensor } from '@imagebind-llm/grpc-kit';
 import { resolveComponent } from '@imagebind-llm/inference';
 import { retrieverV1 } from '@imagebind-llm/proto';

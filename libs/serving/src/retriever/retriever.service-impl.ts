@@ -1,7 +1,7 @@
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import type { CallContext, ServiceHandlers } from '@imagebind-llm/grpc-kit';
-import { retrieverV1 } from '@imagebind-llm/proto';
+import { type retrieverV1 } from '@imagebind-llm/proto';
 import {
   CACHE_COLLECTION,
   importFaissIndex,
@@ -149,7 +149,7 @@ export class RetrieverServiceImpl {
       });
       wake = undefined;
     }
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined) throw failure instanceof Error ? failure : new Error('the import failed');
   }
 
   private resolveImportPath(source: string): string {

@@ -119,8 +119,8 @@ export class RemoteBackends implements PlatformBackends {
     return this.encoders.get(modality);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     for (const c of this.clients) c.close();
-    return Promise.resolve();
+    await Promise.resolve();
   }
 }

@@ -16,11 +16,9 @@ at the GATEWAY_*_TARGET addresses in the environment. On 127.0.0.1 no API key is
 any other address the gateway refuses to start without --api-keys (or GATEWAY_API_KEYS).
 Ports 0 pick free ports; the chosen ones are printed in the "service.ready" log line.`;
 
-/** The compiled gateway, found beside this CLI in the repository (or named by IBLLM_GATEWAY_MAIN). */
+/** The compiled gateway, found beside this CLI in the repository. */
 function gatewayMain(): string {
-  const main =
-    process.env['IBLLM_GATEWAY_MAIN'] ??
-    resolve(__dirname, '..', '..', '..', '..', 'services', 'gateway', 'dist', 'main.js');
+  const main = resolve(__dirname, '..', '..', '..', '..', 'services', 'gateway', 'dist', 'main.js');
   if (!existsSync(main)) {
     throw new CliError(`the gateway is not built (${main} is missing); run \`npm run build\` first`);
   }
@@ -58,6 +56,8 @@ export async function serve(argv: string[], log: (line: string) => void): Promis
   if (values.models !== undefined && !existsSync(values.models)) {
     throw new CliError(`--models ${values.models} does not exist`);
   }
+  // The launcher passes its environment through: the gateway validates it (GATEWAY_* variables).
+  // eslint-disable-next-line no-restricted-properties -- inherited, not read, by the launcher
   const env: Record<string, string> = { ...(process.env as Record<string, string>) };
   const set = (name: string, value: string | undefined): void => {
     if (value !== undefined) env[name] = value;
