@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const BIN = join(__dirname, '..', 'bin', 'ibllm.js');
 const g = goldenDir();
 const manifest = JSON.parse(readFileSync(join(g, 'manifest.json'), 'utf8')) as {
-  cases: { id: string; generated_ids?: number[]; instruction?: string }[];
+  cases: { id: string; generated_ids?: number[]; instruction?: string; text_stripped?: string }[];
 };
 const decodeCase = (id: string) => manifest.cases.find((c) => c.id === id)!;
 const input = (name: string): string => join(g, 'inputs', name);
@@ -111,16 +111,25 @@ describe('ibllm embed on the raw example files', () => {
 });
 
 describe("npm run demo (the README's first command after set-up)", () => {
-  it('builds a repository and answers the demo question', () => {
+  it('runs the platform in one process and answers the demo question with the official tokens, over gRPC and REST', () => {
+    const c = decodeCase('decode/demo_image+audio_knn-on');
     const script = join(__dirname, '..', '..', 'scripts', 'demo.mjs');
     const r = spawnSync(process.execPath, [script, '--models', join(work, 'demo-models')], {
       encoding: 'utf8',
       timeout: 180_000,
     });
-    expect(r.status).toBe(0);
+    expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain('building the model repository');
-    expect(r.stderr).toMatch(/\[24 tokens, finish: length/);
-    expect(r.stdout.trim().length).toBeGreaterThan(0);
+    expect(r.stderr).toMatch(
+      /ready: gRPC 127\.0\.0\.1:\d+, HTTP http:\/\/127\.0\.0\.1:\d+ \(mode standalone\)/,
+    );
+    expect(r.stderr).toMatch(/\[24 tokens, first token after \d+ ms/);
+    expect(r.stderr).toContain('same answer as gRPC: yes');
+    expect(r.stderr).toContain('server stopped (exit 0)');
+    // stdout: the gRPC answer, then the REST answer; both are the official greedy text.
+    const [grpcAnswer, restAnswer] = r.stdout.split('\n');
+    expect(grpcAnswer!.trim()).toBe(c.text_stripped);
+    expect(restAnswer!.trim()).toBe(c.text_stripped);
   });
 });
 
