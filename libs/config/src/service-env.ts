@@ -62,5 +62,9 @@ export function modelRepositoryEnv() {
       'comma-separated execution provider preference, e.g. cuda,cpu',
     ),
     INTRA_OP_THREADS: envVar(env.nonNegativeInt(0, 1024), 'ONNX Runtime intra-op threads; 0 = its default'),
+    ORT_ALLOW_SPINNING: envVar(
+      env.boolean(false),
+      'let idle ONNX Runtime threads spin-wait: lower latency when the process owns its cores, wasted CPU when it shares them',
+    ),
   };
 }

@@ -2,10 +2,19 @@
 import { DomainError } from '@imagebind-llm/errors';
 import { commonV1 } from '@imagebind-llm/proto';
 
+/** x86 and ARM Linux hosts: the wire's little-endian float32 is the memory layout. */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 /** A float32 tensor as the contracts carry it: little-endian bytes + shape (STYLE: tensors as bytes). */
 export function float32Tensor(data: Float32Array, shape: readonly number[]): commonV1.Tensor {
-  const bytes = Buffer.alloc(data.length * 4);
-  for (let i = 0; i < data.length; i++) bytes.writeFloatLE(data[i]!, i * 4);
+  let bytes: Buffer;
+  if (LITTLE_ENDIAN) {
+    // One memcpy: the host layout already is the wire layout.
+    bytes = Buffer.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  } else {
+    bytes = Buffer.alloc(data.length * 4);
+    for (let i = 0; i < data.length; i++) bytes.writeFloatLE(data[i]!, i * 4);
+  }
   return { dtype: commonV1.DataType.DATA_TYPE_FLOAT32, shape: shape.map(Number), data: bytes };
 }
 
@@ -53,12 +62,16 @@ export function readFloat32Tensor(
     );
   }
   const data = new Float32Array(count);
-  const view = Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
+  if (LITTLE_ENDIAN) {
+    // Copy (the message buffer may be unaligned for a Float32Array view), then check in place.
+    new Uint8Array(data.buffer).set(tensor.data.subarray(0, count * 4));
+  } else {
+    const view = Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
+    for (let i = 0; i < count; i++) data[i] = view.readFloatLE(i * 4);
+  }
   for (let i = 0; i < count; i++) {
-    const v = view.readFloatLE(i * 4);
-    if (!Number.isFinite(v))
-      throw DomainError.invalidInput(`${field}: value ${i} is ${v}; NaN and Inf are refused`, field);
-    data[i] = v;
+    const v = data[i]!;
+    if (v - v !== 0) throw DomainError.invalidInput(`${field}: value ${i} is ${v}; NaN and Inf are refused`, field);
   }
   return { data, shape };
 }

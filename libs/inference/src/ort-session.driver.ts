@@ -7,6 +7,13 @@ export interface OrtSessionOptions {
   readonly providers?: readonly string[];
   /** Threads for one operator (0 lets onnxruntime decide). */
   readonly intraOpThreads?: number;
+  /**
+   * Let idle intra-op threads spin-wait for the next operator (onnxruntime's default). Spinning
+   * trims latency when one process owns the cores, but burns the CPU that other processes on the
+   * same cores need (several services on one node, or a gRPC server's own event loop), so the
+   * services turn it off (env ORT_ALLOW_SPINNING).
+   */
+  readonly allowSpinning?: boolean;
   /** Called once with the providers chosen and skipped, for the start-up log. */
   readonly onProviders?: (
     chosen: readonly ProviderName[],
@@ -65,6 +72,9 @@ export async function createOrtSession(
     executionProviders: [...choice.providers],
     graphOptimizationLevel: 'all',
     intraOpNumThreads: options.intraOpThreads ?? 0,
+    ...(options.allowSpinning === false
+      ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
+      : {}),
   });
   return new OrtSession(session);
 }

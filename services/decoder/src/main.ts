@@ -38,6 +38,7 @@ async function main(): Promise<void> {
       const runtime = await DecoderRuntime.load(env.MODEL_REPO, {
         providers: env.EXECUTION_PROVIDERS.split(','),
         intraOpThreads: env.INTRA_OP_THREADS,
+        allowSpinning: env.ORT_ALLOW_SPINNING,
         maxBatch: env.DECODER_MAX_BATCH,
         kvBudgetPositions: env.DECODER_KV_BUDGET_POSITIONS,
         maxWaiting: env.DECODER_MAX_WAITING,

@@ -80,7 +80,6 @@ export const gatewayEnvSchema = {
     'largest single inline input (image, audio, video, point cloud), in bytes',
   ),
   STANDALONE_DECODER_MAX_BATCH: envVar(env.positiveInt(16, 256), 'standalone: decoder sequences per step'),
-  STANDALONE_BATCH_MAX_DELAY_MS: envVar(env.positiveInt(2, 10_000), 'standalone: encoder/bind batch delay'),
   SHUTDOWN_GRACE_MS: envVar(
     env.positiveInt(25_000, 600_000),
     'how long SIGTERM waits for calls in flight; keep below the pod terminationGracePeriodSeconds',

@@ -40,6 +40,8 @@ export interface BindRuntimeOptions {
 export interface BindLoadOptions extends BindRuntimeOptions {
   readonly providers?: readonly string[];
   readonly intraOpThreads?: number;
+  /** onnxruntime thread spin-waiting (see OrtSessionOptions.allowSpinning). */
+  readonly allowSpinning?: boolean;
   readonly createSession?: (path: string, options: OrtSessionOptions) => Promise<InferenceSessionPort>;
 }
 
@@ -86,6 +88,7 @@ export class BindRuntime {
     const session = await (options.createSession ?? createOrtSession)(resolved.file('model'), {
       ...(options.providers === undefined ? {} : { providers: options.providers }),
       ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
+      ...(options.allowSpinning === undefined ? {} : { allowSpinning: options.allowSpinning }),
       onProviders: (chosen) => {
         executionProvider = chosen[0] ?? 'cpu';
       },

@@ -47,6 +47,8 @@ export interface DecoderLoadOptions {
   readonly providers?: readonly string[];
   /** ONNX Runtime intra-op threads; 0 or unset lets it decide. */
   readonly intraOpThreads?: number;
+  /** onnxruntime thread spin-waiting (see OrtSessionOptions.allowSpinning). */
+  readonly allowSpinning?: boolean;
   readonly logger?: Logger;
 }
 
@@ -115,6 +117,7 @@ export async function loadDecoderModel(
   const sessionOptions = {
     ...(options.providers === undefined ? {} : { providers: options.providers }),
     ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
+    ...(options.allowSpinning === undefined ? {} : { allowSpinning: options.allowSpinning }),
     onProviders: (c: readonly ProviderName[], s: readonly { name: string; reason: string }[]) => {
       chosen = c;
       skipped = s;

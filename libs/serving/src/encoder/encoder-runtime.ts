@@ -86,6 +86,8 @@ export interface EncoderLoadOptions extends EncoderRuntimeOptions {
   readonly providers?: readonly string[];
   /** ONNX Runtime intra-op threads (0: its default). */
   readonly intraOpThreads?: number;
+  /** onnxruntime thread spin-waiting (see OrtSessionOptions.allowSpinning). */
+  readonly allowSpinning?: boolean;
   /** Session factory; default onnxruntime-node. */
   readonly createSession?: (path: string, options: OrtSessionOptions) => Promise<InferenceSessionPort>;
 }
@@ -180,6 +182,7 @@ export class EncoderRuntime {
         const session = await create(resolved.file(role), {
           ...(options.providers === undefined ? {} : { providers: options.providers }),
           ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
+          ...(options.allowSpinning === undefined ? {} : { allowSpinning: options.allowSpinning }),
           onProviders: (chosen) => {
             executionProvider = chosen[0] ?? 'cpu';
           },

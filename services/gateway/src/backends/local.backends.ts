@@ -52,12 +52,10 @@ export async function createLocalBackends(
   const repo = env.GATEWAY_MODEL_REPO!;
   const inference = new InferenceMetrics(metrics);
   const batching = new BatchingMetrics(inference);
-  const batcher = {
-    maxBatchSize: 16,
-    maxQueueDelayMs: env.STANDALONE_BATCH_MAX_DELAY_MS,
-    maxQueueSize: 256,
-    maxConcurrentBatches: 1,
-  };
+  // The deployables' defaults (encoders wait up to 5 ms for a batch to fill, bind 2 ms), so a
+  // request is batched the same way in both modes and bench/platform compares like with like.
+  const batcher = { maxBatchSize: 16, maxQueueDelayMs: 5, maxQueueSize: 256, maxConcurrentBatches: 1 };
+  const bindBatcher = { ...batcher, maxBatchSize: 64, maxQueueDelayMs: 2 };
   const components = new Set(listComponents(repo).map((c) => c.component));
   const modalities = Object.entries(MODALITIES_OF)
     .filter(([component]) => components.has(component))
@@ -70,10 +68,20 @@ export async function createLocalBackends(
       ? Promise.resolve(undefined)
       : EncoderRuntime.load(repo, modalities, {
           batcher,
+          allowSpinning: false,
           onBatch: (model, event) => batching.onBatch(model.label, event),
         }),
-    BindRuntime.load(repo, { batcher, onBatch: (event) => batching.onBatch('bind', event) }),
-    DecoderRuntime.load(repo, { maxBatch: env.STANDALONE_DECODER_MAX_BATCH, maxWaiting: 64, logger }),
+    BindRuntime.load(repo, {
+      batcher: bindBatcher,
+      allowSpinning: false,
+      onBatch: (event) => batching.onBatch('bind', event),
+    }),
+    DecoderRuntime.load(repo, {
+      maxBatch: env.STANDALONE_DECODER_MAX_BATCH,
+      maxWaiting: 64,
+      allowSpinning: false,
+      logger,
+    }),
     seedCacheFromRepository(store, repo),
   ]);
   await Promise.all([encoders?.warmup(), bind.warmup(), decoder.warmup()]);

@@ -56,6 +56,7 @@ export function runtimeSettings(env: ModelServiceEnv): {
   batcher: BatcherSettings;
   providers: string[];
   intraOpThreads: number;
+  allowSpinning: boolean;
 } {
   return {
     batcher: {
@@ -69,6 +70,7 @@ export function runtimeSettings(env: ModelServiceEnv): {
       .map((p) => p.trim())
       .filter((p) => p !== ''),
     intraOpThreads: env.INTRA_OP_THREADS,
+    allowSpinning: env.ORT_ALLOW_SPINNING,
   };
 }
 
