@@ -71,7 +71,8 @@ export function readFloat32Tensor(
   }
   for (let i = 0; i < count; i++) {
     const v = data[i]!;
-    if (v - v !== 0) throw DomainError.invalidInput(`${field}: value ${i} is ${v}; NaN and Inf are refused`, field);
+    if (v - v !== 0)
+      throw DomainError.invalidInput(`${field}: value ${i} is ${v}; NaN and Inf are refused`, field);
   }
   return { data, shape };
 }

@@ -10,6 +10,25 @@ export function repoRoot(): string {
 
 const BUILT_MARKER = '.built-ok';
 
+/** `ibllm models build` arguments that build every component from the golden tiny-a files into `out`. */
+export function goldenBuildArgs(out: string): string[] {
+  const g = goldenDir();
+  return [
+    '--imagebind',
+    join(g, 'imagebind_w3D.pth'),
+    '--imagebind-config',
+    join(g, 'imagebind_config.json'),
+    '--llama-dir',
+    join(g, 'llama'),
+    '--adapter',
+    join(g, '7B.pth'),
+    '--knn',
+    join(g, 'knn.index'),
+    '--out',
+    out,
+  ];
+}
+
 /**
  * The model repository built from the golden tiny-a checkpoints (official formats) with the
  * compiled `ibllm models build`, cached under `<repo>/.models/test-golden-tiny-a` so the many
@@ -19,32 +38,13 @@ const BUILT_MARKER = '.built-ok';
 export function goldenModelRepository(): string {
   const out = join(repoRoot(), '.models', 'test-golden-tiny-a');
   if (existsSync(join(out, BUILT_MARKER))) return out;
-  const g = goldenDir();
   const cli = join(repoRoot(), 'tools', 'cli', 'bin', 'ibllm.js');
   const tmp = `${out}.tmp-${process.pid}`;
   mkdirSync(join(repoRoot(), '.models'), { recursive: true });
   rmSync(tmp, { recursive: true, force: true });
-  const r = spawnSync(
-    process.execPath,
-    [
-      cli,
-      'models',
-      'build',
-      '--imagebind',
-      join(g, 'imagebind_w3D.pth'),
-      '--imagebind-config',
-      join(g, 'imagebind_config.json'),
-      '--llama-dir',
-      join(g, 'llama'),
-      '--adapter',
-      join(g, '7B.pth'),
-      '--knn',
-      join(g, 'knn.index'),
-      '--out',
-      tmp,
-    ],
-    { encoding: 'utf8' },
-  );
+  const r = spawnSync(process.execPath, [cli, 'models', 'build', ...goldenBuildArgs(tmp)], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`building the golden model repository failed:\n${r.stderr}`);
   writeFileSync(join(tmp, BUILT_MARKER), new Date().toISOString());
   if (existsSync(join(out, BUILT_MARKER))) {

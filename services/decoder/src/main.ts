@@ -1,8 +1,7 @@
 import 'reflect-metadata';
 import { loadConfigOrExit } from '@imagebind-llm/config';
-import { bootstrapService, GrpcServer, routeGrpcLogs } from '@imagebind-llm/grpc-kit';
-import { createLogger, InferenceMetrics, ServiceMetrics } from '@imagebind-llm/observability';
-import { loadDescriptorSet } from '@imagebind-llm/proto';
+import { bootstrapService, createServiceParts } from '@imagebind-llm/grpc-kit';
+import { InferenceMetrics } from '@imagebind-llm/observability';
 import { DecoderRuntime, DecoderServiceImpl } from '@imagebind-llm/serving';
 import { DecoderModule } from './app.module';
 import { decoderEnvSchema } from './env.schema';
@@ -12,16 +11,12 @@ const FATAL_EXIT_DELAY_MS = 200;
 
 async function main(): Promise<void> {
   const env = loadConfigOrExit('decoder', decoderEnvSchema);
-  const logger = createLogger({ service: 'decoder', level: env.LOG_LEVEL });
-  routeGrpcLogs(logger);
-  const metrics = new ServiceMetrics('decoder');
-  const grpc = new GrpcServer({
+  const { logger, metrics, grpc } = createServiceParts({
+    service: 'decoder',
+    logLevel: env.LOG_LEVEL,
     host: env.GRPC_HOST,
     port: env.GRPC_PORT,
-    logger,
-    metrics,
-    maxReceiveMessageBytes: env.MAX_MESSAGE_BYTES,
-    descriptorSet: loadDescriptorSet(),
+    maxMessageBytes: env.MAX_MESSAGE_BYTES,
   });
   // Handlers are registered before the server starts; they answer UNAVAILABLE until the model is attached.
   const decoder = new DecoderServiceImpl(undefined, {

@@ -1,8 +1,7 @@
 import 'reflect-metadata';
 import { loadConfigOrExit } from '@imagebind-llm/config';
-import { bootstrapService, GrpcServer, routeGrpcLogs } from '@imagebind-llm/grpc-kit';
-import { createLogger, ServiceMetrics, type Logger } from '@imagebind-llm/observability';
-import { loadDescriptorSet } from '@imagebind-llm/proto';
+import { bootstrapService, createServiceParts } from '@imagebind-llm/grpc-kit';
+import type { Logger, ServiceMetrics } from '@imagebind-llm/observability';
 import { createAccessControl, isLoopback } from './access';
 import type { PlatformBackends } from './backends/backends.port';
 import { RemoteBackends, type RemoteTargets } from './backends/remote.backends';
@@ -57,8 +56,6 @@ async function createBackends(
 
 async function main(): Promise<void> {
   const env = loadConfigOrExit('gateway', gatewayEnvSchema);
-  const logger = createLogger({ service: 'gateway', level: env.LOG_LEVEL });
-  routeGrpcLogs(logger);
   // Refuse to expose an unauthenticated API beyond this machine (issue: standalone on 127.0.0.1
   // needs no key; any other address needs keys configured).
   const exposed = [...new Set([env.GATEWAY_GRPC_HOST, env.GATEWAY_HTTP_HOST])].filter((h) => !isLoopback(h));
@@ -68,14 +65,12 @@ async function main(): Promise<void> {
     );
   }
   const access = createAccessControl(env);
-  const metrics = new ServiceMetrics('gateway');
-  const grpc = new GrpcServer({
+  const { logger, metrics, grpc } = createServiceParts({
+    service: 'gateway',
+    logLevel: env.LOG_LEVEL,
     host: env.GATEWAY_GRPC_HOST,
     port: env.GATEWAY_GRPC_PORT,
-    logger,
-    metrics,
-    maxReceiveMessageBytes: env.GATEWAY_MAX_MESSAGE_BYTES,
-    descriptorSet: loadDescriptorSet(),
+    maxMessageBytes: env.GATEWAY_MAX_MESSAGE_BYTES,
   });
   const started = Date.now();
   const backends = await createBackends(env, logger, metrics);

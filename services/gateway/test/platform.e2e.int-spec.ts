@@ -4,8 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { callServerStream, callUnary, createClient } from '@imagebind-llm/grpc-kit';
-import { commonV1, decoderV1, gatewayV1 } from '@imagebind-llm/proto';
+import { decoderV1, gatewayV1 } from '@imagebind-llm/proto';
 import {
+  goldenDemoInputs,
   goldenModelRepository,
   goldenPath,
   repoRoot,
@@ -44,21 +45,6 @@ function cliGenerate(repo: string, extra: string[]): CliAnswer {
   );
   if (r.status !== 0) throw new Error(`ibllm generate failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as CliAnswer;
-}
-
-function imageAndAudio(): gatewayV1.MultimodalInput[] {
-  return [
-    {
-      modality: commonV1.Modality.MODALITY_IMAGE,
-      source: { $case: 'content', value: readFileSync(goldenPath('inputs', 'girl.jpg')) },
-      mediaType: 'image/jpeg',
-    },
-    {
-      modality: commonV1.Modality.MODALITY_AUDIO,
-      source: { $case: 'content', value: readFileSync(goldenPath('inputs', 'girl_bgm.wav')) },
-      mediaType: 'audio/wav',
-    },
-  ];
 }
 
 async function collect(
@@ -111,7 +97,7 @@ describe('the distributed platform, every service a process', () => {
   it('streams the same tokens as the in-process `ibllm generate` (image + audio, cache on, greedy)', async () => {
     const expected = cliGenerate(repo, ['--temperature', '0', '--max-new-tokens', '24']);
     const got = await collect(client, {
-      inputs: imageAndAudio(),
+      inputs: goldenDemoInputs(),
       instruction: QUESTION,
       input: '',
       sampling: { temperature: 0 },
@@ -194,7 +180,7 @@ describe('the distributed platform, every service a process', () => {
 
   it('kill -9 of the decoder serving a stream: the client still gets the complete answer, no gaps, no duplicates', async () => {
     const request: gatewayV1.GenerateRequest = {
-      inputs: imageAndAudio(),
+      inputs: goldenDemoInputs(),
       instruction: QUESTION,
       input: '',
       sampling: { temperature: 1, topP: 0.9, seed: 1234 },
@@ -225,7 +211,7 @@ describe('the distributed platform, every service a process', () => {
     const [victim] = platform.byName('encoder-vision-');
     victim!.proc.child.kill('SIGKILL');
     await victim!.proc.exited();
-    const image = imageAndAudio().slice(0, 1);
+    const image = goldenDemoInputs().slice(0, 1);
     for (let i = 0; i < 4; i++) {
       const r = await callUnary(
         client.embed.bind(client),

@@ -1,8 +1,6 @@
 import 'reflect-metadata';
 import { loadConfigOrExit } from '@imagebind-llm/config';
-import { bootstrapService, GrpcServer, routeGrpcLogs } from '@imagebind-llm/grpc-kit';
-import { createLogger, ServiceMetrics } from '@imagebind-llm/observability';
-import { loadDescriptorSet } from '@imagebind-llm/proto';
+import { bootstrapService, createServiceParts } from '@imagebind-llm/grpc-kit';
 import { RetrieverServiceImpl, seedCacheFromRepository } from '@imagebind-llm/serving';
 import { EmbeddedVectorStore, type VectorStore } from '@imagebind-llm/vector-store';
 import { RetrieverModule } from './app.module';
@@ -29,16 +27,12 @@ async function openStore(env: RetrieverEnv): Promise<VectorStore> {
 
 async function main(): Promise<void> {
   const env = loadConfigOrExit('retriever', retrieverEnvSchema);
-  const logger = createLogger({ service: 'retriever', level: env.LOG_LEVEL });
-  routeGrpcLogs(logger);
-  const metrics = new ServiceMetrics('retriever');
-  const grpc = new GrpcServer({
+  const { logger, metrics, grpc } = createServiceParts({
+    service: 'retriever',
+    logLevel: env.LOG_LEVEL,
     host: env.GRPC_HOST,
     port: env.GRPC_PORT,
-    logger,
-    metrics,
-    maxReceiveMessageBytes: env.MAX_MESSAGE_BYTES,
-    descriptorSet: loadDescriptorSet(),
+    maxMessageBytes: env.MAX_MESSAGE_BYTES,
   });
   const store = await openStore(env);
   const retriever = new RetrieverServiceImpl(store, {

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
-import { cosineSimilarity, goldenDir, relativeError } from '@imagebind-llm/testing';
+import { cosineSimilarity, goldenBuildArgs, goldenDir, relativeError } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const BIN = join(__dirname, '..', 'bin', 'ibllm.js');
@@ -29,22 +29,7 @@ let repo: string;
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'ibllm-raw-'));
   repo = join(work, 'repo');
-  const r = ibllm([
-    'models',
-    'build',
-    '--imagebind',
-    join(g, 'imagebind_w3D.pth'),
-    '--imagebind-config',
-    join(g, 'imagebind_config.json'),
-    '--llama-dir',
-    join(g, 'llama'),
-    '--adapter',
-    join(g, '7B.pth'),
-    '--knn',
-    join(g, 'knn.index'),
-    '--out',
-    repo,
-  ]);
+  const r = ibllm(['models', 'build', ...goldenBuildArgs(repo)]);
   expect(r.stderr).toContain('wrote imagebind-point');
   expect(r.status).toBe(0);
 }, 180_000);

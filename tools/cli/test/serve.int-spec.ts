@@ -1,13 +1,18 @@
 // `ibllm serve --standalone`: the whole platform in one process on the embedded store, answering
 // exactly what the in-process `ibllm generate` answers; the API-key rules of standalone mode.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { audio, image, ImageBindClient } from '@imagebind-llm/client';
 import { callServerStream, createClient } from '@imagebind-llm/grpc-kit';
-import { commonV1, gatewayV1 } from '@imagebind-llm/proto';
-import { goldenModelRepository, goldenPath, startProcess, type RunningProcess } from '@imagebind-llm/testing';
+import { gatewayV1 } from '@imagebind-llm/proto';
+import {
+  goldenDemoInputs,
+  goldenModelRepository,
+  goldenPath,
+  startProcess,
+  type RunningProcess,
+} from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const CLI = join(__dirname, '..', 'bin', 'ibllm.js');
@@ -26,21 +31,6 @@ async function ready(proc: RunningProcess): Promise<{ grpc: string; http: string
     grpc: `127.0.0.1:${String(line['grpcPort'])}`,
     http: `http://127.0.0.1:${String(line['httpPort'])}`,
   };
-}
-
-function inputs(): gatewayV1.MultimodalInput[] {
-  return [
-    {
-      modality: commonV1.Modality.MODALITY_IMAGE,
-      source: { $case: 'content', value: readFileSync(goldenPath('inputs', 'girl.jpg')) },
-      mediaType: 'image/jpeg',
-    },
-    {
-      modality: commonV1.Modality.MODALITY_AUDIO,
-      source: { $case: 'content', value: readFileSync(goldenPath('inputs', 'girl_bgm.wav')) },
-      mediaType: 'audio/wav',
-    },
-  ];
 }
 
 describe('ibllm serve --standalone', () => {
@@ -86,7 +76,7 @@ describe('ibllm serve --standalone', () => {
     const ids: number[] = [];
     let text = '';
     for await (const m of callServerStream(client.generate.bind(client), {
-      inputs: inputs(),
+      inputs: goldenDemoInputs(),
       instruction: QUESTION,
       input: '',
       sampling: { temperature: 0 },
@@ -109,13 +99,13 @@ describe('ibllm serve --standalone', () => {
         sampling: { temperature: 0 },
         maxNewTokens: 24,
       });
-      const chunks: number[][] = [];
+      const chunks: (readonly number[])[] = [];
       for await (const chunk of stream) chunks.push(chunk.tokenIds);
       expect(chunks.length).toBeGreaterThan(1);
       const direct = createClient(gatewayV1.GatewayServiceClient, at.grpc);
       const ids: number[] = [];
       for await (const m of callServerStream(direct.generate.bind(direct), {
-        inputs: inputs(),
+        inputs: goldenDemoInputs(),
         instruction: QUESTION,
         input: '',
         sampling: { temperature: 0 },

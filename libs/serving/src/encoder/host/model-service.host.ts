@@ -17,15 +17,14 @@ import {
 import { isDomainError } from '@imagebind-llm/errors';
 import {
   bootstrapService,
+  createServiceParts,
   GRPC_SERVER,
   GrpcServer,
-  routeGrpcLogs,
   ServiceHostModule,
   type BootApp,
 } from '@imagebind-llm/grpc-kit';
 import type { BatchEvent } from '@imagebind-llm/inference';
-import { createLogger, InferenceMetrics, ServiceMetrics, type Logger } from '@imagebind-llm/observability';
-import { loadDescriptorSet } from '@imagebind-llm/proto';
+import { InferenceMetrics, ServiceMetrics, type Logger } from '@imagebind-llm/observability';
 import { BatchingMetrics, type QueueDepthSource } from '../batching-metrics';
 import { ModelSlot } from '../model-slot';
 import type { BatcherSettings } from '../row-batched-model';
@@ -232,21 +231,17 @@ export async function runModelService<S extends EnvSchema, R extends HostedRunti
   spec: (env: EnvOf<S> & ModelServiceEnv) => ModelServiceSpec<R>,
 ): Promise<void> {
   const env = loadConfigOrExit(service, schema) as EnvOf<S> & ModelServiceEnv;
-  const logger = createLogger({ service, level: env.LOG_LEVEL });
-  let grpc: GrpcServer;
+  const parts = createServiceParts({
+    service,
+    logLevel: env.LOG_LEVEL,
+    host: env.GRPC_HOST,
+    port: env.GRPC_PORT,
+    maxMessageBytes: env.MAX_MESSAGE_BYTES,
+  });
+  const { logger, metrics, grpc } = parts;
   let module: DynamicModule;
   try {
-    routeGrpcLogs(logger);
-    const metrics = new ServiceMetrics(service);
     const deps: ModelServiceDeps = { logger, batching: new BatchingMetrics(new InferenceMetrics(metrics)) };
-    grpc = new GrpcServer({
-      host: env.GRPC_HOST,
-      port: env.GRPC_PORT,
-      logger,
-      metrics,
-      maxReceiveMessageBytes: env.MAX_MESSAGE_BYTES,
-      descriptorSet: loadDescriptorSet(),
-    });
     module = ModelServiceModule.forRoot({
       service,
       spec: spec(env),
