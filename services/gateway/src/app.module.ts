@@ -3,11 +3,12 @@ import { ServiceHostModule, type GrpcServer } from '@imagebind-llm/grpc-kit';
 import type { Logger, ServiceMetrics } from '@imagebind-llm/observability';
 import type { AccessControl } from './access';
 import type { PlatformBackends } from './backends/backends.port';
+import type { BatchBackend } from './batch/batch-backend';
 import type { GatewayEnv } from './env.schema';
 import { GatewayController } from './gateway.controller';
 import { GatewayService } from './gateway.service';
 import { OpenAiController } from './openai.controller';
-import { ACCESS, BACKENDS, GATEWAY_ENV, LOGGER, METRICS } from './tokens';
+import { ACCESS, BACKENDS, BATCH, GATEWAY_ENV, LOGGER, METRICS } from './tokens';
 
 export interface GatewayModuleOptions {
   readonly env: GatewayEnv;
@@ -16,6 +17,8 @@ export interface GatewayModuleOptions {
   readonly grpc: GrpcServer;
   readonly backends: PlatformBackends;
   readonly access: AccessControl;
+  /** Undefined when batch jobs are not configured (no Redis). */
+  readonly batch: BatchBackend | undefined;
 }
 
 @Module({})
@@ -39,6 +42,7 @@ export class GatewayModule {
         { provide: METRICS, useValue: options.metrics },
         { provide: BACKENDS, useValue: options.backends },
         { provide: ACCESS, useValue: options.access },
+        { provide: BATCH, useValue: options.batch ?? null },
         GatewayService,
         GatewayController,
       ],

@@ -80,6 +80,20 @@ export const gatewayEnvSchema = {
     'largest single inline input (image, audio, video, point cloud), in bytes',
   ),
   STANDALONE_DECODER_MAX_BATCH: envVar(env.positiveInt(16, 256), 'standalone: decoder sequences per step'),
+  GATEWAY_REDIS_URL: envVar(
+    env.optionalString(),
+    'Redis of the batch-job queues (noeviction + AOF); unset disables the batch API',
+  ),
+  GATEWAY_QUEUE_PREFIX: envVar(
+    env.stringWithDefault('ibllm'),
+    'key prefix of the queues in Redis (same as the workers)',
+  ),
+  GATEWAY_BATCH_MAX_ITEMS: envVar(env.positiveInt(10_000, 1_000_000), 'most items in one batch job'),
+  GATEWAY_BATCH_ATTEMPTS: envVar(env.positiveInt(4, 50), 'tries of a batch item that fails transiently'),
+  GATEWAY_BATCH_FILE_ROOT: envVar(
+    env.optionalString(),
+    'folder batch manifests may name files under (file: URIs); unset refuses file URIs',
+  ),
   SHUTDOWN_GRACE_MS: envVar(
     env.positiveInt(25_000, 600_000),
     'how long SIGTERM waits for calls in flight; keep below the pod terminationGracePeriodSeconds',

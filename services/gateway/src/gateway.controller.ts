@@ -4,8 +4,9 @@ import { GRPC_SERVER, type CallContext, type GrpcServer } from '@imagebind-llm/g
 import { gatewayV1, SERVICE_NAMES } from '@imagebind-llm/proto';
 import type { AccessControl } from './access';
 import type { PlatformBackends } from './backends/backends.port';
+import type { BatchBackend } from './batch/batch-backend';
 import { GatewayService } from './gateway.service';
-import { ACCESS, BACKENDS } from './tokens';
+import { ACCESS, BACKENDS, BATCH } from './tokens';
 
 function credentialsOf(ctx: CallContext): { authorization?: string; apiKey?: string } {
   const auth = ctx.metadata.get('authorization')[0];
@@ -24,6 +25,7 @@ export class GatewayController implements OnModuleInit, OnApplicationShutdown {
     @Inject(GatewayService) private readonly gateway: GatewayService,
     @Inject(ACCESS) private readonly access: AccessControl,
     @Inject(BACKENDS) private readonly backends: PlatformBackends,
+    @Inject(BATCH) private readonly batch: BatchBackend | null,
   ) {}
 
   onModuleInit(): void {
@@ -47,25 +49,39 @@ export class GatewayController implements OnModuleInit, OnApplicationShutdown {
         return gateway.listModels(ctx);
       },
     });
-    const batchJobsMissing = (): Promise<never> =>
-      Promise.reject(
-        DomainError.notImplemented(
-          'batch jobs are not available in this build: the queue workers are not deployed yet',
-        ),
-      );
-    this.server.addService(SERVICE_NAMES.batchJobs, gatewayV1.BatchJobServiceService, {
-      submitBatchJob: batchJobsMissing,
-      getBatchJob: batchJobsMissing,
-      listBatchJobs: batchJobsMissing,
-      cancelBatchJob: batchJobsMissing,
-      // eslint-disable-next-line require-yield -- nothing to stream until batch jobs exist
-      streamBatchJobResults: async function* () {
-        await batchJobsMissing();
-      },
-    });
+    const batch = this.batch?.service;
+    if (batch === undefined) {
+      const missing = (): Promise<never> =>
+        Promise.reject(
+          DomainError.notImplemented(
+            'batch jobs are not configured on this gateway: set GATEWAY_REDIS_URL and run batch workers',
+          ),
+        );
+      this.server.addService(SERVICE_NAMES.batchJobs, gatewayV1.BatchJobServiceService, {
+        submitBatchJob: missing,
+        getBatchJob: missing,
+        listBatchJobs: missing,
+        cancelBatchJob: missing,
+        // eslint-disable-next-line require-yield -- nothing to stream without batch jobs
+        streamBatchJobResults: async function* () {
+          await missing();
+        },
+      });
+    } else {
+      this.server.addService(SERVICE_NAMES.batchJobs, gatewayV1.BatchJobServiceService, {
+        submitBatchJob: async (request, ctx) => batch.submit(request, admit(ctx)),
+        getBatchJob: async (request, ctx) => batch.get(request.jobId, admit(ctx)),
+        listBatchJobs: async (request, ctx) => batch.list(request, admit(ctx)),
+        cancelBatchJob: async (request, ctx) => batch.cancel(request.jobId, admit(ctx)),
+        streamBatchJobResults: async function* (request, ctx) {
+          yield* batch.results(request, admit(ctx), ctx.signal);
+        },
+      });
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
     await this.backends.close();
+    await this.batch?.close();
   }
 }

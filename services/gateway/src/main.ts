@@ -6,6 +6,7 @@ import { createAccessControl, isLoopback } from './access';
 import type { PlatformBackends } from './backends/backends.port';
 import { RemoteBackends, type RemoteTargets } from './backends/remote.backends';
 import { GatewayModule } from './app.module';
+import { createBatchBackend } from './batch/batch-backend';
 import { gatewayEnvSchema, type GatewayEnv } from './env.schema';
 
 function remoteTargets(env: GatewayEnv): RemoteTargets {
@@ -75,14 +76,20 @@ async function main(): Promise<void> {
   const started = Date.now();
   const backends = await createBackends(env, logger, metrics);
   logger.info({ event: 'backends.ready', mode: backends.mode, ms: Date.now() - started }, 'backends ready');
+  const batch = await createBatchBackend(env);
   await bootstrapService({
     service: 'gateway',
-    module: GatewayModule.forRoot({ env, logger, metrics, grpc, backends, access }),
+    module: GatewayModule.forRoot({ env, logger, metrics, grpc, backends, access, batch }),
     grpc,
     logger,
     http: { host: env.GATEWAY_HTTP_HOST, port: env.GATEWAY_HTTP_PORT },
     jsonBodyLimitBytes: env.GATEWAY_MAX_BODY_BYTES,
-    warmup: () => Promise.resolve({ mode: backends.mode, auth: access.required ? 'api-key' : 'none' }),
+    warmup: () =>
+      Promise.resolve({
+        mode: backends.mode,
+        auth: access.required ? 'api-key' : 'none',
+        batch: batch === undefined ? 'off' : 'on',
+      }),
   });
 }
 

@@ -1,75 +1,21 @@
-import { lookup } from 'node:dns/promises';
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import { isBlockedAddress, validateRemoteUrl } from './rest/remote-url';
+import { readSource, type MediaSourcePolicy } from '@imagebind-llm/media-source';
 
 /**
- * Fetches `uri` inputs (ARCHITECTURE §8: every payload has a limit): only `https://` on hosts the
- * operator allow-listed (`example.com`, `*.example.com`), never to a private address (checked on
- * the URL and on what the name resolves to), no redirects, a byte cap while streaming, a timeout.
+ * Fetches `uri` inputs of online requests (ARCHITECTURE §8: every payload has a limit) under the
+ * shared media policy of libs/media-source: only https on allow-listed hosts, never a private or
+ * loopback address (on the URL and on what the name resolves to), no redirects, a byte cap while
+ * streaming and a timeout. Online requests never read files or the object store: those are for
+ * batch manifests, read by the workers under their own root.
  */
 export class MediaFetcher {
-  constructor(
-    private readonly allowedHosts: readonly string[],
-    private readonly maxBytes: number,
-    private readonly timeoutMs: number,
-  ) {}
+  private readonly policy: MediaSourcePolicy;
 
-  /** Throws INVALID_INPUT (with `field`) for a URI this gateway will not fetch. */
-  check(uri: string, field: string): URL {
-    return new URL(validateRemoteUrl(uri, field, this.allowedHosts));
+  constructor(allowedHosts: readonly string[], maxBytes: number, timeoutMs: number) {
+    this.policy = { allowedHosts, maxBytes, timeoutMs };
   }
 
-  /** The host name must not resolve to a private or loopback address (DNS can point anywhere). */
-  private async checkResolved(url: URL, field: string): Promise<void> {
-    const addresses = await lookup(url.hostname, { all: true }).catch(() => []);
-    if (addresses.length === 0)
-      throw DomainError.invalidInput(`${field}: ${url.hostname} does not resolve`, field);
-    const blocked = addresses.find((a) => isBlockedAddress(a.address));
-    if (blocked !== undefined) {
-      throw DomainError.invalidInput(
-        `${field}: ${url.hostname} resolves to ${blocked.address}, a private or loopback address; refused`,
-        field,
-      );
-    }
-  }
-
+  /** No fileRoot and no object store in the policy: file paths and s3:// URIs are refused. */
   async fetch(uri: string, field: string, signal: AbortSignal): Promise<Uint8Array> {
-    const url = this.check(uri, field);
-    await this.checkResolved(url, field);
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    let response: Response;
-    try {
-      response = await fetch(url, { redirect: 'error', signal: AbortSignal.any([signal, timeout]) });
-    } catch (error) {
-      throw DomainError.invalidInput(
-        `${field}: fetching ${url.host} failed (${error instanceof Error ? error.message : String(error)})`,
-        field,
-      );
-    }
-    if (!response.ok || response.body === null) {
-      throw DomainError.invalidInput(`${field}: ${url.host} answered HTTP ${response.status}`, field);
-    }
-    const declared = Number(response.headers.get('content-length') ?? '0');
-    if (declared > this.maxBytes) {
-      throw new DomainError(
-        ErrorCode.PayloadTooLarge,
-        `${field}: ${declared} bytes exceed the limit of ${this.maxBytes}`,
-        { field },
-      );
-    }
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      total += chunk.length;
-      if (total > this.maxBytes) {
-        throw new DomainError(
-          ErrorCode.PayloadTooLarge,
-          `${field}: more than ${this.maxBytes} bytes; refused`,
-          { field },
-        );
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
+    return readSource(uri, this.policy, field, signal);
   }
 }

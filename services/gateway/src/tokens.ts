@@ -4,3 +4,4 @@ export const LOGGER = Symbol.for('imagebind.gateway.logger');
 export const METRICS = Symbol.for('imagebind.gateway.metrics');
 export const BACKENDS = Symbol.for('imagebind.gateway.backends');
 export const ACCESS = Symbol.for('imagebind.gateway.access');
+export const BATCH = Symbol.for('imagebind.gateway.batch');

@@ -1,5 +1,6 @@
 import { DomainError } from '@imagebind-llm/errors';
 import { CliError } from './cli-error';
+import { batch, BATCH_USAGE } from './commands/batch.command';
 import { embed, EMBED_USAGE } from './commands/embed.command';
 import { generate, GENERATE_USAGE } from './commands/generate.command';
 import { modelsBuild, MODELS_BUILD_USAGE } from './commands/models-build.command';
@@ -13,6 +14,7 @@ const USAGE = `ibllm — ImageBind-LLM from the command line
   ibllm embed ...          ImageBind embeddings of raw inputs, and their fusion
   ibllm generate ...       answer an instruction about raw inputs or a fused ImageBind query
   ibllm serve ...          run the platform: gRPC + REST API (--standalone: all in one process)
+  ibllm batch ...          submit, follow, export, cancel and list batch jobs on a gateway
 
 ${MODELS_BUILD_USAGE}
 
@@ -22,7 +24,9 @@ ${EMBED_USAGE}
 
 ${GENERATE_USAGE}
 
-${SERVE_USAGE}`;
+${SERVE_USAGE}
+
+${BATCH_USAGE}`;
 
 async function main(argv: string[]): Promise<void> {
   const log = (line: string): void => {
@@ -40,6 +44,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'models' && sub === 'demo') return modelsDemo(rest, log);
   if (command === 'embed') return embed(sub === undefined ? rest : [sub, ...rest], { out, log });
   if (command === 'serve') return serve(sub === undefined ? rest : [sub, ...rest], log);
+  if (command === 'batch') return batch(sub === undefined ? [] : [sub, ...rest], { out, log });
   if (command === 'generate') return generate(sub === undefined ? rest : [sub, ...rest], { out, log });
   throw new CliError(`unknown command: ${[command, sub].filter(Boolean).join(' ')} (try \`ibllm --help\`)`);
 }

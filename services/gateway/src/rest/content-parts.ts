@@ -12,7 +12,7 @@ import {
   tooLargeAt,
   type JsonObject,
 } from './json-reader';
-import { validateRemoteUrl } from './remote-url';
+import { checkSource } from '@imagebind-llm/media-source';
 
 const { Modality } = commonV1;
 
@@ -169,8 +169,16 @@ function urlInput(
     budget.addBytes(bytes.length, urlPath);
     return input(modality, { $case: 'content', value: bytes }, mediaType, weight);
   }
-  const href = validateRemoteUrl(url, urlPath, policy.allowedHosts);
-  return input(modality, { $case: 'uri', value: href }, '', weight);
+  // The one URL policy of the platform (libs/media-source); no file root or object store here, so
+  // anything but an allow-listed https URL is refused.
+  const source = checkSource(
+    url,
+    { allowedHosts: policy.allowedHosts, maxBytes: policy.limits.maxPartBytes, timeoutMs: 10_000 },
+    urlPath,
+  );
+  if (source.kind !== 'https')
+    throw invalidAt(urlPath, 'must be an https:// URL on the allow-list or a data: URL');
+  return input(modality, { $case: 'uri', value: source.url }, '', weight);
 }
 
 /** Audio containers the gateway's ffmpeg-backed decoder reads, with the media type each implies. */

@@ -8,4 +8,3 @@ export * from './openai-chat';
 export * from './openai-embeddings';
 export * from './openai-format';
 export * from './rate-limiter';
-export * from './remote-url';

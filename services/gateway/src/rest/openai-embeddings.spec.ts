@@ -108,7 +108,7 @@ describe('parseEmbeddingsRequest', () => {
       'a private URL',
       { imagebind_inputs: [{ type: 'image_url', image_url: { url: 'https://10.0.0.1/a.png' } }] },
       ErrorCode.InvalidInput,
-      'imagebind_inputs[0].image_url.url: 10.0.0.1 is a private, loopback or reserved address',
+      'imagebind_inputs[0].image_url.url: 10.0.0.1 is a private, loopback, link-local or reserved address',
     ],
     [
       'too many inputs',

@@ -1,0 +1,505 @@
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import type { Redis } from 'ioredis';
+import { assertValidJobId, isBatchJobKind, type BatchJobKind } from './job-registry';
+
+/** Lifecycle of a batch job (mirrors `BatchJobState` in gateway/v1/batch.proto). */
+export type BatchJobState =
+  'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'COMPLETED_WITH_ERRORS' | 'FAILED' | 'CANCELLING' | 'CANCELLED';
+
+export const FINAL_STATES: ReadonlySet<BatchJobState> = new Set<BatchJobState>([
+  'SUCCEEDED',
+  'COMPLETED_WITH_ERRORS',
+  'FAILED',
+  'CANCELLED',
+]);
+
+const ALL_STATES: ReadonlySet<string> = new Set<BatchJobState>([
+  'QUEUED',
+  'RUNNING',
+  'SUCCEEDED',
+  'COMPLETED_WITH_ERRORS',
+  'FAILED',
+  'CANCELLING',
+  'CANCELLED',
+]);
+
+export function isFinalState(state: BatchJobState): boolean {
+  return FINAL_STATES.has(state);
+}
+
+/** A batch job's public record: what GetBatchJob returns. */
+export interface JobRecord {
+  readonly jobId: string;
+  readonly tenant: string;
+  readonly kind: BatchJobKind;
+  readonly state: BatchJobState;
+  readonly total: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly cancelled: number;
+  readonly createTime: Date;
+  readonly updateTime: Date;
+  /** Set once the job reaches a final state. */
+  readonly finishTime?: Date;
+  /** Why the job failed as a whole (state FAILED). */
+  readonly errorMessage?: string;
+  /** Settings shared by every item; opaque to this library. */
+  readonly options: unknown;
+}
+
+/** How one item ended. Exactly one outcome is kept per item: the first one recorded. */
+export type ItemOutcome =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly code: string; readonly message: string }
+  | { readonly cancelled: true };
+
+export interface CreateJobInput {
+  readonly jobId: string;
+  readonly tenant: string;
+  readonly kind: BatchJobKind;
+  /** Item payloads, opaque JSON values validated by the caller; their position is their index. */
+  readonly items: readonly unknown[];
+  readonly options: unknown;
+  readonly createdAt?: Date;
+}
+
+export interface ListJobsOptions {
+  /** 1..100; default 20. */
+  readonly pageSize?: number;
+  /** `nextPageToken` of the previous page. */
+  readonly pageToken?: string;
+  /** Only jobs in these states; empty or absent means all. */
+  readonly states?: readonly BatchJobState[];
+}
+
+export interface JobPage {
+  readonly jobs: JobRecord[];
+  /** Empty on the last page. */
+  readonly nextPageToken: string;
+}
+
+export interface ResultsPage {
+  /** Recorded results with `index >= start`, in index order, at most `count` of them. */
+  readonly results: { readonly index: number; readonly result: ItemOutcome }[];
+  /** How many items have a recorded result in the whole job. */
+  readonly resultCount: number;
+}
+
+export interface BatchJobStoreOptions {
+  /** Key prefix for every key this store writes, e.g. `ibllm:batch:`. */
+  readonly prefix: string;
+  readonly now?: () => Date;
+}
+
+/** Items written per HSET while creating a job: bounds one command's size for 10k-item jobs. */
+const ITEM_WRITE_CHUNK = 1_000;
+const DEFAULT_PAGE_SIZE = 20;
+const MAX_PAGE_SIZE = 100;
+const LIST_SCAN_BATCH = 100;
+
+/**
+ * Creates the record unless the job exists. KEYS: job. ARGV: field/value pairs.
+ * Returns 1 when created, 0 when the job already existed.
+ */
+const CREATE_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+`;
+
+/**
+ * Records an item's outcome once. KEYS: job, results, done-index zset.
+ * ARGV: index, outcome JSON, counter field (succeeded|failed|cancelled), now (ms).
+ * Returns 1 when recorded, 0 when the item already had a result or the job is final (e.g. FAILED
+ * as a whole), -1 when the job does not exist.
+ *
+ * Final state, once every item has an outcome: CANCELLED when any item was cancelled, else
+ * SUCCEEDED when none failed, FAILED when all failed, else COMPLETED_WITH_ERRORS. A job whose
+ * cancel came too late to stop anything ends by its items' outcomes, because that is what happened.
+ */
+const RECORD_SCRIPT = `
+local before = redis.call('HGET', KEYS[1], 'state')
+if not before then return -1 end
+if before == 'SUCCEEDED' or before == 'COMPLETED_WITH_ERRORS' or before == 'FAILED' or before == 'CANCELLED' then
+  return 0
+end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[1])
+redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+local v = redis.call('HMGET', KEYS[1], 'total', 'succeeded', 'failed', 'cancelled', 'state')
+local total = tonumber(v[1])
+local s = tonumber(v[2] or '0')
+local f = tonumber(v[3] or '0')
+local c = tonumber(v[4] or '0')
+local state = v[5]
+if s + f + c >= total then
+  if c > 0 then
+    state = 'CANCELLED'
+  elseif f == 0 then
+    state = 'SUCCEEDED'
+  elseif s == 0 then
+    state = 'FAILED'
+    redis.call('HSET', KEYS[1], 'errorMessage', 'every item failed; see the item results')
+  else
+    state = 'COMPLETED_WITH_ERRORS'
+  end
+  redis.call('HSET', KEYS[1], 'finishTime', ARGV[4])
+elseif state == 'QUEUED' then
+  state = 'RUNNING'
+end
+redis.call('HSET', KEYS[1], 'state', state, 'updateTime', ARGV[4])
+return 1
+`;
+
+/** KEYS: job. ARGV: now. QUEUED → RUNNING; any other state is left alone. */
+const MARK_RUNNING_SCRIPT = `
+if redis.call('HGET', KEYS[1], 'state') == 'QUEUED' then
+  redis.call('HSET', KEYS[1], 'state', 'RUNNING', 'updateTime', ARGV[1])
+  return 1
+end
+return 0
+`;
+
+/**
+ * KEYS: job. ARGV: tenant, now. Returns 'NOT_FOUND', 'FINAL:<state>', or the new state.
+ * A job that is already CANCELLING stays so (cancel is idempotent).
+ */
+const CANCEL_SCRIPT = `
+local v = redis.call('HMGET', KEYS[1], 'tenant', 'state')
+if v[1] ~= ARGV[1] then return 'NOT_FOUND' end
+local state = v[2]
+if state == 'SUCCEEDED' or state == 'COMPLETED_WITH_ERRORS' or state == 'FAILED' or state == 'CANCELLED' then
+  return 'FINAL:' .. state
+end
+if state ~= 'CANCELLING' then
+  redis.call('HSET', KEYS[1], 'state', 'CANCELLING', 'updateTime', ARGV[2])
+end
+return 'CANCELLING'
+`;
+
+/** KEYS: job. ARGV: message, now. Fails a job that is not final yet; returns 1 when it did. */
+const FAIL_SCRIPT = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'SUCCEEDED' or state == 'COMPLETED_WITH_ERRORS' or state == 'FAILED' or state == 'CANCELLED' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', 'FAILED', 'errorMessage', ARGV[1], 'updateTime', ARGV[2], 'finishTime', ARGV[2])
+return 1
+`;
+
+/**
+ * Batch job records, items and results in Redis. Results are exactly-once per item: the first
+ * outcome recorded for an index wins, atomically with the counters and the state, so an item run
+ * twice (a worker killed after recording, a stalled lock) is counted once.
+ *
+ * Keys (the `{jobId}` hash tag keeps one job's keys in one cluster slot for the Lua scripts):
+ * `<prefix>job:{<jobId>}` record hash, `…:items` index → item JSON, `…:results` index → outcome
+ * JSON, `…:done` recorded indices (zset scored by index, for ordered reads),
+ * `<prefix>tenant:<tenant>:jobs` the tenant's job ids scored by creation time.
+ */
+export class BatchJobStore {
+  private readonly prefix: string;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly redis: Redis,
+    options: BatchJobStoreOptions,
+  ) {
+    this.prefix = options.prefix;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * Creates a job, or returns the existing one with this id (a retried submit with the same client
+   * token). Job ids are derived from tenant and client token by the caller, so an id owned by
+   * another tenant means a bug or a forged id: ALREADY_EXISTS, without showing that job.
+   */
+  async create(input: CreateJobInput): Promise<JobRecord> {
+    assertValidJobId(input.jobId);
+    if (!isBatchJobKind(input.kind)) {
+      throw DomainError.invalidInput(`Unknown batch job kind "${String(input.kind)}".`, 'kind');
+    }
+    if (input.tenant === '') throw DomainError.invalidInput('A batch job needs a tenant.', 'tenant');
+    if (input.items.length === 0)
+      throw DomainError.invalidInput('A batch job needs at least one item.', 'items');
+
+    const existing = await this.read(input.jobId);
+    if (existing !== undefined) return this.sameTenantOrClash(existing, input.tenant);
+
+    const keys = this.keys(input.jobId);
+    // Items first, the record last: once the record is visible its items are readable. A racing
+    // create with the same id writes the same items, so the overwrite is harmless.
+    for (let start = 0; start < input.items.length; start += ITEM_WRITE_CHUNK) {
+      const fields: string[] = [];
+      const end = Math.min(start + ITEM_WRITE_CHUNK, input.items.length);
+      for (let index = start; index < end; index++) {
+        fields.push(String(index), JSON.stringify(input.items[index] ?? null));
+      }
+      await this.redis.hset(keys.items, ...fields);
+    }
+    const createdAt = input.createdAt ?? this.now();
+    const ms = String(createdAt.getTime());
+    const created = (await this.redis.eval(
+      CREATE_SCRIPT,
+      1,
+      keys.job,
+      ...['jobId', input.jobId, 'tenant', input.tenant, 'kind', input.kind, 'state', 'QUEUED'],
+      ...['total', String(input.items.length), 'succeeded', '0', 'failed', '0', 'cancelled', '0'],
+      ...['createTime', ms, 'updateTime', ms, 'options', JSON.stringify(input.options ?? null)],
+    )) as number;
+    if (created === 1) {
+      await this.redis.zadd(this.tenantKey(input.tenant), createdAt.getTime(), input.jobId);
+    }
+    const record = await this.read(input.jobId);
+    if (record === undefined)
+      throw new Error(`Batch job ${input.jobId} vanished right after it was created.`);
+    return created === 1 ? record : this.sameTenantOrClash(record, input.tenant);
+  }
+
+  /** The job, if it exists and belongs to `tenant`; NOT_FOUND otherwise (existence is not revealed). */
+  async get(jobId: string, tenant: string): Promise<JobRecord> {
+    const record = await this.read(jobId);
+    if (record === undefined || record.tenant !== tenant) throw notFound(jobId);
+    return record;
+  }
+
+  /** The job for internal use (workers), regardless of tenant; undefined when it does not exist. */
+  async find(jobId: string): Promise<JobRecord | undefined> {
+    return this.read(jobId);
+  }
+
+  /** The tenant's jobs, newest first, filtered by state, with an opaque token for the next page. */
+  async list(tenant: string, options: ListJobsOptions = {}): Promise<JobPage> {
+    const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
+      throw DomainError.invalidInput(`pageSize must be 1..${MAX_PAGE_SIZE}, got ${pageSize}.`, 'pageSize');
+    }
+    const states = new Set(options.states ?? []);
+    const cursor = options.pageToken ? decodePageToken(options.pageToken) : undefined;
+    const key = this.tenantKey(tenant);
+    const max = cursor === undefined ? '+inf' : String(cursor.score);
+    // Collect one more than a page to know whether a next page exists.
+    const found: { record: JobRecord; score: number }[] = [];
+    for (let offset = 0; found.length <= pageSize; offset += LIST_SCAN_BATCH) {
+      const batch = await this.redis.zrevrangebyscore(
+        key,
+        max,
+        '-inf',
+        'WITHSCORES',
+        'LIMIT',
+        offset,
+        LIST_SCAN_BATCH,
+      );
+      const entries: { jobId: string; score: number }[] = [];
+      for (let i = 0; i + 1 < batch.length; i += 2) {
+        const jobId = batch[i] as string;
+        const score = Number(batch[i + 1]);
+        // Equal scores come in reverse member order, so those at or above the cursor were shown.
+        if (cursor !== undefined && score === cursor.score && jobId >= cursor.jobId) continue;
+        entries.push({ jobId, score });
+      }
+      const records = await Promise.all(entries.map((entry) => this.read(entry.jobId)));
+      entries.forEach((entry, i) => {
+        const record = records[i];
+        if (record === undefined || record.tenant !== tenant) return;
+        if (states.size > 0 && !states.has(record.state)) return;
+        found.push({ record, score: entry.score });
+      });
+      if (batch.length < LIST_SCAN_BATCH * 2) break;
+    }
+    const page = found.slice(0, pageSize);
+    const last = page[page.length - 1];
+    const nextPageToken =
+      found.length > pageSize && last !== undefined ? encodePageToken(last.score, last.record.jobId) : '';
+    return { jobs: page.map((entry) => entry.record), nextPageToken };
+  }
+
+  /** Item `index`'s payload; NOT_FOUND when the job or the item does not exist. */
+  async item(jobId: string, index: number): Promise<unknown> {
+    const raw = await this.redis.hget(this.keys(jobId).items, String(index));
+    if (raw === null) throw DomainError.notFound(`Batch job ${jobId} has no item ${index}.`);
+    return JSON.parse(raw) as unknown;
+  }
+
+  /**
+   * Records item `index`'s outcome. Returns true when this call recorded it, false when the item
+   * already had an outcome (nothing changes then). NOT_FOUND when the job does not exist.
+   */
+  async recordResult(jobId: string, index: number, outcome: ItemOutcome): Promise<boolean> {
+    const keys = this.keys(jobId);
+    const counter = 'cancelled' in outcome ? 'cancelled' : outcome.ok ? 'succeeded' : 'failed';
+    const stored = await this.redis.eval(
+      RECORD_SCRIPT,
+      3,
+      keys.job,
+      keys.results,
+      keys.done,
+      String(index),
+      JSON.stringify(outcome),
+      counter,
+      String(this.now().getTime()),
+    );
+    if (stored === -1) throw notFound(jobId);
+    return stored === 1;
+  }
+
+  /** Whether item `index` already has an outcome (a redelivered item can skip its work). */
+  async hasResult(jobId: string, index: number): Promise<boolean> {
+    return (await this.redis.hexists(this.keys(jobId).results, String(index))) === 1;
+  }
+
+  /** QUEUED → RUNNING when the first item starts; no-op in any other state. */
+  async markRunning(jobId: string): Promise<void> {
+    await this.redis.eval(MARK_RUNNING_SCRIPT, 1, this.keys(jobId).job, String(this.now().getTime()));
+  }
+
+  /**
+   * Fails the whole job (e.g. its manifest cannot be read). Returns false when it was already final.
+   */
+  async markFailed(jobId: string, message: string): Promise<boolean> {
+    const done = await this.redis.eval(
+      FAIL_SCRIPT,
+      1,
+      this.keys(jobId).job,
+      message,
+      String(this.now().getTime()),
+    );
+    return done === 1;
+  }
+
+  /**
+   * Asks the job to stop: state CANCELLING until every item has an outcome. NOT_FOUND for another
+   * tenant's job, FAILED_PRECONDITION when the job is already final.
+   */
+  async requestCancel(jobId: string, tenant: string): Promise<JobRecord> {
+    const reply = (await this.redis.eval(
+      CANCEL_SCRIPT,
+      1,
+      this.keys(jobId).job,
+      tenant,
+      String(this.now().getTime()),
+    )) as string;
+    if (reply === 'NOT_FOUND') throw notFound(jobId);
+    if (reply.startsWith('FINAL:')) {
+      throw new DomainError(
+        ErrorCode.FailedPrecondition,
+        `Batch job ${jobId} already finished (${reply.slice('FINAL:'.length)}); there is nothing to cancel.`,
+      );
+    }
+    return this.get(jobId, tenant);
+  }
+
+  /** Whether a cancel was requested (CANCELLING) or has completed (CANCELLED). */
+  async isCancelled(jobId: string): Promise<boolean> {
+    const state = await this.redis.hget(this.keys(jobId).job, 'state');
+    return state === 'CANCELLING' || state === 'CANCELLED';
+  }
+
+  /** Recorded results with `index >= start`, in index order, at most `count`. */
+  async results(
+    jobId: string,
+    tenant: string,
+    range: { start: number; count: number },
+  ): Promise<ResultsPage> {
+    await this.get(jobId, tenant);
+    if (!Number.isInteger(range.start) || range.start < 0) {
+      throw DomainError.invalidInput(`start must be a non-negative integer, got ${range.start}.`, 'start');
+    }
+    if (!Number.isInteger(range.count) || range.count < 1) {
+      throw DomainError.invalidInput(`count must be a positive integer, got ${range.count}.`, 'count');
+    }
+    const keys = this.keys(jobId);
+    const [indices, resultCount] = await Promise.all([
+      this.redis.zrangebyscore(keys.done, range.start, '+inf', 'LIMIT', 0, range.count),
+      this.redis.zcard(keys.done),
+    ]);
+    if (indices.length === 0) return { results: [], resultCount };
+    const raws = await this.redis.hmget(keys.results, ...indices);
+    const results: { index: number; result: ItemOutcome }[] = [];
+    indices.forEach((index, i) => {
+      const raw = raws[i];
+      if (raw !== null && raw !== undefined)
+        results.push({ index: Number(index), result: JSON.parse(raw) as ItemOutcome });
+    });
+    return { results, resultCount };
+  }
+
+  /** Indices in `[0, total)` without an outcome yet (what a cancel still has to account for). */
+  async unrecordedIndices(jobId: string): Promise<number[]> {
+    const record = await this.read(jobId);
+    if (record === undefined) throw notFound(jobId);
+    const done = new Set((await this.redis.zrange(this.keys(jobId).done, 0, -1)).map(Number));
+    const missing: number[] = [];
+    for (let index = 0; index < record.total; index++) if (!done.has(index)) missing.push(index);
+    return missing;
+  }
+
+  private async read(jobId: string): Promise<JobRecord | undefined> {
+    const hash = await this.redis.hgetall(this.keys(jobId).job);
+    if (hash['jobId'] === undefined) return undefined;
+    return parseRecord(hash);
+  }
+
+  private sameTenantOrClash(record: JobRecord, tenant: string): JobRecord {
+    if (record.tenant === tenant) return record;
+    throw new DomainError(
+      ErrorCode.AlreadyExists,
+      `Batch job id ${record.jobId} is already in use; choose another client token.`,
+    );
+  }
+
+  private keys(jobId: string): { job: string; items: string; results: string; done: string } {
+    const job = `${this.prefix}job:{${jobId}}`;
+    return { job, items: `${job}:items`, results: `${job}:results`, done: `${job}:done` };
+  }
+
+  private tenantKey(tenant: string): string {
+    return `${this.prefix}tenant:${tenant}:jobs`;
+  }
+}
+
+function notFound(jobId: string): DomainError {
+  return DomainError.notFound(`Batch job ${jobId} does not exist.`);
+}
+
+function parseRecord(hash: Record<string, string>): JobRecord {
+  const state = hash['state'] ?? '';
+  const kind = hash['kind'];
+  if (!ALL_STATES.has(state) || !isBatchJobKind(kind)) {
+    throw new Error(`Batch job ${hash['jobId']} has a corrupt record (state "${state}", kind "${kind}").`);
+  }
+  const finish = hash['finishTime'];
+  const errorMessage = hash['errorMessage'];
+  return {
+    jobId: hash['jobId'] ?? '',
+    tenant: hash['tenant'] ?? '',
+    kind,
+    state: state as BatchJobState,
+    total: Number(hash['total']),
+    succeeded: Number(hash['succeeded'] ?? 0),
+    failed: Number(hash['failed'] ?? 0),
+    cancelled: Number(hash['cancelled'] ?? 0),
+    createTime: new Date(Number(hash['createTime'])),
+    updateTime: new Date(Number(hash['updateTime'])),
+    ...(finish === undefined ? {} : { finishTime: new Date(Number(finish)) }),
+    ...(errorMessage === undefined ? {} : { errorMessage }),
+    options: JSON.parse(hash['options'] ?? 'null') as unknown,
+  };
+}
+
+function encodePageToken(score: number, jobId: string): string {
+  return Buffer.from(JSON.stringify({ s: score, j: jobId }), 'utf8').toString('base64url');
+}
+
+function decodePageToken(token: string): { score: number; jobId: string } {
+  try {
+    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as unknown;
+    if (parsed !== null && typeof parsed === 'object') {
+      const { s, j } = parsed as { s?: unknown; j?: unknown };
+      if (typeof s === 'number' && Number.isFinite(s) && typeof j === 'string') return { score: s, jobId: j };
+    }
+  } catch {
+    // fall through to the error below
+  }
+  throw DomainError.invalidInput('pageToken is not a token returned by a previous list call.', 'pageToken');
+}

@@ -1,0 +1,272 @@
+import { isDomainError } from '@imagebind-llm/errors';
+import type { Logger } from '@imagebind-llm/observability';
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { isFinalState, type BatchJobStore } from './batch-job-store';
+import { createRedis } from './connection';
+import {
+  BATCH_QUEUE,
+  BATCH_JOB_NAMES,
+  assertHandlersComplete,
+  type BatchJobKind,
+  type BatchJobName,
+  type BatchJobPayloads,
+} from './job-registry';
+
+/** What `processItem` gets for one item. */
+export interface ItemContext {
+  readonly jobId: string;
+  readonly index: number;
+  readonly kind: BatchJobKind;
+  /** The item payload as submitted (validated by the caller that created the job). */
+  readonly item: unknown;
+  /** The job's shared options as submitted. */
+  readonly options: unknown;
+  /** Aborted when the job is cancelled or the worker is force-closed: stop and throw. */
+  readonly signal: AbortSignal;
+  /** 1 on the first try; retries after transient errors count up. */
+  readonly attempt: number;
+}
+
+export interface BatchWorkerOptions {
+  /** `redis://` URL for the worker's BullMQ connection. Either this or `connection`. */
+  readonly redisUrl?: string;
+  /** A worker-role connection (`maxRetriesPerRequest: null`); not closed by `close()`. */
+  readonly connection?: Redis;
+  /** BullMQ key prefix; must match the producer's. */
+  readonly prefix?: string;
+  readonly store: BatchJobStore;
+  /** Items processed at once by this worker. */
+  readonly concurrency: number;
+  /** Does the work for one item; its return value (JSON) becomes the item's result. */
+  readonly processItem: (ctx: ItemContext) => Promise<unknown>;
+  /** Whether an error is worth retrying (dependency down, overload); anything else is permanent. */
+  readonly isTransient: (error: unknown) => boolean;
+  readonly logger: Logger;
+  /** How long an item's lock lasts without renewal; a dead worker's items are redelivered after it. Default 30 s. */
+  readonly lockDurationMs?: number;
+  /** How often this worker looks for stalled items (locks that expired). Default 30 s. */
+  readonly stalledIntervalMs?: number;
+  /** How many times an item may stall (its worker died) before BullMQ gives up on it. Default 3. */
+  readonly maxStalledCount?: number;
+  /** How often running items' jobs are checked for a cancel. Default 1 s. */
+  readonly cancelCheckIntervalMs?: number;
+}
+
+export interface BatchWorker {
+  /** Stops taking items, waits for the running ones to finish, then closes connections. */
+  close(): Promise<void>;
+}
+
+type AnyBatchJob = Job<BatchJobPayloads[BatchJobName], unknown, BatchJobName>;
+
+/** Message recorded for errors that are not DomainErrors: details go to the log, not to clients. */
+const INTERNAL_ITEM_MESSAGE = 'Internal error while processing the item.';
+
+/**
+ * Starts a worker for the batch queue.
+ *
+ * Per item: skip it if it already has a result (a redelivery after a crash); record it cancelled
+ * if its job is being cancelled; otherwise run `processItem`. Success is recorded as the result. A
+ * permanent error (not transient, or transient on the last attempt) is recorded as a failed item
+ * and the BullMQ job *completes*: the item's failure is the job's data, not the queue's, and a
+ * completed child keeps the parent flow simple. Only transient errors with attempts left are
+ * rethrown so BullMQ retries them with backoff. The store keeps the first outcome per item, so an
+ * item run twice is still counted once.
+ */
+export async function startBatchWorker(options: BatchWorkerOptions): Promise<BatchWorker> {
+  const { store, logger } = options;
+  let connection: Redis;
+  let ownsConnection: boolean;
+  if (options.connection !== undefined) {
+    connection = options.connection;
+    ownsConnection = false;
+  } else if (options.redisUrl !== undefined) {
+    connection = createRedis(options.redisUrl, 'worker');
+    ownsConnection = true;
+  } else {
+    throw new Error('startBatchWorker needs redisUrl or connection.');
+  }
+
+  /** Abort controllers of running items, by batch job id. */
+  const running = new Map<string, Set<AbortController>>();
+
+  const handlers: {
+    [N in BatchJobName]: (job: Job<BatchJobPayloads[N]>, signal?: AbortSignal) => Promise<unknown>;
+  } = {
+    item: async (job, signal) => runItem(job, signal),
+    finalize: async (job) => finalize(job.data.jobId),
+  };
+  assertHandlersComplete(handlers, BATCH_JOB_NAMES);
+
+  async function runItem(job: Job<BatchJobPayloads['item']>, bullSignal?: AbortSignal): Promise<unknown> {
+    const { jobId, index } = job.data;
+    if (await store.hasResult(jobId, index)) return { skipped: 'already recorded' };
+    const record = await store.find(jobId);
+    if (record === undefined) {
+      logger.warn({ jobId, index }, 'batch item belongs to a job that no longer exists; dropping it');
+      return { skipped: 'job missing' };
+    }
+    if (record.state === 'CANCELLING' || record.state === 'CANCELLED') {
+      await store.recordResult(jobId, index, { cancelled: true });
+      return { cancelled: true };
+    }
+    if (isFinalState(record.state)) return { skipped: `job is ${record.state}` };
+    await store.markRunning(jobId);
+    const item = await store.item(jobId, index);
+
+    const controller = new AbortController();
+    const onBullAbort = (): void => controller.abort(bullSignal?.reason);
+    bullSignal?.addEventListener('abort', onBullAbort, { once: true });
+    let controllers = running.get(jobId);
+    if (controllers === undefined) {
+      controllers = new Set();
+      running.set(jobId, controllers);
+    }
+    controllers.add(controller);
+
+    const attempt = job.attemptsMade + 1;
+    const maxAttempts = job.opts.attempts ?? 1;
+    try {
+      const value = await options.processItem({
+        jobId,
+        index,
+        kind: record.kind,
+        item,
+        options: record.options,
+        signal: controller.signal,
+        attempt,
+      });
+      await store.recordResult(jobId, index, { ok: true, value: value ?? null });
+      return { ok: true };
+    } catch (error) {
+      if (controller.signal.aborted && (await store.isCancelled(jobId))) {
+        await store.recordResult(jobId, index, { cancelled: true });
+        return { cancelled: true };
+      }
+      if (options.isTransient(error) && attempt < maxAttempts) {
+        logger.warn(
+          { jobId, index, attempt, maxAttempts, err: error },
+          'batch item failed transiently; retrying',
+        );
+        throw error;
+      }
+      const outcome = isDomainError(error)
+        ? { ok: false as const, code: error.code, message: error.message }
+        : { ok: false as const, code: 'INTERNAL', message: INTERNAL_ITEM_MESSAGE };
+      logger.warn({ jobId, index, attempt, code: outcome.code, err: error }, 'batch item failed permanently');
+      await store.recordResult(jobId, index, outcome);
+      return { ok: false, code: outcome.code };
+    } finally {
+      bullSignal?.removeEventListener('abort', onBullAbort);
+      controllers.delete(controller);
+      if (controllers.size === 0) running.delete(jobId);
+    }
+  }
+
+  /**
+   * Runs once every item job has finished or been removed. The store already holds the outcome
+   * and state; a job still CANCELLING here had items that never ran, and they are recorded as
+   * cancelled now so the job reaches CANCELLED.
+   */
+  async function finalize(jobId: string): Promise<unknown> {
+    const record = await store.find(jobId);
+    if (record === undefined) return { skipped: 'job missing' };
+    if (record.state === 'CANCELLING') {
+      for (const index of await store.unrecordedIndices(jobId)) {
+        await store.recordResult(jobId, index, { cancelled: true });
+      }
+    }
+    const final = await store.find(jobId);
+    logger.info(
+      {
+        jobId,
+        state: final?.state,
+        succeeded: final?.succeeded,
+        failed: final?.failed,
+        cancelled: final?.cancelled,
+      },
+      'batch job finalized',
+    );
+    return { state: final?.state };
+  }
+
+  const worker = new Worker<BatchJobPayloads[BatchJobName], unknown, BatchJobName>(
+    BATCH_QUEUE,
+    async (job: AnyBatchJob, _token?: string, signal?: AbortSignal) => {
+      switch (job.name) {
+        case 'item':
+          return handlers.item(job as Job<BatchJobPayloads['item']>, signal);
+        case 'finalize':
+          return handlers.finalize(job as Job<BatchJobPayloads['finalize']>, signal);
+      }
+    },
+    {
+      connection,
+      concurrency: options.concurrency,
+      lockDuration: options.lockDurationMs ?? 30_000,
+      stalledInterval: options.stalledIntervalMs ?? 30_000,
+      maxStalledCount: options.maxStalledCount ?? 3,
+      autorun: true,
+      ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+    },
+  );
+
+  worker.on('error', (error) => logger.error({ err: error }, 'batch worker error'));
+  // An item that BullMQ itself gives up on (stalled too often, or the store was unreachable on
+  // its last attempt) has no outcome yet; record one so its job can still finish.
+  worker.on('failed', (job, error) => {
+    if (job === undefined || job.name !== 'item') return;
+    void recordGivenUp(job as Job<BatchJobPayloads['item']>, error);
+  });
+
+  async function recordGivenUp(job: Job<BatchJobPayloads['item']>, error: Error): Promise<void> {
+    try {
+      if ((await job.getState()) !== 'failed') return;
+      const recorded = await store.recordResult(job.data.jobId, job.data.index, {
+        ok: false,
+        code: 'INTERNAL',
+        message: INTERNAL_ITEM_MESSAGE,
+      });
+      if (recorded)
+        logger.error({ jobId: job.data.jobId, index: job.data.index, err: error }, 'batch item given up');
+    } catch (recordError) {
+      logger.error(
+        { jobId: job.data.jobId, index: job.data.index, err: recordError },
+        'could not record a given-up item',
+      );
+    }
+  }
+
+  // Running items learn about a cancel by polling the store, one read per job with items here.
+  const cancelTimer = setInterval(() => {
+    void checkCancels();
+  }, options.cancelCheckIntervalMs ?? 1_000);
+  cancelTimer.unref();
+
+  async function checkCancels(): Promise<void> {
+    for (const [jobId, controllers] of running) {
+      try {
+        if (await store.isCancelled(jobId)) {
+          for (const controller of controllers)
+            controller.abort(new Error(`batch job ${jobId} was cancelled`));
+        }
+      } catch (error) {
+        logger.warn({ jobId, err: error }, 'could not check whether a batch job was cancelled');
+      }
+    }
+  }
+
+  await worker.waitUntilReady();
+  let closing: Promise<void> | undefined;
+  return {
+    close: async () => {
+      closing ??= (async () => {
+        await worker.close();
+        clearInterval(cancelTimer);
+        if (ownsConnection) await connection.quit();
+      })();
+      return closing;
+    },
+  };
+}

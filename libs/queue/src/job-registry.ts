@@ -1,0 +1,81 @@
+import { DomainError } from '@imagebind-llm/errors';
+
+/** The one BullMQ queue for batch jobs; every job kind shares it (the kind lives in the record). */
+export const BATCH_QUEUE = 'ibllm-batch';
+
+/** What a batch job does with each item (mirrors `BatchJobKind` in gateway/v1/batch.proto). */
+export const BATCH_JOB_KINDS = ['generate', 'embed', 'index-build', 'index-import'] as const;
+export type BatchJobKind = (typeof BATCH_JOB_KINDS)[number];
+
+export function isBatchJobKind(value: unknown): value is BatchJobKind {
+  return typeof value === 'string' && (BATCH_JOB_KINDS as readonly string[]).includes(value);
+}
+
+/** Typed payloads of the BullMQ jobs on {@link BATCH_QUEUE}, by job name. */
+export interface BatchJobPayloads {
+  /** One item of a batch job; the item itself is read from the store, not copied into Redis twice. */
+  item: { readonly jobId: string; readonly index: number };
+  /** The flow parent, run once every item job has finished. */
+  finalize: { readonly jobId: string };
+}
+
+export type BatchJobName = keyof BatchJobPayloads;
+
+export const BATCH_JOB_NAMES: readonly BatchJobName[] = ['item', 'finalize'];
+
+/**
+ * Batch job ids go into BullMQ job ids and Redis keys. BullMQ rejects custom ids that contain `:`
+ * (its key separator) or that parse as integers (they would clash with its counter ids); allowing
+ * only this alphabet rules both out once the `.index` / `.parent` suffix is added.
+ */
+const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+export function assertValidJobId(jobId: string): void {
+  if (!JOB_ID_PATTERN.test(jobId)) {
+    throw DomainError.invalidInput(
+      `Batch job id "${jobId}" must be 1..128 characters of A-Z, a-z, 0-9, "_" or "-".`,
+      'jobId',
+    );
+  }
+}
+
+/** Deterministic BullMQ id of item `index`: re-enqueueing the same job adds nothing twice. */
+export function itemJobId(jobId: string, index: number): string {
+  return `${jobId}.${index}`;
+}
+
+/** Deterministic BullMQ id of the flow parent. */
+export function parentJobId(jobId: string): string {
+  return `${jobId}.parent`;
+}
+
+/**
+ * Startup check that every job name has exactly one handler: a name without one would sit in the
+ * queue forever, a duplicate means two modules think they own the name, and a handler without a
+ * name is dead code or a typo. Handlers come as a record or as `[name, handler]` pairs (the latter
+ * can express duplicates, e.g. when handlers are collected from several modules).
+ */
+export function assertHandlersComplete(
+  handlers: Readonly<Record<string, unknown>> | readonly (readonly [string, unknown])[],
+  names: readonly string[] = BATCH_JOB_NAMES,
+): void {
+  const entries = Array.isArray(handlers)
+    ? (handlers as readonly (readonly [string, unknown])[])
+    : Object.entries(handlers);
+  const counts = new Map<string, number>();
+  for (const [name, handler] of entries) {
+    if (handler !== undefined) counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  const expected = new Set(names);
+  const missing = [...expected].filter((name) => !counts.has(name));
+  const extra = [...counts.keys()].filter((name) => !expected.has(name));
+  const duplicated = [...counts.entries()].filter(([, n]) => n > 1).map(([name]) => name);
+  const parts = [
+    missing.length > 0 ? `no handler for ${missing.join(', ')}` : '',
+    extra.length > 0 ? `handlers for unknown job names ${extra.join(', ')}` : '',
+    duplicated.length > 0 ? `more than one handler for ${duplicated.join(', ')}` : '',
+  ].filter((part) => part !== '');
+  if (parts.length > 0) {
+    throw new Error(`Queue ${BATCH_QUEUE} handlers are incomplete: ${parts.join('; ')}.`);
+  }
+}

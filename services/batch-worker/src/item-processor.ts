@@ -1,0 +1,173 @@
+import { createHash } from 'node:crypto';
+import { isImageBindError, type ImageBindClient } from '@imagebind-llm/client';
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { callServerStream, callUnary, float32Tensor } from '@imagebind-llm/grpc-kit';
+import { isTransientSourceError, readSource, type MediaSourcePolicy } from '@imagebind-llm/media-source';
+import { gatewayV1, type retrieverV1 } from '@imagebind-llm/proto';
+
+/** What the gateway stored per item (services/gateway/src/batch/batch-jobs.service.ts). */
+interface StoredItem {
+  readonly itemId: string;
+  readonly item: unknown;
+}
+
+/** One item as the queue hands it over. */
+export interface ItemContext {
+  readonly jobId: string;
+  readonly index: number;
+  readonly kind: string;
+  readonly item: unknown;
+  readonly options: unknown;
+  readonly signal: AbortSignal;
+}
+
+/** The stored result of an item; the gateway turns it into StreamBatchJobResultsResponse. */
+export interface ItemResult {
+  readonly itemId: string;
+  readonly text?: string;
+  /** float32 little-endian, base64. */
+  readonly embedding?: string;
+  readonly pointId?: number;
+}
+
+/** gRPC codes worth another attempt: the item may well succeed later or on another replica. */
+const TRANSIENT_GRPC = new Set(['UNAVAILABLE', 'RESOURCE_EXHAUSTED', 'DEADLINE_EXCEEDED', 'ABORTED']);
+
+export function isTransient(error: unknown): boolean {
+  if (isImageBindError(error)) return TRANSIENT_GRPC.has(error.code);
+  if (isTransientSourceError(error)) return true;
+  return (
+    error instanceof DomainError &&
+    (error.code === ErrorCode.DependencyUnavailable ||
+      error.code === ErrorCode.Overloaded ||
+      error.code === ErrorCode.ModelNotReady)
+  );
+}
+
+/** A stable 52-bit point id for an item, so re-running a job upserts the same points. */
+export function pointIdOf(jobCollection: string, itemId: string): number {
+  const digest = createHash('sha256').update(`${jobCollection}\0${itemId}`).digest();
+  return Number(digest.readBigUInt64BE() & ((1n << 52n) - 1n));
+}
+
+/**
+ * Runs one batch item against the online platform (issue #6): URIs are resolved here under the
+ * worker's media policy (files under its root, allow-listed https, the object store) and sent
+ * inline, then the gateway's public API does the work exactly as for an online request, so its
+ * batchers see the items the worker keeps in flight. index-build embeds and upserts into the
+ * retriever; index-import asks the retriever to import a faiss file.
+ */
+export class ItemProcessor {
+  constructor(
+    private readonly gateway: ImageBindClient,
+    private readonly retriever: retrieverV1.RetrieverServiceClient | undefined,
+    private readonly media: MediaSourcePolicy,
+    private readonly itemTimeoutMs: number,
+  ) {}
+
+  async process(ctx: ItemContext): Promise<ItemResult> {
+    const stored = ctx.item as StoredItem;
+    const item = gatewayV1.BatchItem.fromJSON(stored.item);
+    const options = gatewayV1.BatchJobOptions.fromJSON(ctx.options ?? {});
+    const call = { signal: ctx.signal, timeoutMs: this.itemTimeoutMs };
+    switch (ctx.kind) {
+      case 'generate': {
+        const inputs = await this.resolve(item.inputs, ctx.signal);
+        const text = await this.gateway
+          .generate(
+            {
+              inputs,
+              instruction: item.instruction !== '' ? item.instruction : options.instruction,
+              input: item.input,
+              ...(options.cache === undefined ? {} : { cache: options.cache }),
+              ...(options.sampling === undefined ? {} : { sampling: options.sampling }),
+              ...(options.stopping?.maxNewTokens === undefined
+                ? {}
+                : { maxNewTokens: options.stopping.maxNewTokens }),
+            },
+            call,
+          )
+          .text();
+        return { itemId: stored.itemId, text };
+      }
+      case 'embed': {
+        const inputs = await this.resolve(item.inputs, ctx.signal);
+        const r = await this.gateway.embed({ inputs, includeFused: true }, call);
+        return { itemId: stored.itemId, embedding: base64(r.fused ?? r.embeddings[0]!.vector) };
+      }
+      case 'index-build': {
+        const retriever = this.needRetriever();
+        const inputs = await this.resolve(item.inputs, ctx.signal);
+        const r = await this.gateway.embed({ inputs, includeFused: true }, call);
+        const vector = r.fused ?? r.embeddings[0]!.vector;
+        const collection = options.collection;
+        const pointId = pointIdOf(collection, stored.itemId);
+        const source = item.inputs[0]?.source;
+        await callUnary(
+          retriever.upsert.bind(retriever),
+          {
+            collection,
+            points: [
+              {
+                id: pointId,
+                vector: Array.from(vector),
+                payload: {
+                  item_id: stored.itemId,
+                  job_id: ctx.jobId,
+                  ...(source?.$case === 'uri' ? { uri: source.value } : {}),
+                },
+              },
+            ],
+          },
+          call,
+        );
+        return { itemId: stored.itemId, pointId };
+      }
+      case 'index-import': {
+        const retriever = this.needRetriever();
+        const source = item.inputs[0]?.source;
+        if (source?.$case !== 'uri')
+          throw DomainError.invalidInput('an index-import item is one uri', 'inputs');
+        let imported = 0;
+        for await (const p of callServerStream(
+          retriever.importIndex.bind(retriever),
+          { collection: options.collection, sourcePath: source.value.replace(/^file:/, ''), replace: false },
+          call,
+        )) {
+          imported = Number(p.imported);
+        }
+        return { itemId: stored.itemId, pointId: imported };
+      }
+      default:
+        throw DomainError.invalidInput(`unknown job kind "${ctx.kind}"`, 'kind');
+    }
+  }
+
+  private needRetriever(): retrieverV1.RetrieverServiceClient {
+    if (this.retriever === undefined) {
+      throw new DomainError(
+        ErrorCode.FailedPrecondition,
+        'this worker has no retriever (set RETRIEVER_TARGET) for index-build and index-import jobs',
+      );
+    }
+    return this.retriever;
+  }
+
+  /** URIs become inline content, read under the worker's policy (ISSUE #6: roots, allow-lists). */
+  private async resolve(
+    inputs: readonly gatewayV1.MultimodalInput[],
+    signal: AbortSignal,
+  ): Promise<gatewayV1.MultimodalInput[]> {
+    return Promise.all(
+      inputs.map(async (input, i) => {
+        if (input.source?.$case !== 'uri') return input;
+        const bytes = await readSource(input.source.value, this.media, `inputs[${i}].uri`, signal);
+        return { ...input, source: { $case: 'content', value: Buffer.from(bytes) } };
+      }),
+    );
+  }
+}
+
+function base64(v: Float32Array): string {
+  return Buffer.from(float32Tensor(v, [v.length]).data).toString('base64');
+}

@@ -1,0 +1,87 @@
+import 'reflect-metadata';
+import { ImageBindClient } from '@imagebind-llm/client';
+import { loadConfigOrExit } from '@imagebind-llm/config';
+import { bootstrapService, createClient, createServiceParts } from '@imagebind-llm/grpc-kit';
+import { retrieverV1 } from '@imagebind-llm/proto';
+import {
+  BatchJobStore,
+  checkRedisForQueues,
+  createRedis,
+  startBatchWorker,
+  waitForReady,
+} from '@imagebind-llm/queue';
+import { BatchWorkerModule, type Closable } from './app.module';
+import { batchWorkerEnvSchema } from './env.schema';
+import { isTransient, ItemProcessor } from './item-processor';
+
+async function main(): Promise<void> {
+  const env = loadConfigOrExit('batch-worker', batchWorkerEnvSchema);
+  const { logger, metrics, grpc } = createServiceParts({
+    service: 'batch-worker',
+    logLevel: env.LOG_LEVEL,
+    host: env.GRPC_HOST,
+    port: env.GRPC_PORT,
+    maxMessageBytes: env.MAX_MESSAGE_BYTES,
+  });
+  const holder: { worker?: Closable } = {};
+  await bootstrapService({
+    service: 'batch-worker',
+    module: BatchWorkerModule.forRoot({ grpc, metrics, shutdownGraceMs: env.SHUTDOWN_GRACE_MS, holder }),
+    grpc,
+    logger,
+    http: { host: env.HTTP_HOST, port: env.HTTP_PORT },
+    warmup: async () => {
+      const redis = createRedis(env.REDIS_URL, 'worker');
+      await waitForReady(redis);
+      const check = await checkRedisForQueues(redis);
+      if (check.warning !== undefined) logger.warn({ event: 'redis.policy' }, check.warning);
+      const gateway = new ImageBindClient({
+        addresses: env.GATEWAY_TARGET.split(','),
+        ...(env.GATEWAY_API_KEY === undefined ? {} : { apiKey: env.GATEWAY_API_KEY }),
+        timeoutMs: env.ITEM_TIMEOUT_MS,
+      });
+      const retriever =
+        env.RETRIEVER_TARGET === undefined
+          ? undefined
+          : createClient(retrieverV1.RetrieverServiceClient, env.RETRIEVER_TARGET);
+      const processor = new ItemProcessor(
+        gateway,
+        retriever,
+        {
+          allowedHosts:
+            env.FETCH_ALLOWED_HOSTS === '-' ? [] : env.FETCH_ALLOWED_HOSTS.split(',').map((h) => h.trim()),
+          ...(env.BATCH_FILE_ROOT === undefined ? {} : { fileRoot: env.BATCH_FILE_ROOT }),
+          maxBytes: env.MAX_ITEM_BYTES,
+          timeoutMs: 30_000,
+        },
+        env.ITEM_TIMEOUT_MS,
+      );
+      const store = new BatchJobStore(redis, { prefix: `${env.QUEUE_PREFIX}:batch:` });
+      const worker = await startBatchWorker({
+        connection: redis,
+        prefix: env.QUEUE_PREFIX,
+        store,
+        concurrency: env.WORKER_CONCURRENCY,
+        processItem: async (ctx) => processor.process(ctx),
+        isTransient,
+        logger,
+      });
+      holder.worker = {
+        close: async () => {
+          await worker.close();
+          gateway.close();
+          retriever?.close();
+          redis.disconnect();
+        },
+      };
+      return { concurrency: env.WORKER_CONCURRENCY, redis: env.REDIS_URL.replace(/\/\/[^@]*@/, '//***@') };
+    },
+  });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `batch-worker failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});

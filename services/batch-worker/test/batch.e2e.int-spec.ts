@@ -1,0 +1,223 @@
+// e2e for batch jobs: a standalone gateway with the batch API on the real Redis, a batch-worker
+// process feeding items back to it, and the SDK as the user. Each run uses its own key prefix.
+import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
+import {
+  gatewayV1,
+  ImageBindClient,
+  isImageBindError,
+  text,
+  uri,
+  type BatchItemResult,
+} from '@imagebind-llm/client';
+import { goldenModelRepository, goldenPath, startService, type ServiceProcess } from '@imagebind-llm/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const KEY_A = `a-${randomBytes(12).toString('hex')}`;
+const KEY_B = `b-${randomBytes(12).toString('hex')}`;
+const KEY_WORKER = `w-${randomBytes(12).toString('hex')}`;
+const PREFIX = `t-batch-${randomBytes(4).toString('hex')}`;
+const { BatchJobKind, BatchJobState } = gatewayV1;
+
+async function waitFinal(
+  client: ImageBindClient,
+  jobId: string,
+  timeoutMs = 90_000,
+): Promise<gatewayV1.BatchJob> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await client.getBatchJob(jobId);
+    if (
+      [
+        BatchJobState.BATCH_JOB_STATE_SUCCEEDED,
+        BatchJobState.BATCH_JOB_STATE_COMPLETED_WITH_ERRORS,
+        BatchJobState.BATCH_JOB_STATE_FAILED,
+        BatchJobState.BATCH_JOB_STATE_CANCELLED,
+      ].includes(job.state)
+    ) {
+      return job;
+    }
+    if (Date.now() > until)
+      throw new Error(`job ${jobId} not final after ${timeoutMs} ms: ${JSON.stringify(job)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+describe('batch jobs through the gateway and a worker process (real Redis)', () => {
+  let gateway: ServiceProcess;
+  let worker: ServiceProcess;
+  let a: ImageBindClient;
+  let b: ImageBindClient;
+  const fileRoot = dirname(goldenPath('inputs', 'girl.jpg'));
+
+  beforeAll(async () => {
+    gateway = await startService(
+      'gateway',
+      {
+        GATEWAY_MODE: 'standalone',
+        GATEWAY_MODEL_REPO: goldenModelRepository(),
+        GATEWAY_GRPC_PORT: '0',
+        GATEWAY_HTTP_PORT: '0',
+        GATEWAY_API_KEYS: `tenant-a:${KEY_A},tenant-b:${KEY_B},worker:${KEY_WORKER}`,
+        GATEWAY_RATE_LIMIT_RPM: '1000000',
+        GATEWAY_RATE_LIMIT_BURST: '100000',
+        GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
+        GATEWAY_QUEUE_PREFIX: PREFIX,
+        GATEWAY_BATCH_FILE_ROOT: fileRoot,
+      },
+      'gateway',
+      120_000,
+    );
+    worker = await startService('batch-worker', {
+      GRPC_PORT: '0',
+      HTTP_PORT: '0',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      QUEUE_PREFIX: PREFIX,
+      GATEWAY_TARGET: gateway.grpcAddress,
+      GATEWAY_API_KEY: KEY_WORKER,
+      BATCH_FILE_ROOT: fileRoot,
+      WORKER_CONCURRENCY: '8',
+    });
+    a = new ImageBindClient({ addresses: [gateway.grpcAddress], apiKey: KEY_A });
+    b = new ImageBindClient({ addresses: [gateway.grpcAddress], apiKey: KEY_B });
+  }, 180_000);
+
+  afterAll(async () => {
+    a?.close();
+    b?.close();
+    await worker?.proc.stop('SIGTERM', 20_000);
+    await gateway?.proc.stop('SIGKILL');
+  });
+
+  it('embeds every item exactly once; a missing file fails alone with its reason', async () => {
+    const items: gatewayV1.BatchItem[] = Array.from({ length: 40 }, (_, i) => ({
+      itemId: `t${i}`,
+      inputs: [text(`item number ${i}`)],
+      instruction: '',
+      input: '',
+    }));
+    items.push({ itemId: 'girl', inputs: [uri('image', 'girl.jpg')], instruction: '', input: '' });
+    items.push({ itemId: 'missing', inputs: [uri('image', 'no-such-file.jpg')], instruction: '', input: '' });
+    const job = await a.submitBatchJob({ kind: BatchJobKind.BATCH_JOB_KIND_EMBED, items });
+    const final = await waitFinal(a, job.jobId);
+    expect(final.state).toBe(BatchJobState.BATCH_JOB_STATE_COMPLETED_WITH_ERRORS);
+    expect(final.progress).toMatchObject({ total: 42, succeeded: 41, failed: 1, cancelled: 0 });
+    const results: BatchItemResult[] = [];
+    for await (const r of a.streamBatchJobResults(job.jobId)) results.push(r);
+    expect(results.map((r) => r.index)).toEqual(Array.from({ length: 42 }, (_, i) => i));
+    const failed = results.filter((r) => r.kind === 'error');
+    expect(failed.map((r) => r.itemId)).toEqual(['missing']);
+    expect(failed[0]?.kind === 'error' && failed[0].error.code).toBe('NOT_FOUND');
+    const girl = results.find((r) => r.itemId === 'girl');
+    expect(girl?.kind === 'embedding' && girl.embedding.length).toBe(1024);
+    // The online API does not read the worker's file root: a bare path is refused there.
+    const online = await a.embed({ inputs: [uri('image', 'girl.jpg')] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isImageBindError(online) && online.code).toBe('INVALID_ARGUMENT');
+  }, 120_000);
+
+  it('keeps tenants apart: another key sees neither the job nor its results', async () => {
+    const job = await a.submitBatchJob({
+      kind: BatchJobKind.BATCH_JOB_KIND_EMBED,
+      items: [{ itemId: 'x', inputs: [text('private')], instruction: '', input: '' }],
+    });
+    const error = await b.getBatchJob(job.jobId).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isImageBindError(error) && error.code).toBe('NOT_FOUND');
+    const listed = await b.listBatchJobs();
+    expect(listed.jobs.map((j) => j.jobId)).not.toContain(job.jobId);
+    await waitFinal(a, job.jobId);
+  }, 60_000);
+
+  it.each([
+    ['../secret.jpg', 'a parent-directory path'],
+    ['file:///etc/passwd', 'a file outside the root'],
+    ['https://127.0.0.1/x.jpg', 'a loopback address'],
+    ['https://10.0.0.7/x.jpg', 'a private address'],
+  ])('refuses %s (%s) with INVALID_ARGUMENT at submit', async (bad) => {
+    const error = await a
+      .submitBatchJob({
+        kind: BatchJobKind.BATCH_JOB_KIND_EMBED,
+        items: [{ itemId: 'bad', inputs: [uri('image', bad)], instruction: '', input: '' }],
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(isImageBindError(error) && error.code).toBe('INVALID_ARGUMENT');
+  });
+
+  it('answers the same text as the online Generate for a generate job, and resubmitting is idempotent', async () => {
+    const items = [0, 1, 2].map((i) => ({
+      itemId: `g${i}`,
+      inputs: [text(`a scene with ${i + 1} dogs`)],
+      instruction: 'Describe the scene.',
+      input: '',
+    }));
+    const options = {
+      instruction: '',
+      collection: '',
+      sampling: { temperature: 0 },
+      stopping: { maxNewTokens: 8 },
+    };
+    const job = await a.submitBatchJob({
+      kind: BatchJobKind.BATCH_JOB_KIND_GENERATE,
+      items,
+      options,
+      clientToken: 'gen-1',
+    });
+    const again = await a.submitBatchJob({
+      kind: BatchJobKind.BATCH_JOB_KIND_GENERATE,
+      items,
+      options,
+      clientToken: 'gen-1',
+    });
+    expect(again.jobId).toBe(job.jobId);
+    expect((await waitFinal(a, job.jobId)).state).toBe(BatchJobState.BATCH_JOB_STATE_SUCCEEDED);
+    const texts: string[] = [];
+    for await (const r of a.streamBatchJobResults(job.jobId))
+      texts.push(r.kind === 'text' ? r.text : `<${r.kind}>`);
+    const online = await Promise.all(
+      items.map(async (item) =>
+        a
+          .generate({
+            inputs: item.inputs,
+            instruction: item.instruction,
+            sampling: { temperature: 0 },
+            maxNewTokens: 8,
+          })
+          .text(),
+      ),
+    );
+    expect(texts).toEqual(online);
+  }, 120_000);
+
+  it('cancel stops the job: nothing new starts and it ends CANCELLED with every item accounted for', async () => {
+    const items = Array.from({ length: 150 }, (_, i) => ({
+      itemId: `c${i}`,
+      inputs: [text(`cancel me ${i}`)],
+      instruction: 'Write a long story.',
+      input: '',
+    }));
+    const job = await a.submitBatchJob({
+      kind: BatchJobKind.BATCH_JOB_KIND_GENERATE,
+      items,
+      options: { instruction: '', collection: '', stopping: { maxNewTokens: 64 } },
+    });
+    for (;;) {
+      const j = await a.getBatchJob(job.jobId);
+      if ((j.progress?.succeeded ?? 0) >= 3) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await a.cancelBatchJob(job.jobId);
+    const final = await waitFinal(a, job.jobId, 60_000);
+    expect(final.state).toBe(BatchJobState.BATCH_JOB_STATE_CANCELLED);
+    const p = final.progress!;
+    expect(p.succeeded + p.failed + p.cancelled).toBe(150);
+    expect(p.cancelled).toBeGreaterThan(0);
+  }, 120_000);
+});

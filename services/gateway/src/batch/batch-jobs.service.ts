@@ -1,0 +1,297 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { checkSource, readSource, type MediaSourcePolicy } from '@imagebind-llm/media-source';
+import { gatewayV1 } from '@imagebind-llm/proto';
+import { cancelBatchJob, type BatchJobStore, type BatchQueue, type JobRecord } from '@imagebind-llm/queue';
+import { validateCache, validateInputs, type RequestLimits } from '../request-validation';
+
+const { BatchJobKind, BatchJobState } = gatewayV1;
+
+/** The job kinds as the queue layer names them. */
+const KIND_NAME = {
+  [BatchJobKind.BATCH_JOB_KIND_GENERATE]: 'generate',
+  [BatchJobKind.BATCH_JOB_KIND_EMBED]: 'embed',
+  [BatchJobKind.BATCH_JOB_KIND_INDEX_BUILD]: 'index-build',
+  [BatchJobKind.BATCH_JOB_KIND_INDEX_IMPORT]: 'index-import',
+} as const;
+type KindName = (typeof KIND_NAME)[keyof typeof KIND_NAME];
+
+const STATE: Readonly<Record<JobRecord['state'], gatewayV1.BatchJobState>> = {
+  QUEUED: BatchJobState.BATCH_JOB_STATE_QUEUED,
+  RUNNING: BatchJobState.BATCH_JOB_STATE_RUNNING,
+  SUCCEEDED: BatchJobState.BATCH_JOB_STATE_SUCCEEDED,
+  COMPLETED_WITH_ERRORS: BatchJobState.BATCH_JOB_STATE_COMPLETED_WITH_ERRORS,
+  FAILED: BatchJobState.BATCH_JOB_STATE_FAILED,
+  CANCELLING: BatchJobState.BATCH_JOB_STATE_CANCELLING,
+  CANCELLED: BatchJobState.BATCH_JOB_STATE_CANCELLED,
+};
+
+export interface BatchLimits extends RequestLimits {
+  /** Most items in one job. */
+  readonly maxItems: number;
+  /** Largest manifest fetched from manifest_uri, in bytes. */
+  readonly maxManifestBytes: number;
+}
+
+/** What the worker stores per item: the item itself plus its index-independent id. */
+export interface StoredItem {
+  readonly itemId: string;
+  /** gatewayV1.BatchItem in its JSON mapping (bytes as base64). */
+  readonly item: unknown;
+}
+
+export function toBatchJob(record: JobRecord): gatewayV1.BatchJob {
+  const kind = Object.entries(KIND_NAME).find(([, name]) => name === record.kind)?.[0] ?? '0';
+  return {
+    jobId: record.jobId,
+    kind: Number(kind),
+    state: STATE[record.state],
+    progress: {
+      total: record.total,
+      succeeded: record.succeeded,
+      failed: record.failed,
+      cancelled: record.cancelled,
+    },
+    createTime: record.createTime,
+    updateTime: record.updateTime,
+    finishTime: record.finishTime,
+    errorMessage: record.errorMessage ?? '',
+  };
+}
+
+/**
+ * The gateway's batch-job API (issue #6): validates a submission completely (inputs, URIs under the
+ * media policy, limits), stores it and enqueues one BullMQ item per entry; reads, lists, cancels
+ * and streams results per tenant — a tenant never sees another's jobs (the store answers NOT_FOUND).
+ */
+export class BatchJobsService {
+  constructor(
+    private readonly store: BatchJobStore,
+    private readonly queue: BatchQueue,
+    private readonly limits: BatchLimits,
+    private readonly media: MediaSourcePolicy,
+    private readonly retry: { attempts: number; backoffMs: number },
+  ) {}
+
+  async submit(
+    request: gatewayV1.SubmitBatchJobRequest,
+    tenant: string,
+  ): Promise<gatewayV1.SubmitBatchJobResponse> {
+    const kind = KIND_NAME[request.kind as keyof typeof KIND_NAME] as KindName | undefined;
+    if (kind === undefined) {
+      throw DomainError.invalidInput('kind: set GENERATE, EMBED, INDEX_BUILD or INDEX_IMPORT', 'kind');
+    }
+    if (request.items.length > 0 && request.manifestUri !== '') {
+      throw DomainError.invalidInput('set either items or manifest_uri, not both', 'manifest_uri');
+    }
+    const items = request.manifestUri !== '' ? await this.readManifest(request.manifestUri) : request.items;
+    if (items.length === 0) throw DomainError.invalidInput('items: at least one item is required', 'items');
+    if (items.length > this.limits.maxItems) {
+      throw new DomainError(
+        ErrorCode.PayloadTooLarge,
+        `items: ${items.length} items exceed the limit of ${this.limits.maxItems} per job; split the job`,
+        { field: 'items' },
+      );
+    }
+    const options = request.options ?? { instruction: '', collection: '' };
+    validateCache(options.cache, 'options.cache');
+    if (
+      kind === 'generate' &&
+      options.instruction.trim() === '' &&
+      items.some((i) => i.instruction.trim() === '')
+    ) {
+      throw DomainError.invalidInput(
+        'options.instruction: GENERATE jobs need an instruction (per item or in options)',
+        'options.instruction',
+      );
+    }
+    const ids = new Set<string>();
+    items.forEach((item, i) => this.checkItem(item, i, kind, ids));
+    // Idempotency: the same tenant + client token is the same job.
+    const jobId =
+      request.clientToken === ''
+        ? randomUUID()
+        : createHash('sha256').update(`${tenant}\0${request.clientToken}`).digest('hex').slice(0, 32);
+    const stored: StoredItem[] = items.map((item, i) => ({
+      itemId: item.itemId === '' ? String(i) : item.itemId,
+      item: gatewayV1.BatchItem.toJSON(item),
+    }));
+    const existing = await this.store.find(jobId);
+    if (existing !== undefined && existing.tenant === tenant) return { job: toBatchJob(existing) };
+    const record = await this.store.create({
+      jobId,
+      tenant,
+      kind,
+      items: stored,
+      options: gatewayV1.BatchJobOptions.toJSON(options),
+    });
+    await this.queue.enqueue(jobId, stored.length, this.retry);
+    return { job: toBatchJob(record) };
+  }
+
+  private checkItem(item: gatewayV1.BatchItem, index: number, kind: KindName, ids: Set<string>): void {
+    const at = `items[${index}]`;
+    const id = item.itemId === '' ? String(index) : item.itemId;
+    if (ids.has(id))
+      throw DomainError.invalidInput(
+        `${at}.item_id: "${id}" appears twice; ids must be unique`,
+        `${at}.item_id`,
+      );
+    ids.add(id);
+    if (kind === 'index-import') {
+      if (item.inputs.length !== 1 || item.inputs[0]!.source?.$case !== 'uri') {
+        throw DomainError.invalidInput(
+          `${at}.inputs: an INDEX_IMPORT item is one uri naming a faiss index file`,
+          `${at}.inputs`,
+        );
+      }
+    } else {
+      try {
+        validateInputs(item.inputs, this.limits);
+      } catch (error) {
+        if (error instanceof DomainError) {
+          throw new DomainError(error.code, `${at}.${error.message}`, {
+            ...error.details,
+            field: `${at}.${String(error.details.field ?? 'inputs')}`,
+          });
+        }
+        throw error;
+      }
+    }
+    item.inputs.forEach((input, j) => {
+      if (input.source?.$case === 'uri')
+        checkSource(input.source.value, this.media, `${at}.inputs[${j}].uri`);
+    });
+  }
+
+  private async readManifest(uri: string): Promise<gatewayV1.BatchItem[]> {
+    const bytes = await readSource(
+      uri,
+      { ...this.media, maxBytes: this.limits.maxManifestBytes },
+      'manifest_uri',
+    );
+    const lines = Buffer.from(bytes).toString('utf8').split('\n');
+    const items: gatewayV1.BatchItem[] = [];
+    lines.forEach((line, n) => {
+      if (line.trim() === '') return;
+      let json: unknown;
+      try {
+        json = JSON.parse(line);
+      } catch {
+        throw DomainError.invalidInput(`manifest_uri: line ${n + 1} is not JSON`, 'manifest_uri');
+      }
+      items.push(gatewayV1.BatchItem.fromJSON(json));
+    });
+    return items;
+  }
+
+  async get(jobId: string, tenant: string): Promise<gatewayV1.GetBatchJobResponse> {
+    return { job: toBatchJob(await this.store.get(jobId, tenant)) };
+  }
+
+  async list(
+    request: gatewayV1.ListBatchJobsRequest,
+    tenant: string,
+  ): Promise<gatewayV1.ListBatchJobsResponse> {
+    const states = request.states.map(
+      (s) => (Object.entries(STATE).find(([, v]) => v === s)?.[0] ?? '') as JobRecord['state'],
+    );
+    const page = await this.store.list(tenant, {
+      pageSize: request.pageSize === 0 ? 20 : Math.min(request.pageSize, 100),
+      ...(request.pageToken === '' ? {} : { pageToken: request.pageToken }),
+      ...(states.length === 0 ? {} : { states }),
+    });
+    return { jobs: page.jobs.map(toBatchJob), nextPageToken: page.nextPageToken };
+  }
+
+  async cancel(jobId: string, tenant: string): Promise<gatewayV1.CancelBatchJobResponse> {
+    try {
+      return { job: toBatchJob(await cancelBatchJob(this.store, this.queue, jobId, tenant)) };
+    } catch (error) {
+      // batch.proto: cancelling a finished job returns it as it is.
+      if (error instanceof DomainError && error.code === ErrorCode.FailedPrecondition)
+        return this.get(jobId, tenant);
+      throw error;
+    }
+  }
+
+  async *results(
+    request: gatewayV1.StreamBatchJobResultsRequest,
+    tenant: string,
+    signal: AbortSignal,
+  ): AsyncGenerator<gatewayV1.StreamBatchJobResultsResponse> {
+    let next = Number(request.startIndex);
+    if (!Number.isInteger(next) || next < 0) {
+      throw DomainError.invalidInput('start_index: must be 0 or more', 'start_index');
+    }
+    for (;;) {
+      const record = await this.store.get(jobId(request), tenant);
+      const page = await this.store.results(record.jobId, tenant, { start: next, count: 256 });
+      let advanced = false;
+      for (const r of page.results) {
+        if (r.index !== next) break; // results go out in index order: wait for a gap to fill
+        const message = toResultMessage(r.index, r.result);
+        if (message.itemId === '') {
+          // Failures and cancellations carry no result value: take the id from the stored item.
+          const stored = (await this.store.item(record.jobId, r.index)) as StoredItem | undefined;
+          message.itemId = stored?.itemId ?? String(r.index);
+        }
+        yield message;
+        next++;
+        advanced = true;
+      }
+      // A final job has every item recorded, so `next` reaches the total once the gaps are read.
+      if (next >= record.total || !request.follow || signal.aborted) return;
+      if (!advanced) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+function jobId(request: gatewayV1.StreamBatchJobResultsRequest): string {
+  if (request.jobId === '') throw DomainError.invalidInput('job_id: required', 'job_id');
+  return request.jobId;
+}
+
+/** A stored outcome → the wire message (the worker stores `{ itemId, text | embedding | pointId }` or an error). */
+function toResultMessage(index: number, result: unknown): gatewayV1.StreamBatchJobResultsResponse {
+  const r = (result ?? {}) as {
+    itemId?: string;
+    ok?: boolean;
+    value?: { text?: string; embedding?: string; pointId?: number; itemId?: string };
+    code?: string;
+    message?: string;
+    cancelled?: boolean;
+  };
+  const itemId = r.value?.itemId ?? r.itemId ?? '';
+  if (r.ok === true && r.value !== undefined) {
+    if (r.value.text !== undefined) return { index, itemId, result: { $case: 'text', value: r.value.text } };
+    if (r.value.embedding !== undefined) {
+      return {
+        index,
+        itemId,
+        result: { $case: 'embedding', value: Buffer.from(r.value.embedding, 'base64') },
+      };
+    }
+    if (r.value.pointId !== undefined)
+      return { index, itemId, result: { $case: 'pointId', value: r.value.pointId } };
+    return { index, itemId: itemId === '' ? String(index) : itemId, result: { $case: 'text', value: '' } };
+  }
+  if (r.cancelled === true) {
+    return {
+      index,
+      itemId,
+      result: {
+        $case: 'error',
+        value: { code: 'CANCELLED', message: 'the job was cancelled before this item ran' },
+      },
+    };
+  }
+  return {
+    index,
+    itemId,
+    result: {
+      $case: 'error',
+      value: { code: r.code ?? 'INTERNAL', message: r.message ?? 'the item failed' },
+    },
+  };
+}
