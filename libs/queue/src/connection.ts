@@ -51,8 +51,12 @@ export function redisConnectionOptions(url: string, role: RedisRole): RedisOptio
  * A connection for the given role. Producers connect eagerly: with the offline queue disabled a
  * command sent before `ready` fails, so wait for it with `waitForReady`.
  */
-export function createRedis(url: string, role: RedisRole): Redis {
-  return new Redis(redisConnectionOptions(url, role));
+export function createRedis(url: string, role: RedisRole, onError?: (error: Error) => void): Redis {
+  const redis = new Redis(redisConnectionOptions(url, role));
+  // ioredis reconnects by itself; without a listener every failed attempt would also be printed as
+  // an "Unhandled error event". Callers pass their logger; commands still fail and are handled.
+  redis.on('error', (error: Error) => onError?.(error));
+  return redis;
 }
 
 /** Resolves once the connection is ready; rejects with DEPENDENCY_UNAVAILABLE after `timeoutMs`. */

@@ -31,7 +31,9 @@ async function main(): Promise<void> {
     logger,
     http: { host: env.HTTP_HOST, port: env.HTTP_PORT },
     warmup: async () => {
-      const redis = createRedis(env.REDIS_URL, 'worker');
+      const redis = createRedis(env.REDIS_URL, 'worker', (error) =>
+        logger.warn({ event: 'redis.error', err: error.message }, 'Redis connection error; reconnecting'),
+      );
       await waitForReady(redis);
       const check = await checkRedisForQueues(redis);
       if (check.warning !== undefined) logger.warn({ event: 'redis.policy' }, check.warning);
