@@ -2,7 +2,7 @@
 // It loads the BUILT library (libs/queue/dist), which the test builds first, so it runs under
 // plain node. Settings come from the environment the test passes.
 'use strict';
-/* global require, setTimeout */
+/* global require */
 /* eslint-disable @typescript-eslint/no-require-imports -- plain CommonJS run by node, no build step */
 
 const { BatchJobStore, startBatchWorker } = require('../../dist/index.js');
