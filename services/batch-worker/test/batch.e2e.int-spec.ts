@@ -64,6 +64,7 @@ describe('batch jobs through the gateway and a worker process (real Redis)', () 
         GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
         GATEWAY_QUEUE_PREFIX: PREFIX,
         GATEWAY_BATCH_FILE_ROOT: fileRoot,
+        GATEWAY_BATCH_MAX_ACTIVE_JOBS: '3',
       },
       'gateway',
       120_000,
@@ -219,5 +220,67 @@ describe('batch jobs through the gateway and a worker process (real Redis)', () 
     const p = final.progress!;
     expect(p.succeeded + p.failed + p.cancelled).toBe(150);
     expect(p.cancelled).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('serves the same API over REST, with the results exported as JSON Lines', async () => {
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${KEY_A}` };
+    const submitted = await fetch(`${gateway.httpBase}/v1/batches`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        kind: 'BATCH_JOB_KIND_EMBED',
+        items: [0, 1, 2].map((i) => ({
+          itemId: `r${i}`,
+          inputs: [{ modality: 'MODALITY_TEXT', text: `rest ${i}` }],
+        })),
+      }),
+    });
+    expect(submitted.status).toBe(201);
+    const job = (await submitted.json()) as { jobId: string };
+    await waitFinal(a, job.jobId);
+    const got = (await (await fetch(`${gateway.httpBase}/v1/batches/${job.jobId}`, { headers })).json()) as {
+      state: string;
+    };
+    expect(got.state).toBe('BATCH_JOB_STATE_SUCCEEDED');
+    const exported = await fetch(`${gateway.httpBase}/v1/batches/${job.jobId}/results`, { headers });
+    expect(exported.headers.get('content-type')).toMatch(/application\/x-ndjson/);
+    const lines = (await exported.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { index: number; itemId: string; embedding?: string });
+    expect(lines.map((l) => [l.index, l.itemId])).toEqual([
+      [0, 'r0'],
+      [1, 'r1'],
+      [2, 'r2'],
+    ]);
+    expect(Buffer.from(lines[0]!.embedding!, 'base64').length).toBe(1024 * 4);
+    const other = await fetch(`${gateway.httpBase}/v1/batches/${job.jobId}`, {
+      headers: { authorization: `Bearer ${KEY_B}` },
+    });
+    expect(other.status).toBe(404);
+  }, 60_000);
+
+  it('limits unfinished jobs per API key (GATEWAY_BATCH_MAX_ACTIVE_JOBS=3)', async () => {
+    const slow = Array.from({ length: 40 }, (_, i) => ({
+      itemId: `s${i}`,
+      inputs: [text(`slow ${i}`)],
+      instruction: 'Write a long story.',
+      input: '',
+    }));
+    const submit = (n: number) =>
+      b.submitBatchJob({
+        kind: BatchJobKind.BATCH_JOB_KIND_GENERATE,
+        items: slow,
+        options: { instruction: '', collection: '', stopping: { maxNewTokens: 64 } },
+        clientToken: `slow-${n}`,
+      });
+    const jobs = [await submit(1), await submit(2), await submit(3)];
+    const error = await submit(4).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isImageBindError(error) && error.code).toBe('RESOURCE_EXHAUSTED');
+    for (const j of jobs) await b.cancelBatchJob(j.jobId);
+    for (const j of jobs) await waitFinal(b, j.jobId);
   }, 120_000);
 });

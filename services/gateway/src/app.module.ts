@@ -4,6 +4,7 @@ import type { Logger, ServiceMetrics } from '@imagebind-llm/observability';
 import type { AccessControl } from './access';
 import type { PlatformBackends } from './backends/backends.port';
 import type { BatchBackend } from './batch/batch-backend';
+import { BatchController } from './batch/batch.controller';
 import type { GatewayEnv } from './env.schema';
 import { GatewayController } from './gateway.controller';
 import { GatewayService } from './gateway.service';
@@ -35,7 +36,7 @@ export class GatewayModule {
           readyOnStart: false,
         }),
       ],
-      controllers: [OpenAiController],
+      controllers: [OpenAiController, BatchController],
       providers: [
         { provide: GATEWAY_ENV, useValue: options.env },
         { provide: LOGGER, useValue: options.logger },

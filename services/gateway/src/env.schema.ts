@@ -89,6 +89,10 @@ export const gatewayEnvSchema = {
     'key prefix of the queues in Redis (same as the workers)',
   ),
   GATEWAY_BATCH_MAX_ITEMS: envVar(env.positiveInt(10_000, 1_000_000), 'most items in one batch job'),
+  GATEWAY_BATCH_MAX_ACTIVE_JOBS: envVar(
+    env.positiveInt(20, 100),
+    'unfinished batch jobs one API key may have at once (the per-tenant limit on batch work)',
+  ),
   GATEWAY_BATCH_ATTEMPTS: envVar(env.positiveInt(4, 50), 'tries of a batch item that fails transiently'),
   GATEWAY_BATCH_FILE_ROOT: envVar(
     env.optionalString(),

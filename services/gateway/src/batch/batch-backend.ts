@@ -36,6 +36,7 @@ export async function createBatchBackend(env: GatewayEnv, logger: Logger): Promi
       maxInputBytes: env.GATEWAY_MAX_INPUT_BYTES,
       maxItems: env.GATEWAY_BATCH_MAX_ITEMS,
       maxManifestBytes: env.GATEWAY_MAX_BODY_BYTES,
+      maxActiveJobs: env.GATEWAY_BATCH_MAX_ACTIVE_JOBS,
     },
     batchMediaPolicy(env),
     { attempts: env.GATEWAY_BATCH_ATTEMPTS, backoffMs: 500 },

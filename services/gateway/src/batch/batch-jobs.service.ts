@@ -31,6 +31,8 @@ export interface BatchLimits extends RequestLimits {
   readonly maxItems: number;
   /** Largest manifest fetched from manifest_uri, in bytes. */
   readonly maxManifestBytes: number;
+  /** Unfinished jobs one tenant may have at once: the per-tenant limit on batch work. */
+  readonly maxActiveJobs: number;
 }
 
 /** What the worker stores per item: the item itself plus its index-independent id. */
@@ -118,6 +120,17 @@ export class BatchJobsService {
     }));
     const existing = await this.store.find(jobId);
     if (existing !== undefined && existing.tenant === tenant) return { job: toBatchJob(existing) };
+    const active = await this.store.list(tenant, {
+      pageSize: Math.min(100, this.limits.maxActiveJobs + 1),
+      states: ['QUEUED', 'RUNNING', 'CANCELLING'],
+    });
+    if (active.jobs.length >= this.limits.maxActiveJobs) {
+      throw new DomainError(
+        ErrorCode.Overloaded,
+        `this API key already has ${active.jobs.length} unfinished batch jobs (limit ${this.limits.maxActiveJobs}); wait for one to finish or cancel one`,
+        { retryAfterMs: 10_000 },
+      );
+    }
     const record = await this.store.create({
       jobId,
       tenant,
