@@ -37,6 +37,14 @@ export const batchWorkerEnvSchema = {
     env.stringWithDefault('-'),
     'hosts https URIs may name (example.com, *.example.com), comma-separated; - for none',
   ),
+  OBJECT_STORE_ENDPOINT: envVar(
+    env.optionalString(),
+    's3://bucket/key URIs are read from <endpoint>/<bucket>/<key> over https (e.g. https://minio.internal:9000); unset refuses s3 URIs',
+  ),
+  OBJECT_STORE_BUCKETS: envVar(
+    env.stringWithDefault('-'),
+    'buckets s3 URIs may name, comma-separated; - for none',
+  ),
   MAX_ITEM_BYTES: envVar(env.positiveInt(32 * 1024 * 1024, 1024 * 1024 * 1024), 'largest fetched input'),
 };
 

@@ -53,6 +53,18 @@ async function main(): Promise<void> {
           allowedHosts:
             env.FETCH_ALLOWED_HOSTS === '-' ? [] : env.FETCH_ALLOWED_HOSTS.split(',').map((h) => h.trim()),
           ...(env.BATCH_FILE_ROOT === undefined ? {} : { fileRoot: env.BATCH_FILE_ROOT }),
+          ...(env.OBJECT_STORE_ENDPOINT === undefined
+            ? {}
+            : {
+                objectStore: {
+                  scheme: 's3' as const,
+                  endpoint: env.OBJECT_STORE_ENDPOINT,
+                  buckets:
+                    env.OBJECT_STORE_BUCKETS === '-'
+                      ? []
+                      : env.OBJECT_STORE_BUCKETS.split(',').map((b) => b.trim()),
+                },
+              }),
           maxBytes: env.MAX_ITEM_BYTES,
           timeoutMs: 30_000,
         },

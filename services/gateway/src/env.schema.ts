@@ -89,6 +89,11 @@ export const gatewayEnvSchema = {
     'key prefix of the queues in Redis (same as the workers)',
   ),
   GATEWAY_BATCH_MAX_ITEMS: envVar(env.positiveInt(10_000, 1_000_000), 'most items in one batch job'),
+  GATEWAY_BATCH_OBJECT_STORE_ENDPOINT: envVar(
+    env.optionalString(),
+    'object store (https endpoint) s3:// URIs of batch items are read from by the workers; unset refuses s3 URIs',
+  ),
+  GATEWAY_BATCH_OBJECT_STORE_BUCKETS: envVar(list(), 'buckets s3:// URIs of batch items may name'),
   GATEWAY_BATCH_MAX_ACTIVE_JOBS: envVar(
     env.positiveInt(20, 100),
     'unfinished batch jobs one API key may have at once (the per-tenant limit on batch work)',

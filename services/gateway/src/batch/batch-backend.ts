@@ -15,6 +15,15 @@ export function batchMediaPolicy(env: GatewayEnv): MediaSourcePolicy {
   return {
     allowedHosts: env.GATEWAY_FETCH_ALLOWED_HOSTS,
     ...(env.GATEWAY_BATCH_FILE_ROOT === undefined ? {} : { fileRoot: env.GATEWAY_BATCH_FILE_ROOT }),
+    ...(env.GATEWAY_BATCH_OBJECT_STORE_ENDPOINT === undefined
+      ? {}
+      : {
+          objectStore: {
+            scheme: 's3' as const,
+            endpoint: env.GATEWAY_BATCH_OBJECT_STORE_ENDPOINT,
+            buckets: env.GATEWAY_BATCH_OBJECT_STORE_BUCKETS,
+          },
+        }),
     maxBytes: env.GATEWAY_MAX_INPUT_BYTES,
     timeoutMs: env.GATEWAY_FETCH_TIMEOUT_MS,
   };
