@@ -41,6 +41,7 @@ export {
 export {
   audio,
   guessMediaType,
+  MODALITY_BY_NAME,
   image,
   pointCloud,
   text,

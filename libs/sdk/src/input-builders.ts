@@ -10,7 +10,8 @@ type MultimodalInput = gatewayV1.MultimodalInput;
 /** Modalities by the names the builders use. */
 export type ModalityName = 'image' | 'video' | 'audio' | 'text' | 'point-cloud' | 'depth' | 'thermal' | 'imu';
 
-const MODALITY_BY_NAME: Readonly<Record<ModalityName, Modality>> = {
+/** The proto modality of each builder name (also what manifests and CLIs accept). */
+export const MODALITY_BY_NAME: Readonly<Record<ModalityName, Modality>> = {
   image: Modality.MODALITY_IMAGE,
   video: Modality.MODALITY_VIDEO,
   audio: Modality.MODALITY_AUDIO,

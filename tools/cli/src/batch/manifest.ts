@@ -5,6 +5,7 @@ import { basename, isAbsolute, resolve } from 'node:path';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   guessMediaType,
+  MODALITY_BY_NAME,
   Modality,
   type BatchItemInput,
   type MultimodalInput,
@@ -18,17 +19,6 @@ export const DEFAULT_MAX_INPUT_BYTES = 32 * 1024 * 1024;
  * rest of the request (ids, instructions, protobuf framing).
  */
 export const MAX_INLINE_TOTAL_BYTES = DEFAULT_MAX_MESSAGE_BYTES - 1024 * 1024;
-
-const MODALITY_BY_NAME: Readonly<Record<string, Modality>> = {
-  image: Modality.MODALITY_IMAGE,
-  video: Modality.MODALITY_VIDEO,
-  audio: Modality.MODALITY_AUDIO,
-  text: Modality.MODALITY_TEXT,
-  'point-cloud': Modality.MODALITY_POINT_CLOUD,
-  depth: Modality.MODALITY_DEPTH,
-  thermal: Modality.MODALITY_THERMAL,
-  imu: Modality.MODALITY_IMU,
-};
 
 const ITEM_KEYS = new Set(['id', 'inputs', 'instruction', 'input']);
 const INPUT_KEYS = new Set(['modality', 'uri', 'text', 'file', 'weight', 'media_type']);
@@ -223,7 +213,8 @@ function parseInput(
     }
   }
   const modalityName = value['modality'];
-  const modality = typeof modalityName === 'string' ? MODALITY_BY_NAME[modalityName] : undefined;
+  const byName: Readonly<Record<string, Modality | undefined>> = MODALITY_BY_NAME;
+  const modality = typeof modalityName === 'string' ? byName[modalityName] : undefined;
   if (modality === undefined) {
     failHere(
       `${at}modality must be one of ${Object.keys(MODALITY_BY_NAME).join(', ')}, got ${JSON.stringify(modalityName)}`,
