@@ -1,4 +1,4 @@
-export * from './tensor';
+export * from '@imagebind-llm/grpc-kit';
 export * from './encoder/index';
 export * from './bind/index';
 export * from './decoder/index';

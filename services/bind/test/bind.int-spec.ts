@@ -2,10 +2,15 @@
 // tiny-a bind network, called over loopback as the gateway and Kubernetes probes do.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { callUnary, checkHealth, createClient } from '@imagebind-llm/grpc-kit';
+import {
+  callUnary,
+  checkHealth,
+  createClient,
+  float32Tensor,
+  readFloat32Tensor,
+} from '@imagebind-llm/grpc-kit';
 import { LanguagePipeline } from '@imagebind-llm/inference';
 import { bindV1, commonV1 } from '@imagebind-llm/proto';
-import { float32Tensor, readFloat32Tensor } from '@imagebind-llm/serving';
 import {
   goldenModelRepository,
   relativeError,

@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
-import { checkHealth, createClient } from '@imagebind-llm/grpc-kit';
+import { checkHealth, createClient, float32Tensor } from '@imagebind-llm/grpc-kit';
 import { decoderV1, SERVICE_NAMES } from '@imagebind-llm/proto';
-import { float32Tensor } from '@imagebind-llm/serving';
 import { goldenDir, goldenModelRepository, startProcess, type RunningProcess } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 

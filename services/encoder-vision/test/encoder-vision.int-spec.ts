@@ -2,10 +2,9 @@
 // models, called over loopback as the gateway and Kubernetes probes do.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkHealth, callUnary, createClient } from '@imagebind-llm/grpc-kit';
+import { callUnary, checkHealth, createClient, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
 import { EncoderPipeline } from '@imagebind-llm/inference';
 import { commonV1, encoderV1 } from '@imagebind-llm/proto';
-import { readFloat32Tensor } from '@imagebind-llm/serving';
 import {
   cosineSimilarity,
   goldenModelRepository,

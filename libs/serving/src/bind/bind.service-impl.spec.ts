@@ -3,7 +3,7 @@ import { commonV1, type bindV1 } from '@imagebind-llm/proto';
 import { describe, expect, it, vi } from 'vitest';
 import { ModelSlot } from '../encoder/model-slot';
 import { fakeRowSession } from '../encoder/testing/fake-row-session';
-import { float32Tensor, readFloat32Tensor } from '../tensor';
+import { float32Tensor, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
 import { BindRuntime } from './bind-runtime';
 import { BindServiceImpl } from './bind.service-impl';
 

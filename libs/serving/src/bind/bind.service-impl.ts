@@ -1,9 +1,13 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import type { CallContext, ServiceHandlers } from '@imagebind-llm/grpc-kit';
+import {
+  float32Tensor,
+  readFloat32Tensor,
+  type CallContext,
+  type ServiceHandlers,
+} from '@imagebind-llm/grpc-kit';
 import { commonV1, type bindV1 } from '@imagebind-llm/proto';
 import type { BatchingMetrics } from '../encoder/batching-metrics';
 import type { ModelSlot } from '../encoder/model-slot';
-import { float32Tensor, readFloat32Tensor } from '../tensor';
 import { BIND_COMPONENT, type BindRuntime } from './bind-runtime';
 
 export interface BindServiceOptions {

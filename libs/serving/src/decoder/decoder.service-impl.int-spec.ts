@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
 import { DomainError, ErrorCode, ERROR_FIELD_TRAILER, RETRY_AFTER_TRAILER } from '@imagebind-llm/errors';
-import { callServerStream, callUnary, createClient } from '@imagebind-llm/grpc-kit';
+import { callServerStream, callUnary, createClient, float32Tensor } from '@imagebind-llm/grpc-kit';
 import { createLogger, InferenceMetrics, MemoryLog, ServiceMetrics } from '@imagebind-llm/observability';
 import { commonV1, decoderV1, SERVICE_NAMES } from '@imagebind-llm/proto';
 import {
@@ -18,7 +18,6 @@ import {
 } from '@imagebind-llm/testing';
 import { buildPromptIds } from '@imagebind-llm/tokenizer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { float32Tensor } from '../tensor';
 import { DecoderRuntime, loadDecoderModel } from './decoder-runtime';
 import { DecoderServiceImpl } from './decoder.service-impl';
 import { delayedSession } from './testing/delayed-session';

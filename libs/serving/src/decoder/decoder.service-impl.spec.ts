@@ -4,7 +4,7 @@ import { decoderV1 } from '@imagebind-llm/proto';
 import { goldenPath } from '@imagebind-llm/testing';
 import { LlamaTokenizer } from '@imagebind-llm/tokenizer';
 import { describe, expect, it } from 'vitest';
-import { float32Tensor } from '../tensor';
+import { float32Tensor } from '@imagebind-llm/grpc-kit';
 import { DecoderRuntime } from './decoder-runtime';
 import { DecoderServiceImpl } from './decoder.service-impl';
 import { FAKE_SHAPE, fakeDecoderModel } from './testing/fake-decoder-model';

@@ -1,6 +1,12 @@
 import { randomInt } from 'node:crypto';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import { abortReason, type CallContext, type ServiceHandlers } from '@imagebind-llm/grpc-kit';
+import {
+  abortReason,
+  float32Tensor,
+  readFloat32Tensor,
+  type CallContext,
+  type ServiceHandlers,
+} from '@imagebind-llm/grpc-kit';
 import {
   DEFAULT_TEMPERATURE,
   DEFAULT_TOP_P,
@@ -10,7 +16,6 @@ import {
 import type { InferenceMetrics } from '@imagebind-llm/observability';
 import { commonV1, decoderV1 } from '@imagebind-llm/proto';
 import { formatPrompt } from '@imagebind-llm/tokenizer';
-import { float32Tensor, readFloat32Tensor } from '../tensor';
 import { DECODER_COMPONENT, type DecoderRuntime, type DecoderStatus } from './decoder-runtime';
 import { MessageChannel } from './message-channel';
 

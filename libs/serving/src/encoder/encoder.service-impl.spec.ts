@@ -8,7 +8,7 @@ import {
 import { InferenceMetrics, ServiceMetrics } from '@imagebind-llm/observability';
 import { commonV1, type encoderV1 } from '@imagebind-llm/proto';
 import { describe, expect, it } from 'vitest';
-import { float32Tensor, readFloat32Tensor } from '../tensor';
+import { float32Tensor, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
 import { BatchingMetrics } from './batching-metrics';
 import { EncoderRuntime } from './encoder-runtime';
 import { EncoderServiceImpl } from './encoder.service-impl';

@@ -1,8 +1,12 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import type { CallContext, ServiceHandlers } from '@imagebind-llm/grpc-kit';
+import {
+  float32Tensor,
+  readFloat32Tensor,
+  type CallContext,
+  type ServiceHandlers,
+} from '@imagebind-llm/grpc-kit';
 import { ENCODER_COMPONENTS, type InputModality } from '@imagebind-llm/inference';
 import { commonV1, type encoderV1 } from '@imagebind-llm/proto';
-import { float32Tensor, readFloat32Tensor } from '../tensor';
 import type { BatchingMetrics } from './batching-metrics';
 import type { EncoderItem, EncoderModelInfo, EncoderRuntime } from './encoder-runtime';
 import { inputFileName } from './media-hint';

@@ -1,6 +1,6 @@
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import type { CallContext, ServiceHandlers } from '@imagebind-llm/grpc-kit';
+import { readFloat32Tensor, type CallContext, type ServiceHandlers } from '@imagebind-llm/grpc-kit';
 import { type retrieverV1 } from '@imagebind-llm/proto';
 import {
   CACHE_COLLECTION,
@@ -8,7 +8,7 @@ import {
   type VectorPoint,
   type VectorStore,
 } from '@imagebind-llm/vector-store';
-import { readFloat32Tensor } from '@imagebind-llm/grpc-kit';
+import { MessageChannel } from '../decoder/message-channel';
 
 export interface RetrieverLimits {
   /** Most points one Upsert may carry. */
@@ -118,38 +118,19 @@ export class RetrieverServiceImpl {
   ): AsyncGenerator<retrieverV1.ImportIndexResponse> {
     const path = this.resolveImportPath(req.sourcePath);
     const collection = req.collection || CACHE_COLLECTION;
-    const progress: retrieverV1.ImportIndexResponse[] = [];
-    let wake: (() => void) | undefined;
-    let finished = false;
-    let failure: unknown;
-    const run = importFaissIndex(this.store, collection, path, {
+    const progress = new MessageChannel<retrieverV1.ImportIndexResponse>();
+    importFaissIndex(this.store, collection, path, {
       replace: req.replace,
       signal: ctx.signal,
-      onProgress: (imported, total) => {
-        progress.push({ imported, total, done: false, indexType: '' });
-        wake?.();
-      },
+      onProgress: (imported, total) => progress.push({ imported, total, done: false, indexType: '' }),
     }).then(
       (r) => {
         progress.push({ imported: r.imported, total: r.total, done: true, indexType: r.indexType });
+        progress.end();
       },
-      (error: unknown) => {
-        failure = error;
-      },
+      (error: unknown) => progress.fail(error),
     );
-    void run.finally(() => {
-      finished = true;
-      wake?.();
-    });
-    for (;;) {
-      while (progress.length > 0) yield progress.shift()!;
-      if (finished) break;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-      });
-      wake = undefined;
-    }
-    if (failure !== undefined) throw failure instanceof Error ? failure : new Error('the import failed');
+    yield* progress.drain();
   }
 
   private resolveImportPath(source: string): string {

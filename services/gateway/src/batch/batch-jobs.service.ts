@@ -15,6 +15,9 @@ const KIND_NAME = {
   [BatchJobKind.BATCH_JOB_KIND_INDEX_IMPORT]: 'index-import',
 } as const;
 type KindName = (typeof KIND_NAME)[keyof typeof KIND_NAME];
+const KIND_OF = new Map<string, gatewayV1.BatchJobKind>(
+  Object.entries(KIND_NAME).map(([kind, name]) => [name, Number(kind) as gatewayV1.BatchJobKind]),
+);
 
 const STATE: Readonly<Record<JobRecord['state'], gatewayV1.BatchJobState>> = {
   QUEUED: BatchJobState.BATCH_JOB_STATE_QUEUED,
@@ -43,10 +46,9 @@ export interface StoredItem {
 }
 
 export function toBatchJob(record: JobRecord): gatewayV1.BatchJob {
-  const kind = Object.entries(KIND_NAME).find(([, name]) => name === record.kind)?.[0] ?? '0';
   return {
     jobId: record.jobId,
-    kind: Number(kind),
+    kind: KIND_OF.get(record.kind) ?? BatchJobKind.BATCH_JOB_KIND_UNSPECIFIED,
     state: STATE[record.state],
     progress: {
       total: record.total,
