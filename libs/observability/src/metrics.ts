@@ -162,3 +162,47 @@ export class InferenceMetrics {
     });
   }
 }
+
+/** BullMQ job counts by state, as `BatchQueue.counts()` reports them. */
+export interface QueueJobCounts {
+  readonly waiting: number;
+  readonly prioritized: number;
+  readonly active: number;
+  readonly delayed: number;
+}
+
+const QUEUE_JOB_STATES = ['waiting', 'prioritized', 'active', 'delayed'] as const;
+
+/**
+ * `ibllm_batch_queue_jobs{queue,state}`: the batch backlog, read from Redis at scrape time. KEDA
+ * scales batch workers on waiting + prioritized (ARCHITECTURE §7); the gateway exports it too, so
+ * the signal exists while the workers are scaled to zero. A failed read leaves the last values
+ * and counts the failure, rather than failing the whole scrape.
+ */
+export function registerQueueJobsGauge(
+  metrics: ServiceMetrics,
+  queue: string,
+  read: () => Promise<QueueJobCounts>,
+): void {
+  const registers = [metrics.registry];
+  const failures = new Counter({
+    name: 'ibllm_batch_queue_read_failures_total',
+    help: 'Scrapes whose read of the batch queue counts from Redis failed.',
+    labelNames: ['queue'],
+    registers,
+  });
+  new Gauge({
+    name: 'ibllm_batch_queue_jobs',
+    help: 'Batch item jobs in the BullMQ queue by state (KEDA scales workers on waiting + prioritized).',
+    labelNames: ['queue', 'state'],
+    registers,
+    async collect() {
+      try {
+        const counts = await read();
+        for (const state of QUEUE_JOB_STATES) this.set({ queue, state }, counts[state]);
+      } catch {
+        failures.inc({ queue });
+      }
+    },
+  });
+}

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   acceptRequestId,
   createLogger,
+  registerQueueJobsGauge,
   requestLogger,
   ServiceMetrics,
   setTracer,
@@ -103,5 +104,32 @@ describe('tracing hooks', () => {
       setTracer(undefined);
     }
     expect(events).toEqual(['ok.k=1', 'ok.end', 'bad.error=x', 'bad.end']);
+  });
+});
+
+describe('registerQueueJobsGauge', () => {
+  it('reads the counts at scrape time and keeps the last values when a read fails', async () => {
+    const m = new ServiceMetrics('batch-worker');
+    const reads = [
+      { waiting: 7, prioritized: 2, active: 3, delayed: 0 },
+      new Error('redis down'),
+      { waiting: 1, prioritized: 0, active: 5, delayed: 0 },
+    ];
+    registerQueueJobsGauge(m, 'items', () => {
+      const next = reads.shift();
+      return next instanceof Error || next === undefined ? Promise.reject(next) : Promise.resolve(next);
+    });
+    const first = (await m.scrape()).body;
+    expect(first).toContain('ibllm_batch_queue_jobs{queue="items",state="waiting",service="batch-worker"} 7');
+    expect(first).toContain(
+      'ibllm_batch_queue_jobs{queue="items",state="prioritized",service="batch-worker"} 2',
+    );
+    const second = (await m.scrape()).body;
+    expect(second).toContain('ibllm_batch_queue_jobs{queue="items",state="active",service="batch-worker"} 3');
+    // The failure is counted during that scrape; the registry serialises the counter concurrently,
+    // so it shows from the next scrape on.
+    const third = (await m.scrape()).body;
+    expect(third).toContain('ibllm_batch_queue_read_failures_total{queue="items",service="batch-worker"} 1');
+    expect(third).toContain('ibllm_batch_queue_jobs{queue="items",state="waiting",service="batch-worker"} 1');
   });
 });

@@ -1,10 +1,13 @@
 import 'reflect-metadata';
 import { ImageBindClient } from '@imagebind-llm/client';
 import { loadConfigOrExit } from '@imagebind-llm/config';
+import { registerQueueJobsGauge } from '@imagebind-llm/observability';
 import { bootstrapService, createClient, createServiceParts } from '@imagebind-llm/grpc-kit';
 import { retrieverV1 } from '@imagebind-llm/proto';
 import {
+  BATCH_QUEUE,
   BatchJobStore,
+  BatchQueue,
   checkRedisForQueues,
   createRedis,
   startBatchWorker,
@@ -71,6 +74,9 @@ async function main(): Promise<void> {
         env.ITEM_TIMEOUT_MS,
       );
       const store = new BatchJobStore(redis, { prefix: `${env.QUEUE_PREFIX}:batch:` });
+      // The backlog gauge KEDA scales on; the gateway exports the same series.
+      const counter = new BatchQueue({ connection: redis, prefix: env.QUEUE_PREFIX });
+      registerQueueJobsGauge(metrics, BATCH_QUEUE, async () => counter.counts());
       const worker = await startBatchWorker({
         connection: redis,
         prefix: env.QUEUE_PREFIX,
@@ -83,6 +89,7 @@ async function main(): Promise<void> {
       holder.worker = {
         close: async () => {
           await worker.close();
+          await counter.close();
           gateway.close();
           retriever?.close();
           redis.disconnect();

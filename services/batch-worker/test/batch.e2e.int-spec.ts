@@ -43,6 +43,16 @@ async function waitFinal(
   }
 }
 
+/** One state of `ibllm_batch_queue_jobs` from a process's /metrics. */
+async function queueJobs(httpBase: string, state: string): Promise<number> {
+  const body = await (await fetch(`${httpBase}/metrics`)).text();
+  const line = body
+    .split('\n')
+    .find((l) => l.startsWith('ibllm_batch_queue_jobs{') && l.includes(`state="${state}"`));
+  if (line === undefined) throw new Error(`no ibllm_batch_queue_jobs{state="${state}"} in /metrics`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 describe('batch jobs through the gateway and a worker process (real Redis)', () => {
   let gateway: ServiceProcess;
   let worker: ServiceProcess;
@@ -213,6 +223,12 @@ describe('batch jobs through the gateway and a worker process (real Redis)', () 
       const j = await a.getBatchJob(job.jobId);
       if ((j.progress?.succeeded ?? 0) >= 3) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // The autoscaling signal (ARCHITECTURE §7): both processes export the backlog read from Redis.
+    for (const proc of [gateway, worker]) {
+      const waiting = await queueJobs(proc.httpBase, 'waiting');
+      expect(waiting, proc.name).toBeGreaterThan(0);
+      expect(waiting, proc.name).toBeLessThanOrEqual(150);
     }
     await a.cancelBatchJob(job.jobId);
     const final = await waitFinal(a, job.jobId, 60_000);

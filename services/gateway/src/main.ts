@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const backends = await createBackends(env, logger, metrics);
   logger.info({ event: 'backends.ready', mode: backends.mode, ms: Date.now() - started }, 'backends ready');
-  const batch = await createBatchBackend(env, logger);
+  const batch = await createBatchBackend(env, logger, metrics);
   await bootstrapService({
     service: 'gateway',
     module: GatewayModule.forRoot({ env, logger, metrics, grpc, backends, access, batch }),

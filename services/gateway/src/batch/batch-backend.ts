@@ -1,6 +1,6 @@
 import type { MediaSourcePolicy } from '@imagebind-llm/media-source';
-import type { Logger } from '@imagebind-llm/observability';
-import { BatchJobStore, BatchQueue, createRedis, waitForReady } from '@imagebind-llm/queue';
+import { registerQueueJobsGauge, type Logger, type ServiceMetrics } from '@imagebind-llm/observability';
+import { BATCH_QUEUE, BatchJobStore, BatchQueue, createRedis, waitForReady } from '@imagebind-llm/queue';
 import type { GatewayEnv } from '../env.schema';
 import { BatchJobsService } from './batch-jobs.service';
 
@@ -29,7 +29,11 @@ export function batchMediaPolicy(env: GatewayEnv): MediaSourcePolicy {
   };
 }
 
-export async function createBatchBackend(env: GatewayEnv, logger: Logger): Promise<BatchBackend | undefined> {
+export async function createBatchBackend(
+  env: GatewayEnv,
+  logger: Logger,
+  metrics: ServiceMetrics,
+): Promise<BatchBackend | undefined> {
   if (env.GATEWAY_REDIS_URL === undefined) return undefined;
   const redis = createRedis(env.GATEWAY_REDIS_URL, 'producer', (error) =>
     logger.warn({ event: 'redis.error', err: error.message }, 'Redis connection error; reconnecting'),
@@ -37,6 +41,7 @@ export async function createBatchBackend(env: GatewayEnv, logger: Logger): Promi
   await waitForReady(redis);
   const store = new BatchJobStore(redis, { prefix: `${env.GATEWAY_QUEUE_PREFIX}:batch:` });
   const queue = new BatchQueue({ connection: redis, prefix: env.GATEWAY_QUEUE_PREFIX });
+  registerQueueJobsGauge(metrics, BATCH_QUEUE, async () => queue.counts());
   const service = new BatchJobsService(
     store,
     queue,
