@@ -9,7 +9,9 @@ import type { GatewayEnv } from './env.schema';
 import { GatewayController } from './gateway.controller';
 import { GatewayService } from './gateway.service';
 import { OpenAiController } from './openai.controller';
-import { ACCESS, BACKENDS, BATCH, GATEWAY_ENV, LOGGER, METRICS } from './tokens';
+import { PlaygroundController } from './playground/playground.controller';
+import type { StaticSite } from './playground/static-site';
+import { ACCESS, BACKENDS, BATCH, GATEWAY_ENV, LOGGER, METRICS, PLAYGROUND_SITE } from './tokens';
 
 export interface GatewayModuleOptions {
   readonly env: GatewayEnv;
@@ -20,6 +22,8 @@ export interface GatewayModuleOptions {
   readonly access: AccessControl;
   /** Undefined when batch jobs are not configured (no Redis). */
   readonly batch: BatchBackend | undefined;
+  /** The built web playground; undefined when it is off or not built. */
+  readonly playground: StaticSite | undefined;
 }
 
 @Module({})
@@ -36,7 +40,7 @@ export class GatewayModule {
           readyOnStart: false,
         }),
       ],
-      controllers: [OpenAiController, BatchController],
+      controllers: [OpenAiController, BatchController, PlaygroundController],
       providers: [
         { provide: GATEWAY_ENV, useValue: options.env },
         { provide: LOGGER, useValue: options.logger },
@@ -44,6 +48,7 @@ export class GatewayModule {
         { provide: BACKENDS, useValue: options.backends },
         { provide: ACCESS, useValue: options.access },
         { provide: BATCH, useValue: options.batch ?? null },
+        { provide: PLAYGROUND_SITE, useValue: options.playground ?? null },
         GatewayService,
         GatewayController,
       ],

@@ -103,6 +103,14 @@ export const gatewayEnvSchema = {
     env.optionalString(),
     'folder batch manifests may name files under (file: URIs); unset refuses file URIs',
   ),
+  GATEWAY_PLAYGROUND: envVar(
+    env.boolean(true),
+    'serve the web playground at / (static files; its API calls need the same keys as any client)',
+  ),
+  GATEWAY_PLAYGROUND_DIR: envVar(
+    env.optionalString(),
+    'folder of the built playground (vite build output); unset means services/gateway/web/dist',
+  ),
   SHUTDOWN_GRACE_MS: envVar(
     env.positiveInt(25_000, 600_000),
     'how long SIGTERM waits for calls in flight; keep below the pod terminationGracePeriodSeconds',

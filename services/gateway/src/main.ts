@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { join } from 'node:path';
 import { loadConfigOrExit } from '@imagebind-llm/config';
 import { bootstrapService, createServiceParts } from '@imagebind-llm/grpc-kit';
 import type { Logger, ServiceMetrics } from '@imagebind-llm/observability';
@@ -8,6 +9,26 @@ import { RemoteBackends, type RemoteTargets } from './backends/remote.backends';
 import { GatewayModule } from './app.module';
 import { createBatchBackend } from './batch/batch-backend';
 import { gatewayEnvSchema, type GatewayEnv } from './env.schema';
+import { StaticSite } from './playground/static-site';
+
+/** Where `npm run build` puts the playground: services/gateway/web/dist, beside src/ and dist/. */
+const BUILT_PLAYGROUND = join(__dirname, '..', 'web', 'dist');
+
+/**
+ * The playground bundle, or undefined when it is off. A folder named in GATEWAY_PLAYGROUND_DIR
+ * must hold a build (fail fast); the default one may be missing in a gateway built without the
+ * web bundle, which then serves a page saying so.
+ */
+function loadPlayground(env: GatewayEnv, logger: Logger): StaticSite | undefined {
+  if (!env.GATEWAY_PLAYGROUND) return undefined;
+  if (env.GATEWAY_PLAYGROUND_DIR !== undefined) return StaticSite.load(env.GATEWAY_PLAYGROUND_DIR);
+  try {
+    return StaticSite.load(BUILT_PLAYGROUND);
+  } catch (error) {
+    logger.warn({ event: 'playground.missing', err: (error as Error).message }, 'playground not served');
+    return undefined;
+  }
+}
 
 function remoteTargets(env: GatewayEnv): RemoteTargets {
   const missing = (
@@ -76,10 +97,11 @@ async function main(): Promise<void> {
   const started = Date.now();
   const backends = await createBackends(env, logger, metrics);
   logger.info({ event: 'backends.ready', mode: backends.mode, ms: Date.now() - started }, 'backends ready');
+  const playground = loadPlayground(env, logger);
   const batch = await createBatchBackend(env, logger, metrics);
   await bootstrapService({
     service: 'gateway',
-    module: GatewayModule.forRoot({ env, logger, metrics, grpc, backends, access, batch }),
+    module: GatewayModule.forRoot({ env, logger, metrics, grpc, backends, access, batch, playground }),
     grpc,
     logger,
     http: { host: env.GATEWAY_HTTP_HOST, port: env.GATEWAY_HTTP_PORT },
@@ -89,6 +111,7 @@ async function main(): Promise<void> {
         mode: backends.mode,
         auth: access.required ? 'api-key' : 'none',
         batch: batch === undefined ? 'off' : 'on',
+        playground: playground === undefined ? 'off' : `${playground.size} files`,
       }),
   });
 }

@@ -12,12 +12,16 @@ import {
   getOpenAiModel,
   parseChatCompletionRequest,
   parseEmbeddingsRequest,
+  parseSearchRequest,
+  playgroundConfig,
   SSE_HEADERS,
   streamChatCompletion,
   toEmbeddingsResponse,
   toOpenAiError,
   toOpenAiModelList,
+  toSearchResponse,
   type MediaPolicy,
+  type PlaygroundConfig,
 } from './rest';
 import { ACCESS, GATEWAY_ENV, LOGGER } from './tokens';
 
@@ -31,6 +35,7 @@ const STARTED_AT = Math.floor(Date.now() / 1000);
 @Controller('v1')
 export class OpenAiController {
   private readonly policy: MediaPolicy;
+  private readonly playground: PlaygroundConfig;
 
   constructor(
     @Inject(GatewayService) private readonly gateway: GatewayService,
@@ -46,6 +51,7 @@ export class OpenAiController {
       },
       allowedHosts: env.GATEWAY_FETCH_ALLOWED_HOSTS,
     };
+    this.playground = playgroundConfig(SERVED_MODEL_ID, this.policy.limits, env.GATEWAY_MAX_INPUTS);
   }
 
   /** Admission + a call context whose signal aborts when the HTTP client goes away. */
@@ -136,6 +142,32 @@ export class OpenAiController {
       res
         .status(200)
         .json(toEmbeddingsResponse(response, { model: parsed.model, encodingFormat: parsed.encodingFormat }));
+    } catch (error) {
+      this.fail(res, error, ctx?.requestId);
+    }
+  }
+
+  /** Extension: cross-modal search over a collection (the visual cache by default). */
+  @Post('search')
+  async search(@Req() req: Request, @Res() res: Response): Promise<void> {
+    let ctx: HopContext | undefined;
+    try {
+      ctx = this.open(req, res);
+      const parsed = parseSearchRequest(req.body as unknown, { ...this.policy, modelId: SERVED_MODEL_ID });
+      const response = await this.gateway.search(parsed.request, ctx);
+      res.status(200).json(toSearchResponse(response, parsed.model));
+    } catch (error) {
+      this.fail(res, error, ctx?.requestId);
+    }
+  }
+
+  /** Limits, accepted formats and defaults for the web playground; keyed like every API call. */
+  @Get('playground/config')
+  config(@Req() req: Request, @Res() res: Response): void {
+    let ctx: HopContext | undefined;
+    try {
+      ctx = this.open(req, res);
+      res.status(200).json(this.playground);
     } catch (error) {
       this.fail(res, error, ctx?.requestId);
     }

@@ -5,3 +5,4 @@ export const METRICS = Symbol.for('imagebind.gateway.metrics');
 export const BACKENDS = Symbol.for('imagebind.gateway.backends');
 export const ACCESS = Symbol.for('imagebind.gateway.access');
 export const BATCH = Symbol.for('imagebind.gateway.batch');
+export const PLAYGROUND_SITE = Symbol.for('imagebind.gateway.playground-site');

@@ -8,3 +8,5 @@ export * from './openai-chat';
 export * from './openai-embeddings';
 export * from './openai-format';
 export * from './rate-limiter';
+export * from './search';
+export * from './playground-config';

@@ -119,3 +119,16 @@ export function expectArray(value: unknown, path: string): readonly unknown[] {
   if (!Array.isArray(value)) throw invalidAt(path, `must be an array, got ${describeJson(value)}`);
   return value as readonly unknown[];
 }
+
+/** The body's `model`, which must be the one model id this deployment serves (404 otherwise). */
+export function requireServedModel(obj: JsonObject, modelId: string): string {
+  const model = requiredString(obj, 'model', '', `the served model id, ${modelId}`);
+  if (model !== modelId) {
+    throw new DomainError(
+      ErrorCode.NotFound,
+      `model: "${model}" is not served here; use "${modelId}" (GET /v1/models lists it)`,
+      { field: 'model' },
+    );
+  }
+  return model;
+}

@@ -13,6 +13,7 @@ import {
   optionalString,
   rejectUnknownKeys,
   requiredString,
+  requireServedModel,
   type JsonObject,
 } from './json-reader';
 
@@ -34,7 +35,7 @@ export interface ParsedChatRequest {
 }
 
 /** Longest answer the decoder produces (the whole context is 512 positions, MODEL_SPEC §1.3). */
-const MAX_NEW_TOKENS = 512;
+export const MAX_NEW_TOKENS = 512;
 
 const TOP_LEVEL_KEYS = [
   'model',
@@ -292,14 +293,7 @@ function parseMessages(value: unknown, policy: MediaPolicy, budget: PartBudget):
 export function parseChatCompletionRequest(body: unknown, options: ChatParseOptions): ParsedChatRequest {
   const obj = expectObject(body, '');
   rejectUnknownKeys(obj, '', TOP_LEVEL_KEYS);
-  const model = requiredString(obj, 'model', '', `the served model id, ${options.modelId}`);
-  if (model !== options.modelId) {
-    throw new DomainError(
-      ErrorCode.NotFound,
-      `model: "${model}" is not served here; use "${options.modelId}" (GET /v1/models lists it)`,
-      { field: 'model' },
-    );
-  }
+  const model = requireServedModel(obj, options.modelId);
   rejectUnsupported(obj);
   const n = obj['n'];
   if (n !== undefined && n !== null && n !== 1) {

@@ -10,6 +10,7 @@ import {
   optionalString,
   rejectUnknownKeys,
   requiredString,
+  requireServedModel,
 } from './json-reader';
 
 /** ImageBind's joint embedding space (the Tensor comment in gateway.proto). */
@@ -44,14 +45,7 @@ export function parseEmbeddingsRequest(
 ): ParsedEmbeddingsRequest {
   const obj = expectObject(body, '');
   rejectUnknownKeys(obj, '', ['model', 'input', 'imagebind_inputs', 'encoding_format', 'dimensions', 'user']);
-  const model = requiredString(obj, 'model', '', `the served model id, ${options.modelId}`);
-  if (model !== options.modelId) {
-    throw new DomainError(
-      ErrorCode.NotFound,
-      `model: "${model}" is not served here; use "${options.modelId}" (GET /v1/models lists it)`,
-      { field: 'model' },
-    );
-  }
+  const model = requireServedModel(obj, options.modelId);
   const format = optionalString(obj, 'encoding_format', '') ?? 'float';
   if (format !== 'float' && format !== 'base64') {
     throw invalidAt('encoding_format', `must be "float" or "base64", got "${format}"`);
