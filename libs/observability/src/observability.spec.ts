@@ -117,7 +117,8 @@ describe('registerQueueJobsGauge', () => {
     ];
     registerQueueJobsGauge(m, 'items', () => {
       const next = reads.shift();
-      return next instanceof Error || next === undefined ? Promise.reject(next) : Promise.resolve(next);
+      if (next === undefined) return Promise.reject(new Error('no more reads'));
+      return next instanceof Error ? Promise.reject(next) : Promise.resolve(next);
     });
     const first = (await m.scrape()).body;
     expect(first).toContain('ibllm_batch_queue_jobs{queue="items",state="waiting",service="batch-worker"} 7');

@@ -1,4 +1,3 @@
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import type { gatewayV1 } from '@imagebind-llm/proto';
 import { PartBudget, parseContentPart, type MediaPolicy } from './content-parts';
 import {

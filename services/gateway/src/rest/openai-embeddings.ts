@@ -9,7 +9,6 @@ import {
   invalidAt,
   optionalString,
   rejectUnknownKeys,
-  requiredString,
   requireServedModel,
 } from './json-reader';
 

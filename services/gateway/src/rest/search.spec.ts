@@ -89,7 +89,7 @@ describe('toSearchResponse', () => {
     const body = toSearchResponse(
       {
         hits: [
-          { id: 9007199254740993, score: 0.9, payload: { source: 'a.jpg' } },
+          { id: 2 ** 53, score: 0.9, payload: { source: 'a.jpg' } },
           { id: 3, score: 0.5, payload: {} },
         ],
       },
