@@ -11,7 +11,7 @@ export {
   type FaissFlatType,
   type FaissMetric,
 } from './faiss-index.reader';
-export { encodeNpy, parseNpy, readNpy, writeNpy } from './npy';
+export { encodeNpy, parseNpy, readNpy, readNpyRows, writeNpy, type NpyRowChunk } from './npy';
 export {
   NOT_HANDLED,
   PickleGlobal,

@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { goldenPath } from '@imagebind-llm/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CheckpointFormatError } from './checkpoint.error';
-import { encodeNpy, parseNpy, readNpy, writeNpy } from './npy';
+import { encodeNpy, parseNpy, readNpy, readNpyRows, writeNpy, type NpyRowChunk } from './npy';
 import { toFloat32, type RawTensor } from './tensor';
 import { bytesOf } from './testing-fixtures';
 
@@ -139,5 +139,62 @@ describe('npy', () => {
     const v9 = npyWithVersion(2, '{}', data);
     v9[6] = 9;
     expect(fail(v9)).toMatch(/format version 9\.0 is not supported/);
+  });
+});
+
+describe('readNpyRows', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'npy-rows-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function collect(path: string, rowsPerChunk: number): Promise<NpyRowChunk[]> {
+    const chunks: NpyRowChunk[] = [];
+    for await (const chunk of readNpyRows(path, rowsPerChunk)) chunks.push(chunk);
+    return chunks;
+  }
+
+  it('streams the rows in order, in chunks, with the same bytes as the whole-file reader', async () => {
+    const values = Float32Array.from({ length: 7 * 5 }, (_, i) => i * 0.5 - 3);
+    const path = join(dir, 'rows.npy');
+    writeNpy(path, { dtype: 'float32', shape: [7, 5], data: new Uint8Array(values.buffer) });
+    const chunks = await collect(path, 3);
+    expect(chunks.map((c) => [c.start, c.rows])).toEqual([
+      [0, 3],
+      [3, 3],
+      [6, 1],
+    ]);
+    expect(chunks.every((c) => c.dtype === 'float32' && c.shape.join('x') === '7x5')).toBe(true);
+    const joined = Buffer.concat(chunks.map((c) => c.data));
+    expect(joined.equals(Buffer.from(readNpy(path).data))).toBe(true);
+  });
+
+  it('reads format 2.0 headers (4-byte header length)', async () => {
+    const v1 = encodeNpy({
+      dtype: 'int32',
+      shape: [4, 2],
+      data: new Uint8Array(Int32Array.from([1, 2, 3, 4, 5, 6, 7, 8]).buffer),
+    });
+    const headerLength = v1[8]! | (v1[9]! << 8);
+    const v2 = new Uint8Array(v1.length + 2);
+    v2.set(v1.subarray(0, 8));
+    v2[6] = 2;
+    new DataView(v2.buffer).setUint32(8, headerLength, true);
+    v2.set(v1.subarray(10), 12);
+    const path = join(dir, 'v2.npy');
+    writeFileSync(path, v2);
+    const chunks = await collect(path, 10);
+    expect(Array.from(new Int32Array(chunks[0]!.data.buffer))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it('refuses a truncated file before yielding anything, and a file that is not .npy', async () => {
+    const full = encodeNpy({ dtype: 'float32', shape: [3, 2], data: new Uint8Array(24) });
+    const truncated = join(dir, 'truncated.npy');
+    writeFileSync(truncated, full.subarray(0, full.length - 4));
+    await expect(collect(truncated, 1)).rejects.toThrow(
+      /needs 24 data bytes but the file has 20 \(truncated\)/,
+    );
+    const text = join(dir, 'text.npy');
+    writeFileSync(text, 'hello, this is not numpy');
+    await expect(collect(text, 1)).rejects.toThrow(CheckpointFormatError);
+    await expect(collect(text, 1)).rejects.toThrow(/missing \\x93NUMPY magic/);
   });
 });

@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { CheckpointFormatError } from './checkpoint.error';
 import { dtypeItemSize, formatShape, shapeNumel, type DType, type RawTensor } from './tensor';
 
@@ -29,8 +30,21 @@ const TO_DESCR: Readonly<Record<DType, string | undefined>> = {
   bfloat16: undefined,
 };
 
-/** Parses `.npy` bytes (format 1.0, 2.0 and 3.0; little-endian, C order). */
-export function parseNpy(bytes: Uint8Array, name = '<npy>'): RawTensor {
+/** Where an `.npy` file's array starts and what it holds, from its header. */
+interface NpyLayout {
+  readonly dtype: DType;
+  readonly shape: number[];
+  /** Byte offset of the first element. */
+  readonly dataStart: number;
+  /** Bytes of the array (elements × item size). */
+  readonly byteLength: number;
+}
+
+/**
+ * Reads the header from the leading bytes of an `.npy` file (format 1.0, 2.0 and 3.0;
+ * little-endian, C order). `bytes` must reach at least past the header.
+ */
+function parseNpyLayout(bytes: Uint8Array, name: string): NpyLayout {
   const fail = (detail: string): CheckpointFormatError => new CheckpointFormatError(name, `npy: ${detail}`);
   if (bytes.length < 10 || !MAGIC.every((b, i) => bytes[i] === b))
     throw fail('missing \\x93NUMPY magic (not a .npy file)');
@@ -62,16 +76,90 @@ export function parseNpy(bytes: Uint8Array, name = '<npy>'): RawTensor {
   if (fortranOrder && shape.filter((d) => d > 1).length > 1) {
     throw fail('array is stored in Fortran order; re-save it with np.save(path, np.ascontiguousarray(a))');
   }
-  const dataStart = headerStart + headerLength;
-  const byteLength = shapeNumel(shape) * dtypeItemSize(dtype);
-  const available = bytes.length - dataStart;
-  if (available !== byteLength) {
-    throw fail(
-      `${descr}${formatShape(shape)} needs ${byteLength} data bytes but the file has ${available}${available < byteLength ? ' (truncated)' : ''}`,
+  return {
+    dtype,
+    shape,
+    dataStart: headerStart + headerLength,
+    byteLength: shapeNumel(shape) * dtypeItemSize(dtype),
+  };
+}
+
+function checkDataLength(layout: NpyLayout, fileBytes: number, name: string): void {
+  const available = fileBytes - layout.dataStart;
+  if (available !== layout.byteLength) {
+    throw new CheckpointFormatError(
+      name,
+      `npy: ${TO_DESCR[layout.dtype] ?? layout.dtype}${formatShape(layout.shape)} needs ${layout.byteLength} data bytes but the file has ${available}${available < layout.byteLength ? ' (truncated)' : ''}`,
     );
   }
+}
+
+/** Parses `.npy` bytes (format 1.0, 2.0 and 3.0; little-endian, C order). */
+export function parseNpy(bytes: Uint8Array, name = '<npy>'): RawTensor {
+  const layout = parseNpyLayout(bytes, name);
+  checkDataLength(layout, bytes.length, name);
   // A plain copy: a Buffer here would share (and pin) the whole file's memory.
-  return { dtype, shape, data: new Uint8Array(bytes.subarray(dataStart)) };
+  return { dtype: layout.dtype, shape: layout.shape, data: new Uint8Array(bytes.subarray(layout.dataStart)) };
+}
+
+/** One slice of rows of a 2-D (or higher) `.npy` array, as {@link readNpyRows} yields them. */
+export interface NpyRowChunk {
+  readonly dtype: DType;
+  /** Shape of the whole array; rows are along its first axis. */
+  readonly shape: readonly number[];
+  /** Index of the first row in this chunk. */
+  readonly start: number;
+  readonly rows: number;
+  /** `rows` rows, C order, freshly allocated (safe to keep). */
+  readonly data: Uint8Array;
+}
+
+/**
+ * Streams an `.npy` array a few rows at a time. For arrays too big to hold twice, or at all: Node
+ * refuses to read a file over 2 GiB in one call, and the real visual cache (~3M × 1024 float32,
+ * 12.3 GB) is far past that.
+ */
+export async function* readNpyRows(path: string, rowsPerChunk: number): AsyncGenerator<NpyRowChunk> {
+  if (!Number.isSafeInteger(rowsPerChunk) || rowsPerChunk < 1) {
+    throw new RangeError(`rowsPerChunk must be a positive integer, got ${rowsPerChunk}`);
+  }
+  const file = await open(path, 'r');
+  try {
+    const size = (await file.stat()).size;
+    // The fixed preamble says how long the header is: 2 bytes from offset 8 in format 1.0, 4 in
+    // 2.0/3.0. Too short or not .npy at all, and parseNpyLayout names the problem.
+    const lead = new Uint8Array(Math.min(size, 12));
+    await file.read(lead, 0, lead.length, 0);
+    const view = new DataView(lead.buffer);
+    let headerEnd = lead.length;
+    if (lead.length >= 10 && lead[6] === 1) headerEnd = 10 + view.getUint16(8, true);
+    else if (lead.length >= 12) headerEnd = 12 + view.getUint32(8, true);
+    const head = new Uint8Array(Math.min(size, headerEnd));
+    await file.read(head, 0, head.length, 0);
+    const layout = parseNpyLayout(head, path);
+    checkDataLength(layout, size, path);
+    const [rows = 0] = layout.shape;
+    const rowBytes = rows === 0 ? 0 : layout.byteLength / rows;
+    for (let start = 0; start < rows; start += rowsPerChunk) {
+      const count = Math.min(rowsPerChunk, rows - start);
+      const data = new Uint8Array(count * rowBytes);
+      let filled = 0;
+      while (filled < data.length) {
+        const { bytesRead } = await file.read(
+          data,
+          filled,
+          data.length - filled,
+          layout.dataStart + start * rowBytes + filled,
+        );
+        if (bytesRead === 0)
+          throw new CheckpointFormatError(path, 'npy: file shrank while it was being read');
+        filled += bytesRead;
+      }
+      yield { dtype: layout.dtype, shape: layout.shape, start, rows: count, data };
+    }
+  } finally {
+    await file.close();
+  }
 }
 
 /**

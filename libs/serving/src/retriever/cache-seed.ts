@@ -1,4 +1,4 @@
-import { readNpy } from '@imagebind-llm/checkpoint';
+import { readNpyRows } from '@imagebind-llm/checkpoint';
 import { listComponents, resolveComponent } from '@imagebind-llm/inference';
 import { CACHE_COLLECTION, type VectorStore } from '@imagebind-llm/vector-store';
 
@@ -18,16 +18,25 @@ export async function seedCacheFromRepository(
   if (!listComponents(repo).some((c) => c.component === 'knn-cache')) return 0;
   const existing = await store.describe(collection);
   if (existing !== undefined && existing.count > 0) return 0;
-  const npy = readNpy(resolveComponent(repo, 'knn-cache').file('vectors'));
-  const [rows = 0, dim = 0] = npy.shape;
-  const vectors = new Float32Array(npy.data.buffer, npy.data.byteOffset, rows * dim);
-  await store.ensureCollection(collection, dim);
+  // Streamed: the real cache (~3M × 1024 float32, 12.3 GB) is far past what one read can return.
+  const path = resolveComponent(repo, 'knn-cache').file('vectors');
   const batch = options.batchSize ?? 4096;
   let written = 0;
-  for (let start = 0; start < rows; start += batch) {
-    const end = Math.min(rows, start + batch);
+  let ensured = false;
+  for await (const chunk of readNpyRows(path, batch)) {
+    const [, dim = 0] = chunk.shape;
+    if (chunk.dtype !== 'float32' || chunk.shape.length !== 2) {
+      throw new Error(`${path}: the cache vectors must be a float32 [rows, dim] array, got ${chunk.dtype}`);
+    }
+    if (!ensured) {
+      await store.ensureCollection(collection, dim);
+      ensured = true;
+    }
+    const vectors = new Float32Array(chunk.data.buffer, chunk.data.byteOffset, chunk.rows * dim);
     const points = [];
-    for (let i = start; i < end; i++) points.push({ id: i, vector: vectors.slice(i * dim, (i + 1) * dim) });
+    for (let i = 0; i < chunk.rows; i++) {
+      points.push({ id: chunk.start + i, vector: vectors.subarray(i * dim, (i + 1) * dim) });
+    }
     written += await store.upsert(collection, points);
   }
   await store.flush();
