@@ -47,6 +47,10 @@ export class GrpcServer {
       // Send keepalive pings so dead clients are noticed and their streams cancelled.
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
+      // Clients balance round-robin over the addresses they resolved, and re-resolve only when a
+      // connection ends: retiring connections after ~5 minutes (GOAWAY; calls in flight finish)
+      // lets pods added by a scale-up receive traffic without restarting the callers.
+      'grpc.max_connection_age_ms': 300_000,
       ...options.channelOptions,
     });
     this.health = new HealthImplementation({ [OVERALL_HEALTH]: 'NOT_SERVING' });
