@@ -64,6 +64,7 @@ export default tseslint.config(
           './tools/cli/tsconfig.json',
           './tsconfig.spec.json',
           './tools/lint-fixtures/tsconfig.json',
+          './tools/load/tsconfig.json',
         ],
         tsconfigRootDir: import.meta.dirname,
       },
