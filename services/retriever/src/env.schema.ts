@@ -31,6 +31,18 @@ export const retrieverEnvSchema = {
   QDRANT_API_KEY: envVar(env.optionalString(), 'qdrant driver: API key, if the cluster requires one'),
   QDRANT_SHARDS: envVar(env.positiveInt(1, 1024), 'qdrant driver: shard_number of new collections'),
   QDRANT_REPLICAS: envVar(env.positiveInt(1, 16), 'qdrant driver: replication_factor of new collections'),
+  QDRANT_WRITE_CONSISTENCY: envVar(
+    env.positiveInt(1, 16),
+    'qdrant driver: write_consistency_factor of new collections (replicas that must ack a write; ≤ QDRANT_REPLICAS)',
+  ),
+  QDRANT_QUANTIZATION: envVar(
+    z.enum(['none', 'int8'], { error: 'must be none or int8' }).default('none'),
+    'qdrant driver: int8 scalar quantization of new collections (a 4x smaller in-RAM copy; exact search ignores it)',
+  ),
+  QDRANT_ON_DISK_PAYLOAD: envVar(
+    env.boolean(true),
+    'qdrant driver: keep payloads on disk in new collections',
+  ),
   QDRANT_EXACT: envVar(
     env.boolean(true),
     'qdrant driver: exact search (params.exact) so the visual cache matches faiss IndexFlatIP',

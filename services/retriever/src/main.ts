@@ -15,6 +15,9 @@ async function openStore(env: RetrieverEnv): Promise<VectorStore> {
       ...(env.QDRANT_API_KEY === undefined ? {} : { apiKey: env.QDRANT_API_KEY }),
       shardNumber: env.QDRANT_SHARDS,
       replicationFactor: env.QDRANT_REPLICAS,
+      writeConsistencyFactor: env.QDRANT_WRITE_CONSISTENCY,
+      quantization: env.QDRANT_QUANTIZATION,
+      onDiskPayload: env.QDRANT_ON_DISK_PAYLOAD,
       exactSearch: env.QDRANT_EXACT,
     });
   }
