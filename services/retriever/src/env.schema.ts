@@ -19,6 +19,10 @@ export const retrieverEnvSchema = {
     env.positiveInt(200_000),
     'embedded driver: collections smaller than this are searched exactly (faiss IndexFlatIP order)',
   ),
+  RETRIEVER_FLUSH_INTERVAL_MS: envVar(
+    env.nonNegativeInt(60_000, 86_400_000),
+    'embedded driver with RETRIEVER_DATA_DIR: write changed collections this often (ms; 0 = only at shutdown), bounding what a crash loses',
+  ),
   RETRIEVER_SEED_FROM_REPO: envVar(
     env.optionalString(),
     'model repository whose knn-cache component fills the cache collection when it is empty',

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { loadConfigOrExit } from '@imagebind-llm/config';
 import { bootstrapService, createServiceParts } from '@imagebind-llm/grpc-kit';
+import type { Logger } from '@imagebind-llm/observability';
 import { RetrieverServiceImpl, seedCacheFromRepository } from '@imagebind-llm/serving';
 import { EmbeddedVectorStore, type VectorStore } from '@imagebind-llm/vector-store';
 import { RetrieverModule } from './app.module';
@@ -28,6 +29,30 @@ async function openStore(env: RetrieverEnv): Promise<VectorStore> {
   });
 }
 
+/**
+ * The embedded store writes to disk only when flushed; without this, a killed pod would lose every
+ * upsert since the last clean shutdown. Unchanged collections cost nothing (the store tracks
+ * versions), and flushes never overlap.
+ */
+function startPeriodicFlush(env: RetrieverEnv, store: VectorStore, logger: Logger): void {
+  if (store.driver !== 'embedded' || env.RETRIEVER_DATA_DIR === undefined) return;
+  if (env.RETRIEVER_FLUSH_INTERVAL_MS === 0) return;
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    store
+      .flush()
+      .catch((error: unknown) =>
+        logger.error({ event: 'store.flush_failed', err: (error as Error).message }, 'periodic flush failed'),
+      )
+      .finally(() => {
+        running = false;
+      });
+  }, env.RETRIEVER_FLUSH_INTERVAL_MS);
+  timer.unref();
+}
+
 async function main(): Promise<void> {
   const env = loadConfigOrExit('retriever', retrieverEnvSchema);
   const { logger, metrics, grpc } = createServiceParts({
@@ -52,6 +77,7 @@ async function main(): Promise<void> {
         env.RETRIEVER_SEED_FROM_REPO === undefined
           ? 0
           : await seedCacheFromRepository(store, env.RETRIEVER_SEED_FROM_REPO);
+      startPeriodicFlush(env, store, logger);
       return { driver: store.driver, seeded };
     },
   });

@@ -119,4 +119,34 @@ describe('retriever process', () => {
       [9, {}],
     ]);
   }, 60_000);
+
+  it('bounds what a crash loses: the periodic flush has written upserts before a kill -9', async () => {
+    const crashDir = mkdtempSync(join(tmpdir(), 'retriever-crash-'));
+    const env = { GRPC_PORT: '0', HTTP_PORT: '0', RETRIEVER_DATA_DIR: crashDir };
+    let crashing = await startService('retriever', { ...env, RETRIEVER_FLUSH_INTERVAL_MS: '200' });
+    let c = createClient(retrieverV1.RetrieverServiceClient, crashing.grpcAddress);
+    try {
+      await callUnary(c.upsert.bind(c), {
+        collection: 'crash',
+        points: [{ id: 11, vector: [0, 0, 1, 0], payload: { note: 'kept' } }],
+      });
+      // Several flush periods, then no clean shutdown at all.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      c.close();
+      expect((await crashing.proc.stop('SIGKILL')).signal).toBe('SIGKILL');
+      crashing = await startService('retriever', env);
+      c = createClient(retrieverV1.RetrieverServiceClient, crashing.grpcAddress);
+      const res = await callUnary(c.search.bind(c), {
+        collection: 'crash',
+        queries: float32Tensor(Float32Array.from([0, 0, 1, 0]), [1, 4]),
+        k: 1,
+        includeVectors: false,
+        includePayloads: true,
+      });
+      expect(res.results[0]!.hits.map((h) => [h.id, h.payload])).toEqual([[11, { note: 'kept' }]]);
+    } finally {
+      c.close();
+      await crashing.proc.stop('SIGKILL');
+    }
+  }, 60_000);
 });
