@@ -21,6 +21,52 @@ export function isLoopback(host: string): boolean {
  * only on loopback, checked at start) every call is the anonymous "local" tenant, still rate
  * limited so one runaway script cannot starve the machine.
  */
+/** One tenant's own limit, parsed from `tenant:rpm[:burst]`. */
+export interface RateOverride {
+  readonly tenant: string;
+  readonly requestsPerMinute: number;
+  readonly burst: number;
+}
+
+/**
+ * Parses GATEWAY_RATE_LIMIT_OVERRIDES. The burst defaults to a tenth of a minute's requests (at
+ * least 1), like the default limit's 600 / 60. Throws with the entry that is wrong.
+ */
+export function parseRateOverrides(value: string | undefined): RateOverride[] {
+  if (value === undefined || value.trim() === '') return [];
+  const seen = new Set<string>();
+  return value.split(',').map((entry) => {
+    const [tenant = '', rpmText = '', burstText, ...rest] = entry.trim().split(':');
+    const rpm = Number(rpmText);
+    const burst = burstText === undefined ? Math.max(1, Math.floor(rpm / 10)) : Number(burstText);
+    const problem =
+      tenant === ''
+        ? 'the tenant is empty'
+        : rest.length > 0
+          ? 'too many fields'
+          : !Number.isSafeInteger(rpm) || rpm < 1
+            ? `requests per minute must be a positive integer, got "${rpmText}"`
+            : !Number.isSafeInteger(burst) || burst < 1
+              ? `the burst must be a positive integer, got "${burstText ?? ''}"`
+              : seen.has(tenant)
+                ? `tenant ${tenant} is listed twice`
+                : undefined;
+    if (problem !== undefined) {
+      throw new Error(
+        `GATEWAY_RATE_LIMIT_OVERRIDES: "${entry.trim()}": ${problem}; expected tenant:rpm[:burst],...`,
+      );
+    }
+    seen.add(tenant);
+    return { tenant, requestsPerMinute: rpm, burst };
+  });
+}
+
+/**
+ * API keys + per-key token bucket, the same for gRPC and REST. Without configured keys (allowed
+ * only on loopback, checked at start) every call is the anonymous "local" tenant, still rate
+ * limited so one runaway script cannot starve the machine. Tenants named in
+ * GATEWAY_RATE_LIMIT_OVERRIDES (the batch workers, typically) get their own limit instead.
+ */
 export function createAccessControl(env: GatewayEnv): AccessControl {
   const keys =
     env.GATEWAY_API_KEYS === undefined ? [] : keysFromEnv(env.GATEWAY_API_KEYS, 'GATEWAY_API_KEYS');
@@ -30,11 +76,17 @@ export function createAccessControl(env: GatewayEnv): AccessControl {
     requestsPerMinute: env.GATEWAY_RATE_LIMIT_RPM,
     burst: env.GATEWAY_RATE_LIMIT_BURST,
   });
+  const overrides = new Map(
+    parseRateOverrides(env.GATEWAY_RATE_LIMIT_OVERRIDES).map((o) => [
+      o.tenant,
+      new RateLimiter({ requestsPerMinute: o.requestsPerMinute, burst: o.burst }),
+    ]),
+  );
   return {
     required,
     admit(credentials) {
       const principal = authenticator.authenticate(credentials.authorization, credentials.apiKey);
-      limiter.takeOrThrow(principal.tenant);
+      (overrides.get(principal.tenant) ?? limiter).takeOrThrow(principal.tenant);
       return principal.tenant;
     },
   };

@@ -61,6 +61,10 @@ export const gatewayEnvSchema = {
   ),
   GATEWAY_RATE_LIMIT_RPM: envVar(env.positiveInt(600, 1_000_000), 'requests per minute allowed per API key'),
   GATEWAY_RATE_LIMIT_BURST: envVar(env.positiveInt(60, 1_000_000), 'burst size of the per-key rate limit'),
+  GATEWAY_RATE_LIMIT_OVERRIDES: envVar(
+    env.optionalString(),
+    "per-tenant limits instead of the default, tenant:rpm[:burst],... (e.g. batch-worker:60000:2000 for the batch workers' key)",
+  ),
   GATEWAY_FETCH_ALLOWED_HOSTS: envVar(
     list(),
     'hosts uri inputs may be fetched from over https (example.com or *.example.com); empty disables fetching',

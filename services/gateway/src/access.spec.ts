@@ -1,0 +1,50 @@
+import { parseEnv } from '@imagebind-llm/config';
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { describe, expect, it } from 'vitest';
+import { createAccessControl, parseRateOverrides } from './access';
+import { gatewayEnvSchema } from './env.schema';
+
+describe('parseRateOverrides', () => {
+  it('reads tenant:rpm[:burst] with a default burst of a tenth of the rate', () => {
+    expect(parseRateOverrides('batch-worker:60000:2000, ops:30')).toEqual([
+      { tenant: 'batch-worker', requestsPerMinute: 60_000, burst: 2000 },
+      { tenant: 'ops', requestsPerMinute: 30, burst: 3 },
+    ]);
+    expect(parseRateOverrides(undefined)).toEqual([]);
+    expect(parseRateOverrides(' ')).toEqual([]);
+  });
+
+  it('names the entry that is wrong', () => {
+    expect(() => parseRateOverrides('a:0')).toThrow(/"a:0": requests per minute must be a positive integer/);
+    expect(() => parseRateOverrides('a:10:x')).toThrow(/"a:10:x": the burst must be a positive integer/);
+    expect(() => parseRateOverrides(':10')).toThrow(/the tenant is empty/);
+    expect(() => parseRateOverrides('a:1:1:1')).toThrow(/too many fields/);
+    expect(() => parseRateOverrides('a:10,a:20')).toThrow(/tenant a is listed twice/);
+  });
+});
+
+describe('createAccessControl with GATEWAY_RATE_LIMIT_OVERRIDES', () => {
+  it('gives the named tenant its own bucket and leaves the others on the default', () => {
+    const env = parseEnv('gateway', gatewayEnvSchema, {
+      GATEWAY_API_KEYS: 'alice:alice-key-0123456789abcdef,batch-worker:worker-key-0123456789abcdef',
+      GATEWAY_RATE_LIMIT_RPM: '60',
+      GATEWAY_RATE_LIMIT_BURST: '2',
+      GATEWAY_RATE_LIMIT_OVERRIDES: 'batch-worker:6000:50',
+    });
+    const access = createAccessControl(env);
+    const alice = { authorization: 'Bearer alice-key-0123456789abcdef' };
+    const worker = { authorization: 'Bearer worker-key-0123456789abcdef' };
+    expect(access.admit(alice)).toBe('alice');
+    expect(access.admit(alice)).toBe('alice');
+    let limited: unknown;
+    try {
+      access.admit(alice);
+    } catch (error) {
+      limited = error;
+    }
+    expect(limited).toBeInstanceOf(DomainError);
+    expect((limited as DomainError).code).toBe(ErrorCode.RateLimited);
+    for (let i = 0; i < 50; i++) expect(access.admit(worker)).toBe('batch-worker');
+    expect(() => access.admit(worker)).toThrow(DomainError);
+  });
+});
