@@ -55,7 +55,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     languageOptions: {
       parserOptions: {
         project: [
@@ -65,6 +65,8 @@ export default tseslint.config(
           './tsconfig.spec.json',
           './tools/lint-fixtures/tsconfig.json',
           './tools/load/tsconfig.json',
+          './services/gateway/web/tsconfig.json',
+          './services/gateway/web/tsconfig.node.json',
         ],
         tsconfigRootDir: import.meta.dirname,
       },

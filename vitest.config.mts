@@ -4,7 +4,12 @@ import { defineConfig } from 'vitest/config';
 // Test tiers (STYLE.md): *.spec.ts are small (no network), *.int-spec.ts are medium (real gRPC on
 // loopback, real processes, real Redis). TEST_TIER=small|medium narrows a run; default runs all.
 const tier = process.env['TEST_TIER'] ?? 'all';
-const small = ['libs/*/src/**/*.spec.ts', 'services/*/src/**/*.spec.ts', 'tools/**/*.spec.ts'];
+const small = [
+  'libs/*/src/**/*.spec.ts',
+  'services/*/src/**/*.spec.ts',
+  'services/*/web/src/**/*.spec.ts',
+  'tools/**/*.spec.ts',
+];
 const medium = [
   'libs/*/src/**/*.int-spec.ts',
   'services/*/src/**/*.int-spec.ts',

@@ -116,15 +116,22 @@ export class GatewayService {
             { field: `inputs[${items[0]!.index}].modality` },
           );
         }
-        const response = await encoder.encode(
-          {
-            modality: inputs[items[0]!.index]!.modality,
-            inputs: items.map((i) => i.input),
-            includeUnnormalized: false,
-            includePreprocessed: false,
-          },
-          ctx,
-        );
+        const response = await encoder
+          .encode(
+            {
+              modality: inputs[items[0]!.index]!.modality,
+              inputs: items.map((i) => i.input),
+              includeUnnormalized: false,
+              includePreprocessed: false,
+            },
+            ctx,
+          )
+          .catch((error: unknown) => {
+            throw toRequestIndices(
+              error,
+              items.map((i) => i.index),
+            );
+          });
         if (response.embeddings.length !== items.length) {
           throw new DomainError(
             ErrorCode.Internal,
@@ -335,4 +342,23 @@ function toGatewayFinish(reason: decoderV1.FinishReason): gatewayV1.FinishReason
     case decoderV1.FinishReason.UNRECOGNIZED:
       return gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED;
   }
+}
+
+const ENCODER_INPUT_PATH = /^inputs\[(\d+)\]/;
+
+/**
+ * An encoder numbers the inputs of its own batch; the caller numbered the whole request, where
+ * other modalities sit in between. Renumbers `inputs[j]` in the message and field to the request's
+ * index, so "inputs[1]: unsupported image format" points at what the caller sent as inputs[1].
+ */
+export function toRequestIndices(error: unknown, requestIndexOf: readonly number[]): unknown {
+  if (!(error instanceof DomainError)) return error;
+  const rename = (text: string): string =>
+    text.replace(ENCODER_INPUT_PATH, (whole, j: string) => {
+      const index = requestIndexOf[Number(j)];
+      return index === undefined ? whole : `inputs[${index}]`;
+    });
+  const field = error.details.field;
+  const details = typeof field === 'string' ? { ...error.details, field: rename(field) } : error.details;
+  return new DomainError(error.code, rename(error.message), details, { cause: error });
 }

@@ -148,6 +148,21 @@ describe('playground HTTP surface (standalone gateway process)', () => {
     });
     expect(tooBig.status).toBe(413);
     expect(tooBig.message).toContain('inputs[0].image_url.url');
+    // The broken image is the second input; the vision encoder saw it as its first.
+    const second = await fetch(`${gateway.httpBase}/v1/search`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'imagebind-llm',
+        inputs: [
+          { type: 'text', text: 'a dog' },
+          { type: 'image_url', image_url: { url: 'data:image/png;base64,aGVsbG8gd29ybGQ=' } },
+        ],
+      }),
+    });
+    const secondError = ((await second.json()) as { error: { message: string; param: string | null } }).error;
+    expect(secondError.message).toMatch(/^inputs\[1\]: /);
+    expect(secondError.param).toMatch(/^inputs\[1\]/);
     const noInputs = await post({ model: 'imagebind-llm', inputs: [] });
     expect(noInputs.status).toBe(400);
     expect(noInputs.message).toMatch(/^inputs: /);

@@ -101,6 +101,37 @@ describe('DecoderServiceImpl.generate', () => {
     expect((await metrics.generatedTokens.get()).values[0]!.value).toBe(ids.length);
   });
 
+  it('counts a stream as ok when its reader stops right after the final message', async () => {
+    const { engine, impl, metrics } = setup();
+    const ids = tokenizer.encode('Hi');
+    const stream = impl.generate(request({ stopping: { maxNewTokens: ids.length, ignoreEos: false } }), {
+      signal: new AbortController().signal,
+      logger,
+    });
+    const reading = (async () => {
+      // The gateway's in-process path: leave the loop on the final message (returns the generator).
+      for await (const m of stream) {
+        if (m.finishReason !== decoderV1.FinishReason.FINISH_REASON_UNSPECIFIED) break;
+      }
+    })();
+    await settle();
+    engine.rows[0]!.finish('length', ids);
+    await reading;
+    expect(await outcomes(metrics)).toEqual({ ok: 1 });
+  });
+
+  it('counts a stream its reader abandons before the end as cancelled', async () => {
+    const { engine, impl, metrics } = setup();
+    const stream = impl.generate(request(), { signal: new AbortController().signal, logger });
+    const first = stream.next();
+    await settle();
+    engine.rows[0]!.finish('length', 3);
+    expect((await first).value?.tokens).toHaveLength(1);
+    // Two tokens and the final message are still unread.
+    await stream.return(undefined);
+    expect(await outcomes(metrics)).toEqual({ cancelled: 1 });
+  });
+
   it('holds an incomplete UTF-8 character back and flushes it with the last token', async () => {
     const { engine, impl } = setup();
     const s = consume(

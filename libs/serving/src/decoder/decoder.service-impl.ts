@@ -143,8 +143,12 @@ export class DecoderServiceImpl {
     try {
       const runtime = this.requireRuntime();
       const plan = this.plan(request, runtime);
-      yield* this.stream(plan, runtime, ctx, arrival);
-      outcome = 'ok';
+      for await (const message of this.stream(plan, runtime, ctx, arrival)) {
+        // Counted at the final message, not after it: consumers (the gateway) stop reading as soon
+        // as they have it, and the generator is then returned without running past the yield.
+        if (message.finishReason !== decoderV1.FinishReason.FINISH_REASON_UNSPECIFIED) outcome = 'ok';
+        yield message;
+      }
     } catch (error) {
       outcome = outcomeOf(error);
       throw error;
