@@ -17,7 +17,6 @@
 //   would otherwise count a large upload as slow decoding.
 import { check } from 'k6';
 import http from 'k6/http';
-import { Counter, Rate, Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
 import {
   assertModelReady,
@@ -27,14 +26,13 @@ import {
   dataUrl,
   envNumber,
   envString,
-  errorRateThresholds,
+  generationMetrics,
+  generationOptions,
   imageFromEnv,
   header,
   jsonHeaders,
   logFailure,
-  scenarioFromEnv,
   summarizeChatStream,
-  SUMMARY_TREND_STATS,
   target,
   tokensPerSecond,
   type ChatStreamSummary,
@@ -66,32 +64,11 @@ const body = JSON.stringify({
   messages: [{ role: 'user', content }],
 });
 
-const ttft = new Trend('ibllm_ttft_ms', true);
-const serverTtft = new Trend('ibllm_server_ttft_ms', true);
-const tokenRate = new Trend('ibllm_tokens_per_second');
-const tokens = new Counter('ibllm_completion_tokens');
-const finishes = new Counter('ibllm_finish_reasons');
-const errors = new Rate('ibllm_errors');
+const { ttft, serverTtft, tokenRate, tokens, finishes, errors } = generationMetrics();
 
-export const options: Options = {
-  scenarios: scenarioFromEnv('chat_sse', {
-    rate: 2,
-    timeUnit: '1s',
-    vus: 20,
-    maxVus: 200,
-    duration: '5m',
-    ramp: '1m',
-    iterations: 3,
-  }),
-  thresholds: {
-    ibllm_ttft_ms: [`p(95)<${envNumber('TTFT_P95_MS', 3000)}`],
-    ibllm_tokens_per_second: [`p(50)>${envNumber('MIN_TOKENS_PER_SECOND', 5)}`],
-    ibllm_errors: errorRateThresholds(envNumber('MAX_ERROR_RATE', 0.01)),
-    'http_req_failed{name:chat_completions}': [`rate<${envNumber('MAX_ERROR_RATE', 0.01)}`],
-    checks: ['rate>0.99'],
-  },
-  summaryTrendStats: SUMMARY_TREND_STATS,
-};
+export const options: Options = generationOptions('chat_sse', {
+  'http_req_failed{name:chat_completions}': [`rate<${envNumber('MAX_ERROR_RATE', 0.01)}`],
+});
 
 export function setup(): void {
   assertModelReady(gateway);

@@ -16,7 +16,7 @@
 // between arrival and the handler is small next to the figures measured.
 import { check } from 'k6';
 import { Client, StatusOK, Stream } from 'k6/net/grpc';
-import { Counter, Rate, Trend } from 'k6/metrics';
+import { Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
 import {
   audioFromEnv,
@@ -24,13 +24,12 @@ import {
   envBool,
   envNumber,
   envString,
-  errorRateThresholds,
+  generationMetrics,
+  generationOptions,
   isRecord,
   imageFromEnv,
   logFailure,
   protoRoot,
-  scenarioFromEnv,
-  SUMMARY_TREND_STATS,
   target,
   tokensPerSecond,
 } from './lib.ts';
@@ -62,32 +61,10 @@ const request = {
   stopping: { maxNewTokens: envNumber('MAX_TOKENS', 64) },
 };
 
-const ttft = new Trend('ibllm_ttft_ms', true);
-const serverTtft = new Trend('ibllm_server_ttft_ms', true);
-const tokenRate = new Trend('ibllm_tokens_per_second');
+const { ttft, serverTtft, tokenRate, tokens, finishes, errors } = generationMetrics();
 const streamDuration = new Trend('ibllm_stream_duration_ms', true);
-const tokens = new Counter('ibllm_completion_tokens');
-const finishes = new Counter('ibllm_finish_reasons');
-const errors = new Rate('ibllm_errors');
 
-export const options: Options = {
-  scenarios: scenarioFromEnv('grpc_generate', {
-    rate: 2,
-    timeUnit: '1s',
-    vus: 20,
-    maxVus: 200,
-    duration: '5m',
-    ramp: '1m',
-    iterations: 3,
-  }),
-  thresholds: {
-    ibllm_ttft_ms: [`p(95)<${envNumber('TTFT_P95_MS', 3000)}`],
-    ibllm_tokens_per_second: [`p(50)>${envNumber('MIN_TOKENS_PER_SECOND', 5)}`],
-    ibllm_errors: errorRateThresholds(envNumber('MAX_ERROR_RATE', 0.01)),
-    checks: ['rate>0.99'],
-  },
-  summaryTrendStats: SUMMARY_TREND_STATS,
-};
+export const options: Options = generationOptions('grpc_generate');
 
 /** The GenerateResponse fields read here, as k6 hands them over. */
 interface GenerateMessage {

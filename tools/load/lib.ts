@@ -3,7 +3,8 @@
 import { SharedArray } from 'k6/data';
 import { b64encode } from 'k6/encoding';
 import http from 'k6/http';
-import type { Scenario, Threshold } from 'k6/options';
+import { Counter, Rate, Trend } from 'k6/metrics';
+import type { Options, Scenario, Threshold } from 'k6/options';
 
 export {
   completionTokens,
@@ -330,4 +331,42 @@ export function logFailure(what: string, detail: string): void {
   failuresLogged += 1;
   if (failuresLogged <= 3) console.warn(`VU ${__VU}: ${what}: ${detail.slice(0, 500)}`);
   if (failuresLogged === 3) console.warn(`VU ${__VU}: further failures are counted, not logged`);
+}
+
+/** The custom metrics both generation scripts (REST SSE, gRPC stream) record; create them at init. */
+export function generationMetrics() {
+  return {
+    ttft: new Trend('ibllm_ttft_ms', true),
+    serverTtft: new Trend('ibllm_server_ttft_ms', true),
+    tokenRate: new Trend('ibllm_tokens_per_second'),
+    tokens: new Counter('ibllm_completion_tokens'),
+    finishes: new Counter('ibllm_finish_reasons'),
+    errors: new Rate('ibllm_errors'),
+  };
+}
+
+/**
+ * Scenario and thresholds shared by the generation scripts: TTFT p95, median tokens/s, error
+ * rate and checks; `extra` adds protocol-specific thresholds.
+ */
+export function generationOptions(scenario: string, extra: Record<string, Threshold[]> = {}): Options {
+  return {
+    scenarios: scenarioFromEnv(scenario, {
+      rate: 2,
+      timeUnit: '1s',
+      vus: 20,
+      maxVus: 200,
+      duration: '5m',
+      ramp: '1m',
+      iterations: 3,
+    }),
+    thresholds: {
+      ibllm_ttft_ms: [`p(95)<${envNumber('TTFT_P95_MS', 3000)}`],
+      ibllm_tokens_per_second: [`p(50)>${envNumber('MIN_TOKENS_PER_SECOND', 5)}`],
+      ibllm_errors: errorRateThresholds(envNumber('MAX_ERROR_RATE', 0.01)),
+      checks: ['rate>0.99'],
+      ...extra,
+    },
+    summaryTrendStats: SUMMARY_TREND_STATS,
+  };
 }

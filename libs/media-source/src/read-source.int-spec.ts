@@ -3,21 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { ErrorCode } from '@imagebind-llm/errors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkSource, isTransientSourceError, readSource, type MediaSourcePolicy } from './index';
+import { domainRejectionOf } from '@imagebind-llm/testing';
 
 const FIELD = 'manifest.items[7].uri';
-
-async function failure(promise: Promise<unknown>): Promise<DomainError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof DomainError) return error;
-    throw error;
-  }
-  throw new Error('expected the read to fail');
-}
 
 describe('readSource from files under the root (real filesystem)', () => {
   let base: string;
@@ -59,7 +50,7 @@ describe('readSource from files under the root (real filesystem)', () => {
     // checkSource cannot see links (no I/O): the lexical path is inside the root.
     expect(checkSource('escape.txt', policy, FIELD).kind).toBe('file');
     for (const uri of ['escape.txt', 'escape-dir/secret.txt']) {
-      const error = await failure(readSource(uri, policy, FIELD));
+      const error = await domainRejectionOf(readSource(uri, policy, FIELD));
       expect(error.code, uri).toBe(ErrorCode.InvalidInput);
       expect(error.details.field).toBe(FIELD);
       expect(error.message).toMatch(/outside the media root/);
@@ -78,13 +69,13 @@ describe('readSource from files under the root (real filesystem)', () => {
       'file:///etc/passwd',
       '/etc/passwd',
     ]) {
-      const error = await failure(readSource(uri, policy, FIELD));
+      const error = await domainRejectionOf(readSource(uri, policy, FIELD));
       expect(error.code, uri).toBe(ErrorCode.InvalidInput);
     }
   });
 
   it('checks the size with stat before reading, and accepts exactly maxBytes', async () => {
-    const error = await failure(readSource('big.bin', policy, FIELD));
+    const error = await domainRejectionOf(readSource('big.bin', policy, FIELD));
     expect(error.code).toBe(ErrorCode.PayloadTooLarge);
     expect(error.message).toMatch(/"big\.bin" is 65 bytes; the limit is 64/);
     expect((await readSource('exact.bin', policy, FIELD)).byteLength).toBe(64);
@@ -92,21 +83,25 @@ describe('readSource from files under the root (real filesystem)', () => {
 
   it('answers NOT_FOUND for a missing file or directory', async () => {
     for (const uri of ['clips/missing.bin', 'nope/a.bin', 'clips/a.bin/x']) {
-      const error = await failure(readSource(uri, policy, FIELD));
+      const error = await domainRejectionOf(readSource(uri, policy, FIELD));
       expect(error.code, uri).toBe(ErrorCode.NotFound);
       expect(error.details.field).toBe(FIELD);
     }
   });
 
   it('refuses directories, empty files and link loops', async () => {
-    expect((await failure(readSource('clips', policy, FIELD))).message).toMatch(/not a regular file/);
-    expect((await failure(readSource('empty.bin', policy, FIELD))).message).toMatch(/is empty/);
-    expect((await failure(readSource('loop-a', policy, FIELD))).message).toMatch(/symbolic link loop/);
+    expect((await domainRejectionOf(readSource('clips', policy, FIELD))).message).toMatch(
+      /not a regular file/,
+    );
+    expect((await domainRejectionOf(readSource('empty.bin', policy, FIELD))).message).toMatch(/is empty/);
+    expect((await domainRejectionOf(readSource('loop-a', policy, FIELD))).message).toMatch(
+      /symbolic link loop/,
+    );
   });
 
   it('reports a missing root as transient (a volume that is not mounted yet)', async () => {
     const gone = { ...policy, fileRoot: join(base, 'not-mounted') };
-    const error = await failure(readSource('a.bin', gone, FIELD));
+    const error = await domainRejectionOf(readSource('a.bin', gone, FIELD));
     expect(isTransientSourceError(error)).toBe(true);
   });
 });
@@ -174,37 +169,37 @@ describe('readSource over a real HTTP stack (loopback server behind an allow-lis
   });
 
   it('refuses a real redirect instead of following it', async () => {
-    const error = await failure(readSource('https://media.example.com/redirect', policy, FIELD));
+    const error = await domainRejectionOf(readSource('https://media.example.com/redirect', policy, FIELD));
     expect(error.code).toBe(ErrorCode.InvalidInput);
     expect(error.message).toMatch(/redirect, which is not followed/);
   });
 
   it('cuts off an endless chunked body at the cap', async () => {
-    const error = await failure(readSource('https://media.example.com/chunked-big', policy, FIELD));
+    const error = await domainRejectionOf(readSource('https://media.example.com/chunked-big', policy, FIELD));
     expect(error.code).toBe(ErrorCode.PayloadTooLarge);
   });
 
   it('times out a slow server as transient', async () => {
-    const error = await failure(readSource('https://media.example.com/slow', policy, FIELD));
+    const error = await domainRejectionOf(readSource('https://media.example.com/slow', policy, FIELD));
     expect(error.code).toBe(ErrorCode.DependencyUnavailable);
     expect(isTransientSourceError(error)).toBe(true);
   });
 
   it('answers NOT_FOUND for a 404', async () => {
-    expect((await failure(readSource('https://media.example.com/missing', policy, FIELD))).code).toBe(
-      ErrorCode.NotFound,
-    );
+    expect(
+      (await domainRejectionOf(readSource('https://media.example.com/missing', policy, FIELD))).code,
+    ).toBe(ErrorCode.NotFound);
   });
 
   it('never reaches the loopback server when a name resolves to it or it is named directly', async () => {
     const before = requests;
     const rebound = { ...policy, resolve: () => Promise.resolve(['93.184.216.34', '127.0.0.1']) };
-    const error = await failure(readSource('https://media.example.com/ok', rebound, FIELD));
+    const error = await domainRejectionOf(readSource('https://media.example.com/ok', rebound, FIELD));
     expect(error.code).toBe(ErrorCode.InvalidInput);
     expect(error.message).toMatch(/resolves to 127\.0\.0\.1/);
     const port = (server.address() as AddressInfo).port;
     const direct = { ...policy, resolve: undefined, fetchImpl: undefined };
-    expect((await failure(readSource(`https://127.0.0.1:${port}/ok`, direct, FIELD))).code).toBe(
+    expect((await domainRejectionOf(readSource(`https://127.0.0.1:${port}/ok`, direct, FIELD))).code).toBe(
       ErrorCode.InvalidInput,
     );
     expect(requests).toBe(before);

@@ -1,6 +1,7 @@
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { ErrorCode } from '@imagebind-llm/errors';
 import { describe, expect, it, vi } from 'vitest';
 import { isTransientSourceError, readSource, type MediaSourcePolicy, type ParsedSource } from './index';
+import { domainRejectionOf } from '@imagebind-llm/testing';
 
 const FIELD = 'items[0].uri';
 const PUBLIC = '93.184.216.34';
@@ -22,16 +23,6 @@ function policy(overrides: Partial<MediaSourcePolicy> = {}): MediaSourcePolicy {
     fetchImpl: fakeFetch(() => new Response('should not be fetched')),
     ...overrides,
   };
-}
-
-async function failure(promise: Promise<unknown>): Promise<DomainError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof DomainError) return error;
-    throw error;
-  }
-  throw new Error('expected the read to fail');
 }
 
 /** A body that never ends, counting how much of it was pulled and whether it was cancelled. */
@@ -80,7 +71,9 @@ describe('readSource over https', () => {
   it('checks a string source before touching the network', async () => {
     const resolve = vi.fn(() => Promise.resolve([PUBLIC]));
     const fetchImpl = fakeFetch(() => new Response('x'));
-    const error = await failure(readSource('https://10.0.0.1/a.jpg', policy({ resolve, fetchImpl }), FIELD));
+    const error = await domainRejectionOf(
+      readSource('https://10.0.0.1/a.jpg', policy({ resolve, fetchImpl }), FIELD),
+    );
     expect(error.code).toBe(ErrorCode.InvalidInput);
     expect(resolve).not.toHaveBeenCalled();
     expect(fetchImpl).not.toHaveBeenCalled();
@@ -89,7 +82,7 @@ describe('readSource over https', () => {
   it('re-vets a hand-built ParsedSource', async () => {
     const fetchImpl = fakeFetch(() => new Response('x'));
     const forged: ParsedSource = { kind: 'https', url: 'https://evil.example.net/a.jpg' };
-    const error = await failure(readSource(forged, policy({ fetchImpl }), FIELD));
+    const error = await domainRejectionOf(readSource(forged, policy({ fetchImpl }), FIELD));
     expect(error.message).toMatch(/not on the allow-list/);
     expect(fetchImpl).not.toHaveBeenCalled();
   });
@@ -103,7 +96,7 @@ describe('readSource over https', () => {
   ])('refuses a host resolving to %j (DNS rebinding guard)', async (addresses) => {
     const fetchImpl = fakeFetch(() => new Response('secret'));
     const p = policy({ resolve: () => Promise.resolve(addresses), fetchImpl });
-    const error = await failure(readSource('https://media.example.com/a.jpg', p, FIELD));
+    const error = await domainRejectionOf(readSource('https://media.example.com/a.jpg', p, FIELD));
     expect(error.code).toBe(ErrorCode.InvalidInput);
     expect(error.details.field).toBe(FIELD);
     expect(error.message).toMatch(/resolves to .*private, loopback or reserved/);
@@ -113,16 +106,16 @@ describe('readSource over https', () => {
   it('tells a name that does not exist (permanent) from a DNS failure (transient)', async () => {
     const notFound = Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' });
     const again = Object.assign(new Error('getaddrinfo EAI_AGAIN'), { code: 'EAI_AGAIN' });
-    const missing = await failure(
+    const missing = await domainRejectionOf(
       readSource('https://media.example.com/a', policy({ resolve: () => Promise.reject(notFound) }), FIELD),
     );
     expect(missing.code).toBe(ErrorCode.InvalidInput);
     expect(missing.message).toMatch(/does not resolve/);
-    const flaky = await failure(
+    const flaky = await domainRejectionOf(
       readSource('https://media.example.com/a', policy({ resolve: () => Promise.reject(again) }), FIELD),
     );
     expect(isTransientSourceError(flaky)).toBe(true);
-    const empty = await failure(
+    const empty = await domainRejectionOf(
       readSource('https://media.example.com/a', policy({ resolve: () => Promise.resolve([]) }), FIELD),
     );
     expect(empty.message).toMatch(/does not resolve/);
@@ -131,7 +124,9 @@ describe('readSource over https', () => {
   it('stops streaming at maxBytes + 1 and cancels the body', async () => {
     const body = endlessBody(5);
     const fetchImpl = fakeFetch(() => new Response(body.stream));
-    const error = await failure(readSource('https://media.example.com/big', policy({ fetchImpl }), FIELD));
+    const error = await domainRejectionOf(
+      readSource('https://media.example.com/big', policy({ fetchImpl }), FIELD),
+    );
     expect(error.code).toBe(ErrorCode.PayloadTooLarge);
     expect(error.details).toMatchObject({ field: FIELD, limitBytes: 16 });
     expect(error.message).toMatch(/more than the limit of 16 bytes/);
@@ -150,7 +145,9 @@ describe('readSource over https', () => {
   it('refuses an oversized Content-Length before reading the body', async () => {
     const body = endlessBody(1);
     const fetchImpl = fakeFetch(() => new Response(body.stream, { headers: { 'content-length': '1000' } }));
-    const error = await failure(readSource('https://media.example.com/a', policy({ fetchImpl }), FIELD));
+    const error = await domainRejectionOf(
+      readSource('https://media.example.com/a', policy({ fetchImpl }), FIELD),
+    );
     expect(error.code).toBe(ErrorCode.PayloadTooLarge);
     expect(error.message).toMatch(/declares 1000 bytes; the limit is 16/);
     expect(body.cancelled()).toBe(true);
@@ -160,7 +157,7 @@ describe('readSource over https', () => {
     const undiciStyle = fakeFetch(() => {
       throw new TypeError('fetch failed', { cause: new Error('unexpected redirect') });
     });
-    const rejected = await failure(
+    const rejected = await domainRejectionOf(
       readSource('https://media.example.com/a', policy({ fetchImpl: undiciStyle }), FIELD),
     );
     expect(rejected.code).toBe(ErrorCode.InvalidInput);
@@ -168,7 +165,7 @@ describe('readSource over https', () => {
     const passthrough = fakeFetch(
       () => new Response(null, { status: 302, headers: { location: 'http://169.254.169.254/' } }),
     );
-    const returned = await failure(
+    const returned = await domainRejectionOf(
       readSource('https://media.example.com/a', policy({ fetchImpl: passthrough }), FIELD),
     );
     expect(returned.code).toBe(ErrorCode.InvalidInput);
@@ -186,7 +183,9 @@ describe('readSource over https', () => {
     [503, ErrorCode.DependencyUnavailable, true],
   ])('maps HTTP %i to %s (transient: %s)', async (status, code, transient) => {
     const fetchImpl = fakeFetch(() => new Response('nope', { status }));
-    const error = await failure(readSource('https://media.example.com/a', policy({ fetchImpl }), FIELD));
+    const error = await domainRejectionOf(
+      readSource('https://media.example.com/a', policy({ fetchImpl }), FIELD),
+    );
     expect(error.code).toBe(code);
     expect(error.message).toContain(`HTTP ${status}`);
     expect(error.details.field).toBe(FIELD);
@@ -195,13 +194,17 @@ describe('readSource over https', () => {
 
   it('passes Retry-After on to the caller', async () => {
     const fetchImpl = fakeFetch(() => new Response('busy', { status: 503, headers: { 'retry-after': '7' } }));
-    const error = await failure(readSource('https://media.example.com/a', policy({ fetchImpl }), FIELD));
+    const error = await domainRejectionOf(
+      readSource('https://media.example.com/a', policy({ fetchImpl }), FIELD),
+    );
     expect(error.details.retryAfterMs).toBe(7000);
   });
 
   it('refuses an empty body', async () => {
     const fetchImpl = fakeFetch(() => new Response(new Uint8Array(0)));
-    const error = await failure(readSource('https://media.example.com/a', policy({ fetchImpl }), FIELD));
+    const error = await domainRejectionOf(
+      readSource('https://media.example.com/a', policy({ fetchImpl }), FIELD),
+    );
     expect(error.code).toBe(ErrorCode.InvalidInput);
     expect(error.message).toMatch(/empty body/);
   });
@@ -212,13 +215,15 @@ describe('readSource over https', () => {
         cause: Object.assign(new Error('connect ECONNRESET'), { code: 'ECONNRESET' }),
       });
     });
-    const error = await failure(readSource('https://media.example.com/a', policy({ fetchImpl }), FIELD));
+    const error = await domainRejectionOf(
+      readSource('https://media.example.com/a', policy({ fetchImpl }), FIELD),
+    );
     expect(error.code).toBe(ErrorCode.DependencyUnavailable);
     expect(error.message).toMatch(/ECONNRESET/);
   });
 
   it('times out a silent server as transient', async () => {
-    const error = await failure(
+    const error = await domainRejectionOf(
       readSource('https://media.example.com/a', policy({ fetchImpl: hangingFetch(), timeoutMs: 30 }), FIELD),
     );
     expect(error.code).toBe(ErrorCode.DependencyUnavailable);
@@ -228,7 +233,7 @@ describe('readSource over https', () => {
 
   it('times out a resolver that never answers', async () => {
     const p = policy({ resolve: () => new Promise<string[]>(() => undefined), timeoutMs: 30 });
-    const error = await failure(readSource('https://media.example.com/a', p, FIELD));
+    const error = await domainRejectionOf(readSource('https://media.example.com/a', p, FIELD));
     expect(error.code).toBe(ErrorCode.DependencyUnavailable);
   });
 
@@ -243,10 +248,10 @@ describe('readSource over https', () => {
     );
     await vi.waitFor(() => expect(fetchImpl).toHaveBeenCalled()); // abort mid-request
     controller.abort();
-    const error = await failure(pending);
+    const error = await domainRejectionOf(pending);
     expect(error.code).toBe(ErrorCode.Cancelled);
     expect(isTransientSourceError(error)).toBe(false);
-    const already = await failure(
+    const already = await domainRejectionOf(
       readSource('https://media.example.com/a', policy(), FIELD, AbortSignal.abort()),
     );
     expect(already.code).toBe(ErrorCode.Cancelled);
@@ -279,7 +284,7 @@ describe('readSource from the object store', () => {
 
   it('applies the same byte cap', async () => {
     const fetchImpl = fakeFetch(() => new Response(endlessBody(8).stream));
-    const error = await failure(
+    const error = await domainRejectionOf(
       readSource('s3://media-in/a.jpg', policy({ objectStore: store, fetchImpl }), FIELD),
     );
     expect(error.code).toBe(ErrorCode.PayloadTooLarge);
@@ -287,7 +292,7 @@ describe('readSource from the object store', () => {
 
   it('refuses other buckets, forged keys and a missing store', async () => {
     const fetchImpl = fakeFetch(() => new Response('x'));
-    const other = await failure(
+    const other = await domainRejectionOf(
       readSource('s3://other/a.jpg', policy({ objectStore: store, fetchImpl }), FIELD),
     );
     expect(other.message).toMatch(/bucket "other" is not one this service reads/);
@@ -297,9 +302,11 @@ describe('readSource from the object store', () => {
       key: '../other/a.jpg',
       url: 'https://minio.internal:9000/other/a.jpg',
     };
-    const traversal = await failure(readSource(forged, policy({ objectStore: store, fetchImpl }), FIELD));
+    const traversal = await domainRejectionOf(
+      readSource(forged, policy({ objectStore: store, fetchImpl }), FIELD),
+    );
     expect(traversal.message).toMatch(/"\." or "\.\." segment/);
-    const disabled = await failure(readSource('s3://media-in/a.jpg', policy({ fetchImpl }), FIELD));
+    const disabled = await domainRejectionOf(readSource('s3://media-in/a.jpg', policy({ fetchImpl }), FIELD));
     expect(disabled.message).toMatch(/s3:\/\/ sources are disabled/);
     expect(fetchImpl).not.toHaveBeenCalled();
   });

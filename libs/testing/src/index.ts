@@ -5,3 +5,4 @@ export * from './golden';
 export * from './numeric';
 export * from './model-repo';
 export * from './platform';
+export * from './domain-errors';

@@ -1,7 +1,8 @@
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { ErrorCode } from '@imagebind-llm/errors';
 import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
 import { describe, expect, it } from 'vitest';
 import { validateGenerateRequest, validateInputs } from './request-validation';
+import { domainErrorOf } from '@imagebind-llm/testing';
 
 const M = commonV1.Modality;
 const limits = { maxInputs: 3, maxInputBytes: 10 };
@@ -17,16 +18,6 @@ const request = (extra: Partial<gatewayV1.GenerateRequest> = {}): gatewayV1.Gene
   input: '',
   ...extra,
 });
-
-function fails(fn: () => void): DomainError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DomainError) return e;
-    throw e;
-  }
-  throw new Error('expected a DomainError');
-}
 
 describe('validateGenerateRequest', () => {
   it('accepts a well-formed request with every knob at its limits', () => {
@@ -134,14 +125,14 @@ describe('validateGenerateRequest', () => {
       ErrorCode.InvalidInput,
     ],
   ])('rejects %s, naming the field', (_name, req, field, code) => {
-    const e = fails(() => validateGenerateRequest(req, limits));
+    const e = domainErrorOf(() => validateGenerateRequest(req, limits));
     expect(e.code).toBe(code);
     expect(e.details.field).toBe(field);
     expect(e.message.startsWith(`${field}: `)).toBe(true);
   });
 
   it('reports the first bad input by index', () => {
-    const e = fails(() => validateInputs([image(), image({ weight: -1 })], limits));
+    const e = domainErrorOf(() => validateInputs([image(), image({ weight: -1 })], limits));
     expect(e.details.field).toBe('inputs[1].weight');
     expect(e.message).toContain('got -1');
   });

@@ -13,6 +13,23 @@ import { retrieverV1 } from '@imagebind-llm/proto';
 import { goldenDir, goldenModelRepository, startService, type ServiceProcess } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+/** One query's hits as [id, payload] pairs. */
+async function hitsWithPayloads(
+  client: retrieverV1.RetrieverServiceClient,
+  collection: string,
+  query: readonly number[],
+  k: number,
+): Promise<[number, Record<string, string>][]> {
+  const res = await callUnary(client.search.bind(client), {
+    collection,
+    queries: float32Tensor(Float32Array.from(query), [1, query.length]),
+    k,
+    includeVectors: false,
+    includePayloads: true,
+  });
+  return res.results[0]!.hits.map((h) => [h.id, h.payload]);
+}
+
 describe('retriever process', () => {
   let svc: ServiceProcess;
   let client: retrieverV1.RetrieverServiceClient;
@@ -107,14 +124,7 @@ describe('retriever process', () => {
     expect(await svc.proc.stop('SIGTERM', 20_000)).toEqual({ code: 0, signal: null });
     svc = await startService('retriever', { GRPC_PORT: '0', HTTP_PORT: '0', RETRIEVER_DATA_DIR: dataDir });
     client = createClient(retrieverV1.RetrieverServiceClient, svc.grpcAddress);
-    const res = await callUnary(client.search.bind(client), {
-      collection: 'notes',
-      queries: float32Tensor(Float32Array.from([0.9, 0.1, 0, 0]), [1, 4]),
-      k: 2,
-      includeVectors: false,
-      includePayloads: true,
-    });
-    expect(res.results[0]!.hits.map((h) => [h.id, h.payload])).toEqual([
+    expect(await hitsWithPayloads(client, 'notes', [0.9, 0.1, 0, 0], 2)).toEqual([
       [7, { uri: 's3://b/7.jpg' }],
       [9, {}],
     ]);
@@ -136,14 +146,7 @@ describe('retriever process', () => {
       expect((await crashing.proc.stop('SIGKILL')).signal).toBe('SIGKILL');
       crashing = await startService('retriever', env);
       c = createClient(retrieverV1.RetrieverServiceClient, crashing.grpcAddress);
-      const res = await callUnary(c.search.bind(c), {
-        collection: 'crash',
-        queries: float32Tensor(Float32Array.from([0, 0, 1, 0]), [1, 4]),
-        k: 1,
-        includeVectors: false,
-        includePayloads: true,
-      });
-      expect(res.results[0]!.hits.map((h) => [h.id, h.payload])).toEqual([[11, { note: 'kept' }]]);
+      expect(await hitsWithPayloads(c, 'crash', [0, 0, 1, 0], 1)).toEqual([[11, { note: 'kept' }]]);
     } finally {
       c.close();
       await crashing.proc.stop('SIGKILL');

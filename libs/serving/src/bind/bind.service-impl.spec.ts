@@ -1,4 +1,4 @@
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { ErrorCode } from '@imagebind-llm/errors';
 import { commonV1, type bindV1 } from '@imagebind-llm/proto';
 import { describe, expect, it, vi } from 'vitest';
 import { ModelSlot } from '../encoder/model-slot';
@@ -6,6 +6,7 @@ import { fakeRowSession } from '../encoder/testing/fake-row-session';
 import { float32Tensor, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
 import { BindRuntime } from './bind-runtime';
 import { BindServiceImpl } from './bind.service-impl';
+import { domainRejectionOf } from '@imagebind-llm/testing';
 
 const IN = 4;
 const OUT = 2;
@@ -40,16 +41,6 @@ function request(
   model?: { name: string; version: string },
 ): bindV1.ProjectRequest {
   return { queries, ...(model === undefined ? {} : { model }) };
-}
-
-async function failure(promise: Promise<unknown>): Promise<DomainError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof DomainError) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe('BindServiceImpl.project', () => {
@@ -107,7 +98,7 @@ describe('BindServiceImpl.project', () => {
     ],
   ])('refuses %s', async (_what, req, code, field) => {
     const { session, slot } = bind();
-    const error = await failure(new BindServiceImpl(slot, { maxRows: 2 }).project(req));
+    const error = await domainRejectionOf(new BindServiceImpl(slot, { maxRows: 2 }).project(req));
     expect(error.code).toBe(code);
     expect(error.details.field).toBe(field);
     expect(session.runs).toHaveLength(0);
@@ -115,7 +106,7 @@ describe('BindServiceImpl.project', () => {
 
   it('refuses as too large a request with more rows than the queue holds', async () => {
     const { session, slot } = bind();
-    const error = await failure(
+    const error = await domainRejectionOf(
       new BindServiceImpl(slot, { maxRows: 100 }).project(request(float32Tensor(rowsOf(1, 17), [17, IN]))),
     );
     expect(error).toMatchObject({
@@ -129,7 +120,7 @@ describe('BindServiceImpl.project', () => {
     const { runtime } = bind();
     const slot = new ModelSlot<BindRuntime>();
     const impl = new BindServiceImpl(slot);
-    expect((await failure(impl.project(request(float32Tensor(rowsOf(1, 1), [1, IN]))))).code).toBe(
+    expect((await domainRejectionOf(impl.project(request(float32Tensor(rowsOf(1, 1), [1, IN]))))).code).toBe(
       ErrorCode.ModelNotReady,
     );
     expect((await impl.getModelStatus()).models[0]!.state).toBe(commonV1.ModelState.MODEL_STATE_LOADING);
@@ -144,7 +135,7 @@ describe('BindServiceImpl.project', () => {
       },
     ]);
     slot.close();
-    expect((await failure(impl.project(request(float32Tensor(rowsOf(1, 1), [1, IN]))))).code).toBe(
+    expect((await domainRejectionOf(impl.project(request(float32Tensor(rowsOf(1, 1), [1, IN]))))).code).toBe(
       ErrorCode.DependencyUnavailable,
     );
   });

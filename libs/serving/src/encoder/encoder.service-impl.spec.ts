@@ -1,4 +1,4 @@
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { ErrorCode } from '@imagebind-llm/errors';
 import {
   hostTensor,
   type ModalityInput,
@@ -14,6 +14,7 @@ import { EncoderRuntime } from './encoder-runtime';
 import { EncoderServiceImpl } from './encoder.service-impl';
 import { ModelSlot } from './model-slot';
 import { fakeEncoderModel, fakeRowSession } from './testing/fake-row-session';
+import { domainRejectionOf } from '@imagebind-llm/testing';
 
 const { Modality, ModelState } = commonV1;
 const IMAGE: TensorSpec[] = [{ name: 'image', dtype: 'float32', dims: ['batch', 3, 2, 2] }];
@@ -77,16 +78,6 @@ function request(partial: Partial<encoderV1.EncodeRequest>): encoderV1.EncodeReq
   };
 }
 
-async function failure(promise: Promise<unknown>): Promise<DomainError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof DomainError) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
-}
-
 describe('EncoderServiceImpl.encode', () => {
   it('encodes each input and returns its embedding, plus the optional tensors only when asked', async () => {
     const { impl } = vision();
@@ -133,7 +124,7 @@ describe('EncoderServiceImpl.encode', () => {
     [Modality.MODALITY_DEPTH, /not MODALITY_DEPTH/],
   ])('refuses modality %s with INVALID_ARGUMENT naming what it serves', async (modality, message) => {
     const { impl } = vision();
-    const error = await failure(impl.encode(request({ modality })));
+    const error = await domainRejectionOf(impl.encode(request({ modality })));
     expect(error.code).toBe(ErrorCode.InvalidInput);
     expect(error.message).toMatch(message);
     expect(error.details.field).toBe('modality');
@@ -225,7 +216,7 @@ describe('EncoderServiceImpl.encode', () => {
     ['a version not loaded', { model: { name: '', version: '7' } }, ErrorCode.NotFound, 'model.version'],
   ])('refuses %s', async (_what, partial, code, field) => {
     const { impl, runtime } = vision();
-    const error = await failure(impl.encode(request(partial)));
+    const error = await domainRejectionOf(impl.encode(request(partial)));
     expect(error.code).toBe(code);
     expect(error.details.field).toBe(field);
     // Nothing reached a session.
@@ -238,9 +229,9 @@ describe('EncoderServiceImpl.encode', () => {
       { batcher: { maxBatchSize: 4, maxQueueDelayMs: 0, maxQueueSize: 4, maxConcurrentBatches: 1 } },
     );
     const impl = new EncoderServiceImpl(ModelSlot.ready(runtime), { modalities: ['text'] });
-    const error = await failure(impl.encode(request({ modality: Modality.MODALITY_TEXT })));
+    const error = await domainRejectionOf(impl.encode(request({ modality: Modality.MODALITY_TEXT })));
     expect(error).toMatchObject({ code: ErrorCode.InvalidInput, details: { field: 'inputs[0].content' } });
-    const blank = await failure(
+    const blank = await domainRejectionOf(
       impl.encode(
         request({
           modality: Modality.MODALITY_TEXT,
@@ -253,8 +244,8 @@ describe('EncoderServiceImpl.encode', () => {
 
   it('answers MODEL_NOT_READY (retryable) while the models load, after checking the request', async () => {
     const { impl } = vision({ slot: 'loading' });
-    expect((await failure(impl.encode(request({})))).code).toBe(ErrorCode.ModelNotReady);
-    expect((await failure(impl.encode(request({ inputs: [] })))).code).toBe(ErrorCode.InvalidInput);
+    expect((await domainRejectionOf(impl.encode(request({})))).code).toBe(ErrorCode.ModelNotReady);
+    expect((await domainRejectionOf(impl.encode(request({ inputs: [] })))).code).toBe(ErrorCode.InvalidInput);
   });
 
   it('passes a file name derived from the media type and the content to point-cloud preprocessing', async () => {
@@ -280,8 +271,8 @@ describe('EncoderServiceImpl.encode', () => {
       runtime.stats().map((s) => ({ label: s.model.label, queuedUnits: s.stats.queuedUnits })),
     );
     await impl.encode(request({}));
-    await failure(impl.encode(request({ inputs: [] })));
-    await failure(impl.encode(request({ modality: Modality.MODALITY_AUDIO })));
+    await domainRejectionOf(impl.encode(request({ inputs: [] })));
+    await domainRejectionOf(impl.encode(request({ modality: Modality.MODALITY_AUDIO })));
     const { body } = await metrics.scrape();
     expect(body).toContain(
       'ibllm_inference_requests_total{model="imagebind-vision:image",outcome="ok",service="encoder-test"} 1',

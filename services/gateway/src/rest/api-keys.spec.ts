@@ -1,21 +1,12 @@
 import { createHash } from 'node:crypto';
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { ErrorCode } from '@imagebind-llm/errors';
 import { describe, expect, it } from 'vitest';
 import { ANONYMOUS_TENANT, ApiKeyAuthenticator, keysFromEnv } from './api-keys';
+import { domainErrorOf } from '@imagebind-llm/testing';
 
 const ACME_KEY = 'sk-acme-0123456789abcdef';
 const BETA_KEY = 'sk-beta-fedcba9876543210';
 const betaHash = createHash('sha256').update(BETA_KEY).digest('hex');
-
-function fails(fn: () => unknown): DomainError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DomainError) return e;
-    throw e;
-  }
-  throw new Error('expected a DomainError');
-}
 
 describe('ApiKeyAuthenticator', () => {
   const auth = new ApiKeyAuthenticator({
@@ -37,31 +28,31 @@ describe('ApiKeyAuthenticator', () => {
   });
 
   it('refuses a missing key with UNAUTHENTICATED saying how to send one', () => {
-    const e = fails(() => auth.authenticate(undefined));
+    const e = domainErrorOf(() => auth.authenticate(undefined));
     expect(e.code).toBe(ErrorCode.Unauthenticated);
     expect(e.httpStatus).toBe(401);
     expect(e.message).toBe('missing API key; send it as "Authorization: Bearer <key>" or "x-api-key: <key>"');
   });
 
   it('refuses a wrong key without echoing it', () => {
-    const e = fails(() => auth.authenticate('Bearer sk-acme-0123456789abcdeX'));
+    const e = domainErrorOf(() => auth.authenticate('Bearer sk-acme-0123456789abcdeX'));
     expect(e.code).toBe(ErrorCode.Unauthenticated);
     expect(e.message).toContain('invalid API key');
     expect(e.message).not.toContain('sk-acme');
     // The hash itself is not a key.
-    expect(fails(() => auth.authenticate(`Bearer ${betaHash}`)).code).toBe(ErrorCode.Unauthenticated);
+    expect(domainErrorOf(() => auth.authenticate(`Bearer ${betaHash}`)).code).toBe(ErrorCode.Unauthenticated);
   });
 
   it('refuses other schemes, conflicting headers and repeated headers', () => {
-    expect(fails(() => auth.authenticate(`Basic ${ACME_KEY}`)).message).toContain(
+    expect(domainErrorOf(() => auth.authenticate(`Basic ${ACME_KEY}`)).message).toContain(
       'the Authorization header must be "Bearer <key>"',
     );
-    expect(fails(() => auth.authenticate(`Bearer ${ACME_KEY}`, BETA_KEY)).message).toContain(
+    expect(domainErrorOf(() => auth.authenticate(`Bearer ${ACME_KEY}`, BETA_KEY)).message).toContain(
       'Authorization and x-api-key carry different keys',
     );
-    expect(fails(() => auth.authenticateHeaders({ 'x-api-key': [ACME_KEY, BETA_KEY] })).message).toContain(
-      'x-api-key was sent 2 times',
-    );
+    expect(
+      domainErrorOf(() => auth.authenticateHeaders({ 'x-api-key': [ACME_KEY, BETA_KEY] })).message,
+    ).toContain('x-api-key was sent 2 times');
     expect(auth.authenticate(`Bearer ${ACME_KEY}`, ACME_KEY).tenant).toBe('acme');
   });
 
@@ -69,7 +60,7 @@ describe('ApiKeyAuthenticator', () => {
     const optional = new ApiKeyAuthenticator({ keys: [{ id: 'acme', key: ACME_KEY }], required: false });
     expect(optional.authenticate(undefined)).toEqual({ tenant: ANONYMOUS_TENANT, anonymous: true });
     expect(optional.authenticate(`Bearer ${ACME_KEY}`)).toEqual({ tenant: 'acme', anonymous: false });
-    expect(fails(() => optional.authenticate('Bearer sk-typo-typo-typo-typo')).code).toBe(
+    expect(domainErrorOf(() => optional.authenticate('Bearer sk-typo-typo-typo-typo')).code).toBe(
       ErrorCode.Unauthenticated,
     );
     // No keys at all: SDK placeholder keys are ignored.
@@ -78,15 +69,15 @@ describe('ApiKeyAuthenticator', () => {
   });
 
   it('refuses a configuration that cannot work, naming the entry but never the secret', () => {
-    expect(fails(() => new ApiKeyAuthenticator({ keys: [], required: true })).message).toContain(
+    expect(domainErrorOf(() => new ApiKeyAuthenticator({ keys: [], required: true })).message).toContain(
       'API keys are required but none are configured',
     );
-    const short = fails(
+    const short = domainErrorOf(
       () => new ApiKeyAuthenticator({ keys: [{ id: 'acme', key: 'short' }], required: true }),
     );
     expect(short.message).toContain('keys[0].key: the key of tenant "acme" is shorter than 16 characters');
     expect(short.message).not.toContain('short"');
-    const dup = fails(
+    const dup = domainErrorOf(
       () =>
         new ApiKeyAuthenticator({
           keys: [
@@ -98,11 +89,13 @@ describe('ApiKeyAuthenticator', () => {
     );
     expect(dup.message).toContain('tenant "b" has the same key as tenant "a"');
     expect(
-      fails(() => new ApiKeyAuthenticator({ keys: [{ id: 'x', sha256: 'abc' }], required: true })).message,
+      domainErrorOf(() => new ApiKeyAuthenticator({ keys: [{ id: 'x', sha256: 'abc' }], required: true }))
+        .message,
     ).toContain('keys[0].sha256');
     expect(
-      fails(() => new ApiKeyAuthenticator({ keys: [{ id: 'bad id', key: ACME_KEY }], required: true }))
-        .message,
+      domainErrorOf(
+        () => new ApiKeyAuthenticator({ keys: [{ id: 'bad id', key: ACME_KEY }], required: true }),
+      ).message,
     ).toContain('keys[0].id');
   });
 });
@@ -118,15 +111,15 @@ describe('keysFromEnv', () => {
   });
 
   it('rejects malformed entries by position and tenant, without printing the secret', () => {
-    expect(fails(() => keysFromEnv(`acme:${ACME_KEY},justakey`)).message).toBe(
+    expect(domainErrorOf(() => keysFromEnv(`acme:${ACME_KEY},justakey`)).message).toBe(
       'API keys entry 2: must look like tenant:key or tenant:sha256:<64 hex digits>',
     );
-    expect(fails(() => keysFromEnv('acme:')).message).toContain('API keys entry 1');
-    const badHash = fails(() => keysFromEnv('beta:sha256:xyz', 'GATEWAY_API_KEYS'));
+    expect(domainErrorOf(() => keysFromEnv('acme:')).message).toContain('API keys entry 1');
+    const badHash = domainErrorOf(() => keysFromEnv('beta:sha256:xyz', 'GATEWAY_API_KEYS'));
     expect(badHash.message).toBe(
       'GATEWAY_API_KEYS entry 1: the sha256 of tenant "beta" must be 64 hex digits',
     );
-    expect(fails(() => keysFromEnv(`bad tenant:${ACME_KEY}`)).message).not.toContain(ACME_KEY);
+    expect(domainErrorOf(() => keysFromEnv(`bad tenant:${ACME_KEY}`)).message).not.toContain(ACME_KEY);
   });
 
   it('feeds the authenticator', () => {

@@ -1,8 +1,9 @@
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { ErrorCode } from '@imagebind-llm/errors';
 import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
 import { describe, expect, it } from 'vitest';
 import { checkBodySize, type RestLimits } from './content-parts';
 import { parseChatCompletionRequest, type ChatParseOptions } from './openai-chat';
+import { domainErrorOf } from '@imagebind-llm/testing';
 
 const M = commonV1.Modality;
 const limits: RestLimits = { maxParts: 6, maxPartBytes: 64, maxBodyBytes: 100 };
@@ -28,16 +29,6 @@ function body(overrides: Record<string, unknown> = {}): Record<string, unknown> 
 
 function userContent(...parts: unknown[]): Record<string, unknown> {
   return body({ messages: [{ role: 'user', content: parts }] });
-}
-
-function fails(fn: () => unknown): DomainError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DomainError) return e;
-    throw e;
-  }
-  throw new Error('expected a DomainError');
 }
 
 describe('parseChatCompletionRequest', () => {
@@ -190,7 +181,7 @@ describe('parseChatCompletionRequest', () => {
   });
 
   it('answers NOT_FOUND naming the served model for any other model id', () => {
-    const e = fails(() => parseChatCompletionRequest(body({ model: 'gpt-4o' }), options));
+    const e = domainErrorOf(() => parseChatCompletionRequest(body({ model: 'gpt-4o' }), options));
     expect(e.code).toBe(ErrorCode.NotFound);
     expect(e.details.field).toBe('model');
     expect(e.message).toContain('"gpt-4o" is not served here; use "imagebind-llm-7b"');
@@ -360,13 +351,13 @@ describe('parseChatCompletionRequest', () => {
       'imagebind.input: must be a string, got a number',
     ],
   ])('rejects %s with INVALID_INPUT naming the JSON path', (_name, request, message) => {
-    const e = fails(() => parseChatCompletionRequest(request, options));
+    const e = domainErrorOf(() => parseChatCompletionRequest(request, options));
     expect(e.code).toBe(ErrorCode.InvalidInput);
     expect(e.message).toContain(message);
   });
 
   it('refuses parts past the per-request limit and oversized media with PAYLOAD_TOO_LARGE', () => {
-    const many = fails(() =>
+    const many = domainErrorOf(() =>
       parseChatCompletionRequest(
         userContent(imagePart, imagePart, imagePart, imagePart, imagePart, imagePart, question),
         options,
@@ -377,7 +368,7 @@ describe('parseChatCompletionRequest', () => {
       'messages[0].content[6]: more than 6 content parts in one request; split it into several requests',
     );
 
-    const big = fails(() =>
+    const big = domainErrorOf(() =>
       parseChatCompletionRequest(
         userContent({ type: 'image_url', image_url: { url: longData } }, question),
         options,
@@ -390,7 +381,7 @@ describe('parseChatCompletionRequest', () => {
 
     // Three parts of 48 bytes each fit the part limit but not the 100-byte total.
     const part48 = { type: 'input_audio', input_audio: { data: 'A'.repeat(64), format: 'wav' } };
-    const total = fails(() =>
+    const total = domainErrorOf(() =>
       parseChatCompletionRequest(userContent(part48, part48, part48, question), options),
     );
     expect(total.code).toBe(ErrorCode.PayloadTooLarge);
@@ -404,7 +395,7 @@ describe('checkBodySize', () => {
   it('passes bodies up to the limit and refuses larger ones with PAYLOAD_TOO_LARGE', () => {
     expect(() => checkBodySize(100, limits)).not.toThrow();
     expect(() => checkBodySize(undefined, limits)).not.toThrow();
-    const e = fails(() => checkBodySize(101, limits));
+    const e = domainErrorOf(() => checkBodySize(101, limits));
     expect(e.code).toBe(ErrorCode.PayloadTooLarge);
     expect(e.message).toContain('request body: 101 bytes exceed the limit of 100');
   });

@@ -1,8 +1,9 @@
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { ErrorCode } from '@imagebind-llm/errors';
 import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
 import { describe, expect, it } from 'vitest';
 import type { MediaPolicy } from './content-parts';
 import { decodeFloat32Le, parseEmbeddingsRequest, toEmbeddingsResponse } from './openai-embeddings';
+import { domainErrorOf } from '@imagebind-llm/testing';
 
 const M = commonV1.Modality;
 const policy: MediaPolicy = {
@@ -11,16 +12,6 @@ const policy: MediaPolicy = {
 };
 const options = { ...policy, modelId: 'imagebind-llm-7b' };
 const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 1, 2]);
-
-function fails(fn: () => unknown): DomainError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DomainError) return e;
-    throw e;
-  }
-  throw new Error('expected a DomainError');
-}
 
 function tensor(values: readonly number[]): commonV1.Tensor {
   const f = Float32Array.from(values);
@@ -123,7 +114,9 @@ describe('parseEmbeddingsRequest', () => {
       'model: "text-embedding-3-small" is not served here',
     ],
   ])('rejects %s', (_name, overrides, code, message) => {
-    const e = fails(() => parseEmbeddingsRequest({ model: 'imagebind-llm-7b', ...overrides }, options));
+    const e = domainErrorOf(() =>
+      parseEmbeddingsRequest({ model: 'imagebind-llm-7b', ...overrides }, options),
+    );
     expect(e.code).toBe(code);
     expect(e.message).toContain(message);
   });
@@ -179,7 +172,7 @@ describe('toEmbeddingsResponse', () => {
   it('refuses a tensor that is not float32 or whose bytes do not match its shape', () => {
     const wrongType = { ...tensor(a), dtype: commonV1.DataType.DATA_TYPE_FLOAT16 };
     expect(
-      fails(() =>
+      domainErrorOf(() =>
         toEmbeddingsResponse(
           { embeddings: [{ modality: M.MODALITY_TEXT, embedding: wrongType }] },
           { model: 'm', encodingFormat: 'float' },
@@ -187,7 +180,7 @@ describe('toEmbeddingsResponse', () => {
       ).message,
     ).toBe('embeddings[0]: expected a float32 tensor, got DATA_TYPE_FLOAT16');
     const short = { ...tensor(a), shape: [5] };
-    const e = fails(() =>
+    const e = domainErrorOf(() =>
       toEmbeddingsResponse(
         { embeddings: [{ modality: M.MODALITY_TEXT, embedding: short }] },
         { model: 'm', encodingFormat: 'base64' },

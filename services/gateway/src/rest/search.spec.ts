@@ -1,8 +1,9 @@
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { ErrorCode } from '@imagebind-llm/errors';
 import { commonV1 } from '@imagebind-llm/proto';
 import { describe, expect, it } from 'vitest';
 import type { MediaPolicy } from './content-parts';
 import { parseSearchRequest, toSearchResponse } from './search';
+import { domainErrorOf } from '@imagebind-llm/testing';
 
 const M = commonV1.Modality;
 const policy: MediaPolicy = {
@@ -11,16 +12,6 @@ const policy: MediaPolicy = {
 };
 const options = { ...policy, modelId: 'imagebind-llm' };
 const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-function fails(fn: () => unknown): DomainError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DomainError) return e;
-    throw e;
-  }
-  throw new Error('expected a DomainError');
-}
 
 describe('parseSearchRequest', () => {
   it('turns content parts into weighted inputs (text parts are TEXT inputs) and keeps k', () => {
@@ -58,23 +49,23 @@ describe('parseSearchRequest', () => {
   });
 
   it('names the field that is wrong', () => {
-    const noInputs = fails(() => parseSearchRequest({ model: 'imagebind-llm', inputs: [] }, options));
+    const noInputs = domainErrorOf(() => parseSearchRequest({ model: 'imagebind-llm', inputs: [] }, options));
     expect(noInputs.code).toBe(ErrorCode.InvalidInput);
     expect(noInputs.message).toMatch(/^inputs: must hold at least one content part/);
-    const badK = fails(() =>
+    const badK = domainErrorOf(() =>
       parseSearchRequest({ model: 'imagebind-llm', inputs: [{ type: 'text', text: 'x' }], k: 0 }, options),
     );
     expect(badK.message).toMatch(/^k: must be an integer in \[1, 1000\]/);
-    const unknown = fails(() =>
+    const unknown = domainErrorOf(() =>
       parseSearchRequest(
         { model: 'imagebind-llm', inputs: [{ type: 'text', text: 'x' }], top_k: 3 },
         options,
       ),
     );
     expect(unknown.message).toContain('top_k');
-    const model = fails(() => parseSearchRequest({ model: 'gpt-4o', inputs: [] }, options));
+    const model = domainErrorOf(() => parseSearchRequest({ model: 'gpt-4o', inputs: [] }, options));
     expect(model.code).toBe(ErrorCode.NotFound);
-    const tooMany = fails(() =>
+    const tooMany = domainErrorOf(() =>
       parseSearchRequest(
         { model: 'imagebind-llm', inputs: Array.from({ length: 4 }, () => ({ type: 'text', text: 'x' })) },
         options,

@@ -1,10 +1,11 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { ErrorCode } from '@imagebind-llm/errors';
 import { exactTopK, type ScoredVectorPoint, type VectorPoint } from '@imagebind-llm/vector-store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { QdrantVectorStore, type QdrantVectorStoreOptions } from './qdrant.driver';
 import { QdrantStandIn, type QdrantStandInOptions } from './testing/qdrant-stand-in';
+import { domainRejectionOf } from '@imagebind-llm/testing';
 
 // Medium tier: the real @qdrant/js-client-rest over real HTTP on loopback, against the in-repo
 // stand-in (no Qdrant server can run on the build machines; see README.md).
@@ -33,16 +34,6 @@ afterEach(async () => {
   await Promise.all(stores.splice(0).map(async (s) => s.close()));
   await standIn.close();
 });
-
-async function failure(work: Promise<unknown>): Promise<DomainError> {
-  try {
-    await work;
-  } catch (error) {
-    expect(error).toBeInstanceOf(DomainError);
-    return error as DomainError;
-  }
-  throw new Error('expected the call to fail');
-}
 
 /** Deterministic uniform floats in [-1, 1) (mulberry32), so failures reproduce. */
 function random(seed: number): () => number {
@@ -109,7 +100,7 @@ describe('QdrantVectorStore collections', () => {
 
   it('refuses an existing collection of another dimension or distance with FAILED_PRECONDITION', async () => {
     await store().ensureCollection('c', 4);
-    const mismatch = await failure(store().ensureCollection('c', 8));
+    const mismatch = await domainRejectionOf(store().ensureCollection('c', 8));
     expect(mismatch.code).toBe(ErrorCode.FailedPrecondition);
     expect(mismatch.message).toContain("'c' has dimension 4, not 8");
 
@@ -119,7 +110,7 @@ describe('QdrantVectorStore collections', () => {
       body: JSON.stringify({ vectors: { size: 4, distance: 'Cosine' } }),
     });
     expect(cosine.status).toBe(200);
-    const wrongDistance = await failure(store().ensureCollection('cos', 4));
+    const wrongDistance = await domainRejectionOf(store().ensureCollection('cos', 4));
     expect(wrongDistance.code).toBe(ErrorCode.FailedPrecondition);
     expect(wrongDistance.message).toContain('Cosine');
   });
@@ -208,11 +199,11 @@ describe('QdrantVectorStore writes', () => {
       ],
     ];
     for (const [points, field] of cases) {
-      const error = await failure(qdrant.upsert('c', points));
+      const error = await domainRejectionOf(qdrant.upsert('c', points));
       expect(error.code, field).toBe(ErrorCode.InvalidInput);
       expect(error.details.field).toBe(field);
     }
-    expect((await failure(qdrant.upsert('no/such', []))).code).toBe(ErrorCode.InvalidInput);
+    expect((await domainRejectionOf(qdrant.upsert('no/such', []))).code).toBe(ErrorCode.InvalidInput);
     expect(standIn.requestsTo('upsertPoints')).toHaveLength(0);
   });
 });
@@ -328,7 +319,7 @@ describe('QdrantVectorStore search', () => {
         ErrorCode.Cancelled,
       ],
     ];
-    for (const [work, code] of cases) expect((await failure(work())).code).toBe(code);
+    for (const [work, code] of cases) expect((await domainRejectionOf(work())).code).toBe(code);
     expect(await qdrant.search('c', new Float32Array(0), { k: 3 })).toEqual([]);
     expect(standIn.requestsTo('queryBatchPoints')).toHaveLength(0);
   });
@@ -349,8 +340,8 @@ describe('QdrantVectorStore snapshots', () => {
     expect(first.checksum).toMatch(/^[0-9a-f]{64}$/);
     expect(await qdrant.listSnapshots('c')).toEqual([first, second]);
     expect(standIn.requestsTo('createSnapshot').every((r) => r.query['wait'] === 'true')).toBe(true);
-    expect((await failure(qdrant.createSnapshot('absent'))).code).toBe(ErrorCode.NotFound);
-    expect((await failure(qdrant.listSnapshots('absent'))).code).toBe(ErrorCode.NotFound);
+    expect((await domainRejectionOf(qdrant.createSnapshot('absent'))).code).toBe(ErrorCode.NotFound);
+    expect((await domainRejectionOf(qdrant.listSnapshots('absent'))).code).toBe(ErrorCode.NotFound);
   });
 });
 
@@ -372,16 +363,16 @@ describe('QdrantVectorStore API keys', () => {
   it('maps a missing or wrong key to UNAUTHENTICATED and a read-only key writing to PERMISSION_DENIED', async () => {
     await store({ apiKey: 'rw-key' }).ensureCollection('c', 2);
 
-    const missing = await failure(store().describe('c'));
+    const missing = await domainRejectionOf(store().describe('c'));
     expect(missing.code).toBe(ErrorCode.Unauthenticated);
     expect(missing.message).toContain('Must provide an API key');
-    const wrong = await failure(store({ apiKey: 'guess' }).describe('c'));
+    const wrong = await domainRejectionOf(store({ apiKey: 'guess' }).describe('c'));
     expect(wrong.code).toBe(ErrorCode.Unauthenticated);
     expect(wrong.message).not.toContain('guess');
 
     const readOnly = store({ apiKey: 'ro-key' });
     expect(await readOnly.search('c', Float32Array.of(1, 0), { k: 1 })).toEqual([[]]);
-    const denied = await failure(readOnly.upsert('c', [{ id: 1, vector: Float32Array.of(1, 2) }]));
+    const denied = await domainRejectionOf(readOnly.upsert('c', [{ id: 1, vector: Float32Array.of(1, 2) }]));
     expect(denied.code).toBe(ErrorCode.PermissionDenied);
   });
 });
@@ -395,7 +386,7 @@ describe('QdrantVectorStore error mapping', () => {
       async () => qdrant.delete('absent', [1]),
       async () => qdrant.clear('absent'),
     ]) {
-      const error = await failure(work());
+      const error = await domainRejectionOf(work());
       expect(error.code).toBe(ErrorCode.NotFound);
       expect(error.message).toContain("'absent'");
     }
@@ -408,13 +399,13 @@ describe('QdrantVectorStore error mapping', () => {
     standIn.dropCollection('c');
     await store().ensureCollection('c', 3);
 
-    const stale = await failure(qdrant.upsert('c', [{ id: 1, vector: new Float32Array(4) }]));
+    const stale = await domainRejectionOf(qdrant.upsert('c', [{ id: 1, vector: new Float32Array(4) }]));
     expect(stale.code).toBe(ErrorCode.InvalidInput);
     expect(stale.message).toContain('Vector dimension error: expected dim: 3, got 4');
     const upserts = standIn.requestsTo('upsertPoints').length;
 
     // The driver re-read the width: the same call now fails on its side, without a request.
-    const local = await failure(qdrant.upsert('c', [{ id: 1, vector: new Float32Array(4) }]));
+    const local = await domainRejectionOf(qdrant.upsert('c', [{ id: 1, vector: new Float32Array(4) }]));
     expect(local.code).toBe(ErrorCode.InvalidInput);
     expect(local.details.field).toBe('points[0].vector');
     expect(standIn.requestsTo('upsertPoints')).toHaveLength(upserts);
@@ -429,7 +420,7 @@ describe('QdrantVectorStore error mapping', () => {
 
     const qdrant = new QdrantVectorStore({ url: `http://127.0.0.1:${port}` });
     stores.push(qdrant);
-    const error = await failure(qdrant.describe('c'));
+    const error = await domainRejectionOf(qdrant.describe('c'));
     expect(error.code).toBe(ErrorCode.DependencyUnavailable);
     expect(error.message).toContain(`http://127.0.0.1:${port}`);
     expect(error.message).toContain('ECONNREFUSED');
@@ -439,7 +430,7 @@ describe('QdrantVectorStore error mapping', () => {
     const qdrant = store({ timeoutMs: 200 });
     await qdrant.ensureCollection('c', 2);
     standIn.stall('queryBatchPoints');
-    const error = await failure(qdrant.search('c', Float32Array.of(1, 0), { k: 1 }));
+    const error = await domainRejectionOf(qdrant.search('c', Float32Array.of(1, 0), { k: 1 }));
     expect(error.code).toBe(ErrorCode.DependencyUnavailable);
     expect(error.message).toContain('did not answer in time');
   });
@@ -447,7 +438,7 @@ describe('QdrantVectorStore error mapping', () => {
   it('refuses calls after close', async () => {
     const qdrant = store();
     await qdrant.close();
-    expect((await failure(qdrant.describe('c'))).code).toBe(ErrorCode.FailedPrecondition);
+    expect((await domainRejectionOf(qdrant.describe('c'))).code).toBe(ErrorCode.FailedPrecondition);
   });
 });
 
