@@ -67,7 +67,7 @@ export function parseRateOverrides(value: string | undefined): RateOverride[] {
  * limited so one runaway script cannot starve the machine. Tenants named in
  * GATEWAY_RATE_LIMIT_OVERRIDES (the batch workers, typically) get their own limit instead.
  */
-export function createAccessControl(env: GatewayEnv): AccessControl {
+export function createAccessControl(env: GatewayEnv, now: () => number = Date.now): AccessControl {
   const keys =
     env.GATEWAY_API_KEYS === undefined ? [] : keysFromEnv(env.GATEWAY_API_KEYS, 'GATEWAY_API_KEYS');
   const required = keys.length > 0;
@@ -75,11 +75,12 @@ export function createAccessControl(env: GatewayEnv): AccessControl {
   const limiter = new RateLimiter({
     requestsPerMinute: env.GATEWAY_RATE_LIMIT_RPM,
     burst: env.GATEWAY_RATE_LIMIT_BURST,
+    now,
   });
   const overrides = new Map(
     parseRateOverrides(env.GATEWAY_RATE_LIMIT_OVERRIDES).map((o) => [
       o.tenant,
-      new RateLimiter({ requestsPerMinute: o.requestsPerMinute, burst: o.burst }),
+      new RateLimiter({ requestsPerMinute: o.requestsPerMinute, burst: o.burst, now }),
     ]),
   );
   return {
