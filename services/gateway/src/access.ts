@@ -39,23 +39,20 @@ export function parseRateOverrides(value: string | undefined): RateOverride[] {
     const [tenant = '', rpmText = '', burstText, ...rest] = entry.trim().split(':');
     const rpm = Number(rpmText);
     const burst = burstText === undefined ? Math.max(1, Math.floor(rpm / 10)) : Number(burstText);
-    const problem =
-      tenant === ''
-        ? 'the tenant is empty'
-        : rest.length > 0
-          ? 'too many fields'
-          : !Number.isSafeInteger(rpm) || rpm < 1
-            ? `requests per minute must be a positive integer, got "${rpmText}"`
-            : !Number.isSafeInteger(burst) || burst < 1
-              ? `the burst must be a positive integer, got "${burstText ?? ''}"`
-              : seen.has(tenant)
-                ? `tenant ${tenant} is listed twice`
-                : undefined;
-    if (problem !== undefined) {
+    const refuse = (problem: string): never => {
       throw new Error(
         `GATEWAY_RATE_LIMIT_OVERRIDES: "${entry.trim()}": ${problem}; expected tenant:rpm[:burst],...`,
       );
+    };
+    if (tenant === '') refuse('the tenant is empty');
+    if (rest.length > 0) refuse('too many fields');
+    if (!Number.isSafeInteger(rpm) || rpm < 1) {
+      refuse(`requests per minute must be a positive integer, got "${rpmText}"`);
     }
+    if (!Number.isSafeInteger(burst) || burst < 1) {
+      refuse(`the burst must be a positive integer, got "${burstText ?? ''}"`);
+    }
+    if (seen.has(tenant)) refuse(`tenant ${tenant} is listed twice`);
     seen.add(tenant);
     return { tenant, requestsPerMinute: rpm, burst };
   });

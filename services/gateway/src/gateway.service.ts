@@ -27,8 +27,8 @@ const ROUTE: ReadonlyMap<commonV1.Modality, RoutedModality> = new Map([
 ]);
 
 /** Generation defaults of the official demo (MODEL_SPEC §5.8). */
-const DEFAULT_TEMPERATURE = 0.1;
-const DEFAULT_TOP_P = 0.75;
+export const DEFAULT_TEMPERATURE = 0.1;
+export const DEFAULT_TOP_P = 0.75;
 const DEFAULT_MAX_NEW_TOKENS = 256;
 
 /** The served model's public name (`GET /v1/models`, ListModels). */

@@ -25,10 +25,11 @@ export async function seedCacheFromRepository(
   let ensured = false;
   for await (const chunk of readNpyRows(path, batch)) {
     const [, dim = 0] = chunk.shape;
-    if (chunk.dtype !== 'float32' || chunk.shape.length !== 2) {
-      throw new Error(`${path}: the cache vectors must be a float32 [rows, dim] array, got ${chunk.dtype}`);
-    }
     if (!ensured) {
+      // Same dtype and shape in every chunk: checked once, on the first.
+      if (chunk.dtype !== 'float32' || chunk.shape.length !== 2) {
+        throw new Error(`${path}: the cache vectors must be a float32 [rows, dim] array, got ${chunk.dtype}`);
+      }
       await store.ensureCollection(collection, dim);
       ensured = true;
     }

@@ -1,3 +1,4 @@
+import { CACHE_DEFAULTS } from '@imagebind-llm/domain';
 import { AUDIO_FORMATS, POINT_CLOUD_FORMATS, type RestLimits } from './content-parts';
 import { MAX_NEW_TOKENS } from './openai-chat';
 
@@ -34,7 +35,15 @@ export interface PlaygroundConfig {
   };
 }
 
-export function playgroundConfig(modelId: string, limits: RestLimits, maxInputs: number): PlaygroundConfig {
+/** The knobs' starting values: the gradio demo's max length, the service's sampling defaults. */
+const PLAYGROUND_MAX_TOKENS = 128;
+
+export function playgroundConfig(
+  modelId: string,
+  limits: RestLimits,
+  maxInputs: number,
+  sampling: { readonly temperature: number; readonly topP: number },
+): PlaygroundConfig {
   return {
     model: modelId,
     limits: {
@@ -50,10 +59,10 @@ export function playgroundConfig(modelId: string, limits: RestLimits, maxInputs:
       point_cloud: Object.keys(POINT_CLOUD_FORMATS),
     },
     defaults: {
-      max_tokens: 128,
-      temperature: 0.1,
-      top_p: 0.75,
-      cache: { enabled: true, size: 10, temperature: 20, weight: 0.5 },
+      max_tokens: PLAYGROUND_MAX_TOKENS,
+      temperature: sampling.temperature,
+      top_p: sampling.topP,
+      cache: { enabled: true, ...CACHE_DEFAULTS },
     },
   };
 }
