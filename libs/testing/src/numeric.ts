@@ -33,3 +33,10 @@ export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): nu
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
+
+/** ‖a‖₂. Parity tests check it beside the relative error: a dropped or doubled scale shows here first. */
+export function l2Norm(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
+  return Math.sqrt(s);
+}
