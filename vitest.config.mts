@@ -4,6 +4,9 @@ import { defineConfig } from 'vitest/config';
 // Test tiers (STYLE.md): *.spec.ts are small (no network), *.int-spec.ts are medium (real gRPC on
 // loopback, real processes, real Redis). TEST_TIER=small|medium narrows a run; default runs all.
 const tier = process.env['TEST_TIER'] ?? 'all';
+if (!['small', 'medium', 'all'].includes(tier)) {
+  throw new Error(`TEST_TIER=${tier} is not a tier: use small, medium or all (the default)`);
+}
 const small = [
   'libs/*/src/**/*.spec.ts',
   'services/*/src/**/*.spec.ts',

@@ -286,12 +286,17 @@ describe('grpc-kit server and client on loopback', () => {
           resolve();
         });
       });
+    // The shutdown must start while a call is inside its handler. Waiting a fixed 50 ms for that
+    // raced on a loaded 2-core machine (the call had not arrived yet): the handler says when.
+    let arrived!: () => void;
+    let inHandler = new Promise<void>((r) => (arrived = r));
     harness = await startGrpcTestServer((s) =>
       s.addService(
         SERVICE_NAMES.bind,
         bindV1.BindServiceService,
         bindHandlers({
           project: async (req, ctx) => {
+            arrived();
             await abortable(req.model?.name === 'forever' ? 60_000 : 300, ctx);
             throwIfAborted(ctx);
             return { visualQueries: req.queries, model: req.model };
@@ -301,7 +306,7 @@ describe('grpc-kit server and client on loopback', () => {
     );
     const client = createClient(bindV1.BindServiceClient, harness.address);
     const slow = callUnary(client.project.bind(client), { model: { name: 'slow', version: '' } });
-    await new Promise((r) => setTimeout(r, 50));
+    await inHandler;
     await harness.server.shutdown(5_000);
     await expect(slow).resolves.toMatchObject({ model: { name: 'slow' } });
     client.close();
@@ -313,6 +318,7 @@ describe('grpc-kit server and client on loopback', () => {
         bindV1.BindServiceService,
         bindHandlers({
           project: async (req, ctx) => {
+            arrived();
             await abortable(60_000, ctx);
             throwIfAborted(ctx);
             return { visualQueries: req.queries };
@@ -321,10 +327,13 @@ describe('grpc-kit server and client on loopback', () => {
       ),
     );
     const client2 = createClient(bindV1.BindServiceClient, harness.address);
+    inHandler = new Promise<void>((r) => (arrived = r));
     const stuck = unaryError(callUnary(client2.project.bind(client2), {}));
-    await new Promise((r) => setTimeout(r, 50));
+    await inHandler;
     const started = Date.now();
     await harness.server.shutdown(200);
+    // The grace period is 200 ms; the bound only tells "aborted after the grace period" from
+    // "waited for the 60 s handler", with 10x room for a loaded machine's scheduling.
     expect(Date.now() - started).toBeLessThan(2_000);
     const e = await stuck;
     expect(e.code).toBe(ErrorCode.DependencyUnavailable);

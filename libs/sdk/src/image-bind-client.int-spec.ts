@@ -149,9 +149,12 @@ describe('ImageBindClient.generate', () => {
   it('maps a passed deadline to DEADLINE_EXCEEDED', async () => {
     const { fake, client } = await setup({ generate: openAfter('first') });
     const seen: string[] = [];
+    // The server writes 'first' at once and then never ends the stream, so only the deadline ends
+    // it. The deadline must still leave room for the first chunk to arrive (a new connection on a
+    // loaded 2-core machine took over 200 ms): 1.5 s does, and costs the test only its length.
     const error = await rejection(
       (async () => {
-        for await (const chunk of client.generate(REQUEST, { timeoutMs: 200 })) seen.push(chunk.text);
+        for await (const chunk of client.generate(REQUEST, { timeoutMs: 1_500 })) seen.push(chunk.text);
       })(),
     );
     expect(seen).toEqual(['first']);
@@ -302,7 +305,7 @@ describe('ImageBindClient unary calls', () => {
   });
 
   it('maps a unary deadline to DEADLINE_EXCEEDED', async () => {
-    // The handler never answers: only the deadline ends the call.
+    // The handler never answers: only the deadline ends the call, so 200 ms races nothing.
     const { fake, client } = await setup({ embed: () => undefined });
     const error = await rejection(client.embed({ inputs: REQUEST.inputs }, { timeoutMs: 200 }));
     expect(error.code).toBe('DEADLINE_EXCEEDED');

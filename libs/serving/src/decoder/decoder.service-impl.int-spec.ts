@@ -476,14 +476,19 @@ describe('DecoderService admission and cancellation over gRPC', () => {
       return s.activeSequences === 0 && s.freeKvPositions === 512;
     }, 'the slot to be freed');
     // The engine really stopped: the cancelled request was counted and far fewer than 400 tokens made.
+    // Bounds: a finished stream would be counted 'length' after 400 tokens (8 s of 20 ms steps),
+    // so the 'cancelled' outcome alone proves the stop; the token bound (< 300, i.e. the cancel
+    // travelled within ~6 s of steps) only rules out a stop that came near the end. Neither
+    // assumes a fast machine (the old bound of 100 tokens gave the cancel only 2 s).
     await waitFor(
       async () =>
         ((await inference.requests.get()).values.find((v) => v.labels.outcome === 'cancelled')?.value ??
           0) === 1,
       'the cancelled outcome',
+      10_000,
     );
     const generated = (await inference.generatedTokens.get()).values[0]?.value ?? 0;
-    expect(generated).toBeLessThan(100);
+    expect(generated).toBeLessThan(300);
 
     // and the freed slot serves the next request
     const next = await collect(client, greedyRequest(c, { stopping: { maxNewTokens: 4, ignoreEos: false } }));
