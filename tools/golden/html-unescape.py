@@ -188,7 +188,7 @@ def unescape_inputs() -> list[str]:
         "&bne;", "&nvlt;", "&race;", "&Bfr;", "&bfr;", "&NewLine;", "&Tab;", "&nbsp;&shy;&zwj;",
         "&amp;#65;", "&amp;lt;", "&#38;amp;", "&#x26;lt;", "&amp;#x110000;", "&amp;amp", "&#38;#38;",
         "mixed &lt;b&gt;bold&lt;/b&gt; &amp &copy 2024 &hellip; &#8230; &#x2026; &notit; &amp;amp;",
-        "\ud800&amp;\udfff", "&\ud800;", "",
+        "\ud800&amp;\udfff", "&\ud800;", "", "&lt;b&gt; <i>&amp;</i> &NTILDE;",
         # Names that a plain JS object lookup would find on Object.prototype.
         "&constructor", "&constructor;", "&__proto__;", "&hasOwnProperty;", "&valueOf", "&toString;",
     ]
@@ -207,6 +207,9 @@ CLEAN_INPUTS = [
     "&#150;", "&#x1g;", "&#abc;", "&#65x;", "AT&amp;T &lt;b&gt;", "&lt;b&gt; &amp;amp;", "&copy2023",
     "&CounterClockwiseContourIntegral;", "&ThickSpace;wide", "&Jscr;ohn &HilbertSpace;ancock",
     "&#x1F600; &#128512;", "&#xD800;", "&#128;uro", "&fjlig;", "&#x2028;", "&NewLine;a", "&Tab;a",
+    # ftfy.fix_text goes line by line and stops its HTML step at the first line with a '<'.
+    "&NTILDE;\n<b>", "<b>\n&NTILDE;", "a &amp;amp;amp; b\n<i>x</i>", "x &EACUTE;\r\n<b>",
+    "&amp;amp;amp;\n&amp;amp;amp;<", "&EACUTE;\n&EACUTE;\n<\n&EACUTE;", "&#x1g;\n<", "&NTILDE;<",
 ]
 
 

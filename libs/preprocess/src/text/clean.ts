@@ -113,8 +113,8 @@ const CONTROL_CHARS = /[\x00-\x08\x0b\x0e-\x1f\x7f\u206a-\u206f\ufeff\ufff9-\uff
 // eslint-disable-next-line no-control-regex -- ANSI terminal escapes start with ESC
 const TERMINAL_ESCAPES = /\x1b\[[\d;]*[a-zA-Z]/g;
 
-function fixOnce(text: string): string {
-  let t = ftfyUnescapeHtml(text);
+function fixOnce(text: string, unescapeHtml: boolean): string {
+  let t = unescapeHtml ? ftfyUnescapeHtml(text) : text;
   t = t.replace(TERMINAL_ESCAPES, '');
   t = fixMojibake(t);
   t = fixC1Controls(t);
@@ -127,15 +127,29 @@ function fixOnce(text: string): string {
   return t.normalize('NFC');
 }
 
-/** The ftfy subset described in the module comment, repeated until the text stops changing. */
-export function fixText(text: string): string {
-  let current = text;
+function fixSegment(segment: string, unescapeHtml: boolean): string {
+  let current = segment;
   for (let round = 0; round < 4; round++) {
-    const next = fixOnce(current);
+    const next = fixOnce(current, unescapeHtml);
     if (next === current) break;
     current = next;
   }
   return current;
+}
+
+/**
+ * The ftfy subset described in the module comment, repeated until the text stops changing.
+ * Like `ftfy.fix_text` (6.3.1) it works line by line, and its HTML step stops for good at the
+ * first line that contains `<`: earlier lines are still unescaped, that line and later ones not.
+ */
+export function fixText(text: string): string {
+  let unescapeHtml = true;
+  let out = '';
+  for (const segment of text.split(/(?<=\n)/)) {
+    if (segment.includes('<')) unescapeHtml = false;
+    out += fixSegment(segment, unescapeHtml);
+  }
+  return out;
 }
 
 // Python's `str.isspace()` set, which `re`'s `\s` and `str.strip()` use (JS `\s` differs).

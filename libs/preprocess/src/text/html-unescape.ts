@@ -117,11 +117,11 @@ const STRICT_ENTITY = /&#?[0-9A-Za-z]{1,24};/g;
 
 /**
  * ftfy's own HTML step (`ftfy.fixes.unescape_html`): only semicolon-terminated references, each
- * replaced once, and a numeric one only when `html.unescape` consumes it whole. ftfy skips the step
- * when the text contains `<` (it then looks like real HTML).
+ * replaced once, and a numeric one only when `html.unescape` consumes it whole. Whether the step
+ * runs at all (not once a line has contained `<`) is `fixText`'s decision, as in `ftfy.fix_text`.
  */
 export function ftfyUnescapeHtml(text: string): string {
-  if (text.includes('<') || !text.includes('&')) return text;
+  if (!text.includes('&')) return text;
   return text.replace(STRICT_ENTITY, (entity) => {
     const named = ENTITIES.get(entity.slice(1)) ?? FTFY_UPPER.get(entity);
     if (named !== undefined) return named;
