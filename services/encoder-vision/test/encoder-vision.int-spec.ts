@@ -1,14 +1,17 @@
 // Medium (e2e): encoder-vision as a real process (compiled by `npm run build`) on the golden tiny-a
-// models, called over loopback as the gateway and Kubernetes probes do.
+// models, called over loopback as the gateway and Kubernetes probes do. Its answer for girl.jpg is
+// compared with what the official code gave for the same file (golden preprocess/image/girl and
+// embed/image/girl).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
 import { callUnary, checkHealth, createClient, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
-import { EncoderPipeline } from '@imagebind-llm/inference';
 import { commonV1, encoderV1 } from '@imagebind-llm/proto';
 import {
-  cosineSimilarity,
   goldenModelRepository,
   goldenPath,
+  l2Norm,
+  maxAbsDifference,
   relativeError,
   startProcess,
   type RunningProcess,
@@ -16,9 +19,15 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const MAIN = join(__dirname, '..', 'dist', 'main.js');
-// The service runs the same graph on the same CPU as the in-process pipeline, one image per
-// batch here: the bytes should match exactly; 1e-6 relative allows float32 reordering and no more.
-const REL_TOLERANCE = 1e-6;
+const golden = (file: string): Float32Array => toFloat32(readNpy(goldenPath(file)));
+// From the JPEG bytes: decode + resize + crop + normalise must give the official tensor "exactly up
+// to float32 rounding" (manifest hint); measured bit-identical (max |Δ| 0). 1e-6 allows a rounding
+// step on another CPU, not a different decoder or resampler (≥ 1/255/std ≈ 0.017).
+const PREPROCESS_ABS_TOLERANCE = 1e-6;
+// ‖ours − official‖₂/‖official‖₂ of the embedding, its L2 form and the head output, and the norms:
+// measured ≤ 5.9e-7 (the same as the graph on the stored tensor, since the tensor is identical).
+// 1e-5 is the bound the encoder parity tests hold; a dropped scale or norm is off by far more.
+const REL_TOLERANCE = 1e-5;
 
 let proc: RunningProcess;
 let grpcAddress: string;
@@ -58,24 +67,39 @@ describe('encoder-vision process', () => {
     ]);
   });
 
-  it('encodes girl.jpg to the embedding the in-process pipeline gives', async () => {
+  it('encodes girl.jpg to the official tensor, head output and embedding', async () => {
     const bytes = readFileSync(goldenPath('inputs', 'girl.jpg'));
     const response = await callUnary(client.encode.bind(client), {
       modality: commonV1.Modality.MODALITY_IMAGE,
       inputs: [{ source: { $case: 'content', value: bytes }, mediaType: 'girl.jpg' }],
-      includeUnnormalized: false,
-      includePreprocessed: false,
+      includeUnnormalized: true,
+      includePreprocessed: true,
     });
-    const { data, shape } = readFloat32Tensor(response.embeddings[0]!.embedding, 'embedding');
+    const item = response.embeddings[0]!;
+    const pre = readFloat32Tensor(item.preprocessed, 'preprocessed');
+    expect(pre.shape).toEqual([3, 224, 224]);
+    const preError = maxAbsDifference(pre.data, golden('expected/preprocess/image_girl.npy'));
+    const { data, shape } = readFloat32Tensor(item.embedding, 'embedding');
     expect(shape).toEqual([1024]);
-    const pipeline = new EncoderPipeline(repo);
-    try {
-      const reference = await pipeline.encode({ modality: 'image', weight: 1, bytes });
-      expect(relativeError(data, reference.embedding)).toBeLessThanOrEqual(REL_TOLERANCE);
-      expect(cosineSimilarity(data, reference.embedding)).toBeGreaterThan(0.999999);
-    } finally {
-      await pipeline.close();
-    }
+    const head = readFloat32Tensor(item.unnormalized, 'unnormalized').data;
+    const official = golden('expected/embed/girl.npy');
+    const officialHead = golden('expected/embed/girl.prenorm.npy');
+    const errors = {
+      embedding: relativeError(data, official),
+      l2: relativeError(
+        data.map((x) => x / l2Norm(data)),
+        golden('expected/embed/girl.l2.npy'),
+      ),
+      head: relativeError(head, officialHead),
+      norm: Math.abs(l2Norm(data) - l2Norm(official)) / l2Norm(official),
+      headNorm: Math.abs(l2Norm(head) - l2Norm(officialHead)) / l2Norm(officialHead),
+    };
+    console.log(
+      `encoder-vision girl.jpg: preprocessed max |Δ| ${preError.toExponential(2)}, ${JSON.stringify(errors)}`,
+    );
+    expect(preError).toBeLessThanOrEqual(PREPROCESS_ABS_TOLERANCE);
+    for (const [what, value] of Object.entries(errors))
+      expect(value, what).toBeLessThanOrEqual(REL_TOLERANCE);
   });
 
   it('refuses a modality it does not serve with INVALID_ARGUMENT naming what it does', async () => {
