@@ -4,12 +4,14 @@ import {
   CLIP_VOCAB_SIZE,
   groupPointCloud,
   parsePointCloud,
+  pointGroupingMinPoints,
   preprocessAudioAny,
   preprocessImage,
   preprocessVideo,
   tokenizeClipText,
+  type PointGrouping,
 } from '@imagebind-llm/preprocess';
-import { listComponents, resolveComponent } from '../model-repository';
+import { listComponents, resolveComponent, type TensorSpec } from '../model-repository';
 import { createOrtSession, type OrtSessionOptions } from '../ort-session.driver';
 import { hostTensor, type HostTensor, type InferenceSessionPort } from '../session.port';
 import { SingleFlight } from '../single-flight';
@@ -33,6 +35,51 @@ export interface EncodedInput {
   readonly embedding: Float32Array;
   /** The preprocessed tensor the encoder saw. */
   readonly preprocessed: { readonly data: Float32Array; readonly shape: readonly number[] };
+  /** Point inputs: how the cloud was grouped before the graph (for `--dump`). */
+  readonly pointGroups?: PointGroupIndices;
+}
+
+/** FPS centres and kNN groups of one cloud as indices into it (MODEL_SPEC §3.7 steps 1–2). */
+export interface PointGroupIndices extends PointGrouping {
+  /** `[numGroup]` centre indices in FPS selection order. */
+  readonly centerIndices: Int32Array;
+  /** `[numGroup, groupSize]` neighbour indices, nearest first. */
+  readonly groupIndices: Int32Array;
+}
+
+/** What preprocessing needs from the model repository. */
+export interface EncoderInputOptions {
+  /**
+   * The point graph's grouping (its `neighborhood` input is [batch, numGroup, groupSize, 3]);
+   * required for point inputs: it depends on the checkpoint, see `pointGroupingOf`.
+   */
+  readonly point?: PointGrouping;
+}
+
+/**
+ * The grouping a point graph was built for, from its input specs in model.json: `neighborhood`
+ * [batch, num_group, group_size, 3] (the checkpoint config's values, MODEL_SPEC §3.7).
+ */
+export function pointGroupingOf(inputs: readonly TensorSpec[], where = 'the point graph'): PointGrouping {
+  const dims = inputs.find((spec) => spec.name === 'neighborhood')?.dims;
+  const [, numGroup, groupSize, xyz] = dims ?? [];
+  const positive = (d: unknown): d is number => typeof d === 'number' && Number.isInteger(d) && d > 0;
+  if (dims?.length !== 4 || !positive(numGroup) || !positive(groupSize) || xyz !== 3) {
+    throw new DomainError(
+      ErrorCode.FailedPrecondition,
+      `${where} has no neighborhood input [batch, num_group, group_size, 3] with numeric sizes ` +
+        `(found ${dims === undefined ? 'none' : `[${dims.join(', ')}]`}); rebuild the repository with \`ibllm models build\``,
+    );
+  }
+  return { numGroup, groupSize };
+}
+
+function requirePointGrouping(options: EncoderInputOptions): PointGrouping {
+  if (options.point === undefined) {
+    // A programming error: every caller holds the repository's graph.
+    throw new Error('point inputs need the point graph grouping (pointGroupingOf its model.json inputs)');
+  }
+  return options.point;
 }
 
 /** The repository component and graph role (`model.json` files) that encodes each modality. */
@@ -54,6 +101,8 @@ export interface PreprocessedEncoderInput {
    * [77] as floats, point the cloud [N, 3] (grouping happens inside the encoder, MODEL_SPEC §2.5).
    */
   readonly preprocessed: EncodedInput['preprocessed'];
+  /** Point inputs: the FPS centres and kNN groups behind the feeds. */
+  readonly pointGroups?: PointGroupIndices;
 }
 
 function bytesOf(input: ModalityInput): Uint8Array {
@@ -64,7 +113,10 @@ function bytesOf(input: ModalityInput): Uint8Array {
 }
 
 /** Decodes and preprocesses one input exactly as the official loaders do (MODEL_SPEC §2). */
-export async function preprocessEncoderInput(input: ModalityInput): Promise<PreprocessedEncoderInput> {
+export async function preprocessEncoderInput(
+  input: ModalityInput,
+  options: EncoderInputOptions = {},
+): Promise<PreprocessedEncoderInput> {
   switch (input.modality) {
     case 'image': {
       const { tensor } = await preprocessImage(bytesOf(input));
@@ -84,8 +136,11 @@ export async function preprocessEncoderInput(input: ModalityInput): Promise<Prep
       };
     }
     case 'point': {
-      const cloud = await parsePointCloud(bytesOf(input), input.fileName ?? 'cloud.npy');
-      return encoderFeedsFromPreprocessed('point', { data: cloud.points, shape: [cloud.count, 3] });
+      const grouping = requirePointGrouping(options);
+      const cloud = await parsePointCloud(bytesOf(input), input.fileName ?? 'cloud.npy', {
+        minPoints: pointGroupingMinPoints(grouping),
+      });
+      return encoderFeedsFromPreprocessed('point', { data: cloud.points, shape: [cloud.count, 3] }, options);
     }
     case 'video': {
       const { tensor, shape } = await preprocessVideo(bytesOf(input));
@@ -103,6 +158,7 @@ export async function preprocessEncoderInput(input: ModalityInput): Promise<Prep
 export function encoderFeedsFromPreprocessed(
   modality: InputModality,
   preprocessed: EncodedInput['preprocessed'],
+  options: EncoderInputOptions = {},
 ): PreprocessedEncoderInput {
   const { data, shape } = preprocessed;
   const count = shape.reduce((a, b) => a * b, 1);
@@ -147,7 +203,8 @@ export function encoderFeedsFromPreprocessed(
           'preprocessed',
         );
       }
-      const groups = groupPointCloud({ points: data, count: shape[0]! });
+      const groups = groupPointCloud({ points: data, count: shape[0]! }, requirePointGrouping(options));
+      const { numGroup, groupSize, centerIndices, groupIndices } = groups;
       return {
         feeds: {
           neighborhood: hostTensor(
@@ -158,6 +215,7 @@ export function encoderFeedsFromPreprocessed(
           center: hostTensor('float32', [1, groups.numGroup, 3], groups.centers),
         },
         preprocessed,
+        pointGroups: { numGroup, groupSize, centerIndices, groupIndices },
       };
     }
   }
@@ -171,6 +229,7 @@ export function encoderFeedsFromPreprocessed(
 export class EncoderPipeline {
   private readonly sessions: SingleFlight<InputModality, InferenceSessionPort>;
   private present: InputModality[] | undefined;
+  private pointGrouping: PointGrouping | undefined;
 
   constructor(
     private readonly repo: string,
@@ -198,13 +257,17 @@ export class EncoderPipeline {
         `the model repository has no ${ENCODER_COMPONENTS[input.modality].component} component; build it with --imagebind`,
       );
     }
-    const { feeds, preprocessed } = await preprocessEncoderInput(input);
+    const { feeds, preprocessed, pointGroups } = await preprocessEncoderInput(
+      input,
+      input.modality === 'point' ? { point: this.grouping() } : {},
+    );
     const session = await this.sessions.get(input.modality);
     const out = await session.run(feeds, ['embedding']);
     return {
       modality: input.modality,
       embedding: out['embedding']!.data as Float32Array,
       preprocessed,
+      ...(pointGroups === undefined ? {} : { pointGroups }),
     };
   }
 
@@ -227,6 +290,17 @@ export class EncoderPipeline {
         inputs.map((i) => i.weight),
       ),
     };
+  }
+
+  /** The point graph's grouping, from its model.json (the checkpoint's num_group and group_size). */
+  private grouping(): PointGrouping {
+    if (this.pointGrouping === undefined) {
+      const { component, role } = ENCODER_COMPONENTS.point;
+      const resolved = resolveComponent(this.repo, component);
+      const graph = resolved.json.graphs?.[role];
+      this.pointGrouping = pointGroupingOf(graph?.inputs ?? [], `${resolved.dir}/model.json`);
+    }
+    return this.pointGrouping;
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,7 @@ import { goldenPath } from '@imagebind-llm/testing';
 import { describe, expect, it } from 'vitest';
 import { groupPointCloud } from './group';
 import { parsePointCloud, pointCloudFormatOf, type LoadPointCloudOptions } from './load';
+import { pointGroupingMinPoints } from './point-cloud';
 
 const SMALL: LoadPointCloudOptions = { minPoints: 1 };
 const POINTS = [
@@ -189,11 +190,19 @@ describe('hostile point-cloud input', () => {
     expect((await domainError(parsePointCloud(text('v 1 2\n'), 'g.obj', SMALL))).code).toBe('INVALID_INPUT');
   });
 
-  it('fewer points than the encoder needs → INVALID_INPUT (default minimum 512)', async () => {
-    const e = await domainError(parsePointCloud(text('1 2 3\n4 5 6\n'), 'few.xyz'));
+  it('fewer points than the encoder needs → INVALID_INPUT (the minimum the caller derives from the graph)', async () => {
+    const two = text('1 2 3\n4 5 6\n');
+    const e = await domainError(
+      parsePointCloud(two, 'few.xyz', { minPoints: pointGroupingMinPoints({ numGroup: 96, groupSize: 12 }) }),
+    );
     expect(e.code).toBe('INVALID_INPUT');
-    expect(e.message).toMatch(/fewer than the 512/);
-    expect(() => groupPointCloud({ points: new Float32Array(100 * 3), count: 100 })).toThrow(DomainError);
+    expect(e.message).toMatch(/fewer than the 96/);
+    // Without a minimum any non-empty cloud loads; the empty one never does.
+    expect((await parsePointCloud(two, 'few.xyz')).count).toBe(2);
+    expect((await domainError(parsePointCloud(text('\n'), 'none.xyz'))).code).toBe('INVALID_INPUT');
+    expect(() =>
+      groupPointCloud({ points: new Float32Array(100 * 3), count: 100 }, { numGroup: 512, groupSize: 32 }),
+    ).toThrow(DomainError);
     expect(() =>
       groupPointCloud({ points: new Float32Array(20 * 3), count: 20 }, { numGroup: 4, groupSize: 32 }),
     ).toThrow(/at least 32/);

@@ -1,11 +1,12 @@
 import { farthestPointSample } from './fps';
-import { POINT_GROUP_SIZE, POINT_NUM_GROUP, invalidPointInput, type PointCloud } from './point-cloud';
+import { invalidPointInput, type PointCloud, type PointGrouping } from './point-cloud';
+import { TorchSmallestK } from './torch-topk';
 
-export interface GroupOptions {
-  /** Group centres chosen by FPS; default 512. */
-  readonly numGroup?: number;
-  /** Neighbours per centre (the centre included); default 32. */
-  readonly groupSize?: number;
+/**
+ * `numGroup` centres chosen by FPS and `groupSize` neighbours per centre (the centre included):
+ * the point graph's `neighborhood` dims, read from the model repository (no default here).
+ */
+export interface GroupOptions extends PointGrouping {
   /** FPS start index; default 0 (the official code starts at a random point, B10). */
   readonly fpsStart?: number;
 }
@@ -18,18 +19,41 @@ export interface PointGroups {
   readonly centerIndices: Int32Array;
   /** `[numGroup, 3]` centre coordinates. */
   readonly centers: Float32Array;
-  /** `[numGroup, groupSize]` neighbour indices, nearest first (ties by index). */
+  /** `[numGroup, groupSize]` neighbour indices, each group in torch.topk's order (see knnIndices). */
   readonly groupIndices: Int32Array;
   /** `[numGroup, groupSize, 3]` neighbour coordinates minus their centre. */
   readonly neighborhoods: Float32Array;
 }
 
 /**
- * kNN of each centre by the official `square_distance` formula `|c|² + |p|² − 2 c·p` in float32
- * (`-2·(c·p)`, then `+ |c|²`, then `+ |p|²`, each rounded), keeping the `groupSize` smallest
- * (sorted ascending; equal distances keep the lower index). Near-ties at the 32nd place depend on
- * float32 rounding; the fused dot product reproduces the golden groups, a plain float32 dot product
- * flips one boundary point in the permuted airplane.
+ * `fmaf(a, b, c)`: a·b + c rounded once to float32, as the FMA float32 GEMM kernels compute it.
+ * The product of two float32 values is exact in a double, so only the sum rounds twice (to double,
+ * then to float32); that can go wrong only when the double lands exactly halfway between two
+ * float32 values, which the exact error of the double sum (TwoSum) then settles.
+ */
+export function fmaf(a: number, b: number, c: number): number {
+  const p = a * b;
+  const s = p + c;
+  const r = Math.fround(s);
+  if (r === s) return r;
+  const other = 2 * s - r;
+  if (Math.fround(other) !== other) return r;
+  const bp = s - p;
+  const error = p - (s - bp) + (c - bp);
+  if (error === 0) return r; // an exact tie: Math.fround already rounded it to even
+  return error > 0 === other > r ? other : r;
+}
+
+/**
+ * kNN of each centre as Point-BERT's `knn_point` computes it (MODEL_SPEC §3.7 step 2), reproducing
+ * torch 1.13 on CPU in float32 bit for bit, ties included:
+ * - `square_distance`: `-2·(c·p)`, then `+ |c|²`, then `+ |p|²`, each rounded to float32; the norms
+ *   sum x, y, z in that order (torch's `sum` over 3 values); `c·p` is the float32 GEMM with K = 3,
+ *   whose FMA kernels (OpenBLAS, as the golden set was made) compute fma(z, z', fma(y, y', x·x')).
+ *   A plain float32 dot product flips a boundary point of the permuted airplane.
+ * - `topk(largest=False, sorted=False)`: see TorchSmallestK; equal distances at the cut are kept or
+ *   dropped as libstdc++'s heap / introselect leave them, and the order is torch's.
+ * @returns `[numCenters, groupSize]` indices, each group in torch's order
  */
 export function knnIndices(
   points: Float32Array,
@@ -50,33 +74,18 @@ export function knnIndices(
     norms[j] = f(f(f(x * x) + f(y * y)) + f(z * z));
   }
   const out = new Int32Array(numCenters * groupSize);
-  const bestD = new Float64Array(groupSize);
-  const bestI = new Int32Array(groupSize);
+  const row = new Float32Array(count);
+  const topk = new TorchSmallestK(count);
   for (let g = 0; g < numCenters; g++) {
     const cx = centers[g * 3] ?? 0;
     const cy = centers[g * 3 + 1] ?? 0;
     const cz = centers[g * 3 + 2] ?? 0;
     const cn = f(f(f(cx * cx) + f(cy * cy)) + f(cz * cz));
-    let filled = 0;
-    let worst = Number.POSITIVE_INFINITY;
     for (let j = 0, o = 0; j < count; j++, o += 3) {
-      // c·p accumulated x, y, z with fused multiply-adds, as float32 GEMM kernels do (a float32
-      // product is exact in float64, so `f(a * b + acc)` is the fused result up to a rare double rounding).
-      const dot = f(cz * (points[o + 2] ?? 0) + f(cy * (points[o + 1] ?? 0) + f(cx * (points[o] ?? 0))));
-      const d = f(f(f(-2 * dot) + cn) + (norms[j] ?? 0));
-      if (filled === groupSize && d >= worst) continue;
-      // Insertion into the sorted buffer; a later index never displaces an equal earlier one.
-      let k = filled < groupSize ? filled++ : groupSize - 1;
-      while (k > 0 && (bestD[k - 1] ?? 0) > d) {
-        bestD[k] = bestD[k - 1] ?? 0;
-        bestI[k] = bestI[k - 1] ?? 0;
-        k--;
-      }
-      bestD[k] = d;
-      bestI[k] = j;
-      if (filled === groupSize) worst = bestD[groupSize - 1] ?? 0;
+      const dot = fmaf(cz, points[o + 2] ?? 0, fmaf(cy, points[o + 1] ?? 0, f(cx * (points[o] ?? 0))));
+      row[j] = f(f(-2 * dot + cn) + (norms[j] ?? 0));
     }
-    out.set(bestI, g * groupSize);
+    topk.select(row, count, groupSize, out, g * groupSize);
   }
   return out;
 }
@@ -85,9 +94,8 @@ export function knnIndices(
  * FPS centres + kNN neighbourhoods re-centred on their centre, as the point encoder's `Group`
  * module computes them before the mini-PointNet.
  */
-export function groupPointCloud(cloud: PointCloud, options: GroupOptions = {}): PointGroups {
-  const numGroup = options.numGroup ?? POINT_NUM_GROUP;
-  const groupSize = options.groupSize ?? POINT_GROUP_SIZE;
+export function groupPointCloud(cloud: PointCloud, options: GroupOptions): PointGroups {
+  const { numGroup, groupSize } = options;
   const { points, count } = cloud;
   if (count < numGroup || count < groupSize) {
     throw invalidPointInput(

@@ -12,9 +12,9 @@ export {
 export { normalizePointCloud, type NormalizeOptions } from './normalize';
 export {
   DEFAULT_MAX_POINTS,
-  POINT_GROUP_SIZE,
-  POINT_NUM_GROUP,
   POINT_TRAIN_POINTS,
+  pointGroupingMinPoints,
   validatePointCloud,
   type PointCloud,
+  type PointGrouping,
 } from './point-cloud';

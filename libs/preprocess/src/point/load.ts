@@ -18,7 +18,6 @@ import { parseObj, parseXyz } from './formats/text';
 import { normalizePointCloud, type NormalizeOptions } from './normalize';
 import {
   DEFAULT_MAX_POINTS,
-  POINT_NUM_GROUP,
   invalidPointInput,
   tooManyPoints,
   unsupportedPointMedia,
@@ -44,7 +43,10 @@ export const DEFAULT_MAX_POINT_FILE_BYTES = 1024 * 1024 * 1024;
 export interface LoadPointCloudOptions {
   /** More points → PAYLOAD_TOO_LARGE (checked from headers before parsing where the format allows); default 10⁷. */
   readonly maxPoints?: number;
-  /** Fewer points → INVALID_INPUT; default 512, the encoder's group count. */
+  /**
+   * Fewer points → INVALID_INPUT; default 1. Callers that encode pass the repository's grouping
+   * needs, max(num_group, group_size) (see PointGrouping).
+   */
   readonly minPoints?: number;
   /** Larger files → PAYLOAD_TOO_LARGE before reading; default 1 GiB. */
   readonly maxBytes?: number;
@@ -114,7 +116,7 @@ export async function parsePointCloud(
   const name = basename(fileName);
   const format = pointCloudFormatOf(fileName);
   const maxPoints = options.maxPoints ?? DEFAULT_MAX_POINTS;
-  const minPoints = options.minPoints ?? POINT_NUM_GROUP;
+  const minPoints = options.minPoints ?? 1;
   if (bytes.length === 0) throw invalidPointInput(`${name}: the file is empty`);
   const kind = sniff(bytes);
   const expected = EXPECTED_KIND[format];

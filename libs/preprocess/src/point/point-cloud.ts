@@ -1,8 +1,15 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 
-/** Point-BERT config `PointTransformer_8192point.yaml` (MODEL_SPEC §3.7). */
-export const POINT_NUM_GROUP = 512;
-export const POINT_GROUP_SIZE = 32;
+/**
+ * How the point encoder groups a cloud (MODEL_SPEC §3.7 steps 1–2): `numGroup` FPS centres with
+ * `groupSize` nearest neighbours each. They belong to the checkpoint (Point-BERT's yaml; the official
+ * one has 512 and 32), so serving reads them from the model repository, never from a constant.
+ */
+export interface PointGrouping {
+  readonly numGroup: number;
+  readonly groupSize: number;
+}
+
 /** The point count the encoder was trained on (the yaml's `npoints`). */
 export const POINT_TRAIN_POINTS = 8192;
 /** Default cap on points per cloud; larger inputs get PAYLOAD_TOO_LARGE. */
@@ -45,7 +52,7 @@ export function validatePointCloud(
   if (count < limits.minPoints) {
     throw invalidPointInput(
       `${name}: ${count} points is fewer than the ${limits.minPoints} the point encoder needs ` +
-        `(${POINT_NUM_GROUP} group centres of ${POINT_GROUP_SIZE} neighbours each)`,
+        `(at least one point per group centre and per neighbour of a group)`,
       { count, minPoints: limits.minPoints },
     );
   }
@@ -76,4 +83,9 @@ export function parseCoordinate(token: string): number | undefined {
   if (special === null) return undefined;
   if ((special[2] ?? '').toLowerCase() === 'nan') return Number.NaN;
   return special[1] === '-' ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+}
+
+/** The fewest points a cloud needs to be grouped: one per centre, and a full group of neighbours. */
+export function pointGroupingMinPoints(grouping: PointGrouping): number {
+  return Math.max(grouping.numGroup, grouping.groupSize);
 }

@@ -24,6 +24,14 @@ const manifest = JSON.parse(readFileSync(goldenPath('manifest.json'), 'utf8')) a
   cases: Case[];
 };
 
+/** The golden checkpoint's Point-BERT grouping (its config; the official yaml has the same 512 / 32). */
+const pointConfig = (
+  JSON.parse(readFileSync(goldenPath('imagebind_config.json'), 'utf8')) as {
+    point: { num_group: number; group_size: number };
+  }
+).point;
+const GROUPING = { numGroup: pointConfig.num_group, groupSize: pointConfig.group_size };
+
 function caseById(id: string): Case {
   const c = manifest.cases.find((x) => x.id === id);
   if (c === undefined) throw new Error(`manifest has no case ${id}`);
@@ -66,7 +74,7 @@ describe.each(['airplane', 'airplane_perm'])(
       expect(embed.fps_start_index).toBe(0);
       const cloud = await loadPointCloudFile(inputPath(pre));
       const t0 = performance.now();
-      const groups = groupPointCloud(cloud);
+      const groups = groupPointCloud(cloud, GROUPING);
       const ms = performance.now() - t0;
       expect(ms).toBeLessThan(1000);
 
@@ -148,7 +156,7 @@ describe('performance', () => {
       points[i] = seed / 2147483648 - 0.5;
     }
     const t0 = performance.now();
-    const groups = groupPointCloud({ points, count: n });
+    const groups = groupPointCloud({ points, count: n }, { numGroup: 512, groupSize: 32 });
     const ms = performance.now() - t0;
     expect(groups.neighborhoods.length).toBe(512 * 32 * 3);
     expect(ms).toBeLessThan(1000);

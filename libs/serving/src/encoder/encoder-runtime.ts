@@ -4,11 +4,13 @@ import {
   createOrtSession,
   ENCODER_COMPONENTS,
   encoderFeedsFromPreprocessed,
+  pointGroupingOf,
   preprocessEncoderInput,
   resolveComponent,
   type BatchEvent,
   type BatcherClock,
   type BatcherStats,
+  type EncoderInputOptions,
   type HostTensor,
   type InferenceSessionPort,
   type InputModality,
@@ -77,8 +79,14 @@ export interface EncoderRuntimeOptions {
   readonly onQueueChange?: () => void;
   /** Batcher clock; tests pass a manual one. */
   readonly clock?: BatcherClock;
-  /** Decoding and preprocessing of raw inputs; default MODEL_SPEC §2 (`preprocessEncoderInput`). */
-  readonly preprocess?: (input: ModalityInput) => Promise<PreprocessedEncoderInput>;
+  /**
+   * Decoding and preprocessing of raw inputs; default MODEL_SPEC §2 (`preprocessEncoderInput`).
+   * `options` carries what the model's graph fixes (the point grouping).
+   */
+  readonly preprocess?: (
+    input: ModalityInput,
+    options: EncoderInputOptions,
+  ) => Promise<PreprocessedEncoderInput>;
 }
 
 export interface EncoderLoadOptions extends EncoderRuntimeOptions {
@@ -104,6 +112,8 @@ interface LoadedModel {
   readonly inputs: readonly TensorSpec[];
   /** The graph has a clips axis (dims[1] symbolic): rows are clips, and the runtime takes their mean. */
   readonly clips: boolean;
+  /** What preprocessing takes from the graph: for points, num_group and group_size of `neighborhood`. */
+  readonly inputOptions: EncoderInputOptions;
   readonly batched: RowBatchedModel;
 }
 
@@ -122,7 +132,10 @@ interface PreparedItem {
 export class EncoderRuntime {
   private readonly models = new Map<InputModality, LoadedModel>();
   private readonly preprocessing: BoundedConcurrency;
-  private readonly preprocess: (input: ModalityInput) => Promise<PreprocessedEncoderInput>;
+  private readonly preprocess: (
+    input: ModalityInput,
+    options: EncoderInputOptions,
+  ) => Promise<PreprocessedEncoderInput>;
   /** Most rows one request may need: all of them must fit the queue at once. */
   private readonly maxRequestRows: number;
   private closed = false;
@@ -135,6 +148,9 @@ export class EncoderRuntime {
       this.models.set(part.info.modality, {
         ...part,
         clips,
+        // The checkpoint decides the grouping (MODEL_SPEC §3.7); the graph's inputs record it.
+        inputOptions:
+          part.info.modality === 'point' ? { point: pointGroupingOf(part.inputs, part.info.label) } : {},
         batched: new RowBatchedModel({
           name: part.info.label,
           session: part.session,
@@ -328,15 +344,18 @@ export class EncoderRuntime {
     try {
       let ready: PreprocessedEncoderInput;
       if ('preprocessed' in item) {
-        ready = encoderFeedsFromPreprocessed(modality, item.preprocessed);
+        ready = encoderFeedsFromPreprocessed(modality, item.preprocessed, model.inputOptions);
         checkAgainstGraph(model, ready, field, ErrorCode.InvalidInput);
       } else {
-        ready = await this.preprocess({
-          modality,
-          weight: 1,
-          ...('text' in item ? { text: item.text } : { bytes: item.bytes }),
-          ...('fileName' in item && item.fileName !== undefined ? { fileName: item.fileName } : {}),
-        });
+        ready = await this.preprocess(
+          {
+            modality,
+            weight: 1,
+            ...('text' in item ? { text: item.text } : { bytes: item.bytes }),
+            ...('fileName' in item && item.fileName !== undefined ? { fileName: item.fileName } : {}),
+          },
+          model.inputOptions,
+        );
         // Our own preprocessing disagreeing with the graph means the repository was built for
         // another input layout: the operator has to fix that, not the client.
         checkAgainstGraph(model, ready, field, ErrorCode.FailedPrecondition);

@@ -1,9 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { float32Tensor, writeNpy } from '@imagebind-llm/checkpoint';
+import { float32Tensor, writeNpy, type RawTensor } from '@imagebind-llm/checkpoint';
 import { dot, l2Normalize } from '@imagebind-llm/domain';
-import { EncoderPipeline, type EncodedInput } from '@imagebind-llm/inference';
+import { EncoderPipeline, type EncodedInput, type PointGroupIndices } from '@imagebind-llm/inference';
 import { CliError, requireString } from '../cli-error';
 import type { Output } from './generate.command';
 import { collectInputs, INPUT_OPTIONS, INPUTS_USAGE } from './inputs';
@@ -11,9 +11,30 @@ import { collectInputs, INPUT_OPTIONS, INPUTS_USAGE } from './inputs';
 export const EMBED_USAGE = `ibllm embed --models REPO ${INPUTS_USAGE} [--json] [--dump DIR]
 
 Preprocesses each input exactly as the official loaders, runs its ImageBind encoder and fuses the
-weighted embeddings (weights divided by their sum + 1e-6, MODEL_SPEC §1.2).`;
+weighted embeddings (weights divided by their sum + 1e-6, MODEL_SPEC §1.2). --dump DIR writes
+input.<m>.npy, embedding.<m>.npy and fused.npy, and for a point cloud its FPS centres
+(fps_idx.point.npy, int64) and kNN groups (groups.point.npy, int32, rows sorted ascending).`;
 
-/** Writes input.<m>.npy, embedding.<m>.npy (numbered when a modality repeats) and fused.npy. */
+/**
+ * A point input's grouping in the golden files' layout (`<name>.fps_idx.npy`, `<name>.groups.npy`):
+ * FPS centres int64 [num_group] in selection order; groups int32 [num_group, group_size], each row
+ * sorted ascending (the order inside a group does not reach the embedding, MODEL_SPEC §3.7).
+ */
+export function pointGroupTensors(groups: PointGroupIndices): { fpsIdx: RawTensor; groups: RawTensor } {
+  const { numGroup, groupSize } = groups;
+  const fps = BigInt64Array.from(groups.centerIndices, (i) => BigInt(i));
+  const sorted = new Int32Array(groups.groupIndices);
+  for (let g = 0; g < numGroup; g++) sorted.subarray(g * groupSize, (g + 1) * groupSize).sort();
+  return {
+    fpsIdx: { dtype: 'int64', shape: [numGroup], data: new Uint8Array(fps.buffer) },
+    groups: { dtype: 'int32', shape: [numGroup, groupSize], data: new Uint8Array(sorted.buffer) },
+  };
+}
+
+/**
+ * Writes input.<m>.npy, embedding.<m>.npy (numbered when a modality repeats) and fused.npy; for
+ * point inputs also fps_idx.<m>.npy and groups.<m>.npy (see pointGroupTensors).
+ */
 export function dumpEncoded(dir: string, encoded: readonly EncodedInput[], fused: Float32Array): void {
   mkdirSync(dir, { recursive: true });
   const seen = new Map<string, number>();
@@ -23,6 +44,11 @@ export function dumpEncoded(dir: string, encoded: readonly EncodedInput[], fused
     const suffix = n === 0 ? e.modality : `${e.modality}.${n}`;
     writeNpy(join(dir, `input.${suffix}.npy`), float32Tensor(e.preprocessed.data, [...e.preprocessed.shape]));
     writeNpy(join(dir, `embedding.${suffix}.npy`), float32Tensor(e.embedding, [e.embedding.length]));
+    if (e.pointGroups !== undefined) {
+      const { fpsIdx, groups } = pointGroupTensors(e.pointGroups);
+      writeNpy(join(dir, `fps_idx.${suffix}.npy`), fpsIdx);
+      writeNpy(join(dir, `groups.${suffix}.npy`), groups);
+    }
   }
   writeNpy(join(dir, 'fused.npy'), float32Tensor(fused, [fused.length]));
 }
