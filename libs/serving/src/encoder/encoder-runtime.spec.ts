@@ -1,5 +1,7 @@
+import { encodeNpy, float32Tensor } from '@imagebind-llm/checkpoint';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import {
+  encoderFeedsFromPreprocessed,
   hostTensor,
   type ModalityInput,
   type PreprocessedEncoderInput,
@@ -296,5 +298,73 @@ describe('EncoderRuntime', () => {
     await closing;
     await expect(running).resolves.toHaveLength(1);
     expect(session.released).toBe(true);
+  });
+});
+
+describe('EncoderRuntime point grouping', () => {
+  // A checkpoint whose Point-BERT config has num_group = 96, group_size = 12: model.json records
+  // the graph inputs with those dims, and grouping must follow them (not the official 512 / 32).
+  const POINT_96_12: TensorSpec[] = [
+    { name: 'neighborhood', dtype: 'float32', dims: ['batch', 96, 12, 3] },
+    { name: 'center', dtype: 'float32', dims: ['batch', 96, 3] },
+  ];
+  const count = 200; // fewer than 512 points: enough for 96 centres of 12
+  const points = new Float32Array(count * 3);
+  let seed = 7;
+  for (let i = 0; i < points.length; i++) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    points[i] = seed / 2147483648 - 0.5;
+  }
+
+  it.each(['preprocessed', 'raw .npy bytes'])(
+    'groups a %s cloud into the graph’s num_group × group_size',
+    async (kind) => {
+      const session = fakeRowSession();
+      const rt = new EncoderRuntime([fakeEncoderModel('point', POINT_96_12, session)], { batcher: BATCHER });
+      const item =
+        kind === 'preprocessed'
+          ? { preprocessed: { data: points, shape: [count, 3] } }
+          : { bytes: encodeNpy(float32Tensor(points, [count, 3])), fileName: 'cloud.npy' };
+      const [encoded] = await rt.encode('point', [item]);
+      expect(encoded!.preprocessed.shape).toEqual([count, 3]);
+      const feeds = session.runs[0]!.feeds;
+      expect(feeds['neighborhood']!.dims).toEqual([1, 96, 12, 3]);
+      expect(feeds['center']!.dims).toEqual([1, 96, 3]);
+      // FPS starts at point 0 (B10), and every centre is in its own group (at distance 0).
+      expect(Array.from(feeds['center']!.data.slice(0, 3))).toEqual(Array.from(points.subarray(0, 3)));
+      const neighborhood = feeds['neighborhood']!.data as Float32Array;
+      for (let g = 0; g < 96; g++) {
+        const group = Array.from({ length: 12 }, (_, k) =>
+          neighborhood.subarray((g * 12 + k) * 3, (g * 12 + k) * 3 + 3),
+        );
+        expect(group.some((d) => d.every((v) => v === 0))).toBe(true);
+      }
+      const direct = encoderFeedsFromPreprocessed(
+        'point',
+        { data: points, shape: [count, 3] },
+        { point: { numGroup: 96, groupSize: 12 } },
+      );
+      expect(neighborhood).toEqual(direct.feeds['neighborhood']!.data);
+    },
+  );
+
+  it('refuses a cloud with fewer points than the graph’s num_group, naming that number', async () => {
+    const rt = new EncoderRuntime([fakeEncoderModel('point', POINT_96_12, fakeRowSession())], {
+      batcher: BATCHER,
+    });
+    const few = points.slice(0, 90 * 3);
+    await expect(
+      rt.encode('point', [{ bytes: encodeNpy(float32Tensor(few, [90, 3])), fileName: 'few.npy' }]),
+    ).rejects.toMatchObject({
+      code: ErrorCode.InvalidInput,
+      message: expect.stringMatching(/fewer than the 96/),
+    });
+  });
+
+  it('will not load a point graph whose neighborhood dims are not numeric', () => {
+    const symbolic: TensorSpec[] = [{ name: 'neighborhood', dtype: 'float32', dims: ['batch', 'g', 12, 3] }];
+    expect(
+      () => new EncoderRuntime([fakeEncoderModel('point', symbolic, fakeRowSession())], { batcher: BATCHER }),
+    ).toThrow(/num_group, group_size/);
   });
 });
