@@ -71,6 +71,17 @@ describe('ibllm embed on the raw example files', () => {
       ).toBeGreaterThanOrEqual(0.99999);
     }
     expect(r.stdout).toMatch(/cos\(image, audio\) = 0\.0080/);
+    // The point cloud's FPS centres and kNN groups, in the golden files' layout: int64 [512] and int32
+    // [512, 32] with sorted rows. Byte-identical files mean the same indices, dtype and shape.
+    for (const [mine, theirs] of [
+      ['fps_idx.point.npy', 'airplane.fps_idx.npy'],
+      ['groups.point.npy', 'airplane.groups.npy'],
+    ] as const) {
+      const got = readNpy(join(dump, mine));
+      const want = readNpy(join(g, 'expected', 'embed', theirs));
+      expect([got.dtype, got.shape], mine).toEqual([want.dtype, want.shape]);
+      expect(Buffer.from(got.data).equals(Buffer.from(want.data)), mine).toBe(true);
+    }
   });
 
   it.each([
