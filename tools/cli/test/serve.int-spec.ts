@@ -1,16 +1,21 @@
 // `ibllm serve --standalone`: the whole platform in one process on the embedded store, answering
-// exactly what the in-process `ibllm generate` answers; the API-key rules of standalone mode.
-import { spawnSync } from 'node:child_process';
+// the demo request with the official greedy tokens and the official embeddings (golden tiny-a);
+// the API-key rules of standalone mode.
 import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { audio, image, ImageBindClient } from '@imagebind-llm/client';
+import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
 import { callServerStream, createClient } from '@imagebind-llm/grpc-kit';
 import { gatewayV1 } from '@imagebind-llm/proto';
 import {
+  goldenCase,
   goldenDemoInputs,
   goldenModelRepository,
   goldenPath,
+  l2Norm,
+  relativeError,
   startProcess,
+  type GoldenCase,
   type RunningProcess,
 } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +23,29 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const CLI = join(__dirname, '..', 'bin', 'ibllm.js');
 const QUESTION = "Guess the girl's mood based on the background music and explain the reason?";
 const KEY = 'k-0123456789abcdef0123';
+/** What the official code answered for girl.jpg + girl_bgm.wav and QUESTION (greedy, cache on). */
+const DEMO = goldenCase('decode/demo_image+audio_knn-on') as GoldenCase & {
+  instruction: string;
+  generated_ids: number[];
+  text_stripped: string;
+};
+const golden = (file: string): Float32Array => toFloat32(readNpy(goldenPath(file)));
+// ‖ours − official‖₂/‖official‖₂ of an embedding from the raw input (image: the preprocessed tensor
+// is bit-identical, see encoder-vision's e2e; text: the same token ids), and the same for its norm.
+// The encoder graphs reach ≤ 6.2e-7 on every modality; 1e-5 is the bound the encoder parity tests
+// hold. The vectors are ImageBind's output after its postprocessor: unit length for images, × the
+// logit scale (norm 14.6) for text, so a dropped scale fails.
+const EMBED_REL_TOLERANCE = 1e-5;
+
+function expectEmbedding(got: ArrayLike<number>, file: string, what: string): number {
+  const want = golden(file);
+  const error = relativeError(got, want);
+  expect(error, `${what} vs ${file}`).toBeLessThanOrEqual(EMBED_REL_TOLERANCE);
+  expect(Math.abs(l2Norm(got) - l2Norm(want)) / l2Norm(want), `${what} norm`).toBeLessThanOrEqual(
+    EMBED_REL_TOLERANCE,
+  );
+  return error;
+}
 
 function serve(args: string[]): RunningProcess {
   return startProcess(process.execPath, [CLI, 'serve', ...args], {
@@ -48,30 +76,8 @@ describe('ibllm serve --standalone', () => {
     await proc?.stop('SIGKILL');
   });
 
-  it('streams the tokens `ibllm generate` produces for image + audio', async () => {
-    const r = spawnSync(
-      process.execPath,
-      [
-        CLI,
-        'generate',
-        '--models',
-        repo,
-        '--image',
-        goldenPath('inputs', 'girl.jpg'),
-        '--audio',
-        goldenPath('inputs', 'girl_bgm.wav'),
-        '--prompt',
-        QUESTION,
-        '--temperature',
-        '0',
-        '--max-new-tokens',
-        '24',
-        '--json',
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(r.status, r.stderr).toBe(0);
-    const expected = JSON.parse(r.stdout) as { generated_ids: number[]; text: string };
+  it('streams the official greedy tokens for image + audio (decode/demo_image+audio_knn-on)', async () => {
+    expect(DEMO.instruction).toBe(QUESTION);
     const client = createClient(gatewayV1.GatewayServiceClient, at.grpc);
     const ids: number[] = [];
     let text = '';
@@ -86,8 +92,8 @@ describe('ibllm serve --standalone', () => {
       text += m.text;
     }
     client.close();
-    expect(ids).toEqual(expected.generated_ids);
-    expect(text.trim()).toBe(expected.text);
+    expect(ids).toEqual(DEMO.generated_ids);
+    expect(text.trim()).toBe(DEMO.text_stripped);
   });
 
   it('answers the SDK (@imagebind-llm/client) the same way: streamed chunks, embeddings as Float32Array', async () => {
@@ -115,28 +121,40 @@ describe('ibllm serve --standalone', () => {
       }
       direct.close();
       expect(chunks.flat()).toEqual(ids);
+      expect(ids).toEqual(DEMO.generated_ids);
       const embedded = await client.embed({
         inputs: [image(goldenPath('inputs', 'girl.jpg'))],
         includeFused: true,
       });
       expect(embedded.embeddings[0]?.vector).toBeInstanceOf(Float32Array);
-      expect(embedded.embeddings[0]?.vector.length).toBe(1024);
+      const error = expectEmbedding(
+        embedded.embeddings[0]!.vector,
+        'expected/embed/girl.l2.npy',
+        'SDK girl.jpg',
+      );
+      console.log(`serve: SDK girl.jpg embedding rel. error ${error.toExponential(2)}`);
     } finally {
       client.close();
     }
   });
 
-  it('serves /v1/models and /v1/embeddings (1024 values per input)', async () => {
+  it('serves /v1/models and /v1/embeddings (the official embedding for "A dog.")', async () => {
     const models = (await (await fetch(`${at.http}/v1/models`)).json()) as { data: { id: string }[] };
     expect(models.data[0]?.id).toBe('imagebind-llm');
     const res = await fetch(`${at.http}/v1/embeddings`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'imagebind-llm', input: ['a dog', 'a cat'] }),
+      body: JSON.stringify({ model: 'imagebind-llm', input: ['A dog.', 'a cat'] }),
     });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { data: { embedding: number[] }[] };
     expect(body.data.map((d) => d.embedding.length)).toEqual([1024, 1024]);
+    const error = expectEmbedding(body.data[0]!.embedding, 'expected/embed/a_dog.npy', 'REST "A dog."');
+    console.log(`serve: REST "A dog." embedding rel. error ${error.toExponential(2)}`);
+    // the second input is encoded on its own, not a copy of the first
+    expect(relativeError(body.data[1]!.embedding, golden('expected/embed/a_dog.l2.npy'))).toBeGreaterThan(
+      0.1,
+    );
   });
 
   it('answers a bad REST body with 400 naming the field, and keeps serving', async () => {
