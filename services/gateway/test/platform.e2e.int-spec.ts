@@ -1,51 +1,36 @@
 // e2e: every service a real process on loopback (4 encoders, retriever, bind, 2 decoders, gateway),
-// the golden tiny-a model repository, and the answers compared with the in-process `ibllm generate`.
-import { spawnSync } from 'node:child_process';
+// the golden tiny-a model repository, and the answers compared with what the official code gave for
+// the same request (decode/demo_image+audio_knn-on, embed/image/girl).
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { callServerStream, callUnary, createClient } from '@imagebind-llm/grpc-kit';
+import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
+import { callServerStream, callUnary, createClient, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
 import { decoderV1, gatewayV1 } from '@imagebind-llm/proto';
 import {
+  goldenCase,
   goldenDemoInputs,
   goldenModelRepository,
   goldenPath,
-  repoRoot,
+  l2Norm,
+  relativeError,
   startPlatform,
+  type GoldenCase,
   type RunningPlatform,
   type ServiceProcess,
 } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const QUESTION = "Guess the girl's mood based on the background music and explain the reason?";
-const CLI = join(repoRoot(), 'tools', 'cli', 'bin', 'ibllm.js');
-
-interface CliAnswer {
-  text: string;
+/** The official greedy answer to QUESTION on girl.jpg + girl_bgm.wav (cache on). */
+const DEMO = goldenCase('decode/demo_image+audio_knn-on') as GoldenCase & {
+  instruction: string;
   generated_ids: number[];
-}
-
-function cliGenerate(repo: string, extra: string[]): CliAnswer {
-  const r = spawnSync(
-    process.execPath,
-    [
-      CLI,
-      'generate',
-      '--models',
-      repo,
-      '--image',
-      goldenPath('inputs', 'girl.jpg'),
-      '--audio',
-      goldenPath('inputs', 'girl_bgm.wav'),
-      '--prompt',
-      QUESTION,
-      '--json',
-      ...extra,
-    ],
-    { encoding: 'utf8' },
-  );
-  if (r.status !== 0) throw new Error(`ibllm generate failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as CliAnswer;
-}
+  text_stripped: string;
+};
+// ‖ours − official‖₂/‖official‖₂ of girl.jpg's embedding through gateway → encoder-vision: the
+// preprocessed tensor is bit-identical to the official one and the graph reaches 5.9e-7; 1e-5 is
+// the bound the encoder parity tests hold.
+const EMBED_REL_TOLERANCE = 1e-5;
+const girlEmbedding = toFloat32(readNpy(goldenPath('expected', 'embed', 'girl.npy')));
 
 async function collect(
   client: gatewayV1.GatewayServiceClient,
@@ -94,8 +79,8 @@ describe('the distributed platform, every service a process', () => {
     await platform?.stop();
   });
 
-  it('streams the same tokens as the in-process `ibllm generate` (image + audio, cache on, greedy)', async () => {
-    const expected = cliGenerate(repo, ['--temperature', '0', '--max-new-tokens', '24']);
+  it('streams the official tokens (image + audio, cache on, greedy: decode/demo_image+audio_knn-on)', async () => {
+    expect(DEMO.instruction).toBe(QUESTION);
     const got = await collect(client, {
       inputs: goldenDemoInputs(),
       instruction: QUESTION,
@@ -103,14 +88,13 @@ describe('the distributed platform, every service a process', () => {
       sampling: { temperature: 0 },
       stopping: { maxNewTokens: 24 },
     });
-    expect(got.ids).toEqual(expected.generated_ids);
-    expect(got.text.trim()).toBe(expected.text);
+    expect(got.ids).toEqual(DEMO.generated_ids);
+    expect(got.text.trim()).toBe(DEMO.text_stripped);
     // streamed: one message per token (plus none extra), not one blob at the end
-    expect(got.messages).toBeGreaterThanOrEqual(expected.generated_ids.length);
+    expect(got.messages).toBeGreaterThanOrEqual(DEMO.generated_ids.length);
   }, 60_000);
 
-  it('gives the same answer through REST with SSE (/v1/chat/completions, stream: true)', async () => {
-    const expected = cliGenerate(repo, ['--temperature', '0', '--max-new-tokens', '24']);
+  it('gives the official answer through REST with SSE (/v1/chat/completions, stream: true)', async () => {
     const image = readFileSync(goldenPath('inputs', 'girl.jpg')).toString('base64');
     const audio = readFileSync(goldenPath('inputs', 'girl_bgm.wav')).toString('base64');
     const res = await fetch(`${platform.gateway.httpBase}/v1/chat/completions`, {
@@ -145,7 +129,7 @@ describe('the distributed platform, every service a process', () => {
       .slice(0, -1)
       .map((e) => JSON.parse(e) as { choices: { delta: { content?: string } }[] });
     const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
-    expect(text.trim()).toBe(expected.text);
+    expect(text.trim()).toBe(DEMO.text_stripped);
     expect(chunks.length).toBeGreaterThan(3);
   }, 60_000);
 
@@ -207,7 +191,7 @@ describe('the distributed platform, every service a process', () => {
     expect(gatewayLog.length).toBeGreaterThan(0);
   }, 120_000);
 
-  it('kill -9 of one encoder-vision replica: requests still complete', async () => {
+  it('kill -9 of one encoder-vision replica: requests still complete, with the official embedding', async () => {
     const [victim] = platform.byName('encoder-vision-');
     victim!.proc.child.kill('SIGKILL');
     await victim!.proc.exited();
@@ -219,6 +203,9 @@ describe('the distributed platform, every service a process', () => {
         { timeoutMs: 30_000 },
       );
       expect(r.embeddings).toHaveLength(1);
+      const { data } = readFloat32Tensor(r.embeddings[0]!.embedding, 'embedding');
+      expect(relativeError(data, girlEmbedding), `request ${i}`).toBeLessThanOrEqual(EMBED_REL_TOLERANCE);
+      expect(Math.abs(l2Norm(data) - l2Norm(girlEmbedding))).toBeLessThanOrEqual(EMBED_REL_TOLERANCE);
     }
   }, 60_000);
 });
