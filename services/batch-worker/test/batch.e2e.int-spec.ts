@@ -1,7 +1,10 @@
 // e2e for batch jobs: a standalone gateway with the batch API on the real Redis, a batch-worker
 // process feeding items back to it, and the SDK as the user. Each run uses its own key prefix.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { dirname } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import {
   gatewayV1,
   ImageBindClient,
@@ -10,7 +13,13 @@ import {
   uri,
   type BatchItemResult,
 } from '@imagebind-llm/client';
-import { goldenModelRepository, goldenPath, startService, type ServiceProcess } from '@imagebind-llm/testing';
+import {
+  goldenModelRepository,
+  goldenPath,
+  repoRoot,
+  startService,
+  type ServiceProcess,
+} from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const KEY_A = `a-${randomBytes(12).toString('hex')}`;
@@ -128,6 +137,49 @@ describe('batch jobs through the gateway and a worker process (real Redis)', () 
     );
     expect(isImageBindError(online) && online.code).toBe('INVALID_ARGUMENT');
   }, 120_000);
+
+  it('exports a finished 1,000-item job whole with `ibllm batch results --out` (no --follow)', async () => {
+    // The stream pages 256 results at a time: an export that stopped after the first page wrote
+    // 256 lines and exited 0. Every index must come out exactly once.
+    const items: gatewayV1.BatchItem[] = Array.from({ length: 1000 }, (_, i) => ({
+      itemId: `n${i}`,
+      inputs: [text(`number ${i}`)],
+      instruction: '',
+      input: '',
+    }));
+    const job = await a.submitBatchJob({ kind: BatchJobKind.BATCH_JOB_KIND_EMBED, items });
+    expect((await waitFinal(a, job.jobId, 150_000)).state).toBe(BatchJobState.BATCH_JOB_STATE_SUCCEEDED);
+    const dir = mkdtempSync(join(tmpdir(), 'ibllm-export-'));
+    try {
+      const out = join(dir, 'results.jsonl');
+      const cli = spawnSync(
+        process.execPath,
+        [
+          join(repoRoot(), 'tools', 'cli', 'bin', 'ibllm.js'),
+          'batch',
+          'results',
+          job.jobId,
+          '--out',
+          out,
+          '--gateway',
+          gateway.grpcAddress,
+          '--api-key',
+          KEY_A,
+        ],
+        { encoding: 'utf8', timeout: 120_000 },
+      );
+      expect(cli.stderr).toContain(`wrote 1000 results to ${out}`);
+      expect(cli.status).toBe(0);
+      const lines = readFileSync(out, 'utf8').trimEnd().split('\n');
+      expect(lines).toHaveLength(1000);
+      const rows = lines.map((l) => JSON.parse(l) as { index: number; item_id: string; embedding: number[] });
+      expect(rows.map((r) => r.index)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+      expect(rows.map((r) => r.item_id)).toEqual(items.map((i) => i.itemId));
+      expect(rows.every((r) => r.embedding.length === 1024)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 
   it('keeps tenants apart: another key sees neither the job nor its results', async () => {
     const job = await a.submitBatchJob({

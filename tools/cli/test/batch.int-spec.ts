@@ -468,6 +468,7 @@ describe('ibllm batch results', () => {
   ];
 
   it('--out writes the streamed results as JSONL, embeddings decoded, through a renamed temp file', async () => {
+    script.get = () => job(BatchJobState.BATCH_JOB_STATE_COMPLETED_WITH_ERRORS, { total: 5 });
     script.results = () => ({ items: streamed });
     const dir = mkdtempSync(join(work, 'out-'));
     const out = join(dir, 'results.jsonl');
@@ -492,10 +493,12 @@ describe('ibllm batch results', () => {
     expect(callsTo('results')[0]!.request).toEqual({ jobId: 'job-1', startIndex: 1, follow: true });
   });
 
-  it('streams to stdout by default', async () => {
+  it('streams to stdout by default; on an unfinished job it says these are the results so far', async () => {
+    script.get = () => job(BatchJobState.BATCH_JOB_STATE_RUNNING, { total: 5 });
     script.results = () => ({ items: streamed.slice(0, 2) });
     const r = await ibllm(['results', 'job-1']);
     expect(r.status).toBe(0);
+    expect(r.stderr).toContain('the job was RUNNING: these are the results recorded so far (2 of 5)');
     const rows = r.stdout
       .trim()
       .split('\n')
@@ -505,7 +508,21 @@ describe('ibllm batch results', () => {
     expect(callsTo('results')[0]!.request).toEqual({ jobId: 'job-1', startIndex: 0, follow: false });
   });
 
+  it('fails, writing no file, when a finished job streams fewer results than it holds', async () => {
+    script.get = () => job(BatchJobState.BATCH_JOB_STATE_SUCCEEDED, { total: 6 });
+    script.results = () => ({ items: streamed });
+    const dir = mkdtempSync(join(work, 'short-'));
+    const out = join(dir, 'results.jsonl');
+    const r = await ibllm(['results', 'job-1', '--out', out, '--from', '1']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(
+      `incomplete export: the server sent 4 of the job's 5 results from index 1; ${out} was not written`,
+    );
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('leaves no file behind when the stream fails part way', async () => {
+    script.get = () => job(BatchJobState.BATCH_JOB_STATE_SUCCEEDED);
     script.results = () => ({
       items: streamed.slice(0, 2),
       thenFail: { code: grpcStatus.PERMISSION_DENIED, details: 'job belongs to another tenant' },

@@ -256,8 +256,13 @@ export class BatchJobsService {
         advanced = true;
       }
       // A final job has every item recorded, so `next` reaches the total once the gaps are read.
-      if (next >= record.total || !request.follow || signal.aborted) return;
-      if (!advanced) await new Promise((resolve) => setTimeout(resolve, 250));
+      if (next >= record.total || signal.aborted) return;
+      // Without follow: every recorded result up to the first gap, page after page (a finished job
+      // has no gap, so all of it); with follow, wait for the gap to fill.
+      if (!advanced) {
+        if (!request.follow) return;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
     }
   }
 }

@@ -85,6 +85,8 @@ export async function writeResultsToStream(
 export async function writeResultsToFile(
   results: AsyncIterable<BatchItemResult>,
   path: string,
+  /** Throws when the export is not what was expected: the file is then not written. */
+  verify: (summary: ExportSummary) => void = () => undefined,
 ): Promise<ExportSummary> {
   const temp = join(dirname(path), `.${basename(path)}.partial-${process.pid}`);
   const handle = await open(temp, 'wx');
@@ -101,6 +103,7 @@ export async function writeResultsToFile(
     await handle.sync();
     await handle.close();
     closed = true;
+    verify(summary);
     await rename(temp, path);
     return summary;
   } catch (error) {

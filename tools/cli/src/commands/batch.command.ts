@@ -30,7 +30,7 @@ import {
 } from '../batch/job-state';
 import { DEFAULT_MAX_INPUT_BYTES, parseManifest } from '../batch/manifest';
 import { ProgressReporter, type JobCounts, type ProgressSink } from '../batch/progress';
-import { writeResultsToFile, writeResultsToStream } from '../batch/results-writer';
+import { writeResultsToFile, writeResultsToStream, type ExportSummary } from '../batch/results-writer';
 import { CliError, optionalInt } from '../cli-error';
 
 export const BATCH_USAGE = `ibllm batch submit --kind generate|embed|index-build|index-import
@@ -334,6 +334,10 @@ async function results(argv: string[], io: BatchIo): Promise<void> {
   if (values.out === '') throw new CliError('--out is empty');
   const connection = connect(values);
   await withClient(connection, async (client) => {
+    // What a complete export holds: every item from --from on, once the job is final.
+    const before = await client.getBatchJob(jobId, unaryOptions(connection));
+    const wasFinal = finalExitCode(before.state) !== undefined;
+    const expected = Math.max(0, counts(before).total - startIndex);
     // A results stream lasts as long as the job (with --follow) or the export: no deadline
     // unless --timeout asks for one.
     const stream = client.streamBatchJobResults(
@@ -341,13 +345,32 @@ async function results(argv: string[], io: BatchIo): Promise<void> {
       { startIndex, follow: values.follow },
       { timeoutMs: connection.timeoutMs ?? Infinity },
     );
+    const complete = (summary: ExportSummary): boolean =>
+      !(wasFinal || values.follow) || summary.written === expected;
     const summary =
       values.out === undefined
         ? await writeResultsToStream(stream, process.stdout)
-        : await writeResultsToFile(stream, values.out);
+        : await writeResultsToFile(stream, values.out, (s) => {
+            if (!complete(s)) {
+              throw new CliError(
+                `incomplete export: the server sent ${s.written} of the job's ${expected} results ` +
+                  `from index ${startIndex}; ${values.out} was not written. Try again.`,
+                1,
+              );
+            }
+          });
     if (summary.closed === true) return;
     const where = values.out === undefined ? '' : ` to ${values.out}`;
     io.log(`wrote ${summary.written} results${where} (${summary.errors} failed items)`);
+    if (!complete(summary)) {
+      throw new CliError(`incomplete export: the server sent ${summary.written} of ${expected} results`, 1);
+    }
+    if (!wasFinal && !values.follow) {
+      io.log(
+        `the job was ${stateName(before.state)}: these are the results recorded so far ` +
+          `(${summary.written} of ${expected}); --follow waits for the rest`,
+      );
+    }
     if (summary.unknown > 0) {
       io.log(
         `${summary.unknown} results are of a kind this ibllm does not know (written with index and item_id only)`,
