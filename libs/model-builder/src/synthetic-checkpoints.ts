@@ -30,6 +30,8 @@ export interface SyntheticLanguageOptions {
   readonly nLayers: number;
   readonly nHeads: number;
   readonly multipleOf: number;
+  /** params.json `norm_eps`, the eps of every decoder RMSNorm (1e-6 in LLaMA-1 7B). */
+  readonly normEps?: number;
   /** Rows of tok_embeddings / output (32000 for the LLaMA tokenizer; smaller is fine for builds). */
   readonly vocabSize: number;
   readonly loraRank: number;
@@ -85,7 +87,7 @@ export interface SyntheticLanguageCheckpoints {
   readonly files: readonly { readonly path: string; readonly bytes: number; readonly tensors: number }[];
 }
 
-const NORM_EPS = 1e-6;
+const DEFAULT_NORM_EPS = 1e-6;
 /** Scales: biases, gates and LoRA B are small but never zero, so a dropped term shows. */
 const BIAS_STD = 0.05;
 const GATE_STD = 0.25;
@@ -127,6 +129,8 @@ export function planSyntheticLanguageCheckpoints(options: SyntheticLanguageOptio
   if (dim % nHeads !== 0 || (dim / nHeads) % 2 !== 0) {
     throw new Error(`dim ${dim} must split into ${nHeads} heads of even width`);
   }
+  const normEps = options.normEps ?? DEFAULT_NORM_EPS;
+  if (!(normEps > 0 && Number.isFinite(normEps))) throw new Error(`normEps must be positive, got ${normEps}`);
   const llama: LlamaConfig = {
     dim,
     nLayers,
@@ -134,7 +138,7 @@ export function planSyntheticLanguageCheckpoints(options: SyntheticLanguageOptio
     headDim: dim / nHeads,
     vocabSize,
     ffnHidden: ffnHiddenSize(dim, multipleOf),
-    normEps: NORM_EPS,
+    normEps,
     maxSeqLen: 512,
     ropeTableLen: 1024,
     ropeTheta: 10000,
@@ -182,7 +186,7 @@ export function planSyntheticLanguageCheckpoints(options: SyntheticLanguageOptio
     multiple_of: multipleOf,
     n_heads: nHeads,
     n_layers: nLayers,
-    norm_eps: NORM_EPS,
+    norm_eps: normEps,
     vocab_size: -1,
   };
   return { llama, bind, params, adapter, base };

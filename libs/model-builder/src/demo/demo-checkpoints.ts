@@ -1,6 +1,11 @@
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseImageBindConfig, type ImageBindConfig } from '../imagebind';
+import {
+  parseImageBindConfig,
+  type ImageBindConfig,
+  type ImageBindModelArgs,
+  type PointBertArgs,
+} from '../imagebind';
 import { writeSyntheticLanguageCheckpoints, type SyntheticLanguagePlan } from '../synthetic-checkpoints';
 import { randomUnitVectors, writeFaissFlatIndex } from './faiss-index.writer';
 import { writeSyntheticImageBindCheckpoint } from './imagebind-checkpoint.writer';
@@ -13,8 +18,47 @@ import { writeSentencePieceModel, type SentencePieceModelSummary } from './sente
  * `ibllm models build` turns them into a working model repository; the answers are meaningless.
  */
 
+/**
+ * The LLaMA side of a demo model: what `params.json` says (MODEL_SPEC §5.1; the rest of the
+ * decoder, such as the RoPE base and the LoRA rank 16, is fixed by the official code) plus the
+ * width of the bind blocks, which the builder reads from the adapter's shapes.
+ */
+export interface DemoLlamaShape {
+  readonly dim: number;
+  readonly nHeads: number;
+  readonly nLayers: number;
+  readonly multipleOf: number;
+  /** params.json `norm_eps`: every decoder RMSNorm (the bind network's stays 1e-6, MODEL_SPEC §4). */
+  readonly normEps: number;
+  /** Hidden width of each bind block (officially 16384 = 4·4096). */
+  readonly bindHidden: number;
+}
+
+/** The golden tiny-a LLaMA shape, which `ibllm models demo` writes by default. */
+export const DEMO_LLAMA_SHAPE: DemoLlamaShape = {
+  dim: 64,
+  nHeads: 4,
+  nLayers: 2,
+  multipleOf: 32,
+  normEps: 1e-6,
+  bindHidden: 256,
+};
+
+/**
+ * What a demo model may change from the default tiny shapes: only what the official formats let
+ * vary (params.json; ImageBindModel's constructor arguments; Point-BERT's yaml model section).
+ * LayerNorm and BatchNorm eps values are fixed by the official model code and are not settable.
+ */
+export interface DemoShape {
+  readonly llama?: Partial<DemoLlamaShape>;
+  readonly imagebind?: Partial<ImageBindModelArgs>;
+  readonly point?: Partial<PointBertArgs>;
+}
+
 export interface DemoCheckpointOptions {
   readonly seed?: number;
+  /** Shapes other than the default tiny ones (64 wide, 4 heads, 2 layers everywhere). */
+  readonly shape?: DemoShape;
   /** SentencePiece pieces = LLaMA vocabulary rows (default 512). */
   readonly vocabSize?: number;
   /** Visual-cache vectors (default 1024). */
@@ -40,10 +84,13 @@ export interface DemoCheckpoints {
 /** ImageBind's fixed embedding width (the knn vectors and the bind network input). */
 const EMBED_DIM = 1024;
 
-/** Tiny ImageBind dimensions, in the JSON layout of the golden `imagebind_config.json`. */
-export function demoImageBindConfigJson(): Record<string, unknown> {
+/**
+ * Tiny ImageBind dimensions, in the JSON layout of the golden `imagebind_config.json`; `shape`
+ * overrides single values (a `point.trans_dim` without `pc_projection_shape` gets [2·trans_dim, 512]).
+ */
+export function demoImageBindConfigJson(shape: DemoShape = {}): Record<string, unknown> {
   const blocks = { embed: 64, blocks: 2, heads: 4 };
-  return {
+  const json = {
     note:
       'Tiny random-weight ImageBind + Point-Bind written by `ibllm models demo`: ImageBindModel ' +
       'constructor arguments (imagebind) and Point-BERT model settings (point). Not a real model.',
@@ -96,6 +143,11 @@ export function demoImageBindConfigJson(): Record<string, unknown> {
       mini_pointnet_channels: [128, 256, 512, 512],
     },
   };
+  const point: Record<string, unknown> = { ...json.point, ...shape.point };
+  if (shape.point?.trans_dim !== undefined && shape.point.pc_projection_shape === undefined) {
+    point['pc_projection_shape'] = [2 * shape.point.trans_dim, point['point_head_dim']];
+  }
+  return { ...json, imagebind: { ...json.imagebind, ...shape.imagebind }, point };
 }
 
 /**
@@ -115,7 +167,8 @@ export async function writeDemoCheckpoints(
   mkdirSync(dir, { recursive: true });
   const files: { path: string; bytes: number }[] = [];
 
-  const configJson = demoImageBindConfigJson();
+  const configJson = demoImageBindConfigJson(options.shape);
+  const llama = { ...DEMO_LLAMA_SHAPE, ...options.shape?.llama };
   const config = parseImageBindConfig(configJson);
   const imagebindConfig = join(dir, 'imagebind_config.json');
   writeFileSync(imagebindConfig, `${JSON.stringify(configJson, null, 1)}\n`);
@@ -128,13 +181,15 @@ export async function writeDemoCheckpoints(
 
   say('writing the adapter and LLaMA checkpoints');
   const language = await writeSyntheticLanguageCheckpoints(dir, {
-    dim: 64,
-    nLayers: 2,
-    nHeads: 4,
-    multipleOf: 32,
+    dim: llama.dim,
+    nLayers: llama.nLayers,
+    nHeads: llama.nHeads,
+    multipleOf: llama.multipleOf,
+    normEps: llama.normEps,
     vocabSize,
+    // lora_rank = 16 is hard-coded in the official ModelArgs, whatever params.json says.
     loraRank: 16,
-    bindHidden: 256,
+    bindHidden: llama.bindHidden,
     bindIn: EMBED_DIM,
     seed,
     onProgress: say,
