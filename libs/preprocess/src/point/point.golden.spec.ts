@@ -73,10 +73,8 @@ describe.each(['airplane', 'airplane_perm'])(
     it('FPS centres match exactly and kNN groups match (indices exact, neighbourhoods ≤ 1e-6)', async () => {
       expect(embed.fps_start_index).toBe(0);
       const cloud = await loadPointCloudFile(inputPath(pre));
-      const t0 = performance.now();
+      // No timing bound here (machines are noisy): bench/preprocess measures point clouds/s.
       const groups = groupPointCloud(cloud, GROUPING);
-      const ms = performance.now() - t0;
-      expect(ms).toBeLessThan(1000);
 
       const fps = npy(output(embed, 'fps_center_indices').file);
       expect(fps.dtype).toBe('int64');
@@ -146,8 +144,8 @@ describe('normalisation option', () => {
   });
 });
 
-describe('performance', () => {
-  it('FPS 8192 × 512 and kNN 512 × 32 finish well under a second', () => {
+describe('a random cloud at the official sizes', () => {
+  it('FPS 8192 × 512 and kNN 512 × 32: every group starts with its own centre', () => {
     const n = 8192;
     const points = new Float32Array(n * 3);
     let seed = 12345;
@@ -155,11 +153,8 @@ describe('performance', () => {
       seed = (seed * 1103515245 + 12345) % 2147483648;
       points[i] = seed / 2147483648 - 0.5;
     }
-    const t0 = performance.now();
     const groups = groupPointCloud({ points, count: n }, { numGroup: 512, groupSize: 32 });
-    const ms = performance.now() - t0;
     expect(groups.neighborhoods.length).toBe(512 * 32 * 3);
-    expect(ms).toBeLessThan(1000);
     // Every centre is its own nearest neighbour.
     for (let c = 0; c < 512; c++) expect(groups.groupIndices[c * 32]).toBe(groups.centerIndices[c]);
   });
