@@ -446,6 +446,28 @@ describe('ibllm batch status', () => {
     },
   );
 
+  it('--follow rides out RESOURCE_EXHAUSTED from a busy gateway and still ends with the job', async () => {
+    const busy = { code: grpcStatus.RESOURCE_EXHAUSTED, details: 'rate limit: retry later' };
+    const sequence = [
+      job(BatchJobState.BATCH_JOB_STATE_RUNNING),
+      busy,
+      busy,
+      busy,
+      job(BatchJobState.BATCH_JOB_STATE_SUCCEEDED, { succeeded: 3 }),
+    ];
+    let poll = 0;
+    script.get = () => sequence[Math.min(poll++, sequence.length - 1)]!;
+    const r = await ibllm(['status', 'job-1', '--follow', '--interval', '5']);
+    expect(r.stderr).not.toContain('ibllm: RESOURCE_EXHAUSTED');
+    expect(r.status).toBe(0);
+    const notes = r.stderr.split('\n').filter((l) => l.includes('retrying with backoff'));
+    expect(notes).toEqual([
+      'the gateway answered RESOURCE_EXHAUSTED; still following job job-1, retrying with backoff',
+    ]);
+    expect(r.stdout).toContain('state     SUCCEEDED');
+    expect(callsTo('get')).toHaveLength(sequence.length);
+  });
+
   it('prints a server NOT_FOUND as one line and exits 1', async () => {
     script.get = () => ({ code: grpcStatus.NOT_FOUND, details: 'batch job nope not found' });
     const r = await ibllm(['status', 'nope']);

@@ -10,6 +10,7 @@ import {
   type BatchJobState,
   type CallOptions,
   type ImageBindClient,
+  isImageBindError,
 } from '@imagebind-llm/client';
 import { defaultClientToken } from '../batch/client-token';
 import {
@@ -64,6 +65,9 @@ status  state and progress (succeeded/failed/cancelled of total). --follow polls
         stderr (percentage, counts, items/s, ETA), otherwise a plain line whenever the numbers
         change (at most once per second). Exit status with --follow (and submit --wait):
           0 SUCCEEDED   3 COMPLETED_WITH_ERRORS   4 FAILED or CANCELLED
+        A busy or restarting gateway (RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED) does
+        not end the follow: it backs off (up to 30 s, the server's retry hint first) and gives
+        up only after 10 minutes without an answer.
 results streams results as JSONL to stdout or --out FILE, one object per item:
           {"index": 0, "item_id": "item-1", "text": "..." | "embedding": [floats] |
            "point_id": 7 | "error": {"code": "...", "message": "..."}}
@@ -164,6 +168,11 @@ function stderrSink(): ProgressSink {
  * Polls a job until it is final, showing its progress on stderr; returns the final job. Ctrl-C
  * stops following (the job keeps running) with exit status 130.
  */
+/** Errors that `--follow` / `--wait` ride out: the job keeps running on the server meanwhile. */
+const FOLLOW_TRANSIENT = new Set(['RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'DEADLINE_EXCEEDED']);
+const FOLLOW_MAX_BACKOFF_MS = 30_000;
+const FOLLOW_GIVE_UP_MS = 10 * 60_000;
+
 async function followJob(
   client: ImageBindClient,
   jobId: string,
@@ -179,8 +188,29 @@ async function followJob(
   };
   process.once('SIGINT', onSigint);
   try {
+    let busySince: number | undefined;
+    let backoffMs = intervalMs;
     for (;;) {
-      const job = await client.getBatchJob(jobId, call);
+      let job: BatchJob;
+      try {
+        job = await client.getBatchJob(jobId, call);
+      } catch (error) {
+        // A busy or restarting gateway does not end the job: keep following it with backoff
+        // (the server's retry hint first), and give up only after FOLLOW_GIVE_UP_MS of failures.
+        if (!isImageBindError(error) || !FOLLOW_TRANSIENT.has(error.code)) throw error;
+        const now = performance.now();
+        busySince ??= now;
+        if (now - busySince > FOLLOW_GIVE_UP_MS) throw error;
+        const delay = Math.min(FOLLOW_MAX_BACKOFF_MS, Math.max(backoffMs, error.retryAfterMs ?? 0));
+        if (backoffMs === intervalMs) {
+          log(`the gateway answered ${error.code}; still following job ${jobId}, retrying with backoff`);
+        }
+        backoffMs = Math.min(FOLLOW_MAX_BACKOFF_MS, backoffMs * 2);
+        await sleep(delay);
+        continue;
+      }
+      busySince = undefined;
+      backoffMs = intervalMs;
       const final = finalExitCode(job.state) !== undefined;
       reporter.update(counts(job), performance.now(), final);
       if (final) return job;
