@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
-import { cosineSimilarity, goldenBuildArgs, goldenDir, relativeError } from '@imagebind-llm/testing';
+import { goldenBuildArgs, goldenDir, l2Norm, relativeError } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const BIN = join(__dirname, '..', 'bin', 'ibllm.js');
@@ -17,6 +17,12 @@ const manifest = JSON.parse(readFileSync(join(g, 'manifest.json'), 'utf8')) as {
 const decodeCase = (id: string) => manifest.cases.find((c) => c.id === id)!;
 const input = (name: string): string => join(g, 'inputs', name);
 const load = (p: string): Float32Array => toFloat32(readNpy(p));
+// ‖ours − official‖₂/‖official‖₂ of each embedding from the raw file, and the same for its norm
+// (the logit scale: 19.8 audio, 14.6 text). Measured ≤ 6.2e-7 for every modality (the preprocessed
+// tensors match the official ones to float32 rounding), the same as the graphs on the stored
+// tensors; 1e-5 is the bound the encoder parity tests hold. The fused queries (including the raw
+// video, 3.3e-7, and the raw text "A dog.") keep the 1e-5 they had.
+const RAW_EMBED_REL_TOL = 1e-5;
 
 function ibllm(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 180_000 });
@@ -37,7 +43,7 @@ beforeAll(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('ibllm embed on the raw example files', () => {
-  it('gives the official embeddings (cosine ≥ 0.99999) and fusion (rel. error ≤ 1e-5)', () => {
+  it('gives the official embeddings (relative error and norm) and fusion (rel. error ≤ 1e-5)', () => {
     const dump = join(work, 'embed');
     const r = ibllm([
       'embed',
@@ -62,13 +68,13 @@ describe('ibllm embed on the raw example files', () => {
       ['point', 'airplane'],
     ];
     for (const [mine, theirs] of pairs) {
-      expect(
-        cosineSimilarity(
-          load(join(dump, `embedding.${mine}.npy`)),
-          load(join(g, 'expected', 'embed', `${theirs}.npy`)),
-        ),
-        mine,
-      ).toBeGreaterThanOrEqual(0.99999);
+      const got = load(join(dump, `embedding.${mine}.npy`));
+      const want = load(join(g, 'expected', 'embed', `${theirs}.npy`));
+      const error = relativeError(got, want);
+      const normError = Math.abs(l2Norm(got) - l2Norm(want)) / l2Norm(want);
+      console.log(`raw ${mine}: rel. error ${error.toExponential(2)}, norm ${normError.toExponential(2)}`);
+      expect(error, mine).toBeLessThanOrEqual(RAW_EMBED_REL_TOL);
+      expect(normError, `${mine} norm`).toBeLessThanOrEqual(RAW_EMBED_REL_TOL);
     }
     expect(r.stdout).toMatch(/cos\(image, audio\) = 0\.0080/);
     // The point cloud's FPS centres and kNN groups, in the golden files' layout: int64 [512] and int32
@@ -93,16 +99,21 @@ describe('ibllm embed on the raw example files', () => {
     ['point_knn-off', ['--point', 'airplane.pt']],
     ['video_knn-off', ['--video', 'landscape_320x240_10fps_5.3s.mp4']],
     ['point-perm_knn-on', ['--point', 'airplane_perm.npy']],
+    ['text_knn-off', ['--text', 'A dog.']],
   ])('fuses %s like the official code', (fusionCase, args) => {
     const dump = join(work, `fuse-${fusionCase}`);
+    // file arguments become paths under inputs/; weights and raw text stay as they are
     const resolved = args.map((a, i) =>
-      i > 0 && args[i - 1]!.startsWith('--') && args[i - 1] !== '--weight' ? input(a) : a,
+      i > 0 && args[i - 1]!.startsWith('--') && !['--weight', '--text'].includes(args[i - 1]!) ? input(a) : a,
     );
     const r = ibllm(['embed', '--models', repo, ...resolved, '--dump', dump]);
     expect(r.status).toBe(0);
-    expect(
-      relativeError(load(join(dump, 'fused.npy')), load(join(g, 'expected', 'fusion', fusionCase, 'q.npy'))),
-    ).toBeLessThanOrEqual(1e-5);
+    const error = relativeError(
+      load(join(dump, 'fused.npy')),
+      load(join(g, 'expected', 'fusion', fusionCase, 'q.npy')),
+    );
+    console.log(`raw fusion ${fusionCase}: rel. error ${error.toExponential(2)}`);
+    expect(error).toBeLessThanOrEqual(1e-5);
   });
 });
 
