@@ -50,6 +50,9 @@ async function startWorkers(
         concurrency: 8,
         processItem: (ctx) => Promise.resolve().then(() => processItem(ctx)),
         isTransient: (error) => error instanceof TransientError,
+        // Stands for the worker service's mapping of the gateway's status errors.
+        describeError: (error) =>
+          error instanceof TransientError ? { code: 'UNAVAILABLE', message: error.message } : undefined,
         logger: env.logger,
         ...extra,
       }),
@@ -123,10 +126,18 @@ describe('batch flow end to end', () => {
     expect(job).toMatchObject({ state: 'COMPLETED_WITH_ERRORS', succeeded: 998, failed: 2, cancelled: 0 });
     const page = await env.store.results(jobId, TENANT, { start: 13, count: 2 });
     expect(page.results).toEqual([
-      { index: 13, result: { ok: false, code: 'INVALID_INPUT', message: 'item 13 is not an image' } },
+      {
+        index: 13,
+        result: { ok: false, code: 'INVALID_INPUT', message: 'item 13 is not an image', attempts: 1 },
+      },
       {
         index: 14,
-        result: { ok: false, code: 'INTERNAL', message: 'Internal error while processing the item.' },
+        result: {
+          ok: false,
+          code: 'INTERNAL',
+          message: 'Internal error while processing the item.',
+          attempts: 1,
+        },
       },
     ]);
     // Permanent errors are not retried.
@@ -151,7 +162,13 @@ describe('batch flow end to end', () => {
     const first = await env.store.results(jobId, TENANT, { start: 0, count: 1 });
     expect(first.results[0]?.result).toEqual({ ok: true, value: { echo: 0, attempt: 2 } });
     const seven = await env.store.results(jobId, TENANT, { start: 7, count: 1 });
-    expect(seven.results[0]?.result).toMatchObject({ ok: false, code: 'INTERNAL' });
+    // It keeps its cause: the transient error's own code and message, and the tries it took.
+    expect(seven.results[0]?.result).toEqual({
+      ok: false,
+      code: 'UNAVAILABLE',
+      message: 'still down',
+      attempts: 3,
+    });
   });
 
   it('cancels mid-job: running items abort, no new item starts, the job ends CANCELLED with every item accounted for', async () => {

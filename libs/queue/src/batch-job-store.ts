@@ -50,7 +50,13 @@ export interface JobRecord {
 /** How one item ended. Exactly one outcome is kept per item: the first one recorded. */
 export type ItemOutcome =
   | { readonly ok: true; readonly value: unknown }
-  | { readonly ok: false; readonly code: string; readonly message: string }
+  | {
+      readonly ok: false;
+      readonly code: string;
+      readonly message: string;
+      /** Tries made before the item failed (absent in results recorded before it existed). */
+      readonly attempts?: number;
+    }
   | { readonly cancelled: true };
 
 export interface CreateJobInput {

@@ -42,6 +42,12 @@ export interface BatchWorkerOptions {
   readonly processItem: (ctx: ItemContext) => Promise<unknown>;
   /** Whether an error is worth retrying (dependency down, overload); anything else is permanent. */
   readonly isTransient: (error: unknown) => boolean;
+  /**
+   * The code and message to record for an error that is not a DomainError (e.g. a gRPC client's
+   * status error: RESOURCE_EXHAUSTED from the gateway). Undefined → recorded as INTERNAL with a
+   * generic message (the details go to the log only).
+   */
+  readonly describeError?: (error: unknown) => { code: string; message: string } | undefined;
   readonly logger: Logger;
   /** How long an item's lock lasts without renewal; a dead worker's items are redelivered after it. Default 30 s. */
   readonly lockDurationMs?: number;
@@ -151,9 +157,10 @@ export async function startBatchWorker(options: BatchWorkerOptions): Promise<Bat
         );
         throw error;
       }
-      const outcome = isDomainError(error)
-        ? { ok: false as const, code: error.code, message: error.message }
-        : { ok: false as const, code: 'INTERNAL', message: INTERNAL_ITEM_MESSAGE };
+      const described = isDomainError(error)
+        ? { code: error.code, message: error.message }
+        : (options.describeError?.(error) ?? { code: 'INTERNAL', message: INTERNAL_ITEM_MESSAGE });
+      const outcome = { ok: false as const, ...described, attempts: attempt };
       logger.warn({ jobId, index, attempt, code: outcome.code, err: error }, 'batch item failed permanently');
       await store.recordResult(jobId, index, outcome);
       return { ok: false, code: outcome.code };

@@ -138,7 +138,7 @@ describe('batch jobs', () => {
         call.write({
           index: 6,
           itemId: 'd',
-          result: { $case: 'error', value: { code: 'UNSUPPORTED_MEDIA', message: 'bad' } },
+          result: { $case: 'error', value: { code: 'UNSUPPORTED_MEDIA', message: 'bad', attempts: 1 } },
         });
         call.end();
       },
@@ -156,7 +156,11 @@ describe('batch jobs', () => {
     expect(t?.kind === 'text' && t.text).toBe('A dog.');
     expect(e?.kind === 'embedding' && Array.from(e.embedding)).toEqual([0.5, -2]);
     expect(p?.kind === 'pointId' && p.pointId).toBe(42);
-    expect(f?.kind === 'error' && f.error).toEqual({ code: 'UNSUPPORTED_MEDIA', message: 'bad' });
+    expect(f?.kind === 'error' && f.error).toEqual({
+      code: 'UNSUPPORTED_MEDIA',
+      message: 'bad',
+      attempts: 1,
+    });
     expect(fake.callsTo('streamBatchJobResults')[0]!.request).toEqual({
       jobId: 'job-1',
       startIndex: 3,

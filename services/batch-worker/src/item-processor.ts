@@ -44,6 +44,15 @@ export function isTransient(error: unknown): boolean {
   );
 }
 
+/**
+ * What to record for an error the gateway answered (the SDK's ImageBindError): its own code and
+ * message, so a user reads RESOURCE_EXHAUSTED rather than INTERNAL. Retriever calls already fail
+ * with DomainErrors. Anything else (a bug) stays INTERNAL; its details go to the log.
+ */
+export function describeError(error: unknown): { code: string; message: string } | undefined {
+  return isImageBindError(error) ? { code: error.code, message: error.message } : undefined;
+}
+
 /** A stable 52-bit point id for an item, so re-running a job upserts the same points. */
 export function pointIdOf(jobCollection: string, itemId: string): number {
   const digest = createHash('sha256').update(`${jobCollection}\0${itemId}`).digest();

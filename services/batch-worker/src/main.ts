@@ -15,7 +15,7 @@ import {
 } from '@imagebind-llm/queue';
 import { BatchWorkerModule, type Closable } from './app.module';
 import { batchWorkerEnvSchema } from './env.schema';
-import { isTransient, ItemProcessor } from './item-processor';
+import { describeError, isTransient, ItemProcessor } from './item-processor';
 
 async function main(): Promise<void> {
   const env = loadConfigOrExit('batch-worker', batchWorkerEnvSchema);
@@ -84,6 +84,7 @@ async function main(): Promise<void> {
         concurrency: env.WORKER_CONCURRENCY,
         processItem: async (ctx) => processor.process(ctx),
         isTransient,
+        describeError,
         logger,
       });
       holder.worker = {

@@ -352,3 +352,64 @@ describe('batch jobs through the gateway and a worker process (real Redis)', () 
     for (const j of jobs) await waitFinal(b, j.jobId);
   }, 120_000);
 });
+
+describe("an item that outlasts its retries keeps its cause (the worker's key at 1 request/min)", () => {
+  const prefix = `t-batch-rl-${randomBytes(4).toString('hex')}`;
+  let gateway: ServiceProcess;
+  let worker: ServiceProcess;
+  let a: ImageBindClient;
+
+  beforeAll(async () => {
+    gateway = await startService(
+      'gateway',
+      {
+        GATEWAY_MODE: 'standalone',
+        GATEWAY_MODEL_REPO: goldenModelRepository(),
+        GATEWAY_GRPC_PORT: '0',
+        GATEWAY_HTTP_PORT: '0',
+        GATEWAY_API_KEYS: `tenant-a:${KEY_A},worker:${KEY_WORKER}`,
+        GATEWAY_RATE_LIMIT_RPM: '1000000',
+        GATEWAY_RATE_LIMIT_BURST: '100000',
+        // The worker's tenant may make one request, then none for a minute.
+        GATEWAY_RATE_LIMIT_OVERRIDES: 'worker:1:1',
+        GATEWAY_BATCH_ATTEMPTS: '3',
+        GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
+        GATEWAY_QUEUE_PREFIX: prefix,
+      },
+      'gateway',
+      120_000,
+    );
+    worker = await startService('batch-worker', {
+      GRPC_PORT: '0',
+      HTTP_PORT: '0',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      QUEUE_PREFIX: prefix,
+      GATEWAY_TARGET: gateway.grpcAddress,
+      GATEWAY_API_KEY: KEY_WORKER,
+      WORKER_CONCURRENCY: '1',
+    });
+    a = new ImageBindClient({ addresses: [gateway.grpcAddress], apiKey: KEY_A });
+  }, 180_000);
+
+  afterAll(async () => {
+    a?.close();
+    await worker?.proc.stop('SIGTERM', 20_000);
+    await gateway?.proc.stop('SIGKILL');
+  });
+
+  it('is reported as RESOURCE_EXHAUSTED with its 3 attempts, not INTERNAL', async () => {
+    const items = ['one', 'two'].map((t) => ({ itemId: t, inputs: [text(t)], instruction: '', input: '' }));
+    const job = await a.submitBatchJob({ kind: BatchJobKind.BATCH_JOB_KIND_EMBED, items });
+    const final = await waitFinal(a, job.jobId);
+    // One item used the worker's single request; the other was refused on all three tries.
+    expect(final.progress).toMatchObject({ total: 2, succeeded: 1, failed: 1 });
+    const results: BatchItemResult[] = [];
+    for await (const r of a.streamBatchJobResults(job.jobId)) results.push(r);
+    const failed = results.filter((r) => r.kind === 'error');
+    expect(failed).toHaveLength(1);
+    const error = failed[0]!.kind === 'error' ? failed[0]!.error : undefined;
+    expect(error?.code).toBe('RESOURCE_EXHAUSTED');
+    expect(error?.attempts).toBe(3);
+    expect(error?.message).toMatch(/rate limit/i);
+  }, 120_000);
+});

@@ -485,7 +485,7 @@ describe('ibllm batch results', () => {
     {
       index: 4,
       itemId: 'e',
-      result: { $case: 'error', value: { code: 'UNSUPPORTED_MEDIA', message: 'not an image' } },
+      result: { $case: 'error', value: { code: 'UNSUPPORTED_MEDIA', message: 'not an image', attempts: 2 } },
     },
   ];
 
@@ -510,7 +510,7 @@ describe('ibllm batch results', () => {
       { index: 1, item_id: 'b', text: 'a dog on a beach' },
       { index: 2, item_id: 'c', embedding: Array.from(new Float32Array(embedding)) },
       { index: 3, item_id: 'd', point_id: 42 },
-      { index: 4, item_id: 'e', error: { code: 'UNSUPPORTED_MEDIA', message: 'not an image' } },
+      { index: 4, item_id: 'e', error: { code: 'UNSUPPORTED_MEDIA', message: 'not an image', attempts: 2 } },
     ]);
     expect(callsTo('results')[0]!.request).toEqual({ jobId: 'job-1', startIndex: 1, follow: true });
   });

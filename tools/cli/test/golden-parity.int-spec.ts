@@ -7,7 +7,13 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openTorchCheckpoint, readNpy, toFloat32, writeTorchCheckpoint } from '@imagebind-llm/checkpoint';
+import {
+  openTorchCheckpoint,
+  readNpy,
+  toFloat32,
+  writeTorchCheckpoint,
+  type TorchTensorSource,
+} from '@imagebind-llm/checkpoint';
 import { LanguagePipeline } from '@imagebind-llm/inference';
 import { buildLanguageRepository } from '@imagebind-llm/model-builder';
 import { goldenDir, l2Norm, maxAbsDifference, relativeError } from '@imagebind-llm/testing';
@@ -60,7 +66,7 @@ async function writeGatesZeroAdapter(out: string): Promise<number> {
   try {
     const model = ckpt.stateDict(['model']);
     let zeroed = 0;
-    const patched = new Map(
+    const patched = new Map<string, TorchTensorSource>(
       [...model].map(([key, entry]) => {
         if (!key.endsWith('.attention.gate')) return [key, entry] as const;
         zeroed++;

@@ -331,7 +331,9 @@ describe('EncoderRuntime point grouping', () => {
       expect(feeds['neighborhood']!.dims).toEqual([1, 96, 12, 3]);
       expect(feeds['center']!.dims).toEqual([1, 96, 3]);
       // FPS starts at point 0 (B10), and every centre is in its own group (at distance 0).
-      expect(Array.from(feeds['center']!.data.slice(0, 3))).toEqual(Array.from(points.subarray(0, 3)));
+      expect(Array.from((feeds['center']!.data as Float32Array).slice(0, 3))).toEqual(
+        Array.from(points.subarray(0, 3)),
+      );
       const neighborhood = feeds['neighborhood']!.data as Float32Array;
       for (let g = 0; g < 96; g++) {
         const group = Array.from({ length: 12 }, (_, k) =>

@@ -280,6 +280,7 @@ function toResultMessage(index: number, result: unknown): gatewayV1.StreamBatchJ
     value?: { text?: string; embedding?: string; pointId?: number; itemId?: string };
     code?: string;
     message?: string;
+    attempts?: number;
     cancelled?: boolean;
   };
   const itemId = r.value?.itemId ?? r.itemId ?? '';
@@ -302,7 +303,7 @@ function toResultMessage(index: number, result: unknown): gatewayV1.StreamBatchJ
       itemId,
       result: {
         $case: 'error',
-        value: { code: 'CANCELLED', message: 'the job was cancelled before this item ran' },
+        value: { code: 'CANCELLED', message: 'the job was cancelled before this item ran', attempts: 0 },
       },
     };
   }
@@ -311,7 +312,11 @@ function toResultMessage(index: number, result: unknown): gatewayV1.StreamBatchJ
     itemId,
     result: {
       $case: 'error',
-      value: { code: r.code ?? 'INTERNAL', message: r.message ?? 'the item failed' },
+      value: {
+        code: r.code ?? 'INTERNAL',
+        message: r.message ?? 'the item failed',
+        attempts: Number.isInteger(r.attempts) ? r.attempts! : 0,
+      },
     },
   };
 }

@@ -16,7 +16,14 @@ export function resultLine(result: BatchItemResult): string {
     case 'pointId':
       return JSON.stringify({ ...base, point_id: result.pointId });
     case 'error':
-      return JSON.stringify({ ...base, error: { code: result.error.code, message: result.error.message } });
+      return JSON.stringify({
+        ...base,
+        error: {
+          code: result.error.code,
+          message: result.error.message,
+          ...(result.error.attempts > 0 ? { attempts: result.error.attempts } : {}),
+        },
+      });
     case 'unknown':
       return JSON.stringify(base);
   }

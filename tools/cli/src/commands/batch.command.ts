@@ -70,7 +70,9 @@ status  state and progress (succeeded/failed/cancelled of total). --follow polls
         up only after 10 minutes without an answer.
 results streams results as JSONL to stdout or --out FILE, one object per item:
           {"index": 0, "item_id": "item-1", "text": "..." | "embedding": [floats] |
-           "point_id": 7 | "error": {"code": "...", "message": "..."}}
+           "point_id": 7 | "error": {"code": "...", "message": "...", "attempts": 3}}
+        A failed item keeps its cause: the code the gateway answered (e.g. RESOURCE_EXHAUSTED
+        after every retry) and how many tries it took.
         --from N starts at item index N; --follow keeps streaming until the job is final. --out
         writes a temporary file renamed into place at the end, so a partial export never
         looks complete.

@@ -316,6 +316,12 @@ export interface BatchItemError {
   code: string;
   /** Human-readable reason. */
   message: string;
+  /**
+   * How many times the item was tried before it failed (1 when the error was permanent at once;
+   * more when a transient error such as RESOURCE_EXHAUSTED outlasted the retries). 0 when unknown
+   * (items recorded by an older worker, cancelled items).
+   */
+  attempts: number;
 }
 
 /** StreamBatchJobResultsResponse is the result of one item. */
@@ -1744,7 +1750,7 @@ export const StreamBatchJobResultsRequest: MessageFns<StreamBatchJobResultsReque
 };
 
 function createBaseBatchItemError(): BatchItemError {
-  return { code: "", message: "" };
+  return { code: "", message: "", attempts: 0 };
 }
 
 export const BatchItemError: MessageFns<BatchItemError> = {
@@ -1754,6 +1760,9 @@ export const BatchItemError: MessageFns<BatchItemError> = {
     }
     if (message.message !== "") {
       writer.uint32(18).string(message.message);
+    }
+    if (message.attempts !== 0) {
+      writer.uint32(24).int32(message.attempts);
     }
     return writer;
   },
@@ -1787,6 +1796,14 @@ export const BatchItemError: MessageFns<BatchItemError> = {
             message.message = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.attempts = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1803,6 +1820,7 @@ export const BatchItemError: MessageFns<BatchItemError> = {
     return {
       code: isSet(object.code) ? globalThis.String(object.code) : "",
       message: isSet(object.message) ? globalThis.String(object.message) : "",
+      attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
     };
   },
 
@@ -1814,6 +1832,9 @@ export const BatchItemError: MessageFns<BatchItemError> = {
     if (message.message !== "") {
       obj.message = message.message;
     }
+    if (message.attempts !== 0) {
+      obj.attempts = Math.round(message.attempts);
+    }
     return obj;
   },
 
@@ -1824,6 +1845,7 @@ export const BatchItemError: MessageFns<BatchItemError> = {
     const message = createBaseBatchItemError();
     message.code = object.code ?? "";
     message.message = object.message ?? "";
+    message.attempts = object.attempts ?? 0;
     return message;
   },
 };
