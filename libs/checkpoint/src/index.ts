@@ -11,7 +11,16 @@ export {
   type FaissFlatType,
   type FaissMetric,
 } from './faiss-index.reader';
-export { encodeNpy, parseNpy, readNpy, readNpyRows, writeNpy, type NpyRowChunk } from './npy';
+export {
+  encodeNpy,
+  parseNpy,
+  parseNpyLayout,
+  readNpy,
+  readNpyRows,
+  writeNpy,
+  type NpyLayout,
+  type NpyRowChunk,
+} from './npy';
 export {
   NOT_HANDLED,
   PickleGlobal,

@@ -31,7 +31,7 @@ const TO_DESCR: Readonly<Record<DType, string | undefined>> = {
 };
 
 /** Where an `.npy` file's array starts and what it holds, from its header. */
-interface NpyLayout {
+export interface NpyLayout {
   readonly dtype: DType;
   readonly shape: number[];
   /** Byte offset of the first element. */
@@ -44,7 +44,7 @@ interface NpyLayout {
  * Reads the header from the leading bytes of an `.npy` file (format 1.0, 2.0 and 3.0;
  * little-endian, C order). `bytes` must reach at least past the header.
  */
-function parseNpyLayout(bytes: Uint8Array, name: string): NpyLayout {
+export function parseNpyLayout(bytes: Uint8Array, name: string): NpyLayout {
   const fail = (detail: string): CheckpointFormatError => new CheckpointFormatError(name, `npy: ${detail}`);
   if (bytes.length < 10 || !MAGIC.every((b, i) => bytes[i] === b))
     throw fail('missing \\x93NUMPY magic (not a .npy file)');

@@ -1,7 +1,9 @@
 export {
   DEFAULT_DECODE_TIMEOUT_SECONDS,
   DEFAULT_MAX_IMAGE_BYTES,
+  DEFAULT_MAX_IMAGE_DECODED_BYTES,
   DEFAULT_MAX_IMAGE_PIXELS,
+  decodedImageBytes,
   decodeImageRgb,
   readImageHeader,
   sniffImageFormat,
@@ -36,3 +38,4 @@ export * from './audio';
 export * from './text';
 export * from './point';
 export * from './video';
+export * from './pool';

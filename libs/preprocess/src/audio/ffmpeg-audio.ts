@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,19 +17,45 @@ export interface FfmpegAudioOptions extends AudioPreprocessOptions {
   readonly timeoutSeconds?: number;
   /** Largest input file accepted, in bytes. */
   readonly maxBytes?: number;
+  /**
+   * Most bytes the decoded float32 samples (all channels) may take. This, not the file's own
+   * header, bounds the memory one compressed file can claim: a tiny FLAC may declare 8 channels at
+   * 384 kHz. Default {@link DEFAULT_MAX_AUDIO_DECODED_BYTES}.
+   */
+  readonly maxDecodedBytes?: number;
 }
 
 const DEFAULT_MAX_AUDIO_BYTES = 256 * 1024 * 1024;
+/** 10 minutes of stereo 48 kHz float32 (230 MB) fits; a 96 kHz stereo 10-minute file does not. */
+export const DEFAULT_MAX_AUDIO_DECODED_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_AUDIO_SECONDS = 600;
 
 function isWav(bytes: Uint8Array): boolean {
   const tag = (at: number): string => String.fromCharCode(...bytes.subarray(at, at + 4));
   return bytes.length >= 12 && tag(0) === 'RIFF' && tag(8) === 'WAVE';
 }
 
+function mib(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(0)} MiB`;
+}
+
+function tooMuchAudio(what: string, limit: number): DomainError {
+  return new DomainError(
+    ErrorCode.PayloadTooLarge,
+    `audio: ${what}; the limit is ${mib(limit)} of decoded samples (server setting ` +
+      `PREPROCESS_MAX_AUDIO_DECODED_BYTES): send a shorter clip, fewer channels or a lower sample rate`,
+    { limit },
+  );
+}
+
 /**
  * Decodes any audio container ffmpeg reads (MP3, FLAC, Ogg, M4A, …) to float32 samples at the
  * file's own rate and channel count — what torchaudio.load hands the official loader — via
  * Debian's `ffmpeg` package. Resampling and the fbank stay in TypeScript.
+ *
+ * Memory: ffmpeg's interleaved output is split into channels as it streams, into arrays sized
+ * from the probe and never beyond `maxDecodedBytes`; a file whose header understates its length is
+ * killed when it reaches the cap, so the configured limit, not the header, bounds what is held.
  */
 export async function decodeAudioWithFfmpeg(
   bytes: Uint8Array,
@@ -43,7 +70,8 @@ export async function decodeAudioWithFfmpeg(
     );
   }
   const timeoutSeconds = options.timeoutSeconds ?? DEFAULT_FFMPEG_TIMEOUT_SECONDS;
-  const maxDuration = options.maxDurationSeconds ?? 600;
+  const maxDuration = options.maxDurationSeconds ?? DEFAULT_MAX_AUDIO_SECONDS;
+  const maxDecoded = options.maxDecodedBytes ?? DEFAULT_MAX_AUDIO_DECODED_BYTES;
   const dir = await mkdtemp(join(tmpdir(), 'ibllm-audio-'));
   try {
     const path = join(dir, 'input');
@@ -80,11 +108,24 @@ export async function decodeAudioWithFfmpeg(
     if (duration > maxDuration) {
       throw new DomainError(
         ErrorCode.PayloadTooLarge,
-        `audio: it lasts ${duration.toFixed(1)} s; the limit is ${maxDuration} s`,
+        `audio: it lasts ${duration.toFixed(1)} s; the limit is ${maxDuration} s (server setting ` +
+          `PREPROCESS_MAX_AUDIO_SECONDS): send a shorter clip`,
+        { limit: maxDuration },
       );
     }
-    const maxOutput = Math.ceil((maxDuration + 1) * sampleRate * channelCount * 4);
-    const pcm = await runMediaTool(
+    const frameBytes = 4 * channelCount;
+    const capFrames = Math.floor(maxDecoded / frameBytes);
+    const declaredFrames = Number.isFinite(duration) ? Math.ceil(duration * sampleRate) : 0;
+    if (declaredFrames > capFrames) {
+      throw tooMuchAudio(
+        `${duration.toFixed(1)} s of ${channelCount}-channel ${sampleRate} Hz audio decode to ` +
+          `${mib(declaredFrames * frameBytes)}`,
+        maxDecoded,
+      );
+    }
+    // Past the declared length by a second at most before the arrays grow (headers round).
+    const initialFrames = Math.min(capFrames, declaredFrames + sampleRate);
+    return await decodePlanar(
       options.ffmpegPath ?? 'ffmpeg',
       [
         '-v',
@@ -102,17 +143,141 @@ export async function decodeAudioWithFfmpeg(
         'pcm_f32le',
         'pipe:1',
       ],
-      { what: 'audio', timeoutSeconds, maxOutputBytes: maxOutput, maxPixels: 0 },
+      { sampleRate, channelCount, initialFrames, capFrames, maxDecoded, timeoutSeconds },
     );
-    const frames = Math.floor(pcm.byteLength / 4 / channelCount);
-    const interleaved = new Float32Array(pcm.buffer, pcm.byteOffset, frames * channelCount);
-    const channels = Array.from({ length: channelCount }, () => new Float32Array(frames));
-    for (let i = 0; i < frames; i++)
-      for (let c = 0; c < channelCount; c++) channels[c]![i] = interleaved[i * channelCount + c]!;
-    return { sampleRate, channels };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+interface PlanarDecode {
+  readonly sampleRate: number;
+  readonly channelCount: number;
+  readonly initialFrames: number;
+  readonly capFrames: number;
+  readonly maxDecoded: number;
+  readonly timeoutSeconds: number;
+}
+
+/** Runs ffmpeg and splits its interleaved float32 stdout into channels as the chunks arrive. */
+async function decodePlanar(
+  tool: string,
+  args: readonly string[],
+  plan: PlanarDecode,
+): Promise<{ sampleRate: number; channels: Float32Array[] }> {
+  const { channelCount, capFrames } = plan;
+  const frameBytes = 4 * channelCount;
+  let channels = Array.from({ length: channelCount }, () => new Float32Array(plan.initialFrames));
+  let frames = 0;
+  // Bytes of an incomplete frame carried over to the next chunk.
+  const carry = new Uint8Array(frameBytes);
+  let carried = 0;
+  const scratch = new DataView(carry.buffer);
+  let overflow = false;
+
+  const push = (chunk: Buffer): boolean => {
+    let at = 0;
+    const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    while (at < chunk.length) {
+      if (frames >= channels[0]!.length) {
+        if (frames >= capFrames) return false;
+        const grown = Math.min(capFrames, Math.max(1024, Math.ceil(frames * 1.5)));
+        channels = channels.map((c) => {
+          const next = new Float32Array(grown);
+          next.set(c);
+          return next;
+        });
+      }
+      if (carried > 0 || chunk.length - at < frameBytes) {
+        const take = Math.min(frameBytes - carried, chunk.length - at);
+        carry.set(chunk.subarray(at, at + take), carried);
+        carried += take;
+        at += take;
+        if (carried < frameBytes) break;
+        for (let c = 0; c < channelCount; c++) channels[c]![frames] = scratch.getFloat32(c * 4, true);
+        carried = 0;
+        frames++;
+        continue;
+      }
+      const whole = Math.min(Math.floor((chunk.length - at) / frameBytes), channels[0]!.length - frames);
+      for (let c = 0; c < channelCount; c++) {
+        const out = channels[c]!;
+        for (let i = 0, p = at + c * 4; i < whole; i++, p += frameBytes)
+          out[frames + i] = view.getFloat32(p, true);
+      }
+      frames += whole;
+      at += whole * frameBytes;
+    }
+    return true;
+  };
+
+  const name = tool.split('/').pop() ?? tool;
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+    let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(
+      () => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      },
+      Math.max(1, Math.round(plan.timeoutSeconds * 1000)),
+    );
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (overflow) return;
+      if (!push(chunk)) {
+        overflow = true;
+        child.kill('SIGKILL');
+      }
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (stderr.length < 65536) stderr += chunk.toString('utf8');
+    });
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(
+        error.code === 'ENOENT' || error.code === 'EACCES'
+          ? DomainError.unavailable(
+              `${name} could not be run (${tool}): install Debian's ffmpeg package (apt-get install ffmpeg), or set the tool path`,
+              error,
+            )
+          : error,
+      );
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (overflow) {
+        reject(
+          tooMuchAudio(
+            `the file decodes to more than its header declared, past ${mib(plan.maxDecoded)}`,
+            plan.maxDecoded,
+          ),
+        );
+      } else if (timedOut) {
+        reject(
+          new DomainError(
+            ErrorCode.DeadlineExceeded,
+            `${name} did not finish within ${plan.timeoutSeconds} s (killed); the audio is too slow to decode`,
+            { limit: plan.timeoutSeconds },
+          ),
+        );
+      } else if (code !== 0) {
+        const lines = stderr.split('\n').filter((l) => l.trim().length > 0);
+        const why = (lines[lines.length - 1] ?? '').trim().slice(0, 300);
+        reject(
+          new DomainError(
+            ErrorCode.UnsupportedMedia,
+            `the audio could not be read: ${why || `${name} exited with ${code}`}`,
+          ),
+        );
+      } else resolve();
+    });
+  });
+  return {
+    sampleRate: plan.sampleRate,
+    // A view, not a copy: at most a second of slack stays allocated.
+    channels: channels.map((c) => c.subarray(0, frames)),
+  };
 }
 
 /** WAV natively (exact), any other container through ffmpeg (MODEL_SPEC §2.3). */

@@ -35,11 +35,35 @@ export interface ImageLimits {
   readonly maxBytes?: number;
   /** Wall-clock limit for the decode itself, in seconds. */
   readonly timeoutSeconds?: number;
+  /**
+   * Most bytes the decoded samples may take (16-bit and alpha included, with the 8-bit RGB copy
+   * made from them), checked on the decoder's header metadata before any pixel is decoded.
+   */
+  readonly maxDecodedBytes?: number;
 }
 
 export const DEFAULT_MAX_IMAGE_PIXELS = 40_000_000;
 export const DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_DECODE_TIMEOUT_SECONDS = 30;
+/** A 12 MP 8-bit RGB photo needs 72 MB; a 6300×6300 16-bit RGBA PNG (a 309 KB file) 635 MB. */
+export const DEFAULT_MAX_IMAGE_DECODED_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Bytes `decodeImageRgb` holds at once for a header's size and sample layout: the decoder's raw
+ * output (CMYK 4 bytes a pixel; 16-bit as grey16 or rgb16; 8-bit with its own channels) plus the
+ * conversions to 8-bit RGB made from it.
+ */
+export function decodedImageBytes(
+  pixels: number,
+  layout: { readonly channels: number; readonly depth: string; readonly cmyk: boolean },
+): number {
+  if (layout.cmyk) return pixels * (4 + 3);
+  if (layout.depth === 'ushort') {
+    const raw = layout.channels <= 2 ? layout.channels : 3;
+    return pixels * (raw * 2 + raw + 3);
+  }
+  return pixels * (layout.channels + (layout.channels === 3 ? 0 : 3));
+}
 
 function unsupported(message: string, cause?: unknown): DomainError {
   return new DomainError(
@@ -233,6 +257,7 @@ export async function decodeImageRgb(bytes: Uint8Array, limits: ImageLimits = {}
     ['maxPixels', maxPixels],
     ['maxBytes', maxBytes],
     ['timeoutSeconds', limits.timeoutSeconds ?? DEFAULT_DECODE_TIMEOUT_SECONDS],
+    ['maxDecodedBytes', limits.maxDecodedBytes ?? DEFAULT_MAX_IMAGE_DECODED_BYTES],
   ] as const) {
     if (!Number.isSafeInteger(value) || value < 1) {
       throw DomainError.invalidInput(`image limit ${name} must be a positive integer (got ${value})`, name);
@@ -280,6 +305,22 @@ export async function decodeImageRgb(bytes: Uint8Array, limits: ImageLimits = {}
         ErrorCode.PayloadTooLarge,
         `the image is ${meta.width}×${meta.height} pixels; the limit is ${maxPixels}`,
         { limit: maxPixels },
+      );
+    }
+    const maxDecoded = limits.maxDecodedBytes ?? DEFAULT_MAX_IMAGE_DECODED_BYTES;
+    const decoded = decodedImageBytes(meta.width * meta.height, {
+      channels: meta.channels,
+      depth: meta.depth,
+      cmyk: meta.space === 'cmyk',
+    });
+    if (decoded > maxDecoded) {
+      // Refused on the header: nothing of that size has been allocated yet.
+      throw new DomainError(
+        ErrorCode.PayloadTooLarge,
+        `the image is ${meta.width}×${meta.height} with ${meta.channels} ${meta.depth === 'ushort' ? '16' : '8'}-bit ` +
+          `channels: decoding needs ${Math.ceil(decoded / 2 ** 20)} MiB; the limit is ${Math.floor(maxDecoded / 2 ** 20)} MiB ` +
+          `(server setting PREPROCESS_MAX_IMAGE_DECODED_BYTES): send a smaller or 8-bit image`,
+        { limit: maxDecoded },
       );
     }
     if (meta.space === 'cmyk') {

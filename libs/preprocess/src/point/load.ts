@@ -6,6 +6,7 @@ import {
   isTensorEntry,
   openTorchCheckpoint,
   parseNpy,
+  parseNpyLayout,
   shapeNumel,
   toFloat32,
   type RawTensor,
@@ -177,6 +178,8 @@ function parseByFormat(
     case 'pts':
       return parseXyz(bytes, name, maxPoints, true);
     case 'npy':
+      // The header's shape is checked before the array is copied out of the file.
+      checkTensorShape(parseNpyLayout(bytes, name).shape, name, maxPoints);
       return tensorToCloud(parseNpy(bytes, name), name, maxPoints);
     case 'pt':
       return readTorchTensor(bytes, name, maxPoints);

@@ -32,7 +32,8 @@ export function unsupportedPointMedia(message: string, details: Record<string, u
 export function tooManyPoints(name: string, count: number, limit: number): DomainError {
   return new DomainError(
     ErrorCode.PayloadTooLarge,
-    `${name}: ${count} points exceed the limit of ${limit}; downsample the cloud (the encoder was trained on ${POINT_TRAIN_POINTS})`,
+    `${name}: ${count} points exceed the limit of ${limit} (server setting PREPROCESS_MAX_POINTS); ` +
+      `downsample the cloud (the encoder was trained on ${POINT_TRAIN_POINTS})`,
     { limit, count },
   );
 }

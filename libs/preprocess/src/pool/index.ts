@@ -1,0 +1,13 @@
+export {
+  InThreadPreprocessor,
+  PreprocessPool,
+  defaultPreprocessWorkerFile,
+  type PreprocessPoolOptions,
+  type PreprocessRunner,
+} from './preprocess-pool';
+export {
+  runPreprocessTask,
+  type PreprocessLimits,
+  type PreprocessOutput,
+  type PreprocessTask,
+} from './preprocess-task';

@@ -1,0 +1,116 @@
+import { readFileSync } from 'node:fs';
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { goldenPath } from '@imagebind-llm/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { InThreadPreprocessor, PreprocessPool } from './preprocess-pool';
+import type { PreprocessOutput } from './preprocess-task';
+
+// The workers run the package's build (dist/pool/preprocess.worker.js): `npm test` builds first.
+const jpeg = readFileSync(goldenPath('inputs', 'girl.jpg'));
+const cloud = readFileSync(goldenPath('inputs', 'airplane.pt'));
+const grouping = { numGroup: 512, groupSize: 32 };
+
+const pools: PreprocessPool[] = [];
+function pool(options: ConstructorParameters<typeof PreprocessPool>[0] = {}): PreprocessPool {
+  const p = new PreprocessPool(options);
+  pools.push(p);
+  return p;
+}
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map(async (p) => p.close()));
+});
+
+function tensor(output: PreprocessOutput): Float32Array {
+  if (output.kind !== 'tensor') throw new Error(`expected a tensor, got ${output.kind}`);
+  return output.data;
+}
+
+describe('PreprocessPool', () => {
+  it('gives the in-thread image tensor bit for bit and leaves the caller its bytes', async () => {
+    const bytes = new Uint8Array(jpeg);
+    const [pooled, local] = await Promise.all([
+      pool({ workers: 1 }).run({ kind: 'image', bytes }),
+      new InThreadPreprocessor().run({ kind: 'image', bytes }),
+    ]);
+    expect(tensor(pooled)).toEqual(tensor(local));
+    // The pool moved a copy: the caller's buffer is not detached.
+    expect(bytes.byteLength).toBe(jpeg.byteLength);
+    expect(bytes[0]).toBe(0xff);
+  });
+
+  it('groups a point cloud in the worker exactly as in thread', async () => {
+    const task = { kind: 'point', bytes: cloud, fileName: 'airplane.pt', grouping } as const;
+    const [pooled, local] = await Promise.all([
+      pool({ workers: 1 }).run(task),
+      new InThreadPreprocessor().run(task),
+    ]);
+    if (pooled.kind !== 'point' || local.kind !== 'point') throw new Error('expected point outputs');
+    expect(pooled.count).toBe(local.count);
+    expect(pooled.groups.centerIndices).toEqual(local.groups.centerIndices);
+    expect(pooled.groups.groupIndices).toEqual(local.groups.groupIndices);
+    expect(pooled.groups.neighborhoods).toEqual(local.groups.neighborhoods);
+  });
+
+  it('keeps a DomainError code and message across the thread boundary', async () => {
+    const error: unknown = await pool({ workers: 1 })
+      .run({ kind: 'image', bytes: new Uint8Array(64).fill(7) })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DomainError);
+    expect(error).toMatchObject({ code: ErrorCode.UnsupportedMedia, message: /unsupported image format/ });
+  });
+
+  it('applies its configured limits in the worker', async () => {
+    const error: unknown = await pool({ workers: 1, limits: { maxPoints: 1000 } })
+      .run({ kind: 'point', bytes: cloud, fileName: 'airplane.pt', grouping })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: ErrorCode.PayloadTooLarge,
+      message: /8192 points exceed the limit of 1000 \(server setting PREPROCESS_MAX_POINTS\)/,
+    });
+  });
+
+  it('refuses past its queue with OVERLOADED and a retry hint, and runs what it accepted', async () => {
+    const p = pool({ workers: 1, maxQueue: 1 });
+    const task = { kind: 'image', bytes: jpeg } as const;
+    // The first goes to the worker, the second waits, the third finds the queue full.
+    const first = p.run(task);
+    const second = p.run(task);
+    const third: unknown = await p.run(task).catch((e: unknown) => e);
+    expect(third).toBeInstanceOf(DomainError);
+    const refused = third as DomainError;
+    expect(refused.code).toBe(ErrorCode.Overloaded);
+    expect(refused.grpcStatus).toBe(8); // RESOURCE_EXHAUSTED
+    expect(refused.details.retryAfterMs).toBeGreaterThanOrEqual(50);
+    expect(tensor(await first)).toHaveLength(3 * 224 * 224);
+    expect(tensor(await second)).toHaveLength(3 * 224 * 224);
+    expect(p.stats()).toMatchObject({ queued: 0, running: 0, workers: 1 });
+  });
+
+  it('drops a waiting task when its caller aborts', async () => {
+    const p = pool({ workers: 1, maxQueue: 4 });
+    const running = p.run({ kind: 'image', bytes: jpeg });
+    const abort = new AbortController();
+    const waiting = p.run({ kind: 'image', bytes: jpeg }, { signal: abort.signal });
+    abort.abort(new Error('client went away'));
+    await expect(waiting).rejects.toThrow('client went away');
+    expect(p.stats().queued).toBe(0);
+    await running;
+  });
+
+  it('fails waiting tasks with UNAVAILABLE on close', async () => {
+    const p = new PreprocessPool({ workers: 1, maxQueue: 4 });
+    const running = p.run({ kind: 'image', bytes: jpeg });
+    const waiting = p.run({ kind: 'image', bytes: jpeg });
+    const outcomes = Promise.allSettled([running, waiting]);
+    await p.close();
+    for (const outcome of await outcomes) {
+      expect(outcome).toMatchObject({
+        status: 'rejected',
+        reason: { code: ErrorCode.DependencyUnavailable },
+      });
+    }
+    await expect(p.run({ kind: 'image', bytes: jpeg })).rejects.toMatchObject({
+      code: ErrorCode.DependencyUnavailable,
+    });
+  });
+});

@@ -1,0 +1,249 @@
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+// sharp's docs: on glibc Linux the main thread must load it before worker threads do, so its
+// shared libraries stay mapped until every thread has finished.
+import 'sharp';
+import {
+  deserializeError,
+  detachableTask,
+  runPreprocessTask,
+  taskTransferables,
+  type PreprocessLimits,
+  type PreprocessOutput,
+  type PreprocessTask,
+  type SerializedError,
+} from './preprocess-task';
+
+/** Where preprocessing runs: a pool of worker threads, or (CLI, tests) the calling thread. */
+export interface PreprocessRunner {
+  run(task: PreprocessTask, options?: { readonly signal?: AbortSignal }): Promise<PreprocessOutput>;
+  close(): Promise<void>;
+}
+
+export interface PreprocessPoolOptions {
+  /** Worker threads, each running one task at a time; default the CPU count. */
+  readonly workers?: number;
+  /** Tasks that may wait for a worker; one more is refused with OVERLOADED. Default 8 per worker. */
+  readonly maxQueue?: number;
+  /** Limits the workers apply to every task. */
+  readonly limits?: PreprocessLimits;
+  /** The compiled worker script; default `preprocess.worker.js` of this package's build. */
+  readonly workerFile?: string;
+}
+
+/** Runs tasks on the calling thread (the CLI's one-shot commands, where nothing else waits). */
+export class InThreadPreprocessor implements PreprocessRunner {
+  constructor(private readonly limits: PreprocessLimits = {}) {}
+
+  async run(task: PreprocessTask): Promise<PreprocessOutput> {
+    return runPreprocessTask(task, this.limits);
+  }
+
+  async close(): Promise<void> {}
+}
+
+interface Pending {
+  readonly task: PreprocessTask;
+  readonly resolve: (output: PreprocessOutput) => void;
+  readonly reject: (error: unknown) => void;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: () => void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  current: { readonly id: number; readonly pending: Pending; readonly started: number } | undefined;
+}
+
+/**
+ * The compiled worker next to this module; from source (vitest runs `src/`), the same tree's build,
+ * so tests that preprocess for real need `npm run build` first, as `npm test` does.
+ */
+export function defaultPreprocessWorkerFile(): string {
+  const here = join(__dirname, 'preprocess.worker.js');
+  if (existsSync(here)) return here;
+  const built = join(__dirname, '..', '..', 'dist', 'pool', 'preprocess.worker.js');
+  if (existsSync(built)) return built;
+  throw new Error(`the preprocess worker is not built (looked for ${here} and ${built}); run npm run build`);
+}
+
+/**
+ * The parent's Node flags without `--conditions`: the worker runs compiled code, and a test
+ * runner's source condition (`@imagebind-llm/source`) would point its imports at `.ts` files.
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--conditions' || arg === '-C') i++;
+    else if (!arg.startsWith('--conditions=') && !arg.startsWith('-C=')) out.push(arg);
+  }
+  return out;
+}
+
+/** First guess of a task's duration for the retry hint, before any has finished. */
+const INITIAL_TASK_MS = 200;
+
+/**
+ * CPU preprocessing (MODEL_SPEC §2: decode, resize, fbank, FPS, kNN) on worker threads, so the
+ * serving event loop never runs it (issue #15). Workers start on demand up to `workers`; a task
+ * waits in a bounded FIFO when all are busy, and beyond `maxQueue` is refused at once with
+ * OVERLOADED (gRPC RESOURCE_EXHAUSTED) and a retry hint from the measured task time. Input bytes
+ * are copied once into a buffer of their own and moved to the worker; output tensors move back.
+ */
+export class PreprocessPool implements PreprocessRunner {
+  readonly workers: number;
+  readonly maxQueue: number;
+  private readonly limits: PreprocessLimits;
+  private readonly workerFile: string;
+  private readonly slots: Slot[] = [];
+  private readonly queue: Pending[] = [];
+  private nextId = 1;
+  private averageMs = INITIAL_TASK_MS;
+  private closed = false;
+
+  constructor(options: PreprocessPoolOptions = {}) {
+    this.workers = options.workers ?? availableParallelism();
+    this.maxQueue = options.maxQueue ?? this.workers * 8;
+    if (!Number.isSafeInteger(this.workers) || this.workers < 1) {
+      throw new RangeError(`a preprocess pool needs at least one worker (got ${this.workers})`);
+    }
+    if (!Number.isSafeInteger(this.maxQueue) || this.maxQueue < 0) {
+      throw new RangeError(`maxQueue must be a non-negative integer (got ${this.maxQueue})`);
+    }
+    this.limits = options.limits ?? {};
+    this.workerFile = options.workerFile ?? defaultPreprocessWorkerFile();
+  }
+
+  /** Tasks waiting for a worker and tasks running. */
+  stats(): { queued: number; running: number; workers: number } {
+    return {
+      queued: this.queue.length,
+      running: this.slots.filter((s) => s.current !== undefined).length,
+      workers: this.slots.length,
+    };
+  }
+
+  async run(
+    task: PreprocessTask,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<PreprocessOutput> {
+    if (this.closed)
+      throw DomainError.unavailable('preprocessing is shutting down; retry on another replica');
+    options.signal?.throwIfAborted();
+    const idle = this.slots.find((s) => s.current === undefined);
+    if (idle === undefined && this.slots.length >= this.workers && this.queue.length >= this.maxQueue) {
+      const retryAfterMs = Math.max(
+        50,
+        Math.ceil((this.averageMs * (this.queue.length + this.workers)) / this.workers),
+      );
+      throw DomainError.overloaded(
+        `preprocessing: ${this.workers} workers are busy and ${this.queue.length} inputs wait ` +
+          `(PREPROCESS_MAX_QUEUE); retry in about ${retryAfterMs} ms`,
+        retryAfterMs,
+      );
+    }
+    return new Promise<PreprocessOutput>((resolve, reject) => {
+      const signal = options.signal;
+      const pending: Pending = {
+        task: detachableTask(task),
+        resolve,
+        reject,
+        signal,
+        onAbort: () => {
+          const at = this.queue.indexOf(pending);
+          // Only a waiting task is dropped; a running one finishes and its result is discarded.
+          if (at >= 0) {
+            this.queue.splice(at, 1);
+            const reason: unknown = signal?.reason;
+            reject(
+              reason instanceof Error ? reason : new Error('the request was cancelled', { cause: reason }),
+            );
+          }
+        },
+      };
+      signal?.addEventListener('abort', pending.onAbort, { once: true });
+      this.queue.push(pending);
+      this.dispatch();
+    });
+  }
+
+  /** Stops the workers; waiting and running tasks fail with UNAVAILABLE. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const gone = DomainError.unavailable('preprocessing is shutting down; retry on another replica');
+    for (const pending of this.queue.splice(0)) this.settle(pending, () => pending.reject(gone));
+    const slots = this.slots.splice(0);
+    for (const slot of slots) {
+      const current = slot.current;
+      slot.current = undefined;
+      if (current !== undefined) this.settle(current.pending, () => current.pending.reject(gone));
+    }
+    await Promise.allSettled(slots.map(async (s) => s.worker.terminate()));
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      let slot = this.slots.find((s) => s.current === undefined);
+      if (slot === undefined && this.slots.length < this.workers) slot = this.spawn();
+      if (slot === undefined) return;
+      const pending = this.queue.shift()!;
+      const id = this.nextId++;
+      slot.current = { id, pending, started: performance.now() };
+      slot.worker.ref();
+      slot.worker.postMessage({ id, task: pending.task }, taskTransferables(pending.task));
+    }
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(this.workerFile, {
+      workerData: { limits: this.limits },
+      execArgv: workerExecArgv(),
+    });
+    const slot: Slot = { worker, current: undefined };
+    worker.on('message', (message: { id: number; output?: PreprocessOutput; error?: SerializedError }) => {
+      const current = slot.current;
+      if (current === undefined || current.id !== message.id) return;
+      slot.current = undefined;
+      worker.unref();
+      const took = performance.now() - current.started;
+      this.averageMs = 0.8 * this.averageMs + 0.2 * took;
+      const { pending } = current;
+      this.settle(pending, () =>
+        message.error === undefined
+          ? pending.resolve(message.output!)
+          : pending.reject(deserializeError(message.error)),
+      );
+      this.dispatch();
+    });
+    const lost = (why: string): void => {
+      const at = this.slots.indexOf(slot);
+      if (at < 0) return;
+      this.slots.splice(at, 1);
+      const current = slot.current;
+      slot.current = undefined;
+      if (current !== undefined) {
+        this.settle(current.pending, () =>
+          current.pending.reject(
+            new DomainError(ErrorCode.Internal, `preprocessing failed: the worker thread ${why}`),
+          ),
+        );
+      }
+      if (!this.closed) this.dispatch();
+    };
+    worker.on('error', (error) => lost(`crashed (${error.message})`));
+    worker.on('exit', (code) => lost(`exited with code ${code}`));
+    worker.unref();
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private settle(pending: Pending, finish: () => void): void {
+    pending.signal?.removeEventListener('abort', pending.onAbort);
+    finish();
+  }
+}
