@@ -2,6 +2,8 @@ export * from './execution-providers';
 export * from './single-flight';
 export * from './session.port';
 export * from './ort-session.driver';
+export * from './ort-worker-session';
+export * from './session-state';
 export * from './generation/sampling';
 export * from './generation/generation-engine';
 export * from './model-repository';

@@ -1,5 +1,6 @@
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { chooseProviders, detectBackends, type ProviderName } from './execution-providers';
+import { WorkerSession } from './ort-worker-session';
 import type { HostData, HostDType, HostTensor, InferenceSessionPort } from './session.port';
 
 export interface OrtSessionOptions {
@@ -14,6 +15,11 @@ export interface OrtSessionOptions {
    * services turn it off (env ORT_ALLOW_SPINNING).
    */
   readonly allowSpinning?: boolean;
+  /**
+   * Where `run` executes: `caller` (the calling thread) or `worker` (a worker thread that owns the
+   * session, so a long run leaves the event loop free; see ort-worker-session.ts).
+   */
+  readonly thread?: 'caller' | 'worker';
   /** Called once with the providers chosen and skipped, for the start-up log. */
   readonly onProviders?: (
     chosen: readonly ProviderName[],
@@ -68,13 +74,15 @@ export async function createOrtSession(
 ): Promise<InferenceSessionPort> {
   const choice = chooseProviders(options.providers ?? ['cpu'], detectBackends());
   options.onProviders?.(choice.providers, choice.skipped);
-  const session = await InferenceSession.create(path, {
+  const sessionOptions: InferenceSession.SessionOptions = {
     executionProviders: [...choice.providers],
     graphOptimizationLevel: 'all',
     intraOpNumThreads: options.intraOpThreads ?? 0,
     ...(options.allowSpinning === false
       ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
       : {}),
-  });
+  };
+  if (options.thread === 'worker') return WorkerSession.create(path, { ...sessionOptions });
+  const session = await InferenceSession.create(path, sessionOptions);
   return new OrtSession(session);
 }

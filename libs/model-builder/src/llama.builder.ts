@@ -223,15 +223,18 @@ export interface DecoderGraphOptions {
 /**
  * decoder.onnx, one step of LLaMA with the visual term as a per-layer residual offset
  * (MODEL_SPEC §5, §7). Works for prefill (seq > 1) and decode (seq = 1) and for a batch of rows
- * with different lengths and different visual vectors:
+ * with different lengths and different visual vectors, over a slot KV cache that the engine owns:
  *
  * - input_ids, position_ids [batch, seq]: tokens and their RoPE positions;
- * - attention_bias [batch, 1, seq, past + seq]: 0 where a query may attend, −inf elsewhere (the
- *   engine builds causal + padding masks);
- * - past_key_l / past_value_l [batch, heads, past, hd]: the KV cache (post-RoPE keys);
+ * - attention_bias [batch, 1, seq, width + seq]: 0 where a query may attend, −inf elsewhere (the
+ *   engine builds causal + per-row length masks); its last dim fixes how many cache positions
+ *   (`width`) the step reads;
+ * - cache_key_l / cache_value_l [batch, heads, capacity, hd]: row b's slot of the KV cache
+ *   (post-RoPE keys), positions [0, width) read; capacity ≥ width, 0 for a prefill;
  * - layer_offsets [batch, layers, dim]: c_l per row (visual.onnx), zeros for no visual signal;
  * - gather_rows [batch]: flat row (b·seq + t) whose logits to return;
- * → logits [batch, vocab], present_key_l / present_value_l [batch, heads, past + seq, hd].
+ * → logits [batch, vocab], new_key_l / new_value_l [batch, heads, seq, hd]: only the positions this
+ *   step computed, for the engine to place into the rows' slots. Nothing of the cache comes back.
  *
  * LoRA is merged into every base weight (exact up to float32 rounding); the visual path uses the
  * base W_v and lives in visual.onnx.
@@ -250,13 +253,22 @@ export async function buildDecoderGraph(
   const bias = g.input('attention_bias', OnnxType.FLOAT, ['batch', 1, 'seq', 'total']);
   const offsets = g.input('layer_offsets', OnnxType.FLOAT, ['batch', c.nLayers, d]);
   const gatherRows = g.input('gather_rows', OnnxType.INT64, ['batch']);
-  const pasts: { k: string; v: string }[] = [];
+  const caches: { k: string; v: string }[] = [];
   for (let l = 0; l < c.nLayers; l++) {
-    pasts.push({
-      k: g.input(`past_key_${l}`, OnnxType.FLOAT, ['batch', nh, 'past', hd]),
-      v: g.input(`past_value_${l}`, OnnxType.FLOAT, ['batch', nh, 'past', hd]),
+    caches.push({
+      k: g.input(`cache_key_${l}`, OnnxType.FLOAT, ['batch', nh, 'capacity', hd]),
+      v: g.input(`cache_value_${l}`, OnnxType.FLOAT, ['batch', nh, 'capacity', hd]),
     });
   }
+  // width = total − seq: the cache positions this step reads, taken from the bias the engine built.
+  const width = g.op1('Sub', [
+    g.op1('Shape', [bias], { start: attr.int(3), end: attr.int(4) }),
+    g.op1('Shape', [ids], { start: attr.int(1), end: attr.int(2) }),
+  ]);
+  // The slot buffer has room for max_positions; a Slice along positions is the one copy of the
+  // cache a step makes (the CPU provider's MatMul needs the keys dense).
+  const readCache = (x: string): string =>
+    g.op1('Slice', [x, g.int64s([0]), width, g.int64s([2])]);
 
   let h = embeddingLookup(
     g,
@@ -296,18 +308,14 @@ export async function buildDecoderGraph(
     const rq = bhsd(rope(g, q!, cos, sin, c));
     const rk = bhsd(rope(g, k!, cos, sin, c));
     const vh = bhsd(toHeads(v!));
-    const [kAll] = g.op('Concat', [pasts[l]!.k, rk], {
-      outputs: [`present_key_${l}`],
-      attrs: { axis: attr.int(2) },
-    });
-    const [vAll] = g.op('Concat', [pasts[l]!.v, vh], {
-      outputs: [`present_value_${l}`],
-      attrs: { axis: attr.int(2) },
-    });
-    const kt = g.op1('Transpose', [kAll!], { perm: attr.ints([0, 1, 3, 2]) });
+    const [newK] = g.op('Identity', [rk], { outputs: [`new_key_${l}`] });
+    const [newV] = g.op('Identity', [vh], { outputs: [`new_value_${l}`] });
+    const kAll = g.op1('Concat', [readCache(caches[l]!.k), newK!], { axis: attr.int(2) });
+    const vAll = g.op1('Concat', [readCache(caches[l]!.v), newV!], { axis: attr.int(2) });
+    const kt = g.op1('Transpose', [kAll], { perm: attr.ints([0, 1, 3, 2]) });
     const scores = g.op1('Add', [g.op1('Div', [g.op1('MatMul', [rq, kt]), scale]), bias]);
     const probs = g.op1('Softmax', [scores], { axis: attr.int(-1) });
-    const o = g.op1('Reshape', [bhsd(g.op1('MatMul', [probs, vAll!])), g.int64s([0, 0, d])]);
+    const o = g.op1('Reshape', [bhsd(g.op1('MatMul', [probs, vAll])), g.int64s([0, 0, d])]);
     const wo = await merged(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r);
     const bo = g.floatInit(`${p}.attention.wo.bias`, [d], await w.f32(`${p}.attention.wo.bias`, [d]));
     const attnOut = g.op1('Add', [linearWeight(g, o, `${p}.attention.wo`, wo, d, d, format), bo]);
@@ -357,8 +365,8 @@ export async function buildDecoderGraph(
   );
   g.output(logits, 'logits', OnnxType.FLOAT, ['batch', c.vocabSize]);
   for (let l = 0; l < c.nLayers; l++) {
-    g.output(`present_key_${l}`, `present_key_${l}`, OnnxType.FLOAT, ['batch', nh, 'total', hd]);
-    g.output(`present_value_${l}`, `present_value_${l}`, OnnxType.FLOAT, ['batch', nh, 'total', hd]);
+    g.output(`new_key_${l}`, `new_key_${l}`, OnnxType.FLOAT, ['batch', nh, 'seq', hd]);
+    g.output(`new_value_${l}`, `new_value_${l}`, OnnxType.FLOAT, ['batch', nh, 'seq', hd]);
   }
   return g;
 }

@@ -87,16 +87,16 @@ const decoderInputs = (c: LlamaConfig): TensorSpec[] => [
   { name: 'layer_offsets', dtype: 'float32', dims: ['batch', c.nLayers, c.dim] },
   { name: 'gather_rows', dtype: 'int64', dims: ['batch'] },
   ...Array.from({ length: c.nLayers }, (_, l) => [
-    { name: `past_key_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'past', c.headDim] },
-    { name: `past_value_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'past', c.headDim] },
+    { name: `cache_key_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'capacity', c.headDim] },
+    { name: `cache_value_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'capacity', c.headDim] },
   ]).flat(),
 ];
 
 const decoderOutputs = (c: LlamaConfig): TensorSpec[] => [
   { name: 'logits', dtype: 'float32', dims: ['batch', c.vocabSize] },
   ...Array.from({ length: c.nLayers }, (_, l) => [
-    { name: `present_key_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'total', c.headDim] },
-    { name: `present_value_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'total', c.headDim] },
+    { name: `new_key_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'seq', c.headDim] },
+    { name: `new_value_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'seq', c.headDim] },
   ]).flat(),
 ];
 

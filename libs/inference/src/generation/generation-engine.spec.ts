@@ -1,6 +1,7 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { describe, expect, it } from 'vitest';
 import { hostTensor, type HostTensor, type InferenceSessionPort } from '../session.port';
+import { LocalStateSession, type StateCopy, type StatefulFeed } from '../session-state';
 import { GenerationEngine, type DecoderShape, type GenerationRequest } from './generation-engine';
 
 const VOCAB = 50;
@@ -17,42 +18,49 @@ const shape: DecoderShape = {
 
 /**
  * A fake decoder whose next token is (Σ tokens the row may attend to + its visual offset) mod VOCAB.
- * Keys are the token ids, so a wrong KV pack/unpack, mask or offset changes the answer.
+ * Keys are the token ids, so a wrong slot placement, mask or offset changes the answer. It speaks
+ * the slot-cache interface: cache_key_0 [batch, 1, capacity, 1] of which the first
+ * `width = total − seq` positions are read, and new_key_0 [batch, 1, seq, 1] out.
  */
 class FakeDecoder implements InferenceSessionPort {
   readonly inputNames = [];
   readonly outputNames = [];
   readonly batchSizes: number[] = [];
+  /** The cache buffers each run was fed (to check they are the same objects from step to step). */
+  readonly cacheBuffers: ArrayBufferLike[] = [];
   failNext = false;
 
   // eslint-disable-next-line @typescript-eslint/require-await -- the port is async; the fake computes synchronously
   async run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
     if (this.failNext) throw new Error('session exploded');
     const [b, t] = feeds['input_ids']!.dims as [number, number];
-    const past = feeds['past_key_0']!;
-    const p = past.dims[2]!;
-    const total = p + t;
-    this.batchSizes.push(b);
-    const ids = feeds['input_ids']!.data as BigInt64Array;
+    const cache = feeds['cache_key_0']!;
+    const cap = cache.dims[2]!;
     const bias = feeds['attention_bias']!.data as Float32Array;
+    const total = feeds['attention_bias']!.dims[3]!;
+    const width = total - t;
+    this.batchSizes.push(b);
+    if (cap > 0) this.cacheBuffers.push(cache.data.buffer);
+    const ids = feeds['input_ids']!.data as BigInt64Array;
     const offsets = feeds['layer_offsets']!.data as Float32Array;
     const rows = feeds['gather_rows']!.data as BigInt64Array;
-    const present = new Float32Array(b * total);
-    for (let r = 0; r < b; r++) {
-      for (let c = 0; c < p; c++) present[r * total + c] = (past.data as Float32Array)[r * p + c]!;
-      for (let c = 0; c < t; c++) present[r * total + p + c] = Number(ids[r * t + c]!);
-    }
+    const keys = cache.data as Float32Array;
+    const fresh = new Float32Array(b * t);
+    for (let r = 0; r < b; r++) for (let c = 0; c < t; c++) fresh[r * t + c] = Number(ids[r * t + c]!);
     const logits = new Float32Array(b * VOCAB);
     for (let r = 0; r < b; r++) {
       const q = Number(rows[r]!) - r * t;
       let sum = offsets[r]!;
-      for (let c = 0; c < total; c++) if (bias[(r * t + q) * total + c] === 0) sum += present[r * total + c]!;
+      for (let c = 0; c < total; c++) {
+        if (bias[(r * t + q) * total + c] !== 0) continue;
+        sum += c < width ? keys[r * cap + c]! : fresh[r * t + c - width]!;
+      }
       logits[r * VOCAB + (((sum % VOCAB) + VOCAB) % VOCAB)] = 10;
     }
     return {
       logits: hostTensor('float32', [b, VOCAB], logits),
-      present_key_0: hostTensor('float32', [b, 1, total, 1], present),
-      present_value_0: hostTensor('float32', [b, 1, total, 1], present.slice()),
+      new_key_0: hostTensor('float32', [b, 1, t, 1], fresh),
+      new_value_0: hostTensor('float32', [b, 1, t, 1], fresh.slice()),
     };
   }
 
@@ -62,7 +70,7 @@ class FakeDecoder implements InferenceSessionPort {
 }
 
 /** What the fake model generates, computed directly. */
-function reference(prompt: number[], offset: number, maxNew: number): number[] {
+function reference(prompt: number[], offset: number, maxNew: number, ignoreEos = false): number[] {
   const seq = [...prompt];
   const out: number[] = [];
   const budget = Math.min(maxNew, shape.maxSeqLen - prompt.length);
@@ -70,7 +78,7 @@ function reference(prompt: number[], offset: number, maxNew: number): number[] {
     const next = (seq.reduce((a, b) => a + b, 0) + offset) % VOCAB;
     out.push(next);
     seq.push(next);
-    if (next === EOS) break;
+    if (next === EOS && !ignoreEos) break;
   }
   return out;
 }
@@ -200,5 +208,69 @@ describe('GenerationEngine', () => {
     await expect(engine.generate(req([1, 2], 0, 5))).rejects.toThrow('session exploded');
     fake.failNext = false;
     expect((await engine.generate(req([1, 4], 0, 3))).tokenIds).toEqual(reference([1, 4], 0, 3));
+  });
+  it('a join or leave copies nothing of the other rows: each slot position is written once, by its own row', async () => {
+    const fake = new FakeDecoder();
+    /** Records every copy into the slot buffers, as (run, destination start, length). */
+    class Spy extends LocalStateSession {
+      readonly writes: { run: number; to: number; length: number }[] = [];
+      runs = 0;
+      override runWithState(
+        feeds: Readonly<Record<string, StatefulFeed>>,
+        copies: readonly StateCopy[],
+        outputs: readonly string[],
+      ): Promise<Record<string, HostTensor>> {
+        this.runs += 1;
+        for (const c of copies.filter((x) => x.state === 'kv.key.0')) {
+          for (let i = 0; i < c.spans.length; i += 3)
+            this.writes.push({ run: this.runs, to: c.spans[i + 1]!, length: c.spans[i + 2]! });
+        }
+        return super.runWithState(feeds, copies, outputs);
+      }
+    }
+    const spy = new Spy(fake);
+    const engine = new GenerationEngine(spy, shape, { maxBatch: 3 });
+    const cap = shape.maxSeqLen; // one head of size 1: slot s holds positions [s·cap, (s+1)·cap)
+    let joinedAt = 0;
+    let snapshot: Float32Array | undefined;
+    let late: Promise<unknown> | undefined;
+    let buffer: Float32Array | undefined;
+    const a = engine.generate(
+      req([1, 4, 6], 2, 16, {
+        ignoreEos: true,
+        onToken: ({ index }) => {
+          buffer ??= spy.buffers.get('kv.key.0');
+          if (index !== 3) return;
+          // A has 3 + 3 positions in slot 0 now; B and C join (B leaves after 2 tokens).
+          snapshot = spy.buffers.get('kv.key.0')!.slice(0, cap);
+          joinedAt = spy.runs;
+          late = Promise.all([
+            engine.generate(req([1, 9, 9, 9, 9], 1, 2, { ignoreEos: true })),
+            engine.generate(req([1, 7], 3, 6, { ignoreEos: true })),
+          ]);
+        },
+      }),
+    );
+    const ra = await a;
+    const [rb, rc] = (await late) as { tokenIds: number[] }[];
+    expect(ra.tokenIds).toEqual(reference([1, 4, 6], 2, 16, true));
+    expect(rb!.tokenIds).toEqual(reference([1, 9, 9, 9, 9], 1, 2, true));
+    expect(rc!.tokenIds).toEqual(reference([1, 7], 3, 6, true));
+    // the same buffer object all along, fed to every step as a view (no repacked copy)
+    expect(buffer).toBeInstanceOf(Float32Array);
+    expect(spy.buffers.get('kv.key.0')).toBe(buffer);
+    expect(new Set(fake.cacheBuffers)).toEqual(new Set([buffer!.buffer]));
+    // slot 0 (A): each of its positions written exactly once, one per step after its prefill
+    const own = spy.writes.filter((w) => w.to < cap);
+    const positions = own.flatMap((w) => Array.from({ length: w.length }, (_, i) => w.to + i));
+    expect(positions).toEqual(Array.from({ length: 3 + 16 - 1 }, (_, i) => i));
+    // the join (B and C's prefill) and B's leave wrote nothing into A's slot, and A's positions stand
+    const joinRun = spy.writes.filter((w) => w.run === joinedAt + 1);
+    expect(joinRun.length).toBeGreaterThan(0);
+    expect(joinRun.every((w) => w.to >= cap)).toBe(true);
+    expect(buffer!.slice(0, 6)).toEqual(snapshot!.slice(0, 6));
+    // B's slot (1) was freed and C kept slot 2: B's leave moved nothing of C or A
+    const cWrites = spy.writes.filter((w) => w.to >= 2 * cap && w.to < 3 * cap);
+    expect(cWrites.reduce((n, w) => n + w.length, 0)).toBe(2 + 6 - 1);
   });
 });

@@ -1,5 +1,12 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { hostTensor, type HostTensor, type InferenceSessionPort } from '../session.port';
+import {
+  isStateful,
+  LocalStateSession,
+  type StateCopy,
+  type StatefulFeed,
+  type StatefulSessionPort,
+} from '../session-state';
 import { pickToken, type SamplingParams } from './sampling';
 
 /** What the engine needs to know about a decoder graph (from model.json). */
@@ -59,9 +66,9 @@ interface Row {
   readonly resolve: (r: GenerationResult) => void;
   readonly reject: (e: unknown) => void;
   readonly submitted: number;
-  /** Per layer: keys and values [heads, len, hd]. */
-  keys: Float32Array[];
-  values: Float32Array[];
+  /** The row's slot of the KV cache once prefilled; −1 before. */
+  slot: number;
+  /** Positions of the row held in its slot. */
   len: number;
   tokens: number[];
   /** Generated so far (resumed included). */
@@ -72,20 +79,8 @@ interface Row {
   prefillLogits?: Float32Array;
 }
 
-interface BatchState {
-  readonly rows: Row[];
-  /** Per layer: [rows, heads, width, hd]. */
-  readonly keys: Float32Array[];
-  readonly values: Float32Array[];
-  width: number;
-  /** Width when the batch was packed; columns from here on were appended by batched steps. */
-  readonly packWidth: number;
-  /** Valid prefix columns of each row at packing time. */
-  readonly prefix: number[];
-}
-
 export interface EngineOptions {
-  /** Rows decoded together in one step. */
+  /** Rows decoded together in one step, and the slots of the KV cache. */
   readonly maxBatch: number;
   /** Padded tokens one batched prefill may hold (batch × longest prompt); 4096 by default. */
   readonly maxPrefillTokens?: number;
@@ -93,11 +88,55 @@ export interface EngineOptions {
 
 const NEG_INF = -Infinity;
 
+/** Names of the KV state buffers the session holds for layer l. */
+export const kvStateNames = (l: number): { key: string; value: string } => ({
+  key: `kv.key.${l}`,
+  value: `kv.value.${l}`,
+});
+
+/**
+ * The slot KV cache's bookkeeping: per layer one [slots, heads, maxSeqLen, hd] float32 buffer for
+ * keys and one for values, held by the session (in its thread: a worker session keeps it in the
+ * worker). A row joins into the lowest free slot and leaves by freeing it; nothing else moves.
+ */
+export class KvSlots {
+  private readonly used: boolean[];
+
+  constructor(readonly slots: number) {
+    this.used = Array.from({ length: slots }, () => false);
+  }
+
+  acquire(): number {
+    const s = this.used.indexOf(false);
+    if (s < 0) throw new Error('no free KV slot: the engine admitted more rows than maxBatch');
+    this.used[s] = true;
+    return s;
+  }
+
+  release(slot: number): void {
+    this.used[slot] = false;
+  }
+
+  /** One past the highest slot in use: the batch a decode step runs (free slots below it ride along). */
+  get span(): number {
+    return this.used.lastIndexOf(true) + 1;
+  }
+
+  reset(): void {
+    this.used.fill(false);
+  }
+}
+
 /**
  * Runs LLaMA generation on a decoder session (MODEL_SPEC §5.7) for many sequences at once:
- * a request is prefilled on its own as soon as it arrives, then joins the batch of rows decoded
- * together one token per step; a row leaves the batch when it hits EOS, its budget, the context
- * end, or its signal aborts. Each row has its own visual offsets and sampling parameters.
+ * a request is prefilled as soon as it arrives (requests that arrive together in one run), its KV
+ * goes into a free slot of the slot cache, and it joins the rows decoded together one token per
+ * step; a row leaves when it hits EOS, its budget, the context end, or its signal aborts, and
+ * frees its slot. Each row has its own visual offsets and sampling parameters.
+ *
+ * A decode step feeds the cache buffers as they are (views, no copy) with a mask built from the
+ * per-row lengths; the graph returns only the new positions' K/V, which the session places into
+ * each row's slot. A join copies the new row's prompt KV into its own slot; a leave copies nothing.
  */
 export class GenerationEngine {
   private readonly pending: Row[] = [];
@@ -105,16 +144,31 @@ export class GenerationEngine {
   /** The rows being prefilled: in neither list while their prefill runs. */
   private prefilling: Row[] | undefined;
   private running = false;
+  private readonly session: StatefulSessionPort;
+  private readonly slots: KvSlots;
+  /** Per-slot c_l rows [slots, layers, dim], written on join and fed as a view each step. */
+  private readonly slotOffsets: Float32Array;
+  private stateReady: Promise<void> | undefined;
 
   constructor(
-    private readonly session: InferenceSessionPort,
+    session: InferenceSessionPort,
     private readonly shape: DecoderShape,
     private readonly options: EngineOptions = { maxBatch: 16 },
-  ) {}
+  ) {
+    this.session = isStateful(session) ? session : new LocalStateSession(session);
+    this.slots = new KvSlots(options.maxBatch);
+    this.slotOffsets = new Float32Array(options.maxBatch * shape.nLayers * shape.dim);
+  }
 
   /** Rows decoding now and waiting for prefill. */
   get load(): { active: number; pending: number } {
     return { active: this.active.length, pending: this.pending.length };
+  }
+
+  /** Float32 values of one layer's key (or value) slot buffer: slots × heads × maxSeqLen × hd. */
+  get slotElements(): number {
+    const s = this.shape;
+    return this.options.maxBatch * s.nHeads * s.maxSeqLen * s.headDim;
   }
 
   async generate(req: GenerationRequest): Promise<GenerationResult> {
@@ -168,8 +222,7 @@ export class GenerationEngine {
         resolve,
         reject,
         submitted: performance.now(),
-        keys: [],
-        values: [],
+        slot: -1,
         len: 0,
         tokens: [...req.promptIds, ...resumed],
         generated: generatedSoFar,
@@ -177,6 +230,18 @@ export class GenerationEngine {
       });
       this.kick();
     });
+  }
+
+  /** Allocates the slot buffers in the session once (lazily: an idle engine holds no KV memory). */
+  private ensureState(): Promise<void> {
+    this.stateReady ??= (async () => {
+      for (let l = 0; l < this.shape.nLayers; l++) {
+        const names = kvStateNames(l);
+        await this.session.createState(names.key, this.slotElements);
+        await this.session.createState(names.value, this.slotElements);
+      }
+    })();
+    return this.stateReady;
   }
 
   private kick(): void {
@@ -197,7 +262,7 @@ export class GenerationEngine {
         this.running = false;
         const inFlight = this.prefilling ?? [];
         this.prefilling = undefined;
-        this.batch = undefined;
+        this.slots.reset();
         for (const row of [...inFlight, ...this.pending.splice(0), ...this.active.splice(0)])
           row.reject(error);
       },
@@ -205,6 +270,7 @@ export class GenerationEngine {
   }
 
   private async loop(): Promise<void> {
+    await this.ensureState();
     while (this.pending.length > 0 || this.active.length > 0) {
       // Admit waiting requests up to the batch size and prefill them together, within a token budget.
       const admitted: Row[] = [];
@@ -235,7 +301,7 @@ export class GenerationEngine {
   /**
    * Prefills several prompts in one run: right-padded to the longest, each row attending causally
    * to its own tokens only (padding keys are masked; padding queries see the row's real tokens so
-   * no softmax row is empty). Each row then keeps the first `len` columns of its KV cache.
+   * no softmax row is empty). Each row's first `len` new K/V positions go into its slot.
    */
   private async prefill(rows: readonly Row[]): Promise<void> {
     const s = this.shape;
@@ -246,6 +312,7 @@ export class GenerationEngine {
     const bias = new Float32Array(b * t * t).fill(NEG_INF);
     const offsets = new Float32Array(b * s.nLayers * s.dim);
     const gather = new BigInt64Array(b);
+    const perLayer = s.nLayers * s.dim;
     rows.forEach((row, i) => {
       const n = row.tokens.length;
       for (let k = 0; k < t; k++) {
@@ -256,31 +323,49 @@ export class GenerationEngine {
         const last = Math.min(q, n - 1);
         for (let k = 0; k <= last; k++) bias[(i * t + q) * t + k] = 0;
       }
-      offsets.set(row.req.layerOffsets, i * s.nLayers * s.dim);
+      offsets.set(row.req.layerOffsets, i * perLayer);
       gather[i] = BigInt(i * t + n - 1);
     });
-    const feeds: Record<string, HostTensor> = {
+    // Slots are taken before the run so the session places each row's KV straight into its own.
+    for (const row of rows) {
+      row.slot = this.slots.acquire();
+      this.slotOffsets.set(row.req.layerOffsets, row.slot * perLayer);
+    }
+    const { nHeads: h, headDim: hd, maxSeqLen: cap } = s;
+    const spans = new Int32Array(b * h * 3);
+    rows.forEach((row, i) => {
+      for (let head = 0; head < h; head++) {
+        const at = (i * h + head) * 3;
+        spans[at] = (i * h + head) * t * hd;
+        spans[at + 1] = (row.slot * h + head) * cap * hd;
+        spans[at + 2] = row.tokens.length * hd;
+      }
+    });
+    const feeds: Record<string, StatefulFeed> = {
       input_ids: hostTensor('int64', [b, t], ids),
       position_ids: hostTensor('int64', [b, t], pos),
       attention_bias: hostTensor('float32', [b, 1, t, t], bias),
       layer_offsets: hostTensor('float32', [b, s.nLayers, s.dim], offsets),
       gather_rows: hostTensor('int64', [b], gather),
     };
+    const copies: StateCopy[] = [];
     for (let l = 0; l < s.nLayers; l++) {
-      feeds[`past_key_${l}`] = hostTensor('float32', [b, s.nHeads, 0, s.headDim], new Float32Array(0));
-      feeds[`past_value_${l}`] = hostTensor('float32', [b, s.nHeads, 0, s.headDim], new Float32Array(0));
+      feeds[`cache_key_${l}`] = hostTensor('float32', [b, h, 0, hd], new Float32Array(0));
+      feeds[`cache_value_${l}`] = hostTensor('float32', [b, h, 0, hd], new Float32Array(0));
+      const names = kvStateNames(l);
+      copies.push({ output: `new_key_${l}`, state: names.key, spans });
+      copies.push({ output: `new_value_${l}`, state: names.value, spans });
     }
-    const out = await this.session.run(feeds);
+    let out: Record<string, HostTensor>;
+    try {
+      out = await this.session.runWithState(feeds, copies, ['logits']);
+    } catch (error) {
+      for (const row of rows) this.slots.release(row.slot);
+      throw error;
+    }
     const logits = out['logits']!.data as Float32Array;
     rows.forEach((row, i) => {
-      const n = row.tokens.length;
-      for (let l = 0; l < s.nLayers; l++) {
-        const pk = out[`present_key_${l}`]!.data as Float32Array;
-        const pv = out[`present_value_${l}`]!.data as Float32Array;
-        row.keys[l] = b === 1 ? pk : this.firstColumns(pk, i, n, t);
-        row.values[l] = b === 1 ? pv : this.firstColumns(pv, i, n, t);
-      }
-      row.len = n;
+      row.len = row.tokens.length;
       const own = logits.subarray(i * s.vocabSize, (i + 1) * s.vocabSize);
       if (row.req.wantPrefillLogits === true) row.prefillLogits = own.slice();
       this.accept(row, own);
@@ -289,136 +374,65 @@ export class GenerationEngine {
     });
   }
 
-  /** Row `row`'s first `len` columns of a [batch, heads, width, hd] cache, as [heads, len, hd]. */
-  private firstColumns(all: Float32Array, row: number, len: number, width: number): Float32Array {
-    const { nHeads: h, headDim: hd } = this.shape;
-    const out = new Float32Array(h * len * hd);
-    for (let head = 0; head < h; head++) {
-      const src = (row * h + head) * width * hd;
-      out.set(all.subarray(src, src + len * hd), head * len * hd);
-    }
-    return out;
-  }
-
   /**
-   * The decode batch keeps its KV cache as one [batch, heads, width, hd] tensor per layer from step
-   * to step: the present outputs become the next past inputs with no copy. Rows joined with
-   * different lengths are left-aligned and padded; row i attends to columns [0, prefix_i) and
-   * [packWidth, width). The batch is repacked only when its membership changes.
+   * One decode step over slots [0, span): each row reads its slot's first `len` positions (a
+   * per-row mask over the common width) plus its new token, and the session writes the new
+   * position's K/V into the row's slot. Free slots below the span ride along masked to their own
+   * new column; their outputs are ignored and their buffers are never written.
    */
-  private batch: BatchState | undefined;
-
-  private sameMembers(rows: readonly Row[]): boolean {
-    const b = this.batch;
-    return b !== undefined && b.rows.length === rows.length && b.rows.every((r, i) => r === rows[i]);
-  }
-
-  /** Copies a batched row's valid columns out into its own compact cache. */
-  private extract(state: BatchState, i: number): void {
-    const { nHeads: h, headDim: hd, nLayers } = this.shape;
-    const row = state.rows[i]!;
-    const prefix = state.prefix[i]!;
-    const tail = state.width - state.packWidth;
-    const len = prefix + tail;
-    const take = (all: Float32Array): Float32Array => {
-      const out = new Float32Array(h * len * hd);
-      for (let head = 0; head < h; head++) {
-        const src = (i * h + head) * state.width * hd;
-        const dst = head * len * hd;
-        out.set(all.subarray(src, src + prefix * hd), dst);
-        out.set(all.subarray(src + state.packWidth * hd, src + state.width * hd), dst + prefix * hd);
-      }
-      return out;
-    };
-    for (let l = 0; l < nLayers; l++) {
-      row.keys[l] = take(state.keys[l]!);
-      row.values[l] = take(state.values[l]!);
-    }
-    row.len = len;
-  }
-
-  private repack(rows: Row[]): void {
-    const old = this.batch;
-    if (old !== undefined) {
-      old.rows.forEach((r, i) => {
-        if (rows.includes(r)) this.extract(old, i);
-      });
-    }
-    const { nLayers } = this.shape;
-    const width = Math.max(...rows.map((r) => r.len));
-    const keys: Float32Array[] = [];
-    const values: Float32Array[] = [];
-    for (let l = 0; l < nLayers; l++) {
-      keys.push(this.pack(rows, (r) => r.keys[l]!, width));
-      values.push(this.pack(rows, (r) => r.values[l]!, width));
-    }
-    for (const r of rows) {
-      r.keys = [];
-      r.values = [];
-    }
-    this.batch = { rows, keys, values, width, packWidth: width, prefix: rows.map((r) => r.len) };
-  }
-
   private async step(): Promise<void> {
     const s = this.shape;
+    const { nHeads: h, headDim: hd, maxSeqLen: cap } = s;
     const rows = [...this.active];
-    if (!this.sameMembers(rows)) this.repack(rows);
-    const state = this.batch!;
-    const b = rows.length;
-    const total = state.width + 1;
-    const ids = new BigInt64Array(b);
-    const pos = new BigInt64Array(b);
-    const bias = new Float32Array(b * total);
-    const offsets = new Float32Array(b * s.nLayers * s.dim);
+    const k = this.slots.span;
+    const width = Math.max(...rows.map((r) => r.len));
+    const total = width + 1;
+    const ids = new BigInt64Array(k);
+    const pos = new BigInt64Array(k);
+    const bias = new Float32Array(k * total).fill(NEG_INF);
+    for (let slot = 0; slot < k; slot++) bias[slot * total + width] = 0; // the new column
+    const spans = new Int32Array(rows.length * h * 3);
     rows.forEach((r, i) => {
-      ids[i] = BigInt(r.tokens[r.tokens.length - 1]!);
-      pos[i] = BigInt(r.len);
-      for (let c = state.prefix[i]!; c < state.packWidth; c++) bias[i * total + c] = NEG_INF; // padding
-      offsets.set(r.req.layerOffsets, i * s.nLayers * s.dim);
-    });
-    const feeds: Record<string, HostTensor> = {
-      input_ids: hostTensor('int64', [b, 1], ids),
-      position_ids: hostTensor('int64', [b, 1], pos),
-      attention_bias: hostTensor('float32', [b, 1, 1, total], bias),
-      layer_offsets: hostTensor('float32', [b, s.nLayers, s.dim], offsets),
-      gather_rows: hostTensor(
-        'int64',
-        [b],
-        BigInt64Array.from({ length: b }, (_, i) => BigInt(i)),
-      ),
-    };
-    for (let l = 0; l < s.nLayers; l++) {
-      const dims = [b, s.nHeads, state.width, s.headDim];
-      feeds[`past_key_${l}`] = hostTensor('float32', dims, state.keys[l]!);
-      feeds[`past_value_${l}`] = hostTensor('float32', dims, state.values[l]!);
-    }
-    const out = await this.session.run(feeds);
-    const logits = out['logits']!.data as Float32Array;
-    for (let l = 0; l < s.nLayers; l++) {
-      state.keys[l] = out[`present_key_${l}`]!.data as Float32Array;
-      state.values[l] = out[`present_value_${l}`]!.data as Float32Array;
-    }
-    state.width = total;
-    rows.forEach((r, i) => {
-      r.len += 1;
-      this.accept(r, logits.subarray(i * s.vocabSize, (i + 1) * s.vocabSize));
-      if (this.isDone(r)) this.leave(r, this.reasonOf(r));
-    });
-    if (this.active.length === 0) this.batch = undefined;
-  }
-
-  /** Packs rows' caches [heads, len, hd] into [batch, heads, width, hd]; one full row needs no copy. */
-  private pack(rows: readonly Row[], get: (r: Row) => Float32Array, width: number): Float32Array {
-    const { nHeads: h, headDim: hd } = this.shape;
-    if (rows.length === 1 && rows[0]!.len === width) return get(rows[0]!);
-    const out = new Float32Array(rows.length * h * width * hd);
-    rows.forEach((r, i) => {
-      const src = get(r);
+      ids[r.slot] = BigInt(r.tokens[r.tokens.length - 1]!);
+      pos[r.slot] = BigInt(r.len);
+      bias.fill(0, r.slot * total, r.slot * total + r.len);
       for (let head = 0; head < h; head++) {
-        out.set(src.subarray(head * r.len * hd, (head + 1) * r.len * hd), (i * h + head) * width * hd);
+        const at = (i * h + head) * 3;
+        spans[at] = (r.slot * h + head) * hd;
+        spans[at + 1] = ((r.slot * h + head) * cap + r.len) * hd;
+        spans[at + 2] = hd;
       }
     });
-    return out;
+    const feeds: Record<string, StatefulFeed> = {
+      input_ids: hostTensor('int64', [k, 1], ids),
+      position_ids: hostTensor('int64', [k, 1], pos),
+      attention_bias: hostTensor('float32', [k, 1, 1, total], bias),
+      layer_offsets: hostTensor(
+        'float32',
+        [k, s.nLayers, s.dim],
+        this.slotOffsets.subarray(0, k * s.nLayers * s.dim),
+      ),
+      gather_rows: hostTensor(
+        'int64',
+        [k],
+        BigInt64Array.from({ length: k }, (_, i) => BigInt(i)),
+      ),
+    };
+    const copies: StateCopy[] = [];
+    for (let l = 0; l < s.nLayers; l++) {
+      const names = kvStateNames(l);
+      feeds[`cache_key_${l}`] = { state: names.key, dims: [k, h, cap, hd] };
+      feeds[`cache_value_${l}`] = { state: names.value, dims: [k, h, cap, hd] };
+      copies.push({ output: `new_key_${l}`, state: names.key, spans });
+      copies.push({ output: `new_value_${l}`, state: names.value, spans });
+    }
+    const out = await this.session.runWithState(feeds, copies, ['logits']);
+    const logits = out['logits']!.data as Float32Array;
+    for (const r of rows) {
+      r.len += 1;
+      this.accept(r, logits.subarray(r.slot * s.vocabSize, (r.slot + 1) * s.vocabSize));
+      if (this.isDone(r)) this.leave(r, this.reasonOf(r));
+    }
   }
 
   private accept(row: Row, logits: Float32Array): void {
@@ -451,8 +465,8 @@ export class GenerationEngine {
   }
 
   private finish(row: Row, reason: FinishReason): void {
-    row.keys = [];
-    row.values = [];
+    if (row.slot >= 0) this.slots.release(row.slot);
+    row.slot = -1;
     row.resolve({
       tokenIds: row.generated,
       finishReason: reason,

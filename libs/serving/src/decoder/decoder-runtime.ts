@@ -124,7 +124,9 @@ export async function loadDecoderModel(
     },
   };
   const [decoder, visual] = await Promise.all([
-    createOrtSession(component.file('decoder'), sessionOptions),
+    // Decode steps run in a worker thread that also holds the slot KV cache, so the event loop
+    // keeps serving streams, health and metrics while a step runs.
+    createOrtSession(component.file('decoder'), { ...sessionOptions, thread: 'worker' }),
     createOrtSession(component.file('visual'), sessionOptions),
   ]);
   const tokenizer = LlamaTokenizer.fromFile(tokenizerComponent.file('model'));
