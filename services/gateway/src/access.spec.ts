@@ -24,7 +24,7 @@ describe('parseRateOverrides', () => {
 });
 
 describe('createAccessControl with GATEWAY_RATE_LIMIT_OVERRIDES', () => {
-  it('gives the named tenant its own bucket and leaves the others on the default', () => {
+  it('gives the named tenant its own bucket and leaves the others on the default', async () => {
     const env = parseEnv('gateway', gatewayEnvSchema, {
       GATEWAY_API_KEYS: 'alice:alice-key-0123456789abcdef,batch-worker:worker-key-0123456789abcdef',
       GATEWAY_RATE_LIMIT_RPM: '60',
@@ -32,20 +32,19 @@ describe('createAccessControl with GATEWAY_RATE_LIMIT_OVERRIDES', () => {
       GATEWAY_RATE_LIMIT_OVERRIDES: 'batch-worker:6000:50',
     });
     // A frozen clock: no bucket refills while the test runs, however slow the machine.
-    const access = createAccessControl(env, () => 1_000_000);
+    const access = createAccessControl(env, { now: () => 1_000_000 });
+    expect(access.rateLimitStore).toBe('memory');
     const alice = { authorization: 'Bearer alice-key-0123456789abcdef' };
     const worker = { authorization: 'Bearer worker-key-0123456789abcdef' };
-    expect(access.admit(alice)).toBe('alice');
-    expect(access.admit(alice)).toBe('alice');
-    let limited: unknown;
-    try {
-      access.admit(alice);
-    } catch (error) {
-      limited = error;
-    }
+    expect(await access.admit(alice)).toBe('alice');
+    expect(await access.admit(alice)).toBe('alice');
+    const limited = await access.admit(alice).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     expect(limited).toBeInstanceOf(DomainError);
     expect((limited as DomainError).code).toBe(ErrorCode.RateLimited);
-    for (let i = 0; i < 50; i++) expect(access.admit(worker)).toBe('batch-worker');
-    expect(() => access.admit(worker)).toThrow(DomainError);
+    for (let i = 0; i < 50; i++) expect(await access.admit(worker)).toBe('batch-worker');
+    await expect(access.admit(worker)).rejects.toThrow(DomainError);
   });
 });

@@ -1,13 +1,16 @@
 import type { GatewayEnv } from './env.schema';
 import { ApiKeyAuthenticator, keysFromEnv } from './rest/api-keys';
-import { RateLimiter } from './rest/rate-limiter';
+import { RateLimiter, rateLimitedError } from './rest/rate-limiter';
+import type { RedisRateLimiter } from './rest/redis-rate-limiter';
 
 /** Admission of one public call: who it is from, and whether their rate limit allows it. */
 export interface AccessControl {
   /** True when every call must carry a valid API key. */
   readonly required: boolean;
-  /** Returns the tenant; throws UNAUTHENTICATED or RATE_LIMITED (with a retry hint). */
-  admit(credentials: { authorization?: string; apiKey?: string }): string;
+  /** Where the rate-limit buckets live: shared by every replica in Redis, or this process. */
+  readonly rateLimitStore: 'redis' | 'memory';
+  /** Resolves with the tenant; rejects with UNAUTHENTICATED or RATE_LIMITED (with a retry hint). */
+  admit(credentials: { authorization?: string; apiKey?: string }): Promise<string>;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '[::1]']);
@@ -16,11 +19,6 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || host.startsWith('127.');
 }
 
-/**
- * API keys + per-key token bucket, the same for gRPC and REST. Without configured keys (allowed
- * only on loopback, checked at start) every call is the anonymous "local" tenant, still rate
- * limited so one runaway script cannot starve the machine.
- */
 /** One tenant's own limit, parsed from `tenant:rpm[:burst]`. */
 export interface RateOverride {
   readonly tenant: string;
@@ -58,13 +56,22 @@ export function parseRateOverrides(value: string | undefined): RateOverride[] {
   });
 }
 
+export interface AccessControlOptions {
+  /** Milliseconds clock of the in-process buckets; tests pass a frozen one. */
+  readonly now?: () => number;
+  /** The buckets shared by every replica (GATEWAY_REDIS_URL); unset keeps them in this process. */
+  readonly shared?: RedisRateLimiter;
+}
+
 /**
  * API keys + per-key token bucket, the same for gRPC and REST. Without configured keys (allowed
  * only on loopback, checked at start) every call is the anonymous "local" tenant, still rate
  * limited so one runaway script cannot starve the machine. Tenants named in
- * GATEWAY_RATE_LIMIT_OVERRIDES (the batch workers, typically) get their own limit instead.
+ * GATEWAY_RATE_LIMIT_OVERRIDES (the batch workers, typically) get their own limit instead. With
+ * `shared`, the buckets live in Redis and the in-process ones only stand in while Redis is down.
  */
-export function createAccessControl(env: GatewayEnv, now: () => number = Date.now): AccessControl {
+export function createAccessControl(env: GatewayEnv, options: AccessControlOptions = {}): AccessControl {
+  const now = options.now ?? Date.now;
   const keys =
     env.GATEWAY_API_KEYS === undefined ? [] : keysFromEnv(env.GATEWAY_API_KEYS, 'GATEWAY_API_KEYS');
   const required = keys.length > 0;
@@ -80,12 +87,24 @@ export function createAccessControl(env: GatewayEnv, now: () => number = Date.no
       new RateLimiter({ requestsPerMinute: o.requestsPerMinute, burst: o.burst, now }),
     ]),
   );
+  const shared = options.shared;
   return {
     required,
-    admit(credentials) {
+    rateLimitStore: shared === undefined ? 'memory' : 'redis',
+    async admit(credentials) {
       const principal = authenticator.authenticate(credentials.authorization, credentials.apiKey);
-      (overrides.get(principal.tenant) ?? limiter).takeOrThrow(principal.tenant);
-      return principal.tenant;
+      const tenant = principal.tenant;
+      const local = overrides.get(tenant) ?? limiter;
+      const decision =
+        shared === undefined
+          ? local.take(tenant)
+          : await shared.take(
+              tenant,
+              { requestsPerMinute: local.requestsPerMinute, burst: local.burstSize },
+              () => local.take(tenant),
+            );
+      if (!decision.allowed) throw rateLimitedError(decision.retryAfterMs, local.requestsPerMinute);
+      return tenant;
     },
   };
 }

@@ -86,7 +86,7 @@ export const gatewayEnvSchema = {
   STANDALONE_DECODER_MAX_BATCH: envVar(env.positiveInt(16, 256), 'standalone: decoder sequences per step'),
   GATEWAY_REDIS_URL: envVar(
     env.optionalString(),
-    'Redis of the batch-job queues (noeviction + AOF); unset disables the batch API',
+    'Redis of the batch-job queues (noeviction + AOF) and of the rate limits shared by every replica; unset disables the batch API and keeps rate limits per process',
   ),
   GATEWAY_QUEUE_PREFIX: envVar(
     env.stringWithDefault('ibllm'),

@@ -29,23 +29,23 @@ export class GatewayController implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   onModuleInit(): void {
-    const admit = (ctx: CallContext): string => this.access.admit(credentialsOf(ctx));
+    const admit = (ctx: CallContext): Promise<string> => this.access.admit(credentialsOf(ctx));
     const gateway = this.gateway;
     this.server.addService(SERVICE_NAMES.gateway, gatewayV1.GatewayServiceService, {
       generate: async function* (request, ctx) {
-        admit(ctx);
+        await admit(ctx);
         yield* gateway.generate(request, ctx);
       },
       embed: async (request, ctx) => {
-        admit(ctx);
+        await admit(ctx);
         return gateway.embed(request, ctx);
       },
       search: async (request, ctx) => {
-        admit(ctx);
+        await admit(ctx);
         return gateway.search(request, ctx);
       },
       listModels: async (_request, ctx) => {
-        admit(ctx);
+        await admit(ctx);
         return gateway.listModels(ctx);
       },
     });
@@ -69,12 +69,12 @@ export class GatewayController implements OnModuleInit, OnApplicationShutdown {
       });
     } else {
       this.server.addService(SERVICE_NAMES.batchJobs, gatewayV1.BatchJobServiceService, {
-        submitBatchJob: async (request, ctx) => batch.submit(request, admit(ctx)),
-        getBatchJob: async (request, ctx) => batch.get(request.jobId, admit(ctx)),
-        listBatchJobs: async (request, ctx) => batch.list(request, admit(ctx)),
-        cancelBatchJob: async (request, ctx) => batch.cancel(request.jobId, admit(ctx)),
+        submitBatchJob: async (request, ctx) => batch.submit(request, await admit(ctx)),
+        getBatchJob: async (request, ctx) => batch.get(request.jobId, await admit(ctx)),
+        listBatchJobs: async (request, ctx) => batch.list(request, await admit(ctx)),
+        cancelBatchJob: async (request, ctx) => batch.cancel(request.jobId, await admit(ctx)),
         streamBatchJobResults: async function* (request, ctx) {
-          yield* batch.results(request, admit(ctx), ctx.signal);
+          yield* batch.results(request, await admit(ctx), ctx.signal);
         },
       });
     }

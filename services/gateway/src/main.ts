@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { loadConfigOrExit } from '@imagebind-llm/config';
 import { bootstrapService, createServiceParts } from '@imagebind-llm/grpc-kit';
 import type { Logger, ServiceMetrics } from '@imagebind-llm/observability';
+import { createRedis, waitForReady } from '@imagebind-llm/queue';
 import { createAccessControl, isLoopback } from './access';
 import type { PlatformBackends } from './backends/backends.port';
 import { RemoteBackends, type RemoteTargets } from './backends/remote.backends';
@@ -10,6 +11,7 @@ import { GatewayModule } from './app.module';
 import { createBatchBackend } from './batch/batch-backend';
 import { gatewayEnvSchema, type GatewayEnv } from './env.schema';
 import { StaticSite } from './playground/static-site';
+import { RedisRateLimiter } from './rest/redis-rate-limiter';
 
 /** Where `npm run build` puts the playground: services/gateway/web/dist, beside src/ and dist/. */
 const BUILT_PLAYGROUND = join(__dirname, '..', 'web', 'dist');
@@ -76,6 +78,22 @@ async function createBackends(
   return createLocalBackends(env, logger, metrics);
 }
 
+/**
+ * The rate-limit buckets every replica shares, in the Redis of GATEWAY_REDIS_URL; undefined (each
+ * process keeps its own) without one. A Redis that is down at start is not fatal here: the
+ * limiter falls back to this process's buckets until it answers (see RedisRateLimiter).
+ */
+async function sharedRateLimiter(env: GatewayEnv, logger: Logger): Promise<RedisRateLimiter | undefined> {
+  if (env.GATEWAY_REDIS_URL === undefined) return undefined;
+  // Its own connection, failing fast while Redis is down (producer role: no offline queue);
+  // ioredis reconnects by itself, and the limiter logs the outage once instead of every retry.
+  const redis = createRedis(env.GATEWAY_REDIS_URL, 'producer', (error) =>
+    logger.debug({ event: 'ratelimit.redis_error', err: error.message }, 'rate-limit Redis error'),
+  );
+  await waitForReady(redis, 5_000).catch(() => undefined);
+  return new RedisRateLimiter({ redis, prefix: `${env.GATEWAY_QUEUE_PREFIX}:ratelimit:`, logger });
+}
+
 async function main(): Promise<void> {
   const env = loadConfigOrExit('gateway', gatewayEnvSchema);
   // Refuse to expose an unauthenticated API beyond this machine (issue: standalone on 127.0.0.1
@@ -86,7 +104,6 @@ async function main(): Promise<void> {
       `refusing to listen on ${exposed.join(', ')} without API keys: set GATEWAY_API_KEYS (tenant:key,...) or bind 127.0.0.1`,
     );
   }
-  const access = createAccessControl(env);
   const { logger, metrics, grpc } = createServiceParts({
     service: 'gateway',
     logLevel: env.LOG_LEVEL,
@@ -94,6 +111,19 @@ async function main(): Promise<void> {
     port: env.GATEWAY_GRPC_PORT,
     maxMessageBytes: env.GATEWAY_MAX_MESSAGE_BYTES,
   });
+  const shared = await sharedRateLimiter(env, logger);
+  const access = createAccessControl(env, shared === undefined ? {} : { shared });
+  logger.info(
+    {
+      event: 'ratelimit.store',
+      store: access.rateLimitStore,
+      rpm: env.GATEWAY_RATE_LIMIT_RPM,
+      burst: env.GATEWAY_RATE_LIMIT_BURST,
+    },
+    access.rateLimitStore === 'redis'
+      ? 'rate limits shared by every replica through Redis (GATEWAY_REDIS_URL)'
+      : 'rate limits kept in this process only: each replica allows the full rate (set GATEWAY_REDIS_URL to share them)',
+  );
   const started = Date.now();
   const backends = await createBackends(env, logger, metrics);
   logger.info({ event: 'backends.ready', mode: backends.mode, ms: Date.now() - started }, 'backends ready');
@@ -110,6 +140,7 @@ async function main(): Promise<void> {
       Promise.resolve({
         mode: backends.mode,
         auth: access.required ? 'api-key' : 'none',
+        rateLimits: access.rateLimitStore,
         batch: batch === undefined ? 'off' : 'on',
         playground: playground === undefined ? 'off' : `${playground.size} files`,
       }),

@@ -58,7 +58,7 @@ export class OpenAiController {
   }
 
   /** Admission + a call context whose signal aborts when the HTTP client goes away. */
-  private open(req: Request, res: Response): HopContext {
+  private async open(req: Request, res: Response): Promise<HopContext> {
     const header = (name: string): string | undefined => {
       const v = req.headers[name];
       return Array.isArray(v) ? v[0] : v;
@@ -78,7 +78,7 @@ export class OpenAiController {
     const apiKey = header('x-api-key');
     if (authorization !== undefined) credentials.authorization = authorization;
     if (apiKey !== undefined) credentials.apiKey = apiKey;
-    this.access.admit(credentials);
+    await this.access.admit(credentials);
     return ctx;
   }
 
@@ -96,7 +96,7 @@ export class OpenAiController {
   async chat(@Req() req: Request, @Res() res: Response): Promise<void> {
     let ctx: HopContext | undefined;
     try {
-      ctx = this.open(req, res);
+      ctx = await this.open(req, res);
       const parsed = parseChatCompletionRequest(req.body as unknown, {
         ...this.policy,
         modelId: SERVED_MODEL_ID,
@@ -136,7 +136,7 @@ export class OpenAiController {
   async embeddings(@Req() req: Request, @Res() res: Response): Promise<void> {
     let ctx: HopContext | undefined;
     try {
-      ctx = this.open(req, res);
+      ctx = await this.open(req, res);
       const parsed = parseEmbeddingsRequest(req.body as unknown, {
         ...this.policy,
         modelId: SERVED_MODEL_ID,
@@ -155,7 +155,7 @@ export class OpenAiController {
   async search(@Req() req: Request, @Res() res: Response): Promise<void> {
     let ctx: HopContext | undefined;
     try {
-      ctx = this.open(req, res);
+      ctx = await this.open(req, res);
       const parsed = parseSearchRequest(req.body as unknown, { ...this.policy, modelId: SERVED_MODEL_ID });
       const response = await this.gateway.search(parsed.request, ctx);
       res.status(200).json(toSearchResponse(response, parsed.model));
@@ -166,10 +166,10 @@ export class OpenAiController {
 
   /** Limits, accepted formats and defaults for the web playground; keyed like every API call. */
   @Get('playground/config')
-  config(@Req() req: Request, @Res() res: Response): void {
+  async config(@Req() req: Request, @Res() res: Response): Promise<void> {
     let ctx: HopContext | undefined;
     try {
-      ctx = this.open(req, res);
+      ctx = await this.open(req, res);
       res.status(200).json(this.playground);
     } catch (error) {
       this.fail(res, error, ctx?.requestId);
@@ -180,7 +180,7 @@ export class OpenAiController {
   async models(@Req() req: Request, @Res() res: Response): Promise<void> {
     let ctx: HopContext | undefined;
     try {
-      ctx = this.open(req, res);
+      ctx = await this.open(req, res);
       const list = await this.gateway.listModels(ctx);
       res.json(toOpenAiModelList(list, { modelId: SERVED_MODEL_ID, created: STARTED_AT }));
     } catch (error) {
@@ -192,7 +192,7 @@ export class OpenAiController {
   async model(@Param('id') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     let ctx: HopContext | undefined;
     try {
-      ctx = this.open(req, res);
+      ctx = await this.open(req, res);
       const list = await this.gateway.listModels(ctx);
       res.json(getOpenAiModel(id, list, { modelId: SERVED_MODEL_ID, created: STARTED_AT }));
     } catch (error) {

@@ -20,7 +20,7 @@ export class BatchController {
     @Inject(ACCESS) private readonly access: AccessControl,
   ) {}
 
-  private open(req: Request, res: Response): string {
+  private async open(req: Request, res: Response): Promise<string> {
     const header = (name: string): string | undefined => {
       const v = req.headers[name];
       return Array.isArray(v) ? v[0] : v;
@@ -51,7 +51,7 @@ export class BatchController {
   @Post()
   async submit(@Req() req: Request, @Res() res: Response): Promise<void> {
     try {
-      const tenant = this.open(req, res);
+      const tenant = await this.open(req, res);
       const request = gatewayV1.SubmitBatchJobRequest.fromJSON(req.body);
       const response = await this.batch!.service.submit(request, tenant);
       res.status(201).json(gatewayV1.BatchJob.toJSON(response.job!));
@@ -67,7 +67,7 @@ export class BatchController {
     @Query('page_token') pageToken?: string,
   ): Promise<void> {
     try {
-      const tenant = this.open(req, res);
+      const tenant = await this.open(req, res);
       const page = await this.batch!.service.list(
         { pageSize: 0, pageToken: pageToken ?? '', states: [] },
         tenant,
@@ -81,7 +81,7 @@ export class BatchController {
   @Get(':id')
   async get(@Param('id') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     try {
-      const tenant = this.open(req, res);
+      const tenant = await this.open(req, res);
       const { job } = await this.batch!.service.get(id, tenant);
       res.status(200).json(gatewayV1.BatchJob.toJSON(job!));
     } catch (error) {
@@ -92,7 +92,7 @@ export class BatchController {
   @Post(':id/cancel')
   async cancel(@Param('id') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     try {
-      const tenant = this.open(req, res);
+      const tenant = await this.open(req, res);
       const { job } = await this.batch!.service.cancel(id, tenant);
       res.status(200).json(gatewayV1.BatchJob.toJSON(job!));
     } catch (error) {
@@ -113,7 +113,7 @@ export class BatchController {
       controller.abort(new DomainError(ErrorCode.Cancelled, 'the HTTP client went away')),
     );
     try {
-      const tenant = this.open(req, res);
+      const tenant = await this.open(req, res);
       const stream = this.batch!.service.results(
         { jobId: id, startIndex: Number(startIndex ?? '0'), follow: follow === 'true' },
         tenant,

@@ -72,6 +72,11 @@ export class RateLimiter {
     return this.rpm;
   }
 
+  /** The configured bucket size. */
+  get burstSize(): number {
+    return this.burst;
+  }
+
   /** Spends `cost` tokens of `key` if it has them; otherwise says how long until it will. */
   take(key: string, cost = 1): RateDecision {
     if (!Number.isFinite(cost) || cost <= 0 || cost > this.burst) {
