@@ -1,21 +1,10 @@
-let table: Uint32Array | undefined;
+import { crc32 as zlibCrc32 } from 'node:zlib';
 
-function crcTable(): Uint32Array {
-  if (table === undefined) {
-    table = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[n] = c >>> 0;
-    }
-  }
-  return table;
-}
-
-/** CRC-32 (zip / zlib polynomial); `previous` continues a running checksum. */
+/**
+ * CRC-32 (zip / zlib polynomial); `previous` continues a running checksum. Node's zlib computes it
+ * natively (Node ≥ 20.15); only the zero-extension used for huge zero-filled entries is our own
+ * (`crc32ZeroExtend` in the checkpoint writer).
+ */
 export function crc32(bytes: Uint8Array, previous = 0): number {
-  const t = crcTable();
-  let c = (previous ^ 0xffffffff) >>> 0;
-  for (let i = 0; i < bytes.length; i++) c = (t[(c ^ (bytes[i] ?? 0)) & 0xff] ?? 0) ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  return zlibCrc32(bytes, previous);
 }
