@@ -68,3 +68,61 @@ export function modelRepositoryEnv() {
     ),
   };
 }
+
+/**
+ * Preprocessing off the event loop and its memory bounds (issue #15), for every process that
+ * decodes raw inputs: the encoder services, and the gateway in standalone mode. The limits bound
+ * what one request may make the process allocate, whatever the file's own header declares.
+ */
+export function preprocessEnv() {
+  return {
+    PREPROCESS_WORKERS: envVar(
+      env.nonNegativeInt(0, 1024),
+      'worker threads that decode and preprocess raw inputs; 0 = the number of CPUs',
+    ),
+    PREPROCESS_MAX_QUEUE: envVar(
+      env.nonNegativeInt(64, 1_000_000),
+      'inputs that may wait for a preprocessing worker; beyond it requests get RESOURCE_EXHAUSTED with a retry hint',
+    ),
+    PREPROCESS_MAX_AUDIO_SECONDS: envVar(
+      env.positiveInt(600, 86_400),
+      'longest audio input accepted, in seconds (WAV and compressed); longer files get RESOURCE_EXHAUSTED',
+    ),
+    PREPROCESS_MAX_AUDIO_DECODED_BYTES: envVar(
+      env.positiveInt(256 * 1024 * 1024, 16 * 1024 * 1024 * 1024),
+      'most bytes one compressed audio file may decode to (float32, all channels: 10 min of stereo 48 kHz is 230 MB)',
+    ),
+    PREPROCESS_MAX_POINTS: envVar(
+      env.positiveInt(1_000_000, 100_000_000),
+      'most points one point cloud may have (files and preprocessed tensors); FPS and kNN cost grows with it',
+    ),
+    PREPROCESS_MAX_IMAGE_DECODED_BYTES: envVar(
+      env.positiveInt(256 * 1024 * 1024, 16 * 1024 * 1024 * 1024),
+      'most bytes one image may decode to (16-bit samples and alpha included), checked on its header',
+    ),
+  };
+}
+
+/** What `preprocessEnv` reads, as PreprocessPool options (workers 0 = the CPU count). */
+export function preprocessPoolSettings(
+  values: {
+    readonly PREPROCESS_WORKERS: number;
+    readonly PREPROCESS_MAX_QUEUE: number;
+    readonly PREPROCESS_MAX_AUDIO_SECONDS: number;
+    readonly PREPROCESS_MAX_AUDIO_DECODED_BYTES: number;
+    readonly PREPROCESS_MAX_POINTS: number;
+    readonly PREPROCESS_MAX_IMAGE_DECODED_BYTES: number;
+  },
+  cpus: number,
+) {
+  return {
+    workers: values.PREPROCESS_WORKERS === 0 ? cpus : values.PREPROCESS_WORKERS,
+    maxQueue: values.PREPROCESS_MAX_QUEUE,
+    limits: {
+      maxAudioSeconds: values.PREPROCESS_MAX_AUDIO_SECONDS,
+      maxAudioDecodedBytes: values.PREPROCESS_MAX_AUDIO_DECODED_BYTES,
+      maxPoints: values.PREPROCESS_MAX_POINTS,
+      maxImageDecodedBytes: values.PREPROCESS_MAX_IMAGE_DECODED_BYTES,
+    },
+  };
+}

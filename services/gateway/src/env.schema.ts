@@ -1,4 +1,4 @@
-import { env, envVar, z, type EnvOf } from '@imagebind-llm/config';
+import { env, envVar, preprocessEnv, z, type EnvOf } from '@imagebind-llm/config';
 
 const list = () =>
   z
@@ -84,6 +84,8 @@ export const gatewayEnvSchema = {
     'largest single inline input (image, audio, video, point cloud), in bytes',
   ),
   STANDALONE_DECODER_MAX_BATCH: envVar(env.positiveInt(16, 256), 'standalone: decoder sequences per step'),
+  // Standalone: raw inputs are decoded in this process, on its preprocessing worker threads.
+  ...preprocessEnv(),
   GATEWAY_REDIS_URL: envVar(
     env.optionalString(),
     'Redis of the batch-job queues (noeviction + AOF) and of the rate limits shared by every replica; unset disables the batch API and keeps rate limits per process',

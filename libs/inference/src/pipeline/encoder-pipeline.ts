@@ -2,14 +2,13 @@ import { fuseEmbeddings } from '@imagebind-llm/domain';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import {
   CLIP_VOCAB_SIZE,
+  InThreadPreprocessor,
   groupPointCloud,
-  parsePointCloud,
-  pointGroupingMinPoints,
-  preprocessAudioAny,
-  preprocessImage,
-  preprocessVideo,
   tokenizeClipText,
   type PointGrouping,
+  type PointGroups,
+  type PreprocessOutput,
+  type PreprocessRunner,
 } from '@imagebind-llm/preprocess';
 import { listComponents, resolveComponent, type TensorSpec } from '../model-repository';
 import { createOrtSession, type OrtSessionOptions } from '../ort-session.driver';
@@ -112,20 +111,38 @@ function bytesOf(input: ModalityInput): Uint8Array {
   return input.bytes;
 }
 
-/** Decodes and preprocesses one input exactly as the official loaders do (MODEL_SPEC §2). */
+/** The calling thread, for callers without a pool (the CLI's one-shot commands). */
+const IN_THREAD = new InThreadPreprocessor();
+
+function tensorOf(output: PreprocessOutput): { data: Float32Array; shape: number[] } {
+  if (output.kind !== 'tensor') throw new Error(`preprocessing answered ${output.kind}, expected a tensor`);
+  return { data: output.data, shape: output.shape };
+}
+
+/**
+ * Decodes and preprocesses one input exactly as the official loaders do (MODEL_SPEC §2). The CPU
+ * work runs on `runner`: a serving process passes its PreprocessPool so that none of it runs on
+ * the event loop; without one it runs on the calling thread. Text (tokenising 77 ids) stays here.
+ */
 export async function preprocessEncoderInput(
   input: ModalityInput,
   options: EncoderInputOptions = {},
+  runner: PreprocessRunner = IN_THREAD,
+  signal?: AbortSignal,
 ): Promise<PreprocessedEncoderInput> {
+  const run = async (task: Parameters<PreprocessRunner['run']>[0]): Promise<PreprocessOutput> =>
+    runner.run(task, signal === undefined ? {} : { signal });
   switch (input.modality) {
-    case 'image': {
-      const { tensor } = await preprocessImage(bytesOf(input));
-      return encoderFeedsFromPreprocessed('image', { data: tensor, shape: [3, 224, 224] });
-    }
-    case 'audio': {
-      const { tensor, shape } = await preprocessAudioAny(bytesOf(input));
-      return encoderFeedsFromPreprocessed('audio', { data: tensor, shape });
-    }
+    case 'image':
+      return encoderFeedsFromPreprocessed(
+        'image',
+        tensorOf(await run({ kind: 'image', bytes: bytesOf(input) })),
+      );
+    case 'audio':
+      return encoderFeedsFromPreprocessed(
+        'audio',
+        tensorOf(await run({ kind: 'audio', bytes: bytesOf(input) })),
+      );
     case 'text': {
       if (input.text === undefined || input.text.trim() === '')
         throw DomainError.invalidInput('a text input needs non-empty text', 'text');
@@ -136,17 +153,63 @@ export async function preprocessEncoderInput(
       };
     }
     case 'point': {
-      const grouping = requirePointGrouping(options);
-      const cloud = await parsePointCloud(bytesOf(input), input.fileName ?? 'cloud.npy', {
-        minPoints: pointGroupingMinPoints(grouping),
+      const output = await run({
+        kind: 'point',
+        bytes: bytesOf(input),
+        fileName: input.fileName ?? 'cloud.npy',
+        grouping: requirePointGrouping(options),
       });
-      return encoderFeedsFromPreprocessed('point', { data: cloud.points, shape: [cloud.count, 3] }, options);
+      if (output.kind !== 'point')
+        throw new Error(`preprocessing answered ${output.kind}, expected a point cloud`);
+      return pointFeeds({ data: output.points, shape: [output.count, 3] }, output.groups);
     }
-    case 'video': {
-      const { tensor, shape } = await preprocessVideo(bytesOf(input));
-      return encoderFeedsFromPreprocessed('video', { data: tensor, shape });
-    }
+    case 'video':
+      return encoderFeedsFromPreprocessed(
+        'video',
+        tensorOf(await run({ kind: 'video', bytes: bytesOf(input) })),
+      );
   }
+}
+
+/**
+ * The feeds of a client's preprocessed tensor with its CPU work (point grouping: FPS and kNN) on
+ * `runner`; the other modalities need none and are checked here.
+ */
+export async function encoderFeedsFromPreprocessedOn(
+  modality: InputModality,
+  preprocessed: EncodedInput['preprocessed'],
+  options: EncoderInputOptions,
+  runner: PreprocessRunner,
+  signal?: AbortSignal,
+): Promise<PreprocessedEncoderInput> {
+  const { data, shape } = preprocessed;
+  if (modality !== 'point' || shape.length !== 2 || shape[1] !== 3 || data.length !== shape[0]! * 3) {
+    // Everything but a well-formed cloud: no heavy work, and the in-thread checks give the errors.
+    return encoderFeedsFromPreprocessed(modality, preprocessed, options);
+  }
+  const output = await runner.run(
+    { kind: 'point-group', points: data, grouping: requirePointGrouping(options) },
+    signal === undefined ? {} : { signal },
+  );
+  if (output.kind !== 'point')
+    throw new Error(`preprocessing answered ${output.kind}, expected a point cloud`);
+  return pointFeeds({ data: output.points, shape: [output.count, 3] }, output.groups);
+}
+
+/** The point graph's feeds from a cloud's FPS centres and kNN groups (MODEL_SPEC §3.7). */
+function pointFeeds(
+  preprocessed: EncodedInput['preprocessed'],
+  groups: PointGroups,
+): PreprocessedEncoderInput {
+  const { numGroup, groupSize, centerIndices, groupIndices } = groups;
+  return {
+    feeds: {
+      neighborhood: hostTensor('float32', [1, numGroup, groupSize, 3], groups.neighborhoods),
+      center: hostTensor('float32', [1, numGroup, 3], groups.centers),
+    },
+    preprocessed,
+    pointGroups: { numGroup, groupSize, centerIndices, groupIndices },
+  };
 }
 
 /**
@@ -203,20 +266,10 @@ export function encoderFeedsFromPreprocessed(
           'preprocessed',
         );
       }
-      const groups = groupPointCloud({ points: data, count: shape[0]! }, requirePointGrouping(options));
-      const { numGroup, groupSize, centerIndices, groupIndices } = groups;
-      return {
-        feeds: {
-          neighborhood: hostTensor(
-            'float32',
-            [1, groups.numGroup, groups.groupSize, 3],
-            groups.neighborhoods,
-          ),
-          center: hostTensor('float32', [1, groups.numGroup, 3], groups.centers),
-        },
+      return pointFeeds(
         preprocessed,
-        pointGroups: { numGroup, groupSize, centerIndices, groupIndices },
-      };
+        groupPointCloud({ points: data, count: shape[0]! }, requirePointGrouping(options)),
+      );
     }
   }
 }
@@ -308,3 +361,12 @@ export class EncoderPipeline {
     for (const r of loaded) if (r.status === 'fulfilled') await r.value.release();
   }
 }
+
+// What serving needs to run preprocessing off its event loop, without depending on the package.
+export {
+  InThreadPreprocessor,
+  PreprocessPool,
+  type PreprocessLimits,
+  type PreprocessPoolOptions,
+  type PreprocessRunner,
+} from '@imagebind-llm/preprocess';

@@ -4,6 +4,8 @@ import {
   createOrtSession,
   ENCODER_COMPONENTS,
   encoderFeedsFromPreprocessed,
+  encoderFeedsFromPreprocessedOn,
+  PreprocessPool,
   pointGroupingOf,
   preprocessEncoderInput,
   resolveComponent,
@@ -17,6 +19,8 @@ import {
   type ModalityInput,
   type OrtSessionOptions,
   type PreprocessedEncoderInput,
+  type PreprocessPoolOptions,
+  type PreprocessRunner,
   type TensorSpec,
 } from '@imagebind-llm/inference';
 import { BoundedConcurrency } from './bounded-concurrency';
@@ -87,6 +91,13 @@ export interface EncoderRuntimeOptions {
     input: ModalityInput,
     options: EncoderInputOptions,
   ) => Promise<PreprocessedEncoderInput>;
+  /**
+   * Where the CPU work of preprocessing runs (decoding, resizing, fbank, FPS and kNN, also of
+   * client-sent point clouds): pool settings (workers, queue, limits) for a PreprocessPool the
+   * runtime starts on first use and closes with it (default: one worker per CPU), or a runner
+   * the caller owns.
+   */
+  readonly preprocessing?: PreprocessPoolOptions | PreprocessRunner;
 }
 
 export interface EncoderLoadOptions extends EncoderRuntimeOptions {
@@ -131,11 +142,15 @@ interface PreparedItem {
  */
 export class EncoderRuntime {
   private readonly models = new Map<InputModality, LoadedModel>();
-  private readonly preprocessing: BoundedConcurrency;
+  private readonly admission: BoundedConcurrency;
   private readonly preprocess: (
     input: ModalityInput,
     options: EncoderInputOptions,
+    signal: AbortSignal,
   ) => Promise<PreprocessedEncoderInput>;
+  private readonly preprocessing: PreprocessPoolOptions | PreprocessRunner;
+  /** The runner, once a task needed it; owned (closed with the runtime) when made here. */
+  private runnerInUse: { readonly runner: PreprocessRunner; readonly owned: boolean } | undefined;
   /** Most rows one request may need: all of them must fit the queue at once. */
   private readonly maxRequestRows: number;
   private closed = false;
@@ -165,10 +180,16 @@ export class EncoderRuntime {
         }),
       });
     }
-    this.preprocess = options.preprocess ?? preprocessEncoderInput;
+    this.preprocessing = options.preprocessing ?? {};
+    const custom = options.preprocess;
+    this.preprocess =
+      custom === undefined
+        ? async (input, inputOptions, signal) =>
+            preprocessEncoderInput(input, inputOptions, this.runner(), signal)
+        : async (input, inputOptions) => custom(input, inputOptions);
     this.maxRequestRows = options.batcher.maxQueueSize;
     // As many may wait as the batcher queue holds rows: past that the batcher would refuse them anyway.
-    this.preprocessing = new BoundedConcurrency(
+    this.admission = new BoundedConcurrency(
       'preprocessing',
       options.preprocessConcurrency ?? availableParallelism(),
       options.batcher.maxQueueSize,
@@ -266,8 +287,8 @@ export class EncoderRuntime {
     try {
       const prepared = await Promise.all(
         items.map(async (item, index) =>
-          this.preprocessing
-            .run(async () => this.prepare(model, item, index), request.signal)
+          this.admission
+            .run(async () => this.prepare(model, item, index, request.signal), request.signal)
             .catch((error: unknown) => {
               // One bad item fails the request: stop preprocessing the others.
               request.abort(error);
@@ -334,17 +355,43 @@ export class EncoderRuntime {
     const models = [...this.models.values()];
     await Promise.all(models.map(async (m) => m.batched.close(options)));
     await Promise.allSettled(models.map(async (m) => m.session.release()));
+    if (this.runnerInUse?.owned === true) await this.runnerInUse.runner.close();
+  }
+
+  /** The preprocessing runner; the pool starts on first use, so a runtime that never decodes starts none. */
+  private runner(): PreprocessRunner {
+    if (this.runnerInUse === undefined) {
+      const given = this.preprocessing;
+      this.runnerInUse =
+        'run' in given ? { runner: given, owned: false } : { runner: new PreprocessPool(given), owned: true };
+    }
+    return this.runnerInUse.runner;
   }
 
   /** Preprocesses one item (or reads its tensor) and checks it against the graph's inputs. */
-  private async prepare(model: LoadedModel, item: EncoderItem, index: number): Promise<PreparedItem> {
+  private async prepare(
+    model: LoadedModel,
+    item: EncoderItem,
+    index: number,
+    signal: AbortSignal,
+  ): Promise<PreparedItem> {
     const modality = model.info.modality;
     const source = 'preprocessed' in item ? 'preprocessed' : 'text' in item ? 'text' : 'content';
     const field = `inputs[${index}].${source}`;
     try {
       let ready: PreprocessedEncoderInput;
       if ('preprocessed' in item) {
-        ready = encoderFeedsFromPreprocessed(modality, item.preprocessed, model.inputOptions);
+        // A client's cloud still needs FPS and kNN: that runs on the preprocessing runner too.
+        ready =
+          modality === 'point'
+            ? await encoderFeedsFromPreprocessedOn(
+                modality,
+                item.preprocessed,
+                model.inputOptions,
+                this.runner(),
+                signal,
+              )
+            : encoderFeedsFromPreprocessed(modality, item.preprocessed, model.inputOptions);
         checkAgainstGraph(model, ready, field, ErrorCode.InvalidInput);
       } else {
         ready = await this.preprocess(
@@ -355,6 +402,7 @@ export class EncoderRuntime {
             ...('fileName' in item && item.fileName !== undefined ? { fileName: item.fileName } : {}),
           },
           model.inputOptions,
+          signal,
         );
         // Our own preprocessing disagreeing with the graph means the repository was built for
         // another input layout: the operator has to fix that, not the client.

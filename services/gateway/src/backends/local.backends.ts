@@ -1,4 +1,6 @@
+import { availableParallelism } from 'node:os';
 import { Metadata } from '@grpc/grpc-js';
+import { preprocessPoolSettings } from '@imagebind-llm/config';
 import type { CallContext } from '@imagebind-llm/grpc-kit';
 import { listComponents } from '@imagebind-llm/inference';
 import { InferenceMetrics, type Logger, type ServiceMetrics } from '@imagebind-llm/observability';
@@ -69,6 +71,8 @@ export async function createLocalBackends(
       : EncoderRuntime.load(repo, modalities, {
           batcher,
           allowSpinning: false,
+          // Decoding and preprocessing on worker threads: /healthz, SSE and other chats never wait on them.
+          preprocessing: preprocessPoolSettings(env, availableParallelism()),
           onBatch: (model, event) => batching.onBatch(model.label, event),
         }),
     BindRuntime.load(repo, {

@@ -1,4 +1,4 @@
-import { env, envVar } from '@imagebind-llm/config';
+import { env, envVar, preprocessEnv } from '@imagebind-llm/config';
 import { DEFAULT_ENCODER_LIMITS } from '../encoder.service-impl';
 import { modelServiceEnv } from './model-service.host';
 
@@ -41,5 +41,6 @@ export function encoderEnvSchema(defaults: EncoderEnvDefaults) {
       env.nonNegativeInt(0, 1024),
       'inputs decoded and preprocessed at once; 0 = the number of CPUs',
     ),
+    ...preprocessEnv(),
   };
 }

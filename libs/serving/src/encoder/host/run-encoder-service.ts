@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { preprocessPoolSettings } from '@imagebind-llm/config';
 import { SERVICE_NAMES, encoderV1 } from '@imagebind-llm/proto';
 import type { InputModality } from '@imagebind-llm/inference';
 import { EncoderRuntime } from '../encoder-runtime';
@@ -27,6 +28,8 @@ export async function runEncoderService(definition: EncoderServiceDefinition): P
           ...settings,
           preprocessConcurrency:
             env.PREPROCESS_CONCURRENCY === 0 ? availableParallelism() : env.PREPROCESS_CONCURRENCY,
+          // Decoding and preprocessing run on worker threads, never on the gRPC event loop.
+          preprocessing: preprocessPoolSettings(env, availableParallelism()),
           onBatch: (model, event) => hooks.onBatch(model.label, event),
           onQueueChange: () => hooks.onQueueChange(),
         }),
