@@ -13,4 +13,15 @@ export {
   type FaissImportOptions,
   type FaissImportResult,
 } from './faiss-import';
-export { COLLECTION_NAME, MAX_K } from './validation';
+export {
+  checkCollectionName,
+  checkDimension,
+  checkId,
+  checkIds,
+  checkK,
+  checkPoints,
+  checkQueries,
+  COLLECTION_NAME,
+  MAX_DIMENSION,
+  MAX_K,
+} from './validation';

@@ -1,7 +1,9 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import {
-  COLLECTION_NAME,
-  MAX_K,
+  checkCollectionName as checkName,
+  checkIds,
+  checkK,
+  checkPoints,
   type CollectionInfo,
   type ScoredVectorPoint,
   type SearchOptions,
@@ -178,7 +180,9 @@ export class QdrantVectorStore implements VectorStore {
     checkName(collection);
     if (!isArray(points)) throw DomainError.invalidInput('points must be an array', 'points');
     const dimension = await this.dimensionOf(collection);
-    const structs = points.map((point, i) => toPointStruct(point, dimension, i));
+    // The embedded store's rules, so a batch is refused alike whichever driver is configured.
+    checkPoints(points, dimension);
+    const structs = points.map(toPointStruct);
     const client = await this.client();
     for (let start = 0; start < structs.length; start += this.batchSize) {
       const batch = structs.slice(start, start + this.batchSize);
@@ -196,8 +200,7 @@ export class QdrantVectorStore implements VectorStore {
    */
   async delete(collection: string, ids: readonly number[]): Promise<number> {
     checkName(collection);
-    if (!isArray(ids)) throw DomainError.invalidInput('ids must be an array', 'ids');
-    ids.forEach((id, i) => checkId(id, `ids[${i}]`));
+    checkIds(ids);
     await this.dimensionOf(collection);
     const unique = [...new Set(ids)];
     const client = await this.client();
@@ -231,9 +234,7 @@ export class QdrantVectorStore implements VectorStore {
   ): Promise<ScoredVectorPoint[][]> {
     checkName(collection);
     const k = options.k;
-    if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
-      throw DomainError.invalidInput(`k must be an integer in 1..${MAX_K}, got ${String(k)}`, 'k');
-    }
+    checkK(k);
     if (!(queries instanceof Float32Array)) {
       throw DomainError.invalidInput('queries must be a Float32Array of [n, dimension] floats', 'queries');
     }
@@ -651,59 +652,10 @@ function optionalPositiveInteger(value: number | undefined, field: string): numb
   return value === undefined ? undefined : positiveInteger(value, 1, field, 1_000_000);
 }
 
-/** The embedded driver's rule (stricter than Qdrant's), so a name works whichever driver is configured. */
-function checkName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || !COLLECTION_NAME.test(name)) {
-    throw DomainError.invalidInput(
-      `collection name ${JSON.stringify(name)} is not allowed: use 1–64 letters, digits, '_', '.' or '-', ` +
-        'starting with a letter or digit',
-      'collection',
-    );
-  }
-}
-
-function checkId(id: unknown, field: string): asserts id is number {
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
-    throw DomainError.invalidInput(`${field} must be a safe integer ≥ 0, got ${String(id)}`, field);
-  }
-}
-
-function toPointStruct(point: VectorPoint, dimension: number, index: number): Schemas['PointStruct'] {
-  const field = `points[${index}]`;
-  if (!isRecord(point)) throw DomainError.invalidInput(`${field} must be an object`, field);
-  checkId(point.id, `${field}.id`);
-  const vector: unknown = point.vector;
-  if (!(vector instanceof Float32Array)) {
-    throw DomainError.invalidInput(`${field}.vector must be a Float32Array`, `${field}.vector`);
-  }
-  if (vector.length !== dimension) {
-    throw DomainError.invalidInput(
-      `${field}.vector has ${vector.length} values but the collection's dimension is ${dimension}`,
-      `${field}.vector`,
-    );
-  }
-  const bad = vector.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) {
-    throw DomainError.invalidInput(
-      `${field}.vector[${bad}] is ${vector[bad]}; every value must be finite`,
-      `${field}.vector`,
-    );
-  }
-  const struct: Schemas['PointStruct'] = { id: point.id, vector: Array.from(vector) };
-  if (point.payload !== undefined) {
-    const payload: unknown = point.payload;
-    if (!isRecord(payload))
-      throw DomainError.invalidInput(`${field}.payload must be an object`, `${field}.payload`);
-    for (const [key, value] of Object.entries(payload)) {
-      if (typeof value !== 'string') {
-        throw DomainError.invalidInput(
-          `${field}.payload.${key} must be a string, got ${typeof value}`,
-          `${field}.payload.${key}`,
-        );
-      }
-    }
-    struct.payload = { ...point.payload };
-  }
+/** A point already checked by `checkPoints` → Qdrant's wire form. */
+function toPointStruct(point: VectorPoint): Schemas['PointStruct'] {
+  const struct: Schemas['PointStruct'] = { id: point.id, vector: Array.from(point.vector) };
+  if (point.payload !== undefined) struct.payload = { ...point.payload };
   return struct;
 }
 
