@@ -31,6 +31,8 @@ const gateway = await startService(
     GATEWAY_RATE_LIMIT_BURST: '1000000',
     GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
     GATEWAY_QUEUE_PREFIX: PREFIX,
+    // Measures the batch-worker process; the gateway's in-process worker stays off.
+    GATEWAY_BATCH_WORKER: 'false',
   },
   'gateway',
   120_000,

@@ -30,6 +30,45 @@ export interface ItemResult {
   readonly pointId?: number;
 }
 
+/** Deadline and cancellation of one call an item makes. */
+export interface ApiCall {
+  readonly signal: AbortSignal;
+  readonly timeoutMs: number;
+}
+
+/** What a GENERATE item asks for; the job's shared options already folded in. */
+export interface GenerateItem {
+  readonly inputs: gatewayV1.MultimodalInput[];
+  readonly instruction: string;
+  readonly input: string;
+  readonly cache?: gatewayV1.CacheOptions;
+  readonly sampling?: gatewayV1.SamplingParameters;
+  readonly maxNewTokens?: number;
+}
+
+/**
+ * The platform's public API as batch items use it. Two drivers: the SDK over gRPC (the
+ * batch-worker service, which goes through the gateway's API keys and rate limits like any
+ * client) and the gateway's own orchestration in process (the standalone gateway's worker).
+ */
+export interface PlatformApi {
+  /** The fused embedding of `inputs` (for one input, that input's embedding). */
+  embed(inputs: gatewayV1.MultimodalInput[], call: ApiCall): Promise<Float32Array>;
+  /** The whole generated text. */
+  generate(request: GenerateItem, call: ApiCall): Promise<string>;
+}
+
+/** The SDK driver of {@link PlatformApi}: calls the gateway over gRPC with the client's API key. */
+export function sdkPlatformApi(client: ImageBindClient): PlatformApi {
+  return {
+    embed: async (inputs, call) => {
+      const r = await client.embed({ inputs, includeFused: true }, call);
+      return r.fused ?? r.embeddings[0]!.vector;
+    },
+    generate: async (request, call) => client.generate(request, call).text(),
+  };
+}
+
 /** gRPC codes worth another attempt: the item may well succeed later or on another replica. */
 const TRANSIENT_GRPC = new Set(['UNAVAILABLE', 'RESOURCE_EXHAUSTED', 'DEADLINE_EXCEEDED', 'ABORTED']);
 
@@ -68,7 +107,7 @@ export function pointIdOf(jobCollection: string, itemId: string): number {
  */
 export class ItemProcessor {
   constructor(
-    private readonly gateway: ImageBindClient,
+    private readonly gateway: PlatformApi,
     private readonly retriever: retrieverV1.RetrieverServiceClient | undefined,
     private readonly media: MediaSourcePolicy,
     private readonly itemTimeoutMs: number,
@@ -82,33 +121,30 @@ export class ItemProcessor {
     switch (ctx.kind) {
       case 'generate': {
         const inputs = await this.resolve(item.inputs, ctx.signal);
-        const text = await this.gateway
-          .generate(
-            {
-              inputs,
-              instruction: item.instruction !== '' ? item.instruction : options.instruction,
-              input: item.input,
-              ...(options.cache === undefined ? {} : { cache: options.cache }),
-              ...(options.sampling === undefined ? {} : { sampling: options.sampling }),
-              ...(options.stopping?.maxNewTokens === undefined
-                ? {}
-                : { maxNewTokens: options.stopping.maxNewTokens }),
-            },
-            call,
-          )
-          .text();
+        const text = await this.gateway.generate(
+          {
+            inputs,
+            instruction: item.instruction !== '' ? item.instruction : options.instruction,
+            input: item.input,
+            ...(options.cache === undefined ? {} : { cache: options.cache }),
+            ...(options.sampling === undefined ? {} : { sampling: options.sampling }),
+            ...(options.stopping?.maxNewTokens === undefined
+              ? {}
+              : { maxNewTokens: options.stopping.maxNewTokens }),
+          },
+          call,
+        );
         return { itemId: stored.itemId, text };
       }
       case 'embed': {
         const inputs = await this.resolve(item.inputs, ctx.signal);
-        const r = await this.gateway.embed({ inputs, includeFused: true }, call);
-        return { itemId: stored.itemId, embedding: base64(r.fused ?? r.embeddings[0]!.vector) };
+        const vector = await this.gateway.embed(inputs, call);
+        return { itemId: stored.itemId, embedding: base64(vector) };
       }
       case 'index-build': {
         const retriever = this.needRetriever();
         const inputs = await this.resolve(item.inputs, ctx.signal);
-        const r = await this.gateway.embed({ inputs, includeFused: true }, call);
-        const vector = r.fused ?? r.embeddings[0]!.vector;
+        const vector = await this.gateway.embed(inputs, call);
         const collection = options.collection;
         const pointId = pointIdOf(collection, stored.itemId);
         const source = item.inputs[0]?.source;

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { describeError, isTransient, ItemProcessor, sdkPlatformApi } from '@imagebind-llm/batch-items';
 import { ImageBindClient } from '@imagebind-llm/client';
 import { loadConfigOrExit } from '@imagebind-llm/config';
 import { registerQueueJobsGauge } from '@imagebind-llm/observability';
@@ -15,7 +16,6 @@ import {
 } from '@imagebind-llm/queue';
 import { BatchWorkerModule, type Closable } from './app.module';
 import { batchWorkerEnvSchema } from './env.schema';
-import { describeError, isTransient, ItemProcessor } from './item-processor';
 
 async function main(): Promise<void> {
   const env = loadConfigOrExit('batch-worker', batchWorkerEnvSchema);
@@ -40,6 +40,14 @@ async function main(): Promise<void> {
       await waitForReady(redis);
       const check = await checkRedisForQueues(redis);
       if (check.warning !== undefined) logger.warn({ event: 'redis.policy' }, check.warning);
+      if (env.GATEWAY_API_KEY === undefined) {
+        // The gateway then counts every item against its anonymous tenant, the bucket a user on
+        // loopback shares: a big job starves them and its items fail with RESOURCE_EXHAUSTED.
+        logger.warn(
+          { event: 'batch.worker.anonymous' },
+          "GATEWAY_API_KEY is unset: items run as the gateway's anonymous tenant and share its rate limit; give the worker its own key (GATEWAY_API_KEYS batch-worker:KEY, GATEWAY_RATE_LIMIT_OVERRIDES batch-worker:60000:2000), or use the standalone gateway's in-process worker",
+        );
+      }
       const gateway = new ImageBindClient({
         addresses: env.GATEWAY_TARGET.split(','),
         ...(env.GATEWAY_API_KEY === undefined ? {} : { apiKey: env.GATEWAY_API_KEY }),
@@ -50,7 +58,7 @@ async function main(): Promise<void> {
           ? undefined
           : createClient(retrieverV1.RetrieverServiceClient, env.RETRIEVER_TARGET);
       const processor = new ItemProcessor(
-        gateway,
+        sdkPlatformApi(gateway),
         retriever,
         {
           allowedHosts:

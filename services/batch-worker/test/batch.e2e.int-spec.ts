@@ -84,6 +84,8 @@ describe('batch jobs through the gateway and a worker process (real Redis)', () 
         GATEWAY_QUEUE_PREFIX: PREFIX,
         GATEWAY_BATCH_FILE_ROOT: fileRoot,
         GATEWAY_BATCH_MAX_ACTIVE_JOBS: '3',
+        // The worker process under test runs the items, not the gateway's in-process one.
+        GATEWAY_BATCH_WORKER: 'false',
       },
       'gateway',
       120_000,
@@ -375,6 +377,7 @@ describe("an item that outlasts its retries keeps its cause (the worker's key at
         GATEWAY_BATCH_ATTEMPTS: '3',
         GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
         GATEWAY_QUEUE_PREFIX: prefix,
+        GATEWAY_BATCH_WORKER: 'false',
       },
       'gateway',
       120_000,

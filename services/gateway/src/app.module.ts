@@ -5,6 +5,7 @@ import type { AccessControl } from './access';
 import type { PlatformBackends } from './backends/backends.port';
 import type { BatchBackend } from './batch/batch-backend';
 import { BatchController } from './batch/batch.controller';
+import { InProcessBatchWorker } from './batch/in-process-worker';
 import type { GatewayEnv } from './env.schema';
 import { GatewayController } from './gateway.controller';
 import { GatewayService } from './gateway.service';
@@ -51,6 +52,7 @@ export class GatewayModule {
         { provide: PLAYGROUND_SITE, useValue: options.playground ?? null },
         GatewayService,
         GatewayController,
+        InProcessBatchWorker,
       ],
     };
   }

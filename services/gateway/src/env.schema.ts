@@ -105,6 +105,18 @@ export const gatewayEnvSchema = {
     'unfinished batch jobs one API key may have at once (the per-tenant limit on batch work)',
   ),
   GATEWAY_BATCH_ATTEMPTS: envVar(env.positiveInt(4, 50), 'tries of a batch item that fails transiently'),
+  GATEWAY_BATCH_WORKER: envVar(
+    env.boolean(true),
+    'standalone with GATEWAY_REDIS_URL: run a batch worker in this process (its items call this gateway directly, outside the public API keys and rate limits); false leaves the queue to batch-worker processes',
+  ),
+  GATEWAY_BATCH_WORKER_CONCURRENCY: envVar(
+    env.positiveInt(16, 1024),
+    "the in-process batch worker's items in flight: its only limit, and what the encoders' batchers see",
+  ),
+  GATEWAY_BATCH_ITEM_TIMEOUT_MS: envVar(
+    env.positiveInt(120_000, 3_600_000),
+    'deadline of one item in the in-process batch worker',
+  ),
   GATEWAY_BATCH_FILE_ROOT: envVar(
     env.optionalString(),
     'folder batch manifests may name files under (file: URIs); unset refuses file URIs',

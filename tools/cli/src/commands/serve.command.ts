@@ -6,15 +6,21 @@ import { CliError } from '../cli-error';
 
 export const SERVE_USAGE = `ibllm serve [--standalone] [--models REPO] [--host 127.0.0.1] [--grpc-port 50051]
             [--http-port 8080] [--api-keys tenant:key,...] [--data-dir DIR]
+            [--redis redis://HOST:6379] [--no-batch-worker]
 
 Runs the gateway: the public gRPC API (GatewayService), the OpenAI-compatible REST API
 (/v1/chat/completions, /v1/embeddings, /v1/models) and /metrics /healthz /readyz.
 --standalone hosts every service (encoders, retriever on the embedded vector store, bind,
 decoder) in that one process from the model repository --models (build one with
 \`ibllm models demo --out REPO\`). Without --standalone the gateway calls the services over gRPC
-at the GATEWAY_*_TARGET addresses in the environment. On 127.0.0.1 no API key is needed; on
-any other address the gateway refuses to start without --api-keys (or GATEWAY_API_KEYS).
-Ports 0 pick free ports; the chosen ones are printed in the "service.ready" log line.`;
+at the GATEWAY_*_TARGET addresses in the environment. On 127.0.0.1 or ::1 no API key is needed;
+on any other address (127.0.0.2 and localhost included) the gateway refuses to start without
+--api-keys (or GATEWAY_API_KEYS), exiting 78.
+Ports 0 pick free ports; the chosen ones are printed in the "service.ready" log line.
+--redis (or GATEWAY_REDIS_URL) turns on batch jobs (\`ibllm batch ...\`); with --standalone the
+same process also runs a batch worker for them, whose items skip the public rate limit (it is
+part of the server, not a client). --no-batch-worker (GATEWAY_BATCH_WORKER=false) leaves the
+queue to separate batch-worker processes.`;
 
 /** The compiled gateway, found beside this CLI in the repository. */
 function gatewayMain(): string {
@@ -47,6 +53,8 @@ export async function serve(argv: string[], log: (line: string) => void): Promis
       'http-port': { type: 'string' },
       'api-keys': { type: 'string' },
       'data-dir': { type: 'string' },
+      redis: { type: 'string' },
+      'no-batch-worker': { type: 'boolean', default: false },
     },
     allowPositionals: false,
   });
@@ -70,6 +78,11 @@ export async function serve(argv: string[], log: (line: string) => void): Promis
   set('GATEWAY_HTTP_PORT', port(values['http-port'], '--http-port'));
   set('GATEWAY_API_KEYS', values['api-keys']);
   set('GATEWAY_DATA_DIR', values['data-dir']);
+  if (values.redis !== undefined && !/^rediss?:\/\/\S+$/.test(values.redis)) {
+    throw new CliError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(values.redis)}`);
+  }
+  set('GATEWAY_REDIS_URL', values.redis);
+  if (values['no-batch-worker']) env['GATEWAY_BATCH_WORKER'] = 'false';
   const child = spawn(process.execPath, [gatewayMain()], { env, stdio: 'inherit' });
   const forward = (signal: NodeJS.Signals): void => {
     child.kill(signal);
@@ -79,6 +92,7 @@ export async function serve(argv: string[], log: (line: string) => void): Promis
   const code = await new Promise<number>((done) => {
     child.on('exit', (status, signal) => done(status ?? (signal === null ? 1 : 128 + 15)));
   });
-  if (code !== 0) log(`gateway exited with status ${code}`);
+  // 78: the gateway refused its configuration and already said why in one line.
+  if (code !== 0 && code !== 78) log(`gateway exited with status ${code}`);
   process.exitCode = code;
 }
