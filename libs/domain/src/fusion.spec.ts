@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cacheBlend, cacheBlendBatch, dot, fuseEmbeddings, l2Normalize, topKInnerProduct } from './fusion';
+import { cacheBlend, dot, fuseEmbeddings, l2Normalize, topKInnerProduct } from './fusion';
 
 describe('fuseEmbeddings (MODEL_SPEC §1.2)', () => {
   it('normalises each embedding, divides weights by Σw + 1e-6 and does not renormalise (B2, B3)', () => {
@@ -60,30 +60,5 @@ describe('cacheBlend (MODEL_SPEC §1.4)', () => {
     expect(
       Array.from(cacheBlend([0.1, 2], vectors, 2, { size: 1, temperature: 20, weight: 1 }).blended),
     ).toEqual([0, 1]);
-  });
-});
-
-describe('cacheBlendBatch (fixes B4)', () => {
-  it('blends each row with its own neighbours, exactly as one query at a time', () => {
-    const vectors = Float32Array.of(1, 0, 0, 1, 0.6, 0.8);
-    const queries = Float32Array.of(0.9, 0.1, 0.1, 0.9);
-    const options = { size: 2, temperature: 20, weight: 0.5 };
-    const batch = cacheBlendBatch(queries, 2, vectors, 2, options);
-    expect(batch.map((r) => Array.from(r.blended))).toEqual([
-      Array.from(cacheBlend(queries.subarray(0, 2), vectors, 2, options).blended),
-      Array.from(cacheBlend(queries.subarray(2, 4), vectors, 2, options).blended),
-    ]);
-    expect(batch[0]!.neighbours[0]!.id).toBe(0);
-    expect(batch[1]!.neighbours[0]!.id).toBe(1);
-  });
-
-  it('checks the batch shape', () => {
-    expect(() =>
-      cacheBlendBatch(new Float32Array(3), 2, new Float32Array(4), 2, {
-        size: 1,
-        temperature: 1,
-        weight: 0.5,
-      }),
-    ).toThrow(/2×2/);
   });
 });

@@ -134,21 +134,3 @@ export function blendWithNeighbours(
   const uNorm = Math.sqrt(dot(u, u));
   return Float32Array.from(u, (x) => x / uNorm);
 }
-
-/**
- * The cache for a batch of queries ([n, d] row-major): each row is blended with its own neighbours
- * only. The official code broadcasts `[B, k] @ [B, k, d]` to `[B, B, d]`, mixing rows when B > 1
- * (MODEL_SPEC B4); this is the per-row form it means.
- */
-export function cacheBlendBatch(
-  queries: Float32Array,
-  n: number,
-  vectors: Float32Array,
-  d: number,
-  options: { size: number; temperature: number; weight: number },
-): CacheBlendResult[] {
-  if (queries.length !== n * d) throw new Error(`queries hold ${queries.length} values, expected ${n}×${d}`);
-  return Array.from({ length: n }, (_, i) =>
-    cacheBlend(queries.subarray(i * d, (i + 1) * d), vectors, d, options),
-  );
-}
