@@ -170,7 +170,7 @@ export class WorkerSession implements StatefulSessionPort {
     return this.names.outputs;
   }
 
-  private call(message: Record<string, unknown>): Promise<Reply> {
+  private async call(message: Record<string, unknown>): Promise<Reply> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {

@@ -77,7 +77,7 @@ export function applyStateCopy(
   for (let i = 0; i + 2 < s.length; i += 3) {
     const from = s[i]!;
     const len = s[i + 2]!;
-    target.set(source.subarray(from, from + len), s[i + 1]!);
+    target.set(source.subarray(from, from + len), s[i + 1]);
   }
 }
 
@@ -99,7 +99,7 @@ export class LocalStateSession implements StatefulSessionPort {
     return this.inner.outputNames;
   }
 
-  run(
+  async run(
     feeds: Readonly<Record<string, HostTensor>>,
     outputs?: readonly string[],
   ): Promise<Record<string, HostTensor>> {
@@ -130,7 +130,8 @@ export class LocalStateSession implements StatefulSessionPort {
     const out = await this.inner.run(plain);
     for (const copy of copies) {
       const source = out[copy.output]?.data;
-      if (!(source instanceof Float32Array)) throw new Error(`the session returned no float32 "${copy.output}"`);
+      if (!(source instanceof Float32Array))
+        throw new Error(`the session returned no float32 "${copy.output}"`);
       applyStateCopy(this.buffers, copy, source);
     }
     const kept: Record<string, HostTensor> = {};
@@ -142,7 +143,7 @@ export class LocalStateSession implements StatefulSessionPort {
     return kept;
   }
 
-  release(): Promise<void> {
+  async release(): Promise<void> {
     this.buffers.clear();
     return this.inner.release();
   }

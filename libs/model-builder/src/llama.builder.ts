@@ -267,8 +267,7 @@ export async function buildDecoderGraph(
   ]);
   // The slot buffer has room for max_positions; a Slice along positions is the one copy of the
   // cache a step makes (the CPU provider's MatMul needs the keys dense).
-  const readCache = (x: string): string =>
-    g.op1('Slice', [x, g.int64s([0]), width, g.int64s([2])]);
+  const readCache = (x: string): string => g.op1('Slice', [x, g.int64s([0]), width, g.int64s([2])]);
 
   let h = embeddingLookup(
     g,

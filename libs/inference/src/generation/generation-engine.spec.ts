@@ -215,7 +215,7 @@ describe('GenerationEngine', () => {
     class Spy extends LocalStateSession {
       readonly writes: { run: number; to: number; length: number }[] = [];
       runs = 0;
-      override runWithState(
+      override async runWithState(
         feeds: Readonly<Record<string, StatefulFeed>>,
         copies: readonly StateCopy[],
         outputs: readonly string[],

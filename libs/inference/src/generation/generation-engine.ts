@@ -233,7 +233,7 @@ export class GenerationEngine {
   }
 
   /** Allocates the slot buffers in the session once (lazily: an idle engine holds no KV memory). */
-  private ensureState(): Promise<void> {
+  private async ensureState(): Promise<void> {
     this.stateReady ??= (async () => {
       for (let l = 0; l < this.shape.nLayers; l++) {
         const names = kvStateNames(l);

@@ -1,12 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { InferenceSessionPort } from '@imagebind-llm/inference';
+import { isStateful, type InferenceSessionPort, type StatefulSessionPort } from '@imagebind-llm/inference';
 
 /**
  * Wraps a session so every run waits `delayMs` first: a tiny test model then decodes slowly enough
- * that a stream is reliably still running when a test cancels it or fills the replica.
+ * that a stream is reliably still running when a test cancels it or fills the replica. A session
+ * that holds state (the worker session's slot KV cache) keeps doing so through the wrapper.
  */
 export function delayedSession(inner: InferenceSessionPort, delayMs: number): InferenceSessionPort {
-  return {
+  const plain: InferenceSessionPort = {
     get inputNames() {
       return inner.inputNames;
     },
@@ -19,4 +20,21 @@ export function delayedSession(inner: InferenceSessionPort, delayMs: number): In
     },
     release: async () => inner.release(),
   };
+  if (!isStateful(inner)) return plain;
+  const stateful: StatefulSessionPort = {
+    ...plain,
+    get inputNames() {
+      return inner.inputNames;
+    },
+    get outputNames() {
+      return inner.outputNames;
+    },
+    createState: async (name, elements) => inner.createState(name, elements),
+    dropState: async () => inner.dropState(),
+    async runWithState(feeds, copies, outputs) {
+      await sleep(delayMs);
+      return inner.runWithState(feeds, copies, outputs);
+    },
+  };
+  return stateful;
 }
