@@ -27,9 +27,11 @@ export async function main(
     if (t === undefined || i === undefined)
       throw new Error('the gateway returned fewer embeddings than inputs');
     print(`embedding size: ${t.vector.length}`);
-    // The embeddings are L2-normalised, so their dot product is the cosine similarity.
-    print(`text-image similarity: ${dot(t.vector, i.vector).toFixed(4)}`);
-    if (fused !== undefined) print(`fused query norm: ${Math.sqrt(dot(fused, fused)).toFixed(4)}`);
+    // Embeddings come as ImageBind emits them: unit length times the modality's logit scale (text
+    // ~14.3, audio 20, image 1), so their dot product is not a cosine until divided by the norms.
+    print(`norms: text ${norm(t.vector).toFixed(4)}, image ${norm(i.vector).toFixed(4)}`);
+    print(`text-image cosine similarity: ${cosine(t.vector, i.vector).toFixed(4)}`);
+    if (fused !== undefined) print(`fused query norm: ${norm(fused).toFixed(4)}`);
 
     const hits = await client.search({ inputs: [text(query)], k: 5 });
     print(`top ${hits.length} stored items for ${JSON.stringify(query)}:`);
@@ -44,6 +46,14 @@ function dot(a: Float32Array, b: Float32Array): number {
   let sum = 0;
   for (let k = 0; k < Math.min(a.length, b.length); k++) sum += a[k]! * b[k]!;
   return sum;
+}
+
+function norm(a: Float32Array): number {
+  return Math.sqrt(dot(a, a));
+}
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  return dot(a, b) / (norm(a) * norm(b));
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

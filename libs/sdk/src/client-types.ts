@@ -30,7 +30,12 @@ export interface EmbedRequest {
 /** The embedding of one input. */
 export interface InputEmbedding {
   readonly modality: commonV1.Modality;
-  /** L2-normalised ImageBind embedding (1024 values). */
+  /**
+   * The ImageBind embedding (1024 values) as the model emits it: L2-normalised, then multiplied by
+   * the modality's logit scale (MODEL_SPEC §3: text exp(learned) ≈ 14.3, audio 20, depth 5, thermal
+   * 10, IMU 5; image, video and point clouds 1). Divide by its norm for a unit vector; compare two
+   * inputs by cosine, not by the raw dot product.
+   */
   readonly vector: Float32Array;
 }
 

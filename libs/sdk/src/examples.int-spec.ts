@@ -57,12 +57,13 @@ describe('examples', () => {
     expect(metadataValue(call.metadata, 'authorization')).toBe('Bearer key-1');
   });
 
-  it('embed-and-search prints the similarity and the hits', async () => {
+  it('embed-and-search prints the cosine similarity (not the raw dot product) and the hits', async () => {
     const gateway = await fake({
       embed: (_call, callback) =>
         callback(null, {
           embeddings: [
-            { modality: commonV1.Modality.MODALITY_TEXT, embedding: float32Tensor([0.6, 0.8]) },
+            // Text comes scaled by its logit scale (norm 10 here): the dot product would be 9.6.
+            { modality: commonV1.Modality.MODALITY_TEXT, embedding: float32Tensor([6, 8]) },
             { modality: commonV1.Modality.MODALITY_IMAGE, embedding: float32Tensor([0.8, 0.6]) },
           ],
           fused: float32Tensor([0.6, 0.8]),
@@ -75,7 +76,8 @@ describe('examples', () => {
     await main([gateway.address, 'a dog', photo], (line) => lines.push(line), undefined);
     expect(lines).toEqual([
       'embedding size: 2',
-      'text-image similarity: 0.9600',
+      'norms: text 10.0000, image 1.0000',
+      'text-image cosine similarity: 0.9600',
       'fused query norm: 1.0000',
       'top 1 stored items for "a dog":',
       '  #3  score 0.7500  {"caption":"a dog"}',

@@ -156,8 +156,9 @@ function toVector(
 }
 
 /**
- * Builds the `/v1/embeddings` response: one vector PER INPUT (`data[i]` for input i, each
- * L2-normalised by ImageBind), so clients can compare any input with any other; when there was
+ * Builds the `/v1/embeddings` response: one vector PER INPUT (`data[i]` for input i, as ImageBind
+ * emits it: unit length times the modality's logit scale, e.g. text ≈ 14.3, audio 20, image 1; compare
+ * inputs by cosine), so clients can compare any input with any other; when there was
  * more than one input the fused query is added as the extension field `imagebind.fused`.
  */
 export function toEmbeddingsResponse(
