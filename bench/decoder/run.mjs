@@ -2,14 +2,18 @@
 // bench/decoder — the LLaMA decoder engine on a mid-size synthetic model, on this machine.
 //
 //   npm run build && node bench/decoder/run.mjs [--dim 1024] [--layers 8] [--heads 16] [--tokens 64]
-//                                               [--streams 16] [--format fp32|fp16|int8|int4]
+//                                               [--streams 16] [--format fp32|fp16|int8|int4] [--json]
 //
-// Prints three ratios, each measured side by side in this one run (the machine is noisy):
+// Prints these ratios, each measured side by side in this one run (the machine is noisy):
 //   (a) single-stream decode tok/s ÷ the memory-bandwidth bound (bandwidth ÷ weight bytes read per
 //       token), with bandwidth measured here by a large memory copy (STREAM "copy": bytes read +
 //       bytes written per second);
 //   (b) aggregate tok/s with N concurrent sequences ÷ tok/s with one;
+//   (b″) the same through DecoderRuntime (the decoder service's runtime without gRPC: admission,
+//       the engine, and the decoder session in its worker thread with the slot KV cache there);
 //   (c) KV-cache decode ÷ full recompute of the whole sequence for every new token.
+// With --json the last line on stdout is one JSON object with the ratios and the bytes that cross
+// the session boundary per row and decode step, keyed by the cache width of the step.
 // Weights are random: speed does not depend on their values.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
@@ -24,7 +28,8 @@ import {
   serializeModel,
   WeightStore,
 } from '@imagebind-llm/model-builder';
-import { createOrtSession, GenerationEngine, hostTensor } from '@imagebind-llm/inference';
+import { createOrtSession, GenerationEngine, hostTensor, isStateRef } from '@imagebind-llm/inference';
+import { DecoderRuntime } from '@imagebind-llm/serving';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,6 +41,7 @@ const { values: args } = parseArgs({
     prompt: { type: 'string', default: '16' },
     streams: { type: 'string', default: '16' },
     format: { type: 'string', default: 'fp32' },
+    json: { type: 'boolean', default: false },
   },
 });
 const dim = Number(args.dim);
@@ -50,6 +56,7 @@ const format = args.format;
 function say(line) {
   process.stdout.write(`${line}\n`);
 }
+const report = { provider: 'cpu', dim, layers: nLayers, heads: nHeads, streams, tokens: newTokens, format };
 
 // ---- synthetic checkpoint entries (float32, random) ----
 let seed = 12345;
@@ -160,6 +167,7 @@ try {
   say(
     `(a) single-stream decode: ${decodeTokS.toFixed(2)} tok/s; bandwidth bound ${boundTokS.toFixed(2)} tok/s → ratio ${(decodeTokS / boundTokS).toFixed(2)}`,
   );
+  report.bound_ratio_1_stream = decodeTokS / boundTokS;
 
   // ---- (b) N concurrent streams vs 1 (same engine code, whole requests timed, prefill included) ----
   t = performance.now();
@@ -172,6 +180,7 @@ try {
   say(
     `(b) ${streams} streams: ${manyTokS.toFixed(2)} tok/s aggregate vs 1 stream ${oneTokS.toFixed(2)} tok/s → ratio ${(manyTokS / oneTokS).toFixed(2)}`,
   );
+  report[`streams_${streams}_over_1`] = manyTokS / oneTokS;
 
   // ---- (b′) the ceiling for (b): raw decode steps of the session at batch N vs 1, same past length ----
   const stepTime = async (b, past) => {
@@ -188,21 +197,21 @@ try {
       ),
     };
     for (let l = 0; l < nLayers; l++) {
-      feeds[`past_key_${l}`] = hostTensor(
+      feeds[`cache_key_${l}`] = hostTensor(
         'float32',
         [b, nHeads, past, hd],
         new Float32Array(b * nHeads * past * hd),
       );
-      feeds[`past_value_${l}`] = hostTensor(
+      feeds[`cache_value_${l}`] = hostTensor(
         'float32',
         [b, nHeads, past, hd],
         new Float32Array(b * nHeads * past * hd),
       );
     }
-    await session.run(feeds);
+    await session.run(feeds, ['logits']);
     const reps = 10;
     const s0 = performance.now();
-    for (let i = 0; i < reps; i++) await session.run(feeds);
+    for (let i = 0; i < reps; i++) await session.run(feeds, ['logits']);
     return (performance.now() - s0) / reps;
   };
   const past = promptLen + newTokens / 2;
@@ -211,6 +220,68 @@ try {
   say(
     `(b′) raw session decode step at past ${past}: batch 1 ${t1.toFixed(1)} ms, batch ${streams} ${tn.toFixed(1)} ms → throughput ceiling ${((streams * t1) / tn).toFixed(2)}× (what (b) could reach with no engine overhead and no prefill)`,
   );
+  report[`raw_ceiling_${streams}_over_1`] = (streams * t1) / tn;
+
+  // ---- (b″) through DecoderRuntime, the decoder session in its worker thread ----
+  const worker = await createOrtSession(modelPath, { thread: 'worker' });
+  /** Bytes of feeds and returned outputs per decode step and row, keyed by the step's cache width. */
+  const transfer = {};
+  const counted = {
+    get inputNames() {
+      return worker.inputNames;
+    },
+    get outputNames() {
+      return worker.outputNames;
+    },
+    run: (feeds, outputs) => worker.run(feeds, outputs),
+    createState: (name, n) => worker.createState(name, n),
+    dropState: () => worker.dropState(),
+    release: () => worker.release(),
+    async runWithState(feeds, copies, outputs) {
+      const out = await worker.runWithState(feeds, copies, outputs);
+      const [rows, seq] = feeds.input_ids.dims;
+      if (seq === 1) {
+        let bytes = 0;
+        for (const f of Object.values(feeds)) if (!isStateRef(f)) bytes += f.data.byteLength;
+        for (const t of Object.values(out)) bytes += t.data.byteLength;
+        transfer[String(feeds.attention_bias.dims[3] - 1)] = bytes / rows;
+      }
+      return out;
+    },
+  };
+  const model = {
+    decoder: counted,
+    visual: undefined,
+    tokenizer: undefined,
+    shape,
+    bosId: 1,
+    info: { name: 'bench', version: '1', sourceSha256: '', executionProvider: 'cpu' },
+  };
+  const runtimeOf = (maxBatch) => DecoderRuntime.create(model, { maxBatch, maxWaiting: 64 });
+  await runtimeOf(1).generate(request(4, { maxNewTokens: 4 })); // warm the worker
+  t = performance.now();
+  await runtimeOf(1).generate(request(5));
+  const rtOne = newTokens / ((performance.now() - t) / 1000);
+  const rtMany = runtimeOf(streams);
+  t = performance.now();
+  await Promise.all(Array.from({ length: streams }, (_, i) => rtMany.generate(request(40 + i))));
+  const rtManyTokS = (streams * newTokens) / ((performance.now() - t) / 1000);
+  say(
+    `(b″) through DecoderRuntime (worker thread, slot cache): ${streams} streams ${rtManyTokS.toFixed(2)} tok/s vs 1 stream ${rtOne.toFixed(2)} tok/s → ratio ${(rtManyTokS / rtOne).toFixed(2)}`,
+  );
+  report[`service_streams_${streams}_over_1`] = rtManyTokS / rtOne;
+  report.service_path = 'DecoderRuntime in-process (no gRPC)';
+  const widths = Object.keys(transfer).map(Number).sort((a, b) => a - b);
+  report.transfer_bytes_per_row_step = Object.fromEntries(
+    [widths[0], widths.at(-1)].map((w) => [String(w), transfer[String(w)]]),
+  );
+  say(
+    `bytes across the session boundary per row and decode step (KV stays in the worker): ${widths
+      .filter((w, i) => i === 0 || i === widths.length - 1)
+      .map((w) => `width ${w}: ${transfer[String(w)]} B`)
+      .join(', ')}`,
+  );
+  await worker.release();
 
   // ---- (c) KV cache vs full recompute ----
   const recomputeTokens = Math.min(newTokens, 32);
@@ -236,8 +307,8 @@ try {
       gather_rows: hostTensor('int64', [1], BigInt64Array.of(BigInt(n - 1))),
     };
     for (let l = 0; l < nLayers; l++) {
-      feeds[`past_key_${l}`] = hostTensor('float32', [1, nHeads, 0, dim / nHeads], new Float32Array(0));
-      feeds[`past_value_${l}`] = hostTensor('float32', [1, nHeads, 0, dim / nHeads], new Float32Array(0));
+      feeds[`cache_key_${l}`] = hostTensor('float32', [1, nHeads, 0, dim / nHeads], new Float32Array(0));
+      feeds[`cache_value_${l}`] = hostTensor('float32', [1, nHeads, 0, dim / nHeads], new Float32Array(0));
     }
     const out = await session.run(feeds, ['logits']);
     const logits = out.logits.data;
@@ -249,6 +320,8 @@ try {
   say(
     `(c) ${recomputeTokens} tokens after a ${promptLen}-token prompt: KV cache ${kvSecs.toFixed(2)} s, full recompute ${recomputeSecs.toFixed(2)} s → KV cache ${(recomputeSecs / kvSecs).toFixed(2)}× faster`,
   );
+  report.kv_cache_over_recompute = recomputeSecs / kvSecs;
+  if (args.json) say(JSON.stringify(report));
   await session.release();
 } finally {
   rmSync(work, { recursive: true, force: true });
