@@ -1,32 +1,12 @@
 import { DomainError } from '@imagebind-llm/errors';
 import { CliError } from './cli-error';
-import { batch, BATCH_USAGE } from './commands/batch.command';
-import { embed, EMBED_USAGE } from './commands/embed.command';
-import { generate, GENERATE_USAGE } from './commands/generate.command';
-import { modelsBuild, MODELS_BUILD_USAGE } from './commands/models-build.command';
-import { modelsDemo, MODELS_DEMO_USAGE } from './commands/models-demo.command';
-import { serve, SERVE_USAGE } from './commands/serve.command';
-
-const USAGE = `ibllm — ImageBind-LLM from the command line
-
-  ibllm models build ...   build a model repository from the official checkpoints
-  ibllm models demo ...    build a tiny random-weight demo repository (no downloads)
-  ibllm embed ...          ImageBind embeddings of raw inputs, and their fusion
-  ibllm generate ...       answer an instruction about raw inputs or a fused ImageBind query
-  ibllm serve ...          run the platform: gRPC + REST API (--standalone: all in one process)
-  ibllm batch ...          submit, follow, export, cancel and list batch jobs on a gateway
-
-${MODELS_BUILD_USAGE}
-
-${MODELS_DEMO_USAGE}
-
-${EMBED_USAGE}
-
-${GENERATE_USAGE}
-
-${SERVE_USAGE}
-
-${BATCH_USAGE}`;
+import { batch } from './commands/batch.command';
+import { embed } from './commands/embed.command';
+import { generate } from './commands/generate.command';
+import { modelsBuild } from './commands/models-build.command';
+import { modelsDemo } from './commands/models-demo.command';
+import { serve } from './commands/serve.command';
+import { helpFor, USAGE, versionLine } from './help';
 
 async function main(argv: string[]): Promise<void> {
   const log = (line: string): void => {
@@ -36,12 +16,27 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(text);
   };
   const [command, sub, ...rest] = argv;
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+  if (command === undefined || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    process.stdout.write(`${versionLine()}\n`);
+    return;
+  }
+  // `--help` anywhere: the help of the command (and subcommand) named before it, on stdout.
+  const help = helpFor(argv);
+  if (help !== undefined) {
+    process.stdout.write(`${help}\n`);
     return;
   }
   if (command === 'models' && sub === 'build') return modelsBuild(rest, log);
   if (command === 'models' && sub === 'demo') return modelsDemo(rest, log);
+  if (command === 'models') {
+    throw new CliError(
+      `${sub === undefined ? '`ibllm models` needs a subcommand' : `unknown command: models ${sub}`}: build or demo (try \`ibllm models --help\`)`,
+    );
+  }
   if (command === 'embed') return embed(sub === undefined ? rest : [sub, ...rest], { out, log });
   if (command === 'serve') return serve(sub === undefined ? rest : [sub, ...rest], log);
   if (command === 'batch') return batch(sub === undefined ? [] : [sub, ...rest], { out, log });
