@@ -1,3 +1,4 @@
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
   outputTransferables,
@@ -15,6 +16,17 @@ import {
 const port = parentPort;
 if (port === null) throw new Error('preprocess.worker runs as a worker thread of PreprocessPool');
 const limits = (workerData as { limits?: PreprocessLimits } | undefined)?.limits ?? {};
+
+// Below the serving thread: on Linux setpriority(PRIO_PROCESS, 0) renices only the calling thread
+// (and what it starts: libvips helpers, ffmpeg), so when the cores are all busy the event loop
+// that answers /healthz and streams tokens is scheduled first. Elsewhere it would renice the whole
+// process, so it is left alone there.
+const WORKER_NICE = 10;
+try {
+  if (process.platform === 'linux') setPriority(WORKER_NICE);
+} catch {
+  // Not permitted here: run at the inherited priority.
+}
 
 port.on('message', (message: { id: number; task: PreprocessTask }) => {
   void (async () => {
