@@ -9,6 +9,7 @@ import {
   callUnary,
   checkHealth,
   createClient,
+  listServicesByReflection,
   throwIfAborted,
   withRetry,
   GrpcServer,
@@ -450,33 +451,91 @@ describe('reflection', () => {
     );
     const names = await listServicesByReflection(harness.address);
     expect(names).toContain('imagebind.bind.v1.BindService');
-    expect(names).toContain('imagebind.gateway.v1.GatewayService');
+    // The descriptor set holds every contract; only the hosted services are advertised.
+    expect(names).not.toContain('imagebind.gateway.v1.GatewayService');
+    expect(names).not.toContain('imagebind.decoder.v1.DecoderService');
   });
 });
 
-/** Minimal reflection client (grpc.reflection.v1.ServerReflection, list_services). */
-async function listServicesByReflection(address: string): Promise<string[]> {
-  const { loadSync } = await import('@grpc/proto-loader');
-  const grpc = await import('@grpc/grpc-js');
-  const protoPath = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
-  const def = grpc.loadPackageDefinition(loadSync(protoPath, { keepCase: true })) as unknown as {
-    grpc: { reflection: { v1: { ServerReflection: new (a: string, c: unknown) => ReflectionClient } } };
-  };
-  interface ReflectionClient {
-    ServerReflectionInfo(): NodeJS.ReadWriteStream & { write(m: unknown): boolean; end(): void };
-    close(): void;
+describe('undecodable requests', () => {
+  /** Sends raw bytes as the request of a unary method, bypassing the generated encoder. */
+  async function rawUnary(address: string, path: string, bytes: Buffer): Promise<ServiceError | null> {
+    const grpc = await import('@grpc/grpc-js');
+    const client = new grpc.Client(address, grpc.credentials.createInsecure());
+    try {
+      return await new Promise<ServiceError | null>((resolve) => {
+        client.makeUnaryRequest(
+          path,
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          bytes,
+          (error) => resolve(error),
+        );
+      });
+    } finally {
+      client.close();
+    }
   }
-  const client = new def.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure());
-  const call = client.ServerReflectionInfo();
-  const response = new Promise<{ list_services_response: { service: { name: string }[] } }>(
-    (resolve, reject) => {
-      call.on('data', resolve);
-      call.on('error', reject);
-    },
-  );
-  call.write({ list_services: '' });
-  const r = await response;
-  call.end();
-  client.close();
-  return r.list_services_response.service.map((s) => s.name);
-}
+
+  it('answers INVALID_ARGUMENT (not INTERNAL) without calling the handler', async () => {
+    let called = 0;
+    harness = await startGrpcTestServer((s) =>
+      s.addService(
+        SERVICE_NAMES.bind,
+        bindV1.BindServiceService,
+        bindHandlers({
+          project: () => {
+            called++;
+            return Promise.resolve({ model: { name: 'bind', version: '1' } });
+          },
+        }),
+      ),
+    );
+    // A field tag whose varint never ends: no protobuf decoder can read it.
+    const error = await rawUnary(
+      harness.address,
+      '/imagebind.bind.v1.BindService/Project',
+      Buffer.from([0xff, 0xff, 0xff]),
+    );
+    expect(error?.code).toBe(status.INVALID_ARGUMENT);
+    expect(error?.details).toMatch(
+      /^the request bytes are not a valid protobuf message for \/imagebind\.bind\.v1\.BindService\/Project: /,
+    );
+    expect(error?.metadata.get('ibllm-error-code')).toEqual(['INVALID_INPUT']);
+    expect(called).toBe(0);
+    // Well-formed bytes still reach the handler.
+    expect(
+      await rawUnary(harness.address, '/imagebind.bind.v1.BindService/Project', Buffer.alloc(0)),
+    ).toBeNull();
+    expect(called).toBe(1);
+  });
+
+  it('answers INVALID_ARGUMENT on a server stream too', async () => {
+    let called = 0;
+    harness = await startGrpcTestServer((s) =>
+      s.addService(
+        SERVICE_NAMES.decoder,
+        decoderV1.DecoderServiceService,
+        decoderHandlers(async function* () {
+          called++;
+          await Promise.resolve();
+          yield* [];
+        }),
+      ),
+    );
+    const grpc = await import('@grpc/grpc-js');
+    const client = new grpc.Client(harness.address, grpc.credentials.createInsecure());
+    const call = client.makeServerStreamRequest(
+      '/imagebind.decoder.v1.DecoderService/Generate',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      Buffer.from([0x0a, 0x05, 0x01]), // field 1, length 5, but only one byte follows
+    );
+    call.on('data', () => undefined);
+    const error = await new Promise<ServiceError>((resolve) => call.on('error', resolve));
+    client.close();
+    expect(error.code).toBe(status.INVALID_ARGUMENT);
+    expect(error.details).toMatch(/DecoderService\/Generate: /);
+    expect(called).toBe(0);
+  });
+});

@@ -61,6 +61,47 @@ function statusName(code: number): string {
   return GrpcStatus[code] ?? String(code);
 }
 
+/**
+ * What a method's request deserializer returns instead of throwing. grpc-js answers a throwing
+ * deserializer with INTERNAL "Error deserializing request", which blames the server for the
+ * client's bytes; the handler wrapper turns this into INVALID_ARGUMENT instead.
+ */
+export class UndecodableRequest {
+  constructor(
+    readonly path: string,
+    readonly cause: unknown,
+  ) {}
+
+  toError(): DomainError {
+    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause);
+    // ts-proto with forceLong=number refuses 64-bit integers a double cannot hold exactly.
+    if (/MAX_SAFE_INTEGER|MIN_SAFE_INTEGER/.test(reason)) {
+      return DomainError.invalidInput(
+        `a 64-bit integer field (such as sampling.seed) is out of range: this API accepts ` +
+          `0..${Number.MAX_SAFE_INTEGER} (2^53 - 1) in uint64 fields`,
+      );
+    }
+    return DomainError.invalidInput(
+      `the request bytes are not a valid protobuf message for ${this.path}: ${reason}`,
+    );
+  }
+}
+
+/** The same method definition whose request deserializer never throws (see UndecodableRequest). */
+export function tolerantMethod<M extends MethodDefinitionLike>(method: M): M {
+  const decode = method.requestDeserialize;
+  return {
+    ...method,
+    requestDeserialize: (bytes: Buffer): unknown => {
+      try {
+        return decode(bytes);
+      } catch (error) {
+        return new UndecodableRequest(method.path, error);
+      }
+    },
+  };
+}
+
 /** Logs a failed call: expected domain errors quietly, anything else loudly with its stack. */
 function logFailure(ctx: CallContext, error: unknown): void {
   if (error instanceof DomainError) {
@@ -166,7 +207,8 @@ function wrapServerStream(
  * Builds a grpc-js implementation from typed handlers. Every call gets a CallContext (request id,
  * deadline, abort signal), the request id is echoed in the response headers, metrics are recorded,
  * and thrown errors are mapped to statuses by `toGrpcStatus` (non-domain errors become INTERNAL
- * and are logged with their stack).
+ * and are logged with their stack). Register the definition through `tolerantMethod` so request
+ * bytes that do not decode reach the handler wrapper and answer INVALID_ARGUMENT.
  */
 export function implementService<D extends ServiceDefinitionLike>(
   definition: D,
@@ -182,9 +224,21 @@ export function implementService<D extends ServiceDefinitionLike>(
     if (method.requestStream) {
       throw new Error(`${method.path}: client-streaming methods are not supported by grpc-kit`);
     }
-    implementation[name] = method.responseStream
-      ? wrapServerStream(method, handler as ServerStreamHandler<unknown, unknown>, env)
-      : wrapUnary(method, handler as UnaryHandler<unknown, unknown>, env);
+    if (method.responseStream) {
+      const stream = handler as ServerStreamHandler<unknown, unknown>;
+      const guarded = async function* (request: unknown, ctx: CallContext): AsyncIterable<unknown> {
+        if (request instanceof UndecodableRequest) throw request.toError();
+        yield* stream(request, ctx);
+      };
+      implementation[name] = wrapServerStream(method, guarded, env);
+    } else {
+      const unary = handler as UnaryHandler<unknown, unknown>;
+      const guarded = async (request: unknown, ctx: CallContext): Promise<unknown> => {
+        if (request instanceof UndecodableRequest) throw request.toError();
+        return unary(request, ctx);
+      };
+      implementation[name] = wrapUnary(method, guarded, env);
+    }
   }
   return implementation;
 }

@@ -7,3 +7,4 @@ export * from './nest-host';
 export * from './grpc-logging';
 export * from './service-host';
 export * from './tensor-codec';
+export * from './reflection-client';

@@ -4,7 +4,12 @@ import { ReflectionService } from '@grpc/reflection';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import type { Logger, ServiceMetrics } from '@imagebind-llm/observability';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
-import { implementService, type ServiceDefinitionLike, type ServiceHandlers } from './handlers';
+import {
+  implementService,
+  tolerantMethod,
+  type ServiceDefinitionLike,
+  type ServiceHandlers,
+} from './handlers';
 
 export interface GrpcServerOptions {
   /** Interface to bind, e.g. `127.0.0.1` or `0.0.0.0`. */
@@ -39,6 +44,7 @@ export class GrpcServer {
   private readonly shutdownController = new AbortController();
   private boundPort: number | undefined;
   private ready = false;
+  private reflecting = false;
 
   constructor(private readonly options: GrpcServerOptions) {
     this.server = new Server({
@@ -55,16 +61,26 @@ export class GrpcServer {
     });
     this.health = new HealthImplementation({ [OVERALL_HEALTH]: 'NOT_SERVING' });
     this.health.addToServer(this.server);
-    if (options.descriptorSet !== undefined) {
-      const definition = loadFileDescriptorSetFromBuffer(options.descriptorSet, {
-        keepCase: true,
-        longs: String,
-        enums: String,
-        defaults: true,
-        oneofs: true,
-      });
-      new ReflectionService(definition).addToServer(this.server);
-    }
+  }
+
+  /**
+   * Reflection over the contracts' descriptor set, listing only the services this server hosts
+   * (and health): the descriptor set holds every contract, and a public port that advertised
+   * internal services would only invite calls answered UNIMPLEMENTED.
+   */
+  private addReflection(): void {
+    if (this.options.descriptorSet === undefined || this.reflecting) return;
+    this.reflecting = true;
+    const definition = loadFileDescriptorSetFromBuffer(this.options.descriptorSet, {
+      keepCase: true,
+      longs: String,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
+    new ReflectionService(definition, {
+      services: [...this.serviceNames, 'grpc.health.v1.Health'],
+    }).addToServer(this.server);
   }
 
   /** Registers a service from its generated definition and typed handlers. */
@@ -79,13 +95,17 @@ export class GrpcServer {
       metrics: this.options.metrics,
       serverSignal: this.shutdownController.signal,
     });
-    this.server.addService(definition as unknown as ServiceDefinition, implementation);
+    const tolerant = Object.fromEntries(
+      Object.entries(definition).map(([name, method]) => [name, tolerantMethod(method)]),
+    );
+    this.server.addService(tolerant as unknown as ServiceDefinition, implementation);
     this.serviceNames.push(serviceName);
     this.health.setStatus(serviceName, 'NOT_SERVING');
   }
 
   /** Binds and starts serving; resolves with the bound port. */
   async start(): Promise<number> {
+    this.addReflection();
     const address = `${this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host}:${this.options.port}`;
     this.boundPort = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) => {

@@ -1,7 +1,7 @@
 import { parseEnv } from '@imagebind-llm/config';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { describe, expect, it } from 'vitest';
-import { createAccessControl, parseRateOverrides } from './access';
+import { createAccessControl, exposureProblem, isLoopback, parseRateOverrides } from './access';
 import { gatewayEnvSchema } from './env.schema';
 
 describe('parseRateOverrides', () => {
@@ -46,5 +46,29 @@ describe('createAccessControl with GATEWAY_RATE_LIMIT_OVERRIDES', () => {
     expect((limited as DomainError).code).toBe(ErrorCode.RateLimited);
     for (let i = 0; i < 50; i++) expect(await access.admit(worker)).toBe('batch-worker');
     await expect(access.admit(worker)).rejects.toThrow(DomainError);
+  });
+});
+
+describe('isLoopback and exposureProblem', () => {
+  it('treats only the literal 127.0.0.1 and ::1 as loopback', () => {
+    for (const host of ['127.0.0.1', '::1', '[::1]']) expect(isLoopback(host), host).toBe(true);
+    for (const host of ['127.0.0.2', '127.0.0.1.example', 'localhost', '0.0.0.0', '::', '10.0.0.1']) {
+      expect(isLoopback(host), host).toBe(false);
+    }
+  });
+
+  it('refuses every other bind without API keys, naming the variable and what to set', () => {
+    const at = (vars: Record<string, string>) => exposureProblem(parseEnv('gateway', gatewayEnvSchema, vars));
+    expect(at({})).toBeUndefined();
+    expect(at({ GATEWAY_GRPC_HOST: '::1', GATEWAY_HTTP_HOST: '::1' })).toBeUndefined();
+    expect(at({ GATEWAY_HTTP_HOST: '127.0.0.2' })).toBe(
+      'GATEWAY_HTTP_HOST is "127.0.0.2" without API keys: set GATEWAY_API_KEYS (tenant:key,...) or bind 127.0.0.1 or ::1',
+    );
+    expect(at({ GATEWAY_GRPC_HOST: 'localhost' })).toMatch(
+      /^GATEWAY_GRPC_HOST is "localhost" without API keys/,
+    );
+    expect(
+      at({ GATEWAY_GRPC_HOST: '0.0.0.0', GATEWAY_API_KEYS: 'alice:alice-key-0123456789abcdef' }),
+    ).toBeUndefined();
   });
 });

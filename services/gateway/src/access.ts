@@ -13,10 +13,28 @@ export interface AccessControl {
   admit(credentials: { authorization?: string; apiKey?: string }): Promise<string>;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '[::1]']);
+/**
+ * The only binds that may serve without API keys: the literal loopback addresses. Not `localhost`
+ * (a name whatever resolver is configured may point elsewhere) and not the rest of 127.0.0.0/8
+ * (`127.0.0.2` is one `iptables` rule or container port mapping away from the network; a prefix
+ * test also let `127.0.0.1.example` through).
+ */
+const LOOPBACK = new Set(['127.0.0.1', '::1', '[::1]']);
 
 export function isLoopback(host: string): boolean {
-  return LOOPBACK.has(host) || host.startsWith('127.');
+  return LOOPBACK.has(host);
+}
+
+/**
+ * Why this configuration must not start, or undefined: an instance bound beyond 127.0.0.1 / ::1
+ * without API keys would serve anyone who can reach it.
+ */
+export function exposureProblem(env: GatewayEnv): string | undefined {
+  if (env.GATEWAY_API_KEYS !== undefined) return undefined;
+  const exposed = (['GATEWAY_GRPC_HOST', 'GATEWAY_HTTP_HOST'] as const).filter((k) => !isLoopback(env[k]));
+  if (exposed.length === 0) return undefined;
+  const binds = exposed.map((k) => `${k} is ${JSON.stringify(env[k])}`).join(', ');
+  return `${binds} without API keys: set GATEWAY_API_KEYS (tenant:key,...) or bind 127.0.0.1 or ::1`;
 }
 
 /** One tenant's own limit, parsed from `tenant:rpm[:burst]`. */

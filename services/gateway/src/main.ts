@@ -1,10 +1,10 @@
 import 'reflect-metadata';
 import { join } from 'node:path';
-import { loadConfigOrExit } from '@imagebind-llm/config';
+import { EXIT_CONFIG, loadConfigOrExit } from '@imagebind-llm/config';
 import { bootstrapService, createServiceParts } from '@imagebind-llm/grpc-kit';
 import type { Logger, ServiceMetrics } from '@imagebind-llm/observability';
 import { createRedis, waitForReady } from '@imagebind-llm/queue';
-import { createAccessControl, isLoopback } from './access';
+import { createAccessControl, exposureProblem } from './access';
 import type { PlatformBackends } from './backends/backends.port';
 import { RemoteBackends, type RemoteTargets } from './backends/remote.backends';
 import { GatewayModule } from './app.module';
@@ -96,13 +96,12 @@ async function sharedRateLimiter(env: GatewayEnv, logger: Logger): Promise<Redis
 
 async function main(): Promise<void> {
   const env = loadConfigOrExit('gateway', gatewayEnvSchema);
-  // Refuse to expose an unauthenticated API beyond this machine (issue: standalone on 127.0.0.1
-  // needs no key; any other address needs keys configured).
-  const exposed = [...new Set([env.GATEWAY_GRPC_HOST, env.GATEWAY_HTTP_HOST])].filter((h) => !isLoopback(h));
-  if (exposed.length > 0 && env.GATEWAY_API_KEYS === undefined) {
-    throw new Error(
-      `refusing to listen on ${exposed.join(', ')} without API keys: set GATEWAY_API_KEYS (tenant:key,...) or bind 127.0.0.1`,
-    );
+  // Refuse to expose an unauthenticated API beyond this machine: only 127.0.0.1 and ::1 may serve
+  // without keys. A configuration problem like any other: exit 78 with one line.
+  const exposure = exposureProblem(env);
+  if (exposure !== undefined) {
+    process.stderr.write(`invalid configuration for gateway: ${exposure}\n`);
+    process.exit(EXIT_CONFIG);
   }
   const { logger, metrics, grpc } = createServiceParts({
     service: 'gateway',

@@ -2,8 +2,8 @@
 // with the generated client, as a user or a Kubernetes probe would.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { checkHealth, createClient } from '@imagebind-llm/grpc-kit';
+import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { checkHealth, createClient, listServicesByReflection } from '@imagebind-llm/grpc-kit';
 import { commonV1, gatewayV1 } from '@imagebind-llm/proto';
 import { startProcess, type RunningProcess } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -112,6 +112,62 @@ describe('gateway process', () => {
     client.close();
   });
 
+  /** Generate with raw request bytes, bypassing the generated encoder; resolves with its error. */
+  async function rawGenerate(bytes: Buffer): Promise<ServiceError> {
+    const client = new Client(grpcAddress, credentials.createInsecure());
+    const call = client.makeServerStreamRequest(
+      '/imagebind.gateway.v1.GatewayService/Generate',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      bytes,
+    );
+    call.on('data', () => undefined);
+    const error = await new Promise<ServiceError>((resolve) => call.on('error', resolve));
+    client.close();
+    return error;
+  }
+
+  const textRequest = (): gatewayV1.GenerateRequest => ({
+    inputs: [
+      {
+        modality: commonV1.Modality.MODALITY_TEXT,
+        source: { $case: 'text', value: 'A dog.' },
+        mediaType: '',
+      },
+    ],
+    instruction: 'Describe it.',
+    input: '',
+  });
+
+  it('answers sampling.seed beyond 2^53 - 1 (up to uint64 max) with INVALID_ARGUMENT naming the range', async () => {
+    const base = Buffer.from(gatewayV1.GenerateRequest.encode(textRequest()).finish());
+    // GenerateRequest.sampling (field 5) holding SamplingParameters.seed (field 3) = 2^64 - 1:
+    // ten varint bytes that ts-proto cannot hold in a number.
+    const seed = Buffer.from([0x18, ...Array<number>(9).fill(0xff), 0x01]);
+    const sampling = Buffer.concat([Buffer.from([0x2a, seed.length]), seed]);
+    for (const bytes of [Buffer.concat([base, sampling])]) {
+      const error = await rawGenerate(bytes);
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.details).toMatch(
+        /sampling\.seed\) is out of range: this API accepts 0\.\.9007199254740991/,
+      );
+    }
+    // The largest accepted seed decodes and passes validation (the absent encoder answers next).
+    const client = createClient(gatewayV1.GatewayServiceClient, grpcAddress);
+    const stream = client.generate({ ...textRequest(), sampling: { seed: Number.MAX_SAFE_INTEGER } });
+    const error = await new Promise<ServiceError>((resolve) => stream.on('error', resolve));
+    expect(error.code).toBe(status.UNAVAILABLE);
+    client.close();
+  });
+
+  it('answers request bytes that do not decode with INVALID_ARGUMENT, not INTERNAL', async () => {
+    const error = await rawGenerate(Buffer.from([0x0a, 0x7f, 0x01]));
+    expect(error.code).toBe(status.INVALID_ARGUMENT);
+    expect(error.details).toMatch(
+      /^the request bytes are not a valid protobuf message for \/imagebind\.gateway\.v1\.GatewayService\/Generate: /,
+    );
+  });
+
   it('answers batch job RPCs with UNIMPLEMENTED too', async () => {
     const client = createClient(gatewayV1.BatchJobServiceClient, grpcAddress);
     const { error } = await unary(client.getBatchJob.bind(client), { jobId: 'j1' });
@@ -139,6 +195,60 @@ describe('gateway process', () => {
   });
 });
 
+describe('a keyed gateway bound beyond loopback (127.0.0.2)', () => {
+  const KEY = 'alice-key-0123456789abcdef';
+  let proc: RunningProcess;
+  let grpcAddress: string;
+  let httpBase: string;
+
+  beforeAll(async () => {
+    proc = startProcess(process.execPath, [MAIN], {
+      env: {
+        ...baseEnv,
+        GATEWAY_GRPC_HOST: '127.0.0.2',
+        GATEWAY_HTTP_HOST: '127.0.0.2',
+        GATEWAY_API_KEYS: `alice:${KEY}`,
+      },
+    });
+    const ready = await proc.waitForLine((l) => l['event'] === 'service.ready');
+    grpcAddress = `127.0.0.2:${String(ready['grpcPort'])}`;
+    httpBase = `http://127.0.0.2:${String(ready['httpPort'])}`;
+  });
+
+  afterAll(async () => {
+    await proc?.stop('SIGKILL');
+  });
+
+  it('answers calls without a key with 401 / UNAUTHENTICATED', async () => {
+    expect((await fetch(`${httpBase}/v1/models`)).status).toBe(401);
+    expect((await fetch(`${httpBase}/v1/playground/config`)).status).toBe(401);
+    expect(
+      (await fetch(`${httpBase}/v1/playground/config`, { headers: { authorization: `Bearer ${KEY}` } }))
+        .status,
+    ).toBe(200);
+    const client = createClient(gatewayV1.GatewayServiceClient, grpcAddress);
+    const { error } = await unary(client.listModels.bind(client), {});
+    expect(error?.code).toBe(status.UNAUTHENTICATED);
+    client.close();
+  });
+
+  it('answers health, readiness and metrics without a key (probes and scrapers carry none)', async () => {
+    expect((await fetch(`${httpBase}/healthz`)).status).toBe(200);
+    expect((await fetch(`${httpBase}/readyz`)).status).toBe(200);
+    expect((await fetch(`${httpBase}/metrics`)).status).toBe(200);
+    expect(await checkHealth(grpcAddress)).toBe('SERVING');
+  });
+
+  it('lists only its public services through reflection', async () => {
+    const names = await listServicesByReflection(grpcAddress);
+    expect(names).toContain('imagebind.gateway.v1.GatewayService');
+    expect(names).toContain('imagebind.gateway.v1.BatchJobService');
+    for (const internal of ['Encoder', 'Decoder', 'Bind', 'Retriever']) {
+      expect(names.filter((n) => n.includes(internal))).toEqual([]);
+    }
+  });
+});
+
 describe('gateway lifecycle', () => {
   it('drains and exits 0 on SIGTERM, reporting NOT_SERVING first', async () => {
     const proc = startProcess(process.execPath, [MAIN], { env: { ...baseEnv, SHUTDOWN_GRACE_MS: '2000' } });
@@ -157,6 +267,14 @@ describe('gateway lifecycle', () => {
     ],
     [{ GATEWAY_MAX_INPUTS: '0' }, /GATEWAY_MAX_INPUTS is "0": must be at least 1/],
     [{ LOG_LEVEL: 'chatty' }, /LOG_LEVEL is "chatty": must be one of fatal, error/],
+    [
+      { GATEWAY_HTTP_HOST: '127.0.0.2' },
+      /^invalid configuration for gateway: GATEWAY_HTTP_HOST is "127\.0\.0\.2" without API keys: set GATEWAY_API_KEYS/,
+    ],
+    [
+      { GATEWAY_GRPC_HOST: '127.0.0.1.example' },
+      /GATEWAY_GRPC_HOST is "127\.0\.0\.1\.example" without API keys/,
+    ],
   ])('exits 78 with a one-line explanation on bad configuration %j', async (bad, expected) => {
     const proc = startProcess(process.execPath, [MAIN], { env: { ...baseEnv, ...bad } });
     const result = await proc.exited();

@@ -177,22 +177,53 @@ describe('ibllm serve --standalone', () => {
 });
 
 describe('standalone API keys', () => {
-  it('refuses to listen beyond loopback without API keys', async () => {
+  it.each(['0.0.0.0', '127.0.0.2'])(
+    'refuses to listen on %s without API keys: exit 78, one line saying what to set',
+    async (host) => {
+      const proc = serve([
+        '--standalone',
+        '--models',
+        goldenModelRepository(),
+        '--host',
+        host,
+        '--grpc-port',
+        '0',
+        '--http-port',
+        '0',
+      ]);
+      const result = await proc.exited();
+      expect(result.code).toBe(78);
+      const lines = proc.stderr().trimEnd().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toBe(
+        `invalid configuration for gateway: GATEWAY_GRPC_HOST is "${host}", GATEWAY_HTTP_HOST is "${host}" without API keys: set GATEWAY_API_KEYS (tenant:key,...) or bind 127.0.0.1 or ::1`,
+      );
+    },
+  );
+
+  it('serves --host 127.0.0.2 with keys: a request without one is 401', async () => {
     const proc = serve([
       '--standalone',
       '--models',
       goldenModelRepository(),
       '--host',
-      '0.0.0.0',
+      '127.0.0.2',
+      '--api-keys',
+      `team-a:${KEY}`,
       '--grpc-port',
       '0',
       '--http-port',
       '0',
     ]);
-    const result = await proc.exited();
-    expect(result.code).not.toBe(0);
-    expect(proc.stderr()).toMatch(/refusing to listen on 0\.0\.0\.0 without API keys: set GATEWAY_API_KEYS/);
-  });
+    try {
+      const line = await proc.waitForLine((l) => l['event'] === 'service.ready', 60_000);
+      const http = `http://127.0.0.2:${String(line['httpPort'])}`;
+      expect((await fetch(`${http}/v1/models`)).status).toBe(401);
+      expect((await fetch(`${http}/v1/models`, { headers: { 'x-api-key': KEY } })).status).toBe(200);
+    } finally {
+      await proc.stop('SIGKILL');
+    }
+  }, 90_000);
 
   it('with keys configured, calls without a valid key get UNAUTHENTICATED / 401', async () => {
     const proc = serve([
