@@ -55,9 +55,29 @@ function versionsOf(dir: string): string[] {
     .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
 }
 
+/**
+ * Refuses a repository path that is not a folder, before anything looks for components in it: a
+ * typo in `--models` / MODEL_REPO should say so, not blame a missing component.
+ */
+export function requireRepositoryFolder(repo: string): void {
+  if (!existsSync(repo)) {
+    throw new DomainError(
+      ErrorCode.NotFound,
+      `model repository ${repo} does not exist: give the folder that \`ibllm models build ... --out DIR\` ` +
+        `or \`ibllm models demo --out DIR\` wrote`,
+    );
+  }
+  if (!statSync(repo).isDirectory()) {
+    throw new DomainError(
+      ErrorCode.InvalidInput,
+      `model repository ${repo} is a file, not a folder: give the folder \`ibllm models build --out\` wrote`,
+    );
+  }
+}
+
 /** Components present in a repository, with their versions. */
 export function listComponents(repo: string): { component: string; versions: string[] }[] {
-  if (!existsSync(repo)) return [];
+  requireRepositoryFolder(repo);
   return readdirSync(repo)
     .filter((c) => statSync(join(repo, c)).isDirectory())
     .map((component) => ({ component, versions: versionsOf(join(repo, component)) }))
@@ -69,6 +89,7 @@ export function listComponents(repo: string): { component: string; versions: str
  * model.json. Errors say what is missing and how to build it.
  */
 export function resolveComponent(repo: string, component: string, version?: string): ResolvedComponent {
+  requireRepositoryFolder(repo);
   const base = join(repo, component);
   if (!existsSync(base)) {
     throw new DomainError(

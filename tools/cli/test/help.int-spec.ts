@@ -67,3 +67,25 @@ describe('ibllm --version', () => {
     );
   });
 });
+
+describe('a --models path that is not a repository', () => {
+  it.each([['embed'], ['generate']])(
+    '%s names the missing folder instead of a missing component',
+    (command) => {
+      const args = [command, '--models', '/nonexistent-ibllm-repo', '--text', 'a dog'];
+      if (command === 'generate') args.push('--prompt', 'What is it?');
+      const r = ibllm(args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toBe(
+        'ibllm: model repository /nonexistent-ibllm-repo does not exist: give the folder that ' +
+          '`ibllm models build ... --out DIR` or `ibllm models demo --out DIR` wrote\n',
+      );
+    },
+  );
+
+  it('refuses a file given as the repository', () => {
+    const r = ibllm(['embed', '--models', BIN, '--text', 'a dog']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`model repository ${BIN} is a file, not a folder`);
+  });
+});
