@@ -25,8 +25,8 @@ export interface ItemContext {
 export interface ItemResult {
   readonly itemId: string;
   readonly text?: string;
-  /** float32 little-endian, base64. */
-  readonly embedding?: string;
+  /** float32 little-endian bytes, stored as they are (libs/queue packs binary fields). */
+  readonly embedding?: Buffer;
   readonly pointId?: number;
 }
 
@@ -139,7 +139,7 @@ export class ItemProcessor {
       case 'embed': {
         const inputs = await this.resolve(item.inputs, ctx.signal);
         const vector = await this.gateway.embed(inputs, call);
-        return { itemId: stored.itemId, embedding: base64(vector) };
+        return { itemId: stored.itemId, embedding: float32Bytes(vector) };
       }
       case 'index-build': {
         const retriever = this.needRetriever();
@@ -213,6 +213,6 @@ export class ItemProcessor {
   }
 }
 
-function base64(v: Float32Array): string {
-  return Buffer.from(float32Tensor(v, [v.length]).data).toString('base64');
+function float32Bytes(v: Float32Array): Buffer {
+  return Buffer.from(float32Tensor(v, [v.length]).data);
 }

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isFinalState, type JobRecord } from './batch-job-store';
 import { BatchQueue, cancelBatchJob } from './batch-queue';
 import { startBatchWorker, type BatchWorker, type ItemContext } from './batch-worker';
+import { BATCH_QUEUE, itemJobId } from './job-registry';
 import { createRedisTestEnv, TEST_REDIS_URL, waitFor, type RedisTestEnv } from './testing/redis-test-env';
 
 let env: RedisTestEnv;
@@ -213,5 +214,24 @@ describe('batch flow end to end', () => {
     await waitFor('the queue to drain', async () =>
       (await queue.counts()).backlog === 0 ? true : undefined,
     );
+  });
+
+  it('a job cancelled before any worker ran: its queued items leave the queue, and it expires like any finished job', async () => {
+    const jobId = await submit(600);
+    const queued = (await queue.counts()).waiting;
+    expect(queued).toBeGreaterThanOrEqual(600);
+    const itemKeys = Array.from(
+      { length: 600 },
+      (_, i) => `${env.bullPrefix}:${BATCH_QUEUE}:${itemJobId(jobId, i)}`,
+    );
+    expect(await env.redis.exists(...itemKeys)).toBe(600);
+    const job = await cancelBatchJob(env.store, queue, jobId, TENANT);
+    // Every item was still queued, so the cancel itself accounts for all of them.
+    expect(job).toMatchObject({ state: 'CANCELLED', succeeded: 0, failed: 0, cancelled: 600 });
+    expect((await queue.counts()).waiting).toBeLessThanOrEqual(queued - 600 + 1); // + the finalize parent
+    expect(await env.redis.exists(...itemKeys)).toBe(0);
+    // Final, so the record and results carry the retention TTL (the default week here).
+    expect(await env.redis.ttl(`${env.storePrefix}job:{${jobId}}:results`)).toBeGreaterThan(0);
+    expect(await env.redis.ttl(`${env.storePrefix}job:{${jobId}}`)).toBeGreaterThan(0);
   });
 });

@@ -1,7 +1,7 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BatchJobState } from './batch-job-store';
-import { createRedisTestEnv, type RedisTestEnv } from './testing/redis-test-env';
+import { BatchJobStore, DEFAULT_RETENTION_S, type BatchJobState } from './batch-job-store';
+import { createRedisTestEnv, waitFor, type RedisTestEnv } from './testing/redis-test-env';
 
 let env: RedisTestEnv;
 let counter = 0;
@@ -237,5 +237,117 @@ describe('BatchJobStore', () => {
     expect(succeeded).toEqual({ jobs: [expect.objectContaining({ jobId: ids[4] })], nextPageToken: '' });
     expect(await codeOf(env.store.list(tenant, { pageToken: 'garbage' }))).toBe(ErrorCode.InvalidInput);
     expect(await codeOf(env.store.list(tenant, { pageSize: 0 }))).toBe(ErrorCode.InvalidInput);
+  });
+});
+
+describe('BatchJobStore retention and result size (issue #16 item 3)', () => {
+  const keysOf = (jobId: string): string[] => {
+    const job = `${env.storePrefix}job:{${jobId}}`;
+    return [job, `${job}:items`, `${job}:results`, `${job}:done`];
+  };
+  const pttls = async (jobId: string): Promise<number[]> =>
+    Promise.all(keysOf(jobId).map(async (key) => env.redis.pttl(key)));
+
+  it('a finished job expires with its items and results after the retention (2 s); an unfinished one does not', async () => {
+    const store = new BatchJobStore(env.redis, { prefix: env.storePrefix, retentionS: 2 });
+    const tenant = 'retention';
+    const done = newJobId();
+    const running = newJobId();
+    for (const jobId of [done, running]) {
+      await store.create({ jobId, tenant, kind: 'embed', items: items(2), options: {} });
+    }
+    await store.recordResult(done, 0, { ok: true, value: 1 });
+    await store.recordResult(running, 0, { ok: true, value: 1 });
+    // Not final yet: nothing expires, whatever the retention.
+    expect(await pttls(done)).toEqual([-1, -1, -1, -1]);
+    await store.recordResult(done, 1, { ok: false, code: 'NOT_FOUND', message: 'gone', attempts: 1 });
+    expect((await store.get(done, tenant)).state).toBe('COMPLETED_WITH_ERRORS');
+    for (const ttl of await pttls(done)) {
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(2_000);
+    }
+    expect(await pttls(running)).toEqual([-1, -1, -1, -1]);
+
+    await waitFor(
+      'the finished job to expire',
+      async () => ((await env.redis.exists(...keysOf(done))) === 0 ? true : undefined),
+      10_000,
+      100,
+    );
+    expect(await codeOf(store.get(done, tenant))).toBe(ErrorCode.NotFound);
+    expect(await codeOf(store.results(done, tenant, { start: 0, count: 10 }))).toBe(ErrorCode.NotFound);
+    expect((await store.list(tenant)).jobs.map((j) => j.jobId)).toEqual([running]);
+    // list() drops the expired id from the tenant's index, so the index does not grow forever.
+    expect(await env.redis.zrange(`${env.storePrefix}tenant:${tenant}:jobs`, 0, -1)).toEqual([running]);
+    expect((await store.get(running, tenant)).state).toBe('RUNNING');
+  });
+
+  it('a job failed as a whole expires too; retention -1 keeps a finished job; 7 days by default', async () => {
+    const short = new BatchJobStore(env.redis, { prefix: env.storePrefix, retentionS: 2 });
+    const failed = newJobId();
+    await short.create({ jobId: failed, tenant: 't', kind: 'embed', items: items(1), options: {} });
+    expect(await short.markFailed(failed, 'manifest unreadable')).toBe(true);
+    expect((await pttls(failed))[0]).toBeGreaterThan(0);
+
+    const keep = new BatchJobStore(env.redis, { prefix: env.storePrefix, retentionS: -1 });
+    const kept = newJobId();
+    await keep.create({ jobId: kept, tenant: 't', kind: 'embed', items: items(1), options: {} });
+    await keep.recordResult(kept, 0, { ok: true, value: 1 });
+    expect((await keep.get(kept, 't')).state).toBe('SUCCEEDED');
+    expect(await pttls(kept)).toEqual([-1, -1, -1, -1]);
+
+    const byDefault = newJobId();
+    await env.store.create({ jobId: byDefault, tenant: 't', kind: 'embed', items: items(1), options: {} });
+    await env.store.recordResult(byDefault, 0, { ok: true, value: 1 });
+    const ttl = await env.redis.ttl(keysOf(byDefault)[2]!);
+    expect(ttl).toBeGreaterThan(DEFAULT_RETENTION_S - 60);
+    expect(ttl).toBeLessThanOrEqual(DEFAULT_RETENTION_S);
+    expect(() => new BatchJobStore(env.redis, { prefix: 'x', retentionS: 0 })).toThrow(/retentionS/);
+  });
+
+  it('stores a 1024-d embedding as packed float32, reads it back exactly, and still reads JSON-text results', async () => {
+    const vector = Float32Array.from({ length: 1024 }, (_, i) => Math.sin(i) / (i + 1));
+    const bytes = Buffer.from(vector.buffer);
+    const outcome = { ok: true as const, value: { itemId: 'item-0', embedding: bytes } };
+    const jobId = newJobId();
+    await env.store.create({ jobId, tenant: 'bytes', kind: 'embed', items: items(2), options: {} });
+    await env.store.recordResult(jobId, 0, outcome);
+    const page = await env.store.results(jobId, 'bytes', { start: 0, count: 10 });
+    const back = page.results[0]?.result as { ok: true; value: { itemId: string; embedding: Buffer } };
+    expect(back.value.itemId).toBe('item-0');
+    expect(Buffer.compare(back.value.embedding, bytes)).toBe(0);
+
+    // The same result as the formats it replaces, each alone in a hash like the results hash.
+    const results = keysOf(jobId)[2]!;
+    const base64Key = `${env.storePrefix}size:base64`;
+    const numbersKey = `${env.storePrefix}size:numbers`;
+    const base64Json = JSON.stringify({
+      ...outcome,
+      value: { ...outcome.value, embedding: bytes.toString('base64') },
+    });
+    const numbersJson = JSON.stringify({
+      ...outcome,
+      value: { ...outcome.value, embedding: Array.from(vector) },
+    });
+    await env.redis.hset(base64Key, '0', base64Json);
+    await env.redis.hset(numbersKey, '0', numbersJson);
+    const usage = async (key: string): Promise<number> =>
+      Number(await env.redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+    const packed = await usage(results);
+    const asBase64 = await usage(base64Key);
+    const asNumbers = await usage(numbersKey);
+    console.log(
+      `Redis bytes for one 1024-d embedding result (MEMORY USAGE of its hash): number text ${asNumbers}, base64 JSON ${asBase64}, packed float32 ${packed}`,
+    );
+    // ~4,170 bytes (4,096 of floats, the item id, a few dozen of JSON) land in jemalloc's 5,120-byte
+    // size class; the hash and its one field add a few hundred. Base64 text needs the 6,144 class.
+    expect(packed).toBeLessThanOrEqual(5_120 + 512);
+    expect(packed).toBeLessThan(asBase64);
+
+    // A result written as JSON text before packing existed (base64 embedding) still reads.
+    await env.redis.hset(results, '1', base64Json);
+    await env.redis.zadd(keysOf(jobId)[3]!, 1, '1');
+    const legacy = (await env.store.results(jobId, 'bytes', { start: 1, count: 1 })).results[0]?.result;
+    expect(legacy).toEqual({ ok: true, value: { itemId: 'item-0', embedding: bytes.toString('base64') } });
   });
 });

@@ -94,8 +94,17 @@ export interface ResultsPage {
 export interface BatchJobStoreOptions {
   /** Key prefix for every key this store writes, e.g. `ibllm:batch:`. */
   readonly prefix: string;
+  /**
+   * Seconds a job's record, items and results are kept once it is final (Redis EXPIRE on its
+   * keys at that moment); -1 keeps them. Written into each job at creation, so the workers that
+   * finish it need not be configured alike. Default {@link DEFAULT_RETENTION_S}.
+   */
+  readonly retentionS?: number;
   readonly now?: () => Date;
 }
+
+/** Finished jobs are kept a week unless configured otherwise. */
+export const DEFAULT_RETENTION_S = 7 * 24 * 3600;
 
 /** Items written per HSET while creating a job: bounds one command's size for 10k-item jobs. */
 const ITEM_WRITE_CHUNK = 1_000;
@@ -114,7 +123,19 @@ return 1
 `;
 
 /**
- * Records an item's outcome once. KEYS: job, results, done-index zset.
+ * Lua shared by the scripts that can make a job final: EXPIRE on the job's keys (KEYS[1..4]: job,
+ * items, results, done) after its `retentionS` field; -1 (or a job created before retention
+ * existed, without the field) keeps them.
+ */
+const EXPIRE_FINAL_LUA = `
+local retention = tonumber(redis.call('HGET', KEYS[1], 'retentionS') or '-1')
+if retention and retention > 0 then
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], retention) end
+end
+`;
+
+/**
+ * Records an item's outcome once. KEYS: job, items, results, done-index zset.
  * ARGV: index, outcome JSON, counter field (succeeded|failed|cancelled), now (ms).
  * Returns 1 when recorded, 0 when the item already had a result or the job is final (e.g. FAILED
  * as a whole), -1 when the job does not exist.
@@ -129,8 +150,8 @@ if not before then return -1 end
 if before == 'SUCCEEDED' or before == 'COMPLETED_WITH_ERRORS' or before == 'FAILED' or before == 'CANCELLED' then
   return 0
 end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('ZADD', KEYS[3], ARGV[1], ARGV[1])
+if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[4], ARGV[1], ARGV[1])
 redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
 local v = redis.call('HMGET', KEYS[1], 'total', 'succeeded', 'failed', 'cancelled', 'state')
 local total = tonumber(v[1])
@@ -149,7 +170,9 @@ if s + f + c >= total then
   else
     state = 'COMPLETED_WITH_ERRORS'
   end
-  redis.call('HSET', KEYS[1], 'finishTime', ARGV[4])
+  redis.call('HSET', KEYS[1], 'finishTime', ARGV[4], 'state', state, 'updateTime', ARGV[4])
+  ${EXPIRE_FINAL_LUA}
+  return 1
 elseif state == 'QUEUED' then
   state = 'RUNNING'
 end
@@ -183,13 +206,14 @@ end
 return 'CANCELLING'
 `;
 
-/** KEYS: job. ARGV: message, now. Fails a job that is not final yet; returns 1 when it did. */
+/** KEYS: job, items, results, done. ARGV: message, now. Fails a job that is not final yet; returns 1 when it did. */
 const FAIL_SCRIPT = `
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'SUCCEEDED' or state == 'COMPLETED_WITH_ERRORS' or state == 'FAILED' or state == 'CANCELLED' then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', 'FAILED', 'errorMessage', ARGV[1], 'updateTime', ARGV[2], 'finishTime', ARGV[2])
+${EXPIRE_FINAL_LUA}
 return 1
 `;
 
@@ -206,6 +230,7 @@ return 1
 export class BatchJobStore {
   private readonly prefix: string;
   private readonly now: () => Date;
+  private readonly retentionS: number;
 
   constructor(
     private readonly redis: Redis,
@@ -213,6 +238,10 @@ export class BatchJobStore {
   ) {
     this.prefix = options.prefix;
     this.now = options.now ?? (() => new Date());
+    this.retentionS = options.retentionS ?? DEFAULT_RETENTION_S;
+    if (!Number.isSafeInteger(this.retentionS) || (this.retentionS < 1 && this.retentionS !== -1)) {
+      throw new Error(`retentionS must be a positive number of seconds or -1, got ${this.retentionS}.`);
+    }
   }
 
   /**
@@ -252,6 +281,7 @@ export class BatchJobStore {
       ...['jobId', input.jobId, 'tenant', input.tenant, 'kind', input.kind, 'state', 'QUEUED'],
       ...['total', String(input.items.length), 'succeeded', '0', 'failed', '0', 'cancelled', '0'],
       ...['createTime', ms, 'updateTime', ms, 'options', JSON.stringify(input.options ?? null)],
+      ...['retentionS', String(this.retentionS)],
     )) as number;
     if (created === 1) {
       await this.redis.zadd(this.tenantKey(input.tenant), createdAt.getTime(), input.jobId);
@@ -305,6 +335,9 @@ export class BatchJobStore {
         entries.push({ jobId, score });
       }
       const records = await Promise.all(entries.map((entry) => this.read(entry.jobId)));
+      // Jobs past their retention expired with their keys; their ids leave the index here.
+      const expired = entries.filter((_, i) => records[i] === undefined).map((entry) => entry.jobId);
+      if (expired.length > 0) await this.redis.zrem(key, ...expired);
       entries.forEach((entry, i) => {
         const record = records[i];
         if (record === undefined || record.tenant !== tenant) return;
@@ -336,12 +369,13 @@ export class BatchJobStore {
     const counter = 'cancelled' in outcome ? 'cancelled' : outcome.ok ? 'succeeded' : 'failed';
     const stored = await this.redis.eval(
       RECORD_SCRIPT,
-      3,
+      4,
       keys.job,
+      keys.items,
       keys.results,
       keys.done,
       String(index),
-      JSON.stringify(outcome),
+      encodeOutcome(outcome),
       counter,
       String(this.now().getTime()),
     );
@@ -363,10 +397,14 @@ export class BatchJobStore {
    * Fails the whole job (e.g. its manifest cannot be read). Returns false when it was already final.
    */
   async markFailed(jobId: string, message: string): Promise<boolean> {
+    const keys = this.keys(jobId);
     const done = await this.redis.eval(
       FAIL_SCRIPT,
-      1,
-      this.keys(jobId).job,
+      4,
+      keys.job,
+      keys.items,
+      keys.results,
+      keys.done,
       message,
       String(this.now().getTime()),
     );
@@ -420,12 +458,12 @@ export class BatchJobStore {
       this.redis.zcard(keys.done),
     ]);
     if (indices.length === 0) return { results: [], resultCount };
-    const raws = await this.redis.hmget(keys.results, ...indices);
+    const raws = await this.redis.hmgetBuffer(keys.results, ...indices);
     const results: { index: number; result: ItemOutcome }[] = [];
     indices.forEach((index, i) => {
       const raw = raws[i];
       if (raw !== null && raw !== undefined)
-        results.push({ index: Number(index), result: JSON.parse(raw) as ItemOutcome });
+        results.push({ index: Number(index), result: decodeOutcome(raw) });
     });
     return { results, resultCount };
   }
@@ -508,4 +546,48 @@ function decodePageToken(token: string): { score: number; jobId: string } {
     // fall through to the error below
   }
   throw DomainError.invalidInput('pageToken is not a token returned by a previous list call.', 'pageToken');
+}
+
+/** First byte of a packed outcome; stored JSON text (the older format) starts with `{`. */
+const PACKED_OUTCOME = 0x01;
+
+/**
+ * An outcome as stored: binary fields (Uint8Array/Buffer anywhere in it, e.g. an embedding's raw
+ * float32 bytes) go after the JSON instead of inside it, so a 1024-d embedding costs its 4,096
+ * bytes rather than 5,464 of base64 or ~20 kB of number text. Layout: 0x01, uint32 BE length of
+ * the JSON, the JSON (binary fields replaced by {"$bin": [offset, length]}), the binary blobs.
+ */
+export function encodeOutcome(outcome: ItemOutcome): Buffer {
+  const blobs: Uint8Array[] = [];
+  let offset = 0;
+  const json = JSON.stringify(outcome, function (this: unknown, key: string, value: unknown) {
+    // JSON.stringify turns a Buffer into {type, data} before the replacer; take it from the holder.
+    const original = (this as Record<string, unknown>)[key];
+    if (original instanceof Uint8Array) {
+      blobs.push(original);
+      const at = offset;
+      offset += original.byteLength;
+      return { $bin: [at, original.byteLength] };
+    }
+    return value;
+  });
+  const head = Buffer.alloc(5);
+  head[0] = PACKED_OUTCOME;
+  const text = Buffer.from(json, 'utf8');
+  head.writeUInt32BE(text.byteLength, 1);
+  return Buffer.concat([head, text, ...blobs.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength))]);
+}
+
+/** The inverse of {@link encodeOutcome}; JSON text written before packing existed reads as before. */
+export function decodeOutcome(raw: Buffer): ItemOutcome {
+  if (raw[0] !== PACKED_OUTCOME) return JSON.parse(raw.toString('utf8')) as ItemOutcome;
+  const length = raw.readUInt32BE(1);
+  const blobs = raw.subarray(5 + length);
+  return JSON.parse(raw.toString('utf8', 5, 5 + length), (_key, value: unknown) => {
+    if (value !== null && typeof value === 'object' && '$bin' in value) {
+      const [at, size] = (value as { $bin: [number, number] }).$bin;
+      return Buffer.from(blobs.subarray(at, at + size));
+    }
+    return value;
+  }) as ItemOutcome;
 }

@@ -23,7 +23,10 @@ export {
 } from './job-registry';
 export {
   BatchJobStore,
+  DEFAULT_RETENTION_S,
   FINAL_STATES,
+  decodeOutcome,
+  encodeOutcome,
   isFinalState,
   type BatchJobState,
   type BatchJobStoreOptions,

@@ -105,6 +105,14 @@ export const gatewayEnvSchema = {
     'unfinished batch jobs one API key may have at once (the per-tenant limit on batch work)',
   ),
   GATEWAY_BATCH_ATTEMPTS: envVar(env.positiveInt(4, 50), 'tries of a batch item that fails transiently'),
+  GATEWAY_BATCH_RETENTION_S: envVar(
+    z.coerce
+      .number({ error: 'must be a number' })
+      .int('must be an integer')
+      .refine((v) => v === -1 || v >= 1, 'must be a number of seconds (at least 1), or -1 to keep')
+      .default(7 * 24 * 3600),
+    'seconds a finished batch job (record, items, results) stays in Redis; -1 keeps it until deleted by hand',
+  ),
   GATEWAY_BATCH_WORKER: envVar(
     env.boolean(true),
     'standalone with GATEWAY_REDIS_URL: run a batch worker in this process (its items call this gateway directly, outside the public API keys and rate limits); false leaves the queue to batch-worker processes',

@@ -39,7 +39,10 @@ export async function createBatchBackend(
     logger.warn({ event: 'redis.error', err: error.message }, 'Redis connection error; reconnecting'),
   );
   await waitForReady(redis);
-  const store = new BatchJobStore(redis, { prefix: `${env.GATEWAY_QUEUE_PREFIX}:batch:` });
+  const store = new BatchJobStore(redis, {
+    prefix: `${env.GATEWAY_QUEUE_PREFIX}:batch:`,
+    retentionS: env.GATEWAY_BATCH_RETENTION_S,
+  });
   const queue = new BatchQueue({ connection: redis, prefix: env.GATEWAY_QUEUE_PREFIX });
   registerQueueJobsGauge(metrics, BATCH_QUEUE, async () => queue.counts());
   const service = new BatchJobsService(

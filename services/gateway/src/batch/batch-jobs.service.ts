@@ -277,7 +277,8 @@ function toResultMessage(index: number, result: unknown): gatewayV1.StreamBatchJ
   const r = (result ?? {}) as {
     itemId?: string;
     ok?: boolean;
-    value?: { text?: string; embedding?: string; pointId?: number; itemId?: string };
+    /** embedding: raw float32 bytes, or base64 text in results stored before they were packed. */
+    value?: { text?: string; embedding?: Uint8Array | string; pointId?: number; itemId?: string };
     code?: string;
     message?: string;
     attempts?: number;
@@ -290,7 +291,13 @@ function toResultMessage(index: number, result: unknown): gatewayV1.StreamBatchJ
       return {
         index,
         itemId,
-        result: { $case: 'embedding', value: Buffer.from(r.value.embedding, 'base64') },
+        result: {
+          $case: 'embedding',
+          value:
+            typeof r.value.embedding === 'string'
+              ? Buffer.from(r.value.embedding, 'base64')
+              : Buffer.from(r.value.embedding),
+        },
       };
     }
     if (r.value.pointId !== undefined)
