@@ -120,4 +120,46 @@ describe("README's batch quick start, verbatim", () => {
     expect(serverLog).not.toContain('RESOURCE_EXHAUSTED');
     expect(serverLog).not.toContain('"msg":"batch item failed');
   }, 420_000);
+
+  it('--no-batch-worker keeps the batch API but runs no worker in the gateway', async () => {
+    const models = join(work, '.models', 'demo'); // built by the quick start above
+    const proc = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'tools', 'cli', 'bin', 'ibllm.js'),
+        'serve',
+        '--standalone',
+        '--models',
+        models,
+        '--no-batch-worker',
+      ],
+      {
+        env: {
+          ...env,
+          LOG_LEVEL: 'info',
+          GATEWAY_QUEUE_PREFIX: PREFIX,
+          GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
+          GATEWAY_GRPC_PORT: '0',
+          GATEWAY_HTTP_PORT: '0',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let log = '';
+    proc.stderr.on('data', (chunk: Buffer) => (log += chunk.toString('utf8')));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no service.ready in 90 s:\n${log}`)), 90_000);
+      proc.stdout.on('data', (chunk: Buffer) => {
+        log += chunk.toString('utf8');
+        if (log.includes('"event":"service.ready"')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    proc.kill('SIGTERM');
+    await new Promise((resolve) => proc.once('exit', resolve));
+    expect(log).toMatch(/"event":"service.ready".*"batch":"on"/);
+    expect(log).not.toContain('batch.worker.started');
+  }, 120_000);
 });
