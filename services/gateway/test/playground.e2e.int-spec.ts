@@ -323,6 +323,50 @@ describe('web playground in Chromium against the standalone gateway', () => {
     }
   }, 300_000);
 
+  it.each([
+    ['desktop', DESKTOP],
+    ['phone', PHONE],
+  ])(
+    'keeps the answer and the errors in view after Generate (%s)',
+    async (name, viewport) => {
+      // Reduced motion: the page then scrolls at once, so the check needs no wait for an animation.
+      const context = await browser.newContext({ viewport, reducedMotion: 'reduce' });
+      try {
+        const page = await openPage(context);
+        /** Whether any part of the element is inside the viewport. */
+        const inView = async (selector: string): Promise<boolean> =>
+          page.evaluate((sel) => {
+            const r = document.querySelector(sel)?.getBoundingClientRect();
+            return r !== undefined && r.height > 0 && r.bottom > 0 && r.top < window.innerHeight;
+          }, selector);
+        const generate = page.getByRole('button', { name: 'Generate' });
+
+        // No input yet: the message is where the inputs are, brought into view.
+        await page.getByRole('textbox', { name: 'Instruction' }).fill('Describe the scene.');
+        await generate.click();
+        await expect
+          .poll(async () => page.locator('#inputs-error').textContent())
+          .toContain('Add at least one input');
+        expect(await inView('#inputs-error')).toBe(true);
+
+        await page.getByRole('textbox', { name: 'Text input' }).fill('A dog playing on the beach.');
+        await page.getByRole('button', { name: 'Add text' }).click();
+        await pressTimes(page.getByRole('slider', { name: 'Max length (tokens)' }), 'Home', 1);
+        await pressTimes(page.getByRole('slider', { name: 'Max length (tokens)' }), 'ArrowRight', 7);
+        await generate.scrollIntoViewIfNeeded();
+        // Where the button is, the answer panel is out of sight (the point of the test).
+        expect(await inView('#answer')).toBe(false);
+        await generate.click();
+        expect(await settled(page, ['done', 'error', 'stopped'])).toBe('done');
+        expect(await inView('#answer')).toBe(true);
+        await page.screenshot({ path: join(SHOTS, `after-generate-${name}.png`) });
+      } finally {
+        await context.close();
+      }
+    },
+    180_000,
+  );
+
   it('explains bad uploads and server errors, then still answers, compares and searches', async () => {
     const context = await browser.newContext({ viewport: PHONE });
     try {

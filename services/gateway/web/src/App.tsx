@@ -62,6 +62,12 @@ function messageForInput(message: string, label: string): string {
   return /^[\w.[\]]+$/.test(path) ? `${label}: ${message.slice(colon + 2)}` : message;
 }
 
+/** Scrolls an element into view, smoothly unless the user asked for reduced motion. */
+function bringIntoView(id: string, block: ScrollLogicalPosition): void {
+  const reduced = window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+  document.getElementById(id)?.scrollIntoView({ block, behavior: reduced ? 'auto' : 'smooth' });
+}
+
 export function App() {
   const [config, setConfig] = useState<PlaygroundConfig>(FALLBACK_CONFIG);
   const [configState, setConfigState] = useState<ConfigState>({ phase: 'loading' });
@@ -97,6 +103,8 @@ export function App() {
   const askForKey = useCallback((error: ApiError, retry: () => void) => {
     retryRef.current = retry;
     setKeyPrompt(error.message);
+    // Rendered at the top of the page: bring it into view once it is there.
+    requestAnimationFrame(() => bringIntoView('key-title', 'start'));
   }, []);
 
   const submitKey = (key: string): void => {
@@ -314,7 +322,11 @@ export function App() {
     setError('instruction', noInstruction ? 'Write an instruction for the model first' : undefined);
     const inputsOk = checkInputs(items);
     if (noInstruction) document.getElementById('instruction')?.focus();
+    else if (!inputsOk) bringIntoView('inputs-error', 'center');
     if (noInstruction || !inputsOk) return;
+    // The Generate button sits below the inputs; the answer (the right column on a wide screen, the
+    // end of the page on a phone) would otherwise appear out of sight.
+    bringIntoView('answer', 'start');
 
     runController.current?.abort();
     const controller = new AbortController();

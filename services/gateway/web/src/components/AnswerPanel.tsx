@@ -74,7 +74,7 @@ export function AnswerPanel(props: { readonly run: RunState }) {
   ];
   if (m.seed !== undefined) rows.push(['seed', 'Seed', String(m.seed)]);
   return (
-    <section className="panel" aria-labelledby="answer-title">
+    <section className="panel" id="answer" aria-labelledby="answer-title">
       <h2 id="answer-title" tabIndex={-1}>
         Answer
       </h2>
