@@ -335,10 +335,10 @@ describe('web playground in Chromium against the standalone gateway', () => {
         const page = await openPage(context);
         /** Whether any part of the element is inside the viewport. */
         const inView = async (selector: string): Promise<boolean> =>
-          page.evaluate((sel) => {
-            const r = document.querySelector(sel)?.getBoundingClientRect();
-            return r !== undefined && r.height > 0 && r.bottom > 0 && r.top < window.innerHeight;
-          }, selector);
+          page.evaluate<boolean>(
+            `(() => { const r = document.querySelector(${JSON.stringify(selector)})?.getBoundingClientRect();` +
+              ' return r !== undefined && r.height > 0 && r.bottom > 0 && r.top < window.innerHeight; })()',
+          );
         const generate = page.getByRole('button', { name: 'Generate' });
 
         // No input yet: the message is where the inputs are, brought into view.
