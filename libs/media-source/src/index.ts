@@ -4,6 +4,7 @@ export { isTransientSourceError } from './source-errors';
 export {
   assertValidPolicy,
   isValidBucketName,
+  policyProblems,
   type MediaSourcePolicy,
   type ObjectStorePolicy,
 } from './media-source-policy';

@@ -60,7 +60,11 @@ export function assertValidPolicy(policy: MediaSourcePolicy): void {
   validated.add(policy);
 }
 
-function policyProblems(policy: MediaSourcePolicy): string[] {
+/**
+ * Every problem of a policy, one string each starting with the policy field it is about
+ * (`allowedHosts[1] ("127.0.0.1") is a private ...`), so a service can name its own variable.
+ */
+export function policyProblems(policy: MediaSourcePolicy): string[] {
   const problems: string[] = [];
   if (!Number.isSafeInteger(policy.maxBytes) || policy.maxBytes <= 0) {
     problems.push(`maxBytes must be a positive integer, got ${String(policy.maxBytes)}`);

@@ -4,10 +4,11 @@ import { EXIT_CONFIG, loadConfigOrExit } from '@imagebind-llm/config';
 import { bootstrapService, createServiceParts } from '@imagebind-llm/grpc-kit';
 import type { Logger, ServiceMetrics } from '@imagebind-llm/observability';
 import { createRedis, waitForReady } from '@imagebind-llm/queue';
-import { createAccessControl, exposureProblem } from './access';
+import { createAccessControl } from './access';
 import type { PlatformBackends } from './backends/backends.port';
 import { RemoteBackends, type RemoteTargets } from './backends/remote.backends';
 import { GatewayModule } from './app.module';
+import { gatewayConfigProblems } from './config-checks';
 import { createBatchBackend } from './batch/batch-backend';
 import { gatewayEnvSchema, type GatewayEnv } from './env.schema';
 import { StaticSite } from './playground/static-site';
@@ -96,11 +97,11 @@ async function sharedRateLimiter(env: GatewayEnv, logger: Logger): Promise<Redis
 
 async function main(): Promise<void> {
   const env = loadConfigOrExit('gateway', gatewayEnvSchema);
-  // Refuse to expose an unauthenticated API beyond this machine: only 127.0.0.1 and ::1 may serve
-  // without keys. A configuration problem like any other: exit 78 with one line.
-  const exposure = exposureProblem(env);
-  if (exposure !== undefined) {
-    process.stderr.write(`invalid configuration for gateway: ${exposure}\n`);
+  // Values the schema cannot judge alone (allow-lists, keys, rules across variables, such as no
+  // unauthenticated bind beyond 127.0.0.1 / ::1): exit 78 with one line, like the schema.
+  const problems = gatewayConfigProblems(env);
+  if (problems.length > 0) {
+    process.stderr.write(`invalid configuration for gateway: ${problems.join('; ')}\n`);
     process.exit(EXIT_CONFIG);
   }
   const { logger, metrics, grpc } = createServiceParts({

@@ -275,6 +275,12 @@ describe('gateway lifecycle', () => {
       { GATEWAY_GRPC_HOST: '127.0.0.1.example' },
       /GATEWAY_GRPC_HOST is "127\.0\.0\.1\.example" without API keys/,
     ],
+    [
+      { GATEWAY_FETCH_ALLOWED_HOSTS: 'localhost,127.0.0.1' },
+      /^invalid configuration for gateway: GATEWAY_FETCH_ALLOWED_HOSTS: allowedHosts\[0\] \("localhost"\) is a loopback name, which is never fetched; GATEWAY_FETCH_ALLOWED_HOSTS: allowedHosts\[1\] \("127\.0\.0\.1"\) is a private, loopback or reserved address/,
+    ],
+    [{ GATEWAY_API_KEYS: 'alice' }, /GATEWAY_API_KEYS entry 1: must look like tenant:key/],
+    [{ GATEWAY_REDIS_URL: 'localhost:6379' }, /GATEWAY_REDIS_URL: Redis URL must start with redis:\/\//],
   ])('exits 78 with a one-line explanation on bad configuration %j', async (bad, expected) => {
     const proc = startProcess(process.execPath, [MAIN], { env: { ...baseEnv, ...bad } });
     const result = await proc.exited();
