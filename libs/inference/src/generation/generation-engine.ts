@@ -146,7 +146,7 @@ export class GenerationEngine {
   private running = false;
   private readonly session: StatefulSessionPort;
   private readonly slots: KvSlots;
-  /** Per-slot c_l rows [slots, layers, dim], written on join and fed as a view each step. */
+  /** Per-slot c_l rows [slots, layers, dim], written on join; each step feeds the rows below the span. */
   private readonly slotOffsets: Float32Array;
   private stateReady: Promise<void> | undefined;
 
@@ -407,10 +407,11 @@ export class GenerationEngine {
       input_ids: hostTensor('int64', [k, 1], ids),
       position_ids: hostTensor('int64', [k, 1], pos),
       attention_bias: hostTensor('float32', [k, 1, 1, total], bias),
+      // slice, not subarray: a worker session's message would clone a view's whole buffer
       layer_offsets: hostTensor(
         'float32',
         [k, s.nLayers, s.dim],
-        this.slotOffsets.subarray(0, k * s.nLayers * s.dim),
+        this.slotOffsets.slice(0, k * s.nLayers * s.dim),
       ),
       gather_rows: hostTensor(
         'int64',
