@@ -53,7 +53,7 @@ export const gatewayEnvSchema = {
   ),
   GATEWAY_DECODER_RESUME_ATTEMPTS: envVar(
     env.nonNegativeInt(4, 32),
-    'how often a broken decoder stream is resumed (on another replica) before the client sees the error',
+    'distributed: how often a broken decoder stream is resumed (on another replica) before the client sees the error; standalone never resumes',
   ),
   GATEWAY_API_KEYS: envVar(
     env.optionalString(),

@@ -72,7 +72,10 @@ export class GatewayService {
       env.GATEWAY_MAX_INPUT_BYTES,
       env.GATEWAY_FETCH_TIMEOUT_MS,
     );
-    this.resumeAttempts = env.GATEWAY_DECODER_RESUME_ATTEMPTS;
+    // Standalone mode has one decoder, in this process: "resuming on another replica" would only
+    // send the same request back to the decoder that just refused it (an overloaded one, usually),
+    // multiplying its load and the warnings. The client gets the error (with its retry hint) at once.
+    this.resumeAttempts = backends.mode === 'standalone' ? 0 : env.GATEWAY_DECODER_RESUME_ATTEMPTS;
   }
 
   get mode(): PlatformBackends['mode'] {

@@ -84,7 +84,16 @@ export class OpenAiController {
 
   private fail(res: Response, error: unknown, requestId: string | undefined): void {
     const e = toOpenAiError(error, requestId);
-    if (e.status >= 500) this.logger.error({ err: error, requestId }, 'REST request failed');
+    // Only a fault of our own (a non-domain error, INTERNAL) earns error level and a stack. A
+    // client mistake is info, an expected server state (OVERLOADED, a dependency down) one warn
+    // line per request, both without stacks: they are answers, not bugs.
+    if (!(error instanceof DomainError) || error.code === ErrorCode.Internal) {
+      this.logger.error({ err: error, requestId }, 'REST request failed');
+    } else {
+      const line = { event: 'rest.failed', requestId, status: e.status, code: error.code };
+      if (e.status >= 500) this.logger.warn(line, error.message);
+      else this.logger.info(line, error.message);
+    }
     if (res.headersSent) {
       res.end();
       return;

@@ -187,6 +187,35 @@ describe('gateway process', () => {
     expect((await fetch(`${httpBase}/healthz`)).status).toBe(200);
   });
 
+  it('logs a client mistake at info and a dependency outage at warn, once each and without a stack', async () => {
+    const post = (path: string, requestId: string, body: unknown): Promise<Response> =>
+      fetch(`${httpBase}/v1/${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+        body: JSON.stringify(body),
+      });
+    expect(
+      (await post('chat/completions', 'it-rest-400', { model: 'imagebind-llm', messages: [] })).status,
+    ).toBe(400);
+    // The text encoder is down (port 1): a server-side state, not a bug.
+    const down = await post('embeddings', 'it-rest-503', { model: 'imagebind-llm', input: ['A dog.'] });
+    expect(down.status).toBe(503);
+    // Log lines reach stdout asynchronously: wait for the last one before reading them all.
+    await proc.waitForLine((l) => l['requestId'] === 'it-rest-503' && l['event'] === 'rest.failed', 5_000);
+    const failures = (id: string) =>
+      proc.lines.filter(
+        (l) =>
+          l['requestId'] === id &&
+          (l['level'] === 'warn' || l['level'] === 'error' || l['event'] === 'rest.failed'),
+      );
+    expect(failures('it-rest-400')).toEqual([
+      expect.objectContaining({ level: 'info', status: 400, code: 'INVALID_INPUT' }),
+    ]);
+    expect(failures('it-rest-503')).toEqual([expect.objectContaining({ level: 'warn', status: 503 })]);
+    for (const line of [...failures('it-rest-400'), ...failures('it-rest-503')])
+      expect(line).not.toHaveProperty('err');
+  });
+
   it('logs JSON lines only, with the request id of the call', () => {
     const raw = proc.lines.filter((l) => 'raw' in l);
     expect(raw).toEqual([]);
