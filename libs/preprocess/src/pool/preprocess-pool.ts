@@ -26,7 +26,7 @@ export interface PreprocessRunner {
 export interface PreprocessPoolOptions {
   /** Worker threads, each running one task at a time; default the CPU count. */
   readonly workers?: number;
-  /** Tasks that may wait for a worker; one more is refused with OVERLOADED. Default 8 per worker. */
+  /** Tasks that may wait for a worker; one more is refused with OVERLOADED. Default 64 (as PREPROCESS_MAX_QUEUE). */
   readonly maxQueue?: number;
   /** Limits the workers apply to every task. */
   readonly limits?: PreprocessLimits;
@@ -85,6 +85,9 @@ function workerExecArgv(): string[] {
   return out;
 }
 
+/** Inputs that may wait for a worker by default (the services' PREPROCESS_MAX_QUEUE default). */
+export const DEFAULT_PREPROCESS_MAX_QUEUE = 64;
+
 /** First guess of a task's duration for the retry hint, before any has finished. */
 const INITIAL_TASK_MS = 200;
 
@@ -108,7 +111,7 @@ export class PreprocessPool implements PreprocessRunner {
 
   constructor(options: PreprocessPoolOptions = {}) {
     this.workers = options.workers ?? availableParallelism();
-    this.maxQueue = options.maxQueue ?? this.workers * 8;
+    this.maxQueue = options.maxQueue ?? DEFAULT_PREPROCESS_MAX_QUEUE;
     if (!Number.isSafeInteger(this.workers) || this.workers < 1) {
       throw new RangeError(`a preprocess pool needs at least one worker (got ${this.workers})`);
     }

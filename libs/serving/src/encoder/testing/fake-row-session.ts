@@ -119,3 +119,26 @@ export function fakeEncoderModel(
     inputs,
   };
 }
+
+/**
+ * A session that answers zeros at once and, like ONNX Runtime, does no work on the event loop (the
+ * fake row session sums every input row in JS, which would be the loop's own load).
+ */
+export function idleSession(
+  outputs: readonly string[] = ['embedding', 'head_prenorm'],
+  width = 4,
+): InferenceSessionPort {
+  return {
+    inputNames: [],
+    outputNames: outputs,
+    async run(feeds, wanted) {
+      const batch = Object.values(feeds)[0]!.dims[0]!;
+      const out: Record<string, HostTensor> = {};
+      for (const name of wanted ?? outputs) {
+        out[name] = { dtype: 'float32', dims: [batch, width], data: new Float32Array(batch * width) };
+      }
+      return Promise.resolve(out);
+    },
+    release: async () => Promise.resolve(),
+  };
+}
