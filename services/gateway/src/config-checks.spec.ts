@@ -78,6 +78,26 @@ describe('gatewayConfigProblems', () => {
     });
   });
 
+  it('accepts host:port lists and scheme targets, and names a malformed address', () => {
+    expect(
+      problems({
+        GATEWAY_DECODER_TARGET: '10.0.0.1:50051, decoder-1.svc:50051,[::1]:7',
+        GATEWAY_BIND_TARGET: 'dns:///bind.default.svc:50051',
+        GATEWAY_ENCODER_TEXT_TARGET: 'unix:/tmp/encoder.sock',
+      }),
+    ).toEqual([]);
+    expect(problems({ GATEWAY_DECODER_TARGET: 'decoder' })).toEqual([
+      'GATEWAY_DECODER_TARGET: "decoder" is not host:port (port 1..65535); write host:port[,host:port] or dns:///name:port',
+    ]);
+    expect(problems({ GATEWAY_BIND_TARGET: 'bind:99999' })[0]).toMatch(
+      /^GATEWAY_BIND_TARGET: "bind:99999" is not host:port/,
+    );
+    expect(problems({ GATEWAY_RETRIEVER_TARGET: 'a:1,,b:2,' })).toEqual([]);
+    expect(problems({ GATEWAY_RETRIEVER_TARGET: ',' })).toEqual([
+      'GATEWAY_RETRIEVER_TARGET: names no address; write host:port[,host:port] or dns:///name:port',
+    ]);
+  });
+
   it('names every missing target of distributed mode', () => {
     expect(gatewayConfigProblems(parseEnv('gateway', gatewayEnvSchema, {}))).toEqual([
       'distributed mode needs GATEWAY_RETRIEVER_TARGET, GATEWAY_BIND_TARGET, GATEWAY_DECODER_TARGET (or run GATEWAY_MODE=standalone with GATEWAY_MODEL_REPO)',

@@ -21,6 +21,40 @@ function policyVariable(problem: string): string {
   return found === undefined ? problem : `${found[1]}: ${problem}`;
 }
 
+const TARGET_VARIABLES = [
+  'GATEWAY_ENCODER_VISION_TARGET',
+  'GATEWAY_ENCODER_AUDIO_TARGET',
+  'GATEWAY_ENCODER_TEXT_TARGET',
+  'GATEWAY_ENCODER_POINT_TARGET',
+  'GATEWAY_RETRIEVER_TARGET',
+  'GATEWAY_BIND_TARGET',
+  'GATEWAY_DECODER_TARGET',
+] as const;
+
+/** `host:port` with a bracketed IPv6 literal or a host name / IPv4 address, port 1..65535. */
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/**
+ * Why a service address is unusable, or undefined. A grpc-js scheme target (`dns:///svc:port`,
+ * `unix:...`) passes as written; otherwise every comma-separated entry must be host:port.
+ */
+export function targetProblem(value: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:(?!\d)/i.test(value) && !/^[^:]+:\d+$/.test(value)) return undefined;
+  const parts = value
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+  if (parts.length === 0) return 'names no address; write host:port[,host:port] or dns:///name:port';
+  for (const part of parts) {
+    const match = HOST_PORT.exec(part);
+    const port = match === null ? 0 : Number(match[2]);
+    if (match === null || port < 1 || port > 65535) {
+      return `${JSON.stringify(part)} is not host:port (port 1..65535); write host:port[,host:port] or dns:///name:port`;
+    }
+  }
+  return undefined;
+}
+
 function problemOf(check: () => unknown): string | undefined {
   try {
     check();
@@ -56,6 +90,11 @@ export function gatewayConfigProblems(env: GatewayEnv): string[] {
     const url = env.GATEWAY_REDIS_URL;
     const problem = problemOf(() => redisConnectionOptions(url, 'producer'));
     if (problem !== undefined) problems.push(`GATEWAY_REDIS_URL: ${problem}`);
+  }
+  for (const name of TARGET_VARIABLES) {
+    const value = env[name];
+    const problem = value === undefined ? undefined : targetProblem(value);
+    if (problem !== undefined) problems.push(`${name}: ${problem}`);
   }
   if (env.GATEWAY_MODE === 'distributed') {
     const missing = (
