@@ -138,9 +138,31 @@ describe('decoder steps off the event loop', () => {
       expect(free.ticks).toBeGreaterThan(blocked.ticks);
       expect(free.ticks).toBeGreaterThanOrEqual(Math.min(5, Math.floor(free.runMs / 50)));
       expect(free.maxGapMs).toBeLessThan(Math.max(200, 0.5 * free.runMs));
-      expect(free.p99Ms).toBeLessThan(200);
+      expect(free.p99Ms).toBeLessThan(Math.max(200, 0.5 * free.runMs));
     } finally {
       await Promise.all([inThread.release(), inWorker.release()]);
+    }
+  }, 120_000);
+  it('a worker run that fails rejects with the runtime error, and the worker serves the next run', async () => {
+    const { nLayers, nHeads, headDim, dim } = runtime.shape;
+    const file = resolveComponent(repo, 'llama-decoder').file('decoder');
+    const session = (await createOrtSession(file, { thread: 'worker' })) as WorkerSession;
+    try {
+      const feeds = bigPrefill(nLayers, nHeads, headDim, dim);
+      // float32 ids where the graph takes int64: onnxruntime refuses the feed
+      const broken = { ...feeds, input_ids: hostTensor('float32', [16, 400], new Float32Array(16 * 400)) };
+      await expect(session.run(broken, ['logits'])).rejects.toThrow(/input_ids|type/i);
+      await expect(
+        session.runWithState(
+          feeds,
+          [{ output: 'new_key_0', state: 'missing', spans: Int32Array.of(0, 0, 1) }],
+          ['logits'],
+        ),
+      ).rejects.toThrow('no state buffer "missing"');
+      const out = await session.run(feeds, ['logits']);
+      expect(out['logits']!.dims).toEqual([16, runtime.shape.vocabSize]);
+    } finally {
+      await session.release();
     }
   }, 120_000);
 });
