@@ -171,7 +171,8 @@ describe('decoder process configuration', () => {
 
   it('exits 1 with one line saying what is missing when the repository has no decoder', async () => {
     const proc = startProcess(process.execPath, [MAIN], {
-      env: { ...baseEnv(), MODEL_REPO: join(golden, 'no-such-repository') },
+      // a folder that exists but holds no built components (a missing folder gets its own message)
+      env: { ...baseEnv(), MODEL_REPO: golden },
     });
     expect(await proc.exited()).toEqual({ code: 1, signal: null });
     const lines = proc.stderr().trim().split('\n');
