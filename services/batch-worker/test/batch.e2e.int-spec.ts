@@ -62,6 +62,49 @@ async function queueJobs(httpBase: string, state: string): Promise<number> {
   return Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
+/**
+ * A standalone gateway with the batch API on the real Redis under `prefix`, its in-process worker
+ * off (the worker process under test runs the items), keys for tenant-a and the worker; `extra`
+ * adds or overrides variables.
+ */
+async function startBatchGateway(prefix: string, extra: Record<string, string>): Promise<ServiceProcess> {
+  return startService(
+    'gateway',
+    {
+      GATEWAY_MODE: 'standalone',
+      GATEWAY_MODEL_REPO: goldenModelRepository(),
+      GATEWAY_GRPC_PORT: '0',
+      GATEWAY_HTTP_PORT: '0',
+      GATEWAY_API_KEYS: `tenant-a:${KEY_A},worker:${KEY_WORKER}`,
+      GATEWAY_RATE_LIMIT_RPM: '1000000',
+      GATEWAY_RATE_LIMIT_BURST: '100000',
+      GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
+      GATEWAY_QUEUE_PREFIX: prefix,
+      GATEWAY_BATCH_WORKER: 'false',
+      ...extra,
+    },
+    'gateway',
+    120_000,
+  );
+}
+
+/** A batch-worker process on the same Redis prefix, calling `gateway` with the worker's key. */
+async function startWorkerProcess(
+  gateway: ServiceProcess,
+  prefix: string,
+  extra: Record<string, string>,
+): Promise<ServiceProcess> {
+  return startService('batch-worker', {
+    GRPC_PORT: '0',
+    HTTP_PORT: '0',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    QUEUE_PREFIX: prefix,
+    GATEWAY_TARGET: gateway.grpcAddress,
+    GATEWAY_API_KEY: KEY_WORKER,
+    ...extra,
+  });
+}
+
 describe('batch jobs through the gateway and a worker process (real Redis)', () => {
   let gateway: ServiceProcess;
   let worker: ServiceProcess;
@@ -70,33 +113,12 @@ describe('batch jobs through the gateway and a worker process (real Redis)', () 
   const fileRoot = dirname(goldenPath('inputs', 'girl.jpg'));
 
   beforeAll(async () => {
-    gateway = await startService(
-      'gateway',
-      {
-        GATEWAY_MODE: 'standalone',
-        GATEWAY_MODEL_REPO: goldenModelRepository(),
-        GATEWAY_GRPC_PORT: '0',
-        GATEWAY_HTTP_PORT: '0',
-        GATEWAY_API_KEYS: `tenant-a:${KEY_A},tenant-b:${KEY_B},worker:${KEY_WORKER}`,
-        GATEWAY_RATE_LIMIT_RPM: '1000000',
-        GATEWAY_RATE_LIMIT_BURST: '100000',
-        GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
-        GATEWAY_QUEUE_PREFIX: PREFIX,
-        GATEWAY_BATCH_FILE_ROOT: fileRoot,
-        GATEWAY_BATCH_MAX_ACTIVE_JOBS: '3',
-        // The worker process under test runs the items, not the gateway's in-process one.
-        GATEWAY_BATCH_WORKER: 'false',
-      },
-      'gateway',
-      120_000,
-    );
-    worker = await startService('batch-worker', {
-      GRPC_PORT: '0',
-      HTTP_PORT: '0',
-      REDIS_URL: 'redis://127.0.0.1:6379',
-      QUEUE_PREFIX: PREFIX,
-      GATEWAY_TARGET: gateway.grpcAddress,
-      GATEWAY_API_KEY: KEY_WORKER,
+    gateway = await startBatchGateway(PREFIX, {
+      GATEWAY_API_KEYS: `tenant-a:${KEY_A},tenant-b:${KEY_B},worker:${KEY_WORKER}`,
+      GATEWAY_BATCH_FILE_ROOT: fileRoot,
+      GATEWAY_BATCH_MAX_ACTIVE_JOBS: '3',
+    });
+    worker = await startWorkerProcess(gateway, PREFIX, {
       BATCH_FILE_ROOT: fileRoot,
       WORKER_CONCURRENCY: '8',
     });
@@ -362,35 +384,12 @@ describe("an item that outlasts its retries keeps its cause (the worker's key at
   let a: ImageBindClient;
 
   beforeAll(async () => {
-    gateway = await startService(
-      'gateway',
-      {
-        GATEWAY_MODE: 'standalone',
-        GATEWAY_MODEL_REPO: goldenModelRepository(),
-        GATEWAY_GRPC_PORT: '0',
-        GATEWAY_HTTP_PORT: '0',
-        GATEWAY_API_KEYS: `tenant-a:${KEY_A},worker:${KEY_WORKER}`,
-        GATEWAY_RATE_LIMIT_RPM: '1000000',
-        GATEWAY_RATE_LIMIT_BURST: '100000',
-        // The worker's tenant may make one request, then none for a minute.
-        GATEWAY_RATE_LIMIT_OVERRIDES: 'worker:1:1',
-        GATEWAY_BATCH_ATTEMPTS: '3',
-        GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
-        GATEWAY_QUEUE_PREFIX: prefix,
-        GATEWAY_BATCH_WORKER: 'false',
-      },
-      'gateway',
-      120_000,
-    );
-    worker = await startService('batch-worker', {
-      GRPC_PORT: '0',
-      HTTP_PORT: '0',
-      REDIS_URL: 'redis://127.0.0.1:6379',
-      QUEUE_PREFIX: prefix,
-      GATEWAY_TARGET: gateway.grpcAddress,
-      GATEWAY_API_KEY: KEY_WORKER,
-      WORKER_CONCURRENCY: '1',
+    gateway = await startBatchGateway(prefix, {
+      // The worker's tenant may make one request, then none for a minute.
+      GATEWAY_RATE_LIMIT_OVERRIDES: 'worker:1:1',
+      GATEWAY_BATCH_ATTEMPTS: '3',
     });
+    worker = await startWorkerProcess(gateway, prefix, { WORKER_CONCURRENCY: '1' });
     a = new ImageBindClient({ addresses: [gateway.grpcAddress], apiKey: KEY_A });
   }, 180_000);
 
