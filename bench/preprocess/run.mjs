@@ -2,13 +2,13 @@
 // bench/preprocess — preprocessing throughput per stage on the golden example inputs, and encoder
 // throughput at batch 1 vs batch 8 on one session.
 //
-//   npm run build && node bench/preprocess/run.mjs [--seconds 2] [--vision-dim 384] [--vision-blocks 4]
+//   npm run build && node bench/preprocess/run.mjs [--seconds 2] [--workers N] [--vision-dim 384] [--vision-blocks 4]
 //
 // Everything is measured in this one run; the encoder ratio compares two timings taken side by
 // side on the same session (a synthetic ImageBind vision tower: random weights, real shapes
 // apart from width and depth).
 import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -25,6 +25,7 @@ import {
   tokenizeClipText,
   parsePointCloud,
   groupPointCloud,
+  PreprocessPool,
 } from '@imagebind-llm/preprocess';
 import {
   buildVisionGraph,
@@ -38,6 +39,7 @@ import { createOrtSession, hostTensor } from '@imagebind-llm/inference';
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '2' },
+    workers: { type: 'string', default: String(availableParallelism()) },
     'vision-dim': { type: 'string', default: '384' },
     'vision-blocks': { type: 'string', default: '4' },
     'vision-heads': { type: 'string', default: '6' },
@@ -91,10 +93,36 @@ say(`text: ${fmt(txt)} prompts/s (CLIP BPE, 77 tokens)`);
 const pt = input('airplane.pt');
 const cloud = await parsePointCloud(pt, 'airplane.pt');
 const ptLoad = await rate(() => parsePointCloud(pt, 'airplane.pt'));
-const ptGroup = await rate(() => groupPointCloud(cloud));
+// The official checkpoint's grouping (Point-BERT yaml: 512 groups of 32, MODEL_SPEC §3.7).
+const ptGroup = await rate(() => groupPointCloud(cloud, { numGroup: 512, groupSize: 32 }));
 say(
   `point ${cloud.count} points: load ${fmt(ptLoad)}/s, FPS + kNN grouping ${fmt(ptGroup)}/s → ${fmt(1 / (1 / ptLoad + 1 / ptGroup))} clouds/s`,
 );
+// ---- worker pool (issue #15): golden images through N workers vs 1, side by side ----
+/** Images per second through a PreprocessPool of `n` workers kept busy (4 tasks per worker in flight). */
+async function poolRate(n) {
+  const pool = new PreprocessPool({ workers: n, maxQueue: 1024 });
+  const task = () => pool.run({ kind: 'image', bytes: jpeg });
+  try {
+    await Promise.all(Array.from({ length: n }, task));
+    let done = 0;
+    const start = performance.now();
+    while (performance.now() - start < budgetMs) {
+      await Promise.all(Array.from({ length: 4 * n }, task));
+      done += 4 * n;
+    }
+    return done / ((performance.now() - start) / 1000);
+  } finally {
+    await pool.close();
+  }
+}
+const poolWorkers = Number(args.workers);
+const pool1 = await poolRate(1);
+const poolN = poolWorkers === 1 ? pool1 : await poolRate(poolWorkers);
+say(
+  `pool image: 1 worker ${fmt(pool1)}/s, ${poolWorkers} workers ${fmt(poolN)}/s → ${(poolN / pool1).toFixed(2)}× (${availableParallelism()} CPUs)`,
+);
+
 // ---- video: ffmpeg stages (probe + frame list + decode of the 10 sampled frames) vs the rest ----
 const mp4 = input('landscape_320x240_10fps_5.3s.mp4');
 const vidDir = mkdtempSync(join(tmpdir(), 'ibllm-bench-video-'));
