@@ -235,6 +235,7 @@ try {
     },
     run: (feeds, outputs) => worker.run(feeds, outputs),
     createState: (name, n) => worker.createState(name, n),
+    writeState: (name, at, values) => worker.writeState(name, at, values),
     dropState: () => worker.dropState(),
     release: () => worker.release(),
     async runWithState(feeds, copies, outputs) {

@@ -35,6 +35,12 @@ async function handle(msg) {
     case 'createState':
       state.set(msg.name, new Float32Array(msg.elements));
       return {};
+    case 'writeState': {
+      const buffer = state.get(msg.name);
+      if (buffer === undefined) throw new Error('no state buffer "' + msg.name + '"');
+      buffer.set(msg.values, msg.at);
+      return {};
+    }
     case 'dropState':
       state.clear();
       return {};
@@ -213,6 +219,10 @@ export class WorkerSession implements StatefulSessionPort {
 
   async createState(name: string, elements: number): Promise<void> {
     await this.call({ type: 'createState', name, elements });
+  }
+
+  async writeState(name: string, at: number, values: Float32Array): Promise<void> {
+    await this.call({ type: 'writeState', name, at, values });
   }
 
   async dropState(): Promise<void> {

@@ -42,6 +42,8 @@ export interface StatefulSessionPort extends InferenceSessionPort {
     copies: readonly StateCopy[],
     outputs: readonly string[],
   ): Promise<Record<string, HostTensor>>;
+  /** Writes `values` into state buffer `name` from element `at` (per-row constants, at a join). */
+  writeState(name: string, at: number, values: Float32Array): Promise<void>;
   /** Frees every state buffer. */
   dropState(): Promise<void>;
 }
@@ -108,6 +110,13 @@ export class LocalStateSession implements StatefulSessionPort {
 
   async createState(name: string, count: number): Promise<void> {
     this.buffers.set(name, new Float32Array(count));
+    await Promise.resolve();
+  }
+
+  async writeState(name: string, at: number, values: Float32Array): Promise<void> {
+    const buffer = this.buffers.get(name);
+    if (buffer === undefined) throw new Error(`no state buffer "${name}"`);
+    buffer.set(values, at);
     await Promise.resolve();
   }
 

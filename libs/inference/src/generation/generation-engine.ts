@@ -94,6 +94,9 @@ export const kvStateNames = (l: number): { key: string; value: string } => ({
   value: `kv.value.${l}`,
 });
 
+/** State buffer of each slot's c_l rows [slots, layers, dim]: written at a join, read by every step. */
+export const SLOT_OFFSETS_STATE = 'slot.layer_offsets';
+
 /**
  * The slot KV cache's bookkeeping: per layer one [slots, heads, maxSeqLen, hd] float32 buffer for
  * keys and one for values, held by the session (in its thread: a worker session keeps it in the
@@ -146,8 +149,6 @@ export class GenerationEngine {
   private running = false;
   private readonly session: StatefulSessionPort;
   private readonly slots: KvSlots;
-  /** Per-slot c_l rows [slots, layers, dim], written on join; each step feeds the rows below the span. */
-  private readonly slotOffsets: Float32Array;
   private stateReady: Promise<void> | undefined;
 
   constructor(
@@ -157,7 +158,6 @@ export class GenerationEngine {
   ) {
     this.session = isStateful(session) ? session : new LocalStateSession(session);
     this.slots = new KvSlots(options.maxBatch);
-    this.slotOffsets = new Float32Array(options.maxBatch * shape.nLayers * shape.dim);
   }
 
   /** Rows decoding now and waiting for prefill. */
@@ -240,6 +240,8 @@ export class GenerationEngine {
         await this.session.createState(names.key, this.slotElements);
         await this.session.createState(names.value, this.slotElements);
       }
+      const { nLayers, dim } = this.shape;
+      await this.session.createState(SLOT_OFFSETS_STATE, this.options.maxBatch * nLayers * dim);
     })();
     return this.stateReady;
   }
@@ -327,10 +329,7 @@ export class GenerationEngine {
       gather[i] = BigInt(i * t + n - 1);
     });
     // Slots are taken before the run so the session places each row's KV straight into its own.
-    for (const row of rows) {
-      row.slot = this.slots.acquire();
-      this.slotOffsets.set(row.req.layerOffsets, row.slot * perLayer);
-    }
+    for (const row of rows) row.slot = this.slots.acquire();
     const { nHeads: h, headDim: hd, maxSeqLen: cap } = s;
     const spans = new Int32Array(b * h * 3);
     rows.forEach((row, i) => {
@@ -358,6 +357,8 @@ export class GenerationEngine {
     }
     let out: Record<string, HostTensor>;
     try {
+      for (const row of rows)
+        await this.session.writeState(SLOT_OFFSETS_STATE, row.slot * perLayer, row.req.layerOffsets);
       out = await this.session.runWithState(feeds, copies, ['logits']);
     } catch (error) {
       for (const row of rows) this.slots.release(row.slot);
@@ -407,12 +408,8 @@ export class GenerationEngine {
       input_ids: hostTensor('int64', [k, 1], ids),
       position_ids: hostTensor('int64', [k, 1], pos),
       attention_bias: hostTensor('float32', [k, 1, 1, total], bias),
-      // slice, not subarray: a worker session's message would clone a view's whole buffer
-      layer_offsets: hostTensor(
-        'float32',
-        [k, s.nLayers, s.dim],
-        this.slotOffsets.slice(0, k * s.nLayers * s.dim),
-      ),
+      // the rows' c_l stay with the session from their join on
+      layer_offsets: { state: SLOT_OFFSETS_STATE, dims: [k, s.nLayers, s.dim] },
       gather_rows: hostTensor(
         'int64',
         [k],

@@ -30,6 +30,7 @@ export function delayedSession(inner: InferenceSessionPort, delayMs: number): In
       return inner.outputNames;
     },
     createState: async (name, elements) => inner.createState(name, elements),
+    writeState: async (name, at, values) => inner.writeState(name, at, values),
     dropState: async () => inner.dropState(),
     async runWithState(feeds, copies, outputs) {
       await sleep(delayMs);
