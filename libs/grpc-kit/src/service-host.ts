@@ -1,4 +1,13 @@
-import { Controller, Get, Header, HttpStatus, Inject, Module, type DynamicModule } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Header,
+  HttpStatus,
+  Inject,
+  Module,
+  type DynamicModule,
+  type INestApplication,
+} from '@nestjs/common';
 import { Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { AddressInfo } from 'node:net';
@@ -102,6 +111,11 @@ export interface BootstrapOptions {
   /** Accept JSON request bodies up to this size (REST APIs); unset keeps Nest's default parser. */
   readonly jsonBodyLimitBytes?: number;
   /**
+   * Runs on the new app before the body parser is installed: middleware that must see a request
+   * before its body is read, global exception filters (the gateway's REST error shape).
+   */
+  readonly configureHttp?: (app: INestApplication) => void;
+  /**
    * Loads and warms the models after the listeners are up, so probes see "not ready" (not
    * "connection refused") while it runs; the server turns SERVING when it resolves.
    */
@@ -121,12 +135,16 @@ export async function bootstrapService(options: BootstrapOptions): Promise<void>
       abortOnError: false,
       ...(options.jsonBodyLimitBytes === undefined ? {} : { bodyParser: false }),
     });
+    // No framework banner in the responses.
+    (app.getHttpAdapter().getInstance() as { disable(setting: string): void }).disable('x-powered-by');
+    options.configureHttp?.(app);
     if (options.jsonBodyLimitBytes !== undefined) {
       // Express' json parser answers 413 past the limit before anything is buffered further.
       (app as unknown as JsonBodyApp).useBodyParser('json', { limit: options.jsonBodyLimitBytes });
     }
     closeOnSignals(app, logger);
     await app.listen(options.http.port, options.http.host);
+    setHttpTimeouts(app.getHttpServer() as Server);
     const address = (app.getHttpServer() as Server).address() as AddressInfo;
     logger.info({ event: 'http.listening', host: options.http.host, port: address.port }, 'HTTP listening');
     const started = Date.now();
@@ -149,6 +167,22 @@ export async function bootstrapService(options: BootstrapOptions): Promise<void>
     process.stderr.write(`${service} failed to start: ${message}\n`);
     process.exit(1);
   }
+}
+
+/**
+ * Explicit limits on slow clients instead of Node's defaults: the headers must arrive within 15 s
+ * and the whole request (headers and body; not the response, so SSE streams may last) within
+ * 120 s, enough for the largest allowed body over a slow link; idle keep-alive connections close
+ * after 5 s.
+ */
+export const HTTP_HEADERS_TIMEOUT_MS = 15_000;
+export const HTTP_REQUEST_TIMEOUT_MS = 120_000;
+export const HTTP_KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
+function setHttpTimeouts(server: Server): void {
+  server.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
+  server.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
+  server.keepAliveTimeout = HTTP_KEEP_ALIVE_TIMEOUT_MS;
 }
 
 /** The process-wide objects of one service: its logger, metrics registry and gRPC server. */

@@ -13,6 +13,7 @@ import { createBatchBackend } from './batch/batch-backend';
 import { gatewayEnvSchema, type GatewayEnv } from './env.schema';
 import { StaticSite } from './playground/static-site';
 import { RedisRateLimiter } from './rest/redis-rate-limiter';
+import { OpenAiErrorFilter, restBodyGuard } from './rest/rest-boundary';
 
 /** Where `npm run build` puts the playground: services/gateway/web/dist, beside src/ and dist/. */
 const BUILT_PLAYGROUND = join(__dirname, '..', 'web', 'dist');
@@ -136,6 +137,11 @@ async function main(): Promise<void> {
     logger,
     http: { host: env.GATEWAY_HTTP_HOST, port: env.GATEWAY_HTTP_PORT },
     jsonBodyLimitBytes: env.GATEWAY_MAX_BODY_BYTES,
+    configureHttp: (app) => {
+      // One error shape for the whole REST surface (docs/rest-api.md), decided before bodies are read.
+      app.use(restBodyGuard(env.GATEWAY_MAX_BODY_BYTES));
+      app.useGlobalFilters(new OpenAiErrorFilter(logger));
+    },
     warmup: () =>
       Promise.resolve({
         mode: backends.mode,

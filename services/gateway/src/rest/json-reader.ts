@@ -16,14 +16,15 @@ export function at(path: string, key: string | number): string {
 
 /** INVALID_INPUT whose message starts with the JSON path (or the body itself when the path is empty). */
 export function invalidAt(path: string, message: string): DomainError {
-  const where = path === '' ? 'request body' : path;
-  return new DomainError(ErrorCode.InvalidInput, `${where}: ${message}`, { field: where });
+  // The body as a whole has no field name: param stays null (OpenAI's shape for whole-body errors).
+  if (path === '') return new DomainError(ErrorCode.InvalidInput, `request body: ${message}`);
+  return new DomainError(ErrorCode.InvalidInput, `${path}: ${message}`, { field: path });
 }
 
 /** PAYLOAD_TOO_LARGE naming the path and the limit, so the client knows how far to shrink. */
 export function tooLargeAt(path: string, message: string): DomainError {
-  const where = path === '' ? 'request body' : path;
-  return new DomainError(ErrorCode.PayloadTooLarge, `${where}: ${message}`, { field: where });
+  if (path === '') return new DomainError(ErrorCode.PayloadTooLarge, `request body: ${message}`);
+  return new DomainError(ErrorCode.PayloadTooLarge, `${path}: ${message}`, { field: path });
 }
 
 /** What a JSON value is, in the words an API user knows. */

@@ -285,7 +285,23 @@ const OPENAI_ERROR_TYPE = {
  * shared HTTP mapping, its field as `param` and its retry hint as `retry-after`; anything else
  * is a 500 whose message hides the cause (log it with the request id).
  */
+/**
+ * Fields of the internal RPCs that a REST client never wrote: the REST part they come from. The
+ * prompt's token ids are made from `messages` (the instruction, the input text and the template).
+ */
+const REST_FIELD_OF: Readonly<Record<string, string>> = { prompt_token_ids: 'messages' };
+
+/** A DomainError about an internal field, told in the REST client's terms. */
+function inRestTerms(error: DomainError): DomainError {
+  const field = error.details.field;
+  const rest = typeof field === 'string' ? REST_FIELD_OF[field] : undefined;
+  if (rest === undefined) return error;
+  const message = error.message.replace(`${field as string}: `, '');
+  return new DomainError(error.code, `${rest}: ${message}`, { ...error.details, field: rest });
+}
+
 export function toOpenAiError(error: unknown, requestId?: string): OpenAiErrorResponse {
+  if (error instanceof DomainError) error = inRestTerms(error);
   if (error instanceof DomainError) {
     const headers: Record<string, string> = {};
     const retryAfterMs = error.details.retryAfterMs;
