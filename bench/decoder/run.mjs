@@ -272,7 +272,9 @@ try {
   );
   report[`service_streams_${streams}_over_1`] = rtManyTokS / rtOne;
   report.service_path = 'DecoderRuntime in-process (no gRPC)';
-  const widths = Object.keys(transfer).map(Number).sort((a, b) => a - b);
+  const widths = Object.keys(transfer)
+    .map(Number)
+    .sort((a, b) => a - b);
   report.transfer_bytes_per_row_step = Object.fromEntries(
     [widths[0], widths.at(-1)].map((w) => [String(w), transfer[String(w)]]),
   );
