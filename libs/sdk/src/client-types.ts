@@ -25,6 +25,11 @@ export interface EmbedRequest {
   readonly includeFused?: boolean;
   /** Also return the cache-blended query with these settings (implies `includeFused`). */
   readonly cache?: gatewayV1.CacheOptions;
+  /**
+   * Return each input's vector at unit length (divided by its norm) instead of as ImageBind emits
+   * it (× the modality's logit scale). The fused and cached queries are never changed.
+   */
+  readonly normalize?: boolean;
 }
 
 /** The embedding of one input. */

@@ -104,14 +104,17 @@ export class ImageBindClient {
       includeFused: checkOptional(request.includeFused, 'boolean', 'includeFused') ?? false,
       cache: request.cache,
     };
+    const normalize = checkOptional(request.normalize, 'boolean', 'normalize') ?? false;
     const call = withRequestId(options);
     const response = await this.runner.unary(gateway.embed, wire, call, this.options.timeoutMs, true);
     return decodingResponse(call.requestId, () => ({
-      embeddings: response.embeddings.map((e, i) => ({
-        modality: e.modality,
-        vector: decodeFloat32Tensor(required(e.embedding, `embeddings[${i}].embedding`), `embeddings[${i}]`)
-          .values,
-      })),
+      embeddings: response.embeddings.map((e, i) => {
+        const vector = decodeFloat32Tensor(
+          required(e.embedding, `embeddings[${i}].embedding`),
+          `embeddings[${i}]`,
+        ).values;
+        return { modality: e.modality, vector: normalize ? unitLength(vector) : vector };
+      }),
       ...(response.fused === undefined ? {} : { fused: decodeFloat32Tensor(response.fused, 'fused').values }),
       ...(response.cached === undefined
         ? {}
@@ -395,4 +398,12 @@ function toItemResult(response: gatewayV1.StreamBatchJobResultsResponse): BatchI
     case undefined:
       return { ...base, kind: 'unknown' };
   }
+}
+
+/** `v / ‖v‖` in float32 (a zero vector stays zero). */
+function unitLength(v: Float32Array): Float32Array {
+  let sum = 0;
+  for (const x of v) sum += x * x;
+  const norm = Math.sqrt(sum);
+  return norm > 0 ? Float32Array.from(v, (x) => x / norm) : v;
 }

@@ -151,9 +151,13 @@ export class OpenAiController {
         modelId: SERVED_MODEL_ID,
       });
       const response = await this.gateway.embed(parsed.request, ctx);
-      res
-        .status(200)
-        .json(toEmbeddingsResponse(response, { model: parsed.model, encodingFormat: parsed.encodingFormat }));
+      res.status(200).json(
+        toEmbeddingsResponse(response, {
+          model: parsed.model,
+          encodingFormat: parsed.encodingFormat,
+          normalize: parsed.normalize,
+        }),
+      );
     } catch (error) {
       this.fail(res, error, ctx?.requestId);
     }

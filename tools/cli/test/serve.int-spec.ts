@@ -3,7 +3,7 @@
 // the API-key rules of standalone mode.
 import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { audio, image, ImageBindClient } from '@imagebind-llm/client';
+import { audio, image, ImageBindClient, text } from '@imagebind-llm/client';
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
 import { callServerStream, createClient } from '@imagebind-llm/grpc-kit';
 import { gatewayV1 } from '@imagebind-llm/proto';
@@ -133,6 +133,13 @@ describe('ibllm serve --standalone', () => {
         'SDK girl.jpg',
       );
       console.log(`serve: SDK girl.jpg embedding rel. error ${error.toExponential(2)}`);
+      // Text carries its logit scale; normalize: true gives the official unit vector.
+      const [scaled, unit] = await Promise.all([
+        client.embed({ inputs: [text('A dog.')] }),
+        client.embed({ inputs: [text('A dog.')], normalize: true }),
+      ]);
+      expectEmbedding(scaled.embeddings[0]!.vector, 'expected/embed/a_dog.npy', 'SDK "A dog."');
+      expectEmbedding(unit.embeddings[0]!.vector, 'expected/embed/a_dog.l2.npy', 'SDK "A dog." normalize');
     } finally {
       client.close();
     }
@@ -155,6 +162,30 @@ describe('ibllm serve --standalone', () => {
     expect(relativeError(body.data[1]!.embedding, golden('expected/embed/a_dog.l2.npy'))).toBeGreaterThan(
       0.1,
     );
+  });
+
+  it('returns unit vectors with imagebind_normalize: true (the official L2 form of "A dog.")', async () => {
+    const res = await fetch(`${at.http}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'imagebind-llm', input: 'A dog.', imagebind_normalize: true }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { data: { embedding: number[] }[] };
+    // a_dog.l2.npy is the official embedding divided by its norm; a_dog.npy has the text logit scale.
+    const error = expectEmbedding(
+      body.data[0]!.embedding,
+      'expected/embed/a_dog.l2.npy',
+      'REST "A dog." normalised',
+    );
+    console.log(`serve: REST "A dog." unit embedding rel. error ${error.toExponential(2)}`);
+    const bad = await fetch(`${at.http}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'imagebind-llm', input: 'A dog.', imagebind_normalize: 'yes' }),
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { param: string } }).error.param).toBe('imagebind_normalize');
   });
 
   it('answers a bad REST body with 400 naming the field, and keeps serving', async () => {

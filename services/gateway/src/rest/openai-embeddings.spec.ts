@@ -58,12 +58,14 @@ describe('parseEmbeddingsRequest', () => {
       },
       encodingFormat: 'base64',
       model: 'imagebind-llm-7b',
+      normalize: false,
     });
   });
 
   it('takes a single string, defaults to float and skips fusion for one input', () => {
     const parsed = parseEmbeddingsRequest({ model: 'imagebind-llm-7b', input: 'hello' }, options);
     expect(parsed.encodingFormat).toBe('float');
+    expect(parsed.normalize).toBe(false);
     expect(parsed.request.includeFused).toBe(false);
     expect(parsed.request.inputs).toHaveLength(1);
   });
@@ -146,6 +148,24 @@ describe('toEmbeddingsResponse', () => {
       usage: { prompt_tokens: 0, total_tokens: 0 },
       imagebind: { fused },
     });
+  });
+
+  it('with normalize, divides each input vector by its norm and leaves the fused query as it is', () => {
+    const body = toEmbeddingsResponse(response, { model: 'm', encodingFormat: 'float', normalize: true });
+    const unit = (v: number[]): number[] => {
+      const n = Math.hypot(...v);
+      return v.map((x) => Math.fround(x / n));
+    };
+    expect(body.data.map((d) => d.embedding)).toEqual([unit(a), unit(b)]);
+    expect(body.imagebind).toEqual({ fused });
+  });
+
+  it('refuses a non-boolean imagebind_normalize naming the field', () => {
+    expect(() =>
+      parseEmbeddingsRequest({ model: 'imagebind-llm-7b', input: 'x', imagebind_normalize: 1 }, options),
+    ).toThrow(
+      expect.objectContaining({ code: ErrorCode.InvalidInput, details: { field: 'imagebind_normalize' } }),
+    );
   });
 
   it('sends base64 of the raw float32 little-endian bytes, which decode back to the same vectors', () => {

@@ -26,6 +26,8 @@ export interface ParsedEmbeddingsRequest {
   readonly request: gatewayV1.EmbedRequest;
   readonly encodingFormat: EncodingFormat;
   readonly model: string;
+  /** Extension `imagebind_normalize`: return each input's vector at unit length (the fused query as is). */
+  readonly normalize: boolean;
 }
 
 /**
@@ -43,7 +45,19 @@ export function parseEmbeddingsRequest(
   options: EmbeddingsParseOptions,
 ): ParsedEmbeddingsRequest {
   const obj = expectObject(body, '');
-  rejectUnknownKeys(obj, '', ['model', 'input', 'imagebind_inputs', 'encoding_format', 'dimensions', 'user']);
+  rejectUnknownKeys(obj, '', [
+    'model',
+    'input',
+    'imagebind_inputs',
+    'imagebind_normalize',
+    'encoding_format',
+    'dimensions',
+    'user',
+  ]);
+  const normalize = obj['imagebind_normalize'] ?? false;
+  if (typeof normalize !== 'boolean') {
+    throw invalidAt('imagebind_normalize', `must be true or false, got ${describeJson(normalize)}`);
+  }
   const model = requireServedModel(obj, options.modelId);
   const format = optionalString(obj, 'encoding_format', '') ?? 'float';
   if (format !== 'float' && format !== 'base64') {
@@ -94,7 +108,7 @@ export function parseEmbeddingsRequest(
       'nothing to embed; send input (a string or an array of strings) and/or imagebind_inputs (content parts)',
     );
   }
-  return { request: { inputs, includeFused: inputs.length > 1 }, encodingFormat: format, model };
+  return { request: { inputs, includeFused: inputs.length > 1 }, encodingFormat: format, model, normalize };
 }
 
 /** One vector as OpenAI returns it: numbers, or the raw float32 little-endian bytes in base64. */
@@ -145,12 +159,25 @@ export function decodeFloat32Le(bytes: Uint8Array): number[] {
   return out;
 }
 
+/** The vector divided by its L2 norm, rounded to float32 again (a zero vector stays zero). */
+function unitFloat32Le(bytes: Buffer): Buffer {
+  const values = decodeFloat32Le(bytes);
+  let sum = 0;
+  for (const v of values) sum += v * v;
+  const norm = Math.sqrt(sum);
+  const out = Buffer.alloc(bytes.byteLength);
+  values.forEach((v, i) => out.writeFloatLE(norm > 0 ? v / norm : 0, i * 4));
+  return out;
+}
+
 function toVector(
   tensor: commonV1.Tensor | undefined,
   what: string,
   format: EncodingFormat,
+  normalize = false,
 ): EmbeddingVector {
-  const bytes = checkedFloat32(tensor, what);
+  const raw = checkedFloat32(tensor, what);
+  const bytes = normalize ? unitFloat32Le(raw) : raw;
   // OpenAI's base64 format is exactly the little-endian float32 bytes, which the tensor already holds.
   return format === 'base64' ? bytes.toString('base64') : decodeFloat32Le(bytes);
 }
@@ -158,17 +185,23 @@ function toVector(
 /**
  * Builds the `/v1/embeddings` response: one vector PER INPUT (`data[i]` for input i, as ImageBind
  * emits it: unit length times the modality's logit scale, e.g. text ≈ 14.3, audio 20, image 1; compare
- * inputs by cosine), so clients can compare any input with any other; when there was
- * more than one input the fused query is added as the extension field `imagebind.fused`.
+ * inputs by cosine, or ask for unit vectors with `imagebind_normalize: true`), so clients can
+ * compare any input with any other; when there was more than one input the fused query is added
+ * as the extension field `imagebind.fused` (never re-normalised: it is what the model consumes).
  */
 export function toEmbeddingsResponse(
   response: gatewayV1.EmbedResponse,
-  options: { readonly model: string; readonly encodingFormat: EncodingFormat },
+  options: { readonly model: string; readonly encodingFormat: EncodingFormat; readonly normalize?: boolean },
 ): EmbeddingsResponseBody {
   const data = response.embeddings.map((e, index) => ({
     object: 'embedding' as const,
     index,
-    embedding: toVector(e.embedding, `embeddings[${index}]`, options.encodingFormat),
+    embedding: toVector(
+      e.embedding,
+      `embeddings[${index}]`,
+      options.encodingFormat,
+      options.normalize === true,
+    ),
   }));
   const body: EmbeddingsResponseBody = {
     object: 'list',
