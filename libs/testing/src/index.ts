@@ -6,3 +6,4 @@ export * from './numeric';
 export * from './model-repo';
 export * from './platform';
 export * from './domain-errors';
+export * from './png';

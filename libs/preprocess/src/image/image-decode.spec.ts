@@ -3,9 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 
-import { crc32 } from '@imagebind-llm/checkpoint';
 import { DomainError } from '@imagebind-llm/errors';
-import { goldenPath } from '@imagebind-llm/testing';
+import { goldenPath, PNG_SIGNATURE, pngChunk } from '@imagebind-llm/testing';
 import sharp from 'sharp';
 
 import { decodeImageRgb, readImageHeader, sniffImageFormat } from './image-decode';
@@ -14,12 +13,8 @@ function u32(v: number): Uint8Array {
   return Uint8Array.of((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
 }
 
-function chunk(type: string, body: Uint8Array): Uint8Array {
-  const typed = Buffer.concat([Buffer.from(type, 'latin1'), body]);
-  return Buffer.concat([u32(body.length), typed, u32(crc32(typed))]);
-}
-
-const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
+const chunk = pngChunk;
+const SIGNATURE = PNG_SIGNATURE;
 
 /** A minimal PNG: `colourType` 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA; rows unfiltered. */
 function png(

@@ -5,9 +5,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { encodeNpy, float32Tensor } from '@imagebind-llm/checkpoint';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { PNG_SIGNATURE, pngChunk } from '@imagebind-llm/testing';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodedImageBytes } from '../image/image-decode';
@@ -43,15 +44,6 @@ async function refusal(task: PreprocessTask, limits: PreprocessLimits = {}): Pro
   return error as DomainError;
 }
 
-function pngChunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
-  return Buffer.concat([head, data, crc]);
-}
-
 /**
  * A PNG declaring a 16-bit RGBA image of the given size, with a few bytes of deflated zeros as
  * its only pixel data (the decoder's header reader wants to see an IDAT).
@@ -62,7 +54,7 @@ function pngHeaderOnly(width: number, height: number): Buffer {
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([16, 6, 0, 0, 0], 8); // 16 bits, RGBA, deflate, adaptive filtering, no interlace
   return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    PNG_SIGNATURE,
     pngChunk('IHDR', ihdr),
     pngChunk('IDAT', deflateSync(Buffer.alloc(1024))),
     pngChunk('IEND', Buffer.alloc(0)),
