@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
 import { goldenPath } from './golden';
-import { repoRoot } from './model-repo';
+import { goldenModelRepository, repoRoot } from './model-repo';
 import { startProcess, type RunningProcess } from './process-runner';
 
 /** One started service process and where it listens. */
@@ -62,6 +62,28 @@ export async function startService(
     await proc.stop('SIGKILL');
     throw error;
   }
+}
+
+/**
+ * A standalone gateway (the whole platform in one process) on the golden tiny-a repository, on
+ * ephemeral ports; `env` adds or overrides variables (keys, limits, Redis, ...).
+ */
+export async function startStandaloneGateway(
+  env: Readonly<Record<string, string>> = {},
+  name = 'gateway',
+): Promise<ServiceProcess> {
+  return startService(
+    'gateway',
+    {
+      GATEWAY_MODE: 'standalone',
+      GATEWAY_MODEL_REPO: goldenModelRepository(),
+      GATEWAY_GRPC_PORT: '0',
+      GATEWAY_HTTP_PORT: '0',
+      ...env,
+    },
+    name,
+    120_000,
+  );
 }
 
 /**

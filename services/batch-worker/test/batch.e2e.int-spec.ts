@@ -14,10 +14,10 @@ import {
   type BatchItemResult,
 } from '@imagebind-llm/client';
 import {
-  goldenModelRepository,
   goldenPath,
   repoRoot,
   startService,
+  startStandaloneGateway,
   type ServiceProcess,
 } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,13 +68,8 @@ async function queueJobs(httpBase: string, state: string): Promise<number> {
  * adds or overrides variables.
  */
 async function startBatchGateway(prefix: string, extra: Record<string, string>): Promise<ServiceProcess> {
-  return startService(
-    'gateway',
+  return startStandaloneGateway(
     {
-      GATEWAY_MODE: 'standalone',
-      GATEWAY_MODEL_REPO: goldenModelRepository(),
-      GATEWAY_GRPC_PORT: '0',
-      GATEWAY_HTTP_PORT: '0',
       GATEWAY_API_KEYS: `tenant-a:${KEY_A},worker:${KEY_WORKER}`,
       GATEWAY_RATE_LIMIT_RPM: '1000000',
       GATEWAY_RATE_LIMIT_BURST: '100000',
@@ -84,7 +79,6 @@ async function startBatchGateway(prefix: string, extra: Record<string, string>):
       ...extra,
     },
     'gateway',
-    120_000,
   );
 }
 

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageBindClient, image, text } from '@imagebind-llm/client';
-import { goldenModelRepository, goldenPath, startService, type ServiceProcess } from '@imagebind-llm/testing';
+import { goldenPath, startStandaloneGateway, type ServiceProcess } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const KEY = 'pg-test-key-0123456789abcdef';
@@ -19,19 +19,13 @@ describe('playground HTTP surface (standalone gateway process)', () => {
     mkdirSync(join(site, 'assets'));
     writeFileSync(join(site, 'index.html'), '<!doctype html><title>ImageBind-LLM</title>');
     writeFileSync(join(site, 'assets', 'index-9f8e7d.js'), 'export {};');
-    gateway = await startService(
-      'gateway',
+    gateway = await startStandaloneGateway(
       {
-        GATEWAY_MODE: 'standalone',
-        GATEWAY_MODEL_REPO: goldenModelRepository(),
-        GATEWAY_GRPC_PORT: '0',
-        GATEWAY_HTTP_PORT: '0',
         GATEWAY_API_KEYS: `web:${KEY}`,
         GATEWAY_PLAYGROUND_DIR: site,
         GATEWAY_MAX_INPUT_BYTES: String(256 * 1024),
       },
       'gateway',
-      120_000,
     );
   }, 180_000);
 

@@ -7,13 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  goldenModelRepository,
-  goldenPath,
-  repoRoot,
-  startService,
-  type ServiceProcess,
-} from '@imagebind-llm/testing';
+import { goldenPath, repoRoot, startStandaloneGateway, type ServiceProcess } from '@imagebind-llm/testing';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -149,18 +143,7 @@ describe('web playground in Chromium against the standalone gateway', () => {
     expect(readFileSync(goldenPath('inputs', 'girl_bgm.wav')).length).toBeLessThan(MAX_INPUT_BYTES);
     temp = mkdtempSync(join(tmpdir(), 'playground-e2e-'));
     mkdirSync(SHOTS, { recursive: true });
-    gateway = await startService(
-      'gateway',
-      {
-        GATEWAY_MODE: 'standalone',
-        GATEWAY_MODEL_REPO: goldenModelRepository(),
-        GATEWAY_GRPC_PORT: '0',
-        GATEWAY_HTTP_PORT: '0',
-        GATEWAY_MAX_INPUT_BYTES: String(MAX_INPUT_BYTES),
-      },
-      'gateway',
-      120_000,
-    );
+    gateway = await startStandaloneGateway({ GATEWAY_MAX_INPUT_BYTES: String(MAX_INPUT_BYTES) }, 'gateway');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   }, 240_000);
 
@@ -512,18 +495,7 @@ describe('web playground in Chromium against the standalone gateway', () => {
     let keyed: ServiceProcess;
 
     beforeAll(async () => {
-      keyed = await startService(
-        'gateway',
-        {
-          GATEWAY_MODE: 'standalone',
-          GATEWAY_MODEL_REPO: goldenModelRepository(),
-          GATEWAY_GRPC_PORT: '0',
-          GATEWAY_HTTP_PORT: '0',
-          GATEWAY_API_KEYS: `playground:${key}`,
-        },
-        'gateway-keyed',
-        120_000,
-      );
+      keyed = await startStandaloneGateway({ GATEWAY_API_KEYS: `playground:${key}` }, 'gateway-keyed');
     }, 180_000);
 
     afterAll(async () => {

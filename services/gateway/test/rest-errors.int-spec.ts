@@ -2,7 +2,7 @@
 // parsers, the router, the body limit or the API's own checks — comes in OpenAI's shape
 // `{"error": {"message", "type", "param", "code"}}` with the documented status, and `param`, when
 // set, is the REST path of the field (e.g. `messages[0].content[1].image_url`), never an RPC name.
-import { goldenModelRepository, startService, type ServiceProcess } from '@imagebind-llm/testing';
+import { startStandaloneGateway, type ServiceProcess } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const MAX_BODY = 1024 * 1024;
@@ -395,18 +395,7 @@ describe('REST errors in OpenAI shape (standalone gateway)', () => {
   let gateway: ServiceProcess;
 
   beforeAll(async () => {
-    gateway = await startService(
-      'gateway',
-      {
-        GATEWAY_MODE: 'standalone',
-        GATEWAY_MODEL_REPO: goldenModelRepository(),
-        GATEWAY_GRPC_PORT: '0',
-        GATEWAY_HTTP_PORT: '0',
-        GATEWAY_MAX_BODY_BYTES: String(MAX_BODY),
-      },
-      'gateway',
-      120_000,
-    );
+    gateway = await startStandaloneGateway({ GATEWAY_MAX_BODY_BYTES: String(MAX_BODY) }, 'gateway');
   }, 180_000);
 
   afterAll(async () => {
