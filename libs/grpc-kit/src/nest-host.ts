@@ -69,7 +69,8 @@ export interface ShutdownLogger {
 }
 
 /**
- * SIGTERM/SIGINT → `app.close()` (readiness off, drain, close providers) → exit 0. Nest's own
+ * SIGTERM/SIGINT (or the launcher's IPC channel closing) → `app.close()` (readiness off, drain,
+ * close providers) → exit 0. Nest's own
  * shutdown hooks re-raise the signal, so the process would die "by SIGTERM"; orchestrators and
  * supervisors read a clean 0 better. A second signal, or a failing close, exits 1 at once.
  */
@@ -100,4 +101,11 @@ export function closeOnSignals(
     );
   };
   for (const s of signals) process.on(s, onSignal);
+  // Started by a launcher with an IPC channel (`ibllm serve`): when the launcher dies, even by
+  // SIGKILL, the channel closes; drain and exit as on SIGTERM instead of living on as an orphan.
+  if (process.send !== undefined) {
+    process.once('disconnect', () => {
+      if (!closing) onSignal('SIGTERM');
+    });
+  }
 }

@@ -154,6 +154,7 @@ export async function bootstrapService(options: BootstrapOptions): Promise<void>
       {
         event: 'service.ready',
         service,
+        pid: process.pid,
         grpcPort: options.grpc.port,
         httpPort: address.port,
         warmupMs: Date.now() - started,

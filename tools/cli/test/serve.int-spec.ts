@@ -256,6 +256,34 @@ describe('standalone API keys', () => {
     }
   }, 90_000);
 
+  it('the gateway does not outlive its launcher: kill -9 on `ibllm serve` ends the gateway too', async () => {
+    const launcher = serve([
+      '--standalone',
+      '--models',
+      goldenModelRepository(),
+      '--grpc-port',
+      '0',
+      '--http-port',
+      '0',
+    ]);
+    const line = await launcher.waitForLine((l) => l['event'] === 'service.ready', 60_000);
+    // The ready line carries the gateway's own pid; the launcher is a different process.
+    const gatewayPid = Number(line['pid']);
+    expect(Number.isInteger(gatewayPid) && gatewayPid > 0).toBe(true);
+    const alive = (): boolean => {
+      try {
+        process.kill(gatewayPid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(alive()).toBe(true);
+    await launcher.stop('SIGKILL');
+    // The closed IPC channel starts a graceful drain; 30 s covers it on a loaded machine.
+    await expect.poll(alive, { timeout: 30_000, interval: 100 }).toBe(false);
+  }, 90_000);
+
   it('with keys configured, calls without a valid key get UNAUTHENTICATED / 401', async () => {
     const proc = serve([
       '--standalone',

@@ -83,7 +83,12 @@ export async function serve(argv: string[], log: (line: string) => void): Promis
   }
   set('GATEWAY_REDIS_URL', values.redis);
   if (values['no-batch-worker']) env['GATEWAY_BATCH_WORKER'] = 'false';
-  const child = spawn(process.execPath, [gatewayMain()], { env, stdio: 'inherit' });
+  // The IPC channel ties the gateway's life to this launcher: if the launcher dies (even by
+  // SIGKILL), the channel closes and the gateway drains and exits (closeOnSignals).
+  const child = spawn(process.execPath, [gatewayMain()], {
+    env,
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+  });
   const forward = (signal: NodeJS.Signals): void => {
     child.kill(signal);
   };
