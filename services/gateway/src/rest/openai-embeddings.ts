@@ -1,3 +1,5 @@
+import { l2Normalize } from '@imagebind-llm/domain';
+import { float32Tensor } from '@imagebind-llm/grpc-kit';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
 import { PartBudget, parseContentPart, type MediaPolicy } from './content-parts';
@@ -159,17 +161,6 @@ export function decodeFloat32Le(bytes: Uint8Array): number[] {
   return out;
 }
 
-/** The vector divided by its L2 norm, rounded to float32 again (a zero vector stays zero). */
-function unitFloat32Le(bytes: Buffer): Buffer {
-  const values = decodeFloat32Le(bytes);
-  let sum = 0;
-  for (const v of values) sum += v * v;
-  const norm = Math.sqrt(sum);
-  const out = Buffer.alloc(bytes.byteLength);
-  values.forEach((v, i) => out.writeFloatLE(norm > 0 ? v / norm : 0, i * 4));
-  return out;
-}
-
 function toVector(
   tensor: commonV1.Tensor | undefined,
   what: string,
@@ -177,7 +168,9 @@ function toVector(
   normalize = false,
 ): EmbeddingVector {
   const raw = checkedFloat32(tensor, what);
-  const bytes = normalize ? unitFloat32Le(raw) : raw;
+  const bytes = normalize
+    ? Buffer.from(float32Tensor(l2Normalize(decodeFloat32Le(raw)), [raw.byteLength >>> 2]).data)
+    : raw;
   // OpenAI's base64 format is exactly the little-endian float32 bytes, which the tensor already holds.
   return format === 'base64' ? bytes.toString('base64') : decodeFloat32Le(bytes);
 }
