@@ -34,7 +34,7 @@ const lastOf = (stage: Stage, keyword: string): string | undefined =>
   instructionsOf(stage, keyword).pop()?.args;
 
 /** Variables the images set for the runtime itself rather than for the service's schema. */
-const RUNTIME_VARS = new Set(['NODE_ENV', 'HOME', 'CUDA_CACHE_PATH']);
+const RUNTIME_VARS = new Set(['NODE_ENV', 'HOME', 'CUDA_CACHE_PATH', 'NVIDIA_DRIVER_CAPABILITIES']);
 
 /** The checks every image definition of a service shares, CPU or GPU. */
 function checkRuntimeStage(
@@ -138,13 +138,44 @@ function checkNoModels(file: Dockerfile): void {
   }
 }
 
-function checkPinnedBases(file: Dockerfile): void {
-  const globals = Object.fromEntries(
+/** The ARGs declared before the first FROM, with their defaults. */
+function globalArgsOf(file: Dockerfile): Record<string, string | undefined> {
+  return Object.fromEntries(
     file.globalArgs.map((a) => {
       const [name = '', value] = (shellWords(a.args)[0] ?? '').split('=');
       return [name, value];
     }),
   );
+}
+
+/** A stage's base image as built by default (its FROM with the global ARG defaults). */
+const baseOf = (file: Dockerfile, stage: Stage): string => substitute(stage.from, globalArgsOf(file));
+
+/** The official Node image every Dockerfile defaults to (the CPU images and the GPU build stage). */
+const OFFICIAL_NODE = /^docker\.io\/library\/node:20\.\d+\.\d+-bookworm-slim$/;
+
+/**
+ * The stage takes its base from the build argument `variable`, whose default (a global ARG) is a
+ * pinned official image: CI passes locally made equivalents (tools/docker/ci-images.sh) without
+ * tagging anything under an official name. A final stage also names that base in its OCI label.
+ */
+function checkBaseArgument(file: Dockerfile, stage: Stage, variable: string, official: RegExp): void {
+  const where = `${file.path} (stage ${stage.name ?? 'final'})`;
+  expect(stage.from, `${where}: FROM \${${variable}}`).toBe(`\${${variable}}`);
+  const fallback = globalArgsOf(file)[variable];
+  expect(fallback, `${where}: ARG ${variable}=<pinned official image> before the first FROM`).toBeDefined();
+  expect(fallback, `${where}: ARG ${variable}`).toMatch(official);
+  expect(isPinnedImage(fallback!), `${where}: ${fallback} is pinned`).toBe(true);
+  if (stage === finalStage(file)) {
+    expect(stageLabels(stage)['org.opencontainers.image.base.name'], where).toBe(`\${${variable}}`);
+    expect(Object.keys(stageArgs(stage, {})), `${where}: ARG ${variable} (for the label)`).toContain(
+      variable,
+    );
+  }
+}
+
+function checkPinnedBases(file: Dockerfile): void {
+  const globals = globalArgsOf(file);
   const stageNames = new Set<string>();
   for (const stage of file.stages) {
     const image = substitute(stage.from, globals);
@@ -232,6 +263,11 @@ describe('CPU images: services/<name>/Dockerfile', () => {
       checkNoModels(file);
     });
 
+    it('takes both stages from ARG NODE_IMAGE, the pinned official Node image by default', () => {
+      const file = readDockerfile(path);
+      for (const stage of file.stages) checkBaseArgument(file, stage, 'NODE_IMAGE', OFFICIAL_NODE);
+    });
+
     it('runs non-root on a read-only root with a /readyz healthcheck, on the service ports', () => {
       const env = checkRuntimeStage(readDockerfile(path), service);
       if (Object.keys(service.schema).includes('EXECUTION_PROVIDERS')) {
@@ -270,14 +306,41 @@ describe('GPU image: deploy/docker/Dockerfile.gpu', () => {
     checkNoModels(gpu);
     // From CUDA 12.4 on, nvidia/cuda's "-cudnn-" tags carry cuDNN 9 (before: "-cudnn8-", "-cudnn9-");
     // onnxruntime-node 1.30's CUDA provider is built for CUDA 12.x + cuDNN 9.x.
-    const cuda = /^nvidia\/cuda:12\.(\d+)\.\d+-cudnn-runtime-ubuntu\d+\.\d+$/.exec(runtime.from);
-    expect(cuda, `FROM ${runtime.from}`).not.toBeNull();
+    const runtimeBase = baseOf(gpu, runtime);
+    const cuda = /^docker\.io\/nvidia\/cuda:12\.(\d+)\.\d+-cudnn-runtime-ubuntu\d+\.\d+$/.exec(runtimeBase);
+    expect(cuda, `FROM ${runtimeBase}`).not.toBeNull();
     expect(Number(cuda![1])).toBeGreaterThanOrEqual(4);
-    const cpuNode = readDockerfile('services/decoder/Dockerfile').stages[0]!.from;
-    expect(build.from).toBe(cpuNode);
+    const cpu = readDockerfile('services/decoder/Dockerfile');
+    expect(baseOf(gpu, build)).toBe(baseOf(cpu, cpu.stages[0]!));
     expect(instructionsOf(runtime, 'COPY').map((c) => c.args)).toContain(
       '--from=build /usr/local/bin/node /usr/local/bin/node',
     );
+  });
+
+  it('takes its bases from ARG NODE_IMAGE (build) and ARG CUDA_IMAGE (runtime)', () => {
+    checkBaseArgument(gpu, build, 'NODE_IMAGE', OFFICIAL_NODE);
+    checkBaseArgument(gpu, runtime, 'CUDA_IMAGE', /^docker\.io\/nvidia\/cuda:/);
+  });
+
+  it("carries Debian's Vulkan loader and asks the container toolkit for the Vulkan ICD (WebGPU)", () => {
+    // The loader is installed from Debian in the (Debian) build stage and copied to the runtime.
+    const runs = instructionsOf(build, 'RUN').map((r) => r.args);
+    expect(
+      runs.some((r) => /apt-get install .*\blibvulkan1\b/.test(r) && r.includes('/vulkan/')),
+      `${GPU_DOCKERFILE}: libvulkan1 in the build stage`,
+    ).toBe(true);
+    const copies = instructionsOf(runtime, 'COPY').map((c) => c.args);
+    expect(copies, `${GPU_DOCKERFILE}: the loader in the runtime stage`).toContain(
+      '--from=build /vulkan/ /usr/local/lib/',
+    );
+    expect(instructionsOf(runtime, 'RUN').map((r) => r.args)).toContain('ldconfig');
+    // "graphics" makes the NVIDIA container toolkit mount the Vulkan ICD (its default: compute,utility).
+    const capabilities = (stageEnv(runtime)['NVIDIA_DRIVER_CAPABILITIES'] ?? '').split(',').sort();
+    expect(capabilities, `${GPU_DOCKERFILE}: NVIDIA_DRIVER_CAPABILITIES`).toEqual([
+      'compute',
+      'graphics',
+      'utility',
+    ]);
   });
 
   it("installs onnxruntime-node's CUDA 12 provider explicitly and checks it is there", () => {
