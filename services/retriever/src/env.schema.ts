@@ -25,7 +25,11 @@ export const retrieverEnvSchema = {
   ),
   RETRIEVER_SEED_FROM_REPO: envVar(
     env.optionalString(),
-    'model repository whose knn-cache component fills the cache collection when it is empty',
+    'model repository whose knn-cache component fills the cache collection when it is missing or empty',
+  ),
+  MODEL_REPO: envVar(
+    env.optionalString(),
+    'model repository, as every model service takes it; without RETRIEVER_SEED_FROM_REPO its knn-cache seeds a missing or empty cache collection',
   ),
   RETRIEVER_IMPORT_ROOT: envVar(
     env.optionalString(),

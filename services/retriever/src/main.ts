@@ -73,12 +73,12 @@ async function main(): Promise<void> {
     logger,
     http: { host: env.HTTP_HOST, port: env.HTTP_PORT },
     warmup: async () => {
-      const seeded =
-        env.RETRIEVER_SEED_FROM_REPO === undefined
-          ? 0
-          : await seedCacheFromRepository(store, env.RETRIEVER_SEED_FROM_REPO);
+      // A retriever started like the other model services (MODEL_REPO only) serves the repository's
+      // visual cache too, instead of answering every cached chat with "collection does not exist".
+      const seedFrom = env.RETRIEVER_SEED_FROM_REPO ?? env.MODEL_REPO;
+      const seeded = seedFrom === undefined ? 0 : await seedCacheFromRepository(store, seedFrom);
       startPeriodicFlush(env, store, logger);
-      return { driver: store.driver, seeded };
+      return { driver: store.driver, seeded, ...(seedFrom === undefined ? {} : { seedFrom }) };
     },
   });
 }

@@ -13,7 +13,7 @@ export const USAGE = `ibllm — ImageBind-LLM from the command line
   ibllm models demo ...    build a tiny random-weight demo repository (no downloads)
   ibllm embed ...          ImageBind embeddings of raw inputs, and their fusion
   ibllm generate ...       answer an instruction about raw inputs or a fused ImageBind query
-  ibllm serve ...          run the platform: gRPC + REST API (--standalone: all in one process)
+  ibllm serve ...          run the platform (--standalone: one process; --distributed: one per service)
   ibllm batch ...          submit, follow, export, cancel and list batch jobs on a gateway
   ibllm --version          the CLI's version
 

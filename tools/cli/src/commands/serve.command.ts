@@ -3,33 +3,32 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CliError } from '../cli-error';
+import { serveDistributed, serviceMain } from './serve-distributed';
 
-export const SERVE_USAGE = `ibllm serve [--standalone] [--models REPO] [--host 127.0.0.1] [--grpc-port 50051]
-            [--http-port 8080] [--api-keys tenant:key,...] [--data-dir DIR]
+export const SERVE_USAGE = `ibllm serve [--standalone | --distributed] [--models REPO] [--host 127.0.0.1]
+            [--grpc-port 50051] [--http-port 8080] [--api-keys tenant:key,...] [--data-dir DIR]
             [--redis redis://HOST:6379] [--no-batch-worker]
 
 Runs the gateway: the public gRPC API (GatewayService), the OpenAI-compatible REST API
 (/v1/chat/completions, /v1/embeddings, /v1/models) and /metrics /healthz /readyz.
 --standalone hosts every service (encoders, retriever on the embedded vector store, bind,
 decoder) in that one process from the model repository --models (build one with
-\`ibllm models demo --out REPO\`). Without --standalone the gateway calls the services over gRPC
-at the GATEWAY_*_TARGET addresses in the environment. On 127.0.0.1 or ::1 no API key is needed;
-on any other address (127.0.0.2 and localhost included) the gateway refuses to start without
---api-keys (or GATEWAY_API_KEYS), exiting 78.
+\`ibllm models demo --out REPO\`). --distributed runs every service as its own process on this
+machine instead: encoder-vision, encoder-audio, encoder-text, encoder-point, retriever (embedded
+store, visual cache seeded from REPO), bind and decoder on free 127.0.0.1 ports, then the gateway
+pointed at them. Once all are ready it prints a table (service, pid, gRPC and HTTP address); on
+SIGINT/SIGTERM it stops them all, gateway first, and exits 0; if one exits on its own it stops
+the rest and exits 1 naming it, with its last log lines. --host, the ports, --api-keys,
+--data-dir and --redis are the gateway's; the other services read the rest of the environment
+(EXECUTION_PROVIDERS, INTRA_OP_THREADS, LOG_LEVEL, ...). With neither flag the gateway calls
+services already running at the GATEWAY_*_TARGET addresses in the environment.
+On 127.0.0.1 or ::1 no API key is needed; on any other address (127.0.0.2 and localhost
+included) the gateway refuses to start without --api-keys (or GATEWAY_API_KEYS), exiting 78.
 Ports 0 pick free ports; the chosen ones are printed in the "service.ready" log line.
 --redis (or GATEWAY_REDIS_URL) turns on batch jobs (\`ibllm batch ...\`); with --standalone the
 same process also runs a batch worker for them, whose items skip the public rate limit (it is
 part of the server, not a client). --no-batch-worker (GATEWAY_BATCH_WORKER=false) leaves the
 queue to separate batch-worker processes.`;
-
-/** The compiled gateway, found beside this CLI in the repository. */
-function gatewayMain(): string {
-  const main = resolve(__dirname, '..', '..', '..', '..', 'services', 'gateway', 'dist', 'main.js');
-  if (!existsSync(main)) {
-    throw new CliError(`the gateway is not built (${main} is missing); run \`npm run build\` first`);
-  }
-  return main;
-}
 
 function port(text: string | undefined, flag: string): string | undefined {
   if (text === undefined) return undefined;
@@ -47,6 +46,7 @@ export async function serve(argv: string[], log: (line: string) => void): Promis
     args: argv,
     options: {
       standalone: { type: 'boolean', default: false },
+      distributed: { type: 'boolean', default: false },
       models: { type: 'string' },
       host: { type: 'string' },
       'grpc-port': { type: 'string' },
@@ -58,8 +58,12 @@ export async function serve(argv: string[], log: (line: string) => void): Promis
     },
     allowPositionals: false,
   });
-  if (values.standalone && values.models === undefined) {
-    throw new CliError('--standalone needs --models REPO (build one with `ibllm models demo --out REPO`)');
+  if (values.standalone && values.distributed) {
+    throw new CliError('--standalone and --distributed exclude each other: one process, or one per service');
+  }
+  const mode = values.standalone ? '--standalone' : values.distributed ? '--distributed' : undefined;
+  if (mode !== undefined && values.models === undefined) {
+    throw new CliError(`${mode} needs --models REPO (build one with \`ibllm models demo --out REPO\`)`);
   }
   if (values.models !== undefined && !existsSync(values.models)) {
     throw new CliError(`--models ${values.models} does not exist`);
@@ -83,9 +87,13 @@ export async function serve(argv: string[], log: (line: string) => void): Promis
   }
   set('GATEWAY_REDIS_URL', values.redis);
   if (values['no-batch-worker']) env['GATEWAY_BATCH_WORKER'] = 'false';
+  if (values.distributed) {
+    process.exitCode = await serveDistributed({ repo: resolve(values.models!), env, log });
+    return;
+  }
   // The IPC channel ties the gateway's life to this launcher: if the launcher dies (even by
   // SIGKILL), the channel closes and the gateway drains and exits (closeOnSignals).
-  const child = spawn(process.execPath, [gatewayMain()], {
+  const child = spawn(process.execPath, [serviceMain('gateway')], {
     env,
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
   });
