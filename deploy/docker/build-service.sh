@@ -1,19 +1,27 @@
 #!/bin/sh
-# The build stage of every image: install, compile one service, stage its run-time tree in $OUT.
-# Shared by services/<name>/Dockerfile (CPU) and deploy/docker/Dockerfile.gpu, so the build logic
-# lives here once and the Dockerfiles only declare what differs (service, ports, base image).
+# The build stage of every image: install, compile, prune, then stage one service's run-time tree in
+# $OUT. Shared by services/<name>/Dockerfile (CPU) and deploy/docker/Dockerfile.gpu, so the build
+# logic lives here once and the Dockerfiles only declare what differs (service, ports, base image).
+#   sh deploy/docker/build-service.sh --workspace
 #   sh deploy/docker/build-service.sh <service> [cpu|cuda12]
+# --workspace installs, compiles every service and prunes the dev dependencies. The Dockerfiles run
+# it as a step of its own before the per-service one: that step (same base, same context, same
+# command) is identical in every image, so a machine that builds them all runs it once and takes
+# its layer from the build cache afterwards (tools/docker/ci-images.sh). <service> then only stages
+# that service; run without --workspace first, it installs and compiles that one service itself.
 # cuda12 also installs onnxruntime-node's CUDA 12 execution provider (the GPU images).
 set -eu
-usage='usage: build-service.sh <service> [cpu|cuda12]'
+usage='usage: build-service.sh --workspace | <service> [cpu|cuda12]'
 service="${1:?$usage}"
+# Left by --workspace: everything is installed, compiled and pruned.
+marker=.workspace-built
 variant="${2:-cpu}"
 out="${OUT:-/out}"
 case "$variant" in
   cpu | cuda12) ;;
   *) echo "build-service: the variant must be cpu or cuda12, not '$variant'" >&2; exit 1 ;;
 esac
-if [ ! -f "services/$service/package.json" ]; then
+if [ "$service" != --workspace ] && [ ! -f "services/$service/package.json" ]; then
   echo "build-service: there is no service '$service' under services/" >&2
   exit 1
 fi
@@ -22,13 +30,21 @@ fi
 # policy as package.json's allowScripts. The native packages (onnxruntime-node's CPU provider,
 # usearch, sharp, msgpackr-extract) load prebuilt binaries that ship inside their packages, and
 # onnxruntime-node's own script would only fetch CUDA files, which cuda12 installs explicitly below.
-npm ci --ignore-scripts --no-audit --no-fund
-npx --no-install tsc -b "services/$service"
-if [ "$service" = gateway ]; then
-  # The web playground the gateway serves at / (vite is a dev dependency: build before the prune).
-  npx --no-install vite build services/gateway/web --logLevel warn
+if [ -f "$marker" ]; then
+  echo "build-service: the workspace is installed, compiled and pruned already (--workspace)"
+else
+  npm ci --ignore-scripts --no-audit --no-fund
+  if [ "$service" = --workspace ]; then
+    npx --no-install tsc -b tsconfig.build.json
+  else
+    npx --no-install tsc -b "services/$service"
+  fi
+  if [ "$service" = gateway ] || [ "$service" = --workspace ]; then
+    # The web playground the gateway serves at / (vite is a dev dependency: build before the prune).
+    npx --no-install vite build services/gateway/web --logLevel warn
+  fi
+  npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 fi
-npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 ort="$(node -p "require('node:path').dirname(require.resolve('onnxruntime-node/package.json', { paths: ['libs/inference'] }))")"
 platform="linux/$(node -p process.arch)"
@@ -36,6 +52,11 @@ platform="linux/$(node -p process.arch)"
 for dir in "$ort"/bin/napi-v6/*/*; do
   if [ "$dir" != "$ort/bin/napi-v6/$platform" ]; then rm -rf "$dir"; fi
 done
+
+if [ "$service" = --workspace ]; then
+  touch "$marker"
+  exit 0
+fi
 
 if [ "$variant" = cuda12 ]; then
   # onnxruntime-node's installer downloads Microsoft.ML.OnnxRuntime.Gpu.Linux (the same version as

@@ -203,19 +203,19 @@ describe('build-service.sh (the build stage), with npm and npx stubbed', () => {
     return root;
   }
 
-  function build(root: string, variant?: string): { status: number | null; stderr: string } {
-    const run = spawnSync(
-      'sh',
-      ['deploy/docker/build-service.sh', 'decoder', ...(variant ? [variant] : [])],
-      {
-        cwd: root,
-        encoding: 'utf8',
-        env: {
-          PATH: `${join(root, '.stub-bin')}:${dirname(process.execPath)}:/usr/bin:/bin`,
-          OUT: join(root, 'out'),
-        },
+  function build(
+    root: string,
+    variant?: string,
+    service = 'decoder',
+  ): { status: number | null; stderr: string } {
+    const run = spawnSync('sh', ['deploy/docker/build-service.sh', service, ...(variant ? [variant] : [])], {
+      cwd: root,
+      encoding: 'utf8',
+      env: {
+        PATH: `${join(root, '.stub-bin')}:${dirname(process.execPath)}:/usr/bin:/bin`,
+        OUT: join(root, 'out'),
       },
-    );
+    });
     return { status: run.status, stderr: run.stderr };
   }
 
@@ -235,6 +235,28 @@ describe('build-service.sh (the build stage), with npm and npx stubbed', () => {
     expect(readdirSync(join(root, 'out', 'services'))).toEqual(['decoder']);
     expect(existsSync(join(root, 'out', 'libs', 'inference', 'src'))).toBe(false);
     expect(existsSync(join(root, 'out', 'libs', 'inference', 'dist', 'index.js'))).toBe(true);
+    expect(existsSync(join(root, 'out', 'healthcheck.mjs'))).toBe(true);
+  });
+
+  it('--workspace installs, compiles everything and prunes once; the service step then only stages', () => {
+    const root = checkout('workspace', []);
+    const prepared = build(root, undefined, '--workspace');
+    expect(prepared.status, prepared.stderr).toBe(0);
+    const workspaceCalls = [
+      'npm ci --ignore-scripts --no-audit --no-fund',
+      'npx --no-install tsc -b tsconfig.build.json',
+      'npx --no-install vite build services/gateway/web --logLevel warn',
+      'npm prune --omit=dev --ignore-scripts --no-audit --no-fund',
+    ];
+    expect(readFileSync(join(root, 'calls.log'), 'utf8').trim().split('\n')).toEqual(workspaceCalls);
+    expect(existsSync(join(root, 'out')), '--workspace stages nothing').toBe(false);
+    const bin = join(root, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6');
+    expect(readdirSync(bin).filter((os) => readdirSync(join(bin, os)).length > 0)).toEqual(['linux']);
+
+    const run = build(root);
+    expect(run.status, run.stderr).toBe(0);
+    expect(readFileSync(join(root, 'calls.log'), 'utf8').trim().split('\n')).toEqual(workspaceCalls);
+    expect(readdirSync(join(root, 'out', 'services'))).toEqual(['decoder']);
     expect(existsSync(join(root, 'out', 'healthcheck.mjs'))).toBe(true);
   });
 

@@ -413,9 +413,9 @@ describe('GPU image: deploy/docker/Dockerfile.gpu', () => {
 describe('the shared build scripts', () => {
   it('install no package scripts, drop dev dependencies and stage the healthcheck', () => {
     const build = read(BUILD_SCRIPT);
-    expect(build).toMatch(/^npm ci --ignore-scripts /m);
-    expect(build).toMatch(/^npm prune --omit=dev --ignore-scripts /m);
-    expect(build).toMatch(/^npx --no-install tsc -b "services\/\$service"$/m);
+    expect(build).toMatch(/^\s*npm ci --ignore-scripts /m);
+    expect(build).toMatch(/^\s*npm prune --omit=dev --ignore-scripts /m);
+    expect(build).toMatch(/^\s*npx --no-install tsc -b "services\/\$service"$/m);
     const stage = read(STAGE_SCRIPT);
     expect(stage).toContain(`cp ${HEALTHCHECK_SCRIPT} "$out/healthcheck.mjs"`);
     expect(stage).not.toMatch(/\.models/);
