@@ -1,7 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { CliError } from '../cli-error';
 
 /** The model services `--distributed` starts before the gateway, in the order of its summary. */
@@ -21,6 +31,8 @@ const READY_TIMEOUT_MS = 15 * 60_000;
 const STOP_GRACE_MS = 35_000;
 /** Lines of each child's output kept to explain its failure. */
 const TAIL_LINES = 20;
+/** How often the children's log files are read. */
+const FOLLOW_INTERVAL_MS = 100;
 
 type ExitStatus = { readonly code: number | null; readonly signal: NodeJS.Signals | null };
 
@@ -31,6 +43,7 @@ interface Child {
   readonly tail: string[];
   readonly ready: Promise<{ grpcPort: number; httpPort: number }>;
   readonly exited: Promise<ExitStatus>;
+  readonly logFile: string;
   status?: ExitStatus;
 }
 
@@ -53,6 +66,8 @@ export interface DistributedOptions {
   /** The launcher's environment plus the gateway flags, inherited by every child. */
   readonly env: Readonly<Record<string, string>>;
   readonly log: (line: string) => void;
+  /** Where each service's output goes (<name>.log); a fresh temporary folder by default. */
+  readonly logDir?: string;
 }
 
 /** A compiled service beside this CLI in the repository. */
@@ -71,55 +86,95 @@ function describeExit(status: ExitStatus): string {
 }
 
 /**
+ * Follows a log file a child appends to: every complete new line, in order, from where it was
+ * when followed. Polled, because the file outlives the launcher; a pipe would not (see startChild).
+ */
+class LogFollower {
+  private readonly fd: number;
+  private offset: number;
+  private readonly decoder = new StringDecoder('utf8');
+  private partial = '';
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    path: string,
+    private readonly onLine: (line: string) => void,
+  ) {
+    this.fd = openSync(path, 'r');
+    this.offset = fstatSync(this.fd).size;
+    this.timer = setInterval(() => this.read(), FOLLOW_INTERVAL_MS);
+  }
+
+  /** Reads what was appended since the last call. */
+  read(): void {
+    const buffer = Buffer.alloc(64 * 1024);
+    for (;;) {
+      const n = readSync(this.fd, buffer, 0, buffer.length, this.offset);
+      if (n <= 0) return;
+      this.offset += n;
+      const lines = (this.partial + this.decoder.write(buffer.subarray(0, n))).split('\n');
+      this.partial = lines.pop() ?? '';
+      for (const line of lines) this.onLine(line);
+    }
+  }
+
+  /** Reads to the end (an unfinished last line included) and stops following. */
+  close(): void {
+    clearInterval(this.timer);
+    this.read();
+    const rest = this.partial + this.decoder.end();
+    if (rest !== '') this.onLine(rest);
+    closeSync(this.fd);
+  }
+}
+
+/**
  * Starts a service with an IPC channel (the service drains and exits when it closes, so no child
  * outlives the launcher, even one killed with SIGKILL) in its own process group (a terminal's
- * Ctrl-C reaches the launcher alone, which stops the children in order). Its output is passed
- * through line by line: stdout (JSON logs) to stdout, stderr to stderr.
+ * Ctrl-C reaches the launcher alone, which stops the children in order). Its stdout and stderr go
+ * to LOG_DIR/<name>.log, followed and passed on line by line (JSON log lines to stdout, anything
+ * else to stderr). Not pipes: once a killed launcher's end of a pipe is gone, a service's logger
+ * retries the write forever (EPIPE) and the service never finishes its drain.
  */
-function startChild(name: string, main: string, env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, [main], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    detached: true,
-  });
+function startChild(name: string, main: string, env: Record<string, string>, logDir: string): Child {
+  const logFile = join(logDir, `${name}.log`);
+  const out = openSync(logFile, 'a');
   const tail: string[] = [];
-  const keep = (line: string): void => {
+  let onReady: (ports: { grpcPort: number; httpPort: number }) => void = () => undefined;
+  const follower = new LogFollower(logFile, (line) => {
+    (line.startsWith('{') ? process.stdout : process.stderr).write(`${line}\n`);
     tail.push(line);
     if (tail.length > TAIL_LINES) tail.shift();
-  };
+    const ports = readyPorts(line);
+    if (ports !== undefined) onReady(ports);
+  });
+  let proc: ChildProcess;
+  try {
+    proc = spawn(process.execPath, [main], { env, stdio: ['ignore', out, out, 'ipc'], detached: true });
+  } finally {
+    closeSync(out);
+  }
   let settle: (status: ExitStatus) => void = () => undefined;
   const exited = new Promise<ExitStatus>((done) => {
     settle = done;
   });
   const ready = new Promise<{ grpcPort: number; httpPort: number }>((done, fail) => {
-    if (proc.stdout !== null) {
-      createInterface({ input: proc.stdout }).on('line', (line) => {
-        process.stdout.write(`${line}\n`);
-        keep(line);
-        const ports = readyPorts(line);
-        if (ports !== undefined) done(ports);
-      });
-    }
+    onReady = done;
     void exited.then(notReady).catch(fail);
   });
   // Read only through waitReady's race: no unhandled rejection when the child exits later.
   ready.catch(() => undefined);
-  if (proc.stderr !== null) {
-    createInterface({ input: proc.stderr }).on('line', (line) => {
-      process.stderr.write(`${line}\n`);
-      keep(line);
-    });
-  }
-  const child: Child = { name, proc, tail, ready, exited };
+  const child: Child = { name, proc, tail, ready, exited, logFile };
   const finish = (status: ExitStatus): void => {
     if (child.status !== undefined) return;
+    follower.close();
     child.status = status;
     settle(status);
   };
   proc.on('exit', (code, signal) => finish({ code, signal }));
   // A process that could not be started has no exit event of its own.
   proc.on('error', (error) => {
-    keep(`could not run ${main}: ${error.message}`);
+    tail.push(`could not run ${main}: ${error.message}`);
     finish({ code: 1, signal: null });
   });
   return child;
@@ -171,6 +226,9 @@ export function summaryTable(services: readonly ReadyService[]): string {
  */
 export async function serveDistributed(options: DistributedOptions): Promise<number> {
   const { log } = options;
+  const ownLogDir = options.logDir === undefined;
+  const logDir = options.logDir ?? mkdtempSync(join(tmpdir(), 'ibllm-serve-'));
+  if (!ownLogDir) mkdirSync(logDir, { recursive: true });
   const mains = new Map<string, string>(
     [...BACKEND_SERVICES, 'gateway'].map((service) => [service, serviceMain(service)]),
   );
@@ -194,7 +252,7 @@ export async function serveDistributed(options: DistributedOptions): Promise<num
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const launch = (name: string, env: Record<string, string>): Child => {
-    const child = startChild(name, mains.get(name)!, env);
+    const child = startChild(name, mains.get(name)!, env, logDir);
     children.push(child);
     void child.exited.then((status) => {
       if (!stopping) stopRequested({ kind: 'failed', child, why: `exited with ${describeExit(status)}` });
@@ -261,7 +319,9 @@ export async function serveDistributed(options: DistributedOptions): Promise<num
   const up = await started();
   if (Array.isArray(up)) {
     const gateway = up[up.length - 1]!;
-    log(`ibllm serve --distributed: ${up.length} processes ready\n${summaryTable(up)}`);
+    log(
+      `ibllm serve --distributed: ${up.length} processes ready (their logs: ${logDir})\n${summaryTable(up)}`,
+    );
     // One machine-readable line among the services' JSON logs, for supervisors and tests.
     process.stdout.write(
       `${JSON.stringify({
@@ -283,7 +343,7 @@ export async function serveDistributed(options: DistributedOptions): Promise<num
   if (cause.kind === 'failed') {
     const { child } = cause;
     log(
-      `ibllm serve: ${child.name} (pid ${String(child.proc.pid)}) ${cause.why}; stopping every service. Its last lines:`,
+      `ibllm serve: ${child.name} (pid ${String(child.proc.pid)}) ${cause.why}; stopping every service. Its last lines (all in ${child.logFile}):`,
     );
     for (const line of child.tail) log(`  ${line}`);
   } else {
@@ -292,19 +352,26 @@ export async function serveDistributed(options: DistributedOptions): Promise<num
   await stopChildren(children);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  const code = exitCode(cause, children, log);
+  // A clean run leaves nothing behind; after a failure the logs are the evidence.
+  if (code === 0 && ownLogDir) rmSync(logDir, { recursive: true, force: true });
+  else if (code !== 0) log(`ibllm serve: the services' logs are kept in ${logDir}`);
+  return code;
+}
+
+/** The launcher's exit status once every child is gone. */
+function exitCode(cause: StopCause, children: readonly Child[], log: (line: string) => void): number {
   // 78: a service refused its configuration (the gateway: keys for a public --host) and said why.
   if (cause.kind === 'failed') return cause.child.status?.code === 78 ? 78 : 1;
   // Killed by the SIGTERM it was sent before it could install its own handler: stopped as asked.
   const unclean = children.filter(
     (c) => c.status !== undefined && c.status.code !== 0 && c.status.signal !== 'SIGTERM',
   );
-  if (unclean.length > 0) {
-    log(
-      `ibllm serve: not stopped cleanly: ${unclean.map((c) => `${c.name} (${describeExit(c.status!)})`).join(', ')}`,
-    );
-    return 1;
-  }
-  return 0;
+  if (unclean.length === 0) return 0;
+  log(
+    `ibllm serve: not stopped cleanly: ${unclean.map((c) => `${c.name} (${describeExit(c.status!)})`).join(', ')}`,
+  );
+  return 1;
 }
 
 /** SIGTERM and wait; SIGKILL past the grace. */

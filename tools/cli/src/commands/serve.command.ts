@@ -7,7 +7,7 @@ import { serveDistributed, serviceMain } from './serve-distributed';
 
 export const SERVE_USAGE = `ibllm serve [--standalone | --distributed] [--models REPO] [--host 127.0.0.1]
             [--grpc-port 50051] [--http-port 8080] [--api-keys tenant:key,...] [--data-dir DIR]
-            [--redis redis://HOST:6379] [--no-batch-worker]
+            [--redis redis://HOST:6379] [--no-batch-worker] [--log-dir DIR]
 
 Runs the gateway: the public gRPC API (GatewayService), the OpenAI-compatible REST API
 (/v1/chat/completions, /v1/embeddings, /v1/models) and /metrics /healthz /readyz.
@@ -18,9 +18,10 @@ machine instead: encoder-vision, encoder-audio, encoder-text, encoder-point, ret
 store, visual cache seeded from REPO), bind and decoder on free 127.0.0.1 ports, then the gateway
 pointed at them. Once all are ready it prints a table (service, pid, gRPC and HTTP address); on
 SIGINT/SIGTERM it stops them all, gateway first, and exits 0; if one exits on its own it stops
-the rest and exits 1 naming it, with its last log lines. --host, the ports, --api-keys,
---data-dir and --redis are the gateway's; the other services read the rest of the environment
-(EXECUTION_PROVIDERS, INTRA_OP_THREADS, LOG_LEVEL, ...). With neither flag the gateway calls
+the rest and exits 1 naming it, with its last log lines. Each service's output goes to
+DIR/<service>.log (--log-dir; a temporary folder by default, removed after a clean stop) and is
+passed on. --host, the ports, --api-keys, --data-dir and --redis are the gateway's; the other
+services read the rest of the environment (EXECUTION_PROVIDERS, INTRA_OP_THREADS, LOG_LEVEL, ...). With neither flag the gateway calls
 services already running at the GATEWAY_*_TARGET addresses in the environment.
 On 127.0.0.1 or ::1 no API key is needed; on any other address (127.0.0.2 and localhost
 included) the gateway refuses to start without --api-keys (or GATEWAY_API_KEYS), exiting 78.
@@ -55,6 +56,7 @@ export async function serve(argv: string[], log: (line: string) => void): Promis
       'data-dir': { type: 'string' },
       redis: { type: 'string' },
       'no-batch-worker': { type: 'boolean', default: false },
+      'log-dir': { type: 'string' },
     },
     allowPositionals: false,
   });
@@ -87,8 +89,16 @@ export async function serve(argv: string[], log: (line: string) => void): Promis
   }
   set('GATEWAY_REDIS_URL', values.redis);
   if (values['no-batch-worker']) env['GATEWAY_BATCH_WORKER'] = 'false';
+  if (values['log-dir'] !== undefined && !values.distributed) {
+    throw new CliError('--log-dir is for --distributed (the other modes log to standard output)');
+  }
   if (values.distributed) {
-    process.exitCode = await serveDistributed({ repo: resolve(values.models!), env, log });
+    process.exitCode = await serveDistributed({
+      repo: resolve(values.models!),
+      env,
+      log,
+      ...(values['log-dir'] === undefined ? {} : { logDir: resolve(values['log-dir']) }),
+    });
     return;
   }
   // The IPC channel ties the gateway's life to this launcher: if the launcher dies (even by

@@ -1,0 +1,276 @@
+// `ibllm serve --distributed`: every service its own process, started, wired and seeded by the
+// launcher on the golden tiny-a repository, answering with the official greedy tokens (the visual
+// cache on, so the retriever must have seeded itself from the repository); SIGTERM stops every
+// child and exits 0; kill -9 of the launcher leaves no child behind; a child that dies takes the
+// platform down with a message naming it.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { callServerStream, createClient } from '@imagebind-llm/grpc-kit';
+import { gatewayV1 } from '@imagebind-llm/proto';
+import {
+  goldenCase,
+  goldenDemoInputs,
+  goldenModelRepository,
+  goldenPath,
+  startProcess,
+  type GoldenCase,
+  type RunningProcess,
+} from '@imagebind-llm/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const CLI = join(__dirname, '..', 'bin', 'ibllm.js');
+const QUESTION = "Guess the girl's mood based on the background music and explain the reason?";
+/** What the official code answered for girl.jpg + girl_bgm.wav and QUESTION (greedy, cache on). */
+const DEMO = goldenCase('decode/demo_image+audio_knn-on') as GoldenCase & {
+  instruction: string;
+  generated_ids: number[];
+  text_stripped: string;
+};
+const SERVICES = [
+  'encoder-vision',
+  'encoder-audio',
+  'encoder-text',
+  'encoder-point',
+  'retriever',
+  'bind',
+  'decoder',
+  'gateway',
+];
+/** Eight processes load on a 2-core machine at once; the standalone test allows one 60 s. */
+const READY_TIMEOUT_MS = 150_000;
+/** A drain after SIGTERM or a closed IPC channel, on a loaded machine. */
+const EXIT_TIMEOUT_MS = 40_000;
+
+interface Ready {
+  readonly pid: number;
+  readonly gateway: { readonly grpc: string; readonly http: string };
+  readonly services: { name: string; pid: number; grpc: string; http: string }[];
+}
+
+function launch(repo: string, extra: string[] = []): RunningProcess {
+  return startProcess(
+    process.execPath,
+    [CLI, 'serve', '--distributed', '--models', repo, '--grpc-port', '0', '--http-port', '0', ...extra],
+    // One ONNX Runtime thread per process: eight processes share two cores.
+    { env: { PATH: process.env['PATH'], LOG_LEVEL: 'info', INTRA_OP_THREADS: '1' } },
+  );
+}
+
+async function platformReady(proc: RunningProcess): Promise<Ready> {
+  const line = await proc.waitForLine((l) => l['event'] === 'platform.ready', READY_TIMEOUT_MS);
+  return line as unknown as Ready;
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Ends whatever a failed test left running (only the pids this file started). */
+function killAll(pids: readonly number[]): void {
+  for (const pid of pids) {
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+  }
+}
+
+describe('ibllm serve --distributed', () => {
+  let repo: string;
+  let launcher: RunningProcess;
+  let ready: Ready;
+
+  beforeAll(async () => {
+    repo = goldenModelRepository();
+    launcher = launch(repo);
+    ready = await platformReady(launcher);
+  }, READY_TIMEOUT_MS + 30_000);
+
+  afterAll(async () => {
+    await launcher?.stop('SIGKILL');
+    killAll(ready?.services.map((s) => s.pid) ?? []);
+  });
+
+  it('runs every service as its own process and prints a summary of them', async () => {
+    expect(ready.services.map((s) => s.name)).toEqual(SERVICES);
+    const pids = ready.services.map((s) => s.pid);
+    expect(new Set([...pids, launcher.child.pid]).size).toBe(SERVICES.length + 1);
+    for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(true);
+    // Each pid is the one the service itself reported in its own service.ready line.
+    for (const s of ready.services) {
+      const own = launcher.lines.find((l) => l['event'] === 'service.ready' && l['service'] === s.name);
+      expect(own?.['pid'], s.name).toBe(s.pid);
+      expect(s.grpc).toBe(`127.0.0.1:${String(own?.['grpcPort'])}`);
+    }
+    // The retriever filled its visual cache from the repository (MODEL_REPO, no extra variable).
+    const retriever = launcher.lines.find(
+      (l) => l['event'] === 'service.ready' && l['service'] === 'retriever',
+    );
+    expect(retriever?.['seeded']).toBeGreaterThan(0);
+    // stderr and stdout arrive apart: the table may come just after the platform.ready line.
+    await expect.poll(() => launcher.stderr(), { timeout: 5_000 }).toMatch(/service\s+pid\s+gRPC\s+HTTP/);
+    const table = launcher.stderr();
+    for (const s of ready.services) {
+      expect(table).toMatch(new RegExp(`^${s.name}\\s+${s.pid}\\s+${s.grpc}\\s+${s.http}$`, 'm'));
+    }
+  });
+
+  it('streams the official greedy tokens through the gateway (decode/demo_image+audio_knn-on)', async () => {
+    expect(DEMO.instruction).toBe(QUESTION);
+    const client = createClient(gatewayV1.GatewayServiceClient, ready.gateway.grpc);
+    const ids: number[] = [];
+    let text = '';
+    try {
+      for await (const m of callServerStream(
+        client.generate.bind(client),
+        {
+          inputs: goldenDemoInputs(),
+          instruction: QUESTION,
+          input: '',
+          sampling: { temperature: 0 },
+          stopping: { maxNewTokens: 24 },
+        },
+        { timeoutMs: 60_000 },
+      )) {
+        ids.push(...m.tokenIds);
+        text += m.text;
+      }
+    } finally {
+      client.close();
+    }
+    expect(ids).toEqual(DEMO.generated_ids);
+    expect(text.trim()).toBe(DEMO.text_stripped);
+  }, 90_000);
+
+  it('answers REST chat with the official text (SSE), as the README asks it', async () => {
+    const image = readFileSync(goldenPath('inputs', 'girl.jpg')).toString('base64');
+    const audio = readFileSync(goldenPath('inputs', 'girl_bgm.wav')).toString('base64');
+    const res = await fetch(`${ready.gateway.http}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'imagebind-llm',
+        stream: true,
+        temperature: 0,
+        max_tokens: 24,
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: QUESTION },
+              { type: 'image_url', image_url: { url: `data:image/jpeg;base64,${image}` } },
+              { type: 'input_audio', input_audio: { data: audio, format: 'wav' } },
+            ],
+          },
+        ],
+      }),
+    });
+    expect(res.status).toBe(200);
+    const events = (await res.text())
+      .split('\n\n')
+      .filter((e) => e.startsWith('data: '))
+      .map((e) => e.slice('data: '.length));
+    expect(events.at(-1)).toBe('[DONE]');
+    const text = events
+      .slice(0, -1)
+      .map((e) => (JSON.parse(e) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content)
+      .join('');
+    expect(text.trim()).toBe(DEMO.text_stripped);
+    // The README's own request (an ImageBind text input, cache on by default) answers too.
+    const readme = await fetch(`${ready.gateway.http}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'imagebind-llm',
+        stream: true,
+        max_tokens: 32,
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'Describe the scene.' },
+              { type: 'text', text: 'A dog playing on the beach.', imagebind_modality: true },
+            ],
+          },
+        ],
+      }),
+    });
+    expect(readme.status).toBe(200);
+    const body = await readme.text();
+    expect(body).not.toMatch(/"error"/);
+    expect(body.trimEnd().endsWith('data: [DONE]')).toBe(true);
+  }, 90_000);
+
+  it(
+    'stops every child on SIGTERM and exits 0',
+    async () => {
+      const pids = ready.services.map((s) => s.pid);
+      expect(await launcher.stop('SIGTERM', EXIT_TIMEOUT_MS)).toEqual({ code: 0, signal: null });
+      for (const pid of pids) expect(alive(pid), `pid ${pid} after SIGTERM`).toBe(false);
+      expect(launcher.lines.filter((l) => l['event'] === 'shutdown.done')).toHaveLength(SERVICES.length);
+      // The temporary folder of the services' logs goes with a clean stop.
+      const logDir = /\(their logs: (.+)\)$/m.exec(launcher.stderr())?.[1];
+      expect(logDir).toBeDefined();
+      expect(existsSync(logDir!)).toBe(false);
+    },
+    EXIT_TIMEOUT_MS + 10_000,
+  );
+});
+
+describe('ibllm serve --distributed, when a process goes away', () => {
+  it(
+    'leaves no child behind when the launcher is killed with SIGKILL',
+    async () => {
+      const launcher = launch(goldenModelRepository());
+      let pids: number[] = [];
+      try {
+        pids = (await platformReady(launcher)).services.map((s) => s.pid);
+        await launcher.stop('SIGKILL');
+        // Each child's IPC channel closes: it drains and exits as on SIGTERM.
+        await expect.poll(() => pids.filter(alive), { timeout: EXIT_TIMEOUT_MS, interval: 200 }).toEqual([]);
+      } finally {
+        await launcher.stop('SIGKILL');
+        killAll(pids);
+      }
+    },
+    READY_TIMEOUT_MS + EXIT_TIMEOUT_MS + 10_000,
+  );
+
+  it(
+    'stops the rest and exits 1 naming the service when one dies',
+    async () => {
+      const logDir = mkdtempSync(join(tmpdir(), 'serve-distributed-'));
+      const launcher = launch(goldenModelRepository(), ['--log-dir', logDir]);
+      let pids: number[] = [];
+      try {
+        const ready = await platformReady(launcher);
+        pids = ready.services.map((s) => s.pid);
+        const decoder = ready.services.find((s) => s.name === 'decoder')!;
+        process.kill(decoder.pid, 'SIGKILL');
+        expect(await launcher.exited()).toEqual({ code: 1, signal: null });
+        const said = launcher.stderr();
+        expect(said).toContain(
+          `ibllm serve: decoder (pid ${decoder.pid}) exited with signal SIGKILL; stopping every service. Its last lines (all in ${join(logDir, 'decoder.log')}):`,
+        );
+        // Its last lines follow, among them its ready line.
+        expect(said).toMatch(/^ {2}\{.*"event":"service\.ready","service":"decoder"/m);
+        expect(pids.filter(alive)).toEqual([]);
+        // After a failure the logs stay, each service's whole output in its own file.
+        expect(said).toContain(`the services' logs are kept in ${logDir}`);
+        for (const name of SERVICES) {
+          expect(readFileSync(join(logDir, `${name}.log`), 'utf8'), name).toContain(
+            '"event":"service.ready"',
+          );
+        }
+      } finally {
+        await launcher.stop('SIGKILL');
+        killAll(pids);
+        rmSync(logDir, { recursive: true, force: true });
+      }
+    },
+    READY_TIMEOUT_MS + EXIT_TIMEOUT_MS + 10_000,
+  );
+});
