@@ -100,6 +100,78 @@ function hasNoGpu(w: Workload): boolean {
   );
 }
 
+/** A CPU or memory quantity in base units (cores, bytes), for comparing requests with limits. */
+function quantity(value: string | number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^([0-9.]+)([a-zA-Z]*)$/.exec(String(value));
+  if (m === null) throw new Error(`not a quantity: ${value}`);
+  const factor: Record<string, number> = {
+    '': 1,
+    m: 1e-3,
+    k: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+    Ki: 2 ** 10,
+    Mi: 2 ** 20,
+    Gi: 2 ** 30,
+    Ti: 2 ** 40,
+  };
+  const f = factor[m[2]!];
+  if (f === undefined) throw new Error(`unknown quantity suffix in ${value}`);
+  return Number(m[1]) * f;
+}
+
+/**
+ * The pod's QoS class as the kubelet derives it: Guaranteed when every container (init containers
+ * too) sets CPU and memory limits and every request it sets equals its limit (a missing request
+ * defaults to the limit), BestEffort with no requests or limits at all, else Burstable.
+ */
+function qosClass(pod: IPodSpec): 'Guaranteed' | 'Burstable' | 'BestEffort' {
+  const containers = allContainers(pod);
+  const none = containers.every(
+    (c) =>
+      Object.keys(c.resources?.requests ?? {}).length === 0 &&
+      Object.keys(c.resources?.limits ?? {}).length === 0,
+  );
+  if (none) return 'BestEffort';
+  const guaranteed = containers.every((c) => {
+    const requests = (c.resources?.requests ?? {}) as Record<string, string | number>;
+    const limits = (c.resources?.limits ?? {}) as Record<string, string | number>;
+    if (limits['cpu'] === undefined || limits['memory'] === undefined) return false;
+    return Object.entries(requests).every(([name, value]) => quantity(value) === quantity(limits[name]));
+  });
+  return guaranteed ? 'Guaranteed' : 'Burstable';
+}
+
+/** The most replicas a Deployment can run: its ScaledObject's or HPA's maximum, else spec.replicas. */
+function maxReplicasOf(objects: readonly K8sObject[], name: string): number {
+  const so = ofKind(objects, 'ScaledObject').find((s) => s.spec.scaleTargetRef.name === name);
+  if (so !== undefined) return so.spec.maxReplicaCount ?? 100;
+  const hpa = ofKind(objects, 'HorizontalPodAutoscaler').find((h) => h.spec?.scaleTargetRef.name === name);
+  if (hpa !== undefined) return hpa.spec!.maxReplicas;
+  const d = ofKind(objects, 'Deployment').find((x) => x.metadata?.name === name);
+  return d?.spec?.replicas ?? 1;
+}
+
+const HOSTNAME = 'kubernetes.io/hostname';
+const ZONE = 'topology.kubernetes.io/zone';
+
+/**
+ * The topology keys over which a workload's own pods are spread: a topologySpreadConstraint whose
+ * selector matches the pod's labels, or a required pod anti-affinity term against its own pods.
+ */
+function spreadKeys(w: Workload): Set<string> {
+  const keys = new Set<string>();
+  for (const c of w.pod.topologySpreadConstraints ?? []) {
+    if (selects(c.labelSelector?.matchLabels, w.podLabels)) keys.add(c.topologyKey);
+  }
+  for (const term of w.pod.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []) {
+    if (selects(term.labelSelector?.matchLabels, w.podLabels)) keys.add(term.topologyKey);
+  }
+  return keys;
+}
+
 /** A NetworkPolicy peer is inside the release when it selects release pods in the same namespace. */
 function inRelease(peer: INetworkPolicyPeer): boolean {
   return (
@@ -236,12 +308,34 @@ describe.each(ENVIRONMENTS)('%s', (env) => {
     }
   });
 
+  it('spreads every Deployment that can run more than one replica over nodes and zones', () => {
+    const objects = objectsOf(env);
+    for (const w of workloads(objects).filter((x) => x.kind === 'Deployment')) {
+      const keys = spreadKeys(w);
+      if (maxReplicasOf(objects, w.name) > 1) {
+        expect([...keys].sort(), `${w.name}: spread`).toEqual(expect.arrayContaining([HOSTNAME, ZONE]));
+        // Hard on nodes, counted per revision (a rollout's surge pods do not skew the new ones).
+        const host = (w.pod.topologySpreadConstraints ?? []).find((c) => c.topologyKey === HOSTNAME);
+        if (host !== undefined) {
+          expect(host.whenUnsatisfiable, w.name).toBe('DoNotSchedule');
+          expect(host.matchLabelKeys, w.name).toEqual(['pod-template-hash']);
+        }
+      } else {
+        expect(w.pod.topologySpreadConstraints ?? [], `${w.name}: one replica, nothing to spread`).toEqual(
+          [],
+        );
+      }
+    }
+  });
+
   it('places the decoder only on the GPU pool, with nvidia.com/gpu requests == limits', () => {
     const decoder = deployment(objectsOf(env), 'decoder');
     expect(onGpuPool(decoder)).toBe(true);
     const c = mainContainer(decoder);
     expect(c.image).toMatch(/\/imagebind-llm\/decoder:.+-cuda12$/);
-    expect(envOf(c).get('EXECUTION_PROVIDERS')).toBe('cuda,cpu');
+    // The chart's default on a GPU pool is cuda,cpu; prod names its own order (WebGPU first).
+    expect(envOf(c).get('EXECUTION_PROVIDERS')).toBe(env === 'prod' ? 'webgpu,cuda,cpu' : 'cuda,cpu');
+    expect(envOf(c).get('NVIDIA_DRIVER_CAPABILITIES')).toBe('compute,utility,graphics');
     // Services without a GPU image never ask for one.
     for (const component of ['gateway', 'retriever', 'batch-worker', 'bind']) {
       expect(hasNoGpu(deployment(objectsOf(env), component)), component).toBe(true);
@@ -336,6 +430,8 @@ describe.each(ENVIRONMENTS)('%s', (env) => {
       const c = mainContainer(w);
       const vars = envOf(c);
       const real = envNamesOf(w.component);
+      // Read by the NVIDIA container toolkit, not the service: GPU pods only.
+      if (onGpuPool(w)) real.add('NVIDIA_DRIVER_CAPABILITIES');
       expect(
         [...vars.keys()].filter((n) => !real.has(n)),
         w.name,
@@ -481,6 +577,46 @@ describe('prod', () => {
       'gateway',
       'retriever',
     ]);
+  });
+
+  it('runs the decoder and the GPU encoders in the Guaranteed QoS class (CPU, memory and GPU)', () => {
+    const objects = objectsOf('prod');
+    const onGpu = workloads(objects).filter((w) => w.kind === 'Deployment' && onGpuPool(w));
+    expect(onGpu.map((w) => w.component).sort()).toEqual(['decoder', 'encoder-audio', 'encoder-vision']);
+    for (const w of onGpu) {
+      expect(qosClass(w.pod), w.name).toBe('Guaranteed');
+      const { requests = {}, limits = {} } = mainContainer(w).resources ?? {};
+      for (const resource of ['cpu', 'memory', GPU]) {
+        expect(requests[resource], `${w.name}: requests.${resource}`).toBeDefined();
+        expect(quantity(requests[resource]), `${w.name}: ${resource} request = limit`).toBe(
+          quantity(limits[resource]),
+        );
+      }
+    }
+    // The check can fail: the prod decoder's former 32Gi request under a 48Gi limit was Burstable.
+    const burstable = structuredClone(deployment(objects, 'decoder').pod);
+    burstable.containers[0]!.resources!.requests!['memory'] = '32Gi';
+    expect(qosClass(burstable)).toBe('Burstable');
+  });
+
+  it('spreads every Deployment (all can scale past one replica) and serves the decoder through WebGPU', () => {
+    const objects = objectsOf('prod');
+    const deployments = workloads(objects).filter((w) => w.kind === 'Deployment');
+    expect(deployments).toHaveLength(9);
+    for (const w of deployments) {
+      expect(maxReplicasOf(objects, w.name), w.name).toBeGreaterThan(1);
+      expect([...spreadKeys(w)], w.name).toEqual(expect.arrayContaining([HOSTNAME, ZONE]));
+    }
+    // GPU pods ask the container toolkit for the Vulkan ICD too; the decoder prefers WebGPU.
+    for (const w of deployments.filter((x) => onGpuPool(x))) {
+      const env = envOf(mainContainer(w));
+      expect(env.get('NVIDIA_DRIVER_CAPABILITIES'), w.name).toBe('compute,utility,graphics');
+      expect(env.get('EXECUTION_PROVIDERS'), w.name).toBe(
+        w.component === 'decoder' ? 'webgpu,cuda,cpu' : 'cuda,cpu',
+      );
+    }
+    const operations = readFileSync(join(ENV_DIR, '..', '..', 'docs', 'operations.md'), 'utf8');
+    expect(operations, 'docs/operations.md documents the order').toContain('webgpu,cuda,cpu');
   });
 
   it('uses distributed Qdrant through the retriever with shards and replication', () => {
