@@ -224,16 +224,21 @@ describe('ibllm serve --distributed, when a process goes away', () => {
   it(
     'leaves no child behind when the launcher is killed with SIGKILL',
     async () => {
-      const launcher = launch(goldenModelRepository());
+      // Its own log folder: a launcher killed with SIGKILL cannot remove a temporary one.
+      const logDir = mkdtempSync(join(tmpdir(), 'serve-distributed-'));
+      const launcher = launch(goldenModelRepository(), ['--log-dir', logDir]);
       let pids: number[] = [];
       try {
         pids = (await platformReady(launcher)).services.map((s) => s.pid);
         await launcher.stop('SIGKILL');
         // Each child's IPC channel closes: it drains and exits as on SIGTERM.
         await expect.poll(() => pids.filter(alive), { timeout: EXIT_TIMEOUT_MS, interval: 200 }).toEqual([]);
+        // ... and logged its drain to the end, into a file that outlived the launcher.
+        expect(readFileSync(join(logDir, 'gateway.log'), 'utf8')).toContain('"event":"shutdown.done"');
       } finally {
         await launcher.stop('SIGKILL');
         killAll(pids);
+        rmSync(logDir, { recursive: true, force: true });
       }
     },
     READY_TIMEOUT_MS + EXIT_TIMEOUT_MS + 10_000,
@@ -273,4 +278,45 @@ describe('ibllm serve --distributed, when a process goes away', () => {
     },
     READY_TIMEOUT_MS + EXIT_TIMEOUT_MS + 10_000,
   );
+});
+
+describe('ibllm serve --distributed, its command line', () => {
+  const run = async (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+    const proc = startProcess(process.execPath, [CLI, 'serve', ...args], {
+      env: { PATH: process.env['PATH'] },
+    });
+    const { code } = await proc.exited();
+    return {
+      code,
+      stdout: proc.lines.map((l) => (typeof l['raw'] === 'string' ? l['raw'] : JSON.stringify(l))).join('\n'),
+      stderr: proc.stderr(),
+    };
+  };
+
+  it('is described by `ibllm serve --help`', async () => {
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('[--standalone | --distributed]');
+    expect(help.stdout).toContain('--distributed runs every service as its own process');
+    expect(help.stdout).toContain('[--log-dir DIR]');
+  });
+
+  it.each([
+    [
+      ['--distributed'],
+      'ibllm: --distributed needs --models REPO (build one with `ibllm models demo --out REPO`)',
+    ],
+    [
+      ['--distributed', '--standalone', '--models', '.'],
+      'ibllm: --standalone and --distributed exclude each other: one process, or one per service',
+    ],
+    [
+      ['--log-dir', '/tmp/x'],
+      'ibllm: --log-dir is for --distributed (the other modes log to standard output)',
+    ],
+  ])('refuses %j with exit 2 and one line', async (args, line) => {
+    const result = await run(args);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(`${line}\n`);
+  });
 });
