@@ -280,6 +280,41 @@ describe('ibllm serve --distributed, when a process goes away', () => {
   );
 });
 
+describe('ibllm serve --distributed with a public --host', () => {
+  it(
+    'gives the gateway the host and keys (401 without one) while the services stay on 127.0.0.1',
+    async () => {
+      const key = 'k-0123456789abcdef0123';
+      const launcher = launch(goldenModelRepository(), [
+        '--host',
+        '127.0.0.2',
+        '--api-keys',
+        `team-a:${key}`,
+      ]);
+      let pids: number[] = [];
+      try {
+        const ready = await platformReady(launcher);
+        pids = ready.services.map((s) => s.pid);
+        expect(ready.gateway.http).toMatch(/^http:\/\/127\.0\.0\.2:\d+$/);
+        expect(ready.gateway.grpc).toMatch(/^127\.0\.0\.2:\d+$/);
+        for (const s of ready.services.filter((x) => x.name !== 'gateway')) {
+          expect(s.grpc, s.name).toMatch(/^127\.0\.0\.1:\d+$/);
+        }
+        expect((await fetch(`${ready.gateway.http}/v1/models`)).status).toBe(401);
+        expect(
+          (await fetch(`${ready.gateway.http}/v1/models`, { headers: { 'x-api-key': key } })).status,
+        ).toBe(200);
+        expect(await launcher.stop('SIGTERM', EXIT_TIMEOUT_MS)).toEqual({ code: 0, signal: null });
+        expect(pids.filter(alive)).toEqual([]);
+      } finally {
+        await launcher.stop('SIGKILL');
+        killAll(pids);
+      }
+    },
+    READY_TIMEOUT_MS + EXIT_TIMEOUT_MS + 10_000,
+  );
+});
+
 describe('ibllm serve --distributed, its command line', () => {
   const run = async (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => {
     const proc = startProcess(process.execPath, [CLI, 'serve', ...args], {

@@ -199,6 +199,21 @@ export function readyPorts(line: string): { grpcPort: number; httpPort: number }
   }
 }
 
+const LOOPBACK = { grpc: '127.0.0.1', http: '127.0.0.1' };
+
+/**
+ * Where to reach the gateway: its bind hosts (GATEWAY_GRPC_HOST, GATEWAY_HTTP_HOST, set by --host),
+ * a wildcard bind shown as loopback, an IPv6 address in brackets.
+ */
+export function gatewayHosts(env: Readonly<Record<string, string>>): { grpc: string; http: string } {
+  const reach = (host: string | undefined): string => {
+    if (host === undefined || host === '' || host === '0.0.0.0') return '127.0.0.1';
+    if (host === '::') return '[::1]';
+    return host.includes(':') ? `[${host}]` : host;
+  };
+  return { grpc: reach(env['GATEWAY_GRPC_HOST']), http: reach(env['GATEWAY_HTTP_HOST']) };
+}
+
 /** The summary printed once every process is ready: one row per service. */
 export function summaryTable(services: readonly ReadyService[]): string {
   const rows = [
@@ -269,11 +284,12 @@ export async function serveDistributed(options: DistributedOptions): Promise<num
     });
     try {
       const ports = await Promise.race([child.ready, timeout]);
+      const host = child.name === 'gateway' ? gatewayHosts(options.env) : LOOPBACK;
       return {
         name: child.name,
         pid: child.proc.pid ?? 0,
-        grpc: `127.0.0.1:${ports.grpcPort}`,
-        http: `http://127.0.0.1:${ports.httpPort}`,
+        grpc: `${host.grpc}:${ports.grpcPort}`,
+        http: `http://${host.http}:${ports.httpPort}`,
       };
     } catch (error) {
       stopRequested({ kind: 'failed', child, why: (error as Error).message });
