@@ -6,6 +6,7 @@ export * from './ort-worker-session';
 export * from './session-state';
 export * from './generation/sampling';
 export * from './generation/generation-engine';
+export * from './generation/decoder-shape';
 export * from './model-repository';
 export * from './pipeline/language-pipeline';
 export * from './pipeline/encoder-pipeline';

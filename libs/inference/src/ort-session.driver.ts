@@ -1,6 +1,7 @@
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { chooseProviders, detectBackends, type ProviderName } from './execution-providers';
 import { WorkerSession } from './ort-worker-session';
+import type { BindingSessionPort } from './session-state';
 import type { HostData, HostDType, HostTensor, InferenceSessionPort } from './session.port';
 
 export interface OrtSessionOptions {
@@ -20,6 +21,11 @@ export interface OrtSessionOptions {
    * session, so a long run leaves the event loop free; see ort-worker-session.ts).
    */
   readonly thread?: 'caller' | 'worker';
+  /**
+   * The state-allocation graph (`zeros_float32` / `zeros_float16` of a given length) that lets a
+   * worker session on a GPU provider keep its state buffers on the device.
+   */
+  readonly stateAllocModel?: string;
   /** Called once with the providers chosen and skipped, for the start-up log. */
   readonly onProviders?: (
     chosen: readonly ProviderName[],
@@ -35,8 +41,8 @@ function fromOrt(t: Tensor): HostTensor {
   return { dtype: t.type as HostDType, dims: t.dims, data: t.data as HostData };
 }
 
-/** The onnxruntime-node driver of InferenceSessionPort. */
-class OrtSession implements InferenceSessionPort {
+/** The onnxruntime-node driver of InferenceSessionPort (and of output binding, for state writes). */
+class OrtSession implements BindingSessionPort {
   constructor(private readonly session: InferenceSession) {}
 
   get inputNames(): readonly string[] {
@@ -62,6 +68,27 @@ class OrtSession implements InferenceSessionPort {
     return out;
   }
 
+  /** Runs with outputs `bound` written into the given host buffers (pre-allocated outputs). */
+  async runBound(
+    feeds: Readonly<Record<string, HostTensor>>,
+    bound: Readonly<Record<string, HostTensor>>,
+    outputs: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
+    const fetches: Record<string, Tensor | null> = {};
+    for (const [name, t] of Object.entries(bound)) fetches[name] = toOrt(t);
+    for (const name of outputs) fetches[name] = null;
+    const result = await this.session.run(ortFeeds, fetches);
+    const out: Record<string, HostTensor> = {};
+    for (const name of outputs) {
+      const t = result[name];
+      if (t === undefined) throw new Error(`the session returned no "${name}"`);
+      out[name] = fromOrt(t);
+    }
+    return out;
+  }
+
   async release(): Promise<void> {
     await this.session.release();
   }
@@ -82,7 +109,12 @@ export async function createOrtSession(
       ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
       : {}),
   };
-  if (options.thread === 'worker') return WorkerSession.create(path, { ...sessionOptions });
+  if (options.thread === 'worker') {
+    // State on the device only where the session runs on a GPU provider and the repository
+    // brought the allocation graph; everything else keeps its state in the worker's memory.
+    const onDevice = choice.providers[0] === 'webgpu' && options.stateAllocModel !== undefined;
+    return WorkerSession.create(path, { ...sessionOptions }, onDevice ? options.stateAllocModel : undefined);
+  }
   const session = await InferenceSession.create(path, sessionOptions);
   return new OrtSession(session);
 }

@@ -2,7 +2,13 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { threadId as mainThreadId, Worker } from 'node:worker_threads';
 import type { HostData, HostDType, HostTensor } from './session.port';
-import type { StateCopy, StatefulFeed, StatefulSessionPort } from './session-state';
+import type {
+  StatefulFeed,
+  StatefulSessionPort,
+  StateLocation,
+  StateOptions,
+  StateWrite,
+} from './session-state';
 
 /**
  * The worker's program. onnxruntime-node's `session.run` calls the native Run synchronously on the
@@ -18,48 +24,76 @@ const WORKER_PROGRAM = `
 const { parentPort, workerData, threadId } = require('node:worker_threads');
 const ort = require(workerData.ortPath);
 let session;
+// Device state: a second, tiny session (the repository's state-allocation graph) makes zeroed
+// buffers on the device; a buffer then lives as a gpu-buffer tensor that views are cut from.
+let allocator;
 const state = new Map();
 const count = (dims) => dims.reduce((a, b) => a * b, 1);
 function view(ref) {
-  const buffer = state.get(ref.state);
-  if (buffer === undefined) throw new Error('no state buffer "' + ref.state + '"');
+  const entry = state.get(ref.state);
+  if (entry === undefined) throw new Error('no state buffer "' + ref.state + '"');
   const n = count(ref.dims);
-  if (n > buffer.length) throw new Error('state "' + ref.state + '" holds ' + buffer.length + ' values; a view of ' + n + ' was asked for');
-  return buffer.subarray(0, n);
+  if (n > entry.elements) throw new Error('state "' + ref.state + '" holds ' + entry.elements + ' values; a view of ' + n + ' was asked for');
+  if (entry.device !== undefined) return ort.Tensor.fromGpuBuffer(entry.device.gpuBuffer, { dataType: entry.dtype, dims: ref.dims });
+  return new ort.Tensor(entry.dtype, entry.host.subarray(0, n), ref.dims);
+}
+function drop() {
+  for (const entry of state.values()) if (entry.device !== undefined) entry.device.dispose();
+  state.clear();
 }
 async function handle(msg) {
   switch (msg.type) {
     case 'load':
       session = await ort.InferenceSession.create(msg.path, msg.options);
-      return { inputNames: session.inputNames, outputNames: session.outputNames };
-    case 'createState':
-      state.set(msg.name, new Float32Array(msg.elements));
+      if (msg.allocModel !== undefined) {
+        allocator = await ort.InferenceSession.create(msg.allocModel, { ...msg.options, preferredOutputLocation: 'gpu-buffer' });
+      }
+      return { inputNames: session.inputNames, outputNames: session.outputNames, stateLocation: allocator === undefined ? 'host' : 'device' };
+    case 'createState': {
+      const old = state.get(msg.name);
+      if (old !== undefined && old.device !== undefined) old.device.dispose();
+      const dtype = msg.dtype === 'float16' ? 'float16' : 'float32';
+      if (allocator !== undefined && msg.host !== true) {
+        const shape = new ort.Tensor('int64', BigInt64Array.of(BigInt(msg.elements)), [1]);
+        const name = dtype === 'float16' ? 'zeros_float16' : 'zeros_float32';
+        const out = await allocator.run({ shape }, [name]);
+        state.set(msg.name, { dtype, elements: msg.elements, device: out[name] });
+      } else {
+        const host = dtype === 'float16' ? new Uint16Array(msg.elements) : new Float32Array(msg.elements);
+        state.set(msg.name, { dtype, elements: msg.elements, host });
+      }
       return {};
+    }
     case 'writeState': {
-      const buffer = state.get(msg.name);
-      if (buffer === undefined) throw new Error('no state buffer "' + msg.name + '"');
-      buffer.set(msg.values, msg.at);
+      const entry = state.get(msg.name);
+      if (entry === undefined || entry.host === undefined || entry.dtype !== 'float32') throw new Error('no float32 host state buffer "' + msg.name + '"');
+      entry.host.set(msg.values, msg.at);
       return {};
     }
     case 'dropState':
-      state.clear();
+      drop();
       return {};
     case 'run': {
       const feeds = {};
       for (const [name, t] of Object.entries(msg.feeds)) {
-        feeds[name] = 'state' in t ? new ort.Tensor('float32', view(t), t.dims) : new ort.Tensor(t.dtype, t.data, t.dims);
+        feeds[name] = 'state' in t ? view(t) : new ort.Tensor(t.dtype, t.data, t.dims);
       }
-      const result = await session.run(feeds);
-      for (const c of msg.copies) {
-        const target = state.get(c.state);
-        const source = result[c.output] && result[c.output].data;
-        if (target === undefined) throw new Error('no state buffer "' + c.state + '"');
-        if (!(source instanceof Float32Array)) throw new Error('the session returned no float32 "' + c.output + '"');
-        const s = c.spans;
-        for (let i = 0; i + 2 < s.length; i += 3) target.set(source.subarray(s[i], s[i] + s[i + 2]), s[i + 1]);
+      const names = msg.outputs === undefined ? session.outputNames : msg.outputs;
+      let result;
+      if (msg.writes.length === 0) {
+        result = await session.run(feeds, names);
+      } else {
+        // Outputs bound to the views fed as state: the graph writes into the buffers in place.
+        const fetches = {};
+        for (const w of msg.writes) {
+          const bound = feeds[w.input];
+          if (bound === undefined || !('state' in msg.feeds[w.input])) throw new Error('write "' + w.output + '" names input "' + w.input + '", which is not a state view');
+          fetches[w.output] = bound;
+        }
+        for (const name of names) fetches[name] = null;
+        result = await session.run(feeds, fetches);
       }
       const out = {};
-      const names = msg.outputs === undefined ? Object.keys(result) : msg.outputs;
       for (const name of names) {
         const t = result[name];
         if (t === undefined) throw new Error('the session returned no "' + name + '"');
@@ -68,9 +102,11 @@ async function handle(msg) {
       return { out };
     }
     case 'release':
-      state.clear();
+      drop();
+      if (allocator !== undefined) await allocator.release();
       if (session !== undefined) await session.release();
       session = undefined;
+      allocator = undefined;
       return {};
     default:
       throw new Error('unknown message ' + msg.type);
@@ -104,6 +140,7 @@ interface Reply {
   readonly message?: string;
   readonly inputNames?: readonly string[];
   readonly outputNames?: readonly string[];
+  readonly stateLocation?: StateLocation;
   readonly out?: Record<string, { dtype: string; dims: readonly number[]; data: HostData }>;
 }
 
@@ -128,6 +165,7 @@ export class WorkerSession implements StatefulSessionPort {
   private nextId = 1;
   private names: { inputs: readonly string[]; outputs: readonly string[] } = { inputs: [], outputs: [] };
   private failure: Error | undefined;
+  private location: StateLocation = 'host';
   /** Thread id that executed the latest run (not the caller's: see `callerThreadId`). */
   lastRunThreadId: number | undefined;
   readonly callerThreadId = mainThreadId;
@@ -154,13 +192,27 @@ export class WorkerSession implements StatefulSessionPort {
     });
   }
 
-  /** Starts a worker and loads `path` in it with onnxruntime session options `options`. */
-  static async create(path: string, options: Record<string, unknown>): Promise<WorkerSession> {
+  /**
+   * Starts a worker and loads `path` in it with onnxruntime session options `options`. With
+   * `allocModel` (the repository's state-allocation graph) state buffers live on the device the
+   * session runs on; without it, in the worker's memory.
+   */
+  static async create(
+    path: string,
+    options: Record<string, unknown>,
+    allocModel?: string,
+  ): Promise<WorkerSession> {
     const worker = new Worker(WORKER_PROGRAM, { eval: true, workerData: { ortPath: ortPath() } });
     const session = new WorkerSession(worker);
     try {
-      const reply = await session.call({ type: 'load', path, options });
+      const reply = await session.call({
+        type: 'load',
+        path,
+        options,
+        ...(allocModel === undefined ? {} : { allocModel }),
+      });
       session.names = { inputs: reply.inputNames ?? [], outputs: reply.outputNames ?? [] };
+      session.location = reply.stateLocation ?? 'host';
     } catch (error) {
       await worker.terminate();
       throw error;
@@ -174,6 +226,10 @@ export class WorkerSession implements StatefulSessionPort {
 
   get outputNames(): readonly string[] {
     return this.names.outputs;
+  }
+
+  get stateLocation(): StateLocation {
+    return this.location;
   }
 
   private async call(message: Record<string, unknown>): Promise<Reply> {
@@ -203,22 +259,22 @@ export class WorkerSession implements StatefulSessionPort {
 
   async runWithState(
     feeds: Readonly<Record<string, StatefulFeed>>,
-    copies: readonly StateCopy[],
+    writes: readonly StateWrite[],
     outputs?: readonly string[],
   ): Promise<Record<string, HostTensor>> {
     const wire: Record<string, WireTensor | StatefulFeed> = { ...feeds };
     const reply = await this.call({
       type: 'run',
       feeds: wire,
-      copies,
+      writes,
       ...(outputs === undefined ? {} : { outputs: [...outputs] }),
     });
     this.lastRunThreadId = reply.threadId;
     return WorkerSession.outputs(reply);
   }
 
-  async createState(name: string, elements: number): Promise<void> {
-    await this.call({ type: 'createState', name, elements });
+  async createState(name: string, elements: number, options: StateOptions = {}): Promise<void> {
+    await this.call({ type: 'createState', name, elements, ...options });
   }
 
   async writeState(name: string, at: number, values: Float32Array): Promise<void> {

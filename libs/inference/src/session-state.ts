@@ -1,11 +1,26 @@
 import type { HostTensor, InferenceSessionPort } from './session.port';
 
 /**
- * Float32 buffers a session keeps from run to run (the decoder's slot KV cache), held where the
- * session runs: in the caller's thread for an in-thread session, inside the worker for a worker
- * session. They never travel per run; a run reads them through StateRefs and updates them
- * through StateCopies.
+ * Buffers a session keeps from run to run (the decoder's slot KV cache and each slot's visual
+ * offsets), held where the session runs: in the caller's thread for an in-thread session, inside
+ * the worker for a worker session, and on the device (WebGPU buffers) when the session runs on a
+ * GPU provider and the buffer is not marked `host`. They never travel per run: a run reads them
+ * through StateRefs, and a graph output bound to a StateRef's view (a StateWrite) is written into
+ * the buffer in place by the graph itself.
  */
+
+/** Element types a state buffer can hold. */
+export type StateDtype = 'float32' | 'float16';
+
+export interface StateOptions {
+  /** float32 by default. */
+  readonly dtype?: StateDtype;
+  /**
+   * Keep the buffer in host memory even when the session runs on a device (small per-row values
+   * the host writes at a join, such as each slot's visual offsets).
+   */
+  readonly host?: boolean;
+}
 
 /** Feeds the first `dims`-many values of state buffer `state` as an input, without copying it. */
 export interface StateRef {
@@ -14,13 +29,12 @@ export interface StateRef {
 }
 
 /**
- * After the run, copies runs of values of output `output` into state buffer `state`:
- * `spans` holds triples (from, to, length) in float32 elements.
+ * Binds graph output `output` to the view fed as input `input` (a StateRef), so the graph's own
+ * update of that buffer (the decoder's ScatterND into the slot cache) lands in place.
  */
-export interface StateCopy {
+export interface StateWrite {
   readonly output: string;
-  readonly state: string;
-  readonly spans: Int32Array;
+  readonly input: string;
 }
 
 export type StatefulFeed = HostTensor | StateRef;
@@ -29,20 +43,25 @@ export function isStateRef(feed: StatefulFeed): feed is StateRef {
   return 'state' in feed;
 }
 
-/** An inference session that also holds named float32 state buffers (see above). */
+/** Where a session keeps state buffers that are not marked `host`. */
+export type StateLocation = 'host' | 'device';
+
+/** An inference session that also holds named state buffers (see above). */
 export interface StatefulSessionPort extends InferenceSessionPort {
+  /** Where non-host state buffers live: on the device for a GPU session, else in host memory. */
+  readonly stateLocation: StateLocation;
   /** Allocates (or replaces) state buffer `name` of `elements` zeros. */
-  createState(name: string, elements: number): Promise<void>;
+  createState(name: string, elements: number, options?: StateOptions): Promise<void>;
   /**
-   * Runs the graph with state views among the feeds, applies `copies`, and returns `outputs`
-   * (those only: outputs the copies consume stay where the session runs).
+   * Runs the graph with state views among the feeds, binds each write's output to its input's
+   * view, and returns `outputs` (those only: bound outputs stay where the session runs).
    */
   runWithState(
     feeds: Readonly<Record<string, StatefulFeed>>,
-    copies: readonly StateCopy[],
+    writes: readonly StateWrite[],
     outputs: readonly string[],
   ): Promise<Record<string, HostTensor>>;
-  /** Writes `values` into state buffer `name` from element `at` (per-row constants, at a join). */
+  /** Writes `values` into float32 host state buffer `name` from element `at` (per-row constants). */
   writeState(name: string, at: number, values: Float32Array): Promise<void>;
   /** Frees every state buffer. */
   dropState(): Promise<void>;
@@ -56,40 +75,44 @@ function elements(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
 }
 
-/** Resolves a state view: a subarray of the buffer, no copy. */
-export function stateView(buffers: ReadonlyMap<string, Float32Array>, ref: StateRef): Float32Array {
+type HostStateBuffer = Float32Array | Uint16Array;
+
+/** Resolves a state view as a host tensor over the buffer's first values: no copy. */
+export function stateView(buffers: ReadonlyMap<string, HostStateBuffer>, ref: StateRef): HostTensor {
   const buffer = buffers.get(ref.state);
   if (buffer === undefined) throw new Error(`no state buffer "${ref.state}"`);
   const n = elements(ref.dims);
   if (n > buffer.length) {
     throw new Error(`state "${ref.state}" holds ${buffer.length} values; a view of ${n} was asked for`);
   }
-  return buffer.subarray(0, n);
-}
-
-/** Applies one StateCopy from an output's values. */
-export function applyStateCopy(
-  buffers: ReadonlyMap<string, Float32Array>,
-  copy: StateCopy,
-  source: Float32Array,
-): void {
-  const target = buffers.get(copy.state);
-  if (target === undefined) throw new Error(`no state buffer "${copy.state}"`);
-  const s = copy.spans;
-  for (let i = 0; i + 2 < s.length; i += 3) {
-    const from = s[i]!;
-    const len = s[i + 2]!;
-    target.set(source.subarray(from, from + len), s[i + 1]);
-  }
+  const data = buffer.subarray(0, n);
+  return { dtype: data instanceof Float32Array ? 'float32' : 'float16', dims: ref.dims, data };
 }
 
 /**
- * Gives any session state buffers held in this thread. The engine uses it for in-thread sessions
- * (tests, the CLI); worker sessions implement the port themselves.
+ * A session that can bind outputs to caller-provided buffers (onnxruntime's pre-allocated
+ * outputs). Sessions without it (test fakes) return the output and the state copies it.
+ */
+export interface BindingSessionPort extends InferenceSessionPort {
+  runBound(
+    feeds: Readonly<Record<string, HostTensor>>,
+    bound: Readonly<Record<string, HostTensor>>,
+    outputs: readonly string[],
+  ): Promise<Record<string, HostTensor>>;
+}
+
+function canBind(session: InferenceSessionPort): session is BindingSessionPort {
+  return typeof (session as Partial<BindingSessionPort>).runBound === 'function';
+}
+
+/**
+ * Gives any session state buffers held in this thread, in host memory. The engine uses it for
+ * in-thread sessions (tests); worker sessions implement the port themselves and add device state.
  */
 export class LocalStateSession implements StatefulSessionPort {
   /** The state buffers; exposed so tests can check a run touched only what it should. */
-  readonly buffers = new Map<string, Float32Array>();
+  readonly buffers = new Map<string, HostStateBuffer>();
+  readonly stateLocation = 'host';
 
   constructor(private readonly inner: InferenceSessionPort) {}
 
@@ -108,14 +131,14 @@ export class LocalStateSession implements StatefulSessionPort {
     return this.inner.run(feeds, outputs);
   }
 
-  async createState(name: string, count: number): Promise<void> {
-    this.buffers.set(name, new Float32Array(count));
+  async createState(name: string, count: number, options: StateOptions = {}): Promise<void> {
+    this.buffers.set(name, options.dtype === 'float16' ? new Uint16Array(count) : new Float32Array(count));
     await Promise.resolve();
   }
 
   async writeState(name: string, at: number, values: Float32Array): Promise<void> {
     const buffer = this.buffers.get(name);
-    if (buffer === undefined) throw new Error(`no state buffer "${name}"`);
+    if (!(buffer instanceof Float32Array)) throw new Error(`no float32 state buffer "${name}"`);
     buffer.set(values, at);
     await Promise.resolve();
   }
@@ -127,21 +150,27 @@ export class LocalStateSession implements StatefulSessionPort {
 
   async runWithState(
     feeds: Readonly<Record<string, StatefulFeed>>,
-    copies: readonly StateCopy[],
+    writes: readonly StateWrite[],
     outputs: readonly string[],
   ): Promise<Record<string, HostTensor>> {
     const plain: Record<string, HostTensor> = {};
     for (const [name, feed] of Object.entries(feeds)) {
-      plain[name] = isStateRef(feed)
-        ? { dtype: 'float32', dims: feed.dims, data: stateView(this.buffers, feed) }
-        : feed;
+      plain[name] = isStateRef(feed) ? stateView(this.buffers, feed) : feed;
     }
+    const bound: Record<string, HostTensor> = {};
+    for (const w of writes) {
+      const view = plain[w.input];
+      if (view === undefined || !isStateRef(feeds[w.input]!))
+        throw new Error(`write "${w.output}" names input "${w.input}", which is not a state view`);
+      bound[w.output] = view;
+    }
+    if (canBind(this.inner)) return this.inner.runBound(plain, bound, outputs);
     const out = await this.inner.run(plain);
-    for (const copy of copies) {
-      const source = out[copy.output]?.data;
-      if (!(source instanceof Float32Array))
-        throw new Error(`the session returned no float32 "${copy.output}"`);
-      applyStateCopy(this.buffers, copy, source);
+    for (const [name, view] of Object.entries(bound)) {
+      const source = out[name];
+      if (source === undefined || source.data.length !== view.data.length)
+        throw new Error(`the session returned no "${name}" of ${view.data.length} values`);
+      (view.data as HostStateBuffer).set(source.data as HostStateBuffer);
     }
     const kept: Record<string, HostTensor> = {};
     for (const name of outputs) {

@@ -218,23 +218,42 @@ export interface DecoderGraphOptions {
   readonly format?: WeightFormat;
   /** Called after each layer is written, for progress output on long builds. */
   readonly onLayer?: (layer: number) => void;
+  /** Element type of the slot KV cache (float32 by default: exact; float16 halves its memory). */
+  readonly kvDtype?: KvDtype;
+  /** fp16 weights multiplied in float16 (GPU deployments; see linearWeight). */
+  readonly halfCompute?: boolean;
 }
+
+export type KvDtype = 'float32' | 'float16';
+
+export const KV_ONNX_TYPE: Readonly<Record<KvDtype, OnnxType>> = {
+  float32: OnnxType.FLOAT,
+  float16: OnnxType.FLOAT16,
+};
 
 /**
  * decoder.onnx, one step of LLaMA with the visual term as a per-layer residual offset
  * (MODEL_SPEC §5, §7). Works for prefill (seq > 1) and decode (seq = 1) and for a batch of rows
- * with different lengths and different visual vectors, over a slot KV cache that the engine owns:
+ * with different lengths and different visual vectors, over a slot KV cache that the engine owns
+ * and the graph updates in place:
  *
  * - input_ids, position_ids [batch, seq]: tokens and their RoPE positions;
- * - attention_bias [batch, 1, seq, width + seq]: 0 where a query may attend, −inf elsewhere (the
- *   engine builds causal + per-row length masks); its last dim fixes how many cache positions
- *   (`width`) the step reads;
- * - cache_key_l / cache_value_l [batch, heads, capacity, hd]: row b's slot of the KV cache
- *   (post-RoPE keys), positions [0, width) read; capacity ≥ width, 0 for a prefill;
+ * - past_lengths [batch]: cache positions row b attends to (its slot's [0, past_b)); the step reads
+ *   `width` = max past_b positions of every row, masked per row;
+ * - new_lengths [batch]: real tokens among row b's `seq` new ones (the rest is right padding); new
+ *   token j is visible to query q when j ≤ q and j < new_b, so a padding query still sees its row's
+ *   real tokens and no softmax row is empty. The mask is built in the graph from these two per-row
+ *   numbers: what the host sends per row and step does not grow with the context;
+ * - cache_key_l / cache_value_l [slots, heads, capacity, hd]: the slot buffers (post-RoPE keys),
+ *   float32 or float16 (`kvDtype`). Row b reads slot b's positions [0, width): a decode step runs
+ *   over slots [0, span) in slot order; a prefill reads nothing (width 0);
+ * - kv_write_index [batch, heads, seq, 3]: (slot, head, position) where each new K/V vector goes;
  * - layer_offsets [batch, layers, dim]: c_l per row (visual.onnx), zeros for no visual signal;
  * - gather_rows [batch]: flat row (b·seq + t) whose logits to return;
- * → logits [batch, vocab], new_key_l / new_value_l [batch, heads, seq, hd]: only the positions this
- *   step computed, for the engine to place into the rows' slots. Nothing of the cache comes back.
+ * → logits [batch, vocab], present_key_l / present_value_l: the slot buffers with the new
+ *   positions scattered in (ScatterND). The engine binds each present output to the very buffer it
+ *   fed as the cache, so the scatter writes in place and nothing of the cache is copied or crosses
+ *   host↔device: per step only ids, positions, the mask, the write indices and the logits do.
  *
  * LoRA is merged into every base weight (exact up to float32 rounding); the visual path uses the
  * base W_v and lives in visual.onnx.
@@ -247,27 +266,66 @@ export async function buildDecoderGraph(
 ): Promise<GraphBuilder> {
   const g = new GraphBuilder('imagebind_llm_decoder', sink);
   const format = options.format ?? 'fp32';
+  const half = options.halfCompute === true;
   const { dim: d, ffnHidden: f, loraRank: r, nHeads: nh, headDim: hd } = c;
   const ids = g.input('input_ids', OnnxType.INT64, ['batch', 'seq']);
   const pos = g.input('position_ids', OnnxType.INT64, ['batch', 'seq']);
-  const bias = g.input('attention_bias', OnnxType.FLOAT, ['batch', 1, 'seq', 'total']);
+  const pastLengths = g.input('past_lengths', OnnxType.INT64, ['batch']);
+  const newLengths = g.input('new_lengths', OnnxType.INT64, ['batch']);
   const offsets = g.input('layer_offsets', OnnxType.FLOAT, ['batch', c.nLayers, d]);
   const gatherRows = g.input('gather_rows', OnnxType.INT64, ['batch']);
+  const kvDtype = options.kvDtype ?? 'float32';
+  const kvType = KV_ONNX_TYPE[kvDtype];
+  const writeIndex = g.input('kv_write_index', OnnxType.INT64, ['batch', nh, 'seq', 3]);
   const caches: { k: string; v: string }[] = [];
   for (let l = 0; l < c.nLayers; l++) {
     caches.push({
-      k: g.input(`cache_key_${l}`, OnnxType.FLOAT, ['batch', nh, 'capacity', hd]),
-      v: g.input(`cache_value_${l}`, OnnxType.FLOAT, ['batch', nh, 'capacity', hd]),
+      k: g.input(`cache_key_${l}`, kvType, ['slots', nh, 'capacity', hd]),
+      v: g.input(`cache_value_${l}`, kvType, ['slots', nh, 'capacity', hd]),
     });
   }
-  // width = total − seq: the cache positions this step reads, taken from the bias the engine built.
-  const width = g.op1('Sub', [
-    g.op1('Shape', [bias], { start: attr.int(3), end: attr.int(4) }),
-    g.op1('Shape', [ids], { start: attr.int(1), end: attr.int(2) }),
-  ]);
-  // The slot buffer has room for max_positions; a Slice along positions is the one copy of the
-  // cache a step makes (the CPU provider's MatMul needs the keys dense).
-  const readCache = (x: string): string => g.op1('Slice', [x, g.int64s([0]), width, g.int64s([2])]);
+  const batch = g.op1('Shape', [ids], { start: attr.int(0), end: attr.int(1) });
+  const seqLen = g.op1('Shape', [ids], { start: attr.int(1), end: attr.int(2) });
+  // width: the longest row's cache positions; every row reads [0, width) of its slot, masked.
+  const width = g.op1('ReduceMax', [pastLengths], { keepdims: attr.int(1) });
+  const range = (n: string): string =>
+    g.op1('Range', [g.int64s([0], []), g.op1('Squeeze', [n, g.int64s([0])]), g.int64s([1], [])]);
+  const cachePos = g.op1('Unsqueeze', [range(width), g.int64s([0])]); // [1, width]
+  const cacheVisible = g.op1('Less', [cachePos, g.op1('Unsqueeze', [pastLengths, g.int64s([1])])]); // [b, width]
+  const newPos = range(seqLen);
+  const causal = g.op1('LessOrEqual', [
+    g.op1('Unsqueeze', [newPos, g.int64s([0])]),
+    g.op1('Unsqueeze', [newPos, g.int64s([1])]),
+  ]); // [q, j]
+  const realNew = g.op1('Less', [
+    g.op1('Unsqueeze', [newPos, g.int64s([0, 1])]),
+    g.op1('Unsqueeze', [newLengths, g.int64s([1, 2])]),
+  ]); // [b, 1, j]
+  const newVisible = g.op1('And', [g.op1('Unsqueeze', [causal, g.int64s([0])]), realNew]); // [b, q, j]
+  const cacheShape = g.op1('Concat', [batch, g.int64s([1]), seqLen, width], { axis: attr.int(0) });
+  const visible = g.op1(
+    'Concat',
+    [
+      g.op1('Expand', [g.op1('Unsqueeze', [cacheVisible, g.int64s([1, 2])]), cacheShape]),
+      g.op1('Unsqueeze', [newVisible, g.int64s([1])]),
+    ],
+    { axis: attr.int(3) },
+  ); // [b, 1, q, width + seq]
+  const bias = g.op1('Where', [visible, g.floats([0], []), g.floats([-Infinity], [])]);
+  // Rows [0, batch) and positions [0, width) of the slot buffer: the one copy of the cache a step
+  // makes (MatMul needs the keys dense), widened to float32 when the cache is float16.
+  const readEnds = g.op1('Concat', [batch, width], { axis: attr.int(0) });
+  const readCache = (x: string): string => {
+    const part = g.op1('Slice', [x, g.int64s([0, 0]), readEnds, g.int64s([0, 2])]);
+    return kvDtype === 'float32' ? part : g.op1('Cast', [part], { to: attr.int(OnnxType.FLOAT) });
+  };
+  const present: { k: string; v: string }[] = [];
+  const writeCache = (cache: string, fresh: string): string =>
+    g.op1('ScatterND', [
+      cache,
+      writeIndex,
+      kvDtype === 'float32' ? fresh : g.op1('Cast', [fresh], { to: attr.int(kvType) }),
+    ]);
 
   let h = embeddingLookup(
     g,
@@ -299,7 +357,10 @@ export async function buildDecoderGraph(
     qkvBias.set(await w.f32(`${p}.attention.wq.bias`, [d]));
     const bqkv = g.floatInit(`${p}.attention.bqkv`, [3 * d], qkvBias);
     const xn = rmsNorm(g, h, attnNorm, c.normEps);
-    const qkv = g.op1('Add', [linearWeight(g, xn, `${p}.attention.wqkv`, wqkv, 3 * d, d, format), bqkv]);
+    const qkv = g.op1('Add', [
+      linearWeight(g, xn, `${p}.attention.wqkv`, wqkv, 3 * d, d, format, half),
+      bqkv,
+    ]);
     const [q, k, v] = g.op('Split', [qkv, g.int64s([d, d, d])], {
       outputs: 3,
       attrs: { axis: attr.int(-1) },
@@ -307,17 +368,16 @@ export async function buildDecoderGraph(
     const rq = bhsd(rope(g, q!, cos, sin, c));
     const rk = bhsd(rope(g, k!, cos, sin, c));
     const vh = bhsd(toHeads(v!));
-    const [newK] = g.op('Identity', [rk], { outputs: [`new_key_${l}`] });
-    const [newV] = g.op('Identity', [vh], { outputs: [`new_value_${l}`] });
-    const kAll = g.op1('Concat', [readCache(caches[l]!.k), newK!], { axis: attr.int(2) });
-    const vAll = g.op1('Concat', [readCache(caches[l]!.v), newV!], { axis: attr.int(2) });
+    present.push({ k: writeCache(caches[l]!.k, rk), v: writeCache(caches[l]!.v, vh) });
+    const kAll = g.op1('Concat', [readCache(caches[l]!.k), rk], { axis: attr.int(2) });
+    const vAll = g.op1('Concat', [readCache(caches[l]!.v), vh], { axis: attr.int(2) });
     const kt = g.op1('Transpose', [kAll], { perm: attr.ints([0, 1, 3, 2]) });
     const scores = g.op1('Add', [g.op1('Div', [g.op1('MatMul', [rq, kt]), scale]), bias]);
     const probs = g.op1('Softmax', [scores], { axis: attr.int(-1) });
     const o = g.op1('Reshape', [bhsd(g.op1('MatMul', [probs, vAll])), g.int64s([0, 0, d])]);
     const wo = await merged(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r);
     const bo = g.floatInit(`${p}.attention.wo.bias`, [d], await w.f32(`${p}.attention.wo.bias`, [d]));
-    const attnOut = g.op1('Add', [linearWeight(g, o, `${p}.attention.wo`, wo, d, d, format), bo]);
+    const attnOut = g.op1('Add', [linearWeight(g, o, `${p}.attention.wo`, wo, d, d, format, half), bo]);
     // the visual term: c_l added to every position right after the attention block (§7)
     const offset = g.op1('Unsqueeze', [
       g.op1('Gather', [offsets, g.int64s([l], [])], { axis: attr.int(1) }),
@@ -336,12 +396,15 @@ export async function buildDecoderGraph(
     b13v.set(await w.f32(`${p}.feed_forward.w3.bias`, [f]), f);
     const b13 = g.floatInit(`${p}.feed_forward.b13`, [2 * f], b13v);
     const y = rmsNorm(g, h, ffnNorm, c.normEps);
-    const gates = g.op1('Add', [linearWeight(g, y, `${p}.feed_forward.w13`, w13, 2 * f, d, format), b13]);
+    const gates = g.op1('Add', [
+      linearWeight(g, y, `${p}.feed_forward.w13`, w13, 2 * f, d, format, half),
+      b13,
+    ]);
     const [g1, g3] = g.op('Split', [gates, g.int64s([f, f])], { outputs: 2, attrs: { axis: attr.int(-1) } });
     const w2 = await merged(w, `${p}.feed_forward.w2.weight`, `${p}.feed_forward.lora_w2`, d, f, r);
     const b2 = g.floatInit(`${p}.feed_forward.w2.bias`, [d], await w.f32(`${p}.feed_forward.w2.bias`, [d]));
     const ffOut = g.op1('Add', [
-      linearWeight(g, g.op1('Mul', [silu(g, g1!), g3!]), `${p}.feed_forward.w2`, w2, d, f, format),
+      linearWeight(g, g.op1('Mul', [silu(g, g1!), g3!]), `${p}.feed_forward.w2`, w2, d, f, format, half),
       b2,
     ]);
     h = g.op1('Add', [h, ffOut]);
@@ -361,11 +424,12 @@ export async function buildDecoderGraph(
     c.vocabSize,
     d,
     format,
+    half,
   );
   g.output(logits, 'logits', OnnxType.FLOAT, ['batch', c.vocabSize]);
   for (let l = 0; l < c.nLayers; l++) {
-    g.output(`new_key_${l}`, `new_key_${l}`, OnnxType.FLOAT, ['batch', nh, 'seq', hd]);
-    g.output(`new_value_${l}`, `new_value_${l}`, OnnxType.FLOAT, ['batch', nh, 'seq', hd]);
+    g.output(present[l]!.k, `present_key_${l}`, kvType, ['slots', nh, 'capacity', hd]);
+    g.output(present[l]!.v, `present_value_${l}`, kvType, ['slots', nh, 'capacity', hd]);
   }
   return g;
 }
@@ -418,5 +482,21 @@ export async function buildVisualGraph(
     { axis: attr.int(1) },
   );
   g.output(stacked, 'layer_offsets', OnnxType.FLOAT, ['batch', c.nLayers, d]);
+  return g;
+}
+
+/**
+ * state.onnx: zeroed buffers of a given length, float32 or float16, made where the session runs.
+ * A worker session on a GPU provider allocates the slot KV cache with it (onnxruntime-node has no
+ * other way to create a device buffer), so the cache is born on the device and never uploaded.
+ */
+export function buildStateAllocGraph(): GraphBuilder {
+  const g = new GraphBuilder('imagebind_llm_state_alloc');
+  const shape = g.input('shape', OnnxType.INT64, [1], 'number of elements');
+  const zeros = g.op1('ConstantOfShape', [shape]);
+  g.output(zeros, 'zeros_float32', OnnxType.FLOAT, ['n']);
+  g.output(g.op1('Cast', [zeros], { to: attr.int(OnnxType.FLOAT16) }), 'zeros_float16', OnnxType.FLOAT16, [
+    'n',
+  ]);
   return g;
 }

@@ -12,7 +12,9 @@ import { bindKeys, buildBindGraph, detectBindConfig, type BindConfig } from './b
 import {
   adapterLlamaKeys,
   buildDecoderGraph,
+  buildStateAllocGraph,
   buildVisualGraph,
+  type KvDtype,
   llamaBaseKeys,
   llamaConfigFrom,
   type LlamaConfig,
@@ -45,6 +47,8 @@ export interface BuildRepositoryOptions {
   readonly externalData?: ExternalDataMode;
   /** Storage of linear weights: fp32 (exact), fp16, int8 or int4 (MatMulNBits). */
   readonly format?: WeightFormat;
+  /** Element type of the decoder's slot KV cache: float32 (exact, default) or float16. */
+  readonly kvDtype?: KvDtype;
   readonly onProgress?: (message: string) => void;
 }
 
@@ -80,24 +84,26 @@ function prefixed(entries: ReadonlyMap<string, TensorEntry>, prefix: string): Ma
   return new Map([...entries].map(([k, v]) => [`${prefix}${k}`, v]));
 }
 
-const decoderInputs = (c: LlamaConfig): TensorSpec[] => [
+const slotCache = (c: LlamaConfig, kv: KvDtype, prefix: string): TensorSpec[] =>
+  Array.from({ length: c.nLayers }, (_, l) => [
+    { name: `${prefix}_key_${l}`, dtype: kv, dims: ['slots', c.nHeads, 'capacity', c.headDim] },
+    { name: `${prefix}_value_${l}`, dtype: kv, dims: ['slots', c.nHeads, 'capacity', c.headDim] },
+  ]).flat();
+
+const decoderInputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
   { name: 'input_ids', dtype: 'int64', dims: ['batch', 'seq'] },
   { name: 'position_ids', dtype: 'int64', dims: ['batch', 'seq'] },
-  { name: 'attention_bias', dtype: 'float32', dims: ['batch', 1, 'seq', 'total'] },
+  { name: 'past_lengths', dtype: 'int64', dims: ['batch'] },
+  { name: 'new_lengths', dtype: 'int64', dims: ['batch'] },
   { name: 'layer_offsets', dtype: 'float32', dims: ['batch', c.nLayers, c.dim] },
   { name: 'gather_rows', dtype: 'int64', dims: ['batch'] },
-  ...Array.from({ length: c.nLayers }, (_, l) => [
-    { name: `cache_key_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'capacity', c.headDim] },
-    { name: `cache_value_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'capacity', c.headDim] },
-  ]).flat(),
+  { name: 'kv_write_index', dtype: 'int64', dims: ['batch', c.nHeads, 'seq', 3] },
+  ...slotCache(c, kv, 'cache'),
 ];
 
-const decoderOutputs = (c: LlamaConfig): TensorSpec[] => [
+const decoderOutputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
   { name: 'logits', dtype: 'float32', dims: ['batch', c.vocabSize] },
-  ...Array.from({ length: c.nLayers }, (_, l) => [
-    { name: `new_key_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'seq', c.headDim] },
-    { name: `new_value_${l}`, dtype: 'float32', dims: ['batch', c.nHeads, 'seq', c.headDim] },
-  ]).flat(),
+  ...slotCache(c, kv, 'present'),
 ];
 
 /**
@@ -110,6 +116,7 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
   const version = options.version ?? '1';
   const mode = options.externalData ?? 'auto';
   const format = options.format ?? 'fp32';
+  const kvDtype = options.kvDtype ?? 'float32';
   const dtype = { fp32: 'float32', fp16: 'float16', int8: 'int8', int4: 'int4' }[format];
   const llamaTypeDir = join(options.llamaDir, options.llamaType);
   const basePath = join(llamaTypeDir, 'consolidated.00.pth');
@@ -199,6 +206,7 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
     const decWritten = await writeGraph(decDir, 'model.onnx', decoderBytes, mode, (sink) =>
       buildDecoderGraph(weights, llama, sink, {
         format,
+        kvDtype,
         onLayer: (l) => say(`  layer ${l + 1}/${llama.nLayers}`),
       }),
     );
@@ -210,6 +218,9 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
       mode,
       (sink) => buildVisualGraph(weights, llama, sink, format),
     );
+    const stateWritten = await writeGraph(decDir, 'state.onnx', 0, 'never', () =>
+      Promise.resolve(buildStateAllocGraph()),
+    );
     writeModelJson(decDir, {
       format: 1,
       component: 'llama-decoder',
@@ -217,18 +228,29 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
       builder,
       createdAt: created,
       sources,
-      files: { decoder: 'model.onnx', visual: 'visual.onnx' },
+      files: { decoder: 'model.onnx', visual: 'visual.onnx', state: 'state.onnx' },
       dtype,
       graphs: {
-        decoder: { inputs: decoderInputs(llama), outputs: decoderOutputs(llama) },
+        decoder: { inputs: decoderInputs(llama, kvDtype), outputs: decoderOutputs(llama, kvDtype) },
         visual: {
           inputs: [{ name: 'visual_query', dtype: 'float32', dims: ['batch', llama.dim] }],
           outputs: [{ name: 'layer_offsets', dtype: 'float32', dims: ['batch', llama.nLayers, llama.dim] }],
         },
+        state: {
+          inputs: [{ name: 'shape', dtype: 'int64', dims: [1] }],
+          outputs: [
+            { name: 'zeros_float32', dtype: 'float32', dims: ['n'] },
+            { name: 'zeros_float16', dtype: 'float16', dims: ['n'] },
+          ],
+        },
       },
-      config: { ...llama, llamaType: options.llamaType, bosId: 1, eosId: 2 },
+      config: { ...llama, llamaType: options.llamaType, bosId: 1, eosId: 2, kvDtype },
     });
-    components.push({ component: 'llama-decoder', dir: decDir, bytes: decWritten.bytes + visWritten.bytes });
+    components.push({
+      component: 'llama-decoder',
+      dir: decDir,
+      bytes: decWritten.bytes + visWritten.bytes + stateWritten.bytes,
+    });
 
     // tokenizer
     const tokDir = componentDir(options.out, 'tokenizer', version);

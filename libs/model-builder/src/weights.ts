@@ -69,6 +69,8 @@ export function mergeLora(
   b: Float32Array,
   rank: number,
 ): void {
+  // An all-zero B (a LoRA that was never trained) leaves W as it is: skip the pass over W.
+  if (b.every((v) => v === 0)) return;
   const acc = new Float64Array(inn);
   for (let o = 0; o < out; o++) {
     acc.fill(0);

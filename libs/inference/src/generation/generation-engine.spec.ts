@@ -1,7 +1,7 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { describe, expect, it } from 'vitest';
 import { hostTensor, type HostTensor, type InferenceSessionPort } from '../session.port';
-import { LocalStateSession, type StateCopy, type StatefulFeed } from '../session-state';
+import { LocalStateSession, type StatefulFeed, type StateWrite } from '../session-state';
 import { GenerationEngine, type DecoderShape, type GenerationRequest } from './generation-engine';
 
 const VOCAB = 50;
@@ -19,8 +19,10 @@ const shape: DecoderShape = {
 /**
  * A fake decoder whose next token is (Σ tokens the row may attend to + its visual offset) mod VOCAB.
  * Keys are the token ids, so a wrong slot placement, mask or offset changes the answer. It speaks
- * the slot-cache interface: cache_key_0 [batch, 1, capacity, 1] of which the first
- * `width = total − seq` positions are read, and new_key_0 [batch, 1, seq, 1] out.
+ * the slot-cache interface: cache_key_0 [slots, 1, capacity, 1] of which row b reads slot b's first
+ * past_lengths[b] positions (and new tokens j ≤ q, j < new_lengths[b]), kv_write_index [batch, 1, seq, 3] says where each new key goes,
+ * and present_key_0 is the cache with the new keys scattered in (the state copies it back, as
+ * this fake cannot write in place the way onnxruntime's bound outputs do).
  */
 class FakeDecoder implements InferenceSessionPort {
   readonly inputNames = [];
@@ -36,31 +38,34 @@ class FakeDecoder implements InferenceSessionPort {
     const [b, t] = feeds['input_ids']!.dims as [number, number];
     const cache = feeds['cache_key_0']!;
     const cap = cache.dims[2]!;
-    const bias = feeds['attention_bias']!.data as Float32Array;
-    const total = feeds['attention_bias']!.dims[3]!;
-    const width = total - t;
+    const past = feeds['past_lengths']!.data as BigInt64Array;
+    const newLengths = feeds['new_lengths']!.data as BigInt64Array;
     this.batchSizes.push(b);
     if (cap > 0) this.cacheBuffers.push(cache.data.buffer);
     const ids = feeds['input_ids']!.data as BigInt64Array;
     const offsets = feeds['layer_offsets']!.data as Float32Array;
     const rows = feeds['gather_rows']!.data as BigInt64Array;
     const keys = cache.data as Float32Array;
+    const index = feeds['kv_write_index']!.data as BigInt64Array;
     const fresh = new Float32Array(b * t);
     for (let r = 0; r < b; r++) for (let c = 0; c < t; c++) fresh[r * t + c] = Number(ids[r * t + c]!);
     const logits = new Float32Array(b * VOCAB);
     for (let r = 0; r < b; r++) {
       const q = Number(rows[r]!) - r * t;
       let sum = offsets[r]!;
-      for (let c = 0; c < total; c++) {
-        if (bias[(r * t + q) * total + c] !== 0) continue;
-        sum += c < width ? keys[r * cap + c]! : fresh[r * t + c - width]!;
-      }
+      for (let c = 0; c < Number(past[r]!); c++) sum += keys[r * cap + c]!;
+      for (let j = 0; j <= q && j < Number(newLengths[r]!); j++) sum += fresh[r * t + j]!;
       logits[r * VOCAB + (((sum % VOCAB) + VOCAB) % VOCAB)] = 10;
+    }
+    const present = keys.slice();
+    for (let i = 0; i < b * t; i++) {
+      const [slot, head, pos] = [0, 1, 2].map((k) => Number(index[i * 3 + k]!)) as [number, number, number];
+      present[(slot + head) * cap + pos] = fresh[i]!;
     }
     return {
       logits: hostTensor('float32', [b, VOCAB], logits),
-      new_key_0: hostTensor('float32', [b, 1, t, 1], fresh),
-      new_value_0: hostTensor('float32', [b, 1, t, 1], fresh.slice()),
+      present_key_0: hostTensor('float32', cache.dims, present),
+      present_value_0: hostTensor('float32', cache.dims, present.slice()),
     };
   }
 
@@ -211,30 +216,37 @@ describe('GenerationEngine', () => {
   });
   it('a join or leave copies nothing of the other rows: each slot position is written once, by its own row', async () => {
     const fake = new FakeDecoder();
-    /** Records every copy into the slot buffers, as (run, destination start, length). */
+    /** Records every key the graph is told to write, as (run, slot, position), from kv_write_index. */
     class Spy extends LocalStateSession {
-      readonly writes: { run: number; to: number; length: number }[] = [];
+      readonly writes: { run: number; slot: number; pos: number; real: boolean }[] = [];
       runs = 0;
       override async runWithState(
         feeds: Readonly<Record<string, StatefulFeed>>,
-        copies: readonly StateCopy[],
+        writes: readonly StateWrite[],
         outputs: readonly string[],
       ): Promise<Record<string, HostTensor>> {
         this.runs += 1;
-        for (const c of copies.filter((x) => x.state === 'kv.key.0')) {
-          for (let i = 0; i < c.spans.length; i += 3)
-            this.writes.push({ run: this.runs, to: c.spans[i + 1]!, length: c.spans[i + 2]! });
+        const index = (feeds['kv_write_index'] as HostTensor).data as BigInt64Array;
+        const ids = (feeds['input_ids'] as HostTensor).data as BigInt64Array;
+        for (let i = 0; i < index.length / 3; i++) {
+          // padding and free slots riding along carry token id 0 in this test's prompts
+          this.writes.push({
+            run: this.runs,
+            slot: Number(index[i * 3]!),
+            pos: Number(index[i * 3 + 2]!),
+            real: ids[i] !== 0n,
+          });
         }
-        return super.runWithState(feeds, copies, outputs);
+        return super.runWithState(feeds, writes, outputs);
       }
     }
     const spy = new Spy(fake);
     const engine = new GenerationEngine(spy, shape, { maxBatch: 3 });
     const cap = shape.maxSeqLen; // one head of size 1: slot s holds positions [s·cap, (s+1)·cap)
     let joinedAt = 0;
-    let snapshot: Float32Array | undefined;
+    let snapshot: Float32Array | Uint16Array | undefined;
     let late: Promise<unknown> | undefined;
-    let buffer: Float32Array | undefined;
+    let buffer: Float32Array | Uint16Array | undefined;
     const a = engine.generate(
       req([1, 4, 6], 2, 16, {
         ignoreEos: true,
@@ -261,16 +273,17 @@ describe('GenerationEngine', () => {
     expect(spy.buffers.get('kv.key.0')).toBe(buffer);
     expect(new Set(fake.cacheBuffers)).toEqual(new Set([buffer!.buffer]));
     // slot 0 (A): each of its positions written exactly once, one per step after its prefill
-    const own = spy.writes.filter((w) => w.to < cap);
-    const positions = own.flatMap((w) => Array.from({ length: w.length }, (_, i) => w.to + i));
-    expect(positions).toEqual(Array.from({ length: 3 + 16 - 1 }, (_, i) => i));
+    const own = spy.writes.filter((w) => w.slot === 0).map((w) => w.pos);
+    expect(own).toEqual(Array.from({ length: 3 + 16 - 1 }, (_, i) => i));
     // the join (B and C's prefill) and B's leave wrote nothing into A's slot, and A's positions stand
     const joinRun = spy.writes.filter((w) => w.run === joinedAt + 1);
     expect(joinRun.length).toBeGreaterThan(0);
-    expect(joinRun.every((w) => w.to >= cap)).toBe(true);
+    expect(joinRun.every((w) => w.slot !== 0)).toBe(true);
     expect(buffer!.slice(0, 6)).toEqual(snapshot!.slice(0, 6));
-    // B's slot (1) was freed and C kept slot 2: B's leave moved nothing of C or A
-    const cWrites = spy.writes.filter((w) => w.to >= 2 * cap && w.to < 3 * cap);
-    expect(cWrites.reduce((n, w) => n + w.length, 0)).toBe(2 + 6 - 1);
+    // C (slot 2) wrote its own 2 + 6 − 1 real positions, each once, and nobody else wrote there
+    const cReal = spy.writes.filter((w) => w.slot === 2 && w.real).map((w) => w.pos);
+    expect(cReal).toEqual(Array.from({ length: 2 + 6 - 1 }, (_, i) => i));
+    const intoC = spy.writes.filter((w) => w.slot === 2);
+    expect(intoC.every((w) => w.run >= joinedAt + 1)).toBe(true);
   });
 });

@@ -2,10 +2,12 @@ import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { hostTensor, type HostTensor, type InferenceSessionPort } from '../session.port';
 import {
   isStateful,
+  isStateRef,
   LocalStateSession,
-  type StateCopy,
+  type StateDtype,
   type StatefulFeed,
   type StatefulSessionPort,
+  type StateWrite,
 } from '../session-state';
 import { pickToken, type SamplingParams } from './sampling';
 
@@ -19,6 +21,18 @@ export interface DecoderShape {
   /** Positions available to prompt + answer (512 officially). */
   readonly maxSeqLen: number;
   readonly eosId: number;
+  /** Element type of the slot KV cache the graph was built for (float32 when absent). */
+  readonly kvDtype?: StateDtype;
+}
+
+/** Bytes that crossed the session boundary (host ↔ where the session runs) in one run. */
+export interface TransferReport {
+  readonly phase: 'prefill' | 'decode';
+  readonly rows: number;
+  /** Cache positions the step read (decode) or the padded prompt length (prefill). */
+  readonly width: number;
+  readonly toSessionBytes: number;
+  readonly fromSessionBytes: number;
 }
 
 export type FinishReason = 'eos' | 'length' | 'context' | 'cancelled';
@@ -84,9 +98,9 @@ export interface EngineOptions {
   readonly maxBatch: number;
   /** Padded tokens one batched prefill may hold (batch × longest prompt); 4096 by default. */
   readonly maxPrefillTokens?: number;
+  /** Called after every run with the bytes that crossed the session boundary (metrics, bench). */
+  readonly onTransfer?: (report: TransferReport) => void;
 }
-
-const NEG_INF = -Infinity;
 
 /** Names of the KV state buffers the session holds for layer l. */
 export const kvStateNames = (l: number): { key: string; value: string } => ({
@@ -98,9 +112,10 @@ export const kvStateNames = (l: number): { key: string; value: string } => ({
 export const SLOT_OFFSETS_STATE = 'slot.layer_offsets';
 
 /**
- * The slot KV cache's bookkeeping: per layer one [slots, heads, maxSeqLen, hd] float32 buffer for
- * keys and one for values, held by the session (in its thread: a worker session keeps it in the
- * worker). A row joins into the lowest free slot and leaves by freeing it; nothing else moves.
+ * The slot KV cache's bookkeeping: per layer one [slots, heads, maxSeqLen, hd] buffer for keys and
+ * one for values (float32 or float16), held by the session (a worker session keeps it in the
+ * worker, or on the device for a GPU provider). A row joins into the lowest free slot and leaves by
+ * freeing it; nothing else moves.
  */
 export class KvSlots {
   private readonly used: boolean[];
@@ -138,8 +153,9 @@ export class KvSlots {
  * frees its slot. Each row has its own visual offsets and sampling parameters.
  *
  * A decode step feeds the cache buffers as they are (views, no copy) with a mask built from the
- * per-row lengths; the graph returns only the new positions' K/V, which the session places into
- * each row's slot. A join copies the new row's prompt KV into its own slot; a leave copies nothing.
+ * per-row lengths and the (slot, head, position) each new K/V vector goes to; the graph scatters
+ * them into the buffers in place (its present outputs are bound to the cache it was fed). A join
+ * writes the new row's prompt KV into its own slot only; a leave writes nothing.
  */
 export class GenerationEngine {
   private readonly pending: Row[] = [];
@@ -235,13 +251,17 @@ export class GenerationEngine {
   /** Allocates the slot buffers in the session once (lazily: an idle engine holds no KV memory). */
   private async ensureState(): Promise<void> {
     this.stateReady ??= (async () => {
+      const dtype = this.shape.kvDtype ?? 'float32';
       for (let l = 0; l < this.shape.nLayers; l++) {
         const names = kvStateNames(l);
-        await this.session.createState(names.key, this.slotElements);
-        await this.session.createState(names.value, this.slotElements);
+        await this.session.createState(names.key, this.slotElements, { dtype });
+        await this.session.createState(names.value, this.slotElements, { dtype });
       }
       const { nLayers, dim } = this.shape;
-      await this.session.createState(SLOT_OFFSETS_STATE, this.options.maxBatch * nLayers * dim);
+      // Written by the host at each join, read by every step: kept in host memory.
+      await this.session.createState(SLOT_OFFSETS_STATE, this.options.maxBatch * nLayers * dim, {
+        host: true,
+      });
     })();
     return this.stateReady;
   }
@@ -302,8 +322,9 @@ export class GenerationEngine {
 
   /**
    * Prefills several prompts in one run: right-padded to the longest, each row attending causally
-   * to its own tokens only (padding keys are masked; padding queries see the row's real tokens so
-   * no softmax row is empty). Each row's first `len` new K/V positions go into its slot.
+   * to its own tokens only (the graph masks padding keys from each row's new_lengths; padding
+   * queries see the row's real tokens so no softmax row is empty). Each row's positions go into its
+   * own slot.
    */
   private async prefill(rows: readonly Row[]): Promise<void> {
     const s = this.shape;
@@ -311,7 +332,7 @@ export class GenerationEngine {
     const t = Math.max(...rows.map((r) => r.tokens.length));
     const ids = new BigInt64Array(b * t);
     const pos = new BigInt64Array(b * t);
-    const bias = new Float32Array(b * t * t).fill(NEG_INF);
+    const fresh = new BigInt64Array(b);
     const offsets = new Float32Array(b * s.nLayers * s.dim);
     const gather = new BigInt64Array(b);
     const perLayer = s.nLayers * s.dim;
@@ -321,49 +342,45 @@ export class GenerationEngine {
         ids[i * t + k] = BigInt(k < n ? row.tokens[k]! : 0);
         pos[i * t + k] = BigInt(k);
       }
-      for (let q = 0; q < t; q++) {
-        const last = Math.min(q, n - 1);
-        for (let k = 0; k <= last; k++) bias[(i * t + q) * t + k] = 0;
-      }
+      fresh[i] = BigInt(n);
       offsets.set(row.req.layerOffsets, i * perLayer);
       gather[i] = BigInt(i * t + n - 1);
     });
-    // Slots are taken before the run so the session places each row's KV straight into its own.
+    // Slots are taken before the run so the graph writes each row's KV straight into its own.
     for (const row of rows) row.slot = this.slots.acquire();
-    const { nHeads: h, headDim: hd, maxSeqLen: cap } = s;
-    const spans = new Int32Array(b * h * 3);
+    const { nHeads: h } = s;
+    const index = new BigInt64Array(b * h * t * 3);
     rows.forEach((row, i) => {
       for (let head = 0; head < h; head++) {
-        const at = (i * h + head) * 3;
-        spans[at] = (i * h + head) * t * hd;
-        spans[at + 1] = (row.slot * h + head) * cap * hd;
-        spans[at + 2] = row.tokens.length * hd;
+        for (let k = 0; k < t; k++) {
+          // Padding positions (k ≥ the row's length) land in the row's own slot, masked until overwritten.
+          const at = ((i * h + head) * t + k) * 3;
+          index[at] = BigInt(row.slot);
+          index[at + 1] = BigInt(head);
+          index[at + 2] = BigInt(k);
+        }
       }
     });
     const feeds: Record<string, StatefulFeed> = {
       input_ids: hostTensor('int64', [b, t], ids),
       position_ids: hostTensor('int64', [b, t], pos),
-      attention_bias: hostTensor('float32', [b, 1, t, t], bias),
+      past_lengths: hostTensor('int64', [b], new BigInt64Array(b)),
+      new_lengths: hostTensor('int64', [b], fresh),
       layer_offsets: hostTensor('float32', [b, s.nLayers, s.dim], offsets),
       gather_rows: hostTensor('int64', [b], gather),
+      kv_write_index: { dtype: 'int64', dims: [b, h, t, 3], data: index },
+      ...this.cacheFeeds(),
     };
-    const copies: StateCopy[] = [];
-    for (let l = 0; l < s.nLayers; l++) {
-      feeds[`cache_key_${l}`] = hostTensor('float32', [b, h, 0, hd], new Float32Array(0));
-      feeds[`cache_value_${l}`] = hostTensor('float32', [b, h, 0, hd], new Float32Array(0));
-      const names = kvStateNames(l);
-      copies.push({ output: `new_key_${l}`, state: names.key, spans });
-      copies.push({ output: `new_value_${l}`, state: names.value, spans });
-    }
     let out: Record<string, HostTensor>;
     try {
       for (const row of rows)
         await this.session.writeState(SLOT_OFFSETS_STATE, row.slot * perLayer, row.req.layerOffsets);
-      out = await this.session.runWithState(feeds, copies, ['logits']);
+      out = await this.session.runWithState(feeds, this.cacheWrites(), ['logits']);
     } catch (error) {
       for (const row of rows) this.slots.release(row.slot);
       throw error;
     }
+    this.report('prefill', b, t, feeds, out);
     const logits = out['logits']!.data as Float32Array;
     rows.forEach((row, i) => {
       row.len = row.tokens.length;
@@ -377,37 +394,40 @@ export class GenerationEngine {
 
   /**
    * One decode step over slots [0, span): each row reads its slot's first `len` positions (a
-   * per-row mask over the common width) plus its new token, and the session writes the new
-   * position's K/V into the row's slot. Free slots below the span ride along masked to their own
-   * new column; their outputs are ignored and their buffers are never written.
+   * per-row mask over the common width, built in the graph from past_lengths) plus its new token,
+   * and the graph writes the new position's K/V into the row's slot. Free slots below the span ride
+   * along seeing only their own new token; their outputs are ignored.
    */
   private async step(): Promise<void> {
     const s = this.shape;
-    const { nHeads: h, headDim: hd, maxSeqLen: cap } = s;
+    const h = s.nHeads;
     const rows = [...this.active];
     const k = this.slots.span;
     const width = Math.max(...rows.map((r) => r.len));
-    const total = width + 1;
     const ids = new BigInt64Array(k);
     const pos = new BigInt64Array(k);
-    const bias = new Float32Array(k * total).fill(NEG_INF);
-    for (let slot = 0; slot < k; slot++) bias[slot * total + width] = 0; // the new column
-    const spans = new Int32Array(rows.length * h * 3);
-    rows.forEach((r, i) => {
+    // Free slots riding along read no cache positions (past 0) and see only their own new token.
+    const past = new BigInt64Array(k);
+    // (slot, head, position) of each new K/V vector; a free slot riding along writes its own
+    // position 0, which the next row to take that slot overwrites at its prefill.
+    const index = new BigInt64Array(k * h * 3);
+    for (let slot = 0; slot < k; slot++) {
+      for (let head = 0; head < h; head++) {
+        index[(slot * h + head) * 3] = BigInt(slot);
+        index[(slot * h + head) * 3 + 1] = BigInt(head);
+      }
+    }
+    for (const r of rows) {
       ids[r.slot] = BigInt(r.tokens[r.tokens.length - 1]!);
       pos[r.slot] = BigInt(r.len);
-      bias.fill(0, r.slot * total, r.slot * total + r.len);
-      for (let head = 0; head < h; head++) {
-        const at = (i * h + head) * 3;
-        spans[at] = (r.slot * h + head) * hd;
-        spans[at + 1] = ((r.slot * h + head) * cap + r.len) * hd;
-        spans[at + 2] = hd;
-      }
-    });
+      past[r.slot] = BigInt(r.len);
+      for (let head = 0; head < h; head++) index[(r.slot * h + head) * 3 + 2] = BigInt(r.len);
+    }
     const feeds: Record<string, StatefulFeed> = {
       input_ids: hostTensor('int64', [k, 1], ids),
       position_ids: hostTensor('int64', [k, 1], pos),
-      attention_bias: hostTensor('float32', [k, 1, 1, total], bias),
+      past_lengths: hostTensor('int64', [k], past),
+      new_lengths: hostTensor('int64', [k], new BigInt64Array(k).fill(1n)),
       // the rows' c_l stay with the session from their join on
       layer_offsets: { state: SLOT_OFFSETS_STATE, dims: [k, s.nLayers, s.dim] },
       gather_rows: hostTensor(
@@ -415,22 +435,63 @@ export class GenerationEngine {
         [k],
         BigInt64Array.from({ length: k }, (_, i) => BigInt(i)),
       ),
+      kv_write_index: { dtype: 'int64', dims: [k, h, 1, 3], data: index },
+      ...this.cacheFeeds(),
     };
-    const copies: StateCopy[] = [];
-    for (let l = 0; l < s.nLayers; l++) {
-      const names = kvStateNames(l);
-      feeds[`cache_key_${l}`] = { state: names.key, dims: [k, h, cap, hd] };
-      feeds[`cache_value_${l}`] = { state: names.value, dims: [k, h, cap, hd] };
-      copies.push({ output: `new_key_${l}`, state: names.key, spans });
-      copies.push({ output: `new_value_${l}`, state: names.value, spans });
-    }
-    const out = await this.session.runWithState(feeds, copies, ['logits']);
+    const out = await this.session.runWithState(feeds, this.cacheWrites(), ['logits']);
+    this.report('decode', k, width, feeds, out);
     const logits = out['logits']!.data as Float32Array;
     for (const r of rows) {
       r.len += 1;
       this.accept(r, logits.subarray(r.slot * s.vocabSize, (r.slot + 1) * s.vocabSize));
       if (this.isDone(r)) this.leave(r, this.reasonOf(r));
     }
+  }
+
+  /** Every layer's slot buffers, whole, as the cache inputs (views: nothing is copied). */
+  private cacheFeeds(): Record<string, StatefulFeed> {
+    const { nLayers, nHeads, maxSeqLen, headDim } = this.shape;
+    const dims = [this.options.maxBatch, nHeads, maxSeqLen, headDim];
+    const feeds: Record<string, StatefulFeed> = {};
+    for (let l = 0; l < nLayers; l++) {
+      const names = kvStateNames(l);
+      feeds[`cache_key_${l}`] = { state: names.key, dims };
+      feeds[`cache_value_${l}`] = { state: names.value, dims };
+    }
+    return feeds;
+  }
+
+  /** The present outputs, bound to the cache views they update. */
+  private cacheWrites(): StateWrite[] {
+    const writes: StateWrite[] = [];
+    for (let l = 0; l < this.shape.nLayers; l++) {
+      writes.push({ output: `present_key_${l}`, input: `cache_key_${l}` });
+      writes.push({ output: `present_value_${l}`, input: `cache_value_${l}` });
+    }
+    return writes;
+  }
+
+  /**
+   * Counts what crossed the session boundary: host feeds in, the logits out, and the host-held
+   * state views too when the session keeps its cache on a device (they are uploaded per run).
+   */
+  private report(
+    phase: TransferReport['phase'],
+    rows: number,
+    width: number,
+    feeds: Readonly<Record<string, StatefulFeed>>,
+    out: Readonly<Record<string, HostTensor>>,
+  ): void {
+    if (this.options.onTransfer === undefined) return;
+    let toSession = 0;
+    for (const feed of Object.values(feeds)) {
+      if (!isStateRef(feed)) toSession += feed.data.byteLength;
+      else if (this.session.stateLocation === 'device' && feed.state === SLOT_OFFSETS_STATE)
+        toSession += feed.dims.reduce((a, d) => a * d, 4);
+    }
+    let fromSession = 0;
+    for (const t of Object.values(out)) fromSession += t.data.byteLength;
+    this.options.onTransfer({ phase, rows, width, toSessionBytes: toSession, fromSessionBytes: fromSession });
   }
 
   private accept(row: Row, logits: Float32Array): void {

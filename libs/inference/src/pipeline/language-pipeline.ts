@@ -8,6 +8,7 @@ import {
   type GenerationResult,
   type GeneratedToken,
 } from '../generation/generation-engine';
+import { decoderShapeOf } from '../generation/decoder-shape';
 import { DEFAULT_TEMPERATURE, DEFAULT_TOP_P } from '../generation/sampling';
 import { listComponents, resolveComponent } from '../model-repository';
 import { createOrtSession, type OrtSessionOptions } from '../ort-session.driver';
@@ -76,20 +77,17 @@ export class LanguagePipeline {
     const bindC = resolveComponent(repo, 'bind');
     const decC = resolveComponent(repo, 'llama-decoder');
     const tokC = resolveComponent(repo, 'tokenizer');
-    const cfg = decC.json.config as Record<string, number>;
-    const shape: DecoderShape = {
-      nLayers: cfg['nLayers']!,
-      nHeads: cfg['nHeads']!,
-      headDim: cfg['headDim']!,
-      dim: cfg['dim']!,
-      vocabSize: cfg['vocabSize']!,
-      maxSeqLen: cfg['maxSeqLen']!,
-      eosId: cfg['eosId']!,
-    };
+    const shape = decoderShapeOf(decC);
     const [bind, visual, decoder] = await Promise.all([
       createOrtSession(bindC.file('model'), options),
       createOrtSession(decC.file('visual'), options),
-      createOrtSession(decC.file('decoder'), options),
+      // The decoder runs in a worker thread that also holds the slot KV cache (on the device for a
+      // GPU provider, allocated by the component's state graph).
+      createOrtSession(decC.file('decoder'), {
+        ...options,
+        thread: 'worker',
+        ...(decC.json.files['state'] === undefined ? {} : { stateAllocModel: decC.file('state') }),
+      }),
     ]);
     const tokenizer = LlamaTokenizer.fromFile(tokC.file('model'));
     let knn: KnnCache | undefined;

@@ -51,20 +51,36 @@ export function quantizeBlockwise(
   const top = bits === 8 ? 255 : 15;
   const packed = new Uint8Array(out * blocks * blockBytes);
   const scales = new Float32Array(out * blocks);
+  // Hot loop of a 7B build (billions of weights): one pass for the block maximum, one to quantize,
+  // with the ragged-block test hoisted out of the full blocks.
+  const quant = (v: number, scale: number): number => {
+    const q = Math.round(v / scale) + zero;
+    return q < 0 ? 0 : q > top ? top : q;
+  };
   for (let o = 0; o < out; o++) {
+    const row = o * inn;
     for (let b = 0; b < blocks; b++) {
-      const start = b * blockSize;
-      const end = Math.min(start + blockSize, inn);
+      const start = row + b * blockSize;
+      const end = Math.min(start + blockSize, row + inn);
       let amax = 0;
-      for (let i = start; i < end; i++) amax = Math.max(amax, Math.abs(w[o * inn + i]!));
+      for (let i = start; i < end; i++) {
+        const v = w[i]!;
+        const m = v < 0 ? -v : v;
+        if (m > amax) amax = m;
+      }
       const scale = amax === 0 ? 1 : Math.fround(amax / qmax);
       scales[o * blocks + b] = scale;
       const base = (o * blocks + b) * blockBytes;
-      for (let i = 0; i < blockSize; i++) {
-        const v = start + i < end ? w[o * inn + start + i]! : 0;
-        const q = Math.min(top, Math.max(0, Math.round(v / scale) + zero));
-        if (bits === 8) packed[base + i] = q;
-        else packed[base + (i >> 1)]! |= (i & 1) === 0 ? q : q << 4;
+      const full = end - start === blockSize;
+      if (bits === 8) {
+        for (let i = 0; i < blockSize; i++)
+          packed[base + i] = quant(full || start + i < end ? w[start + i]! : 0, scale);
+      } else {
+        for (let i = 0; i < blockSize; i += 2) {
+          const lo = quant(full || start + i < end ? w[start + i]! : 0, scale);
+          const hi = quant(full || start + i + 1 < end ? w[start + i + 1]! : 0, scale);
+          packed[base + (i >> 1)] = lo | (hi << 4);
+        }
       }
     }
   }
@@ -73,6 +89,9 @@ export function quantizeBlockwise(
 
 /**
  * Adds y = x · Wᵀ for W stored [out, in] (PyTorch's layout) in the chosen format and returns y.
+ * With `halfCompute` an fp16 weight is multiplied in float16 (x cast down, y cast back up): a GPU
+ * provider then reads half the bytes per token, where the plain fp16 form is widened to float32
+ * once at load (onnxruntime folds the Cast of a constant).
  */
 export function linearWeight(
   g: GraphBuilder,
@@ -82,6 +101,7 @@ export function linearWeight(
   out: number,
   inn: number,
   format: WeightFormat,
+  halfCompute = false,
 ): string {
   switch (format) {
     case 'fp32':
@@ -94,7 +114,9 @@ export function linearWeight(
         [inn, out],
         new Uint8Array(half.buffer, half.byteOffset, half.byteLength),
       );
-      return g.op1('MatMul', [x, g.op1('Cast', [init], { to: attr.int(OnnxType.FLOAT) })]);
+      if (!halfCompute) return g.op1('MatMul', [x, g.op1('Cast', [init], { to: attr.int(OnnxType.FLOAT) })]);
+      const x16 = g.op1('Cast', [x], { to: attr.int(OnnxType.FLOAT16) });
+      return g.op1('Cast', [g.op1('MatMul', [x16, init])], { to: attr.int(OnnxType.FLOAT) });
     }
     case 'int8':
     case 'int4': {

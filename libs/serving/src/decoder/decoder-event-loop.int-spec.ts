@@ -35,9 +35,6 @@ function bigPrefill(
 ): Record<string, HostTensor> {
   const b = 16;
   const t = 400;
-  const bias = new Float32Array(b * t * t);
-  for (let r = 0; r < b; r++)
-    for (let q = 0; q < t; q++) bias.fill(-Infinity, (r * t + q) * t + q + 1, (r * t + q + 1) * t);
   const feeds: Record<string, HostTensor> = {
     input_ids: hostTensor(
       'int64',
@@ -49,7 +46,8 @@ function bigPrefill(
       [b, t],
       BigInt64Array.from({ length: b * t }, (_, i) => BigInt(i % t)),
     ),
-    attention_bias: hostTensor('float32', [b, 1, t, t], bias),
+    past_lengths: hostTensor('int64', [b], new BigInt64Array(b)),
+    new_lengths: hostTensor('int64', [b], new BigInt64Array(b).fill(BigInt(t))),
     layer_offsets: hostTensor('float32', [b, nLayers, dim], new Float32Array(b * nLayers * dim)),
     gather_rows: hostTensor(
       'int64',
@@ -57,9 +55,17 @@ function bigPrefill(
       BigInt64Array.from({ length: b }, (_, i) => BigInt(i * t + t - 1)),
     ),
   };
+  // row r's prompt goes into slot r of a slot cache just big enough for it
+  const index = new BigInt64Array(b * nHeads * t * 3);
+  for (let r = 0; r < b; r++)
+    for (let h = 0; h < nHeads; h++)
+      for (let k = 0; k < t; k++)
+        index.set([BigInt(r), BigInt(h), BigInt(k)], ((r * nHeads + h) * t + k) * 3);
+  feeds['kv_write_index'] = { dtype: 'int64', dims: [b, nHeads, t, 3], data: index };
   for (let l = 0; l < nLayers; l++) {
-    feeds[`cache_key_${l}`] = hostTensor('float32', [b, nHeads, 0, headDim], new Float32Array(0));
-    feeds[`cache_value_${l}`] = hostTensor('float32', [b, nHeads, 0, headDim], new Float32Array(0));
+    const dims = [b, nHeads, t, headDim];
+    feeds[`cache_key_${l}`] = hostTensor('float32', dims, new Float32Array(b * nHeads * t * headDim));
+    feeds[`cache_value_${l}`] = hostTensor('float32', dims, new Float32Array(b * nHeads * t * headDim));
   }
   return feeds;
 }
@@ -154,8 +160,8 @@ describe('decoder steps off the event loop', () => {
       await expect(session.run(broken, ['logits'])).rejects.toThrow(/input_ids|type/i);
       await expect(
         session.runWithState(
-          feeds,
-          [{ output: 'new_key_0', state: 'missing', spans: Int32Array.of(0, 0, 1) }],
+          { ...feeds, cache_key_0: { state: 'missing', dims: [16, nHeads, 400, headDim] } },
+          [{ output: 'present_key_0', input: 'cache_key_0' }],
           ['logits'],
         ),
       ).rejects.toThrow('no state buffer "missing"');

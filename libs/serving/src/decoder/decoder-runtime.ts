@@ -1,6 +1,7 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import {
   createOrtSession,
+  decoderShapeOf,
   GenerationEngine,
   hostTensor,
   resolveComponent,
@@ -81,17 +82,6 @@ export interface DecoderStatus {
 /** Retry hint before any sequence has finished: about one short generation. */
 const INITIAL_SEQUENCE_MS = 1_000;
 
-function configNumber(config: Readonly<Record<string, unknown>>, key: string, where: string): number {
-  const v = config[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-    throw new DomainError(
-      ErrorCode.FailedPrecondition,
-      `${where}/model.json config.${key} is missing or not a non-negative integer; rebuild the repository`,
-    );
-  }
-  return v;
-}
-
 /**
  * Loads the llama-decoder component (decoder + visual graphs), the tokenizer and the model dims of
  * a model repository, logging the execution providers chosen.
@@ -103,15 +93,7 @@ export async function loadDecoderModel(
   const component = resolveComponent(repo, DECODER_COMPONENT);
   const tokenizerComponent = resolveComponent(repo, 'tokenizer');
   const cfg = component.json.config;
-  const shape: DecoderShape = {
-    nLayers: configNumber(cfg, 'nLayers', component.dir),
-    nHeads: configNumber(cfg, 'nHeads', component.dir),
-    headDim: configNumber(cfg, 'headDim', component.dir),
-    dim: configNumber(cfg, 'dim', component.dir),
-    vocabSize: configNumber(cfg, 'vocabSize', component.dir),
-    maxSeqLen: configNumber(cfg, 'maxSeqLen', component.dir),
-    eosId: configNumber(cfg, 'eosId', component.dir),
-  };
+  const shape = decoderShapeOf(component);
   let chosen: readonly ProviderName[] = ['cpu'];
   let skipped: readonly { name: string; reason: string }[] = [];
   const sessionOptions = {
@@ -126,7 +108,12 @@ export async function loadDecoderModel(
   const [decoder, visual] = await Promise.all([
     // Decode steps run in a worker thread that also holds the slot KV cache, so the event loop
     // keeps serving streams, health and metrics while a step runs.
-    createOrtSession(component.file('decoder'), { ...sessionOptions, thread: 'worker' }),
+    createOrtSession(component.file('decoder'), {
+      ...sessionOptions,
+      thread: 'worker',
+      // On a GPU provider the slot KV cache is allocated on the device by this small graph.
+      ...(component.json.files['state'] === undefined ? {} : { stateAllocModel: component.file('state') }),
+    }),
     createOrtSession(component.file('visual'), sessionOptions),
   ]);
   const tokenizer = LlamaTokenizer.fromFile(tokenizerComponent.file('model'));

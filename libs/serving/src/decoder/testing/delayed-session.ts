@@ -29,12 +29,15 @@ export function delayedSession(inner: InferenceSessionPort, delayMs: number): In
     get outputNames() {
       return inner.outputNames;
     },
-    createState: async (name, elements) => inner.createState(name, elements),
+    get stateLocation() {
+      return inner.stateLocation;
+    },
+    createState: async (name, elements, options) => inner.createState(name, elements, options),
     writeState: async (name, at, values) => inner.writeState(name, at, values),
     dropState: async () => inner.dropState(),
-    async runWithState(feeds, copies, outputs) {
+    async runWithState(feeds, writes, outputs) {
       await sleep(delayMs);
-      return inner.runWithState(feeds, copies, outputs);
+      return inner.runWithState(feeds, writes, outputs);
     },
   };
   return stateful;

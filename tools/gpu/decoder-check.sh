@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The decoder on a GPU: a LLaMA-7B-shaped decoder (32 layers, dim 4096, 32 heads, vocabulary
+# 32,000, random weights) built on the GPU machine in int4 (MatMulNBits) and fp16 (float16
+# matmuls), run through onnxruntime-node's WebGPU provider (Dawn over the NVIDIA Vulkan driver)
+# with the slot KV cache (float16) on the device. Prints decode tok/s at 1 and 16 streams for
+# contexts 512 and 2,048, each ÷ the HBM bound (weight bytes per token ÷ the device copy bandwidth
+# measured in the same run), and the bytes that cross host ↔ device per row and step.
+#
+# Here (CPU machine): npm ci && npm run build && bash tools/gpu/prepare.sh
+# Device tool:        run(command: "bash tools/gpu/decoder-check.sh", carry: [".gpu-carry"], timeout_s: 580)
+# Results:            $OUT/decoder-check.log, $OUT/int4.json, $OUT/fp16.json, $OUT/nvidia-smi.txt
+# Budget: about 8 minutes (two builds in parallel, then one measurement after the other).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/ibllm-gpu-out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/decoder-check.log") 2>&1
+started=$SECONDS
+note() { printf '\n== [%4ss] %s\n' "$((SECONDS - started))" "$*"; }
+
+carry=.gpu-carry
+[[ -f $carry/bench.mjs ]] || { echo "no $carry/bench.mjs: run tools/gpu/prepare.sh and carry .gpu-carry"; exit 2; }
+run=/tmp/ibllm-gpu
+rm -rf "$run" && mkdir -p "$run/node_modules" "$run/vk" "$run/models"
+unxz_to() {
+  if command -v xz >/dev/null; then xz -dc "$1" >"$2"; else
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"
+  fi
+}
+
+note "unpacking node, onnxruntime-node and the Vulkan loader"
+unxz_to "$carry/node.xz" "$run/node" && chmod +x "$run/node"
+cp -r "$carry/onnxruntime-node" "$carry/onnxruntime-common" "$run/node_modules/"
+unxz_to "$carry/onnxruntime-node/libonnxruntime.so.1.xz" "$run/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
+cp "$carry/bench.mjs" "$run/"
+if [[ -f $carry/libvulkan1.deb ]]; then
+  dpkg -x "$carry/libvulkan1.deb" "$run/vk"
+  export LD_LIBRARY_PATH="$run/vk/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[[ -f $icd ]] && export VK_DRIVER_FILES=$icd VK_ICD_FILENAMES=$icd
+export XDG_RUNTIME_DIR=/tmp/ibllm-xdg && mkdir -p "$XDG_RUNTIME_DIR"
+"$run/node" --version
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv | tee "$OUT/nvidia-smi.txt"
+nproc && free -g | head -2 && df -h /tmp | tail -1
+
+cd "$run"
+bench() { ./node --max-old-space-size=16384 bench.mjs "$@"; }
+note "smoke: a small model on webgpu (the provider reaches the GPU through Vulkan)"
+bench --provider webgpu --dim 256 --layers 2 --heads 4 --vocab 8000 --streams 4 --capacity 512 \
+  --contexts 64,480 --reps 3 --kv float16 --sections steps || { echo "smoke run failed"; exit 1; }
+
+shape=(--provider webgpu --dim 4096 --layers 32 --heads 32 --vocab 32000 --streams 16 --capacity 2056
+  --contexts 512,2048 --kv float16 --sections steps --reps 5 --json)
+# DECODER_CHECK_SMALL=1: the same steps on a small model, to try the script on a CPU machine.
+[[ ${DECODER_CHECK_SMALL:-0} == 1 ]] && shape=(--provider webgpu --dim 256 --layers 2 --heads 4 --vocab 8000
+  --streams 4 --capacity 600 --contexts 64,512 --kv float16 --sections steps --reps 2 --json)
+note "building int4 and fp16 in parallel (CPU)"
+bench "${shape[@]}" --format int4 --model-dir models/int4 --build-only >build-int4.log 2>&1 &
+p1=$!
+bench "${shape[@]}" --format fp16 --half-compute --model-dir models/fp16 --build-only >build-fp16.log 2>&1 &
+p2=$!
+wait $p1; s1=$?
+wait $p2; s2=$?
+cat build-int4.log build-fp16.log
+du -sh models/* || true
+[[ $s1 == 0 && $s2 == 0 ]] || { echo "a build failed (int4 $s1, fp16 $s2)"; exit 1; }
+
+for format in int4 fp16; do
+  note "measuring $format"
+  extra=()
+  [[ $format == fp16 ]] && extra=(--half-compute)
+  bench "${shape[@]}" --format "$format" "${extra[@]}" --model-dir "models/$format" | tee "measure-$format.log"
+  tail -1 "measure-$format.log" | grep '^{' >"$OUT/$format.json" || echo "no JSON from the $format run"
+  rm -rf "models/$format"
+done
+note "done"

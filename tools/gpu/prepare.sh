@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Prepares .gpu-carry/ for tools/gpu/decoder-check.sh: everything the GPU machine needs that it
+# does not have (it has no Node.js, no npm and reaches no registry), under the device tool's 64 MiB:
+#   bench.mjs          bench/decoder/run.mjs bundled with the decoder builder and session driver
+#   node.xz            this machine's Node.js binary, xz-compressed
+#   onnxruntime-node/  the binding for linux x64 (libonnxruntime.so.1 xz-compressed) and its JS
+#   onnxruntime-common/
+#   libvulkan1.deb     Debian's Vulkan loader (the NVIDIA ICD comes with the machine's driver)
+# Run from the repository root after `npm ci && npm run build`; then, with the device tool:
+#   run(command: "bash tools/gpu/decoder-check.sh", carry: [".gpu-carry"], timeout_s: 580)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+carry=.gpu-carry
+rm -rf "$carry"
+mkdir -p "$carry/onnxruntime-node/bin/napi-v6/linux/x64" "$carry/onnxruntime-common"
+npx --no-install rolldown -c tools/gpu/rolldown.config.mjs --file "$carry/bench.mjs" >/dev/null
+xz -T0 -6 -c "$(command -v node)" >"$carry/node.xz"
+ort=node_modules/onnxruntime-node
+cp -r "$ort/package.json" "$ort/dist" "$carry/onnxruntime-node/"
+cp "$ort/bin/napi-v6/linux/x64/onnxruntime_binding.node" "$carry/onnxruntime-node/bin/napi-v6/linux/x64/"
+xz -T0 -6 -c "$ort/bin/napi-v6/linux/x64/libonnxruntime.so.1" >"$carry/onnxruntime-node/libonnxruntime.so.1.xz"
+cp -r node_modules/onnxruntime-common/package.json node_modules/onnxruntime-common/dist "$carry/onnxruntime-common/"
+(cd "$carry" && apt-get download libvulkan1 >/dev/null 2>&1 && mv libvulkan1_*.deb libvulkan1.deb) ||
+  echo "prepare: apt-get download libvulkan1 failed: the check will rely on a loader already on the GPU machine" >&2
+du -sh "$carry"
+du -sh "$carry"/* | sort -h
