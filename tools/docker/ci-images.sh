@@ -203,11 +203,14 @@ for service in "${services[@]}"; do
 done
 
 # --- per-image checks ----------------------------------------------------------------------------
+# The CLI of the tree the images were built from (built: `npm run build`), so that the demo models
+# and the batch client match the services' code.
+ibllm=(node "$context/tools/cli/bin/ibllm.js")
 models="$work/models/demo"
 step "demo model repository for the model services ($models)"
 if [[ ! -f "$models/.ibllm-complete" ]]; then
   rm -rf "$models"
-  node tools/cli/bin/ibllm.js models demo --out "$models" >"$work/logs/models-demo.log" 2>&1 || {
+  "${ibllm[@]}" models demo --out "$models" >"$work/logs/models-demo.log" 2>&1 || {
     tail -20 "$work/logs/models-demo.log"
     exit 1
   }
@@ -219,12 +222,14 @@ say "model repository: $(du -sh "$models" | cut -f1)"
 check_net=ibllm-ci-check
 docker network inspect "$check_net" >/dev/null 2>&1 || docker network create "$check_net" >/dev/null
 
+random_key() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+
 # Extra `docker run` arguments that let a service start alone: its settings and its dependencies.
 run_args_for() {
   case "$1" in
     gateway)
       # Alone, the gateway runs standalone (every service in its process); keys are required on 0.0.0.0.
-      echo "-e GATEWAY_MODE=standalone -e GATEWAY_MODEL_REPO=/models -e GATEWAY_API_KEYS=ci:ci-check-key -v $models:/models:ro"
+      echo "-e GATEWAY_MODE=standalone -e GATEWAY_MODEL_REPO=/models -e GATEWAY_API_KEYS=ci:$(random_key) -v $models:/models:ro"
       ;;
     retriever) echo "-e RETRIEVER_DRIVER=embedded -v $models:/models:ro -e RETRIEVER_SEED_FROM_REPO=/models --tmpfs /data:uid=1000,gid=1000" ;;
     batch-worker) echo "-e REDIS_URL=redis://ibllm-ci-check-redis:6379 -e GATEWAY_TARGET=127.0.0.1:50051" ;;
@@ -311,8 +316,8 @@ if [[ $compose_too == 1 ]]; then
   step "compose: up on the built images (docker-compose.yml + docker-compose.ci.yml)"
   have_image "$redis_image" || docker build --network host -q -f tools/docker/redis.Dockerfile \
     --build-arg BASE="$debian_image" -t "$redis_image" tools/docker >/dev/null
-  client_key="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-  worker_key="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  client_key="$(random_key)"
+  worker_key="$(random_key)"
   export IMAGE_TAG=$tag MODELS_DIR="$models" GATEWAY_API_KEYS="ci:$client_key" BATCH_WORKER_API_KEY="$worker_key"
   export CI_REDIS_IMAGE="$redis_image" CI_DEBIAN_IMAGE="$debian_image"
   compose config -q
@@ -349,7 +354,6 @@ if [[ $compose_too == 1 ]]; then
   for i in $(seq 0 19); do
     echo "{\"id\":\"item-$i\",\"inputs\":[{\"modality\":\"text\",\"text\":\"item number $i\"}]}"
   done >"$manifest"
-  ibllm=(node tools/cli/bin/ibllm.js)
   t0=$SECONDS
   job="$("${ibllm[@]}" batch submit --gateway 127.0.0.1:50051 --api-key "$client_key" --kind embed \
     --manifest "$manifest" --client-token "ci-$RANDOM-$SECONDS" --wait 2>"$work/logs/batch-submit.log")" || {

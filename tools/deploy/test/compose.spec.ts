@@ -350,3 +350,40 @@ describe('docker-compose.gpu.yml', () => {
     checkWiring(project);
   });
 });
+
+describe('docker-compose.ci.yml (the CI override: tools/docker/ci-images.sh)', () => {
+  const ci = loadCompose(['docker-compose.yml', 'docker-compose.ci.yml'], { ...KEYS, IMAGE_TAG: 'ci' });
+  const base = loadCompose(BASE, KEYS);
+
+  it('keeps every app service as docker-compose.yml defines it, on the images CI built', () => {
+    expect(Object.keys(ci.services).sort()).toEqual(Object.keys(base.services).sort());
+    for (const service of appServices(ci)) {
+      expect(service.image, service.name).toBe(`imagebind-llm/${service.name}:ci`);
+      expect(service.readOnly, service.name).toBe(true);
+      expect(service.networks, service.name).toEqual(base.services[service.name]!.networks);
+      if (service.name !== 'retriever') {
+        expect(service.environment, service.name).toEqual(
+          loadCompose(BASE, { ...KEYS, IMAGE_TAG: 'ci' }).services[service.name]!.environment,
+        );
+      }
+    }
+  });
+
+  it("swaps Redis for Debian's, and the retriever onto its embedded store on a volume", () => {
+    const redis = ci.services['redis']!;
+    expect(redis.image).toBe('ibllm-ci/redis:bookworm');
+    const command = redis.raw['command'] as string[];
+    expect(command).toEqual(
+      expect.arrayContaining(['--maxmemory-policy', 'noeviction', '--appendonly', 'yes']),
+    );
+    expect(redis.volumes.map((v) => v.target)).toContain('/data');
+    const retriever = ci.services['retriever']!;
+    expect(retriever.environment['RETRIEVER_DRIVER']).toBe('embedded');
+    expect(retriever.environment['RETRIEVER_DATA_DIR']).toBe('/data');
+    const data = retriever.volumes.find((v) => v.target === '/data');
+    expect(data?.type).toBe('volume');
+    expect(ci.volumes).toContain(data!.source);
+    // Qdrant cannot be had here: a placeholder that only keeps depends_on satisfied.
+    expect(ci.services['qdrant']!.image).toBe('ibllm-ci/debian:bookworm');
+  });
+});
