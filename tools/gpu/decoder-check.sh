@@ -33,10 +33,10 @@ unxz_to "$carry/node.xz" "$run/node" && chmod +x "$run/node"
 cp -r "$carry/onnxruntime-node" "$carry/onnxruntime-common" "$run/node_modules/"
 unxz_to "$carry/onnxruntime-node/libonnxruntime.so.1.xz" "$run/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
 cp "$carry/bench.mjs" "$run/"
-if [[ -f $carry/libvulkan1.deb ]]; then
-  dpkg -x "$carry/libvulkan1.deb" "$run/vk"
-  export LD_LIBRARY_PATH="$run/vk/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
+# The Vulkan loader and glvnd, which the NVIDIA ICD (libGLX_nvidia.so.0) loads through, into /
+# (the machine is bare and given back after the lease).
+for deb in "$carry"/gl/*.deb; do [[ -f $deb ]] && dpkg -x "$deb" /; done
+ldconfig
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [[ -f $icd ]] && export VK_DRIVER_FILES=$icd VK_ICD_FILENAMES=$icd
 export XDG_RUNTIME_DIR=/tmp/ibllm-xdg && mkdir -p "$XDG_RUNTIME_DIR"

@@ -5,7 +5,7 @@
 #   node.xz            this machine's Node.js binary, xz-compressed
 #   onnxruntime-node/  the binding for linux x64 (libonnxruntime.so.1 xz-compressed) and its JS
 #   onnxruntime-common/
-#   libvulkan1.deb     Debian's Vulkan loader (the NVIDIA ICD comes with the machine's driver)
+#   gl/*.deb           Debian's Vulkan loader and glvnd (the NVIDIA ICD comes with the machine's driver)
 # Run from the repository root after `npm ci && npm run build`; then, with the device tool:
 #   run(command: "bash tools/gpu/decoder-check.sh", carry: [".gpu-carry"], timeout_s: 580)
 set -euo pipefail
@@ -20,7 +20,9 @@ cp -r "$ort/package.json" "$ort/dist" "$carry/onnxruntime-node/"
 cp "$ort/bin/napi-v6/linux/x64/onnxruntime_binding.node" "$carry/onnxruntime-node/bin/napi-v6/linux/x64/"
 xz -T0 -6 -c "$ort/bin/napi-v6/linux/x64/libonnxruntime.so.1" >"$carry/onnxruntime-node/libonnxruntime.so.1.xz"
 cp -r node_modules/onnxruntime-common/package.json node_modules/onnxruntime-common/dist "$carry/onnxruntime-common/"
-(cd "$carry" && apt-get download libvulkan1 >/dev/null 2>&1 && mv libvulkan1_*.deb libvulkan1.deb) ||
-  echo "prepare: apt-get download libvulkan1 failed: the check will rely on a loader already on the GPU machine" >&2
+# The NVIDIA Vulkan ICD (libGLX_nvidia.so.0) needs glvnd's libraries as well as the loader.
+mkdir -p "$carry/gl"
+(cd "$carry/gl" && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1) ||
+  echo "prepare: apt-get download of the Vulkan/glvnd packages failed: the check relies on what the GPU machine has" >&2
 du -sh "$carry"
 du -sh "$carry"/* | sort -h
