@@ -81,15 +81,23 @@ async function writeGatesZeroAdapter(out: string): Promise<number> {
   }
 }
 
-async function buildAndLoad(adapter: string, out: string): Promise<LanguagePipeline> {
+async function buildAndLoad(
+  adapter: string,
+  out: string,
+  device: { providers?: string[]; kvDtype?: 'float32' | 'float16' } = {},
+): Promise<LanguagePipeline> {
   await buildLanguageRepository({
     adapter,
     llamaDir: join(dir, 'llama'),
     llamaType: '7B',
     knn: join(dir, 'knn.index'),
     out,
+    ...(device.kvDtype === undefined ? {} : { kvDtype: device.kvDtype }),
   });
-  return LanguagePipeline.load(out, { maxBatch: 8 });
+  return LanguagePipeline.load(out, {
+    maxBatch: 8,
+    ...(device.providers === undefined ? {} : { providers: device.providers }),
+  });
 }
 
 beforeAll(async () => {
@@ -219,5 +227,53 @@ describe('greedy decoding', () => {
       gatesZero.engine.generate({ ...requestFor(c), layerOffsets: zero }),
     ]);
     expect(withGates.tokenIds).not.toEqual(noGates.tokenIds);
+  });
+});
+
+// The same cases with the decoder on onnxruntime's WebGPU provider: on these CPU machines through
+// Mesa's software Vulkan (lavapipe, from bookworm-backports: .ci/run installs it), on a GPU machine
+// through its driver. The slot KV cache lives on the device (allocated by the repository's
+// state.onnx); float32 KV must match the official logits as tightly as the CPU, float16 KV within
+// 1e-3. The offsets come from the CPU runs above (the decoder graph is the one under test).
+describe.each([
+  { kvDtype: 'float32' as const, logitTol: LOGIT_ABS_TOL },
+  { kvDtype: 'float16' as const, logitTol: 1e-3 },
+])('greedy decoding on the WebGPU provider, $kvDtype KV cache', ({ kvDtype, logitTol }) => {
+  let gpu: LanguagePipeline;
+  beforeAll(async () => {
+    try {
+      gpu = await buildAndLoad(join(dir, '7B.pth'), join(work, `repo-webgpu-${kvDtype}`), {
+        providers: ['webgpu'],
+        kvDtype,
+      });
+    } catch (error) {
+      throw new Error(
+        `the WebGPU provider did not start (${String(error)}); on a CPU machine it needs Mesa's ` +
+          'lavapipe ≥ 25: apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1 (see .ci/run)',
+      );
+    }
+  }, 120_000);
+  afterAll(async () => {
+    await gpu?.close();
+  });
+
+  it('keeps the slot KV cache on the device', () => {
+    expect(gpu.engine.stateLocation).toBe('device');
+  });
+
+  it.each(decodeCases.map((c) => [c.id, c] as const))(
+    '%s: prefill logits and the 24 greedy tokens',
+    async (_id, c) => {
+      const result = await gpu.engine.generate(requestFor(c));
+      const logitError = maxAbsDifference(result.prefillLogits!, load(c.outputs['prefill_logits']!.file));
+      console.log(`webgpu ${kvDtype} KV ${c.id}: prefill logits max |Δ| ${logitError.toExponential(2)}`);
+      expect(logitError).toBeLessThanOrEqual(logitTol);
+      expect(result.tokenIds).toEqual(c.generated_ids);
+    },
+  );
+
+  it('gives the same tokens when every case decodes in one batch', async () => {
+    const results = await Promise.all(decodeCases.map(async (c) => gpu.engine.generate(requestFor(c))));
+    results.forEach((r, i) => expect(r.tokenIds, decodeCases[i]!.id).toEqual(decodeCases[i]!.generated_ids));
   });
 });

@@ -5,6 +5,7 @@ import {
   isStateRef,
   LocalStateSession,
   type StateDtype,
+  type StateLocation,
   type StatefulFeed,
   type StatefulSessionPort,
   type StateWrite,
@@ -174,6 +175,11 @@ export class GenerationEngine {
   ) {
     this.session = isStateful(session) ? session : new LocalStateSession(session);
     this.slots = new KvSlots(options.maxBatch);
+  }
+
+  /** Where the session keeps the slot KV cache: on the device for a GPU provider, else host memory. */
+  get stateLocation(): StateLocation {
+    return this.session.stateLocation;
   }
 
   /** Rows decoding now and waiting for prefill. */
