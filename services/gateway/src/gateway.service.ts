@@ -8,6 +8,7 @@ import type { HopContext, PlatformBackends, RoutedModality } from './backends/ba
 import type { GatewayEnv } from './env.schema';
 import { MediaFetcher } from './media-fetcher';
 import {
+  readPrecomputedEmbedding,
   validateCache,
   validateGenerateRequest,
   validateInputs,
@@ -82,13 +83,24 @@ export class GatewayService {
     return this.backends.mode;
   }
 
-  /** Encodes every input on its modality's encoder (one call per modality) and fuses them (§1.2). */
+  /**
+   * Encodes every input on its modality's encoder (one call per modality) and fuses them (§1.2).
+   * A precomputed embedding skips the encoder and enters the fusion as an encoder's output would;
+   * a fused one (the only input, by validation) is q itself.
+   */
   async embedInputs(inputs: readonly gatewayV1.MultimodalInput[], ctx: HopContext): Promise<EmbeddedInputs> {
     const groups = new Map<RoutedModality, { index: number; input: encoderV1.EncoderInput }[]>();
+    const embeddings = new Array<Float32Array>(inputs.length);
+    let fusedQuery: Float32Array | undefined;
     await Promise.all(
       inputs.map(async (input, index) => {
-        const route = ROUTE.get(input.modality)!;
         const source = input.source!;
+        if (source.$case === 'embedding') {
+          embeddings[index] = readPrecomputedEmbedding(source.value, `inputs[${index}].embedding`);
+          if (source.value.fused) fusedQuery = embeddings[index];
+          return;
+        }
+        const route = ROUTE.get(input.modality)!;
         let encoderInput: encoderV1.EncoderInput;
         if (source.$case === 'text') {
           encoderInput = { source: { $case: 'text', value: source.value }, mediaType: input.mediaType };
@@ -107,7 +119,6 @@ export class GatewayService {
         groups.set(route, list);
       }),
     );
-    const embeddings = new Array<Float32Array>(inputs.length);
     await Promise.all(
       [...groups].map(async ([route, items]) => {
         items.sort((a, b) => a.index - b.index);
@@ -149,7 +160,7 @@ export class GatewayService {
     const weights = inputs.map((i) => i.weight ?? 1);
     return {
       perInput: inputs.map((input, i) => ({ modality: input.modality, embedding: embeddings[i]! })),
-      fused: fuseEmbeddings(embeddings, weights),
+      fused: fusedQuery ?? fuseEmbeddings(embeddings, weights),
     };
   }
 

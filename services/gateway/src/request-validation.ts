@@ -18,6 +18,12 @@ const SUPPORTED_MODALITIES: ReadonlySet<commonV1.Modality> = new Set([
   Modality.MODALITY_POINT_CLOUD,
 ]);
 
+/**
+ * Length of an ImageBind embedding: every encoder's output, the fused query and the bind network's
+ * input share this space (MODEL_SPEC §1.2, §4).
+ */
+export const EMBEDDING_DIM = 1024;
+
 function invalid(field: string, message: string): DomainError {
   return new DomainError(ErrorCode.InvalidInput, `${field}: ${message}`, { field });
 }
@@ -43,6 +49,11 @@ export function validateInputs(inputs: readonly gatewayV1.MultimodalInput[], lim
   }
   inputs.forEach((input, i) => {
     const at = `inputs[${i}]`;
+    const source = input.source;
+    if (source?.$case === 'embedding') {
+      validatePrecomputed(input, source.value, at, inputs.length);
+      return;
+    }
     if (!SUPPORTED_MODALITIES.has(input.modality)) {
       const name = commonV1.modalityToJSON(input.modality);
       throw invalid(
@@ -56,8 +67,7 @@ export function validateInputs(inputs: readonly gatewayV1.MultimodalInput[], lim
     if (input.weight !== undefined && !(Number.isFinite(input.weight) && input.weight > 0)) {
       throw invalid(`${at}.weight`, `must be a positive number (unset means 1), got ${input.weight}`);
     }
-    const source = input.source;
-    if (source === undefined) throw invalid(`${at}.source`, 'set one of content, uri or text');
+    if (source === undefined) throw invalid(`${at}.source`, 'set one of content, uri, text or embedding');
     if (input.modality === Modality.MODALITY_TEXT) {
       if (source.$case !== 'text')
         throw invalid(`${at}.text`, 'a TEXT input carries its text in the text field');
@@ -77,6 +87,85 @@ export function validateInputs(inputs: readonly gatewayV1.MultimodalInput[], lim
       throw invalid(`${at}.uri`, 'must not be empty');
     }
   });
+}
+
+/** A precomputed embedding input: any (or no) supported modality, a valid vector, and the fused rules. */
+function validatePrecomputed(
+  input: gatewayV1.MultimodalInput,
+  embedding: gatewayV1.PrecomputedEmbedding,
+  at: string,
+  inputCount: number,
+): void {
+  // The modality only labels the vector (Embed echoes it); no encoder runs, so unset is fine.
+  if (input.modality !== Modality.MODALITY_UNSPECIFIED && !SUPPORTED_MODALITIES.has(input.modality)) {
+    throw invalid(
+      `${at}.modality`,
+      `${commonV1.modalityToJSON(input.modality)} is not accepted by ImageBind-LLM; leave it unset for an embedding or use IMAGE, VIDEO, AUDIO, TEXT or POINT_CLOUD`,
+    );
+  }
+  if (input.weight !== undefined && !(Number.isFinite(input.weight) && input.weight > 0)) {
+    throw invalid(`${at}.weight`, `must be a positive number (unset means 1), got ${input.weight}`);
+  }
+  readPrecomputedEmbedding(embedding, `${at}.embedding`);
+  if (embedding.fused) {
+    if (inputCount > 1) {
+      throw invalid(
+        `${at}.embedding.fused`,
+        `a fused query is used as q itself, so it must be the only input (this request has ${inputCount}); ` +
+          'send the per-input embeddings with their weights instead, or the fused query alone',
+      );
+    }
+    if (input.weight !== undefined) {
+      throw invalid(`${at}.weight`, 'a fused query already carries its weights; leave weight unset');
+    }
+  }
+}
+
+/**
+ * The vector of a precomputed embedding, checked: float32, shape [1024] or [1, 1024], every value
+ * finite. `field` is the embedding's path in the request (`inputs[2].embedding`).
+ */
+export function readPrecomputedEmbedding(
+  embedding: gatewayV1.PrecomputedEmbedding,
+  field: string,
+): Float32Array {
+  const path = `${field}.vector`;
+  const tensor = embedding.vector;
+  const expected = `a float32 tensor of shape [${EMBEDDING_DIM}], as Embed returns it`;
+  if (tensor === undefined) throw invalid(path, `is required: ${expected}`);
+  if (tensor.dtype !== commonV1.DataType.DATA_TYPE_FLOAT32) {
+    throw invalid(`${path}.dtype`, `must be DATA_TYPE_FLOAT32, got ${commonV1.dataTypeToJSON(tensor.dtype)}`);
+  }
+  const shape = tensor.shape;
+  const shapeOk =
+    (shape.length === 1 && shape[0] === EMBEDDING_DIM) ||
+    (shape.length === 2 && shape[0] === 1 && shape[1] === EMBEDDING_DIM);
+  if (!shapeOk) {
+    throw invalid(
+      `${path}.shape`,
+      `must be [${EMBEDDING_DIM}] (or [1, ${EMBEDDING_DIM}]): an ImageBind embedding has ${EMBEDDING_DIM} values; got [${shape.join(', ')}]`,
+    );
+  }
+  if (tensor.data.byteLength !== EMBEDDING_DIM * 4) {
+    throw invalid(
+      `${path}.data`,
+      `must hold ${EMBEDDING_DIM * 4} bytes (${EMBEDDING_DIM} little-endian float32 values), got ${tensor.data.byteLength}`,
+    );
+  }
+  const view = new DataView(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
+  const values = new Float32Array(EMBEDDING_DIM);
+  let squares = 0;
+  for (let i = 0; i < EMBEDDING_DIM; i++) {
+    const value = view.getFloat32(i * 4, true);
+    if (!Number.isFinite(value)) {
+      throw invalid(`${path}.data`, `value ${i} is ${value}; every value must be a finite number`);
+    }
+    values[i] = value;
+    squares += value * value;
+  }
+  // An all-zero vector has no direction: L2 normalisation would send zeros through the model.
+  if (squares === 0) throw invalid(`${path}.data`, 'is all zeros; send the embedding Embed returned');
+  return values;
 }
 
 /** Checks the cache knobs against the official slider ranges (MODEL_SPEC §1.3). */

@@ -13,6 +13,7 @@ import {
   type JsonObject,
 } from './json-reader';
 import { checkSource } from '@imagebind-llm/media-source';
+import { float32Tensor } from '@imagebind-llm/grpc-kit';
 
 const { Modality } = commonV1;
 
@@ -53,6 +54,8 @@ export function checkBodySize(byteLength: number | undefined, limits: RestLimits
 export class PartBudget {
   private parts = 0;
   private bytes = 0;
+  private inputs = 0;
+  private fusedAt: string | undefined;
 
   constructor(private readonly limits: RestLimits) {}
 
@@ -62,6 +65,22 @@ export class PartBudget {
       throw tooLargeAt(
         path,
         `more than ${this.limits.maxParts} content parts in one request; split it into several requests`,
+      );
+    }
+  }
+
+  /**
+   * Counts one ImageBind input at `path`. A fused query (`input_embedding.fused: true`) is used as
+   * q itself, so it must be the request's only input; the error names the fused part.
+   */
+  countInput(path: string, fused: boolean): void {
+    this.inputs += 1;
+    if (fused) this.fusedAt = path;
+    if (this.fusedAt !== undefined && this.inputs > 1) {
+      throw invalidAt(
+        at(at(this.fusedAt, 'input_embedding'), 'fused'),
+        `a fused query is used as it is, so it must be the only input, but ${fused ? 'an earlier part' : path} is another one; ` +
+          'send the per-input embeddings with their weights instead, or the fused query alone',
       );
     }
   }
@@ -245,12 +264,101 @@ function inlineInput(
   );
 }
 
+/** ImageBind's embedding length (gateway.proto PrecomputedEmbedding). */
+const EMBEDDING_VALUES = 1024;
+
+/**
+ * The vector of an input_embedding part: 1024 JSON numbers, or their little-endian float32 bytes in
+ * base64 (what `/v1/embeddings` returns for `encoding_format: "base64"`). Every value must be finite
+ * in float32, and not all zero.
+ */
+function embeddingVector(value: unknown, path: string, maxBytes: number): Float32Array {
+  const values = new Float32Array(EMBEDDING_VALUES);
+  if (typeof value === 'string') {
+    const bytes = decodeBase64(value, path, maxBytes);
+    if (bytes.length !== EMBEDDING_VALUES * 4) {
+      throw invalidAt(
+        path,
+        `must decode to ${EMBEDDING_VALUES * 4} bytes (${EMBEDDING_VALUES} little-endian float32 values, as encoding_format "base64" returns them), got ${bytes.length}`,
+      );
+    }
+    for (let i = 0; i < EMBEDDING_VALUES; i++) {
+      const v = bytes.readFloatLE(i * 4);
+      if (!Number.isFinite(v)) throw invalidAt(at(path, i), `is ${v}; every value must be a finite number`);
+      values[i] = v;
+    }
+  } else if (Array.isArray(value)) {
+    const list: readonly unknown[] = value;
+    if (list.length !== EMBEDDING_VALUES) {
+      throw invalidAt(
+        path,
+        `must hold ${EMBEDDING_VALUES} numbers (an ImageBind embedding as /v1/embeddings returns it), got ${list.length}`,
+      );
+    }
+    list.forEach((v, i) => {
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        const got = typeof v === 'number' ? String(v) : describeJson(v);
+        throw invalidAt(at(path, i), `must be a finite number, got ${got}`);
+      }
+      // A JSON number past float32's range (e.g. 1e39) would become Infinity on the way in.
+      if (!Number.isFinite(Math.fround(v))) throw invalidAt(at(path, i), `${v} is outside the float32 range`);
+      values[i] = v;
+    });
+  } else {
+    throw invalidAt(
+      path,
+      `must be an array of ${EMBEDDING_VALUES} numbers or their float32 bytes in base64, got ${describeJson(value)}`,
+    );
+  }
+  if (values.every((v) => v === 0)) {
+    throw invalidAt(path, 'is all zeros; send the embedding /v1/embeddings returned');
+  }
+  return values;
+}
+
+/**
+ * input_embedding: a precomputed ImageBind embedding instead of media (embed once, ask many
+ * questions). Without `fused` it is one input's embedding, mixed with the others by `weight`;
+ * with `fused: true` it is the fused query q (`imagebind.fused` of /v1/embeddings), used as is.
+ */
+function embeddingInput(part: JsonObject, path: string, policy: MediaPolicy): gatewayV1.MultimodalInput {
+  rejectUnknownKeys(part, path, ['type', 'input_embedding', 'weight']);
+  const weight = optionalWeight(part, 'weight', path);
+  const innerPath = at(path, 'input_embedding');
+  const inner = expectObject(part['input_embedding'], innerPath);
+  rejectUnknownKeys(inner, innerPath, ['embedding', 'fused']);
+  const fused = optionalBoolean(inner, 'fused', innerPath) ?? false;
+  if (fused && weight !== undefined) {
+    throw invalidAt(at(path, 'weight'), 'a fused query already carries its weights; drop weight');
+  }
+  if (inner['embedding'] === undefined || inner['embedding'] === null) {
+    throw invalidAt(
+      at(innerPath, 'embedding'),
+      `is required: the ${EMBEDDING_VALUES} values of an ImageBind embedding (numbers, or float32 bytes in base64)`,
+    );
+  }
+  const vector = embeddingVector(inner['embedding'], at(innerPath, 'embedding'), policy.limits.maxPartBytes);
+  return input(
+    Modality.MODALITY_UNSPECIFIED,
+    { $case: 'embedding', value: { vector: float32Tensor(vector, [EMBEDDING_VALUES]), fused } },
+    '',
+    weight,
+  );
+}
+
 /** One content part: instruction text for the language model, or an input for ImageBind. */
 export type ParsedPart =
   | { readonly kind: 'instruction'; readonly text: string }
   | { readonly kind: 'input'; readonly input: gatewayV1.MultimodalInput };
 
-export const PART_TYPES = ['text', 'image_url', 'input_audio', 'video_url', 'input_point_cloud'] as const;
+export const PART_TYPES = [
+  'text',
+  'image_url',
+  'input_audio',
+  'video_url',
+  'input_point_cloud',
+  'input_embedding',
+] as const;
 
 /**
  * Parses one OpenAI-style content part.
@@ -261,6 +369,21 @@ export const PART_TYPES = ['text', 'image_url', 'input_audio', 'video_url', 'inp
  * `textIsModality` makes every text part such an input.
  */
 export function parseContentPart(
+  value: unknown,
+  path: string,
+  policy: MediaPolicy,
+  budget: PartBudget,
+  textIsModality: boolean,
+): ParsedPart {
+  const parsed = parsePart(value, path, policy, budget, textIsModality);
+  if (parsed.kind === 'input') {
+    const source = parsed.input.source;
+    budget.countInput(path, source?.$case === 'embedding' && source.value.fused);
+  }
+  return parsed;
+}
+
+function parsePart(
   value: unknown,
   path: string,
   policy: MediaPolicy,
@@ -311,6 +434,8 @@ export function parseContentPart(
       return { kind: 'input', input: inlineInput(part, 'input_audio', path, policy, budget) };
     case 'input_point_cloud':
       return { kind: 'input', input: inlineInput(part, 'input_point_cloud', path, policy, budget) };
+    case 'input_embedding':
+      return { kind: 'input', input: embeddingInput(part, path, policy) };
     default:
       throw invalidAt(
         at(path, 'type'),

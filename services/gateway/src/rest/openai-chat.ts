@@ -323,7 +323,7 @@ export function parseChatCompletionRequest(body: unknown, options: ChatParseOpti
   if (turn.inputs.length === 0) {
     throw invalidAt(
       'messages',
-      'ImageBind-LLM answers about inputs: add at least one image_url, input_audio, video_url or input_point_cloud part, or a text part with imagebind_modality: true',
+      'ImageBind-LLM answers about inputs: add at least one image_url, input_audio, video_url, input_point_cloud or input_embedding part, or a text part with imagebind_modality: true',
     );
   }
 

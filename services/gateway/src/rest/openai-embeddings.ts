@@ -88,6 +88,7 @@ export function parseEmbeddingsRequest(
         );
       }
       budget.countPart(path);
+      budget.countInput(path, false);
       if (text.trim() === '') throw invalidAt(path, 'must not be empty');
       inputs.push({
         modality: commonV1.Modality.MODALITY_TEXT,

@@ -98,9 +98,37 @@ export interface MultimodalInput {
     | //
     /** UTF-8 text, for MODALITY_TEXT only. */
     { $case: "text"; value: string }
+    | //
+    /**
+     * A precomputed ImageBind embedding (what Embed returned), used instead of running an
+     * encoder: embed once, then ask many questions about it.
+     */
+    { $case: "embedding"; value: PrecomputedEmbedding }
     | undefined;
   /** Optional media type or file name hint; content sniffing wins when they disagree. */
   mediaType: string;
+}
+
+/**
+ * PrecomputedEmbedding is a vector from an earlier Embed call, sent back in place of the media.
+ * `modality` may stay MODALITY_UNSPECIFIED for such an input; `media_type` is ignored.
+ */
+export interface PrecomputedEmbedding {
+  /**
+   * float32, shape [1024] (or [1, 1024]), every value finite. Without `fused`: one input's
+   * ImageBind embedding at any scale (EmbedResponse.embeddings[i].embedding, logit scale
+   * included); it is L2-normalised and mixed with the other inputs by `weight` exactly as an
+   * encoder's output would be (MODEL_SPEC §1.2).
+   */
+  vector?:
+    | Tensor
+    | undefined;
+  /**
+   * The vector is a fused query q (EmbedResponse.fused): it is used as q itself, not normalised
+   * again, so it must be the only input and carries no weight. The visual cache still runs on it
+   * when enabled.
+   */
+  fused: boolean;
 }
 
 /** CacheOptions control the training-free visual cache (MODEL_SPEC §1.4). */
@@ -295,6 +323,9 @@ export const MultimodalInput: MessageFns<MultimodalInput> = {
       case "text":
         writer.uint32(42).string(message.source.value);
         break;
+      case "embedding":
+        PrecomputedEmbedding.encode(message.source.value, writer.uint32(58).fork()).join();
+        break;
     }
     if (message.mediaType !== "") {
       writer.uint32(50).string(message.mediaType);
@@ -355,6 +386,14 @@ export const MultimodalInput: MessageFns<MultimodalInput> = {
             message.source = { $case: "text", value: reader.string() };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.source = { $case: "embedding", value: PrecomputedEmbedding.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 6: {
             if (tag !== 50) {
               break;
@@ -385,6 +424,8 @@ export const MultimodalInput: MessageFns<MultimodalInput> = {
         ? { $case: "uri", value: globalThis.String(object.uri) }
         : isSet(object.text)
         ? { $case: "text", value: globalThis.String(object.text) }
+        : isSet(object.embedding)
+        ? { $case: "embedding", value: PrecomputedEmbedding.fromJSON(object.embedding) }
         : undefined,
       mediaType: isSet(object.mediaType)
         ? globalThis.String(object.mediaType)
@@ -408,6 +449,8 @@ export const MultimodalInput: MessageFns<MultimodalInput> = {
       obj.uri = message.source.value;
     } else if (message.source?.$case === "text") {
       obj.text = message.source.value;
+    } else if (message.source?.$case === "embedding") {
+      obj.embedding = PrecomputedEmbedding.toJSON(message.source.value);
     }
     if (message.mediaType !== "") {
       obj.mediaType = message.mediaType;
@@ -441,8 +484,101 @@ export const MultimodalInput: MessageFns<MultimodalInput> = {
         }
         break;
       }
+      case "embedding": {
+        if (object.source?.value !== undefined && object.source?.value !== null) {
+          message.source = { $case: "embedding", value: PrecomputedEmbedding.fromPartial(object.source.value) };
+        }
+        break;
+      }
     }
     message.mediaType = object.mediaType ?? "";
+    return message;
+  },
+};
+
+function createBasePrecomputedEmbedding(): PrecomputedEmbedding {
+  return { vector: undefined, fused: false };
+}
+
+export const PrecomputedEmbedding: MessageFns<PrecomputedEmbedding> = {
+  encode(message: PrecomputedEmbedding, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vector !== undefined) {
+      Tensor.encode(message.vector, writer.uint32(10).fork()).join();
+    }
+    if (message.fused !== false) {
+      writer.uint32(16).bool(message.fused);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PrecomputedEmbedding {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrecomputedEmbedding();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vector = Tensor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.fused = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PrecomputedEmbedding {
+    return {
+      vector: isSet(object.vector) ? Tensor.fromJSON(object.vector) : undefined,
+      fused: isSet(object.fused) ? globalThis.Boolean(object.fused) : false,
+    };
+  },
+
+  toJSON(message: PrecomputedEmbedding): unknown {
+    const obj: any = {};
+    if (message.vector !== undefined) {
+      obj.vector = Tensor.toJSON(message.vector);
+    }
+    if (message.fused !== false) {
+      obj.fused = message.fused;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PrecomputedEmbedding>, I>>(base?: I): PrecomputedEmbedding {
+    return PrecomputedEmbedding.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PrecomputedEmbedding>, I>>(object: I): PrecomputedEmbedding {
+    const message = createBasePrecomputedEmbedding();
+    message.vector = (object.vector !== undefined && object.vector !== null)
+      ? Tensor.fromPartial(object.vector)
+      : undefined;
+    message.fused = object.fused ?? false;
     return message;
   },
 };
