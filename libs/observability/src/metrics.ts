@@ -92,6 +92,8 @@ export class InferenceMetrics {
   readonly tokensPerSecond: Histogram<'model'>;
   readonly activeSequences: Gauge<'model'>;
   readonly freeKvPositions: Gauge<'model'>;
+  readonly transferBytes: Counter<'model' | 'direction' | 'phase'>;
+  readonly stepTransferBytesPerRow: Gauge<'model' | 'direction'>;
 
   constructor(metrics: ServiceMetrics) {
     const registers = [metrics.registry];
@@ -158,6 +160,20 @@ export class InferenceMetrics {
       name: 'ibllm_decoder_free_kv_positions',
       help: 'KV cache positions left in the memory budget.',
       labelNames: ['model'],
+      registers,
+    });
+    this.transferBytes = new Counter({
+      name: 'ibllm_decoder_transfer_bytes_total',
+      help:
+        'Bytes between the host and where the decoder session runs (to_session: ids, lengths, write ' +
+        'indices, host-held offsets; from_session: logits), by phase. The KV cache never crosses.',
+      labelNames: ['model', 'direction', 'phase'],
+      registers,
+    });
+    this.stepTransferBytesPerRow = new Gauge({
+      name: 'ibllm_decoder_step_transfer_bytes_per_row',
+      help: 'Bytes per row of the latest decode step, by direction (constant in the context length).',
+      labelNames: ['model', 'direction'],
       registers,
     });
   }

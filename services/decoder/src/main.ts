@@ -19,9 +19,10 @@ async function main(): Promise<void> {
     maxMessageBytes: env.MAX_MESSAGE_BYTES,
   });
   // Handlers are registered before the server starts; they answer UNAVAILABLE until the model is attached.
+  const inferenceMetrics = new InferenceMetrics(metrics);
   const decoder = new DecoderServiceImpl(undefined, {
     maxNewTokensLimit: env.DECODER_MAX_NEW_TOKENS,
-    metrics: new InferenceMetrics(metrics),
+    metrics: inferenceMetrics,
   });
   await bootstrapService({
     service: 'decoder',
@@ -38,6 +39,27 @@ async function main(): Promise<void> {
         kvBudgetPositions: env.DECODER_KV_BUDGET_POSITIONS,
         maxWaiting: env.DECODER_MAX_WAITING,
         logger,
+        onTransfer: (r) => {
+          const model = 'llama-decoder';
+          inferenceMetrics.transferBytes.inc(
+            { model, direction: 'to_session', phase: r.phase },
+            r.toSessionBytes,
+          );
+          inferenceMetrics.transferBytes.inc(
+            { model, direction: 'from_session', phase: r.phase },
+            r.fromSessionBytes,
+          );
+          if (r.phase === 'decode') {
+            inferenceMetrics.stepTransferBytesPerRow.set(
+              { model, direction: 'to_session' },
+              r.toSessionBytes / r.rows,
+            );
+            inferenceMetrics.stepTransferBytesPerRow.set(
+              { model, direction: 'from_session' },
+              r.fromSessionBytes / r.rows,
+            );
+          }
+        },
         // A broken session is fatal (ARCHITECTURE §8): not ready, then exit so the pod restarts.
         onFatal: () => {
           grpc.setReady(false);

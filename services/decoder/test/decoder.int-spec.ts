@@ -1,6 +1,6 @@
 // E2e test: the decoder service as a real process (compiled with `npx tsc -b services/decoder`)
 // over the golden tiny-a model repository, called over loopback as the gateway or a probe would.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
@@ -127,6 +127,42 @@ describe('decoder process', () => {
     expect(value('ibllm_time_to_first_token_seconds_count')).toBeGreaterThan(0);
     expect(value('ibllm_generated_tokens_total')).toBeGreaterThanOrEqual(24);
     expect(value('ibllm_decoder_active_sequences')).toBe(0);
+  });
+
+  it('moves the same bytes per row and decode step at a short and a long context: the KV cache never crosses', async () => {
+    const repo = goldenModelRepository();
+    const decoderDir = join(repo, 'llama-decoder', readdirSync(join(repo, 'llama-decoder'))[0]!);
+    const cfg = (
+      JSON.parse(readFileSync(join(decoderDir, 'model.json'), 'utf8')) as { config: Record<string, number> }
+    ).config;
+    const perRow = async (): Promise<{ to: number; from: number }> => {
+      const text = await (await fetch(`${httpBase}/metrics`)).text();
+      const gauge = (direction: string): number =>
+        Number(
+          new RegExp(
+            `^ibllm_decoder_step_transfer_bytes_per_row\\{[^}]*direction="${direction}"[^}]*\\} (\\S+)$`,
+            'm',
+          ).exec(text)?.[1] ?? Number.NaN,
+        );
+      return { to: gauge('to_session'), from: gauge('from_session') };
+    };
+    // short: the golden prompt and 2 new tokens; long: a prompt 8× as long and the same 2 tokens
+    expect((await collect(client, request(2, true))).error).toBeUndefined();
+    const short = await perRow();
+    const longPrompt = Array.from({ length: 8 }, () => decodeCase.prompt_ids.slice(1)).flat();
+    const long = await collect(client, {
+      ...request(2, true),
+      promptTokenIds: [1, ...longPrompt].slice(0, 400),
+    });
+    expect(long.error).toBeUndefined();
+    expect(await perRow()).toEqual(short);
+    // per row: ids, position, past/new lengths, gather row (5 int64) and the (slot, head, position)
+    // write index per head in; the logits out. Nothing grows with the context.
+    expect(short).toEqual({ to: 5 * 8 + cfg['nHeads']! * 3 * 8, from: cfg['vocabSize']! * 4 });
+    const text = await (await fetch(`${httpBase}/metrics`)).text();
+    expect(text).toMatch(
+      /^ibllm_decoder_transfer_bytes_total\{[^}]*direction="from_session"[^}]*phase="decode"[^}]*\} [1-9]/m,
+    );
   });
 
   it('on SIGTERM turns not ready, lets the stream in flight finish, then exits 0', async () => {

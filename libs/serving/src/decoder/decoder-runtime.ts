@@ -4,12 +4,14 @@ import {
   decoderShapeOf,
   GenerationEngine,
   hostTensor,
+  isStateful,
   resolveComponent,
   type DecoderShape,
   type GenerationRequest,
   type GenerationResult,
   type InferenceSessionPort,
   type ProviderName,
+  type TransferReport,
 } from '@imagebind-llm/inference';
 import type { Logger } from '@imagebind-llm/observability';
 import { LlamaTokenizer } from '@imagebind-llm/tokenizer';
@@ -65,6 +67,8 @@ export interface DecoderRuntimeOptions extends DecoderLoadOptions {
    * report not ready and exit so the orchestrator restarts it (ARCHITECTURE §8).
    */
   readonly onFatal?: (error: unknown) => void;
+  /** Bytes across the session boundary after every run (metrics). */
+  readonly onTransfer?: (report: TransferReport) => void;
 }
 
 export type DecoderState = 'loading' | 'ready' | 'failed';
@@ -196,8 +200,11 @@ export class DecoderRuntime {
         model: model.info,
         maxBatch: options.maxBatch,
         kvBudgetPositions: s.kvBudgetPositions,
-        // keys + values, float32, every layer and head
-        kvBudgetBytes: s.kvBudgetPositions * nLayers * 2 * nHeads * headDim * 4,
+        // keys + values, every layer and head, in the cache's element type
+        kvBudgetBytes:
+          s.kvBudgetPositions * nLayers * 2 * nHeads * headDim * (model.shape.kvDtype === 'float16' ? 2 : 4),
+        kvDtype: model.shape.kvDtype ?? 'float32',
+        stateLocation: isStateful(model.decoder) ? model.decoder.stateLocation : 'host',
         maxWaiting: options.maxWaiting,
       },
       'decoder model loaded',
@@ -213,7 +220,11 @@ export class DecoderRuntime {
   ): DecoderRuntime {
     return new DecoderRuntime(
       model,
-      engine ?? new GenerationEngine(model.decoder, model.shape, { maxBatch: options.maxBatch }),
+      engine ??
+        new GenerationEngine(model.decoder, model.shape, {
+          maxBatch: options.maxBatch,
+          ...(options.onTransfer === undefined ? {} : { onTransfer: options.onTransfer }),
+        }),
       options,
     );
   }
