@@ -103,6 +103,9 @@ finish() {
   exit "$status"
 }
 trap finish EXIT
+# A signal (e.g. CI's timeout) still cleans up: the EXIT trap runs on these exits.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 apt_updated=0
 apt_install() {
