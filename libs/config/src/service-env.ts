@@ -1,4 +1,4 @@
-import { env, envVar } from './env-schema';
+import { env, envVar, parseEnv } from './env-schema';
 
 /** Listener defaults of one service (each runs in its own pod, so the names carry no prefix). */
 export interface ServiceEnvDefaults {
@@ -67,6 +67,14 @@ export function modelRepositoryEnv() {
       'let idle ONNX Runtime threads spin-wait: lower latency when the process owns its cores, wasted CPU when it shares them',
     ),
   };
+}
+
+/** EXECUTION_PROVIDERS for the CLI commands that run models in their own process (generate, embed). */
+export function executionProvidersFromEnv(
+  source: Readonly<Record<string, string | undefined>> = process.env,
+): string {
+  return parseEnv('ibllm', { EXECUTION_PROVIDERS: modelRepositoryEnv().EXECUTION_PROVIDERS }, source)
+    .EXECUTION_PROVIDERS;
 }
 
 /**

@@ -29,8 +29,15 @@ const goldenF32 = (file: string): Float32Array => toFloat32(readNpy(join(golden,
 const VECTOR_REL_TOL = 1e-5;
 const LOGIT_ABS_TOL = 1e-4;
 
-function ibllm(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+function ibllm(
+  args: string[],
+  env: Record<string, string> = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, ...env },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -302,6 +309,64 @@ describe('ibllm generate', () => {
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toBe(c.text_stripped);
     expect(r.stderr).toMatch(/\[24 tokens, finish: length, seed \d+/);
+  });
+
+  it('runs where --providers or EXECUTION_PROVIDERS says, reports it in --json, and answers the same', () => {
+    const args = [
+      'generate',
+      '--models',
+      repo,
+      '--embedding',
+      join(golden, 'expected/fusion/image+audio_w1-1_knn-on/q.npy'),
+      '--prompt',
+      demoCase.instruction!,
+      '--temperature',
+      '0',
+      '--max-new-tokens',
+      '24',
+      '--json',
+    ];
+    type Out = { generated_ids: number[]; providers: Record<string, string>; kv_cache: string };
+    const cpu = ibllm(args);
+    expect(cpu.status).toBe(0);
+    const onCpu = JSON.parse(cpu.stdout) as Out;
+    expect(onCpu.providers).toEqual({ bind: 'cpu', visual: 'cpu', decoder: 'cpu' });
+    expect(onCpu.kv_cache).toBe('host');
+    // WebGPU (software Vulkan here): the same official tokens, the KV cache on the device
+    const flag = ibllm([...args, '--providers', 'webgpu,cpu']);
+    expect(flag.status, flag.stderr).toBe(0);
+    const onGpu = JSON.parse(flag.stdout) as Out;
+    expect(onGpu.providers).toEqual({ bind: 'webgpu', visual: 'webgpu', decoder: 'webgpu' });
+    expect(onGpu.kv_cache).toBe('device');
+    expect(onGpu.generated_ids).toEqual(demoCase.generated_ids);
+    const fromEnv = JSON.parse(ibllm(args, { EXECUTION_PROVIDERS: 'webgpu' }).stdout) as Out;
+    expect(fromEnv.providers['decoder']).toBe('webgpu');
+    // --providers wins over the environment
+    const both = JSON.parse(
+      ibllm([...args, '--providers', 'cpu'], { EXECUTION_PROVIDERS: 'webgpu' }).stdout,
+    ) as Out;
+    expect(both.providers['decoder']).toBe('cpu');
+  });
+
+  it('refuses an unknown execution provider with exit status 2, from the flag or the environment', () => {
+    const flag = ibllm([
+      'generate',
+      '--models',
+      repo,
+      '--embedding',
+      'E',
+      '--prompt',
+      'x',
+      '--providers',
+      'tpu',
+    ]);
+    expect(flag.status).toBe(2);
+    expect(flag.stderr.trim()).toMatch(
+      /^ibllm: --providers "tpu": unknown provider tpu; use a comma-separated list of cuda, tensorrt, webgpu, cpu$/,
+    );
+    const env = ibllm(['embed', '--models', repo, '--text', 'a'], { EXECUTION_PROVIDERS: 'gpu' });
+    expect(env.status).toBe(2);
+    expect(env.stderr).toMatch(/EXECUTION_PROVIDERS "gpu": unknown provider gpu/);
   });
 
   it('samples reproducibly with a seed', () => {

@@ -12,6 +12,7 @@ import {
 } from '@imagebind-llm/preprocess';
 import { listComponents, resolveComponent, type TensorSpec } from '../model-repository';
 import { createOrtSession, type OrtSessionOptions } from '../ort-session.driver';
+import type { ProviderName } from '../execution-providers';
 import { hostTensor, type HostTensor, type InferenceSessionPort } from '../session.port';
 import { SingleFlight } from '../single-flight';
 
@@ -283,6 +284,8 @@ export class EncoderPipeline {
   private readonly sessions: SingleFlight<InputModality, InferenceSessionPort>;
   private present: InputModality[] | undefined;
   private pointGrouping: PointGrouping | undefined;
+  /** The execution provider each loaded encoder session runs on first (by component). */
+  readonly providers: Record<string, ProviderName> = {};
 
   constructor(
     private readonly repo: string,
@@ -290,7 +293,13 @@ export class EncoderPipeline {
   ) {
     this.sessions = new SingleFlight(async (m) => {
       const { component, role } = ENCODER_COMPONENTS[m];
-      return createOrtSession(resolveComponent(this.repo, component).file(role), this.options);
+      return createOrtSession(resolveComponent(this.repo, component).file(role), {
+        ...this.options,
+        onProviders: (chosen, skipped) => {
+          this.providers[component] = chosen[0] ?? 'cpu';
+          this.options.onProviders?.(chosen, skipped);
+        },
+      });
     });
   }
 

@@ -12,6 +12,7 @@ import { decoderShapeOf } from '../generation/decoder-shape';
 import { DEFAULT_TEMPERATURE, DEFAULT_TOP_P } from '../generation/sampling';
 import { listComponents, resolveComponent } from '../model-repository';
 import { createOrtSession, type OrtSessionOptions } from '../ort-session.driver';
+import type { ProviderName } from '../execution-providers';
 import { hostTensor, type InferenceSessionPort } from '../session.port';
 
 export interface CacheSettings {
@@ -68,6 +69,8 @@ export class LanguagePipeline {
     private readonly knn: KnnCache | undefined,
     private readonly sessions: InferenceSessionPort[],
     private readonly bindInDim: number,
+    /** The execution provider each session runs on first: bind, visual, decoder. */
+    readonly providers: Readonly<Record<'bind' | 'visual' | 'decoder', ProviderName>>,
   ) {}
 
   static async load(
@@ -78,13 +81,24 @@ export class LanguagePipeline {
     const decC = resolveComponent(repo, 'llama-decoder');
     const tokC = resolveComponent(repo, 'tokenizer');
     const shape = decoderShapeOf(decC);
+    const providers = { bind: 'cpu', visual: 'cpu', decoder: 'cpu' } as Record<
+      'bind' | 'visual' | 'decoder',
+      ProviderName
+    >;
+    const noting = (role: keyof typeof providers): OrtSessionOptions => ({
+      ...options,
+      onProviders: (chosen, skipped) => {
+        providers[role] = chosen[0] ?? 'cpu';
+        options.onProviders?.(chosen, skipped);
+      },
+    });
     const [bind, visual, decoder] = await Promise.all([
-      createOrtSession(bindC.file('model'), options),
-      createOrtSession(decC.file('visual'), options),
+      createOrtSession(bindC.file('model'), noting('bind')),
+      createOrtSession(decC.file('visual'), noting('visual')),
       // The decoder runs in a worker thread that also holds the slot KV cache (on the device for a
       // GPU provider, allocated by the component's state graph).
       createOrtSession(decC.file('decoder'), {
-        ...options,
+        ...noting('decoder'),
         thread: 'worker',
         ...(decC.json.files['state'] === undefined ? {} : { stateAllocModel: decC.file('state') }),
       }),
@@ -101,7 +115,17 @@ export class LanguagePipeline {
     }
     const engine = new GenerationEngine(decoder, shape, { maxBatch: options.maxBatch ?? 16 });
     const bindIn = (bindC.json.config as Record<string, number>)['inDim']!;
-    return new LanguagePipeline(bind, visual, engine, tokenizer, shape, knn, [bind, visual, decoder], bindIn);
+    return new LanguagePipeline(
+      bind,
+      visual,
+      engine,
+      tokenizer,
+      shape,
+      knn,
+      [bind, visual, decoder],
+      bindIn,
+      providers,
+    );
   }
 
   get hasCache(): boolean {

@@ -7,13 +7,16 @@ import { EncoderPipeline, type EncodedInput, type PointGroupIndices } from '@ima
 import { CliError, requireString } from '../cli-error';
 import type { Output } from './generate.command';
 import { collectInputs, INPUT_OPTIONS, INPUTS_USAGE } from './inputs';
+import { PROVIDER_OPTIONS, providerPreference, PROVIDERS_HELP, PROVIDERS_USAGE } from '../providers';
 
-export const EMBED_USAGE = `ibllm embed --models REPO ${INPUTS_USAGE} [--json] [--dump DIR]
+export const EMBED_USAGE = `ibllm embed --models REPO ${INPUTS_USAGE} [--json] [--dump DIR] ${PROVIDERS_USAGE}
 
 Preprocesses each input exactly as the official loaders, runs its ImageBind encoder and fuses the
 weighted embeddings (weights divided by their sum + 1e-6, MODEL_SPEC §1.2). --dump DIR writes
 input.<m>.npy, embedding.<m>.npy and fused.npy, and for a point cloud its FPS centres
-(fps_idx.point.npy, int64) and kNN groups (groups.point.npy, int32, rows sorted ascending).`;
+(fps_idx.point.npy, int64) and kNN groups (groups.point.npy, int32, rows sorted ascending).
+
+${PROVIDERS_HELP}`;
 
 /**
  * A point input's grouping in the golden files' layout (`<name>.fps_idx.npy`, `<name>.groups.npy`):
@@ -61,6 +64,7 @@ export async function embed(argv: string[], io: Output): Promise<void> {
       json: { type: 'boolean', default: false },
       dump: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      ...PROVIDER_OPTIONS,
       ...INPUT_OPTIONS,
     },
     strict: true,
@@ -73,13 +77,13 @@ export async function embed(argv: string[], io: Output): Promise<void> {
   const inputs = collectInputs(values);
   if (inputs.length === 0)
     throw new CliError('give at least one input: --image, --video, --audio, --text or --point');
-  const pipeline = new EncoderPipeline(repo);
+  const pipeline = new EncoderPipeline(repo, { providers: providerPreference(values) });
   try {
     const { encoded, fused } = await pipeline.embed(inputs);
     if (values.dump !== undefined) dumpEncoded(values.dump, encoded, fused);
     if (values.json) {
       io.out(
-        `${JSON.stringify({ embeddings: encoded.map((e) => ({ modality: e.modality, embedding: Array.from(e.embedding) })), fused: Array.from(fused) })}\n`,
+        `${JSON.stringify({ embeddings: encoded.map((e) => ({ modality: e.modality, embedding: Array.from(e.embedding) })), fused: Array.from(fused), providers: pipeline.providers })}\n`,
       );
       return;
     }

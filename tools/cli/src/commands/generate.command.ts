@@ -7,16 +7,20 @@ import { EncoderPipeline, LanguagePipeline, type AnswerResult } from '@imagebind
 import { CliError, optionalInt, optionalNumber, requireString } from '../cli-error';
 import { dumpEncoded } from './embed.command';
 import { collectInputs, INPUT_OPTIONS, INPUTS_USAGE } from './inputs';
+import { PROVIDER_OPTIONS, providerPreference, PROVIDERS_HELP, PROVIDERS_USAGE } from '../providers';
 
 export const GENERATE_USAGE = `ibllm generate --models REPO (--embedding FUSED.npy | ${INPUTS_USAGE}) --prompt TEXT [--input TEXT]
                [--temperature T] [--top-p P] [--max-new-tokens N] [--seed S]
                [--cache on|off] [--cache-size K] [--cache-t T] [--cache-weight W] [--json] [--dump DIR]
+               ${PROVIDERS_USAGE}
 
 Answers PROMPT about raw inputs (encoded and fused as \`ibllm embed\` does) or about the fused
 ImageBind query in FUSED.npy (1024 float32 values): visual cache →
 bind network → LLaMA with the per-layer visual injection. Defaults are the official ones:
 temperature 0.1 (0 = greedy), top-p 0.75, 256 new tokens, cache on with size 10, t 20, weight 0.5
-(the cache is on when the repository has a knn-cache component).`;
+(the cache is on when the repository has a knn-cache component).
+
+${PROVIDERS_HELP}`;
 
 export interface Output {
   out: (text: string) => void;
@@ -57,6 +61,7 @@ export async function generate(argv: string[], io: Output): Promise<void> {
       'cache-weight': { type: 'string' },
       json: { type: 'boolean', default: false },
       dump: { type: 'string' },
+      ...PROVIDER_OPTIONS,
       ...INPUT_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
@@ -76,6 +81,7 @@ export async function generate(argv: string[], io: Output): Promise<void> {
     );
   }
   const prompt = requireString(values, 'prompt');
+  const providers = providerPreference(values);
   if (values.cache !== undefined && values.cache !== 'on' && values.cache !== 'off') {
     throw new CliError(`--cache must be on or off, got ${JSON.stringify(values.cache)}`);
   }
@@ -93,6 +99,7 @@ export async function generate(argv: string[], io: Output): Promise<void> {
   }
 
   let fused: Float32Array;
+  let encoderProviders: Record<string, string> = {};
   if (values.embedding !== undefined) {
     const npy = readNpy(values.embedding);
     fused = toFloat32(npy);
@@ -102,17 +109,18 @@ export async function generate(argv: string[], io: Output): Promise<void> {
       );
     }
   } else {
-    const encoders = new EncoderPipeline(repo);
+    const encoders = new EncoderPipeline(repo, { providers });
     try {
       const { encoded, fused: q } = await encoders.embed(inputs);
       if (values.dump !== undefined) dumpEncoded(values.dump, encoded, q);
       fused = q;
+      encoderProviders = { ...encoders.providers };
     } finally {
       await encoders.close();
     }
   }
 
-  const pipeline = await LanguagePipeline.load(repo);
+  const pipeline = await LanguagePipeline.load(repo, { providers });
   try {
     const cacheOn = values.cache === undefined ? pipeline.hasCache : values.cache === 'on';
     if (values.cache === undefined && !pipeline.hasCache)
@@ -153,6 +161,9 @@ export async function generate(argv: string[], io: Output): Promise<void> {
               ? null
               : { ids: result.neighbours.map((n) => n.id), scores: result.neighbours.map((n) => n.score) },
           time_to_first_token_ms: Math.round(g.timeToFirstTokenMs),
+          // the provider each session runs on first, and where the decoder keeps its KV cache
+          providers: { ...encoderProviders, ...pipeline.providers },
+          kv_cache: pipeline.engine.stateLocation,
         })}\n`,
       );
     } else {
