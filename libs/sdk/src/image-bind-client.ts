@@ -288,7 +288,7 @@ function required<T>(value: T | undefined, what: string): T {
 function checkInputs(inputs: unknown, field = 'inputs'): gatewayV1.MultimodalInput[] {
   if (!Array.isArray(inputs) || inputs.length === 0) {
     throw ImageBindError.invalidArgument(
-      `${field}: pass at least one input, built with image(), audio(), video(), pointCloud(), text() or uri()`,
+      `${field}: pass at least one input, built with image(), audio(), video(), pointCloud(), text(), uri() or embedding()`,
       field,
     );
   }
@@ -296,7 +296,7 @@ function checkInputs(inputs: unknown, field = 'inputs'): gatewayV1.MultimodalInp
     const candidate = input as Partial<gatewayV1.MultimodalInput> | null;
     if (typeof candidate !== 'object' || candidate === null || typeof candidate.modality !== 'number') {
       throw ImageBindError.invalidArgument(
-        `${field}[${i}] is not an input; build it with image(), audio(), video(), pointCloud(), text() or uri()`,
+        `${field}[${i}] is not an input; build it with image(), audio(), video(), pointCloud(), text(), uri() or embedding()`,
         `${field}[${i}]`,
       );
     }

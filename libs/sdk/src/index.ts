@@ -40,6 +40,8 @@ export {
 } from './image-bind-error';
 export {
   audio,
+  embedding,
+  EMBEDDING_LENGTH,
   guessMediaType,
   MODALITY_BY_NAME,
   image,
@@ -47,6 +49,7 @@ export {
   text,
   uri,
   video,
+  type EmbeddingOptions,
   type MediaSource,
   type ModalityName,
 } from './input-builders';

@@ -121,7 +121,70 @@ export function uri(
   };
 }
 
-function resolveModality(modality: ModalityName | Modality): Modality {
+/** Length of an ImageBind embedding (gateway.proto PrecomputedEmbedding). */
+export const EMBEDDING_LENGTH = 1024;
+
+/** Options of {@link embedding}. */
+export interface EmbeddingOptions {
+  /** Mixing weight, > 0; unset means 1. Not allowed with `fused`. */
+  readonly weight?: number;
+  /** Where the vector came from; a label only (no encoder runs), unset by default. */
+  readonly modality?: ModalityName | Modality;
+  /**
+   * The vector is a fused query (`embed(...).fused`): the gateway uses it as the query itself, not
+   * normalised again, so it must be the request's only input.
+   */
+  readonly fused?: boolean;
+}
+
+/**
+ * A precomputed ImageBind embedding in place of media: embed once, then ask many questions. Pass
+ * an input's `embed(...).embeddings[i].vector` (at any scale: the gateway L2-normalises it and
+ * mixes it by `weight` exactly as an encoder's output), or `embed(...).fused` with `{ fused: true }`.
+ * The vector must hold 1024 finite values.
+ */
+export function embedding(
+  vector: Float32Array | readonly number[],
+  options: EmbeddingOptions = {},
+): MultimodalInput {
+  const values = vector instanceof Float32Array ? vector : Float32Array.from(vector);
+  if (values.length !== EMBEDDING_LENGTH) {
+    throw ImageBindError.invalidArgument(
+      `embedding(): an ImageBind embedding has ${EMBEDDING_LENGTH} values, got ${values.length}`,
+      'embedding',
+    );
+  }
+  const bad = values.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) {
+    throw ImageBindError.invalidArgument(
+      `embedding(): value ${bad} is ${values[bad]}; every value must be finite (float32)`,
+      'embedding',
+    );
+  }
+  const fused = options.fused === true;
+  if (fused && options.weight !== undefined) {
+    throw ImageBindError.invalidArgument('embedding(): a fused query already carries its weights', 'weight');
+  }
+  const data = Buffer.alloc(EMBEDDING_LENGTH * 4);
+  values.forEach((v, i) => data.writeFloatLE(v, i * 4));
+  return {
+    modality:
+      options.modality === undefined
+        ? Modality.MODALITY_UNSPECIFIED
+        : resolveModality(options.modality, 'embedding'),
+    ...weightField('embedding', options.weight),
+    source: {
+      $case: 'embedding',
+      value: {
+        vector: { dtype: commonV1.DataType.DATA_TYPE_FLOAT32, shape: [EMBEDDING_LENGTH], data },
+        fused,
+      },
+    },
+    mediaType: '',
+  };
+}
+
+function resolveModality(modality: ModalityName | Modality, builder = 'uri'): Modality {
   if (typeof modality === 'number' && modality > Modality.MODALITY_UNSPECIFIED && modality in Modality) {
     return modality;
   }
@@ -129,7 +192,7 @@ function resolveModality(modality: ModalityName | Modality): Modality {
     return MODALITY_BY_NAME[modality];
   }
   throw ImageBindError.invalidArgument(
-    `uri(): unknown modality ${JSON.stringify(modality)}; use one of ${Object.keys(MODALITY_BY_NAME).join(', ')}`,
+    `${builder}(): unknown modality ${JSON.stringify(modality)}; use one of ${Object.keys(MODALITY_BY_NAME).join(', ')}`,
     'modality',
   );
 }

@@ -17,12 +17,14 @@ import {
   type TorchTensorSource,
 } from '@imagebind-llm/checkpoint';
 import { status, type ServiceError } from '@grpc/grpc-js';
+import { audio, embedding, image, ImageBindClient } from '@imagebind-llm/client';
 import { callServerStream, callUnary, createClient, float32Tensor } from '@imagebind-llm/grpc-kit';
 import { commonV1, gatewayV1 } from '@imagebind-llm/proto';
 import {
   goldenBuildArgs,
   goldenDemoInputs,
   goldenDir,
+  goldenPath,
   repoRoot,
   startStandaloneGateway,
   type GoldenCase,
@@ -278,6 +280,37 @@ describe('golden decode cases with precomputed embeddings (gRPC)', () => {
       },
     ];
     expect(await tokens(gateway, generateRequest(d, fused))).toEqual(d.generated_ids);
+  }, 90_000);
+});
+
+describe('the SDK: embed once, ask again from the vectors', () => {
+  it('embed() then generate() with embedding(...) gives the official tokens (decode/demo_image+audio_knn-on)', async () => {
+    const d = decodeCases.find((x) => x.id === 'decode/demo_image+audio_knn-on')!;
+    const client = new ImageBindClient({ addresses: gateway.grpcAddress });
+    try {
+      const { embeddings, fused } = await client.embed({
+        inputs: [image(goldenPath('inputs', 'girl.jpg')), audio(goldenPath('inputs', 'girl_bgm.wav'))],
+        includeFused: true,
+      });
+      const ask = async (inputs: gatewayV1.MultimodalInput[]): Promise<number[]> =>
+        (
+          await client
+            .generate({
+              inputs,
+              instruction: d.instruction,
+              cache: cacheOf(fusionOf(d)),
+              sampling: { temperature: 0 },
+              maxNewTokens: d.max_gen_len,
+            })
+            .collect()
+        ).tokenIds;
+      expect(await ask(embeddings.map((e) => embedding(e.vector, { modality: e.modality })))).toEqual(
+        d.generated_ids,
+      );
+      expect(await ask([embedding(fused!, { fused: true })])).toEqual(d.generated_ids);
+    } finally {
+      client.close();
+    }
   }, 90_000);
 });
 
