@@ -8,7 +8,8 @@ import { CliError, requireString } from '../cli-error';
 
 export const MODELS_BUILD_USAGE = `ibllm models build [--imagebind PTH [--imagebind-config JSON]]
                    [--llama-dir DIR [--llama-type 7B] --adapter PTH [--knn INDEX]] --out REPO
-                   [--dtype fp32|fp16] [--quantize int8|int4] [--external-data auto|always|never] [--version V]
+                   [--dtype fp32|fp16] [--quantize int8|int4] [--kv-dtype float32|float16]
+                   [--external-data auto|always|never] [--version V]
 
 Builds a model repository straight from the official checkpoint files (no Python):
   imagebind-vision/, imagebind-audio/, imagebind-text/, imagebind-point/
@@ -19,6 +20,8 @@ Builds a model repository straight from the official checkpoint files (no Python
   knn-cache/       the visual cache vectors (with --knn)
 --dtype fp16 halves the files (onnxruntime's CPU provider widens them back to float32 at load);
 --quantize int8|int4 stores linear layers block-quantized for MatMulNBits (CPU deployments).
+--kv-dtype float16 makes the decoder's slot KV cache half-size (512 KiB per position on 7B instead
+of 1 MiB; for GPU deployments, where the WebGPU provider keeps it on the device); float32 is exact.
 The released adapter was trained on 7B_chinese (MODEL_SPEC B1): pass --llama-type 7B_chinese for real weights.`;
 
 export async function modelsBuild(argv: string[], log: (line: string) => void): Promise<void> {
@@ -36,6 +39,7 @@ export async function modelsBuild(argv: string[], log: (line: string) => void): 
       version: { type: 'string', default: '1' },
       dtype: { type: 'string', default: 'fp32' },
       quantize: { type: 'string' },
+      'kv-dtype': { type: 'string', default: 'float32' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -53,6 +57,10 @@ export async function modelsBuild(argv: string[], log: (line: string) => void): 
   }
   if (values.quantize !== undefined && values.quantize !== 'int8' && values.quantize !== 'int4') {
     throw new CliError(`--quantize must be int8 or int4, got ${JSON.stringify(values.quantize)}`);
+  }
+  const kvDtype = values['kv-dtype'];
+  if (kvDtype !== 'float32' && kvDtype !== 'float16') {
+    throw new CliError(`--kv-dtype must be float32 or float16, got ${JSON.stringify(kvDtype)}`);
   }
   if (values.quantize !== undefined && values.dtype === 'fp16')
     throw new CliError('--quantize and --dtype fp16 exclude each other');
@@ -86,6 +94,7 @@ export async function modelsBuild(argv: string[], log: (line: string) => void): 
       version: values.version ?? '1',
       externalData: external,
       format,
+      kvDtype,
       onProgress: (m) => log(m),
     });
     written.push(...summary.components);
