@@ -234,8 +234,13 @@ async function bandwidth(work) {
   }
 }
 
-/** Feeds of one raw decode step for rows [0, b) at cache width `width` over the session's state. */
-function stepFeeds(b, width) {
+/**
+ * Feeds of one raw decode step for rows [0, b) at cache width `width` over the session's state,
+ * the way GenerationEngine makes them: on a device the whole slot buffers with the present outputs
+ * bound to them (in-place scatter); in host memory each row's first width + 1 positions compacted,
+ * the new K/V copied into the slots from new_key/new_value.
+ */
+function stepFeeds(device, b, width) {
   const index = new BigInt64Array(b * nHeads * 3);
   for (let r = 0; r < b; r++)
     for (let h = 0; h < nHeads; h++) index.set([BigInt(r), BigInt(h), BigInt(width)], (r * nHeads + h) * 3);
@@ -253,12 +258,28 @@ function stepFeeds(b, width) {
     kv_write_index: { dtype: 'int64', dims: [b, nHeads, 1, 3], data: index },
   };
   const writes = [];
+  const spans = new Int32Array(b * nHeads * 3);
+  for (let r = 0; r < b; r++)
+    for (let h = 0; h < nHeads; h++)
+      spans.set(
+        [(r * nHeads + h) * headDim, ((r * nHeads + h) * capacity + width) * headDim, headDim],
+        (r * nHeads + h) * 3,
+      );
   for (let l = 0; l < nLayers; l++) {
-    const dims = [streams, nHeads, capacity, headDim];
-    feeds[`cache_key_${l}`] = { state: `k${l}`, dims };
-    feeds[`cache_value_${l}`] = { state: `v${l}`, dims };
-    writes.push({ output: `present_key_${l}`, input: `cache_key_${l}` });
-    writes.push({ output: `present_value_${l}`, input: `cache_value_${l}` });
+    for (const kind of ['key', 'value']) {
+      const state = `${kind[0]}${l}`;
+      if (device) {
+        feeds[`cache_${kind}_${l}`] = { state, dims: [streams, nHeads, capacity, headDim] };
+        writes.push({ output: `present_${kind}_${l}`, input: `cache_${kind}_${l}` });
+      } else {
+        feeds[`cache_${kind}_${l}`] = {
+          state,
+          dims: [b, nHeads, width + 1, headDim],
+          window: { capacity, width: width + 1 },
+        };
+        writes.push({ output: `new_${kind}_${l}`, state, spans });
+      }
+    }
   }
   return { feeds, writes };
 }
@@ -351,7 +372,7 @@ try {
   for (const ctx of contexts) {
     const row = {};
     for (const b of [1, streams]) {
-      const { feeds, writes } = stepFeeds(b, ctx);
+      const { feeds, writes } = stepFeeds(stepSession.stateLocation === 'device', b, ctx);
       const out = await stepSession.runWithState(feeds, writes, ['logits']);
       if (b === 1) transfer[String(ctx)] = boundaryBytes(stepSession, feeds, out) / b;
       else transfer[`${ctx}x${b}`] = boundaryBytes(stepSession, feeds, out) / b;

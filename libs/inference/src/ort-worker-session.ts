@@ -7,7 +7,7 @@ import type {
   StatefulSessionPort,
   StateLocation,
   StateOptions,
-  StateWrite,
+  StateUpdate,
 } from './session-state';
 
 /**
@@ -33,6 +33,18 @@ function view(ref) {
   const entry = state.get(ref.state);
   if (entry === undefined) throw new Error('no state buffer "' + ref.state + '"');
   const n = count(ref.dims);
+  if (ref.window !== undefined) {
+    // a compact copy of the first width of every capacity positions (host state only)
+    if (entry.host === undefined) throw new Error('state "' + ref.state + '" is on the device: no window reads');
+    const inner = ref.dims[ref.dims.length - 1];
+    const run = ref.window.width * inner;
+    const stride = ref.window.capacity * inner;
+    const rows = n / run;
+    if (ref.dims[ref.dims.length - 2] !== ref.window.width || rows * stride > entry.elements) throw new Error('state "' + ref.state + '": the window does not fit');
+    const data = new entry.host.constructor(n);
+    for (let r = 0; r < rows; r++) data.set(entry.host.subarray(r * stride, r * stride + run), r * run);
+    return new ort.Tensor(entry.dtype, data, ref.dims);
+  }
   if (n > entry.elements) throw new Error('state "' + ref.state + '" holds ' + entry.elements + ' values; a view of ' + n + ' was asked for');
   if (entry.device !== undefined) return ort.Tensor.fromGpuBuffer(entry.device.gpuBuffer, { dataType: entry.dtype, dims: ref.dims });
   return new ort.Tensor(entry.dtype, entry.host.subarray(0, n), ref.dims);
@@ -79,19 +91,24 @@ async function handle(msg) {
         feeds[name] = 'state' in t ? view(t) : new ort.Tensor(t.dtype, t.data, t.dims);
       }
       const names = msg.outputs === undefined ? session.outputNames : msg.outputs;
-      let result;
-      if (msg.writes.length === 0) {
-        result = await session.run(feeds, names);
-      } else {
-        // Outputs bound to the views fed as state: the graph writes into the buffers in place.
-        const fetches = {};
-        for (const w of msg.writes) {
-          const bound = feeds[w.input];
-          if (bound === undefined || !('state' in msg.feeds[w.input])) throw new Error('write "' + w.output + '" names input "' + w.input + '", which is not a state view');
-          fetches[w.output] = bound;
-        }
-        for (const name of names) fetches[name] = null;
-        result = await session.run(feeds, fetches);
+      const copies = msg.updates.filter((u) => 'spans' in u);
+      const writes = msg.updates.filter((u) => !('spans' in u));
+      // Outputs bound to the views fed as state: the graph writes into the buffers in place.
+      const fetches = {};
+      for (const w of writes) {
+        const fed = msg.feeds[w.input];
+        if (fed === undefined || !('state' in fed) || fed.window !== undefined) throw new Error('write "' + w.output + '" names input "' + w.input + '", which is not a whole state view');
+        fetches[w.output] = feeds[w.input];
+      }
+      for (const name of [...names, ...copies.map((c) => c.output)]) fetches[name] = null;
+      const result = await session.run(feeds, fetches);
+      for (const c of copies) {
+        const entry = state.get(c.state);
+        const source = result[c.output] && result[c.output].data;
+        if (entry === undefined || entry.host === undefined) throw new Error('no host state buffer "' + c.state + '"');
+        if (source === undefined || source.constructor !== entry.host.constructor) throw new Error('the session returned no "' + c.output + '" in the element type of the state');
+        const s = c.spans;
+        for (let i = 0; i + 2 < s.length; i += 3) entry.host.set(source.subarray(s[i], s[i] + s[i + 2]), s[i + 1]);
       }
       const out = {};
       for (const name of names) {
@@ -259,14 +276,14 @@ export class WorkerSession implements StatefulSessionPort {
 
   async runWithState(
     feeds: Readonly<Record<string, StatefulFeed>>,
-    writes: readonly StateWrite[],
+    updates: readonly StateUpdate[],
     outputs?: readonly string[],
   ): Promise<Record<string, HostTensor>> {
     const wire: Record<string, WireTensor | StatefulFeed> = { ...feeds };
     const reply = await this.call({
       type: 'run',
       feeds: wire,
-      writes,
+      updates,
       ...(outputs === undefined ? {} : { outputs: [...outputs] }),
     });
     this.lastRunThreadId = reply.threadId;

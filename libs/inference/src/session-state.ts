@@ -22,10 +22,16 @@ export interface StateOptions {
   readonly host?: boolean;
 }
 
-/** Feeds the first `dims`-many values of state buffer `state` as an input, without copying it. */
+/**
+ * Feeds the first `dims`-many values of state buffer `state` as an input, without copying it; or,
+ * with `window`, a compact copy of the first `width` of every `capacity` positions: the buffer is
+ * read as rows of capacity × inner values (inner = the last dim) and `dims` ends in [width, inner].
+ * Host state only: a CPU run copies its inputs anyway, so the window copies just what is read.
+ */
 export interface StateRef {
   readonly state: string;
   readonly dims: readonly number[];
+  readonly window?: { readonly capacity: number; readonly width: number };
 }
 
 /**
@@ -35,6 +41,23 @@ export interface StateRef {
 export interface StateWrite {
   readonly output: string;
   readonly input: string;
+}
+
+/**
+ * After the run, copies runs of values of output `output` into state buffer `state`: `spans`
+ * holds triples (from, to, length) in elements (how a host cache takes each step's new K/V).
+ */
+export interface StateCopy {
+  readonly output: string;
+  readonly state: string;
+  readonly spans: Int32Array;
+}
+
+/** How a run updates state: in place through a bound output, or by copying from an output. */
+export type StateUpdate = StateWrite | StateCopy;
+
+export function isStateCopy(update: StateUpdate): update is StateCopy {
+  return 'spans' in update;
 }
 
 export type StatefulFeed = HostTensor | StateRef;
@@ -54,11 +77,12 @@ export interface StatefulSessionPort extends InferenceSessionPort {
   createState(name: string, elements: number, options?: StateOptions): Promise<void>;
   /**
    * Runs the graph with state views among the feeds, binds each write's output to its input's
-   * view, and returns `outputs` (those only: bound outputs stay where the session runs).
+   * view, applies each copy, and returns `outputs` (those only: bound and copied outputs stay where
+   * the session runs).
    */
   runWithState(
     feeds: Readonly<Record<string, StatefulFeed>>,
-    writes: readonly StateWrite[],
+    updates: readonly StateUpdate[],
     outputs: readonly string[],
   ): Promise<Record<string, HostTensor>>;
   /** Writes `values` into float32 host state buffer `name` from element `at` (per-row constants). */
@@ -77,16 +101,40 @@ function elements(dims: readonly number[]): number {
 
 type HostStateBuffer = Float32Array | Uint16Array;
 
-/** Resolves a state view as a host tensor over the buffer's first values: no copy. */
+/** Resolves a state view as a host tensor: the buffer's first values (no copy), or a window's copy. */
 export function stateView(buffers: ReadonlyMap<string, HostStateBuffer>, ref: StateRef): HostTensor {
   const buffer = buffers.get(ref.state);
   if (buffer === undefined) throw new Error(`no state buffer "${ref.state}"`);
+  const dtype = buffer instanceof Float32Array ? 'float32' : 'float16';
   const n = elements(ref.dims);
-  if (n > buffer.length) {
-    throw new Error(`state "${ref.state}" holds ${buffer.length} values; a view of ${n} was asked for`);
+  if (ref.window === undefined) {
+    if (n > buffer.length) {
+      throw new Error(`state "${ref.state}" holds ${buffer.length} values; a view of ${n} was asked for`);
+    }
+    return { dtype, dims: ref.dims, data: buffer.subarray(0, n) };
   }
-  const data = buffer.subarray(0, n);
-  return { dtype: data instanceof Float32Array ? 'float32' : 'float16', dims: ref.dims, data };
+  const { capacity, width } = ref.window;
+  const inner = ref.dims.at(-1) ?? 1;
+  const rows = n / (width * inner);
+  if (ref.dims.at(-2) !== width || rows * capacity * inner > buffer.length) {
+    throw new Error(
+      `state "${ref.state}": a window of ${width} of ${capacity} does not fit [${ref.dims.join(', ')}]`,
+    );
+  }
+  const data = buffer instanceof Float32Array ? new Float32Array(n) : new Uint16Array(n);
+  const run = width * inner;
+  for (let r = 0; r < rows; r++)
+    data.set(buffer.subarray(r * capacity * inner, r * capacity * inner + run), r * run);
+  return { dtype, dims: ref.dims, data };
+}
+
+/** Applies one StateCopy from an output's values. */
+export function applyStateCopy(target: HostStateBuffer, copy: StateCopy, source: HostStateBuffer): void {
+  const s = copy.spans;
+  for (let i = 0; i + 2 < s.length; i += 3) {
+    const from = s[i]!;
+    target.set(source.subarray(from, from + s[i + 2]!), s[i + 1]);
+  }
 }
 
 /**
@@ -150,7 +198,7 @@ export class LocalStateSession implements StatefulSessionPort {
 
   async runWithState(
     feeds: Readonly<Record<string, StatefulFeed>>,
-    writes: readonly StateWrite[],
+    updates: readonly StateUpdate[],
     outputs: readonly string[],
   ): Promise<Record<string, HostTensor>> {
     const plain: Record<string, HostTensor> = {};
@@ -158,19 +206,37 @@ export class LocalStateSession implements StatefulSessionPort {
       plain[name] = isStateRef(feed) ? stateView(this.buffers, feed) : feed;
     }
     const bound: Record<string, HostTensor> = {};
-    for (const w of writes) {
-      const view = plain[w.input];
-      if (view === undefined || !isStateRef(feeds[w.input]!))
-        throw new Error(`write "${w.output}" names input "${w.input}", which is not a state view`);
-      bound[w.output] = view;
+    const copies: StateCopy[] = [];
+    for (const u of updates) {
+      if (isStateCopy(u)) {
+        copies.push(u);
+        continue;
+      }
+      const feed = feeds[u.input];
+      if (feed === undefined || !isStateRef(feed) || feed.window !== undefined)
+        throw new Error(`write "${u.output}" names input "${u.input}", which is not a whole state view`);
+      bound[u.output] = plain[u.input]!;
     }
-    if (canBind(this.inner)) return this.inner.runBound(plain, bound, outputs);
-    const out = await this.inner.run(plain);
-    for (const [name, view] of Object.entries(bound)) {
-      const source = out[name];
-      if (source === undefined || source.data.length !== view.data.length)
-        throw new Error(`the session returned no "${name}" of ${view.data.length} values`);
-      (view.data as HostStateBuffer).set(source.data as HostStateBuffer);
+    const wanted = [...outputs, ...copies.map((c) => c.output)];
+    let out: Record<string, HostTensor>;
+    if (Object.keys(bound).length > 0 && canBind(this.inner)) {
+      out = await this.inner.runBound(plain, bound, wanted);
+    } else {
+      out = await this.inner.run(plain, Object.keys(bound).length > 0 ? undefined : wanted);
+      for (const [name, view] of Object.entries(bound)) {
+        const source = out[name];
+        if (source === undefined || source.data.length !== view.data.length)
+          throw new Error(`the session returned no "${name}" of ${view.data.length} values`);
+        (view.data as HostStateBuffer).set(source.data as HostStateBuffer);
+      }
+    }
+    for (const c of copies) {
+      const target = this.buffers.get(c.state);
+      const source = out[c.output]?.data;
+      if (target === undefined) throw new Error(`no state buffer "${c.state}"`);
+      if (source === undefined || source.constructor !== target.constructor)
+        throw new Error(`the session returned no "${c.output}" of the state's element type`);
+      applyStateCopy(target, c, source as HostStateBuffer);
     }
     const kept: Record<string, HostTensor> = {};
     for (const name of outputs) {

@@ -251,9 +251,15 @@ export const KV_ONNX_TYPE: Readonly<Record<KvDtype, OnnxType>> = {
  * - layer_offsets [batch, layers, dim]: c_l per row (visual.onnx), zeros for no visual signal;
  * - gather_rows [batch]: flat row (b·seq + t) whose logits to return;
  * → logits [batch, vocab], present_key_l / present_value_l: the slot buffers with the new
- *   positions scattered in (ScatterND). The engine binds each present output to the very buffer it
- *   fed as the cache, so the scatter writes in place and nothing of the cache is copied or crosses
- *   host↔device: per step only ids, positions, the mask, the write indices and the logits do.
+ *   positions scattered in (ScatterND). On a device the engine binds each present output to the
+ *   very buffer it fed as the cache, so the scatter writes in place and nothing of the cache is
+ *   copied or crosses host↔device: per step only ids, lengths, write indices and the logits do;
+ * → new_key_l / new_value_l [batch, heads, seq, hd] in the cache's type: only the positions this
+ *   step made.
+ *   In host memory the engine asks for these instead (onnxruntime-node copies every CPU input
+ *   into the run, so a whole slot buffer fed as input costs a copy of it per step): it feeds each
+ *   row's [0, width) positions compacted and places the new ones into the slots itself; the
+ *   scatter, whose outputs are not requested, does not run.
  *
  * LoRA is merged into every base weight (exact up to float32 rounding); the visual path uses the
  * base W_v and lives in visual.onnx.
@@ -320,12 +326,9 @@ export async function buildDecoderGraph(
     return kvDtype === 'float32' ? part : g.op1('Cast', [part], { to: attr.int(OnnxType.FLOAT) });
   };
   const present: { k: string; v: string }[] = [];
-  const writeCache = (cache: string, fresh: string): string =>
-    g.op1('ScatterND', [
-      cache,
-      writeIndex,
-      kvDtype === 'float32' ? fresh : g.op1('Cast', [fresh], { to: attr.int(kvType) }),
-    ]);
+  const asKv = (x: string): string =>
+    kvDtype === 'float32' ? x : g.op1('Cast', [x], { to: attr.int(kvType) });
+  const writeCache = (cache: string, fresh: string): string => g.op1('ScatterND', [cache, writeIndex, fresh]);
 
   let h = embeddingLookup(
     g,
@@ -368,7 +371,10 @@ export async function buildDecoderGraph(
     const rq = bhsd(rope(g, q!, cos, sin, c));
     const rk = bhsd(rope(g, k!, cos, sin, c));
     const vh = bhsd(toHeads(v!));
-    present.push({ k: writeCache(caches[l]!.k, rk), v: writeCache(caches[l]!.v, vh) });
+    const [kNew, vNew] = [asKv(rk), asKv(vh)];
+    present.push({ k: writeCache(caches[l]!.k, kNew), v: writeCache(caches[l]!.v, vNew) });
+    g.op('Identity', [kNew], { outputs: [`new_key_${l}`] });
+    g.op('Identity', [vNew], { outputs: [`new_value_${l}`] });
     const kAll = g.op1('Concat', [readCache(caches[l]!.k), rk], { axis: attr.int(2) });
     const vAll = g.op1('Concat', [readCache(caches[l]!.v), vh], { axis: attr.int(2) });
     const kt = g.op1('Transpose', [kAll], { perm: attr.ints([0, 1, 3, 2]) });
@@ -430,6 +436,10 @@ export async function buildDecoderGraph(
   for (let l = 0; l < c.nLayers; l++) {
     g.output(present[l]!.k, `present_key_${l}`, kvType, ['slots', nh, 'capacity', hd]);
     g.output(present[l]!.v, `present_value_${l}`, kvType, ['slots', nh, 'capacity', hd]);
+  }
+  for (let l = 0; l < c.nLayers; l++) {
+    g.output(`new_key_${l}`, `new_key_${l}`, kvType, ['batch', nh, 'seq', hd]);
+    g.output(`new_value_${l}`, `new_value_${l}`, kvType, ['batch', nh, 'seq', hd]);
   }
   return g;
 }

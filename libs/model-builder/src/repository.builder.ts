@@ -104,6 +104,10 @@ const decoderInputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
 const decoderOutputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
   { name: 'logits', dtype: 'float32', dims: ['batch', c.vocabSize] },
   ...slotCache(c, kv, 'present'),
+  ...Array.from({ length: c.nLayers }, (_, l) => [
+    { name: `new_key_${l}`, dtype: kv, dims: ['batch', c.nHeads, 'seq', c.headDim] },
+    { name: `new_value_${l}`, dtype: kv, dims: ['batch', c.nHeads, 'seq', c.headDim] },
+  ]).flat(),
 ];
 
 /**

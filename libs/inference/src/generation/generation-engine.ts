@@ -8,7 +8,7 @@ import {
   type StateLocation,
   type StatefulFeed,
   type StatefulSessionPort,
-  type StateWrite,
+  type StateUpdate,
 } from '../session-state';
 import { pickToken, type SamplingParams } from './sampling';
 
@@ -355,13 +355,15 @@ export class GenerationEngine {
     // Slots are taken before the run so the graph writes each row's KV straight into its own.
     for (const row of rows) row.slot = this.slots.acquire();
     const { nHeads: h } = s;
+    const device = this.session.stateLocation === 'device';
     const index = new BigInt64Array(b * h * t * 3);
     rows.forEach((row, i) => {
       for (let head = 0; head < h; head++) {
         for (let k = 0; k < t; k++) {
-          // Padding positions (k ≥ the row's length) land in the row's own slot, masked until overwritten.
+          // Padding positions (k ≥ the row's length) land in the row's own slot, masked until
+          // overwritten. In host memory the scatter goes to the run's own scratch cache (row i).
           const at = ((i * h + head) * t + k) * 3;
-          index[at] = BigInt(row.slot);
+          index[at] = BigInt(device ? row.slot : i);
           index[at + 1] = BigInt(head);
           index[at + 2] = BigInt(k);
         }
@@ -375,13 +377,24 @@ export class GenerationEngine {
       layer_offsets: hostTensor('float32', [b, s.nLayers, s.dim], offsets),
       gather_rows: hostTensor('int64', [b], gather),
       kv_write_index: { dtype: 'int64', dims: [b, h, t, 3], data: index },
-      ...this.cacheFeeds(),
+      ...this.cacheFeeds(b, 0, t),
     };
+    // host cache: each row's first `len` new positions (per head) into its slot
+    const { headDim: hd, maxSeqLen: cap } = s;
+    const spans = new Int32Array(b * h * 3);
+    rows.forEach((row, i) => {
+      for (let head = 0; head < h; head++) {
+        spans.set(
+          [(i * h + head) * t * hd, (row.slot * h + head) * cap * hd, row.tokens.length * hd],
+          (i * h + head) * 3,
+        );
+      }
+    });
     let out: Record<string, HostTensor>;
     try {
       for (const row of rows)
         await this.session.writeState(SLOT_OFFSETS_STATE, row.slot * perLayer, row.req.layerOffsets);
-      out = await this.session.runWithState(feeds, this.cacheWrites(), ['logits']);
+      out = await this.session.runWithState(feeds, this.cacheUpdates(spans), ['logits']);
     } catch (error) {
       for (const row of rows) this.slots.release(row.slot);
       throw error;
@@ -423,12 +436,21 @@ export class GenerationEngine {
         index[(slot * h + head) * 3 + 1] = BigInt(head);
       }
     }
-    for (const r of rows) {
+    const { headDim: hd, maxSeqLen: cap } = s;
+    // host cache: the new position of each row (per head) into its slot
+    const spans = new Int32Array(rows.length * h * 3);
+    rows.forEach((r, i) => {
       ids[r.slot] = BigInt(r.tokens[r.tokens.length - 1]!);
       pos[r.slot] = BigInt(r.len);
       past[r.slot] = BigInt(r.len);
-      for (let head = 0; head < h; head++) index[(r.slot * h + head) * 3 + 2] = BigInt(r.len);
-    }
+      for (let head = 0; head < h; head++) {
+        index[(r.slot * h + head) * 3 + 2] = BigInt(r.len);
+        spans.set(
+          [(r.slot * h + head) * hd, ((r.slot * h + head) * cap + r.len) * hd, hd],
+          (i * h + head) * 3,
+        );
+      }
+    });
     const feeds: Record<string, StatefulFeed> = {
       input_ids: hostTensor('int64', [k, 1], ids),
       position_ids: hostTensor('int64', [k, 1], pos),
@@ -442,9 +464,9 @@ export class GenerationEngine {
         BigInt64Array.from({ length: k }, (_, i) => BigInt(i)),
       ),
       kv_write_index: { dtype: 'int64', dims: [k, h, 1, 3], data: index },
-      ...this.cacheFeeds(),
+      ...this.cacheFeeds(k, width, 1),
     };
-    const out = await this.session.runWithState(feeds, this.cacheWrites(), ['logits']);
+    const out = await this.session.runWithState(feeds, this.cacheUpdates(spans), ['logits']);
     this.report('decode', k, width, feeds, out);
     const logits = out['logits']!.data as Float32Array;
     for (const r of rows) {
@@ -454,27 +476,63 @@ export class GenerationEngine {
     }
   }
 
-  /** Every layer's slot buffers, whole, as the cache inputs (views: nothing is copied). */
-  private cacheFeeds(): Record<string, StatefulFeed> {
+  /**
+   * The cache inputs of a run over `rows` rows reading `width` positions and adding `fresh`. On a
+   * device: every layer's slot buffers, whole (views: nothing is copied), for the graph to read and
+   * scatter into. In host memory: each row's first `width + fresh` positions, compacted
+   * (onnxruntime-node copies CPU inputs into the run anyway, so this copies just what the step
+   * reads, plus room for the graph's scatter, whose result is not used: the new K/V come back as
+   * new_key/new_value and are copied into the slots); zeros for a prefill.
+   */
+  private cacheFeeds(rows: number, width: number, fresh: number): Record<string, StatefulFeed> {
     const { nLayers, nHeads, maxSeqLen, headDim } = this.shape;
-    const dims = [this.options.maxBatch, nHeads, maxSeqLen, headDim];
+    const device = this.session.stateLocation === 'device';
     const feeds: Record<string, StatefulFeed> = {};
     for (let l = 0; l < nLayers; l++) {
       const names = kvStateNames(l);
-      feeds[`cache_key_${l}`] = { state: names.key, dims };
-      feeds[`cache_value_${l}`] = { state: names.value, dims };
+      for (const [input, state] of [
+        [`cache_key_${l}`, names.key],
+        [`cache_value_${l}`, names.value],
+      ] as const) {
+        if (device) feeds[input] = { state, dims: [this.options.maxBatch, nHeads, maxSeqLen, headDim] };
+        else if (width === 0) feeds[input] = this.scratchCache(rows, fresh);
+        else
+          feeds[input] = {
+            state,
+            dims: [rows, nHeads, width + fresh, headDim],
+            window: { capacity: maxSeqLen, width: width + fresh },
+          };
+      }
     }
     return feeds;
   }
 
-  /** The present outputs, bound to the cache views they update. */
-  private cacheWrites(): StateWrite[] {
-    const writes: StateWrite[] = [];
+  private scratchCache(rows: number, positions: number): HostTensor {
+    const dims = [rows, this.shape.nHeads, positions, this.shape.headDim];
+    const n = rows * this.shape.nHeads * positions * this.shape.headDim;
+    return this.shape.kvDtype === 'float16'
+      ? { dtype: 'float16', dims, data: new Uint16Array(n) }
+      : { dtype: 'float32', dims, data: new Float32Array(n) };
+  }
+
+  /**
+   * How the run updates the cache: on a device the present outputs are bound to the buffers they
+   * update (in place); in host memory the new positions are copied into the slots (`spans`).
+   */
+  private cacheUpdates(spans: Int32Array): StateUpdate[] {
+    const device = this.session.stateLocation === 'device';
+    const updates: StateUpdate[] = [];
     for (let l = 0; l < this.shape.nLayers; l++) {
-      writes.push({ output: `present_key_${l}`, input: `cache_key_${l}` });
-      writes.push({ output: `present_value_${l}`, input: `cache_value_${l}` });
+      const names = kvStateNames(l);
+      if (device) {
+        updates.push({ output: `present_key_${l}`, input: `cache_key_${l}` });
+        updates.push({ output: `present_value_${l}`, input: `cache_value_${l}` });
+      } else {
+        updates.push({ output: `new_key_${l}`, state: names.key, spans });
+        updates.push({ output: `new_value_${l}`, state: names.value, spans });
+      }
     }
-    return writes;
+    return updates;
   }
 
   /**
