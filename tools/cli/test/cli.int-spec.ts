@@ -230,25 +230,25 @@ describe('ibllm models build', () => {
   });
 });
 
+/** `ibllm generate` of the official demo case: its golden fused q, greedy, 24 tokens. */
+const greedyDemo = (): string[] => [
+  'generate',
+  '--models',
+  repo,
+  '--embedding',
+  join(golden, 'expected/fusion/image+audio_w1-1_knn-on/q.npy'),
+  '--prompt',
+  demoCase.instruction!,
+  '--temperature',
+  '0',
+  '--max-new-tokens',
+  '24',
+];
+
 describe('ibllm generate', () => {
   it('reproduces the official greedy answer and dumps every intermediate', () => {
     const dump = join(work, 'dump');
-    const r = ibllm([
-      'generate',
-      '--models',
-      repo,
-      '--embedding',
-      join(golden, 'expected/fusion/image+audio_w1-1_knn-on/q.npy'),
-      '--prompt',
-      demoCase.instruction!,
-      '--temperature',
-      '0',
-      '--max-new-tokens',
-      '24',
-      '--json',
-      '--dump',
-      dump,
-    ]);
+    const r = ibllm([...greedyDemo(), '--json', '--dump', dump]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout) as {
@@ -312,20 +312,7 @@ describe('ibllm generate', () => {
   });
 
   it('runs where --providers or EXECUTION_PROVIDERS says, reports it in --json, and answers the same', () => {
-    const args = [
-      'generate',
-      '--models',
-      repo,
-      '--embedding',
-      join(golden, 'expected/fusion/image+audio_w1-1_knn-on/q.npy'),
-      '--prompt',
-      demoCase.instruction!,
-      '--temperature',
-      '0',
-      '--max-new-tokens',
-      '24',
-      '--json',
-    ];
+    const args = [...greedyDemo(), '--json'];
     type Out = { generated_ids: number[]; providers: Record<string, string>; kv_cache: string };
     const cpu = ibllm(args);
     expect(cpu.status).toBe(0);
