@@ -211,13 +211,16 @@ done
 ibllm=(node "$context/tools/cli/bin/ibllm.js")
 models="$work/models/demo"
 step "demo model repository for the model services ($models)"
-if [[ ! -f "$models/.ibllm-complete" ]]; then
+# Made again whenever the model builder or the CLI changed (a stale repository would not load).
+stamp="$(find "$context/libs/model-builder/dist" "$context/tools/cli/dist" -type f -name '*.js' -print0 |
+  sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+if [[ "$(cat "$models/.ibllm-complete" 2>/dev/null)" != "$stamp" ]]; then
   rm -rf "$models"
   "${ibllm[@]}" models demo --out "$models" >"$work/logs/models-demo.log" 2>&1 || {
     tail -20 "$work/logs/models-demo.log"
     exit 1
   }
-  touch "$models/.ibllm-complete"
+  echo "$stamp" >"$models/.ibllm-complete"
 fi
 chmod -R a+rX "$models"
 say "model repository: $(du -sh "$models" | cut -f1)"
@@ -279,6 +282,9 @@ for service in "${services[@]}"; do
 
   user="$(docker image inspect -f '{{.Config.User}}' "$image")"
   [[ $user == 1000:1000 ]] || { say "$service: USER is '$user', not 1000:1000"; exit 1; }
+  # The image's own HEALTHCHECK is what runs below (only its interval is shortened, to 2 s).
+  probe="$(docker image inspect -f '{{json .Config.Healthcheck.Test}}' "$image")"
+  [[ $probe == *'"/app/healthcheck.mjs"'* ]] || { say "$service: HEALTHCHECK is $probe"; exit 1; }
   # shellcheck disable=SC2046 # the extra arguments are words on purpose
   docker run -d --name "$name" --label ibllm-ci-check --network "$check_net" \
     --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges:true \
@@ -371,6 +377,19 @@ if [[ $compose_too == 1 ]]; then
   results="$(wc -l <"$work/logs/batch20-results.jsonl")"
   [[ $results == 20 ]] || { say "compose: $results results, not 20"; exit 1; }
   say "compose: batch job $job SUCCEEDED, 20 results, in $((SECONDS - t0)) s"
+
+  step "compose: stop (SIGTERM to every service, the gateway's dependants first)"
+  compose stop -t 45 >"$work/logs/compose-stop.log" 2>&1
+  for service in "${all_services[@]}"; do
+    id="$(compose ps -q "$service")"
+    code="$(docker inspect -f '{{.State.ExitCode}}' "$id")"
+    [[ $code == 0 ]] || {
+      docker logs --tail 20 "$id" 2>&1 | sed 's/^/    /'
+      say "compose: $service exited $code on SIGTERM"
+      exit 1
+    }
+  done
+  say "compose: every service drained and exited 0 on SIGTERM"
 
   step "compose: down -v"
   compose down -v --remove-orphans >"$work/logs/compose-down.log" 2>&1
