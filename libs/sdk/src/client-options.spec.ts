@@ -1,16 +1,7 @@
+import { errorOf } from '@imagebind-llm/testing';
 import { describe, expect, it } from 'vitest';
 import { buildTargets, DEFAULT_RETRY, resolveOptions } from './client-options';
 import { ImageBindError } from './image-bind-error';
-
-function thrown(fn: () => unknown): ImageBindError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ImageBindError) return error;
-    throw error;
-  }
-  throw new Error('expected an ImageBindError');
-}
 
 describe('buildTargets', () => {
   it('passes one address or a scheme target through', () => {
@@ -32,14 +23,16 @@ describe('buildTargets', () => {
   });
 
   it('says which address is wrong and how it should look', () => {
-    expect(thrown(() => buildTargets([])).field).toBe('addresses');
-    const noPort = thrown(() => buildTargets(['a.example:1', 'b.example']));
+    expect(errorOf(ImageBindError, () => buildTargets([])).field).toBe('addresses');
+    const noPort = errorOf(ImageBindError, () => buildTargets(['a.example:1', 'b.example']));
     expect(noPort.field).toBe('addresses[1]');
     expect(noPort.message).toContain("'host:port'");
-    expect(thrown(() => buildTargets(['a:70000'])).field).toBe('addresses[0]');
-    expect(thrown(() => buildTargets(['::1:5'])).field).toBe('addresses[0]');
-    expect(thrown(() => buildTargets(['[a.example]:5'])).message).toContain('IPv6');
-    expect(thrown(() => buildTargets(['dns:///x:1', 'y:1'])).message).toContain('pass it alone');
+    expect(errorOf(ImageBindError, () => buildTargets(['a:70000'])).field).toBe('addresses[0]');
+    expect(errorOf(ImageBindError, () => buildTargets(['::1:5'])).field).toBe('addresses[0]');
+    expect(errorOf(ImageBindError, () => buildTargets(['[a.example]:5'])).message).toContain('IPv6');
+    expect(errorOf(ImageBindError, () => buildTargets(['dns:///x:1', 'y:1'])).message).toContain(
+      'pass it alone',
+    );
   });
 });
 
@@ -55,17 +48,22 @@ describe('resolveOptions', () => {
   });
 
   it('refuses bad values naming the option', () => {
-    expect(thrown(() => resolveOptions({ addresses: 'h:1', retry: { maxAttempts: 0 } })).field).toBe(
-      'retry.maxAttempts',
+    expect(
+      errorOf(ImageBindError, () => resolveOptions({ addresses: 'h:1', retry: { maxAttempts: 0 } })).field,
+    ).toBe('retry.maxAttempts');
+    expect(
+      errorOf(ImageBindError, () => resolveOptions({ addresses: 'h:1', retry: { initialBackoffMs: -1 } }))
+        .field,
+    ).toBe('retry.initialBackoffMs');
+    expect(errorOf(ImageBindError, () => resolveOptions({ addresses: 'h:1', timeoutMs: 0 })).field).toBe(
+      'timeoutMs',
     );
-    expect(thrown(() => resolveOptions({ addresses: 'h:1', retry: { initialBackoffMs: -1 } })).field).toBe(
-      'retry.initialBackoffMs',
+    expect(errorOf(ImageBindError, () => resolveOptions({ addresses: 'h:1', apiKey: 'a\nb' })).field).toBe(
+      'apiKey',
     );
-    expect(thrown(() => resolveOptions({ addresses: 'h:1', timeoutMs: 0 })).field).toBe('timeoutMs');
-    expect(thrown(() => resolveOptions({ addresses: 'h:1', apiKey: 'a\nb' })).field).toBe('apiKey');
-    expect(thrown(() => resolveOptions({ addresses: 'h:1', maxMessageBytes: 1.5 })).field).toBe(
-      'maxMessageBytes',
-    );
-    expect(thrown(() => resolveOptions(undefined as never)).message).toContain('addresses');
+    expect(
+      errorOf(ImageBindError, () => resolveOptions({ addresses: 'h:1', maxMessageBytes: 1.5 })).field,
+    ).toBe('maxMessageBytes');
+    expect(errorOf(ImageBindError, () => resolveOptions(undefined as never)).message).toContain('addresses');
   });
 });

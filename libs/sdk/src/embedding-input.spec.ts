@@ -1,18 +1,9 @@
 import { commonV1 } from '@imagebind-llm/proto';
+import { errorOf } from '@imagebind-llm/testing';
 import { describe, expect, it } from 'vitest';
 import { ImageBindError } from './image-bind-error';
 import { embedding, EMBEDDING_LENGTH } from './input-builders';
 import { decodeFloat32Tensor } from './tensor-decode';
-
-function refusal(fn: () => unknown): ImageBindError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ImageBindError) return error;
-    throw error;
-  }
-  throw new Error('expected an ImageBindError');
-}
 
 /** A vector with distinct values, so a reordering or a lost value would show. */
 const ramp = (): Float32Array => Float32Array.from({ length: EMBEDDING_LENGTH }, (_, i) => (i - 512) / 37);
@@ -39,14 +30,20 @@ describe('embedding() builder (precomputed ImageBind embeddings)', () => {
   });
 
   it('refuses a wrong length, a non-finite value, a bad weight, a weight on a fused query', () => {
-    expect(refusal(() => embedding(new Float32Array(512))).message).toMatch(/1024 values, got 512/);
+    expect(errorOf(ImageBindError, () => embedding(new Float32Array(512))).message).toMatch(
+      /1024 values, got 512/,
+    );
     const withNaN = ramp();
     withNaN[3] = NaN;
-    expect(refusal(() => embedding(withNaN)).message).toMatch(/value 3 is NaN/);
-    expect(refusal(() => embedding([...ramp().slice(0, 1023), Infinity])).message).toMatch(/value 1023/);
-    expect(refusal(() => embedding(ramp(), { weight: 0 })).field).toBe('weight');
-    expect(refusal(() => embedding(ramp(), { fused: true, weight: 1 })).message).toMatch(/fused query/);
-    expect(refusal(() => embedding(ramp(), { modality: 'smell' as never })).message).toMatch(
+    expect(errorOf(ImageBindError, () => embedding(withNaN)).message).toMatch(/value 3 is NaN/);
+    expect(errorOf(ImageBindError, () => embedding([...ramp().slice(0, 1023), Infinity])).message).toMatch(
+      /value 1023/,
+    );
+    expect(errorOf(ImageBindError, () => embedding(ramp(), { weight: 0 })).field).toBe('weight');
+    expect(errorOf(ImageBindError, () => embedding(ramp(), { fused: true, weight: 1 })).message).toMatch(
+      /fused query/,
+    );
+    expect(errorOf(ImageBindError, () => embedding(ramp(), { modality: 'smell' as never })).message).toMatch(
       /embedding\(\): unknown modality/,
     );
   });

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { commonV1 } from '@imagebind-llm/proto';
+import { errorOf } from '@imagebind-llm/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ImageBindError } from './image-bind-error';
 import { audio, guessMediaType, image, pointCloud, text, uri, video } from './input-builders';
@@ -13,16 +14,6 @@ function file(name: string, bytes: number[] = [1, 2, 3]): string {
   const path = join(dir, name);
   writeFileSync(path, Buffer.from(bytes));
   return path;
-}
-
-function thrown(fn: () => unknown): ImageBindError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ImageBindError) return error;
-    throw error;
-  }
-  throw new Error('expected an ImageBindError');
 }
 
 describe('input builders', () => {
@@ -75,20 +66,22 @@ describe('input builders', () => {
   });
 
   it('say what to fix for a missing file, a URL, bad weights and empty input', () => {
-    const missing = thrown(() => image(join(dir, 'nope.png')));
+    const missing = errorOf(ImageBindError, () => image(join(dir, 'nope.png')));
     expect(missing).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'content' });
     expect(missing.message).toContain('ENOENT');
     expect(missing.message).toContain('nope.png');
 
-    const url = thrown(() => image('https://example.com/cat.jpg'));
+    const url = errorOf(ImageBindError, () => image('https://example.com/cat.jpg'));
     expect(url.message).toContain("uri('image', ...)");
 
-    expect(thrown(() => audio(Buffer.from([1]), 0)).field).toBe('weight');
-    expect(thrown(() => video(Buffer.from([1]), Number.NaN)).field).toBe('weight');
-    expect(thrown(() => image(new Uint8Array(0))).message).toContain('empty');
-    expect(thrown(() => image(file('empty.png', []))).message).toContain('is empty');
-    expect(thrown(() => text('   ')).field).toBe('text');
-    expect(thrown(() => uri('smell' as 'image', 'x')).message).toContain('point-cloud');
-    expect(thrown(() => image(42 as unknown as string)).message).toContain('Buffer or Uint8Array');
+    expect(errorOf(ImageBindError, () => audio(Buffer.from([1]), 0)).field).toBe('weight');
+    expect(errorOf(ImageBindError, () => video(Buffer.from([1]), Number.NaN)).field).toBe('weight');
+    expect(errorOf(ImageBindError, () => image(new Uint8Array(0))).message).toContain('empty');
+    expect(errorOf(ImageBindError, () => image(file('empty.png', []))).message).toContain('is empty');
+    expect(errorOf(ImageBindError, () => text('   ')).field).toBe('text');
+    expect(errorOf(ImageBindError, () => uri('smell' as 'image', 'x')).message).toContain('point-cloud');
+    expect(errorOf(ImageBindError, () => image(42 as unknown as string)).message).toContain(
+      'Buffer or Uint8Array',
+    );
   });
 });

@@ -3,10 +3,11 @@
 // the vector as MODEL_SPEC §1.2 says (L2-normalised and weighted; a fused query used as it is).
 import { parseEnv } from '@imagebind-llm/config';
 import { fuseEmbeddings } from '@imagebind-llm/domain';
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { ErrorCode } from '@imagebind-llm/errors';
 import { float32Tensor } from '@imagebind-llm/grpc-kit';
 import { createLogger, MemoryLog } from '@imagebind-llm/observability';
 import { commonV1, decoderV1, type gatewayV1 } from '@imagebind-llm/proto';
+import { domainErrorOf } from '@imagebind-llm/testing';
 import { describe, expect, it } from 'vitest';
 import type { HopContext, PlatformBackends } from './backends/backends.port';
 import { gatewayEnvSchema } from './env.schema';
@@ -38,16 +39,6 @@ function precomputed(
     ...extra,
     source: { $case: 'embedding', value: { vector: float32Tensor(v, [v.length]), fused } },
   };
-}
-
-function refusal(fn: () => unknown): DomainError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof DomainError) return error;
-    throw error;
-  }
-  throw new Error('expected a DomainError');
 }
 
 describe('validateInputs: precomputed embeddings', () => {
@@ -156,7 +147,7 @@ describe('validateInputs: precomputed embeddings', () => {
     ],
   ];
   it.each(cases)('refuses %s, naming the field', (_name, inputs, field, message) => {
-    const error = refusal(() => validateInputs(inputs, LIMITS));
+    const error = domainErrorOf(() => validateInputs(inputs, LIMITS));
     expect(error.code).toBe(ErrorCode.InvalidInput);
     expect(error.details.field).toBe(field);
     expect(error.message).toMatch(message);
@@ -285,7 +276,7 @@ describe('REST input_embedding parts', () => {
     ],
   ];
   it.each(bad)('refuses %s with the REST path', (_name, part, param, message) => {
-    const error = refusal(() => chat([part]));
+    const error = domainErrorOf(() => chat([part]));
     expect(error.code).toBe(ErrorCode.InvalidInput);
     expect(error.details.field).toBe(param);
     expect(error.message).toMatch(message);
@@ -294,13 +285,13 @@ describe('REST input_embedding parts', () => {
   it('a fused query must be the only input, whichever part comes first', () => {
     const fused = { type: 'input_embedding', input_embedding: { embedding: good, fused: true } };
     const dog = { type: 'text', text: 'A dog.', imagebind_modality: true };
-    expect(refusal(() => chat([fused, dog])).details.field).toBe(
+    expect(domainErrorOf(() => chat([fused, dog])).details.field).toBe(
       'messages[0].content[1].input_embedding.fused',
     );
-    expect(refusal(() => chat([dog, fused])).details.field).toBe(
+    expect(domainErrorOf(() => chat([dog, fused])).details.field).toBe(
       'messages[0].content[2].input_embedding.fused',
     );
-    const embed = refusal(() =>
+    const embed = domainErrorOf(() =>
       parseEmbeddingsRequest({ model: 'imagebind-llm', input: 'a dog', imagebind_inputs: [fused] }, POLICY),
     );
     expect(embed.details.field).toBe('imagebind_inputs[0].input_embedding.fused');
