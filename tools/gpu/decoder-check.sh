@@ -50,6 +50,19 @@ note "smoke: a small model on webgpu (the provider reaches the GPU through Vulka
 bench --provider webgpu --dim 256 --layers 2 --heads 4 --vocab 8000 --streams 4 --capacity 512 \
   --contexts 64,480 --reps 3 --kv float16 --sections steps || { echo "smoke run failed"; exit 1; }
 
+# DECODER_CHECK_QUICK=1: one format (int4) at 1 and 4 layers of the 7B width (a short lease: how
+# the step time grows per layer, and the bandwidth probe), instead of the full 32-layer builds.
+if [[ ${DECODER_CHECK_QUICK:-0} == 1 ]]; then
+  for layers in 1 4; do
+    note "quick: int4, dim 4096, $layers layers"
+    bench --provider webgpu --dim 4096 --layers "$layers" --heads 32 --vocab 32000 --streams 16 --capacity 2056 \
+      --contexts 512,2048 --kv float16 --sections steps --reps 5 --json --format int4 | tee "quick-$layers.log"
+    tail -1 "quick-$layers.log" | grep '^{' >"$OUT/quick-int4-$layers-layers.json" || true
+  done
+  note "done"
+  exit 0
+fi
+
 shape=(--provider webgpu --dim 4096 --layers 32 --heads 32 --vocab 32000 --streams 16 --capacity 2056
   --contexts 512,2048 --kv float16 --sections steps --reps 5 --json)
 # DECODER_CHECK_SMALL=1: the same steps on a small model, to try the script on a CPU machine.
