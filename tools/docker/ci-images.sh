@@ -36,9 +36,9 @@ export DOCKER_HOST="unix://$sock"
 # The classic builder: its layer cache is what shares the workspace step between the images.
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 tag=ci
-project=ibllm-ci
-debian_image=ibllm-ci/debian:bookworm
-redis_image=ibllm-ci/redis:bookworm
+project="ibllm-ci"
+debian_image="ibllm-ci/debian:bookworm"
+redis_image="ibllm-ci/redis:bookworm"
 node_version="$(node -p process.versions.node)"
 node_image="ibllm-ci/node:${node_version}-bookworm-slim"
 all_services=(gateway encoder-vision encoder-audio encoder-text encoder-point bind decoder retriever batch-worker)
@@ -95,7 +95,7 @@ finish() {
   local status=$?
   set +e
   if [[ $compose_project_up == 1 ]]; then compose down -v --remove-orphans >/dev/null 2>&1; fi
-  docker ps -aq --filter label=ibllm-ci-check | xargs -r docker rm -f >/dev/null 2>&1
+  docker ps -aq --filter label=ibllm-ci-check | xargs -r "${docker_bin:-docker}" rm -f >/dev/null 2>&1
   stop_daemon
   if [[ $status != 0 ]]; then
     echo "ci-images: FAILED in step '$step_name' (exit $status) after $((SECONDS - started)) s; logs in $work/logs"
@@ -120,7 +120,9 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 if [[ ${#missing[@]} -gt 0 ]]; then apt_install "${missing[@]}"; fi
 # Debian's client matches Debian's daemon; another docker on PATH may be a newer CLI.
-docker() { if [[ -x /usr/bin/docker ]]; then /usr/bin/docker "$@"; else command docker "$@"; fi; }
+docker_bin=/usr/bin/docker
+[[ -x $docker_bin ]] || docker_bin="$(command -v docker)"
+docker() { "$docker_bin" "$@"; }
 dockerd --version
 docker-compose version --short
 
@@ -225,7 +227,7 @@ fi
 chmod -R a+rX "$models"
 say "model repository: $(du -sh "$models" | cut -f1)"
 
-check_net=ibllm-ci-check
+check_net="ibllm-ci-check"
 docker network inspect "$check_net" >/dev/null 2>&1 || docker network create "$check_net" >/dev/null
 
 random_key() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
@@ -314,7 +316,7 @@ for service in "${services[@]}"; do
   verdict[$service]="uid 1000, read-only root (EROFS), healthy after ${healthy_after} s, SIGTERM exit 0 after ${drained_after} s, size ${size_of[$service]}"
   say "$service: ${verdict[$service]}"
 done
-docker ps -aq --filter label=ibllm-ci-check | xargs -r docker rm -f >/dev/null
+docker ps -aq --filter label=ibllm-ci-check | xargs -r "$docker_bin" rm -f >/dev/null
 docker network rm "$check_net" >/dev/null
 
 # --- the compose stack ---------------------------------------------------------------------------
