@@ -7,3 +7,4 @@ export * from './model-repo';
 export * from './platform';
 export * from './domain-errors';
 export * from './png';
+export * from './golden-demo';

@@ -1,7 +1,4 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
-import { goldenPath } from './golden';
 import { goldenModelRepository, repoRoot } from './model-repo';
 import { startProcess, type RunningProcess } from './process-runner';
 
@@ -151,20 +148,4 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     await Promise.all(started.map(async (s) => s.proc.stop('SIGKILL')));
     throw error;
   }
-}
-
-/** The official demo's inputs (girl.jpg + girl_bgm.wav, weight 1 each) as public API inputs. */
-export function goldenDemoInputs(): gatewayV1.MultimodalInput[] {
-  return [
-    {
-      modality: commonV1.Modality.MODALITY_IMAGE,
-      source: { $case: 'content', value: readFileSync(goldenPath('inputs', 'girl.jpg')) },
-      mediaType: 'image/jpeg',
-    },
-    {
-      modality: commonV1.Modality.MODALITY_AUDIO,
-      source: { $case: 'content', value: readFileSync(goldenPath('inputs', 'girl_bgm.wav')) },
-      mediaType: 'audio/wav',
-    },
-  ];
 }

@@ -18,9 +18,10 @@ import {
 } from '@imagebind-llm/checkpoint';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { audio, embedding, image, ImageBindClient } from '@imagebind-llm/client';
-import { callServerStream, callUnary, createClient, float32Tensor } from '@imagebind-llm/grpc-kit';
+import { callUnary, createClient, float32Tensor } from '@imagebind-llm/grpc-kit';
 import { commonV1, gatewayV1 } from '@imagebind-llm/proto';
 import {
+  collectGenerate,
   goldenBuildArgs,
   goldenDemoInputs,
   goldenDir,
@@ -114,11 +115,7 @@ function generateRequest(d: DecodeCase, inputs: gatewayV1.MultimodalInput[]): ga
 async function tokens(gateway: ServiceProcess, request: gatewayV1.GenerateRequest): Promise<number[]> {
   const client = createClient(gatewayV1.GatewayServiceClient, gateway.grpcAddress);
   try {
-    const ids: number[] = [];
-    for await (const m of callServerStream(client.generate.bind(client), request, { timeoutMs: 60_000 })) {
-      ids.push(...m.tokenIds);
-    }
-    return ids;
+    return (await collectGenerate(client, request)).ids;
   } finally {
     client.close();
   }
@@ -218,22 +215,14 @@ describe('golden decode cases with precomputed embeddings (gRPC)', () => {
     expect(decodeCases.every((d) => d.generated_ids.length === 24)).toBe(true);
   });
 
-  it.each(decodeCases.map((d) => [d.id, d] as const))(
-    '%s: the per-input embeddings with their weights give the official 24 tokens',
-    async (_id, d) => {
-      expect(await tokens(gatewayFor(d), generateRequest(d, perInputEmbeddings(fusionOf(d))))).toEqual(
-        d.generated_ids,
-      );
-    },
-    60_000,
-  );
-
-  it.each(decodeCases.map((d) => [d.id, d] as const))(
-    '%s: the fused query q alone (fused: true) gives the official 24 tokens',
-    async (_id, d) => {
-      expect(await tokens(gatewayFor(d), generateRequest(d, fusedQuery(fusionOf(d))))).toEqual(
-        d.generated_ids,
-      );
+  const sent: readonly (readonly [string, (d: DecodeCase) => gatewayV1.MultimodalInput[]])[] = [
+    ['the per-input embeddings with their weights give', (d) => perInputEmbeddings(fusionOf(d))],
+    ['the fused query q alone (fused: true) gives', (d) => fusedQuery(fusionOf(d))],
+  ];
+  it.each(sent.flatMap(([what, inputs]) => decodeCases.map((d) => [d.id, what, d, inputs] as const)))(
+    '%s: %s the official 24 tokens',
+    async (_id, _what, d, inputs) => {
+      expect(await tokens(gatewayFor(d), generateRequest(d, inputs(d)))).toEqual(d.generated_ids);
     },
     60_000,
   );

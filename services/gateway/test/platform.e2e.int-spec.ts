@@ -1,55 +1,36 @@
 // e2e: every service a real process on loopback (4 encoders, retriever, bind, 2 decoders, gateway),
 // the golden tiny-a model repository, and the answers compared with what the official code gave for
 // the same request (decode/demo_image+audio_knn-on, embed/image/girl).
-import { readFileSync } from 'node:fs';
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
-import { callServerStream, callUnary, createClient, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
+import { callUnary, createClient, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
 import { decoderV1, gatewayV1 } from '@imagebind-llm/proto';
 import {
-  goldenCase,
+  chatBody,
+  collectGenerate,
+  GOLDEN_DEMO_QUESTION,
+  goldenDemoCase,
+  goldenDemoChatBody,
   goldenDemoInputs,
+  goldenDemoRequest,
   goldenModelRepository,
   goldenPath,
   l2Norm,
+  parseChatStream,
+  postChatCompletion,
   relativeError,
   startPlatform,
-  type GoldenCase,
   type RunningPlatform,
   type ServiceProcess,
 } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const QUESTION = "Guess the girl's mood based on the background music and explain the reason?";
-/** The official greedy answer to QUESTION on girl.jpg + girl_bgm.wav (cache on). */
-const DEMO = goldenCase('decode/demo_image+audio_knn-on') as GoldenCase & {
-  instruction: string;
-  generated_ids: number[];
-  text_stripped: string;
-};
+/** The official greedy answer to the demo question on girl.jpg + girl_bgm.wav (cache on). */
+const DEMO = goldenDemoCase();
 // ‖ours − official‖₂/‖official‖₂ of girl.jpg's embedding through gateway → encoder-vision: the
 // preprocessed tensor is bit-identical to the official one and the graph reaches 5.9e-7; 1e-5 is
 // the bound the encoder parity tests hold.
 const EMBED_REL_TOLERANCE = 1e-5;
 const girlEmbedding = toFloat32(readNpy(goldenPath('expected', 'embed', 'girl.npy')));
-
-async function collect(
-  client: gatewayV1.GatewayServiceClient,
-  request: gatewayV1.GenerateRequest,
-  onMessage?: (m: gatewayV1.GenerateResponse, received: number) => Promise<void> | void,
-): Promise<{ ids: number[]; text: string; finish: gatewayV1.FinishReason; messages: number }> {
-  const ids: number[] = [];
-  let text = '';
-  let finish = gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED;
-  let messages = 0;
-  for await (const m of callServerStream(client.generate.bind(client), request, { timeoutMs: 60_000 })) {
-    ids.push(...m.tokenIds);
-    text += m.text;
-    messages++;
-    if (m.finishReason !== gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED) finish = m.finishReason;
-    await onMessage?.(m, ids.length);
-  }
-  return { ids, text, finish, messages };
-}
 
 async function activeSequences(decoder: ServiceProcess): Promise<number> {
   const client = createClient(decoderV1.DecoderServiceClient, decoder.grpcAddress);
@@ -80,14 +61,8 @@ describe('the distributed platform, every service a process', () => {
   });
 
   it('streams the official tokens (image + audio, cache on, greedy: decode/demo_image+audio_knn-on)', async () => {
-    expect(DEMO.instruction).toBe(QUESTION);
-    const got = await collect(client, {
-      inputs: goldenDemoInputs(),
-      instruction: QUESTION,
-      input: '',
-      sampling: { temperature: 0 },
-      stopping: { maxNewTokens: 24 },
-    });
+    expect(DEMO.instruction).toBe(GOLDEN_DEMO_QUESTION);
+    const got = await collectGenerate(client, goldenDemoRequest());
     expect(got.ids).toEqual(DEMO.generated_ids);
     expect(got.text.trim()).toBe(DEMO.text_stripped);
     // streamed: one message per token (plus none extra), not one blob at the end
@@ -95,40 +70,11 @@ describe('the distributed platform, every service a process', () => {
   }, 60_000);
 
   it('gives the official answer through REST with SSE (/v1/chat/completions, stream: true)', async () => {
-    const image = readFileSync(goldenPath('inputs', 'girl.jpg')).toString('base64');
-    const audio = readFileSync(goldenPath('inputs', 'girl_bgm.wav')).toString('base64');
-    const res = await fetch(`${platform.gateway.httpBase}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: 'imagebind-llm',
-        stream: true,
-        temperature: 0,
-        max_tokens: 24,
-        messages: [
-          {
-            role: 'user',
-            content: [
-              { type: 'text', text: QUESTION },
-              { type: 'image_url', image_url: { url: `data:image/jpeg;base64,${image}` } },
-              { type: 'input_audio', input_audio: { data: audio, format: 'wav' } },
-            ],
-          },
-        ],
-      }),
-    });
+    const res = await postChatCompletion(platform.gateway.httpBase, goldenDemoChatBody());
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const body = await res.text();
-    const events = body
-      .split('\n\n')
-      .filter((e) => e.startsWith('data: '))
-      .map((e) => e.slice('data: '.length));
+    const { events, chunks, text } = parseChatStream(await res.text());
     expect(events.at(-1)).toBe('[DONE]');
-    const chunks = events
-      .slice(0, -1)
-      .map((e) => JSON.parse(e) as { choices: { delta: { content?: string } }[] });
-    const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
     expect(text.trim()).toBe(DEMO.text_stripped);
     expect(chunks.length).toBeGreaterThan(3);
   }, 60_000);
@@ -138,24 +84,16 @@ describe('the distributed platform, every service a process', () => {
       data: { id: string }[];
     };
     expect(models.data.map((m) => m.id)).toEqual(['imagebind-llm']);
-    const res = await fetch(`${platform.gateway.httpBase}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: 'imagebind-llm',
-        max_tokens: 8,
-        temperature: 0,
-        messages: [
-          {
-            role: 'user',
-            content: [
-              { type: 'text', text: 'Describe it.' },
-              { type: 'text', text: 'A dog on a beach.', imagebind_modality: true },
-            ],
-          },
+    const res = await postChatCompletion(
+      platform.gateway.httpBase,
+      chatBody(
+        [
+          { type: 'text', text: 'Describe it.' },
+          { type: 'text', text: 'A dog on a beach.', imagebind_modality: true },
         ],
-      }),
-    });
+        { max_tokens: 8, temperature: 0 },
+      ),
+    );
     expect(res.status).toBe(200);
     const json = (await res.json()) as { object: string; usage: { completion_tokens: number } };
     expect(json.object).toBe('chat.completion');
@@ -164,16 +102,14 @@ describe('the distributed platform, every service a process', () => {
 
   it('kill -9 of the decoder serving a stream: the client still gets the complete answer, no gaps, no duplicates', async () => {
     const request: gatewayV1.GenerateRequest = {
-      inputs: goldenDemoInputs(),
-      instruction: QUESTION,
-      input: '',
+      ...goldenDemoRequest(),
       sampling: { temperature: 1, topP: 0.9, seed: 1234 },
       stopping: { maxNewTokens: 160 },
     };
-    const reference = await collect(client, request);
+    const reference = await collectGenerate(client, request);
     expect(reference.ids.length).toBeGreaterThan(40);
     let killed: string | undefined;
-    const got = await collect(client, request, async (_m, received) => {
+    const got = await collectGenerate(client, request, async (_m, received) => {
       if (killed !== undefined || received < 5) return;
       const decoders = platform.byName('decoder-');
       for (const d of decoders) {

@@ -6,27 +6,26 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { callServerStream, createClient } from '@imagebind-llm/grpc-kit';
+import { createClient } from '@imagebind-llm/grpc-kit';
 import { gatewayV1 } from '@imagebind-llm/proto';
 import {
-  goldenCase,
-  goldenDemoInputs,
+  chatBody,
+  collectGenerate,
+  GOLDEN_DEMO_QUESTION,
+  goldenDemoCase,
+  goldenDemoChatBody,
+  goldenDemoRequest,
   goldenModelRepository,
-  goldenPath,
+  parseChatStream,
+  postChatCompletion,
   startProcess,
-  type GoldenCase,
   type RunningProcess,
 } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const CLI = join(__dirname, '..', 'bin', 'ibllm.js');
-const QUESTION = "Guess the girl's mood based on the background music and explain the reason?";
-/** What the official code answered for girl.jpg + girl_bgm.wav and QUESTION (greedy, cache on). */
-const DEMO = goldenCase('decode/demo_image+audio_knn-on') as GoldenCase & {
-  instruction: string;
-  generated_ids: number[];
-  text_stripped: string;
-};
+/** What the official code answered for girl.jpg + girl_bgm.wav and the demo question (greedy, cache on). */
+const DEMO = goldenDemoCase();
 const SERVICES = [
   'encoder-vision',
   'encoder-audio',
@@ -78,6 +77,32 @@ function killAll(pids: readonly number[]): void {
   }
 }
 
+/**
+ * Runs `body` on a launcher of the test's own, ready; afterwards nothing it started is left
+ * running. With `logDir`, the services log into a folder of the test's own (a launcher killed with
+ * SIGKILL cannot remove a temporary one), removed at the end.
+ */
+async function withOwnLauncher(
+  options: { extra?: string[]; logDir?: boolean },
+  body: (launcher: RunningProcess, ready: Ready, logDir: string | undefined) => Promise<void>,
+): Promise<void> {
+  const logDir = options.logDir ? mkdtempSync(join(tmpdir(), 'serve-distributed-')) : undefined;
+  const launcher = launch(goldenModelRepository(), [
+    ...(options.extra ?? []),
+    ...(logDir === undefined ? [] : ['--log-dir', logDir]),
+  ]);
+  let pids: number[] = [];
+  try {
+    const ready = await platformReady(launcher);
+    pids = ready.services.map((s) => s.pid);
+    await body(launcher, ready, logDir);
+  } finally {
+    await launcher.stop('SIGKILL');
+    killAll(pids);
+    if (logDir !== undefined) rmSync(logDir, { recursive: true, force: true });
+  }
+}
+
 describe('ibllm serve --distributed', () => {
   let repo: string;
   let launcher: RunningProcess;
@@ -119,85 +144,30 @@ describe('ibllm serve --distributed', () => {
   });
 
   it('streams the official greedy tokens through the gateway (decode/demo_image+audio_knn-on)', async () => {
-    expect(DEMO.instruction).toBe(QUESTION);
+    expect(DEMO.instruction).toBe(GOLDEN_DEMO_QUESTION);
     const client = createClient(gatewayV1.GatewayServiceClient, ready.gateway.grpc);
-    const ids: number[] = [];
-    let text = '';
-    try {
-      for await (const m of callServerStream(
-        client.generate.bind(client),
-        {
-          inputs: goldenDemoInputs(),
-          instruction: QUESTION,
-          input: '',
-          sampling: { temperature: 0 },
-          stopping: { maxNewTokens: 24 },
-        },
-        { timeoutMs: 60_000 },
-      )) {
-        ids.push(...m.tokenIds);
-        text += m.text;
-      }
-    } finally {
-      client.close();
-    }
+    const { ids, text } = await collectGenerate(client, goldenDemoRequest()).finally(() => client.close());
     expect(ids).toEqual(DEMO.generated_ids);
     expect(text.trim()).toBe(DEMO.text_stripped);
   }, 90_000);
 
   it('answers REST chat with the official text (SSE), as the README asks it', async () => {
-    const image = readFileSync(goldenPath('inputs', 'girl.jpg')).toString('base64');
-    const audio = readFileSync(goldenPath('inputs', 'girl_bgm.wav')).toString('base64');
-    const res = await fetch(`${ready.gateway.http}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: 'imagebind-llm',
-        stream: true,
-        temperature: 0,
-        max_tokens: 24,
-        messages: [
-          {
-            role: 'user',
-            content: [
-              { type: 'text', text: QUESTION },
-              { type: 'image_url', image_url: { url: `data:image/jpeg;base64,${image}` } },
-              { type: 'input_audio', input_audio: { data: audio, format: 'wav' } },
-            ],
-          },
-        ],
-      }),
-    });
+    const res = await postChatCompletion(ready.gateway.http, goldenDemoChatBody());
     expect(res.status).toBe(200);
-    const events = (await res.text())
-      .split('\n\n')
-      .filter((e) => e.startsWith('data: '))
-      .map((e) => e.slice('data: '.length));
+    const { events, text } = parseChatStream(await res.text());
     expect(events.at(-1)).toBe('[DONE]');
-    const text = events
-      .slice(0, -1)
-      .map((e) => (JSON.parse(e) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content)
-      .join('');
     expect(text.trim()).toBe(DEMO.text_stripped);
     // The README's own request (an ImageBind text input, cache on by default) answers too.
-    const readme = await fetch(`${ready.gateway.http}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: 'imagebind-llm',
-        stream: true,
-        max_tokens: 32,
-        messages: [
-          {
-            role: 'user',
-            content: [
-              { type: 'text', text: 'Describe the scene.' },
-              { type: 'text', text: 'A dog playing on the beach.', imagebind_modality: true },
-            ],
-          },
+    const readme = await postChatCompletion(
+      ready.gateway.http,
+      chatBody(
+        [
+          { type: 'text', text: 'Describe the scene.' },
+          { type: 'text', text: 'A dog playing on the beach.', imagebind_modality: true },
         ],
-      }),
-    });
+        { stream: true, max_tokens: 32 },
+      ),
+    );
     expect(readme.status).toBe(200);
     const body = await readme.text();
     expect(body).not.toMatch(/"error"/);
@@ -224,22 +194,14 @@ describe('ibllm serve --distributed, when a process goes away', () => {
   it(
     'leaves no child behind when the launcher is killed with SIGKILL',
     async () => {
-      // Its own log folder: a launcher killed with SIGKILL cannot remove a temporary one.
-      const logDir = mkdtempSync(join(tmpdir(), 'serve-distributed-'));
-      const launcher = launch(goldenModelRepository(), ['--log-dir', logDir]);
-      let pids: number[] = [];
-      try {
-        pids = (await platformReady(launcher)).services.map((s) => s.pid);
+      await withOwnLauncher({ logDir: true }, async (launcher, ready, logDir) => {
+        const pids = ready.services.map((s) => s.pid);
         await launcher.stop('SIGKILL');
         // Each child's IPC channel closes: it drains and exits as on SIGTERM.
         await expect.poll(() => pids.filter(alive), { timeout: EXIT_TIMEOUT_MS, interval: 200 }).toEqual([]);
         // ... and logged its drain to the end, into a file that outlived the launcher.
-        expect(readFileSync(join(logDir, 'gateway.log'), 'utf8')).toContain('"event":"shutdown.done"');
-      } finally {
-        await launcher.stop('SIGKILL');
-        killAll(pids);
-        rmSync(logDir, { recursive: true, force: true });
-      }
+        expect(readFileSync(join(logDir!, 'gateway.log'), 'utf8')).toContain('"event":"shutdown.done"');
+      });
     },
     READY_TIMEOUT_MS + EXIT_TIMEOUT_MS + 10_000,
   );
@@ -247,18 +209,14 @@ describe('ibllm serve --distributed, when a process goes away', () => {
   it(
     'stops the rest and exits 1 naming the service when one dies',
     async () => {
-      const logDir = mkdtempSync(join(tmpdir(), 'serve-distributed-'));
-      const launcher = launch(goldenModelRepository(), ['--log-dir', logDir]);
-      let pids: number[] = [];
-      try {
-        const ready = await platformReady(launcher);
-        pids = ready.services.map((s) => s.pid);
+      await withOwnLauncher({ logDir: true }, async (launcher, ready, logDir) => {
+        const pids = ready.services.map((s) => s.pid);
         const decoder = ready.services.find((s) => s.name === 'decoder')!;
         process.kill(decoder.pid, 'SIGKILL');
         expect(await launcher.exited()).toEqual({ code: 1, signal: null });
         const said = launcher.stderr();
         expect(said).toContain(
-          `ibllm serve: decoder (pid ${decoder.pid}) exited with signal SIGKILL; stopping every service. Its last lines (all in ${join(logDir, 'decoder.log')}):`,
+          `ibllm serve: decoder (pid ${decoder.pid}) exited with signal SIGKILL; stopping every service. Its last lines (all in ${join(logDir!, 'decoder.log')}):`,
         );
         // Its last lines follow, among them its ready line.
         expect(said).toMatch(/^ {2}\{.*"event":"service\.ready","service":"decoder"/m);
@@ -266,15 +224,11 @@ describe('ibllm serve --distributed, when a process goes away', () => {
         // After a failure the logs stay, each service's whole output in its own file.
         expect(said).toContain(`the services' logs are kept in ${logDir}`);
         for (const name of SERVICES) {
-          expect(readFileSync(join(logDir, `${name}.log`), 'utf8'), name).toContain(
+          expect(readFileSync(join(logDir!, `${name}.log`), 'utf8'), name).toContain(
             '"event":"service.ready"',
           );
         }
-      } finally {
-        await launcher.stop('SIGKILL');
-        killAll(pids);
-        rmSync(logDir, { recursive: true, force: true });
-      }
+      });
     },
     READY_TIMEOUT_MS + EXIT_TIMEOUT_MS + 10_000,
   );
@@ -285,16 +239,9 @@ describe('ibllm serve --distributed with a public --host', () => {
     'gives the gateway the host and keys (401 without one) while the services stay on 127.0.0.1',
     async () => {
       const key = 'k-0123456789abcdef0123';
-      const launcher = launch(goldenModelRepository(), [
-        '--host',
-        '127.0.0.2',
-        '--api-keys',
-        `team-a:${key}`,
-      ]);
-      let pids: number[] = [];
-      try {
-        const ready = await platformReady(launcher);
-        pids = ready.services.map((s) => s.pid);
+      const extra = ['--host', '127.0.0.2', '--api-keys', `team-a:${key}`];
+      await withOwnLauncher({ extra }, async (launcher, ready) => {
+        const pids = ready.services.map((s) => s.pid);
         expect(ready.gateway.http).toMatch(/^http:\/\/127\.0\.0\.2:\d+$/);
         expect(ready.gateway.grpc).toMatch(/^127\.0\.0\.2:\d+$/);
         for (const s of ready.services.filter((x) => x.name !== 'gateway')) {
@@ -306,10 +253,7 @@ describe('ibllm serve --distributed with a public --host', () => {
         ).toBe(200);
         expect(await launcher.stop('SIGTERM', EXIT_TIMEOUT_MS)).toEqual({ code: 0, signal: null });
         expect(pids.filter(alive)).toEqual([]);
-      } finally {
-        await launcher.stop('SIGKILL');
-        killAll(pids);
-      }
+      });
     },
     READY_TIMEOUT_MS + EXIT_TIMEOUT_MS + 10_000,
   );

@@ -5,30 +5,27 @@ import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { audio, image, ImageBindClient, text } from '@imagebind-llm/client';
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
-import { callServerStream, createClient } from '@imagebind-llm/grpc-kit';
+import { createClient } from '@imagebind-llm/grpc-kit';
 import { gatewayV1 } from '@imagebind-llm/proto';
 import {
-  goldenCase,
-  goldenDemoInputs,
+  collectGenerate,
+  GOLDEN_DEMO_QUESTION,
+  goldenDemoCase,
+  goldenDemoRequest,
   goldenModelRepository,
   goldenPath,
   l2Norm,
   relativeError,
   startProcess,
-  type GoldenCase,
   type RunningProcess,
 } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const CLI = join(__dirname, '..', 'bin', 'ibllm.js');
-const QUESTION = "Guess the girl's mood based on the background music and explain the reason?";
+const QUESTION = GOLDEN_DEMO_QUESTION;
 const KEY = 'k-0123456789abcdef0123';
 /** What the official code answered for girl.jpg + girl_bgm.wav and QUESTION (greedy, cache on). */
-const DEMO = goldenCase('decode/demo_image+audio_knn-on') as GoldenCase & {
-  instruction: string;
-  generated_ids: number[];
-  text_stripped: string;
-};
+const DEMO = goldenDemoCase();
 const golden = (file: string): Float32Array => toFloat32(readNpy(goldenPath(file)));
 // ‖ours − official‖₂/‖official‖₂ of an embedding from the raw input (image: the preprocessed tensor
 // is bit-identical, see encoder-vision's e2e; text: the same token ids), and the same for its norm.
@@ -79,19 +76,7 @@ describe('ibllm serve --standalone', () => {
   it('streams the official greedy tokens for image + audio (decode/demo_image+audio_knn-on)', async () => {
     expect(DEMO.instruction).toBe(QUESTION);
     const client = createClient(gatewayV1.GatewayServiceClient, at.grpc);
-    const ids: number[] = [];
-    let text = '';
-    for await (const m of callServerStream(client.generate.bind(client), {
-      inputs: goldenDemoInputs(),
-      instruction: QUESTION,
-      input: '',
-      sampling: { temperature: 0 },
-      stopping: { maxNewTokens: 24 },
-    })) {
-      ids.push(...m.tokenIds);
-      text += m.text;
-    }
-    client.close();
+    const { ids, text } = await collectGenerate(client, goldenDemoRequest()).finally(() => client.close());
     expect(ids).toEqual(DEMO.generated_ids);
     expect(text.trim()).toBe(DEMO.text_stripped);
   });
@@ -109,17 +94,7 @@ describe('ibllm serve --standalone', () => {
       for await (const chunk of stream) chunks.push(chunk.tokenIds);
       expect(chunks.length).toBeGreaterThan(1);
       const direct = createClient(gatewayV1.GatewayServiceClient, at.grpc);
-      const ids: number[] = [];
-      for await (const m of callServerStream(direct.generate.bind(direct), {
-        inputs: goldenDemoInputs(),
-        instruction: QUESTION,
-        input: '',
-        sampling: { temperature: 0 },
-        stopping: { maxNewTokens: 24 },
-      })) {
-        ids.push(...m.tokenIds);
-      }
-      direct.close();
+      const { ids } = await collectGenerate(direct, goldenDemoRequest()).finally(() => direct.close());
       expect(chunks.flat()).toEqual(ids);
       expect(ids).toEqual(DEMO.generated_ids);
       const embedded = await client.embed({
