@@ -30,7 +30,7 @@ import { Buffer } from 'node:buffer';
 import {
   adapterLlamaKeys,
   buildDecoderGraph,
-  buildStateAllocGraph,
+  buildStateGraph,
   GraphBuilder,
   llamaBaseKeys,
   OnnxType,
@@ -284,14 +284,10 @@ function stepFeeds(device, b, width) {
   return { feeds, writes };
 }
 
-/** Bytes a run moves across the session boundary: host feeds, host-held state views on a device, outputs. */
-function boundaryBytes(session, feeds, out) {
+/** Bytes a run moves across the session boundary: host feeds and outputs (state stays put). */
+function boundaryBytes(feeds, out) {
   let bytes = 0;
-  for (const f of Object.values(feeds)) {
-    if (!isStateRef(f)) bytes += f.data.byteLength;
-    else if (session.stateLocation === 'device' && f.state === 'offsets')
-      bytes += f.dims.reduce((a, d) => a * d, 4);
-  }
+  for (const f of Object.values(feeds)) if (!isStateRef(f)) bytes += f.data.byteLength;
   for (const t of Object.values(out)) bytes += t.data.byteLength;
   return bytes;
 }
@@ -309,7 +305,7 @@ try {
       `${args['half-compute'] ? ' (float16 matmuls)' : ''}, KV ${kvDtype}, capacity ${capacity}, provider ${provider}`,
   );
   let t = performance.now();
-  await writeGraph(work, 'state.onnx', 0, 'never', async () => buildStateAllocGraph());
+  await writeGraph(work, 'state.onnx', 0, 'never', async () => buildStateGraph());
   const perWeight = {
     fp32: 4,
     fp16: args['half-compute'] || provider !== 'cpu' ? 2 : 4,
@@ -362,7 +358,7 @@ try {
     await stepSession.createState(`k${l}`, streams * nHeads * capacity * headDim, { dtype: kvDtype });
     await stepSession.createState(`v${l}`, streams * nHeads * capacity * headDim, { dtype: kvDtype });
   }
-  await stepSession.createState('offsets', streams * nLayers * dim, { host: true });
+  await stepSession.createState('offsets', streams * nLayers * dim);
   const kvBytes = 2 * nLayers * streams * nHeads * capacity * headDim * (kvDtype === 'float16' ? 2 : 4);
   say(
     `slot cache: ${(kvBytes / 1e9).toFixed(2)} GB allocated in ${((performance.now() - t) / 1000).toFixed(1)} s`,
@@ -374,8 +370,8 @@ try {
     for (const b of [1, streams]) {
       const { feeds, writes } = stepFeeds(stepSession.stateLocation === 'device', b, ctx);
       const out = await stepSession.runWithState(feeds, writes, ['logits']);
-      if (b === 1) transfer[String(ctx)] = boundaryBytes(stepSession, feeds, out) / b;
-      else transfer[`${ctx}x${b}`] = boundaryBytes(stepSession, feeds, out) / b;
+      if (b === 1) transfer[String(ctx)] = boundaryBytes(feeds, out) / b;
+      else transfer[`${ctx}x${b}`] = boundaryBytes(feeds, out) / b;
       await stepSession.runWithState(feeds, writes, ['logits']);
       const s0 = performance.now();
       for (let i = 0; i < reps; i++) await stepSession.runWithState(feeds, writes, ['logits']);

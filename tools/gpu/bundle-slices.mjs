@@ -5,7 +5,7 @@
 export {
   adapterLlamaKeys,
   buildDecoderGraph,
-  buildStateAllocGraph,
+  buildStateGraph,
   llamaBaseKeys,
 } from '../../libs/model-builder/src/llama.builder';
 export { GraphBuilder, OnnxType } from '../../libs/model-builder/src/onnx/onnx-graph';

@@ -24,9 +24,21 @@ const WORKER_PROGRAM = `
 const { parentPort, workerData, threadId } = require('node:worker_threads');
 const ort = require(workerData.ortPath);
 let session;
-// Device state: a second, tiny session (the repository's state-allocation graph) makes zeroed
-// buffers on the device; a buffer then lives as a gpu-buffer tensor that views are cut from.
-let allocator;
+// Device state: the repository's state graph, loaded as one allocator per element type (outputs
+// left on the device; one session per output, as the binding keeps the outputs of earlier runs
+// bound) that makes zeroed buffers there, and as \`writer\` (outputs bound in place) that writes a
+// row into one. A buffer lives as a gpu-buffer tensor that views are cut from. Every run of that
+// graph runs all its nodes, so each use feeds the other's inputs with one-element placeholders.
+let stateModel;
+let sessionOptions;
+const allocators = new Map();
+let writer;
+const placeholders = () => ({
+  shape: new ort.Tensor('int64', BigInt64Array.of(1n), [1]),
+  rows: new ort.Tensor('float32', new Float32Array(1), [1, 1]),
+  row_index: new ort.Tensor('int64', BigInt64Array.of(0n), [1, 1]),
+  row_values: new ort.Tensor('float32', new Float32Array(1), [1, 1]),
+});
 const state = new Map();
 const count = (dims) => dims.reduce((a, b) => a * b, 1);
 function view(ref) {
@@ -58,17 +70,20 @@ async function handle(msg) {
     case 'load':
       session = await ort.InferenceSession.create(msg.path, msg.options);
       if (msg.allocModel !== undefined) {
-        allocator = await ort.InferenceSession.create(msg.allocModel, { ...msg.options, preferredOutputLocation: 'gpu-buffer' });
+        stateModel = msg.allocModel;
+        sessionOptions = msg.options;
+        writer = await ort.InferenceSession.create(stateModel, sessionOptions);
       }
-      return { inputNames: session.inputNames, outputNames: session.outputNames, stateLocation: allocator === undefined ? 'host' : 'device' };
+      return { inputNames: session.inputNames, outputNames: session.outputNames, stateLocation: writer === undefined ? 'host' : 'device' };
     case 'createState': {
       const old = state.get(msg.name);
       if (old !== undefined && old.device !== undefined) old.device.dispose();
       const dtype = msg.dtype === 'float16' ? 'float16' : 'float32';
-      if (allocator !== undefined && msg.host !== true) {
+      if (writer !== undefined && msg.host !== true) {
         const shape = new ort.Tensor('int64', BigInt64Array.of(BigInt(msg.elements)), [1]);
         const name = dtype === 'float16' ? 'zeros_float16' : 'zeros_float32';
-        const out = await allocator.run({ shape }, [name]);
+        if (!allocators.has(name)) allocators.set(name, await ort.InferenceSession.create(stateModel, { ...sessionOptions, preferredOutputLocation: 'gpu-buffer' }));
+        const out = await allocators.get(name).run({ ...placeholders(), shape }, [name]);
         state.set(msg.name, { dtype, elements: msg.elements, device: out[name] });
       } else {
         const host = dtype === 'float16' ? new Uint16Array(msg.elements) : new Float32Array(msg.elements);
@@ -78,8 +93,19 @@ async function handle(msg) {
     }
     case 'writeState': {
       const entry = state.get(msg.name);
-      if (entry === undefined || entry.host === undefined || entry.dtype !== 'float32') throw new Error('no float32 host state buffer "' + msg.name + '"');
-      entry.host.set(msg.values, msg.at);
+      if (entry === undefined || entry.dtype !== 'float32') throw new Error('no float32 state buffer "' + msg.name + '"');
+      if (entry.host !== undefined) {
+        entry.host.set(msg.values, msg.at);
+        return {};
+      }
+      // on the device: one row of the buffer viewed as rows of values.length, written in place
+      const width = msg.values.length;
+      if (msg.at % width !== 0 || entry.elements % width !== 0) throw new Error('state "' + msg.name + '": a device write must cover one whole row');
+      const rows = ort.Tensor.fromGpuBuffer(entry.device.gpuBuffer, { dataType: 'float32', dims: [entry.elements / width, width] });
+      await writer.run(
+        { ...placeholders(), rows, row_index: new ort.Tensor('int64', BigInt64Array.of(BigInt(msg.at / width)), [1, 1]), row_values: new ort.Tensor('float32', msg.values, [1, width]) },
+        { rows_out: rows },
+      );
       return {};
     }
     case 'dropState':
@@ -120,10 +146,12 @@ async function handle(msg) {
     }
     case 'release':
       drop();
-      if (allocator !== undefined) await allocator.release();
+      for (const a of allocators.values()) await a.release();
+      allocators.clear();
+      if (writer !== undefined) await writer.release();
       if (session !== undefined) await session.release();
       session = undefined;
-      allocator = undefined;
+      writer = undefined;
       return {};
     default:
       throw new Error('unknown message ' + msg.type);

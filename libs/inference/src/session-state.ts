@@ -85,7 +85,10 @@ export interface StatefulSessionPort extends InferenceSessionPort {
     updates: readonly StateUpdate[],
     outputs: readonly string[],
   ): Promise<Record<string, HostTensor>>;
-  /** Writes `values` into float32 host state buffer `name` from element `at` (per-row constants). */
+  /**
+   * Writes `values` into float32 state buffer `name` from element `at` (per-row constants). A
+   * device buffer takes whole rows only: `at` a multiple of `values.length`.
+   */
   writeState(name: string, at: number, values: Float32Array): Promise<void>;
   /** Frees every state buffer. */
   dropState(): Promise<void>;

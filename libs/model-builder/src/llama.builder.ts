@@ -496,17 +496,26 @@ export async function buildVisualGraph(
 }
 
 /**
- * state.onnx: zeroed buffers of a given length, float32 or float16, made where the session runs.
- * A worker session on a GPU provider allocates the slot KV cache with it (onnxruntime-node has no
- * other way to create a device buffer), so the cache is born on the device and never uploaded.
+ * state.onnx, what a worker session on a GPU provider needs to keep state buffers on the device
+ * (onnxruntime-node has no other way to make or write a device buffer):
+ * - `shape` [1] → `zeros_float32` / `zeros_float16` [n]: a zeroed buffer of n elements, made on the
+ *   device (the slot KV cache is born there and never uploaded);
+ * - `rows` [r, w] (bound in place), `row_index` [1, 1], `row_values` [1, w] → `rows_out`: one row
+ *   written (each slot's visual offsets at its join).
+ * onnxruntime runs every node of a graph whatever outputs a run asks for, so each use feeds the
+ * other's inputs with one-element placeholders.
  */
-export function buildStateAllocGraph(): GraphBuilder {
-  const g = new GraphBuilder('imagebind_llm_state_alloc');
+export function buildStateGraph(): GraphBuilder {
+  const g = new GraphBuilder('imagebind_llm_state');
   const shape = g.input('shape', OnnxType.INT64, [1], 'number of elements');
   const zeros = g.op1('ConstantOfShape', [shape]);
   g.output(zeros, 'zeros_float32', OnnxType.FLOAT, ['n']);
   g.output(g.op1('Cast', [zeros], { to: attr.int(OnnxType.FLOAT16) }), 'zeros_float16', OnnxType.FLOAT16, [
     'n',
   ]);
+  const rows = g.input('rows', OnnxType.FLOAT, ['r', 'w'], 'the buffer, viewed as rows');
+  const index = g.input('row_index', OnnxType.INT64, [1, 1]);
+  const values = g.input('row_values', OnnxType.FLOAT, [1, 'w']);
+  g.output(g.op1('ScatterND', [rows, index, values]), 'rows_out', OnnxType.FLOAT, ['r', 'w']);
   return g;
 }

@@ -12,7 +12,7 @@ import { bindKeys, buildBindGraph, detectBindConfig, type BindConfig } from './b
 import {
   adapterLlamaKeys,
   buildDecoderGraph,
-  buildStateAllocGraph,
+  buildStateGraph,
   buildVisualGraph,
   type KvDtype,
   llamaBaseKeys,
@@ -223,7 +223,7 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
       (sink) => buildVisualGraph(weights, llama, sink, format),
     );
     const stateWritten = await writeGraph(decDir, 'state.onnx', 0, 'never', () =>
-      Promise.resolve(buildStateAllocGraph()),
+      Promise.resolve(buildStateGraph()),
     );
     writeModelJson(decDir, {
       format: 1,
@@ -241,10 +241,16 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
           outputs: [{ name: 'layer_offsets', dtype: 'float32', dims: ['batch', llama.nLayers, llama.dim] }],
         },
         state: {
-          inputs: [{ name: 'shape', dtype: 'int64', dims: [1] }],
+          inputs: [
+            { name: 'shape', dtype: 'int64', dims: [1] },
+            { name: 'rows', dtype: 'float32', dims: ['r', 'w'] },
+            { name: 'row_index', dtype: 'int64', dims: [1, 1] },
+            { name: 'row_values', dtype: 'float32', dims: [1, 'w'] },
+          ],
           outputs: [
             { name: 'zeros_float32', dtype: 'float32', dims: ['n'] },
             { name: 'zeros_float16', dtype: 'float16', dims: ['n'] },
+            { name: 'rows_out', dtype: 'float32', dims: ['r', 'w'] },
           ],
         },
       },

@@ -264,10 +264,8 @@ export class GenerationEngine {
         await this.session.createState(names.value, this.slotElements, { dtype });
       }
       const { nLayers, dim } = this.shape;
-      // Written by the host at each join, read by every step: kept in host memory.
-      await this.session.createState(SLOT_OFFSETS_STATE, this.options.maxBatch * nLayers * dim, {
-        host: true,
-      });
+      // Written at each join (a device session writes the row on the device), read by every step.
+      await this.session.createState(SLOT_OFFSETS_STATE, this.options.maxBatch * nLayers * dim);
     })();
     return this.stateReady;
   }
@@ -536,8 +534,8 @@ export class GenerationEngine {
   }
 
   /**
-   * Counts what crossed the session boundary: host feeds in, the logits out, and the host-held
-   * state views too when the session keeps its cache on a device (they are uploaded per run).
+   * Counts what crossed the session boundary: host feeds in, the logits out (state views stay where
+   * the session keeps them).
    */
   private report(
     phase: TransferReport['phase'],
@@ -548,11 +546,7 @@ export class GenerationEngine {
   ): void {
     if (this.options.onTransfer === undefined) return;
     let toSession = 0;
-    for (const feed of Object.values(feeds)) {
-      if (!isStateRef(feed)) toSession += feed.data.byteLength;
-      else if (this.session.stateLocation === 'device' && feed.state === SLOT_OFFSETS_STATE)
-        toSession += feed.dims.reduce((a, d) => a * d, 4);
-    }
+    for (const feed of Object.values(feeds)) if (!isStateRef(feed)) toSession += feed.data.byteLength;
     let fromSession = 0;
     for (const t of Object.values(out)) fromSession += t.data.byteLength;
     this.options.onTransfer({ phase, rows, width, toSessionBytes: toSession, fromSessionBytes: fromSession });
