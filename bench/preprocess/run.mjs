@@ -1,17 +1,39 @@
 #!/usr/bin/env node
-// bench/preprocess — preprocessing throughput per stage on the golden example inputs, and encoder
-// throughput at batch 1 vs batch 8 on one session.
+// bench/preprocess — preprocessing throughput per core on the golden example inputs (per stage and
+// end to end), optionally side by side with the official-library reference, the PreprocessPool's
+// N workers ÷ 1 worker, and encoder throughput at batch 1 vs batch 8 on one session.
 //
-//   npm run build && node bench/preprocess/run.mjs [--seconds 2] [--workers N] [--vision-dim 384] [--vision-blocks 4]
+//   npm run build && node bench/preprocess/run.mjs [--seconds 2] [--json] [--reference]
+//       [--workers N] [--cpu 0] [--no-pin] [--no-encoder] [--golden DIR] [--python /usr/bin/python3]
+//       [--vision-dim 384] [--vision-blocks 4] [--vision-heads 6]
 //
-// Everything is measured in this one run; the encoder ratio compares two timings taken side by
-// side on the same session (a synthetic ImageBind vision tower: random weights, real shapes
-// apart from width and depth).
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// Per core: the modality measurements (and the reference, when asked) run in a child process pinned
+// to one CPU with `taskset -c <cpu>` (ffmpeg and libvips threads included), one input at a time;
+// --no-pin measures in this process instead. --workers N (default: the CPU count) times golden
+// images through a PreprocessPool of N workers and of 1 worker, unpinned, and prints the quotient.
+//
+// --reference runs ../shared/bench/p1_reference.py (PIL + torchvision, torchaudio, PyAV + torch, the
+// official loaders' operations, which first checks its tensors against the golden ones) on the same
+// inputs for the same --seconds, on the same pinned CPU with one torch/OpenMP thread, right after
+// ours, and prints ours ÷ reference per modality. It needs Debian's packages (not installed by CI):
+//
+//   apt-get install -y python3-torch python3-torchvision python3-torchaudio python3-av
+//
+// The reference has no point-cloud case; the point rate is also divided by the issue #15 table's
+// 8.6 clouds/s ("today", another machine: not a side-by-side ratio).
+//
+// --json: the last stdout line is one JSON object: image_per_s, audio_files_per_s, video_per_s,
+// point_per_s (per core, end to end as a worker runs them), the stages, and with --reference
+// reference.* and ratio_image/ratio_audio/ratio_video; with the pool, workers_ratio. Timings are
+// measured, never asserted: compare ratios taken in one run, machines are noisy.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
+import sharp from 'sharp';
 import {
   decodeImageRgb,
   resizeAndCenterCrop,
@@ -25,6 +47,7 @@ import {
   tokenizeClipText,
   parsePointCloud,
   groupPointCloud,
+  runPreprocessTask,
   PreprocessPool,
 } from '@imagebind-llm/preprocess';
 import {
@@ -36,19 +59,45 @@ import {
 } from '@imagebind-llm/model-builder';
 import { createOrtSession, hostTensor } from '@imagebind-llm/inference';
 
+const self = fileURLToPath(import.meta.url);
+const repoRoot = resolve(dirname(self), '..', '..');
+const REFERENCE_APT = 'apt-get install -y python3-torch python3-torchvision python3-torchaudio python3-av';
+/** Issue #15's "today" for point clouds (FPS + kNN, another machine): the goal is 3× this. */
+const POINT_ISSUE_TODAY_PER_S = 8.6;
+/** The official checkpoint's grouping (Point-BERT yaml: 512 groups of 32, MODEL_SPEC §3.7). */
+const GROUPING = { numGroup: 512, groupSize: 32 };
+
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '2' },
     workers: { type: 'string', default: String(availableParallelism()) },
+    json: { type: 'boolean', default: false },
+    reference: { type: 'boolean', default: false },
+    python: { type: 'string', default: '/usr/bin/python3' },
+    'reference-script': {
+      type: 'string',
+      default: resolve(repoRoot, '..', 'shared', 'bench', 'p1_reference.py'),
+    },
+    cpu: { type: 'string', default: '0' },
+    'no-pin': { type: 'boolean', default: false },
+    'no-encoder': { type: 'boolean', default: false },
     'vision-dim': { type: 'string', default: '384' },
     'vision-blocks': { type: 'string', default: '4' },
     'vision-heads': { type: 'string', default: '6' },
-    golden: { type: 'string', default: resolve(process.cwd(), '..', 'shared', 'golden', 'tiny-a') },
+    golden: { type: 'string', default: resolve(repoRoot, '..', 'shared', 'golden', 'tiny-a') },
+    // Internal: the pinned child that measures the modalities (and the reference) and prints JSON.
+    'per-core-child': { type: 'boolean', default: false },
   },
 });
-const budgetMs = Number(args.seconds) * 1000;
+const seconds = Number(args.seconds);
+if (!(seconds > 0)) throw new RangeError(`--seconds must be a positive number (got ${args.seconds})`);
+const budgetMs = seconds * 1000;
 const input = (name) => readFileSync(join(args.golden, 'inputs', name));
 const say = (line) => process.stdout.write(`${line}\n`);
+const fail = (message) => {
+  process.stderr.write(`bench/preprocess: ${message}\n`);
+  process.exit(2);
+};
 
 /** Runs fn repeatedly for about the time budget; returns operations per second. */
 async function rate(fn) {
@@ -62,45 +111,155 @@ async function rate(fn) {
   return n / ((performance.now() - start) / 1000);
 }
 const fmt = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+const round = (x, digits = 3) => Number(x.toPrecision(digits + 1));
 
-// ---- image ----
-const jpeg = input('girl.jpg');
-const decoded = await decodeImageRgb(jpeg);
-const cropped = resizeAndCenterCrop(decoded);
-const imgDecode = await rate(() => decodeImageRgb(jpeg));
-const imgResize = await rate(() => resizeAndCenterCrop(decoded));
-const imgNorm = await rate(() => toNormalizedChw(cropped));
-const imgTotal = 1 / (1 / imgDecode + 1 / imgResize + 1 / imgNorm);
-say(
-  `image ${decoded.width}×${decoded.height} jpeg: decode ${fmt(imgDecode)}/s, resize+crop ${fmt(imgResize)}/s, normalise ${fmt(imgNorm)}/s → ${fmt(imgTotal)} images/s`,
-);
+/** Checks python3 and the reference's modules before anything is timed; exits with the apt-get line. */
+function checkReference() {
+  if (!existsSync(args['reference-script']))
+    fail(`--reference: no reference script at ${args['reference-script']}`);
+  const probe = spawnSync(args.python, ['-c', 'import numpy, PIL, torch, torchvision, torchaudio, av'], {
+    encoding: 'utf8',
+  });
+  if (probe.error !== undefined)
+    fail(
+      `--reference needs ${args.python} (${probe.error.message}); install the reference's deps with: ${REFERENCE_APT}`,
+    );
+  if (probe.status !== 0) {
+    const missing = /No module named '([^']+)'/.exec(probe.stderr)?.[1];
+    fail(
+      `--reference: ${args.python} cannot import ${missing ?? 'the reference modules'}` +
+        `${missing === undefined ? ` (${probe.stderr.trim().split('\n').at(-1)})` : ''}; install them with: ${REFERENCE_APT}`,
+    );
+  }
+}
 
-// ---- audio (3 clips per file) ----
-const wav = input('girl_bgm.wav');
-const wave = decodeWav(wav);
-const audDecode = await rate(() => decodeWav(wav));
-const audFbank = await rate(() => preprocessWaveform(wave));
-const audTotal = 1 / (1 / audDecode + 1 / audFbank);
-say(
-  `audio ${(wav.length / 1e6).toFixed(1)} MB wav: decode ${fmt(audDecode)}/s, resample+fbank+normalise ${fmt(audFbank)}/s → ${fmt(audTotal)} files/s = ${fmt(3 * audTotal)} clips/s`,
-);
+/** Runs p1_reference.py with one thread on this process's CPUs; returns its parsed JSON. */
+function runReference() {
+  return new Promise((done) => {
+    const child = spawn(
+      args.python,
+      [args['reference-script'], '--golden', args.golden, '--seconds', String(seconds), '--json'],
+      {
+        env: { ...process.env, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => {
+      const last = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0) fail(`reference exited ${code}: ${err.trim() || out.trim()}`);
+      try {
+        done(JSON.parse(last));
+      } catch {
+        fail(`reference printed no JSON line: ${out.trim()} ${err.trim()}`);
+      }
+    });
+  });
+}
 
-// ---- text ----
-const txt = await rate(() => tokenizeClipText('A dog playing in the snow next to a red car.'));
-say(`text: ${fmt(txt)} prompts/s (CLIP BPE, 77 tokens)`);
+/** The modalities on one core, one input at a time: end to end as a worker runs them, and by stage. */
+async function measurePerCore() {
+  // libvips on one thread: the pin keeps it on one core anyway, this keeps it from time-slicing.
+  sharp.concurrency(1);
+  const out = { stages: {} };
+  const st = out.stages;
 
-// ---- point cloud ----
-const pt = input('airplane.pt');
-const cloud = await parsePointCloud(pt, 'airplane.pt');
-const ptLoad = await rate(() => parsePointCloud(pt, 'airplane.pt'));
-// The official checkpoint's grouping (Point-BERT yaml: 512 groups of 32, MODEL_SPEC §3.7).
-const ptGroup = await rate(() => groupPointCloud(cloud, { numGroup: 512, groupSize: 32 }));
-say(
-  `point ${cloud.count} points: load ${fmt(ptLoad)}/s, FPS + kNN grouping ${fmt(ptGroup)}/s → ${fmt(1 / (1 / ptLoad + 1 / ptGroup))} clouds/s`,
-);
-// ---- worker pool (issue #15): golden images through N workers vs 1, side by side ----
+  // ---- image ----
+  const jpeg = input('girl.jpg');
+  const decoded = await decodeImageRgb(jpeg);
+  const cropped = resizeAndCenterCrop(decoded);
+  st.image_decode_per_s = await rate(() => decodeImageRgb(jpeg));
+  st.image_resize_crop_per_s = await rate(() => resizeAndCenterCrop(decoded));
+  st.image_normalise_per_s = await rate(() => toNormalizedChw(cropped));
+  out.image_per_s = await rate(() => runPreprocessTask({ kind: 'image', bytes: jpeg }));
+  say(
+    `image ${decoded.width}×${decoded.height} jpeg: decode ${fmt(st.image_decode_per_s)}/s, resize+crop ${fmt(st.image_resize_crop_per_s)}/s, normalise ${fmt(st.image_normalise_per_s)}/s → end to end ${fmt(out.image_per_s)} images/s`,
+  );
+
+  // ---- audio (3 clips per file) ----
+  const wav = input('girl_bgm.wav');
+  const wave = decodeWav(wav);
+  st.audio_decode_per_s = await rate(() => decodeWav(wav));
+  st.audio_resample_fbank_per_s = await rate(() => preprocessWaveform(wave));
+  out.audio_files_per_s = await rate(() => runPreprocessTask({ kind: 'audio', bytes: wav }));
+  out.audio_clips_per_s = 3 * out.audio_files_per_s;
+  say(
+    `audio ${(wav.length / 1e6).toFixed(1)} MB wav: decode ${fmt(st.audio_decode_per_s)}/s, resample+fbank+normalise ${fmt(st.audio_resample_fbank_per_s)}/s → end to end ${fmt(out.audio_files_per_s)} files/s = ${fmt(out.audio_clips_per_s)} clips/s`,
+  );
+
+  // ---- text ----
+  out.text_per_s = await rate(() => tokenizeClipText('A dog playing in the snow next to a red car.'));
+  say(`text: ${fmt(out.text_per_s)} prompts/s (CLIP BPE, 77 tokens)`);
+
+  // ---- point cloud ----
+  const pt = input('airplane.pt');
+  const cloud = await parsePointCloud(pt, 'airplane.pt');
+  st.point_load_per_s = await rate(() => parsePointCloud(pt, 'airplane.pt'));
+  st.point_group_per_s = await rate(() => groupPointCloud(cloud, GROUPING));
+  out.point_per_s = await rate(() =>
+    runPreprocessTask({ kind: 'point', bytes: pt, fileName: 'airplane.pt', grouping: GROUPING }),
+  );
+  say(
+    `point ${cloud.count} points: load ${fmt(st.point_load_per_s)}/s, FPS + kNN grouping ${fmt(st.point_group_per_s)}/s → end to end ${fmt(out.point_per_s)} clouds/s`,
+  );
+
+  // ---- video: ffmpeg stages (probe + frame list + decode of the sampled frames) vs the rest ----
+  const mp4 = input('landscape_320x240_10fps_5.3s.mp4');
+  const vidDir = mkdtempSync(join(tmpdir(), 'ibllm-bench-video-'));
+  try {
+    const mp4Path = join(vidDir, 'landscape.mp4');
+    writeFileSync(mp4Path, mp4);
+    const sample = await preprocessVideo(mp4Path);
+    const frames = [...new Set(sample.clips.flatMap((c) => c.frameIndices))].sort((x, y) => x - y);
+    const limit = 3840 * 2160;
+    st.video_ffmpeg_per_s = await rate(async () => {
+      const info = await probeVideo(mp4Path, limit);
+      await listFramePts(mp4Path, limit, 36000);
+      await decodeFramesRgb(mp4Path, {
+        frameIndices: frames,
+        width: info.width,
+        height: info.height,
+        pixelFormat: info.pixelFormat,
+        maxPixels: limit,
+      });
+    });
+    const fromPath = await rate(() => preprocessVideo(mp4Path));
+    st.video_transform_per_s = 1 / Math.max(1e-9, 1 / fromPath - 1 / st.video_ffmpeg_per_s);
+    out.video_per_s = await rate(() => runPreprocessTask({ kind: 'video', bytes: mp4 }));
+    say(
+      `video 320×240 5.3 s h264: ffmpeg probe+pts+decode ${fmt(st.video_ffmpeg_per_s)}/s, scale+normalise+3 crops ≈ ${fmt(st.video_transform_per_s)}/s (from a path, total − ffmpeg) → end to end from bytes ${fmt(out.video_per_s)} videos/s`,
+    );
+  } finally {
+    rmSync(vidDir, { recursive: true, force: true });
+  }
+
+  out.point_issue_today_per_s = POINT_ISSUE_TODAY_PER_S;
+  out.ratio_point_vs_issue_today = out.point_per_s / POINT_ISSUE_TODAY_PER_S;
+
+  if (args.reference) {
+    const ref = await runReference();
+    out.reference = {
+      image_per_s: ref.image.per_s,
+      audio_files_per_s: ref.audio.per_s,
+      video_per_s: ref.video.per_s,
+      max_abs_vs_golden: {
+        image: ref.image.max_abs_vs_golden,
+        audio: ref.audio.max_abs_vs_golden,
+        video: ref.video.max_abs_vs_golden,
+      },
+    };
+    out.ratio_image = out.image_per_s / ref.image.per_s;
+    out.ratio_audio = out.audio_files_per_s / ref.audio.per_s;
+    out.ratio_video = out.video_per_s / ref.video.per_s;
+  }
+  return out;
+}
+
 /** Images per second through a PreprocessPool of `n` workers kept busy (4 tasks per worker in flight). */
-async function poolRate(n) {
+async function poolRate(n, jpeg) {
   const pool = new PreprocessPool({ workers: n, maxQueue: 1024 });
   const task = () => pool.run({ kind: 'image', bytes: jpeg });
   try {
@@ -116,94 +275,146 @@ async function poolRate(n) {
     await pool.close();
   }
 }
-const poolWorkers = Number(args.workers);
-const pool1 = await poolRate(1);
-const poolN = poolWorkers === 1 ? pool1 : await poolRate(poolWorkers);
-say(
-  `pool image: 1 worker ${fmt(pool1)}/s, ${poolWorkers} workers ${fmt(poolN)}/s → ${(poolN / pool1).toFixed(2)}× (${availableParallelism()} CPUs)`,
-);
 
-// ---- video: ffmpeg stages (probe + frame list + decode of the 10 sampled frames) vs the rest ----
-const mp4 = input('landscape_320x240_10fps_5.3s.mp4');
-const vidDir = mkdtempSync(join(tmpdir(), 'ibllm-bench-video-'));
-try {
-  const mp4Path = join(vidDir, 'landscape.mp4');
-  writeFileSync(mp4Path, mp4);
-  const sample = await preprocessVideo(mp4Path);
-  const frames = [...new Set(sample.clips.flatMap((c) => c.frameIndices))].sort((x, y) => x - y);
-  const limit = 3840 * 2160;
-  const vidDecode = await rate(async () => {
-    const info = await probeVideo(mp4Path, limit);
-    await listFramePts(mp4Path, limit, 36000);
-    await decodeFramesRgb(mp4Path, {
-      frameIndices: frames,
-      width: info.width,
-      height: info.height,
-      pixelFormat: info.pixelFormat,
-      maxPixels: limit,
+/** Runs measurePerCore in a child pinned to --cpu; relays its lines and returns its JSON. */
+function perCorePinned() {
+  return new Promise((done) => {
+    const forwarded = process.argv.slice(2).filter((a) => a !== '--json');
+    const child = spawn(
+      'taskset',
+      ['-c', args.cpu, process.execPath, self, ...forwarded, '--per-core-child', '--no-encoder'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', (e) => fail(`taskset: ${e.message} (pass --no-pin to measure unpinned)`));
+    child.on('close', (code) => {
+      const lines = out.trim().split('\n');
+      const last = lines.pop() ?? '';
+      for (const line of lines) say(line);
+      if (code !== 0) process.exit(code ?? 1);
+      done(JSON.parse(last));
     });
   });
-  const vidTotal = await rate(() => preprocessVideo(mp4Path));
-  const vidTransform = 1 / Math.max(1e-9, 1 / vidTotal - 1 / vidDecode);
-  say(
-    `video 320×240 5.3 s h264: ffmpeg probe+decode ${fmt(vidDecode)}/s, scale+normalise+3 crops ≈ ${fmt(vidTransform)}/s (total − decode) → ${fmt(vidTotal)} videos/s`,
-  );
-} finally {
-  rmSync(vidDir, { recursive: true, force: true });
 }
 
-// ---- encoder batch 1 vs batch 8 ----
-const config = defaultImageBindConfig();
-const ib = {
-  ...config.imagebind,
-  vision_embed_dim: Number(args['vision-dim']),
-  vision_num_blocks: Number(args['vision-blocks']),
-  vision_num_heads: Number(args['vision-heads']),
-};
-const cfg = { ...config, imagebind: ib };
-let seed = 7;
-const entries = new Map();
-for (const [name, shape] of encoderKeys(cfg, 'vision')) {
-  const n = shape.reduce((a, b) => a * b, 1);
-  entries.set(name, {
-    name,
-    dtype: 'float32',
-    shape,
-    byteLength: n * 4,
-    async read() {
-      const data = new Float32Array(n);
-      const scale = 1 / Math.sqrt(shape.at(-1) ?? 1);
-      for (let i = 0; i < n; i++) {
-        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-        data[i] = name.includes('norm') && name.endsWith('weight') ? 1 : ((seed / 2 ** 32) * 2 - 1) * scale;
-      }
-      return { dtype: 'float32', shape, data: new Uint8Array(data.buffer) };
-    },
-  });
-}
-const work = mkdtempSync(join(tmpdir(), 'ibllm-bench-pre-'));
-try {
-  const graph = await buildVisionGraph(new WeightStore(entries), cfg, { input: 'image' });
-  const path = join(work, 'vision.onnx');
-  writeFileSync(
-    path,
-    serializeModel(graph, { opsets: { '': 17, 'com.microsoft': 1 }, producerVersion: 'bench' }),
-  );
-  const session = await createOrtSession(path);
-  const image = toNormalizedChw(cropped);
-  const batch = (b) => {
-    const data = new Float32Array(b * image.length);
-    for (let i = 0; i < b; i++) data.set(image, i * image.length);
-    return { image: hostTensor('float32', [b, 3, 224, 224], data) };
-  };
-  const one = batch(1);
-  const eight = batch(8);
-  const r1 = await rate(() => session.run(one));
-  const r8 = await rate(() => session.run(eight));
+function printRatios(r) {
+  if (r.reference !== undefined) {
+    const ref = r.reference;
+    say(
+      `reference (PIL+torchvision, torchaudio, PyAV+torch; 1 thread): image ${fmt(ref.image_per_s)}/s, audio ${fmt(ref.audio_files_per_s)} files/s, video ${fmt(ref.video_per_s)}/s`,
+    );
+    say(
+      `ours ÷ reference, side by side on ${r.pinned_cpu === null ? 'an unpinned process' : `CPU ${r.pinned_cpu}`}: image ${r.ratio_image.toFixed(2)} (goal 1.5), audio ${r.ratio_audio.toFixed(2)} (goal 2), video ${r.ratio_video.toFixed(2)} (goal 1)`,
+    );
+  }
   say(
-    `vision encoder (width ${ib.vision_embed_dim}, ${ib.vision_num_blocks} blocks, 257 tokens): batch 1 ${fmt(r1)} images/s, batch 8 ${fmt(8 * r8)} images/s → batch 8 ÷ batch 1 = ${((8 * r8) / r1).toFixed(2)}`,
+    `point ÷ the issue's today (${POINT_ISSUE_TODAY_PER_S}/s, another machine, not side by side): ${r.ratio_point_vs_issue_today.toFixed(2)} (goal 3)`,
   );
-  await session.release();
-} finally {
-  rmSync(work, { recursive: true, force: true });
+}
+
+if (args['per-core-child']) {
+  const r = await measurePerCore();
+  say(JSON.stringify(r));
+  process.exit(0);
+}
+
+if (args.reference) checkReference();
+let result;
+if (args['no-pin']) {
+  result = { ...(await measurePerCore()), pinned_cpu: null };
+} else {
+  result = { ...(await perCorePinned()), pinned_cpu: Number(args.cpu) };
+}
+printRatios(result);
+result.cpus = availableParallelism();
+result.seconds = seconds;
+
+// ---- worker pool (issue #15): golden images through N workers vs 1, side by side ----
+const poolWorkers = Number(args.workers);
+if (!Number.isSafeInteger(poolWorkers) || poolWorkers < 1)
+  fail(`--workers must be a positive integer (got ${args.workers})`);
+const jpeg = input('girl.jpg');
+const pool1 = await poolRate(1, jpeg);
+const poolN = poolWorkers === 1 ? pool1 : await poolRate(poolWorkers, jpeg);
+result.workers = poolWorkers;
+result.pool_1_worker_images_per_s = pool1;
+result.pool_n_workers_images_per_s = poolN;
+result.workers_ratio = poolN / pool1;
+say(
+  `pool image: 1 worker ${fmt(pool1)}/s, ${poolWorkers} worker${poolWorkers === 1 ? '' : 's'} ${fmt(poolN)}/s → ${(poolN / pool1).toFixed(2)}× (${availableParallelism()} CPUs)`,
+);
+
+// ---- encoder batch 1 vs batch 8 ----
+if (!args['no-encoder']) {
+  const config = defaultImageBindConfig();
+  const ib = {
+    ...config.imagebind,
+    vision_embed_dim: Number(args['vision-dim']),
+    vision_num_blocks: Number(args['vision-blocks']),
+    vision_num_heads: Number(args['vision-heads']),
+  };
+  const cfg = { ...config, imagebind: ib };
+  let seed = 7;
+  const entries = new Map();
+  for (const [name, shape] of encoderKeys(cfg, 'vision')) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    entries.set(name, {
+      name,
+      dtype: 'float32',
+      shape,
+      byteLength: n * 4,
+      async read() {
+        const data = new Float32Array(n);
+        const scale = 1 / Math.sqrt(shape.at(-1) ?? 1);
+        for (let i = 0; i < n; i++) {
+          seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+          data[i] = name.includes('norm') && name.endsWith('weight') ? 1 : ((seed / 2 ** 32) * 2 - 1) * scale;
+        }
+        return { dtype: 'float32', shape, data: new Uint8Array(data.buffer) };
+      },
+    });
+  }
+  const work = mkdtempSync(join(tmpdir(), 'ibllm-bench-pre-'));
+  try {
+    const graph = await buildVisionGraph(new WeightStore(entries), cfg, { input: 'image' });
+    const path = join(work, 'vision.onnx');
+    writeFileSync(
+      path,
+      serializeModel(graph, { opsets: { '': 17, 'com.microsoft': 1 }, producerVersion: 'bench' }),
+    );
+    const session = await createOrtSession(path);
+    const image = toNormalizedChw(resizeAndCenterCrop(await decodeImageRgb(jpeg)));
+    const batch = (b) => {
+      const data = new Float32Array(b * image.length);
+      for (let i = 0; i < b; i++) data.set(image, i * image.length);
+      return { image: hostTensor('float32', [b, 3, 224, 224], data) };
+    };
+    const one = batch(1);
+    const eight = batch(8);
+    const r1 = await rate(() => session.run(one));
+    const r8 = await rate(() => session.run(eight));
+    result.encoder = {
+      vision_dim: ib.vision_embed_dim,
+      vision_blocks: ib.vision_num_blocks,
+      batch1_images_per_s: r1,
+      batch8_images_per_s: 8 * r8,
+      batch8_over_batch1: (8 * r8) / r1,
+    };
+    say(
+      `vision encoder (width ${ib.vision_embed_dim}, ${ib.vision_num_blocks} blocks, 257 tokens): batch 1 ${fmt(r1)} images/s, batch 8 ${fmt(8 * r8)} images/s → batch 8 ÷ batch 1 = ${((8 * r8) / r1).toFixed(2)}`,
+    );
+    await session.release();
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (args.json) {
+  // Four significant digits: enough for ratios, free of float noise.
+  say(
+    JSON.stringify(result, (_key, value) =>
+      typeof value === 'number' && !Number.isInteger(value) ? round(value) : value,
+    ),
+  );
 }
