@@ -4,7 +4,8 @@
 // N workers ÷ 1 worker, and encoder throughput at batch 1 vs batch 8 on one session.
 //
 //   npm run build && node bench/preprocess/run.mjs [--seconds 2] [--json] [--reference]
-//       [--workers N] [--cpu 0] [--no-pin] [--no-encoder] [--golden DIR] [--python /usr/bin/python3]
+//       [--rounds 1] [--workers N] [--cpu 0] [--no-pin] [--no-encoder] [--golden DIR]
+//       [--python /usr/bin/python3]
 //       [--vision-dim 384] [--vision-blocks 4] [--vision-heads 6]
 //
 // Per core: the modality measurements (and the reference, when asked) run in a child process pinned
@@ -15,7 +16,8 @@
 // --reference runs ../shared/bench/p1_reference.py (PIL + torchvision, torchaudio, PyAV + torch, the
 // official loaders' operations, which first checks its tensors against the golden ones) on the same
 // inputs for the same --seconds, on the same pinned CPU with one torch/OpenMP thread, right after
-// ours, and prints ours ÷ reference per modality. It needs Debian's packages (not installed by CI):
+// ours, and prints ours ÷ reference per modality. --rounds R repeats (ours, reference) R times and
+// reports the medians (each ratio paired within its round): on a shared machine use 3 or 5. It needs Debian's packages (not installed by CI):
 //
 //   apt-get install -y python3-torch python3-torchvision python3-torchaudio python3-av
 //
@@ -81,6 +83,7 @@ const { values: args } = parseArgs({
     cpu: { type: 'string', default: '0' },
     'no-pin': { type: 'boolean', default: false },
     'no-encoder': { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '1' },
     'vision-dim': { type: 'string', default: '384' },
     'vision-blocks': { type: 'string', default: '4' },
     'vision-heads': { type: 'string', default: '6' },
@@ -92,6 +95,9 @@ const { values: args } = parseArgs({
 const seconds = Number(args.seconds);
 if (!(seconds > 0)) throw new RangeError(`--seconds must be a positive number (got ${args.seconds})`);
 const budgetMs = seconds * 1000;
+const roundCount = Number(args.rounds);
+if (!Number.isSafeInteger(roundCount) || roundCount < 1)
+  throw new RangeError(`--rounds must be a positive integer (got ${args.rounds})`);
 const input = (name) => readFileSync(join(args.golden, 'inputs', name));
 const say = (line) => process.stdout.write(`${line}\n`);
 const fail = (message) => {
@@ -161,7 +167,7 @@ function runReference() {
 }
 
 /** The modalities on one core, one input at a time: end to end as a worker runs them, and by stage. */
-async function measurePerCore() {
+async function measureOurs() {
   // libvips on one thread: the pin keeps it on one core anyway, this keeps it from time-slicing.
   sharp.concurrency(1);
   const out = { stages: {} };
@@ -227,10 +233,12 @@ async function measurePerCore() {
       });
     });
     const fromPath = await rate(() => preprocessVideo(mp4Path));
-    st.video_transform_per_s = 1 / Math.max(1e-9, 1 / fromPath - 1 / st.video_ffmpeg_per_s);
+    // A difference of two noisy timings: null when the noise exceeds it.
+    const transformS = 1 / fromPath - 1 / st.video_ffmpeg_per_s;
+    st.video_transform_per_s = transformS > 0 ? 1 / transformS : null;
     out.video_per_s = await rate(() => runPreprocessTask({ kind: 'video', bytes: mp4 }));
     say(
-      `video 320×240 5.3 s h264: ffmpeg probe+pts+decode ${fmt(st.video_ffmpeg_per_s)}/s, scale+normalise+3 crops ≈ ${fmt(st.video_transform_per_s)}/s (from a path, total − ffmpeg) → end to end from bytes ${fmt(out.video_per_s)} videos/s`,
+      `video 320×240 5.3 s h264: ffmpeg probe+pts+decode ${fmt(st.video_ffmpeg_per_s)}/s, scale+normalise+3 crops ≈ ${st.video_transform_per_s === null ? 'n/a (noise)' : `${fmt(st.video_transform_per_s)}/s`} (from a path, total − ffmpeg) → end to end from bytes ${fmt(out.video_per_s)} videos/s`,
     );
   } finally {
     rmSync(vidDir, { recursive: true, force: true });
@@ -238,7 +246,12 @@ async function measurePerCore() {
 
   out.point_issue_today_per_s = POINT_ISSUE_TODAY_PER_S;
   out.ratio_point_vs_issue_today = out.point_per_s / POINT_ISSUE_TODAY_PER_S;
+  return out;
+}
 
+/** Ours, then the reference right after, on the same CPU; ratios of the two. */
+async function measureRound() {
+  const out = await measureOurs();
   if (args.reference) {
     const ref = await runReference();
     out.reference = {
@@ -254,6 +267,38 @@ async function measurePerCore() {
     out.ratio_image = out.image_per_s / ref.image.per_s;
     out.ratio_audio = out.audio_files_per_s / ref.audio.per_s;
     out.ratio_video = out.video_per_s / ref.video.per_s;
+    say(
+      `round: reference image ${fmt(ref.image.per_s)}/s, audio ${fmt(ref.audio.per_s)} files/s, video ${fmt(ref.video.per_s)}/s → ours ÷ reference ${out.ratio_image.toFixed(2)}, ${out.ratio_audio.toFixed(2)}, ${out.ratio_video.toFixed(2)}`,
+    );
+  }
+  return out;
+}
+
+const median = (xs) => {
+  const v = xs.filter((x) => x !== null).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+};
+/** Field by field median of the rounds (each ratio is paired within its round, then the median taken). */
+function medianOf(rounds) {
+  const first = rounds[0];
+  const out = {};
+  for (const [key, value] of Object.entries(first)) {
+    if (typeof value === 'number' || value === null) out[key] = median(rounds.map((r) => r[key]));
+    else if (typeof value === 'object') out[key] = medianOf(rounds.map((r) => r[key]));
+  }
+  return out;
+}
+
+/** --rounds R times (ours, then the reference): the medians, with the rounds' ratios when R > 1. */
+async function measurePerCore() {
+  const rounds = [];
+  for (let i = 0; i < roundCount; i++) rounds.push(await measureRound());
+  const out = medianOf(rounds);
+  out.rounds = roundCount;
+  if (roundCount > 1 && args.reference) {
+    out.round_ratios = rounds.map((r) => [r.ratio_image, r.ratio_audio, r.ratio_video].map((x) => round(x)));
   }
   return out;
 }
