@@ -86,6 +86,8 @@ stop_daemon() {
     if kill -0 "$pid" 2>/dev/null; then
       echo "ci-images: dockerd ($pid) did not stop within 30 s" >&2
     else
+      # dockerd leaves its default network namespace mounted under the exec root.
+      awk -v root="$work/exec/" 'index($2, root) == 1 { print $2 }' /proc/mounts | xargs -r -n1 umount
       echo "ci-images: private dockerd stopped"
     fi
   fi
@@ -407,5 +409,8 @@ if [[ $compose_too == 1 ]]; then
 fi
 
 step "summary"
+# Images and build cache of earlier runs (now untagged) go; this run's images and layers stay.
+docker image prune -f >/dev/null
+say "data root: $(du -sh "$work/data" 2>/dev/null | cut -f1)"
 for service in "${services[@]}"; do say "$service: built in ${build_seconds[$service]} s; ${verdict[$service]}"; done
 say "ok: ${#services[@]} images built and checked$([[ $compose_too == 1 ]] && echo ', compose stack answered and went down clean') in $((SECONDS - started)) s"
