@@ -79,7 +79,7 @@ async function handle(msg) {
       const old = state.get(msg.name);
       if (old !== undefined && old.device !== undefined) old.device.dispose();
       const dtype = msg.dtype === 'float16' ? 'float16' : 'float32';
-      if (writer !== undefined && msg.host !== true) {
+      if (writer !== undefined) {
         const shape = new ort.Tensor('int64', BigInt64Array.of(BigInt(msg.elements)), [1]);
         const name = dtype === 'float16' ? 'zeros_float16' : 'zeros_float32';
         if (!allocators.has(name)) allocators.set(name, await ort.InferenceSession.create(stateModel, { ...sessionOptions, preferredOutputLocation: 'gpu-buffer' }));

@@ -3,10 +3,10 @@ import type { HostTensor, InferenceSessionPort } from './session.port';
 /**
  * Buffers a session keeps from run to run (the decoder's slot KV cache and each slot's visual
  * offsets), held where the session runs: in the caller's thread for an in-thread session, inside
- * the worker for a worker session, and on the device (WebGPU buffers) when the session runs on a
- * GPU provider and the buffer is not marked `host`. They never travel per run: a run reads them
- * through StateRefs, and a graph output bound to a StateRef's view (a StateWrite) is written into
- * the buffer in place by the graph itself.
+ * the worker for a worker session, and on the device (WebGPU buffers) when a worker session runs
+ * on a GPU provider. They never travel per run: a run reads them through StateRefs and updates them
+ * either in place, through a graph output bound to a StateRef's view (a StateWrite), or by copying
+ * runs of an output into them (a StateCopy).
  */
 
 /** Element types a state buffer can hold. */
@@ -15,11 +15,6 @@ export type StateDtype = 'float32' | 'float16';
 export interface StateOptions {
   /** float32 by default. */
   readonly dtype?: StateDtype;
-  /**
-   * Keep the buffer in host memory even when the session runs on a device (small per-row values
-   * the host writes at a join, such as each slot's visual offsets).
-   */
-  readonly host?: boolean;
 }
 
 /**
