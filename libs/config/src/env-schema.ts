@@ -69,6 +69,13 @@ export const env = {
       .min(0, 'must be at least 0')
       .max(max, `must be at most ${max}`)
       .default(fallback),
+  /** A number in [0, 1] (a share of something). */
+  fraction: (fallback: number) =>
+    z.coerce
+      .number({ error: 'must be a number' })
+      .min(0, 'must be at least 0')
+      .max(1, 'must be at most 1')
+      .default(fallback),
   /** A string that must be set; `hint` says what to put there. */
   requiredString: (hint: string) =>
     z

@@ -11,7 +11,12 @@ export const decoderEnvSchema = {
   DECODER_KV_BUDGET_POSITIONS: envVar(
     env.nonNegativeInt(0, 100_000_000),
     'KV-cache positions all running sequences may reserve together (each reserves prompt + max_new_tokens, ' +
-      'at most the 512-token context); 0 = DECODER_MAX_BATCH × context length',
+      'at most the 512-token context); 0 = DECODER_MAX_BATCH × context length, cut to DECODER_KV_MEMORY_FRACTION',
+  ),
+  DECODER_KV_MEMORY_FRACTION: envVar(
+    env.fraction(0.6),
+    'with DECODER_KV_BUDGET_POSITIONS=0: share of the memory available after the weights load (cgroup ' +
+      'limit included) the KV cache may fill; the budget is cut to it (0 = no cut)',
   ),
   DECODER_MAX_WAITING: envVar(
     env.nonNegativeInt(64, 1_000_000),

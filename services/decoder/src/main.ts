@@ -37,6 +37,7 @@ async function main(): Promise<void> {
         allowSpinning: env.ORT_ALLOW_SPINNING,
         maxBatch: env.DECODER_MAX_BATCH,
         kvBudgetPositions: env.DECODER_KV_BUDGET_POSITIONS,
+        kvMemoryFraction: env.DECODER_KV_MEMORY_FRACTION,
         maxWaiting: env.DECODER_MAX_WAITING,
         logger,
         onTransfer: (r) => {

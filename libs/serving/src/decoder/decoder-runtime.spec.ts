@@ -1,7 +1,12 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import type { GenerationRequest } from '@imagebind-llm/inference';
 import { describe, expect, it } from 'vitest';
-import { DecoderRuntime, type DecoderRuntimeOptions } from './decoder-runtime';
+import {
+  DecoderRuntime,
+  kvBudgetOf,
+  kvBytesPerPosition,
+  type DecoderRuntimeOptions,
+} from './decoder-runtime';
 import { KvAdmission } from './kv-admission';
 import { FAKE_SHAPE, fakeDecoderModel } from './testing/fake-decoder-model';
 import { FakeGenerationEngine } from './testing/fake-generation-engine';
@@ -292,5 +297,51 @@ describe('KvAdmission', () => {
     expect(admission.status()).toMatchObject({ active: 0, freePositions: 10 });
     const again = await admission.acquire(10);
     expect(again.positions).toBe(10);
+  });
+});
+
+describe('kvBudgetOf (the KV budget sized from available memory)', () => {
+  // LLaMA-7B: 32 layers × K,V × 32 heads × 128 × float32 = 1 MiB per position.
+  const seven = {
+    nLayers: 32,
+    nHeads: 32,
+    headDim: 128,
+    dim: 4096,
+    vocabSize: 32000,
+    maxSeqLen: 512,
+    eosId: 2,
+  };
+  const MiB = 2 ** 20;
+  const GiB = 2 ** 30;
+
+  it('prices a position as keys + values of every layer and head in the cache dtype', () => {
+    expect(kvBytesPerPosition(seven)).toBe(MiB);
+    expect(kvBytesPerPosition({ ...seven, kvDtype: 'float16' })).toBe(MiB / 2);
+  });
+
+  it('keeps maxBatch full contexts when they fit, and an explicit budget as given', () => {
+    expect(kvBudgetOf(seven, { maxBatch: 16, availableMemoryBytes: 64 * GiB })).toBe(16 * 512);
+    expect(kvBudgetOf(seven, { maxBatch: 16, kvBudgetPositions: 100, availableMemoryBytes: 1 })).toBe(100);
+    expect(kvBudgetOf(seven, { maxBatch: 16, kvMemoryFraction: 0, availableMemoryBytes: 1 })).toBe(16 * 512);
+  });
+
+  it('cuts the budget to the share of available memory (0.6 by default)', () => {
+    // 10 GiB × 0.6 = 6 GiB = 6144 positions of 1 MiB, below 16 × 512 = 8192.
+    expect(kvBudgetOf(seven, { maxBatch: 16, availableMemoryBytes: 10 * GiB })).toBe(6144);
+    expect(kvBudgetOf(seven, { maxBatch: 16, kvMemoryFraction: 0.5, availableMemoryBytes: 10 * GiB })).toBe(
+      5120,
+    );
+    expect(
+      kvBudgetOf({ ...seven, kvDtype: 'float16' }, { maxBatch: 16, availableMemoryBytes: 10 * GiB }),
+    ).toBe(8192);
+  });
+
+  it('refuses to start when not even one full context fits, naming the fixes', () => {
+    expect(() => kvBudgetOf(seven, { maxBatch: 16, availableMemoryBytes: 512 * MiB })).toThrow(
+      /one 512-position context needs 0\.50 GiB.*--kv-dtype float16/,
+    );
+    expect(() =>
+      kvBudgetOf(seven, { maxBatch: 1, kvMemoryFraction: 1.5, availableMemoryBytes: GiB }),
+    ).toThrow(RangeError);
   });
 });

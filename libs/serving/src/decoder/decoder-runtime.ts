@@ -58,8 +58,18 @@ export interface DecoderLoadOptions {
 export interface DecoderRuntimeOptions extends DecoderLoadOptions {
   /** Sequences decoded together in one step. */
   readonly maxBatch: number;
-  /** KV positions all sequences may hold together; 0 or unset means maxBatch × maxSeqLen. */
+  /**
+   * KV positions all sequences may hold together; 0 or unset means maxBatch × maxSeqLen, cut to
+   * what `kvMemoryFraction` of the memory available at load can hold.
+   */
   readonly kvBudgetPositions?: number;
+  /**
+   * With no explicit kvBudgetPositions: the share of the memory available once the weights are
+   * loaded (cgroup limit included) that the KV cache may fill. Default 0.6; 0 turns the cut off.
+   */
+  readonly kvMemoryFraction?: number;
+  /** Bytes available for the KV cut (tests); default process.availableMemory() at load. */
+  readonly availableMemoryBytes?: number;
   /** Requests that may wait for room before new ones get RESOURCE_EXHAUSTED. */
   readonly maxWaiting: number;
   /**
@@ -85,6 +95,51 @@ export interface DecoderStatus {
 
 /** Retry hint before any sequence has finished: about one short generation. */
 const INITIAL_SEQUENCE_MS = 1_000;
+
+/** Bytes one KV position takes: keys + values of every layer and head, in the cache's element type. */
+export function kvBytesPerPosition(shape: DecoderShape): number {
+  return shape.nLayers * 2 * shape.nHeads * shape.headDim * (shape.kvDtype === 'float16' ? 2 : 4);
+}
+
+const DEFAULT_KV_MEMORY_FRACTION = 0.6;
+
+/**
+ * The admission budget in KV positions: the explicit one, or maxBatch full contexts cut to what
+ * `kvMemoryFraction` of the available memory holds (the slot cache only commits pages as positions
+ * are written, so the admission budget is what bounds its resident size). Fails when not even one
+ * full context fits: the process would be killed mid-answer instead.
+ */
+export function kvBudgetOf(
+  shape: DecoderShape,
+  options: Pick<
+    DecoderRuntimeOptions,
+    'maxBatch' | 'kvBudgetPositions' | 'kvMemoryFraction' | 'availableMemoryBytes'
+  >,
+): number {
+  if (options.kvBudgetPositions !== undefined && options.kvBudgetPositions !== 0)
+    return options.kvBudgetPositions;
+  const full = options.maxBatch * shape.maxSeqLen;
+  const fraction = options.kvMemoryFraction ?? DEFAULT_KV_MEMORY_FRACTION;
+  if (!(fraction >= 0 && fraction <= 1))
+    throw new RangeError(`kvMemoryFraction must be in [0, 1], got ${fraction}`);
+  if (fraction === 0) return full;
+  const available = options.availableMemoryBytes ?? process.availableMemory();
+  const fits = Math.floor((available * fraction) / kvBytesPerPosition(shape));
+  if (fits >= full) return full;
+  if (fits < shape.maxSeqLen) {
+    throw new DomainError(
+      ErrorCode.FailedPrecondition,
+      `the KV cache of one ${shape.maxSeqLen}-position context needs ${(
+        (shape.maxSeqLen * kvBytesPerPosition(shape)) /
+        2 ** 30
+      ).toFixed(
+        2,
+      )} GiB but ${fraction} of the ${(available / 2 ** 30).toFixed(2)} GiB available after loading ` +
+        'holds less: give the process more memory, build the decoder with --kv-dtype float16, or set an explicit KV budget',
+    );
+  }
+  return fits;
+}
 
 /**
  * Loads the llama-decoder component (decoder + visual graphs), the tokenizer and the model dims of
@@ -191,9 +246,10 @@ export class DecoderRuntime {
   /** Loads the model from a repository and builds the engine over its decoder session. */
   static async load(repo: string, options: DecoderRuntimeOptions): Promise<DecoderRuntime> {
     const model = await loadDecoderModel(repo, options);
-    const runtime = DecoderRuntime.create(model, options);
+    // The memory cut is about host memory: a cache held on the device is sized by its own budget.
+    const onDevice = isStateful(model.decoder) && model.decoder.stateLocation === 'device';
+    const runtime = DecoderRuntime.create(model, onDevice ? { ...options, kvMemoryFraction: 0 } : options);
     const s = runtime.status();
-    const { nLayers, nHeads, headDim } = model.shape;
     options.logger?.info(
       {
         event: 'decoder.loaded',
@@ -201,8 +257,8 @@ export class DecoderRuntime {
         maxBatch: options.maxBatch,
         kvBudgetPositions: s.kvBudgetPositions,
         // keys + values, every layer and head, in the cache's element type
-        kvBudgetBytes:
-          s.kvBudgetPositions * nLayers * 2 * nHeads * headDim * (model.shape.kvDtype === 'float16' ? 2 : 4),
+        kvBudgetBytes: s.kvBudgetPositions * kvBytesPerPosition(model.shape),
+        kvBudgetCut: s.kvBudgetPositions < options.maxBatch * model.shape.maxSeqLen,
         kvDtype: model.shape.kvDtype ?? 'float32',
         stateLocation: isStateful(model.decoder) ? model.decoder.stateLocation : 'host',
         maxWaiting: options.maxWaiting,

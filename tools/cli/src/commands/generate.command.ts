@@ -126,6 +126,7 @@ export async function generate(argv: string[], io: Output): Promise<void> {
     if (values.cache === undefined && !pipeline.hasCache)
       io.log('note: the repository has no knn-cache component; the visual cache is off');
     const streaming = !values.json;
+    const answerStarted = performance.now();
     const result = await pipeline.answer({
       fused,
       instruction: prompt,
@@ -148,6 +149,10 @@ export async function generate(argv: string[], io: Output): Promise<void> {
     if (values.dump !== undefined)
       dumpAll(values.dump, fused, result, pipeline.shape.nLayers, pipeline.shape.dim);
     const g = result.generation;
+    // Decode speed after the first token (the prefill and the visual offsets are in the first).
+    const decodeMs = performance.now() - answerStarted - g.timeToFirstTokenMs;
+    const tokensPerSecond =
+      g.tokenIds.length > 1 && decodeMs > 0 ? (g.tokenIds.length - 1) / (decodeMs / 1000) : 0;
     if (values.json) {
       io.out(
         `${JSON.stringify({
@@ -161,6 +166,7 @@ export async function generate(argv: string[], io: Output): Promise<void> {
               ? null
               : { ids: result.neighbours.map((n) => n.id), scores: result.neighbours.map((n) => n.score) },
           time_to_first_token_ms: Math.round(g.timeToFirstTokenMs),
+          tokens_per_second: Number(tokensPerSecond.toFixed(3)),
           // the provider each session runs on first, and where the decoder keeps its KV cache
           providers: { ...encoderProviders, ...pipeline.providers },
           kv_cache: pipeline.engine.stateLocation,
