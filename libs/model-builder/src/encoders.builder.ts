@@ -12,6 +12,7 @@ import {
   HEAD_OUTPUT,
   imageBindKeys,
   parseImageBindConfig,
+  type EncoderWeightFormat,
   type ImageBindConfig,
   type ImageBindEncoder,
 } from './imagebind';
@@ -35,6 +36,11 @@ export interface BuildEncodersOptions {
   readonly out: string;
   readonly version?: string;
   readonly externalData?: ExternalDataMode;
+  /**
+   * Weight storage: `fp32` (default, exact) or `fp16` (matrices as float16 initializers widened
+   * by a Cast: half the files, the same float32 computation; see EncoderWeightFormat).
+   */
+  readonly format?: EncoderWeightFormat;
   readonly onProgress?: (message: string) => void;
 }
 
@@ -46,8 +52,13 @@ interface EncoderComponent {
     readonly role: string;
     readonly file: string;
     readonly inputs: TensorSpec[];
-    readonly build: (w: WeightStore, c: ImageBindConfig, sink?: InitializerSink) => Promise<GraphBuilder>;
+    readonly build: (w: WeightStore, c: ImageBindConfig, o: GraphOptions) => Promise<GraphBuilder>;
   }[];
+}
+
+interface GraphOptions {
+  readonly sink?: InitializerSink;
+  readonly format: EncoderWeightFormat;
 }
 
 function components(c: ImageBindConfig): EncoderComponent[] {
@@ -61,15 +72,13 @@ function components(c: ImageBindConfig): EncoderComponent[] {
           role: 'image',
           file: 'image.onnx',
           inputs: [{ name: 'image', dtype: 'float32', dims: ['batch', 3, 224, 224] }],
-          build: async (w, cfg, sink) =>
-            buildVisionGraph(w, cfg, { input: 'image', ...(sink === undefined ? {} : { sink }) }),
+          build: async (w, cfg, o) => buildVisionGraph(w, cfg, { input: 'image', ...o }),
         },
         {
           role: 'video',
           file: 'video.onnx',
           inputs: [{ name: 'video', dtype: 'float32', dims: ['batch', 'clips', 3, 2, 224, 224] }],
-          build: async (w, cfg, sink) =>
-            buildVisionGraph(w, cfg, { input: 'video', ...(sink === undefined ? {} : { sink }) }),
+          build: async (w, cfg, o) => buildVisionGraph(w, cfg, { input: 'video', ...o }),
         },
       ],
     },
@@ -81,7 +90,7 @@ function components(c: ImageBindConfig): EncoderComponent[] {
           role: 'model',
           file: 'model.onnx',
           inputs: [{ name: 'audio', dtype: 'float32', dims: ['batch', 'clips', 1, 128, 204] }],
-          build: async (w, cfg, sink) => buildAudioGraph(w, cfg, sink === undefined ? {} : { sink }),
+          build: async (w, cfg, o) => buildAudioGraph(w, cfg, o),
         },
       ],
     },
@@ -93,7 +102,7 @@ function components(c: ImageBindConfig): EncoderComponent[] {
           role: 'model',
           file: 'model.onnx',
           inputs: [{ name: 'tokens', dtype: 'int64', dims: ['batch', 77] }],
-          build: async (w, cfg, sink) => buildTextGraph(w, cfg, sink === undefined ? {} : { sink }),
+          build: async (w, cfg, o) => buildTextGraph(w, cfg, o),
         },
       ],
     },
@@ -108,7 +117,7 @@ function components(c: ImageBindConfig): EncoderComponent[] {
             { name: 'neighborhood', dtype: 'float32', dims: ['batch', p.num_group, p.group_size, 3] },
             { name: 'center', dtype: 'float32', dims: ['batch', p.num_group, 3] },
           ],
-          build: async (w, cfg, sink) => buildPointGraph(w, cfg, sink === undefined ? {} : { sink }),
+          build: async (w, cfg, o) => buildPointGraph(w, cfg, o),
         },
       ],
     },
@@ -127,6 +136,7 @@ export async function buildEncoderRepository(
   const say = options.onProgress ?? (() => undefined);
   const version = options.version ?? '1';
   const mode = options.externalData ?? 'auto';
+  const format = options.format ?? 'fp32';
   const config =
     options.imagebindConfig === undefined
       ? defaultImageBindConfig()
@@ -144,11 +154,11 @@ export async function buildEncoderRepository(
     for (const comp of components(config)) {
       const dir = componentDir(options.out, comp.component, version);
       let bytes = 0;
-      const estimated = weightBytes(encoderKeys(config, comp.encoder).values());
+      const estimated = weightBytes(encoderKeys(config, comp.encoder).values(), format);
       for (const graph of comp.graphs) {
         say(`building ${comp.component}/${graph.file}`);
         const w = await writeGraph(dir, graph.file, estimated, mode, async (sink) =>
-          graph.build(weights, config, sink),
+          graph.build(weights, config, { ...(sink === undefined ? {} : { sink }), format }),
         );
         bytes += w.bytes;
       }
@@ -160,7 +170,8 @@ export async function buildEncoderRepository(
         createdAt: new Date().toISOString(),
         sources,
         files: Object.fromEntries(comp.graphs.map((g) => [g.role, g.file])),
-        dtype: 'float32',
+        // The weights' storage type; inputs and outputs are float32 whatever it is.
+        dtype: format === 'fp16' ? 'float16' : 'float32',
         graphs: Object.fromEntries(
           comp.graphs.map((g) => [
             g.role,

@@ -4,6 +4,7 @@ import { IMAGEBIND_CONSTANTS, imageBindDerived, type ImageBindConfig } from './i
 import { imageBindBlockSpec } from './imagebind-keys';
 import {
   EncoderContext,
+  type EncoderWeightFormat,
   encoderOutputs,
   logitScale,
   meanOverClips,
@@ -15,6 +16,8 @@ import { transformerBlock } from './transformer-block';
 
 export interface AudioGraphOptions {
   readonly sink?: InitializerSink;
+  /** Weight storage (float32 unless `fp16`; the graph computes in float32 either way). */
+  readonly format?: EncoderWeightFormat;
 }
 
 /**
@@ -39,7 +42,7 @@ export async function buildAudioGraph(
   const frames = ib.audio_target_len;
   const derived = imageBindDerived(config);
   const g = new GraphBuilder('imagebind_audio', options.sink);
-  const ctx = new EncoderContext(g, weights);
+  const ctx = new EncoderContext(g, weights, options.format);
 
   const input = g.input(
     'audio',

@@ -1,6 +1,7 @@
+import { float32ArrayToFloat16 } from '@imagebind-llm/checkpoint';
 import { attr, OnnxType, type GraphBuilder } from '../onnx/onnx-graph';
 import { layerNorm } from '../onnx/ops';
-import { denseFromCheckpoint } from '../onnx/linear-weights';
+import { denseFromCheckpoint, type WeightFormat } from '../onnx/linear-weights';
 import { transpose, type WeightStore } from '../weights';
 import { IMAGEBIND_CONSTANTS } from './imagebind-config';
 
@@ -10,28 +11,63 @@ export const EMBEDDING_OUTPUT = 'embedding';
 export const HEAD_OUTPUT = 'head_prenorm';
 
 /**
+ * How an encoder graph stores its weights: `fp32` exactly as the checkpoint has them; `fp16`
+ * stores every matrix (Linear and conv weights, embedding tables, position embeddings, the text
+ * mask) as a float16 initializer widened by a Cast, so the files are half the size while the
+ * graph computes in float32 as the fp32 build does (onnxruntime's CPU provider folds the Cast of
+ * a constant at load). Vectors (norm scales, biases, CLS tokens, bias_k/v) stay float32: they
+ * are < 0.1 % of the bytes and rounding them buys nothing.
+ */
+export type EncoderWeightFormat = Extract<WeightFormat, 'fp32' | 'fp16'>;
+
+export const ENCODER_WEIGHT_FORMATS: readonly EncoderWeightFormat[] = ['fp32', 'fp16'];
+
+/** A matrix or higher: at least two axes longer than 1 (what `fp16` stores as float16). */
+function isMatrix(shape: readonly number[]): boolean {
+  return shape.filter((d) => d > 1).length >= 2;
+}
+
+/**
  * A graph under construction plus the checkpoint it reads: every initializer is named after its
- * state-dict key (`<key>.T` for a transposed Linear weight), and shapes are checked on read.
+ * state-dict key (`<key>.T` for a transposed Linear weight, `.fp16` appended when stored as
+ * float16), and shapes are checked on read.
  */
 export class EncoderContext {
   constructor(
     readonly g: GraphBuilder,
     readonly w: WeightStore,
+    readonly format: EncoderWeightFormat = 'fp32',
   ) {}
 
-  /** The tensor `key` as a float32 initializer of exactly `shape`. */
+  /**
+   * `values` as a float32 value of the graph named `name`: a float32 initializer, or under `fp16`
+   * a matrix stored as float16 and Cast to float32.
+   */
+  constant(name: string, shape: readonly number[], values: Float32Array): string {
+    if (this.format === 'fp32' || !isMatrix(shape)) return this.g.floatInit(name, shape, values);
+    const half = float32ArrayToFloat16(values);
+    const init = this.g.initializer(
+      `${name}.fp16`,
+      OnnxType.FLOAT16,
+      shape,
+      new Uint8Array(half.buffer, half.byteOffset, half.byteLength),
+    );
+    return this.g.op1('Cast', [init], { to: attr.int(OnnxType.FLOAT) });
+  }
+
+  /** The tensor `key` as a float32 value of exactly `shape` (see {@link constant}). */
   async tensor(key: string, shape: readonly number[]): Promise<string> {
-    return this.g.floatInit(key, shape, await this.w.f32(key, shape));
+    return this.constant(key, shape, await this.w.f32(key, shape));
   }
 
   /** A PyTorch Linear weight [out, in] stored transposed as [in, out] (`<key>.T`). */
   async linearT(key: string, out: number, inn: number): Promise<string> {
-    return this.g.floatInit(`${key}.T`, [inn, out], transpose(await this.w.f32(key, [out, inn]), out, inn));
+    return this.constant(`${key}.T`, [inn, out], transpose(await this.w.f32(key, [out, inn]), out, inn));
   }
 
   /** x · Wᵀ (+ b) for `<prefix>.weight` [out, in] and, with `bias`, `<prefix>.bias` [out]. */
   async dense(x: string, prefix: string, out: number, inn: number, bias: boolean): Promise<string> {
-    return denseFromCheckpoint(this.g, this.w, x, prefix, out, inn, bias);
+    return denseFromCheckpoint(this.g, this.w, x, prefix, out, inn, bias, this.format);
   }
 
   /** LayerNorm over the last axis with `<prefix>.weight` / `<prefix>.bias`. */
@@ -39,8 +75,8 @@ export class EncoderContext {
     return layerNorm(
       this.g,
       x,
-      await this.tensor(`${prefix}.weight`, [dim]),
-      await this.tensor(`${prefix}.bias`, [dim]),
+      this.g.floatInit(`${prefix}.weight`, [dim], await this.w.f32(`${prefix}.weight`, [dim])),
+      this.g.floatInit(`${prefix}.bias`, [dim], await this.w.f32(`${prefix}.bias`, [dim])),
       eps,
     );
   }

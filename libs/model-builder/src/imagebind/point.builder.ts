@@ -4,6 +4,7 @@ import { IMAGEBIND_CONSTANTS, type ImageBindConfig } from './imagebind-config';
 import { POINT_POS_HIDDEN, pointBlockSpec } from './imagebind-keys';
 import {
   EncoderContext,
+  type EncoderWeightFormat,
   encoderOutputs,
   geluErf,
   logitScale,
@@ -15,6 +16,8 @@ import { transformerBlock } from './transformer-block';
 
 export interface PointGraphOptions {
   readonly sink?: InitializerSink;
+  /** Weight storage (float32 unless `fp16`; the graph computes in float32 either way). */
+  readonly format?: EncoderWeightFormat;
 }
 
 const ENC = 'point_trunk.point_encoder';
@@ -71,7 +74,7 @@ export async function buildPointGraph(
   const [c0, c1, c2, c3] = p.mini_pointnet_channels;
   const [projIn, projOut] = p.pc_projection_shape;
   const g = new GraphBuilder('imagebind_point', options.sink);
-  const ctx = new EncoderContext(g, weights);
+  const ctx = new EncoderContext(g, weights, options.format);
   const lnEps = IMAGEBIND_CONSTANTS.defaultLnEps;
 
   const neighborhood = g.input(
@@ -97,14 +100,14 @@ export async function buildPointGraph(
   );
   const h1 = g.op1('Relu', [
     g.op1('Add', [
-      g.op1('MatMul', [neighborhood, g.floatInit(`${ENC}.encoder.first_conv.01.T`, [3, c0], first.weightT)]),
+      g.op1('MatMul', [neighborhood, ctx.constant(`${ENC}.encoder.first_conv.01.T`, [3, c0], first.weightT)]),
       g.floatInit(`${ENC}.encoder.first_conv.01.bias`, [c0], first.bias),
     ]),
   ]);
   const f = g.op1('Add', [
     g.op1('MatMul', [
       h1,
-      g.floatInit(
+      ctx.constant(
         `${ENC}.encoder.first_conv.3.weight.T`,
         [c0, c1],
         transpose(await weights.f32(`${ENC}.encoder.first_conv.3.weight`, [c1, c0, 1]), c1, c0),
@@ -125,19 +128,19 @@ export async function buildPointGraph(
   const wGlobalT = second.weightT.slice(0, c1 * c3);
   const wLocalT = second.weightT.slice(c1 * c3, c2 * c3);
   const globalPart = g.op1('Add', [
-    g.op1('MatMul', [fMax, g.floatInit(`${ENC}.encoder.second_conv.01.global.T`, [c1, c3], wGlobalT)]),
+    g.op1('MatMul', [fMax, ctx.constant(`${ENC}.encoder.second_conv.01.global.T`, [c1, c3], wGlobalT)]),
     g.floatInit(`${ENC}.encoder.second_conv.01.bias`, [c3], second.bias),
   ]);
   const h2 = g.op1('Relu', [
     g.op1('Add', [
-      g.op1('MatMul', [f, g.floatInit(`${ENC}.encoder.second_conv.01.local.T`, [c1, c3], wLocalT)]),
+      g.op1('MatMul', [f, ctx.constant(`${ENC}.encoder.second_conv.01.local.T`, [c1, c3], wLocalT)]),
       globalPart,
     ]),
   ]);
   const f2 = g.op1('Add', [
     g.op1('MatMul', [
       h2,
-      g.floatInit(
+      ctx.constant(
         `${ENC}.encoder.second_conv.3.weight.T`,
         [c3, p.encoder_dims],
         transpose(

@@ -2,11 +2,19 @@ import { attr, GraphBuilder, OnnxType, type InitializerSink } from '../onnx/onnx
 import type { WeightStore } from '../weights';
 import { IMAGEBIND_CONSTANTS, type ImageBindConfig } from './imagebind-config';
 import { imageBindBlockSpec } from './imagebind-keys';
-import { EncoderContext, encoderOutputs, logitScale, postprocess } from './encoder-ops';
+import {
+  EncoderContext,
+  type EncoderWeightFormat,
+  encoderOutputs,
+  logitScale,
+  postprocess,
+} from './encoder-ops';
 import { transformerBlock } from './transformer-block';
 
 export interface TextGraphOptions {
   readonly sink?: InitializerSink;
+  /** Weight storage (float32 unless `fp16`; the graph computes in float32 either way). */
+  readonly format?: EncoderWeightFormat;
 }
 
 /**
@@ -27,7 +35,7 @@ export async function buildTextGraph(
   const out = ib.out_embed_dim;
   const len = IMAGEBIND_CONSTANTS.textContextLength;
   const g = new GraphBuilder('imagebind_text', options.sink);
-  const ctx = new EncoderContext(g, weights);
+  const ctx = new EncoderContext(g, weights, options.format);
 
   const tokens = g.input(
     'tokens',

@@ -4,6 +4,7 @@ import { IMAGEBIND_CONSTANTS, imageBindDerived, type ImageBindConfig } from './i
 import { imageBindBlockSpec } from './imagebind-keys';
 import {
   EncoderContext,
+  type EncoderWeightFormat,
   encoderOutputs,
   meanOverClips,
   postprocess,
@@ -20,6 +21,8 @@ export interface VisionGraphOptions {
    */
   readonly input: 'image' | 'video';
   readonly sink?: InitializerSink;
+  /** Weight storage (float32 unless `fp16`; the graph computes in float32 either way). */
+  readonly format?: EncoderWeightFormat;
 }
 
 /**
@@ -41,7 +44,7 @@ export async function buildVisionGraph(
   const frames = ib.video_frames;
   const derived = imageBindDerived(config);
   const g = new GraphBuilder(`imagebind_vision_${options.input}`, options.sink);
-  const ctx = new EncoderContext(g, weights);
+  const ctx = new EncoderContext(g, weights, options.format);
 
   let clips: string;
   let input: string;

@@ -13,7 +13,7 @@ export const MODELS_BUILD_USAGE = `ibllm models build [--imagebind PTH [--imageb
 
 Builds a model repository straight from the official checkpoint files (no Python):
   imagebind-vision/, imagebind-audio/, imagebind-text/, imagebind-point/
-                   ImageBind encoders (with --imagebind; float32)
+                   ImageBind encoders (with --imagebind; --dtype fp16 stores their weights as float16)
   bind/            bind network (adapter checkpoint)
   llama-decoder/   LLaMA with the per-layer visual injection (+ visual.onnx for the offsets)
   tokenizer/       the LLaMA SentencePiece model
@@ -80,6 +80,7 @@ export async function modelsBuild(argv: string[], log: (line: string) => void): 
         out,
         version: values.version ?? '1',
         externalData: external,
+        format: values.dtype === 'fp16' ? 'fp16' : 'fp32',
         onProgress: (m) => log(m),
       })),
     );

@@ -24,6 +24,44 @@ export const EMBED_REL_TOL = 1e-5;
 
 export const golden = (file: string): Float32Array => toFloat32(readNpy(goldenPath(file)));
 
+function indices(file: string): number[] {
+  const t = readNpy(goldenPath(file));
+  if (t.dtype === 'int64') {
+    const v = new BigInt64Array(
+      t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength),
+    );
+    return Array.from(v, Number);
+  }
+  expect(t.dtype).toBe('int32');
+  return Array.from(
+    new Int32Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength)),
+  );
+}
+
+/**
+ * The point encoder's inputs from the golden FPS centres and kNN groups stored beside the
+ * embeddings (MODEL_SPEC §3.7, B10): neighborhood = X[idx] − center, center = X[fps].
+ */
+export function groupedCloud(input: string): { neighborhood: Float32Array; center: Float32Array } {
+  const points = golden(`expected/preprocess/point_${input}.npy`);
+  const fps = indices(`expected/embed/${input}.fps_idx.npy`);
+  const groups = indices(`expected/embed/${input}.groups.npy`);
+  const numGroup = fps.length;
+  const k = groups.length / numGroup;
+  expect([numGroup, k]).toEqual([512, 32]);
+  const center = new Float32Array(numGroup * 3);
+  const neighborhood = new Float32Array(numGroup * k * 3);
+  for (let g = 0; g < numGroup; g++) {
+    const c = fps[g]!;
+    for (let a = 0; a < 3; a++) center[g * 3 + a] = points[c * 3 + a]!;
+    for (let j = 0; j < k; j++) {
+      const p = groups[g * k + j]!;
+      for (let a = 0; a < 3; a++) neighborhood[(g * k + j) * 3 + a] = points[p * 3 + a]! - points[c * 3 + a]!;
+    }
+  }
+  return { neighborhood, center };
+}
+
 /** Relative errors of one encoder output row against `expected/embed/<input>.{npy,l2.npy,prenorm.npy}`. */
 export interface EmbeddingErrors {
   /** the embedding after the postprocessor (normalise, × logit scale, clip mean) */
