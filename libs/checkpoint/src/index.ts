@@ -75,6 +75,7 @@ export {
   type TreePath,
 } from './torch-checkpoint.reader';
 export {
+  planTorchCheckpoint,
   streamedTensor,
   writeTorchCheckpoint,
   type StreamedTensor,

@@ -11,6 +11,7 @@ import { bytesOf } from './testing-fixtures';
 import { openTorchCheckpoint, TorchTensorEntry, type TorchCheckpoint } from './torch-checkpoint.reader';
 import {
   crc32ZeroExtend,
+  planTorchCheckpoint,
   streamedTensor,
   writeTorchCheckpoint,
   type StreamedTensor,
@@ -287,11 +288,46 @@ describe('writeTorchCheckpoint: the torch.save layout', () => {
     });
   });
 
+  it('planTorchCheckpoint gives the exact size, storages and tensor bytes without producing data', async () => {
+    const path = tmp('plan.pth');
+    let produced = 0;
+    const lazy: StreamedTensor = {
+      dtype: 'float32',
+      shape: [5, 7],
+      write: async (sink) => {
+        produced++;
+        await sink.write(new Float32Array(35).fill(0.5));
+      },
+    };
+    const shared = raw('int64', [2], bytesOf(new BigInt64Array([1n, 2n])));
+    const root = {
+      model: new Map<string, TorchValue>([
+        ['a.weight', lazy],
+        ['b', shared],
+        ['c', shared],
+        ['scalar', raw('float16', [], bytesOf(new Uint16Array([0x3c00])))],
+      ]),
+      epoch: 3,
+    };
+    for (const options of [{}, { archiveName: 'consolidated.00', byteorderRecord: false }]) {
+      const plan = planTorchCheckpoint(root, options);
+      expect(produced).toBe(0);
+      const written = await writeTorchCheckpoint(path, root, options);
+      expect(plan).toEqual(written);
+      expect(plan).toMatchObject({ bytes: (await stat(path)).size, tensors: 3, tensorBytes: 140 + 16 + 2 });
+      produced = 0;
+    }
+    expect(() => planTorchCheckpoint(root, { archiveName: 'a/b' })).toThrow(/archive name/);
+  });
+
   it('writes ZIP64 records when forced, which the reader follows', async () => {
     const path = tmp('zip64.pth');
     const values = new Float32Array([1, 2, 3]);
-    await writeTorchCheckpoint(path, { w: raw('float32', [3], bytesOf(values)) }, { forceZip64: true });
+    const root = { w: raw('float32', [3], bytesOf(values)) };
+    const written = await writeTorchCheckpoint(path, root, { forceZip64: true });
     const file = readFileSync(path);
+    expect(planTorchCheckpoint(root, { forceZip64: true })).toEqual(written);
+    expect(written.bytes).toBe(file.length);
     // EOCD with every field saturated, after a ZIP64 record and locator.
     const eocd = file.length - 22;
     expect(file.readUInt32LE(eocd)).toBe(0x06054b50);
@@ -331,14 +367,14 @@ describe('writeTorchCheckpoint: the torch.save layout', () => {
       },
     };
     const after = raw('float32', [3], bytesOf(new Float32Array([1, 2, 3])));
-    await writeTorchCheckpoint(
-      path,
-      new Map<string, TorchValue>([
-        ['huge', huge],
-        ['after', after],
-      ]),
-    );
+    const root = new Map<string, TorchValue>([
+      ['huge', huge],
+      ['after', after],
+    ]);
+    const written = await writeTorchCheckpoint(path, root);
     const size = (await stat(path)).size;
+    // Past 4 GiB: ZIP64 sizes for the huge entry, ZIP64 offsets for the later ones and the end records.
+    expect(planTorchCheckpoint(root)).toEqual({ ...written, bytes: size });
     expect(size).toBeGreaterThan(hugeBytes);
     await withZip(path, async (zip) => {
       const entry = zip.entry('archive/data/0')!;

@@ -115,10 +115,7 @@ export async function writeTorchCheckpoint(
   root: TorchValue,
   options: WriteTorchCheckpointOptions = {},
 ): Promise<TorchCheckpointWriteResult> {
-  const archive = options.archiveName ?? 'archive';
-  if (archive === '' || archive.includes('/')) {
-    throw new Error(`archive name ${JSON.stringify(archive)} must be a non-empty name without "/"`);
-  }
+  const archive = checkArchiveName(options.archiveName);
   const { pickle, storages } = pickleCheckpoint(root);
   const partial = `${path}.partial`;
   const zip = await ZipStreamWriter.create(partial, options.forceZip64 === true);
@@ -142,6 +139,36 @@ export async function writeTorchCheckpoint(
     await rm(partial, { force: true });
     throw error;
   }
+}
+
+/**
+ * What {@link writeTorchCheckpoint} would write for `root`, without writing or producing any tensor
+ * data: the exact file size (for a disk-space check before a multi-GB write), the storages and
+ * their bytes. Only the pickle is built, so this is cheap even for billions of elements.
+ */
+export function planTorchCheckpoint(
+  root: TorchValue,
+  options: Pick<WriteTorchCheckpointOptions, 'archiveName' | 'byteorderRecord' | 'forceZip64'> = {},
+): TorchCheckpointWriteResult {
+  const archive = checkArchiveName(options.archiveName);
+  const { pickle, storages } = pickleCheckpoint(root);
+  const entries: { name: string; size: number }[] = [{ name: `${archive}/data.pkl`, size: pickle.length }];
+  if (options.byteorderRecord !== false) entries.push({ name: `${archive}/byteorder`, size: 6 });
+  let tensorBytes = 0;
+  for (const storage of storages) {
+    entries.push({ name: `${archive}/data/${storage.key}`, size: storage.byteLength });
+    tensorBytes += storage.byteLength;
+  }
+  entries.push({ name: `${archive}/version`, size: 2 });
+  return { bytes: zipSize(entries, options.forceZip64 === true), tensors: storages.length, tensorBytes };
+}
+
+function checkArchiveName(name: string | undefined): string {
+  const archive = name ?? 'archive';
+  if (archive === '' || archive.includes('/')) {
+    throw new Error(`archive name ${JSON.stringify(archive)} must be a non-empty name without "/"`);
+  }
+  return archive;
 }
 
 async function writeSource(storage: StorageRecord, sink: TensorByteSink): Promise<void> {
@@ -321,6 +348,29 @@ interface CentralRecord {
   readonly size: number;
   readonly crc: number;
   readonly zip64: boolean;
+}
+
+/**
+ * The size of the archive {@link ZipStreamWriter} writes for these entries, record by record the
+ * same layout: local header (+ ZIP64 field) padded so the data starts at a multiple of 64, the data,
+ * its descriptor; then the central directory with only the saturated ZIP64 fields, the ZIP64 end
+ * records when needed, and the end record.
+ */
+function zipSize(entries: readonly { name: string; size: number }[], forceZip64: boolean): number {
+  let position = 0;
+  let central = 0;
+  for (const { name, size } of entries) {
+    const nameLength = ascii(name).length;
+    const offset = position;
+    const zip64 = forceZip64 || size >= U32_MAX || offset >= U32_MAX;
+    const headerEnd = offset + 30 + nameLength + (zip64 ? 20 : 0) + 4;
+    const pad = (DATA_ALIGNMENT - (headerEnd % DATA_ALIGNMENT)) % DATA_ALIGNMENT;
+    position = headerEnd + pad + size + 8 + (zip64 ? 16 : 8);
+    const extra = (forceZip64 || size >= U32_MAX ? 16 : 0) + (forceZip64 || offset >= U32_MAX ? 8 : 0);
+    central += 46 + nameLength + (extra > 0 ? 4 + extra : 0);
+  }
+  const zip64End = forceZip64 || entries.length >= U16_MAX || central >= U32_MAX || position >= U32_MAX;
+  return position + central + (zip64End ? 56 + 20 : 0) + 22;
 }
 
 /** A zip archive written front to back with positioned writes (holes for zero runs). */
