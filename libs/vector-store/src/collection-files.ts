@@ -1,6 +1,6 @@
 import { open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { encodeNpy, parseNpy, viewAs } from '@imagebind-llm/checkpoint';
+import { encodeNpy, parseNpy, parseNpyLayout, viewAs, type NpyLayout } from '@imagebind-llm/checkpoint';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { COLLECTION_NAME, MAX_DIMENSION } from './validation';
 
@@ -70,11 +70,38 @@ export interface CollectionSnapshot {
 
 export interface StoredCollection {
   readonly manifest: CollectionManifest;
+  /** The float32 rows; empty when read with `loadVectors: false` (then see `vectorParts`). */
   readonly vectors: Float32Array;
+  /** Where each vectors part's rows start, checked against its header and size. */
+  readonly vectorParts: readonly VectorPart[];
   readonly ids: Float64Array;
   readonly payloads: ReadonlyMap<number, Readonly<Record<string, string>>>;
   /** Absolute path of the saved index, when the manifest names one. */
   readonly indexFile: string | undefined;
+}
+
+/** One vectors `.npy` part on disk: rows [first, first + rows) of the collection. */
+export interface VectorPart {
+  readonly path: string;
+  readonly first: number;
+  readonly rows: number;
+  /** Byte offset of the part's first float. */
+  readonly dataStart: number;
+}
+
+/**
+ * The `.npy` header (format 1.0) that encodeNpy writes for a float32 array of this shape, so a
+ * part can be written row by row and still be byte-identical to an encoded one.
+ */
+export function float32NpyHeader(shape: readonly number[]): Uint8Array {
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
+  const out = new Uint8Array(10 + header.length);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0);
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
+  return out;
 }
 
 export function defaultVectorFileRows(dimension: number): number {
@@ -182,8 +209,60 @@ async function syncDirectory(folder: string): Promise<void> {
   }
 }
 
+/**
+ * Commits a generation whose data files were written (and fsynced) under temp names: renames them
+ * into place, then replaces the manifest, then drops every file the new manifest does not name.
+ * Until the manifest rename the previous generation stays the committed one.
+ */
+export async function commitGeneration(
+  folder: string,
+  manifest: CollectionManifest,
+  renames: readonly (readonly [from: string, to: string])[],
+): Promise<void> {
+  try {
+    for (const [from, to] of renames) await rename(from, join(folder, to));
+    await writeDurably(join(folder, MANIFEST_FILE), `${JSON.stringify(manifest, null, 1)}\n`);
+    await syncDirectory(folder);
+  } catch (error) {
+    throw DomainError.unavailable(
+      `could not commit vector store collection ${JSON.stringify(manifest.name)} in ${folder}: ` +
+        `${error instanceof Error ? error.message : String(error)}; check free space and permissions`,
+      error,
+    );
+  }
+  await removeStrayFiles(folder, manifest);
+}
+
+/** Writes `data` to `path` under a temp name, fsynced, and returns the temp name (not renamed). */
+export async function writeTemp(path: string, data: Uint8Array | string): Promise<string> {
+  const tmp = tempPath(path);
+  const handle = await open(tmp, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return tmp;
+}
+
+export async function fsyncPath(path: string): Promise<void> {
+  await syncFile(path);
+}
+
+export interface ReadCollectionOptions {
+  /**
+   * false: leave the float32 rows on disk (only their parts' headers and sizes are checked) and
+   * return `vectors` empty. Default true.
+   */
+  readonly loadVectors?: boolean | ((manifest: CollectionManifest) => boolean);
+}
+
 /** Loads one collection folder, checking every file against the manifest. */
-export async function readCollection(folder: string): Promise<StoredCollection> {
+export async function readCollection(
+  folder: string,
+  options: ReadCollectionOptions = {},
+): Promise<StoredCollection> {
   const corrupt = (detail: string, cause?: unknown): DomainError =>
     new DomainError(
       ErrorCode.FailedPrecondition,
@@ -229,11 +308,20 @@ export async function readCollection(folder: string): Promise<StoredCollection> 
     return tensor.data;
   };
 
-  const vectors = new Float32Array(count * dimension);
+  const loadVectors =
+    typeof options.loadVectors === 'function' ? options.loadVectors(manifest) : (options.loadVectors ?? true);
+  const vectors = new Float32Array(loadVectors ? count * dimension : 0);
+  const vectorParts: VectorPart[] = [];
   for (const [p, file] of files.vectors.entries()) {
     const first = p * manifest.vectorFileRows;
     const rows = Math.min(manifest.vectorFileRows, count - first);
-    vectors.set(viewAs(await npy(file, 'float32', [rows, dimension]), Float32Array), first * dimension);
+    if (loadVectors) {
+      vectors.set(viewAs(await npy(file, 'float32', [rows, dimension]), Float32Array), first * dimension);
+      vectorParts.push({ path: join(folder, file), first, rows, dataStart: -1 });
+    } else {
+      const dataStart = await checkPartOnDisk(join(folder, file), file, rows, dimension, corrupt);
+      vectorParts.push({ path: join(folder, file), first, rows, dataStart });
+    }
   }
   const rawIds = viewAs(await npy(files.ids, 'int64', [count]), BigInt64Array);
   const ids = new Float64Array(count);
@@ -275,10 +363,51 @@ export async function readCollection(folder: string): Promise<StoredCollection> 
   return {
     manifest,
     vectors,
+    vectorParts,
     ids,
     payloads,
     indexFile: files.index === null ? undefined : join(folder, files.index),
   };
+}
+
+/** Checks a vectors part's header and size without reading its rows; returns where they start. */
+async function checkPartOnDisk(
+  path: string,
+  file: string,
+  rows: number,
+  dimension: number,
+  corrupt: (detail: string, cause?: unknown) => DomainError,
+): Promise<number> {
+  let layout: NpyLayout;
+  let size: number;
+  try {
+    const handle = await open(path, 'r');
+    try {
+      size = (await handle.stat()).size;
+      const head = new Uint8Array(Math.min(size, 65_536));
+      const { bytesRead } = await handle.read(head, 0, head.length, 0);
+      layout = parseNpyLayout(head.subarray(0, bytesRead), file);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw corrupt(
+      `${file} cannot be read (${error instanceof Error ? error.message : String(error)})`,
+      error,
+    );
+  }
+  if (layout.dtype !== 'float32' || layout.shape.join(',') !== `${rows},${dimension}`) {
+    throw corrupt(
+      `${file} holds ${layout.dtype}[${layout.shape.join(', ')}], expected float32[${rows}, ${dimension}]`,
+    );
+  }
+  if (size !== layout.dataStart + layout.byteLength) {
+    throw corrupt(
+      `${file} has ${size - layout.dataStart} data bytes, expected ${layout.byteLength}` +
+        (size < layout.dataStart + layout.byteLength ? ' (truncated)' : ''),
+    );
+  }
+  return layout.dataStart;
 }
 
 function checkManifest(

@@ -14,7 +14,11 @@ export interface FaissImportOptions {
   readonly batchSize?: number;
   /** Called after every batch with the rows imported so far. */
   readonly onProgress?: (imported: number, total: number) => void;
-  /** Checked before every batch; rows already imported stay (rerun with `replace: true`). */
+  /**
+   * Checked before every batch. A streamed import (embedded store with `dir`, ntotal ≥
+   * residentBelow) then leaves the collection as it was before; otherwise the rows already
+   * imported stay (rerun with `replace: true`).
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -61,17 +65,29 @@ export async function importFaissIndex(
     }
     await store.ensureCollection(collection, index.d);
     const existing = (await store.describe(collection))?.count ?? 0;
-    if (existing > 0) {
-      if (options.replace !== true) {
-        throw new DomainError(
-          ErrorCode.FailedPrecondition,
-          `collection ${JSON.stringify(collection)} already holds ${existing} points; pass replace: true to ` +
-            'clear it before importing (faiss rows would otherwise mix with the points already there)',
-          { field: 'replace' },
-        );
-      }
-      await store.clear(collection);
+    if (existing > 0 && options.replace !== true) {
+      throw new DomainError(
+        ErrorCode.FailedPrecondition,
+        `collection ${JSON.stringify(collection)} already holds ${existing} points; pass replace: true to ` +
+          'clear it before importing (faiss rows would otherwise mix with the points already there)',
+        { field: 'replace' },
+      );
     }
+    if (isRowImporter(store) && store.streamsImport(index.ntotal)) {
+      // Streamed to disk and committed at the end: the old points stay until then.
+      const { imported } = await store.importRows(
+        collection,
+        index.d,
+        index.ntotal,
+        mapAsync(index.batches(batchSize), (batch) => batch.vectors),
+        {
+          ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        },
+      );
+      return { imported, total: index.ntotal, indexType: index.type };
+    }
+    if (existing > 0) await store.clear(collection);
     if (isReservable(store)) await store.reserve(collection, index.ntotal);
     let imported = 0;
     for await (const batch of index.batches(batchSize)) {
@@ -94,6 +110,33 @@ export async function importFaissIndex(
   } finally {
     await index.close();
   }
+}
+
+/**
+ * Drivers that take a whole collection as a stream of rows (the embedded one with `dir`, for
+ * collections of residentBelow rows or more): row i gets id i.
+ */
+export interface RowImporter {
+  streamsImport(total: number): boolean;
+  importRows(
+    collection: string,
+    dimension: number,
+    total: number,
+    chunks: AsyncIterable<Float32Array>,
+    options?: {
+      readonly onProgress?: (imported: number, total: number) => void;
+      readonly signal?: AbortSignal;
+    },
+  ): Promise<{ readonly imported: number }>;
+}
+
+export function isRowImporter(store: VectorStore): store is VectorStore & RowImporter {
+  const s = store as Partial<RowImporter>;
+  return typeof s.streamsImport === 'function' && typeof s.importRows === 'function';
+}
+
+export async function* mapAsync<T, U>(source: AsyncIterable<T>, fn: (item: T) => U): AsyncGenerator<U> {
+  for await (const item of source) yield fn(item);
 }
 
 /** Drivers that can size a collection ahead (the embedded one) get the row count up front. */

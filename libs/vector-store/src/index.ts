@@ -4,13 +4,17 @@ export {
   EmbeddedVectorStore,
   type EmbeddedVectorStoreOptions,
   type HnswOptions,
+  type ImportRowsOptions,
+  type ImportRowsResult,
   type Quantization,
 } from './embedded.driver';
 export { exactTopK, innerProductScore, type RowHit } from './exact-top-k';
 export {
   FAISS_IMPORT_DEFAULT_BATCH,
   importFaissIndex,
+  isRowImporter,
   type FaissImportOptions,
+  type RowImporter,
   type FaissImportResult,
 } from './faiss-import';
 export {
