@@ -176,7 +176,7 @@ export async function writeDemoCheckpoints(
 
   const imagebind = join(dir, 'imagebind_w3D.pth');
   say(`writing ${imagebind}`);
-  const ib = await writeSyntheticImageBindCheckpoint(imagebind, config, seed);
+  const ib = await writeSyntheticImageBindCheckpoint(imagebind, { config, seed });
   files.push({ path: imagebind, bytes: ib.bytes });
 
   say('writing the adapter and LLaMA checkpoints');

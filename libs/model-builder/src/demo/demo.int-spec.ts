@@ -91,9 +91,9 @@ describe('writeSyntheticImageBindCheckpoint', () => {
     const a = join(dir, 'a', 'imagebind.pth');
     const b = join(dir, 'b', 'imagebind.pth');
     const c = join(dir, 'c', 'imagebind.pth');
-    await writeSyntheticImageBindCheckpoint(a, demo.config, 11);
-    await writeSyntheticImageBindCheckpoint(b, demo.config, 11);
-    await writeSyntheticImageBindCheckpoint(c, demo.config, 12);
+    await writeSyntheticImageBindCheckpoint(a, { config: demo.config, seed: 11 });
+    await writeSyntheticImageBindCheckpoint(b, { config: demo.config, seed: 11 });
+    await writeSyntheticImageBindCheckpoint(c, { config: demo.config, seed: 12 });
     expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
     expect(readFileSync(a).equals(readFileSync(c))).toBe(false);
   });

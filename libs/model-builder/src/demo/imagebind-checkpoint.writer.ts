@@ -1,12 +1,20 @@
 import { mkdirSync } from 'node:fs';
 import { basename, dirname, extname } from 'node:path';
 import {
+  planTorchCheckpoint,
+  shapeNumel,
   writeTorchCheckpoint,
   type RawTensor,
   type TorchCheckpointWriteResult,
   type TorchValue,
 } from '@imagebind-llm/checkpoint';
-import { IMAGEBIND_CONSTANTS, imageBindKeys, type ImageBindConfig } from '../imagebind';
+import {
+  checkImageBindConfig,
+  defaultImageBindConfig,
+  IMAGEBIND_CONSTANTS,
+  imageBindKeys,
+  type ImageBindConfig,
+} from '../imagebind';
 import { syntheticTensor } from '../synthetic-checkpoints';
 
 /**
@@ -86,20 +94,90 @@ function imageBindTensor(key: string, shape: readonly number[], seed: number): T
   );
 }
 
+export interface SyntheticImageBindOptions {
+  /** Same seed, same values (and, at the same file name, the same bytes). */
+  readonly seed: number;
+  /**
+   * The dimensions: imagebind_huge + Point-Bind (`defaultImageBindConfig()`, ≈ 1.22 B parameters,
+   * 4.9 GB) when absent. A dry run passes a smaller one, e.g. the huge widths with fewer blocks.
+   */
+  readonly config?: ImageBindConfig;
+  /** A line when the write starts, then about every 5 % of the bytes. */
+  readonly onProgress?: (message: string) => void;
+}
+
+export interface SyntheticImageBindPlan {
+  readonly config: ImageBindConfig;
+  /** State-dict keys (1476 for imagebind_huge). */
+  readonly tensors: number;
+  /** Elements of all tensors (1,223,565,617 for imagebind_huge). */
+  readonly parameters: number;
+  /** Bytes of the tensor data (float32, the two BatchNorm counters int64). */
+  readonly tensorBytes: number;
+  /** The exact size of the file at `path` (the zip's top folder is the file's stem). */
+  readonly bytes: number;
+}
+
+export interface SyntheticImageBindResult extends TorchCheckpointWriteResult {
+  readonly path: string;
+  readonly parameters: number;
+}
+
+function stateDict(config: ImageBindConfig, seed: number): Map<string, TorchValue> {
+  if (!Number.isSafeInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
+  const dict = new Map<string, TorchValue>();
+  for (const [key, shape] of imageBindKeys(config)) dict.set(key, imageBindTensor(key, shape, seed));
+  return dict;
+}
+
+const archiveNameOf = (path: string): string => basename(path, extname(path)) || 'archive';
+
 /**
- * Writes `path` as `torch.save(model.state_dict())` of ImageBind + Point-Bind with `config`'s
- * dimensions and seeded random values (same seed, same file). Tensors are produced while the file
- * is written, so even imagebind_huge's shapes need little memory.
+ * The size of what {@link writeSyntheticImageBindCheckpoint} writes, without generating anything:
+ * callers print the disk space needed before a multi-GB write. `path` only names the zip's top
+ * folder (`imagebind_w3D.pth` when absent); the seed does not change any size.
+ */
+export function planSyntheticImageBindCheckpoint(
+  options: { readonly config?: ImageBindConfig; readonly seed?: number; readonly path?: string } = {},
+): SyntheticImageBindPlan {
+  const config = options.config ?? defaultImageBindConfig();
+  checkImageBindConfig(config);
+  const dict = stateDict(config, options.seed ?? 0);
+  let parameters = 0;
+  for (const shape of imageBindKeys(config).values()) parameters += shapeNumel(shape);
+  const plan = planTorchCheckpoint(dict, { archiveName: archiveNameOf(options.path ?? 'imagebind_w3D.pth') });
+  return { config, tensors: dict.size, parameters, tensorBytes: plan.tensorBytes, bytes: plan.bytes };
+}
+
+/**
+ * Writes `path` as `torch.save(model.state_dict())` of ImageBind + Point-Bind (MODEL_SPEC §3.8)
+ * with seeded random values, at imagebind_huge's shapes unless `config` says otherwise. Tensors are
+ * generated a 4 MB chunk at a time while the file is written, so memory stays at a few MB whatever
+ * the size; the file appears under its name only once complete.
  */
 export async function writeSyntheticImageBindCheckpoint(
   path: string,
-  config: ImageBindConfig,
-  seed: number,
-): Promise<TorchCheckpointWriteResult> {
-  if (!Number.isSafeInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
-  const stateDict = new Map<string, TorchValue>();
-  for (const [key, shape] of imageBindKeys(config)) stateDict.set(key, imageBindTensor(key, shape, seed));
+  options: SyntheticImageBindOptions,
+): Promise<SyntheticImageBindResult> {
+  const plan = planSyntheticImageBindCheckpoint({ ...options, path });
+  const say = options.onProgress ?? (() => undefined);
+  const gb = (n: number): string => `${(n / 1e9).toFixed(2)} GB`;
+  say(`writing ${path}: ${plan.tensors} tensors, ${plan.parameters} parameters, ${gb(plan.bytes)}`);
   mkdirSync(dirname(path), { recursive: true });
-  const archiveName = basename(path, extname(path)) || 'archive';
-  return writeTorchCheckpoint(path, stateDict, { archiveName });
+  const step = Math.max(1, plan.tensorBytes / 20);
+  let done = 0;
+  let count = 0;
+  let next = step;
+  const result = await writeTorchCheckpoint(path, stateDict(plan.config, options.seed), {
+    archiveName: archiveNameOf(path),
+    onTensor: (_key, byteLength) => {
+      done += byteLength;
+      count++;
+      if (done >= next || count === plan.tensors) {
+        say(`${basename(path)}: ${gb(done)} of ${gb(plan.tensorBytes)} (${count}/${plan.tensors} tensors)`);
+        while (next <= done) next += step;
+      }
+    },
+  });
+  return { ...result, path, parameters: plan.parameters };
 }
