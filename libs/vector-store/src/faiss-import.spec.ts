@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { bufferSource, readFaissFlatIndex, readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
 import { topKInnerProduct } from '@imagebind-llm/domain';
 import { ErrorCode } from '@imagebind-llm/errors';
@@ -134,5 +137,55 @@ describe('importFaissIndex', () => {
     expect(error.code).toBe(ErrorCode.Cancelled);
     expect(error.message).toMatch(/after 4 of 10 rows/);
     expect((await store.describe('c'))?.count).toBe(4);
+  });
+
+  it('streams a large index into a disk-resident collection; a cancelled re-import keeps the old rows', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'faiss-import-'));
+    try {
+      const d = 16;
+      const first = randomVectors(900, d, 5, true);
+      const options = { dir, residentBelow: 500, exactBelow: 600, quantization: 'i8' as const };
+      const store = await EmbeddedVectorStore.open(options);
+      const progress: number[] = [];
+      const result = await importFaissIndex(
+        store,
+        'c',
+        bufferSource('big.index', faissFlatIndexBytes('IxFI', d, first)),
+        { batchSize: 256, onProgress: (done) => progress.push(done) },
+      );
+      expect(result).toEqual({ imported: 900, total: 900, indexType: 'IndexFlatIP' });
+      expect(progress).toEqual([256, 512, 768, 900]);
+      // Written, graph included, by the import itself: nothing left for a flush.
+      expect(readdirSync(join(dir, 'c')).sort()).toEqual([
+        'ids.1.npy',
+        'index.1.usearch',
+        'manifest.json',
+        'payloads.1.json',
+        'vectors.1.0.npy',
+      ]);
+      const q = first.slice(42 * d, 43 * d);
+      const [hits] = await store.search('c', q, { k: 3 });
+      expect(hits![0]!.id).toBe(42);
+      expect(hits!.map(({ id, score }) => ({ id, score })).slice(0, 1)).toEqual(
+        topKInnerProduct(first, d, q, 1),
+      );
+
+      const controller = new AbortController();
+      const cancelled = await domainRejection(
+        importFaissIndex(
+          store,
+          'c',
+          bufferSource('other.index', faissFlatIndexBytes('IxFI', d, randomVectors(900, d, 6, true))),
+          { replace: true, batchSize: 256, signal: controller.signal, onProgress: () => controller.abort() },
+        ),
+      );
+      expect(cancelled.code).toBe(ErrorCode.Cancelled);
+      expect(cancelled.message).toMatch(/after 256 of 900 rows/);
+      expect((await store.describe('c'))?.count).toBe(900);
+      expect((await store.search('c', q, { k: 3 }))[0]).toEqual(hits);
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -19,6 +19,22 @@ export const retrieverEnvSchema = {
     env.positiveInt(200_000),
     'embedded driver: collections smaller than this are searched exactly (faiss IndexFlatIP order)',
   ),
+  RETRIEVER_RESIDENT_BELOW: envVar(
+    z
+      .union([
+        z.literal('Infinity').transform(() => Number.POSITIVE_INFINITY),
+        z.coerce
+          .number({ error: 'must be a non-negative integer or Infinity' })
+          .int('must be an integer or Infinity')
+          .min(0, 'must be at least 0'),
+      ])
+      .default(1_000_000),
+    'embedded driver with RETRIEVER_DATA_DIR: collections of this many points or more keep their float32 rows on disk (read on demand, read-only until re-imported) and large imports stream to disk; Infinity keeps everything in memory',
+  ),
+  RETRIEVER_RESCORE_CANDIDATES: envVar(
+    env.positiveInt(128, 4096),
+    'embedded driver, RETRIEVER_QUANTIZATION=i8: HNSW candidates re-scored in float32 per query (at least 2·k); more gives higher recall',
+  ),
   RETRIEVER_FLUSH_INTERVAL_MS: envVar(
     env.nonNegativeInt(60_000, 86_400_000),
     'embedded driver with RETRIEVER_DATA_DIR: write changed collections this often (ms; 0 = only at shutdown), bounding what a crash loses',

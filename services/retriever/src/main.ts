@@ -26,6 +26,8 @@ async function openStore(env: RetrieverEnv): Promise<VectorStore> {
     ...(env.RETRIEVER_DATA_DIR === undefined ? {} : { dir: env.RETRIEVER_DATA_DIR }),
     quantization: env.RETRIEVER_QUANTIZATION,
     exactBelow: env.RETRIEVER_EXACT_BELOW,
+    residentBelow: env.RETRIEVER_RESIDENT_BELOW,
+    hnsw: { rescoreCandidates: env.RETRIEVER_RESCORE_CANDIDATES },
   });
 }
 
@@ -76,7 +78,18 @@ async function main(): Promise<void> {
       // A retriever started like the other model services (MODEL_REPO only) serves the repository's
       // visual cache too, instead of answering every cached chat with "collection does not exist".
       const seedFrom = env.RETRIEVER_SEED_FROM_REPO ?? env.MODEL_REPO;
-      const seeded = seedFrom === undefined ? 0 : await seedCacheFromRepository(store, seedFrom);
+      let logged = 0;
+      const seeded =
+        seedFrom === undefined
+          ? 0
+          : await seedCacheFromRepository(store, seedFrom, {
+              // The real cache takes minutes to stream in: one line per 5 % keeps the log readable.
+              onProgress: (written, total) => {
+                if (written !== total && written - logged < total / 20) return;
+                logged = written;
+                logger.info({ event: 'store.seed_progress', written, total }, 'seeding the visual cache');
+              },
+            });
       startPeriodicFlush(env, store, logger);
       return { driver: store.driver, seeded, ...(seedFrom === undefined ? {} : { seedFrom }) };
     },
