@@ -12,6 +12,16 @@ export {
   type FaissMetric,
 } from './faiss-index.reader';
 export {
+  encodeFaissFlatHeader,
+  FAISS_FLAT_FOURCC,
+  FAISS_FLAT_HEADER_BYTES,
+  faissFlatIndexBytes,
+  writeFaissFlatIndexStream,
+  type FaissFlatFourcc,
+  type FaissFlatIndexStreamOptions,
+  type FaissRowSink,
+} from './faiss-index.writer';
+export {
   encodeNpy,
   parseNpy,
   parseNpyLayout,
@@ -35,6 +45,15 @@ export {
   writeSafetensors,
   type SafetensorsFile,
 } from './safetensors.reader';
+export {
+  syntheticFaissIndexBytes,
+  syntheticFaissQueries,
+  syntheticFaissRow,
+  writeSyntheticFaissIndex,
+  type SyntheticFaissOptions,
+  type SyntheticFaissQueries,
+  type SyntheticFaissResult,
+} from './synthetic-faiss-index';
 export {
   StateDictMismatchError,
   checkStateDict,

@@ -1,18 +1,13 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { encodeFaissFlatHeader, type FaissFlatFourcc } from '@imagebind-llm/checkpoint';
 
 /**
- * Writes a faiss flat index the way `faiss.write_index` stores IndexFlatIP (`IxFI`) and
- * IndexFlatL2 (`IxF2`) (MODEL_SPEC §6.5): fourcc, int32 d, int64 ntotal, two int64 dummies
- * (faiss writes 2^20), uint8 is_trained, int32 metric_type, then the codes as a uint64 float count
- * followed by the float32 vectors, all little-endian.
+ * A faiss flat index in memory (IndexFlatIP `IxFI` / IndexFlatL2 `IxF2`, MODEL_SPEC §6.5), with the
+ * header of @imagebind-llm/checkpoint's streamed writer (which large indexes should use).
  */
 
-export type FaissFlatFourcc = 'IxFI' | 'IxF2';
-
-const METRIC_TYPE: Readonly<Record<FaissFlatFourcc, number>> = { IxFI: 0, IxF2: 1 };
-const HEADER_BYTES = 4 + 4 + 8 + 8 + 8 + 1 + 4 + 8;
-const FAISS_DUMMY = 1n << 20n;
+export type { FaissFlatFourcc };
 
 /** The bytes of a flat index holding `vectors` (row-major `[n, d]`). */
 export function encodeFaissFlatIndex(
@@ -24,19 +19,10 @@ export function encodeFaissFlatIndex(
   if (vectors.length % d !== 0) {
     throw new Error(`${vectors.length} values are not a whole number of ${d}-dimensional vectors`);
   }
-  const metricType = METRIC_TYPE[fourcc];
-  const ntotal = vectors.length / d;
-  const out = new Uint8Array(HEADER_BYTES + vectors.length * 4);
-  const view = new DataView(out.buffer);
-  for (let i = 0; i < 4; i++) out[i] = fourcc.charCodeAt(i);
-  view.setInt32(4, d, true);
-  view.setBigInt64(8, BigInt(ntotal), true);
-  view.setBigInt64(16, FAISS_DUMMY, true);
-  view.setBigInt64(24, FAISS_DUMMY, true);
-  view.setUint8(32, 1); // is_trained: flat indexes need no training
-  view.setInt32(33, metricType, true);
-  view.setBigUint64(37, BigInt(vectors.length), true);
-  out.set(new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength), HEADER_BYTES);
+  const header = encodeFaissFlatHeader(d, vectors.length / d, fourcc);
+  const out = new Uint8Array(header.length + vectors.byteLength);
+  out.set(header);
+  out.set(new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength), header.length);
   return out;
 }
 
