@@ -1,1 +1,2 @@
 export * from './fusion';
+export * from './progress';

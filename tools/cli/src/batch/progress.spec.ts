@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  formatDuration,
-  ProgressReporter,
-  RateEstimator,
-  renderPlainLine,
-  renderProgress,
-  type JobCounts,
-} from './progress';
+import { ProgressReporter, renderPlainLine, renderProgress, type JobCounts } from './progress';
 
 const running = { state: 'RUNNING', total: 200, succeeded: 80, failed: 10, cancelled: 0 };
 
@@ -62,26 +55,6 @@ describe('renderPlainLine', () => {
     expect(renderPlainLine({ ...running, itemsPerSecond: 2, etaSeconds: 55 })).toBe(
       'RUNNING 90/200 (45%): 80 succeeded, 10 failed, 0 cancelled [2.0 items/s, ETA 0:55]',
     );
-  });
-});
-
-describe('formatDuration', () => {
-  it('formats m:ss and h:mm:ss', () => {
-    expect(formatDuration(7)).toBe('0:07');
-    expect(formatDuration(725)).toBe('12:05');
-    expect(formatDuration(3723)).toBe('1:02:03');
-  });
-});
-
-describe('RateEstimator', () => {
-  it('needs a second of history, then gives the rate over the window and the ETA', () => {
-    const rate = new RateEstimator(10_000);
-    expect(rate.observe(0, 0, 100)).toEqual({ itemsPerSecond: undefined, etaSeconds: undefined });
-    expect(rate.observe(500, 5, 100).itemsPerSecond).toBeUndefined();
-    expect(rate.observe(2000, 20, 100)).toEqual({ itemsPerSecond: 10, etaSeconds: 8 });
-    // After the window the early samples no longer count: the pace is now 2 items/s.
-    rate.observe(12_000, 40, 100);
-    expect(rate.observe(22_000, 60, 100)).toEqual({ itemsPerSecond: 2, etaSeconds: 20 });
   });
 });
 

@@ -1,6 +1,11 @@
 // Progress display of a batch job: a single-line bar redrawn in place on a terminal, plain lines
 // (only when the numbers change, at most once per second) everywhere else. The renderers are pure
-// functions of a snapshot so they are tested without a terminal.
+// functions of a snapshot so they are tested without a terminal; the bar layout is the CLI's one
+// (../progress-line), the rate and ETA arithmetic @imagebind-llm/domain's.
+import { formatDuration, RateEstimator } from '@imagebind-llm/domain';
+import { fitProgressLine, TerminalLine, type ProgressSink } from '../progress-line';
+
+export type { ProgressSink } from '../progress-line';
 
 /** What the display needs to know about a job at one moment. */
 export interface ProgressSnapshot {
@@ -16,10 +21,6 @@ export interface ProgressSnapshot {
   readonly etaSeconds?: number | undefined;
 }
 
-const MIN_BAR = 10;
-// Wider bars say nothing more and make the line jump more when the counts grow a digit.
-const MAX_BAR = 30;
-
 function done(s: ProgressSnapshot): number {
   return s.succeeded + s.failed + s.cancelled;
 }
@@ -28,15 +29,6 @@ function done(s: ProgressSnapshot): number {
 function percent(s: ProgressSnapshot): number | undefined {
   if (s.total <= 0) return undefined;
   return Math.min(100, Math.floor((done(s) / s.total) * 100));
-}
-
-/** `0:07`, `12:05`, `1:02:03`. */
-export function formatDuration(seconds: number): string {
-  const total = Math.max(0, Math.round(seconds));
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = String(total % 60).padStart(2, '0');
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
 }
 
 function formatRate(itemsPerSecond: number): string {
@@ -59,33 +51,14 @@ function details(s: ProgressSnapshot): { essential: string[]; optional: string[]
   return { essential, optional };
 }
 
-function bar(s: ProgressSnapshot, width: number): string {
-  const fraction = s.total > 0 ? Math.min(1, done(s) / s.total) : 0;
-  const filled = Math.floor(fraction * width);
-  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
-}
-
 /**
- * One line of the terminal progress bar, at most `width - 1` characters (writing the last column
- * makes some terminals wrap). No control characters: the caller adds `\r` and clear-to-end.
- * The bar takes the room left, up to 30 columns; narrow terminals lose the rate and ETA first,
- * then the bar.
+ * One line of the terminal progress bar, at most `width - 1` characters (see fitProgressLine:
+ * narrow terminals lose the rate and ETA first, then the bar).
  */
 export function renderProgress(snapshot: ProgressSnapshot, width: number): string {
-  const room = Math.max(1, Math.floor(width) - 1);
   const { essential, optional } = details(snapshot);
-  const state = snapshot.state;
-  for (const extra of [optional, []]) {
-    const text = [...essential, ...extra].join('  ');
-    // state + ' ' + [bar] + ' ' + text
-    const barWidth = room - state.length - text.length - 4;
-    if (barWidth >= MIN_BAR) return `${state} ${bar(snapshot, Math.min(MAX_BAR, barWidth))} ${text}`;
-  }
-  for (const extra of [optional, []]) {
-    const line = [state, ...essential, ...extra].join('  ');
-    if (line.length <= room) return line;
-  }
-  return [state, ...essential].join('  ').slice(0, room);
+  const fraction = snapshot.total > 0 ? done(snapshot) / snapshot.total : 0;
+  return fitProgressLine(snapshot.state, fraction, essential, optional, width);
 }
 
 /** A plain log line for non-terminals: `RUNNING 45/100 (45%): 40 succeeded, 5 failed, 0 cancelled`. */
@@ -101,44 +74,6 @@ export function renderPlainLine(snapshot: ProgressSnapshot, jobId?: string): str
   return parts.join(' ');
 }
 
-/**
- * Items per second over a sliding window of recent samples, so the rate follows the job's current
- * pace rather than its average since the start (a job that waited in the queue would look slow).
- */
-export class RateEstimator {
-  private readonly samples: { atMs: number; done: number }[] = [];
-
-  constructor(private readonly windowMs = 30_000) {}
-
-  /** Records `done` items at `atMs` and returns the rate and ETA for `total`. */
-  observe(
-    atMs: number,
-    doneItems: number,
-    total: number,
-  ): { itemsPerSecond: number | undefined; etaSeconds: number | undefined } {
-    this.samples.push({ atMs, done: doneItems });
-    while (this.samples.length > 2 && atMs - this.samples[1]!.atMs >= this.windowMs) this.samples.shift();
-    const first = this.samples[0]!;
-    const elapsedMs = atMs - first.atMs;
-    // Under a second of history, or a count that went backwards, says nothing reliable.
-    if (elapsedMs < 1000 || doneItems < first.done)
-      return { itemsPerSecond: undefined, etaSeconds: undefined };
-    const itemsPerSecond = ((doneItems - first.done) * 1000) / elapsedMs;
-    const remaining = Math.max(0, total - doneItems);
-    const etaSeconds = itemsPerSecond > 0 ? remaining / itemsPerSecond : undefined;
-    return { itemsPerSecond, etaSeconds };
-  }
-}
-
-export interface ProgressSink {
-  /** Writes raw text (no newline added) to the progress stream. */
-  readonly write: (text: string) => void;
-  /** True on a terminal: draw the bar in place. */
-  readonly isTTY: boolean;
-  /** Terminal width, when known. */
-  readonly columns?: number | undefined;
-}
-
 export type JobCounts = Omit<ProgressSnapshot, 'itemsPerSecond' | 'etaSeconds'>;
 
 /** Shows successive snapshots of one job: a bar on a terminal, throttled plain lines otherwise. */
@@ -146,13 +81,15 @@ export class ProgressReporter {
   private readonly rate = new RateEstimator();
   private lastKey: string | undefined;
   private lastPrintMs = -Infinity;
-  private drawn = false;
+  private readonly line: TerminalLine;
 
   constructor(
     private readonly sink: ProgressSink,
     private readonly jobId: string,
     private readonly minPlainIntervalMs = 1000,
-  ) {}
+  ) {
+    this.line = new TerminalLine(sink);
+  }
 
   /** Shows `counts` observed at `nowMs`; `final` forces a plain line and ends the bar's line. */
   update(counts: JobCounts, nowMs: number, final = false): void {
@@ -160,12 +97,11 @@ export class ProgressReporter {
     const estimate = this.rate.observe(nowMs, doneItems, counts.total);
     const snapshot: ProgressSnapshot = {
       ...counts,
-      itemsPerSecond: estimate.itemsPerSecond,
+      itemsPerSecond: estimate.perSecond,
       etaSeconds: final ? undefined : estimate.etaSeconds,
     };
     if (this.sink.isTTY) {
-      this.sink.write(`\r${renderProgress(snapshot, this.sink.columns ?? 80)}\x1b[K${final ? '\n' : ''}`);
-      this.drawn = !final;
+      this.line.draw(renderProgress(snapshot, this.line.width), final);
       return;
     }
     const key = `${counts.state} ${counts.total} ${counts.succeeded} ${counts.failed} ${counts.cancelled}`;
@@ -178,7 +114,6 @@ export class ProgressReporter {
 
   /** Ends a bar left on screen (e.g. on Ctrl-C) so the next output starts on a new line. */
   interrupt(): void {
-    if (this.drawn) this.sink.write('\n');
-    this.drawn = false;
+    this.line.interrupt();
   }
 }

@@ -30,7 +30,8 @@ import {
   stateName,
 } from '../batch/job-state';
 import { DEFAULT_MAX_INPUT_BYTES, parseManifest } from '../batch/manifest';
-import { ProgressReporter, type JobCounts, type ProgressSink } from '../batch/progress';
+import { ProgressReporter, type JobCounts } from '../batch/progress';
+import { stderrSink } from '../progress-line';
 import { writeResultsToFile, writeResultsToStream, type ExportSummary } from '../batch/results-writer';
 import { CliError, optionalInt } from '../cli-error';
 
@@ -153,16 +154,6 @@ function counts(job: BatchJob): JobCounts {
     succeeded: p.succeeded,
     failed: p.failed,
     cancelled: p.cancelled,
-  };
-}
-
-function stderrSink(): ProgressSink {
-  return {
-    write: (text) => {
-      process.stderr.write(text);
-    },
-    isTTY: process.stderr.isTTY === true,
-    columns: process.stderr.columns,
   };
 }
 
