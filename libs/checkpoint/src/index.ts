@@ -23,11 +23,13 @@ export {
 } from './faiss-index.writer';
 export {
   encodeNpy,
+  encodeNpyHeader,
   parseNpy,
   parseNpyLayout,
   readNpy,
   readNpyRows,
   writeNpy,
+  writeNpyRows,
   type NpyLayout,
   type NpyRowChunk,
 } from './npy';

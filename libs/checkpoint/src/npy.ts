@@ -197,32 +197,90 @@ export function readNpy(path: string): RawTensor {
   return parseNpy(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path);
 }
 
+/**
+ * The `.npy` format 1.0 preamble and header (numpy's own default) for an array of `dtype` and
+ * `shape`: what precedes the data, padded so the data starts on a 64-byte boundary.
+ */
+export function encodeNpyHeader(dtype: DType, shape: readonly number[]): Uint8Array {
+  const descr = TO_DESCR[dtype];
+  if (descr === undefined) throw new Error(`npy cannot hold ${dtype}; convert it to float32 first`);
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  // numpy pads so the data starts on a 64-byte boundary, ending the header with a newline.
+  const unpadded = 10 + header.length + 1;
+  header += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
+  if (header.length > 0xffff) throw new Error(`npy header of ${header.length} bytes does not fit format 1.0`);
+  const out = new Uint8Array(10 + header.length);
+  out.set(MAGIC, 0);
+  out[6] = 1;
+  out[7] = 0;
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
+  return out;
+}
+
 /** Serialises a tensor as `.npy` format 1.0 (numpy's own default). */
 export function encodeNpy(tensor: RawTensor): Uint8Array {
-  const descr = TO_DESCR[tensor.dtype];
-  if (descr === undefined) throw new Error(`npy cannot hold ${tensor.dtype}; convert it to float32 first`);
+  const head = encodeNpyHeader(tensor.dtype, tensor.shape);
   const expected = shapeNumel(tensor.shape) * dtypeItemSize(tensor.dtype);
   if (tensor.data.byteLength !== expected) {
     throw new Error(
       `tensor ${tensor.dtype}${formatShape(tensor.shape)} needs ${expected} bytes, got ${tensor.data.byteLength}`,
     );
   }
-  const shape = tensor.shape.length === 1 ? `(${tensor.shape[0]},)` : `(${tensor.shape.join(', ')})`;
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
-  // numpy pads so the data starts on a 64-byte boundary, ending the header with a newline.
-  const unpadded = 10 + header.length + 1;
-  header += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
-  if (header.length > 0xffff) throw new Error(`npy header of ${header.length} bytes does not fit format 1.0`);
-  const out = new Uint8Array(10 + header.length + expected);
-  out.set(MAGIC, 0);
-  out[6] = 1;
-  out[7] = 0;
-  new DataView(out.buffer).setUint16(8, header.length, true);
-  for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
-  out.set(tensor.data, 10 + header.length);
+  const out = new Uint8Array(head.length + expected);
+  out.set(head, 0);
+  out.set(tensor.data, head.length);
   return out;
 }
 
 export function writeNpy(path: string, tensor: RawTensor): void {
   writeFileSync(path, encodeNpy(tensor));
+}
+
+/**
+ * Writes an `.npy` array chunk by chunk (C order, rows along the first axis), for arrays too big
+ * to hold at once (the real visual cache is 13.3 GB): the header first, then each chunk as it
+ * comes. Fails, leaving the file incomplete for the caller to remove, when the chunks do not add
+ * up to the shape. `onChunk` hears of every chunk's bytes once written. Returns the data bytes.
+ */
+export async function writeNpyRows(
+  path: string,
+  dtype: DType,
+  shape: readonly number[],
+  chunks: AsyncIterable<Uint8Array>,
+  onChunk?: (bytes: number) => void,
+): Promise<number> {
+  const expected = shapeNumel(shape) * dtypeItemSize(dtype);
+  const file = await open(path, 'w');
+  try {
+    const head = encodeNpyHeader(dtype, shape);
+    await file.write(head, 0, head.length, 0);
+    let written = 0;
+    for await (const chunk of chunks) {
+      if (written + chunk.byteLength > expected) {
+        throw new Error(`${path}: more data than ${dtype}${formatShape(shape)} holds (${expected} bytes)`);
+      }
+      let at = 0;
+      while (at < chunk.byteLength) {
+        const { bytesWritten } = await file.write(
+          chunk,
+          at,
+          chunk.byteLength - at,
+          head.length + written + at,
+        );
+        at += bytesWritten;
+      }
+      written += chunk.byteLength;
+      onChunk?.(chunk.byteLength);
+    }
+    if (written !== expected) {
+      throw new Error(
+        `${path}: got ${written} bytes of data, ${dtype}${formatShape(shape)} needs ${expected}`,
+      );
+    }
+    return written;
+  } finally {
+    await file.close();
+  }
 }

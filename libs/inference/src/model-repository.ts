@@ -49,9 +49,15 @@ export interface ResolvedComponent {
   file(role: string): string;
 }
 
+// Dot folders are never versions or components: `ibllm models build` writes each component as
+// `<component>/.<version>.partial-<pid>` and renames it into place only when the build is complete.
+const hidden = (name: string): boolean => name.startsWith('.');
+
 function versionsOf(dir: string): string[] {
   return readdirSync(dir)
-    .filter((v) => existsSync(join(dir, v, 'model.json')) && statSync(join(dir, v)).isDirectory())
+    .filter(
+      (v) => !hidden(v) && existsSync(join(dir, v, 'model.json')) && statSync(join(dir, v)).isDirectory(),
+    )
     .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
 }
 
@@ -79,7 +85,7 @@ export function requireRepositoryFolder(repo: string): void {
 export function listComponents(repo: string): { component: string; versions: string[] }[] {
   requireRepositoryFolder(repo);
   return readdirSync(repo)
-    .filter((c) => statSync(join(repo, c)).isDirectory())
+    .filter((c) => !hidden(c) && statSync(join(repo, c)).isDirectory())
     .map((component) => ({ component, versions: versionsOf(join(repo, component)) }))
     .filter((c) => c.versions.length > 0);
 }

@@ -17,15 +17,9 @@ import {
   type ImageBindEncoder,
 } from './imagebind';
 import type { GraphBuilder, InitializerSink } from './onnx/onnx-graph';
-import {
-  BUILDER,
-  componentDir,
-  source,
-  weightBytes,
-  writeGraph,
-  writeModelJson,
-  type ExternalDataMode,
-} from './repository-writer';
+import { hashedSource, PhaseCounter, type BuildProgressListener } from './build-progress';
+import { BUILDER, weightBytes, writeGraph, writeModelJson, type ExternalDataMode } from './repository-writer';
+import { RepositoryStaging } from './repository-staging';
 import { WeightStore } from './weights';
 
 export interface BuildEncodersOptions {
@@ -42,6 +36,12 @@ export interface BuildEncodersOptions {
    */
   readonly format?: EncoderWeightFormat;
   readonly onProgress?: (message: string) => void;
+  /** Bytes done of each long step (hashing the checkpoint, reading each graph's tensors). */
+  readonly onBytes?: BuildProgressListener;
+  /** Cancels the build between two tensors; nothing of it is left behind. */
+  readonly signal?: AbortSignal;
+  /** Where components are staged; absent, the build stages its own and commits it at the end. */
+  readonly staging?: RepositoryStaging;
 }
 
 interface EncoderComponent {
@@ -133,7 +133,23 @@ function components(c: ImageBindConfig): EncoderComponent[] {
 export async function buildEncoderRepository(
   options: BuildEncodersOptions,
 ): Promise<{ component: string; dir: string; bytes: number }[]> {
+  const staging = options.staging ?? new RepositoryStaging(options.out, options.version ?? '1');
+  try {
+    const written = await buildEncoderComponents(options, staging);
+    if (options.staging === undefined) staging.commit();
+    return written;
+  } catch (error) {
+    if (options.staging === undefined) staging.discard();
+    throw error;
+  }
+}
+
+async function buildEncoderComponents(
+  options: BuildEncodersOptions,
+  staging: RepositoryStaging,
+): Promise<{ component: string; dir: string; bytes: number }[]> {
   const say = options.onProgress ?? (() => undefined);
+  const { onBytes, signal } = options;
   const version = options.version ?? '1';
   const mode = options.externalData ?? 'auto';
   const format = options.format ?? 'fp32';
@@ -147,19 +163,31 @@ export async function buildEncoderRepository(
     const entries = ckpt.stateDict();
     validateStateDict(entries, imageBindKeys(config), { what: options.imagebind });
     const weights = new WeightStore(entries);
-    const sources = [await source('imagebind', options.imagebind)];
+    let counter: PhaseCounter | undefined;
+    weights.onRead = (bytes) => counter?.add(bytes);
+    const sources = [await hashedSource('imagebind', options.imagebind, onBytes, signal)];
     if (options.imagebindConfig !== undefined)
-      sources.push(await source('imagebind-config', options.imagebindConfig));
+      sources.push(await hashedSource('imagebind-config', options.imagebindConfig, onBytes, signal));
     const written: { component: string; dir: string; bytes: number }[] = [];
     for (const comp of components(config)) {
-      const dir = componentDir(options.out, comp.component, version);
+      const dir = staging.dir(comp.component);
+      const names = [...encoderKeys(config, comp.encoder).keys()];
       let bytes = 0;
       const estimated = weightBytes(encoderKeys(config, comp.encoder).values(), format);
       for (const graph of comp.graphs) {
         say(`building ${comp.component}/${graph.file}`);
+        signal?.throwIfAborted();
+        counter = new PhaseCounter(
+          `${comp.component}/${graph.file}`,
+          weights.storedBytes(names),
+          onBytes,
+          signal,
+        );
         const w = await writeGraph(dir, graph.file, estimated, mode, async (sink) =>
           graph.build(weights, config, { ...(sink === undefined ? {} : { sink }), format }),
         );
+        counter.finish();
+        counter = undefined;
         bytes += w.bytes;
       }
       writeModelJson(dir, {
@@ -187,7 +215,7 @@ export async function buildEncoderRepository(
         ),
         config: { encoder: comp.encoder, imagebind: config.imagebind, point: config.point },
       });
-      written.push({ component: comp.component, dir, bytes });
+      written.push({ component: comp.component, dir: staging.finalDir(comp.component), bytes });
     }
     return written;
   } finally {

@@ -12,3 +12,5 @@ export * from './imagebind';
 export * from './repository-writer';
 export * from './encoders.builder';
 export * from './demo';
+export * from './build-progress';
+export * from './repository-staging';

@@ -14,15 +14,22 @@ const EXTERNAL_DATA_THRESHOLD = 1024 * 1024 * 1024;
 
 export type ExternalDataMode = 'auto' | 'always' | 'never';
 
-export async function sha256(path: string): Promise<string> {
+/** `onBytes` hears of every chunk hashed (a 13 GB checkpoint takes a minute). */
+export async function sha256(path: string, onBytes?: (bytes: number) => void): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 8 * 1024 * 1024 }))
+  for await (const chunk of createReadStream(path, { highWaterMark: 8 * 1024 * 1024 })) {
     hash.update(chunk as Buffer);
+    onBytes?.((chunk as Buffer).byteLength);
+  }
   return hash.digest('hex');
 }
 
-export async function source(role: string, path: string): Promise<SourceFile> {
-  return { role, file: basename(path), sha256: await sha256(path), bytes: statSync(path).size };
+export async function source(
+  role: string,
+  path: string,
+  onBytes?: (bytes: number) => void,
+): Promise<SourceFile> {
+  return { role, file: basename(path), sha256: await sha256(path, onBytes), bytes: statSync(path).size };
 }
 
 export function weightBytes(entries: Iterable<readonly number[]>, format: WeightFormat = 'fp32'): number {

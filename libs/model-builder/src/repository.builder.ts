@@ -1,13 +1,14 @@
 import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  openFaissFlatIndex,
   openTorchCheckpoint,
-  readFaissIndex,
   validateStateDict,
-  writeNpy,
+  writeNpyRows,
   type TensorEntry,
 } from '@imagebind-llm/checkpoint';
 import type { TensorSpec } from '@imagebind-llm/inference';
+import { hashedSource, PhaseCounter, type BuildProgressListener } from './build-progress';
 import { bindKeys, buildBindGraph, detectBindConfig, type BindConfig } from './bind.builder';
 import {
   adapterLlamaKeys,
@@ -21,15 +22,8 @@ import {
   type LlamaParamsJson,
 } from './llama.builder';
 import { bytesPerWeight, type WeightFormat } from './onnx/linear-weights';
-import {
-  BUILDER,
-  componentDir,
-  source,
-  weightBytes,
-  writeGraph,
-  writeModelJson,
-  type ExternalDataMode,
-} from './repository-writer';
+import { BUILDER, weightBytes, writeGraph, writeModelJson, type ExternalDataMode } from './repository-writer';
+import { RepositoryStaging } from './repository-staging';
 import { WeightStore } from './weights';
 
 export interface BuildRepositoryOptions {
@@ -49,8 +43,21 @@ export interface BuildRepositoryOptions {
   readonly format?: WeightFormat;
   /** Element type of the decoder's slot KV cache: float32 (exact, default) or float16. */
   readonly kvDtype?: KvDtype;
+  /** Phase lines (`reading …`, `building …`), as before structured progress existed. */
   readonly onProgress?: (message: string) => void;
+  /** Bytes done of each long step (hashing, reading a graph's tensors, copying the cache). */
+  readonly onBytes?: BuildProgressListener;
+  /** Cancels the build between two tensors (or chunks); nothing of it is left behind. */
+  readonly signal?: AbortSignal;
+  /**
+   * Where components are staged. Given, the caller commits it (one commit for several builders);
+   * absent, the build stages its own and commits it when every component is complete.
+   */
+  readonly staging?: RepositoryStaging;
 }
+
+/** Rows copied at a time from the faiss index to vectors.npy (16 MiB at d=1024). */
+const KNN_ROWS_PER_CHUNK = 4096;
 
 export interface BuildSummary {
   readonly components: { component: string; dir: string; bytes: number }[];
@@ -116,7 +123,23 @@ const decoderOutputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
  * faiss index) `knn-cache` components of the model repository (ARCHITECTURE §4).
  */
 export async function buildLanguageRepository(options: BuildRepositoryOptions): Promise<BuildSummary> {
+  const staging = options.staging ?? new RepositoryStaging(options.out, options.version ?? '1');
+  try {
+    const summary = await buildLanguageComponents(options, staging);
+    if (options.staging === undefined) staging.commit();
+    return summary;
+  } catch (error) {
+    if (options.staging === undefined) staging.discard();
+    throw error;
+  }
+}
+
+async function buildLanguageComponents(
+  options: BuildRepositoryOptions,
+  staging: RepositoryStaging,
+): Promise<BuildSummary> {
   const say = options.onProgress ?? (() => undefined);
+  const { onBytes, signal } = options;
   const version = options.version ?? '1';
   const mode = options.externalData ?? 'auto';
   const format = options.format ?? 'fp32';
@@ -151,6 +174,21 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
     requireMarkers(base, BASE_MARKERS, basePath, 'a LLaMA checkpoint (consolidated.00.pth)');
     const params = JSON.parse(readFileSync(paramsPath, 'utf8')) as LlamaParamsJson;
     const weights = new WeightStore(prefixed(base, 'llama.'), adapter);
+    let counter: PhaseCounter | undefined;
+    weights.onRead = (bytes) => counter?.add(bytes);
+    /** Builds one graph as a step: its progress is the bytes of the tensors it reads. */
+    const graphStep = async <T>(
+      phase: string,
+      names: Iterable<string>,
+      run: () => Promise<T>,
+    ): Promise<T> => {
+      signal?.throwIfAborted();
+      counter = new PhaseCounter(phase, weights.storedBytes(names), onBytes, signal);
+      const result = await run();
+      counter.finish();
+      counter = undefined;
+      return result;
+    };
     const llama = llamaConfigFrom(params, weights);
     const bind = detectBindConfig(weights);
     if (bind.dim !== llama.dim)
@@ -166,21 +204,19 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
     );
 
     const sources = [
-      await source('adapter', options.adapter),
-      await source('llama', basePath),
-      await source('llama-params', paramsPath),
+      await hashedSource('adapter', options.adapter, onBytes, signal),
+      await hashedSource('llama', basePath, onBytes, signal),
+      await hashedSource('llama-params', paramsPath, onBytes, signal),
     ];
     const components: BuildSummary['components'] = [];
 
     // bind
-    const bindDir = componentDir(options.out, 'bind', version);
+    const bindDir = staging.dir('bind');
     say('building bind/model.onnx');
-    const bindWritten = await writeGraph(
-      bindDir,
-      'model.onnx',
-      weightBytes(bindKeys(bind).values(), format),
-      mode,
-      (sink) => buildBindGraph(weights, bind, sink, format),
+    const bindWritten = await graphStep('bind/model.onnx', bindKeys(bind).keys(), async () =>
+      writeGraph(bindDir, 'model.onnx', weightBytes(bindKeys(bind).values(), format), mode, (sink) =>
+        buildBindGraph(weights, bind, sink, format),
+      ),
     );
     writeModelJson(bindDir, {
       format: 1,
@@ -199,28 +235,45 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
       },
       config: { ...bind },
     });
-    components.push({ component: 'bind', dir: bindDir, bytes: bindWritten.bytes });
+    components.push({ component: 'bind', dir: staging.finalDir('bind'), bytes: bindWritten.bytes });
 
     // decoder + visual offsets
-    const decDir = componentDir(options.out, 'llama-decoder', version);
+    const decDir = staging.dir('llama-decoder');
+    const decoderNames = [
+      ...[...llamaBaseKeys(llama).keys()].map((k) => `llama.${k}`),
+      ...adapterLlamaKeys(llama).keys(),
+    ];
     const decoderBytes = weightBytes(llamaBaseKeys(llama).values(), format);
     say(
       `building llama-decoder/model.onnx (${llama.nLayers} layers, ~${(decoderBytes / 1024 ** 2).toFixed(0)} MiB of float32 weights)`,
     );
-    const decWritten = await writeGraph(decDir, 'model.onnx', decoderBytes, mode, (sink) =>
-      buildDecoderGraph(weights, llama, sink, {
-        format,
-        kvDtype,
-        onLayer: (l) => say(`  layer ${l + 1}/${llama.nLayers}`),
-      }),
+    const decWritten = await graphStep('llama-decoder/model.onnx', decoderNames, async () =>
+      writeGraph(decDir, 'model.onnx', decoderBytes, mode, (sink) =>
+        buildDecoderGraph(weights, llama, sink, {
+          format,
+          kvDtype,
+          onLayer: (l) => say(`  layer ${l + 1}/${llama.nLayers}`),
+        }),
+      ),
     );
     say('building llama-decoder/visual.onnx');
-    const visWritten = await writeGraph(
-      decDir,
-      'visual.onnx',
-      2 * llama.nLayers * llama.dim * llama.dim * bytesPerWeight(format),
-      mode,
-      (sink) => buildVisualGraph(weights, llama, sink, format),
+    // What buildVisualGraph reads: the prefix queries, and per layer the gate, wv and wo (+ its LoRA).
+    const visualNames = [
+      'prefix_query.weight',
+      ...Array.from({ length: llama.nLayers }, (_, l) =>
+        ['gate', 'wv.weight', 'wo.weight', 'lora_wo_l1.weight', 'lora_wo_l2.weight'].map(
+          (k) => `llama.layers.${l}.attention.${k}`,
+        ),
+      ).flat(),
+    ];
+    const visWritten = await graphStep('llama-decoder/visual.onnx', visualNames, async () =>
+      writeGraph(
+        decDir,
+        'visual.onnx',
+        2 * llama.nLayers * llama.dim * llama.dim * bytesPerWeight(format),
+        mode,
+        (sink) => buildVisualGraph(weights, llama, sink, format),
+      ),
     );
     const stateWritten = await writeGraph(decDir, 'state.onnx', 0, 'never', () =>
       Promise.resolve(buildStateGraph()),
@@ -258,12 +311,12 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
     });
     components.push({
       component: 'llama-decoder',
-      dir: decDir,
+      dir: staging.finalDir('llama-decoder'),
       bytes: decWritten.bytes + visWritten.bytes + stateWritten.bytes,
     });
 
     // tokenizer
-    const tokDir = componentDir(options.out, 'tokenizer', version);
+    const tokDir = staging.dir('tokenizer');
     copyFileSync(tokenizerPath, join(tokDir, 'tokenizer.model'));
     writeModelJson(tokDir, {
       format: 1,
@@ -271,38 +324,66 @@ export async function buildLanguageRepository(options: BuildRepositoryOptions): 
       version,
       builder,
       createdAt: created,
-      sources: [await source('tokenizer', tokenizerPath)],
+      sources: [await hashedSource('tokenizer', tokenizerPath, onBytes, signal)],
       files: { model: 'tokenizer.model' },
       dtype: 'n/a',
       config: { kind: 'sentencepiece-llama', bosId: 1, eosId: 2 },
     });
-    components.push({ component: 'tokenizer', dir: tokDir, bytes: statSync(tokenizerPath).size });
+    components.push({
+      component: 'tokenizer',
+      dir: staging.finalDir('tokenizer'),
+      bytes: statSync(tokenizerPath).size,
+    });
 
     if (options.knn !== undefined) {
       say(`importing ${options.knn}`);
-      const index = await readFaissIndex(options.knn);
-      const knnDir = componentDir(options.out, 'knn-cache', version);
-      writeNpy(join(knnDir, 'vectors.npy'), {
-        dtype: 'float32',
-        shape: [index.ntotal, index.d],
-        data: new Uint8Array(index.vectors.buffer, index.vectors.byteOffset, index.vectors.byteLength),
-      });
+      const knnDir = staging.dir('knn-cache');
+      const knnSource = await hashedSource('faiss-index', options.knn, onBytes, signal);
+      const cache = await copyKnnVectors(options.knn, join(knnDir, 'vectors.npy'), onBytes, signal);
       writeModelJson(knnDir, {
         format: 1,
         component: 'knn-cache',
         version,
         builder,
         createdAt: created,
-        sources: [await source('faiss-index', options.knn)],
+        sources: [knnSource],
         files: { vectors: 'vectors.npy' },
         dtype: 'float32',
-        config: { indexType: index.type, metric: index.metric, dimension: index.d, count: index.ntotal },
+        config: { indexType: cache.type, metric: cache.metric, dimension: cache.d, count: cache.ntotal },
       });
-      components.push({ component: 'knn-cache', dir: knnDir, bytes: index.vectors.byteLength });
+      components.push({ component: 'knn-cache', dir: staging.finalDir('knn-cache'), bytes: cache.bytes });
     }
     return { components, llama, bind };
   } finally {
     await adapterCkpt.close();
     await baseCkpt.close();
+  }
+}
+
+/**
+ * Copies a faiss flat index's vectors into `[ntotal, d]` float32 `.npy`, a chunk of rows at a time:
+ * the real index (3.25 M × 1024, 13.3 GB) is never in memory, only one 16 MiB chunk of it.
+ */
+async function copyKnnVectors(
+  knn: string,
+  npy: string,
+  onBytes: BuildProgressListener | undefined,
+  signal: AbortSignal | undefined,
+): Promise<{ type: string; metric: string; d: number; ntotal: number; bytes: number }> {
+  const index = await openFaissFlatIndex(knn);
+  try {
+    const counter = new PhaseCounter('knn-cache/vectors.npy', index.ntotal * index.d * 4, onBytes, signal);
+    const chunks = async function* (): AsyncGenerator<Uint8Array> {
+      for await (const { vectors } of index.batches(KNN_ROWS_PER_CHUNK)) {
+        yield new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength);
+      }
+    };
+    const bytes = await writeNpyRows(npy, 'float32', [index.ntotal, index.d], chunks(), (n) =>
+      counter.add(n),
+    );
+    counter.finish();
+    return { type: index.type, metric: index.metric, d: index.d, ntotal: index.ntotal, bytes };
+  } finally {
+    await index.close();
   }
 }

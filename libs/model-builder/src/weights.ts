@@ -7,6 +7,11 @@ import { toFloat32, type TensorEntry } from '@imagebind-llm/checkpoint';
  */
 export class WeightStore {
   private readonly layers: ReadonlyMap<string, TensorEntry>[];
+  /**
+   * Called with the stored bytes of every tensor read (progress; it may throw to cancel a build:
+   * the builder checks its abort signal here, between two tensors).
+   */
+  onRead: ((bytes: number) => void) | undefined;
 
   constructor(...layers: ReadonlyMap<string, TensorEntry>[]) {
     this.layers = layers;
@@ -18,6 +23,13 @@ export class WeightStore {
       if (e !== undefined) return e;
     }
     return undefined;
+  }
+
+  /** Bytes the checkpoint stores for these tensors (the ones present): what reading them costs. */
+  storedBytes(names: Iterable<string>): number {
+    let n = 0;
+    for (const name of new Set(names)) n += this.entry(name)?.byteLength ?? 0;
+    return n;
   }
 
   has(name: string): boolean {
@@ -42,7 +54,9 @@ export class WeightStore {
         `weight ${name} has shape [${e.shape.join(', ')}], expected [${expectedShape.join(', ')}]`,
       );
     }
-    return toFloat32(await e.read());
+    const raw = await e.read();
+    this.onRead?.(e.byteLength);
+    return toFloat32(raw);
   }
 }
 
