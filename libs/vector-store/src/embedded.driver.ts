@@ -47,7 +47,10 @@ export type { Quantization } from './collection-files';
 export interface HnswOptions {
   /** Edges per node (usearch "connectivity", HNSW M). Default 16. */
   readonly connectivity?: number;
-  /** Candidate list while inserting (efConstruction). Default 128. */
+  /**
+   * Candidate list while inserting (efConstruction). Default 64: at d=1024 it built 100k i8 rows
+   * 2.75× faster than 128 on 2 cores with the same recall after re-scoring 128 candidates.
+   */
   readonly expansionAdd?: number;
   /** Candidate list while searching (ef); raised to the number of candidates asked. Default 128. */
   readonly expansionSearch?: number;
@@ -107,7 +110,7 @@ export const EMBEDDED_DEFAULTS = {
   quantization: 'f32',
   exactBelow: 200_000,
   connectivity: 16,
-  expansionAdd: 128,
+  expansionAdd: 64,
   expansionSearch: 128,
   rescoreCandidates: 128,
   residentBelow: 1_000_000,
