@@ -140,6 +140,28 @@ describe('disk-resident collections (residentBelow)', () => {
     await Promise.all([viewed.close(), loaded.close(), exact.close()]);
   });
 
+  it('the search list (expansionSearch) given at construction takes effect on a memory-mapped graph', async () => {
+    const dir = freshDir();
+    const base = { dir, residentBelow: 0, exactBelow: 1, hnsw: { connectivity: 4, expansionAdd: 8 } };
+    const store = await EmbeddedVectorStore.open(base);
+    await importAll(store);
+    await store.close();
+    const recall = async (expansionSearch: number): Promise<number> => {
+      const s = await EmbeddedVectorStore.open({ ...base, hnsw: { ...base.hnsw, expansionSearch } });
+      let hits = 0;
+      for (let row = 0; row < 200; row++) {
+        const [found] = await s.search('cache', vectors.slice(row * d, (row + 1) * d), { k: 1 });
+        if (found![0]!.id === row) hits++;
+      }
+      await s.close();
+      return hits / 200;
+    };
+    const narrow = await recall(1);
+    const wide = await recall(512);
+    expect(narrow).toBeLessThan(0.8);
+    expect(wide).toBeGreaterThanOrEqual(0.95);
+  });
+
   it('refuses point-wise writes to a disk-resident collection; clear and re-import work', async () => {
     const dir = freshDir();
     const options = { dir, residentBelow: 1000, exactBelow: Number.POSITIVE_INFINITY };
