@@ -26,7 +26,7 @@ function memcmpRate(bytes, rounds) {
 }
 
 if (!isMainThread && workerData?.memoryBandwidthWorker === true) {
-  parentPort.on('message', ({ bytes, rounds }) => {
+  parentPort.once('message', ({ bytes, rounds }) => {
     const a = Buffer.alloc(bytes, 7);
     const b = Buffer.alloc(bytes, 7);
     Buffer.compare(a, b);
