@@ -146,7 +146,7 @@ class Collection {
   disk: DiskRows | undefined;
   /** Disk-resident with ids 0..count-1 in row order (imports): `rowById` stays empty. */
   identityIds = false;
-  /** A streamed import is writing the next generation: flushes skip it, mutations are refused. */
+  /** An import is replacing the collection: flushes skip it, other writes are refused. */
   importing = false;
 
   constructor(
@@ -182,11 +182,6 @@ class Collection {
 
   row(row: number): Float32Array {
     return this.vectors.subarray(row * this.dimension, (row + 1) * this.dimension);
-  }
-
-  rowOf(id: number): number | undefined {
-    if (!this.identityIds) return this.rowById.get(id);
-    return Number.isInteger(id) && id >= 0 && id < this.count ? id : undefined;
   }
 }
 
