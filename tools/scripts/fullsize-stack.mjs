@@ -544,7 +544,8 @@ async function serveAndAsk({ cli, repo, storeDir, workDir, girl, bgm, report, ba
     ],
     workDir,
     {
-      env: { LOG_LEVEL: 'info' },
+      // the store as fullsize-cache.mjs imported it: i8 graph, float32 rows on disk
+      env: { LOG_LEVEL: 'info', RETRIEVER_QUANTIZATION: 'i8' },
       onStdoutLine: (line) => {
         try {
           const event = JSON.parse(line);

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, describeEnv, env, envVar, parseEnv } from './index';
+import {
+  ConfigError,
+  describeEnv,
+  embeddedStoreEnv,
+  embeddedStoreSettings,
+  env,
+  envVar,
+  parseEnv,
+} from './index';
 
 const schema = {
   PORT: envVar(env.port(50051), 'gRPC port'),
@@ -68,5 +76,33 @@ describe('describeEnv', () => {
     const table = describeEnv(schema);
     expect(table).toContain('| `PORT` | 50051 | gRPC port |');
     expect(table).toContain('| `DEBUG` | false | debug mode |');
+  });
+});
+
+describe('embeddedStoreEnv', () => {
+  it('maps the RETRIEVER_ store variables onto EmbeddedVectorStore options, with their defaults', () => {
+    const schema = embeddedStoreEnv();
+    expect(embeddedStoreSettings(parseEnv('gateway', schema, {}))).toEqual({
+      quantization: 'f32',
+      exactBelow: 200_000,
+      residentBelow: 1_000_000,
+      hnsw: { rescoreCandidates: 128 },
+    });
+    expect(
+      embeddedStoreSettings(
+        parseEnv('gateway', schema, {
+          RETRIEVER_QUANTIZATION: 'i8',
+          RETRIEVER_RESIDENT_BELOW: 'Infinity',
+          RETRIEVER_RESCORE_CANDIDATES: '256',
+        }),
+      ),
+    ).toMatchObject({
+      quantization: 'i8',
+      residentBelow: Number.POSITIVE_INFINITY,
+      hnsw: { rescoreCandidates: 256 },
+    });
+    expect(() => parseEnv('gateway', schema, { RETRIEVER_QUANTIZATION: 'i4' })).toThrow(
+      /RETRIEVER_QUANTIZATION.*must be f32 or i8/,
+    );
   });
 });

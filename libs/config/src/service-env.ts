@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { env, envVar, parseEnv } from './env-schema';
 
 /** Listener defaults of one service (each runs in its own pod, so the names carry no prefix). */
@@ -133,4 +134,53 @@ export function preprocessPoolSettings(
       maxImageDecodedBytes: values.PREPROCESS_MAX_IMAGE_DECODED_BYTES,
     },
   };
+}
+
+/**
+ * The embedded vector store's tuning (libs/vector-store), for every process that hosts one: the
+ * retriever service, and the gateway in standalone mode. The names keep the RETRIEVER_ prefix in
+ * both, so one setting means the same thing whichever process serves the cache.
+ */
+export function embeddedStoreEnv() {
+  return {
+    RETRIEVER_QUANTIZATION: envVar(
+      z.enum(['f32', 'i8'], { error: 'must be f32 or i8' }).default('f32'),
+      'embedded driver: HNSW index precision for large collections (exact search is always float32)',
+    ),
+    RETRIEVER_EXACT_BELOW: envVar(
+      env.positiveInt(200_000),
+      'embedded driver: collections smaller than this are searched exactly (faiss IndexFlatIP order)',
+    ),
+    RETRIEVER_RESIDENT_BELOW: envVar(
+      z
+        .union([
+          z.literal('Infinity').transform(() => Number.POSITIVE_INFINITY),
+          z.coerce
+            .number({ error: 'must be a non-negative integer or Infinity' })
+            .int('must be an integer or Infinity')
+            .min(0, 'must be at least 0'),
+        ])
+        .default(1_000_000),
+      'embedded driver with RETRIEVER_DATA_DIR: collections of this many points or more keep their float32 rows on disk (read on demand, read-only until re-imported) and large imports stream to disk; Infinity keeps everything in memory',
+    ),
+    RETRIEVER_RESCORE_CANDIDATES: envVar(
+      env.positiveInt(128, 4096),
+      'embedded driver, RETRIEVER_QUANTIZATION=i8: HNSW candidates re-scored in float32 per query (at least 2·k); more gives higher recall',
+    ),
+  };
+}
+
+/** What `embeddedStoreEnv` reads, as EmbeddedVectorStore options (without the folder). */
+export function embeddedStoreSettings(values: {
+  readonly RETRIEVER_QUANTIZATION: 'f32' | 'i8';
+  readonly RETRIEVER_EXACT_BELOW: number;
+  readonly RETRIEVER_RESIDENT_BELOW: number;
+  readonly RETRIEVER_RESCORE_CANDIDATES: number;
+}) {
+  return {
+    quantization: values.RETRIEVER_QUANTIZATION,
+    exactBelow: values.RETRIEVER_EXACT_BELOW,
+    residentBelow: values.RETRIEVER_RESIDENT_BELOW,
+    hnsw: { rescoreCandidates: values.RETRIEVER_RESCORE_CANDIDATES },
+  } as const;
 }

@@ -1,4 +1,4 @@
-import { env, envVar, preprocessEnv, z, type EnvOf } from '@imagebind-llm/config';
+import { embeddedStoreEnv, env, envVar, preprocessEnv, z, type EnvOf } from '@imagebind-llm/config';
 
 const list = () =>
   z
@@ -27,6 +27,8 @@ export const gatewayEnvSchema = {
     env.optionalString(),
     'standalone: folder the embedded vector store persists to; unset keeps it in memory',
   ),
+  // standalone: the embedded vector store's tuning, the same variables the retriever reads
+  ...embeddedStoreEnv(),
   GATEWAY_GRPC_HOST: envVar(env.host('127.0.0.1'), 'interface the public gRPC API binds; 0.0.0.0 in a pod'),
   GATEWAY_GRPC_PORT: envVar(env.port(50051), 'port of the public gRPC API; 0 picks a free port'),
   GATEWAY_HTTP_HOST: envVar(

@@ -1,4 +1,4 @@
-import { baseServiceEnv, env, envVar, z, type EnvOf } from '@imagebind-llm/config';
+import { baseServiceEnv, embeddedStoreEnv, env, envVar, z, type EnvOf } from '@imagebind-llm/config';
 
 /** Every setting of the retriever process. Nothing else in the service reads process.env. */
 export const retrieverEnvSchema = {
@@ -11,30 +11,7 @@ export const retrieverEnvSchema = {
     env.optionalString(),
     'embedded driver: folder the collections persist to; unset keeps them in memory only',
   ),
-  RETRIEVER_QUANTIZATION: envVar(
-    z.enum(['f32', 'i8'], { error: 'must be f32 or i8' }).default('f32'),
-    'embedded driver: HNSW index precision for large collections (exact search is always float32)',
-  ),
-  RETRIEVER_EXACT_BELOW: envVar(
-    env.positiveInt(200_000),
-    'embedded driver: collections smaller than this are searched exactly (faiss IndexFlatIP order)',
-  ),
-  RETRIEVER_RESIDENT_BELOW: envVar(
-    z
-      .union([
-        z.literal('Infinity').transform(() => Number.POSITIVE_INFINITY),
-        z.coerce
-          .number({ error: 'must be a non-negative integer or Infinity' })
-          .int('must be an integer or Infinity')
-          .min(0, 'must be at least 0'),
-      ])
-      .default(1_000_000),
-    'embedded driver with RETRIEVER_DATA_DIR: collections of this many points or more keep their float32 rows on disk (read on demand, read-only until re-imported) and large imports stream to disk; Infinity keeps everything in memory',
-  ),
-  RETRIEVER_RESCORE_CANDIDATES: envVar(
-    env.positiveInt(128, 4096),
-    'embedded driver, RETRIEVER_QUANTIZATION=i8: HNSW candidates re-scored in float32 per query (at least 2·k); more gives higher recall',
-  ),
+  ...embeddedStoreEnv(),
   RETRIEVER_FLUSH_INTERVAL_MS: envVar(
     env.nonNegativeInt(60_000, 86_400_000),
     'embedded driver with RETRIEVER_DATA_DIR: write changed collections this often (ms; 0 = only at shutdown), bounding what a crash loses',

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { loadConfigOrExit } from '@imagebind-llm/config';
+import { embeddedStoreSettings, loadConfigOrExit } from '@imagebind-llm/config';
 import { bootstrapService, createServiceParts } from '@imagebind-llm/grpc-kit';
 import type { Logger } from '@imagebind-llm/observability';
 import { RetrieverServiceImpl, seedCacheFromRepository } from '@imagebind-llm/serving';
@@ -24,10 +24,7 @@ async function openStore(env: RetrieverEnv): Promise<VectorStore> {
   }
   return EmbeddedVectorStore.open({
     ...(env.RETRIEVER_DATA_DIR === undefined ? {} : { dir: env.RETRIEVER_DATA_DIR }),
-    quantization: env.RETRIEVER_QUANTIZATION,
-    exactBelow: env.RETRIEVER_EXACT_BELOW,
-    residentBelow: env.RETRIEVER_RESIDENT_BELOW,
-    hnsw: { rescoreCandidates: env.RETRIEVER_RESCORE_CANDIDATES },
+    ...embeddedStoreSettings(env),
   });
 }
 

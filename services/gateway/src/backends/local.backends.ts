@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Metadata } from '@grpc/grpc-js';
-import { preprocessPoolSettings } from '@imagebind-llm/config';
+import { embeddedStoreSettings, preprocessPoolSettings } from '@imagebind-llm/config';
 import type { CallContext } from '@imagebind-llm/grpc-kit';
 import { listComponents } from '@imagebind-llm/inference';
 import { InferenceMetrics, type Logger, type ServiceMetrics } from '@imagebind-llm/observability';
@@ -62,9 +62,10 @@ export async function createLocalBackends(
   const modalities = Object.entries(MODALITIES_OF)
     .filter(([component]) => components.has(component))
     .flatMap(([, m]) => m);
-  const store = await EmbeddedVectorStore.open(
-    env.GATEWAY_DATA_DIR === undefined ? {} : { dir: env.GATEWAY_DATA_DIR },
-  );
+  const store = await EmbeddedVectorStore.open({
+    ...(env.GATEWAY_DATA_DIR === undefined ? {} : { dir: env.GATEWAY_DATA_DIR }),
+    ...embeddedStoreSettings(env),
+  });
   const [encoders, bind, decoder, seeded] = await Promise.all([
     modalities.length === 0
       ? Promise.resolve(undefined)

@@ -4,13 +4,20 @@
 // expanding the fragments the schema spreads (`...baseServiceEnv(`, `...modelServiceEnv(`...).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { baseServiceEnv, batcherEnv, modelRepositoryEnv, preprocessEnv } from '@imagebind-llm/config';
+import {
+  baseServiceEnv,
+  batcherEnv,
+  embeddedStoreEnv,
+  modelRepositoryEnv,
+  preprocessEnv,
+} from '@imagebind-llm/config';
 import { ROOT } from './helm';
 
 const base = Object.keys(baseServiceEnv({ grpcPort: 1, httpPort: 1 }));
 const modelRepo = Object.keys(modelRepositoryEnv());
 const batcher = Object.keys(batcherEnv({ maxBatch: 1, maxDelayMs: 1, maxQueue: 1 }));
 const preprocess = Object.keys(preprocessEnv());
+const embeddedStore = Object.keys(embeddedStoreEnv());
 
 /** Fragments a schema may spread, by the function it calls. */
 const FRAGMENTS: Readonly<Record<string, readonly string[]>> = {
@@ -18,6 +25,7 @@ const FRAGMENTS: Readonly<Record<string, readonly string[]>> = {
   modelRepositoryEnv: modelRepo,
   batcherEnv: batcher,
   preprocessEnv: preprocess,
+  embeddedStoreEnv: embeddedStore,
   // libs/serving/src/encoder/host/model-service.host.ts: base + model repository + batcher.
   modelServiceEnv: [...base, ...modelRepo, ...batcher],
 };
