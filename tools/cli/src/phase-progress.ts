@@ -1,6 +1,6 @@
 // Progress of the long steps of one command (reading checkpoints, writing weights, copying the
 // cache): a bar redrawn in place on a terminal; on anything else plain lines every few seconds or
-// every 10 %, newline-terminated, with the same figures (tools/scripts/fullsize-build.mjs and CI
+// every 10 %, newline-terminated, with the same figures (tools/scripts/fullsize-stack.mjs and CI
 // logs read them line by line).
 import {
   formatByteRate,
