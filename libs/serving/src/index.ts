@@ -4,3 +4,4 @@ export * from './bind/index';
 export * from './decoder/index';
 export * from './retriever/retriever.service-impl';
 export * from './retriever/cache-seed';
+export * from './retriever/seed-progress';

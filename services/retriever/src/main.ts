@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { embeddedStoreSettings, loadConfigOrExit } from '@imagebind-llm/config';
 import { bootstrapService, createServiceParts } from '@imagebind-llm/grpc-kit';
 import type { Logger } from '@imagebind-llm/observability';
-import { RetrieverServiceImpl, seedCacheFromRepository } from '@imagebind-llm/serving';
+import { RetrieverServiceImpl, seedCacheFromRepository, seedProgressLogger } from '@imagebind-llm/serving';
 import { EmbeddedVectorStore, type VectorStore } from '@imagebind-llm/vector-store';
 import { RetrieverModule } from './app.module';
 import { retrieverEnvSchema, type RetrieverEnv } from './env.schema';
@@ -75,17 +75,12 @@ async function main(): Promise<void> {
       // A retriever started like the other model services (MODEL_REPO only) serves the repository's
       // visual cache too, instead of answering every cached chat with "collection does not exist".
       const seedFrom = env.RETRIEVER_SEED_FROM_REPO ?? env.MODEL_REPO;
-      let logged = 0;
       const seeded =
         seedFrom === undefined
           ? 0
           : await seedCacheFromRepository(store, seedFrom, {
-              // The real cache takes minutes to stream in: one line per 5 % keeps the log readable.
-              onProgress: (written, total) => {
-                if (written !== total && written - logged < total / 20) return;
-                logged = written;
-                logger.info({ event: 'store.seed_progress', written, total }, 'seeding the visual cache');
-              },
+              // The real cache takes minutes to stream in: a line every 5 s or 10 % with rate and ETA.
+              onProgress: seedProgressLogger((fields) => logger.info(fields, 'seeding the visual cache')),
             });
       startPeriodicFlush(env, store, logger);
       return { driver: store.driver, seeded, ...(seedFrom === undefined ? {} : { seedFrom }) };

@@ -15,6 +15,7 @@ import {
   ModelSlot,
   RetrieverServiceImpl,
   seedCacheFromRepository,
+  seedProgressLogger,
 } from '@imagebind-llm/serving';
 import { EmbeddedVectorStore } from '@imagebind-llm/vector-store';
 import type { GatewayEnv } from '../env.schema';
@@ -87,7 +88,9 @@ export async function createLocalBackends(
       allowSpinning: false,
       logger,
     }),
-    seedCacheFromRepository(store, repo),
+    seedCacheFromRepository(store, repo, {
+      onProgress: seedProgressLogger((fields) => logger.info(fields, 'seeding the visual cache')),
+    }),
   ]);
   await Promise.all([encoders?.warmup(), bind.warmup(), decoder.warmup()]);
   logger.info({ event: 'standalone.loaded', modalities, cachePoints: seeded }, 'standalone services loaded');
