@@ -579,7 +579,7 @@ async function serveAndAsk({ cli, repo, storeDir, workDir, girl, bgm, report, ba
       inputs,
       instruction,
       sampling: { temperature: 0 },
-      stopping: { maxNewTokens },
+      maxNewTokens,
     })) {
       if (chunk.text.length > 0 || chunk.tokenIds?.length > 0) first ??= performance.now();
       text += chunk.text;

@@ -94,13 +94,18 @@ describe('embeddedStoreEnv', () => {
           RETRIEVER_QUANTIZATION: 'i8',
           RETRIEVER_RESIDENT_BELOW: 'Infinity',
           RETRIEVER_RESCORE_CANDIDATES: '256',
+          RETRIEVER_SCAN_THREADS: '0',
         }),
       ),
     ).toMatchObject({
       quantization: 'i8',
       residentBelow: Number.POSITIVE_INFINITY,
       hnsw: { rescoreCandidates: 256 },
+      scanThreads: 0,
     });
+    expect(() => parseEnv('gateway', schema, { RETRIEVER_SCAN_THREADS: '65' })).toThrow(
+      /RETRIEVER_SCAN_THREADS.*at most 64/,
+    );
     expect(() => parseEnv('gateway', schema, { RETRIEVER_QUANTIZATION: 'i4' })).toThrow(
       /RETRIEVER_QUANTIZATION.*must be f32 or i8/,
     );

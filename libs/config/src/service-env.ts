@@ -167,6 +167,15 @@ export function embeddedStoreEnv() {
       env.positiveInt(128, 4096),
       'embedded driver, RETRIEVER_QUANTIZATION=i8: HNSW candidates re-scored in float32 per query (at least 2·k); more gives higher recall',
     ),
+    RETRIEVER_SCAN_THREADS: envVar(
+      z.coerce
+        .number({ error: 'must be an integer from 0 to 64' })
+        .int('must be an integer from 0 to 64')
+        .min(0, 'must be at least 0')
+        .max(64, 'must be at most 64')
+        .optional(),
+      'embedded driver: worker threads of an exact search, each scanning a share of the rows off the event loop; 0 scans on the serving thread; default the CPU count (at most 8)',
+    ),
   };
 }
 
@@ -176,11 +185,13 @@ export function embeddedStoreSettings(values: {
   readonly RETRIEVER_EXACT_BELOW: number;
   readonly RETRIEVER_RESIDENT_BELOW: number;
   readonly RETRIEVER_RESCORE_CANDIDATES: number;
+  readonly RETRIEVER_SCAN_THREADS?: number | undefined;
 }) {
   return {
     quantization: values.RETRIEVER_QUANTIZATION,
     exactBelow: values.RETRIEVER_EXACT_BELOW,
     residentBelow: values.RETRIEVER_RESIDENT_BELOW,
     hnsw: { rescoreCandidates: values.RETRIEVER_RESCORE_CANDIDATES },
+    ...(values.RETRIEVER_SCAN_THREADS === undefined ? {} : { scanThreads: values.RETRIEVER_SCAN_THREADS }),
   } as const;
 }

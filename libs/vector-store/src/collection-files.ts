@@ -2,6 +2,7 @@ import { open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { encodeNpy, parseNpy, parseNpyLayout, viewAs, type NpyLayout } from '@imagebind-llm/checkpoint';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { sharedFloat32 } from './shared-memory';
 import { COLLECTION_NAME, MAX_DIMENSION } from './validation';
 
 /**
@@ -310,7 +311,7 @@ export async function readCollection(
 
   const loadVectors =
     typeof options.loadVectors === 'function' ? options.loadVectors(manifest) : (options.loadVectors ?? true);
-  const vectors = new Float32Array(loadVectors ? count * dimension : 0);
+  const vectors = sharedFloat32(loadVectors ? count * dimension : 0);
   const vectorParts: VectorPart[] = [];
   for (const [p, file] of files.vectors.entries()) {
     const first = p * manifest.vectorFileRows;

@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { VectorPart } from './collection-files';
 import type { RowHit } from './exact-top-k';
+import { sharedBytes } from './shared-memory';
 
 /** Positional reads in flight at once: enough to keep libuv's pool and the disk queue busy. */
 const READ_CONCURRENCY = 16;
@@ -115,7 +116,8 @@ export class DiskRows {
   private async readRange(part: number, firstRow: number, rows: number): Promise<Uint8Array> {
     const info = this.parts[part]!;
     const rowBytes = this.dimension * 4;
-    const bytes = new Uint8Array(rows * rowBytes);
+    // Shared, so the exact-scan workers read the chunk in place.
+    const bytes = sharedBytes(rows * rowBytes);
     const position = info.dataStart + (firstRow - info.first) * rowBytes;
     let filled = 0;
     while (filled < bytes.length) {

@@ -21,7 +21,9 @@ import {
   type Quantization,
 } from './collection-files';
 import { DiskRows, mergeTopK } from './disk-rows';
-import { exactTopK, rescoreRows, type RowHit } from './exact-top-k';
+import { rescoreRows, type RowHit } from './exact-top-k';
+import { ExactScanPool } from './scan-pool';
+import { sharedFloat32, sharedFloat64 } from './shared-memory';
 import { GenerationWriter } from './generation-writer';
 import {
   checkCollectionName,
@@ -90,6 +92,12 @@ export interface EmbeddedVectorStoreOptions {
    * keeps every collection in memory. Default 1 000 000.
    */
   readonly residentBelow?: number;
+  /**
+   * Worker threads of an exact search (ExactScanPool): each scans a share of the rows for every
+   * query of the request, off the event loop. 0 scans on the calling thread. Default the CPU count
+   * (at most 8).
+   */
+  readonly scanThreads?: number;
 }
 
 /** Progress and cancellation of {@link EmbeddedVectorStore.importRows}. */
@@ -116,8 +124,8 @@ export const EMBEDDED_DEFAULTS = {
   residentBelow: 1_000_000,
 } as const;
 
-/** Rows per read of an exact scan over disk-resident rows (16 MiB at d=1024). */
-const SCAN_CHUNK_ROWS = 4096;
+/** Rows per read of an exact scan over disk-resident rows (64 MiB at d=1024; two reads in flight). */
+const SCAN_CHUNK_ROWS = 16384;
 
 /**
  * An i8 index ranks with rounded components, so the true k-th neighbour can sit a little lower in
@@ -126,6 +134,12 @@ const SCAN_CHUNK_ROWS = 4096;
 const I8_OVERSAMPLE = 2;
 
 const EMPTY_PAYLOAD: Readonly<Record<string, string>> = Object.freeze({});
+
+/** The payload a point holds now (empty when it was deleted while a search was answering). */
+function payloadOf(c: Collection, id: number): Readonly<Record<string, string>> {
+  const row = c.rowById.get(id);
+  return (row === undefined ? undefined : c.payloads[row]) ?? EMPTY_PAYLOAD;
+}
 
 /** One collection in memory: dense float32 rows plus an id → row map; deletes move the last row. */
 class Collection {
@@ -138,6 +152,8 @@ class Collection {
   index: Index | undefined;
   /** A flush is still writing `vectors`: copy it before changing a row (copy on write). */
   vectorsShared = false;
+  /** Exact scans in flight on worker threads, per rows buffer they read: writers copy first. */
+  private readonly scans = new Map<Float32Array, number>();
   /** Bumped by every mutation; flush writes only collections whose version moved. */
   version = 1;
   persistedVersion = 0;
@@ -154,8 +170,8 @@ class Collection {
     readonly dimension: number,
     capacity = 16,
   ) {
-    this.vectors = new Float32Array(capacity * dimension);
-    this.ids = new Float64Array(capacity);
+    this.vectors = sharedFloat32(capacity * dimension);
+    this.ids = sharedFloat64(capacity);
   }
 
   reserve(rows: number): void {
@@ -164,20 +180,39 @@ class Collection {
       Math.max(rows, Math.ceil(this.ids.length * 1.5)),
       Math.floor(MAX_STORED_FLOATS / this.dimension),
     );
-    const vectors = new Float32Array(capacity * this.dimension);
+    const vectors = sharedFloat32(capacity * this.dimension);
     vectors.set(this.vectors.subarray(0, this.count * this.dimension));
-    const ids = new Float64Array(capacity);
+    const ids = sharedFloat64(capacity);
     ids.set(this.ids.subarray(0, this.count));
     this.vectors = vectors;
     this.ids = ids;
     this.vectorsShared = false;
   }
 
-  /** Makes `vectors` safe to modify while a flush may still be encoding the old buffer. */
+  /**
+   * Makes `vectors` and `ids` safe to modify while a flush may still be encoding the old buffer
+   * or a scan reading it: such a buffer is copied, never written.
+   */
   ownVectors(): void {
-    if (!this.vectorsShared) return;
-    this.vectors = this.vectors.slice();
+    if (!this.vectorsShared && !this.scans.has(this.vectors)) return;
+    const vectors = sharedFloat32(this.vectors.length);
+    vectors.set(this.vectors);
+    const ids = sharedFloat64(this.ids.length);
+    ids.set(this.ids);
+    this.vectors = vectors;
+    this.ids = ids;
     this.vectorsShared = false;
+  }
+
+  /** Marks the current rows as read by a scan until the returned function is called. */
+  pinForScan(): () => void {
+    const vectors = this.vectors;
+    this.scans.set(vectors, (this.scans.get(vectors) ?? 0) + 1);
+    return () => {
+      const left = (this.scans.get(vectors) ?? 1) - 1;
+      if (left === 0) this.scans.delete(vectors);
+      else this.scans.set(vectors, left);
+    };
   }
 
   row(row: number): Float32Array {
@@ -213,6 +248,7 @@ export class EmbeddedVectorStore implements VectorStore {
   /** Streamed imports in progress; close() cancels them and waits. */
   private readonly imports = new Set<Promise<unknown>>();
   private closing = false;
+  private readonly scanPool: ExactScanPool;
 
   private constructor(options: EmbeddedVectorStoreOptions) {
     this.dir = options.dir;
@@ -220,6 +256,9 @@ export class EmbeddedVectorStore implements VectorStore {
     this.quantization = options.quantization ?? EMBEDDED_DEFAULTS.quantization;
     this.exactBelow = options.exactBelow ?? EMBEDDED_DEFAULTS.exactBelow;
     this.residentBelow = options.residentBelow ?? EMBEDDED_DEFAULTS.residentBelow;
+    this.scanPool = new ExactScanPool(
+      options.scanThreads === undefined ? {} : { threads: options.scanThreads },
+    );
     this.hnsw = {
       connectivity: options.hnsw?.connectivity ?? EMBEDDED_DEFAULTS.connectivity,
       expansionAdd: options.hnsw?.expansionAdd ?? EMBEDDED_DEFAULTS.expansionAdd,
@@ -358,14 +397,28 @@ export class EmbeddedVectorStore implements VectorStore {
     // is honoured once, before any work.
     throwIfAborted(signal);
     const query = (i: number): Float32Array => queries.subarray(i * c.dimension, (i + 1) * c.dimension);
-    if (c.disk !== undefined) return this.searchDisk(c, n, query, options);
+    if (c.disk !== undefined) return this.searchDisk(c, queries.subarray(0, n * c.dimension), query, options);
     let hits: RowHit[][];
+    // The rows this search reads: a write during an exact scan (which awaits its workers) copies
+    // them first, so vectors are returned from this snapshot and payloads looked up by id.
+    const vectorsRead = c.vectors;
     if (c.count === 0) {
       hits = Array.from({ length: n }, () => []);
     } else if (c.count < this.exactBelow) {
-      hits = [];
-      for (let i = 0; i < n; i++) {
-        hits.push(exactTopK(c.vectors, c.ids, c.count, query(i), k));
+      // One pass over the rows for every query, split across the scan threads. The rows read are
+      // pinned: a write meanwhile copies them first, so the scan sees one consistent snapshot.
+      const release = c.pinForScan();
+      try {
+        hits = await this.scanPool.topK({
+          vectors: c.vectors,
+          ids: c.ids,
+          rows: c.count,
+          queries: queries.subarray(0, n * c.dimension),
+          dimension: c.dimension,
+          k,
+        });
+      } finally {
+        release();
       }
     } else {
       const index = this.indexOf(c);
@@ -386,8 +439,10 @@ export class EmbeddedVectorStore implements VectorStore {
       list.map((hit) => ({
         id: hit.id,
         score: hit.score,
-        ...(options.includeVectors === true ? { vector: c.row(hit.row).slice() } : {}),
-        ...(options.includePayloads === true ? { payload: c.payloads[hit.row] ?? EMPTY_PAYLOAD } : {}),
+        ...(options.includeVectors === true
+          ? { vector: vectorsRead.slice(hit.row * c.dimension, (hit.row + 1) * c.dimension) }
+          : {}),
+        ...(options.includePayloads === true ? { payload: payloadOf(c, hit.id) } : {}),
       })),
     );
   }
@@ -405,7 +460,7 @@ export class EmbeddedVectorStore implements VectorStore {
    */
   private async searchDisk(
     c: Collection,
-    n: number,
+    queries: Float32Array,
     query: (i: number) => Float32Array,
     options: SearchOptions,
   ): Promise<ScoredVectorPoint[][]> {
@@ -416,20 +471,24 @@ export class EmbeddedVectorStore implements VectorStore {
     const rowOf = c.identityIds
       ? (id: number): number => id
       : (id: number): number | undefined => c.rowById.get(id);
+    const n = queries.length / c.dimension;
     let hits: RowHit[][] = Array.from({ length: n }, () => []);
     if (count > 0 && (count < this.exactBelow || index === undefined)) {
-      // Exact: one pass over the rows for all queries, merging each chunk's top-k in faiss order.
+      // Exact: one pass over the rows for all queries (each chunk split across the scan threads),
+      // merging each chunk's top-k in faiss order.
       for await (const chunk of disk.chunks(SCAN_CHUNK_ROWS)) {
         throwIfAborted(signal);
         const rows = chunk.vectors.length / c.dimension;
-        const chunkIds = ids.subarray(chunk.first, chunk.first + rows);
-        for (let i = 0; i < n; i++) {
-          const local = exactTopK(chunk.vectors, chunkIds, rows, query(i), k).map((hit) => ({
-            ...hit,
-            row: hit.row + chunk.first,
-          }));
-          hits[i] = mergeTopK(hits[i]!, local, k);
-        }
+        const local = await this.scanPool.topK({
+          vectors: chunk.vectors,
+          ids: ids.subarray(chunk.first, chunk.first + rows),
+          rows,
+          queries,
+          dimension: c.dimension,
+          k,
+          rowOffset: chunk.first,
+        });
+        for (let i = 0; i < n; i++) hits[i] = mergeTopK(hits[i]!, local[i]!, k);
         // Let other requests run between chunks: a full scan of a large collection takes seconds.
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
@@ -649,7 +708,8 @@ export class EmbeddedVectorStore implements VectorStore {
     c.identityIds = true;
     c.vectors = new Float32Array(0);
     c.vectorsShared = false;
-    c.ids = Float64Array.from({ length: total }, (_, i) => i);
+    c.ids = sharedFloat64(total);
+    for (let i = 0; i < total; i++) c.ids[i] = i;
     c.count = total;
     c.payloads = [];
     c.rowById.clear();
@@ -747,6 +807,7 @@ export class EmbeddedVectorStore implements VectorStore {
     this.closed = true;
     await Promise.all([...this.collections.values()].map(async (c) => c.disk?.retire()));
     this.collections.clear();
+    await this.scanPool.close();
   }
 
   private async enqueueFlush(): Promise<void> {
@@ -962,7 +1023,16 @@ function checkOptions(options: EmbeddedVectorStoreOptions): void {
   if (typeof options !== 'object' || options === null) {
     throw DomainError.invalidInput('embedded vector store options must be an object', 'options');
   }
-  const { dir, quantization, exactBelow, hnsw, vectorFileRows, residentBelow } = options;
+  const { dir, quantization, exactBelow, hnsw, vectorFileRows, residentBelow, scanThreads } = options;
+  if (
+    scanThreads !== undefined &&
+    !(Number.isSafeInteger(scanThreads) && scanThreads >= 0 && scanThreads <= 64)
+  ) {
+    throw DomainError.invalidInput(
+      `scanThreads must be an integer from 0 (scan on the caller) to 64, got ${String(scanThreads)}`,
+      'scanThreads',
+    );
+  }
   if (
     residentBelow !== undefined &&
     !(

@@ -8,7 +8,14 @@ export {
   type ImportRowsResult,
   type Quantization,
 } from './embedded.driver';
-export { exactTopK, innerProductScore, type RowHit } from './exact-top-k';
+export { exactTopK, exactTopKBatch, innerProductScore, scalarTopK, TopK, type RowHit } from './exact-top-k';
+export {
+  DEFAULT_MIN_ROWS_PER_THREAD,
+  ExactScanPool,
+  type ExactScanPoolOptions,
+  type ScanJob,
+} from './scan-pool';
+export { sharedFloat32, sharedFloat64 } from './shared-memory';
 export {
   FAISS_IMPORT_DEFAULT_BATCH,
   importFaissIndex,
