@@ -1,5 +1,5 @@
 import { float32ArrayToFloat16 } from '@imagebind-llm/checkpoint';
-import { linearWeight, type WeightFormat } from './onnx/linear-weights';
+import { linearWeight, QUANT_BLOCK_SIZE, type QuantBlock, type WeightFormat } from './onnx/linear-weights';
 import { rmsNorm, silu } from './onnx/ops';
 import { attr, GraphBuilder, OnnxType, type InitializerSink } from './onnx/onnx-graph';
 import { mergeLora, type WeightStore } from './weights';
@@ -222,6 +222,8 @@ export interface DecoderGraphOptions {
   readonly kvDtype?: KvDtype;
   /** fp16 weights multiplied in float16 (GPU deployments; see linearWeight). */
   readonly halfCompute?: boolean;
+  /** int8/int4: inputs per quantization block (QUANT_BLOCK_SIZES; default QUANT_BLOCK_SIZE). */
+  readonly quantBlock?: QuantBlock;
 }
 
 export type KvDtype = 'float32' | 'float16';
@@ -273,6 +275,7 @@ export async function buildDecoderGraph(
   const g = new GraphBuilder('imagebind_llm_decoder', sink);
   const format = options.format ?? 'fp32';
   const half = options.halfCompute === true;
+  const block = options.quantBlock ?? QUANT_BLOCK_SIZE;
   const { dim: d, ffnHidden: f, loraRank: r, nHeads: nh, headDim: hd } = c;
   const ids = g.input('input_ids', OnnxType.INT64, ['batch', 'seq']);
   const pos = g.input('position_ids', OnnxType.INT64, ['batch', 'seq']);
@@ -361,7 +364,7 @@ export async function buildDecoderGraph(
     const bqkv = g.floatInit(`${p}.attention.bqkv`, [3 * d], qkvBias);
     const xn = rmsNorm(g, h, attnNorm, c.normEps);
     const qkv = g.op1('Add', [
-      linearWeight(g, xn, `${p}.attention.wqkv`, wqkv, 3 * d, d, format, half),
+      linearWeight(g, xn, `${p}.attention.wqkv`, wqkv, 3 * d, d, format, half, block),
       bqkv,
     ]);
     const [q, k, v] = g.op('Split', [qkv, g.int64s([d, d, d])], {
@@ -383,7 +386,10 @@ export async function buildDecoderGraph(
     const o = g.op1('Reshape', [bhsd(g.op1('MatMul', [probs, vAll])), g.int64s([0, 0, d])]);
     const wo = await merged(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r);
     const bo = g.floatInit(`${p}.attention.wo.bias`, [d], await w.f32(`${p}.attention.wo.bias`, [d]));
-    const attnOut = g.op1('Add', [linearWeight(g, o, `${p}.attention.wo`, wo, d, d, format, half), bo]);
+    const attnOut = g.op1('Add', [
+      linearWeight(g, o, `${p}.attention.wo`, wo, d, d, format, half, block),
+      bo,
+    ]);
     // the visual term: c_l added to every position right after the attention block (§7)
     const offset = g.op1('Unsqueeze', [
       g.op1('Gather', [offsets, g.int64s([l], [])], { axis: attr.int(1) }),
@@ -403,14 +409,24 @@ export async function buildDecoderGraph(
     const b13 = g.floatInit(`${p}.feed_forward.b13`, [2 * f], b13v);
     const y = rmsNorm(g, h, ffnNorm, c.normEps);
     const gates = g.op1('Add', [
-      linearWeight(g, y, `${p}.feed_forward.w13`, w13, 2 * f, d, format, half),
+      linearWeight(g, y, `${p}.feed_forward.w13`, w13, 2 * f, d, format, half, block),
       b13,
     ]);
     const [g1, g3] = g.op('Split', [gates, g.int64s([f, f])], { outputs: 2, attrs: { axis: attr.int(-1) } });
     const w2 = await merged(w, `${p}.feed_forward.w2.weight`, `${p}.feed_forward.lora_w2`, d, f, r);
     const b2 = g.floatInit(`${p}.feed_forward.w2.bias`, [d], await w.f32(`${p}.feed_forward.w2.bias`, [d]));
     const ffOut = g.op1('Add', [
-      linearWeight(g, g.op1('Mul', [silu(g, g1!), g3!]), `${p}.feed_forward.w2`, w2, d, f, format, half),
+      linearWeight(
+        g,
+        g.op1('Mul', [silu(g, g1!), g3!]),
+        `${p}.feed_forward.w2`,
+        w2,
+        d,
+        f,
+        format,
+        half,
+        block,
+      ),
       b2,
     ]);
     h = g.op1('Add', [h, ffOut]);
@@ -431,6 +447,7 @@ export async function buildDecoderGraph(
     d,
     format,
     half,
+    block,
   );
   g.output(logits, 'logits', OnnxType.FLOAT, ['batch', c.vocabSize]);
   for (let l = 0; l < c.nLayers; l++) {
@@ -455,6 +472,7 @@ export async function buildVisualGraph(
   c: LlamaConfig,
   sink?: InitializerSink,
   format: WeightFormat = 'fp32',
+  quantBlock: QuantBlock = QUANT_BLOCK_SIZE,
 ): Promise<GraphBuilder> {
   const g = new GraphBuilder('imagebind_llm_visual_offsets', sink);
   const { dim: d, nHeads: nh, headDim: hd, loraRank: r } = c;
@@ -479,12 +497,12 @@ export async function buildVisualGraph(
     );
     const wv = await w.f32(`${p}.attention.wv.weight`, [d, d]);
     const u = g.op1('Reshape', [
-      linearWeight(g, a, `${p}.attention.wv.base`, wv, d, d, format),
+      linearWeight(g, a, `${p}.attention.wv.base`, wv, d, d, format, false, quantBlock),
       g.int64s([0, nh, hd]),
     ]);
     const delta = g.op1('Reshape', [g.op1('Mul', [u, g.op1('Tanh', [gate])]), g.int64s([0, d])]);
     const wo = await merged(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r);
-    perLayer.push(linearWeight(g, delta, `${p}.attention.wo`, wo, d, d, format));
+    perLayer.push(linearWeight(g, delta, `${p}.attention.wo`, wo, d, d, format, false, quantBlock));
   }
   const stacked = g.op1(
     'Concat',

@@ -21,7 +21,13 @@ import {
   type LlamaConfig,
   type LlamaParamsJson,
 } from './llama.builder';
-import { bytesPerWeight, type WeightFormat } from './onnx/linear-weights';
+import {
+  bytesPerWeight,
+  QUANT_BLOCK_SIZE,
+  QUANT_BLOCK_SIZES,
+  type QuantBlock,
+  type WeightFormat,
+} from './onnx/linear-weights';
 import { BUILDER, weightBytes, writeGraph, writeModelJson, type ExternalDataMode } from './repository-writer';
 import { RepositoryStaging } from './repository-staging';
 import { WeightStore } from './weights';
@@ -43,6 +49,11 @@ export interface BuildRepositoryOptions {
   readonly format?: WeightFormat;
   /** Element type of the decoder's slot KV cache: float32 (exact, default) or float16. */
   readonly kvDtype?: KvDtype;
+  /**
+   * int8/int4: inputs per quantization block of the decoder's and visual graph's weights (32, 64
+   * or 128; default 32). The bind network keeps 32: it runs once per request, not per token.
+   */
+  readonly quantBlock?: QuantBlock;
   /** Phase lines (`reading …`, `building …`), as before structured progress existed. */
   readonly onProgress?: (message: string) => void;
   /** Bytes done of each long step (hashing, reading a graph's tensors, copying the cache). */
@@ -144,6 +155,10 @@ async function buildLanguageComponents(
   const mode = options.externalData ?? 'auto';
   const format = options.format ?? 'fp32';
   const kvDtype = options.kvDtype ?? 'float32';
+  const quantBlock = options.quantBlock ?? QUANT_BLOCK_SIZE;
+  if (!(QUANT_BLOCK_SIZES as readonly number[]).includes(quantBlock)) {
+    throw new Error(`quantBlock must be one of ${QUANT_BLOCK_SIZES.join(', ')}, got ${String(quantBlock)}`);
+  }
   const dtype = { fp32: 'float32', fp16: 'float16', int8: 'int8', int4: 'int4' }[format];
   const llamaTypeDir = join(options.llamaDir, options.llamaType);
   const basePath = join(llamaTypeDir, 'consolidated.00.pth');
@@ -252,6 +267,7 @@ async function buildLanguageComponents(
         buildDecoderGraph(weights, llama, sink, {
           format,
           kvDtype,
+          quantBlock,
           onLayer: (l) => say(`  layer ${l + 1}/${llama.nLayers}`),
         }),
       ),
@@ -270,9 +286,9 @@ async function buildLanguageComponents(
       writeGraph(
         decDir,
         'visual.onnx',
-        2 * llama.nLayers * llama.dim * llama.dim * bytesPerWeight(format),
+        2 * llama.nLayers * llama.dim * llama.dim * bytesPerWeight(format, quantBlock),
         mode,
-        (sink) => buildVisualGraph(weights, llama, sink, format),
+        (sink) => buildVisualGraph(weights, llama, sink, format, quantBlock),
       ),
     );
     const stateWritten = await writeGraph(decDir, 'state.onnx', 0, 'never', () =>
@@ -307,7 +323,14 @@ async function buildLanguageComponents(
           ],
         },
       },
-      config: { ...llama, llamaType: options.llamaType, bosId: 1, eosId: 2, kvDtype },
+      config: {
+        ...llama,
+        llamaType: options.llamaType,
+        bosId: 1,
+        eosId: 2,
+        kvDtype,
+        ...(format === 'int8' || format === 'int4' ? { quantBlock } : {}),
+      },
     });
     components.push({
       component: 'llama-decoder',

@@ -114,7 +114,33 @@ describe('ibllm models build', () => {
     expect((JSON.parse(g.stdout) as { generated_ids: number[] }).generated_ids).toEqual(knnOff.generated_ids);
   });
 
-  // Measured on this set: fp16 4.6e-4, int8 1.4e-2, int4 0.20 (random Gaussian weights are the
+  it('refuses a --quant-block it cannot build, naming the choices', () => {
+    const args = [
+      'models',
+      'build',
+      '--llama-dir',
+      join(golden, 'llama'),
+      '--adapter',
+      join(golden, '7B.pth'),
+    ];
+    const odd = ibllm([
+      ...args,
+      '--out',
+      join(work, 'repo-odd'),
+      '--quantize',
+      'int4',
+      '--quant-block',
+      '48',
+    ]);
+    expect(odd.status).not.toBe(0);
+    expect(odd.stderr).toContain('--quant-block must be 32, 64, 128, got "48"');
+    const plain = ibllm([...args, '--out', join(work, 'repo-plain'), '--quant-block', '128']);
+    expect(plain.status).not.toBe(0);
+    expect(plain.stderr).toContain('--quant-block applies to --quantize int8|int4 only');
+    expect(existsSync(join(work, 'repo-odd'))).toBe(false);
+  });
+
+  // Measured on this set: fp16 4.6e-4, int8 1.4e-2, int4 0.20, int4 with 128-input blocks 0.22 (random Gaussian weights are the
   // worst case for block quantization: no outliers to spare, every weight equally important; the
   // quantized formats also round activations to int8 per 32-block, MatMulNBits accuracy_level 4 —
   // int8 was 9.2e-3 and int4 0.24 with float32 activations).
@@ -122,10 +148,11 @@ describe('ibllm models build', () => {
     [['--dtype', 'fp16'], 2e-3],
     [['--quantize', 'int8'], 3e-2],
     [['--quantize', 'int4'], 0.5],
+    [['--quantize', 'int4', '--quant-block', '128'], 0.5],
   ] as const)(
     'builds %j models whose prefill logits stay within %d (relative) of the official ones',
     (flags, bound) => {
-      const out = join(work, `repo-${flags[1]}`);
+      const out = join(work, `repo-${flags.join('')}`);
       const b = ibllm([
         'models',
         'build',
@@ -138,11 +165,13 @@ describe('ibllm models build', () => {
         ...flags,
       ]);
       expect(b.status).toBe(0);
-      expect(
-        (JSON.parse(readFileSync(join(out, 'llama-decoder', '1', 'model.json'), 'utf8')) as { dtype: string })
-          .dtype,
-      ).toBe({ fp16: 'float16', int8: 'int8', int4: 'int4' }[flags[1]]);
-      const dump = join(work, `dump-${flags[1]}`);
+      const json = JSON.parse(readFileSync(join(out, 'llama-decoder', '1', 'model.json'), 'utf8')) as {
+        dtype: string;
+        config: { quantBlock?: number };
+      };
+      expect(json.dtype).toBe({ fp16: 'float16', int8: 'int8', int4: 'int4' }[flags[1]]);
+      expect(json.config.quantBlock).toBe(flags[0] === '--quantize' ? Number(flags[3] ?? 32) : undefined);
+      const dump = join(work, `dump-${flags.join('')}`);
       const g = ibllm([
         'generate',
         '--models',

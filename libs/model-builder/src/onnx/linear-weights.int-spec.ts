@@ -28,17 +28,23 @@ function random(n: number, seed: number): Float32Array {
 }
 
 /** The weight a format really stores, back in float32, [out, in]. */
-function stored(w: Float32Array, out: number, inn: number, format: WeightFormat): Float32Array {
+function stored(
+  w: Float32Array,
+  out: number,
+  inn: number,
+  format: WeightFormat,
+  block: number,
+): Float32Array {
   if (format === 'fp32') return w;
   if (format === 'fp16') return Float32Array.from(float32ArrayToFloat16(w), float16BitsToFloat32);
   const bits = format === 'int8' ? 8 : 4;
-  const q = quantizeBlockwise(w, out, inn, bits);
+  const q = quantizeBlockwise(w, out, inn, bits, block);
   const zero = bits === 8 ? 128 : 8;
   const deq = new Float32Array(out * inn);
   for (let o = 0; o < out; o++) {
     for (let i = 0; i < inn; i++) {
-      const b = Math.floor(i / QUANT_BLOCK_SIZE);
-      const k = i % QUANT_BLOCK_SIZE;
+      const b = Math.floor(i / block);
+      const k = i % block;
       const byte = q.packed[(o * q.blocks + b) * q.blockBytes + (bits === 8 ? k : k >> 1)]!;
       const v = bits === 8 ? byte : (k & 1) === 0 ? byte & 15 : byte >> 4;
       deq[o * inn + i] = (v - zero) * q.scales[o * q.blocks + b]!;
@@ -48,14 +54,14 @@ function stored(w: Float32Array, out: number, inn: number, format: WeightFormat)
 }
 
 /**
- * x as MatMulNBits at accuracy_level 4 sees it: per row, each block of QUANT_BLOCK_SIZE inputs
+ * x as MatMulNBits at accuracy_level 4 sees it: per row, each block of `block` inputs
  * rounded to int8 with scale max|x| / 127 (ties away from zero) and scaled back.
  */
-function int8Activations(x: Float32Array, rows: number, inn: number): Float32Array {
+function int8Activations(x: Float32Array, rows: number, inn: number, block: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let r = 0; r < rows; r++) {
-    for (let b = 0; b < inn; b += QUANT_BLOCK_SIZE) {
-      const end = Math.min(b + QUANT_BLOCK_SIZE, inn);
+    for (let b = 0; b < inn; b += block) {
+      const end = Math.min(b + block, inn);
       let amax = 0;
       for (let i = b; i < end; i++) amax = Math.max(amax, Math.abs(x[r * inn + i]!));
       const scale = Math.fround(amax / 127);
@@ -80,19 +86,30 @@ function matmulRef(x: Float32Array, rows: number, w: Float32Array, out: number, 
   return y;
 }
 
-// 72 inputs: two full blocks and a ragged one, so padding is exercised.
 const OUT = 48;
-const IN = 72;
 const ROWS = 5;
 
-describe.each(['fp32', 'fp16', 'int8', 'int4'] as const)('linearWeight %s', (format) => {
+describe.each([
+  ['fp32', QUANT_BLOCK_SIZE],
+  ['fp16', QUANT_BLOCK_SIZE],
+  ['int8', QUANT_BLOCK_SIZE],
+  ['int4', QUANT_BLOCK_SIZE],
+  ['int8', 128],
+  ['int4', 64],
+  ['int4', 128],
+] as const)('linearWeight %s (block %i)', (format, block) => {
   it('computes x · Ŵᵀ for the weight it stores', async () => {
+    // Two full blocks and a ragged one, so padding is exercised.
+    const IN = 2 * block + 8;
     const w = random(OUT * IN, 11);
     const x = random(ROWS * IN, 12);
     const g = new GraphBuilder('linear_test');
     const input = g.input('x', OnnxType.FLOAT, ['rows', IN]);
-    g.output(linearWeight(g, input, 'w', w, OUT, IN, format), 'y', OnnxType.FLOAT, ['rows', OUT]);
-    const path = join(dir, `${format}.onnx`);
+    g.output(linearWeight(g, input, 'w', w, OUT, IN, format, false, block), 'y', OnnxType.FLOAT, [
+      'rows',
+      OUT,
+    ]);
+    const path = join(dir, `${format}-${block}.onnx`);
     writeFileSync(
       path,
       serializeModel(g, { opsets: { '': 17, 'com.microsoft': 1 }, producerVersion: 'test' }),
@@ -101,9 +118,11 @@ describe.each(['fp32', 'fp16', 'int8', 'int4'] as const)('linearWeight %s', (for
     const y = (await session.run({ x: hostTensor('float32', [ROWS, IN], x) }))['y']!.data as Float32Array;
     await session.release();
     // float32 accumulation in onnxruntime vs float64 here; the quantized formats see the
-    // activations as the int8 kernel does (accuracy_level 4: blocks of 32, scale max|x| / 127).
-    const seen = format === 'int8' || format === 'int4' ? int8Activations(x, ROWS, IN) : x;
-    expect(relativeError(y, matmulRef(seen, ROWS, stored(w, OUT, IN, format), OUT, IN))).toBeLessThan(1e-5);
+    // activations as the int8 kernel does (accuracy_level 4: per weight block, scale max|x| / 127).
+    const seen = format === 'int8' || format === 'int4' ? int8Activations(x, ROWS, IN, block) : x;
+    expect(relativeError(y, matmulRef(seen, ROWS, stored(w, OUT, IN, format, block), OUT, IN))).toBeLessThan(
+      1e-5,
+    );
     const formatError = relativeError(y, matmulRef(x, ROWS, w, OUT, IN));
     // What storing costs on Gaussian weights: exact, ~1e-4 (fp16), ~1e-2 (int8), ~1e-1 (int4).
     const bound = { fp32: 1e-5, fp16: 1e-3, int8: 2e-2, int4: 2e-1 }[format];

@@ -24,12 +24,21 @@ export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'fp16', 'int8', 
  */
 export const MATMUL_NBITS_ACCURACY_LEVEL = 4;
 
-/** Elements per quantization block along the input dimension. */
+/** Elements per quantization block along the input dimension, by default. */
 export const QUANT_BLOCK_SIZE = 32;
 
+/**
+ * Block sizes a build may choose (`ibllm models build --quant-block`). Larger blocks store fewer
+ * scales and let onnxruntime's kernel convert and scale its integer dot products less often: at
+ * decode shape (one row, LLaMA-7B's MLP) int4 ran 2.4× faster with 128 than with 32 on a 2-core
+ * AVX2 machine (bench/decoder/matmul-nbits.mjs), at the price of a coarser scale per block.
+ */
+export const QUANT_BLOCK_SIZES = [32, 64, 128] as const;
+export type QuantBlock = (typeof QUANT_BLOCK_SIZES)[number];
+
 /** Bytes the format needs per weight element (for size estimates). */
-export function bytesPerWeight(format: WeightFormat): number {
-  return { fp32: 4, fp16: 2, int8: 1 + 4 / QUANT_BLOCK_SIZE, int4: 0.5 + 4 / QUANT_BLOCK_SIZE }[format];
+export function bytesPerWeight(format: WeightFormat, block: number = QUANT_BLOCK_SIZE): number {
+  return { fp32: 4, fp16: 2, int8: 1 + 4 / block, int4: 0.5 + 4 / block }[format];
 }
 
 export interface QuantizedWeight {
@@ -112,6 +121,7 @@ export function linearWeight(
   inn: number,
   format: WeightFormat,
   halfCompute = false,
+  quantBlock: number = QUANT_BLOCK_SIZE,
 ): string {
   switch (format) {
     case 'fp32':
@@ -131,7 +141,7 @@ export function linearWeight(
     case 'int8':
     case 'int4': {
       const bits = format === 'int8' ? 8 : 4;
-      const q = quantizeBlockwise(w, out, inn, bits);
+      const q = quantizeBlockwise(w, out, inn, bits, quantBlock);
       const packed = g.initializer(
         `${name}.q${bits}`,
         OnnxType.UINT8,
@@ -146,7 +156,7 @@ export function linearWeight(
           K: attr.int(inn),
           N: attr.int(out),
           bits: attr.int(bits),
-          block_size: attr.int(QUANT_BLOCK_SIZE),
+          block_size: attr.int(quantBlock),
           accuracy_level: attr.int(MATMUL_NBITS_ACCURACY_LEVEL),
         },
         'com.microsoft',

@@ -5,6 +5,7 @@ import {
   buildLanguageRepository,
   RepositoryStaging,
   type BuildEncodersOptions,
+  QUANT_BLOCK_SIZES,
   type WeightFormat,
 } from '@imagebind-llm/model-builder';
 import { CliError, requireString } from '../cli-error';
@@ -13,7 +14,8 @@ import { stderrSink, type ProgressSink } from '../progress-line';
 
 export const MODELS_BUILD_USAGE = `ibllm models build [--imagebind PTH [--imagebind-config JSON]]
                    [--llama-dir DIR [--llama-type 7B] --adapter PTH [--knn INDEX]] --out REPO
-                   [--dtype fp32|fp16] [--quantize int8|int4] [--kv-dtype float32|float16]
+                   [--dtype fp32|fp16] [--quantize int8|int4 [--quant-block 32|64|128]]
+                   [--kv-dtype float32|float16]
                    [--external-data auto|always|never] [--version V]
 
 Builds a model repository straight from the official checkpoint files (no Python):
@@ -24,7 +26,9 @@ Builds a model repository straight from the official checkpoint files (no Python
   tokenizer/       the LLaMA SentencePiece model
   knn-cache/       the visual cache vectors (with --knn)
 --dtype fp16 halves the files (onnxruntime's CPU provider widens them back to float32 at load);
---quantize int8|int4 stores linear layers block-quantized for MatMulNBits (CPU deployments).
+--quantize int8|int4 stores linear layers block-quantized for MatMulNBits (CPU deployments);
+--quant-block sets the decoder's inputs per block (default 32): 128 decodes about 2× faster with
+int4 on AVX2 CPUs (fewer scales to apply) at a coarser scale per block.
 --kv-dtype float16 makes the decoder's slot KV cache half-size (512 KiB per position on 7B instead
 of 1 MiB; for GPU deployments, where the WebGPU provider keeps it on the device); float32 is exact.
 The released adapter was trained on 7B_chinese (MODEL_SPEC B1): pass --llama-type 7B_chinese for real weights.
@@ -67,6 +71,7 @@ export async function modelsBuild(
       dtype: { type: 'string', default: 'fp32' },
       quantize: { type: 'string' },
       'kv-dtype': { type: 'string', default: 'float32' },
+      'quant-block': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -91,6 +96,16 @@ export async function modelsBuild(
   }
   if (values.quantize !== undefined && values.dtype === 'fp16')
     throw new CliError('--quantize and --dtype fp16 exclude each other');
+  const quantBlockText = values['quant-block'];
+  const quantBlock = QUANT_BLOCK_SIZES.find((b) => String(b) === quantBlockText);
+  if (quantBlockText !== undefined && quantBlock === undefined) {
+    throw new CliError(
+      `--quant-block must be ${QUANT_BLOCK_SIZES.join(', ')}, got ${JSON.stringify(quantBlockText)}`,
+    );
+  }
+  if (quantBlock !== undefined && values.quantize === undefined) {
+    throw new CliError('--quant-block applies to --quantize int8|int4 only');
+  }
   const format: WeightFormat = values.quantize ?? (values.dtype === 'fp16' ? 'fp16' : 'fp32');
   const out = requireString(values, 'out');
   const language = values.adapter !== undefined || values['llama-dir'] !== undefined;
@@ -159,6 +174,7 @@ export async function modelsBuild(
         ...(values.knn === undefined ? {} : { knn: values.knn }),
         format,
         kvDtype,
+        ...(quantBlock === undefined ? {} : { quantBlock }),
       });
       done.push(...summary.components);
     }
