@@ -6,6 +6,10 @@
 //        [--layers 32] [--cache-vectors 3250000] [--quantize int4,int8] [--encoders fp16|fp32]
 //        [--queries 1000] [--max-new-tokens 32] [--seed S] [--phases LIST]
 //
+// A --quantize format may name its quantization block: int4-b128 builds with --quant-block 128.
+// --phases picks from checkpoints,build,build-alt,import,cache,serve,generate-alt (build-alt builds
+// only the formats after the first, e.g. to add int4-b128 to a kept --dir).
+//
 // 1. writes random-weight checkpoints in the official formats at the real shapes, streamed chunk by
 //    chunk (imagebind_w3D.pth, LLaMA-7B consolidated.00.pth + params.json, the adapter 7B.pth and
 //    a clustered unit-norm knn.index of --cache-vectors × 1024);
@@ -49,7 +53,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const require = createRequire(import.meta.url);
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
-const PHASES = ['checkpoints', 'build', 'import', 'cache', 'serve', 'generate-alt'];
+const PHASES = ['checkpoints', 'build', 'build-alt', 'import', 'cache', 'serve', 'generate-alt'];
 
 const { values: args } = parseArgs({
   options: {
@@ -88,9 +92,16 @@ const cacheVectors = positive('cache-vectors');
 const queryCount = positive('queries');
 const maxNewTokens = positive('max-new-tokens');
 const seed = Number(args.seed);
+// A format is int4 or int8, optionally with the quantization block: int4-b128 (--quant-block 128).
 const formats = args.quantize.split(',').map((s) => s.trim());
+const FORMAT = /^(int4|int8)(?:-b(32|64|128))?$/;
 for (const f of formats)
-  if (f !== 'int4' && f !== 'int8') fail(`--quantize takes int4 and/or int8, got ${f}`);
+  if (!FORMAT.test(f)) fail(`--quantize takes int4, int8, int4-b64, int4-b128, int8-b128, …; got ${f}`);
+const formatFlags = (f) => {
+  const [, bits, block] = FORMAT.exec(f);
+  return ['--quantize', bits, ...(block === undefined ? [] : ['--quant-block', block])];
+};
+const bitsOf = (f) => FORMAT.exec(f)[1];
 if (args.encoders !== 'fp16' && args.encoders !== 'fp32') fail('--encoders must be fp16 or fp32');
 const phases = new Set(args.phases.split(',').map((s) => s.trim()));
 for (const p of phases)
@@ -301,7 +312,7 @@ async function main() {
   const languageValues = numel(plan.adapter) + numel(plan.base);
   const perFormat = { int4: 0.6, int8: 1.1 }; // bytes per value, with scales and the fp16 tables
   const repoBytes =
-    formats.reduce((n, f) => n + languageValues * perFormat[f], 0) +
+    formats.reduce((n, f) => n + languageValues * perFormat[bitsOf(f)], 0) +
     imagebindPlan.parameters * (args.encoders === 'fp16' ? 2 : 4);
   const storeBytes = knnBytes + cacheVectors * (DIM + 200);
   const needed = adapterBytes + baseBytes + imagebindPlan.bytes + knnBytes + repoBytes + storeBytes + 2 * GiB;
@@ -390,16 +401,20 @@ async function main() {
 
     // 2. build -----------------------------------------------------------------------------------
     const repoFor = (f) => join(workDir, `repo-${f}`);
-    if (phases.has('build')) {
-      say(`\n[2/5] ibllm models build → ${repo}`);
-      rmSync(repo, { recursive: true, force: true });
-      const enc = await runNode(
-        'build-encoders',
-        [cli, 'models', 'build', '--imagebind', imagebindPath, '--dtype', args.encoders, '--out', repo],
-        workDir,
-      );
-      phase(`build encoders (${args.encoders})`, enc.wallMs, enc.maxRss);
-      for (const f of formats) {
+    if (phases.has('build') || phases.has('build-alt')) {
+      // build: the encoders and every format; build-alt: only the formats after the first.
+      const all = phases.has('build');
+      say(`\n[2/5] ibllm models build → ${all ? repo : formats.slice(1).map(repoFor).join(', ')}`);
+      if (all) {
+        rmSync(repo, { recursive: true, force: true });
+        const enc = await runNode(
+          'build-encoders',
+          [cli, 'models', 'build', '--imagebind', imagebindPath, '--dtype', args.encoders, '--out', repo],
+          workDir,
+        );
+        phase(`build encoders (${args.encoders})`, enc.wallMs, enc.maxRss);
+      }
+      for (const f of all ? formats : formats.slice(1)) {
         const out = repoFor(f);
         if (f !== formats[0]) rmSync(out, { recursive: true, force: true });
         const lang = await runNode(
@@ -414,8 +429,7 @@ async function main() {
             '7B',
             '--adapter',
             adapter,
-            '--quantize',
-            f,
+            ...formatFlags(f),
             '--out',
             out,
             '--external-data',
