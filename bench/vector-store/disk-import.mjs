@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { EmbeddedVectorStore } from '@imagebind-llm/vector-store';
+import { centredRandom } from '../lib/random.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -30,15 +31,7 @@ const d = 1024;
 const chunkRows = 4096;
 const centers = 2000;
 
-let state = 12345;
-const rnd = () => {
-  state ^= state << 13;
-  state >>>= 0;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  state >>>= 0;
-  return state / 0x1_0000_0000 - 0.5;
-};
+const rnd = centredRandom(12345);
 const center = new Float32Array(centers * d).map(() => rnd());
 function point(out, offset) {
   const c = Math.floor((rnd() + 0.5) * centers) * d;

@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { ExactScanPool, exactTopKBatch, scalarTopK, sharedFloat32 } from '@imagebind-llm/vector-store';
 import { measureMemoryBandwidth } from '../lib/memory-bandwidth.mjs';
+import { centredRandom } from '../lib/random.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -36,15 +37,7 @@ const log = (line) => {
 };
 
 // Clustered unit rows (CC3M-like), the same on every run.
-let state = 20240101;
-const rnd = () => {
-  state ^= state << 13;
-  state >>>= 0;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  state >>>= 0;
-  return state / 0x1_0000_0000 - 0.5;
-};
+const rnd = centredRandom(20240101);
 const vectors = sharedFloat32(rows * d);
 const centers = Float32Array.from({ length: 256 * d }, rnd);
 for (let r = 0; r < rows; r++) {

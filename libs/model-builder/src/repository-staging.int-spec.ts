@@ -1,7 +1,6 @@
 // A build is all or nothing: an aborted or failing `models build` leaves no partial component and
 // keeps a complete repository already at `out`; the streamed knn copy writes the bytes the
 // whole-index copy did. Built from the golden tiny-a checkpoints (official formats).
-import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -9,14 +8,13 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { encodeNpy, readFaissIndex } from '@imagebind-llm/checkpoint';
 import { listComponents, resolveComponent } from '@imagebind-llm/inference';
-import { goldenPath } from '@imagebind-llm/testing';
+import { fileDigests, goldenPath } from '@imagebind-llm/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BuildProgress } from './build-progress';
 import { buildLanguageRepository, type BuildRepositoryOptions } from './repository.builder';
@@ -35,17 +33,6 @@ const language = (out: string, extra: Partial<BuildRepositoryOptions> = {}): Bui
   out,
   ...extra,
 });
-
-/** Every file below `dir` with the sha256 of its contents (dot entries included). */
-function snapshot(dir: string): Record<string, string> {
-  const files: Record<string, string> = {};
-  for (const name of readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort()) {
-    const path = join(dir, name);
-    if (statSync(path).isFile())
-      files[relative(dir, path)] = createHash('sha256').update(readFileSync(path)).digest('hex');
-  }
-  return files;
-}
 
 /** Names in the repository's component folders that are not plain versions. */
 function leftovers(dir: string): string[] {
@@ -102,7 +89,7 @@ describe('buildLanguageRepository is all or nothing', () => {
   it('aborted midway leaves a previous complete repository exactly as it was, and no partial folder', async () => {
     const out = fresh();
     await buildLanguageRepository(language(out));
-    const before = snapshot(out);
+    const before = fileDigests(out);
     const controller = new AbortController();
     const build = buildLanguageRepository(
       language(out, {
@@ -115,14 +102,14 @@ describe('buildLanguageRepository is all or nothing', () => {
       }),
     );
     await expect(build).rejects.toThrow(/abort/i);
-    expect(snapshot(out)).toEqual(before);
+    expect(fileDigests(out)).toEqual(before);
     expect(leftovers(out)).toEqual([]);
   });
 
   it('failing late (at the knn copy) keeps the old components: bind and the decoder are not half replaced', async () => {
     const out = fresh();
     await buildLanguageRepository(language(out));
-    const before = snapshot(out);
+    const before = fileDigests(out);
     const build = buildLanguageRepository(
       language(out, {
         onBytes: (p) => {
@@ -131,7 +118,7 @@ describe('buildLanguageRepository is all or nothing', () => {
       }),
     );
     await expect(build).rejects.toThrow('disk full (simulated)');
-    expect(snapshot(out)).toEqual(before);
+    expect(fileDigests(out)).toEqual(before);
     expect(leftovers(out)).toEqual([]);
   });
 

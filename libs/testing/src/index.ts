@@ -8,3 +8,4 @@ export * from './platform';
 export * from './domain-errors';
 export * from './png';
 export * from './golden-demo';
+export * from './file-tree';

@@ -176,15 +176,7 @@ export async function removeStrayFiles(folder: string, manifest: CollectionManif
 }
 
 async function writeDurably(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = tempPath(path);
-  const handle = await open(tmp, 'w');
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
+  await rename(await writeTemp(path, data), path);
 }
 
 async function syncFile(path: string): Promise<void> {

@@ -118,19 +118,75 @@ function encodeBody({ locals, code }: Body): number[] {
   return [...uleb(body.length), ...body];
 }
 
+// Locals shared by every kernel: the params (q, out, n) and the loop's pointers.
+const [Q, OUT, N] = [0, 1, 2];
+const [P, QP, END, POUT] = [3, 4, 5, 6];
+/** The first local after those (each kernel's own v128 locals start here). */
+const OWN = 7;
+
+/**
+ * The skeleton of every kernel: for each group of `groupRows` rows of the block (P walks the rows,
+ * POUT the scores), zero the `accumulators` v128 locals from `accFirst`, walk i over the d
+ * elements — `step(j)` emits element i + j of the unrolled loop, reading rows at P and query data
+ * at QP — then `store()` writes the group's scores at POUT.
+ */
+function rowGroupLoop(
+  code: number[],
+  d: number,
+  groupRows: number,
+  accFirst: number,
+  accumulators: number,
+  step: (j: number) => void,
+  store: () => void,
+): void {
+  const rowBytes = d * 4;
+  code.push(...op.i32Const(0), ...op.localSet(P));
+  code.push(...op.localGet(OUT), ...op.localSet(POUT));
+  code.push(...op.localGet(N), ...op.i32Const(rowBytes), 0x6c /* i32.mul */, ...op.localSet(END));
+  code.push(...op.block, ...op.loop); // the rows loop
+  code.push(...op.localGet(P), ...op.localGet(END), 0x4f /* i32.ge_u */, ...op.brIf(1));
+  for (let a = 0; a < accumulators; a++) code.push(...op.v128Zero, ...op.localSet(accFirst + a));
+  code.push(...op.localGet(Q), ...op.localSet(QP));
+  const main = Math.floor(d / UNROLL);
+  if (main > 0) {
+    // The i loop: P advances 4 B and QP 16 B per element, until QP reaches q + main·UNROLL·16.
+    code.push(...op.loop);
+    for (let j = 0; j < UNROLL; j++) step(j);
+    code.push(...op.localGet(P), ...op.i32Const(UNROLL * 4), ...op.i32Add, ...op.localSet(P));
+    code.push(...op.localGet(QP), ...op.i32Const(UNROLL * 16), ...op.i32Add, ...op.localTee(QP));
+    code.push(
+      ...op.localGet(Q),
+      ...op.i32Const(main * UNROLL * 16),
+      ...op.i32Add,
+      ...op.i32LtU,
+      ...op.brIf(0),
+    );
+    code.push(...op.end);
+  }
+  // The tail d % UNROLL, read at P + j·4 and QP + j·16 without advancing them.
+  for (let j = 0; j < d % UNROLL; j++) step(j);
+  store();
+  // Next group: P moves on by the group's rows less the part of the row already walked.
+  code.push(
+    ...op.localGet(P),
+    ...op.i32Const(groupRows * rowBytes - main * UNROLL * 4),
+    ...op.i32Add,
+    ...op.localSet(P),
+  );
+  code.push(...op.localGet(POUT), ...op.i32Const(groupRows * 4), ...op.i32Add, ...op.localSet(POUT));
+  code.push(0x0c, 0 /* br 0: the rows loop */, ...op.end, ...op.end);
+}
+
 /**
  * `single(q, out, n)`: one query against rows [0, n) of the block (n a multiple of 8). q points at
  * d f64x2 (q[i], q[i]); score of row r goes to f32 out[r].
  */
 function singleKernel(d: number): Body {
-  const [Q, OUT, N] = [0, 1, 2];
-  const [P, QP, END, POUT] = [3, 4, 5, 6];
-  const ACC = 7; // 4 accumulators
-  const QQ = 11;
+  const ACC = OWN; // SINGLE_ROWS / 2 accumulators, two rows each
+  const QQ = ACC + SINGLE_ROWS / 2;
   const rowBytes = d * 4;
   const code: number[] = [];
   const step = (j: number): void => {
-    // j: element offset within the unrolled step, relative to P (row pointer) and QP.
     code.push(...op.localGet(QP), ...op.v128Load(j * 16), ...op.localSet(QQ));
     for (let k = 0; k < SINGLE_ROWS / 2; k++) {
       code.push(
@@ -147,50 +203,18 @@ function singleKernel(d: number): Body {
       );
     }
   };
-  // P = 0 (block base); END = n * rowBytes; POUT = OUT
-  code.push(...op.i32Const(0), ...op.localSet(P));
-  code.push(...op.localGet(OUT), ...op.localSet(POUT));
-  code.push(...op.localGet(N), ...op.i32Const(rowBytes), 0x6c /* i32.mul */, ...op.localSet(END));
-  code.push(...op.block, ...op.loop); // rows loop
-  code.push(...op.localGet(P), ...op.localGet(END), 0x4f /* i32.ge_u */, ...op.brIf(1));
-  for (let k = 0; k < SINGLE_ROWS / 2; k++) code.push(...op.v128Zero, ...op.localSet(ACC + k));
-  code.push(...op.localGet(Q), ...op.localSet(QP));
-  const main = Math.floor(d / UNROLL);
-  if (main > 0) {
-    // END of i-loop for this row group is P + main*UNROLL*4; reuse a computed bound via QP.
-    code.push(...op.loop);
-    for (let j = 0; j < UNROLL; j++) step(j);
-    code.push(...op.localGet(P), ...op.i32Const(UNROLL * 4), ...op.i32Add, ...op.localSet(P));
-    code.push(...op.localGet(QP), ...op.i32Const(UNROLL * 16), ...op.i32Add, ...op.localTee(QP));
-    code.push(
-      ...op.localGet(Q),
-      ...op.i32Const(main * UNROLL * 16),
-      ...op.i32Add,
-      ...op.i32LtU,
-      ...op.brIf(0),
-    );
-    code.push(...op.end);
-  }
-  for (let j = 0; j < d % UNROLL; j++) step(j);
-  // store: P has advanced by main*UNROLL*4 bytes; tail read at P + j*4 as well, never advanced.
-  for (let k = 0; k < SINGLE_ROWS / 2; k++) {
-    code.push(
-      ...op.localGet(POUT),
-      ...op.localGet(ACC + k),
-      ...op.f32x4DemoteZero,
-      ...op.v128Store64Lane(k * 8, 0),
-    );
-  }
-  // next group: P += 8 rows - the part of the row already advanced.
-  code.push(
-    ...op.localGet(P),
-    ...op.i32Const(SINGLE_ROWS * rowBytes - main * UNROLL * 4),
-    ...op.i32Add,
-    ...op.localSet(P),
-  );
-  code.push(...op.localGet(POUT), ...op.i32Const(SINGLE_ROWS * 4), ...op.i32Add, ...op.localSet(POUT));
-  code.push(0x0c, 0 /* br 0: rows loop */, ...op.end, ...op.end);
-  return { locals: [I32, I32, I32, I32, V128, V128, V128, V128, V128], code };
+  const store = (): void => {
+    for (let k = 0; k < SINGLE_ROWS / 2; k++) {
+      code.push(
+        ...op.localGet(POUT),
+        ...op.localGet(ACC + k),
+        ...op.f32x4DemoteZero,
+        ...op.v128Store64Lane(k * 8, 0),
+      );
+    }
+  };
+  rowGroupLoop(code, d, SINGLE_ROWS, ACC, SINGLE_ROWS / 2, step, store);
+  return { locals: [I32, I32, I32, I32, ...new Array<number>(SINGLE_ROWS / 2 + 1).fill(V128)], code };
 }
 
 /**
@@ -199,9 +223,7 @@ function singleKernel(d: number): Body {
  * and out[(2p+1)·BLOCK + r].
  */
 function pairsKernel(d: number, pairs: number): Body {
-  const [Q, OUT, N] = [0, 1, 2];
-  const [P, QP, END, POUT] = [3, 4, 5, 6];
-  const XX = 7; // PAIR_ROWS locals
+  const XX = OWN; // PAIR_ROWS locals
   const QQ = XX + PAIR_ROWS;
   const ACC = QQ + 1; // PAIR_ROWS * pairs
   const rowBytes = d * 4;
@@ -230,53 +252,25 @@ function pairsKernel(d: number, pairs: number): Body {
       }
     }
   };
-  code.push(...op.i32Const(0), ...op.localSet(P));
-  code.push(...op.localGet(OUT), ...op.localSet(POUT));
-  code.push(...op.localGet(N), ...op.i32Const(rowBytes), 0x6c, ...op.localSet(END));
-  code.push(...op.block, ...op.loop);
-  code.push(...op.localGet(P), ...op.localGet(END), 0x4f, ...op.brIf(1));
-  for (let a = 0; a < PAIR_ROWS * pairs; a++) code.push(...op.v128Zero, ...op.localSet(ACC + a));
-  code.push(...op.localGet(Q), ...op.localSet(QP));
-  const main = Math.floor(d / UNROLL);
-  if (main > 0) {
-    code.push(...op.loop);
-    for (let j = 0; j < UNROLL; j++) step(j);
-    code.push(...op.localGet(P), ...op.i32Const(UNROLL * 4), ...op.i32Add, ...op.localSet(P));
-    code.push(...op.localGet(QP), ...op.i32Const(UNROLL * 16), ...op.i32Add, ...op.localTee(QP));
-    code.push(
-      ...op.localGet(Q),
-      ...op.i32Const(main * UNROLL * 16),
-      ...op.i32Add,
-      ...op.i32LtU,
-      ...op.brIf(0),
-    );
-    code.push(...op.end);
-  }
-  for (let j = 0; j < d % UNROLL; j++) step(j);
-  for (let r = 0; r < PAIR_ROWS; r++) {
-    for (let p = 0; p < pairs; p++) {
-      const acc = ACC + r * pairs + p;
-      code.push(...op.localGet(acc), ...op.f32x4DemoteZero, ...op.localSet(QQ));
-      code.push(
-        ...op.localGet(POUT),
-        ...op.localGet(QQ),
-        ...op.v128Store32Lane((2 * p * BLOCK_ROWS + r) * 4, 0),
-      );
-      code.push(
-        ...op.localGet(POUT),
-        ...op.localGet(QQ),
-        ...op.v128Store32Lane(((2 * p + 1) * BLOCK_ROWS + r) * 4, 1),
-      );
+  const store = (): void => {
+    for (let r = 0; r < PAIR_ROWS; r++) {
+      for (let p = 0; p < pairs; p++) {
+        const acc = ACC + r * pairs + p;
+        code.push(...op.localGet(acc), ...op.f32x4DemoteZero, ...op.localSet(QQ));
+        code.push(
+          ...op.localGet(POUT),
+          ...op.localGet(QQ),
+          ...op.v128Store32Lane((2 * p * BLOCK_ROWS + r) * 4, 0),
+        );
+        code.push(
+          ...op.localGet(POUT),
+          ...op.localGet(QQ),
+          ...op.v128Store32Lane(((2 * p + 1) * BLOCK_ROWS + r) * 4, 1),
+        );
+      }
     }
-  }
-  code.push(
-    ...op.localGet(P),
-    ...op.i32Const(PAIR_ROWS * rowBytes - main * UNROLL * 4),
-    ...op.i32Add,
-    ...op.localSet(P),
-  );
-  code.push(...op.localGet(POUT), ...op.i32Const(PAIR_ROWS * 4), ...op.i32Add, ...op.localSet(POUT));
-  code.push(0x0c, 0, ...op.end, ...op.end);
+  };
+  rowGroupLoop(code, d, PAIR_ROWS, ACC, PAIR_ROWS * pairs, step, store);
   return {
     locals: [I32, I32, I32, I32, ...new Array<number>(PAIR_ROWS + 1 + PAIR_ROWS * pairs).fill(V128)],
     code,

@@ -1,12 +1,11 @@
 // `ibllm models build` interrupted: exit status 130, a clear message, and the repository at --out
 // exactly as it was — encoders and language side together (one commit for the whole build).
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { goldenBuildArgs } from '@imagebind-llm/testing';
+import { fileDigests, goldenBuildArgs } from '@imagebind-llm/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CliError } from '../src/cli-error';
 import type { ProgressSink } from '../src/progress-line';
@@ -14,16 +13,6 @@ import { modelsBuild } from '../src/commands/models-build.command';
 
 const root = mkdtempSync(join(tmpdir(), 'models-build-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-function snapshot(dir: string): Record<string, string> {
-  const files: Record<string, string> = {};
-  for (const name of readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort()) {
-    const path = join(dir, name);
-    if (statSync(path).isFile())
-      files[relative(dir, path)] = createHash('sha256').update(readFileSync(path)).digest('hex');
-  }
-  return files;
-}
 
 const BIN = join(__dirname, '..', 'bin', 'ibllm.js');
 
@@ -53,7 +42,7 @@ describe('ibllm models build, interrupted', () => {
     const lines: string[] = [];
     await modelsBuild(goldenBuildArgs(out), (l) => lines.push(l), { progress: quiet });
     expect(lines.at(-1)).toMatch(/^done in /);
-    const before = snapshot(out);
+    const before = fileDigests(out);
     expect(Object.keys(before).some((f) => f.startsWith('imagebind-vision/1/'))).toBe(true);
 
     const controller = new AbortController();
@@ -74,7 +63,7 @@ describe('ibllm models build, interrupted', () => {
     expect((error as CliError).exitCode).toBe(130);
     expect((error as CliError).message).toBe(`interrupted: removed the partial build; ${out} is as it was`);
     expect(log.some((l) => l.startsWith('wrote '))).toBe(false);
-    expect(snapshot(out)).toEqual(before);
+    expect(fileDigests(out)).toEqual(before);
   });
 
   it('a failing build says the repository was left as it was and rethrows the cause', async () => {
@@ -97,7 +86,7 @@ describe('ibllm models build, interrupted', () => {
       arg.startsWith('--imagebind') || (g[i - 1] ?? '').startsWith('--imagebind') ? [] : [arg],
     );
     await modelsBuild(languageOnly, () => undefined, { progress: quiet });
-    const before = snapshot(out);
+    const before = fileDigests(out);
     for (const [signal, code] of [
       ['SIGINT', 130],
       ['SIGTERM', 143],
@@ -105,7 +94,7 @@ describe('ibllm models build, interrupted', () => {
       const run = await interruptedRun(g, 'building imagebind-text/', signal);
       expect(run.code).toBe(code);
       expect(run.stderr.at(-1)).toBe(`ibllm: interrupted: removed the partial build; ${out} is as it was`);
-      expect(snapshot(out)).toEqual(before);
+      expect(fileDigests(out)).toEqual(before);
       expect(readdirSync(out).sort()).toEqual(['bind', 'knn-cache', 'llama-decoder', 'tokenizer']);
     }
   });
