@@ -15,7 +15,12 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createOrtSession, hostTensor } from '@imagebind-llm/inference';
-import { attr, GraphBuilder, OnnxType, serializeModel } from '../../libs/model-builder/dist/onnx/onnx-graph.js';
+import {
+  attr,
+  GraphBuilder,
+  OnnxType,
+  serializeModel,
+} from '../../libs/model-builder/dist/onnx/onnx-graph.js';
 import { measureMemoryBandwidth } from '../lib/memory-bandwidth.mjs';
 
 const { values } = parseArgs({
@@ -74,7 +79,10 @@ function buildGraph(dir, bits, block) {
   }
   g.output(x, 'y', OnnxType.FLOAT, [1, dim]);
   const file = join(dir, `nbits-${bits}-${block}.onnx`);
-  writeFileSync(file, serializeModel(g, { opsets: { '': 17, 'com.microsoft': 1 }, producerVersion: 'bench' }));
+  writeFileSync(
+    file,
+    serializeModel(g, { opsets: { '': 17, 'com.microsoft': 1 }, producerVersion: 'bench' }),
+  );
   return { file, weightBytes };
 }
 
@@ -83,8 +91,14 @@ try {
   const bandwidth = await measureMemoryBandwidth();
   const bound = bandwidth.readBytesPerSecond;
   log(`bound: ${(bound / 1e9).toFixed(2)} GB/s read (${bandwidth.method})`);
-  log(`${2 * pairs} MatMulNBits ${dim}↔${hidden}, 1 row, accuracy_level ${values.accuracy}, median of ${reps}`);
-  const x = hostTensor('float32', [1, dim], Float32Array.from({ length: dim }, () => byte() / 128 - 1));
+  log(
+    `${2 * pairs} MatMulNBits ${dim}↔${hidden}, 1 row, accuracy_level ${values.accuracy}, median of ${reps}`,
+  );
+  const x = hostTensor(
+    'float32',
+    [1, dim],
+    Float32Array.from({ length: dim }, () => byte() / 128 - 1),
+  );
   const results = [];
   for (const bits of values.bits.split(',').map(Number)) {
     for (const block of values.blocks.split(',').map(Number)) {
