@@ -8,7 +8,8 @@
 //
 // A --quantize format may name its quantization block: int4-b128 builds with --quant-block 128.
 // --phases picks from checkpoints,build,build-alt,import,cache,serve,generate-alt (build-alt builds
-// only the formats after the first, e.g. to add int4-b128 to a kept --dir).
+// only the formats after the first, e.g. to add int4-b128 to a kept --dir). A run of some phases
+// adds its figures to the --report an earlier run left there, so a resumed run ends with one report.
 //
 // 1. writes random-weight checkpoints in the official formats at the real shapes, streamed chunk by
 //    chunk (imagebind_w3D.pth, LLaMA-7B consolidated.00.pth + params.json, the adapter 7B.pth and
@@ -259,6 +260,19 @@ async function runNode(label, nodeArgs, workDir, options) {
   return r;
 }
 
+/** The report an earlier run left at `path` (undefined when there is none or it is not a report). */
+function readEarlierReport(path) {
+  if (path === undefined || !existsSync(resolve(path))) return undefined;
+  try {
+    const earlier = JSON.parse(readFileSync(resolve(path), 'utf8'));
+    return typeof earlier === 'object' && earlier !== null && typeof earlier.phases === 'object'
+      ? earlier
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The last stdout line that parses as JSON (the children print one result line). */
 function lastJson(stdout, label) {
   const line = stdout.trim().split('\n').at(-1) ?? '';
@@ -344,7 +358,19 @@ async function main() {
     },
     phases: {},
     repository_bytes: {},
+    runs: [{ phases: [...phases], started: new Date().toISOString() }],
   };
+  // A run of some phases (--phases) resuming earlier ones adds to that run's report, so one file
+  // holds every phase; what this run measures again replaces the earlier figure.
+  const earlier = phases.size < PHASES.length ? readEarlierReport(args.report) : undefined;
+  if (earlier !== undefined) {
+    for (const [key, value] of Object.entries(earlier)) {
+      if (!(key in report) && key !== 'error') report[key] = value;
+    }
+    Object.assign(report.phases, earlier.phases);
+    report.runs = [...(earlier.runs ?? []), ...report.runs];
+    say(`adding to the report of the earlier run in ${args.report}`);
+  }
   const phase = (name, wallMs, maxRss, extra = {}) => {
     report.phases[name] = { seconds: round(wallMs / 1000, 1), peak_rss_gib: gib(maxRss), ...extra };
     say(`  ${name}: ${fmtSeconds(wallMs)}, peak RSS ${maxRss === undefined ? 'n/a' : fmtBytes(maxRss)}`);
