@@ -105,8 +105,49 @@ export function melFilterbank(
   return banks;
 }
 
-const melCache = new Map<string, Float32Array>();
+/**
+ * A mel filterbank stored by its non-zero run per bin: each triangle covers a few dozen FFT bins,
+ * so the dense `[128, 257]` product is ~64× more multiplies than needed. Skipped weights are exact
+ * zeros, so the float64 sums are unchanged bit for bit.
+ */
+interface SparseMelBanks {
+  /** First FFT bin of each mel bin's run. */
+  readonly first: Int32Array;
+  /** Offset of each mel bin's run in `weights` (length numMelBins + 1). */
+  readonly offsets: Int32Array;
+  readonly weights: Float64Array;
+}
+
+function sparseMelBanks(banks: Float32Array, numMelBins: number, cols: number): SparseMelBanks {
+  const first = new Int32Array(numMelBins);
+  const offsets = new Int32Array(numMelBins + 1);
+  const runs: number[] = [];
+  for (let b = 0; b < numMelBins; b++) {
+    const row = banks.subarray(b * cols, (b + 1) * cols);
+    let lo = 0;
+    while (lo < cols && row[lo] === 0) lo++;
+    let hi = cols;
+    while (hi > lo && row[hi - 1] === 0) hi--;
+    first[b] = lo;
+    offsets[b] = runs.length;
+    for (let k = lo; k < hi; k++) runs.push(row[k]!);
+  }
+  offsets[numMelBins] = runs.length;
+  return { first, offsets, weights: Float64Array.from(runs) };
+}
+
+const melCache = new Map<string, SparseMelBanks>();
 const hannCache = new Map<number, Float32Array>();
+const fftCache = new Map<number, RealFft>();
+
+function cached<K, V>(cache: Map<K, V>, key: K, make: () => V): V {
+  let value = cache.get(key);
+  if (value === undefined) {
+    value = make();
+    cache.set(key, value);
+  }
+  return value;
+}
 
 /**
  * Log mel filterbank of one channel. Throws INVALID_INPUT when the waveform is shorter than one
@@ -126,20 +167,16 @@ export function kaldiFbank(waveform: Float32Array, options: FbankOptions = {}): 
     );
   }
   const frames = fbankFrameCount(waveform.length, options);
-  const melKey = `${numMelBins}/${paddedWindowSize}/${sampleFrequency}`;
-  let banks = melCache.get(melKey);
-  if (banks === undefined) {
-    banks = melFilterbank(numMelBins, paddedWindowSize, sampleFrequency);
-    melCache.set(melKey, banks);
-  }
-  let window = hannCache.get(windowSize);
-  if (window === undefined) {
-    window = hannWindow(windowSize);
-    hannCache.set(windowSize, window);
-  }
   const cols = paddedWindowSize / 2 + 1;
-  const fft = new RealFft(paddedWindowSize);
-  const frame = new Float32Array(windowSize);
+  const { first, offsets, weights } = cached(
+    melCache,
+    `${numMelBins}/${paddedWindowSize}/${sampleFrequency}`,
+    () => sparseMelBanks(melFilterbank(numMelBins, paddedWindowSize, sampleFrequency), numMelBins, cols),
+  );
+  const window = cached(hannCache, windowSize, () => hannWindow(windowSize));
+  const fft = cached(fftCache, paddedWindowSize, () => new RealFft(paddedWindowSize));
+  // Zero-padded frame; only the first windowSize entries are ever written.
+  const frame = new Float64Array(paddedWindowSize);
   const power = new Float64Array(cols);
   const re = new Float64Array(cols);
   const im = new Float64Array(cols);
@@ -149,23 +186,29 @@ export function kaldiFbank(waveform: Float32Array, options: FbankOptions = {}): 
     let sum = 0;
     for (let i = 0; i < windowSize; i++) sum += waveform[offset + i]!;
     const mean = f32(sum / windowSize);
-    for (let i = 0; i < windowSize; i++) frame[i] = waveform[offset + i]! - mean;
-    // Pre-emphasis against the replicate-padded previous sample, from the end so it reads old values.
-    for (let i = windowSize - 1; i >= 0; i--) {
-      const prev = frame[i > 0 ? i - 1 : 0]!;
-      frame[i] = f32(frame[i]! - f32(PREEMPHASIS * prev));
+    // DC removal, pre-emphasis against the replicate-padded previous sample, then the window; each
+    // step rounded to float32 as torch stores it.
+    let prev = f32(waveform[offset]! - mean);
+    for (let i = 0; i < windowSize; i++) {
+      const cur = f32(waveform[offset + i]! - mean);
+      frame[i] = f32(f32(cur - f32(PREEMPHASIS * prev)) * window[i]!);
+      prev = cur;
     }
-    for (let i = 0; i < windowSize; i++) frame[i] = frame[i]! * window[i]!;
     fft.transform(frame, re, im);
     for (let k = 0; k < cols; k++) {
-      const magnitude = f32(Math.sqrt(re[k]! * re[k]! + im[k]! * im[k]!));
+      const r = re[k]!;
+      const q = im[k]!;
+      const magnitude = f32(Math.sqrt(r * r + q * q));
       power[k] = f32(magnitude * magnitude);
     }
+    const row = f * numMelBins;
     for (let b = 0; b < numMelBins; b++) {
-      const row = b * cols;
+      const start = offsets[b]!;
+      const runEnd = offsets[b + 1]!;
+      const shift = first[b]! - start;
       let acc = 0;
-      for (let k = 0; k < cols; k++) acc += power[k]! * banks[row + k]!;
-      out[f * numMelBins + b] = Math.log(Math.max(f32(acc), FLOAT32_EPSILON));
+      for (let j = start; j < runEnd; j++) acc += power[j + shift]! * weights[j]!;
+      out[row + b] = Math.log(Math.max(f32(acc), FLOAT32_EPSILON));
     }
   }
   return { data: out, frames, numMelBins };
