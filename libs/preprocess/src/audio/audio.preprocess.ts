@@ -1,7 +1,7 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { audioClipRanges, type SampleRange } from './clip-sampler';
 import { fbankGeometry, kaldiFbank } from './kaldi-fbank';
-import { resampledLength, resampleSinc, sincResampleKernel } from './sinc-resample';
+import { cachedSincResampleKernel, resampledLength, resampledSum, resampleSinc } from './sinc-resample';
 import { decodeWav, type WavLimits } from './wav-decode';
 
 /** ImageBind's audio loader parameters (MODEL_SPEC §2.3). */
@@ -63,8 +63,9 @@ function coverRanges(ranges: readonly SampleRange[]): SampleRange[] {
 /**
  * Decoded audio → ImageBind audio tensor: resample to 16 kHz (all channels), cut 3 clips, subtract
  * each clip's mean in place (B5), Kaldi fbank of channel 0 (B6), pad/crop to 204 frames, normalise
- * with `/std` (B7). Only the 16 kHz samples inside some clip are computed; each resampled sample
- * depends only on the input, so this equals resampling everything.
+ * with `/std` (B7). Only the 16 kHz samples of channel 0 inside some clip are computed (each
+ * resampled sample depends only on the input, so this equals resampling everything); the other
+ * channels contribute only their clip sums.
  */
 export function preprocessWaveform(audio: Waveform): AudioPreprocessResult {
   const { sampleRate, channels } = audio;
@@ -94,19 +95,28 @@ export function preprocessWaveform(audio: Waveform): AudioPreprocessResult {
     }
   }
 
-  // The 16 kHz waveform, materialised only where clips read it; clip views alias these buffers so
+  // Channel 0 at 16 kHz, materialised only where clips read it; clip views alias these buffers so
   // the in-place mean subtraction is shared between overlapping clips exactly as in torch.
   const kernel =
-    sampleRate === AUDIO_SAMPLE_RATE ? undefined : sincResampleKernel(sampleRate, AUDIO_SAMPLE_RATE);
+    sampleRate === AUDIO_SAMPLE_RATE ? undefined : cachedSincResampleKernel(sampleRate, AUDIO_SAMPLE_RATE);
   const segments = coverRanges(clipRanges).map(([start, end]) => ({
     start,
     end,
-    data: channels.map((x) =>
+    data:
       kernel === undefined
-        ? x.slice(start, end)
-        : resampleSinc(x, sampleRate, AUDIO_SAMPLE_RATE, { start, end }, kernel),
-    ),
+        ? first.slice(start, end)
+        : resampleSinc(first, sampleRate, AUDIO_SAMPLE_RATE, { start, end }, kernel),
   }));
+  // The other channels only enter through each clip's mean (B6), so only their sums over the clip
+  // ranges are computed (resampling is linear). Earlier clips' in-place subtractions (B5) lower
+  // them by mean·overlap, applied below.
+  const otherSums = clipRanges.map(([a, b]) => {
+    let sum = 0;
+    for (let c = 1; c < channels.length; c++)
+      sum += resampledSum(channels[c]!, sampleRate, AUDIO_SAMPLE_RATE, { start: a, end: b }, kernel);
+    return sum;
+  });
+  const clipMeans: number[] = [];
 
   const plane = AUDIO_NUM_MEL_BINS * AUDIO_TARGET_LENGTH;
   const tensor = new Float32Array(AUDIO_CLIPS_PER_INPUT * plane);
@@ -118,14 +128,20 @@ export function preprocessWaveform(audio: Waveform): AudioPreprocessResult {
 
   clipRanges.forEach(([a, b], clip) => {
     const segment = segments.find((s) => a >= s.start && b <= s.end)!;
-    const views = segment.data.map((x) => x.subarray(a - segment.start, b - segment.start));
+    const view = segment.data.subarray(a - segment.start, b - segment.start);
     // MODEL_SPEC B5/B6: `waveform -= waveform.mean()` on the clip view (all channels), in place.
     let sum = 0;
-    for (const v of views) for (let i = 0; i < v.length; i++) sum += v[i]!;
-    const mean = Math.fround(sum / (views.length * (b - a)));
-    for (const v of views) for (let i = 0; i < v.length; i++) v[i] = v[i]! - mean;
+    for (let i = 0; i < view.length; i++) sum += view[i]!;
+    sum += otherSums[clip]!;
+    for (let p = 0; p < clip; p++) {
+      const overlap = Math.min(b, clipRanges[p]![1]) - Math.max(a, clipRanges[p]![0]);
+      if (overlap > 0) sum -= (channels.length - 1) * overlap * clipMeans[p]!;
+    }
+    const mean = Math.fround(sum / (channels.length * (b - a)));
+    clipMeans.push(mean);
+    for (let i = 0; i < view.length; i++) view[i] = view[i]! - mean;
 
-    const fbank = kaldiFbank(views[0]!, {
+    const fbank = kaldiFbank(view, {
       numMelBins: AUDIO_NUM_MEL_BINS,
       sampleFrequency: AUDIO_SAMPLE_RATE,
     });

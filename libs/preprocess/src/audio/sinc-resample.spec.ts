@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 
-import { gcd, resampledLength, resampleSinc, sincResampleKernel } from './sinc-resample';
+import {
+  cachedSincResampleKernel,
+  gcd,
+  resampledLength,
+  resampledSum,
+  resampleSinc,
+  sincResampleKernel,
+} from './sinc-resample';
 
 function sine(freq: number, rate: number, length: number, amplitude = 0.5): Float32Array {
   return Float32Array.from({ length }, (_, i) => amplitude * Math.sin((2 * Math.PI * freq * i) / rate));
@@ -120,5 +127,48 @@ describe('sinc resampling (torchaudio.functional.resample defaults)', () => {
     expect(k.phases).toBe(16000);
     expect(k.tapsPerPhase).toBe(2 * k.width + 3);
     expect(() => sincResampleKernel(0, 16000)).toThrow(RangeError);
+  });
+});
+
+describe('clip-range helpers', () => {
+  const x = Float32Array.from({ length: 7000 }, (_, i) => Math.sin(i * 0.37) * Math.cos(i * 0.011) + 0.2);
+
+  it('resampledSum equals the sum of the resampled range (blocks through column sums)', () => {
+    for (const [from, to] of [
+      [22050, 16000],
+      [44100, 16000],
+      [48000, 16000],
+      [8000, 16000],
+      [16000, 16000],
+    ] as const) {
+      const full = resampleSinc(x, from, to);
+      // Whole output, a range inside one block, ranges crossing the zero-padded edges.
+      for (const [start, end] of [
+        [0, full.length],
+        [5, 17],
+        [311, full.length - 3],
+        [0, 1000],
+      ] as const) {
+        let expected = 0;
+        for (let i = start; i < end; i++) expected += full[i]!;
+        const sum = resampledSum(x, from, to, { start, end });
+        // The float32 rounding of each output is the only difference: ≤ ~6e-8 per sample.
+        expect(Math.abs(sum - expected)).toBeLessThan(1e-7 * (end - start) + 1e-12);
+      }
+    }
+  });
+
+  it('live taps are the stored taps with |τ| < 6, the rest ~1e-23 (22050 → 16000)', () => {
+    const k = sincResampleKernel(22050, 16000);
+    for (let p = 0; p < k.phases; p++) {
+      const lo = k.liveFirst[p]!;
+      const hi = lo + k.liveTaps[p]!;
+      expect(k.liveTaps[p]).toBeGreaterThanOrEqual(16);
+      for (let j = 0; j < k.tapsPerPhase; j++) {
+        const v = Math.abs(k.taps[p * k.tapsPerPhase + j]!);
+        if (j < lo || j >= hi) expect(v).toBeLessThan(1e-20);
+      }
+    }
+    expect(cachedSincResampleKernel(22050, 16000)).toBe(cachedSincResampleKernel(22050, 16000));
   });
 });

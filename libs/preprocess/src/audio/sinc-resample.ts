@@ -5,9 +5,11 @@
  * torchaudio builds, in the waveform's dtype (float32), a kernel `K[k, t]` for each output phase
  * k = 0..n−1 and tap t = 0..2·width+o−1, and runs a strided conv1d over the zero-padded input. Only
  * about 2·width+1 taps of each phase lie inside the window (|τ| < 6); outside it the clamped kernel
- * is cos(π/2)²·sinc(6π) ≈ 1e−23, so those taps are skipped here. Kept taps are computed with the
- * same float32 operation order as torch, and each output is accumulated in float64 and rounded to
- * float32 (torch accumulates in float32 in an unspecified order; the difference is ~1 ulp).
+ * is cos(π/2)²·sinc(6π) ≈ 1e−23, so those taps are skipped here: the kernel stores a few around the
+ * window, and the convolution reads only `liveTaps` of them, the ones with |τ| < 6. Kept taps are
+ * computed with the same float32 operation order as torch, and each output is accumulated in
+ * float64 and rounded to float32 (torch accumulates in float32 in an unspecified order; the
+ * difference is ~1 ulp).
  */
 
 const LOWPASS_FILTER_WIDTH = 6;
@@ -35,6 +37,10 @@ export interface SincKernel {
   readonly tapsPerPhase: number;
   /** `[phases, tapsPerPhase]` float32 values; phase k, stored tap j is torch tap firstTap[k] + j. */
   readonly taps: Float32Array;
+  /** First stored tap of phase k strictly inside the window (|τ| < 6); the convolution starts here. */
+  readonly liveFirst: Int32Array;
+  /** Number of stored taps of phase k strictly inside the window. */
+  readonly liveTaps: Int32Array;
 }
 
 function validateFrequency(name: string, v: number): void {
@@ -58,6 +64,8 @@ export function sincResampleKernel(origFreq: number, newFreq: number): SincKerne
   const tapsPerPhase = Math.min(totalTaps, 2 * width + 3);
   const firstTap = new Int32Array(n);
   const taps = new Float32Array(n * tapsPerPhase);
+  const liveFirst = new Int32Array(n).fill(tapsPerPhase);
+  const liveTaps = new Int32Array(n);
   const piF = f32(Math.PI);
   for (let k = 0; k < n; k++) {
     const centre = (k * o) / n;
@@ -70,6 +78,11 @@ export function sincResampleKernel(origFreq: number, newFreq: number): SincKerne
       let t = f32(f32(phaseTerm + idx) * baseF);
       if (t < -LOWPASS_FILTER_WIDTH) t = -LOWPASS_FILTER_WIDTH;
       else if (t > LOWPASS_FILTER_WIDTH) t = LOWPASS_FILTER_WIDTH;
+      else if (t !== -LOWPASS_FILTER_WIDTH && t !== LOWPASS_FILTER_WIDTH) {
+        // τ rises with j, so the live taps are one run.
+        if (liveFirst[k]! > j) liveFirst[k] = j;
+        liveTaps[k] = j + 1 - liveFirst[k]!;
+      }
       // window = cos(t * pi / lpw / 2) ** 2
       const c = f32(Math.cos(f32(f32(f32(t * piF) / LOWPASS_FILTER_WIDTH) / 2)));
       const window = f32(c * c);
@@ -80,7 +93,20 @@ export function sincResampleKernel(origFreq: number, newFreq: number): SincKerne
       taps[k * tapsPerPhase + j] = f32(sinc * f32(window * scale));
     }
   }
-  return { orig: o, phases: n, width, firstTap, tapsPerPhase, taps };
+  return { orig: o, phases: n, width, firstTap, tapsPerPhase, taps, liveFirst, liveTaps };
+}
+
+const kernelCache = new Map<string, SincKernel>();
+
+/** `sincResampleKernel`, built once per rate pair (the kernels are small; callers use few pairs). */
+export function cachedSincResampleKernel(origFreq: number, newFreq: number): SincKernel {
+  const key = `${origFreq}/${newFreq}`;
+  let kernel = kernelCache.get(key);
+  if (kernel === undefined) {
+    kernel = sincResampleKernel(origFreq, newFreq);
+    kernelCache.set(key, kernel);
+  }
+  return kernel;
 }
 
 /** Output length of torchaudio's resample: `ceil(new·N/orig)` with the gcd-reduced rates. */
@@ -93,6 +119,43 @@ export function resampledLength(length: number, origFreq: number, newFreq: numbe
   return Math.floor((n * length + o - 1) / o);
 }
 
+/** Validated `[start, end)` of the full output of length `total`. */
+function outputRange(range: { start?: number; end?: number }, total: number): [number, number] {
+  const start = range.start ?? 0;
+  const end = Math.min(range.end ?? total, total);
+  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end))
+    throw new RangeError(`resample: bad output range [${start}, ${end}) of ${total}`);
+  return [start, end];
+}
+
+/**
+ * Output y = m·n + k reads x_pad[m·o + t] for torch taps t; with x_pad[i] = x[i − width], its live
+ * taps start at input index m·o + liveOffset[k]. Phase k's live taps start at `row[k]` in `taps`.
+ */
+function liveLayout(kernel: SincKernel): { liveOffset: Int32Array; row: Int32Array } {
+  const { phases, width, firstTap, tapsPerPhase, liveFirst } = kernel;
+  const liveOffset = new Int32Array(phases);
+  const row = new Int32Array(phases);
+  for (let k = 0; k < phases; k++) {
+    liveOffset[k] = firstTap[k]! + liveFirst[k]! - width;
+    row[k] = k * tapsPerPhase + liveFirst[k]!;
+  }
+  return { liveOffset, row };
+}
+
+/** One output sample (float64): the live taps of phase k against the input from `base`. */
+function dot(input: Float32Array, base: number, taps: Float32Array, row: number, count: number): number {
+  let acc = 0;
+  if (base >= 0 && base + count <= input.length) {
+    for (let j = 0; j < count; j++) acc += input[base + j]! * taps[row + j]!;
+  } else {
+    const jFirst = Math.max(0, -base);
+    const jLast = Math.min(count, input.length - base);
+    for (let j = jFirst; j < jLast; j++) acc += input[base + j]! * taps[row + j]!;
+  }
+  return acc;
+}
+
 /**
  * Resamples one channel from `origFreq` to `newFreq` like `torchaudio.functional.resample`.
  * `start`/`end` select a range of the full output (default: all of it); each output sample depends
@@ -103,28 +166,79 @@ export function resampleSinc(
   origFreq: number,
   newFreq: number,
   range: { start?: number; end?: number } = {},
-  kernel: SincKernel = sincResampleKernel(origFreq, newFreq),
+  kernel: SincKernel = cachedSincResampleKernel(origFreq, newFreq),
 ): Float32Array {
-  const total = resampledLength(input.length, origFreq, newFreq);
-  const start = range.start ?? 0;
-  const end = Math.min(range.end ?? total, total);
-  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end))
-    throw new RangeError(`resample: bad output range [${start}, ${end}) of ${total}`);
+  const [start, end] = outputRange(range, resampledLength(input.length, origFreq, newFreq));
   if (origFreq === newFreq) return input.slice(start, end);
-  const { orig, phases, width, firstTap, tapsPerPhase, taps } = kernel;
+  const { orig, phases, taps, liveTaps } = kernel;
+  const { liveOffset, row } = liveLayout(kernel);
   const out = new Float32Array(end - start);
-  const len = input.length;
+  const m = Math.floor(start / phases);
+  let k = start - m * phases;
+  let blockBase = m * orig;
   for (let y = start; y < end; y++) {
-    const m = Math.floor(y / phases);
-    const k = y - m * phases;
-    // Output m·n + k reads x_pad[m·o + t]; x_pad[i] = x[i − width] (zero outside the input).
-    const base = m * orig + firstTap[k]! - width;
-    const row = k * tapsPerPhase;
-    let acc = 0;
-    const jFirst = Math.max(0, -base);
-    const jLast = Math.min(tapsPerPhase, len - base);
-    for (let j = jFirst; j < jLast; j++) acc += input[base + j]! * taps[row + j]!;
-    out[y - start] = acc;
+    out[y - start] = dot(input, blockBase + liveOffset[k]!, taps, row[k]!, liveTaps[k]!);
+    if (++k === phases) {
+      k = 0;
+      blockBase += orig;
+    }
   }
   return out;
+}
+
+/**
+ * Σ of `resampleSinc(input, …)[start..end)` without materialising it, in float64: outputs of whole
+ * blocks (all n phases of one m) are summed through the kernel's per-input column sums, which costs
+ * ~(2·width + o) multiplies per block instead of n·(2·width + 1). Differs from summing the float32
+ * outputs only by their rounding (~1e−7 relative).
+ */
+export function resampledSum(
+  input: Float32Array,
+  origFreq: number,
+  newFreq: number,
+  range: { start?: number; end?: number } = {},
+  kernel: SincKernel = cachedSincResampleKernel(origFreq, newFreq),
+): number {
+  const [start, end] = outputRange(range, resampledLength(input.length, origFreq, newFreq));
+  if (origFreq === newFreq) {
+    let sum = 0;
+    for (let i = start; i < end; i++) sum += input[i]!;
+    return sum;
+  }
+  const { orig, phases, taps, liveTaps } = kernel;
+  const { liveOffset, row } = liveLayout(kernel);
+  let sum = 0;
+  const partial = (from: number, to: number): void => {
+    for (let y = from; y < to; y++) {
+      const m = Math.floor(y / phases);
+      const k = y - m * phases;
+      sum += dot(input, m * orig + liveOffset[k]!, taps, row[k]!, liveTaps[k]!);
+    }
+  };
+  const firstBlock = Math.ceil(start / phases);
+  const endBlock = Math.floor(end / phases);
+  if (firstBlock >= endBlock) {
+    partial(start, end);
+    return sum;
+  }
+  partial(start, firstBlock * phases);
+  partial(endBlock * phases, end);
+  // Column sums over the input offsets d (relative to m·o) that some live tap reads.
+  let dMin = Infinity;
+  let dMax = -Infinity;
+  for (let k = 0; k < phases; k++) {
+    dMin = Math.min(dMin, liveOffset[k]!);
+    dMax = Math.max(dMax, liveOffset[k]! + liveTaps[k]!);
+  }
+  const columns = new Float64Array(dMax - dMin);
+  for (let k = 0; k < phases; k++)
+    for (let j = 0; j < liveTaps[k]!; j++) columns[liveOffset[k]! - dMin + j]! += taps[row[k]! + j]!;
+  const span = columns.length;
+  for (let m = firstBlock; m < endBlock; m++) {
+    const base = m * orig + dMin;
+    const jFirst = Math.max(0, -base);
+    const jLast = Math.min(span, input.length - base);
+    for (let j = jFirst; j < jLast; j++) sum += input[base + j]! * columns[j]!;
+  }
+  return sum;
 }
