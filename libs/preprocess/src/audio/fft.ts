@@ -7,9 +7,12 @@ export class RealFft {
   readonly size: number;
   private readonly half: number;
   private readonly bitReverse: Uint32Array;
-  /** Twiddles for the half-size complex FFT: e^{−2πi·j/half}, j < half/2. */
-  private readonly cosHalf: Float64Array;
-  private readonly sinHalf: Float64Array;
+  /**
+   * Twiddles of the half-size complex FFT laid out per stage: the stage combining spans of s reads
+   * e^{−2πi·j/(2s)}, j < s, at offset s. Indices 0 and 1 are unused.
+   */
+  private readonly cosStage: Float64Array;
+  private readonly sinStage: Float64Array;
   /** Twiddles for the split step: e^{−2πi·k/size}, k ≤ half. */
   private readonly cosFull: Float64Array;
   private readonly sinFull: Float64Array;
@@ -29,11 +32,15 @@ export class RealFft {
       for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
       this.bitReverse[i] = r;
     }
-    this.cosHalf = new Float64Array(half / 2);
-    this.sinHalf = new Float64Array(half / 2);
-    for (let j = 0; j < half / 2; j++) {
-      this.cosHalf[j] = Math.cos((2 * Math.PI * j) / half);
-      this.sinHalf[j] = -Math.sin((2 * Math.PI * j) / half);
+    this.cosStage = new Float64Array(Math.max(half, 2));
+    this.sinStage = new Float64Array(Math.max(half, 2));
+    for (let span = 1; span < half; span *= 2) {
+      for (let j = 0; j < span; j++) {
+        // Same angle as e^{−2πi·(j·half/(2·span))/half}: one table lookup per butterfly group.
+        const step = half / (2 * span);
+        this.cosStage[span + j] = Math.cos((2 * Math.PI * j * step) / half);
+        this.sinStage[span + j] = -Math.sin((2 * Math.PI * j * step) / half);
+      }
     }
     this.cosFull = new Float64Array(half + 1);
     this.sinFull = new Float64Array(half + 1);
@@ -50,43 +57,86 @@ export class RealFft {
    * `outRe`/`outIm` (length ≥ size/2 + 1).
    */
   transform(input: ArrayLike<number>, outRe: Float64Array, outIm: Float64Array): void {
-    const { half, re, im, bitReverse } = this;
-    const n = Math.min(input.length, this.size);
-    for (let i = 0; i < half; i++) {
-      const r = bitReverse[i]!;
-      re[r] = 2 * i < n ? input[2 * i]! : 0;
-      im[r] = 2 * i + 1 < n ? input[2 * i + 1]! : 0;
+    const { half, re, im, bitReverse, cosStage, sinStage, cosFull, sinFull } = this;
+    if (input.length >= this.size) {
+      for (let i = 0; i < half; i++) {
+        const r = bitReverse[i]!;
+        re[r] = input[2 * i]!;
+        im[r] = input[2 * i + 1]!;
+      }
+    } else {
+      const n = input.length;
+      for (let i = 0; i < half; i++) {
+        const r = bitReverse[i]!;
+        re[r] = 2 * i < n ? input[2 * i]! : 0;
+        im[r] = 2 * i + 1 < n ? input[2 * i + 1]! : 0;
+      }
     }
-    for (let span = 1; span < half; span *= 2) {
-      const step = half / (2 * span);
-      for (let blockStart = 0; blockStart < half; blockStart += 2 * span) {
-        for (let j = 0; j < span; j++) {
-          const wr = this.cosHalf[j * step]!;
-          const wi = this.sinHalf[j * step]!;
-          const a = blockStart + j;
+    if (half === 2) {
+      const r0 = re[0]!;
+      const i0 = im[0]!;
+      re[0] = r0 + re[1]!;
+      im[0] = i0 + im[1]!;
+      re[1] = r0 - re[1]!;
+      im[1] = i0 - im[1]!;
+    }
+    // Spans 1 and 2 together as one radix-4 step: their twiddles are 1 and −i (no multiplies).
+    for (let a = 0; half >= 4 && a < half; a += 4) {
+      const r0 = re[a]! + re[a + 1]!;
+      const i0 = im[a]! + im[a + 1]!;
+      const r1 = re[a]! - re[a + 1]!;
+      const i1 = im[a]! - im[a + 1]!;
+      const r2 = re[a + 2]! + re[a + 3]!;
+      const i2 = im[a + 2]! + im[a + 3]!;
+      const r3 = re[a + 2]! - re[a + 3]!;
+      const i3 = im[a + 2]! - im[a + 3]!;
+      re[a] = r0 + r2;
+      im[a] = i0 + i2;
+      re[a + 2] = r0 - r2;
+      im[a + 2] = i0 - i2;
+      // (r3 + i·i3)·(−i) = i3 − i·r3
+      re[a + 1] = r1 + i3;
+      im[a + 1] = i1 - r3;
+      re[a + 3] = r1 - i3;
+      im[a + 3] = i1 + r3;
+    }
+    for (let span = 4; span < half; span *= 2) {
+      for (let j = 0; j < span; j++) {
+        const wr = cosStage[span + j]!;
+        const wi = sinStage[span + j]!;
+        for (let a = j; a < half; a += 2 * span) {
           const b = a + span;
-          const br = re[b]! * wr - im[b]! * wi;
-          const bi = re[b]! * wi + im[b]! * wr;
-          re[b] = re[a]! - br;
-          im[b] = im[a]! - bi;
-          re[a] = re[a]! + br;
-          im[a] = im[a]! + bi;
+          const xr = re[b]!;
+          const xi = im[b]!;
+          const br = xr * wr - xi * wi;
+          const bi = xr * wi + xi * wr;
+          const ar = re[a]!;
+          const ai = im[a]!;
+          re[b] = ar - br;
+          im[b] = ai - bi;
+          re[a] = ar + br;
+          im[a] = ai + bi;
         }
       }
     }
     // Split: X[k] = E[k] + W^k·O[k], E = (Z[k] + conj Z[h−k])/2, O = (Z[k] − conj Z[h−k])/(2i).
-    for (let k = 0; k <= half; k++) {
-      const zr = re[k % half]!;
-      const zi = im[k % half]!;
-      const cr = re[(half - k) % half]!;
-      const ci = -im[(half - k) % half]!;
+    // Z[0] serves both k = 0 and k = half (Z is periodic in half).
+    outRe[0] = re[0]! + im[0]!;
+    outIm[0] = 0;
+    outRe[half] = re[0]! - im[0]!;
+    outIm[half] = 0;
+    for (let k = 1; k < half; k++) {
+      const zr = re[k]!;
+      const zi = im[k]!;
+      const cr = re[half - k]!;
+      const ci = -im[half - k]!;
       const er = 0.5 * (zr + cr);
       const ei = 0.5 * (zi + ci);
       // (a + ib)/(2i) = (b − ia)/2 with a + ib = Z[k] − conj Z[h−k]
       const or = 0.5 * (zi - ci);
       const oi = -0.5 * (zr - cr);
-      const wr = this.cosFull[k]!;
-      const wi = this.sinFull[k]!;
+      const wr = cosFull[k]!;
+      const wi = sinFull[k]!;
       outRe[k] = er + wr * or - wi * oi;
       outIm[k] = ei + wr * oi + wi * or;
     }
