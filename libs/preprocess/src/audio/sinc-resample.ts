@@ -129,22 +129,42 @@ function outputRange(range: { start?: number; end?: number }, total: number): [n
 }
 
 /**
- * Output y = m·n + k reads x_pad[m·o + t] for torch taps t; with x_pad[i] = x[i − width], its live
- * taps start at input index m·o + liveOffset[k]. Phase k's live taps start at `row[k]` in `taps`.
+ * The live taps packed per phase as float64 (converted once, not per multiply). Output y = m·n + k
+ * reads x_pad[m·o + t] for torch taps t; with x_pad[i] = x[i − width], its live taps start at input
+ * index m·o + offset[k] and sit at taps[row[k] .. row[k] + count[k]).
  */
-function liveLayout(kernel: SincKernel): { liveOffset: Int32Array; row: Int32Array } {
-  const { phases, width, firstTap, tapsPerPhase, liveFirst } = kernel;
-  const liveOffset = new Int32Array(phases);
-  const row = new Int32Array(phases);
-  for (let k = 0; k < phases; k++) {
-    liveOffset[k] = firstTap[k]! + liveFirst[k]! - width;
-    row[k] = k * tapsPerPhase + liveFirst[k]!;
-  }
-  return { liveOffset, row };
+interface LiveLayout {
+  readonly offset: Int32Array;
+  readonly row: Int32Array;
+  readonly count: Int32Array;
+  readonly taps: Float64Array;
 }
 
-/** One output sample (float64): the live taps of phase k against the input from `base`. */
-function dot(input: Float32Array, base: number, taps: Float32Array, row: number, count: number): number {
+const layoutCache = new WeakMap<SincKernel, LiveLayout>();
+
+function liveLayout(kernel: SincKernel): LiveLayout {
+  const cachedLayout = layoutCache.get(kernel);
+  if (cachedLayout !== undefined) return cachedLayout;
+  const { phases, width, firstTap, tapsPerPhase, liveFirst, liveTaps } = kernel;
+  const offset = new Int32Array(phases);
+  const row = new Int32Array(phases);
+  let total = 0;
+  for (let k = 0; k < phases; k++) total += liveTaps[k]!;
+  const taps = new Float64Array(total);
+  let at = 0;
+  for (let k = 0; k < phases; k++) {
+    offset[k] = firstTap[k]! + liveFirst[k]! - width;
+    row[k] = at;
+    const from = k * tapsPerPhase + liveFirst[k]!;
+    for (let j = 0; j < liveTaps[k]!; j++) taps[at++] = kernel.taps[from + j]!;
+  }
+  const layout = { offset, row, count: liveTaps, taps };
+  layoutCache.set(kernel, layout);
+  return layout;
+}
+
+/** Σ_j input[base + j]·taps[row + j] over j < count, in float64, reading zeros outside the input. */
+function dot(input: Float32Array, base: number, taps: Float64Array, row: number, count: number): number {
   let acc = 0;
   if (base >= 0 && base + count <= input.length) {
     for (let j = 0; j < count; j++) acc += input[base + j]! * taps[row + j]!;
@@ -170,14 +190,14 @@ export function resampleSinc(
 ): Float32Array {
   const [start, end] = outputRange(range, resampledLength(input.length, origFreq, newFreq));
   if (origFreq === newFreq) return input.slice(start, end);
-  const { orig, phases, taps, liveTaps } = kernel;
-  const { liveOffset, row } = liveLayout(kernel);
+  const { orig, phases } = kernel;
+  const { offset, row, count, taps } = liveLayout(kernel);
   const out = new Float32Array(end - start);
   const m = Math.floor(start / phases);
   let k = start - m * phases;
   let blockBase = m * orig;
   for (let y = start; y < end; y++) {
-    out[y - start] = dot(input, blockBase + liveOffset[k]!, taps, row[k]!, liveTaps[k]!);
+    out[y - start] = dot(input, blockBase + offset[k]!, taps, row[k]!, count[k]!);
     if (++k === phases) {
       k = 0;
       blockBase += orig;
@@ -205,14 +225,14 @@ export function resampledSum(
     for (let i = start; i < end; i++) sum += input[i]!;
     return sum;
   }
-  const { orig, phases, taps, liveTaps } = kernel;
-  const { liveOffset, row } = liveLayout(kernel);
+  const { orig, phases } = kernel;
+  const { offset, row, count, taps } = liveLayout(kernel);
   let sum = 0;
   const partial = (from: number, to: number): void => {
     for (let y = from; y < to; y++) {
       const m = Math.floor(y / phases);
       const k = y - m * phases;
-      sum += dot(input, m * orig + liveOffset[k]!, taps, row[k]!, liveTaps[k]!);
+      sum += dot(input, m * orig + offset[k]!, taps, row[k]!, count[k]!);
     }
   };
   const firstBlock = Math.ceil(start / phases);
@@ -227,18 +247,12 @@ export function resampledSum(
   let dMin = Infinity;
   let dMax = -Infinity;
   for (let k = 0; k < phases; k++) {
-    dMin = Math.min(dMin, liveOffset[k]!);
-    dMax = Math.max(dMax, liveOffset[k]! + liveTaps[k]!);
+    dMin = Math.min(dMin, offset[k]!);
+    dMax = Math.max(dMax, offset[k]! + count[k]!);
   }
   const columns = new Float64Array(dMax - dMin);
   for (let k = 0; k < phases; k++)
-    for (let j = 0; j < liveTaps[k]!; j++) columns[liveOffset[k]! - dMin + j]! += taps[row[k]! + j]!;
-  const span = columns.length;
-  for (let m = firstBlock; m < endBlock; m++) {
-    const base = m * orig + dMin;
-    const jFirst = Math.max(0, -base);
-    const jLast = Math.min(span, input.length - base);
-    for (let j = jFirst; j < jLast; j++) sum += input[base + j]! * columns[j]!;
-  }
+    for (let j = 0; j < count[k]!; j++) columns[offset[k]! - dMin + j]! += taps[row[k]! + j]!;
+  for (let m = firstBlock; m < endBlock; m++) sum += dot(input, m * orig + dMin, columns, 0, columns.length);
   return sum;
 }
