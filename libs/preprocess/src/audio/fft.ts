@@ -100,7 +100,56 @@ export class RealFft {
       re[a + 3] = r1 - i3;
       im[a + 3] = i1 + r3;
     }
-    for (let span = 4; span < half; span *= 2) {
+    // Two radix-2 stages (spans s and 2s) per pass: for each quartet x0..x3 at stride s, the span-s
+    // butterflies use W² = e^{−2πi·j/(2s)} and the span-2s ones W = e^{−2πi·j/(4s)} and W·(−i).
+    let span = 4;
+    for (; span * 4 <= half; span *= 4) {
+      for (let j = 0; j < span; j++) {
+        const w2r = cosStage[span + j]!;
+        const w2i = sinStage[span + j]!;
+        const wr = cosStage[2 * span + j]!;
+        const wi = sinStage[2 * span + j]!;
+        for (let a0 = j; a0 < half; a0 += 4 * span) {
+          const a1 = a0 + span;
+          const a2 = a1 + span;
+          const a3 = a2 + span;
+          const x1r = re[a1]!;
+          const x1i = im[a1]!;
+          const t1r = x1r * w2r - x1i * w2i;
+          const t1i = x1r * w2i + x1i * w2r;
+          const x3r = re[a3]!;
+          const x3i = im[a3]!;
+          const t3r = x3r * w2r - x3i * w2i;
+          const t3i = x3r * w2i + x3i * w2r;
+          const x0r = re[a0]!;
+          const x0i = im[a0]!;
+          const x2r = re[a2]!;
+          const x2i = im[a2]!;
+          const b0r = x0r + t1r;
+          const b0i = x0i + t1i;
+          const b1r = x0r - t1r;
+          const b1i = x0i - t1i;
+          const b2r = x2r + t3r;
+          const b2i = x2i + t3i;
+          const b3r = x2r - t3r;
+          const b3i = x2i - t3i;
+          const ur = b2r * wr - b2i * wi;
+          const ui = b2r * wi + b2i * wr;
+          // W·(−i)·b3 = (W·b3)·(−i): (p + iq)(−i) = q − ip
+          const pr = b3r * wr - b3i * wi;
+          const pi = b3r * wi + b3i * wr;
+          re[a0] = b0r + ur;
+          im[a0] = b0i + ui;
+          re[a2] = b0r - ur;
+          im[a2] = b0i - ui;
+          re[a1] = b1r + pi;
+          im[a1] = b1i - pr;
+          re[a3] = b1r - pi;
+          im[a3] = b1i + pr;
+        }
+      }
+    }
+    for (; span < half; span *= 2) {
       for (let j = 0; j < span; j++) {
         const wr = cosStage[span + j]!;
         const wi = sinStage[span + j]!;
