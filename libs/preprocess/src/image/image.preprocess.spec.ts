@@ -11,6 +11,7 @@ import {
   CLIP_MEAN,
   CLIP_STD,
   centerCropOffset,
+  normalisationTables,
   preprocessImage,
   preprocessRgbImage,
   resizeAndCenterCrop,
@@ -73,6 +74,50 @@ describe('toNormalizedChw', () => {
       norm(255, 2),
       norm(64, 2),
     ]);
+  });
+});
+
+describe('normalisationTables', () => {
+  it('hold, for every byte value, the float32 that the step-by-step formula gives', () => {
+    const f = Math.fround;
+    for (const [mean, std] of [
+      [CLIP_MEAN, CLIP_STD],
+      [
+        [0.5, 0.25, 0.1],
+        [0.5, 0.3, 1.7],
+      ],
+    ] as const) {
+      const tables = normalisationTables(mean, std);
+      for (let c = 0; c < 3; c++) {
+        const expected = Array.from({ length: 256 }, (_, p) => f(f(f(p / 255) - f(mean[c]!)) / f(std[c]!)));
+        expect(Array.from(tables[c]!)).toEqual(expected);
+      }
+    }
+  });
+});
+
+describe('preprocessRgbImage', () => {
+  it('equals toNormalizedChw(resizeAndCenterCrop(img)) bit for bit (landscape, portrait, square, upscaled)', () => {
+    let seed = 5;
+    for (const [width, height] of [
+      [374, 249],
+      [249, 374],
+      [224, 224],
+      [224, 300],
+      [300, 224],
+      [31, 17],
+      [1, 1],
+    ] as const) {
+      const data = Uint8Array.from({ length: width * height * 3 }, () => {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        return seed >>> 24;
+      });
+      const img: RgbImage = { width, height, channels: 3, data };
+      const { tensor, shape } = preprocessRgbImage(img);
+      expect(shape).toEqual([3, 224, 224]);
+      const expected = toNormalizedChw(resizeAndCenterCrop(img));
+      expect(Buffer.from(tensor.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+    }
   });
 });
 

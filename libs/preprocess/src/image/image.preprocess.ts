@@ -1,5 +1,5 @@
 import { decodeImageRgb, type ImageLimits, type RgbImage } from './image-decode';
-import { pillowResizeBicubic } from './pillow-resize';
+import { pillowResizeBicubic, pillowResizeBicubicToPlanes, type Region } from './pillow-resize';
 
 /**
  * ImageBind's image loader (`load_and_transform_vision_data`, MODEL_SPEC §2.1): decode as PIL,
@@ -46,11 +46,11 @@ export function centerCropOffset(length: number, crop: number): number {
   return roundHalfEven((length - crop) / 2);
 }
 
-/**
- * Shorter-side Pillow bicubic resize to `size` followed by a centre crop of `size × size`, both
- * exactly as the official loader. Only the cropped window is computed.
- */
-export function resizeAndCenterCrop(img: RgbImage, size = IMAGE_SIZE): RgbImage {
+/** The centre-crop window of the shorter-side resize, in resized coordinates, and that size. */
+function centreCropWindow(
+  img: RgbImage,
+  size: number,
+): { target: { width: number; height: number }; region: Region } {
   const target = shortSideResizeSize(img.width, img.height, size);
   const region = {
     left: centerCropOffset(target.width, size),
@@ -58,36 +58,74 @@ export function resizeAndCenterCrop(img: RgbImage, size = IMAGE_SIZE): RgbImage 
     width: size,
     height: size,
   };
+  return { target, region };
+}
+
+/**
+ * Shorter-side Pillow bicubic resize to `size` followed by a centre crop of `size × size`, both
+ * exactly as the official loader. Only the cropped window is computed.
+ */
+export function resizeAndCenterCrop(img: RgbImage, size = IMAGE_SIZE): RgbImage {
+  const { target, region } = centreCropWindow(img, size);
   const out = pillowResizeBicubic(img, target.width, target.height, region);
   return { width: out.width, height: out.height, channels: 3, data: out.data };
 }
 
 /**
- * ToTensor + Normalize: `(fround(p / 255) − mean_c) / std_c`, every step rounded to float32 as
- * PyTorch computes it, laid out CHW.
+ * ToTensor + Normalize of one 8-bit sample as PyTorch computes it, every step rounded to float32:
+ * `(fround(p / 255) − mean) / std`.
  */
+function normalisedSample(p: number, mean: number, std: number): number {
+  const f = Math.fround;
+  return f(f(f(p / 255) - f(mean)) / f(std));
+}
+
+/**
+ * The normalised value of each of the 256 byte values, per channel: a lookup in these tables is
+ * `normalisedSample` itself (the same float32, computed once per byte value instead of per pixel).
+ */
+export function normalisationTables(
+  mean: readonly [number, number, number] = CLIP_MEAN,
+  std: readonly [number, number, number] = CLIP_STD,
+): [Float32Array, Float32Array, Float32Array] {
+  const table = (c: 0 | 1 | 2): Float32Array => {
+    const t = new Float32Array(256);
+    for (let p = 0; p < 256; p++) t[p] = normalisedSample(p, mean[c], std[c]);
+    return t;
+  };
+  return [table(0), table(1), table(2)];
+}
+
+/** The CLIP constants' tables, made once (never written after). */
+const CLIP_TABLES = normalisationTables();
+
+/** ToTensor + Normalize (`normalisedSample` per sample), laid out CHW. */
 export function toNormalizedChw(
   img: RgbImage,
   mean: readonly [number, number, number] = CLIP_MEAN,
   std: readonly [number, number, number] = CLIP_STD,
 ): Float32Array {
+  const tables = mean === CLIP_MEAN && std === CLIP_STD ? CLIP_TABLES : normalisationTables(mean, std);
   const plane = img.width * img.height;
   const out = new Float32Array(3 * plane);
+  const data = img.data;
   for (let c = 0; c < 3; c++) {
-    const m = Math.fround(mean[c] ?? 0);
-    const s = Math.fround(std[c] ?? 1);
-    for (let i = 0; i < plane; i++) {
-      const x = Math.fround((img.data[i * 3 + c] ?? 0) / 255);
-      out[c * plane + i] = Math.fround(Math.fround(x - m) / s);
-    }
+    const table = tables[c] as Float32Array;
+    let o = c * plane;
+    const end = 3 * plane;
+    for (let i = c; i < end; i += 3) out[o++] = table[data[i] as number] as number;
   }
   return out;
 }
 
-/** The full transform on already-decoded RGB pixels. */
+/**
+ * The full transform on already-decoded RGB pixels: `toNormalizedChw(resizeAndCenterCrop(img))`,
+ * with the normalisation applied as the resize's last pass produces each byte.
+ */
 export function preprocessRgbImage(img: RgbImage): ImageTensor {
-  const cropped = resizeAndCenterCrop(img, IMAGE_SIZE);
-  return { tensor: toNormalizedChw(cropped), shape: [3, IMAGE_SIZE, IMAGE_SIZE] };
+  const { target, region } = centreCropWindow(img, IMAGE_SIZE);
+  const tensor = pillowResizeBicubicToPlanes(img, target.width, target.height, region, CLIP_TABLES);
+  return { tensor, shape: [3, IMAGE_SIZE, IMAGE_SIZE] };
 }
 
 /** Decodes an encoded image and applies the ImageBind transform; see `decodeImageRgb` for errors. */

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 
-import { axisCoefficients, bicubicKernel, pillowResizeBicubic, type PixelImage } from './pillow-resize';
+import {
+  axisCoefficients,
+  bicubicKernel,
+  pillowResizeBicubic,
+  pillowResizeBicubicToPlanes,
+  type PixelImage,
+  type Region,
+} from './pillow-resize';
 
 function grey(width: number, height: number, fill: (x: number, y: number) => number): PixelImage {
   const data = new Uint8Array(width * height);
@@ -160,5 +167,132 @@ describe('pillowResizeBicubic', () => {
     expect(() => pillowResizeBicubic(img, 2, 2, { left: 1, top: 0, width: 2, height: 2 })).toThrow(
       RangeError,
     );
+  });
+});
+
+/**
+ * MODEL_SPEC §2.1 step 2 written the plain way, to check the optimised passes against: one axis of
+ * the full-size resize, each output `clamp(floor((2^21 + Σ k·p) / 2^22), 0, 255)` in doubles.
+ */
+function referencePass(img: PixelImage, outSize: number, horizontal: boolean): PixelImage {
+  const { width, height, channels: c, data } = img;
+  const outW = horizontal ? outSize : width;
+  const outH = horizontal ? height : outSize;
+  const { taps, start, length, weights } = axisCoefficients(horizontal ? width : height, outSize);
+  const out = new Uint8Array(outW * outH * c);
+  for (let y = 0; y < outH; y++) {
+    for (let x = 0; x < outW; x++) {
+      const i = horizontal ? x : y;
+      for (let ch = 0; ch < c; ch++) {
+        let acc = 2 ** 21;
+        for (let j = 0; j < length[i]!; j++) {
+          const [sx, sy] = horizontal ? [start[i]! + j, y] : [x, start[i]! + j];
+          acc += data[(sy * width + sx) * c + ch]! * weights[i * taps + j]!;
+        }
+        out[(y * outW + x) * c + ch] = Math.min(255, Math.max(0, Math.floor(acc / 2 ** 22)));
+      }
+    }
+  }
+  return { width: outW, height: outH, channels: c, data: out };
+}
+
+/** The full resize (horizontal pass first, each pass only when its size changes), then the crop. */
+function referenceResize(img: PixelImage, outWidth: number, outHeight: number, region: Region): Uint8Array {
+  let full = img;
+  if (outWidth !== full.width) full = referencePass(full, outWidth, true);
+  if (outHeight !== full.height) full = referencePass(full, outHeight, false);
+  const c = img.channels;
+  const out = new Uint8Array(region.width * region.height * c);
+  for (let y = 0; y < region.height; y++) {
+    const from = ((region.top + y) * outWidth + region.left) * c;
+    out.set(full.data.subarray(from, from + region.width * c), y * region.width * c);
+  }
+  return out;
+}
+
+describe('pillowResizeBicubic against the plain formula', () => {
+  /** Deterministic small integers (xorshift32). */
+  function picker(seed: number): (n: number) => number {
+    let s = seed;
+    return (n) => {
+      s ^= s << 13;
+      s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      s >>>= 0;
+      return s % n;
+    };
+  }
+
+  it('agrees byte for byte on random sizes, channel counts, regions and contents', () => {
+    const pick = picker(7);
+    let compared = 0;
+    for (let t = 0; t < 300; t++) {
+      const c = [1, 2, 3, 3, 4][pick(5)]!;
+      const width = 1 + pick(48);
+      const height = 1 + pick(48);
+      // Noise, hard 0/255 edges (overshoot clamped at both ends) or a smooth ramp.
+      const kind = pick(3);
+      const data =
+        kind === 0
+          ? noise(width * height * c, t + 1)
+          : Uint8Array.from({ length: width * height * c }, (_, i) =>
+              kind === 1 ? (pick(2) ? 255 : 0) : (i * 7) & 255,
+            );
+      const img: PixelImage = { width, height, channels: c, data };
+      // A quarter of the axes keep their size (that pass is skipped, as Pillow skips it).
+      const outWidth = pick(4) === 0 ? width : 1 + pick(120);
+      const outHeight = pick(4) === 0 ? height : 1 + pick(120);
+      const left = pick(outWidth);
+      const top = pick(outHeight);
+      const region = { left, top, width: 1 + pick(outWidth - left), height: 1 + pick(outHeight - top) };
+      const got = pillowResizeBicubic(img, outWidth, outHeight, region);
+      expect([got.width, got.height, got.channels]).toEqual([region.width, region.height, c]);
+      expect(Buffer.from(got.data).equals(referenceResize(img, outWidth, outHeight, region))).toBe(true);
+      compared++;
+    }
+    expect(compared).toBe(300);
+  });
+
+  it('gives the same bytes when called again (cached coefficient tables are only read)', () => {
+    const img: PixelImage = { width: 374, height: 249, channels: 3, data: noise(374 * 249 * 3, 9) };
+    const region = { left: 56, top: 0, width: 224, height: 224 };
+    const first = pillowResizeBicubic(img, 336, 224, region).data;
+    expect(Buffer.from(first).equals(referenceResize(img, 336, 224, region))).toBe(true);
+    expect(Buffer.from(pillowResizeBicubic(img, 336, 224, region).data).equals(first)).toBe(true);
+  });
+});
+
+describe('pillowResizeBicubicToPlanes', () => {
+  /** Distinct values per channel and byte, so a wrong channel, byte or position shows. */
+  const tables = [0, 1, 2, 3].map((ch) => Float32Array.from({ length: 256 }, (_, v) => ch * 1000 + v + 0.25));
+
+  it('is the byte resize mapped through the tables, planar, with and without each pass', () => {
+    for (const c of [1, 3, 4]) {
+      const img: PixelImage = { width: 37, height: 23, channels: c, data: noise(37 * 23 * c, c) };
+      for (const [outWidth, outHeight, region] of [
+        [61, 40, { left: 3, top: 5, width: 50, height: 30 }],
+        [37, 40, { left: 2, top: 1, width: 30, height: 33 }],
+        [20, 23, { left: 1, top: 4, width: 15, height: 12 }],
+        [37, 23, { left: 6, top: 2, width: 20, height: 9 }],
+      ] as const) {
+        const bytes = pillowResizeBicubic(img, outWidth, outHeight, region).data;
+        const planes = pillowResizeBicubicToPlanes(img, outWidth, outHeight, region, tables.slice(0, c));
+        const plane = region.width * region.height;
+        expect(planes.length).toBe(plane * c);
+        const expected = new Float32Array(plane * c);
+        for (let i = 0; i < plane; i++) {
+          for (let ch = 0; ch < c; ch++) expected[ch * plane + i] = tables[ch]![bytes[i * c + ch]!]!;
+        }
+        expect(Array.from(planes)).toEqual(Array.from(expected));
+      }
+    }
+  });
+
+  it('wants one 256-entry table per channel', () => {
+    const img = grey(4, 4, () => 1);
+    const region = { left: 0, top: 0, width: 2, height: 2 };
+    expect(() => pillowResizeBicubicToPlanes(img, 2, 2, region, [])).toThrow(RangeError);
+    expect(() => pillowResizeBicubicToPlanes(img, 2, 2, region, [new Float32Array(255)])).toThrow(RangeError);
   });
 });

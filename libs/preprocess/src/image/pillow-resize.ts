@@ -110,74 +110,217 @@ export function axisCoefficients(
   return { taps, start, length, weights };
 }
 
-function clampByte(acc: number): number {
-  // acc is an exact integer (|acc| < 2^31); floor division is an arithmetic shift.
-  const v = Math.floor(acc / ONE);
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+/** Most coefficient tables kept for reuse (a worker sees a handful of image sizes at a time). */
+const COEFFICIENT_CACHE_SIZE = 32;
+const coefficientCache = new Map<string, AxisCoefficients>();
+
+/**
+ * `axisCoefficients`, memoised: a service resizes many images of the same few sizes, and the
+ * tables are never written after they are made (the resize passes only read them).
+ */
+function cachedCoefficients(inSize: number, outSize: number, first: number, count: number): AxisCoefficients {
+  const key = `${inSize} ${outSize} ${first} ${count}`;
+  let coeffs = coefficientCache.get(key);
+  if (coeffs === undefined) {
+    coeffs = axisCoefficients(inSize, outSize, first, count);
+    if (coefficientCache.size >= COEFFICIENT_CACHE_SIZE) coefficientCache.clear();
+    coefficientCache.set(key, coeffs);
+  }
+  return coeffs;
 }
 
-/** Horizontal pass over rows `rowStart .. rowEnd − 1` of `src`. */
+/** Scale of the 22-bit fixed point result: `acc >= ACC_256` means the value is 256 or more. */
+const ACC_256 = 256 * ONE;
+
+/*
+ * The hot loops below read typed arrays at indices that are in bounds by construction (the
+ * coefficient windows lie inside the input, see axisCoefficients), so `as number` only drops the
+ * `undefined` that noUncheckedIndexedAccess adds. The accumulators are exact integers: with
+ * Pillow's int32 bound (|Σ k·p| < 2^31) they stay small integers in V8, and should they ever not,
+ * a double still holds them exactly, and the clamp compares before shifting, so the result is
+ * `clamp(floor(acc / 2^22), 0, 255)` in every case.
+ */
+
+/** Rows `rowStart .. rowEnd − 1` of an interleaved 8-bit image whose rows are `stride` bytes apart. */
+interface SourceRows {
+  readonly data: Uint8Array;
+  readonly stride: number;
+  /** Byte offset of column 0 within each row. */
+  readonly offset: number;
+  /** The image row that `data`'s row 0 holds. */
+  readonly firstRow: number;
+}
+
+/** Horizontal pass over image rows `rowStart .. rowEnd − 1`; returns `coeffs`' columns of them. */
 function horizontalPass(
   src: PixelImage,
   coeffs: AxisCoefficients,
   rowStart: number,
   rowEnd: number,
-): PixelImage {
+): Uint8Array {
   const c = src.channels;
-  const outW = coeffs.start.length;
-  const outH = rowEnd - rowStart;
-  const out = new Uint8Array(outW * outH * c);
   const { taps, start, length, weights } = coeffs;
+  const outW = start.length;
+  const out = new Uint8Array(outW * (rowEnd - rowStart) * c);
   const data = src.data;
-  for (let y = 0; y < outH; y++) {
-    const rowBase = (rowStart + y) * src.width * c;
-    const outBase = y * outW * c;
+  const srcStride = src.width * c;
+  let o = 0;
+  if (c === 3) {
+    for (let y = rowStart; y < rowEnd; y++) {
+      const rowBase = y * srcStride;
+      for (let x = 0; x < outW; x++) {
+        let p = rowBase + (start[x] as number) * 3;
+        const end = p + (length[x] as number) * 3;
+        let k = x * taps;
+        let r = HALF;
+        let g = HALF;
+        let b = HALF;
+        for (; p < end; p += 3) {
+          const w = weights[k++] as number;
+          r += (data[p] as number) * w;
+          g += (data[p + 1] as number) * w;
+          b += (data[p + 2] as number) * w;
+        }
+        out[o] = r <= 0 ? 0 : r >= ACC_256 ? 255 : r >> PRECISION_BITS;
+        out[o + 1] = g <= 0 ? 0 : g >= ACC_256 ? 255 : g >> PRECISION_BITS;
+        out[o + 2] = b <= 0 ? 0 : b >= ACC_256 ? 255 : b >> PRECISION_BITS;
+        o += 3;
+      }
+    }
+    return out;
+  }
+  for (let y = rowStart; y < rowEnd; y++) {
+    const rowBase = y * srcStride;
     for (let x = 0; x < outW; x++) {
-      const xmin = start[x] ?? 0;
-      const n = length[x] ?? 0;
+      const first = rowBase + (start[x] as number) * c;
+      const end = first + (length[x] as number) * c;
       const kBase = x * taps;
       for (let ch = 0; ch < c; ch++) {
         let acc = HALF;
-        let p = rowBase + xmin * c + ch;
-        for (let j = 0; j < n; j++) {
-          acc += (data[p] ?? 0) * (weights[kBase + j] ?? 0);
-          p += c;
-        }
-        out[outBase + x * c + ch] = clampByte(acc);
+        let k = kBase;
+        for (let p = first + ch; p < end; p += c) acc += (data[p] as number) * (weights[k++] as number);
+        out[o++] = acc <= 0 ? 0 : acc >= ACC_256 ? 255 : acc >> PRECISION_BITS;
       }
     }
   }
-  return { width: outW, height: outH, channels: c, data: out };
+  return out;
 }
 
-/** Vertical pass; `coeffs.start` is relative to the first row of `src`. */
-function verticalPass(src: PixelImage, coeffs: AxisCoefficients, rowOffset: number): PixelImage {
-  const c = src.channels;
-  const outW = src.width;
-  const outH = coeffs.start.length;
-  const stride = outW * c;
-  const out = new Uint8Array(outW * outH * c);
+/** Vertical pass to interleaved bytes, `width` pixels a row; `coeffs.start` counts image rows. */
+function verticalPass(
+  src: SourceRows,
+  channels: number,
+  width: number,
+  coeffs: AxisCoefficients,
+): Uint8Array {
   const { taps, start, length, weights } = coeffs;
-  const data = src.data;
+  const outH = start.length;
+  const rowBytes = width * channels;
+  const out = new Uint8Array(rowBytes * outH);
+  const { data, stride } = src;
+  let o = 0;
   for (let y = 0; y < outH; y++) {
-    const ymin = (start[y] ?? 0) - rowOffset;
-    const n = length[y] ?? 0;
+    const base = ((start[y] as number) - src.firstRow) * stride + src.offset;
+    const end = base + (length[y] as number) * stride;
     const kBase = y * taps;
-    const outBase = y * stride;
-    for (let i = 0; i < stride; i++) {
+    for (let i = 0; i < rowBytes; i++) {
       let acc = HALF;
-      let p = ymin * stride + i;
-      for (let j = 0; j < n; j++) {
-        acc += (data[p] ?? 0) * (weights[kBase + j] ?? 0);
-        p += stride;
-      }
-      out[outBase + i] = clampByte(acc);
+      let k = kBase;
+      for (let p = base + i; p < end; p += stride) acc += (data[p] as number) * (weights[k++] as number);
+      out[o++] = acc <= 0 ? 0 : acc >= ACC_256 ? 255 : acc >> PRECISION_BITS;
     }
   }
-  return { width: outW, height: outH, channels: c, data: out };
+  return out;
 }
 
-function copyRegion(src: PixelImage, region: Region): PixelImage {
+/**
+ * Vertical pass straight to planes: output sample v of channel ch becomes `tables[ch][v]` at
+ * `planes[ch · width · outH + y · width + x]`.
+ */
+function verticalPassToPlanes(
+  src: SourceRows,
+  channels: number,
+  width: number,
+  coeffs: AxisCoefficients,
+  tables: readonly Float32Array[],
+): Float32Array {
+  const { taps, start, length, weights } = coeffs;
+  const outH = start.length;
+  const plane = width * outH;
+  const out = new Float32Array(plane * channels);
+  const { data, stride } = src;
+  if (channels === 3) {
+    const [t0, t1, t2] = tables as readonly [Float32Array, Float32Array, Float32Array];
+    let o = 0;
+    for (let y = 0; y < outH; y++) {
+      const base = ((start[y] as number) - src.firstRow) * stride + src.offset;
+      const end = base + (length[y] as number) * stride;
+      const kBase = y * taps;
+      for (let x = 0; x < width; x++) {
+        let r = HALF;
+        let g = HALF;
+        let b = HALF;
+        let k = kBase;
+        for (let p = base + x * 3; p < end; p += stride) {
+          const w = weights[k++] as number;
+          r += (data[p] as number) * w;
+          g += (data[p + 1] as number) * w;
+          b += (data[p + 2] as number) * w;
+        }
+        out[o] = t0[r <= 0 ? 0 : r >= ACC_256 ? 255 : r >> PRECISION_BITS] as number;
+        out[o + plane] = t1[g <= 0 ? 0 : g >= ACC_256 ? 255 : g >> PRECISION_BITS] as number;
+        out[o + 2 * plane] = t2[b <= 0 ? 0 : b >= ACC_256 ? 255 : b >> PRECISION_BITS] as number;
+        o++;
+      }
+    }
+    return out;
+  }
+  for (let y = 0; y < outH; y++) {
+    const base = ((start[y] as number) - src.firstRow) * stride + src.offset;
+    const end = base + (length[y] as number) * stride;
+    const kBase = y * taps;
+    for (let x = 0; x < width; x++) {
+      for (let ch = 0; ch < channels; ch++) {
+        let acc = HALF;
+        let k = kBase;
+        for (let p = base + x * channels + ch; p < end; p += stride) {
+          acc += (data[p] as number) * (weights[k++] as number);
+        }
+        const v = acc <= 0 ? 0 : acc >= ACC_256 ? 255 : acc >> PRECISION_BITS;
+        out[ch * plane + y * width + x] = (tables[ch] as Float32Array)[v] as number;
+      }
+    }
+  }
+  return out;
+}
+
+/** Image rows `top .. top + height − 1` of `src`, `width` pixels each, as planes through `tables`. */
+function rowsToPlanes(
+  src: SourceRows,
+  channels: number,
+  width: number,
+  top: number,
+  height: number,
+  tables: readonly Float32Array[],
+): Float32Array {
+  const plane = width * height;
+  const out = new Float32Array(plane * channels);
+  const { data, stride } = src;
+  for (let ch = 0; ch < channels; ch++) {
+    const table = tables[ch] as Float32Array;
+    let o = ch * plane;
+    for (let y = 0; y < height; y++) {
+      const base = (top + y - src.firstRow) * stride + src.offset;
+      const end = base + width * channels;
+      for (let p = base + ch; p < end; p += channels) {
+        out[o++] = table[data[p] as number] as number;
+      }
+    }
+  }
+  return out;
+}
+
+function copyRegion(src: PixelImage, region: Region): Uint8Array {
   const c = src.channels;
   const out = new Uint8Array(region.width * region.height * c);
   const rowBytes = region.width * c;
@@ -185,7 +328,7 @@ function copyRegion(src: PixelImage, region: Region): PixelImage {
     const from = ((region.top + y) * src.width + region.left) * c;
     out.set(src.data.subarray(from, from + rowBytes), y * rowBytes);
   }
-  return { width: region.width, height: region.height, channels: c, data: out };
+  return out;
 }
 
 function checkImage(img: PixelImage): void {
@@ -199,18 +342,15 @@ function checkImage(img: PixelImage): void {
   }
 }
 
-/**
- * Resizes `img` to `outWidth × outHeight` with Pillow's bicubic filter and returns only `region`
- * of the result (default: all of it). Every output pixel depends only on its own coefficients, so
- * the region equals the same crop of the full resize, while the work and memory stay bounded by
- * the region (a long thin image is never materialised at full output size).
- */
-export function pillowResizeBicubic(
-  img: PixelImage,
-  outWidth: number,
-  outHeight: number,
-  region: Region = { left: 0, top: 0, width: outWidth, height: outHeight },
-): PixelImage {
+/** What both entry points share: the checked arguments and the horizontal pass's output. */
+interface ResizePlan {
+  /** The vertical pass's coefficients (rows relative to the image), or none when the height is kept. */
+  readonly vertical: AxisCoefficients | undefined;
+  /** The rows the vertical pass reads, already horizontally resampled (or the input itself). */
+  readonly rows: SourceRows;
+}
+
+function plan(img: PixelImage, outWidth: number, outHeight: number, region: Region): ResizePlan {
   checkImage(img);
   if (!Number.isInteger(outWidth) || !Number.isInteger(outHeight) || outWidth < 1 || outHeight < 1) {
     throw new RangeError(`output size must be positive integers (got ${outWidth}×${outHeight})`);
@@ -226,22 +366,67 @@ export function pillowResizeBicubic(
     throw new RangeError(`region ${width}×${height}+${left}+${top} is outside ${outWidth}×${outHeight}`);
   }
 
-  const needHorizontal = outWidth !== img.width;
-  const needVertical = outHeight !== img.height;
-
   // Rows of the input that the vertical pass reads (all region rows when there is no vertical pass).
   let vertical: AxisCoefficients | undefined;
   let rowStart = top;
   let rowEnd = top + height;
-  if (needVertical) {
-    vertical = axisCoefficients(img.height, outHeight, top, height);
-    rowStart = vertical.start[0] ?? 0;
-    rowEnd = (vertical.start[height - 1] ?? 0) + (vertical.length[height - 1] ?? 0);
+  if (outHeight !== img.height) {
+    vertical = cachedCoefficients(img.height, outHeight, top, height);
+    rowStart = vertical.start[0] as number;
+    rowEnd = (vertical.start[height - 1] as number) + (vertical.length[height - 1] as number);
   }
+  const c = img.channels;
+  const rows: SourceRows =
+    outWidth !== img.width
+      ? {
+          data: horizontalPass(img, cachedCoefficients(img.width, outWidth, left, width), rowStart, rowEnd),
+          stride: width * c,
+          offset: 0,
+          firstRow: rowStart,
+        }
+      : { data: img.data, stride: img.width * c, offset: left * c, firstRow: 0 };
+  return { vertical, rows };
+}
 
-  const columns = needHorizontal
-    ? horizontalPass(img, axisCoefficients(img.width, outWidth, left, width), rowStart, rowEnd)
-    : copyRegion(img, { left, top: rowStart, width, height: rowEnd - rowStart });
+/**
+ * Resizes `img` to `outWidth × outHeight` with Pillow's bicubic filter and returns only `region`
+ * of the result (default: all of it). Every output pixel depends only on its own coefficients, so
+ * the region equals the same crop of the full resize, while the work and memory stay bounded by
+ * the region (a long thin image is never materialised at full output size).
+ */
+export function pillowResizeBicubic(
+  img: PixelImage,
+  outWidth: number,
+  outHeight: number,
+  region: Region = { left: 0, top: 0, width: outWidth, height: outHeight },
+): PixelImage {
+  const { vertical, rows } = plan(img, outWidth, outHeight, region);
+  const { width, height } = region;
+  const c = img.channels;
+  let data: Uint8Array;
+  if (vertical !== undefined) data = verticalPass(rows, c, width, vertical);
+  else if (rows.data !== img.data) data = rows.data;
+  else data = copyRegion(img, region);
+  return { width, height, channels: c, data };
+}
 
-  return vertical === undefined ? columns : verticalPass(columns, vertical, rowStart);
+/**
+ * `pillowResizeBicubic` followed by a per-channel byte → float32 mapping, laid out as planes
+ * (CHW): sample value v of channel ch becomes `tables[ch][v]`. The mapping is applied as the
+ * vertical pass produces each sample, so the resized bytes are never stored.
+ */
+export function pillowResizeBicubicToPlanes(
+  img: PixelImage,
+  outWidth: number,
+  outHeight: number,
+  region: Region,
+  tables: readonly Float32Array[],
+): Float32Array {
+  if (tables.length !== img.channels || tables.some((t) => t.length !== 256)) {
+    throw new RangeError(`need ${img.channels} tables of 256 entries (got ${tables.length})`);
+  }
+  const { vertical, rows } = plan(img, outWidth, outHeight, region);
+  const { width, height } = region;
+  if (vertical !== undefined) return verticalPassToPlanes(rows, img.channels, width, vertical, tables);
+  return rowsToPlanes(rows, img.channels, width, region.top, height, tables);
 }
