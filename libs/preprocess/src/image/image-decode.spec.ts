@@ -148,6 +148,28 @@ describe('decodeImageRgb', () => {
     expect([cmyk.width, cmyk.height, cmyk.data.length]).toEqual([8, 8, 192]);
   });
 
+  it("decodes plain JPEGs (RGB and grey, baseline and progressive) to the decoder's own samples", async () => {
+    const pixels = new Uint8Array(13 * 7 * 3);
+    for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 53) % 256;
+    const raw = { raw: { width: 13, height: 7, channels: 3 as const } };
+    for (const [grey, progressive] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const) {
+      const shaped = sharp(pixels, raw);
+      const jpeg = await (grey ? shaped.toColourspace('b-w') : shaped).jpeg({ progressive }).toBuffer();
+      const meta = await sharp(jpeg).metadata();
+      expect([meta.channels, meta.depth, meta.isProgressive]).toEqual([grey ? 1 : 3, 'uchar', progressive]);
+      // What the decoder itself makes of the file (libvips hands grey out as 3 equal channels).
+      const samples = await sharp(jpeg, { ignoreIcc: true, autoOrient: false }).raw().toBuffer();
+      const img = await decodeImageRgb(jpeg);
+      expect([img.width, img.height]).toEqual([13, 7]);
+      expect(Buffer.from(img.data).equals(samples)).toBe(true);
+    }
+  });
+
   it('decodes a 1×1 image', async () => {
     const img = await decodeImageRgb(png(1, 1, 2, 8, Uint8Array.of(1, 2, 3)));
     expect(Array.from(img.data)).toEqual([1, 2, 3]);
@@ -216,6 +238,22 @@ describe('decodeImageRgb on hostile input', () => {
     await expect(decodeImageRgb(girl(), { maxPixels: 374 * 249 })).resolves.toBeDefined();
     await expectDomainError(decodeImageRgb(girl(), { maxBytes: 1000 }), 'PAYLOAD_TOO_LARGE');
     await expectDomainError(decodeImageRgb(girl(), { maxPixels: 0.5 }), 'INVALID_INPUT');
+  });
+
+  it('refuses a JPEG over the decoded-bytes limit from its header (3 bytes a pixel, grey 1 + 3)', async () => {
+    const rgbBytes = 374 * 249 * 3;
+    const err = await expectDomainError(
+      decodeImageRgb(girl(), { maxDecodedBytes: rgbBytes - 1 }),
+      'PAYLOAD_TOO_LARGE',
+    );
+    expect(err.message).toContain('374×249 with 3 8-bit channels');
+    await expect(decodeImageRgb(girl(), { maxDecodedBytes: rgbBytes })).resolves.toBeDefined();
+    const grey = await sharp(girl()).toColourspace('b-w').jpeg().toBuffer();
+    await expectDomainError(
+      decodeImageRgb(grey, { maxDecodedBytes: 374 * 249 * 4 - 1 }),
+      'PAYLOAD_TOO_LARGE',
+    );
+    await expect(decodeImageRgb(grey, { maxDecodedBytes: 374 * 249 * 4 })).resolves.toBeDefined();
   });
 
   it('refuses a declared size of zero', async () => {

@@ -6,7 +6,9 @@ import sharp from 'sharp';
  * no EXIF orientation, no ICC conversion, alpha dropped without compositing, greyscale replicated,
  * palettes mapped, CMYK converted with Pillow's plain formula. `sharp` (libvips, libjpeg-turbo
  * family decoder) only turns bytes into raw samples; the size is read from the header first, so a
- * decompression bomb is refused before any pixel is decoded.
+ * decompression bomb is refused before any pixel is decoded. The sample layout is then taken from
+ * the decoder's metadata, except for plain 8-bit JPEGs, whose frame header already tells it (one
+ * decoder call instead of two for most photos).
  */
 
 /** Formats the loader accepts (the ones the ImageBind demos take). */
@@ -116,7 +118,8 @@ function isStartOfFrame(marker: number): boolean {
   return marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
 }
 
-function jpegSize(b: Uint8Array): [number, number] {
+/** Offset of the first start-of-frame segment's length field, after its marker. */
+function jpegFrameOffset(b: Uint8Array): number {
   let p = 2;
   for (;;) {
     need(b, p + 2, 'jpeg');
@@ -136,10 +139,38 @@ function jpegSize(b: Uint8Array): [number, number] {
     if (length < 2) throw unsupported('corrupt jpeg: bad segment length');
     if (isStartOfFrame(marker)) {
       need(b, p + 7, 'jpeg');
-      return [u16be(b, p + 5), u16be(b, p + 3)];
+      return p;
     }
     p += length;
   }
+}
+
+function jpegSize(b: Uint8Array): [number, number] {
+  const p = jpegFrameOffset(b);
+  return [u16be(b, p + 5), u16be(b, p + 3)];
+}
+
+/** Sample layout as the decoder's metadata reports it (the input of `decodedImageBytes`). */
+interface SampleLayout {
+  readonly channels: number;
+  readonly depth: string;
+  readonly cmyk: boolean;
+}
+
+/**
+ * The layout of an 8-bit Huffman-coded JPEG with 1 or 3 components (nearly every photo), read
+ * from its frame header: libjpeg turns it into 1 or 3 8-bit channels whatever the markers say,
+ * which is what the decoder's metadata would report. Undefined for anything else (CMYK and YCCK,
+ * 12-bit, arithmetic or lossless coding, a header cut short), which is left to the metadata.
+ */
+function plainJpegLayout(b: Uint8Array): SampleLayout | undefined {
+  const p = jpegFrameOffset(b);
+  const marker = b[p - 1];
+  const precision = b[p + 2];
+  const components = b[p + 7];
+  if (marker !== 0xc0 && marker !== 0xc1 && marker !== 0xc2) return undefined;
+  if (precision !== 8 || (components !== 1 && components !== 3)) return undefined;
+  return { channels: components, depth: 'uchar', cmyk: false };
 }
 
 function webpSize(b: Uint8Array): [number, number] {
@@ -292,74 +323,99 @@ export async function decodeImageRgb(bytes: Uint8Array, limits: ImageLimits = {}
       page: 0,
     }).timeout({ seconds: limits.timeoutSeconds ?? DEFAULT_DECODE_TIMEOUT_SECONDS });
 
-  let data: Uint8Array;
-  let width: number;
-  let height: number;
-  try {
-    const meta = await open().metadata();
-    if (meta.format !== header.format) {
-      throw unsupported(`the ${header.format} header does not match the decoder's ${meta.format}`);
-    }
-    if (meta.width * meta.height > maxPixels) {
-      throw new DomainError(
-        ErrorCode.PayloadTooLarge,
-        `the image is ${meta.width}×${meta.height} pixels; the limit is ${maxPixels}`,
-        { limit: maxPixels },
-      );
-    }
-    const maxDecoded = limits.maxDecodedBytes ?? DEFAULT_MAX_IMAGE_DECODED_BYTES;
-    const decoded = decodedImageBytes(meta.width * meta.height, {
-      channels: meta.channels,
-      depth: meta.depth,
-      cmyk: meta.space === 'cmyk',
-    });
+  const maxDecoded = limits.maxDecodedBytes ?? DEFAULT_MAX_IMAGE_DECODED_BYTES;
+  /** Refuses, before any pixel is decoded, an image whose samples would need more than the limit. */
+  const checkDecodedSize = (w: number, h: number, layout: SampleLayout): void => {
+    const decoded = decodedImageBytes(w * h, layout);
     if (decoded > maxDecoded) {
       // Refused on the header: nothing of that size has been allocated yet.
       throw new DomainError(
         ErrorCode.PayloadTooLarge,
-        `the image is ${meta.width}×${meta.height} with ${meta.channels} ${meta.depth === 'ushort' ? '16' : '8'}-bit ` +
+        `the image is ${w}×${h} with ${layout.channels} ${layout.depth === 'ushort' ? '16' : '8'}-bit ` +
           `channels: decoding needs ${Math.ceil(decoded / 2 ** 20)} MiB; the limit is ${Math.floor(maxDecoded / 2 ** 20)} MiB ` +
           `(server setting PREPROCESS_MAX_IMAGE_DECODED_BYTES): send a smaller or 8-bit image`,
         { limit: maxDecoded },
       );
     }
-    if (meta.space === 'cmyk') {
-      // Raw CMYK, then Pillow's formula (libvips would otherwise apply a CMYK ICC profile).
-      const out = await open()
-        .pipelineColourspace('cmyk')
-        .toColourspace('cmyk')
-        .raw()
-        .toBuffer({ resolveWithObject: true });
-      if (out.info.channels !== 4)
-        throw unsupported(`unexpected CMYK decode with ${out.info.channels} channels`);
-      ({ width, height } = out.info);
-      data = cmykToRgb(out.data, width * height);
-    } else if (meta.depth === 'ushort') {
-      const grey = meta.channels <= 2;
-      const out = await open()
-        .toColourspace(grey ? 'grey16' : 'rgb16')
-        .raw({ depth: 'ushort' })
-        .toBuffer({ resolveWithObject: true });
-      ({ width, height } = out.info);
-      const samples = new Uint16Array(out.data.buffer, out.data.byteOffset, out.data.byteLength / 2);
-      data = sixteenToRgb8(samples, width * height, out.info.channels);
-    } else if (meta.depth === 'uchar') {
-      const out = await open().raw().toBuffer({ resolveWithObject: true });
-      ({ width, height } = out.info);
-      if (out.info.channels < 1 || out.info.channels > 4) {
-        throw unsupported(`unexpected decode with ${out.info.channels} channels`);
+  };
+  /** 8-bit samples with 1–4 channels, as they are, then their RGB. */
+  const decodeUchar = async (): Promise<RgbImage> => {
+    const out = await open().raw().toBuffer({ resolveWithObject: true });
+    if (out.info.channels < 1 || out.info.channels > 4) {
+      throw unsupported(`unexpected decode with ${out.info.channels} channels`);
+    }
+    const { width, height } = out.info;
+    return { width, height, channels: 3, data: toRgb8(out.data, width * height, out.info.channels) };
+  };
+
+  let image: RgbImage;
+  try {
+    // A plain JPEG's layout is known from the header read above: one decoder call instead of two.
+    const plain = header.format === 'jpeg' ? plainJpegLayout(bytes) : undefined;
+    if (plain !== undefined) {
+      checkDecodedSize(header.width, header.height, plain);
+      image = await decodeUchar();
+      if (image.width !== header.width || image.height !== header.height) {
+        throw unsupported(
+          `the jpeg header says ${header.width}×${header.height}, the decoder ${image.width}×${image.height}`,
+        );
       }
-      data = toRgb8(out.data, width * height, out.info.channels);
     } else {
-      throw unsupported(`unsupported sample format ${meta.depth}`);
+      const meta = await open().metadata();
+      if (meta.format !== header.format) {
+        throw unsupported(`the ${header.format} header does not match the decoder's ${meta.format}`);
+      }
+      if (meta.width * meta.height > maxPixels) {
+        throw new DomainError(
+          ErrorCode.PayloadTooLarge,
+          `the image is ${meta.width}×${meta.height} pixels; the limit is ${maxPixels}`,
+          { limit: maxPixels },
+        );
+      }
+      checkDecodedSize(meta.width, meta.height, {
+        channels: meta.channels,
+        depth: meta.depth,
+        cmyk: meta.space === 'cmyk',
+      });
+      if (meta.space === 'cmyk') {
+        // Raw CMYK, then Pillow's formula (libvips would otherwise apply a CMYK ICC profile).
+        const out = await open()
+          .pipelineColourspace('cmyk')
+          .toColourspace('cmyk')
+          .raw()
+          .toBuffer({ resolveWithObject: true });
+        if (out.info.channels !== 4)
+          throw unsupported(`unexpected CMYK decode with ${out.info.channels} channels`);
+        const { width, height } = out.info;
+        image = { width, height, channels: 3, data: cmykToRgb(out.data, width * height) };
+      } else if (meta.depth === 'ushort') {
+        const grey = meta.channels <= 2;
+        const out = await open()
+          .toColourspace(grey ? 'grey16' : 'rgb16')
+          .raw({ depth: 'ushort' })
+          .toBuffer({ resolveWithObject: true });
+        const { width, height } = out.info;
+        const samples = new Uint16Array(out.data.buffer, out.data.byteOffset, out.data.byteLength / 2);
+        image = {
+          width,
+          height,
+          channels: 3,
+          data: sixteenToRgb8(samples, width * height, out.info.channels),
+        };
+      } else if (meta.depth === 'uchar') {
+        image = await decodeUchar();
+      } else {
+        throw unsupported(`unsupported sample format ${meta.depth}`);
+      }
     }
   } catch (err) {
     if (err instanceof DomainError) throw err;
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw unsupported(`cannot decode the ${header.format} image: ${reason}`, err);
   }
+  const { width, height, data } = image;
   if (data.length !== width * height * 3) {
     throw unsupported(`decoder returned ${data.length} bytes for ${width}×${height} RGB`);
   }
-  return { width, height, channels: 3, data };
+  return image;
 }
