@@ -4,6 +4,7 @@
 //
 //   node tools/scripts/fullsize-cache.mjs import  --store DIR --knn knn.index
 //   node tools/scripts/fullsize-cache.mjs measure --store DIR --knn knn.index [--queries 1000] [--seed S]
+//        [--truth FILE] [--rescore N] [--expansion N]
 //
 // `import` copies the faiss index into the embedded store's cache collection the way a retriever
 // would (i8 HNSW, float32 rows kept on disk past RETRIEVER_RESIDENT_BELOW) and prints one JSON line.
@@ -11,6 +12,7 @@
 // plus small noise, renormalised), finds their exact top-10 with usearch's SIMD exact search over
 // knn.index read in chunks (the ground truth), then asks the store one query at a time: p50/p99
 // latency and recall@10 against that truth, as one JSON line.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
@@ -29,6 +31,9 @@ const { values } = parseArgs({
     queries: { type: 'string', default: '1000' },
     seed: { type: 'string', default: '1' },
     k: { type: 'string', default: '10' },
+    truth: { type: 'string' },
+    rescore: { type: 'string' },
+    expansion: { type: 'string' },
   },
   strict: true,
 });
@@ -37,7 +42,13 @@ if (values.store === undefined || values.knn === undefined) {
   process.exit(2);
 }
 const say = (line) => process.stderr.write(`${line}\n`);
-const STORE_OPTIONS = { dir: values.store, quantization: 'i8' };
+// --rescore / --expansion try other search settings on the same graph (RETRIEVER_RESCORE_CANDIDATES,
+// RETRIEVER_HNSW_EXPANSION_SEARCH); unset, the store's defaults apply, as in the server.
+const hnsw = {
+  ...(values.rescore === undefined ? {} : { rescoreCandidates: Number(values.rescore) }),
+  ...(values.expansion === undefined ? {} : { expansionSearch: Number(values.expansion) }),
+};
+const STORE_OPTIONS = { dir: values.store, quantization: 'i8', hnsw };
 
 async function runImport() {
   const t0 = performance.now();
@@ -61,6 +72,13 @@ async function runImport() {
   await store.close();
   const seconds = (performance.now() - t0) / 1000;
   process.stdout.write(`${JSON.stringify({ ...result, seconds, rows_per_s: result.imported / seconds })}\n`);
+}
+
+/** The ground truth a previous measure saved, if it was made for the same knn, queries and k. */
+function readTruth(path, key) {
+  if (!existsSync(path)) return undefined;
+  const saved = JSON.parse(readFileSync(path, 'utf8'));
+  return Object.entries(key).every(([name, value]) => saved[name] === value) ? saved.best : undefined;
 }
 
 /** xorshift32 in [-0.5, 0.5). */
@@ -99,23 +117,29 @@ async function runMeasure() {
     norm = Math.sqrt(norm);
     for (let j = 0; j < d; j++) queries[i * d + j] /= norm;
   }
-  // Ground truth: exact top-k of every query over the file, chunk by chunk.
+  // Ground truth: exact top-k of every query over the file, chunk by chunk. --truth keeps it in a
+  // file (keyed by the knn size, queries, seed and k), so trying other search settings is quick.
   t0 = performance.now();
-  const best = Array.from({ length: nq }, () => []);
-  for await (const { first, vectors } of index.batches(65536)) {
-    const m = exactSearch(vectors, queries, d, k, MetricKind.IP);
-    for (let i = 0; i < nq; i++) {
-      const merged = best[i];
-      for (let j = 0; j < k; j++) {
-        const key = m.keys[i * k + j];
-        if (key === undefined) continue;
-        merged.push({ id: first + Number(key), distance: m.distances[i * k + j] });
+  const truthKey = { ntotal: index.ntotal, d, nq, k, seed: Number(values.seed) };
+  let best = values.truth === undefined ? undefined : readTruth(values.truth, truthKey);
+  if (best === undefined) {
+    best = Array.from({ length: nq }, () => []);
+    for await (const { first, vectors } of index.batches(65536)) {
+      const m = exactSearch(vectors, queries, d, k, MetricKind.IP);
+      for (let i = 0; i < nq; i++) {
+        const merged = best[i];
+        for (let j = 0; j < k; j++) {
+          const key = m.keys[i * k + j];
+          if (key === undefined) continue;
+          merged.push({ id: first + Number(key), distance: m.distances[i * k + j] });
+        }
+        merged.sort((a, b) => a.distance - b.distance || a.id - b.id);
+        merged.length = Math.min(merged.length, k);
       }
-      merged.sort((a, b) => a.distance - b.distance || a.id - b.id);
-      merged.length = Math.min(merged.length, k);
+      if (first % (65536 * 16) === 0) say(`exact truth: ${first + vectors.length / d}/${index.ntotal} rows`);
     }
-    if (first % (65536 * 16) === 0) say(`exact truth: ${first + vectors.length / d}/${index.ntotal} rows`);
-  }
+    if (values.truth !== undefined) writeFileSync(values.truth, JSON.stringify({ ...truthKey, best }));
+  } else say(`exact truth read from ${values.truth}`);
   const exactS = (performance.now() - t0) / 1000;
   await index.close();
   // The store, one query per call, as the retriever serves them.
@@ -139,6 +163,8 @@ async function runMeasure() {
       count: info.count,
       queries: nq,
       k,
+      rescore_candidates: hnsw.rescoreCandidates ?? null,
+      expansion_search: hnsw.expansionSearch ?? null,
       recall_at_10: hits / (nq * k),
       p50_ms: pick(0.5),
       p99_ms: pick(0.99),
