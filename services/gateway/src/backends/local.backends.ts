@@ -17,7 +17,7 @@ import {
   seedCacheFromRepository,
   seedProgressLogger,
 } from '@imagebind-llm/serving';
-import { EmbeddedVectorStore } from '@imagebind-llm/vector-store';
+import { CACHE_COLLECTION, EmbeddedVectorStore } from '@imagebind-llm/vector-store';
 import type { GatewayEnv } from '../env.schema';
 import type { EncoderBackend, HopContext, PlatformBackends, RoutedModality } from './backends.port';
 
@@ -93,7 +93,13 @@ export async function createLocalBackends(
     }),
   ]);
   await Promise.all([encoders?.warmup(), bind.warmup(), decoder.warmup()]);
-  logger.info({ event: 'standalone.loaded', modalities, cachePoints: seeded }, 'standalone services loaded');
+  // cachePoints: what the visual cache holds now (a data dir may hold it from an earlier import);
+  // seededPoints: what this start copied in from the repository's knn-cache.
+  const cachePoints = (await store.describe(CACHE_COLLECTION))?.count ?? 0;
+  logger.info(
+    { event: 'standalone.loaded', modalities, cachePoints, seededPoints: seeded },
+    'standalone services loaded',
+  );
 
   const encoderImpl =
     encoders === undefined
