@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
+import { CLIP_MEAN, CLIP_STD } from '../image/image.preprocess';
 import { linearAxis, resizeBilinearPlane, shortSideScaleSize } from './bilinear-resize';
-import { spatialCropOffsets } from './video.preprocess';
+import { spatialCropOffsets, videoFrameScaler } from './video.preprocess';
 
 describe('linearAxis (torch bilinear, align_corners=False)', () => {
   it('upsamples 2 → 4 as torch does: [0, 0.25, 0.75, 1]', () => {
@@ -61,5 +62,51 @@ describe('shortSideScaleSize and spatialCropOffsets (MODEL_SPEC §2.2 steps 6, 8
       [0, 0],
       [0, 0],
     ]);
+  });
+});
+
+describe('videoFrameScaler (MODEL_SPEC §2.2 steps 5–7, fused)', () => {
+  /** The steps one at a time: p/255 plane per channel, torch bilinear, then (x − mean)/std. */
+  function plainFormula(rgb: Uint8Array, width: number, height: number): Float32Array[] {
+    const scaled = shortSideScaleSize(width, height, 224);
+    const rows = linearAxis(height, scaled.height);
+    const cols = linearAxis(width, scaled.width);
+    return [0, 1, 2].map((c) => {
+      const plane = new Float32Array(width * height);
+      for (let i = 0; i < plane.length; i++) plane[i] = Math.fround(rgb[i * 3 + c]! / 255);
+      const out = new Float32Array(scaled.width * scaled.height);
+      resizeBilinearPlane(plane, width, height, rows, cols, out);
+      const m = Math.fround(CLIP_MEAN[c]!);
+      const s = Math.fround(CLIP_STD[c]!);
+      for (let i = 0; i < out.length; i++) out[i] = Math.fround(Math.fround(out[i]! - m) / s);
+      return out;
+    });
+  }
+
+  it.each([
+    [320, 240], // the golden landscape: 240 → 224 rows, rows shared by neighbouring outputs
+    [240, 320], // portrait
+    [61, 37], // upscaled, odd sizes
+    [1000, 226], // barely downscaled rows, strongly downscaled columns
+  ])('gives bit-identical planes to the step-by-step formula for %i×%i', (width, height) => {
+    let seed = width * 7919 + height;
+    const rgb = Uint8Array.from({ length: width * height * 3 }, () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed >>> 24;
+    });
+    const scale = videoFrameScaler(width, height, shortSideScaleSize(width, height, 224));
+    const expected = plainFormula(rgb, width, height);
+    // Twice: the scratch rows are reused from frame to frame.
+    for (const planes of [scale(rgb), scale(rgb)]) {
+      expect(planes).toHaveLength(3);
+      planes.forEach((plane, c) => {
+        expect(Buffer.from(plane.buffer).equals(Buffer.from(expected[c]!.buffer))).toBe(true);
+      });
+    }
+  });
+
+  it('refuses a frame of another size', () => {
+    const scale = videoFrameScaler(4, 4, shortSideScaleSize(4, 4, 224));
+    expect(() => scale(new Uint8Array(4 * 4 * 3 - 1))).toThrow(RangeError);
   });
 });

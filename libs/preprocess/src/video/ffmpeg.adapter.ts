@@ -185,28 +185,11 @@ function stringField(record: Record<string, unknown>, key: string): string {
   return typeof value === 'string' ? value : '';
 }
 
-/** Reads the container and first video stream header (`ffprobe`); decodes nothing beyond probing. */
-export async function probeVideo(
-  path: string,
-  maxPixels: number,
-  tools: FfmpegTools = {},
-): Promise<VideoStreamInfo> {
-  const stdout = await runMediaTool(
-    toolPath(tools, 'ffprobe'),
-    [
-      '-v',
-      'error',
-      ...inputArgs(path, maxPixels),
-      '-select_streams',
-      'v:0',
-      '-show_entries',
-      'stream=codec_type,codec_name,width,height,pix_fmt,time_base,start_pts,duration_ts,nb_frames:format=format_name',
-      '-of',
-      'json',
-    ],
-    { timeoutSeconds: timeoutOf(tools), maxOutputBytes: 1 << 20, maxPixels },
-  );
-  const json = parseJson(stdout, 'stream information');
+const STREAM_ENTRIES =
+  'stream=codec_type,codec_name,width,height,pix_fmt,time_base,start_pts,duration_ts,nb_frames:format=format_name';
+
+/** The first video stream's header out of ffprobe's JSON (`streams` and `format` sections). */
+function parseStreamInfo(json: Record<string, unknown>): VideoStreamInfo {
   const streams = Array.isArray(json['streams']) ? (json['streams'] as unknown[]) : [];
   const stream = streams[0];
   if (!isRecord(stream) || stream['codec_type'] !== 'video') {
@@ -244,6 +227,107 @@ export async function probeVideo(
     declaredFrames:
       frames === undefined || frames > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : Number(frames),
   };
+}
+
+/** Reads the container and first video stream header (`ffprobe`); decodes nothing beyond probing. */
+export async function probeVideo(
+  path: string,
+  maxPixels: number,
+  tools: FfmpegTools = {},
+): Promise<VideoStreamInfo> {
+  const stdout = await runMediaTool(
+    toolPath(tools, 'ffprobe'),
+    [
+      '-v',
+      'error',
+      ...inputArgs(path, maxPixels),
+      '-select_streams',
+      'v:0',
+      '-show_entries',
+      STREAM_ENTRIES,
+      '-of',
+      'json',
+    ],
+    { timeoutSeconds: timeoutOf(tools), maxOutputBytes: 1 << 20, maxPixels },
+  );
+  return parseStreamInfo(parseJson(stdout, 'stream information'));
+}
+
+const SAFE_PTS = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** One demuxed packet of the video stream, as ffprobe lists it. */
+export interface VideoPacket {
+  /** Presentation timestamp in time-base units; undefined when the container gives none. */
+  readonly pts: bigint | undefined;
+  /** ffprobe's flag letters: `K` keyframe, `D` discard (edit list), `C` corrupt; `_` for unset. */
+  readonly flags: string;
+}
+
+/** The stream header and every packet of the first video stream, read by one ffprobe run. */
+export interface VideoPacketProbe {
+  readonly stream: VideoStreamInfo;
+  /** In demuxing (decoding) order. */
+  readonly packets: readonly VideoPacket[];
+}
+
+/**
+ * The header (as `probeVideo`) and the pts and flags of every packet of the first video stream, in
+ * one ffprobe run that only demuxes: nothing past the probe is decoded, so a file that is too long
+ * costs a read of its index, not a decode. The output is capped for `maxPackets` packets (a few
+ * more fit; the caller checks the count): far past that the run is stopped as PAYLOAD_TOO_LARGE.
+ */
+export async function probeVideoPackets(
+  path: string,
+  maxPixels: number,
+  maxPackets: number,
+  tools: FfmpegTools = {},
+): Promise<VideoPacketProbe> {
+  const stdout = await runMediaTool(
+    toolPath(tools, 'ffprobe'),
+    [
+      '-v',
+      'error',
+      ...inputArgs(path, maxPixels),
+      '-select_streams',
+      'v:0',
+      '-show_entries',
+      `${STREAM_ENTRIES}:packet=pts,flags`,
+      '-of',
+      'json=c=1',
+    ],
+    // ~30 bytes a packet in compact JSON; anything past the cap is too many packets.
+    { timeoutSeconds: timeoutOf(tools), maxOutputBytes: (1 << 16) + maxPackets * 64, maxPixels },
+  );
+  const json = parseJson(stdout, 'stream information');
+  const stream = parseStreamInfo(json);
+  const list = Array.isArray(json['packets']) ? (json['packets'] as unknown[]) : [];
+  const packets = list.map((packet, i): VideoPacket => {
+    if (!isRecord(packet)) throw unsupported(`ffprobe printed an unreadable packet ${i}`);
+    return { pts: integerField(packet, 'pts'), flags: stringField(packet, 'flags') };
+  });
+  return { stream, packets };
+}
+
+/**
+ * The pts PyAV's decoder would give the frames, read off the packets, sorted ascending — or
+ * undefined where the packets cannot vouch for that. Every packet of a plain stream decodes to
+ * one frame that carries the packet's pts, and the decoder outputs frames in presentation order,
+ * so the n-th smallest packet pts is the pts of the n-th decoded frame. Undefined (decode to find
+ * out) when a packet has no pts, two packets share one (the official dict keeps the last frame
+ * decoded, which only decoding tells), or a packet is flagged discard (edit lists: the decoder
+ * drops its frame) or corrupt (it may yield no frame), or a pts is past 2^53.
+ */
+export function presentationPtsFromPackets(packets: readonly VideoPacket[]): bigint[] | undefined {
+  const pts: bigint[] = [];
+  for (const packet of packets) {
+    if (packet.pts === undefined || !/^[K_]_*$/.test(packet.flags)) return undefined;
+    // The decode matches these in a filter expression, where numbers are doubles.
+    if (packet.pts > SAFE_PTS || packet.pts < -SAFE_PTS) return undefined;
+    pts.push(packet.pts);
+  }
+  pts.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  for (let i = 1; i < pts.length; i++) if (pts[i] === pts[i - 1]) return undefined;
+  return pts;
 }
 
 /**
@@ -291,11 +375,41 @@ export async function listFramePts(
 export interface DecodeRequest {
   /** Indices into the decoded frame sequence (as `listFramePts` numbers it), ascending, distinct. */
   readonly frameIndices: readonly number[];
+  /**
+   * Where the indices were read off packets (`presentationPtsFromPackets`): the pts each chosen
+   * frame must also have, parallel to `frameIndices`. A frame whose index matches but whose pts
+   * does not is not output, so a stream that breaks the packet assumptions decodes short.
+   */
+  readonly framePts?: readonly bigint[];
+  /**
+   * The container header fully describes the stream (MP4/MOV, Matroska/WebM): skip the trial
+   * decode that fills in missing stream parameters (`-nofind_stream_info`). The decoder gets the
+   * same extradata and packets either way; only the start-up probing goes.
+   */
+  readonly headerDescribesStream?: boolean;
   readonly width: number;
   readonly height: number;
   /** Source pixel format; `yuvj*` is full range, everything else is read as limited range. */
   readonly pixelFormat: string;
   readonly maxPixels: number;
+}
+
+/** `select` terms: the decoded frame number, and with `framePts` also the timestamp. */
+function selectExpression(request: DecodeRequest): string {
+  const { frameIndices, framePts } = request;
+  if (framePts !== undefined && framePts.length !== frameIndices.length) {
+    throw new RangeError('decodeFramesRgb: framePts must be parallel to frameIndices');
+  }
+  return frameIndices
+    .map((n, i) => {
+      const pts = framePts?.[i];
+      // Numbers in filter expressions are doubles; a pts past 2^53 cannot be matched exactly.
+      if (pts !== undefined && (pts > SAFE_PTS || pts < -SAFE_PTS)) {
+        throw new RangeError(`decodeFramesRgb: pts ${pts} is not exact as a double`);
+      }
+      return pts === undefined ? `eq(n,${n})` : `eq(n,${n})*eq(pts,${pts})`;
+    })
+    .join('+');
 }
 
 /**
@@ -304,16 +418,22 @@ export interface DecodeRequest {
  * whatever the stream is tagged with, limited range unless the pixel format is `yuvj*`. For 8-bit
  * 4:2:0 with an even height this is swscale's unscaled yuv2rgb path, the same code PyAV ran, so the
  * bytes are identical; `accurate_rnd` or `full_chroma_int` would switch to a different path.
- * `-noautorotate`: PyAV ignores the display matrix.
+ * `-noautorotate`: PyAV ignores the display matrix. Decoding stops after the last chosen frame
+ * (`-frames:v`). With `framePts`, `-copyts` keeps the stream's own timestamps in the filter (no
+ * shift to a zero start), so `pts` there is the packet's.
+ *
+ * Resolves undefined when the output is short of the chosen frames (past them the cap refuses
+ * it): a chosen frame was not there (as numbered, or with that pts), or the stream is corrupt or
+ * changes size.
  */
-export async function decodeFramesRgb(
+export async function decodeChosenFramesRgb(
   path: string,
   request: DecodeRequest,
   tools: FfmpegTools = {},
-): Promise<Uint8Array[]> {
+): Promise<Uint8Array[] | undefined> {
   const { frameIndices, width, height } = request;
   if (frameIndices.length === 0) return [];
-  const select = frameIndices.map((n) => `eq(n,${n})`).join('+');
+  const select = selectExpression(request);
   const range = request.pixelFormat.startsWith('yuvj') ? 'pc' : 'tv';
   const frameBytes = width * height * 3;
   const expected = frameBytes * frameIndices.length;
@@ -325,6 +445,8 @@ export async function decodeFramesRgb(
       '-v',
       'error',
       '-noautorotate',
+      ...(request.framePts === undefined ? [] : ['-copyts']),
+      ...(request.headerDescribesStream === true ? ['-nofind_stream_info'] : []),
       ...inputArgs(path, request.maxPixels),
       '-map',
       '0:v:0',
@@ -335,6 +457,8 @@ export async function decodeFramesRgb(
       `select='${select}',scale=flags=bilinear:in_color_matrix=bt601:in_range=${range},format=rgb24`,
       '-fps_mode',
       'passthrough',
+      '-frames:v',
+      String(frameIndices.length),
       '-f',
       'rawvideo',
       '-pix_fmt',
@@ -343,13 +467,25 @@ export async function decodeFramesRgb(
     ],
     { timeoutSeconds: timeoutOf(tools), maxOutputBytes: expected + 1, maxPixels: request.maxPixels },
   );
-  if (stdout.length !== expected) {
-    throw unsupported(
-      `the decoder returned ${stdout.length} bytes for ${frameIndices.length} frames of ${width}×${height}; ` +
-        'the stream is corrupt or changes size',
-    );
-  }
+  if (stdout.length !== expected) return undefined;
   return frameIndices.map(
     (_, i) => new Uint8Array(stdout.buffer, stdout.byteOffset + i * frameBytes, frameBytes),
   );
+}
+
+/** `decodeChosenFramesRgb`, with a short or long output refused as a corrupt stream. */
+export async function decodeFramesRgb(
+  path: string,
+  request: DecodeRequest,
+  tools: FfmpegTools = {},
+): Promise<Uint8Array[]> {
+  const frames = await decodeChosenFramesRgb(path, request, tools);
+  if (frames === undefined) {
+    const { frameIndices, width, height } = request;
+    throw unsupported(
+      `the decoder did not return the ${frameIndices.length} chosen frames of ${width}×${height}; ` +
+        'the stream is corrupt or changes size',
+    );
+  }
+  return frames;
 }

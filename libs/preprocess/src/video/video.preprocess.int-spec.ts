@@ -128,6 +128,69 @@ describe('preprocessVideo: parity with the official loader', () => {
   });
 });
 
+describe('preprocessVideo: frame timestamps from packets, checked against decoding', () => {
+  const same = (a: Float32Array, b: Float32Array): boolean =>
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    );
+
+  it('chooses the golden frames from packets, bit-identical to listing decoded frames first', async () => {
+    const fromPackets = await preprocessVideo(LANDSCAPE);
+    const decoded = await preprocessVideo(LANDSCAPE, { frameTimestamps: 'decoded' });
+    expect(fromPackets.frameTimestamps).toBe('packets');
+    expect(decoded.frameTimestamps).toBe('decoded');
+    expect(fromPackets.clips).toEqual(decoded.clips);
+    expect(same(fromPackets.tensor, decoded.tensor)).toBe(true);
+  });
+
+  it('matches frames by their own pts in an MPEG-TS video that does not start at 0', async () => {
+    const path = makeVideo('late-start.ts', 'testsrc2=size=320x240:rate=25:duration=4.3');
+    const fromPackets = await preprocessVideo(path);
+    const decoded = await preprocessVideo(path, { frameTimestamps: 'decoded' });
+    expect(fromPackets.stream.startPts).toBeGreaterThan(0n); // ffmpeg's TS muxer delays the start
+    expect(fromPackets.frameTimestamps).toBe('packets');
+    expect(fromPackets.clips).toEqual(decoded.clips);
+    expect(same(fromPackets.tensor, decoded.tensor)).toBe(true);
+  });
+
+  it('decodes to find the frames when an edit list discards packets', async () => {
+    const source = makeVideo('edit-source.mp4', 'testsrc2=size=320x240:rate=10:duration=5');
+    const path = join(dir, 'edit-list.mp4');
+    // A stream copy from 0.45 s keeps the frames from the keyframe before and discards them on read.
+    execFileSync('ffmpeg', [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-nostdin',
+      '-y',
+      '-ss',
+      '0.45',
+      '-i',
+      source,
+      '-c',
+      'copy',
+      path,
+    ]);
+    const flags = execFileSync('ffprobe', [
+      '-v',
+      'error',
+      '-select_streams',
+      'v:0',
+      '-show_entries',
+      'packet=flags',
+      '-of',
+      'csv=p=0',
+      path,
+    ]);
+    expect(flags.toString()).toMatch(/D/); // the precondition: some packets are flagged discard
+    const result = await preprocessVideo(path);
+    const decoded = await preprocessVideo(path, { frameTimestamps: 'decoded' });
+    expect(result.frameTimestamps).toBe('decoded');
+    expect(result.clips).toEqual(decoded.clips);
+    expect(same(result.tensor, decoded.tensor)).toBe(true);
+  });
+});
+
 describe('preprocessVideo: hostile input', () => {
   it('refuses an empty buffer and an empty file with INVALID_INPUT', async () => {
     expect((await rejection(preprocessVideo(new Uint8Array(0)))).code).toBe('INVALID_INPUT');

@@ -5,15 +5,17 @@ import { join, resolve } from 'node:path';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 
 import { CLIP_MEAN, CLIP_STD } from '../image/image.preprocess';
-import { linearAxis, resizeBilinearPlane, shortSideScaleSize } from './bilinear-resize';
+import { linearAxis, shortSideScaleSize } from './bilinear-resize';
 import {
+  decodeChosenFramesRgb,
   decodeFramesRgb,
   listFramePts,
-  probeVideo,
+  presentationPtsFromPackets,
+  probeVideoPackets,
   type FfmpegTools,
   type VideoStreamInfo,
 } from './ffmpeg.adapter';
-import { sampleVideoClips, type ClipFrames } from './video-clip-sampler';
+import { sampleVideoClips, type ClipFrames, type ClipSampling } from './video-clip-sampler';
 
 /**
  * ImageBind's `load_and_transform_video_data` for one video (MODEL_SPEC §2.2): 5 clips of 2 s, the
@@ -57,6 +59,9 @@ const ALLOWED_CONTAINERS = new Set([
   'ivf',
 ]);
 
+/** Containers whose header alone gives every stream parameter the decoder needs (no trial decode). */
+const FULL_HEADER_CONTAINERS = new Set(['mov', 'mp4', 'matroska', 'webm']);
+
 /** Guards against hostile input and where to find FFmpeg; every field has a default. */
 export interface VideoPreprocessOptions extends FfmpegTools {
   /** Largest encoded size in bytes (buffer length or file size). */
@@ -69,6 +74,15 @@ export interface VideoPreprocessOptions extends FfmpegTools {
   readonly maxFrames?: number;
   /** Folder for the temporary copy of a buffer input (default: the OS temp folder). */
   readonly tempDir?: string;
+  /**
+   * Where the frame timestamps the clips are chosen by come from. `packets` (default): read off
+   * the demuxed packets in the same ffprobe run as the header, nothing decoded twice; a stream
+   * where packets and decoded frames could disagree (see `presentationPtsFromPackets`), or whose
+   * chosen frames do not decode as numbered with those pts, is redone the `decoded` way.
+   * `decoded`: decode the whole stream once to list the frames' pts, as the official loader sees
+   * them, then decode the chosen frames (one ffmpeg run more).
+   */
+  readonly frameTimestamps?: 'packets' | 'decoded';
 }
 
 export interface VideoPreprocessResult {
@@ -83,6 +97,8 @@ export interface VideoPreprocessResult {
   readonly clips: readonly ClipFrames[];
   /** Size after ShortSideScale, before cropping. */
   readonly scaledSize: { readonly width: number; readonly height: number };
+  /** Where the frame timestamps came from in the end (see `frameTimestamps`). */
+  readonly frameTimestamps: 'packets' | 'decoded';
 }
 
 function positiveLimit(name: string, value: number, integer: boolean): number {
@@ -130,31 +146,93 @@ export function spatialCropOffsets(
   ];
 }
 
+/** `p/255` in float32 for every byte value, as the loader divides before ShortSideScale. */
+const UNIT_BYTE = Float32Array.from({ length: 256 }, (_, p) => p / 255);
+
 /**
- * One RGB24 frame → 3 planes `(bilinear(p/255) − mean_c)/std_c` at the scaled size, float32
- * throughout (the loader divides by 255 before ShortSideScale and normalises after it).
+ * Scales RGB24 frames of one size to 3 planes `(bilinear(p/255) − mean_c)/std_c` at the scaled
+ * size, float32 throughout (§2.2 steps 5–7), with the same roundings in the same order as
+ * `resizeBilinearPlane` on a `p/255` plane followed by the normalisation. The horizontal tap
+ * products are tabled per column and byte value, each source row's horizontal pass is computed
+ * once and reused by both output rows that read it, and the normalisation is fused into the
+ * vertical pass.
  */
-function scaleAndNormalizeFrame(
-  rgb: Uint8Array,
+export function videoFrameScaler(
   width: number,
   height: number,
   scaled: { width: number; height: number },
-): Float32Array[] {
+): (rgb: Uint8Array) => Float32Array[] {
   const rows = linearAxis(height, scaled.height);
   const cols = linearAxis(width, scaled.width);
-  const pixels = width * height;
-  const plane = new Float32Array(pixels);
-  const out: Float32Array[] = [];
-  for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < pixels; i++) plane[i] = Math.fround(rgb[i * 3 + c]! / 255);
-    const resized = new Float32Array(scaled.width * scaled.height);
-    resizeBilinearPlane(plane, width, height, rows, cols, resized);
-    const m = Math.fround(CLIP_MEAN[c]!);
-    const s = Math.fround(CLIP_STD[c]!);
-    for (let i = 0; i < resized.length; i++) resized[i] = Math.fround(Math.fround(resized[i]! - m) / s);
-    out.push(resized);
+  const outWidth = scaled.width;
+  const outHeight = scaled.height;
+  const byte0 = cols.i0.map((i) => i * 3);
+  const byte1 = cols.i1.map((i) => i * 3);
+  // Per output column, both horizontal taps for every byte value: float32(p/255 · w).
+  const tap0 = new Float32Array(outWidth * 256);
+  const tap1 = new Float32Array(outWidth * 256);
+  for (let x = 0; x < outWidth; x++) {
+    for (let p = 0; p < 256; p++) {
+      tap0[x * 256 + p] = UNIT_BYTE[p]! * cols.w0[x]!;
+      tap1[x * 256 + p] = UNIT_BYTE[p]! * cols.w1[x]!;
+    }
   }
-  return out;
+  // The source rows some output row reads, each with a row in the horizontal-pass buffers.
+  const slotOf = new Int32Array(height).fill(-1);
+  const sourceRows: number[] = [];
+  for (let y = 0; y < outHeight; y++) {
+    for (const r of [rows.i0[y]!, rows.i1[y]!]) {
+      if (slotOf[r] === -1) {
+        slotOf[r] = sourceRows.length;
+        sourceRows.push(r);
+      }
+    }
+  }
+  const h0 = new Float32Array(sourceRows.length * outWidth);
+  const h1 = new Float32Array(sourceRows.length * outWidth);
+  const h2 = new Float32Array(sourceRows.length * outWidth);
+  const horizontal = [h0, h1, h2];
+  const mean = [0, 1, 2].map((c) => Math.fround(CLIP_MEAN[c]!));
+  const std = [0, 1, 2].map((c) => Math.fround(CLIP_STD[c]!));
+
+  return (rgb) => {
+    if (rgb.length !== width * height * 3) throw new RangeError('video frame: byte size does not match');
+    const f = Math.fround;
+    // A Float32Array store rounds to float32 exactly as Math.fround does, so the outer rounding
+    // of each sum and quotient is the store's.
+    for (let k = 0; k < sourceRows.length; k++) {
+      const row = sourceRows[k]! * width * 3;
+      const o = k * outWidth;
+      for (let x = 0; x < outWidth; x++) {
+        const p0 = row + byte0[x]!;
+        const p1 = row + byte1[x]!;
+        const t = x * 256;
+        h0[o + x] = tap0[t + rgb[p0]!]! + tap1[t + rgb[p1]!]!;
+        h1[o + x] = tap0[t + rgb[p0 + 1]!]! + tap1[t + rgb[p1 + 1]!]!;
+        h2[o + x] = tap0[t + rgb[p0 + 2]!]! + tap1[t + rgb[p1 + 2]!]!;
+      }
+    }
+    const planes: Float32Array[] = [];
+    for (let c = 0; c < 3; c++) {
+      const h = horizontal[c]!;
+      const m = mean[c]!;
+      const s = std[c]!;
+      const out = new Float32Array(outWidth * outHeight);
+      for (let y = 0; y < outHeight; y++) {
+        const s0 = slotOf[rows.i0[y]!]! * outWidth;
+        const s1 = slotOf[rows.i1[y]!]! * outWidth;
+        const b0 = rows.w0[y]!;
+        const b1 = rows.w1[y]!;
+        const o = y * outWidth;
+        for (let x = 0; x < outWidth; x++) {
+          const v = f(f(h[s0 + x]! * b0) + f(h[s1 + x]! * b1));
+          out[o + x] = f(v - m) / s;
+        }
+      }
+      planes.push(out);
+    }
+    return planes;
+  };
 }
 
 /** Runs `body` on a file path: the given path, or a private temporary copy of the bytes. */
@@ -217,7 +295,8 @@ export async function preprocessVideo(
   if (options.timeoutSeconds !== undefined) positiveLimit('timeoutSeconds', options.timeoutSeconds, false);
 
   return withInputFile(input, maxBytes, options.tempDir, async (path) => {
-    const stream = await probeVideo(path, maxPixels, options);
+    const probe = await probeVideoPackets(path, maxPixels, maxFrames, options);
+    const stream = probe.stream;
     const families = stream.container.split(',');
     if (!families.some((f) => ALLOWED_CONTAINERS.has(f))) {
       throw unsupported(`unsupported video container ${JSON.stringify(stream.container)}`);
@@ -249,43 +328,71 @@ export async function preprocessVideo(
       }
     };
     if (stream.durationPts !== undefined) checkDuration(stream.durationPts);
-
-    const framePts = await listFramePts(path, maxPixels, maxFrames, options);
-    if (framePts.length === 0) throw unsupported('the video stream has no decodable frames');
-    if (stream.durationPts === undefined) checkDuration(framePts.reduce((a, b) => (b > a ? b : a)));
-
-    let sampling;
-    try {
-      sampling = sampleVideoClips({
-        timeBase: stream.timeBase,
-        startPts: stream.startPts,
-        durationPts: stream.durationPts,
-        framePts,
-        clipDurationSeconds: VIDEO_CLIP_DURATION_SECONDS,
-        clipsPerVideo: VIDEO_CLIPS_PER_VIDEO,
-        framesPerClip: VIDEO_FRAMES_PER_CLIP,
-      });
-    } catch (error) {
-      // The official loader stops with "No clip found" here.
-      throw unsupported(`No clip found: ${error instanceof Error ? error.message : String(error)}`, error);
+    if (probe.packets.length > maxFrames) {
+      throw tooLarge(`the video has ${probe.packets.length} frames; the limit is ${maxFrames}`, maxFrames);
     }
 
-    const wanted = [...new Set(sampling.clips.flatMap((clip) => clip.frameIndices))].sort((a, b) => a - b);
-    const rgb = await decodeFramesRgb(
-      path,
-      {
+    /**
+     * Chooses the clip frames from a frame pts list and decodes them. With `fromPackets`, any sign
+     * that the packets told a different story than decoding would (no frame, no clip, a chosen
+     * frame missing) gives undefined, and the caller asks the decoder instead; otherwise those
+     * are the official loader's errors.
+     */
+    const chooseAndDecode = async (
+      framePts: readonly bigint[],
+      fromPackets: boolean,
+    ): Promise<{ sampling: ClipSampling; wanted: number[]; rgb: Uint8Array[] } | undefined> => {
+      if (framePts.length === 0) {
+        if (fromPackets) return undefined;
+        throw unsupported('the video stream has no decodable frames');
+      }
+      if (stream.durationPts === undefined) checkDuration(framePts.reduce((a, b) => (b > a ? b : a)));
+      let sampling: ClipSampling;
+      try {
+        sampling = sampleVideoClips({
+          timeBase: stream.timeBase,
+          startPts: stream.startPts,
+          durationPts: stream.durationPts,
+          framePts,
+          clipDurationSeconds: VIDEO_CLIP_DURATION_SECONDS,
+          clipsPerVideo: VIDEO_CLIPS_PER_VIDEO,
+          framesPerClip: VIDEO_FRAMES_PER_CLIP,
+        });
+      } catch (error) {
+        if (fromPackets) return undefined;
+        // The official loader stops with "No clip found" here.
+        throw unsupported(`No clip found: ${error instanceof Error ? error.message : String(error)}`, error);
+      }
+      const wanted = [...new Set(sampling.clips.flatMap((clip) => clip.frameIndices))].sort((a, b) => a - b);
+      const request = {
         frameIndices: wanted,
         width: stream.width,
         height: stream.height,
         pixelFormat: stream.pixelFormat,
         maxPixels,
-      },
-      options,
-    );
+      };
+      const rgb = fromPackets
+        ? await decodeChosenFramesRgb(
+            path,
+            { ...request, framePts: wanted.map((n) => framePts[n]!), headerDescribesStream },
+            options,
+          )
+        : await decodeFramesRgb(path, request, options);
+      return rgb === undefined ? undefined : { sampling, wanted, rgb };
+    };
+
+    const headerDescribesStream = families.some((f) => FULL_HEADER_CONTAINERS.has(f));
+    const packetPts =
+      options.frameTimestamps === 'decoded' ? undefined : presentationPtsFromPackets(probe.packets);
+    let chosen = packetPts === undefined ? undefined : await chooseAndDecode(packetPts, true);
+    const frameTimestamps = chosen === undefined ? 'decoded' : 'packets';
+    // The decoded way resolves a choice or throws, never undefined.
+    chosen ??= (await chooseAndDecode(await listFramePts(path, maxPixels, maxFrames, options), false))!;
+    const { sampling, wanted, rgb } = chosen;
+
+    const scale = videoFrameScaler(stream.width, stream.height, scaledSize);
     const planes = new Map<number, Float32Array[]>();
-    wanted.forEach((index, i) => {
-      planes.set(index, scaleAndNormalizeFrame(rgb[i]!, stream.width, stream.height, scaledSize));
-    });
+    wanted.forEach((index, i) => planes.set(index, scale(rgb[i]!)));
 
     const size = VIDEO_SIZE;
     const cropPlane = size * size;
@@ -317,6 +424,7 @@ export async function preprocessVideo(
       durationSeconds: Number(sampling.duration.num) / Number(sampling.duration.den),
       clips: sampling.clips,
       scaledSize,
+      frameTimestamps,
     };
   });
 }
