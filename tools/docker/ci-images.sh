@@ -128,6 +128,19 @@ docker() { "$docker_bin" "$@"; }
 dockerd --version
 docker-compose version --short
 
+# The builds need room on the file system of the data root: the workspace stage, nine images and
+# the compose stack's containers (measured: see min_free_gib). A machine short of it fails here, named,
+# instead of with ENOSPC in the middle of some image's build.
+min_free_gib="${IBLLM_DOCKER_MIN_FREE_GIB:-12}"
+mkdir -p "$work"
+free_gib="$(df -Pk "$work" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')"
+if ((free_gib < min_free_gib)); then
+  say "only $free_gib GiB free on the file system of $work (df -h: $(df -h "$work" | awk 'NR == 2 { print $1 }'));" \
+    "the image tier needs $min_free_gib GiB: free space there, or point IBLLM_DOCKER_DIR at a roomier disk"
+  exit 1
+fi
+say "$free_gib GiB free under $work (needs $min_free_gib)"
+
 step "private dockerd on $sock"
 if docker version >/dev/null 2>&1; then
   say "a daemon already answers on $sock: reusing it"

@@ -225,8 +225,10 @@ export class GatewayService {
       : embedded.fused;
     const projected = await this.backends.bind.project({ queries: float32Tensor(q, [1, q.length]) }, ctx);
     const v = readFloat32Tensor(projected.visualQueries, 'visual_queries').data;
-    // The seed is fixed here, not by the decoder, so a stream resumed on another replica samples
-    // exactly the tokens the first one would have (sampling is keyed by seed and step).
+    // The seed is fixed here, not by the decoder, so a stream resumed on another replica draws the
+    // numbers the first one would have (sampling is keyed by seed and step). Its logits come from
+    // one re-prefill of prompt + sent tokens instead of step-by-step decoding: equal to rounding,
+    // so greedy answers continue identically and sampled ones nearly always do (decoder.proto).
     const seed = request.sampling?.seed ?? randomSeed();
     const sent: number[] = [];
     let firstTokenAt: number | undefined;

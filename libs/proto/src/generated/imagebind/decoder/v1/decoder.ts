@@ -128,7 +128,8 @@ export interface SamplingParameters {
     | undefined;
   /**
    * Seed of the sampling RNG. The draw for generated token i depends only on (seed, i), so a
-   * resumed stream continues exactly. Unset means a random seed, reported in GenerateResponse.
+   * resumed stream draws what the broken one would have. Unset means a random seed, reported in
+   * GenerateResponse.
    */
   seed?: number | undefined;
 }
@@ -1465,7 +1466,10 @@ export const DecoderServiceService = {
   /**
    * Generate streams the tokens of one sequence. A stream that breaks can be resumed on any
    * replica by sending the same request with the tokens already received in
-   * resume_from_token_ids: the continuation is the one the broken stream would have produced.
+   * resume_from_token_ids. The replica re-prefills prompt + those tokens in one run and goes on:
+   * greedy decoding continues with the broken stream's tokens; sampling draws the same numbers at
+   * the same steps (seed), so it continues with them too unless the re-prefilled logits, equal
+   * only to floating-point rounding, carry a draw across a token's boundary.
    */
   generate: {
     path: "/imagebind.decoder.v1.DecoderService/Generate" as const,
@@ -1504,7 +1508,10 @@ export interface DecoderServiceServer extends UntypedServiceImplementation {
   /**
    * Generate streams the tokens of one sequence. A stream that breaks can be resumed on any
    * replica by sending the same request with the tokens already received in
-   * resume_from_token_ids: the continuation is the one the broken stream would have produced.
+   * resume_from_token_ids. The replica re-prefills prompt + those tokens in one run and goes on:
+   * greedy decoding continues with the broken stream's tokens; sampling draws the same numbers at
+   * the same steps (seed), so it continues with them too unless the re-prefilled logits, equal
+   * only to floating-point rounding, carry a draw across a token's boundary.
    */
   generate: handleServerStreamingCall<GenerateRequest, GenerateResponse>;
   /** Tokenize encodes text with the LLaMA tokenizer, optionally wrapped in a prompt template. */
@@ -1517,7 +1524,10 @@ export interface DecoderServiceClient extends Client {
   /**
    * Generate streams the tokens of one sequence. A stream that breaks can be resumed on any
    * replica by sending the same request with the tokens already received in
-   * resume_from_token_ids: the continuation is the one the broken stream would have produced.
+   * resume_from_token_ids. The replica re-prefills prompt + those tokens in one run and goes on:
+   * greedy decoding continues with the broken stream's tokens; sampling draws the same numbers at
+   * the same steps (seed), so it continues with them too unless the re-prefilled logits, equal
+   * only to floating-point rounding, carry a draw across a token's boundary.
    */
   generate(request: GenerateRequest, options?: Partial<CallOptions>): ClientReadableStream<GenerateResponse>;
   generate(
