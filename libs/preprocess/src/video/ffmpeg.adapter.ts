@@ -229,6 +229,21 @@ function parseStreamInfo(json: Record<string, unknown>): VideoStreamInfo {
   };
 }
 
+/** ffprobe's arguments to print `entries` of the first video stream in `format`. */
+function ffprobeVideoArgs(path: string, maxPixels: number, entries: string, format: string): string[] {
+  return [
+    '-v',
+    'error',
+    ...inputArgs(path, maxPixels),
+    '-select_streams',
+    'v:0',
+    '-show_entries',
+    entries,
+    '-of',
+    format,
+  ];
+}
+
 /** Reads the container and first video stream header (`ffprobe`); decodes nothing beyond probing. */
 export async function probeVideo(
   path: string,
@@ -237,17 +252,7 @@ export async function probeVideo(
 ): Promise<VideoStreamInfo> {
   const stdout = await runMediaTool(
     toolPath(tools, 'ffprobe'),
-    [
-      '-v',
-      'error',
-      ...inputArgs(path, maxPixels),
-      '-select_streams',
-      'v:0',
-      '-show_entries',
-      STREAM_ENTRIES,
-      '-of',
-      'json',
-    ],
+    ffprobeVideoArgs(path, maxPixels, STREAM_ENTRIES, 'json'),
     { timeoutSeconds: timeoutOf(tools), maxOutputBytes: 1 << 20, maxPixels },
   );
   return parseStreamInfo(parseJson(stdout, 'stream information'));
@@ -284,17 +289,7 @@ export async function probeVideoPackets(
 ): Promise<VideoPacketProbe> {
   const stdout = await runMediaTool(
     toolPath(tools, 'ffprobe'),
-    [
-      '-v',
-      'error',
-      ...inputArgs(path, maxPixels),
-      '-select_streams',
-      'v:0',
-      '-show_entries',
-      `${STREAM_ENTRIES}:packet=pts,flags`,
-      '-of',
-      'json=c=1',
-    ],
+    ffprobeVideoArgs(path, maxPixels, `${STREAM_ENTRIES}:packet=pts,flags`, 'json=c=1'),
     // ~30 bytes a packet in compact JSON; anything past the cap is too many packets.
     { timeoutSeconds: timeoutOf(tools), maxOutputBytes: (1 << 16) + maxPackets * 64, maxPixels },
   );

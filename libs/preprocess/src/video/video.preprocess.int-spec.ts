@@ -19,15 +19,15 @@ const LANDSCAPE = goldenPath('inputs', 'landscape_320x240_10fps_5.3s.mp4');
 let dir: string;
 let scratch: string;
 
+/** Runs ffmpeg quietly, overwriting its output. */
+function ffmpeg(args: string[]): void {
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y', ...args]);
+}
+
 /** An H.264 test video from lavfi's testsrc2, encoded like the golden one. */
 function makeVideo(name: string, source: string): string {
   const path = join(dir, name);
-  execFileSync('ffmpeg', [
-    '-hide_banner',
-    '-loglevel',
-    'error',
-    '-nostdin',
-    '-y',
+  ffmpeg([
     '-f',
     'lavfi',
     '-i',
@@ -157,20 +157,7 @@ describe('preprocessVideo: frame timestamps from packets, checked against decodi
     const source = makeVideo('edit-source.mp4', 'testsrc2=size=320x240:rate=10:duration=5');
     const path = join(dir, 'edit-list.mp4');
     // A stream copy from 0.45 s keeps the frames from the keyframe before and discards them on read.
-    execFileSync('ffmpeg', [
-      '-hide_banner',
-      '-loglevel',
-      'error',
-      '-nostdin',
-      '-y',
-      '-ss',
-      '0.45',
-      '-i',
-      source,
-      '-c',
-      'copy',
-      path,
-    ]);
+    ffmpeg(['-ss', '0.45', '-i', source, '-c', 'copy', path]);
     const flags = execFileSync('ffprobe', [
       '-v',
       'error',
@@ -220,18 +207,7 @@ describe('preprocessVideo: hostile input', () => {
 
   it('refuses a WAV file: no video stream', async () => {
     const wav = join(dir, 'tone.wav');
-    execFileSync('ffmpeg', [
-      '-hide_banner',
-      '-loglevel',
-      'error',
-      '-nostdin',
-      '-y',
-      '-f',
-      'lavfi',
-      '-i',
-      'sine=duration=1',
-      wav,
-    ]);
+    ffmpeg(['-f', 'lavfi', '-i', 'sine=duration=1', wav]);
     const error = await rejection(preprocessVideo(wav));
     expect(error.code).toBe('UNSUPPORTED_MEDIA');
     expect(error.message).toMatch(/no video stream/);
