@@ -39,3 +39,11 @@ export * from './text';
 export * from './point';
 export * from './video';
 export * from './pool';
+export {
+  mediaNative,
+  mediaNativeStatus,
+  setMediaNativeEnabled,
+  MEDIA_NATIVE_PATH,
+  type MediaNative,
+  type NativeVideoProbe,
+} from './native/media-native';

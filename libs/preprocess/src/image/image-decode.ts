@@ -1,6 +1,8 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import sharp from 'sharp';
 
+import { mediaNative, type MediaNative } from '../native/media-native';
+
 /**
  * Image decoding as `PIL.Image.open(f).convert("RGB")` does it (MODEL_SPEC §2.1 step 1, B12):
  * no EXIF orientation, no ICC conversion, alpha dropped without compositing, greyscale replicated,
@@ -276,6 +278,43 @@ function sixteenToRgb8(src: Uint16Array, pixels: number, channels: number): Uint
 }
 
 /**
+ * A plain JPEG through the addon's libjpeg-turbo (PIL's decoder, at PIL's settings). libjpeg's own
+ * working memory (a progressive file's coefficients) is capped at `maxDecoded` as well.
+ */
+function decodeJpegNative(
+  native: MediaNative,
+  bytes: Uint8Array,
+  maxDecoded: number,
+  timeoutSeconds: number,
+): RgbImage {
+  try {
+    const { width, height, data } = native.decodeJpegRgb(bytes, maxDecoded, timeoutSeconds);
+    return { width, height, channels: 3, data };
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const message = error instanceof Error ? error.message : String(error);
+    if (code === 'ETIMEOUT') {
+      throw new DomainError(
+        ErrorCode.DeadlineExceeded,
+        `decoding the jpeg image took longer than ${timeoutSeconds} s`,
+        { limit: timeoutSeconds },
+        { cause: error },
+      );
+    }
+    if (code === 'EMEMORY') {
+      throw new DomainError(
+        ErrorCode.PayloadTooLarge,
+        `decoding the jpeg image needs more than ${Math.floor(maxDecoded / 2 ** 20)} MiB ` +
+          '(server setting PREPROCESS_MAX_IMAGE_DECODED_BYTES): send a smaller image',
+        { limit: maxDecoded },
+        { cause: error },
+      );
+    }
+    throw unsupported(`cannot decode the jpeg image: ${message}`, error);
+  }
+}
+
+/**
  * Decodes JPEG/PNG/GIF (first frame)/WebP bytes to 8-bit RGB exactly as PIL's
  * `Image.open(...).convert("RGB")`. Errors are DomainErrors: INVALID_INPUT for an empty buffer,
  * PAYLOAD_TOO_LARGE above the byte or pixel limit (checked on the header, before decoding),
@@ -312,6 +351,7 @@ export async function decodeImageRgb(bytes: Uint8Array, limits: ImageLimits = {}
     );
   }
 
+  const timeoutSeconds = limits.timeoutSeconds ?? DEFAULT_DECODE_TIMEOUT_SECONDS;
   const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const open = (): sharp.Sharp =>
     sharp(input, {
@@ -321,7 +361,7 @@ export async function decodeImageRgb(bytes: Uint8Array, limits: ImageLimits = {}
       autoOrient: false,
       pages: 1,
       page: 0,
-    }).timeout({ seconds: limits.timeoutSeconds ?? DEFAULT_DECODE_TIMEOUT_SECONDS });
+    }).timeout({ seconds: timeoutSeconds });
 
   const maxDecoded = limits.maxDecodedBytes ?? DEFAULT_MAX_IMAGE_DECODED_BYTES;
   /** Refuses, before any pixel is decoded, an image whose samples would need more than the limit. */
@@ -354,7 +394,11 @@ export async function decodeImageRgb(bytes: Uint8Array, limits: ImageLimits = {}
     const plain = header.format === 'jpeg' ? plainJpegLayout(bytes) : undefined;
     if (plain !== undefined) {
       checkDecodedSize(header.width, header.height, plain);
-      image = await decodeUchar();
+      const native = mediaNative();
+      image =
+        native !== undefined
+          ? decodeJpegNative(native, bytes, maxDecoded, timeoutSeconds)
+          : await decodeUchar();
       if (image.width !== header.width || image.height !== header.height) {
         throw unsupported(
           `the jpeg header says ${header.width}×${header.height}, the decoder ${image.width}×${image.height}`,

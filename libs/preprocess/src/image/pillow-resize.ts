@@ -1,3 +1,5 @@
+import { mediaNative } from '../native/media-native';
+
 /**
  * Pillow's 8-bit antialiased bicubic resampler (MODEL_SPEC §2.1 step 2), reimplemented on
  * interleaved uint8 pixels. It is a separable convolution: the horizontal pass runs first and its
@@ -350,7 +352,7 @@ interface ResizePlan {
   readonly rows: SourceRows;
 }
 
-function plan(img: PixelImage, outWidth: number, outHeight: number, region: Region): ResizePlan {
+function checkResize(img: PixelImage, outWidth: number, outHeight: number, region: Region): void {
   checkImage(img);
   if (!Number.isInteger(outWidth) || !Number.isInteger(outHeight) || outWidth < 1 || outHeight < 1) {
     throw new RangeError(`output size must be positive integers (got ${outWidth}×${outHeight})`);
@@ -365,7 +367,11 @@ function plan(img: PixelImage, outWidth: number, outHeight: number, region: Regi
   ) {
     throw new RangeError(`region ${width}×${height}+${left}+${top} is outside ${outWidth}×${outHeight}`);
   }
+}
 
+function plan(img: PixelImage, outWidth: number, outHeight: number, region: Region): ResizePlan {
+  checkResize(img, outWidth, outHeight, region);
+  const { left, top, width, height } = region;
   // Rows of the input that the vertical pass reads (all region rows when there is no vertical pass).
   let vertical: AxisCoefficients | undefined;
   let rowStart = top;
@@ -410,6 +416,18 @@ export function pillowResizeBicubic(
   return { width, height, channels: c, data };
 }
 
+/** Three 256-entry tables as one 768-entry array (made once per table set). */
+const packed = new WeakMap<readonly Float32Array[], Float32Array>();
+function packedTables(tables: readonly Float32Array[]): Float32Array {
+  let one = packed.get(tables);
+  if (one === undefined) {
+    one = new Float32Array(768);
+    tables.forEach((t, c) => one!.set(t, c * 256));
+    packed.set(tables, one);
+  }
+  return one;
+}
+
 /**
  * `pillowResizeBicubic` followed by a per-channel byte → float32 mapping, laid out as planes
  * (CHW): sample value v of channel ch becomes `tables[ch][v]`. The mapping is applied as the
@@ -424,6 +442,33 @@ export function pillowResizeBicubicToPlanes(
 ): Float32Array {
   if (tables.length !== img.channels || tables.some((t) => t.length !== 256)) {
     throw new RangeError(`need ${img.channels} tables of 256 entries (got ${tables.length})`);
+  }
+  const native = mediaNative();
+  if (native !== undefined && img.channels === 3 && outWidth !== img.width && outHeight !== img.height) {
+    // The same two passes in C (native/image.c), on the same coefficient tables.
+    checkResize(img, outWidth, outHeight, region);
+    const h = cachedCoefficients(img.width, outWidth, region.left, region.width);
+    const v = cachedCoefficients(img.height, outHeight, region.top, region.height);
+    const last = region.height - 1;
+    const out = new Float32Array(region.width * region.height * 3);
+    native.resizeBicubicToPlanes(
+      img.data,
+      img.width,
+      img.height,
+      h.start,
+      h.length,
+      h.weights,
+      h.taps,
+      v.start,
+      v.length,
+      v.weights,
+      v.taps,
+      v.start[0] as number,
+      (v.start[last] as number) + (v.length[last] as number),
+      packedTables(tables),
+      out,
+    );
+    return out;
   }
   const { vertical, rows } = plan(img, outWidth, outHeight, region);
   const { width, height } = region;

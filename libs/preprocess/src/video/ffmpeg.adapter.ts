@@ -152,7 +152,7 @@ function toolPath(tools: FfmpegTools, name: 'ffprobe' | 'ffmpeg'): string {
   return (name === 'ffprobe' ? tools.ffprobePath : tools.ffmpegPath) ?? name;
 }
 
-function timeoutOf(tools: FfmpegTools): number {
+export function timeoutOf(tools: FfmpegTools): number {
   return tools.timeoutSeconds ?? DEFAULT_FFMPEG_TIMEOUT_SECONDS;
 }
 
@@ -188,8 +188,8 @@ function stringField(record: Record<string, unknown>, key: string): string {
 const STREAM_ENTRIES =
   'stream=codec_type,codec_name,width,height,pix_fmt,time_base,start_pts,duration_ts,nb_frames:format=format_name';
 
-/** The first video stream's header out of ffprobe's JSON (`streams` and `format` sections). */
-function parseStreamInfo(json: Record<string, unknown>): VideoStreamInfo {
+/** The first video stream's header out of ffprobe's JSON (`streams` and `format` sections), checked. */
+export function parseStreamInfo(json: Record<string, unknown>): VideoStreamInfo {
   const streams = Array.isArray(json['streams']) ? (json['streams'] as unknown[]) : [];
   const stream = streams[0];
   if (!isRecord(stream) || stream['codec_type'] !== 'video') {

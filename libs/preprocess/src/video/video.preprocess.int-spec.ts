@@ -9,6 +9,7 @@ import { goldenPath } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CLIP_STD } from '../image/image.preprocess';
+import { mediaNativeStatus, setMediaNativeEnabled } from '../native/media-native';
 import { preprocessVideo, type VideoPreprocessOptions } from './video.preprocess';
 
 // Real ffmpeg/ffprobe processes (Debian's `ffmpeg` package, installed by the CI): medium tier.
@@ -230,6 +231,7 @@ describe('preprocessVideo: hostile input', () => {
   });
 
   it('says to install Debian ffmpeg when the tools are missing (DEPENDENCY_UNAVAILABLE)', async () => {
+    // Named tools select the command lines even where the addon could decode in process.
     const options: VideoPreprocessOptions = { ffprobePath: join(dir, 'no-such-ffprobe') };
     const error = await rejection(preprocessVideo(LANDSCAPE, options));
     expect(error.code).toBe('DEPENDENCY_UNAVAILABLE');
@@ -244,5 +246,85 @@ describe('preprocessVideo: hostile input', () => {
   it('rejects bad limits with INVALID_INPUT', async () => {
     expect((await rejection(preprocessVideo(LANDSCAPE, { maxPixels: 0 }))).code).toBe('INVALID_INPUT');
     expect((await rejection(preprocessVideo(LANDSCAPE, { timeoutSeconds: -1 }))).code).toBe('INVALID_INPUT');
+  });
+});
+
+describe('preprocessVideo: in process (ibllm_media) and the command lines agree', () => {
+  afterAll(() => setMediaNativeEnabled(true));
+
+  /** Sources covering the decoder paths: B-frames, odd sizes, 4:2:2/4:4:4, full range, VP9, MPEG-TS, MJPEG. */
+  const cases: { name: string; args: string[] }[] = [
+    {
+      name: 'h264-bframes.mp4',
+      args: [
+        '-i',
+        'testsrc2=size=320x240:rate=25:duration=4.2',
+        '-c:v',
+        'libx264',
+        '-bf',
+        '3',
+        '-pix_fmt',
+        'yuv420p',
+      ],
+    },
+    {
+      name: 'h264-odd.mkv',
+      args: ['-i', 'testsrc2=size=333x187:rate=12:duration=3', '-c:v', 'libx264', '-pix_fmt', 'yuv420p'],
+    },
+    {
+      name: 'h264-422.mp4',
+      args: ['-i', 'testsrc2=size=256x200:rate=10:duration=2.4', '-c:v', 'libx264', '-pix_fmt', 'yuv422p'],
+    },
+    {
+      name: 'h264-444.mov',
+      args: ['-i', 'testsrc2=size=200x256:rate=10:duration=2.4', '-c:v', 'libx264', '-pix_fmt', 'yuv444p'],
+    },
+    {
+      name: 'h264-fullrange.mp4',
+      args: ['-i', 'testsrc2=size=320x180:rate=15:duration=3', '-c:v', 'libx264', '-pix_fmt', 'yuvj420p'],
+    },
+    {
+      name: 'vp9.webm',
+      args: [
+        '-i',
+        'testsrc2=size=240x240:rate=10:duration=3',
+        '-c:v',
+        'libvpx-vp9',
+        '-deadline',
+        'realtime',
+        '-cpu-used',
+        '8',
+      ],
+    },
+    {
+      name: 'mpeg2.ts',
+      args: ['-i', 'testsrc2=size=320x240:rate=25:duration=3', '-c:v', 'mpeg2video', '-bf', '2'],
+    },
+    { name: 'mjpeg.avi', args: ['-i', 'testsrc2=size=160x120:rate=10:duration=2.5', '-c:v', 'mjpeg'] },
+  ];
+
+  it('the addon decodes video in process here', () => {
+    expect(mediaNativeStatus()).toMatchObject({ video: true });
+  });
+
+  it.each(cases)('$name: the same tensor, clips and timestamps source', async ({ name, args }) => {
+    const path = join(dir, name);
+    ffmpeg(['-f', 'lavfi', ...args, '-threads', '1', path]);
+    setMediaNativeEnabled(false);
+    const cli = await preprocessVideo(path);
+    setMediaNativeEnabled(true);
+    const inProcess = await preprocessVideo(path);
+    expect(inProcess.stream).toEqual(cli.stream);
+    expect(inProcess.clips).toEqual(cli.clips);
+    expect(inProcess.frameTimestamps).toBe(cli.frameTimestamps);
+    expect(Buffer.from(inProcess.tensor.buffer).equals(Buffer.from(cli.tensor.buffer))).toBe(true);
+  });
+
+  it('the golden landscape video on the command lines too (within the same bound)', async () => {
+    setMediaNativeEnabled(false);
+    const cli = await preprocessVideo(LANDSCAPE);
+    setMediaNativeEnabled(true);
+    const inProcess = await preprocessVideo(LANDSCAPE);
+    expect(Buffer.from(inProcess.tensor.buffer).equals(Buffer.from(cli.tensor.buffer))).toBe(true);
   });
 });

@@ -15,14 +15,18 @@ import {
   type FfmpegTools,
   type VideoStreamInfo,
 } from './ffmpeg.adapter';
+import { decodeChosenFramesInProcess, nativeVideo, probeVideoPacketsInProcess } from './libav.adapter';
 import { sampleVideoClips, type ClipFrames, type ClipSampling } from './video-clip-sampler';
+import { mediaNative } from '../native/media-native';
 
 /**
  * ImageBind's `load_and_transform_video_data` for one video (MODEL_SPEC §2.2): 5 clips of 2 s, the
  * first and last frame of each, short side bilinearly scaled to 224 (no antialias), CLIP-normalised,
  * 3 spatial crops each → `[15, 3, 2, 224, 224]` float32. Demuxing, decoding and the yuv → RGB
- * conversion are FFmpeg's (`ffmpeg.adapter.ts`; Debian's `ffmpeg` package, installed by the CI);
- * everything after the RGB24 frames is TypeScript.
+ * conversion are FFmpeg's: in process through the ibllm_media addon (`libav.adapter.ts`) when it
+ * is built, else the ffprobe/ffmpeg command lines (`ffmpeg.adapter.ts`; Debian's `ffmpeg`
+ * package, installed by the CI) — the same libraries, the same bytes. Everything after the RGB24
+ * frames is TypeScript.
  */
 
 export const VIDEO_CLIP_DURATION_SECONDS = 2;
@@ -294,8 +298,15 @@ export async function preprocessVideo(
   const maxFrames = positiveLimit('maxFrames', options.maxFrames ?? DEFAULT_MAX_VIDEO_FRAMES, true);
   if (options.timeoutSeconds !== undefined) positiveLimit('timeoutSeconds', options.timeoutSeconds, false);
 
+  // FFmpeg's libraries in process when the addon has them, else the ffprobe/ffmpeg command lines
+  // (always those when the caller names the tools).
+  const namedTools = options.ffprobePath !== undefined || options.ffmpegPath !== undefined;
+  const inProcess = namedTools ? undefined : nativeVideo(mediaNative());
   return withInputFile(input, maxBytes, options.tempDir, async (path) => {
-    const probe = await probeVideoPackets(path, maxPixels, maxFrames, options);
+    const probe =
+      inProcess === undefined
+        ? await probeVideoPackets(path, maxPixels, maxFrames, options)
+        : await probeVideoPacketsInProcess(inProcess, path, maxPixels, maxFrames, options);
     const stream = probe.stream;
     const families = stream.container.split(',');
     if (!families.some((f) => ALLOWED_CONTAINERS.has(f))) {
@@ -371,13 +382,16 @@ export async function preprocessVideo(
         pixelFormat: stream.pixelFormat,
         maxPixels,
       };
-      const rgb = fromPackets
-        ? await decodeChosenFramesRgb(
-            path,
-            { ...request, framePts: wanted.map((n) => framePts[n]!), headerDescribesStream },
-            options,
-          )
-        : await decodeFramesRgb(path, request, options);
+      const chosenByPackets = {
+        ...request,
+        framePts: wanted.map((n) => framePts[n]!),
+        headerDescribesStream,
+      };
+      const rgb = !fromPackets
+        ? await decodeFramesRgb(path, request, options)
+        : inProcess === undefined
+          ? await decodeChosenFramesRgb(path, chosenByPackets, options)
+          : await decodeChosenFramesInProcess(inProcess, path, chosenByPackets, options);
       return rgb === undefined ? undefined : { sampling, wanted, rgb };
     };
 
@@ -390,16 +404,43 @@ export async function preprocessVideo(
     chosen ??= (await chooseAndDecode(await listFramePts(path, maxPixels, maxFrames, options), false))!;
     const { sampling, wanted, rgb } = chosen;
 
-    const scale = videoFrameScaler(stream.width, stream.height, scaledSize);
-    const planes = new Map<number, Float32Array[]>();
-    wanted.forEach((index, i) => planes.set(index, scale(rgb[i]!)));
-
     const size = VIDEO_SIZE;
     const cropPlane = size * size;
     const tensor = new Float32Array(
       VIDEO_CLIPS_PER_VIDEO * VIDEO_SPATIAL_CROPS * 3 * VIDEO_FRAMES_PER_CLIP * cropPlane,
     );
     const offsets = spatialCropOffsets(scaledSize.width, scaledSize.height, size);
+    const native = mediaNative();
+    if (native !== undefined) {
+      // The same float32 steps in C (native/video-tensor.c), all chosen frames in one call.
+      const slot = new Map(wanted.map((index, i) => [index, i]));
+      const rows = linearAxis(stream.height, scaledSize.height);
+      const cols = linearAxis(stream.width, scaledSize.width);
+      native.videoTensor(
+        contiguous(rgb),
+        rgb.length,
+        stream.width,
+        stream.height,
+        rows.i0,
+        rows.i1,
+        rows.w0,
+        rows.w1,
+        cols.i0,
+        cols.i1,
+        cols.w0,
+        cols.w1,
+        CLIP_MEAN_STD,
+        Int32Array.from(sampling.clips.flatMap((clip) => clip.frameIndices.map((n) => slot.get(n)!))),
+        VIDEO_FRAMES_PER_CLIP,
+        Int32Array.from(offsets.flat()),
+        size,
+        tensor,
+      );
+      return result(tensor);
+    }
+    const scale = videoFrameScaler(stream.width, stream.height, scaledSize);
+    const planes = new Map<number, Float32Array[]>();
+    wanted.forEach((index, i) => planes.set(index, scale(rgb[i]!)));
     // MODEL_SPEC §2.2 step 9: clip0-crop0, clip0-crop1, clip0-crop2, clip1-crop0, …
     sampling.clips.forEach((clip, k) => {
       offsets.forEach(([x0, y0], crop) => {
@@ -417,14 +458,33 @@ export async function preprocessVideo(
       });
     });
 
-    return {
-      tensor,
-      shape: [...VIDEO_TENSOR_SHAPE] as VideoTensorShape,
-      stream,
-      durationSeconds: Number(sampling.duration.num) / Number(sampling.duration.den),
-      clips: sampling.clips,
-      scaledSize,
-      frameTimestamps,
-    };
+    return result(tensor);
+
+    function result(tensor: Float32Array): VideoPreprocessResult {
+      return {
+        tensor,
+        shape: [...VIDEO_TENSOR_SHAPE] as VideoTensorShape,
+        stream,
+        durationSeconds: Number(sampling.duration.num) / Number(sampling.duration.den),
+        clips: sampling.clips,
+        scaledSize,
+        frameTimestamps,
+      };
+    }
   });
+}
+
+/** `[mean_0, mean_1, mean_2, std_0, std_1, std_2]` as float32, for the addon. */
+const CLIP_MEAN_STD = Float32Array.from([...CLIP_MEAN, ...CLIP_STD]);
+
+/** Frames of equal size back to back in one buffer (no copy when they already are). */
+function contiguous(frames: readonly Uint8Array[]): Uint8Array {
+  const first = frames[0]!;
+  const inPlace = frames.every(
+    (f, i) => f.buffer === first.buffer && f.byteOffset === first.byteOffset + i * first.byteLength,
+  );
+  if (inPlace) return new Uint8Array(first.buffer, first.byteOffset, first.byteLength * frames.length);
+  const out = new Uint8Array(first.byteLength * frames.length);
+  frames.forEach((f, i) => out.set(f, i * first.byteLength));
+  return out;
 }

@@ -1,0 +1,16 @@
+/* Entry points of the ibllm_media addon (one per exported function; module.c registers them). */
+#ifndef IBLLM_MEDIA_H
+#define IBLLM_MEDIA_H
+
+#include "napi-util.h"
+
+napi_value media_decode_jpeg_rgb(napi_env env, napi_callback_info info);
+napi_value media_resize_bicubic_to_planes(napi_env env, napi_callback_info info);
+napi_value media_video_tensor(napi_env env, napi_callback_info info);
+#ifdef IBLLM_WITH_LIBAV
+napi_value media_probe_video_packets(napi_env env, napi_callback_info info);
+napi_value media_decode_video_frames(napi_env env, napi_callback_info info);
+napi_value media_libav_versions(napi_env env, napi_callback_info info);
+#endif
+
+#endif

@@ -1,0 +1,141 @@
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { readFileSync } from 'node:fs';
+
+import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
+import { goldenPath } from '@imagebind-llm/testing';
+import sharp from 'sharp';
+
+import { decodeImageRgb, type RgbImage } from '../image/image-decode';
+import { preprocessImage, preprocessRgbImage } from '../image/image.preprocess';
+import { mediaNativeStatus, setMediaNativeEnabled } from './media-native';
+
+/**
+ * The ibllm_media addon against the portable path (sharp + TypeScript) and the golden tensor:
+ * the addon must change nothing but the speed. `npm run build` builds it (gcc, libjpeg62-turbo-dev
+ * and FFmpeg's -dev packages; the CI installs them); a checkout built without them fails the first
+ * test here, by design, rather than skipping the comparisons.
+ */
+
+afterEach(() => setMediaNativeEnabled(true));
+
+/** Runs `body` with the addon off, then on; both results. */
+async function bothPaths<T>(body: () => Promise<T> | T): Promise<{ portable: T; native: T }> {
+  setMediaNativeEnabled(false);
+  const portable = await body();
+  setMediaNativeEnabled(true);
+  const native = await body();
+  return { portable, native };
+}
+
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+/** Smooth content with noise, so JPEG's quantisation and upsampling both have work to do. */
+function photoLike(width: number, height: number, seed: number): Uint8Array {
+  const rnd = seeded(seed);
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      for (let c = 0; c < 3; c++) {
+        const wave = 128 + 100 * Math.sin((x * (c + 1)) / 13 + y / (7 + c));
+        data[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(wave + 40 * (rnd() - 0.5))));
+      }
+    }
+  }
+  return data;
+}
+
+describe('ibllm_media addon', () => {
+  it('is built and loads, with video', () => {
+    const status = mediaNativeStatus();
+    expect(status, `ibllm_media: ${status.reason ?? ''}`).toEqual({ image: true, video: true });
+  });
+
+  it('decodes JPEGs to the same bytes as sharp (baseline, progressive, 4:4:4, 4:2:0, grey, odd sizes)', async () => {
+    const cases: { name: string; bytes: Buffer }[] = [
+      { name: 'girl.jpg', bytes: readFileSync(goldenPath('inputs', 'girl.jpg')) },
+    ];
+    const sizes: [number, number][] = [
+      [1, 1],
+      [17, 9],
+      [333, 250],
+      [640, 481],
+    ];
+    let seed = 1;
+    for (const [w, h] of sizes) {
+      const raw = sharp(photoLike(w, h, seed++), { raw: { width: w, height: h, channels: 3 } });
+      for (const [quality, chromaSubsampling, progressive] of [
+        [90, '4:4:4', false],
+        [75, '4:2:0', false],
+        [50, '4:2:0', true],
+        [85, '4:4:4', true],
+      ] as const) {
+        cases.push({
+          name: `${w}×${h} q${quality} ${chromaSubsampling}${progressive ? ' progressive' : ''}`,
+          bytes: await raw.clone().jpeg({ quality, chromaSubsampling, progressive }).toBuffer(),
+        });
+      }
+      cases.push({
+        name: `${w}×${h} grey`,
+        bytes: await raw.clone().toColourspace('b-w').jpeg({ quality: 80 }).toBuffer(),
+      });
+    }
+    // The golden photo itself, re-encoded progressive at a low quality.
+    cases.push({
+      name: 'girl 4:2:0 progressive q30',
+      bytes: await sharp(readFileSync(goldenPath('inputs', 'girl.jpg')))
+        .jpeg({ quality: 30, progressive: true, chromaSubsampling: '4:2:0' })
+        .toBuffer(),
+    });
+    for (const { name, bytes } of cases) {
+      const { portable, native } = await bothPaths(() => decodeImageRgb(bytes));
+      expect([native.width, native.height], name).toEqual([portable.width, portable.height]);
+      expect(Buffer.from(native.data).equals(Buffer.from(portable.data)), name).toBe(true);
+    }
+  });
+
+  it('resizes and normalises bit for bit as the TypeScript resampler (random sizes, up and down)', async () => {
+    const rnd = seeded(7);
+    for (let trial = 0; trial < 40; trial++) {
+      const width = 1 + Math.floor(rnd() * 700);
+      const height = 1 + Math.floor(rnd() * 700);
+      const data = new Uint8Array(width * height * 3);
+      for (let i = 0; i < data.length; i++) data[i] = Math.floor(rnd() * 256);
+      const img: RgbImage = { width, height, channels: 3, data };
+      const { portable, native } = await bothPaths(() => preprocessRgbImage(img).tensor);
+      expect(Buffer.from(native.buffer).equals(Buffer.from(portable.buffer)), `${width}×${height}`).toBe(
+        true,
+      );
+    }
+  });
+
+  it('gives the official tensor for girl.jpg on both paths (bit-exact)', async () => {
+    const bytes = readFileSync(goldenPath('inputs', 'girl.jpg'));
+    const expected = toFloat32(readNpy(goldenPath('expected', 'preprocess', 'image_girl.npy')));
+    const { portable, native } = await bothPaths(async () => (await preprocessImage(bytes)).tensor);
+    for (const tensor of [portable, native]) {
+      expect(Buffer.from(tensor.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+    }
+  });
+
+  it('refuses a truncated or corrupt JPEG, and one whose working memory is over the limit', async () => {
+    const girl = readFileSync(goldenPath('inputs', 'girl.jpg'));
+    const truncated = await decodeImageRgb(girl.subarray(0, girl.length - 500)).catch((e: unknown) => e);
+    expect(truncated).toMatchObject({ code: 'UNSUPPORTED_MEDIA' });
+    expect(String((truncated as Error).message)).toContain('truncated');
+    // A progressive 2000×2000 file holds all its coefficients (≈ 24 MB) while decoding.
+    const big = await sharp(photoLike(2000, 2000, 3), { raw: { width: 2000, height: 2000, channels: 3 } })
+      .jpeg({ progressive: true, chromaSubsampling: '4:4:4' })
+      .toBuffer();
+    const tooBig = await decodeImageRgb(big, { maxDecodedBytes: 13_000_000 }).catch((e: unknown) => e);
+    expect(tooBig).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    expect(String((tooBig as Error).message)).toContain('PREPROCESS_MAX_IMAGE_DECODED_BYTES');
+    expect((await decodeImageRgb(big, { maxDecodedBytes: 64_000_000 })).width).toBe(2000);
+  });
+});

@@ -1,0 +1,153 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The `ibllm_media` addon (libs/preprocess/native, built by `npm run build` with the system C
+ * compiler): JPEG decoding with libjpeg-turbo, Pillow's resample loops in C, and FFmpeg's
+ * libraries in process for video. Every function here computes what the TypeScript / sharp /
+ * ffmpeg-CLI path computes (the golden suites run both); it is only faster. When the module is
+ * not built (no compiler or headers, or built with `IBLLM_NATIVE=off npm run build`, which removes
+ * it), `mediaNative()` is undefined and the callers take the portable path.
+ */
+
+/** What the addon exports (native/module.c). */
+export interface MediaNative {
+  readonly abiVersion: number;
+  /** libjpeg-turbo decode to RGB24; throws Error{code: EMEDIA | EMEMORY | ETIMEOUT}. */
+  decodeJpegRgb(
+    bytes: Uint8Array,
+    maxMemory: number,
+    timeoutSeconds: number,
+  ): { width: number; height: number; data: Uint8Array };
+  /** Pillow's bicubic passes on RGB24 with CLIP normalisation into planes (see pillow-resize.ts). */
+  resizeBicubicToPlanes(
+    rgb: Uint8Array,
+    width: number,
+    height: number,
+    hStart: Int32Array,
+    hLength: Int32Array,
+    hWeights: Int32Array,
+    hTaps: number,
+    vStart: Int32Array,
+    vLength: Int32Array,
+    vWeights: Int32Array,
+    vTaps: number,
+    rowStart: number,
+    rowEnd: number,
+    tables: Float32Array,
+    out: Float32Array,
+  ): void;
+  /**
+   * The video loader's float32 steps after decoding (videoFrameScaler + crops, video.preprocess.ts)
+   * for all chosen frames at once, written to `out` `[clips, crops, 3, framesPerClip, size, size]`.
+   */
+  videoTensor(
+    frames: Uint8Array,
+    count: number,
+    width: number,
+    height: number,
+    rowI0: Int32Array,
+    rowI1: Int32Array,
+    rowW0: Float32Array,
+    rowW1: Float32Array,
+    colI0: Int32Array,
+    colI1: Int32Array,
+    colW0: Float32Array,
+    colW1: Float32Array,
+    meanStd: Float32Array,
+    clipFrames: Int32Array,
+    framesPerClip: number,
+    crops: Int32Array,
+    size: number,
+    out: Float32Array,
+  ): void;
+  /** Present when the module was built with FFmpeg's headers. */
+  readonly probeVideoPackets?: (
+    path: string,
+    maxPixels: number,
+    maxPackets: number,
+    timeoutSeconds: number,
+  ) => Promise<NativeVideoProbe>;
+  readonly decodeVideoFrames?: (
+    path: string,
+    maxPixels: number,
+    frameIndices: Int32Array,
+    framePts: BigInt64Array | null,
+    findStreamInfo: boolean,
+    width: number,
+    height: number,
+    fullRange: boolean,
+    timeoutSeconds: number,
+  ) => Promise<Uint8Array | null>;
+  readonly libavVersions?: () => Record<string, string>;
+}
+
+/** ffprobe's view of the first video stream and its packets, as the addon returns it. */
+export interface NativeVideoProbe {
+  readonly container: string;
+  readonly codec: string;
+  readonly pixelFormat: string;
+  readonly width: number;
+  readonly height: number;
+  readonly timeBaseNum: number;
+  readonly timeBaseDen: number;
+  readonly startPts: bigint | null;
+  readonly durationPts: bigint | null;
+  readonly frames: number | null;
+  readonly pts: BigInt64Array;
+  /** Per packet: bit 0 key, 1 discard, 2 corrupt, 7 no pts. */
+  readonly flags: Uint8Array;
+  /** More packets than asked for: the listing stopped there. */
+  readonly truncated: boolean;
+}
+
+/** The addon's path: the same from src/ (tests) and dist/ (built code). */
+export const MEDIA_NATIVE_PATH = join(__dirname, '..', '..', 'native', 'build', 'ibllm_media.node');
+
+let loaded: MediaNative | undefined;
+let tried = false;
+let why = '';
+let disabled = false;
+
+/**
+ * Turns the addon off (or back on) for this thread: the A/B benchmark and the parity tests run the
+ * portable path and the native one side by side in one process.
+ */
+export function setMediaNativeEnabled(enabled: boolean): void {
+  disabled = !enabled;
+}
+
+/**
+ * The addon, or undefined (not built, or it failed to load — `mediaNativeStatus` says which).
+ * Loaded once per thread.
+ */
+export function mediaNative(): MediaNative | undefined {
+  if (disabled) return undefined;
+  if (tried) return loaded;
+  tried = true;
+  if (!existsSync(MEDIA_NATIVE_PATH)) {
+    why = `not built (${MEDIA_NATIVE_PATH}); run npm run build with gcc and libjpeg/FFmpeg headers`;
+    return undefined;
+  }
+  try {
+    const module: { exports: unknown } = { exports: {} };
+    process.dlopen(module, MEDIA_NATIVE_PATH);
+    const candidate = module.exports as MediaNative;
+    if (candidate.abiVersion !== 2) throw new Error(`abiVersion ${String(candidate.abiVersion)}, expected 2`);
+    loaded = candidate;
+  } catch (error) {
+    why = `failed to load: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  return loaded;
+}
+
+/** One line for start-up logs and `--json` outputs: which preprocessing paths are native. */
+export function mediaNativeStatus(): {
+  readonly image: boolean;
+  readonly video: boolean;
+  readonly reason?: string;
+} {
+  const native = mediaNative();
+  if (native === undefined) return { image: false, video: false, reason: disabled ? 'turned off' : why };
+  return { image: true, video: native.decodeVideoFrames !== undefined };
+}
