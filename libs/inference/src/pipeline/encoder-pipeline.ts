@@ -374,7 +374,9 @@ export class EncoderPipeline {
 // What serving needs to run preprocessing off its event loop, without depending on the package.
 export {
   InThreadPreprocessor,
+  mediaNativeStatus,
   PreprocessPool,
+  setMediaNativeEnabled,
   type PreprocessLimits,
   type PreprocessPoolOptions,
   type PreprocessRunner,
