@@ -89,6 +89,18 @@ static int open_input(const char *path, int64_t max_pixels, int find_info, AVFor
   return -1;
 }
 
+/* Starts `execute` on the libuv pool, `complete` back on the JS thread; the promise they settle. */
+static napi_value queue_job(napi_env env, const char *name, napi_async_execute_callback execute,
+                            napi_async_complete_callback complete, void *job, napi_deferred *deferred,
+                            napi_async_work *work) {
+  napi_value promise, resource;
+  napi_create_promise(env, deferred, &promise);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+  napi_create_async_work(env, NULL, resource, execute, complete, job, work);
+  napi_queue_async_work(env, *work);
+  return promise;
+}
+
 /* ---- probe --------------------------------------------------------------------------------- */
 
 struct probe_job {
@@ -240,12 +252,7 @@ napi_value media_probe_video_packets(napi_env env, napi_callback_info info) {
     free(job);
     return NULL;
   }
-  napi_value promise, name;
-  napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, "ibllm.probeVideoPackets", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, probe_execute, probe_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  return queue_job(env, "ibllm.probeVideoPackets", probe_execute, probe_complete, job, &job->deferred, &job->work);
 }
 
 /* ---- decode -------------------------------------------------------------------------------- */
@@ -478,12 +485,8 @@ napi_value media_decode_video_frames(napi_env env, napi_callback_info info) {
   }
   memcpy(job->indices, indices, count * sizeof *indices);
   if (pts != NULL) memcpy(job->pts, pts, count * sizeof *pts);
-  napi_value promise, name;
-  napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, "ibllm.decodeVideoFrames", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, decode_execute, decode_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  return queue_job(env, "ibllm.decodeVideoFrames", decode_execute, decode_complete, job, &job->deferred,
+                   &job->work);
 }
 
 napi_value media_libav_versions(napi_env env, napi_callback_info info) {
