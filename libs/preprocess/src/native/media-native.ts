@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -125,10 +124,6 @@ export function mediaNative(): MediaNative | undefined {
   if (disabled) return undefined;
   if (tried) return loaded;
   tried = true;
-  if (!existsSync(MEDIA_NATIVE_PATH)) {
-    why = `not built (${MEDIA_NATIVE_PATH}); run npm run build with gcc and libjpeg/FFmpeg headers`;
-    return undefined;
-  }
   try {
     const module: { exports: unknown } = { exports: {} };
     process.dlopen(module, MEDIA_NATIVE_PATH);
@@ -136,7 +131,10 @@ export function mediaNative(): MediaNative | undefined {
     if (candidate.abiVersion !== 2) throw new Error(`abiVersion ${String(candidate.abiVersion)}, expected 2`);
     loaded = candidate;
   } catch (error) {
-    why = `failed to load: ${error instanceof Error ? error.message : String(error)}`;
+    const message = error instanceof Error ? error.message : String(error);
+    why = message.includes('No such file')
+      ? `not built (${MEDIA_NATIVE_PATH}); run npm run build with gcc and libjpeg/FFmpeg headers`
+      : `failed to load: ${message}`;
   }
   return loaded;
 }

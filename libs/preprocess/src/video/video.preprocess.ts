@@ -300,8 +300,9 @@ export async function preprocessVideo(
 
   // FFmpeg's libraries in process when the addon has them, else the ffprobe/ffmpeg command lines
   // (always those when the caller names the tools).
+  const native = mediaNative();
   const namedTools = options.ffprobePath !== undefined || options.ffmpegPath !== undefined;
-  const inProcess = namedTools ? undefined : nativeVideo(mediaNative());
+  const inProcess = namedTools ? undefined : nativeVideo(native);
   return withInputFile(input, maxBytes, options.tempDir, async (path) => {
     const probe =
       inProcess === undefined
@@ -410,7 +411,6 @@ export async function preprocessVideo(
       VIDEO_CLIPS_PER_VIDEO * VIDEO_SPATIAL_CROPS * 3 * VIDEO_FRAMES_PER_CLIP * cropPlane,
     );
     const offsets = spatialCropOffsets(scaledSize.width, scaledSize.height, size);
-    const native = mediaNative();
     if (native !== undefined) {
       // The same float32 steps in C (native/video-tensor.c), all chosen frames in one call.
       const slot = new Map(wanted.map((index, i) => [index, i]));
