@@ -25,8 +25,10 @@
 // 8.6 clouds/s ("today", another machine: not a side-by-side ratio).
 //
 // --json: the last stdout line is one JSON object: image_per_s, audio_files_per_s, video_per_s,
-// point_per_s (per core, end to end as a worker runs them), the stages, and with --reference
-// reference.* and ratio_image/ratio_audio/ratio_video; with the pool, workers_ratio. Timings are
+// point_per_s (per core, end to end as a worker runs them), the stages as the pipeline runs them,
+// native (which paths the ibllm_media addon runs: mediaNativeStatus), and with --reference
+// reference.* and ratio_image/ratio_audio/ratio_video; with the pool, workers_ratio, and beside it
+// processes_ratio (N separate processes ÷ 1, the machine's ceiling for that quotient). Timings are
 // measured, never asserted: compare ratios taken in one run, machines are noisy.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,14 +40,18 @@ import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import {
   decodeImageRgb,
-  resizeAndCenterCrop,
-  toNormalizedChw,
+  preprocessRgbImage,
   decodeWav,
   preprocessWaveform,
   preprocessVideo,
   probeVideo,
   listFramePts,
   decodeFramesRgb,
+  decodeChosenFramesInProcess,
+  mediaNative,
+  mediaNativeStatus,
+  nativeVideo,
+  probeVideoPacketsInProcess,
   tokenizeClipText,
   parsePointCloud,
   groupPointCloud,
@@ -90,6 +96,8 @@ const { values: args } = parseArgs({
     golden: { type: 'string', default: resolve(repoRoot, '..', 'shared', 'golden', 'tiny-a') },
     // Internal: the pinned child that measures the modalities (and the reference) and prints JSON.
     'per-core-child': { type: 'boolean', default: false },
+    // Internal: one process preprocessing golden images in its own thread for --seconds.
+    'image-loop-child': { type: 'boolean', default: false },
   },
 });
 const seconds = Number(args.seconds);
@@ -170,19 +178,21 @@ function runReference() {
 async function measureOurs() {
   // libvips on one thread: the pin keeps it on one core anyway, this keeps it from time-slicing.
   sharp.concurrency(1);
-  const out = { stages: {} };
+  const out = { stages: {}, native: mediaNativeStatus() };
   const st = out.stages;
+  say(
+    `ibllm_media addon: image ${out.native.image}, video ${out.native.video}, point ${out.native.point}${out.native.reason === undefined ? '' : ` (${out.native.reason})`}`,
+  );
 
-  // ---- image ----
+  // ---- image (the stages as the pipeline runs them: the addon's C where it is built) ----
   const jpeg = input('girl.jpg');
   const decoded = await decodeImageRgb(jpeg);
-  const cropped = resizeAndCenterCrop(decoded);
   st.image_decode_per_s = await rate(() => decodeImageRgb(jpeg));
-  st.image_resize_crop_per_s = await rate(() => resizeAndCenterCrop(decoded));
-  st.image_normalise_per_s = await rate(() => toNormalizedChw(cropped));
+  st.image_resize_crop_normalise_per_s = await rate(() => preprocessRgbImage(decoded));
   out.image_per_s = await rate(() => runPreprocessTask({ kind: 'image', bytes: jpeg }));
+  const imagePath = out.native.image ? 'libjpeg-turbo + C resample' : 'sharp + TypeScript resample';
   say(
-    `image ${decoded.width}×${decoded.height} jpeg: decode ${fmt(st.image_decode_per_s)}/s, resize+crop ${fmt(st.image_resize_crop_per_s)}/s, normalise ${fmt(st.image_normalise_per_s)}/s → end to end ${fmt(out.image_per_s)} images/s`,
+    `image ${decoded.width}×${decoded.height} jpeg (${imagePath}): decode ${fmt(st.image_decode_per_s)}/s, resize+crop+normalise ${fmt(st.image_resize_crop_normalise_per_s)}/s → end to end ${fmt(out.image_per_s)} images/s`,
   );
 
   // ---- audio (3 clips per file) ----
@@ -209,10 +219,11 @@ async function measureOurs() {
     runPreprocessTask({ kind: 'point', bytes: pt, fileName: 'airplane.pt', grouping: GROUPING }),
   );
   say(
-    `point ${cloud.count} points: load ${fmt(st.point_load_per_s)}/s, FPS + kNN grouping ${fmt(st.point_group_per_s)}/s → end to end ${fmt(out.point_per_s)} clouds/s`,
+    `point ${cloud.count} points (${out.native.point ? 'C' : 'TypeScript'} FPS + kNN): load ${fmt(st.point_load_per_s)}/s, FPS + kNN grouping ${fmt(st.point_group_per_s)}/s → end to end ${fmt(out.point_per_s)} clouds/s`,
   );
 
-  // ---- video: ffmpeg stages (probe + frame list + decode of the sampled frames) vs the rest ----
+  // ---- video: probe + decode of the sampled frames (in process with the addon, else the ffmpeg
+  // command lines) vs the rest (scale + normalise + crops) ----
   const mp4 = input('landscape_320x240_10fps_5.3s.mp4');
   const vidDir = mkdtempSync(join(tmpdir(), 'ibllm-bench-video-'));
   try {
@@ -221,7 +232,21 @@ async function measureOurs() {
     const sample = await preprocessVideo(mp4Path);
     const frames = [...new Set(sample.clips.flatMap((c) => c.frameIndices))].sort((x, y) => x - y);
     const limit = 3840 * 2160;
-    st.video_ffmpeg_per_s = await rate(async () => {
+    const inProcess = nativeVideo(mediaNative());
+    const decodeStage = inProcess !== undefined ? 'libav in process' : 'ffmpeg CLI';
+    st.video_decode_per_s = await rate(async () => {
+      if (inProcess !== undefined) {
+        const { stream } = await probeVideoPacketsInProcess(inProcess, mp4Path, limit, 36000);
+        await decodeChosenFramesInProcess(inProcess, mp4Path, {
+          frameIndices: frames,
+          width: stream.width,
+          height: stream.height,
+          pixelFormat: stream.pixelFormat,
+          maxPixels: limit,
+          headerDescribesStream: true,
+        });
+        return;
+      }
       const info = await probeVideo(mp4Path, limit);
       await listFramePts(mp4Path, limit, 36000);
       await decodeFramesRgb(mp4Path, {
@@ -234,11 +259,11 @@ async function measureOurs() {
     });
     const fromPath = await rate(() => preprocessVideo(mp4Path));
     // A difference of two noisy timings: null when the noise exceeds it.
-    const transformS = 1 / fromPath - 1 / st.video_ffmpeg_per_s;
+    const transformS = 1 / fromPath - 1 / st.video_decode_per_s;
     st.video_transform_per_s = transformS > 0 ? 1 / transformS : null;
     out.video_per_s = await rate(() => runPreprocessTask({ kind: 'video', bytes: mp4 }));
     say(
-      `video 320×240 5.3 s h264: ffmpeg probe+pts+decode ${fmt(st.video_ffmpeg_per_s)}/s, scale+normalise+3 crops ≈ ${st.video_transform_per_s === null ? 'n/a (noise)' : `${fmt(st.video_transform_per_s)}/s`} (from a path, total − ffmpeg) → end to end from bytes ${fmt(out.video_per_s)} videos/s`,
+      `video 320×240 5.3 s h264: probe+decode (${decodeStage}) ${fmt(st.video_decode_per_s)}/s, scale+normalise+3 crops ≈ ${st.video_transform_per_s === null ? 'n/a (noise)' : `${fmt(st.video_transform_per_s)}/s`} (from a path, total − decode) → end to end from bytes ${fmt(out.video_per_s)} videos/s`,
     );
   } finally {
     rmSync(vidDir, { recursive: true, force: true });
@@ -287,6 +312,7 @@ function medianOf(rounds) {
   for (const [key, value] of Object.entries(first)) {
     if (typeof value === 'number' || value === null) out[key] = median(rounds.map((r) => r[key]));
     else if (typeof value === 'object') out[key] = medianOf(rounds.map((r) => r[key]));
+    else out[key] = value; // flags and labels (the same every round)
   }
   return out;
 }
@@ -358,6 +384,38 @@ function printRatios(r) {
   );
 }
 
+if (args['image-loop-child']) {
+  sharp.concurrency(1);
+  const jpeg = input('girl.jpg');
+  process.stdout.write(`${await rate(() => runPreprocessTask({ kind: 'image', bytes: jpeg }))}\n`);
+  process.exit(0);
+}
+
+/**
+ * The machine's own ceiling for the pool's quotient: `n` independent processes preprocessing
+ * images in thread at once, their summed rate ÷ one such process's (each process also has GC and
+ * libuv threads, which a lone one runs on the idle cores).
+ */
+async function processesRate(n) {
+  const one = () =>
+    new Promise((done) => {
+      const child = spawn(
+        process.execPath,
+        [self, '--image-loop-child', '--seconds', String(seconds), '--golden', args.golden],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.on('close', (code) =>
+        code === 0 ? done(Number(out.trim())) : fail(`image loop child exited ${code}`),
+      );
+    });
+  const rates = await Promise.all(Array.from({ length: n }, one));
+  return rates.reduce((a, b) => a + b, 0);
+}
+
 if (args['per-core-child']) {
   const r = await measurePerCore();
   say(JSON.stringify(r));
@@ -389,6 +447,16 @@ result.workers_ratio = poolN / pool1;
 say(
   `pool image: 1 worker ${fmt(pool1)}/s, ${poolWorkers} worker${poolWorkers === 1 ? '' : 's'} ${fmt(poolN)}/s → ${(poolN / pool1).toFixed(2)}× (${availableParallelism()} CPUs)`,
 );
+if (poolWorkers > 1) {
+  const proc1 = await processesRate(1);
+  const procN = await processesRate(poolWorkers);
+  result.processes_1_images_per_s = proc1;
+  result.processes_n_images_per_s = procN;
+  result.processes_ratio = procN / proc1;
+  say(
+    `the machine's ceiling: ${poolWorkers} separate processes ${fmt(procN)}/s ÷ 1 process ${fmt(proc1)}/s → ${(procN / proc1).toFixed(2)}×; the pool reaches ${((poolN / pool1 / (procN / proc1)) * 100).toFixed(0)}% of it`,
+  );
+}
 
 // ---- encoder batch 1 vs batch 8 ----
 if (!args['no-encoder']) {
@@ -429,7 +497,7 @@ if (!args['no-encoder']) {
       serializeModel(graph, { opsets: { '': 17, 'com.microsoft': 1 }, producerVersion: 'bench' }),
     );
     const session = await createOrtSession(path);
-    const image = toNormalizedChw(resizeAndCenterCrop(await decodeImageRgb(jpeg)));
+    const image = preprocessRgbImage(await decodeImageRgb(jpeg)).tensor;
     const batch = (b) => {
       const data = new Float32Array(b * image.length);
       for (let i = 0; i < b; i++) data.set(image, i * image.length);

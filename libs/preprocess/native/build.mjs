@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, 'build', 'ibllm_media.node');
 const required = process.env.IBLLM_NATIVE_REQUIRED === '1';
-const sources = ['module.c', 'napi-util.c', 'image.c', 'video-tensor.c'];
+const sources = ['module.c', 'napi-util.c', 'image.c', 'video-tensor.c', 'point.c'];
 
 function give(reason) {
   const fix =
@@ -65,7 +65,7 @@ const probe = (header) =>
 if (!probe('jpeglib.h')) give('libjpeg headers missing (jpeglib.h)');
 
 const flags = [];
-const libs = ['-ljpeg'];
+const libs = ['-ljpeg', '-lm'];
 const pc = spawnSync(
   'pkg-config',
   ['--cflags', '--libs', 'libavformat', 'libavcodec', 'libswscale', 'libavutil'],
@@ -116,4 +116,4 @@ if (run.status !== 0) {
   give(`the compiler failed (exit ${run.status})`);
 }
 renameSync(tmp, out);
-console.log(`ibllm_media: built ${out} (jpeg + resize${video ? ' + video' : ''})`);
+console.log(`ibllm_media: built ${out} (jpeg + resize + points${video ? ' + video' : ''})`);

@@ -7,6 +7,8 @@
 napi_value media_decode_jpeg_rgb(napi_env env, napi_callback_info info);
 napi_value media_resize_bicubic_to_planes(napi_env env, napi_callback_info info);
 napi_value media_video_tensor(napi_env env, napi_callback_info info);
+napi_value media_point_fps(napi_env env, napi_callback_info info);
+napi_value media_point_knn(napi_env env, napi_callback_info info);
 #ifdef IBLLM_WITH_LIBAV
 napi_value media_probe_video_packets(napi_env env, napi_callback_info info);
 napi_value media_decode_video_frames(napi_env env, napi_callback_info info);

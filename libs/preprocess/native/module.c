@@ -24,13 +24,15 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "decodeJpegRgb", media_decode_jpeg_rgb);
   export_fn(env, exports, "resizeBicubicToPlanes", media_resize_bicubic_to_planes);
   export_fn(env, exports, "videoTensor", media_video_tensor);
+  export_fn(env, exports, "pointFps", media_point_fps);
+  export_fn(env, exports, "pointKnn", media_point_knn);
 #ifdef IBLLM_WITH_LIBAV
   export_fn(env, exports, "probeVideoPackets", media_probe_video_packets);
   export_fn(env, exports, "decodeVideoFrames", media_decode_video_frames);
   export_fn(env, exports, "libavVersions", media_libav_versions);
 #endif
   napi_value abi;
-  napi_create_int32(env, 2, &abi);
+  napi_create_int32(env, 3, &abi);
   napi_set_named_property(env, exports, "abiVersion", abi);
   return exports;
 }

@@ -8,6 +8,7 @@ import sharp from 'sharp';
 
 import { decodeImageRgb, type RgbImage } from '../image/image-decode';
 import { preprocessImage, preprocessRgbImage } from '../image/image.preprocess';
+import { groupPointCloud } from '../point/group';
 import { mediaNativeStatus, setMediaNativeEnabled } from './media-native';
 
 /**
@@ -54,7 +55,7 @@ function photoLike(width: number, height: number, seed: number): Uint8Array {
 describe('ibllm_media addon', () => {
   it('is built and loads, with video', () => {
     const status = mediaNativeStatus();
-    expect(status, `ibllm_media: ${status.reason ?? ''}`).toEqual({ image: true, video: true });
+    expect(status, `ibllm_media: ${status.reason ?? ''}`).toEqual({ image: true, video: true, point: true });
   });
 
   it('decodes JPEGs to the same bytes as sharp (baseline, progressive, 4:4:4, 4:2:0, grey, odd sizes)', async () => {
@@ -137,5 +138,37 @@ describe('ibllm_media addon', () => {
     expect(tooBig).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
     expect(String((tooBig as Error).message)).toContain('PREPROCESS_MAX_IMAGE_DECODED_BYTES');
     expect((await decodeImageRgb(big, { maxDecodedBytes: 64_000_000 })).width).toBe(2000);
+  });
+
+  it('groups point clouds as the TypeScript path does: FPS centres, kNN members and order, ties included', async () => {
+    const rnd = seeded(11);
+    // Coordinates on a coarse lattice: duplicate points and equal distances everywhere, so the
+    // FPS argmax and torch.topk's tie handling (heap path k·64 ≤ n, introselect otherwise) matter.
+    const shapes = [
+      { count: 64, numGroup: 8, groupSize: 32, lattice: 3 },
+      { count: 300, numGroup: 20, groupSize: 5, lattice: 4 },
+      { count: 2048, numGroup: 64, groupSize: 32, lattice: 6 },
+      { count: 2047, numGroup: 40, groupSize: 32, lattice: 1000 },
+      { count: 5000, numGroup: 128, groupSize: 100, lattice: 5 },
+      { count: 8192, numGroup: 512, groupSize: 32, lattice: 0 },
+    ];
+    for (const { count, numGroup, groupSize, lattice } of shapes) {
+      const points = new Float32Array(count * 3);
+      for (let i = 0; i < points.length; i++) {
+        const u = rnd() * 2 - 1;
+        points[i] = lattice > 0 ? Math.round(u * lattice) / lattice : u;
+      }
+      for (const fpsStart of [0, count - 1]) {
+        const { portable, native } = await bothPaths(() =>
+          groupPointCloud({ points, count }, { numGroup, groupSize, fpsStart }),
+        );
+        const label = `${count} points, ${numGroup}×${groupSize}, lattice ${lattice}, start ${fpsStart}`;
+        expect(Array.from(native.centerIndices), label).toEqual(Array.from(portable.centerIndices));
+        expect(Array.from(native.groupIndices), label).toEqual(Array.from(portable.groupIndices));
+        expect(
+          Buffer.from(native.neighborhoods.buffer).equals(Buffer.from(portable.neighborhoods.buffer)),
+        ).toBe(true);
+      }
+    }
   });
 });

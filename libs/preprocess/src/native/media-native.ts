@@ -2,8 +2,8 @@ import { join } from 'node:path';
 
 /**
  * The `ibllm_media` addon (libs/preprocess/native, built by `npm run build` with the system C
- * compiler): JPEG decoding with libjpeg-turbo, Pillow's resample loops in C, and FFmpeg's
- * libraries in process for video. Every function here computes what the TypeScript / sharp /
+ * compiler): JPEG decoding with libjpeg-turbo, Pillow's resample loops in C, the point grouping
+ * (FPS + kNN) in C, and FFmpeg's libraries in process for video. Every function here computes what the TypeScript / sharp /
  * ffmpeg-CLI path computes (the golden suites run both); it is only faster. When the module is
  * not built (no compiler or headers, or built with `IBLLM_NATIVE=off npm run build`, which removes
  * it), `mediaNative()` is undefined and the callers take the portable path.
@@ -59,6 +59,23 @@ export interface MediaNative {
     crops: Int32Array,
     size: number,
     out: Float32Array,
+  ): void;
+  /**
+   * Farthest-point sampling as fps.ts computes it (same float32 steps, same indices), written to
+   * `out` (`numSamples` indices in selection order).
+   */
+  pointFps(points: Float32Array, count: number, numSamples: number, start: number, out: Int32Array): void;
+  /**
+   * knnIndices (group.ts) with torch.topk's selection and order (torch-topk.ts), written to `out`
+   * `[numCenters, groupSize]`.
+   */
+  pointKnn(
+    points: Float32Array,
+    count: number,
+    centers: Float32Array,
+    numCenters: number,
+    groupSize: number,
+    out: Int32Array,
   ): void;
   /** Present when the module was built with FFmpeg's headers. */
   readonly probeVideoPackets?: (
@@ -128,7 +145,7 @@ export function mediaNative(): MediaNative | undefined {
     const module: { exports: unknown } = { exports: {} };
     process.dlopen(module, MEDIA_NATIVE_PATH);
     const candidate = module.exports as MediaNative;
-    if (candidate.abiVersion !== 2) throw new Error(`abiVersion ${String(candidate.abiVersion)}, expected 2`);
+    if (candidate.abiVersion !== 3) throw new Error(`abiVersion ${String(candidate.abiVersion)}, expected 3`);
     loaded = candidate;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
@@ -143,9 +160,12 @@ export function mediaNative(): MediaNative | undefined {
 export function mediaNativeStatus(): {
   readonly image: boolean;
   readonly video: boolean;
+  readonly point: boolean;
   readonly reason?: string;
 } {
   const native = mediaNative();
-  if (native === undefined) return { image: false, video: false, reason: disabled ? 'turned off' : why };
-  return { image: true, video: native.decodeVideoFrames !== undefined };
+  if (native === undefined) {
+    return { image: false, video: false, point: false, reason: disabled ? 'turned off' : why };
+  }
+  return { image: true, video: native.decodeVideoFrames !== undefined, point: true };
 }

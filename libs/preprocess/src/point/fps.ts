@@ -1,12 +1,15 @@
 import { DomainError } from '@imagebind-llm/errors';
 
+import { mediaNative } from '../native/media-native';
+
 /**
  * Farthest-point sampling as Point-BERT's `misc.fps` computes it (MODEL_SPEC §3.7), made
  * deterministic (B10): it starts at `start` (default index 0) instead of a random point.
  *
  * Arithmetic follows the official float32 code: `d_j = Σ (X_j − X_far)²` with each step rounded to
  * float32 and summed x, y, z in order; `dist = min(dist, d)` starting from 1e10; the next centre is
- * the first index of the maximum distance. O(N · numSamples) with typed arrays.
+ * the first index of the maximum distance. O(N · numSamples): in C when the ibllm_media addon is
+ * built (the same float32 steps, so the same indices), else with typed arrays here.
  *
  * @param points `[count, 3]` float32, row-major
  * @returns the selected indices in selection order
@@ -24,9 +27,14 @@ export function farthestPointSample(
   if (!Number.isInteger(start) || start < 0 || start >= count) {
     throw DomainError.invalidInput(`FPS start index ${start} is outside [0, ${count})`);
   }
+  const selected = new Int32Array(numSamples);
+  const native = mediaNative();
+  if (native !== undefined) {
+    native.pointFps(points, count, numSamples, start, selected);
+    return selected;
+  }
   const f = Math.fround;
   const dist = new Float32Array(count).fill(1e10);
-  const selected = new Int32Array(numSamples);
   let far = start;
   for (let s = 0; s < numSamples; s++) {
     selected[s] = far;

@@ -1,3 +1,4 @@
+import { mediaNative } from '../native/media-native';
 import { farthestPointSample } from './fps';
 import { invalidPointInput, type PointCloud, type PointGrouping } from './point-cloud';
 import { TorchSmallestK } from './torch-topk';
@@ -53,6 +54,7 @@ export function fmaf(a: number, b: number, c: number): number {
  *   A plain float32 dot product flips a boundary point of the permuted airplane.
  * - `topk(largest=False, sorted=False)`: see TorchSmallestK; equal distances at the cut are kept or
  *   dropped as libstdc++'s heap / introselect leave them, and the order is torch's.
+ * The ibllm_media addon, when built, runs the same steps in C (point.c).
  * @returns `[numCenters, groupSize]` indices, each group in torch's order
  */
 export function knnIndices(
@@ -64,6 +66,12 @@ export function knnIndices(
 ): Int32Array {
   if (!Number.isInteger(groupSize) || groupSize < 1 || groupSize > count) {
     throw invalidPointInput(`cannot take ${groupSize} nearest neighbours out of ${count} points`);
+  }
+  const native = mediaNative();
+  if (native !== undefined) {
+    const out = new Int32Array(numCenters * groupSize);
+    native.pointKnn(points, count, centers, numCenters, groupSize, out);
+    return out;
   }
   const f = Math.fround;
   const norms = new Float32Array(count);

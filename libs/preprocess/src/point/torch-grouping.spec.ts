@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseNpy, type RawTensor } from '@imagebind-llm/checkpoint';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mediaNativeStatus, setMediaNativeEnabled } from '../native/media-native';
 import { farthestPointSample } from './fps';
 import { fmaf, knnIndices } from './group';
 import { TorchSmallestK } from './torch-topk';
@@ -31,7 +32,20 @@ function int64s(t: RawTensor): number[] {
   return Array.from(new BigInt64Array(t.data.slice().buffer), Number);
 }
 
-describe.each(meta.cases)('torch grouping reference $name', (c) => {
+// Both implementations: the ibllm_media addon's C (point.c; media-native.spec fails when it is not
+// built) and the TypeScript path.
+const PATHS = [
+  { path: 'C addon', native: true },
+  { path: 'TypeScript', native: false },
+] as const;
+const CASES = PATHS.flatMap((p) => meta.cases.map((c) => ({ ...c, ...p })));
+
+describe.each(CASES)('torch grouping reference $name ($path)', (c) => {
+  beforeAll(() => {
+    setMediaNativeEnabled(c.native);
+    if (c.native) expect(mediaNativeStatus().point, 'ibllm_media is not built').toBe(true);
+  });
+  afterAll(() => setMediaNativeEnabled(true));
   const cloud = npy(`${c.name}.points.npy`);
   const points = new Float32Array(cloud.data.slice().buffer);
 

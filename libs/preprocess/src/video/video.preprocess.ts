@@ -25,8 +25,8 @@ import { mediaNative } from '../native/media-native';
  * 3 spatial crops each → `[15, 3, 2, 224, 224]` float32. Demuxing, decoding and the yuv → RGB
  * conversion are FFmpeg's: in process through the ibllm_media addon (`libav.adapter.ts`) when it
  * is built, else the ffprobe/ffmpeg command lines (`ffmpeg.adapter.ts`; Debian's `ffmpeg`
- * package, installed by the CI) — the same libraries, the same bytes. Everything after the RGB24
- * frames is TypeScript.
+ * package, installed by the CI) — the same libraries, the same bytes. The float32 steps after the
+ * RGB24 frames run in the addon's C (`videoTensor`) when it is built, else in TypeScript here.
  */
 
 export const VIDEO_CLIP_DURATION_SECONDS = 2;
