@@ -33,6 +33,17 @@ fi
 if [ -f "$marker" ]; then
   echo "build-service: the workspace is installed, compiled and pruned already (--workspace)"
 else
+  # The ibllm_media preprocessing addon (libs/preprocess/native): the system C compiler against
+  # libjpeg-turbo and FFmpeg's headers. Required here: an image must not fall back silently to the
+  # slower portable path. The run-time stages install the matching libraries (libjpeg62-turbo, and
+  # FFmpeg's through the ffmpeg package where video is decoded).
+  if ! command -v cc >/dev/null 2>&1 || ! [ -f /usr/include/jpeglib.h ]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev pkg-config \
+      libjpeg62-turbo-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
+    rm -rf /var/lib/apt/lists/*
+  fi
+  IBLLM_NATIVE_REQUIRED=1 node libs/preprocess/native/build.mjs
   npm ci --ignore-scripts --no-audit --no-fund
   if [ "$service" = --workspace ]; then
     npx --no-install tsc -b tsconfig.build.json

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Copies what one built service needs at run time into OUT, which becomes /app in its image:
 # package.json, node_modules (workspace links kept: they point into libs/), libs/* without their
-# sources, services/<service>/{package.json,dist} and healthcheck.mjs. Models are never copied:
+# sources (the preprocessing addon's built modules kept), services/<service>/{package.json,dist} and healthcheck.mjs. Models are never copied:
 # they are mounted at run time (MODEL_REPO).
 #   sh deploy/docker/stage-service.sh <service> <out>
 # tools/deploy/test/dockerfiles.int-spec.ts stages a service with it and boots the result.
@@ -21,6 +21,8 @@ cp -a libs "$out/libs"
 # Run-time assets stay (libs/proto/descriptors, libs/preprocess/assets); sources and build info go.
 find "$out/libs" -mindepth 2 -maxdepth 2 \( -name src -o -name test -o -name 'tsconfig*.json' \) \
   -exec rm -rf {} +
+# The preprocessing addon: its built modules (native/build) stay, its C sources go.
+find "$out/libs/preprocess/native" -maxdepth 1 -type f -delete
 cp -a "services/$service/package.json" "services/$service/dist" "$out/services/$service/"
 if [ -d "services/$service/web/dist" ]; then
   # The gateway's playground bundle (it reads services/gateway/web/dist beside its dist/).

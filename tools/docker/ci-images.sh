@@ -15,8 +15,9 @@
 #    --network host. The build stage's first step (build-service.sh --workspace) is the same in every
 #    image: it runs for the first image and comes from the build cache for the others.
 # 4. Checks each image: USER and `id` say uid 1000, the container runs with a read-only root file
-#    system (a write outside /tmp fails with EROFS), its HEALTHCHECK turns healthy, SIGTERM drains and
-#    the exit status is 0; prints its size.
+#    system (a write outside /tmp fails with EROFS), its HEALTHCHECK turns healthy, the ibllm_media
+#    preprocessing addon loads where the service uses it, SIGTERM drains and the exit status is 0;
+#    prints its size.
 # 5. Unless --no-compose: docker-compose.yml + docker-compose.ci.yml up on the built images, the
 #    README's curl (chat completion, streamed) and a 20-item embed batch job through the gateway
 #    container's published ports, then `down -v`, and checks that no container, volume or network
@@ -317,6 +318,18 @@ for service in "${services[@]}"; do
   [[ $write == EROFS ]] || { say "$service: a write to /app gave '$write', not EROFS"; exit 1; }
   tmp_write="$(docker exec "$name" node -e "require('fs').writeFileSync('/tmp/.probe', 'x'); console.log('ok')")"
   [[ $tmp_write == ok ]] || { say "$service: /tmp is not writable"; exit 1; }
+  # The ibllm_media addon loads where the service preprocesses with it (else it would fall back,
+  # correct but several times slower): both modules for images + video, the core one for points.
+  case "$service" in
+    encoder-vision) want_native='"image":true,"video":true,"point":true' ;;
+    encoder-point) want_native='"image":true,"video":false,"point":true' ;;
+    *) want_native='' ;;
+  esac
+  if [[ -n $want_native ]]; then
+    native="$(docker exec "$name" node -p "JSON.stringify(require('/app/libs/preprocess/dist/index.js').mediaNativeStatus())")"
+    [[ $native == *"$want_native"* ]] || { say "$service: the ibllm_media addon: $native"; exit 1; }
+    say "$service: ibllm_media addon $native"
+  fi
 
   t1=$SECONDS
   docker kill --signal TERM "$name" >/dev/null

@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// Builds libs/preprocess/native/build/ibllm_media.node with the system C compiler: JPEG decoding
-// (libjpeg-turbo) and the Pillow resample loops always, FFmpeg's libraries in process when their
-// headers are installed. No node-gyp: one `cc` call against Node's own headers (node_api.h).
+// Builds two modules in libs/preprocess/native/build with the system C compiler, no node-gyp (one
+// `cc` call each against Node's own headers, node_api.h):
+//   ibllm_media.node     JPEG decoding (libjpeg-turbo), the Pillow resample loops, the video
+//                        tensor's float steps, the point grouping (FPS + kNN)
+//   ibllm_media_av.node  video probed and decoded in process by FFmpeg's libraries, when their
+//                        headers are installed (a module of its own: a service image without
+//                        libav* still loads the first one)
 //
 //   node libs/preprocess/native/build.mjs            # `npm run build` runs this first
 //
@@ -17,8 +21,10 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, 'build', 'ibllm_media.node');
+const outAv = join(here, 'build', 'ibllm_media_av.node');
 const required = process.env.IBLLM_NATIVE_REQUIRED === '1';
 const sources = ['module.c', 'napi-util.c', 'image.c', 'video-tensor.c', 'point.c'];
+const sourcesAv = ['module-av.c', 'napi-util.c', 'video.c'];
 
 function give(reason) {
   const fix =
@@ -35,14 +41,17 @@ function give(reason) {
 
 if (process.env.IBLLM_NATIVE === 'off') {
   rmSync(out, { force: true });
+  rmSync(outAv, { force: true });
   console.log('ibllm_media: IBLLM_NATIVE=off, not built (the portable path runs)');
   process.exit(0);
 }
 
-// Up to date: newer than every source and this script.
-const inputs = [...sources, 'video.c', 'napi-util.h', 'media.h', 'build.mjs'].map((f) => join(here, f));
-if (existsSync(out)) {
-  const built = statSync(out).mtimeMs;
+// Up to date: both built, newer than every source and this script.
+const inputs = [...new Set([...sources, ...sourcesAv, 'napi-util.h', 'media.h', 'build.mjs'])].map((f) =>
+  join(here, f),
+);
+if (existsSync(out) && existsSync(outAv)) {
+  const built = Math.min(statSync(out).mtimeMs, statSync(outAv).mtimeMs);
   if (inputs.every((f) => statSync(f).mtimeMs <= built) && process.env.IBLLM_NATIVE_REBUILD !== '1') {
     process.exit(0);
   }
@@ -64,56 +73,59 @@ const probe = (header) =>
   }).status === 0;
 if (!probe('jpeglib.h')) give('libjpeg headers missing (jpeglib.h)');
 
-const flags = [];
-const libs = ['-ljpeg', '-lm'];
 const pc = spawnSync(
   'pkg-config',
   ['--cflags', '--libs', 'libavformat', 'libavcodec', 'libswscale', 'libavutil'],
-  {
-    encoding: 'utf8',
-  },
+  { encoding: 'utf8' },
 );
-let video = false;
-if (pc.status === 0) {
-  video = true;
-  sources.push('video.c');
-  flags.push('-DIBLLM_WITH_LIBAV');
-  for (const f of pc.stdout.trim().split(/\s+/)) (f.startsWith('-l') ? libs : flags).push(f);
-} else if (required) {
+if (pc.status !== 0 && required) {
   give("FFmpeg's development headers missing (pkg-config libavformat libavcodec libswscale libavutil)");
-} else {
-  console.log(
-    'ibllm_media: building without video (FFmpeg development headers missing); video uses the ffmpeg CLI',
-  );
 }
 
 mkdirSync(dirname(out), { recursive: true });
-const tmp = `${out}.${process.pid}.tmp`;
-// -ffp-contract=off: no fused multiply-adds (the float results must equal the TypeScript ones).
-const args = [
-  '-shared',
-  '-fPIC',
-  '-O3',
-  '-std=c11',
-  '-D_GNU_SOURCE',
-  '-ffp-contract=off',
-  '-fvisibility=hidden',
-  '-Wall',
-  '-Wextra',
-  '-Wno-unused-parameter',
-  '-DNODE_GYP_MODULE_NAME=ibllm_media',
-  `-I${include}`,
-  ...flags,
-  ...sources.map((s) => join(here, s)),
-  '-o',
-  tmp,
-  ...libs,
-];
-const run = spawnSync(cc, args, { stdio: 'inherit' });
-if (run.status !== 0) {
-  rmSync(tmp, { force: true });
-  if (required) process.exit(1);
-  give(`the compiler failed (exit ${run.status})`);
+
+/** One module: compiled to a temporary file, renamed into place; false when the compiler failed. */
+function compile(target, files, flags, libs) {
+  const tmp = `${target}.${process.pid}.tmp`;
+  // -ffp-contract=off: no fused multiply-adds (the float results must equal the TypeScript ones).
+  const args = [
+    '-shared',
+    '-fPIC',
+    '-O3',
+    '-std=c11',
+    '-D_GNU_SOURCE',
+    '-ffp-contract=off',
+    '-fvisibility=hidden',
+    '-Wall',
+    '-Wextra',
+    '-Wno-unused-parameter',
+    '-DNODE_GYP_MODULE_NAME=ibllm_media',
+    `-I${include}`,
+    ...flags,
+    ...files.map((s) => join(here, s)),
+    '-o',
+    tmp,
+    ...libs,
+  ];
+  const run = spawnSync(cc, args, { stdio: 'inherit' });
+  if (run.status !== 0) {
+    rmSync(tmp, { force: true });
+    if (required) process.exit(1);
+    return false;
+  }
+  renameSync(tmp, target);
+  return true;
 }
-renameSync(tmp, out);
-console.log(`ibllm_media: built ${out} (jpeg + resize + points${video ? ' + video' : ''})`);
+
+if (!compile(out, sources, [], ['-ljpeg', '-lm'])) give('the compiler failed');
+console.log(`ibllm_media: built ${out} (jpeg + resize + video tensor + points)`);
+rmSync(outAv, { force: true });
+if (pc.status === 0) {
+  const flags = [];
+  const libs = [];
+  for (const f of pc.stdout.trim().split(/\s+/)) (f.startsWith('-l') ? libs : flags).push(f);
+  if (compile(outAv, sourcesAv, flags, libs)) console.log(`ibllm_media: built ${outAv} (video decoding)`);
+  else console.log('ibllm_media: the video module did not compile; video uses the ffmpeg CLI');
+} else {
+  console.log('ibllm_media: no video module (FFmpeg development headers missing); video uses the ffmpeg CLI');
+}

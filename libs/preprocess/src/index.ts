@@ -44,6 +44,7 @@ export {
   mediaNativeStatus,
   setMediaNativeEnabled,
   MEDIA_NATIVE_PATH,
+  MEDIA_NATIVE_AV_PATH,
   type MediaNative,
   type NativeVideoProbe,
 } from './native/media-native';

@@ -88,9 +88,21 @@ export const APP_SERVICES: Readonly<Record<string, AppService>> = {
   'batch-worker': appService('batch-worker', batchWorkerEnvSchema, PLAIN),
 };
 
+/** The modalities an encoder service's main.ts declares ('' for the other services). */
+function modalitiesOf(service: string): string {
+  const main = readFileSync(join(repoRoot, 'services', service, 'src', 'main.ts'), 'utf8');
+  return /modalities:\s*\[([^\]]*)\]/.exec(main)?.[1] ?? '';
+}
+
 /** Whether the service's source decodes media with ffmpeg (video or non-WAV audio input). */
 export function needsFfmpeg(service: string): boolean {
-  const main = readFileSync(join(repoRoot, 'services', service, 'src', 'main.ts'), 'utf8');
-  const modalities = /modalities:\s*\[([^\]]*)\]/.exec(main)?.[1] ?? '';
-  return /'video'|'audio'/.test(modalities);
+  return /'video'|'audio'/.test(modalitiesOf(service));
+}
+
+/**
+ * Whether the service preprocesses with the ibllm_media addon (images, video frames, point
+ * grouping), whose core module links libjpeg.so.62.
+ */
+export function needsMediaAddon(service: string): boolean {
+  return /'image'|'video'|'point'/.test(modalitiesOf(service));
 }

@@ -7,7 +7,13 @@ import { join } from 'node:path';
 import { parseEnv } from '@imagebind-llm/config';
 import { describe, expect, it } from 'vitest';
 import { loadCompose, repoRoot } from './compose-model';
-import { APP_SERVICES, needsFfmpeg, serviceDirectories, type AppService } from './compose-services';
+import {
+  APP_SERVICES,
+  needsFfmpeg,
+  needsMediaAddon,
+  serviceDirectories,
+  type AppService,
+} from './compose-services';
 import {
   execForm,
   healthcheckOf,
@@ -292,6 +298,14 @@ describe('CPU images: services/<name>/Dockerfile', () => {
         runs.some((r) => /apt-get install .*\bffmpeg\b/.test(r)),
         `${path}: ffmpeg`,
       ).toBe(needsFfmpeg(name));
+    });
+
+    it('installs libjpeg62-turbo exactly when the service runs the ibllm_media addon', () => {
+      const runs = instructionsOf(finalStage(readDockerfile(path)), 'RUN').map((r) => r.args);
+      expect(
+        runs.some((r) => /apt-get install .*\blibjpeg62-turbo\b/.test(r)),
+        `${path}: libjpeg62-turbo`,
+      ).toBe(needsMediaAddon(name));
     });
   });
 });

@@ -2,14 +2,16 @@ import { join } from 'node:path';
 
 /**
  * The `ibllm_media` addon (libs/preprocess/native, built by `npm run build` with the system C
- * compiler): JPEG decoding with libjpeg-turbo, Pillow's resample loops in C, the point grouping
- * (FPS + kNN) in C, and FFmpeg's libraries in process for video. Every function here computes what the TypeScript / sharp /
- * ffmpeg-CLI path computes (the golden suites run both); it is only faster. When the module is
- * not built (no compiler or headers, or built with `IBLLM_NATIVE=off npm run build`, which removes
- * it), `mediaNative()` is undefined and the callers take the portable path.
+ * compiler): JPEG decoding with libjpeg-turbo, Pillow's resample loops, the video tensor's float
+ * steps and the point grouping (FPS + kNN) in C; and its video module, `ibllm_media_av`, FFmpeg's
+ * libraries in process. Every function here computes what the TypeScript / sharp / ffmpeg-CLI path
+ * computes (the golden suites run both); it is only faster. When the module is not built (no
+ * compiler or headers, or built with `IBLLM_NATIVE=off npm run build`, which removes it),
+ * `mediaNative()` is undefined and the callers take the portable path; without the video module
+ * (no FFmpeg headers at build time, or no libav* libraries where it runs) video uses the CLI.
  */
 
-/** What the addon exports (native/module.c). */
+/** What the addon exports (native/module.c, and module-av.c for the video entry points). */
 export interface MediaNative {
   readonly abiVersion: number;
   /** libjpeg-turbo decode to RGB24; throws Error{code: EMEDIA | EMEMORY | ETIMEOUT}. */
@@ -77,7 +79,7 @@ export interface MediaNative {
     groupSize: number,
     out: Int32Array,
   ): void;
-  /** Present when the module was built with FFmpeg's headers. */
+  /** Present when the video module (ibllm_media_av, FFmpeg's libraries) loaded too. */
   readonly probeVideoPackets?: (
     path: string,
     maxPixels: number,
@@ -117,12 +119,17 @@ export interface NativeVideoProbe {
   readonly truncated: boolean;
 }
 
-/** The addon's path: the same from src/ (tests) and dist/ (built code). */
+/** The addon's paths: the same from src/ (tests) and dist/ (built code). */
 export const MEDIA_NATIVE_PATH = join(__dirname, '..', '..', 'native', 'build', 'ibllm_media.node');
+/** Its video module (FFmpeg's libraries), loaded beside it when it is there. */
+export const MEDIA_NATIVE_AV_PATH = join(__dirname, '..', '..', 'native', 'build', 'ibllm_media_av.node');
+/** native/media.h MEDIA_ABI_VERSION: a module built from other sources is refused. */
+const ABI_VERSION = 4;
 
 let loaded: MediaNative | undefined;
 let tried = false;
 let why = '';
+let videoWhy = '';
 let disabled = false;
 
 /**
@@ -133,25 +140,55 @@ export function setMediaNativeEnabled(enabled: boolean): void {
   disabled = !enabled;
 }
 
+/** Why a module did not load, in words for the logs. */
+function loadFailure(error: unknown, path: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.includes(path) && message.includes('No such file')
+    ? `not built (${path}); run npm run build with gcc and libjpeg/FFmpeg headers`
+    : `failed to load: ${message}`;
+}
+
+function load<T extends { readonly abiVersion: number }>(path: string): T {
+  const module: { exports: unknown } = { exports: {} };
+  process.dlopen(module, path);
+  const candidate = module.exports as T;
+  if (candidate.abiVersion !== ABI_VERSION) {
+    throw new Error(`${path}: abiVersion ${String(candidate.abiVersion)}, expected ${ABI_VERSION}`);
+  }
+  return candidate;
+}
+
 /**
- * The addon, or undefined (not built, or it failed to load — `mediaNativeStatus` says which).
- * Loaded once per thread.
+ * The addon, or undefined (not built, or it failed to load — `mediaNativeStatus` says which), with
+ * the video entry points when its video module loaded too. Loaded once per thread.
  */
 export function mediaNative(): MediaNative | undefined {
   if (disabled) return undefined;
   if (tried) return loaded;
   tried = true;
+  let core: MediaNative;
   try {
-    const module: { exports: unknown } = { exports: {} };
-    process.dlopen(module, MEDIA_NATIVE_PATH);
-    const candidate = module.exports as MediaNative;
-    if (candidate.abiVersion !== 3) throw new Error(`abiVersion ${String(candidate.abiVersion)}, expected 3`);
-    loaded = candidate;
+    core = load<MediaNative>(MEDIA_NATIVE_PATH);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    why = message.includes('No such file')
-      ? `not built (${MEDIA_NATIVE_PATH}); run npm run build with gcc and libjpeg/FFmpeg headers`
-      : `failed to load: ${message}`;
+    why = loadFailure(error, MEDIA_NATIVE_PATH);
+    return undefined;
+  }
+  try {
+    const av =
+      load<
+        Required<
+          Pick<MediaNative, 'abiVersion' | 'probeVideoPackets' | 'decodeVideoFrames' | 'libavVersions'>
+        >
+      >(MEDIA_NATIVE_AV_PATH);
+    loaded = {
+      ...core,
+      probeVideoPackets: av.probeVideoPackets,
+      decodeVideoFrames: av.decodeVideoFrames,
+      libavVersions: av.libavVersions,
+    };
+  } catch (error) {
+    videoWhy = loadFailure(error, MEDIA_NATIVE_AV_PATH);
+    loaded = core;
   }
   return loaded;
 }
@@ -167,5 +204,8 @@ export function mediaNativeStatus(): {
   if (native === undefined) {
     return { image: false, video: false, point: false, reason: disabled ? 'turned off' : why };
   }
-  return { image: true, video: native.decodeVideoFrames !== undefined, point: true };
+  if (native.decodeVideoFrames === undefined) {
+    return { image: true, video: false, point: true, reason: `video module ${videoWhy}` };
+  }
+  return { image: true, video: true, point: true };
 }

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { preprocessPoolSettings } from '@imagebind-llm/config';
 import { SERVICE_NAMES, encoderV1 } from '@imagebind-llm/proto';
-import type { InputModality } from '@imagebind-llm/inference';
+import { mediaNativeStatus, type InputModality } from '@imagebind-llm/inference';
 import { EncoderRuntime } from '../encoder-runtime';
 import { EncoderServiceImpl } from '../encoder.service-impl';
 import { encoderEnvSchema, type EncoderEnvDefaults } from './encoder-env.schema';
@@ -50,6 +50,8 @@ export async function runEncoderService(definition: EncoderServiceDefinition): P
           executionProvider: m.executionProvider,
         })),
         batch: settings.batcher,
+        // Which preprocessing paths run in C (the ibllm_media addon) and, when not, why.
+        mediaNative: mediaNativeStatus(),
       }),
     };
   });
