@@ -186,14 +186,19 @@ else
   say "$debian_image: imported ($(mib "$debian_image"))"
 fi
 
-step "base image $node_image (the Debian image + this machine's node, npm and CA bundle)"
-if have_image "$node_image"; then
+step "base image $node_image (the Debian image + this machine's node, its headers, npm and CA bundle)"
+# An image made before it carried Node's headers (the ibllm_media addon compiles against them, as
+# on the official node image) is made again.
+if have_image "$node_image" &&
+  docker run --rm "$node_image" test -f /usr/local/include/node/node_api.h >/dev/null 2>&1; then
   say "$node_image: present ($(mib "$node_image"))"
 else
   node_context="$work/node-context"
   rm -rf "$node_context"
   mkdir -p "$node_context"
-  cp "$(readlink -f "$(command -v node)")" "$node_context/node"
+  node_bin="$(readlink -f "$(command -v node)")"
+  cp "$node_bin" "$node_context/node"
+  cp -a "$(dirname "$(dirname "$node_bin")")/include/node" "$node_context/include-node"
   npm_dir="$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")"
   cp -a "$npm_dir" "$node_context/npm"
   cp /etc/ssl/certs/ca-certificates.crt "$node_context/ca-certificates.crt"

@@ -1,2 +1,3 @@
 export * from './fusion';
 export * from './progress';
+export * from './generation';

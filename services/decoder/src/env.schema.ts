@@ -1,4 +1,5 @@
 import { baseServiceEnv, env, envVar, modelRepositoryEnv, type EnvOf } from '@imagebind-llm/config';
+import { GENERATION_LIMITS } from '@imagebind-llm/domain';
 
 /** Every setting of the decoder process. Nothing else in the service reads process.env. */
 export const decoderEnvSchema = {
@@ -23,7 +24,7 @@ export const decoderEnvSchema = {
     'requests that may wait for KV room or a slot; beyond it new requests get RESOURCE_EXHAUSTED at once',
   ),
   DECODER_MAX_NEW_TOKENS: envVar(
-    env.positiveInt(1024, 1_000_000),
+    env.positiveInt(GENERATION_LIMITS.maxNewTokens.max, 1_000_000),
     'largest stopping.max_new_tokens a request may ask for (the context limit applies as well)',
   ),
 };

@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { blendWithNeighbours, CACHE_DEFAULTS, fuseEmbeddings } from '@imagebind-llm/domain';
+import {
+  blendWithNeighbours,
+  CACHE_DEFAULTS,
+  fuseEmbeddings,
+  GENERATION_DEFAULTS,
+} from '@imagebind-llm/domain';
 import { DomainError, ErrorCode, fromGrpcError } from '@imagebind-llm/errors';
 import { float32Tensor, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
 import { commonV1, decoderV1, encoderV1, gatewayV1 } from '@imagebind-llm/proto';
@@ -26,11 +31,6 @@ const ROUTE: ReadonlyMap<commonV1.Modality, RoutedModality> = new Map([
   [Modality.MODALITY_TEXT, 'text'],
   [Modality.MODALITY_POINT_CLOUD, 'point'],
 ]);
-
-/** Generation defaults of the official demo (MODEL_SPEC §5.8). */
-export const DEFAULT_TEMPERATURE = 0.1;
-export const DEFAULT_TOP_P = 0.75;
-const DEFAULT_MAX_NEW_TOKENS = 256;
 
 /** The served model's public name (`GET /v1/models`, ListModels). */
 export const SERVED_MODEL_ID = 'imagebind-llm';
@@ -241,12 +241,12 @@ export class GatewayService {
             promptTokenIds: tokenized.tokenIds,
             resumeFromTokenIds: [...sent],
             sampling: {
-              temperature: request.sampling?.temperature ?? DEFAULT_TEMPERATURE,
-              topP: request.sampling?.topP ?? DEFAULT_TOP_P,
+              temperature: request.sampling?.temperature ?? GENERATION_DEFAULTS.temperature,
+              topP: request.sampling?.topP ?? GENERATION_DEFAULTS.topP,
               seed,
             },
             stopping: {
-              maxNewTokens: request.stopping?.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS,
+              maxNewTokens: request.stopping?.maxNewTokens ?? GENERATION_DEFAULTS.maxNewTokens,
               ignoreEos: false,
             },
             returnPrefillLogits: false,

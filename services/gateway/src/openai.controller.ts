@@ -5,7 +5,7 @@ import type { Request, Response } from 'express';
 import type { AccessControl } from './access';
 import type { HopContext } from './backends/backends.port';
 import type { GatewayEnv } from './env.schema';
-import { DEFAULT_TEMPERATURE, DEFAULT_TOP_P, GatewayService, SERVED_MODEL_ID } from './gateway.service';
+import { GatewayService, SERVED_MODEL_ID } from './gateway.service';
 import {
   collectChatCompletion,
   completionMeta,
@@ -51,10 +51,7 @@ export class OpenAiController {
       },
       allowedHosts: env.GATEWAY_FETCH_ALLOWED_HOSTS,
     };
-    this.playground = playgroundConfig(SERVED_MODEL_ID, this.policy.limits, env.GATEWAY_MAX_INPUTS, {
-      temperature: DEFAULT_TEMPERATURE,
-      topP: DEFAULT_TOP_P,
-    });
+    this.playground = playgroundConfig(SERVED_MODEL_ID, this.policy.limits, env.GATEWAY_MAX_INPUTS);
   }
 
   /** Admission + a call context whose signal aborts when the HTTP client goes away. */

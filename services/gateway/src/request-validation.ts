@@ -1,3 +1,11 @@
+import {
+  CACHE_LIMITS,
+  CONTEXT_TOKENS,
+  describeLimit,
+  GENERATION_LIMITS,
+  inLimit,
+  type LimitRange,
+} from '@imagebind-llm/domain';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { commonV1, gatewayV1 } from '@imagebind-llm/proto';
 
@@ -28,11 +36,10 @@ function invalid(field: string, message: string): DomainError {
   return new DomainError(ErrorCode.InvalidInput, `${field}: ${message}`, { field });
 }
 
-function checkRange(field: string, value: number | undefined, min: number, max: number, what: string): void {
-  if (value === undefined) return;
-  if (!Number.isFinite(value) || value < min || value > max) {
-    throw invalid(field, `must be ${what} in [${min}, ${max}], got ${value}`);
-  }
+/** A set field outside its range (libs/domain generation.ts) is refused, naming the range. */
+function checkRange(field: string, value: number | undefined, range: LimitRange, why = ''): void {
+  if (value === undefined || inLimit(value, range)) return;
+  throw invalid(field, `must be ${describeLimit(range)}${why}, got ${value}`);
 }
 
 /** Checks the weighted inputs shared by Generate, Embed and Search. */
@@ -171,11 +178,9 @@ export function readPrecomputedEmbedding(
 /** Checks the cache knobs against the official slider ranges (MODEL_SPEC §1.3). */
 export function validateCache(cache: gatewayV1.CacheOptions | undefined, field = 'cache'): void {
   if (cache === undefined) return;
-  if (cache.size !== undefined && (cache.size < 1 || cache.size > 100)) {
-    throw invalid(`${field}.size`, `must be an integer in [1, 100], got ${cache.size}`);
-  }
-  checkRange(`${field}.temperature`, cache.temperature, 0, 100, 'a number');
-  checkRange(`${field}.weight`, cache.weight, 0, 1, 'a number');
+  checkRange(`${field}.size`, cache.size, CACHE_LIMITS.size);
+  checkRange(`${field}.temperature`, cache.temperature, CACHE_LIMITS.temperature);
+  checkRange(`${field}.weight`, cache.weight, CACHE_LIMITS.weight);
 }
 
 /** Checks a Generate request completely before any work starts. */
@@ -185,13 +190,13 @@ export function validateGenerateRequest(request: gatewayV1.GenerateRequest, limi
     throw invalid('instruction', 'must not be empty: it is the question the model answers');
   }
   validateCache(request.cache);
-  checkRange('sampling.temperature', request.sampling?.temperature, 0, 10, 'a number');
-  checkRange('sampling.top_p', request.sampling?.topP, 0, 1, 'a number');
-  const maxNew = request.stopping?.maxNewTokens;
-  if (maxNew !== undefined && (maxNew < 1 || maxNew > 512)) {
-    throw invalid(
-      'stopping.max_new_tokens',
-      `must be in [1, 512] (the context is 512 positions), got ${maxNew}`,
-    );
-  }
+  checkRange('sampling.temperature', request.sampling?.temperature, GENERATION_LIMITS.temperature);
+  checkRange('sampling.top_p', request.sampling?.topP, GENERATION_LIMITS.topP);
+  checkRange('sampling.seed', request.sampling?.seed, GENERATION_LIMITS.seed);
+  checkRange(
+    'stopping.max_new_tokens',
+    request.stopping?.maxNewTokens,
+    GENERATION_LIMITS.maxNewTokens,
+    ` (the context is ${CONTEXT_TOKENS} positions)`,
+  );
 }

@@ -10,6 +10,9 @@ export default defineConfig({
   root: here,
   base: '/',
   plugins: [react()],
+  // The shared request limits and defaults (@imagebind-llm/domain) are bundled from their
+  // TypeScript source: the same values the server validates with.
+  resolve: { conditions: ['@imagebind-llm/source'] },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

@@ -422,13 +422,13 @@ describe('ibllm generate', () => {
     ],
     [
       ['--models', 'R', '--embedding', 'E', '--prompt', 'x', '--max-new-tokens', '0'],
-      /--max-new-tokens must be a number in \[1, 512\]/,
+      /--max-new-tokens must be an integer in \[1, 512\], got "0"/,
     ],
     [['--models', 'R', '--image', 'a.jpg', '--prompt', 'x'], /--image a\.jpg: ENOENT/],
     [['--models', 'R', '--prompt', 'x'], /give the inputs .* or a fused query with --embedding/],
     [
       ['--models', 'R', '--embedding', 'E', '--prompt', 'x', '--seed=-1'],
-      /--seed must be a non-negative integer/,
+      /--seed must be an integer in \[0, 9007199254740991\], got "-1"/,
     ],
   ])('refuses %j with exit status 2 and one line', (args, message) => {
     const r = ibllm(['generate', ...args]);

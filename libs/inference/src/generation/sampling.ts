@@ -1,7 +1,3 @@
-/** Official defaults (MODEL_SPEC §1.3). */
-export const DEFAULT_TEMPERATURE = 0.1;
-export const DEFAULT_TOP_P = 0.75;
-
 export interface SamplingParams {
   /** 0 means greedy (argmax). */
   readonly temperature: number;

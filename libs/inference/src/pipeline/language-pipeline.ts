@@ -1,5 +1,5 @@
 import { readNpy } from '@imagebind-llm/checkpoint';
-import { cacheBlend, CACHE_DEFAULTS, type Neighbour } from '@imagebind-llm/domain';
+import { cacheBlend, CACHE_DEFAULTS, GENERATION_DEFAULTS, type Neighbour } from '@imagebind-llm/domain';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { buildPromptIds, LlamaTokenizer } from '@imagebind-llm/tokenizer';
 import {
@@ -9,7 +9,6 @@ import {
   type GeneratedToken,
 } from '../generation/generation-engine';
 import { decoderShapeOf } from '../generation/decoder-shape';
-import { DEFAULT_TEMPERATURE, DEFAULT_TOP_P } from '../generation/sampling';
 import { listComponents, resolveComponent } from '../model-repository';
 import { createOrtSession, type OrtSessionOptions } from '../ort-session.driver';
 import type { ProviderName } from '../execution-providers';
@@ -179,7 +178,7 @@ export class LanguagePipeline {
     }
     const visualQuery = await this.project(q);
     const layerOffsets = await this.layerOffsets(visualQuery);
-    const maxNewTokens = req.maxNewTokens ?? 256;
+    const maxNewTokens = req.maxNewTokens ?? GENERATION_DEFAULTS.maxNewTokens;
     const promptIds = buildPromptIds(this.tokenizer, req.instruction, req.input, {
       maxSeqLen: this.shape.maxSeqLen,
       maxNewTokens,
@@ -190,8 +189,8 @@ export class LanguagePipeline {
       promptIds,
       layerOffsets,
       sampling: {
-        temperature: req.temperature ?? DEFAULT_TEMPERATURE,
-        topP: req.topP ?? DEFAULT_TOP_P,
+        temperature: req.temperature ?? GENERATION_DEFAULTS.temperature,
+        topP: req.topP ?? GENERATION_DEFAULTS.topP,
         seed,
       },
       maxNewTokens,

@@ -7,23 +7,19 @@ import {
   type CallContext,
   type ServiceHandlers,
 } from '@imagebind-llm/grpc-kit';
-import {
-  DEFAULT_TEMPERATURE,
-  DEFAULT_TOP_P,
-  type FinishReason,
-  type GeneratedToken,
-} from '@imagebind-llm/inference';
+import { describeLimit, GENERATION_DEFAULTS, GENERATION_LIMITS, inLimit } from '@imagebind-llm/domain';
+import type { FinishReason, GeneratedToken } from '@imagebind-llm/inference';
 import type { InferenceMetrics } from '@imagebind-llm/observability';
 import { commonV1, decoderV1 } from '@imagebind-llm/proto';
 import { formatPrompt } from '@imagebind-llm/tokenizer';
 import { DECODER_COMPONENT, type DecoderRuntime, type DecoderStatus } from './decoder-runtime';
 import { MessageChannel } from './message-channel';
 
-/** max_new_tokens when the request leaves it unset (proto StoppingCriteria). */
-export const DEFAULT_MAX_NEW_TOKENS = 256;
-
 export interface DecoderServiceOptions {
-  /** Largest max_new_tokens a request may ask for (resumed tokens count in it). Default 1024. */
+  /**
+   * Largest max_new_tokens a request may ask for (resumed tokens count in it); default and ceiling
+   * GENERATION_LIMITS.maxNewTokens.max (the context).
+   */
   readonly maxNewTokensLimit?: number;
   /** Longest text (UTF-16 code units) Tokenize accepts; default 100 000, far past any 512-token prompt. */
   readonly maxTokenizeChars?: number;
@@ -104,7 +100,7 @@ export class DecoderServiceImpl {
     runtime?: DecoderRuntime,
     private readonly options: DecoderServiceOptions = {},
   ) {
-    this.maxNewTokensLimit = options.maxNewTokensLimit ?? 1024;
+    this.maxNewTokensLimit = options.maxNewTokensLimit ?? GENERATION_LIMITS.maxNewTokens.max;
     this.maxTokenizeChars = options.maxTokenizeChars ?? 100_000;
     if (!Number.isInteger(this.maxNewTokensLimit) || this.maxNewTokensLimit < 1) {
       throw new RangeError(`maxNewTokensLimit must be a positive integer, got ${this.maxNewTokensLimit}`);
@@ -295,7 +291,7 @@ export class DecoderServiceImpl {
     const resumeIds = req.resumeFromTokenIds;
     checkIds(resumeIds, shape.vocabSize, 'resume_from_token_ids');
     const maxNewTokens =
-      req.stopping?.maxNewTokens ?? Math.min(DEFAULT_MAX_NEW_TOKENS, this.maxNewTokensLimit);
+      req.stopping?.maxNewTokens ?? Math.min(GENERATION_DEFAULTS.maxNewTokens, this.maxNewTokensLimit);
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > this.maxNewTokensLimit) {
       throw DomainError.invalidInput(
         `stopping.max_new_tokens: must be 1..${this.maxNewTokensLimit}, got ${maxNewTokens}`,
@@ -318,23 +314,26 @@ export class DecoderServiceImpl {
         'resume_from_token_ids',
       );
     }
-    const temperature = req.sampling?.temperature ?? DEFAULT_TEMPERATURE;
-    if (!Number.isFinite(temperature) || temperature < 0) {
+    const temperature = req.sampling?.temperature ?? GENERATION_DEFAULTS.temperature;
+    if (!inLimit(temperature, GENERATION_LIMITS.temperature)) {
       throw DomainError.invalidInput(
-        `sampling.temperature: must be a finite number ≥ 0 (0 is greedy), got ${temperature}`,
+        `sampling.temperature: must be ${describeLimit(GENERATION_LIMITS.temperature)} (0 is greedy), got ${temperature}`,
         'sampling.temperature',
       );
     }
-    // The contract allows [0, 1]: top_p 0 keeps only the most likely token (MODEL_SPEC §5.8).
-    const topP = req.sampling?.topP ?? DEFAULT_TOP_P;
-    if (!Number.isFinite(topP) || topP < 0 || topP > 1) {
-      throw DomainError.invalidInput(`sampling.top_p: must be in [0, 1], got ${topP}`, 'sampling.top_p');
+    // top_p 0 keeps only the most likely token (MODEL_SPEC §5.8).
+    const topP = req.sampling?.topP ?? GENERATION_DEFAULTS.topP;
+    if (!inLimit(topP, GENERATION_LIMITS.topP)) {
+      throw DomainError.invalidInput(
+        `sampling.top_p: must be ${describeLimit(GENERATION_LIMITS.topP)}, got ${topP}`,
+        'sampling.top_p',
+      );
     }
     // randomInt needs max − min < 2^48.
     const seed = req.sampling?.seed ?? randomInt(0, 2 ** 48 - 1);
-    if (!Number.isSafeInteger(seed) || seed < 0) {
+    if (!inLimit(seed, GENERATION_LIMITS.seed)) {
       throw DomainError.invalidInput(
-        `sampling.seed: must be an integer in [0, 2^53), got ${seed}`,
+        `sampling.seed: must be ${describeLimit(GENERATION_LIMITS.seed)}, got ${seed}`,
         'sampling.seed',
       );
     }

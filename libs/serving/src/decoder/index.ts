@@ -10,11 +10,7 @@ export {
   type DecoderStatus,
   type GenerationEnginePort,
 } from './decoder-runtime';
-export {
-  DEFAULT_MAX_NEW_TOKENS,
-  DecoderServiceImpl,
-  type DecoderServiceOptions,
-} from './decoder.service-impl';
+export { DecoderServiceImpl, type DecoderServiceOptions } from './decoder.service-impl';
 export {
   KvAdmission,
   type KvAdmissionOptions,

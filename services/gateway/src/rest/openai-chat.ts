@@ -1,3 +1,4 @@
+import { CACHE_LIMITS, GENERATION_LIMITS } from '@imagebind-llm/domain';
 import type { gatewayV1 } from '@imagebind-llm/proto';
 import { PartBudget, parseContentPart, type MediaPolicy } from './content-parts';
 import {
@@ -32,9 +33,6 @@ export interface ParsedChatRequest {
   /** The model id, echoed in every response. */
   readonly model: string;
 }
-
-/** Longest answer the decoder produces (the whole context is 512 positions, MODEL_SPEC §1.3). */
-export const MAX_NEW_TOKENS = 512;
 
 const TOP_LEVEL_KEYS = [
   'model',
@@ -129,9 +127,9 @@ function parseCache(value: unknown, path: string): gatewayV1.CacheOptions | unde
   // Ranges are the official sliders (MODEL_SPEC §1.3); unset fields keep the server defaults.
   const cache: gatewayV1.CacheOptions = {};
   const enabled = optionalBoolean(obj, 'enabled', path);
-  const size = optionalNumber(obj, 'size', path, { min: 1, max: 100, integer: true });
-  const temperature = optionalNumber(obj, 'temperature', path, { min: 0, max: 100 });
-  const weight = optionalNumber(obj, 'weight', path, { min: 0, max: 1 });
+  const size = optionalNumber(obj, 'size', path, CACHE_LIMITS.size);
+  const temperature = optionalNumber(obj, 'temperature', path, CACHE_LIMITS.temperature);
+  const weight = optionalNumber(obj, 'weight', path, CACHE_LIMITS.weight);
   if (enabled !== undefined) cache.enabled = enabled;
   if (size !== undefined) cache.size = size;
   if (temperature !== undefined) cache.temperature = temperature;
@@ -151,7 +149,7 @@ function parseExtension(body: JsonObject): { input: string; cache: gatewayV1.Cac
 }
 
 function parseMaxTokens(body: JsonObject): number | undefined {
-  const range = { min: 1, max: MAX_NEW_TOKENS, integer: true };
+  const range = GENERATION_LIMITS.maxNewTokens;
   const legacy = optionalNumber(body, 'max_tokens', '', range);
   const current = optionalNumber(body, 'max_completion_tokens', '', range);
   if (legacy !== undefined && current !== undefined && legacy !== current) {
@@ -162,9 +160,9 @@ function parseMaxTokens(body: JsonObject): number | undefined {
 
 function parseSampling(body: JsonObject): gatewayV1.SamplingParameters | undefined {
   // The OpenAI ranges; the model's own defaults (temperature 0.1, top_p 0.75) apply when unset.
-  const temperature = optionalNumber(body, 'temperature', '', { min: 0, max: 2 });
-  const topP = optionalNumber(body, 'top_p', '', { min: 0, max: 1 });
-  const seed = optionalNumber(body, 'seed', '', { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true });
+  const temperature = optionalNumber(body, 'temperature', '', GENERATION_LIMITS.temperature);
+  const topP = optionalNumber(body, 'top_p', '', GENERATION_LIMITS.topP);
+  const seed = optionalNumber(body, 'seed', '', GENERATION_LIMITS.seed);
   if (temperature === undefined && topP === undefined && seed === undefined) return undefined;
   const sampling: gatewayV1.SamplingParameters = {};
   if (temperature !== undefined) sampling.temperature = temperature;

@@ -1,6 +1,5 @@
-import { CACHE_DEFAULTS } from '@imagebind-llm/domain';
+import { CACHE_DEFAULTS, GENERATION_DEFAULTS, GENERATION_LIMITS } from '@imagebind-llm/domain';
 import { AUDIO_FORMATS, POINT_CLOUD_FORMATS, type RestLimits } from './content-parts';
-import { MAX_NEW_TOKENS } from './openai-chat';
 
 /** What the web playground needs to know before it builds a request (`GET /v1/playground/config`). */
 export interface PlaygroundConfig {
@@ -38,19 +37,14 @@ export interface PlaygroundConfig {
 /** The knobs' starting values: the gradio demo's max length, the service's sampling defaults. */
 const PLAYGROUND_MAX_TOKENS = 128;
 
-export function playgroundConfig(
-  modelId: string,
-  limits: RestLimits,
-  maxInputs: number,
-  sampling: { readonly temperature: number; readonly topP: number },
-): PlaygroundConfig {
+export function playgroundConfig(modelId: string, limits: RestLimits, maxInputs: number): PlaygroundConfig {
   return {
     model: modelId,
     limits: {
       max_input_bytes: limits.maxPartBytes,
       max_body_bytes: limits.maxBodyBytes,
       max_inputs: maxInputs,
-      max_tokens: MAX_NEW_TOKENS,
+      max_tokens: GENERATION_LIMITS.maxNewTokens.max,
     },
     formats: {
       image: ['image/jpeg', 'image/png', 'image/gif', 'image/webp'],
@@ -60,8 +54,8 @@ export function playgroundConfig(
     },
     defaults: {
       max_tokens: PLAYGROUND_MAX_TOKENS,
-      temperature: sampling.temperature,
-      top_p: sampling.topP,
+      temperature: GENERATION_DEFAULTS.temperature,
+      top_p: GENERATION_DEFAULTS.topP,
       cache: { enabled: true, ...CACHE_DEFAULTS },
     },
   };

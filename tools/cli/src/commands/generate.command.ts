@@ -2,9 +2,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { float32Tensor, readNpy, toFloat32, writeNpy } from '@imagebind-llm/checkpoint';
-import { CACHE_DEFAULTS } from '@imagebind-llm/domain';
+import { CACHE_DEFAULTS, CACHE_LIMITS, GENERATION_DEFAULTS, GENERATION_LIMITS } from '@imagebind-llm/domain';
 import { EncoderPipeline, LanguagePipeline, type AnswerResult } from '@imagebind-llm/inference';
-import { CliError, optionalInt, optionalNumber, requireString } from '../cli-error';
+import { CliError, optionalInRange, requireString } from '../cli-error';
 import { dumpEncoded } from './embed.command';
 import { collectInputs, INPUT_OPTIONS, INPUTS_USAGE } from './inputs';
 import { PROVIDER_OPTIONS, providerPreference, PROVIDERS_HELP, PROVIDERS_USAGE } from '../providers';
@@ -17,7 +17,7 @@ export const GENERATE_USAGE = `ibllm generate --models REPO (--embedding FUSED.n
 Answers PROMPT about raw inputs (encoded and fused as \`ibllm embed\` does) or about the fused
 ImageBind query in FUSED.npy (1024 float32 values): visual cache →
 bind network → LLaMA with the per-layer visual injection. Defaults are the official ones:
-temperature 0.1 (0 = greedy), top-p 0.75, 256 new tokens, cache on with size 10, t 20, weight 0.5
+temperature ${GENERATION_DEFAULTS.temperature} (0 = greedy), top-p ${GENERATION_DEFAULTS.topP}, ${GENERATION_DEFAULTS.maxNewTokens} new tokens, cache on with size ${CACHE_DEFAULTS.size}, t ${CACHE_DEFAULTS.temperature}, weight ${CACHE_DEFAULTS.weight}
 (the cache is on when the repository has a knn-cache component).
 
 ${PROVIDERS_HELP}`;
@@ -85,18 +85,17 @@ export async function generate(argv: string[], io: Output): Promise<void> {
   if (values.cache !== undefined && values.cache !== 'on' && values.cache !== 'off') {
     throw new CliError(`--cache must be on or off, got ${JSON.stringify(values.cache)}`);
   }
-  const temperature = optionalNumber(values, 'temperature', 0, 10);
-  const topP = optionalNumber(values, 'top-p', 0, 1);
-  const maxNewTokens = optionalInt(values, 'max-new-tokens', 1, 512);
-  const cacheSize = optionalInt(values, 'cache-size', 1, 100);
-  const cacheT = optionalNumber(values, 'cache-t', 0, 100);
-  const cacheWeight = optionalNumber(values, 'cache-weight', 0, 1);
-  let seed: bigint | undefined;
-  if (values.seed !== undefined) {
-    if (!/^\d{1,19}$/.test(values.seed))
-      throw new CliError(`--seed must be a non-negative integer, got ${JSON.stringify(values.seed)}`);
-    seed = BigInt(values.seed);
-  }
+  // The ranges every entry point shares (libs/domain generation.ts).
+  const number = (name: string, range: Parameters<typeof optionalInRange>[2]): number | undefined =>
+    optionalInRange(values, name, range);
+  const temperature = number('temperature', GENERATION_LIMITS.temperature);
+  const topP = number('top-p', GENERATION_LIMITS.topP);
+  const maxNewTokens = number('max-new-tokens', GENERATION_LIMITS.maxNewTokens);
+  const cacheSize = number('cache-size', CACHE_LIMITS.size);
+  const cacheT = number('cache-t', CACHE_LIMITS.temperature);
+  const cacheWeight = number('cache-weight', CACHE_LIMITS.weight);
+  const seedNumber = number('seed', GENERATION_LIMITS.seed);
+  const seed = seedNumber === undefined ? undefined : BigInt(seedNumber);
 
   let fused: Float32Array;
   let encoderProviders: Record<string, string> = {};

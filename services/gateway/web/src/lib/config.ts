@@ -1,4 +1,11 @@
 /** The playground's settings from `GET /v1/playground/config`, read defensively. */
+import {
+  CACHE_DEFAULTS,
+  CACHE_LIMITS,
+  GENERATION_DEFAULTS,
+  GENERATION_LIMITS,
+  type LimitRange,
+} from '@imagebind-llm/domain';
 
 export interface CacheSettings {
   readonly enabled: boolean;
@@ -44,7 +51,7 @@ export const FALLBACK_CONFIG: PlaygroundConfig = {
     maxInputBytes: 32 * 1024 * 1024,
     maxBodyBytes: 48 * 1024 * 1024,
     maxInputs: 16,
-    maxTokens: 512,
+    maxTokens: GENERATION_LIMITS.maxNewTokens.max,
   },
   formats: {
     image: ['image/jpeg', 'image/png', 'image/gif', 'image/webp'],
@@ -54,9 +61,9 @@ export const FALLBACK_CONFIG: PlaygroundConfig = {
   },
   defaults: {
     maxTokens: 128,
-    temperature: 0.1,
-    topP: 0.75,
-    cache: { enabled: true, size: 10, temperature: 20, weight: 0.5 },
+    temperature: GENERATION_DEFAULTS.temperature,
+    topP: GENERATION_DEFAULTS.topP,
+    cache: { enabled: true, ...CACHE_DEFAULTS },
   },
 };
 
@@ -70,6 +77,10 @@ const positive = (value: unknown, fallback: number): number =>
 
 const inRange = (value: unknown, min: number, max: number, fallback: number): number =>
   typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max ? value : fallback;
+
+/** A value within one of the shared ranges, else the fallback. */
+const inLimits = (value: unknown, range: LimitRange, fallback: number): number =>
+  inRange(value, range.min, range.max, fallback);
 
 function strings(value: unknown, fallback: readonly string[], normalise: (s: string) => string): string[] {
   if (!Array.isArray(value)) return [...fallback];
@@ -107,13 +118,13 @@ export function readConfig(json: unknown): PlaygroundConfig {
       maxTokens: Math.floor(
         inRange(defaults['max_tokens'], 1, maxTokens, Math.min(f.defaults.maxTokens, maxTokens)),
       ),
-      temperature: inRange(defaults['temperature'], 0, 2, f.defaults.temperature),
-      topP: inRange(defaults['top_p'], 0, 1, f.defaults.topP),
+      temperature: inLimits(defaults['temperature'], GENERATION_LIMITS.temperature, f.defaults.temperature),
+      topP: inLimits(defaults['top_p'], GENERATION_LIMITS.topP, f.defaults.topP),
       cache: {
         enabled: typeof cache['enabled'] === 'boolean' ? cache['enabled'] : f.defaults.cache.enabled,
-        size: Math.floor(inRange(cache['size'], 1, 100, f.defaults.cache.size)),
-        temperature: inRange(cache['temperature'], 0, 100, f.defaults.cache.temperature),
-        weight: inRange(cache['weight'], 0, 1, f.defaults.cache.weight),
+        size: Math.floor(inLimits(cache['size'], CACHE_LIMITS.size, f.defaults.cache.size)),
+        temperature: inLimits(cache['temperature'], CACHE_LIMITS.temperature, f.defaults.cache.temperature),
+        weight: inLimits(cache['weight'], CACHE_LIMITS.weight, f.defaults.cache.weight),
       },
     },
   };

@@ -118,7 +118,7 @@ export function promptTemplateToJSON(object: PromptTemplate): string {
 
 /** SamplingParameters choose how the next token is picked (MODEL_SPEC §5.8). */
 export interface SamplingParameters {
-  /** Softmax temperature. 0 means greedy (argmax). Unset means the official default 0.1. */
+  /** Softmax temperature, 0..2. 0 means greedy (argmax). Unset means the official default 0.1. */
   temperature?:
     | number
     | undefined;

@@ -154,7 +154,7 @@ export interface CacheOptions {
 
 /** SamplingParameters choose how tokens are picked (MODEL_SPEC §5.8). */
 export interface SamplingParameters {
-  /** Softmax temperature; 0 is greedy. Unset means 0.1. */
+  /** Softmax temperature, 0..2; 0 is greedy. Unset means 0.1. */
   temperature?:
     | number
     | undefined;
