@@ -99,3 +99,59 @@ describe('GatewayService decoder resumes', () => {
     expect(log.lines.filter((l) => l['event'] === 'decoder.resume')).toHaveLength(2);
   });
 });
+
+describe('GatewayService server-side faults', () => {
+  const ctx = (): HopContext => ({
+    requestId: 'r1',
+    deadline: Infinity,
+    signal: new AbortController().signal,
+    logger: createLogger({ service: 'test', level: 'info', destination: new MemoryLog() }),
+  });
+  const withRetriever = (search: PlatformBackends['retriever']['search']): GatewayService => {
+    const { backends } = overloadedBackends('distributed');
+    return new GatewayService(parseEnv('gateway', gatewayEnvSchema, {}), {
+      ...backends,
+      retriever: { ...backends.retriever, search },
+    });
+  };
+  const query = new Float32Array(1024).fill(0.03);
+
+  it.each([
+    ['a missing collection', DomainError.notFound('collection "visual-cache" does not exist')],
+    [
+      'a collection of another dimension',
+      new DomainError(ErrorCode.FailedPrecondition, 'collection "visual-cache" holds 512-d vectors'),
+    ],
+  ])('answers %s behind the visual cache with 503 and the way around it', async (_name, cause) => {
+    const error = await domainRejectionOf(
+      withRetriever(() => Promise.reject(cause)).cacheBlend(query, {}, ctx()),
+    );
+    expect(error.code).toBe(ErrorCode.DependencyUnavailable);
+    expect(error.httpStatus).toBe(503);
+    expect(error.message).toContain(cause.message);
+    expect(error.message).toContain('imagebind.cache.enabled: false');
+  });
+
+  it('answers an empty visual cache with 503, not a client error', async () => {
+    const service = withRetriever(() => Promise.resolve({ results: [{ hits: [] }] }));
+    const error = await domainRejectionOf(service.cacheBlend(query, {}, ctx()));
+    expect(error.code).toBe(ErrorCode.DependencyUnavailable);
+    expect(error.message).toContain('collection is empty');
+  });
+
+  it('answers a modality this deployment has no encoder for with 501, naming the input', async () => {
+    const { backends } = overloadedBackends('distributed');
+    const service = new GatewayService(parseEnv('gateway', gatewayEnvSchema, {}), {
+      ...backends,
+      encoder: () => undefined,
+    });
+    const error = await domainRejectionOf(
+      (async () => {
+        for await (const chunk of service.generate(request, ctx())) void chunk;
+      })(),
+    );
+    expect(error.code).toBe(ErrorCode.NotImplemented);
+    expect(error.httpStatus).toBe(501);
+    expect(error.details.field).toBe('inputs[0].modality');
+  });
+});

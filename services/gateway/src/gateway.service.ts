@@ -8,7 +8,7 @@ import {
 } from '@imagebind-llm/domain';
 import { DomainError, ErrorCode, fromGrpcError } from '@imagebind-llm/errors';
 import { float32Tensor, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
-import { commonV1, decoderV1, encoderV1, gatewayV1 } from '@imagebind-llm/proto';
+import { commonV1, decoderV1, encoderV1, gatewayV1, type retrieverV1 } from '@imagebind-llm/proto';
 import type { HopContext, PlatformBackends, RoutedModality } from './backends/backends.port';
 import type { GatewayEnv } from './env.schema';
 import { MediaFetcher } from './media-fetcher';
@@ -124,9 +124,12 @@ export class GatewayService {
         items.sort((a, b) => a.index - b.index);
         const encoder = this.backends.encoder(route);
         if (encoder === undefined) {
+          // What this deployment serves, not what the request got wrong: 501, as for batches
+          // without Redis.
           throw new DomainError(
-            ErrorCode.FailedPrecondition,
-            `inputs[${items[0]!.index}]: no ${route} encoder is configured on this gateway`,
+            ErrorCode.NotImplemented,
+            `inputs[${items[0]!.index}]: this deployment runs no ${route} encoder; send another ` +
+              'modality or ask the operator to deploy it',
             { field: `inputs[${items[0]!.index}].modality` },
           );
         }
@@ -171,22 +174,38 @@ export class GatewayService {
     ctx: HopContext,
   ): Promise<Float32Array> {
     const size = cache?.size ?? CACHE_DEFAULTS.size;
-    const response = await this.backends.retriever.search(
-      {
-        collection: '',
-        queries: float32Tensor(q, [1, q.length]),
-        k: size,
-        includeVectors: true,
-        includePayloads: false,
-      },
-      ctx,
-    );
+    // A missing or empty visual cache is the deployment's fault, not the request's: 503, saying
+    // how the client can still get an answer (without the cache) while the operator fixes it.
+    const cacheDown = (why: string, cause?: unknown): DomainError =>
+      new DomainError(
+        ErrorCode.DependencyUnavailable,
+        `the visual cache is not available on this deployment (${why}); retry later, or ask without ` +
+          'it (cache.enabled false; REST imagebind.cache.enabled: false)',
+        {},
+        cause === undefined ? undefined : { cause },
+      );
+    let response: retrieverV1.SearchResponse;
+    try {
+      response = await this.backends.retriever.search(
+        {
+          collection: '',
+          queries: float32Tensor(q, [1, q.length]),
+          k: size,
+          includeVectors: true,
+          includePayloads: false,
+        },
+        ctx,
+      );
+    } catch (error) {
+      const domain = error instanceof DomainError ? error : undefined;
+      if (domain?.code === ErrorCode.NotFound || domain?.code === ErrorCode.FailedPrecondition) {
+        throw cacheDown(domain.message, error);
+      }
+      throw error;
+    }
     const hits = response.results[0]?.hits ?? [];
     if (hits.length === 0) {
-      throw new DomainError(
-        ErrorCode.FailedPrecondition,
-        'the visual cache collection is empty; import knn.index into the retriever or turn the cache off',
-      );
+      throw cacheDown('its collection is empty: import knn.index into the retriever');
     }
     return blendWithNeighbours(
       q,

@@ -79,8 +79,13 @@ export class OpenAiController {
     return ctx;
   }
 
-  private fail(res: Response, error: unknown, requestId: string | undefined): void {
-    const e = toOpenAiError(error, requestId);
+  private fail(
+    res: Response,
+    error: unknown,
+    requestId: string | undefined,
+    inputPaths?: readonly string[],
+  ): void {
+    const e = toOpenAiError(error, requestId, inputPaths);
     // Only a fault of our own (a non-domain error, INTERNAL) earns error level and a stack. A
     // client mistake is info, an expected server state (OVERLOADED, a dependency down) one warn
     // line per request, both without stacks: they are answers, not bugs.
@@ -101,12 +106,14 @@ export class OpenAiController {
   @Post('chat/completions')
   async chat(@Req() req: Request, @Res() res: Response): Promise<void> {
     let ctx: HopContext | undefined;
+    let inputPaths: readonly string[] | undefined;
     try {
       ctx = await this.open(req, res);
       const parsed = parseChatCompletionRequest(req.body as unknown, {
         ...this.policy,
         modelId: SERVED_MODEL_ID,
       });
+      inputPaths = parsed.inputPaths;
       const stream = this.gateway.generate(parsed.request, ctx);
       const meta = completionMeta(parsed.model);
       if (!parsed.stream) {
@@ -134,19 +141,21 @@ export class OpenAiController {
       }
       res.end();
     } catch (error) {
-      this.fail(res, error, ctx?.requestId);
+      this.fail(res, error, ctx?.requestId, inputPaths);
     }
   }
 
   @Post('embeddings')
   async embeddings(@Req() req: Request, @Res() res: Response): Promise<void> {
     let ctx: HopContext | undefined;
+    let inputPaths: readonly string[] | undefined;
     try {
       ctx = await this.open(req, res);
       const parsed = parseEmbeddingsRequest(req.body as unknown, {
         ...this.policy,
         modelId: SERVED_MODEL_ID,
       });
+      inputPaths = parsed.inputPaths;
       const response = await this.gateway.embed(parsed.request, ctx);
       res.status(200).json(
         toEmbeddingsResponse(response, {
@@ -156,7 +165,7 @@ export class OpenAiController {
         }),
       );
     } catch (error) {
-      this.fail(res, error, ctx?.requestId);
+      this.fail(res, error, ctx?.requestId, inputPaths);
     }
   }
 
@@ -164,13 +173,15 @@ export class OpenAiController {
   @Post('search')
   async search(@Req() req: Request, @Res() res: Response): Promise<void> {
     let ctx: HopContext | undefined;
+    let inputPaths: readonly string[] | undefined;
     try {
       ctx = await this.open(req, res);
       const parsed = parseSearchRequest(req.body as unknown, { ...this.policy, modelId: SERVED_MODEL_ID });
+      inputPaths = parsed.inputPaths;
       const response = await this.gateway.search(parsed.request, ctx);
       res.status(200).json(toSearchResponse(response, parsed.model));
     } catch (error) {
-      this.fail(res, error, ctx?.requestId);
+      this.fail(res, error, ctx?.requestId, inputPaths);
     }
   }
 

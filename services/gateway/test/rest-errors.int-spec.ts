@@ -34,6 +34,11 @@ const dog = { type: 'text', text: 'A dog.', imagebind_modality: true };
 const withTop = (extra: Record<string, unknown>): string =>
   JSON.stringify({ ...(JSON.parse(userParts([instruction, dog])) as object), ...extra });
 
+/** A JPEG start marker followed by bytes that are not a JPEG stream. */
+const GARBAGE_JPEG = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(400, 0x5a)]).toString(
+  'base64',
+);
+
 const CASES: Case[] = [
   {
     name: 'malformed JSON',
@@ -236,6 +241,42 @@ const CASES: Case[] = [
     status: 400,
     code: 'INVALID_INPUT',
     param: 'messages[0].content[1].weight',
+  },
+  {
+    // Refused inside the vision encoder (it does not decode), reported at the content part.
+    name: 'an image that does not decode',
+    path: '/v1/chat/completions',
+    body: userParts([
+      instruction,
+      { type: 'image_url', image_url: { url: `data:image/jpeg;base64,${GARBAGE_JPEG}` } },
+    ]),
+    headers: json,
+    status: 415,
+    code: 'UNSUPPORTED_MEDIA',
+    param: 'messages[0].content[1]',
+  },
+  {
+    name: 'embeddings: audio that does not decode',
+    path: '/v1/embeddings',
+    body: JSON.stringify({
+      model: 'imagebind-llm',
+      input: 'a dog',
+      imagebind_inputs: [{ type: 'input_audio', input_audio: { data: GARBAGE_JPEG, format: 'wav' } }],
+    }),
+    headers: json,
+    status: 415,
+    code: 'UNSUPPORTED_MEDIA',
+    param: 'imagebind_inputs[0]',
+  },
+  {
+    // The client's string is repeated back clipped (the loop checks ≤ 600 characters).
+    name: 'a 100 kB model id',
+    path: '/v1/chat/completions',
+    body: JSON.stringify({ ...(JSON.parse(withTop({})) as object), model: 'm'.repeat(100_000) }),
+    headers: json,
+    status: 404,
+    code: 'NOT_FOUND',
+    param: 'model',
   },
   {
     name: 'image_url not a URL',

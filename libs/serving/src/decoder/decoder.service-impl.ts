@@ -160,7 +160,8 @@ export class DecoderServiceImpl {
     if (chars > this.maxTokenizeChars) {
       throw new DomainError(
         ErrorCode.PayloadTooLarge,
-        `text and input hold ${chars} characters; Tokenize accepts at most ${this.maxTokenizeChars}`,
+        `the instruction and input text hold ${chars} characters; at most ${this.maxTokenizeChars} ` +
+          'are accepted: shorten them',
         { field: 'text' },
       );
     }

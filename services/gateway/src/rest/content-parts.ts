@@ -11,6 +11,7 @@ import {
   requiredString,
   tooLargeAt,
   type JsonObject,
+  quoted,
 } from './json-reader';
 import { checkSource } from '@imagebind-llm/media-source';
 import { float32Tensor } from '@imagebind-llm/grpc-kit';
@@ -171,7 +172,7 @@ function urlInput(
     // ImageBind always sees a 224 px crop (MODEL_SPEC §2.1), so OpenAI's detail hint changes nothing.
     const detail = optionalString(inner, 'detail', at(path, key));
     if (detail !== undefined && !['auto', 'low', 'high'].includes(detail)) {
-      throw invalidAt(at(at(path, key), 'detail'), `must be auto, low or high, got "${detail}"`);
+      throw invalidAt(at(at(path, key), 'detail'), `must be auto, low or high, got ${quoted(detail)}`);
     }
   }
   const urlPath = at(at(path, key), 'url');
@@ -245,7 +246,7 @@ function inlineInput(
   const format = requiredString(inner, 'format', innerPath, `one of ${names}`).toLowerCase();
   const hint = Object.hasOwn(formats, format) ? formats[format] : undefined;
   if (hint === undefined) {
-    throw invalidAt(at(innerPath, 'format'), `"${format}" is not supported; use one of ${names}`);
+    throw invalidAt(at(innerPath, 'format'), `${quoted(format)} is not supported; use one of ${names}`);
   }
   const data = requiredString(inner, 'data', innerPath, 'the file bytes, base64-encoded');
   if (data.slice(0, 5).toLowerCase() === 'data:') {
@@ -439,7 +440,7 @@ function parsePart(
     default:
       throw invalidAt(
         at(path, 'type'),
-        `content part type "${type}" is not supported; use one of ${PART_TYPES.join(', ')}`,
+        `content part type ${quoted(type)} is not supported; use one of ${PART_TYPES.join(', ')}`,
       );
   }
 }

@@ -9,9 +9,25 @@ import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 export type JsonObject = Readonly<Record<string, unknown>>;
 
 /** `messages` + `[0]` → `messages[0]`; `messages[0]` + `role` → `messages[0].role`. */
+/** Longest piece of a client's own text an error message repeats back (issue #17). */
+export const ECHO_LIMIT = 200;
+
+/** A client's string for an error message: at most ECHO_LIMIT characters, then how many more. */
+export function clipEcho(text: string): string {
+  if (text.length <= ECHO_LIMIT) return text;
+  return `${text.slice(0, ECHO_LIMIT)}… (${text.length - ECHO_LIMIT} more characters)`;
+}
+
+/** A client's string quoted for an error message, clipped (clipEcho). */
+export function quoted(text: string): string {
+  return `"${clipEcho(text)}"`;
+}
+
 export function at(path: string, key: string | number): string {
   if (typeof key === 'number') return `${path}[${key}]`;
-  return path === '' ? key : `${path}.${key}`;
+  // Keys come from the client (an unknown field is named in the error): clipped like any echo.
+  const name = clipEcho(key);
+  return path === '' ? name : `${path}.${name}`;
 }
 
 /** INVALID_INPUT whose message starts with the JSON path (or the body itself when the path is empty). */
@@ -127,7 +143,7 @@ export function requireServedModel(obj: JsonObject, modelId: string): string {
   if (model !== modelId) {
     throw new DomainError(
       ErrorCode.NotFound,
-      `model: "${model}" is not served here; use "${modelId}" (GET /v1/models lists it)`,
+      `model: ${quoted(model)} is not served here; use "${modelId}" (GET /v1/models lists it)`,
       { field: 'model' },
     );
   }

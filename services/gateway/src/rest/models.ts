@@ -1,5 +1,6 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import type { gatewayV1 } from '@imagebind-llm/proto';
+import { quoted } from './json-reader';
 
 export interface ModelListOptions {
   /** The id clients send as `model` (the one chat and embeddings accept). */
@@ -68,7 +69,7 @@ export function getOpenAiModel(
   if (id !== options.modelId) {
     throw new DomainError(
       ErrorCode.NotFound,
-      `model "${id}" is not served here; this deployment serves "${options.modelId}"`,
+      `model ${quoted(id)} is not served here; this deployment serves "${options.modelId}"`,
       { field: 'model' },
     );
   }

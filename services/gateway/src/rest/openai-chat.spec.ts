@@ -96,6 +96,8 @@ describe('parseChatCompletionRequest', () => {
       stream: true,
       includeUsage: true,
       model: 'imagebind-llm-7b',
+      // Where each input came from, for errors the services report about inputs[i].
+      inputPaths: ['messages[1].content[0]', 'messages[1].content[1]', 'messages[1].content[2]'],
     });
   });
 

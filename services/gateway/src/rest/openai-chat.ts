@@ -15,6 +15,7 @@ import {
   requiredString,
   requireServedModel,
   type JsonObject,
+  quoted,
 } from './json-reader';
 
 /** What `POST /v1/chat/completions` needs besides the body. */
@@ -32,6 +33,11 @@ export interface ParsedChatRequest {
   readonly includeUsage: boolean;
   /** The model id, echoed in every response. */
   readonly model: string;
+  /**
+   * The REST path each of `request.inputs` came from, in order: errors the services report about
+   * `inputs[i]` are told in these terms (toOpenAiError).
+   */
+  readonly inputPaths: readonly string[];
 }
 
 const TOP_LEVEL_KEYS = [
@@ -194,6 +200,7 @@ function checkIgnoredContent(message: JsonObject, path: string): void {
 
 interface UserTurn {
   readonly inputs: gatewayV1.MultimodalInput[];
+  readonly inputPaths: string[];
   /** Instruction text of the last user message, and where each piece came from. */
   readonly texts: { readonly text: string; readonly path: string; readonly message: number }[];
   lastUser: number;
@@ -221,8 +228,12 @@ function parseUserMessage(
   parts.forEach((part, i) => {
     const partPath = at(contentPath, i);
     const parsed = parseContentPart(part, partPath, policy, budget, false);
-    if (parsed.kind === 'input') turn.inputs.push(parsed.input);
-    else turn.texts.push({ text: parsed.text, path: partPath, message: index });
+    if (parsed.kind === 'input') {
+      turn.inputs.push(parsed.input);
+      turn.inputPaths.push(partPath);
+    } else {
+      turn.texts.push({ text: parsed.text, path: partPath, message: index });
+    }
   });
 }
 
@@ -237,7 +248,7 @@ function parseMessages(value: unknown, policy: MediaPolicy, budget: PartBudget):
   if (messages.length === 0) {
     throw invalidAt('messages', 'must not be empty; send one user message with the instruction and inputs');
   }
-  const turn: UserTurn = { inputs: [], texts: [], lastUser: -1 };
+  const turn: UserTurn = { inputs: [], inputPaths: [], texts: [], lastUser: -1 };
   messages.forEach((raw, i) => {
     const path = at('messages', i);
     const message = expectObject(raw, path);
@@ -260,7 +271,7 @@ function parseMessages(value: unknown, policy: MediaPolicy, budget: PartBudget):
       default:
         throw invalidAt(
           at(path, 'role'),
-          `"${role}" is not a chat role; use user (system messages are ignored)`,
+          `${quoted(role)} is not a chat role; use user (system messages are ignored)`,
         );
     }
   });
@@ -329,5 +340,5 @@ export function parseChatCompletionRequest(body: unknown, options: ChatParseOpti
   if (cache !== undefined) request.cache = cache;
   if (sampling !== undefined) request.sampling = sampling;
   if (maxNewTokens !== undefined) request.stopping = { maxNewTokens };
-  return { request, stream, includeUsage, model };
+  return { request, stream, includeUsage, model, inputPaths: turn.inputPaths };
 }

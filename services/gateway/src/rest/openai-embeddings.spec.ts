@@ -59,6 +59,7 @@ describe('parseEmbeddingsRequest', () => {
       encodingFormat: 'base64',
       model: 'imagebind-llm-7b',
       normalize: false,
+      inputPaths: ['input[0]', 'input[1]', 'imagebind_inputs[0]', 'imagebind_inputs[1]'],
     });
   });
 

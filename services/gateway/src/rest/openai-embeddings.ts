@@ -12,6 +12,7 @@ import {
   optionalString,
   rejectUnknownKeys,
   requireServedModel,
+  quoted,
 } from './json-reader';
 
 /** ImageBind's joint embedding space (the Tensor comment in gateway.proto). */
@@ -30,6 +31,11 @@ export interface ParsedEmbeddingsRequest {
   readonly model: string;
   /** Extension `imagebind_normalize`: return each input's vector at unit length (the fused query as is). */
   readonly normalize: boolean;
+  /**
+   * The REST path each of `request.inputs` came from, in order: errors the services report about
+   * `inputs[i]` are told in these terms (toOpenAiError).
+   */
+  readonly inputPaths: readonly string[];
 }
 
 /**
@@ -63,7 +69,7 @@ export function parseEmbeddingsRequest(
   const model = requireServedModel(obj, options.modelId);
   const format = optionalString(obj, 'encoding_format', '') ?? 'float';
   if (format !== 'float' && format !== 'base64') {
-    throw invalidAt('encoding_format', `must be "float" or "base64", got "${format}"`);
+    throw invalidAt('encoding_format', `must be "float" or "base64", got ${quoted(format)}`);
   }
   const dimensions = obj['dimensions'];
   if (dimensions !== undefined && dimensions !== null && dimensions !== EMBEDDING_DIMENSIONS) {
@@ -75,6 +81,7 @@ export function parseEmbeddingsRequest(
 
   const budget = new PartBudget(options.limits);
   const inputs: gatewayV1.MultimodalInput[] = [];
+  const inputPaths: string[] = [];
   const rawInput = obj['input'];
   if (rawInput !== undefined && rawInput !== null) {
     const texts: readonly unknown[] =
@@ -90,6 +97,7 @@ export function parseEmbeddingsRequest(
       budget.countPart(path);
       budget.countInput(path, false);
       if (text.trim() === '') throw invalidAt(path, 'must not be empty');
+      inputPaths.push(path);
       inputs.push({
         modality: commonV1.Modality.MODALITY_TEXT,
         source: { $case: 'text', value: text },
@@ -100,9 +108,13 @@ export function parseEmbeddingsRequest(
   const rawParts = obj['imagebind_inputs'];
   if (rawParts !== undefined && rawParts !== null) {
     expectArray(rawParts, 'imagebind_inputs').forEach((part, i) => {
-      const parsed = parseContentPart(part, at('imagebind_inputs', i), options, budget, true);
+      const path = at('imagebind_inputs', i);
+      const parsed = parseContentPart(part, path, options, budget, true);
       // textIsModality makes every part an input; the branch only satisfies the type.
-      if (parsed.kind === 'input') inputs.push(parsed.input);
+      if (parsed.kind === 'input') {
+        inputs.push(parsed.input);
+        inputPaths.push(path);
+      }
     });
   }
   if (inputs.length === 0) {
@@ -111,7 +123,13 @@ export function parseEmbeddingsRequest(
       'nothing to embed; send input (a string or an array of strings) and/or imagebind_inputs (content parts)',
     );
   }
-  return { request: { inputs, includeFused: inputs.length > 1 }, encodingFormat: format, model, normalize };
+  return {
+    request: { inputs, includeFused: inputs.length > 1 },
+    encodingFormat: format,
+    model,
+    normalize,
+    inputPaths,
+  };
 }
 
 /** One vector as OpenAI returns it: numbers, or the raw float32 little-endian bytes in base64. */

@@ -287,6 +287,55 @@ describe('toOpenAiError', () => {
     expect(JSON.stringify(r)).not.toContain('10.0.0.7');
   });
 
+  it('tells errors about the internal inputs[i] by the content part they came from', () => {
+    const paths = ['messages[0].content[0]', 'messages[0].content[2]'];
+    const media = new DomainError(
+      ErrorCode.UnsupportedMedia,
+      'inputs[1]: the image could not be decoded: truncated JPEG',
+      { field: 'inputs[1].content' },
+    );
+    expect(toOpenAiError(media, undefined, paths).body.error).toEqual({
+      message: 'messages[0].content[2]: the image could not be decoded: truncated JPEG',
+      type: 'invalid_request_error',
+      param: 'messages[0].content[2]',
+      code: 'UNSUPPORTED_MEDIA',
+    });
+    const weight = DomainError.invalidInput('inputs[0].weight: must be positive, got 0', 'inputs[0].weight');
+    expect(toOpenAiError(weight, undefined, paths).body.error).toMatchObject({
+      message: 'messages[0].content[0].weight: must be positive, got 0',
+      param: 'messages[0].content[0].weight',
+    });
+    const deep = DomainError.invalidInput(
+      'inputs[1].embedding.vector.data: NaN',
+      'inputs[1].embedding.vector.data',
+    );
+    expect(toOpenAiError(deep, undefined, paths).body.error.param).toBe('messages[0].content[2]');
+    // Without the request's paths (or past them) the internal name stays: nothing is invented.
+    expect(toOpenAiError(media).body.error.param).toBe('inputs[1].content');
+    expect(toOpenAiError(media, undefined, ['input']).body.error.param).toBe('inputs[1].content');
+  });
+
+  it("tells the decoder's prompt fields as the messages they were made from", () => {
+    const overflow = new DomainError(ErrorCode.ContextOverflow, 'prompt_token_ids: 600 tokens', {
+      field: 'prompt_token_ids',
+    });
+    expect(toOpenAiError(overflow).body.error).toMatchObject({
+      message: 'messages: 600 tokens',
+      param: 'messages',
+    });
+    const tokenize = new DomainError(
+      ErrorCode.PayloadTooLarge,
+      'the instruction and input text hold 200001 characters; at most 100000 are accepted: shorten them',
+      { field: 'text' },
+    );
+    const told = toOpenAiError(tokenize).body.error;
+    expect(told.param).toBe('messages');
+    expect(told.message).toBe(
+      'messages: the instruction and input text hold 200001 characters; at most 100000 are accepted: shorten them',
+    );
+    expect(told.message).not.toContain('Tokenize');
+  });
+
   it('formats the same body as an SSE event', () => {
     const event = sseErrorEvent(DomainError.notFound('no such model'));
     expect(payload(event)).toEqual({

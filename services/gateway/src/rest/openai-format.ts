@@ -281,27 +281,58 @@ const OPENAI_ERROR_TYPE = {
 } as const satisfies Record<ErrorCode, string>;
 
 /**
- * The HTTP answer for any thrown value. A DomainError keeps its message, its status from the
- * shared HTTP mapping, its field as `param` and its retry hint as `retry-after`; anything else
- * is a 500 whose message hides the cause (log it with the request id).
- */
-/**
  * Fields of the internal RPCs that a REST client never wrote: the REST part they come from. The
- * prompt's token ids are made from `messages` (the instruction, the input text and the template).
+ * prompt's token ids are made from `messages` (the instruction, the input text and the template);
+ * so is the text the decoder's Tokenize counts.
  */
-const REST_FIELD_OF: Readonly<Record<string, string>> = { prompt_token_ids: 'messages' };
+const REST_FIELD_OF: Readonly<Record<string, string>> = { prompt_token_ids: 'messages', text: 'messages' };
 
-/** A DomainError about an internal field, told in the REST client's terms. */
-function inRestTerms(error: DomainError): DomainError {
+/** `inputs[2]`, `inputs[2].content`, `inputs[2].weight`, `inputs[2].embedding.vector.data`. */
+const INPUT_FIELD = /^inputs\[(\d+)\]((?:\.[a-z_]+)*)$/;
+
+/**
+ * A DomainError about an internal field, told in the REST client's terms: `inputs[i]...` becomes
+ * the content part it came from (`messages[0].content[2]`, its `.weight` kept), an RPC field
+ * becomes the REST field it was made from. The message's leading field is rewritten the same way.
+ */
+function inRestTerms(error: DomainError, inputPaths: readonly string[] | undefined): DomainError {
   const field = error.details.field;
-  const rest = typeof field === 'string' ? REST_FIELD_OF[field] : undefined;
+  if (typeof field !== 'string') return error;
+  let rest = REST_FIELD_OF[field];
+  const input = INPUT_FIELD.exec(field);
+  if (input !== null && inputPaths !== undefined) {
+    const part = inputPaths[Number(input[1])];
+    if (part !== undefined) rest = input[2] === '.weight' ? `${part}.weight` : part;
+  }
   if (rest === undefined) return error;
-  const message = error.message.replace(`${field as string}: `, '');
-  return new DomainError(error.code, `${rest}: ${message}`, { ...error.details, field: rest });
+  const item = input === null ? field : `inputs[${input[1]}]`;
+  // `inputs[2]: ...` or `inputs[2].content: ...`, or the RPC field's own prefix.
+  const prefix = new RegExp(`^(?:${escapeRegExp(field)}|${escapeRegExp(item)}(?:\\.[a-z_]+)*): `);
+  const message = error.message.replace(prefix, '');
+  return new DomainError(
+    error.code,
+    `${rest}: ${message}`,
+    { ...error.details, field: rest },
+    { cause: error },
+  );
 }
 
-export function toOpenAiError(error: unknown, requestId?: string): OpenAiErrorResponse {
-  if (error instanceof DomainError) error = inRestTerms(error);
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The HTTP answer for any thrown value. A DomainError keeps its message, its status from the
+ * shared HTTP mapping, its field as `param` (in REST terms: `inputPaths` maps the request's
+ * inputs back to their content parts) and its retry hint as `retry-after`; anything else is a 500
+ * whose message hides the cause (log it with the request id).
+ */
+export function toOpenAiError(
+  error: unknown,
+  requestId?: string,
+  inputPaths?: readonly string[],
+): OpenAiErrorResponse {
+  if (error instanceof DomainError) error = inRestTerms(error, inputPaths);
   if (error instanceof DomainError) {
     const headers: Record<string, string> = {};
     const retryAfterMs = error.details.retryAfterMs;

@@ -21,6 +21,11 @@ export interface SearchParseOptions extends MediaPolicy {
 export interface ParsedSearchRequest {
   readonly request: gatewayV1.SearchRequest;
   readonly model: string;
+  /**
+   * The REST path each of `request.inputs` came from, in order: errors the services report about
+   * `inputs[i]` are told in these terms (toOpenAiError).
+   */
+  readonly inputPaths: readonly string[];
 }
 
 /**
@@ -38,15 +43,20 @@ export function parseSearchRequest(body: unknown, options: SearchParseOptions): 
     throw invalidAt('inputs', 'must hold at least one content part (image_url, input_audio, text, ...)');
   }
   const inputs: gatewayV1.MultimodalInput[] = [];
+  const inputPaths: string[] = [];
   raw.forEach((part, i) => {
-    const parsed = parseContentPart(part, at('inputs', i), options, budget, true);
-    if (parsed.kind === 'input') inputs.push(parsed.input);
+    const path = at('inputs', i);
+    const parsed = parseContentPart(part, path, options, budget, true);
+    if (parsed.kind === 'input') {
+      inputs.push(parsed.input);
+      inputPaths.push(path);
+    }
   });
   const k = optionalNumber(obj, 'k', '', { min: 1, max: MAX_SEARCH_HITS, integer: true });
   const collection = optionalString(obj, 'collection', '') ?? '';
   const request: gatewayV1.SearchRequest = { inputs, collection };
   if (k !== undefined) request.k = k;
-  return { request, model };
+  return { request, model, inputPaths };
 }
 
 export interface SearchResponseBody {
