@@ -19,6 +19,8 @@ export interface ItemContext {
   readonly item: unknown;
   readonly options: unknown;
   readonly signal: AbortSignal;
+  /** W3C trace context of the item's span (libs/queue); the calls below carry it. */
+  readonly trace?: Readonly<Record<string, string>>;
 }
 
 /** The stored result of an item; the gateway turns it into StreamBatchJobResultsResponse. */
@@ -30,10 +32,11 @@ export interface ItemResult {
   readonly pointId?: number;
 }
 
-/** Deadline and cancellation of one call an item makes. */
+/** Deadline, cancellation and trace context of one call an item makes. */
 export interface ApiCall {
   readonly signal: AbortSignal;
   readonly timeoutMs: number;
+  readonly trace?: Readonly<Record<string, string>>;
 }
 
 /** What a GENERATE item asks for; the job's shared options already folded in. */
@@ -58,14 +61,27 @@ export interface PlatformApi {
   generate(request: GenerateItem, call: ApiCall): Promise<string>;
 }
 
+/** An item's call as SDK call options (deadline, cancellation, W3C trace context). */
+function sdkCall(call: ApiCall): {
+  signal: AbortSignal;
+  timeoutMs: number;
+  traceContext?: Record<string, string>;
+} {
+  return {
+    signal: call.signal,
+    timeoutMs: call.timeoutMs,
+    ...(call.trace === undefined ? {} : { traceContext: { ...call.trace } }),
+  };
+}
+
 /** The SDK driver of {@link PlatformApi}: calls the gateway over gRPC with the client's API key. */
 export function sdkPlatformApi(client: ImageBindClient): PlatformApi {
   return {
     embed: async (inputs, call) => {
-      const r = await client.embed({ inputs, includeFused: true }, call);
+      const r = await client.embed({ inputs, includeFused: true }, sdkCall(call));
       return r.fused ?? r.embeddings[0]!.vector;
     },
-    generate: async (request, call) => client.generate(request, call).text(),
+    generate: async (request, call) => client.generate(request, sdkCall(call)).text(),
   };
 }
 
@@ -117,7 +133,11 @@ export class ItemProcessor {
     const stored = ctx.item as StoredItem;
     const item = gatewayV1.BatchItem.fromJSON(stored.item);
     const options = gatewayV1.BatchJobOptions.fromJSON(ctx.options ?? {});
-    const call = { signal: ctx.signal, timeoutMs: this.itemTimeoutMs };
+    const call: ApiCall = {
+      signal: ctx.signal,
+      timeoutMs: this.itemTimeoutMs,
+      ...(ctx.trace === undefined ? {} : { trace: ctx.trace }),
+    };
     switch (ctx.kind) {
       case 'generate': {
         const inputs = await this.resolve(item.inputs, ctx.signal);

@@ -89,6 +89,16 @@ export const env = {
       .trim()
       .optional()
       .transform((v) => (v === '' ? undefined : v)),
+  /** An http(s) URL, or unset / empty for none. */
+  optionalHttpUrl: () =>
+    z
+      .string()
+      .trim()
+      .optional()
+      .transform((v) => (v === '' ? undefined : v))
+      .refine((v) => v === undefined || /^https?:\/\/[^\s/]+/.test(v), {
+        message: 'must be an http:// or https:// URL (e.g. http://otel-collector:4318), or empty',
+      }),
 };
 
 /**

@@ -27,6 +27,17 @@ export function baseServiceEnv(defaults: ServiceEnvDefaults) {
       'how long SIGTERM waits for calls in flight; keep below the pod terminationGracePeriodSeconds',
     ),
     LOG_LEVEL: envVar(env.logLevel(), 'minimum level of the JSON logs'),
+    ...tracingEnv(),
+  };
+}
+
+/** Distributed tracing (OpenTelemetry), the same variable in every service. */
+export function tracingEnv() {
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: envVar(
+      env.optionalHttpUrl(),
+      'OpenTelemetry collector (OTLP/HTTP) base URL; spans go to <url>/v1/traces. Unset: tracing off',
+    ),
   };
 }
 

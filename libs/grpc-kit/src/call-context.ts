@@ -2,7 +2,14 @@ import type { Metadata, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc
 
 type ServerSurfaceCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import { REQUEST_ID_KEY, acceptRequestId, requestLogger, type Logger } from '@imagebind-llm/observability';
+import {
+  REQUEST_ID_KEY,
+  acceptRequestId,
+  requestLogger,
+  traceCarrierOf,
+  type Logger,
+  type TraceCarrier,
+} from '@imagebind-llm/observability';
 
 /** What a handler knows about the call it serves, besides the request message. */
 export interface CallContext {
@@ -24,6 +31,19 @@ export interface CallContext {
   readonly metadata: Metadata;
   /** Peer address as grpc-js reports it. */
   readonly peer: string;
+  /**
+   * W3C trace context of this call's span (the caller's, when tracing is off here): calls made
+   * with this context as their parent carry it, so their spans join the same trace.
+   */
+  readonly trace?: TraceCarrier;
+}
+
+/** The caller's W3C trace context from incoming metadata. */
+export function incomingTrace(metadata: Metadata): TraceCarrier {
+  return traceCarrierOf((key) => {
+    const value = metadata.get(key)[0];
+    return typeof value === 'string' ? value : undefined;
+  });
 }
 
 /** Milliseconds left before the context's deadline (Infinity without one, never negative). */

@@ -51,7 +51,7 @@ export interface CallSettings {
   /** Timeout for this call in milliseconds; capped by the parent context's deadline. */
   readonly timeoutMs?: number;
   /** The server call this client call serves: its deadline, request id and cancellation carry over. */
-  readonly parent?: Pick<CallContext, 'deadline' | 'signal' | 'requestId'>;
+  readonly parent?: Pick<CallContext, 'deadline' | 'signal' | 'requestId' | 'trace'>;
   /** Abort signal when there is no parent context. */
   readonly signal?: AbortSignal;
   /** Extra metadata entries. */
@@ -67,6 +67,8 @@ interface PreparedCall {
 function prepare(settings: CallSettings): PreparedCall {
   const metadata = new Metadata();
   metadata.set(REQUEST_ID_KEY, settings.parent?.requestId ?? newRequestId());
+  // The parent's trace context: the server's span becomes a child of the caller's.
+  for (const [key, value] of Object.entries(settings.parent?.trace ?? {})) metadata.set(key, value);
   for (const [key, value] of Object.entries(settings.metadata ?? {})) metadata.set(key, value);
   let deadline = settings.parent?.deadline ?? Infinity;
   if (settings.timeoutMs !== undefined) deadline = Math.min(deadline, Date.now() + settings.timeoutMs);

@@ -8,8 +8,14 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { DomainError, toGrpcStatus } from '@imagebind-llm/errors';
-import { REQUEST_ID_KEY, type Logger, type ServiceMetrics } from '@imagebind-llm/observability';
-import { abortReason, createCallContext, type CallContext } from './call-context';
+import {
+  getTracer,
+  REQUEST_ID_KEY,
+  type Logger,
+  type ServiceMetrics,
+  type Span,
+} from '@imagebind-llm/observability';
+import { abortReason, createCallContext, incomingTrace, type CallContext } from './call-context';
 
 /** The shape of one method in a ts-proto `outputServices=grpc-js` service definition. */
 export interface MethodDefinitionLike {
@@ -111,6 +117,35 @@ function logFailure(ctx: CallContext, error: unknown): void {
   }
 }
 
+/**
+ * The server span of one call, a child of the caller's (W3C trace context in the metadata), and
+ * the call's context carrying it on to the calls the handler makes.
+ */
+function serverSpan(
+  call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
+  labels: MethodLabels,
+  ctx: CallContext,
+): { span: Span; traced: CallContext } {
+  const span = getTracer().startSpan(`${labels.grpc_service}/${labels.grpc_method}`, {
+    kind: 'server',
+    parent: incomingTrace(call.metadata),
+    attributes: {
+      'rpc.system': 'grpc',
+      'rpc.service': labels.grpc_service,
+      'rpc.method': labels.grpc_method,
+      'request.id': ctx.requestId,
+    },
+  });
+  return { span, traced: { ...ctx, trace: span.carrier } };
+}
+
+/** Ends a server span with the call's status (and its error, when it failed). */
+function endSpan(span: Span, code: number, error?: unknown): void {
+  span.setAttribute('rpc.grpc.status_code', code);
+  if (error !== undefined && code !== GrpcStatus.OK) span.recordError(error);
+  span.end();
+}
+
 function headersFor(ctx: CallContext): Metadata {
   const md = new Metadata();
   md.set(REQUEST_ID_KEY, ctx.requestId);
@@ -124,22 +159,26 @@ function wrapUnary(
 ): (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void {
   const labels = labelsOf(method.path, 'unary');
   return (call, callback) => {
-    const { ctx, dispose } = createCallContext(call, method.path, env.logger, env.serverSignal);
+    const created = createCallContext(call, method.path, env.logger, env.serverSignal);
+    const { dispose } = created;
+    const { span, traced: ctx } = serverSpan(call, labels, created.ctx);
     env.metrics.grpcServerStarted.inc(labels);
     const stopTimer = env.metrics.grpcServerHandlingSeconds.startTimer(labels);
     call.sendMetadata(headersFor(ctx));
-    const finish = (code: number): void => {
+    const finish = (code: number, error?: unknown): void => {
       dispose();
       stopTimer();
       env.metrics.grpcServerHandled.inc({ ...labels, grpc_code: statusName(code) });
+      endSpan(span, code, error);
     };
     // The async wrapper turns a synchronous throw into a rejection, handled like any other.
     const promise = (async () => handler(call.request, ctx))();
     promise.then(
       (response) => {
         if (ctx.signal.aborted) {
-          const status = toGrpcStatus(abortReason(ctx.signal), ctx.requestId);
-          finish(status.code ?? GrpcStatus.UNKNOWN);
+          const reason = abortReason(ctx.signal);
+          const status = toGrpcStatus(reason, ctx.requestId);
+          finish(status.code ?? GrpcStatus.UNKNOWN, reason);
           callback(status);
           return;
         }
@@ -149,7 +188,7 @@ function wrapUnary(
       (error: unknown) => {
         logFailure(ctx, error);
         const status = toGrpcStatus(error, ctx.requestId);
-        finish(status.code ?? GrpcStatus.UNKNOWN);
+        finish(status.code ?? GrpcStatus.UNKNOWN, error);
         callback(status);
       },
     );
@@ -163,7 +202,9 @@ function wrapServerStream(
 ): (call: ServerWritableStream<unknown, unknown>) => void {
   const labels = labelsOf(method.path, 'server_stream');
   return (call) => {
-    const { ctx, dispose } = createCallContext(call, method.path, env.logger, env.serverSignal);
+    const created = createCallContext(call, method.path, env.logger, env.serverSignal);
+    const { dispose } = created;
+    const { span, traced: ctx } = serverSpan(call, labels, created.ctx);
     env.metrics.grpcServerStarted.inc(labels);
     const stopTimer = env.metrics.grpcServerHandlingSeconds.startTimer(labels);
     call.sendMetadata(headersFor(ctx));
@@ -186,6 +227,7 @@ function wrapServerStream(
         dispose();
         stopTimer();
         env.metrics.grpcServerHandled.inc({ ...labels, grpc_code: statusName(GrpcStatus.OK) });
+        endSpan(span, GrpcStatus.OK);
         call.end();
       },
       (error: unknown) => {
@@ -197,6 +239,7 @@ function wrapServerStream(
           ...labels,
           grpc_code: statusName(status.code ?? GrpcStatus.UNKNOWN),
         });
+        endSpan(span, status.code ?? GrpcStatus.UNKNOWN, error);
         call.emit('error', status);
       },
     );

@@ -6,6 +6,7 @@ import {
   type DynamicModule,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { flushTracing } from '@imagebind-llm/observability';
 import { GrpcServer } from './server';
 
 /** Injection token of the process's GrpcServer. */
@@ -90,7 +91,9 @@ export function closeOnSignals(
     closing = true;
     logger.info({ event: 'shutdown.begin', signal }, 'shutting down');
     app.close().then(
-      () => {
+      async () => {
+        // Spans of the last calls are still batched in memory: send them before exiting.
+        await flushTracing();
         logger.info({ event: 'shutdown.done' }, 'shut down cleanly');
         exit(0);
       },

@@ -12,7 +12,14 @@ import { Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { createLogger, NestLoggerAdapter, ServiceMetrics, type Logger } from '@imagebind-llm/observability';
+import {
+  createLogger,
+  NestLoggerAdapter,
+  otlpTracesUrl,
+  ServiceMetrics,
+  startOtlpTracing,
+  type Logger,
+} from '@imagebind-llm/observability';
 import { loadDescriptorSet } from '@imagebind-llm/proto';
 import { routeGrpcLogs } from './grpc-logging';
 import { closeOnSignals, GRPC_SERVER, GrpcHostModule } from './nest-host';
@@ -204,9 +211,19 @@ export function createServiceParts(options: {
   readonly host: string;
   readonly port: number;
   readonly maxMessageBytes: number;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: export spans there (OpenTelemetry over OTLP/HTTP); unset: off. */
+  readonly otlpEndpoint?: string | undefined;
 }): ServiceParts {
   const logger = createLogger({ service: options.service, level: options.logLevel });
   routeGrpcLogs(logger);
+  if (options.otlpEndpoint !== undefined) {
+    // Flushed on shutdown by closeOnSignals (flushTracing).
+    startOtlpTracing({ serviceName: options.service, endpoint: options.otlpEndpoint });
+    logger.info(
+      { event: 'tracing.otlp', endpoint: otlpTracesUrl(options.otlpEndpoint) },
+      'exporting traces over OTLP/HTTP',
+    );
+  }
   const metrics = new ServiceMetrics(options.service);
   const grpc = new GrpcServer({
     host: options.host,

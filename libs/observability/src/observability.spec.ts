@@ -1,12 +1,16 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import {
   acceptRequestId,
   createLogger,
+  getTracer,
   registerQueueJobsGauge,
   requestLogger,
   ServiceMetrics,
   setTracer,
+  startOtlpTracing,
   withSpan,
   type Span,
 } from './index';
@@ -92,6 +96,7 @@ describe('tracing hooks', () => {
       setAttribute: (k, v) => events.push(`${name}.${k}=${String(v)}`),
       recordError: (e) => events.push(`${name}.error=${(e as Error).message}`),
       end: () => events.push(`${name}.end`),
+      carrier: {},
     });
     setTracer({ startSpan: (name) => span(name) });
     try {
@@ -134,3 +139,77 @@ describe('registerQueueJobsGauge', () => {
     expect(third).toContain('ibllm_batch_queue_jobs{queue="items",state="waiting",service="batch-worker"} 1');
   });
 });
+
+describe('OpenTelemetry tracing over OTLP/HTTP', () => {
+  it('is off by default: spans record nothing and pass the caller’s trace context through', () => {
+    const parent = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
+    const span = getTracer().startSpan('hop', { parent });
+    expect(span.carrier).toEqual(parent);
+    span.end();
+  });
+
+  it('exports parent and child spans of one trace to the collector, with the service name', async () => {
+    const bodies: unknown[] = [];
+    const server = createServer((req, res) => {
+      let text = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (text += chunk));
+      req.on('end', () => {
+        bodies.push({ path: req.url, type: req.headers['content-type'], body: JSON.parse(text) as unknown });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const tracing = startOtlpTracing({ serviceName: 'unit-test', endpoint: `http://127.0.0.1:${port}/` });
+    try {
+      const root = getTracer().startSpan('POST /v1/chat/completions', { kind: 'server' });
+      expect(root.carrier['traceparent']).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      await withSpan('encode', { parent: root.carrier, attributes: { inputs: 2 } }, async () =>
+        Promise.resolve(),
+      );
+      await expect(
+        withSpan('decode', { parent: root.carrier }, () => Promise.reject(new Error('no room'))),
+      ).rejects.toThrow('no room');
+      root.end();
+    } finally {
+      await tracing.shutdown();
+      server.close();
+    }
+    expect(bodies).toHaveLength(1);
+    const sent = bodies[0] as { path: string; type: string; body: OtlpTraces };
+    expect(sent.path).toBe('/v1/traces');
+    expect(sent.type).toMatch(/^application\/json/);
+    const resource = sent.body.resourceSpans[0]!;
+    expect(resource.resource.attributes).toContainEqual({
+      key: 'service.name',
+      value: { stringValue: 'unit-test' },
+    });
+    const spans = resource.scopeSpans.flatMap((s) => s.spans);
+    const byName = new Map(spans.map((s) => [s.name, s]));
+    const root = byName.get('POST /v1/chat/completions')!;
+    expect(new Set(spans.map((s) => s.traceId))).toEqual(new Set([root.traceId]));
+    expect(byName.get('encode')!.parentSpanId).toBe(root.spanId);
+    expect(byName.get('decode')!.parentSpanId).toBe(root.spanId);
+    expect(byName.get('decode')!.status).toMatchObject({ code: 2, message: 'no room' });
+    expect(byName.get('encode')!.attributes).toContainEqual({ key: 'inputs', value: { intValue: 2 } });
+    // Off again after shutdown.
+    expect(getTracer().startSpan('after').carrier).toEqual({});
+  });
+});
+
+interface OtlpTraces {
+  resourceSpans: {
+    resource: { attributes: unknown[] };
+    scopeSpans: {
+      spans: {
+        name: string;
+        traceId: string;
+        spanId: string;
+        parentSpanId?: string;
+        status: unknown;
+        attributes: unknown[];
+      }[];
+    }[];
+  }[];
+}

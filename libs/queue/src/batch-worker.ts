@@ -1,5 +1,5 @@
 import { isDomainError } from '@imagebind-llm/errors';
-import type { Logger } from '@imagebind-llm/observability';
+import { getTracer, type Logger, type TraceCarrier } from '@imagebind-llm/observability';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isFinalState, type BatchJobStore } from './batch-job-store';
@@ -26,6 +26,8 @@ export interface ItemContext {
   readonly signal: AbortSignal;
   /** 1 on the first try; retries after transient errors count up. */
   readonly attempt: number;
+  /** W3C trace context of the item's span: the calls the item makes join its trace. */
+  readonly trace: TraceCarrier;
 }
 
 export interface BatchWorkerOptions {
@@ -133,6 +135,11 @@ export async function startBatchWorker(options: BatchWorkerOptions): Promise<Bat
 
     const attempt = job.attemptsMade + 1;
     const maxAttempts = job.opts.attempts ?? 1;
+    // One trace per item attempt (a batch has no caller waiting on a connection to join).
+    const span = getTracer().startSpan('batch.item', {
+      kind: 'server',
+      attributes: { 'batch.job_id': jobId, 'batch.item_index': index, 'batch.kind': record.kind, attempt },
+    });
     try {
       const value = await options.processItem({
         jobId,
@@ -142,10 +149,12 @@ export async function startBatchWorker(options: BatchWorkerOptions): Promise<Bat
         options: record.options,
         signal: controller.signal,
         attempt,
+        trace: span.carrier,
       });
       await store.recordResult(jobId, index, { ok: true, value: value ?? null });
       return { ok: true };
     } catch (error) {
+      span.recordError(error);
       if (controller.signal.aborted && (await store.isCancelled(jobId))) {
         await store.recordResult(jobId, index, { cancelled: true });
         return { cancelled: true };
@@ -165,6 +174,7 @@ export async function startBatchWorker(options: BatchWorkerOptions): Promise<Bat
       await store.recordResult(jobId, index, outcome);
       return { ok: false, code: outcome.code };
     } finally {
+      span.end();
       bullSignal?.removeEventListener('abort', onBullAbort);
       controllers.delete(controller);
       if (controllers.size === 0) running.delete(jobId);

@@ -12,6 +12,11 @@ export interface CallOptions {
   readonly timeoutMs?: number;
   /** `x-request-id` to send; a UUID is generated otherwise. Retries reuse it. */
   readonly requestId?: string;
+  /**
+   * W3C trace context (`traceparent`, optionally `tracestate`) to send, so the server's spans join
+   * the caller's trace, e.g. from OpenTelemetry's `propagation.inject`. Other keys are ignored.
+   */
+  readonly traceContext?: Readonly<Record<string, string>>;
 }
 
 /** The parts of a ts-proto grpc-js method definition a call needs. */
@@ -29,6 +34,7 @@ export type ResumeStrategy<Req, Res> = (last: Res | undefined) => Req | undefine
 
 interface PreparedCall {
   readonly requestId: string;
+  readonly traceContext: Readonly<Record<string, string>>;
   /** Absolute deadline in ms since the epoch; Infinity for none. */
   readonly deadline: number;
   readonly signal: AbortSignal | undefined;
@@ -96,7 +102,7 @@ export class CallRunner {
         method.requestSerialize,
         method.responseDeserialize,
         current,
-        this.metadata(prepared.requestId),
+        this.metadata(prepared),
         Number.isFinite(prepared.deadline) ? { deadline: prepared.deadline } : {},
       );
       let finished = false;
@@ -142,7 +148,7 @@ export class CallRunner {
         method.requestSerialize,
         method.responseDeserialize,
         request,
-        this.metadata(prepared.requestId),
+        this.metadata(prepared),
         Number.isFinite(prepared.deadline) ? { deadline: prepared.deadline } : {},
         (error, response) => {
           signal?.removeEventListener('abort', onAbort);
@@ -183,7 +189,12 @@ export class CallRunner {
       );
     }
     const timeoutMs = checkTimeout(options?.timeoutMs ?? defaultTimeoutMs, 'timeoutMs');
-    return { requestId, deadline: Date.now() + timeoutMs, signal };
+    const traceContext: Record<string, string> = {};
+    for (const key of ['traceparent', 'tracestate'] as const) {
+      const value = options?.traceContext?.[key];
+      if (typeof value === 'string' && value !== '' && !/[\r\n]/.test(value)) traceContext[key] = value;
+    }
+    return { requestId, deadline: Date.now() + timeoutMs, signal, traceContext };
   }
 
   private assertUsable(prepared: PreparedCall): void {
@@ -197,9 +208,10 @@ export class CallRunner {
     if (prepared.signal?.aborted === true) throw cancelledError(prepared.signal, prepared.requestId);
   }
 
-  private metadata(requestId: string): Metadata {
+  private metadata(prepared: PreparedCall): Metadata {
     const metadata = new Metadata();
-    metadata.set('x-request-id', requestId);
+    metadata.set('x-request-id', prepared.requestId);
+    for (const [key, value] of Object.entries(prepared.traceContext)) metadata.set(key, value);
     if (this.settings.apiKey !== undefined) metadata.set('authorization', `Bearer ${this.settings.apiKey}`);
     return metadata;
   }

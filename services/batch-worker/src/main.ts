@@ -25,6 +25,7 @@ async function main(): Promise<void> {
     host: env.GRPC_HOST,
     port: env.GRPC_PORT,
     maxMessageBytes: env.MAX_MESSAGE_BYTES,
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,
   });
   const holder: { worker?: Closable } = {};
   await bootstrapService({

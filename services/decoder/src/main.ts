@@ -17,6 +17,7 @@ async function main(): Promise<void> {
     host: env.GRPC_HOST,
     port: env.GRPC_PORT,
     maxMessageBytes: env.MAX_MESSAGE_BYTES,
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,
   });
   // Handlers are registered before the server starts; they answer UNAVAILABLE until the model is attached.
   const inferenceMetrics = new InferenceMetrics(metrics);

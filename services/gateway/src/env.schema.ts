@@ -1,4 +1,12 @@
-import { embeddedStoreEnv, env, envVar, preprocessEnv, z, type EnvOf } from '@imagebind-llm/config';
+import {
+  embeddedStoreEnv,
+  env,
+  envVar,
+  preprocessEnv,
+  tracingEnv,
+  z,
+  type EnvOf,
+} from '@imagebind-llm/config';
 
 const list = () =>
   z
@@ -144,6 +152,7 @@ export const gatewayEnvSchema = {
     'how long SIGTERM waits for calls in flight; keep below the pod terminationGracePeriodSeconds',
   ),
   LOG_LEVEL: envVar(env.logLevel(), 'minimum level of the JSON logs'),
+  ...tracingEnv(),
 };
 
 export type GatewayEnv = EnvOf<typeof gatewayEnvSchema>;

@@ -111,6 +111,7 @@ async function main(): Promise<void> {
     host: env.GATEWAY_GRPC_HOST,
     port: env.GATEWAY_GRPC_PORT,
     maxMessageBytes: env.GATEWAY_MAX_MESSAGE_BYTES,
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,
   });
   const shared = await sharedRateLimiter(env, logger);
   const access = createAccessControl(env, shared === undefined ? {} : { shared });

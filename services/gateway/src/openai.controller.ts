@@ -1,6 +1,12 @@
 import { Controller, Get, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import { acceptRequestId, REQUEST_ID_KEY, type Logger } from '@imagebind-llm/observability';
+import {
+  acceptRequestId,
+  getTracer,
+  REQUEST_ID_KEY,
+  traceCarrierOf,
+  type Logger,
+} from '@imagebind-llm/observability';
 import type { Request, Response } from 'express';
 import type { AccessControl } from './access';
 import type { HopContext } from './backends/backends.port';
@@ -69,7 +75,25 @@ export class OpenAiController {
         controller.abort(new DomainError(ErrorCode.Cancelled, 'the HTTP client went away'));
       }
     });
-    const ctx: HopContext = { requestId, logger, deadline: Infinity, signal: controller.signal };
+    // The request's span: a child of the client's W3C trace context when it sent one; every hop
+    // behind the gateway joins its trace through ctx.trace.
+    const span = getTracer().startSpan(`${req.method} ${req.path}`, {
+      kind: 'server',
+      parent: traceCarrierOf(header),
+      attributes: { 'http.request.method': req.method, 'url.path': req.path, 'request.id': requestId },
+    });
+    res.on('close', () => {
+      span.setAttribute('http.response.status_code', res.statusCode);
+      if (res.statusCode >= 500) span.recordError(new Error(`answered HTTP ${res.statusCode}`));
+      span.end();
+    });
+    const ctx: HopContext = {
+      requestId,
+      logger,
+      deadline: Infinity,
+      signal: controller.signal,
+      trace: span.carrier,
+    };
     const credentials: { authorization?: string; apiKey?: string } = {};
     const authorization = header('authorization');
     const apiKey = header('x-api-key');

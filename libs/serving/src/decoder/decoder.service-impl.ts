@@ -9,7 +9,7 @@ import {
 } from '@imagebind-llm/grpc-kit';
 import { describeLimit, GENERATION_DEFAULTS, GENERATION_LIMITS, inLimit } from '@imagebind-llm/domain';
 import type { FinishReason, GeneratedToken } from '@imagebind-llm/inference';
-import type { InferenceMetrics } from '@imagebind-llm/observability';
+import { getTracer, type InferenceMetrics, type Span } from '@imagebind-llm/observability';
 import { commonV1, decoderV1 } from '@imagebind-llm/proto';
 import { formatPrompt } from '@imagebind-llm/tokenizer';
 import { DECODER_COMPONENT, type DecoderRuntime, type DecoderStatus } from './decoder-runtime';
@@ -131,7 +131,7 @@ export class DecoderServiceImpl {
   /** Streams one sequence: a message per token, then the final message (finish reason + stats). */
   async *generate(
     request: decoderV1.GenerateRequest,
-    ctx: Pick<CallContext, 'signal' | 'logger'>,
+    ctx: Pick<CallContext, 'signal' | 'logger' | 'trace'>,
   ): AsyncGenerator<decoderV1.GenerateResponse, void, undefined> {
     const arrival = performance.now();
     // Stays 'cancelled' when the consumer stops reading before the end (the generator is returned).
@@ -355,7 +355,7 @@ export class DecoderServiceImpl {
   private async *stream(
     plan: GenerationPlan,
     runtime: DecoderRuntime,
-    ctx: Pick<CallContext, 'signal' | 'logger'>,
+    ctx: Pick<CallContext, 'signal' | 'logger' | 'trace'>,
     arrival: number,
   ): AsyncGenerator<decoderV1.GenerateResponse, void, undefined> {
     const { shape } = runtime;
@@ -384,11 +384,22 @@ export class DecoderServiceImpl {
       // The engine returns the prefill logits only with its result; when they are asked for (a
       // debugging dump) the token messages are held back so the first one can carry them.
       const held: decoderV1.GenerateResponse[] | undefined = plan.wantPrefillLogits ? [] : undefined;
+      // Two spans under the call's: the prefill (waiting for a slot and KV room included) up to the
+      // first token, then the token stream.
+      const prefillSpan = getTracer().startSpan('decoder.prefill', {
+        ...(ctx.trace === undefined ? {} : { parent: ctx.trace }),
+        attributes: { 'prompt.tokens': plan.promptIds.length + plan.resumeIds.length },
+      });
+      let streamSpan: Span | undefined;
       const onToken = (t: GeneratedToken): void => {
         const now = performance.now();
         if (firstAt === undefined) {
           firstAt = now;
           metrics?.timeToFirstTokenSeconds.observe(labels, (now - arrival) / 1000);
+          prefillSpan.end();
+          streamSpan = getTracer().startSpan('decoder.stream', {
+            ...(ctx.trace === undefined ? {} : { parent: ctx.trace }),
+          });
         }
         lastAt = now;
         newTokens += 1;
@@ -421,6 +432,10 @@ export class DecoderServiceImpl {
         })
         .then(
           (result) => {
+            const spans = streamSpan ?? prefillSpan;
+            spans.setAttribute('finish_reason', result.finishReason);
+            spans.setAttribute('generated.tokens', result.tokenIds.length);
+            spans.end();
             if (result.finishReason === 'cancelled') {
               channel.fail(abortReason(local.signal));
               return;
@@ -449,7 +464,12 @@ export class DecoderServiceImpl {
             channel.push({ tokens: [], finishReason: FINISH_REASONS[result.finishReason], stats });
             channel.end();
           },
-          (error: unknown) => channel.fail(error),
+          (error: unknown) => {
+            const spans = streamSpan ?? prefillSpan;
+            spans.recordError(error);
+            spans.end();
+            channel.fail(error);
+          },
         );
       yield* channel.drain();
     } finally {

@@ -6,7 +6,7 @@ export type RoutedModality = 'image' | 'video' | 'audio' | 'text' | 'point';
 
 /** The downstream call context: deadline, request id, cancellation and logger of the client's call. */
 export type HopContext = Pick<CallContext, 'deadline' | 'signal' | 'requestId' | 'logger'> &
-  Partial<Pick<CallContext, 'method' | 'metadata' | 'peer'>>;
+  Partial<Pick<CallContext, 'method' | 'metadata' | 'peer' | 'trace'>>;
 
 export interface EncoderBackend {
   encode(request: encoderV1.EncodeRequest, ctx: HopContext): Promise<encoderV1.EncodeResponse>;

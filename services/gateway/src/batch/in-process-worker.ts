@@ -43,6 +43,7 @@ export function inProcessPlatformApi(gateway: GatewayService, logger: Logger): P
       logger: requestLogger(logger, requestId),
       deadline: Date.now() + call.timeoutMs,
       signal: AbortSignal.any([call.signal, AbortSignal.timeout(call.timeoutMs)]),
+      ...(call.trace === undefined ? {} : { trace: call.trace }),
     };
   };
   return {

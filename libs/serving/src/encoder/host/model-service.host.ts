@@ -237,6 +237,7 @@ export async function runModelService<S extends EnvSchema, R extends HostedRunti
     host: env.GRPC_HOST,
     port: env.GRPC_PORT,
     maxMessageBytes: env.MAX_MESSAGE_BYTES,
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,
   });
   const { logger, metrics, grpc } = parts;
   let module: DynamicModule;
