@@ -37,7 +37,8 @@ else
   # libjpeg-turbo and FFmpeg's headers. Required here: an image must not fall back silently to the
   # slower portable path. The run-time stages install the matching libraries (libjpeg62-turbo, and
   # FFmpeg's through the ffmpeg package where video is decoded).
-  if ! command -v cc >/dev/null 2>&1 || ! [ -f /usr/include/jpeglib.h ]; then
+  if ! command -v cc >/dev/null 2>&1 ||
+    ! printf '#include <stddef.h>\n#include <stdio.h>\n#include <jpeglib.h>\n' | cc -E -x c - >/dev/null 2>&1; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev pkg-config \
       libjpeg62-turbo-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev

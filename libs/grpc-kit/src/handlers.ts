@@ -142,7 +142,7 @@ function serverSpan(
 /** Ends a server span with the call's status (and its error, when it failed). */
 function endSpan(span: Span, code: number, error?: unknown): void {
   span.setAttribute('rpc.grpc.status_code', code);
-  if (error !== undefined && code !== GrpcStatus.OK) span.recordError(error);
+  if (error !== undefined && code !== (GrpcStatus.OK as number)) span.recordError(error);
   span.end();
 }
 

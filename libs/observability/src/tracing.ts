@@ -1,4 +1,12 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span as OtelSpan } from '@opentelemetry/api';
+import {
+  defaultTextMapGetter,
+  defaultTextMapSetter,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Span as OtelSpan,
+} from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -101,11 +109,7 @@ class OtelSpanAdapter implements Span {
 
   constructor(private readonly span: OtelSpan) {
     const carrier: Record<string, string> = {};
-    propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, {
-      set: (c, key, value) => {
-        c[key] = value;
-      },
-    });
+    propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, defaultTextMapSetter);
     this.carrier = carrier;
   }
 
@@ -168,10 +172,7 @@ export function startOtlpTracing(options: OtlpTracingOptions): { shutdown: () =>
       const parent =
         spanOptions?.parent === undefined
           ? ROOT_CONTEXT
-          : propagator.extract(ROOT_CONTEXT, spanOptions.parent, {
-              get: (c, key) => c[key],
-              keys: (c) => Object.keys(c),
-            });
+          : propagator.extract(ROOT_CONTEXT, spanOptions.parent, defaultTextMapGetter);
       const span = tracer.startSpan(
         name,
         {

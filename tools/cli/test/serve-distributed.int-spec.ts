@@ -3,7 +3,10 @@
 // cache on, so the retriever must have seeded itself from the repository); SIGTERM stops every
 // child and exits 0; kill -9 of the launcher leaves no child behind; a child that dies takes the
 // platform down with a message naming it.
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@imagebind-llm/grpc-kit';
@@ -47,13 +50,62 @@ interface Ready {
   readonly services: { name: string; pid: number; grpc: string; http: string }[];
 }
 
-function launch(repo: string, extra: string[] = []): RunningProcess {
+function launch(repo: string, extra: string[] = [], env: Record<string, string> = {}): RunningProcess {
   return startProcess(
     process.execPath,
     [CLI, 'serve', '--distributed', '--models', repo, '--grpc-port', '0', '--http-port', '0', ...extra],
     // One ONNX Runtime thread per process: eight processes share two cores.
-    { env: { PATH: process.env['PATH'], LOG_LEVEL: 'info', INTRA_OP_THREADS: '1' } },
+    { env: { PATH: process.env['PATH'], LOG_LEVEL: 'info', INTRA_OP_THREADS: '1', ...env } },
   );
+}
+
+/** One exported span as the OTLP/HTTP JSON encoding carries it, with its process's service.name. */
+interface ReceivedSpan {
+  readonly service: string;
+  readonly name: string;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string;
+}
+
+interface OtlpJson {
+  resourceSpans?: {
+    resource?: { attributes?: { key: string; value: { stringValue?: string } }[] };
+    scopeSpans?: { spans?: { name: string; traceId: string; spanId: string; parentSpanId?: string }[] }[];
+  }[];
+}
+
+/** An OpenTelemetry collector in this process: accepts OTLP/HTTP JSON on /v1/traces. */
+async function startOtlpReceiver(): Promise<{ server: Server; url: string; spans: ReceivedSpan[] }> {
+  const spans: ReceivedSpan[] = [];
+  const server = createServer((req, res) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => {
+      if (req.url === '/v1/traces') {
+        const body = JSON.parse(text) as OtlpJson;
+        for (const rs of body.resourceSpans ?? []) {
+          const service =
+            rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '?';
+          for (const ss of rs.scopeSpans ?? []) {
+            for (const s of ss.spans ?? []) {
+              spans.push({
+                service,
+                name: s.name,
+                traceId: s.traceId,
+                spanId: s.spanId,
+                parentSpanId: s.parentSpanId ?? '',
+              });
+            }
+          }
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans };
 }
 
 async function platformReady(proc: RunningProcess): Promise<Ready> {
@@ -107,16 +159,20 @@ describe('ibllm serve --distributed', () => {
   let repo: string;
   let launcher: RunningProcess;
   let ready: Ready;
+  let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
 
   beforeAll(async () => {
     repo = goldenModelRepository();
-    launcher = launch(repo);
+    // Every service exports its spans to a collector in this process (OpenTelemetry, OTLP/HTTP).
+    otlp = await startOtlpReceiver();
+    launcher = launch(repo, [], { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url });
     ready = await platformReady(launcher);
   }, READY_TIMEOUT_MS + 30_000);
 
   afterAll(async () => {
     await launcher?.stop('SIGKILL');
     killAll(ready?.services.map((s) => s.pid) ?? []);
+    otlp?.server.close();
   });
 
   it('runs every service as its own process and prints a summary of them', async () => {
@@ -172,6 +228,49 @@ describe('ibllm serve --distributed', () => {
     const body = await readme.text();
     expect(body).not.toMatch(/"error"/);
     expect(body.trimEnd().endsWith('data: [DONE]')).toBe(true);
+  }, 90_000);
+
+  it('traces one chat request across every service on its path (W3C context, OTLP export)', async () => {
+    // The client's own trace context: every span of the request must join this trace.
+    const traceId = randomBytes(16).toString('hex');
+    const clientSpan = randomBytes(8).toString('hex');
+    const res = await fetch(`${ready.gateway.http}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-${clientSpan}-01` },
+      body: JSON.stringify(goldenDemoChatBody()),
+    });
+    expect(res.status).toBe(200);
+    expect(parseChatStream(await res.text()).text.trim()).toBe(DEMO.text_stripped);
+    // image + audio inputs, the visual cache, the bind network, the decoder (tokenize + stream).
+    const path = ['gateway', 'encoder-vision', 'encoder-audio', 'retriever', 'bind', 'decoder'];
+    const ofTrace = (): ReceivedSpan[] => otlp.spans.filter((s) => s.traceId === traceId);
+    await expect
+      .poll(() => [...new Set(ofTrace().map((s) => s.service))].sort(), { timeout: 20_000, interval: 250 })
+      .toEqual([...path].sort());
+    // Wait for the decoder's stream span too (it ends with the last token).
+    await expect
+      .poll(() => ofTrace().map((s) => s.name), { timeout: 10_000 })
+      .toEqual(expect.arrayContaining(['decoder.prefill', 'decoder.stream']));
+    const spans = ofTrace();
+    const byId = new Map(spans.map((s) => [s.spanId, s]));
+    const root = spans.find((s) => s.name === 'POST /v1/chat/completions');
+    expect(root?.service).toBe('gateway');
+    expect(root?.parentSpanId).toBe(clientSpan);
+    // One tree: every other span's parent is a span of this trace, back to the gateway's.
+    for (const s of spans) {
+      if (s === root) continue;
+      expect(byId.has(s.parentSpanId), `${s.service} ${s.name}`).toBe(true);
+    }
+    const names = spans.map((s) => `${s.service} ${s.name}`);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'encoder-vision imagebind.encoder.v1.EncoderService/Encode',
+        'encoder-audio imagebind.encoder.v1.EncoderService/Encode',
+        'retriever imagebind.retriever.v1.RetrieverService/Search',
+        'bind imagebind.bind.v1.BindService/Project',
+        'decoder imagebind.decoder.v1.DecoderService/Generate',
+      ]),
+    );
   }, 90_000);
 
   it(

@@ -16,6 +16,7 @@ import {
   RELEASE,
   render,
   saveManifests,
+  template,
   type Environment,
   type K8sObject,
 } from './support/helm';
@@ -491,6 +492,23 @@ describe.each(ENVIRONMENTS)('%s', (env) => {
 });
 
 describe('encoders are configurable per pool', () => {
+  it('passes tracing.otlpEndpoint to every service as OTEL_EXPORTER_OTLP_ENDPOINT (off by default)', () => {
+    const deployments = (objects: K8sObject[]): Workload[] =>
+      workloads(objects).filter((x) => x.kind === 'Deployment');
+    for (const w of deployments(objectsOf('default'))) {
+      expect(envOf(mainContainer(w)).has('OTEL_EXPORTER_OTLP_ENDPOINT'), w.name).toBe(false);
+    }
+    const url = 'http://otel-collector.observability:4318';
+    const traced = deployments(
+      render(chart.dir, 'default', ['--set', `tracing.otlpEndpoint=${url}`]).objects,
+    );
+    expect(traced.length).toBeGreaterThan(0);
+    for (const w of traced) {
+      expect(envOf(mainContainer(w)).get('OTEL_EXPORTER_OTLP_ENDPOINT'), w.name).toBe(url);
+    }
+    expect(template(chart.dir, 'default', ['--set', 'tracing.otlpEndpoint=otel:4318']).status).not.toBe(0);
+  });
+
   it('moves an encoder onto the GPU pool with --set, GPU image and CUDA provider included', () => {
     const before = deployment(objectsOf('default'), 'encoder-text');
     expect(hasNoGpu(before)).toBe(true);

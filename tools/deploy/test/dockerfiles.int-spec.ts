@@ -192,7 +192,15 @@ describe('build-service.sh (the build stage), with npm and npx stubbed', () => {
         '}',
       ].join('\n'),
     );
-    // npm and npx stubs: append their arguments to a log.
+    // The preprocessing addon's build: records that it ran and that the image requires it.
+    file(
+      'libs/preprocess/native/build.mjs',
+      `import { appendFileSync } from 'node:fs';\nappendFileSync(${JSON.stringify(join(root, 'calls.log'))}, 'native build IBLLM_NATIVE_REQUIRED=' + process.env.IBLLM_NATIVE_REQUIRED + '\\n');`,
+    );
+    file('libs/preprocess/native/module.c', '/* a source the staged tree leaves out */');
+    file('libs/preprocess/native/build/ibllm_media.node', 'so');
+    // npm and npx stubs: append their arguments to a log; a C compiler that finds every header (no
+    // apt-get here: that path runs in a bare image).
     const bin = join(root, '.stub-bin');
     mkdirSync(bin);
     for (const tool of ['npm', 'npx']) {
@@ -200,6 +208,7 @@ describe('build-service.sh (the build stage), with npm and npx stubbed', () => {
         mode: 0o755,
       });
     }
+    writeFileSync(join(bin, 'cc'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
     return root;
   }
 
@@ -224,6 +233,7 @@ describe('build-service.sh (the build stage), with npm and npx stubbed', () => {
     const run = build(root);
     expect(run.status, run.stderr).toBe(0);
     expect(readFileSync(join(root, 'calls.log'), 'utf8').trim().split('\n')).toEqual([
+      'native build IBLLM_NATIVE_REQUIRED=1',
       'npm ci --ignore-scripts --no-audit --no-fund',
       'npx --no-install tsc -b services/decoder',
       'npm prune --omit=dev --ignore-scripts --no-audit --no-fund',
@@ -236,6 +246,11 @@ describe('build-service.sh (the build stage), with npm and npx stubbed', () => {
     expect(existsSync(join(root, 'out', 'libs', 'inference', 'src'))).toBe(false);
     expect(existsSync(join(root, 'out', 'libs', 'inference', 'dist', 'index.js'))).toBe(true);
     expect(existsSync(join(root, 'out', 'healthcheck.mjs'))).toBe(true);
+    // The addon's built module is staged, its C sources are not.
+    expect(existsSync(join(root, 'out', 'libs', 'preprocess', 'native', 'build', 'ibllm_media.node'))).toBe(
+      true,
+    );
+    expect(existsSync(join(root, 'out', 'libs', 'preprocess', 'native', 'module.c'))).toBe(false);
   });
 
   it('--workspace installs, compiles everything and prunes once; the service step then only stages', () => {
@@ -243,6 +258,7 @@ describe('build-service.sh (the build stage), with npm and npx stubbed', () => {
     const prepared = build(root, undefined, '--workspace');
     expect(prepared.status, prepared.stderr).toBe(0);
     const workspaceCalls = [
+      'native build IBLLM_NATIVE_REQUIRED=1',
       'npm ci --ignore-scripts --no-audit --no-fund',
       'npx --no-install tsc -b tsconfig.build.json',
       'npx --no-install vite build services/gateway/web --logLevel warn',

@@ -10,6 +10,7 @@ import {
   embeddedStoreEnv,
   modelRepositoryEnv,
   preprocessEnv,
+  tracingEnv,
 } from '@imagebind-llm/config';
 import { ROOT } from './helm';
 
@@ -18,6 +19,7 @@ const modelRepo = Object.keys(modelRepositoryEnv());
 const batcher = Object.keys(batcherEnv({ maxBatch: 1, maxDelayMs: 1, maxQueue: 1 }));
 const preprocess = Object.keys(preprocessEnv());
 const embeddedStore = Object.keys(embeddedStoreEnv());
+const tracing = Object.keys(tracingEnv());
 
 /** Fragments a schema may spread, by the function it calls. */
 const FRAGMENTS: Readonly<Record<string, readonly string[]>> = {
@@ -26,6 +28,7 @@ const FRAGMENTS: Readonly<Record<string, readonly string[]>> = {
   batcherEnv: batcher,
   preprocessEnv: preprocess,
   embeddedStoreEnv: embeddedStore,
+  tracingEnv: tracing,
   // libs/serving/src/encoder/host/model-service.host.ts: base + model repository + batcher.
   modelServiceEnv: [...base, ...modelRepo, ...batcher],
 };
