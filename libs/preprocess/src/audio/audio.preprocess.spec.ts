@@ -9,7 +9,7 @@ import { AUDIO_MEAN, AUDIO_STD, preprocessAudio, preprocessWaveform } from './au
 import { FLOAT32_EPSILON, kaldiFbank } from './kaldi-fbank';
 import { resampleSinc } from './sinc-resample';
 import { decodeWav } from './wav-decode';
-import { encodeWav } from './wav-encode';
+import { encodeWav } from './testing/wav-encode';
 
 const PLANE = 128 * 204;
 const FLOOR = Math.fround(

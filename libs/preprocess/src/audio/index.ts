@@ -1,5 +1,4 @@
 export * from './wav-decode';
-export * from './wav-encode';
 export { resampledLength, resampleSinc, sincResampleKernel, type SincKernel } from './sinc-resample';
 export * from './fft';
 export * from './kaldi-fbank';

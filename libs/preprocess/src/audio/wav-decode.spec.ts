@@ -2,7 +2,7 @@ import { DomainError } from '@imagebind-llm/errors';
 import { describe, expect, it } from 'vitest';
 
 import { decodeWav } from './wav-decode';
-import { encodeWav } from './wav-encode';
+import { encodeWav } from './testing/wav-encode';
 
 /** A short stereo test signal with both signs, full-scale negative and a non-trivial right channel. */
 const LEFT = [0, 0.5, -0.5, 0.25, -1, 0.999, 1 / 3];

@@ -325,26 +325,6 @@ describe('QdrantVectorStore search', () => {
   });
 });
 
-describe('QdrantVectorStore snapshots', () => {
-  it('creates snapshots and lists them oldest first', async () => {
-    const qdrant = store();
-    await qdrant.ensureCollection('c', 2);
-    await qdrant.upsert('c', [{ id: 1, vector: Float32Array.of(1, 2) }]);
-
-    const first = await qdrant.createSnapshot('c');
-    const second = await qdrant.createSnapshot('c');
-
-    expect(first.name).toMatch(/^c-\d+-[\d-]+\.snapshot$/);
-    expect(second.name).not.toBe(first.name);
-    expect(first.sizeBytes).toBeGreaterThan(0);
-    expect(first.checksum).toMatch(/^[0-9a-f]{64}$/);
-    expect(await qdrant.listSnapshots('c')).toEqual([first, second]);
-    expect(standIn.requestsTo('createSnapshot').every((r) => r.query['wait'] === 'true')).toBe(true);
-    expect((await domainRejectionOf(qdrant.createSnapshot('absent'))).code).toBe(ErrorCode.NotFound);
-    expect((await domainRejectionOf(qdrant.listSnapshots('absent'))).code).toBe(ErrorCode.NotFound);
-  });
-});
-
 describe('QdrantVectorStore API keys', () => {
   beforeEach(async () => {
     await startStandIn({ apiKey: 'rw-key', readOnlyApiKey: 'ro-key' });

@@ -47,16 +47,6 @@ export interface QdrantVectorStoreOptions {
   readonly upsertBatchSize?: number;
 }
 
-/** A collection snapshot as Qdrant lists it. */
-export interface QdrantSnapshot {
-  readonly name: string;
-  /** Qdrant's `creation_time` (UTC, no zone suffix), when it reports one. */
-  readonly createdAt?: string;
-  readonly sizeBytes: number;
-  /** SHA-256 of the snapshot file, when Qdrant reports one. */
-  readonly checksum?: string;
-}
-
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_UPSERT_BATCH_SIZE = 256;
 const MAX_UPSERT_BATCH_SIZE = 10_000;
@@ -80,8 +70,6 @@ interface QdrantModule {
  * Exactness: with `exactSearch` the scores and the top-k set are exact; equal scores are re-ordered
  * lower id first here because Qdrant does not promise faiss's order (see `search`). Without it,
  * HNSW is approximate.
- *
- * Besides the port it offers `createSnapshot` and `listSnapshots` for backups (README.md).
  */
 export class QdrantVectorStore implements VectorStore {
   readonly driver = 'qdrant';
@@ -349,34 +337,6 @@ export class QdrantVectorStore implements VectorStore {
     this.closed = true;
     this.clientPromise = undefined;
     return Promise.resolve();
-  }
-
-  /**
-   * Extra to the port: asks Qdrant to write a snapshot of `collection` and waits for it. In a
-   * cluster it covers the shards of the node behind `url` only (README.md: snapshots and backups);
-   * download or restore snapshots with Qdrant's own API.
-   */
-  async createSnapshot(collection: string): Promise<QdrantSnapshot> {
-    checkName(collection);
-    const client = await this.client();
-    const created = await this.call(collection, `snapshot '${collection}'`, async () =>
-      client.createSnapshot(collection, { wait: true }),
-    );
-    if (created === null)
-      throw internal(`Qdrant accepted the snapshot of '${collection}' but did not describe it`);
-    return toSnapshot(created);
-  }
-
-  /** Extra to the port: the snapshots Qdrant holds for `collection`, oldest first. */
-  async listSnapshots(collection: string): Promise<QdrantSnapshot[]> {
-    checkName(collection);
-    const client = await this.client();
-    const listed = await this.call(collection, `list snapshots of '${collection}'`, async () =>
-      client.listSnapshots(collection),
-    );
-    return listed
-      .map(toSnapshot)
-      .sort((a, b) => (a.createdAt ?? '').localeCompare(b.createdAt ?? '') || a.name.localeCompare(b.name));
   }
 
   private async client(): Promise<QdrantClient> {
@@ -708,16 +668,6 @@ function toStringPayload(payload: unknown): Record<string, string> {
     out[key] = typeof value === 'string' ? value : JSON.stringify(value);
   }
   return out;
-}
-
-function toSnapshot(description: Schemas['SnapshotDescription']): QdrantSnapshot {
-  const snapshot: { name: string; sizeBytes: number; createdAt?: string; checksum?: string } = {
-    name: description.name,
-    sizeBytes: description.size,
-  };
-  if (typeof description.creation_time === 'string') snapshot.createdAt = description.creation_time;
-  if (typeof description.checksum === 'string') snapshot.checksum = description.checksum;
-  return snapshot;
 }
 
 function checkNotAborted(signal: AbortSignal | undefined): void {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Schemas } from '@qdrant/js-client-rest' with { 'resolution-mode': 'import' };
@@ -18,8 +17,6 @@ import type { Schemas } from '@qdrant/js-client-rest' with { 'resolution-mode': 
  * | getPoints        | POST /collections/{name}/points                |
  * | deletePoints     | POST /collections/{name}/points/delete?wait=   |
  * | queryBatchPoints | POST /collections/{name}/points/query/batch    |
- * | listSnapshots    | GET  /collections/{name}/snapshots             |
- * | createSnapshot   | POST /collections/{name}/snapshots?wait=       |
  *
  * Any other route, and any body feature of these routes the driver is not meant to send (named
  * vectors, filters with conditions, prefetch, ...), is answered with an error and recorded in
@@ -38,9 +35,7 @@ export type StandInRoute =
   | 'upsertPoints'
   | 'getPoints'
   | 'deletePoints'
-  | 'queryBatchPoints'
-  | 'listSnapshots'
-  | 'createSnapshot';
+  | 'queryBatchPoints';
 
 export interface RecordedRequest {
   readonly route: StandInRoute | 'unexpected';
@@ -76,7 +71,6 @@ export interface StandInCollection {
   readonly created: Schemas['CreateCollection'];
   readonly dimension: number;
   readonly points: Map<number, StoredPoint>;
-  readonly snapshots: Schemas['SnapshotDescription'][];
 }
 
 interface OkEnvelope<T> {
@@ -123,7 +117,6 @@ class QdrantRefusal extends Error {
 class NotModelled extends Error {}
 
 const DEFAULT_VERSION = '1.18.0';
-const PEER_ID = 4_242_424_242;
 const MAX_DIMENSION = 65_536;
 
 export class QdrantStandIn {
@@ -135,8 +128,6 @@ export class QdrantStandIn {
   private readonly routes: readonly Route[];
   private operationId = 0;
   private pointVersion = 0;
-  /** Snapshot names carry a second-resolution time; a fake clock keeps them distinct and stable. */
-  private snapshotClock = Date.UTC(2025, 0, 1, 0, 0, 0);
 
   private constructor(
     private readonly server: Server,
@@ -187,20 +178,6 @@ export class QdrantStandIn {
         pattern: new RegExp(`^${named}/points/query/batch$`),
         write: false,
         handle: (c) => this.queryBatchPoints(c),
-      },
-      {
-        route: 'listSnapshots',
-        method: 'GET',
-        pattern: new RegExp(`^${named}/snapshots$`),
-        write: false,
-        handle: (c) => this.listSnapshots(c),
-      },
-      {
-        route: 'createSnapshot',
-        method: 'POST',
-        pattern: new RegExp(`^${named}/snapshots$`),
-        write: true,
-        handle: (c) => this.createSnapshot(c),
       },
     ];
   }
@@ -428,7 +405,6 @@ export class QdrantStandIn {
       created: create,
       dimension: size,
       points: new Map(),
-      snapshots: [],
     });
     return true;
   }
@@ -538,27 +514,6 @@ export class QdrantStandIn {
         })),
       };
     });
-  }
-
-  private listSnapshots({ name }: Context): Schemas['SnapshotDescription'][] {
-    return [...this.existing(name).snapshots];
-  }
-
-  private createSnapshot({ name, query }: Context): Schemas['SnapshotDescription'] {
-    if (waitParam(query) === false) throw new NotModelled('asynchronous snapshots (wait=false answers 202)');
-    const collection = this.existing(name);
-    const content = JSON.stringify([...collection.points.entries()]);
-    const at = new Date(this.snapshotClock);
-    this.snapshotClock += 1000;
-    const stamp = at.toISOString().slice(0, 19);
-    const snapshot: Schemas['SnapshotDescription'] = {
-      name: `${name}-${PEER_ID}-${stamp.replace('T', '-').replaceAll(':', '-')}.snapshot`,
-      creation_time: stamp,
-      size: Buffer.byteLength(content),
-      checksum: createHash('sha256').update(content).digest('hex'),
-    };
-    collection.snapshots.push(snapshot);
-    return snapshot;
   }
 
   private existing(name: string): StandInCollection {

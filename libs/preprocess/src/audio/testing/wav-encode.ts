@@ -1,3 +1,4 @@
+// Test support only (not built, not exported): writes the WAV variants the decoder's tests read.
 /** Options for `encodeWav`. */
 export interface WavEncodeOptions {
   readonly encoding?: 'pcm' | 'float';
