@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
+import { json } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import {
   acceptRequestId,
@@ -151,11 +152,8 @@ describe('OpenTelemetry tracing over OTLP/HTTP', () => {
   it('exports parent and child spans of one trace to the collector, with the service name', async () => {
     const bodies: unknown[] = [];
     const server = createServer((req, res) => {
-      let text = '';
-      req.setEncoding('utf8');
-      req.on('data', (chunk: string) => (text += chunk));
-      req.on('end', () => {
-        bodies.push({ path: req.url, type: req.headers['content-type'], body: JSON.parse(text) as unknown });
+      void json(req).then((body) => {
+        bodies.push({ path: req.url, type: req.headers['content-type'], body });
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
     });

@@ -11,13 +11,12 @@
 static napi_value init(napi_env env, napi_value exports) {
   /* Errors come back as coded JS errors; FFmpeg's own log would only clutter the service's stderr. */
   av_log_set_level(AV_LOG_QUIET);
-  export_fn(env, exports, "probeVideoPackets", media_probe_video_packets);
-  export_fn(env, exports, "decodeVideoFrames", media_decode_video_frames);
-  export_fn(env, exports, "libavVersions", media_libav_versions);
-  napi_value abi;
-  napi_create_int32(env, MEDIA_ABI_VERSION, &abi);
-  napi_set_named_property(env, exports, "abiVersion", abi);
-  return exports;
+  static const struct export_entry entries[] = {
+      {"probeVideoPackets", media_probe_video_packets},
+      {"decodeVideoFrames", media_decode_video_frames},
+      {"libavVersions", media_libav_versions},
+  };
+  return export_all(env, exports, entries, sizeof entries / sizeof entries[0], MEDIA_ABI_VERSION);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

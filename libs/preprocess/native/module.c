@@ -8,15 +8,12 @@
 #include "media.h"
 
 static napi_value init(napi_env env, napi_value exports) {
-  export_fn(env, exports, "decodeJpegRgb", media_decode_jpeg_rgb);
-  export_fn(env, exports, "resizeBicubicToPlanes", media_resize_bicubic_to_planes);
-  export_fn(env, exports, "videoTensor", media_video_tensor);
-  export_fn(env, exports, "pointFps", media_point_fps);
-  export_fn(env, exports, "pointKnn", media_point_knn);
-  napi_value abi;
-  napi_create_int32(env, MEDIA_ABI_VERSION, &abi);
-  napi_set_named_property(env, exports, "abiVersion", abi);
-  return exports;
+  static const struct export_entry entries[] = {
+      {"decodeJpegRgb", media_decode_jpeg_rgb}, {"resizeBicubicToPlanes", media_resize_bicubic_to_planes},
+      {"videoTensor", media_video_tensor},      {"pointFps", media_point_fps},
+      {"pointKnn", media_point_knn},
+  };
+  return export_all(env, exports, entries, sizeof entries / sizeof entries[0], MEDIA_ABI_VERSION);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

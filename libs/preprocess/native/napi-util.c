@@ -95,10 +95,15 @@ int set_named(napi_env env, napi_value obj, const char *name, napi_value value) 
   return napi_set_named_property(env, obj, name, value) == napi_ok ? 0 : -1;
 }
 
-int export_fn(napi_env env, napi_value exports, const char *name, napi_callback fn) {
-  napi_value f;
-  if (napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f) != napi_ok) return -1;
-  return napi_set_named_property(env, exports, name, f) == napi_ok ? 0 : -1;
+napi_value export_all(napi_env env, napi_value exports, const struct export_entry *entries, size_t count,
+                      int abi_version) {
+  for (size_t i = 0; i < count; i++) {
+    napi_value f;
+    if (napi_create_function(env, entries[i].name, NAPI_AUTO_LENGTH, entries[i].fn, NULL, &f) == napi_ok)
+      napi_set_named_property(env, exports, entries[i].name, f);
+  }
+  napi_set_named_property(env, exports, "abiVersion", make_int(env, abi_version));
+  return exports;
 }
 
 napi_value make_int(napi_env env, int64_t v) {

@@ -30,8 +30,13 @@ void throw_coded(napi_env env, const char *code, const char *message);
 napi_value coded_error(napi_env env, const char *code, const char *message);
 
 int set_named(napi_env env, napi_value obj, const char *name, napi_value value);
-/* exports[name] = a function calling fn (a module's init). */
-int export_fn(napi_env env, napi_value exports, const char *name, napi_callback fn);
+/* A module's exports: each { name, fn } as a function, then `abiVersion`. */
+struct export_entry {
+  const char *name;
+  napi_callback fn;
+};
+napi_value export_all(napi_env env, napi_value exports, const struct export_entry *entries, size_t count,
+                      int abi_version);
 napi_value make_int(napi_env env, int64_t v);
 napi_value make_double(napi_env env, double v);
 napi_value make_string(napi_env env, const char *s);

@@ -5,8 +5,9 @@
 // platform down with a message naming it.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { json } from 'node:stream/consumers';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@imagebind-llm/grpc-kit';
@@ -78,29 +79,24 @@ interface OtlpJson {
 /** An OpenTelemetry collector in this process: accepts OTLP/HTTP JSON on /v1/traces. */
 async function startOtlpReceiver(): Promise<{ server: Server; url: string; spans: ReceivedSpan[] }> {
   const spans: ReceivedSpan[] = [];
-  const server = createServer((req, res) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (text += chunk));
-    req.on('end', () => {
-      if (req.url === '/v1/traces') {
-        const body = JSON.parse(text) as OtlpJson;
-        for (const rs of body.resourceSpans ?? []) {
-          const service =
-            rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '?';
-          for (const ss of rs.scopeSpans ?? []) {
-            for (const s of ss.spans ?? []) {
-              spans.push({
-                service,
-                name: s.name,
-                traceId: s.traceId,
-                spanId: s.spanId,
-                parentSpanId: s.parentSpanId ?? '',
-              });
-            }
-          }
-        }
+  const collect = (req: IncomingMessage, body: OtlpJson): void => {
+    for (const rs of req.url === '/v1/traces' ? (body.resourceSpans ?? []) : []) {
+      const service =
+        rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '?';
+      for (const s of (rs.scopeSpans ?? []).flatMap((ss) => ss.spans ?? [])) {
+        spans.push({
+          service,
+          name: s.name,
+          traceId: s.traceId,
+          spanId: s.spanId,
+          parentSpanId: s.parentSpanId ?? '',
+        });
       }
+    }
+  };
+  const server = createServer((req, res) => {
+    void json(req).then((body) => {
+      collect(req, body as OtlpJson);
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
