@@ -52,9 +52,17 @@ describe('BatchJobStore', () => {
     expect(created).toMatchObject({ succeeded: 0, failed: 0, cancelled: 0, options: { collection: 'c1' } });
     expect(created.createTime.getTime()).toBe(1_700_000_000_000);
     expect(created.finishTime).toBeUndefined();
-    expect(await env.store.item(jobId, 2)).toEqual({ uri: 's3://b/2.png' });
+    // What a worker reads before an item, in one round trip: the item, the job's kind and options.
+    expect(await env.store.claimItem(jobId, 2)).toMatchObject({
+      state: 'claimed',
+      record: { jobId, kind: 'embed', options: { collection: 'c1' } },
+      item: { uri: 's3://b/2.png' },
+    });
+    expect(await env.store.claimItem(jobId, 7)).toMatchObject({ state: 'claimed', item: undefined });
 
     await env.store.recordResult(jobId, 0, { ok: true, value: 1 });
+    // A redelivered item that already has its outcome is skipped.
+    expect(await env.store.claimItem(jobId, 0)).toEqual({ state: 'done' });
     const again = await env.store.create({
       jobId,
       tenant: 'acme',
@@ -77,6 +85,7 @@ describe('BatchJobStore', () => {
     expect(
       await codeOf(env.store.create({ ...base, jobId: newJobId(), kind: 'paint' as unknown as 'embed' })),
     ).toBe(ErrorCode.InvalidInput);
+    expect(await env.store.claimItem('no-such-job', 0)).toEqual({ state: 'missing' });
     expect(await codeOf(env.store.item('no-such-job', 0))).toBe(ErrorCode.NotFound);
   });
 
@@ -163,7 +172,10 @@ describe('BatchJobStore', () => {
   it('cancels a running job once, refuses to cancel a final job, and reports cancellation', async () => {
     const jobId = newJobId();
     await env.store.create({ jobId, tenant: 'acme', kind: 'embed', items: items(2), options: {} });
-    await env.store.markRunning(jobId);
+    expect(await env.store.claimItem(jobId, 0)).toMatchObject({
+      state: 'claimed',
+      record: { jobId, kind: 'embed', state: 'QUEUED' },
+    });
     expect((await env.store.get(jobId, 'acme')).state).toBe('RUNNING');
     expect(await env.store.isCancelled(jobId)).toBe(false);
     expect((await env.store.requestCancel(jobId, 'acme')).state).toBe('CANCELLING');

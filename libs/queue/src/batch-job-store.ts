@@ -59,6 +59,12 @@ export type ItemOutcome =
     }
   | { readonly cancelled: true };
 
+/** What `claimItem` finds for one item. */
+export type ItemClaim =
+  | { readonly state: 'done' }
+  | { readonly state: 'missing' }
+  | { readonly state: 'claimed'; readonly record: JobRecord; readonly item: unknown };
+
 export interface CreateJobInput {
   readonly jobId: string;
   readonly tenant: string;
@@ -181,12 +187,19 @@ return 1
 `;
 
 /** KEYS: job. ARGV: now. QUEUED → RUNNING; any other state is left alone. */
-const MARK_RUNNING_SCRIPT = `
+/**
+ * KEYS: job, items, results. ARGV: index, now. One round trip for everything a worker needs before
+ * it runs an item: {'DONE'} when the item already has an outcome, {'MISSING'} when the job is gone,
+ * else {'OK', job hash (as it was), item JSON or false}; a QUEUED job turns RUNNING.
+ */
+const CLAIM_ITEM_SCRIPT = `
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return {'DONE'} end
+local job = redis.call('HGETALL', KEYS[1])
+if #job == 0 then return {'MISSING'} end
 if redis.call('HGET', KEYS[1], 'state') == 'QUEUED' then
-  redis.call('HSET', KEYS[1], 'state', 'RUNNING', 'updateTime', ARGV[1])
-  return 1
+  redis.call('HSET', KEYS[1], 'state', 'RUNNING', 'updateTime', ARGV[2])
 end
-return 0
+return {'OK', job, redis.call('HGET', KEYS[2], ARGV[1])}
 `;
 
 /**
@@ -383,14 +396,34 @@ export class BatchJobStore {
     return stored === 1;
   }
 
-  /** Whether item `index` already has an outcome (a redelivered item can skip its work). */
-  async hasResult(jobId: string, index: number): Promise<boolean> {
-    return (await this.redis.hexists(this.keys(jobId).results, String(index))) === 1;
-  }
-
-  /** QUEUED → RUNNING when the first item starts; no-op in any other state. */
-  async markRunning(jobId: string): Promise<void> {
-    await this.redis.eval(MARK_RUNNING_SCRIPT, 1, this.keys(jobId).job, String(this.now().getTime()));
+  /**
+   * What a worker reads before it runs item `index`, in one round trip (a Lua script): `done` when
+   * the item already has an outcome (a redelivery skips its work), `missing` when the job is gone,
+   * else the job's record as it was and the item (undefined if the job has no such item). The job
+   * turns QUEUED → RUNNING with its first claimed item.
+   */
+  async claimItem(jobId: string, index: number): Promise<ItemClaim> {
+    const keys = this.keys(jobId);
+    const reply = (await this.redis.eval(
+      CLAIM_ITEM_SCRIPT,
+      3,
+      keys.job,
+      keys.items,
+      keys.results,
+      String(index),
+      String(this.now().getTime()),
+    )) as [string, string[]?, (string | null)?];
+    if (reply[0] === 'DONE') return { state: 'done' };
+    if (reply[0] === 'MISSING') return { state: 'missing' };
+    const flat = reply[1] ?? [];
+    const hash: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) hash[flat[i]!] = flat[i + 1]!;
+    const raw = reply[2];
+    return {
+      state: 'claimed',
+      record: parseRecord(hash),
+      item: typeof raw === 'string' ? (JSON.parse(raw) as unknown) : undefined,
+    };
   }
 
   /**

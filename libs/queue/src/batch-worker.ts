@@ -1,4 +1,4 @@
-import { isDomainError } from '@imagebind-llm/errors';
+import { DomainError, isDomainError } from '@imagebind-llm/errors';
 import { getTracer, type Logger, type TraceCarrier } from '@imagebind-llm/observability';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -109,19 +109,20 @@ export async function startBatchWorker(options: BatchWorkerOptions): Promise<Bat
 
   async function runItem(job: Job<BatchJobPayloads['item']>, bullSignal?: AbortSignal): Promise<unknown> {
     const { jobId, index } = job.data;
-    if (await store.hasResult(jobId, index)) return { skipped: 'already recorded' };
-    const record = await store.find(jobId);
-    if (record === undefined) {
+    // One round trip: already done? the job's state and options, the item; QUEUED → RUNNING.
+    const claim = await store.claimItem(jobId, index);
+    if (claim.state === 'done') return { skipped: 'already recorded' };
+    if (claim.state === 'missing') {
       logger.warn({ jobId, index }, 'batch item belongs to a job that no longer exists; dropping it');
       return { skipped: 'job missing' };
     }
+    const { record, item } = claim;
     if (record.state === 'CANCELLING' || record.state === 'CANCELLED') {
       await store.recordResult(jobId, index, { cancelled: true });
       return { cancelled: true };
     }
     if (isFinalState(record.state)) return { skipped: `job is ${record.state}` };
-    await store.markRunning(jobId);
-    const item = await store.item(jobId, index);
+    if (item === undefined) throw DomainError.notFound(`Batch job ${jobId} has no item ${index}.`);
 
     const controller = new AbortController();
     const onBullAbort = (): void => controller.abort(bullSignal?.reason);

@@ -31,6 +31,7 @@ export {
   type BatchJobState,
   type BatchJobStoreOptions,
   type CreateJobInput,
+  type ItemClaim,
   type ItemOutcome,
   type JobPage,
   type JobRecord,
