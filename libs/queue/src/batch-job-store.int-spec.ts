@@ -188,6 +188,21 @@ describe('BatchJobStore', () => {
     expect(await codeOf(env.store.requestCancel(jobId, 'acme'))).toBe(ErrorCode.FailedPrecondition);
   });
 
+  it('records many items cancelled in one call, keeping outcomes already recorded, and settles the job', async () => {
+    const jobId = newJobId();
+    await env.store.create({ jobId, tenant: 'acme', kind: 'embed', items: items(3), options: {} });
+    await env.store.requestCancel(jobId, 'acme');
+    await env.store.recordResult(jobId, 0, { ok: true, value: 0 });
+    expect(await env.store.recordCancelled(jobId, [0, 1, 2])).toBe(2);
+    const job = await env.store.get(jobId, 'acme');
+    expect(job).toMatchObject({ state: 'CANCELLED', succeeded: 1, cancelled: 2, failed: 0 });
+    expect(job.finishTime).toBeInstanceOf(Date);
+    expect(await env.store.unrecordedIndices(jobId)).toEqual([]);
+    // Final: nothing more is recorded; a missing job is NOT_FOUND.
+    expect(await env.store.recordCancelled(jobId, [1])).toBe(0);
+    expect(await codeOf(env.store.recordCancelled('no-such-job', [0]))).toBe(ErrorCode.NotFound);
+  });
+
   it('fails a job as a whole and then ignores item outcomes', async () => {
     const jobId = newJobId();
     await env.store.create({ jobId, tenant: 'acme', kind: 'index-import', items: items(2), options: {} });

@@ -114,6 +114,8 @@ export const DEFAULT_RETENTION_S = 7 * 24 * 3600;
 
 /** Items written per HSET while creating a job: bounds one command's size for 10k-item jobs. */
 const ITEM_WRITE_CHUNK = 1_000;
+/** Items recorded cancelled per script call (one Redis round trip each). */
+const CANCEL_RECORD_CHUNK = 1_000;
 const DEFAULT_PAGE_SIZE = 20;
 const MAX_PAGE_SIZE = 100;
 const LIST_SCAN_BATCH = 100;
@@ -141,24 +143,13 @@ end
 `;
 
 /**
- * Records an item's outcome once. KEYS: job, items, results, done-index zset.
- * ARGV: index, outcome JSON, counter field (succeeded|failed|cancelled), now (ms).
- * Returns 1 when recorded, 0 when the item already had a result or the job is final (e.g. FAILED
- * as a whole), -1 when the job does not exist.
- *
- * Final state, once every item has an outcome: CANCELLED when any item was cancelled, else
- * SUCCEEDED when none failed, FAILED when all failed, else COMPLETED_WITH_ERRORS. A job whose
- * cancel came too late to stop anything ends by its items' outcomes, because that is what happened.
+ * After outcomes were counted (KEYS[1] the job, `now` set): the job's state from its counters.
+ * Final, once every item has an outcome: CANCELLED when any item was cancelled, else SUCCEEDED
+ * when none failed, FAILED when all failed, else COMPLETED_WITH_ERRORS (and the keys get their
+ * expiry). A job whose cancel came too late to stop anything ends by its items' outcomes, because
+ * that is what happened. Otherwise a QUEUED job turns RUNNING.
  */
-const RECORD_SCRIPT = `
-local before = redis.call('HGET', KEYS[1], 'state')
-if not before then return -1 end
-if before == 'SUCCEEDED' or before == 'COMPLETED_WITH_ERRORS' or before == 'FAILED' or before == 'CANCELLED' then
-  return 0
-end
-if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('ZADD', KEYS[4], ARGV[1], ARGV[1])
-redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+const SETTLE_LUA = `
 local v = redis.call('HMGET', KEYS[1], 'total', 'succeeded', 'failed', 'cancelled', 'state')
 local total = tonumber(v[1])
 local s = tonumber(v[2] or '0')
@@ -176,17 +167,60 @@ if s + f + c >= total then
   else
     state = 'COMPLETED_WITH_ERRORS'
   end
-  redis.call('HSET', KEYS[1], 'finishTime', ARGV[4], 'state', state, 'updateTime', ARGV[4])
+  redis.call('HSET', KEYS[1], 'finishTime', now, 'state', state, 'updateTime', now)
   ${EXPIRE_FINAL_LUA}
-  return 1
-elseif state == 'QUEUED' then
-  state = 'RUNNING'
+else
+  if state == 'QUEUED' then state = 'RUNNING' end
+  redis.call('HSET', KEYS[1], 'state', state, 'updateTime', now)
 end
-redis.call('HSET', KEYS[1], 'state', state, 'updateTime', ARGV[4])
+`;
+
+/** Returns from the script unless the job exists and is not final (-1 missing, 0 final). */
+const OPEN_JOB_LUA = `
+local before = redis.call('HGET', KEYS[1], 'state')
+if not before then return -1 end
+if before == 'SUCCEEDED' or before == 'COMPLETED_WITH_ERRORS' or before == 'FAILED' or before == 'CANCELLED' then
+  return 0
+end
+`;
+
+/**
+ * Records an item's outcome once. KEYS: job, items, results, done-index zset.
+ * ARGV: index, outcome JSON, counter field (succeeded|failed|cancelled), now (ms).
+ * Returns 1 when recorded, 0 when the item already had a result or the job is final (e.g. FAILED
+ * as a whole), -1 when the job does not exist.
+ */
+const RECORD_SCRIPT = `
+${OPEN_JOB_LUA}
+if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[4], ARGV[1], ARGV[1])
+redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+local now = ARGV[4]
+${SETTLE_LUA}
 return 1
 `;
 
-/** KEYS: job. ARGV: now. QUEUED → RUNNING; any other state is left alone. */
+/**
+ * The same outcome (cancelled) for many items in one call. KEYS: job, items, results, done.
+ * ARGV: encoded outcome, now, index... Items that already have an outcome keep it. Returns how
+ * many it recorded (-1 when the job is missing, 0 when it is final).
+ */
+const RECORD_MANY_CANCELLED_SCRIPT = `
+${OPEN_JOB_LUA}
+local recorded = 0
+for i = 3, #ARGV do
+  if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[1]) == 1 then
+    redis.call('ZADD', KEYS[4], ARGV[i], ARGV[i])
+    recorded = recorded + 1
+  end
+end
+if recorded == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'cancelled', recorded)
+local now = ARGV[2]
+${SETTLE_LUA}
+return recorded
+`;
+
 /**
  * KEYS: job, items, results. ARGV: index, now. One round trip for everything a worker needs before
  * it runs an item: {'DONE'} when the item already has an outcome, {'MISSING'} when the job is gone,
@@ -394,6 +428,33 @@ export class BatchJobStore {
     );
     if (stored === -1) throw notFound(jobId);
     return stored === 1;
+  }
+
+  /**
+   * Records the items `indices` cancelled (those without an outcome yet), in chunks of one script
+   * call each instead of a round trip per item. Returns how many it recorded.
+   */
+  async recordCancelled(jobId: string, indices: readonly number[]): Promise<number> {
+    const keys = this.keys(jobId);
+    const outcome = encodeOutcome({ cancelled: true });
+    let recorded = 0;
+    for (let start = 0; start < indices.length; start += CANCEL_RECORD_CHUNK) {
+      const chunk = indices.slice(start, start + CANCEL_RECORD_CHUNK).map(String);
+      const n = (await this.redis.eval(
+        RECORD_MANY_CANCELLED_SCRIPT,
+        4,
+        keys.job,
+        keys.items,
+        keys.results,
+        keys.done,
+        outcome,
+        String(this.now().getTime()),
+        ...chunk,
+      )) as number;
+      if (n === -1) throw notFound(jobId);
+      recorded += n;
+    }
+    return recorded;
   }
 
   /**

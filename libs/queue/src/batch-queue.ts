@@ -187,6 +187,6 @@ export async function cancelBatchJob(
 ): Promise<JobRecord> {
   const record = await store.requestCancel(jobId, tenant);
   const removed = await queue.cancel(jobId, record.total);
-  for (const index of removed) await store.recordResult(jobId, index, { cancelled: true });
+  await store.recordCancelled(jobId, removed);
   return store.get(jobId, tenant);
 }
