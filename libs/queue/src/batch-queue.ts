@@ -138,9 +138,13 @@ export class BatchQueue {
   async cancel(jobId: string, total: number): Promise<number[]> {
     assertValidJobId(jobId);
     const removed: number[] = [];
-    for (let start = 0; start < total; start += CANCEL_CONCURRENCY) {
-      const end = Math.min(total, start + CANCEL_CONCURRENCY);
-      const indices = Array.from({ length: end - start }, (_, i) => start + i);
+    // Newest items first: BullMQ pushes waiting jobs at the head of its wait list and finds one to
+    // remove (or its state) by scanning from the head, so going oldest-first would scan nearly the
+    // whole list for every item (100k queued items: 180 s, quadratic); newest-first finds each
+    // one at the front.
+    for (let end = total; end > 0; end -= CANCEL_CONCURRENCY) {
+      const start = Math.max(0, end - CANCEL_CONCURRENCY);
+      const indices = Array.from({ length: end - start }, (_, i) => end - 1 - i);
       const outcomes = await Promise.all(
         indices.map(async (index) => {
           const job = await this.queue.getJob(itemJobId(jobId, index));
