@@ -8,7 +8,6 @@
 //   npm run build && node bench/batch/manifest.mjs [--items 100000] [--json]
 //
 // Needs Redis on 127.0.0.1:6379 and redis-cli. Timings are measured, never asserted.
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { gatewayV1, ImageBindClient } from '@imagebind-llm/client';
 import { goldenModelRepository, startService } from '@imagebind-llm/testing';
+import { deleteKeys, redis } from './redis-cli.mjs';
 
 const { values: args } = parseArgs({
   options: { items: { type: 'string', default: '100000' }, json: { type: 'boolean', default: false } },
@@ -28,14 +28,6 @@ const say = (line) => {
   if (!args.json) process.stdout.write(`${line}\n`);
 };
 
-function redis(...argv) {
-  const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', '6379', ...argv], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 30,
-  });
-  if (r.status !== 0) throw new Error(`redis-cli ${argv.join(' ')}: ${r.stderr || r.error?.message}`);
-  return r.stdout;
-}
 const redisUsedBytes = () => Number(/used_memory:(\d+)/.exec(redis('INFO', 'memory'))?.[1]);
 /** Peak and current resident set of a process (kB from /proc, returned in bytes). */
 function rss(pid) {
@@ -111,9 +103,7 @@ try {
 } finally {
   client.close();
   await gateway.proc.stop('SIGTERM', 20_000);
-  // The bench's keys only (its own prefix and its job ids under it).
-  const keys = redis('--scan', '--pattern', `${PREFIX}*`).split('\n').filter(Boolean);
-  for (let i = 0; i < keys.length; i += 500) redis('DEL', ...keys.slice(i, i + 500));
+  deleteKeys(PREFIX);
   rmSync(dir, { recursive: true, force: true });
 }
 process.exit(0);

@@ -2,23 +2,30 @@
 // bench/batch — an EMBED batch job vs the online Embed RPC called in a client loop, same machine,
 // same gateway, same concurrency, measured side by side in one run (the machine is noisy).
 //
-//   npm run build && node bench/batch/run.mjs [--items 400] [--concurrency 16]
+//   npm run build && node bench/batch/run.mjs [--items 400] [--concurrency 16] [--json]
 //
-// Needs Redis on 127.0.0.1:6379. Starts a standalone gateway (golden tiny-a models) with the batch
+// Needs Redis on 127.0.0.1:6379 and redis-cli (its keys are deleted at the end). Starts a standalone gateway (golden tiny-a models) with the batch
 // API and one batch-worker process; both paths embed the same text items.
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { gatewayV1, ImageBindClient, text } from '@imagebind-llm/client';
 import { goldenModelRepository, startService } from '@imagebind-llm/testing';
+import { deleteKeys } from './redis-cli.mjs';
 
 const { values: args } = parseArgs({
-  options: { items: { type: 'string', default: '400' }, concurrency: { type: 'string', default: '16' } },
+  options: {
+    items: { type: 'string', default: '400' },
+    concurrency: { type: 'string', default: '16' },
+    json: { type: 'boolean', default: false },
+  },
 });
 const ITEMS = Number(args.items);
 const CONCURRENCY = Number(args.concurrency);
 const PREFIX = `bench-batch-${randomBytes(4).toString('hex')}`;
-const say = (line) => process.stdout.write(`${line}\n`);
+const say = (line) => {
+  if (!args.json) process.stdout.write(`${line}\n`);
+};
 
 const gateway = await startService(
   'gateway',
@@ -96,9 +103,22 @@ try {
     `  EMBED batch job:   ${b.toFixed(0)} items/s (runs ${b1.toFixed(0)}, ${b2.toFixed(0)}) incl. submit, queue and result store`,
   );
   say(`  batch ÷ online = ${(b / o).toFixed(2)}`);
+  if (args.json) {
+    const result = {
+      items: ITEMS,
+      concurrency: CONCURRENCY,
+      online_items_per_s: o,
+      batch_items_per_s: b,
+      online_runs: [o1, o2],
+      batch_runs: [b1, b2],
+      batch_over_online: b / o,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  }
 } finally {
   client.close();
   await worker.proc.stop('SIGTERM', 20_000);
   await gateway.proc.stop('SIGTERM', 20_000);
+  deleteKeys(PREFIX);
 }
 process.exit(0);
