@@ -15,8 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { gatewayV1, ImageBindClient } from '@imagebind-llm/client';
-import { goldenModelRepository, startService } from '@imagebind-llm/testing';
-import { deleteKeys, redis } from './redis-cli.mjs';
+import { deleteKeys, redis, startBatchGateway } from './support.mjs';
 
 const { values: args } = parseArgs({
   options: { items: { type: 'string', default: '100000' }, json: { type: 'boolean', default: false } },
@@ -51,23 +50,11 @@ writeFileSync(manifest, `${lines.join('\n')}\n`);
 lines.length = 0;
 const manifestBytes = statSync(manifest).size;
 
-const gateway = await startService(
-  'gateway',
-  {
-    GATEWAY_MODE: 'standalone',
-    GATEWAY_MODEL_REPO: goldenModelRepository(),
-    GATEWAY_GRPC_PORT: '0',
-    GATEWAY_HTTP_PORT: '0',
-    GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
-    GATEWAY_QUEUE_PREFIX: PREFIX,
-    GATEWAY_BATCH_WORKER: 'false',
-    GATEWAY_BATCH_MAX_ITEMS: String(Math.max(ITEMS, 10_000)),
-    GATEWAY_BATCH_FILE_ROOT: dir,
-    GATEWAY_MAX_BODY_BYTES: String(Math.max(manifestBytes + 1024, 48 * 1024 * 1024)),
-  },
-  'gateway',
-  120_000,
-);
+const gateway = await startBatchGateway(PREFIX, {
+  GATEWAY_BATCH_MAX_ITEMS: String(Math.max(ITEMS, 10_000)),
+  GATEWAY_BATCH_FILE_ROOT: dir,
+  GATEWAY_MAX_BODY_BYTES: String(Math.max(manifestBytes + 1024, 48 * 1024 * 1024)),
+});
 const client = new ImageBindClient({ addresses: [gateway.grpcAddress] });
 const pid = gateway.proc.child.pid;
 try {

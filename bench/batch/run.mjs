@@ -10,8 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { gatewayV1, ImageBindClient, text } from '@imagebind-llm/client';
-import { goldenModelRepository, startService } from '@imagebind-llm/testing';
-import { deleteKeys } from './redis-cli.mjs';
+import { startService } from '@imagebind-llm/testing';
+import { deleteKeys, startBatchGateway } from './support.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,23 +27,10 @@ const say = (line) => {
   if (!args.json) process.stdout.write(`${line}\n`);
 };
 
-const gateway = await startService(
-  'gateway',
-  {
-    GATEWAY_MODE: 'standalone',
-    GATEWAY_MODEL_REPO: goldenModelRepository(),
-    GATEWAY_GRPC_PORT: '0',
-    GATEWAY_HTTP_PORT: '0',
-    GATEWAY_RATE_LIMIT_RPM: '1000000',
-    GATEWAY_RATE_LIMIT_BURST: '1000000',
-    GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
-    GATEWAY_QUEUE_PREFIX: PREFIX,
-    // Measures the batch-worker process; the gateway's in-process worker stays off.
-    GATEWAY_BATCH_WORKER: 'false',
-  },
-  'gateway',
-  120_000,
-);
+const gateway = await startBatchGateway(PREFIX, {
+  GATEWAY_RATE_LIMIT_RPM: '1000000',
+  GATEWAY_RATE_LIMIT_BURST: '1000000',
+});
 const worker = await startService('batch-worker', {
   GRPC_PORT: '0',
   HTTP_PORT: '0',
