@@ -1,28 +1,19 @@
 // Shared by the batch benches: a standalone gateway with the batch API on a queue prefix of the
 // bench's own, and redis-cli on 127.0.0.1:6379 (their own keys only).
 import { spawnSync } from 'node:child_process';
-import { goldenModelRepository, startService } from '@imagebind-llm/testing';
+import { startStandaloneGateway } from '@imagebind-llm/testing';
 
 /**
  * A standalone gateway (golden tiny-a models) with the batch API on Redis under `prefix`, its
  * in-process batch worker off (the benches measure a worker process, or none).
  */
 export async function startBatchGateway(prefix, env = {}) {
-  return startService(
-    'gateway',
-    {
-      GATEWAY_MODE: 'standalone',
-      GATEWAY_MODEL_REPO: goldenModelRepository(),
-      GATEWAY_GRPC_PORT: '0',
-      GATEWAY_HTTP_PORT: '0',
-      GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
-      GATEWAY_QUEUE_PREFIX: prefix,
-      GATEWAY_BATCH_WORKER: 'false',
-      ...env,
-    },
-    'gateway',
-    120_000,
-  );
+  return startStandaloneGateway({
+    GATEWAY_REDIS_URL: 'redis://127.0.0.1:6379',
+    GATEWAY_QUEUE_PREFIX: prefix,
+    GATEWAY_BATCH_WORKER: 'false',
+    ...env,
+  });
 }
 
 export function redis(...argv) {
