@@ -71,6 +71,8 @@ export interface CreateJobInput {
   readonly kind: BatchJobKind;
   /** Item payloads, opaque JSON values validated by the caller; their position is their index. */
   readonly items: readonly unknown[];
+  /** The items are already JSON text (strings), stored as they are (a caller that encodes as it reads). */
+  readonly itemsAreJson?: boolean;
   readonly options: unknown;
   readonly createdAt?: Date;
 }
@@ -315,7 +317,9 @@ export class BatchJobStore {
       const fields: string[] = [];
       const end = Math.min(start + ITEM_WRITE_CHUNK, input.items.length);
       for (let index = start; index < end; index++) {
-        fields.push(String(index), JSON.stringify(input.items[index] ?? null));
+        const item = input.items[index] ?? null;
+        const json = input.itemsAreJson === true && typeof item === 'string' ? item : JSON.stringify(item);
+        fields.push(String(index), json);
       }
       await this.redis.hset(keys.items, ...fields);
     }

@@ -88,38 +88,43 @@ export class BatchJobsService {
     if (request.items.length > 0 && request.manifestUri !== '') {
       throw DomainError.invalidInput('set either items or manifest_uri, not both', 'manifest_uri');
     }
-    const items = request.manifestUri !== '' ? await this.readManifest(request.manifestUri) : request.items;
-    if (items.length === 0) throw DomainError.invalidInput('items: at least one item is required', 'items');
-    if (items.length > this.limits.maxItems) {
-      throw new DomainError(
+    const tooMany = (count: number): DomainError =>
+      new DomainError(
         ErrorCode.PayloadTooLarge,
-        `items: ${items.length} items exceed the limit of ${this.limits.maxItems} per job; split the job`,
+        `items: ${count} items exceed the limit of ${this.limits.maxItems} per job; split the job`,
         { field: 'items' },
       );
-    }
+    if (request.items.length > this.limits.maxItems) throw tooMany(request.items.length);
     const options = request.options ?? { instruction: '', collection: '' };
     validateCache(options.cache, 'options.cache');
-    if (
-      kind === 'generate' &&
-      options.instruction.trim() === '' &&
-      items.some((i) => i.instruction.trim() === '')
-    ) {
-      throw DomainError.invalidInput(
-        'options.instruction: GENERATE jobs need an instruction (per item or in options)',
-        'options.instruction',
-      );
-    }
+    const needsInstruction = kind === 'generate' && options.instruction.trim() === '';
+    // Each item is checked and encoded as it is read, then dropped: only the stored JSON text of
+    // the items stays in memory (for a manifest, beside its bytes), not their parsed objects.
     const ids = new Set<string>();
-    items.forEach((item, i) => this.checkItem(item, i, kind, ids));
+    const stored: string[] = [];
+    const accept = (item: gatewayV1.BatchItem, index: number): void => {
+      if (index >= this.limits.maxItems) throw tooMany(index + 1);
+      if (needsInstruction && item.instruction.trim() === '') {
+        throw DomainError.invalidInput(
+          'options.instruction: GENERATE jobs need an instruction (per item or in options)',
+          'options.instruction',
+        );
+      }
+      this.checkItem(item, index, kind, ids);
+      const entry: StoredItem = {
+        itemId: item.itemId === '' ? String(index) : item.itemId,
+        item: gatewayV1.BatchItem.toJSON(item),
+      };
+      stored.push(JSON.stringify(entry));
+    };
+    if (request.manifestUri !== '') await this.readManifest(request.manifestUri, accept);
+    else request.items.forEach(accept);
+    if (stored.length === 0) throw DomainError.invalidInput('items: at least one item is required', 'items');
     // Idempotency: the same tenant + client token is the same job.
     const jobId =
       request.clientToken === ''
         ? randomUUID()
         : createHash('sha256').update(`${tenant}\0${request.clientToken}`).digest('hex').slice(0, 32);
-    const stored: StoredItem[] = items.map((item, i) => ({
-      itemId: item.itemId === '' ? String(i) : item.itemId,
-      item: gatewayV1.BatchItem.toJSON(item),
-    }));
     const existing = await this.store.find(jobId);
     if (existing !== undefined && existing.tenant === tenant) return { job: toBatchJob(existing) };
     const active = await this.store.list(tenant, {
@@ -138,6 +143,7 @@ export class BatchJobsService {
       tenant,
       kind,
       items: stored,
+      itemsAreJson: true,
       options: gatewayV1.BatchJobOptions.toJSON(options),
     });
     await this.queue.enqueue(jobId, stored.length, this.retry);
@@ -179,25 +185,32 @@ export class BatchJobsService {
     });
   }
 
-  private async readManifest(uri: string): Promise<gatewayV1.BatchItem[]> {
-    const bytes = await readSource(
-      uri,
-      { ...this.media, maxBytes: this.limits.maxManifestBytes },
-      'manifest_uri',
+  /**
+   * Reads a JSON-lines manifest (its size capped by GATEWAY_MAX_BODY_BYTES) and hands each item to
+   * `accept` line by line, without splitting the whole text or keeping the parsed items.
+   */
+  private async readManifest(
+    uri: string,
+    accept: (item: gatewayV1.BatchItem, index: number) => void,
+  ): Promise<void> {
+    const bytes = Buffer.from(
+      await readSource(uri, { ...this.media, maxBytes: this.limits.maxManifestBytes }, 'manifest_uri'),
     );
-    const lines = Buffer.from(bytes).toString('utf8').split('\n');
-    const items: gatewayV1.BatchItem[] = [];
-    lines.forEach((line, n) => {
-      if (line.trim() === '') return;
+    let index = 0;
+    for (let start = 0, n = 1; start < bytes.length; n++) {
+      const newline = bytes.indexOf(10, start);
+      const end = newline < 0 ? bytes.length : newline;
+      const line = bytes.toString('utf8', start, end);
+      start = end + 1;
+      if (line.trim() === '') continue;
       let json: unknown;
       try {
         json = JSON.parse(line);
       } catch {
-        throw DomainError.invalidInput(`manifest_uri: line ${n + 1} is not JSON`, 'manifest_uri');
+        throw DomainError.invalidInput(`manifest_uri: line ${n} is not JSON`, 'manifest_uri');
       }
-      items.push(gatewayV1.BatchItem.fromJSON(json));
-    });
-    return items;
+      accept(gatewayV1.BatchItem.fromJSON(json), index++);
+    }
   }
 
   async get(jobId: string, tenant: string): Promise<gatewayV1.GetBatchJobResponse> {
