@@ -39,6 +39,9 @@ export interface BatchLimits extends RequestLimits {
 }
 
 /** What the worker stores per item: the item itself plus its index-independent id. */
+/** Manifest lines checked between two turns of the event loop. */
+const MANIFEST_LINES_PER_TURN = 1_000;
+
 export interface StoredItem {
   readonly itemId: string;
   /** gatewayV1.BatchItem in its JSON mapping (bytes as base64). */
@@ -210,6 +213,8 @@ export class BatchJobsService {
         throw DomainError.invalidInput(`manifest_uri: line ${n} is not JSON`, 'manifest_uri');
       }
       accept(gatewayV1.BatchItem.fromJSON(json), index++);
+      // A 100k-line manifest parses for seconds: let the event loop serve streams and probes.
+      if (index % MANIFEST_LINES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
