@@ -2,7 +2,7 @@
 // bench/batch — an EMBED batch job vs the online Embed RPC called in a client loop, same machine,
 // same gateway, same concurrency, measured side by side in one run (the machine is noisy).
 //
-//   npm run build && node bench/batch/run.mjs [--items 400] [--concurrency 16] [--json]
+//   npm run build && node bench/batch/run.mjs [--items 400] [--concurrency 16] [--chunk N] [--json]
 //
 // Needs Redis on 127.0.0.1:6379 and redis-cli (its keys are deleted at the end). Starts a standalone gateway (golden tiny-a models) with the batch
 // API and one batch-worker process; both paths embed the same text items.
@@ -17,6 +17,8 @@ const { values: args } = parseArgs({
   options: {
     items: { type: 'string', default: '400' },
     concurrency: { type: 'string', default: '16' },
+    // Items per queue job; unset = the gateway's default for EMBED (DEFAULT_CHUNK_ITEMS).
+    chunk: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -30,6 +32,7 @@ const say = (line) => {
 const gateway = await startBatchGateway(PREFIX, {
   GATEWAY_RATE_LIMIT_RPM: '1000000',
   GATEWAY_RATE_LIMIT_BURST: '1000000',
+  ...(args.chunk === undefined ? {} : { GATEWAY_BATCH_CHUNK_ITEMS: args.chunk }),
 });
 const worker = await startService('batch-worker', {
   GRPC_PORT: '0',
@@ -71,13 +74,15 @@ async function batch() {
     ) {
       throw new Error(`the batch job ended ${j.state}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
   return ITEMS / ((performance.now() - t0) / 1000);
 }
 
 try {
-  await online(); // warm-up
+  // Both paths warm up first (JIT, connections, the worker's first queue jobs), then alternate.
+  await online();
+  await batch();
   const o1 = await online();
   const b1 = await batch();
   const o2 = await online();

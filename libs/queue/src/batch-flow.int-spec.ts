@@ -29,11 +29,11 @@ afterAll(async () => {
   await env.cleanup();
 });
 
-async function submit(total: number, attempts = 3): Promise<string> {
+async function submit(total: number, chunk: number, attempts = 3): Promise<string> {
   const jobId = `flow-${++counter}`;
   const items = Array.from({ length: total }, (_, i) => ({ n: i }));
   await env.store.create({ jobId, tenant: TENANT, kind: 'embed', items, options: { collection: 'c' } });
-  await queue.enqueue(jobId, total, { attempts, backoffMs: 10 });
+  await queue.enqueue(jobId, total, { attempts, backoffMs: 10, chunk });
   return jobId;
 }
 
@@ -83,11 +83,12 @@ async function allResults(jobId: string): Promise<{ index: number; result: unkno
   }
 }
 
-describe('batch flow end to end', () => {
+// One item per queue job (generate), and 16 (embed): a queue job claims, runs and records its items together.
+describe.each([1, 16])('batch flow end to end, %i item(s) per queue job', (chunk) => {
   it('processes a 1,000-item job on two workers: every index exactly once, state SUCCEEDED', async () => {
     const calls = new Map<number, number>();
-    const jobId = await submit(1000);
-    expect((await queue.counts()).backlog).toBeGreaterThanOrEqual(1000);
+    const jobId = await submit(1000, chunk);
+    expect((await queue.counts()).backlog).toBeGreaterThanOrEqual(Math.ceil(1000 / chunk));
     await startWorkers(2, (ctx) => {
       calls.set(ctx.index, (calls.get(ctx.index) ?? 0) + 1);
       expect(ctx.item).toEqual({ n: ctx.index });
@@ -108,13 +109,13 @@ describe('batch flow end to end', () => {
     expect(env.log.lines.some((l) => l['msg'] === 'batch job finalized' && l['jobId'] === jobId)).toBe(true);
 
     // Enqueueing the same job again adds nothing: deterministic ids.
-    await queue.enqueue(jobId, 1000, { attempts: 3, backoffMs: 10 });
+    await queue.enqueue(jobId, 1000, { attempts: 3, backoffMs: 10, chunk });
     expect((await env.store.get(jobId, TENANT)).succeeded).toBe(1000);
   });
 
   it('records a poisoned item as failed with its code and message and finishes the rest', async () => {
     const attemptsOf13: number[] = [];
-    const jobId = await submit(1000);
+    const jobId = await submit(1000, chunk);
     await startWorkers(2, (ctx) => {
       if (ctx.index === 13) {
         attemptsOf13.push(ctx.attempt);
@@ -147,7 +148,7 @@ describe('batch flow end to end', () => {
 
   it('retries transient errors with backoff and counts each item once', async () => {
     const attempts = new Map<number, number[]>();
-    const jobId = await submit(200, 3);
+    const jobId = await submit(200, chunk, 3);
     await startWorkers(1, (ctx) => {
       attempts.set(ctx.index, [...(attempts.get(ctx.index) ?? []), ctx.attempt]);
       if (ctx.index % 10 === 0 && ctx.attempt === 1) throw new TransientError('encoder overloaded');
@@ -173,7 +174,7 @@ describe('batch flow end to end', () => {
   });
 
   it('cancels mid-job: running items abort, no new item starts, the job ends CANCELLED with every item accounted for', async () => {
-    const jobId = await submit(1000);
+    const jobId = await submit(1000, chunk);
     let succeeded = 0;
     let hung = 0;
     let aborted = 0;
@@ -217,18 +218,19 @@ describe('batch flow end to end', () => {
   });
 
   it('a job cancelled before any worker ran: its queued items leave the queue, and it expires like any finished job', async () => {
-    const jobId = await submit(600);
+    const jobId = await submit(600, chunk);
     const queued = (await queue.counts()).waiting;
-    expect(queued).toBeGreaterThanOrEqual(600);
+    const jobs = Math.ceil(600 / chunk);
+    expect(queued).toBeGreaterThanOrEqual(jobs);
     const itemKeys = Array.from(
-      { length: 600 },
-      (_, i) => `${env.bullPrefix}:${BATCH_QUEUE}:${itemJobId(jobId, i)}`,
+      { length: jobs },
+      (_, n) => `${env.bullPrefix}:${BATCH_QUEUE}:${itemJobId(jobId, n * chunk)}`,
     );
-    expect(await env.redis.exists(...itemKeys)).toBe(600);
+    expect(await env.redis.exists(...itemKeys)).toBe(jobs);
     const job = await cancelBatchJob(env.store, queue, jobId, TENANT);
     // Every item was still queued, so the cancel itself accounts for all of them.
     expect(job).toMatchObject({ state: 'CANCELLED', succeeded: 0, failed: 0, cancelled: 600 });
-    expect((await queue.counts()).waiting).toBeLessThanOrEqual(queued - 600 + 1); // + the finalize parent
+    expect((await queue.counts()).waiting).toBeLessThanOrEqual(queued - jobs + 1); // + the finalize parent
     expect(await env.redis.exists(...itemKeys)).toBe(0);
     // Final, so the record and results carry the retention TTL (the default week here).
     expect(await env.redis.ttl(`${env.storePrefix}job:{${jobId}}:results`)).toBeGreaterThan(0);

@@ -52,17 +52,24 @@ describe('BatchJobStore', () => {
     expect(created).toMatchObject({ succeeded: 0, failed: 0, cancelled: 0, options: { collection: 'c1' } });
     expect(created.createTime.getTime()).toBe(1_700_000_000_000);
     expect(created.finishTime).toBeUndefined();
-    // What a worker reads before an item, in one round trip: the item, the job's kind and options.
-    expect(await env.store.claimItem(jobId, 2)).toMatchObject({
+    // What a worker reads before a run of items, in one round trip: the items, the job's kind and options.
+    expect(await env.store.claimItems(jobId, 2, 1)).toMatchObject({
       state: 'claimed',
       record: { jobId, kind: 'embed', options: { collection: 'c1' } },
-      item: { uri: 's3://b/2.png' },
+      pending: [{ index: 2, item: { uri: 's3://b/2.png' } }],
     });
-    expect(await env.store.claimItem(jobId, 7)).toMatchObject({ state: 'claimed', item: undefined });
+    expect(await env.store.claimItems(jobId, 7, 1)).toMatchObject({
+      state: 'claimed',
+      pending: [{ index: 7, item: undefined }],
+    });
 
     await env.store.recordResult(jobId, 0, { ok: true, value: 1 });
-    // A redelivered item that already has its outcome is skipped.
-    expect(await env.store.claimItem(jobId, 0)).toEqual({ state: 'done' });
+    // A redelivered run skips the items that already have their outcome.
+    const claim = await env.store.claimItems(jobId, 0, 3);
+    expect(claim.state === 'claimed' ? claim.pending : undefined).toEqual([
+      { index: 1, item: { uri: 's3://b/1.png' } },
+      { index: 2, item: { uri: 's3://b/2.png' } },
+    ]);
     const again = await env.store.create({
       jobId,
       tenant: 'acme',
@@ -85,7 +92,7 @@ describe('BatchJobStore', () => {
     expect(
       await codeOf(env.store.create({ ...base, jobId: newJobId(), kind: 'paint' as unknown as 'embed' })),
     ).toBe(ErrorCode.InvalidInput);
-    expect(await env.store.claimItem('no-such-job', 0)).toEqual({ state: 'missing' });
+    expect(await env.store.claimItems('no-such-job', 0, 4)).toEqual({ state: 'missing' });
     expect(await codeOf(env.store.item('no-such-job', 0))).toBe(ErrorCode.NotFound);
   });
 
@@ -172,7 +179,7 @@ describe('BatchJobStore', () => {
   it('cancels a running job once, refuses to cancel a final job, and reports cancellation', async () => {
     const jobId = newJobId();
     await env.store.create({ jobId, tenant: 'acme', kind: 'embed', items: items(2), options: {} });
-    expect(await env.store.claimItem(jobId, 0)).toMatchObject({
+    expect(await env.store.claimItems(jobId, 0, 1)).toMatchObject({
       state: 'claimed',
       record: { jobId, kind: 'embed', state: 'QUEUED' },
     });
@@ -186,6 +193,33 @@ describe('BatchJobStore', () => {
     await env.store.recordResult(jobId, 1, { cancelled: true });
     expect((await env.store.get(jobId, 'acme')).state).toBe('CANCELLED');
     expect(await codeOf(env.store.requestCancel(jobId, 'acme'))).toBe(ErrorCode.FailedPrecondition);
+  });
+
+  it('records the mixed outcomes of a queue job in one call: each counter, first outcome wins, one settle', async () => {
+    const jobId = newJobId();
+    await env.store.create({ jobId, tenant: 'acme', kind: 'embed', items: items(4), options: {} });
+    await env.store.recordResult(jobId, 3, { ok: true, value: 'first' });
+    const recorded = await env.store.recordResults(jobId, [
+      { index: 0, outcome: { ok: true, value: 0 } },
+      { index: 1, outcome: { ok: false, code: 'INVALID_INPUT', message: 'bad', attempts: 1 } },
+      { index: 2, outcome: { cancelled: true } },
+      { index: 3, outcome: { ok: false, code: 'INTERNAL', message: 'late', attempts: 2 } },
+    ]);
+    expect(recorded).toBe(3);
+    const job = await env.store.get(jobId, 'acme');
+    expect(job).toMatchObject({ state: 'CANCELLED', succeeded: 2, failed: 1, cancelled: 1 });
+    const page = await env.store.results(jobId, 'acme', { start: 0, count: 10 });
+    expect(page.results.map((r) => r.result)).toEqual([
+      { ok: true, value: 0 },
+      { ok: false, code: 'INVALID_INPUT', message: 'bad', attempts: 1 },
+      { cancelled: true },
+      { ok: true, value: 'first' },
+    ]);
+    // A final job takes no more outcomes; a missing one is NOT_FOUND.
+    expect(await env.store.recordResults(jobId, [{ index: 0, outcome: { cancelled: true } }])).toBe(0);
+    expect(
+      await codeOf(env.store.recordResults('no-such-job', [{ index: 0, outcome: { cancelled: true } }])),
+    ).toBe(ErrorCode.NotFound);
   });
 
   it('records many items cancelled in one call, keeping outcomes already recorded, and settles the job', async () => {

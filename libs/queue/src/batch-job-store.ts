@@ -59,11 +59,15 @@ export type ItemOutcome =
     }
   | { readonly cancelled: true };
 
-/** What `claimItem` finds for one item. */
+/** What `claimItems` finds for a range of items. */
 export type ItemClaim =
-  | { readonly state: 'done' }
   | { readonly state: 'missing' }
-  | { readonly state: 'claimed'; readonly record: JobRecord; readonly item: unknown };
+  | {
+      readonly state: 'claimed';
+      readonly record: JobRecord;
+      /** The range's items without an outcome yet, in index order; empty when all are done. */
+      readonly pending: readonly { readonly index: number; readonly item: unknown }[];
+    };
 
 export interface CreateJobInput {
   readonly jobId: string;
@@ -116,8 +120,8 @@ export const DEFAULT_RETENTION_S = 7 * 24 * 3600;
 
 /** Items written per HSET while creating a job: bounds one command's size for 10k-item jobs. */
 const ITEM_WRITE_CHUNK = 1_000;
-/** Items recorded cancelled per script call (one Redis round trip each). */
-const CANCEL_RECORD_CHUNK = 1_000;
+/** Outcomes recorded per script call (one Redis round trip each). */
+const RECORD_CHUNK = 1_000;
 const DEFAULT_PAGE_SIZE = 20;
 const MAX_PAGE_SIZE = 100;
 const LIST_SCAN_BATCH = 100;
@@ -187,55 +191,53 @@ end
 `;
 
 /**
- * Records an item's outcome once. KEYS: job, items, results, done-index zset.
- * ARGV: index, outcome JSON, counter field (succeeded|failed|cancelled), now (ms).
- * Returns 1 when recorded, 0 when the item already had a result or the job is final (e.g. FAILED
- * as a whole), -1 when the job does not exist.
+ * Records outcomes, each item's once. KEYS: job, items, results, done-index zset.
+ * ARGV: now (ms), then per item three values: index, counter field (succeeded|failed|cancelled),
+ * outcome. Items that already have an outcome keep it. Returns how many it recorded: 0 when every
+ * item already had one or the job is final (e.g. FAILED as a whole), -1 when the job does not exist.
  */
 const RECORD_SCRIPT = `
 ${OPEN_JOB_LUA}
-if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('ZADD', KEYS[4], ARGV[1], ARGV[1])
-redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
-local now = ARGV[4]
-${SETTLE_LUA}
-return 1
-`;
-
-/**
- * The same outcome (cancelled) for many items in one call. KEYS: job, items, results, done.
- * ARGV: encoded outcome, now, index... Items that already have an outcome keep it. Returns how
- * many it recorded (-1 when the job is missing, 0 when it is final).
- */
-const RECORD_MANY_CANCELLED_SCRIPT = `
-${OPEN_JOB_LUA}
+local added = { succeeded = 0, failed = 0, cancelled = 0 }
 local recorded = 0
-for i = 3, #ARGV do
-  if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[1]) == 1 then
+for i = 2, #ARGV, 3 do
+  if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 2]) == 1 then
     redis.call('ZADD', KEYS[4], ARGV[i], ARGV[i])
+    added[ARGV[i + 1]] = added[ARGV[i + 1]] + 1
     recorded = recorded + 1
   end
 end
 if recorded == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'cancelled', recorded)
-local now = ARGV[2]
+for field, n in pairs(added) do
+  if n > 0 then redis.call('HINCRBY', KEYS[1], field, n) end
+end
+local now = ARGV[1]
 ${SETTLE_LUA}
 return recorded
 `;
 
 /**
- * KEYS: job, items, results. ARGV: index, now. One round trip for everything a worker needs before
- * it runs an item: {'DONE'} when the item already has an outcome, {'MISSING'} when the job is gone,
- * else {'OK', job hash (as it was), item JSON or false}; a QUEUED job turns RUNNING.
+ * KEYS: job, items, results. ARGV: start, count, now. One round trip for everything a worker needs
+ * before it runs the items `start .. start+count-1`: {'MISSING'} when the job is gone, else
+ * {'OK', job hash (as it was), index, item JSON or false, ...} for the items without an outcome
+ * (a redelivery skips those already done); a QUEUED job turns RUNNING.
  */
-const CLAIM_ITEM_SCRIPT = `
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return {'DONE'} end
+const CLAIM_ITEMS_SCRIPT = `
 local job = redis.call('HGETALL', KEYS[1])
 if #job == 0 then return {'MISSING'} end
-if redis.call('HGET', KEYS[1], 'state') == 'QUEUED' then
-  redis.call('HSET', KEYS[1], 'state', 'RUNNING', 'updateTime', ARGV[2])
+local pending = {}
+local first = tonumber(ARGV[1])
+for index = first, first + tonumber(ARGV[2]) - 1 do
+  local key = tostring(index)
+  if redis.call('HEXISTS', KEYS[3], key) == 0 then
+    pending[#pending + 1] = key
+    pending[#pending + 1] = redis.call('HGET', KEYS[2], key)
+  end
 end
-return {'OK', job, redis.call('HGET', KEYS[2], ARGV[1])}
+if #pending > 0 and redis.call('HGET', KEYS[1], 'state') == 'QUEUED' then
+  redis.call('HSET', KEYS[1], 'state', 'RUNNING', 'updateTime', ARGV[3])
+end
+return {'OK', job, pending}
 `;
 
 /**
@@ -416,44 +418,34 @@ export class BatchJobStore {
    * already had an outcome (nothing changes then). NOT_FOUND when the job does not exist.
    */
   async recordResult(jobId: string, index: number, outcome: ItemOutcome): Promise<boolean> {
-    const keys = this.keys(jobId);
-    const counter = 'cancelled' in outcome ? 'cancelled' : outcome.ok ? 'succeeded' : 'failed';
-    const stored = await this.redis.eval(
-      RECORD_SCRIPT,
-      4,
-      keys.job,
-      keys.items,
-      keys.results,
-      keys.done,
-      String(index),
-      encodeOutcome(outcome),
-      counter,
-      String(this.now().getTime()),
-    );
-    if (stored === -1) throw notFound(jobId);
-    return stored === 1;
+    return (await this.recordResults(jobId, [{ index, outcome }])) === 1;
   }
 
   /**
-   * Records the items `indices` cancelled (those without an outcome yet), in chunks of one script
-   * call each instead of a round trip per item. Returns how many it recorded.
+   * Records many items' outcomes, {@link RECORD_CHUNK} per script call (one Redis round trip each
+   * instead of one per item). Items that already have an outcome keep it. Returns how many it
+   * recorded; NOT_FOUND when the job does not exist.
    */
-  async recordCancelled(jobId: string, indices: readonly number[]): Promise<number> {
+  async recordResults(
+    jobId: string,
+    entries: readonly { readonly index: number; readonly outcome: ItemOutcome }[],
+  ): Promise<number> {
     const keys = this.keys(jobId);
-    const outcome = encodeOutcome({ cancelled: true });
     let recorded = 0;
-    for (let start = 0; start < indices.length; start += CANCEL_RECORD_CHUNK) {
-      const chunk = indices.slice(start, start + CANCEL_RECORD_CHUNK).map(String);
+    for (let start = 0; start < entries.length; start += RECORD_CHUNK) {
+      const args: (string | Buffer)[] = [String(this.now().getTime())];
+      for (const { index, outcome } of entries.slice(start, start + RECORD_CHUNK)) {
+        const counter = 'cancelled' in outcome ? 'cancelled' : outcome.ok ? 'succeeded' : 'failed';
+        args.push(String(index), counter, encodeOutcome(outcome));
+      }
       const n = (await this.redis.eval(
-        RECORD_MANY_CANCELLED_SCRIPT,
+        RECORD_SCRIPT,
         4,
         keys.job,
         keys.items,
         keys.results,
         keys.done,
-        outcome,
-        String(this.now().getTime()),
-        ...chunk,
+        ...args,
       )) as number;
       if (n === -1) throw notFound(jobId);
       recorded += n;
@@ -461,34 +453,47 @@ export class BatchJobStore {
     return recorded;
   }
 
+  /** Records the items `indices` cancelled (those without an outcome yet); returns how many it recorded. */
+  async recordCancelled(jobId: string, indices: readonly number[]): Promise<number> {
+    return this.recordResults(
+      jobId,
+      indices.map((index) => ({ index, outcome: { cancelled: true } })),
+    );
+  }
+
   /**
-   * What a worker reads before it runs item `index`, in one round trip (a Lua script): `done` when
-   * the item already has an outcome (a redelivery skips its work), `missing` when the job is gone,
-   * else the job's record as it was and the item (undefined if the job has no such item). The job
-   * turns QUEUED → RUNNING with its first claimed item.
+   * What a worker reads before it runs the items `start .. start+count-1`, in one round trip (a
+   * Lua script): `missing` when the job is gone, else the job's record as it was and the items
+   * that have no outcome yet, in index order (a redelivery skips those already done; `item` is
+   * undefined for an index the job does not have). The job turns QUEUED → RUNNING with its first
+   * claimed item.
    */
-  async claimItem(jobId: string, index: number): Promise<ItemClaim> {
+  async claimItems(jobId: string, start: number, count: number): Promise<ItemClaim> {
     const keys = this.keys(jobId);
     const reply = (await this.redis.eval(
-      CLAIM_ITEM_SCRIPT,
+      CLAIM_ITEMS_SCRIPT,
       3,
       keys.job,
       keys.items,
       keys.results,
-      String(index),
+      String(start),
+      String(count),
       String(this.now().getTime()),
-    )) as [string, string[]?, (string | null)?];
-    if (reply[0] === 'DONE') return { state: 'done' };
+    )) as [string, string[]?, (string | null)[]?];
     if (reply[0] === 'MISSING') return { state: 'missing' };
     const flat = reply[1] ?? [];
     const hash: Record<string, string> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) hash[flat[i]!] = flat[i + 1]!;
-    const raw = reply[2];
-    return {
-      state: 'claimed',
-      record: parseRecord(hash),
-      item: typeof raw === 'string' ? (JSON.parse(raw) as unknown) : undefined,
-    };
+    const rows = reply[2] ?? [];
+    const pending: { index: number; item: unknown }[] = [];
+    for (let i = 0; i + 1 < rows.length; i += 2) {
+      const raw = rows[i + 1];
+      pending.push({
+        index: Number(rows[i]),
+        item: typeof raw === 'string' ? (JSON.parse(raw) as unknown) : undefined,
+      });
+    }
+    return { state: 'claimed', record: parseRecord(hash), pending };
   }
 
   /**
@@ -658,22 +663,29 @@ const PACKED_OUTCOME = 0x01;
 export function encodeOutcome(outcome: ItemOutcome): Buffer {
   const blobs: Uint8Array[] = [];
   let offset = 0;
-  const json = JSON.stringify(outcome, function (this: unknown, key: string, value: unknown) {
-    // JSON.stringify turns a Buffer into {type, data} before the replacer; take it from the holder.
-    const original = (this as Record<string, unknown>)[key];
-    if (original instanceof Uint8Array) {
-      blobs.push(original);
+  // Binary fields are swapped for their references before JSON.stringify sees them: given a
+  // Buffer it would first spell out every byte as a number ({type, data: [...]}) to throw away.
+  const strip = (value: unknown): unknown => {
+    if (value instanceof Uint8Array) {
+      blobs.push(value);
       const at = offset;
-      offset += original.byteLength;
-      return { $bin: [at, original.byteLength] };
+      offset += value.byteLength;
+      return { $bin: [at, value.byteLength] };
+    }
+    if (Array.isArray(value)) return value.map(strip);
+    if (value !== null && typeof value === 'object') {
+      const copy: Record<string, unknown> = {};
+      for (const [key, field] of Object.entries(value)) copy[key] = strip(field);
+      return copy;
     }
     return value;
-  });
+  };
+  const json = JSON.stringify(strip(outcome));
   const head = Buffer.alloc(5);
   head[0] = PACKED_OUTCOME;
   const text = Buffer.from(json, 'utf8');
   head.writeUInt32BE(text.byteLength, 1);
-  return Buffer.concat([head, text, ...blobs.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength))]);
+  return Buffer.concat([head, text, ...blobs]);
 }
 
 /** The inverse of {@link encodeOutcome}; JSON text written before packing existed reads as before. */

@@ -18,6 +18,11 @@ export interface EnqueueOptions {
   readonly attempts: number;
   /** First retry delay; doubles on each further retry (BullMQ exponential backoff). */
   readonly backoffMs: number;
+  /**
+   * Items per queue job (default 1): a worker claims, runs and records them together, and a
+   * retry runs again only those without an outcome. See `DEFAULT_CHUNK_ITEMS`.
+   */
+  readonly chunk?: number;
 }
 
 /** Waiting-type counts of the batch queue: the KEDA scaling signal (ARCHITECTURE §7). */
@@ -33,10 +38,10 @@ export interface BatchQueueCounts {
 /**
  * Children added per call. A flow is one MULTI transaction, and Redis runs a transaction without
  * serving anyone else, so a 10,000-child flow would stall every client of that Redis for the whole
- * insert. The parent therefore comes with the first chunk in one flow, and the remaining children
- * join it with `addBulk({ parent })`, one bounded transaction per chunk.
+ * insert. The parent therefore comes with the first children in one flow, and the remaining
+ * children join it with `addBulk({ parent })`, one bounded transaction per call.
  */
-export const ENQUEUE_CHUNK = 500;
+export const ENQUEUE_BATCH = 500;
 
 /** Completed item jobs kept for inspection; results live in the store, so this is only for debugging. */
 const KEEP_COMPLETED = { count: 1_000, age: 24 * 3600 };
@@ -76,7 +81,10 @@ export class BatchQueue {
     this.flows = new FlowProducer(common);
   }
 
-  /** Adds the flow for job `jobId` with items `0..total-1`. Safe to call again for the same job. */
+  /**
+   * Adds the flow for job `jobId` with items `0..total-1`, `options.chunk` items per queue job.
+   * Safe to call again for the same job.
+   */
   async enqueue(jobId: string, total: number, options: EnqueueOptions): Promise<void> {
     assertValidJobId(jobId);
     if (!Number.isInteger(total) || total < 1)
@@ -84,78 +92,87 @@ export class BatchQueue {
     if (!Number.isInteger(options.attempts) || options.attempts < 1) {
       throw new Error(`attempts must be a positive integer, got ${options.attempts}.`);
     }
-    const itemOptions = (index: number): JobsOptions => ({
-      jobId: itemJobId(jobId, index),
-      attempts: options.attempts,
-      backoff: { type: 'exponential', delay: options.backoffMs },
-      removeOnComplete: KEEP_COMPLETED,
-      removeOnFail: KEEP_FAILED,
-      // An item that fails in BullMQ's eyes (e.g. stalled too often) must not block the parent.
-      ignoreDependencyOnFailure: true,
-    });
-    const item = (index: number): { name: 'item'; data: BatchJobPayloads['item'] } => ({
-      name: 'item',
-      data: { jobId, index },
-    });
-
-    const first = Math.min(total, ENQUEUE_CHUNK);
+    const chunk = options.chunk ?? 1;
+    if (!Number.isInteger(chunk) || chunk < 1)
+      throw new Error(`chunk must be a positive integer, got ${chunk}.`);
+    const prefix = this.prefix === undefined ? {} : { prefix: this.prefix };
+    const child = (n: number): { name: 'item'; data: BatchJobPayloads['item']; opts: JobsOptions } => {
+      const start = n * chunk;
+      return {
+        name: 'item',
+        data: { jobId, start, count: Math.min(chunk, total - start) },
+        opts: {
+          jobId: itemJobId(jobId, start),
+          attempts: options.attempts,
+          backoff: { type: 'exponential', delay: options.backoffMs },
+          removeOnComplete: KEEP_COMPLETED,
+          removeOnFail: KEEP_FAILED,
+          // An item job that fails in BullMQ's eyes (e.g. stalled too often) must not block the parent.
+          ignoreDependencyOnFailure: true,
+        },
+      };
+    };
+    const jobs = Math.ceil(total / chunk);
+    const first = Math.min(jobs, ENQUEUE_BATCH);
     await this.flows.add({
       name: 'finalize',
       queueName: BATCH_QUEUE,
-      data: { jobId } satisfies BatchJobPayloads['finalize'],
-      // Removed by age only: later chunks attach to it by id, and a parent removed by a count
+      data: { jobId, chunk } satisfies BatchJobPayloads['finalize'],
+      // Removed by age only: later children attach to it by id, and a parent removed by a count
       // policy while they are still being added would make that attach fail.
       opts: {
         jobId: parentJobId(jobId),
         removeOnComplete: { age: KEEP_COMPLETED.age },
         removeOnFail: KEEP_FAILED,
       },
-      ...(this.prefix === undefined ? {} : { prefix: this.prefix }),
-      children: Array.from({ length: first }, (_, index) => ({
-        ...item(index),
-        queueName: BATCH_QUEUE,
-        ...(this.prefix === undefined ? {} : { prefix: this.prefix }),
-        opts: itemOptions(index),
-      })),
+      ...prefix,
+      children: Array.from({ length: first }, (_, n) => ({ ...child(n), queueName: BATCH_QUEUE, ...prefix })),
     });
     const parent = { id: parentJobId(jobId), queue: this.queue.qualifiedName };
-    for (let start = first; start < total; start += ENQUEUE_CHUNK) {
-      const end = Math.min(total, start + ENQUEUE_CHUNK);
+    for (let from = first; from < jobs; from += ENQUEUE_BATCH) {
+      const to = Math.min(jobs, from + ENQUEUE_BATCH);
       await this.queue.addBulk(
-        Array.from({ length: end - start }, (_, i) => ({
-          ...item(start + i),
-          opts: { ...itemOptions(start + i), parent },
-        })),
+        Array.from({ length: to - from }, (_, i) => {
+          const { name, data, opts } = child(from + i);
+          return { name, data, opts: { ...opts, parent } };
+        }),
       );
     }
   }
 
   /**
-   * Removes the job's items that are still waiting or delayed (retry backoff) and returns their
-   * indices, so the caller can record them as cancelled. Items being processed are locked and
-   * stay; they notice the cancel through the store and stop.
+   * Removes the job's item jobs that are still waiting or delayed (retry backoff) and returns the
+   * indices of their items, so the caller can record them as cancelled. Item jobs being processed
+   * are locked and stay; they notice the cancel through the store and stop.
    */
   async cancel(jobId: string, total: number): Promise<number[]> {
     assertValidJobId(jobId);
+    // The items per job were written into the flow's parent (absent: one, as before chunking).
+    const parent = await this.queue.getJob(parentJobId(jobId));
+    const data = parent?.data;
+    const chunk = data !== undefined && 'chunk' in data ? (data.chunk ?? 1) : 1;
+    const starts: number[] = [];
+    for (let start = 0; start < total; start += chunk) starts.push(start);
     const removed: number[] = [];
-    // Newest items first: BullMQ pushes waiting jobs at the head of its wait list and finds one to
+    // Newest jobs first: BullMQ pushes waiting jobs at the head of its wait list and finds one to
     // remove (or its state) by scanning from the head, so going oldest-first would scan nearly the
-    // whole list for every item (100k queued items: 180 s, quadratic); newest-first finds each
-    // one at the front.
-    for (let end = total; end > 0; end -= CANCEL_CONCURRENCY) {
-      const start = Math.max(0, end - CANCEL_CONCURRENCY);
-      const indices = Array.from({ length: end - start }, (_, i) => end - 1 - i);
+    // whole list for every job (100k queued: 180 s, quadratic); newest-first finds each at the front.
+    starts.reverse();
+    for (let at = 0; at < starts.length; at += CANCEL_CONCURRENCY) {
+      const batch = starts.slice(at, at + CANCEL_CONCURRENCY);
       const outcomes = await Promise.all(
-        indices.map(async (index) => {
-          const job = await this.queue.getJob(itemJobId(jobId, index));
+        batch.map(async (start) => {
+          const job = await this.queue.getJob(itemJobId(jobId, start));
           if (job === undefined) return false;
           const state = await job.getState();
           if (state !== 'waiting' && state !== 'delayed' && state !== 'prioritized') return false;
-          return (await this.queue.remove(itemJobId(jobId, index))) === 1;
+          return (await this.queue.remove(itemJobId(jobId, start))) === 1;
         }),
       );
       outcomes.forEach((wasRemoved, i) => {
-        if (wasRemoved) removed.push(indices[i] as number);
+        if (!wasRemoved) return;
+        const start = batch[i]!;
+        for (let index = start; index < Math.min(total, start + chunk); index++) removed.push(index);
       });
     }
     return removed;

@@ -2,12 +2,13 @@ import { DomainError, isDomainError } from '@imagebind-llm/errors';
 import { getTracer, type Logger, type TraceCarrier } from '@imagebind-llm/observability';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { isFinalState, type BatchJobStore } from './batch-job-store';
+import { isFinalState, type BatchJobStore, type ItemOutcome } from './batch-job-store';
 import { createRedis } from './connection';
 import {
   BATCH_QUEUE,
   BATCH_JOB_NAMES,
   assertHandlersComplete,
+  itemRange,
   type BatchJobKind,
   type BatchJobName,
   type BatchJobPayloads,
@@ -38,7 +39,7 @@ export interface BatchWorkerOptions {
   /** BullMQ key prefix; must match the producer's. */
   readonly prefix?: string;
   readonly store: BatchJobStore;
-  /** Items processed at once by this worker. */
+  /** Items processed at once by this worker (across its queue jobs, which carry one or more items each). */
   readonly concurrency: number;
   /** Does the work for one item; its return value (JSON) becomes the item's result. */
   readonly processItem: (ctx: ItemContext) => Promise<unknown>;
@@ -102,27 +103,43 @@ export async function startBatchWorker(options: BatchWorkerOptions): Promise<Bat
   const handlers: {
     [N in BatchJobName]: (job: Job<BatchJobPayloads[N]>, signal?: AbortSignal) => Promise<unknown>;
   } = {
-    item: async (job, signal) => runItem(job, signal),
+    item: async (job, signal) => runChunk(job, signal),
     finalize: async (job) => finalize(job.data.jobId),
   };
   assertHandlersComplete(handlers, BATCH_JOB_NAMES);
 
-  async function runItem(job: Job<BatchJobPayloads['item']>, bullSignal?: AbortSignal): Promise<unknown> {
-    const { jobId, index } = job.data;
-    // One round trip: already done? the job's state and options, the item; QUEUED → RUNNING.
-    const claim = await store.claimItem(jobId, index);
-    if (claim.state === 'done') return { skipped: 'already recorded' };
+  /** Items running at once across this worker's queue jobs: at most `concurrency`. */
+  const slots = new Slots(options.concurrency);
+
+  /**
+   * One queue job: a run of the batch job's items. One round trip claims them (those already done
+   * are skipped, e.g. after a crash or a retry), they run side by side within the worker's item
+   * limit, and one round trip records their outcomes. Items that failed transiently with tries
+   * left get no outcome; the queue job then throws so that BullMQ retries it after its backoff,
+   * and the retry runs only them.
+   */
+  async function runChunk(job: Job<BatchJobPayloads['item']>, bullSignal?: AbortSignal): Promise<unknown> {
+    const { jobId } = job.data;
+    const { start, count } = itemRange(job.data);
+    adaptPrefetch(count);
+    const claim = await store.claimItems(jobId, start, count);
     if (claim.state === 'missing') {
-      logger.warn({ jobId, index }, 'batch item belongs to a job that no longer exists; dropping it');
+      logger.warn(
+        { jobId, start, count },
+        'batch items belong to a job that no longer exists; dropping them',
+      );
       return { skipped: 'job missing' };
     }
-    const { record, item } = claim;
+    const { record, pending } = claim;
+    if (pending.length === 0) return { skipped: 'already recorded' };
     if (record.state === 'CANCELLING' || record.state === 'CANCELLED') {
-      await store.recordResult(jobId, index, { cancelled: true });
-      return { cancelled: true };
+      await store.recordCancelled(
+        jobId,
+        pending.map((p) => p.index),
+      );
+      return { cancelled: pending.length };
     }
     if (isFinalState(record.state)) return { skipped: `job is ${record.state}` };
-    if (item === undefined) throw DomainError.notFound(`Batch job ${jobId} has no item ${index}.`);
 
     const controller = new AbortController();
     const onBullAbort = (): void => controller.abort(bullSignal?.reason);
@@ -136,50 +153,84 @@ export async function startBatchWorker(options: BatchWorkerOptions): Promise<Bat
 
     const attempt = job.attemptsMade + 1;
     const maxAttempts = job.opts.attempts ?? 1;
-    // One trace per item attempt (a batch has no caller waiting on a connection to join).
-    const span = getTracer().startSpan('batch.item', {
-      kind: 'server',
-      attributes: { 'batch.job_id': jobId, 'batch.item_index': index, 'batch.kind': record.kind, attempt },
-    });
-    try {
-      const value = await options.processItem({
-        jobId,
-        index,
-        kind: record.kind,
-        item,
-        options: record.options,
-        signal: controller.signal,
-        attempt,
-        trace: span.carrier,
+    const outcomes: { index: number; outcome: ItemOutcome }[] = [];
+    let retry: Error | undefined;
+    let cancelled: Promise<boolean> | undefined;
+    const runOne = async (index: number, item: unknown): Promise<void> => {
+      await slots.take();
+      // One trace per item attempt (a batch has no caller waiting on a connection to join).
+      const span = getTracer().startSpan('batch.item', {
+        kind: 'server',
+        attributes: { 'batch.job_id': jobId, 'batch.item_index': index, 'batch.kind': record.kind, attempt },
       });
-      await store.recordResult(jobId, index, { ok: true, value: value ?? null });
-      return { ok: true };
-    } catch (error) {
-      span.recordError(error);
-      if (controller.signal.aborted && (await store.isCancelled(jobId))) {
-        await store.recordResult(jobId, index, { cancelled: true });
-        return { cancelled: true };
-      }
-      if (options.isTransient(error) && attempt < maxAttempts) {
+      try {
+        if (item === undefined) throw DomainError.notFound(`Batch job ${jobId} has no item ${index}.`);
+        if (controller.signal.aborted)
+          throw new Error(`batch job ${jobId}: stopped before item ${index} ran`);
+        const value = await options.processItem({
+          jobId,
+          index,
+          kind: record.kind,
+          item,
+          options: record.options,
+          signal: controller.signal,
+          attempt,
+          trace: span.carrier,
+        });
+        outcomes.push({ index, outcome: { ok: true, value: value ?? null } });
+      } catch (error) {
+        span.recordError(error);
+        if (controller.signal.aborted) {
+          // Cancelled: that is the outcome. Otherwise the worker is being stopped: no outcome, so
+          // the queue job is retried (or redelivered) and the item runs again elsewhere.
+          if (await (cancelled ??= store.isCancelled(jobId)))
+            outcomes.push({ index, outcome: { cancelled: true } });
+          else retry ??= asError(error);
+          return;
+        }
+        if (options.isTransient(error) && attempt < maxAttempts) {
+          logger.warn(
+            { jobId, index, attempt, maxAttempts, err: error },
+            'batch item failed transiently; retrying',
+          );
+          retry ??= asError(error);
+          return;
+        }
+        const described = isDomainError(error)
+          ? { code: error.code, message: error.message }
+          : (options.describeError?.(error) ?? { code: 'INTERNAL', message: INTERNAL_ITEM_MESSAGE });
+        const outcome = { ok: false as const, ...described, attempts: attempt };
         logger.warn(
-          { jobId, index, attempt, maxAttempts, err: error },
-          'batch item failed transiently; retrying',
+          { jobId, index, attempt, code: outcome.code, err: error },
+          'batch item failed permanently',
         );
-        throw error;
+        outcomes.push({ index, outcome });
+      } finally {
+        slots.give();
+        span.end();
       }
-      const described = isDomainError(error)
-        ? { code: error.code, message: error.message }
-        : (options.describeError?.(error) ?? { code: 'INTERNAL', message: INTERNAL_ITEM_MESSAGE });
-      const outcome = { ok: false as const, ...described, attempts: attempt };
-      logger.warn({ jobId, index, attempt, code: outcome.code, err: error }, 'batch item failed permanently');
-      await store.recordResult(jobId, index, outcome);
-      return { ok: false, code: outcome.code };
+    };
+    try {
+      await Promise.all(pending.map(({ index, item }) => runOne(index, item)));
     } finally {
-      span.end();
       bullSignal?.removeEventListener('abort', onBullAbort);
       controllers.delete(controller);
       if (controllers.size === 0) running.delete(jobId);
     }
+    outcomes.sort((x, y) => x.index - y.index);
+    await store.recordResults(jobId, outcomes);
+    if (retry !== undefined) throw retry;
+    return { recorded: outcomes.length };
+  }
+
+  /**
+   * BullMQ fetches up to its concurrency in queue jobs; with several items per job that many would
+   * lock far more items than this worker can run, and leave other workers idle. It fetches just
+   * enough jobs to keep `concurrency` items running, plus one, for the size of the jobs it sees.
+   */
+  function adaptPrefetch(itemsPerJob: number): void {
+    const jobs = Math.min(options.concurrency, Math.ceil(options.concurrency / itemsPerJob) + 1);
+    if (worker.concurrency !== jobs) worker.concurrency = jobs;
   }
 
   /**
@@ -190,11 +241,8 @@ export async function startBatchWorker(options: BatchWorkerOptions): Promise<Bat
   async function finalize(jobId: string): Promise<unknown> {
     const record = await store.find(jobId);
     if (record === undefined) return { skipped: 'job missing' };
-    if (record.state === 'CANCELLING') {
-      for (const index of await store.unrecordedIndices(jobId)) {
-        await store.recordResult(jobId, index, { cancelled: true });
-      }
-    }
+    if (record.state === 'CANCELLING')
+      await store.recordCancelled(jobId, await store.unrecordedIndices(jobId));
     const final = await store.find(jobId);
     logger.info(
       {
@@ -241,18 +289,16 @@ export async function startBatchWorker(options: BatchWorkerOptions): Promise<Bat
   async function recordGivenUp(job: Job<BatchJobPayloads['item']>, error: Error): Promise<void> {
     try {
       if ((await job.getState()) !== 'failed') return;
-      const recorded = await store.recordResult(job.data.jobId, job.data.index, {
-        ok: false,
-        code: 'INTERNAL',
-        message: INTERNAL_ITEM_MESSAGE,
-      });
-      if (recorded)
-        logger.error({ jobId: job.data.jobId, index: job.data.index, err: error }, 'batch item given up');
-    } catch (recordError) {
-      logger.error(
-        { jobId: job.data.jobId, index: job.data.index, err: recordError },
-        'could not record a given-up item',
+      const { start, count } = itemRange(job.data);
+      const outcome = { ok: false as const, code: 'INTERNAL', message: INTERNAL_ITEM_MESSAGE };
+      const recorded = await store.recordResults(
+        job.data.jobId,
+        Array.from({ length: count }, (_, i) => ({ index: start + i, outcome })),
       );
+      if (recorded > 0)
+        logger.error({ jobId: job.data.jobId, start, count, recorded, err: error }, 'batch items given up');
+    } catch (recordError) {
+      logger.error({ jobId: job.data.jobId, err: recordError }, 'could not record given-up batch items');
     }
   }
 
@@ -287,4 +333,31 @@ export async function startBatchWorker(options: BatchWorkerOptions): Promise<Bat
       return closing;
     },
   };
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** A counting semaphore: `take` waits while `limit` holders are in. */
+class Slots {
+  private used = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async take(): Promise<void> {
+    if (this.used < this.limit) {
+      this.used++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Hands the slot to the next waiter, if any (the count stays), or frees it. */
+  give(): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next();
+    else this.used--;
+  }
 }

@@ -12,9 +12,11 @@ export {
   BATCH_JOB_KINDS,
   BATCH_JOB_NAMES,
   BATCH_QUEUE,
+  DEFAULT_CHUNK_ITEMS,
   assertHandlersComplete,
   assertValidJobId,
   isBatchJobKind,
+  itemRange,
   itemJobId,
   parentJobId,
   type BatchJobKind,
@@ -40,7 +42,7 @@ export {
 } from './batch-job-store';
 export {
   BatchQueue,
-  ENQUEUE_CHUNK,
+  ENQUEUE_BATCH,
   cancelBatchJob,
   type BatchQueueCounts,
   type BatchQueueOptions,

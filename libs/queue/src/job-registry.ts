@@ -11,12 +11,44 @@ export function isBatchJobKind(value: unknown): value is BatchJobKind {
   return typeof value === 'string' && (BATCH_JOB_KINDS as readonly string[]).includes(value);
 }
 
+/**
+ * Items per BullMQ job, by kind. A queue job costs a few Redis scripts and timers whatever it
+ * carries, which is most of an item's cost when the item is cheap (an embedding takes ~2 ms), so
+ * cheap kinds go 16 to a job. A generation takes seconds: one per job keeps the work spread over
+ * every worker, and its result is stored the moment it is done.
+ */
+export const DEFAULT_CHUNK_ITEMS: Readonly<Record<BatchJobKind, number>> = {
+  generate: 1,
+  embed: 16,
+  'index-build': 16,
+  'index-import': 1,
+};
+
 /** Typed payloads of the BullMQ jobs on {@link BATCH_QUEUE}, by job name. */
 export interface BatchJobPayloads {
-  /** One item of a batch job; the item itself is read from the store, not copied into Redis twice. */
-  item: { readonly jobId: string; readonly index: number };
-  /** The flow parent, run once every item job has finished. */
-  finalize: { readonly jobId: string };
+  /**
+   * A run of a batch job's items, `start .. start+count-1`; the items themselves are read from the
+   * store, not copied into Redis twice. Jobs enqueued before chunking carry `index` instead (one item).
+   */
+  item: { readonly jobId: string; readonly start?: number; readonly count?: number; readonly index?: number };
+  /** The flow parent, run once every item job has finished; `chunk` is the items per item job. */
+  finalize: { readonly jobId: string; readonly chunk?: number };
+}
+
+/** The item range of an `item` job's payload (`{ index }` from before chunking is one item). */
+export function itemRange(data: BatchJobPayloads['item']): { start: number; count: number } {
+  const start = data.start ?? data.index;
+  const count = data.count ?? 1;
+  if (
+    start === undefined ||
+    !Number.isSafeInteger(start) ||
+    start < 0 ||
+    !Number.isSafeInteger(count) ||
+    count < 1
+  ) {
+    throw new Error(`batch item job for ${data.jobId} has no valid item range: ${JSON.stringify(data)}`);
+  }
+  return { start, count };
 }
 
 export type BatchJobName = keyof BatchJobPayloads;
@@ -39,9 +71,12 @@ export function assertValidJobId(jobId: string): void {
   }
 }
 
-/** Deterministic BullMQ id of item `index`: re-enqueueing the same job adds nothing twice. */
-export function itemJobId(jobId: string, index: number): string {
-  return `${jobId}.${index}`;
+/**
+ * Deterministic BullMQ id of the item job that starts at item `start`: re-enqueueing the same job
+ * adds nothing twice. (With one item per job this is the id jobs had before chunking.)
+ */
+export function itemJobId(jobId: string, start: number): string {
+  return `${jobId}.${start}`;
 }
 
 /** Deterministic BullMQ id of the flow parent. */

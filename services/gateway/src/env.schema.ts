@@ -115,6 +115,10 @@ export const gatewayEnvSchema = {
     'unfinished batch jobs one API key may have at once (the per-tenant limit on batch work)',
   ),
   GATEWAY_BATCH_ATTEMPTS: envVar(env.positiveInt(4, 50), 'tries of a batch item that fails transiently'),
+  GATEWAY_BATCH_CHUNK_ITEMS: envVar(
+    env.nonNegativeInt(0, 1_000),
+    'items per queue job of a batch job (a worker claims, runs and records them together); 0 = per kind: 16 for embed and index-build, 1 for generate and index-import',
+  ),
   GATEWAY_BATCH_RETENTION_S: envVar(
     z.coerce
       .number({ error: 'must be a number' })

@@ -56,7 +56,7 @@ export async function createBatchBackend(
       maxActiveJobs: env.GATEWAY_BATCH_MAX_ACTIVE_JOBS,
     },
     batchMediaPolicy(env),
-    { attempts: env.GATEWAY_BATCH_ATTEMPTS, backoffMs: 500 },
+    { attempts: env.GATEWAY_BATCH_ATTEMPTS, backoffMs: 500, chunkItems: env.GATEWAY_BATCH_CHUNK_ITEMS },
   );
   return {
     service,

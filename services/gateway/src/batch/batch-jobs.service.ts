@@ -2,7 +2,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { checkSource, readSource, type MediaSourcePolicy } from '@imagebind-llm/media-source';
 import { gatewayV1 } from '@imagebind-llm/proto';
-import { cancelBatchJob, type BatchJobStore, type BatchQueue, type JobRecord } from '@imagebind-llm/queue';
+import {
+  DEFAULT_CHUNK_ITEMS,
+  cancelBatchJob,
+  type BatchJobStore,
+  type BatchQueue,
+  type JobRecord,
+} from '@imagebind-llm/queue';
 import { validateCache, validateInputs, type RequestLimits } from '../request-validation';
 
 const { BatchJobKind, BatchJobState } = gatewayV1;
@@ -68,7 +74,7 @@ export function toBatchJob(record: JobRecord): gatewayV1.BatchJob {
 
 /**
  * The gateway's batch-job API (issue #6): validates a submission completely (inputs, URIs under the
- * media policy, limits), stores it and enqueues one BullMQ item per entry; reads, lists, cancels
+ * media policy, limits), stores it and enqueues its items, a few per BullMQ job; reads, lists, cancels
  * and streams results per tenant — a tenant never sees another's jobs (the store answers NOT_FOUND).
  */
 export class BatchJobsService {
@@ -77,7 +83,12 @@ export class BatchJobsService {
     private readonly queue: BatchQueue,
     private readonly limits: BatchLimits,
     private readonly media: MediaSourcePolicy,
-    private readonly retry: { attempts: number; backoffMs: number },
+    private readonly queueing: {
+      readonly attempts: number;
+      readonly backoffMs: number;
+      /** Items per queue job; 0 (or absent) takes the kind's default (`DEFAULT_CHUNK_ITEMS`). */
+      readonly chunkItems?: number;
+    },
   ) {}
 
   async submit(
@@ -149,7 +160,9 @@ export class BatchJobsService {
       itemsAreJson: true,
       options: gatewayV1.BatchJobOptions.toJSON(options),
     });
-    await this.queue.enqueue(jobId, stored.length, this.retry);
+    const { attempts, backoffMs, chunkItems } = this.queueing;
+    const chunk = chunkItems !== undefined && chunkItems > 0 ? chunkItems : DEFAULT_CHUNK_ITEMS[kind];
+    await this.queue.enqueue(jobId, stored.length, { attempts, backoffMs, chunk });
     return { job: toBatchJob(record) };
   }
 
