@@ -1,5 +1,5 @@
 export { checkSource, MAX_SOURCE_URI_LENGTH, type ParsedSource } from './check-source';
-export { readSource } from './read-source';
+export { readSource, streamSource } from './read-source';
 export { isTransientSourceError } from './source-errors';
 export {
   assertValidPolicy,

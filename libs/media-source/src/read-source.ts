@@ -15,7 +15,7 @@ import {
 } from './source-errors';
 
 /**
- * Reads a media source into memory under the policy's limits. A string is vetted with
+ * Reads a media source into memory under the policy's limits (or in chunks: {@link streamSource}). A string is vetted with
  * `checkSource` first; a `ParsedSource` is vetted again (it may have been built by hand), so
  * nothing reaches the network or disk without passing the policy. Failures are DomainErrors
  * naming `field`:
@@ -33,42 +33,77 @@ export async function readSource(
   field: string,
   signal?: AbortSignal,
 ): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of sourceChunks(source, policy, field, signal, true)) {
+    chunks.push(chunk);
+    total += chunk.byteLength;
+  }
+  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : concat(chunks, total);
+}
+
+/**
+ * The same read as {@link readSource}, with the same checks, limits and errors, handed over in
+ * chunks of at most ~1 MiB as they arrive: a caller that parses as it goes (a batch manifest)
+ * holds one chunk rather than the whole source. Stopping early (`break`) closes the file or the
+ * connection.
+ */
+export function streamSource(
+  source: ParsedSource | string,
+  policy: MediaSourcePolicy,
+  field: string,
+  signal?: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  return sourceChunks(source, policy, field, signal, false);
+}
+
+/** `whole`: a file is read in one go when stat says it fits (readSource's common case, no copy). */
+async function* sourceChunks(
+  source: ParsedSource | string,
+  policy: MediaSourcePolicy,
+  field: string,
+  signal: AbortSignal | undefined,
+  whole: boolean,
+): AsyncGenerator<Uint8Array> {
   assertValidPolicy(policy);
   const parsed = typeof source === 'string' ? checkSource(source, policy, field) : source;
   if (signal?.aborted === true) throw sourceCancelled(field, signal.reason);
   switch (parsed.kind) {
     case 'file':
-      return readFileSource(vetFilePath(parsed.path, policy, field), policy, field, signal);
+      yield* fileChunks(vetFilePath(parsed.path, policy, field), policy, field, signal, whole);
+      return;
     case 'https': {
       const url = new URL(vetHttpsUrl(parsed.url, policy, field));
-      return withDeadline(policy, field, signal, async (deadline) => {
+      yield* withDeadline(policy, field, signal, async function* (deadline) {
         await assertPublicHost(url.hostname, policy, field, deadline);
-        return fetchBounded(url.href, url.host, {}, policy, field, deadline);
+        yield* fetchChunks(url.href, url.host, {}, policy, field, deadline);
       });
+      return;
     }
     case 's3': {
       // The endpoint is operator configuration (usually a private address), so no DNS guard.
       const { url } = vetS3Object(parsed.bucket, parsed.key, policy, field);
       const headers = policy.objectStore?.headers ?? {};
       const label = `object store bucket ${parsed.bucket}`;
-      return withDeadline(policy, field, signal, (deadline) =>
-        fetchBounded(url, label, headers, policy, field, deadline),
+      yield* withDeadline(policy, field, signal, (deadline) =>
+        fetchChunks(url, label, headers, policy, field, deadline),
       );
+      return;
     }
   }
 }
 
 /** One budget for the whole remote read; aborts are told apart so callers know whether to retry. */
-async function withDeadline<T>(
+async function* withDeadline<T>(
   policy: MediaSourcePolicy,
   field: string,
   caller: AbortSignal | undefined,
-  work: (deadline: AbortSignal) => Promise<T>,
-): Promise<T> {
+  work: (deadline: AbortSignal) => AsyncGenerator<T>,
+): AsyncGenerator<T> {
   const timeout = AbortSignal.timeout(policy.timeoutMs);
   const deadline = caller === undefined ? timeout : AbortSignal.any([caller, timeout]);
   try {
-    return await work(deadline);
+    yield* work(deadline);
   } catch (error) {
     if (caller?.aborted === true) throw sourceCancelled(field, error);
     if (timeout.aborted) {
@@ -137,14 +172,14 @@ async function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T
   }
 }
 
-async function fetchBounded(
+async function* fetchChunks(
   url: string,
   label: string,
   headers: Readonly<Record<string, string>>,
   policy: MediaSourcePolicy,
   field: string,
   deadline: AbortSignal,
-): Promise<Uint8Array> {
+): AsyncGenerator<Uint8Array> {
   const fetchImpl = policy.fetchImpl ?? fetch;
   let response: Response;
   try {
@@ -165,7 +200,7 @@ async function fetchBounded(
         policy.maxBytes,
       );
     }
-    return await readCapped(response, label, policy.maxBytes, field);
+    yield* readCapped(response, label, policy.maxBytes, field);
   } catch (error) {
     // Release the connection: an unread body would keep it (and the server's upload) open.
     if (response.body !== null && !response.body.locked) await response.body.cancel().catch(() => undefined);
@@ -217,16 +252,16 @@ function retryAfterMs(response: Response): number | undefined {
 }
 
 /** Streams the body and stops at `maxBytes + 1`: a lying or absent Content-Length cannot exhaust memory. */
-async function readCapped(
+async function* readCapped(
   response: Response,
   label: string,
   maxBytes: number,
   field: string,
-): Promise<Uint8Array> {
+): AsyncGenerator<Uint8Array> {
   if (response.body === null) throw invalidSource(field, `${label} sent an empty body`);
   const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-  const chunks: Uint8Array[] = [];
   let total = 0;
+  let finished = false;
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -235,15 +270,15 @@ async function readCapped(
       if (total > maxBytes) {
         throw sourceTooLarge(field, `${label} sent more than the limit of ${maxBytes} bytes`, maxBytes);
       }
-      chunks.push(value);
+      yield value;
     }
-  } catch (error) {
-    // Stop the transfer now rather than draining the rest of an oversized or failing body.
-    await reader.cancel().catch(() => undefined);
-    throw error;
+    finished = true;
+  } finally {
+    // Stop the transfer now (an oversized or failing body, or a caller that stopped reading)
+    // rather than draining the rest.
+    if (!finished) await reader.cancel().catch(() => undefined);
   }
   if (total === 0) throw invalidSource(field, `${label} sent an empty body`);
-  return concat(chunks, total);
 }
 
 function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
@@ -263,12 +298,13 @@ function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
  */
 const FILE_CHUNK_BYTES = 1 << 20;
 
-async function readFileSource(
+async function* fileChunks(
   path: string,
   policy: MediaSourcePolicy,
   field: string,
   signal: AbortSignal | undefined,
-): Promise<Uint8Array> {
+  whole: boolean,
+): AsyncGenerator<Uint8Array> {
   const root = await realRoot(policy, field);
   const shown = displayPath(path, policy);
   let real: string;
@@ -304,12 +340,12 @@ async function readFileSource(
       );
     }
     // Stop at maxBytes + 1 whatever stat said: the file may grow after the check.
-    const chunks: Uint8Array[] = [];
     let total = 0;
-    for (;;) {
+    for (let reads = 0; ; reads++) {
       signal?.throwIfAborted();
-      // The first read is sized from stat (one extra byte detects growth); later ones are chunks.
-      const want = chunks.length === 0 ? info.size + 1 : FILE_CHUNK_BYTES;
+      // Read whole, the first read is sized from stat (one extra byte detects growth); later
+      // ones, and every one of a stream, are chunks.
+      const want = whole && reads === 0 ? info.size + 1 : FILE_CHUNK_BYTES;
       const chunk = new Uint8Array(Math.min(want, policy.maxBytes + 1 - total));
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
       if (bytesRead === 0) break;
@@ -321,10 +357,9 @@ async function readFileSource(
           policy.maxBytes,
         );
       }
-      chunks.push(chunk.subarray(0, bytesRead));
+      yield chunk.subarray(0, bytesRead);
     }
     if (total === 0) throw invalidSource(field, `${shown} is empty`);
-    return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : concat(chunks, total);
   } catch (error) {
     if (signal?.aborted === true) throw sourceCancelled(field, error);
     if (isDomainError(error)) throw error;

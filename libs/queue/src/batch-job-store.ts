@@ -73,9 +73,14 @@ export interface CreateJobInput {
   readonly jobId: string;
   readonly tenant: string;
   readonly kind: BatchJobKind;
-  /** Item payloads, opaque JSON values validated by the caller; their position is their index. */
-  readonly items: readonly unknown[];
-  /** The items are already JSON text (strings), stored as they are (a caller that encodes as it reads). */
+  /**
+   * Item payloads, opaque JSON values validated by the caller; their position is their index. Or
+   * items already JSON-encoded, as they are read (a manifest being parsed): written to Redis 1,000
+   * at a time, so the caller never holds them all; if the iteration throws, what was written is
+   * deleted and the error passes on.
+   */
+  readonly items: readonly unknown[] | AsyncIterable<string>;
+  /** The array's items are already JSON text (strings), stored as they are. */
   readonly itemsAreJson?: boolean;
   readonly options: unknown;
   readonly createdAt?: Date;
@@ -306,7 +311,7 @@ export class BatchJobStore {
       throw DomainError.invalidInput(`Unknown batch job kind "${String(input.kind)}".`, 'kind');
     }
     if (input.tenant === '') throw DomainError.invalidInput('A batch job needs a tenant.', 'tenant');
-    if (input.items.length === 0)
+    if (Array.isArray(input.items) && input.items.length === 0)
       throw DomainError.invalidInput('A batch job needs at least one item.', 'items');
 
     const existing = await this.read(input.jobId);
@@ -315,16 +320,33 @@ export class BatchJobStore {
     const keys = this.keys(input.jobId);
     // Items first, the record last: once the record is visible its items are readable. A racing
     // create with the same id writes the same items, so the overwrite is harmless.
-    for (let start = 0; start < input.items.length; start += ITEM_WRITE_CHUNK) {
-      const fields: string[] = [];
-      const end = Math.min(start + ITEM_WRITE_CHUNK, input.items.length);
-      for (let index = start; index < end; index++) {
-        const item = input.items[index] ?? null;
-        const json = input.itemsAreJson === true && typeof item === 'string' ? item : JSON.stringify(item);
-        fields.push(String(index), json);
+    let total = 0;
+    let fields: string[] = [];
+    const flush = async (): Promise<void> => {
+      if (fields.length > 0) await this.redis.hset(keys.items, ...fields);
+      fields = [];
+    };
+    const add = async (json: string): Promise<void> => {
+      fields.push(String(total++), json);
+      if (fields.length >= 2 * ITEM_WRITE_CHUNK) await flush();
+    };
+    if (isAsyncIterable(input.items)) {
+      try {
+        for await (const json of input.items) await add(json);
+        await flush();
+      } catch (error) {
+        await this.redis.del(keys.items).catch(() => undefined);
+        throw error;
       }
-      await this.redis.hset(keys.items, ...fields);
+    } else {
+      for (const item of input.items) {
+        await add(
+          input.itemsAreJson === true && typeof item === 'string' ? item : JSON.stringify(item ?? null),
+        );
+      }
+      await flush();
     }
+    if (total === 0) throw DomainError.invalidInput('A batch job needs at least one item.', 'items');
     const createdAt = input.createdAt ?? this.now();
     const ms = String(createdAt.getTime());
     const created = (await this.redis.eval(
@@ -332,7 +354,7 @@ export class BatchJobStore {
       1,
       keys.job,
       ...['jobId', input.jobId, 'tenant', input.tenant, 'kind', input.kind, 'state', 'QUEUED'],
-      ...['total', String(input.items.length), 'succeeded', '0', 'failed', '0', 'cancelled', '0'],
+      ...['total', String(total), 'succeeded', '0', 'failed', '0', 'cancelled', '0'],
       ...['createTime', ms, 'updateTime', ms, 'options', JSON.stringify(input.options ?? null)],
       ...['retentionS', String(this.retentionS)],
     )) as number;
@@ -603,6 +625,10 @@ export class BatchJobStore {
   private tenantKey(tenant: string): string {
     return `${this.prefix}tenant:${tenant}:jobs`;
   }
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<string> {
+  return typeof (value as { [Symbol.asyncIterator]?: unknown } | null)?.[Symbol.asyncIterator] === 'function';
 }
 
 function notFound(jobId: string): DomainError {

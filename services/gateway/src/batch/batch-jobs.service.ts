@@ -1,6 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import { checkSource, readSource, type MediaSourcePolicy } from '@imagebind-llm/media-source';
+import {
+  checkSource,
+  streamSource,
+  type MediaSourcePolicy,
+  type ParsedSource,
+} from '@imagebind-llm/media-source';
 import { gatewayV1 } from '@imagebind-llm/proto';
 import {
   DEFAULT_CHUNK_ITEMS,
@@ -112,11 +117,10 @@ export class BatchJobsService {
     const options = request.options ?? { instruction: '', collection: '' };
     validateCache(options.cache, 'options.cache');
     const needsInstruction = kind === 'generate' && options.instruction.trim() === '';
-    // Each item is checked and encoded as it is read, then dropped: only the stored JSON text of
-    // the items stays in memory (for a manifest, beside its bytes), not their parsed objects.
+    // Each item is checked and encoded as it is read, then dropped: only its stored JSON text goes
+    // on, and a manifest's items go to the store a thousand at a time as its chunks arrive.
     const ids = new Set<string>();
-    const stored: string[] = [];
-    const accept = (item: gatewayV1.BatchItem, index: number): void => {
+    const encode = (item: gatewayV1.BatchItem, index: number): string => {
       if (index >= this.limits.maxItems) throw tooMany(index + 1);
       if (needsInstruction && item.instruction.trim() === '') {
         throw DomainError.invalidInput(
@@ -129,12 +133,18 @@ export class BatchJobsService {
         itemId: item.itemId === '' ? String(index) : item.itemId,
         item: gatewayV1.BatchItem.toJSON(item),
       };
-      stored.push(JSON.stringify(entry));
+      return JSON.stringify(entry);
     };
-    if (request.manifestUri !== '') await this.readManifest(request.manifestUri, accept);
-    else request.items.forEach(accept);
-    if (stored.length === 0) throw DomainError.invalidInput('items: at least one item is required', 'items');
-    // Idempotency: the same tenant + client token is the same job.
+    const empty = (): DomainError =>
+      DomainError.invalidInput('items: at least one item is required', 'items');
+    // Inline items are checked before anything else; a manifest is read (and checked) while it is
+    // stored, after the cheap checks below.
+    if (request.manifestUri === '' && request.items.length === 0) throw empty();
+    const items =
+      request.manifestUri !== ''
+        ? this.manifestItems(request.manifestUri, encode, empty)
+        : request.items.map(encode);
+    // Idempotency: the same tenant + client token is the same job (and its items are not read again).
     const jobId =
       request.clientToken === ''
         ? randomUUID()
@@ -156,13 +166,13 @@ export class BatchJobsService {
       jobId,
       tenant,
       kind,
-      items: stored,
+      items,
       itemsAreJson: true,
       options: gatewayV1.BatchJobOptions.toJSON(options),
     });
     const { attempts, backoffMs, chunkItems } = this.queueing;
     const chunk = chunkItems !== undefined && chunkItems > 0 ? chunkItems : DEFAULT_CHUNK_ITEMS[kind];
-    await this.queue.enqueue(jobId, stored.length, { attempts, backoffMs, chunk });
+    await this.queue.enqueue(jobId, record.total, { attempts, backoffMs, chunk });
     return { job: toBatchJob(record) };
   }
 
@@ -205,30 +215,62 @@ export class BatchJobsService {
    * Reads a JSON-lines manifest (its size capped by GATEWAY_MAX_BODY_BYTES) and hands each item to
    * `accept` line by line, without splitting the whole text or keeping the parsed items.
    */
-  private async readManifest(
+  /**
+   * A JSON-lines manifest's items, encoded, as its chunks arrive (`streamSource`): memory holds one
+   * chunk and the line being read, not the manifest. Blank lines are skipped; line numbers in
+   * errors count every line.
+   */
+  private manifestItems(
     uri: string,
-    accept: (item: gatewayV1.BatchItem, index: number) => void,
-  ): Promise<void> {
-    const bytes = Buffer.from(
-      await readSource(uri, { ...this.media, maxBytes: this.limits.maxManifestBytes }, 'manifest_uri'),
-    );
+    encode: (item: gatewayV1.BatchItem, index: number) => string,
+    empty: () => DomainError,
+  ): AsyncGenerator<string> {
+    const policy = { ...this.media, maxBytes: this.limits.maxManifestBytes };
+    // The URI is vetted now, before the job's other checks; it is read once the store pulls items.
+    const source = checkSource(uri, policy, 'manifest_uri');
+    return this.manifestLines(source, policy, encode, empty);
+  }
+
+  private async *manifestLines(
+    source: ParsedSource,
+    policy: MediaSourcePolicy,
+    encode: (item: gatewayV1.BatchItem, index: number) => string,
+    empty: () => DomainError,
+  ): AsyncGenerator<string> {
     let index = 0;
-    for (let start = 0, n = 1; start < bytes.length; n++) {
-      const newline = bytes.indexOf(10, start);
-      const end = newline < 0 ? bytes.length : newline;
+    let lineNumber = 0;
+    const parse = (bytes: Buffer, start: number, end: number): string | undefined => {
+      lineNumber++;
       const line = bytes.toString('utf8', start, end);
-      start = end + 1;
-      if (line.trim() === '') continue;
+      if (line.trim() === '') return undefined;
       let json: unknown;
       try {
         json = JSON.parse(line);
       } catch {
-        throw DomainError.invalidInput(`manifest_uri: line ${n} is not JSON`, 'manifest_uri');
+        throw DomainError.invalidInput(`manifest_uri: line ${lineNumber} is not JSON`, 'manifest_uri');
       }
-      accept(gatewayV1.BatchItem.fromJSON(json), index++);
-      // A 100k-line manifest parses for seconds: let the event loop serve streams and probes.
-      if (index % MANIFEST_LINES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+      return encode(gatewayV1.BatchItem.fromJSON(json), index++);
+    };
+    // The unfinished last line of the chunks so far (a line may span chunks).
+    let rest: Buffer = Buffer.alloc(0);
+    for await (const chunk of streamSource(source, policy, 'manifest_uri')) {
+      const bytes = rest.length === 0 ? Buffer.from(chunk) : Buffer.concat([rest, chunk]);
+      let start = 0;
+      for (let newline = bytes.indexOf(10, start); newline >= 0; newline = bytes.indexOf(10, start)) {
+        const encoded = parse(bytes, start, newline);
+        start = newline + 1;
+        if (encoded === undefined) continue;
+        yield encoded;
+        // A 100k-line manifest parses for seconds: let the event loop serve streams and probes.
+        if (index % MANIFEST_LINES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      rest = bytes.subarray(start);
     }
+    if (rest.length > 0) {
+      const encoded = parse(rest, 0, rest.length);
+      if (encoded !== undefined) yield encoded;
+    }
+    if (index === 0) throw empty();
   }
 
   async get(jobId: string, tenant: string): Promise<gatewayV1.GetBatchJobResponse> {
