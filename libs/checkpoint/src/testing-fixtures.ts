@@ -2,7 +2,8 @@ import { open } from 'node:fs/promises';
 import { deflateRawSync } from 'node:zlib';
 import { crc32 } from './crc32';
 import { contiguousStrides } from './strided-copy';
-import { ByteBuilder, long1Bytes } from './torch-checkpoint.writer';
+import { ByteBuilder } from './byte-builder';
+import { long1Bytes } from './torch-pickle.writer';
 
 /**
  * Writers for hand-made torch checkpoints, used by this library's tests to build valid and hostile

@@ -5,12 +5,11 @@ import { join } from 'node:path';
 import { goldenPath } from '@imagebind-llm/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openFileSource } from './byte-source';
-import { crc32 } from './crc32';
+import { crc32, crc32ZeroExtend } from './crc32';
 import { float32ToBfloat16Bits, float32ToFloat16Bits, toFloat32, type DType, type RawTensor } from './tensor';
 import { bytesOf } from './testing-fixtures';
 import { openTorchCheckpoint, TorchTensorEntry, type TorchCheckpoint } from './torch-checkpoint.reader';
 import {
-  crc32ZeroExtend,
   planTorchCheckpoint,
   streamedTensor,
   writeTorchCheckpoint,

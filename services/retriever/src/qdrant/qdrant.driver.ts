@@ -14,49 +14,38 @@ import {
 // its only typings are ESM, so a CommonJS file must ask for them in import mode and load the value
 // with import() (see `loadClient`).
 import type { QdrantClient, Schemas } from '@qdrant/js-client-rest' with { 'resolution-mode': 'import' };
+import {
+  checkCompatible,
+  checkDimension,
+  createCollectionRequest,
+  singleVectorSize,
+} from './qdrant.collections';
+import { missingCollection, namedVectorsError, toDomainError } from './qdrant.errors';
+import {
+  resolveQdrantOptions,
+  type QdrantVectorStoreOptions,
+  type ResolvedQdrantOptions,
+} from './qdrant.options';
+import {
+  checkNotAborted,
+  queryRequest,
+  queryRows,
+  searchSettlingTies,
+  toScoredPoint,
+  withSignal,
+  type QuerySettings,
+} from './qdrant.search';
+import { isArray, pointId, toPointStruct } from './qdrant.wire';
 
-export interface QdrantVectorStoreOptions {
-  /**
-   * Qdrant REST endpoint, e.g. `http://qdrant:6333` or `https://xyz.cloud.qdrant.io:6333`. A URL
-   * without a port means 6333, as in the official clients; a path (`https://proxy/qdrant`) is kept
-   * as a prefix for reverse proxies.
-   */
-  readonly url: string;
-  /** Sent as the `api-key` header; Qdrant's `service.api_key` (or a read-only key for search only). */
-  readonly apiKey?: string;
-  /** Client-side deadline of one REST call in milliseconds. Default 30 000. */
-  readonly timeoutMs?: number;
-  /** `shard_number` of new collections; unset lets Qdrant decide (1 standalone, one per node distributed). */
-  readonly shardNumber?: number;
-  /** `replication_factor` of new collections (copies of each shard); unset means Qdrant's default, 1. */
-  readonly replicationFactor?: number;
-  /** `write_consistency_factor` of new collections (replicas that must ack a write); unset means 1. */
-  readonly writeConsistencyFactor?: number;
-  /** `on_disk_payload` of new collections; unset means Qdrant's default. */
-  readonly onDiskPayload?: boolean;
-  /** `int8` gives new collections scalar quantization (a 4x smaller copy of the vectors for faster,
-   * approximate scoring). Default `none`. */
-  readonly quantization?: 'none' | 'int8';
-  /**
-   * Search with `params.exact` (brute force over the original float32 vectors, quantization ignored),
-   * which is what the visual cache needs for parity with faiss IndexFlatIP (MODEL_SPEC §1.4).
-   * Default false: HNSW, approximate.
-   */
-  readonly exactSearch?: boolean;
-  /** Points per upsert request (and ids per retrieve/delete request). Default 256. */
-  readonly upsertBatchSize?: number;
-}
+export { toDomainError } from './qdrant.errors';
+export type { QdrantVectorStoreOptions } from './qdrant.options';
 
-const DEFAULT_TIMEOUT_MS = 30_000;
-const DEFAULT_UPSERT_BATCH_SIZE = 256;
-const MAX_UPSERT_BATCH_SIZE = 10_000;
-/** Qdrant's own limit on a vector's size (`VectorParams.size`). */
-const MAX_DIMENSION = 65_536;
-/**
- * How far a search may over-fetch to settle a tie at the k-th place (see `search`). A larger tie
- * group than this (e.g. thousands of zero vectors) keeps Qdrant's choice among the tied points.
+/*
+ * The driver's parts: qdrant.options.ts (checked settings), qdrant.errors.ts (client failures →
+ * DomainError), qdrant.collections.ts (creating and checking collections), qdrant.search.ts (query
+ * rows, tie settling, hits), qdrant.wire.ts (points and payloads on the wire). This file holds the
+ * client, the dimension cache and the VectorStore methods that tie them together.
  */
-const MAX_TIE_FETCH = 10_000;
 
 interface QdrantModule {
   readonly QdrantClient: typeof QdrantClient;
@@ -74,89 +63,33 @@ interface QdrantModule {
 export class QdrantVectorStore implements VectorStore {
   readonly driver = 'qdrant';
 
-  private readonly url: string;
-  private readonly prefix: string | undefined;
-  private readonly apiKey: string | undefined;
-  private readonly timeoutMs: number;
-  private readonly batchSize: number;
-  private readonly exactSearch: boolean;
-  private readonly createParams: Schemas['CreateCollection'];
+  private readonly options: ResolvedQdrantOptions;
   /** Dimension per collection seen so far: saves a round trip per search and per upsert. */
   private readonly dimensions = new Map<string, number>();
   private clientPromise: Promise<QdrantClient> | undefined;
   private closed = false;
 
   constructor(options: QdrantVectorStoreOptions) {
-    const endpoint = parseEndpoint(options.url);
-    this.url = endpoint.url;
-    this.prefix = endpoint.prefix;
-    if (options.apiKey !== undefined && options.apiKey.trim() === '') {
-      throw DomainError.invalidInput('the Qdrant API key is empty; set a key or leave it unset', 'apiKey');
-    }
-    this.apiKey = options.apiKey;
-    this.timeoutMs = positiveInteger(options.timeoutMs, DEFAULT_TIMEOUT_MS, 'timeoutMs', 3_600_000);
-    this.batchSize = positiveInteger(
-      options.upsertBatchSize,
-      DEFAULT_UPSERT_BATCH_SIZE,
-      'upsertBatchSize',
-      MAX_UPSERT_BATCH_SIZE,
-    );
-    const quantization = options.quantization ?? 'none';
-    if (quantization !== 'none' && quantization !== 'int8') {
-      throw DomainError.invalidInput(
-        `quantization must be 'none' or 'int8', got ${JSON.stringify(quantization)}`,
-        'quantization',
-      );
-    }
-    this.exactSearch = options.exactSearch ?? false;
-    this.createParams = {
-      shard_number: optionalPositiveInteger(options.shardNumber, 'shardNumber'),
-      replication_factor: optionalPositiveInteger(options.replicationFactor, 'replicationFactor'),
-      write_consistency_factor: optionalPositiveInteger(
-        options.writeConsistencyFactor,
-        'writeConsistencyFactor',
-      ),
-      on_disk_payload: options.onDiskPayload,
-      quantization_config: quantization === 'int8' ? { scalar: { type: 'int8' } } : undefined,
-    };
-    if (
-      this.createParams.write_consistency_factor != null &&
-      this.createParams.replication_factor != null &&
-      this.createParams.write_consistency_factor > this.createParams.replication_factor
-    ) {
-      throw DomainError.invalidInput(
-        `writeConsistencyFactor (${this.createParams.write_consistency_factor}) cannot exceed replicationFactor ` +
-          `(${this.createParams.replication_factor}): every write would fail`,
-        'writeConsistencyFactor',
-      );
-    }
+    this.options = resolveQdrantOptions(options);
   }
 
   async ensureCollection(name: string, dimension: number): Promise<void> {
     checkName(name);
-    if (!Number.isInteger(dimension) || dimension < 1 || dimension > MAX_DIMENSION) {
-      throw DomainError.invalidInput(
-        `dimension must be an integer in 1..${MAX_DIMENSION}, got ${String(dimension)}`,
-        'dimension',
-      );
-    }
+    checkDimension(dimension);
     const existing = await this.collectionInfo(name);
     if (existing !== undefined) {
-      this.checkCompatible(name, existing, dimension);
+      this.dimensions.set(name, checkCompatible(name, existing, dimension));
       return;
     }
     const client = await this.client();
     try {
-      await client.createCollection(name, {
-        ...this.createParams,
-        vectors: { size: dimension, distance: 'Dot' },
-      });
+      await client.createCollection(name, createCollectionRequest(this.options.createParams, dimension));
     } catch (error) {
       // Another replica of the retriever may have created it between our read and our create:
       // accept its collection when it is the one we wanted.
       const raced = await this.collectionInfo(name).catch(() => undefined);
       if (raced === undefined) throw this.toDomainError(error, `create collection '${name}'`);
-      this.checkCompatible(name, raced, dimension);
+      this.dimensions.set(name, checkCompatible(name, raced, dimension));
       return;
     }
     this.dimensions.set(name, dimension);
@@ -172,8 +105,9 @@ export class QdrantVectorStore implements VectorStore {
     checkPoints(points, dimension);
     const structs = points.map(toPointStruct);
     const client = await this.client();
-    for (let start = 0; start < structs.length; start += this.batchSize) {
-      const batch = structs.slice(start, start + this.batchSize);
+    const { batchSize } = this.options;
+    for (let start = 0; start < structs.length; start += batchSize) {
+      const batch = structs.slice(start, start + batchSize);
       await this.call(collection, `upsert points into '${collection}'`, async () =>
         client.upsert(collection, { wait: true, points: batch }),
       );
@@ -192,9 +126,10 @@ export class QdrantVectorStore implements VectorStore {
     await this.dimensionOf(collection);
     const unique = [...new Set(ids)];
     const client = await this.client();
+    const { batchSize } = this.options;
     let removed = 0;
-    for (let start = 0; start < unique.length; start += this.batchSize) {
-      const batch = unique.slice(start, start + this.batchSize);
+    for (let start = 0; start < unique.length; start += batchSize) {
+      const batch = unique.slice(start, start + batchSize);
       const found = await this.call(collection, `look up points in '${collection}'`, async () =>
         client.retrieve(collection, { ids: batch, with_payload: false, with_vector: false }),
       );
@@ -209,11 +144,8 @@ export class QdrantVectorStore implements VectorStore {
   }
 
   /**
-   * One `query/batch` request for all queries. Qdrant orders equal scores as it pleases, while the
-   * visual cache expects faiss's lower-id-first order (MODEL_SPEC §1.4), so results are re-sorted
-   * here. A re-sort alone cannot fix a tie that straddles the k-th place (Qdrant may have kept a
-   * higher id and dropped a lower one), so each query asks for k + 1 hits and, when the tie reaches
-   * the end of what came back, asks again for more (up to MAX_TIE_FETCH) before cutting at k.
+   * One `query/batch` request for all queries (more only to settle ties at the k-th place, see
+   * `searchSettlingTies`), results ordered by score and then lower id first, as faiss orders them.
    */
   async search(
     collection: string,
@@ -228,76 +160,25 @@ export class QdrantVectorStore implements VectorStore {
     }
     checkNotAborted(options.signal);
     const dimension = await this.dimensionOf(collection);
-    if (queries.length % dimension !== 0) {
-      throw DomainError.invalidInput(
-        `queries holds ${queries.length} floats, which is not a whole number of vectors of the ` +
-          `collection's dimension ${dimension}`,
-        'queries',
-      );
-    }
-    const n = queries.length / dimension;
-    const rows: number[][] = [];
-    for (let i = 0; i < n; i += 1) {
-      const row = queries.subarray(i * dimension, (i + 1) * dimension);
-      const bad = row.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) {
-        throw DomainError.invalidInput(
-          `queries[${i}][${bad}] is ${row[bad]}; every value must be finite`,
-          'queries',
-        );
-      }
-      rows.push(Array.from(row));
-    }
-    if (n === 0) return [];
+    const rows = queryRows(queries, dimension);
+    if (rows.length === 0) return [];
     const client = await this.client();
-    const withPayload = options.includePayloads === true;
-    const withVector = options.includeVectors === true;
-    const request = (row: number[], limit: number): Schemas['QueryRequest'] => ({
-      query: row,
-      limit,
-      with_payload: withPayload,
-      with_vector: withVector,
-      ...(this.exactSearch
-        ? {
-            params: {
-              exact: true,
-              ...(this.createParams.quantization_config ? { quantization: { ignore: true } } : {}),
-            },
-          }
-        : {}),
-    });
-
-    const limits = rows.map(() => Math.min(k + 1, MAX_TIE_FETCH));
-    const hits: Schemas['ScoredPoint'][][] = rows.map(() => []);
-    let pending = rows.map((_, i) => i);
-    while (pending.length > 0) {
-      const asked = pending;
-      const responses = await withSignal(
+    const settings: QuerySettings = {
+      withPayload: options.includePayloads === true,
+      withVector: options.includeVectors === true,
+      exact: this.options.exactSearch,
+      ignoreQuantization: this.options.createParams.quantization_config != null,
+    };
+    const hits = await searchSettlingTies(rows, k, async (asked) =>
+      withSignal(
         options.signal,
         this.call(collection, `search '${collection}'`, async () =>
-          client.queryBatch(collection, { searches: asked.map((i) => request(rows[i]!, limits[i]!)) }),
+          client.queryBatch(collection, { searches: asked.map((query) => queryRequest(query, settings)) }),
         ),
-      );
-      if (responses.length !== asked.length) {
-        throw internal(`Qdrant answered ${responses.length} results for ${asked.length} queries`);
-      }
-      pending = [];
-      asked.forEach((queryIndex, j) => {
-        const points = [...responses[j]!.points].sort(byScoreThenId);
-        hits[queryIndex] = points;
-        const limit = limits[queryIndex]!;
-        const kth = points[k - 1];
-        const last = points[points.length - 1];
-        if (points.length === limit && kth !== undefined && last !== undefined && last.score === kth.score) {
-          if (limit < MAX_TIE_FETCH) {
-            limits[queryIndex] = Math.min(limit * 2, MAX_TIE_FETCH);
-            pending.push(queryIndex);
-          }
-        }
-      });
-    }
+      ),
+    );
     return hits.map((points) =>
-      points.slice(0, k).map((point) => toScoredPoint(point, withVector, withPayload, dimension)),
+      points.map((point) => toScoredPoint(point, settings.withVector, settings.withPayload, dimension)),
     );
   }
 
@@ -341,10 +222,11 @@ export class QdrantVectorStore implements VectorStore {
 
   private async client(): Promise<QdrantClient> {
     this.checkOpen();
+    const { url, prefix, apiKey, timeoutMs } = this.options;
     this.clientPromise ??= loadClient().then(
       ({ QdrantClient: Client }) =>
         // checkCompatibility stays on: the client asks `GET /` once and warns on a major/minor mismatch.
-        new Client({ url: this.url, prefix: this.prefix, apiKey: this.apiKey, timeout: this.timeoutMs }),
+        new Client({ url, prefix, apiKey, timeout: timeoutMs }),
     );
     return this.clientPromise;
   }
@@ -378,28 +260,6 @@ export class QdrantVectorStore implements VectorStore {
     return described.dimension;
   }
 
-  private checkCompatible(name: string, info: Schemas['CollectionInfo'], dimension: number): void {
-    const vectors = info.config.params.vectors;
-    const size = singleVectorSize(info);
-    if (size === undefined) throw namedVectorsError(name);
-    if (size !== dimension) {
-      throw new DomainError(
-        ErrorCode.FailedPrecondition,
-        `Qdrant collection '${name}' has dimension ${size}, not ${dimension}; drop it or use another collection name`,
-        { field: 'dimension' },
-      );
-    }
-    const distance = (vectors as Schemas['VectorParams']).distance;
-    if (distance !== 'Dot') {
-      throw new DomainError(
-        ErrorCode.FailedPrecondition,
-        `Qdrant collection '${name}' uses ${distance} distance, but the retriever scores by inner product ` +
-          `('Dot'); drop it or use another collection name`,
-      );
-    }
-    this.dimensions.set(name, size);
-  }
-
   /** Runs one client call, mapping its failure; a 404 or 400 also forgets the cached dimension. */
   private async call<T>(collection: string, what: string, work: () => Promise<T>): Promise<T> {
     try {
@@ -416,296 +276,11 @@ export class QdrantVectorStore implements VectorStore {
   }
 
   private toDomainError(error: unknown, what: string): DomainError {
-    return toDomainError(error, what, this.url);
+    return toDomainError(error, what, this.options.url);
   }
 }
 
 /** Loads the client's ESM build (see the type import above). Node caches the module. */
 async function loadClient(): Promise<QdrantModule> {
   return import('@qdrant/js-client-rest');
-}
-
-/**
- * Maps what the Qdrant client throws to a DomainError. The client rejects with the HTTP error of
- * `@qdrant/openapi-typescript-fetch` (`status`, `data`, `headers`) for any non-2xx answer, its own
- * named errors for timeouts and 429s, and undici's `TypeError('fetch failed')` when no connection
- * could be made.
- */
-export function toDomainError(error: unknown, what: string, url: string): DomainError {
-  if (error instanceof DomainError) return error;
-  if (!(error instanceof Error)) return internal(`failed to ${what}: ${String(error)}`, error);
-  const http = httpFailure(error);
-  if (http !== undefined) {
-    const reason = `Qdrant refused to ${what} (HTTP ${http.status}: ${http.message})`;
-    switch (http.status) {
-      case 400:
-      case 422:
-        return new DomainError(ErrorCode.InvalidInput, reason, {}, { cause: error });
-      case 401:
-        return new DomainError(
-          ErrorCode.Unauthenticated,
-          `${reason}; check the Qdrant API key the retriever is configured with`,
-          {},
-          { cause: error },
-        );
-      case 403:
-        return new DomainError(
-          ErrorCode.PermissionDenied,
-          `${reason}; the API key may not do this (a read-only key cannot write)`,
-          {},
-          { cause: error },
-        );
-      case 404:
-        return new DomainError(ErrorCode.NotFound, reason, {}, { cause: error });
-      case 409:
-        return new DomainError(ErrorCode.AlreadyExists, reason, {}, { cause: error });
-      case 429:
-        return new DomainError(ErrorCode.Overloaded, `${reason}; retry later`, retryAfter(http.retryAfterS), {
-          cause: error,
-        });
-      case 408:
-      case 502:
-      case 503:
-      case 504:
-        return new DomainError(ErrorCode.DependencyUnavailable, reason, {}, { cause: error });
-      default:
-        return internal(reason, error);
-    }
-  }
-  switch (error.name) {
-    case 'QdrantClientTimeoutError':
-      return new DomainError(
-        ErrorCode.DependencyUnavailable,
-        `Qdrant at ${url} did not answer in time to ${what}; check its load or raise timeoutMs`,
-        {},
-        { cause: error },
-      );
-    case 'QdrantClientResourceExhaustedError': {
-      const seconds = (error as Error & { retry_after?: unknown }).retry_after;
-      return new DomainError(
-        ErrorCode.Overloaded,
-        `Qdrant is rate limiting (${what}); retry later`,
-        retryAfter(typeof seconds === 'number' ? seconds : undefined),
-        { cause: error },
-      );
-    }
-    default:
-      break;
-  }
-  const network = networkCode(error);
-  if (network !== undefined) {
-    return DomainError.unavailable(
-      `cannot reach Qdrant at ${url} to ${what} (${network}); check the URL and that Qdrant is running`,
-      error,
-    );
-  }
-  return internal(`failed to ${what}: ${error.message}`, error);
-}
-
-interface HttpFailure {
-  readonly status: number;
-  readonly message: string;
-  readonly retryAfterS: number | undefined;
-}
-
-function httpFailure(error: Error): HttpFailure | undefined {
-  const candidate = error as Error & { status?: unknown; data?: unknown; headers?: unknown };
-  if (typeof candidate.status !== 'number' || !('data' in candidate)) return undefined;
-  const data = candidate.data;
-  let message = candidate.message || 'no details';
-  if (typeof data === 'string' && data.trim() !== '') {
-    message = data.trim();
-  } else if (isRecord(data) && isRecord(data['status']) && typeof data['status']['error'] === 'string') {
-    message = data['status']['error'];
-  }
-  let retryAfterS: number | undefined;
-  if (candidate.headers instanceof Headers) {
-    const header = Number(candidate.headers.get('retry-after'));
-    retryAfterS = Number.isFinite(header) && header > 0 ? header : undefined;
-  }
-  return { status: candidate.status, message, retryAfterS };
-}
-
-/** The system error code behind a failed connection (undici wraps it in `cause`), if any. */
-function networkCode(error: Error): string | undefined {
-  const codes = new Set([
-    'ECONNREFUSED',
-    'ECONNRESET',
-    'ENOTFOUND',
-    'EAI_AGAIN',
-    'EHOSTUNREACH',
-    'ENETUNREACH',
-    'ETIMEDOUT',
-    'EPIPE',
-  ]);
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current instanceof Error; depth += 1) {
-    const code = (current as Error & { code?: unknown }).code;
-    if (typeof code === 'string' && (codes.has(code) || code.startsWith('UND_ERR_'))) return code;
-    current = current.cause;
-  }
-  if (error instanceof TypeError && error.message === 'fetch failed') return 'fetch failed';
-  return undefined;
-}
-
-function retryAfter(seconds: number | undefined): { retryAfterMs?: number } {
-  return seconds === undefined ? {} : { retryAfterMs: seconds * 1000 };
-}
-
-function internal(message: string, cause?: unknown): DomainError {
-  return new DomainError(ErrorCode.Internal, message, {}, { cause });
-}
-
-function missingCollection(name: string): DomainError {
-  return DomainError.notFound(`Qdrant has no collection '${name}'; create it first (ensureCollection)`);
-}
-
-function namedVectorsError(name: string): DomainError {
-  return new DomainError(
-    ErrorCode.FailedPrecondition,
-    `Qdrant collection '${name}' stores named vectors; the retriever needs one unnamed vector per point, ` +
-      `so drop it or use another collection name`,
-  );
-}
-
-function singleVectorSize(info: Schemas['CollectionInfo']): number | undefined {
-  const vectors = info.config.params.vectors;
-  if (isRecord(vectors) && typeof vectors['size'] === 'number') return vectors['size'];
-  return undefined;
-}
-
-function parseEndpoint(url: unknown): { url: string; prefix: string | undefined } {
-  if (typeof url !== 'string' || url.trim() === '') {
-    throw DomainError.invalidInput('the Qdrant URL is empty; set it, e.g. http://qdrant:6333', 'url');
-  }
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw DomainError.invalidInput(
-      `the Qdrant URL '${url}' is not a URL; use e.g. http://qdrant:6333`,
-      'url',
-    );
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw DomainError.invalidInput(`the Qdrant URL must start with http:// or https://, got '${url}'`, 'url');
-  }
-  if (parsed.username !== '' || parsed.password !== '' || parsed.search !== '' || parsed.hash !== '') {
-    throw DomainError.invalidInput(
-      'the Qdrant URL must not carry credentials, a query or a fragment; put the key in apiKey',
-      'url',
-    );
-  }
-  const path = parsed.pathname.replace(/\/+$/, '');
-  return { url: `${parsed.protocol}//${parsed.host}`, prefix: path === '' ? undefined : path };
-}
-
-function positiveInteger(value: number | undefined, fallback: number, field: string, max: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw DomainError.invalidInput(`${field} must be an integer in 1..${max}, got ${String(value)}`, field);
-  }
-  return value;
-}
-
-function optionalPositiveInteger(value: number | undefined, field: string): number | undefined {
-  return value === undefined ? undefined : positiveInteger(value, 1, field, 1_000_000);
-}
-
-/** A point already checked by `checkPoints` → Qdrant's wire form. */
-function toPointStruct(point: VectorPoint): Schemas['PointStruct'] {
-  const struct: Schemas['PointStruct'] = { id: point.id, vector: Array.from(point.vector) };
-  if (point.payload !== undefined) struct.payload = { ...point.payload };
-  return struct;
-}
-
-function pointId(id: unknown): number {
-  if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) return id;
-  throw new DomainError(
-    ErrorCode.FailedPrecondition,
-    `Qdrant returned point id ${String(id)}, which is not an unsigned safe integer: the collection was ` +
-      `written by something other than the retriever`,
-  );
-}
-
-function byScoreThenId(a: Schemas['ScoredPoint'], b: Schemas['ScoredPoint']): number {
-  return b.score - a.score || pointId(a.id) - pointId(b.id);
-}
-
-function toScoredPoint(
-  point: Schemas['ScoredPoint'],
-  withVector: boolean,
-  withPayload: boolean,
-  dimension: number,
-): ScoredVectorPoint {
-  // Qdrant computes and serialises float32 scores; fround gives back the float32 value faiss would.
-  const hit: { id: number; score: number; vector?: Float32Array; payload?: Record<string, string> } = {
-    id: pointId(point.id),
-    score: Math.fround(point.score),
-  };
-  if (withVector) {
-    const vector = point.vector;
-    if (
-      !Array.isArray(vector) ||
-      vector.length !== dimension ||
-      !vector.every((v) => typeof v === 'number')
-    ) {
-      throw internal(
-        `Qdrant returned point ${hit.id} without a ${dimension}-float vector although one was asked`,
-      );
-    }
-    hit.vector = Float32Array.from(vector);
-  }
-  if (withPayload) hit.payload = toStringPayload(point.payload);
-  return hit;
-}
-
-/** Payloads the retriever wrote are strings already; anything else someone else wrote becomes JSON. */
-function toStringPayload(payload: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!isRecord(payload)) return out;
-  for (const [key, value] of Object.entries(payload)) {
-    out[key] = typeof value === 'string' ? value : JSON.stringify(value);
-  }
-  return out;
-}
-
-function checkNotAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted === true) throw cancelled();
-}
-
-function cancelled(): DomainError {
-  return new DomainError(ErrorCode.Cancelled, 'the search was cancelled by the caller');
-}
-
-/**
- * The client takes no AbortSignal, so a cancelled search stops waiting here; the HTTP request
- * itself runs to its end (or to timeoutMs) and its answer is dropped.
- */
-async function withSignal<T>(signal: AbortSignal | undefined, work: Promise<T>): Promise<T> {
-  if (signal === undefined) return work;
-  checkNotAborted(signal);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(cancelled());
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error instanceof Error ? error : internal(String(error)));
-      },
-    );
-  });
-}
-
-/** Array.isArray would narrow a readonly array parameter to any[]. */
-function isArray(value: unknown): boolean {
-  return Array.isArray(value);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
