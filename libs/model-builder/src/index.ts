@@ -1,4 +1,3 @@
-export * from './onnx/proto-writer';
 export * from './onnx/onnx-graph';
 export * from './onnx/external-data.sink';
 export * from './onnx/ops';

@@ -1,10 +1,20 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import type { ModelJson, SourceFile } from '@imagebind-llm/inference';
 import { ExternalDataSink } from './onnx/external-data.sink';
 import { bytesPerWeight, type WeightFormat } from './onnx/linear-weights';
-import { serializeModel, type GraphBuilder, type InitializerSink } from './onnx/onnx-graph';
+import { serializeModelChunks, type GraphBuilder, type InitializerSink } from './onnx/onnx-graph';
 
 export const BUILDER_VERSION = '0.1.0';
 export const BUILDER = { name: 'imagebind-llm-model-builder', version: BUILDER_VERSION } as const;
@@ -61,14 +71,34 @@ export async function writeGraph(
   if (external) sink = new ExternalDataSink(join(dir, `${file}.data`), `${file}.data`);
   try {
     const graph = await build(sink);
-    const bytes = serializeModel(graph, { opsets: OPSETS, producerVersion: BUILDER_VERSION });
-    writeFileSync(tmp, bytes);
+    const bytes = writeChunks(
+      tmp,
+      serializeModelChunks(graph, { opsets: OPSETS, producerVersion: BUILDER_VERSION }),
+    );
     renameSync(tmp, join(dir, file));
-    return { bytes: bytes.byteLength + (sink?.bytesWritten ?? 0), external };
+    return { bytes: bytes + (sink?.bytesWritten ?? 0), external };
   } finally {
     sink?.close();
     rmSync(tmp, { force: true });
   }
+}
+
+/** Writes `chunks` one after another, without joining them first (inline weights stay uncopied). */
+function writeChunks(path: string, chunks: readonly Uint8Array[]): number {
+  const fd = openSync(path, 'w');
+  let total = 0;
+  try {
+    for (const chunk of chunks) {
+      let written = 0;
+      while (written < chunk.byteLength) {
+        written += writeSync(fd, chunk, written, chunk.byteLength - written);
+      }
+      total += chunk.byteLength;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return total;
 }
 
 export function writeModelJson(dir: string, json: ModelJson): void {

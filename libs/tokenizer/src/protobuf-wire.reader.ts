@@ -1,19 +1,15 @@
-/**
- * Just enough of the protobuf binary wire format (https://protobuf.dev/programming-guides/encoding/)
- * to read SentencePiece's `tokenizer.model`. Hand-written so the tokenizer needs no schema compiler
- * and no npm dependency; every read is bounds-checked because the file comes from a download that
- * may be truncated or corrupt, and a silent misread would tokenize wrongly instead of failing.
- */
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 
-/** The wire types a field header can carry (the low 3 bits of the tag). */
-export const WireType = {
-  Varint: 0,
-  Fixed64: 1,
-  LengthDelimited: 2,
-  StartGroup: 3,
-  EndGroup: 4,
-  Fixed32: 5,
-} as const;
+/**
+ * Field-by-field reading of SentencePiece's `tokenizer.model` with @bufbuild/protobuf's
+ * BinaryReader, which does the wire-format decoding (tags, varints, fixed-width values, skipping).
+ * What this class adds is what a schema-less parser of a downloaded file needs: the file may be
+ * truncated or corrupt, and a silent misread would tokenize wrongly instead of failing. So every
+ * error is a ProtobufDecodeError with an absolute byte offset (BinaryReader throws bare Errors with
+ * no position), lengths are checked as 64-bit values (BinaryReader keeps the low 32 bits of a
+ * length) and strings must be valid UTF-8. (Not code generated from sentencepiece_model.proto: that
+ * would decode every training field too, and could not say where in the file a problem is.)
+ */
 
 /** Why a byte range is not a well-formed protobuf message; `offset` is absolute in the input. */
 export class ProtobufDecodeError extends Error {
@@ -30,17 +26,15 @@ export class ProtobufDecodeError extends Error {
 /** One field header: the field number, its wire type, and where the header started. */
 export interface FieldTag {
   readonly fieldNumber: number;
-  readonly wireType: number;
+  readonly wireType: WireType;
   readonly offset: number;
 }
 
-const MAX_FIELD_NUMBER = 2 ** 29 - 1;
-const MAX_VARINT_BYTES = 10;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** A cursor over one message's bytes. Nested messages get their own reader (see `readMessage`). */
 export class ProtobufReader {
-  private pos: number;
-  private readonly view: DataView;
+  private readonly reader: BinaryReader;
 
   /**
    * @param bytes the message's bytes (exactly the message: a sub-message is a subarray)
@@ -50,75 +44,73 @@ export class ProtobufReader {
     private readonly bytes: Uint8Array,
     private readonly baseOffset = 0,
   ) {
-    this.pos = 0;
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.reader = new BinaryReader(bytes);
   }
 
   /** True once every byte of this message has been consumed. */
   get done(): boolean {
-    return this.pos >= this.bytes.length;
+    return this.reader.pos >= this.reader.len;
   }
 
   /** Absolute offset of the next byte (for error messages). */
   get offset(): number {
-    return this.baseOffset + this.pos;
+    return this.baseOffset + this.reader.pos;
   }
 
+  /** A field header; BinaryReader rejects field number 0, wire types 6 and 7 and tags over 32 bits. */
   readTag(): FieldTag {
     const offset = this.offset;
-    const [lo, hi] = this.readVarintParts();
-    const wireType = lo & 7;
-    // Field numbers are at most 29 bits: anything wider (or zero) is garbage, not a future field.
-    const fieldNumber = hi === 0 ? lo >>> 3 : Number.POSITIVE_INFINITY;
-    if (fieldNumber === 0 || fieldNumber > MAX_FIELD_NUMBER) {
-      throw new ProtobufDecodeError(`invalid field number in tag`, offset);
-    }
+    const [fieldNumber, wireType] = this.decode(offset, 'tag', () => this.reader.tag());
     return { fieldNumber, wireType, offset };
   }
 
   /** An `int32`/`enum` field: protobuf sign-extends negatives to 64 bits, so keep the low 32. */
   readInt32(): number {
-    const [lo] = this.readVarintParts();
-    return lo | 0;
+    return this.decode(this.offset, 'varint', () => this.reader.int32());
   }
 
   /** A `uint32`/`uint64` varint that must fit a JavaScript safe integer. */
   readUnsigned(): number {
     const offset = this.offset;
-    const [lo, hi] = this.readVarintParts();
-    const value = hi * 2 ** 32 + lo;
-    if (!Number.isSafeInteger(value)) {
+    const start = this.reader.pos;
+    // Lengths are almost always under 2^28, i.e. at most 4 bytes, which uint32() reads exactly;
+    // anything longer is read again as uint64 so no high bits are lost.
+    const short = this.decode(offset, 'varint', () => this.reader.uint32());
+    if (this.reader.pos - start < 5) return short;
+    this.reader.pos = start;
+    // BigInt() also accepts the decimal string BinaryReader returns where BigInt support is off.
+    const value = BigInt(this.decode(offset, 'varint', () => this.reader.uint64()));
+    if (value > MAX_SAFE) {
       throw new ProtobufDecodeError(`varint ${value} is too large`, offset);
     }
-    return value;
+    return Number(value);
   }
 
   readBool(): boolean {
-    const [lo, hi] = this.readVarintParts();
-    return lo !== 0 || hi !== 0;
+    return this.decode(this.offset, 'varint', () => this.reader.bool());
   }
 
   /** A `float` field (wire type 5, little-endian IEEE 754 single precision). */
   readFloat(): number {
-    this.need(4, 'float');
-    const value = this.view.getFloat32(this.pos, true);
-    this.pos += 4;
-    return value;
+    return this.decode(this.offset, 'float', () => this.reader.float());
   }
 
   /** The payload of a length-delimited field (a view, not a copy). */
   readBytes(): Uint8Array {
     const offset = this.offset;
+    // Not BinaryReader.bytes(): it reads the length as uint32, so a corrupt length of 2^32 + n
+    // would be taken for n instead of failing here.
     const length = this.readUnsigned();
-    if (length > this.bytes.length - this.pos) {
+    const start = this.reader.pos;
+    const remaining = this.reader.len - start;
+    if (length > remaining) {
       throw new ProtobufDecodeError(
-        `length-delimited field claims ${length} bytes but only ${this.bytes.length - this.pos} remain (truncated file?)`,
+        `length-delimited field claims ${length} bytes but only ${remaining} remain (truncated file?)`,
         offset,
       );
     }
-    const payload = this.bytes.subarray(this.pos, this.pos + length);
-    this.pos += length;
-    return payload;
+    this.reader.pos += length;
+    return this.bytes.subarray(start, start + length);
   }
 
   /** A `string` field. Protobuf requires UTF-8; invalid bytes mean corruption, so they throw. */
@@ -135,37 +127,26 @@ export class ProtobufReader {
   /** A nested message: a reader over its bytes that reports offsets within the whole input. */
   readMessage(): ProtobufReader {
     const payload = this.readBytes();
-    return new ProtobufReader(payload, this.baseOffset + this.pos - payload.length);
+    return new ProtobufReader(payload, this.offset - payload.length);
   }
 
   /** Skips a field this reader does not interpret (newer SentencePiece versions add fields). */
   skip(tag: FieldTag): void {
-    switch (tag.wireType) {
-      case WireType.Varint:
-        this.readVarintParts();
-        return;
-      case WireType.Fixed64:
-        this.need(8, 'fixed64');
-        this.pos += 8;
-        return;
-      case WireType.LengthDelimited:
-        this.readBytes();
-        return;
-      case WireType.Fixed32:
-        this.need(4, 'fixed32');
-        this.pos += 4;
-        return;
-      default:
-        // Groups (3, 4) are deprecated and never written by SentencePiece; 6 and 7 do not exist.
-        throw new ProtobufDecodeError(
-          `unsupported wire type ${tag.wireType} for field ${tag.fieldNumber}`,
-          tag.offset,
-        );
+    if (tag.wireType === WireType.LengthDelimited) {
+      this.readBytes(); // with its length checked as above
+      return;
+    }
+    const offset = this.offset;
+    try {
+      this.reader.skip(tag.wireType, tag.fieldNumber);
+    } catch (error) {
+      // A wire type that cannot be skipped (a stray group end) is the tag's fault: point at it.
+      throw decodeError(error instanceof RangeError ? offset : tag.offset, `field ${tag.fieldNumber}`, error);
     }
   }
 
   /** Throws unless `tag` has the wire type the schema gives the field. */
-  expect(tag: FieldTag, wireType: number, what: string): void {
+  expect(tag: FieldTag, wireType: WireType, what: string): void {
     if (tag.wireType !== wireType) {
       throw new ProtobufDecodeError(
         `${what} (field ${tag.fieldNumber}) has wire type ${tag.wireType}, expected ${wireType}`,
@@ -174,43 +155,24 @@ export class ProtobufReader {
     }
   }
 
-  /**
-   * A base-128 varint as its low and high 32-bit halves (unsigned). Two numbers instead of a
-   * bigint keep the hot path (32 000 pieces) cheap; negative int32 values occupy all 10 bytes.
-   */
-  private readVarintParts(): [number, number] {
-    const start = this.offset;
-    let lo = 0;
-    let hi = 0;
-    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
-      if (this.pos >= this.bytes.length) {
-        throw new ProtobufDecodeError('varint runs past the end of the message (truncated file?)', start);
-      }
-      const byte = this.bytes[this.pos++] ?? 0;
-      const bits = byte & 0x7f;
-      if (i < 4) {
-        lo |= bits << (7 * i);
-      } else if (i === 4) {
-        lo |= (bits & 0x0f) << 28;
-        hi |= bits >> 4;
-      } else {
-        hi |= bits << (7 * i - 32);
-      }
-      if (byte < 0x80) {
-        return [lo >>> 0, hi >>> 0];
-      }
+  /** Runs one BinaryReader read, turning what it throws into an error that says where. */
+  private decode<T>(offset: number, what: string, read: () => T): T {
+    try {
+      return read();
+    } catch (error) {
+      throw decodeError(offset, what, error);
     }
-    throw new ProtobufDecodeError(`varint longer than ${MAX_VARINT_BYTES} bytes`, start);
   }
+}
 
-  private need(count: number, what: string): void {
-    if (this.bytes.length - this.pos < count) {
-      throw new ProtobufDecodeError(
-        `${what} runs past the end of the message (truncated file?)`,
-        this.offset,
-      );
-    }
-  }
+/** What BinaryReader threw while reading `what` at `offset`, as an error that says where. */
+function decodeError(offset: number, what: string, error: unknown): ProtobufDecodeError {
+  // BinaryReader reports reading past the end as a RangeError ("premature EOF", or DataView's).
+  const detail =
+    error instanceof RangeError
+      ? `${what} runs past the end of the message (truncated file?)`
+      : `malformed ${what}: ${error instanceof Error ? error.message : String(error)}`;
+  return new ProtobufDecodeError(detail, offset);
 }
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

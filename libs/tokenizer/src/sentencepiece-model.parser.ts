@@ -1,4 +1,5 @@
-import { ProtobufDecodeError, ProtobufReader, WireType } from './protobuf-wire.reader';
+import { WireType } from '@bufbuild/protobuf/wire';
+import { ProtobufDecodeError, ProtobufReader } from './protobuf-wire.reader';
 
 /**
  * The parts of SentencePiece's `ModelProto` (sentencepiece_model.proto) that encoding and decoding
@@ -176,7 +177,7 @@ function readPiece(reader: ProtobufReader, index: number): SentencePiece {
         piece = reader.readString();
         break;
       case 2:
-        reader.expect(tag, WireType.Fixed32, 'SentencePiece.score');
+        reader.expect(tag, WireType.Bit32, 'SentencePiece.score');
         score = reader.readFloat();
         break;
       case 3:

@@ -1,12 +1,14 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 
 /**
  * A LLaMA-style SentencePiece BPE `tokenizer.model` (a serialized `ModelProto` of
- * sentencepiece_model.proto), written by hand on the protobuf wire format. The layout follows the
- * LLaMA tokenizer (MODEL_SPEC §5.9): `<unk>` = 0, `<s>` = 1, `</s>` = 2, the byte-fallback pieces
- * `<0x00>`..`<0xFF>` = 3..258, then merged pieces with decreasing scores and the single characters
- * last; BPE with byte fallback, identity normaliser, dummy prefix, whitespace escaped to ▁.
+ * sentencepiece_model.proto), written field by field with @bufbuild/protobuf's BinaryWriter. The
+ * layout follows the LLaMA tokenizer (MODEL_SPEC §5.9): `<unk>` = 0, `<s>` = 1, `</s>` = 2, the
+ * byte-fallback pieces `<0x00>`..`<0xFF>` = 3..258, then merged pieces with decreasing scores and
+ * the single characters last; BPE with byte fallback, identity normaliser, dummy prefix, whitespace
+ * escaped to ▁.
  *
  * The merges are learnt here, by a few rounds of plain BPE over a small built-in English text, so
  * every merged piece is reachable by the encoder and common English words take few tokens. The
@@ -49,73 +51,6 @@ interface Piece {
   readonly piece: string;
   readonly score: number;
   readonly type: number;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Protobuf wire encoding (only what ModelProto needs)
-
-class WireWriter {
-  private readonly chunks: number[] = [];
-
-  /** A varint of a non-negative safe integer, or a negative int32 sign-extended to 64 bits. */
-  varint(value: number): this {
-    if (!Number.isSafeInteger(value)) throw new RangeError(`varint ${value} is not an integer`);
-    if (value < 0) {
-      // proto2 int32/enum: negatives take ten bytes (two's complement over 64 bits).
-      let v = BigInt.asUintN(64, BigInt(value));
-      while (v >= 0x80n) {
-        this.chunks.push(Number(v & 0x7fn) | 0x80);
-        v >>= 7n;
-      }
-      this.chunks.push(Number(v));
-      return this;
-    }
-    let v = value;
-    while (v >= 0x80) {
-      this.chunks.push((v % 0x80) | 0x80);
-      v = Math.floor(v / 0x80);
-    }
-    this.chunks.push(v);
-    return this;
-  }
-
-  private tag(field: number, wireType: number): this {
-    return this.varint(field * 8 + wireType);
-  }
-
-  int(field: number, value: number): this {
-    return this.tag(field, 0).varint(value);
-  }
-
-  bool(field: number, value: boolean): this {
-    return this.int(field, value ? 1 : 0);
-  }
-
-  float(field: number, value: number): this {
-    const bytes = new Uint8Array(4);
-    new DataView(bytes.buffer).setFloat32(0, value, true);
-    this.tag(field, 5);
-    this.chunks.push(...bytes);
-    return this;
-  }
-
-  bytes(field: number, value: Uint8Array): this {
-    this.tag(field, 2).varint(value.length);
-    for (const b of value) this.chunks.push(b);
-    return this;
-  }
-
-  string(field: number, value: string): this {
-    return this.bytes(field, Buffer.from(value, 'utf8'));
-  }
-
-  message(field: number, body: WireWriter): this {
-    return this.bytes(field, body.done());
-  }
-
-  done(): Uint8Array {
-    return Uint8Array.from(this.chunks);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,33 +224,39 @@ export function encodeSentencePieceModel(options: SentencePieceModelOptions): {
   summary: SentencePieceModelSummary;
 } {
   const { pieces, summary } = vocabulary(options);
-  const model = new WireWriter();
+  const w = new BinaryWriter();
+  const LEN = WireType.LengthDelimited;
+  const VARINT = WireType.Varint;
   // ModelProto.pieces (1): SentencePiece { piece = 1; score = 2; type = 3 }.
   for (const p of pieces) {
-    model.message(1, new WireWriter().string(1, p.piece).float(2, p.score).int(3, p.type));
+    w.tag(1, LEN).fork();
+    w.tag(1, LEN).string(p.piece);
+    w.tag(2, WireType.Bit32).float(p.score);
+    w.tag(3, VARINT).int32(p.type);
+    w.join();
   }
   // ModelProto.trainer_spec (2), field numbers from sentencepiece_model.proto.
-  const trainer = new WireWriter()
-    .string(2, 'tokenizer') // model_prefix
-    .int(3, MODEL_TYPE_BPE) // model_type
-    .int(4, summary.vocabSize) // vocab_size
-    .float(10, 0.99995) // character_coverage
-    .bool(25, true) // split_digits
-    .bool(35, true) // byte_fallback
-    .int(40, 0) // unk_id
-    .int(41, 1) // bos_id
-    .int(42, 2) // eos_id
-    .int(43, -1) // pad_id: none
-    .string(44, ' \u2047 '); // unk_surface
-  model.message(2, trainer);
+  w.tag(2, LEN).fork();
+  w.tag(2, LEN).string('tokenizer'); // model_prefix
+  w.tag(3, VARINT).int32(MODEL_TYPE_BPE); // model_type
+  w.tag(4, VARINT).int32(summary.vocabSize); // vocab_size
+  w.tag(10, WireType.Bit32).float(0.99995); // character_coverage
+  w.tag(25, VARINT).bool(true); // split_digits
+  w.tag(35, VARINT).bool(true); // byte_fallback
+  w.tag(40, VARINT).int32(0); // unk_id
+  w.tag(41, VARINT).int32(1); // bos_id
+  w.tag(42, VARINT).int32(2); // eos_id
+  w.tag(43, VARINT).int32(-1); // pad_id: none
+  w.tag(44, LEN).string(' \u2047 '); // unk_surface
+  w.join();
   // ModelProto.normalizer_spec (3): identity rules, no precompiled charsmap.
-  const normalizer = new WireWriter()
-    .string(1, 'identity') // name
-    .bool(3, true) // add_dummy_prefix
-    .bool(4, false) // remove_extra_whitespaces
-    .bool(5, true); // escape_whitespaces
-  model.message(3, normalizer);
-  return { bytes: model.done(), summary };
+  w.tag(3, LEN).fork();
+  w.tag(1, LEN).string('identity'); // name
+  w.tag(3, VARINT).bool(true); // add_dummy_prefix
+  w.tag(4, VARINT).bool(false); // remove_extra_whitespaces
+  w.tag(5, VARINT).bool(true); // escape_whitespaces
+  w.join();
+  return { bytes: w.finish(), summary };
 }
 
 /**

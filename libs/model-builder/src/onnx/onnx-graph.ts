@@ -1,4 +1,4 @@
-import { ProtoWriter } from './proto-writer';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 
 /** ONNX TensorProto.DataType values used by the builders. */
 export const OnnxType = {
@@ -233,75 +233,175 @@ export class GraphBuilder {
     );
   }
 
-  /** Serializes the graph into GraphProto fields of `w`. */
-  writeGraph(w: ProtoWriter): void {
-    for (const node of this.nodes) w.message(1, (nw) => writeNode(nw, node));
-    w.string(2, this.name);
-    for (const init of this.initializers) w.message(5, (tw) => writeTensor(tw, init));
-    for (const input of this.inputs) w.message(11, (vw) => writeValueInfo(vw, input));
-    for (const output of this.outputs) w.message(12, (vw) => writeValueInfo(vw, output));
+  /**
+   * The GraphProto's bytes, in order, as chunks: the framing from BinaryWriter, and each large
+   * inline payload as the caller's own array rather than a copy (see SPLICE_BYTES).
+   */
+  graphProtoChunks(): Uint8Array[] {
+    const chunks: Uint8Array[] = [];
+    const w = new BinaryWriter();
+    for (const node of this.nodes) message(w, Graph.node, () => writeNode(w, node));
+    w.tag(Graph.name, LEN).string(this.name);
+    for (const init of this.initializers) {
+      if (init.data.kind === 'inline' && init.data.bytes.byteLength >= SPLICE_BYTES) {
+        // raw_data is the tensor's last field: frame everything before the payload, then the payload.
+        const head = new BinaryWriter();
+        writeTensorFields(head, init);
+        head.tag(Tensor.rawData, LEN).uint32(init.data.bytes.byteLength);
+        const header = head.finish();
+        w.tag(Graph.initializer, LEN)
+          .uint32(header.byteLength + init.data.bytes.byteLength)
+          .raw(header);
+        chunks.push(w.finish(), init.data.bytes);
+      } else {
+        message(w, Graph.initializer, () => writeTensor(w, init));
+      }
+    }
+    for (const input of this.inputs) message(w, Graph.input, () => writeValueInfo(w, input));
+    for (const output of this.outputs) message(w, Graph.output, () => writeValueInfo(w, output));
+    chunks.push(w.finish());
+    return chunks;
   }
 }
 
-function writeNode(w: ProtoWriter, node: NodeDef): void {
-  for (const i of node.inputs) w.string(1, i);
-  for (const o of node.outputs) w.string(2, o);
-  w.string(3, node.name);
-  w.string(4, node.opType);
-  for (const [name, value] of Object.entries(node.attrs)) w.message(5, (aw) => writeAttr(aw, name, value));
-  if (node.domain !== '') w.string(7, node.domain);
+// ---------------------------------------------------------------------------------------------
+// onnx.proto serialization. @bufbuild/protobuf's BinaryWriter does the wire format; the field
+// numbers below are onnx.proto's (https://github.com/onnx/onnx/blob/main/onnx/onnx.proto), and
+// fields are written in field-number order, as protobuf's own serializers do. Not message types
+// generated from onnx.proto: their encoder would need every tensor inside a message object and
+// would copy all of them into one buffer, where here large ones are passed through (SPLICE_BYTES).
+
+const LEN = WireType.LengthDelimited;
+const VARINT = WireType.Varint;
+const I32 = WireType.Bit32;
+
+const Model = {
+  irVersion: 1,
+  producerName: 2,
+  producerVersion: 3,
+  docString: 6,
+  graph: 7,
+  opsetImport: 8,
+  metadataProps: 14,
+} as const;
+const Graph = { node: 1, name: 2, initializer: 5, input: 11, output: 12 } as const;
+const Node = { input: 1, output: 2, name: 3, opType: 4, attribute: 5, domain: 7 } as const;
+const Attribute = { name: 1, f: 2, i: 3, s: 4, floats: 7, ints: 8, type: 20 } as const;
+/** `AttributeProto.AttributeType`. */
+const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, FLOATS: 6, INTS: 7 } as const;
+const Tensor = { dims: 1, dataType: 2, name: 8, rawData: 9, externalData: 13, dataLocation: 14 } as const;
+/** `TensorProto.DataLocation`. */
+const DATA_LOCATION_EXTERNAL = 1;
+const StringStringEntry = { key: 1, value: 2 } as const;
+const ValueInfo = { name: 1, type: 2, docString: 3 } as const;
+const TypeProto = { tensorType: 1 } as const;
+const TypeTensor = { elemType: 1, shape: 2 } as const;
+const TensorShape = { dim: 1 } as const;
+const Dimension = { dimValue: 1, dimParam: 2 } as const;
+const OperatorSetId = { domain: 1, version: 2 } as const;
+
+/**
+ * Inline initializers at least this large are not copied into the BinaryWriter: they go out as
+ * chunks of their own (serializeModelChunks), so a model of up to 2 GB inline weights is not
+ * copied (and its buffer doubled) on the way to disk. Smaller ones are cheaper to copy.
+ */
+const SPLICE_BYTES = 64 * 1024;
+
+/** A length-delimited sub-message; BinaryWriter's fork/join writes its length. */
+function message(w: BinaryWriter, field: number, body: () => void): void {
+  w.tag(field, LEN).fork();
+  body();
+  w.join();
 }
 
-function writeAttr(w: ProtoWriter, name: string, value: AttrValue): void {
-  w.string(1, name);
+function writeNode(w: BinaryWriter, node: NodeDef): void {
+  for (const i of node.inputs) w.tag(Node.input, LEN).string(i);
+  for (const o of node.outputs) w.tag(Node.output, LEN).string(o);
+  w.tag(Node.name, LEN).string(node.name);
+  w.tag(Node.opType, LEN).string(node.opType);
+  for (const [name, value] of Object.entries(node.attrs)) {
+    message(w, Node.attribute, () => writeAttr(w, name, value));
+  }
+  if (node.domain !== '') w.tag(Node.domain, LEN).string(node.domain);
+}
+
+function writeAttr(w: BinaryWriter, name: string, value: AttrValue): void {
+  w.tag(Attribute.name, LEN).string(name);
   switch (value.kind) {
     case 'float':
-      w.float(2, value.value).varint(20, 1);
+      w.tag(Attribute.f, I32).float(value.value);
+      w.tag(Attribute.type, VARINT).int32(AttributeType.FLOAT);
       break;
     case 'int':
-      w.varint(3, value.value).varint(20, 2);
+      w.tag(Attribute.i, VARINT).int64(value.value);
+      w.tag(Attribute.type, VARINT).int32(AttributeType.INT);
       break;
     case 'string':
-      w.string(4, value.value).varint(20, 3);
+      w.tag(Attribute.s, LEN).string(value.value);
+      w.tag(Attribute.type, VARINT).int32(AttributeType.STRING);
       break;
     case 'floats':
-      w.packedFloats(7, value.value).varint(20, 6);
+      w.tag(Attribute.floats, LEN).fork();
+      for (const v of value.value) w.float(v);
+      w.join();
+      w.tag(Attribute.type, VARINT).int32(AttributeType.FLOATS);
       break;
     case 'ints':
-      w.packedVarints(8, value.value).varint(20, 7);
+      w.tag(Attribute.ints, LEN).fork();
+      for (const v of value.value) w.int64(v);
+      w.join();
+      w.tag(Attribute.type, VARINT).int32(AttributeType.INTS);
       break;
   }
 }
 
-function writeTensor(w: ProtoWriter, t: InitializerDef): void {
-  if (t.dims.length > 0) w.packedVarints(1, t.dims);
-  w.varint(2, t.elemType);
-  w.string(8, t.name);
+/** The TensorProto fields that come before its data. */
+function writeTensorFields(w: BinaryWriter, t: InitializerDef): void {
+  if (t.dims.length > 0) {
+    w.tag(Tensor.dims, LEN).fork();
+    for (const d of t.dims) w.int64(d);
+    w.join();
+  }
+  w.tag(Tensor.dataType, VARINT).int32(t.elemType);
+  w.tag(Tensor.name, LEN).string(t.name);
+}
+
+function writeTensor(w: BinaryWriter, t: InitializerDef): void {
+  writeTensorFields(w, t);
   if (t.data.kind === 'inline') {
-    w.bytes(9, t.data.bytes);
+    w.tag(Tensor.rawData, LEN).bytes(t.data.bytes);
   } else {
     const entries: [string, string][] = [
       ['location', t.data.location],
       ['offset', String(t.data.offset)],
       ['length', String(t.data.length)],
     ];
-    for (const [k, v] of entries) w.message(13, (ew) => ew.string(1, k).string(2, v));
-    w.varint(14, 1); // DataLocation.EXTERNAL
+    for (const [k, v] of entries) message(w, Tensor.externalData, () => writeEntry(w, k, v));
+    w.tag(Tensor.dataLocation, VARINT).int32(DATA_LOCATION_EXTERNAL);
   }
 }
 
-function writeValueInfo(w: ProtoWriter, v: ValueInfo): void {
-  w.string(1, v.name);
-  w.message(2, (tw) =>
-    tw.message(1, (tt) => {
-      tt.varint(1, v.elemType);
-      tt.message(2, (sw) => {
-        for (const d of v.dims)
-          sw.message(1, (dw) => (typeof d === 'number' ? dw.varint(1, d) : dw.string(2, d)));
+function writeEntry(w: BinaryWriter, key: string, value: string): void {
+  w.tag(StringStringEntry.key, LEN).string(key);
+  w.tag(StringStringEntry.value, LEN).string(value);
+}
+
+function writeValueInfo(w: BinaryWriter, v: ValueInfo): void {
+  w.tag(ValueInfo.name, LEN).string(v.name);
+  message(w, ValueInfo.type, () =>
+    message(w, TypeProto.tensorType, () => {
+      w.tag(TypeTensor.elemType, VARINT).int32(v.elemType);
+      message(w, TypeTensor.shape, () => {
+        for (const d of v.dims) {
+          message(w, TensorShape.dim, () => {
+            if (typeof d === 'number') w.tag(Dimension.dimValue, VARINT).int64(d);
+            else w.tag(Dimension.dimParam, LEN).string(d);
+          });
+        }
       });
     }),
   );
-  if (v.doc !== undefined) w.string(3, v.doc);
+  if (v.doc !== undefined) w.tag(ValueInfo.docString, LEN).string(v.doc);
 }
 
 export interface ModelOptions {
@@ -312,21 +412,40 @@ export interface ModelOptions {
   readonly metadata?: Readonly<Record<string, string>>;
 }
 
-/** Serializes a ModelProto around the graph. */
-export function serializeModel(graph: GraphBuilder, options: ModelOptions): Uint8Array {
-  const w = new ProtoWriter(1 << 16);
-  w.varint(1, options.irVersion ?? 8);
-  w.string(2, 'imagebind-llm-model-builder');
-  w.string(3, options.producerVersion);
-  if (options.docString !== undefined) w.string(6, options.docString);
-  w.message(7, (gw) => graph.writeGraph(gw));
+/**
+ * A ModelProto around the graph, as chunks to be written one after another (large inline
+ * initializers are the builder's own arrays, not copies). Joined, they are `serializeModel`.
+ */
+export function serializeModelChunks(graph: GraphBuilder, options: ModelOptions): Uint8Array[] {
+  const graphChunks = graph.graphProtoChunks();
+  const graphBytes = graphChunks.reduce((n, c) => n + c.byteLength, 0);
+  const head = new BinaryWriter();
+  head.tag(Model.irVersion, VARINT).int64(options.irVersion ?? 8);
+  head.tag(Model.producerName, LEN).string('imagebind-llm-model-builder');
+  head.tag(Model.producerVersion, LEN).string(options.producerVersion);
+  if (options.docString !== undefined) head.tag(Model.docString, LEN).string(options.docString);
+  head.tag(Model.graph, LEN).uint32(graphBytes);
+  const tail = new BinaryWriter();
   for (const [domain, version] of Object.entries(options.opsets)) {
-    w.message(8, (ow) => {
-      if (domain !== '') ow.string(1, domain);
-      ow.varint(2, version);
+    message(tail, Model.opsetImport, () => {
+      if (domain !== '') tail.tag(OperatorSetId.domain, LEN).string(domain);
+      tail.tag(OperatorSetId.version, VARINT).int64(version);
     });
   }
-  for (const [k, v] of Object.entries(options.metadata ?? {}))
-    w.message(14, (ew) => ew.string(1, k).string(2, v));
-  return w.finish();
+  for (const [k, v] of Object.entries(options.metadata ?? {})) {
+    message(tail, Model.metadataProps, () => writeEntry(tail, k, v));
+  }
+  return [head.finish(), ...graphChunks, tail.finish()];
+}
+
+/** Serializes a ModelProto around the graph into one array. */
+export function serializeModel(graph: GraphBuilder, options: ModelOptions): Uint8Array {
+  const chunks = serializeModelChunks(graph, options);
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
 }
