@@ -1,5 +1,4 @@
-import { ErrorCode, GRPC_STATUS_BY_CODE, HTTP_STATUS_BY_CODE } from './error-codes';
-import type { status as GrpcStatus } from '@grpc/grpc-js';
+import { ErrorCode, HTTP_STATUS_BY_CODE } from './error-codes';
 
 /** Structured detail that helps a caller fix the request (field path, limit, allowed values). */
 export interface ErrorDetails {
@@ -25,10 +24,6 @@ export class DomainError extends Error {
     options?: { cause?: unknown },
   ) {
     super(message, options);
-  }
-
-  get grpcStatus(): GrpcStatus {
-    return GRPC_STATUS_BY_CODE[this.code];
   }
 
   get httpStatus(): number {

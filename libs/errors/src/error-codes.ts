@@ -1,5 +1,3 @@
-import { status as GrpcStatus } from '@grpc/grpc-js';
-
 /**
  * Every failure that crosses a service boundary has one of these codes. The string is stable and
  * machine-readable: clients may branch on it (it travels in the `ibllm-error-code` trailer).
@@ -44,30 +42,9 @@ export const ErrorCode = {
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /**
- * The one mapping from domain codes to gRPC status codes. `satisfies Record<ErrorCode, ...>` makes
- * the compiler reject a code without a status, so the mapping stays exhaustive.
+ * HTTP status for the REST surface. `satisfies Record<ErrorCode, ...>` keeps it exhaustive; the
+ * gRPC status of each code is mapped where gRPC lives (libs/grpc-kit `GRPC_STATUS_BY_CODE`).
  */
-export const GRPC_STATUS_BY_CODE = {
-  INVALID_INPUT: GrpcStatus.INVALID_ARGUMENT,
-  UNSUPPORTED_MEDIA: GrpcStatus.INVALID_ARGUMENT,
-  PAYLOAD_TOO_LARGE: GrpcStatus.RESOURCE_EXHAUSTED,
-  CONTEXT_OVERFLOW: GrpcStatus.INVALID_ARGUMENT,
-  NOT_FOUND: GrpcStatus.NOT_FOUND,
-  ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
-  FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
-  UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
-  PERMISSION_DENIED: GrpcStatus.PERMISSION_DENIED,
-  OVERLOADED: GrpcStatus.RESOURCE_EXHAUSTED,
-  RATE_LIMITED: GrpcStatus.RESOURCE_EXHAUSTED,
-  DEADLINE_EXCEEDED: GrpcStatus.DEADLINE_EXCEEDED,
-  CANCELLED: GrpcStatus.CANCELLED,
-  DEPENDENCY_UNAVAILABLE: GrpcStatus.UNAVAILABLE,
-  MODEL_NOT_READY: GrpcStatus.UNAVAILABLE,
-  NOT_IMPLEMENTED: GrpcStatus.UNIMPLEMENTED,
-  INTERNAL: GrpcStatus.INTERNAL,
-} as const satisfies Record<ErrorCode, GrpcStatus>;
-
-/** HTTP status for the REST surface, kept next to the gRPC one so both stay in step. */
 export const HTTP_STATUS_BY_CODE = {
   INVALID_INPUT: 400,
   UNSUPPORTED_MEDIA: 415,

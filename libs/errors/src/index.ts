@@ -1,3 +1,3 @@
 export * from './error-codes';
 export * from './domain-error';
-export * from './grpc-status';
+export * from './error-wire';

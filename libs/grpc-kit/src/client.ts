@@ -5,19 +5,22 @@ import {
   type CallOptions,
   type ChannelOptions,
   type Client,
+  type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
   type ServiceError,
 } from '@grpc/grpc-js';
-import { DomainError, ErrorCode, fromGrpcError } from '@imagebind-llm/errors';
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { REQUEST_ID_KEY, newRequestId } from '@imagebind-llm/observability';
 import type { CallContext } from './call-context';
+import { fromGrpcError } from './grpc-status';
+import { DEFAULT_RETRY, retryInterceptor, type RetryPolicy } from './retry';
 
 /** Client constructor as ts-proto generates it. */
 export type GeneratedClientConstructor<C extends Client> = new (
   address: string,
   creds: ReturnType<typeof credentials.createInsecure>,
-  options?: Partial<ChannelOptions>,
+  options?: Partial<ClientOptions>,
 ) => C;
 
 export interface ClientFactoryOptions {
@@ -25,12 +28,18 @@ export interface ClientFactoryOptions {
   readonly maxReceiveMessageBytes?: number;
   /** Extra grpc-js channel options. */
   readonly channelOptions?: ChannelOptions;
+  /**
+   * Retries of the methods the contract declares idempotent, on UNAVAILABLE (see
+   * `retryInterceptor`); `false` sends every call once. Default {@link DEFAULT_RETRY}.
+   */
+  readonly retry?: RetryPolicy | false;
 }
 
 /**
  * Creates a generated client for `target`. A `dns:///name:port` target resolves every address of a
  * headless Kubernetes Service and balances calls `round_robin` across them (HTTP/2 connections
- * stick to one pod otherwise).
+ * stick to one pod otherwise). Idempotent unary methods are retried by the client's interceptor,
+ * so callers never wrap calls in retry loops of their own.
  */
 export function createClient<C extends Client>(
   Ctor: GeneratedClientConstructor<C>,
@@ -44,6 +53,7 @@ export function createClient<C extends Client>(
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
     ...options.channelOptions,
+    interceptors: options.retry === false ? [] : [retryInterceptor(options.retry ?? DEFAULT_RETRY)],
   });
 }
 
@@ -139,58 +149,6 @@ export async function* callServerStream<Req, Res>(
   } finally {
     for (const s of signals) s.removeEventListener('abort', onAbort);
     call.cancel();
-  }
-}
-
-export interface RetryPolicy {
-  /** Attempts in total, including the first. */
-  readonly maxAttempts: number;
-  /** Backoff before the second attempt; doubles each time, with full jitter. */
-  readonly initialBackoffMs: number;
-  readonly maxBackoffMs: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, initialBackoffMs: 50, maxBackoffMs: 2_000 };
-
-const RETRY_ON: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  ErrorCode.DependencyUnavailable,
-  ErrorCode.ModelNotReady,
-]);
-
-/**
- * Runs an idempotent call (encode, search, project) with retries on UNAVAILABLE, backing off with
- * full jitter and never past the caller's deadline or abort. Non-idempotent calls must not use it.
- */
-export async function withRetry<T>(
-  attempt: () => Promise<T>,
-  policy: RetryPolicy = DEFAULT_RETRY,
-  settings: Pick<CallSettings, 'parent' | 'signal'> = {},
-  random: () => number = Math.random,
-): Promise<T> {
-  const deadline = settings.parent?.deadline ?? Infinity;
-  const signal = settings.parent?.signal ?? settings.signal;
-  let backoff = policy.initialBackoffMs;
-  for (let n = 1; ; n++) {
-    try {
-      return await attempt();
-    } catch (error) {
-      const domain = fromGrpcError(error);
-      const wait = Math.floor(random() * backoff);
-      const retryable = RETRY_ON.has(domain.code) && n < policy.maxAttempts;
-      if (!retryable || signal?.aborted === true || Date.now() + wait >= deadline) throw domain;
-      await new Promise<void>((resolve) => {
-        const onAbort = (): void => {
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        }, wait);
-        signal?.addEventListener('abort', onAbort, { once: true });
-      });
-      backoff = Math.min(backoff * 2, policy.maxBackoffMs);
-    }
   }
 }
 

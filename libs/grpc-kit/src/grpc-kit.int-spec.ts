@@ -1,7 +1,14 @@
 import { once } from 'node:events';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import { bindV1, commonV1, decoderV1, loadDescriptorSet, SERVICE_NAMES } from '@imagebind-llm/proto';
+import {
+  bindV1,
+  commonV1,
+  decoderV1,
+  loadDescriptorSet,
+  retrieverV1,
+  SERVICE_NAMES,
+} from '@imagebind-llm/proto';
 import { createLogger, MemoryLog, ServiceMetrics } from '@imagebind-llm/observability';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -11,7 +18,6 @@ import {
   createClient,
   listServicesByReflection,
   throwIfAborted,
-  withRetry,
   GrpcServer,
   type CallContext,
   type ServiceHandlers,
@@ -402,44 +408,131 @@ describe('propagation through a hop', () => {
   });
 });
 
-describe('withRetry', () => {
-  it('retries UNAVAILABLE with backoff and gives up on INVALID_ARGUMENT at once', async () => {
-    let calls = 0;
-    const result = await withRetry(
-      () => {
-        calls++;
-        return calls < 3 ? Promise.reject(DomainError.unavailable('down')) : Promise.resolve('ok');
-      },
-      { maxAttempts: 4, initialBackoffMs: 1, maxBackoffMs: 2 },
-    );
-    expect(result).toBe('ok');
-    expect(calls).toBe(3);
+describe('retry interceptor', () => {
+  const FAST = { maxAttempts: 4, initialBackoffMs: 1, maxBackoffMs: 2 };
 
-    let bad = 0;
-    await expect(
-      withRetry(() => {
-        bad++;
-        return Promise.reject(DomainError.invalidInput('nope'));
-      }),
-    ).rejects.toMatchObject({ code: ErrorCode.InvalidInput });
-    expect(bad).toBe(1);
+  /** A bind server whose Project fails with `failure(n)` on call n (1-based) until it returns undefined. */
+  async function flakyBind(failure: (n: number) => DomainError | undefined): Promise<{
+    calls: { requestId: string; at: number }[];
+  }> {
+    const calls: { requestId: string; at: number }[] = [];
+    harness = await startGrpcTestServer((s) =>
+      s.addService(
+        SERVICE_NAMES.bind,
+        bindV1.BindServiceService,
+        bindHandlers({
+          project: async (request, ctx) => {
+            calls.push({ requestId: ctx.requestId, at: Date.now() });
+            await Promise.resolve();
+            const error = failure(calls.length);
+            if (error !== undefined) throw error;
+            return { visualQueries: request.queries, model: { name: 'bind', version: '1' } };
+          },
+        }),
+      ),
+    );
+    return { calls };
+  }
+
+  it('resends an idempotent call that failed UNAVAILABLE after the server sent its headers', async () => {
+    // grpc-kit servers send headers (the request id) before the handler runs; grpc-js's own
+    // retryPolicy would treat the call as committed there and never retry it.
+    const { calls } = await flakyBind((n) =>
+      n < 3 ? new DomainError(ErrorCode.ModelNotReady, 'warming up') : undefined,
+    );
+    const client = createClient(bindV1.BindServiceClient, harness!.address, { retry: FAST });
+    const md = new Metadata();
+    md.set('x-request-id', 'req-retry');
+    const headers = new Promise<Metadata>((resolve, reject) => {
+      const call = client.project({ queries: tensor([1]) }, md, {}, (err) => err && reject(err));
+      call.on('metadata', resolve);
+    });
+    expect((await headers).get('x-request-id')).toEqual(['req-retry']);
+    expect(calls.map((c) => c.requestId)).toEqual(['req-retry', 'req-retry', 'req-retry']);
+    client.close();
   });
 
-  it('stops after maxAttempts and never sleeps past the parent deadline', async () => {
-    let calls = 0;
-    const parent = { deadline: Date.now() + 30, signal: new AbortController().signal, requestId: 'r' };
-    await expect(
-      withRetry(
-        () => {
-          calls++;
-          return Promise.reject(DomainError.unavailable('down'));
+  it('gives up on other codes at once, and on UNAVAILABLE after maxAttempts', async () => {
+    let error: DomainError = DomainError.invalidInput('nope');
+    const { calls } = await flakyBind(() => error);
+    const client = createClient(bindV1.BindServiceClient, harness!.address, { retry: FAST });
+    const project = client.project.bind(client);
+    expect(await unaryError(callUnary(project, { queries: tensor([1]) }))).toMatchObject({
+      code: ErrorCode.InvalidInput,
+    });
+    expect(calls).toHaveLength(1);
+    error = DomainError.unavailable('downstream is down');
+    expect(await unaryError(callUnary(project, { queries: tensor([1]) }))).toMatchObject({
+      code: ErrorCode.DependencyUnavailable,
+      message: 'downstream is down',
+    });
+    expect(calls).toHaveLength(1 + FAST.maxAttempts);
+    client.close();
+  });
+
+  it('waits at least the server retry hint, and not at all when the hint outlasts the deadline', async () => {
+    let hintMs = 40;
+    const { calls } = await flakyBind((n) =>
+      n === 1 || n === 3
+        ? new DomainError(ErrorCode.ModelNotReady, 'warming up', { retryAfterMs: hintMs })
+        : undefined,
+    );
+    const client = createClient(bindV1.BindServiceClient, harness!.address, { retry: FAST });
+    const project = client.project.bind(client);
+    await callUnary(project, { queries: tensor([1]) });
+    expect(calls).toHaveLength(2);
+    expect(calls[1]!.at - calls[0]!.at).toBeGreaterThanOrEqual(hintMs);
+
+    hintMs = 60_000;
+    const started = Date.now();
+    const error = await unaryError(callUnary(project, { queries: tensor([1]) }, { timeoutMs: 5_000 }));
+    // The server's own answer, at once, not a DEADLINE_EXCEEDED after a pointless wait.
+    expect(error.code).toBe(ErrorCode.ModelNotReady);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(calls).toHaveLength(3);
+    client.close();
+  });
+
+  it('stops waiting and answers CANCELLED when the caller aborts during a backoff', async () => {
+    const { calls } = await flakyBind(
+      () => new DomainError(ErrorCode.ModelNotReady, 'warming up', { retryAfterMs: 60_000 }),
+    );
+    const client = createClient(bindV1.BindServiceClient, harness!.address, { retry: FAST });
+    const controller = new AbortController();
+    const pending = unaryError(
+      callUnary(client.project.bind(client), { queries: tensor([1]) }, { signal: controller.signal }),
+    );
+    await expect.poll(() => calls.length).toBe(1);
+    controller.abort();
+    expect((await pending).code).toBe(ErrorCode.Cancelled);
+    expect(calls).toHaveLength(1);
+    client.close();
+  });
+
+  it('sends a method without a declared idempotency_level once', async () => {
+    let deletes = 0;
+    const fail = (): Promise<never> => Promise.reject(DomainError.notImplemented('not in this test'));
+    harness = await startGrpcTestServer((s) =>
+      s.addService(SERVICE_NAMES.retriever, retrieverV1.RetrieverServiceService, {
+        search: fail,
+        upsert: fail,
+        getCollection: fail,
+        // eslint-disable-next-line require-yield
+        importIndex: async function* () {
+          await fail();
         },
-        { maxAttempts: 100, initialBackoffMs: 1_000, maxBackoffMs: 1_000 },
-        { parent },
-        () => 0.99,
-      ),
-    ).rejects.toMatchObject({ code: ErrorCode.DependencyUnavailable });
-    expect(calls).toBe(1);
+        delete: async () => {
+          deletes++;
+          await Promise.resolve();
+          throw DomainError.unavailable('store restarting');
+        },
+      }),
+    );
+    const client = createClient(retrieverV1.RetrieverServiceClient, harness.address, { retry: FAST });
+    const error = await unaryError(callUnary(client.delete.bind(client), { collection: 'c', ids: [1] }));
+    expect(error.code).toBe(ErrorCode.DependencyUnavailable);
+    expect(deletes).toBe(1);
+    client.close();
   });
 });
 

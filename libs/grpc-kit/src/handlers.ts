@@ -7,7 +7,7 @@ import {
   type ServerWritableStream,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { DomainError, toGrpcStatus } from '@imagebind-llm/errors';
+import { DomainError } from '@imagebind-llm/errors';
 import {
   getTracer,
   REQUEST_ID_KEY,
@@ -16,6 +16,7 @@ import {
   type Span,
 } from '@imagebind-llm/observability';
 import { abortReason, createCallContext, incomingTrace, type CallContext } from './call-context';
+import { toGrpcStatus } from './grpc-status';
 
 /** The shape of one method in a ts-proto `outputServices=grpc-js` service definition. */
 export interface MethodDefinitionLike {

@@ -2,6 +2,8 @@ export * from './call-context';
 export * from './handlers';
 export * from './server';
 export * from './client';
+export * from './grpc-status';
+export * from './retry';
 export * from './health-client';
 export * from './nest-host';
 export * from './grpc-logging';

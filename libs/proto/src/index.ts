@@ -9,6 +9,7 @@ export * as retrieverV1 from './generated/imagebind/retriever/v1/retriever';
 export * as bindV1 from './generated/imagebind/bind/v1/bind';
 export * as decoderV1 from './generated/imagebind/decoder/v1/decoder';
 export * as gatewayV1 from './gateway-v1';
+export { idempotencyLevel, isIdempotent, type IdempotencyLevel } from './idempotency';
 
 /** Fully qualified service names, as used by health checks and reflection. */
 export const SERVICE_NAMES = {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Metadata, type Client, type ClientReadableStream } from '@grpc/grpc-js';
+import { isIdempotent } from '@imagebind-llm/proto';
 import { backoffDelay, cancelledError, sleep } from './backoff';
 import { checkTimeout, type RetryOptions } from './client-options';
 import { fromServiceError, ImageBindError } from './image-bind-error';
@@ -57,17 +58,18 @@ export class CallRunner {
   constructor(private readonly settings: CallRunnerSettings) {}
 
   /**
-   * A unary call. With `retry`, UNAVAILABLE answers are retried with backoff while attempts and
-   * the deadline last; only idempotent methods may pass `retry`.
+   * A unary call. If the contract declares the method idempotent (its `idempotency_level`, the
+   * same source the platform's own clients retry by), UNAVAILABLE answers are retried with
+   * backoff while attempts and the deadline last; any other method is sent once.
    */
   async unary<Req, Res>(
     method: MethodDefinition<Req, Res>,
     request: Req,
     options: CallOptions | undefined,
     defaultTimeoutMs: number,
-    retry: boolean,
   ): Promise<Res> {
     const call = this.prepare(options, defaultTimeoutMs);
+    const retry = isIdempotent(method.path);
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.unaryAttempt(method, request, call);

@@ -1,5 +1,7 @@
 import { status, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
-import { DomainError, toGrpcStatus } from '@imagebind-llm/errors';
+import { DomainError } from '@imagebind-llm/errors';
+// The platform's own status mapping, so these tests read what a real gateway writes.
+import { toGrpcStatus } from '@imagebind-llm/grpc-kit';
 import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ImageBindClient, ImageBindError, image, text, type ImageBindClientOptions } from './index';

@@ -33,9 +33,10 @@ const USER_AGENT = 'imagebind-llm-client/0.1';
  * Client of the platform's public gRPC API (GatewayService and BatchJobService).
  *
  * Every method takes optional {@link CallOptions}: an AbortSignal, a per-call deadline and a
- * request id. Failures are thrown as {@link ImageBindError}. Idempotent calls (embed, search,
- * listModels, getBatchJob, listBatchJobs, submitBatchJob with its idempotency key) are retried
- * on UNAVAILABLE; generate is retried only before its first token arrives.
+ * request id. Failures are thrown as {@link ImageBindError}. Calls the API contract declares
+ * idempotent (`idempotency_level` in gateway.proto and batch.proto; submitBatchJob is, by its
+ * idempotency key) are retried on UNAVAILABLE; cancelBatchJob is not; generate is retried only
+ * before its first token arrives, and a broken result stream resumes after its last item.
  */
 export class ImageBindClient {
   private readonly options: ResolvedOptions;
@@ -106,7 +107,7 @@ export class ImageBindClient {
     };
     const normalize = checkOptional(request.normalize, 'boolean', 'normalize') ?? false;
     const call = withRequestId(options);
-    const response = await this.runner.unary(gateway.embed, wire, call, this.options.timeoutMs, true);
+    const response = await this.runner.unary(gateway.embed, wire, call, this.options.timeoutMs);
     return decodingResponse(call.requestId, () => ({
       embeddings: response.embeddings.map((e, i) => {
         const vector = decodeFloat32Tensor(
@@ -129,13 +130,13 @@ export class ImageBindClient {
       k: checkOptional(request.k, 'number', 'k'),
       collection: checkOptional(request.collection, 'string', 'collection') ?? '',
     };
-    const response = await this.runner.unary(gateway.search, wire, options, this.options.timeoutMs, true);
+    const response = await this.runner.unary(gateway.search, wire, options, this.options.timeoutMs);
     return response.hits;
   }
 
   /** Lists the model components the deployment serves and whether they are ready. */
   async listModels(options?: CallOptions): Promise<gatewayV1.ModelInfo[]> {
-    const response = await this.runner.unary(gateway.listModels, {}, options, this.options.timeoutMs, true);
+    const response = await this.runner.unary(gateway.listModels, {}, options, this.options.timeoutMs);
     return response.models;
   }
 
@@ -146,7 +147,7 @@ export class ImageBindClient {
   async submitBatchJob(request: SubmitBatchJobRequest, options?: CallOptions): Promise<gatewayV1.BatchJob> {
     const wire = toSubmitRequest(request);
     const call = withRequestId(options);
-    const response = await this.runner.unary(jobs.submitBatchJob, wire, call, this.options.timeoutMs, true);
+    const response = await this.runner.unary(jobs.submitBatchJob, wire, call, this.options.timeoutMs);
     return decodingResponse(call.requestId, () => required(response.job, 'job'));
   }
 
@@ -154,7 +155,7 @@ export class ImageBindClient {
   async getBatchJob(jobId: string, options?: CallOptions): Promise<gatewayV1.BatchJob> {
     const wire = { jobId: checkJobId(jobId) };
     const call = withRequestId(options);
-    const response = await this.runner.unary(jobs.getBatchJob, wire, call, this.options.timeoutMs, true);
+    const response = await this.runner.unary(jobs.getBatchJob, wire, call, this.options.timeoutMs);
     return decodingResponse(call.requestId, () => required(response.job, 'job'));
   }
 
@@ -165,18 +166,18 @@ export class ImageBindClient {
       pageToken: checkOptional(request.pageToken, 'string', 'pageToken') ?? '',
       states: [...(request.states ?? [])],
     };
-    const response = await this.runner.unary(jobs.listBatchJobs, wire, options, this.options.timeoutMs, true);
+    const response = await this.runner.unary(jobs.listBatchJobs, wire, options, this.options.timeoutMs);
     return {
       jobs: response.jobs,
       nextPageToken: response.nextPageToken === '' ? undefined : response.nextPageToken,
     };
   }
 
-  /** Cancels a job. Not retried: the answer to a repeated cancel can differ from the first. */
+  /** Cancels a job. Not retried (batch.proto declares no idempotency): a repeat can answer differently. */
   async cancelBatchJob(jobId: string, options?: CallOptions): Promise<gatewayV1.BatchJob> {
     const wire = { jobId: checkJobId(jobId) };
     const call = withRequestId(options);
-    const response = await this.runner.unary(jobs.cancelBatchJob, wire, call, this.options.timeoutMs, false);
+    const response = await this.runner.unary(jobs.cancelBatchJob, wire, call, this.options.timeoutMs);
     return decodingResponse(call.requestId, () => required(response.job, 'job'));
   }
 

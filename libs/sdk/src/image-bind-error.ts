@@ -98,7 +98,7 @@ interface ServiceErrorLike {
 
 /**
  * Turns whatever a grpc-js call failed with into an ImageBindError, reading the platform's
- * trailers (libs/errors `toGrpcStatus` writes them).
+ * trailers (libs/grpc-kit `toGrpcStatus` writes them; libs/errors names them).
  */
 export function fromServiceError(error: unknown, requestId?: string): ImageBindError {
   if (error instanceof ImageBindError) return error;

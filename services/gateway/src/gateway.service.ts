@@ -6,8 +6,8 @@ import {
   fuseEmbeddings,
   GENERATION_DEFAULTS,
 } from '@imagebind-llm/domain';
-import { DomainError, ErrorCode, fromGrpcError } from '@imagebind-llm/errors';
-import { float32Tensor, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { float32Tensor, fromGrpcError, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
 import { commonV1, decoderV1, encoderV1, gatewayV1, type retrieverV1 } from '@imagebind-llm/proto';
 import type { HopContext, PlatformBackends, RoutedModality } from './backends/backends.port';
 import type { GatewayEnv } from './env.schema';

@@ -3,7 +3,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { status } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { readNpy } from '@imagebind-llm/checkpoint';
 import { topKInnerProduct } from '@imagebind-llm/domain';
 import { type DomainError } from '@imagebind-llm/errors';
@@ -108,7 +108,8 @@ describe('retriever process', () => {
         }
         return undefined;
       })();
-      expect(error?.grpcStatus).toBe(status.INVALID_ARGUMENT);
+      // The status the retriever answered on the wire, under the DomainError the client made of it.
+      expect((error?.cause as ServiceError | undefined)?.code).toBe(status.INVALID_ARGUMENT);
     },
   );
 

@@ -295,8 +295,7 @@ describe('DynamicBatcher overload', () => {
     const image = submit('image'); // 7 + 1 = 8 still fits
     await flush();
     const error = domainError(video);
-    expect(error.code).toBe(ErrorCode.Overloaded);
-    expect(error.grpcStatus).toBe(8); // grpc RESOURCE_EXHAUSTED
+    expect(error.code).toBe(ErrorCode.Overloaded); // RESOURCE_EXHAUSTED on the wire
     // No execute time observed yet: the hint is the queue delay.
     expect(error.details.retryAfterMs).toBe(10);
     expect(error.message).toContain('7 of 8 units');

@@ -1,12 +1,5 @@
 import type { Client } from '@grpc/grpc-js';
-import {
-  callServerStream,
-  callUnary,
-  createClient,
-  DEFAULT_RETRY,
-  withRetry,
-  type RetryPolicy,
-} from '@imagebind-llm/grpc-kit';
+import { callServerStream, callUnary, createClient, type RetryPolicy } from '@imagebind-llm/grpc-kit';
 import { bindV1, decoderV1, encoderV1, retrieverV1 } from '@imagebind-llm/proto';
 import type {
   BindBackend,
@@ -45,11 +38,16 @@ export function toGrpcTarget(value: string): string {
 
 export interface RemoteOptions {
   readonly hopTimeoutMs: number;
+  /** Retries of the idempotent hops (the contracts' idempotency_level); grpc-kit's default otherwise. */
   readonly retry?: RetryPolicy;
   readonly maxMessageBytes: number;
 }
 
-/** The distributed driver: generated gRPC clients with deadlines, request ids and retries. */
+/**
+ * The distributed driver: generated gRPC clients with deadlines and request ids. Retries are the
+ * clients' own (grpc-kit's interceptor, for the methods the contracts declare idempotent); the
+ * Generate stream is resumed by the orchestrator from the tokens already sent.
+ */
 export class RemoteBackends implements PlatformBackends {
   readonly mode = 'distributed';
   readonly retriever: RetrieverBackend;
@@ -62,8 +60,10 @@ export class RemoteBackends implements PlatformBackends {
     targets: RemoteTargets,
     private readonly options: RemoteOptions,
   ) {
-    const retry = options.retry ?? DEFAULT_RETRY;
-    const clientOptions = { maxReceiveMessageBytes: options.maxMessageBytes };
+    const clientOptions = {
+      maxReceiveMessageBytes: options.maxMessageBytes,
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
+    };
     const encoderClients = new Map<string, encoderV1.EncoderServiceClient>();
     for (const [modality, target] of Object.entries(targets.encoders) as [RoutedModality, string][]) {
       const grpcTarget = toGrpcTarget(target);
@@ -74,34 +74,27 @@ export class RemoteBackends implements PlatformBackends {
       }
       const c = client;
       this.encoders.set(modality, {
-        encode: (req, ctx) =>
-          withRetry(() => callUnary(c.encode.bind(c), req, this.settings(ctx)), retry, { parent: ctx }),
+        encode: (req, ctx) => callUnary(c.encode.bind(c), req, this.settings(ctx)),
       });
     }
     const r = this.track(
       createClient(retrieverV1.RetrieverServiceClient, toGrpcTarget(targets.retriever), clientOptions),
     );
     this.retriever = {
-      search: (req, ctx) =>
-        withRetry(() => callUnary(r.search.bind(r), req, this.settings(ctx)), retry, { parent: ctx }),
-      getCollection: (req, ctx) =>
-        withRetry(() => callUnary(r.getCollection.bind(r), req, this.settings(ctx)), retry, { parent: ctx }),
+      search: (req, ctx) => callUnary(r.search.bind(r), req, this.settings(ctx)),
+      getCollection: (req, ctx) => callUnary(r.getCollection.bind(r), req, this.settings(ctx)),
     };
     const b = this.track(createClient(bindV1.BindServiceClient, toGrpcTarget(targets.bind), clientOptions));
     this.bind = {
-      project: (req, ctx) =>
-        withRetry(() => callUnary(b.project.bind(b), req, this.settings(ctx)), retry, { parent: ctx }),
+      project: (req, ctx) => callUnary(b.project.bind(b), req, this.settings(ctx)),
     };
     const d = this.track(
       createClient(decoderV1.DecoderServiceClient, toGrpcTarget(targets.decoder), clientOptions),
     );
     this.decoder = {
-      tokenize: (req, ctx) =>
-        withRetry(() => callUnary(d.tokenize.bind(d), req, this.settings(ctx)), retry, { parent: ctx }),
-      // Not retried here: a broken stream is resumed by the orchestrator from the tokens already sent.
+      tokenize: (req, ctx) => callUnary(d.tokenize.bind(d), req, this.settings(ctx)),
       generate: (req, ctx) => callServerStream(d.generate.bind(d), req, { parent: ctx }),
-      getModelStatus: (ctx) =>
-        withRetry(() => callUnary(d.getModelStatus.bind(d), {}, this.settings(ctx)), retry, { parent: ctx }),
+      getModelStatus: (ctx) => callUnary(d.getModelStatus.bind(d), {}, this.settings(ctx)),
     };
   }
 
@@ -110,7 +103,7 @@ export class RemoteBackends implements PlatformBackends {
     return client;
   }
 
-  /** Each unary hop gets its own timeout, capped by the client's deadline. */
+  /** Each unary hop gets its own timeout (covering its retries), capped by the client's deadline. */
   private settings(ctx: HopContext): { parent: HopContext; timeoutMs: number } {
     return { parent: ctx, timeoutMs: this.options.hopTimeoutMs };
   }

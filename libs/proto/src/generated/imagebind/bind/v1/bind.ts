@@ -356,7 +356,37 @@ export const GetModelStatusResponse: MessageFns<GetModelStatusResponse> = {
 
 /**
  * BindService runs the bind network that maps a (cache-blended) ImageBind query of width 1024
- * to the LLM's width (MODEL_SPEC §4). Project is idempotent: clients may retry it on UNAVAILABLE.
+ * to the LLM's width (MODEL_SPEC §4).
+ */
+export type BindServiceDefinition = typeof BindServiceDefinition;
+export const BindServiceDefinition = {
+  name: "BindService",
+  fullName: "imagebind.bind.v1.BindService",
+  methods: {
+    /** Project maps a batch of queries to visual query vectors. */
+    project: {
+      name: "Project",
+      requestType: ProjectRequest as typeof ProjectRequest,
+      requestStream: false,
+      responseType: ProjectResponse as typeof ProjectResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** GetModelStatus reports the bind model this replica has loaded. */
+    getModelStatus: {
+      name: "GetModelStatus",
+      requestType: GetModelStatusRequest as typeof GetModelStatusRequest,
+      requestStream: false,
+      responseType: GetModelStatusResponse as typeof GetModelStatusResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+  },
+} as const;
+
+/**
+ * BindService runs the bind network that maps a (cache-blended) ImageBind query of width 1024
+ * to the LLM's width (MODEL_SPEC §4).
  */
 export type BindServiceService = typeof BindServiceService;
 export const BindServiceService = {

@@ -1461,6 +1461,53 @@ export const GetModelStatusResponse: MessageFns<GetModelStatusResponse> = {
  * Sequences are scheduled with continuous (iteration-level) batching: a request joins the running
  * batch between steps and leaves it when it finishes or its client goes away.
  */
+export type DecoderServiceDefinition = typeof DecoderServiceDefinition;
+export const DecoderServiceDefinition = {
+  name: "DecoderService",
+  fullName: "imagebind.decoder.v1.DecoderService",
+  methods: {
+    /**
+     * Generate streams the tokens of one sequence. A stream that breaks can be resumed on any
+     * replica by sending the same request with the tokens already received in
+     * resume_from_token_ids. The replica re-prefills prompt + those tokens in one run and goes on:
+     * greedy decoding continues with the broken stream's tokens; sampling draws the same numbers at
+     * the same steps (seed), so it continues with them too unless the re-prefilled logits, equal
+     * only to floating-point rounding, carry a draw across a token's boundary.
+     */
+    generate: {
+      name: "Generate",
+      requestType: GenerateRequest as typeof GenerateRequest,
+      requestStream: false,
+      responseType: GenerateResponse as typeof GenerateResponse,
+      responseStream: true,
+      options: {},
+    },
+    /** Tokenize encodes text with the LLaMA tokenizer, optionally wrapped in a prompt template. */
+    tokenize: {
+      name: "Tokenize",
+      requestType: TokenizeRequest as typeof TokenizeRequest,
+      requestStream: false,
+      responseType: TokenizeResponse as typeof TokenizeResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** GetModelStatus reports the decoder model this replica has loaded. */
+    getModelStatus: {
+      name: "GetModelStatus",
+      requestType: GetModelStatusRequest as typeof GetModelStatusRequest,
+      requestStream: false,
+      responseType: GetModelStatusResponse as typeof GetModelStatusResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+  },
+} as const;
+
+/**
+ * DecoderService runs LLaMA with the per-layer visual injection (MODEL_SPEC §5, §7).
+ * Sequences are scheduled with continuous (iteration-level) batching: a request joins the running
+ * batch between steps and leaves it when it finishes or its client goes away.
+ */
 export type DecoderServiceService = typeof DecoderServiceService;
 export const DecoderServiceService = {
   /**

@@ -706,7 +706,37 @@ export const GetModelStatusResponse: MessageFns<GetModelStatusResponse> = {
  * EncoderService turns inputs of the modalities one replica serves into ImageBind embeddings.
  * Deployed as encoder-vision (image, video), encoder-audio, encoder-text and encoder-point.
  * Requests are batched dynamically; a full queue answers RESOURCE_EXHAUSTED at once.
- * Encode is idempotent: clients may retry it on UNAVAILABLE.
+ */
+export type EncoderServiceDefinition = typeof EncoderServiceDefinition;
+export const EncoderServiceDefinition = {
+  name: "EncoderService",
+  fullName: "imagebind.encoder.v1.EncoderService",
+  methods: {
+    /** Encode preprocesses and encodes a batch of inputs of one modality. */
+    encode: {
+      name: "Encode",
+      requestType: EncodeRequest as typeof EncodeRequest,
+      requestStream: false,
+      responseType: EncodeResponse as typeof EncodeResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** GetModelStatus reports the encoder models this replica has loaded. */
+    getModelStatus: {
+      name: "GetModelStatus",
+      requestType: GetModelStatusRequest as typeof GetModelStatusRequest,
+      requestStream: false,
+      responseType: GetModelStatusResponse as typeof GetModelStatusResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+  },
+} as const;
+
+/**
+ * EncoderService turns inputs of the modalities one replica serves into ImageBind embeddings.
+ * Deployed as encoder-vision (image, video), encoder-audio, encoder-text and encoder-point.
+ * Requests are batched dynamically; a full queue answers RESOURCE_EXHAUSTED at once.
  */
 export type EncoderServiceService = typeof EncoderServiceService;
 export const EncoderServiceService = {

@@ -2037,6 +2037,72 @@ export const StreamBatchJobResultsResponse: MessageFns<StreamBatchJobResultsResp
  * BatchJobService runs large jobs through the queue (BullMQ) and lets clients follow them.
  * Jobs belong to the API key that submitted them; other keys cannot see or cancel them.
  */
+export type BatchJobServiceDefinition = typeof BatchJobServiceDefinition;
+export const BatchJobServiceDefinition = {
+  name: "BatchJobService",
+  fullName: "imagebind.gateway.v1.BatchJobService",
+  methods: {
+    /**
+     * SubmitBatchJob enqueues a job. Submitting again with the same client_token returns the
+     * existing job instead of creating a second one.
+     */
+    submitBatchJob: {
+      name: "SubmitBatchJob",
+      requestType: SubmitBatchJobRequest as typeof SubmitBatchJobRequest,
+      requestStream: false,
+      responseType: SubmitBatchJobResponse as typeof SubmitBatchJobResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /** GetBatchJob returns a job's state and progress. */
+    getBatchJob: {
+      name: "GetBatchJob",
+      requestType: GetBatchJobRequest as typeof GetBatchJobRequest,
+      requestStream: false,
+      responseType: GetBatchJobResponse as typeof GetBatchJobResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** ListBatchJobs lists the caller's jobs, newest first. */
+    listBatchJobs: {
+      name: "ListBatchJobs",
+      requestType: ListBatchJobsRequest as typeof ListBatchJobsRequest,
+      requestStream: false,
+      responseType: ListBatchJobsResponse as typeof ListBatchJobsResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /**
+     * CancelBatchJob stops a job: running items are abandoned and no new item starts. It declares
+     * no idempotency_level, so clients do not retry it: a repeated cancel can answer differently.
+     */
+    cancelBatchJob: {
+      name: "CancelBatchJob",
+      requestType: CancelBatchJobRequest as typeof CancelBatchJobRequest,
+      requestStream: false,
+      responseType: CancelBatchJobResponse as typeof CancelBatchJobResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * StreamBatchJobResults streams item results as they complete, in item order, starting after
+     * a given item so a broken stream can be resumed.
+     */
+    streamBatchJobResults: {
+      name: "StreamBatchJobResults",
+      requestType: StreamBatchJobResultsRequest as typeof StreamBatchJobResultsRequest,
+      requestStream: false,
+      responseType: StreamBatchJobResultsResponse as typeof StreamBatchJobResultsResponse,
+      responseStream: true,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+  },
+} as const;
+
+/**
+ * BatchJobService runs large jobs through the queue (BullMQ) and lets clients follow them.
+ * Jobs belong to the API key that submitted them; other keys cannot see or cancel them.
+ */
 export type BatchJobServiceService = typeof BatchJobServiceService;
 export const BatchJobServiceService = {
   /**
@@ -2075,7 +2141,10 @@ export const BatchJobServiceService = {
       Buffer.from(ListBatchJobsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListBatchJobsResponse => ListBatchJobsResponse.decode(value),
   },
-  /** CancelBatchJob stops a job: running items are abandoned and no new item starts. */
+  /**
+   * CancelBatchJob stops a job: running items are abandoned and no new item starts. It declares
+   * no idempotency_level, so clients do not retry it: a repeated cancel can answer differently.
+   */
   cancelBatchJob: {
     path: "/imagebind.gateway.v1.BatchJobService/CancelBatchJob" as const,
     requestStream: false as const,
@@ -2114,7 +2183,10 @@ export interface BatchJobServiceServer extends UntypedServiceImplementation {
   getBatchJob: handleUnaryCall<GetBatchJobRequest, GetBatchJobResponse>;
   /** ListBatchJobs lists the caller's jobs, newest first. */
   listBatchJobs: handleUnaryCall<ListBatchJobsRequest, ListBatchJobsResponse>;
-  /** CancelBatchJob stops a job: running items are abandoned and no new item starts. */
+  /**
+   * CancelBatchJob stops a job: running items are abandoned and no new item starts. It declares
+   * no idempotency_level, so clients do not retry it: a repeated cancel can answer differently.
+   */
   cancelBatchJob: handleUnaryCall<CancelBatchJobRequest, CancelBatchJobResponse>;
   /**
    * StreamBatchJobResults streams item results as they complete, in item order, starting after
@@ -2175,7 +2247,10 @@ export interface BatchJobServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListBatchJobsResponse) => void,
   ): ClientUnaryCall;
-  /** CancelBatchJob stops a job: running items are abandoned and no new item starts. */
+  /**
+   * CancelBatchJob stops a job: running items are abandoned and no new item starts. It declares
+   * no idempotency_level, so clients do not retry it: a repeated cancel can answer differently.
+   */
   cancelBatchJob(
     request: CancelBatchJobRequest,
     callback: (error: ServiceError | null, response: CancelBatchJobResponse) => void,

@@ -2242,6 +2242,62 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
  * otherwise, and returned in the response headers) and an `authorization: Bearer <api key>` entry
  * where the deployment requires keys.
  */
+export type GatewayServiceDefinition = typeof GatewayServiceDefinition;
+export const GatewayServiceDefinition = {
+  name: "GatewayService",
+  fullName: "imagebind.gateway.v1.GatewayService",
+  methods: {
+    /**
+     * Generate answers an instruction about weighted multimodal inputs and streams the answer's
+     * tokens as they are produced (MODEL_SPEC §1.2).
+     */
+    generate: {
+      name: "Generate",
+      requestType: GenerateRequest as typeof GenerateRequest,
+      requestStream: false,
+      responseType: GenerateResponse as typeof GenerateResponse,
+      responseStream: true,
+      options: {},
+    },
+    /**
+     * Embed returns the ImageBind embedding of each input, and optionally the fused and
+     * cache-blended queries.
+     */
+    embed: {
+      name: "Embed",
+      requestType: EmbedRequest as typeof EmbedRequest,
+      requestStream: false,
+      responseType: EmbedResponse as typeof EmbedResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** Search finds the stored items nearest to the fused query of the inputs (any modality). */
+    search: {
+      name: "Search",
+      requestType: SearchRequest as typeof SearchRequest,
+      requestStream: false,
+      responseType: SearchResponse as typeof SearchResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** ListModels lists the model components the deployment serves. */
+    listModels: {
+      name: "ListModels",
+      requestType: ListModelsRequest as typeof ListModelsRequest,
+      requestStream: false,
+      responseType: ListModelsResponse as typeof ListModelsResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+  },
+} as const;
+
+/**
+ * GatewayService is the public API of the platform: multimodal instruction following, embeddings
+ * and cross-modal search. Every call may carry an `x-request-id` metadata entry (one is generated
+ * otherwise, and returned in the response headers) and an `authorization: Bearer <api key>` entry
+ * where the deployment requires keys.
+ */
 export type GatewayServiceService = typeof GatewayServiceService;
 export const GatewayServiceService = {
   /**

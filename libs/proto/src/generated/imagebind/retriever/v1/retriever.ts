@@ -1639,7 +1639,71 @@ export const GetCollectionResponse: MessageFns<GetCollectionResponse> = {
 /**
  * RetrieverService is the visual cache and cross-modal search index: vectors with payloads in a
  * collection, searched by inner product (MODEL_SPEC §1.4). Backed by a VectorStore driver:
- * the embedded store (default) or Qdrant. Search is idempotent and may be retried on UNAVAILABLE.
+ * the embedded store (default) or Qdrant.
+ */
+export type RetrieverServiceDefinition = typeof RetrieverServiceDefinition;
+export const RetrieverServiceDefinition = {
+  name: "RetrieverService",
+  fullName: "imagebind.retriever.v1.RetrieverService",
+  methods: {
+    /** Search returns the k best points for each query vector, best first. */
+    search: {
+      name: "Search",
+      requestType: SearchRequest as typeof SearchRequest,
+      requestStream: false,
+      responseType: SearchResponse as typeof SearchResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /** Upsert inserts or replaces points by id. */
+    upsert: {
+      name: "Upsert",
+      requestType: UpsertRequest as typeof UpsertRequest,
+      requestStream: false,
+      responseType: UpsertResponse as typeof UpsertResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * Delete removes points by id; ids that do not exist are ignored. It declares no
+     * idempotency_level, so clients do not retry it: a repeat would report a different count.
+     */
+    delete: {
+      name: "Delete",
+      requestType: DeleteRequest as typeof DeleteRequest,
+      requestStream: false,
+      responseType: DeleteResponse as typeof DeleteResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * ImportIndex loads a faiss flat index file (the official knn.index) into a collection and
+     * streams progress while it does.
+     */
+    importIndex: {
+      name: "ImportIndex",
+      requestType: ImportIndexRequest as typeof ImportIndexRequest,
+      requestStream: false,
+      responseType: ImportIndexResponse as typeof ImportIndexResponse,
+      responseStream: true,
+      options: {},
+    },
+    /** GetCollection describes one collection. */
+    getCollection: {
+      name: "GetCollection",
+      requestType: GetCollectionRequest as typeof GetCollectionRequest,
+      requestStream: false,
+      responseType: GetCollectionResponse as typeof GetCollectionResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+  },
+} as const;
+
+/**
+ * RetrieverService is the visual cache and cross-modal search index: vectors with payloads in a
+ * collection, searched by inner product (MODEL_SPEC §1.4). Backed by a VectorStore driver:
+ * the embedded store (default) or Qdrant.
  */
 export type RetrieverServiceService = typeof RetrieverServiceService;
 export const RetrieverServiceService = {
@@ -1663,7 +1727,10 @@ export const RetrieverServiceService = {
     responseSerialize: (value: UpsertResponse): Buffer => Buffer.from(UpsertResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UpsertResponse => UpsertResponse.decode(value),
   },
-  /** Delete removes points by id; ids that do not exist are ignored. */
+  /**
+   * Delete removes points by id; ids that do not exist are ignored. It declares no
+   * idempotency_level, so clients do not retry it: a repeat would report a different count.
+   */
   delete: {
     path: "/imagebind.retriever.v1.RetrieverService/Delete" as const,
     requestStream: false as const,
@@ -1704,7 +1771,10 @@ export interface RetrieverServiceServer extends UntypedServiceImplementation {
   search: handleUnaryCall<SearchRequest, SearchResponse>;
   /** Upsert inserts or replaces points by id. */
   upsert: handleUnaryCall<UpsertRequest, UpsertResponse>;
-  /** Delete removes points by id; ids that do not exist are ignored. */
+  /**
+   * Delete removes points by id; ids that do not exist are ignored. It declares no
+   * idempotency_level, so clients do not retry it: a repeat would report a different count.
+   */
   delete: handleUnaryCall<DeleteRequest, DeleteResponse>;
   /**
    * ImportIndex loads a faiss flat index file (the official knn.index) into a collection and
@@ -1748,7 +1818,10 @@ export interface RetrieverServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UpsertResponse) => void,
   ): ClientUnaryCall;
-  /** Delete removes points by id; ids that do not exist are ignored. */
+  /**
+   * Delete removes points by id; ids that do not exist are ignored. It declares no
+   * idempotency_level, so clients do not retry it: a repeat would report a different count.
+   */
   delete(
     request: DeleteRequest,
     callback: (error: ServiceError | null, response: DeleteResponse) => void,

@@ -1,16 +1,44 @@
 import { Metadata, status as GrpcStatus, type StatusObject } from '@grpc/grpc-js';
-import { DomainError } from './domain-error';
-import { ErrorCode, isErrorCode } from './error-codes';
+import {
+  DomainError,
+  ERROR_CODE_TRAILER,
+  ERROR_FIELD_TRAILER,
+  ErrorCode,
+  INTERNAL_MESSAGE,
+  isErrorCode,
+  RETRY_AFTER_TRAILER,
+} from '@imagebind-llm/errors';
 
-/** Trailer carrying the stable domain code next to the gRPC status. */
-export const ERROR_CODE_TRAILER = 'ibllm-error-code';
-/** Trailer carrying the offending field path, when known. */
-export const ERROR_FIELD_TRAILER = 'ibllm-error-field';
-/** Trailer carrying a retry hint in milliseconds, when known. */
-export const RETRY_AFTER_TRAILER = 'ibllm-retry-after-ms';
+/**
+ * The one mapping from domain codes to gRPC status codes. It lives with the gRPC runtime, not in
+ * libs/errors, so libraries that only throw DomainErrors (preprocess, tokenizer) do not load
+ * grpc-js. `satisfies Record<ErrorCode, ...>` makes the compiler reject a code without a status,
+ * so the mapping stays exhaustive.
+ */
+export const GRPC_STATUS_BY_CODE = {
+  INVALID_INPUT: GrpcStatus.INVALID_ARGUMENT,
+  UNSUPPORTED_MEDIA: GrpcStatus.INVALID_ARGUMENT,
+  PAYLOAD_TOO_LARGE: GrpcStatus.RESOURCE_EXHAUSTED,
+  CONTEXT_OVERFLOW: GrpcStatus.INVALID_ARGUMENT,
+  NOT_FOUND: GrpcStatus.NOT_FOUND,
+  ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
+  FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
+  UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
+  PERMISSION_DENIED: GrpcStatus.PERMISSION_DENIED,
+  OVERLOADED: GrpcStatus.RESOURCE_EXHAUSTED,
+  RATE_LIMITED: GrpcStatus.RESOURCE_EXHAUSTED,
+  DEADLINE_EXCEEDED: GrpcStatus.DEADLINE_EXCEEDED,
+  CANCELLED: GrpcStatus.CANCELLED,
+  DEPENDENCY_UNAVAILABLE: GrpcStatus.UNAVAILABLE,
+  MODEL_NOT_READY: GrpcStatus.UNAVAILABLE,
+  NOT_IMPLEMENTED: GrpcStatus.UNIMPLEMENTED,
+  INTERNAL: GrpcStatus.INTERNAL,
+} as const satisfies Record<ErrorCode, GrpcStatus>;
 
-/** Message sent for errors that are not DomainErrors: internals never leak to clients. */
-export const INTERNAL_MESSAGE = 'internal error; the server logged the details under this request id';
+/** The gRPC status a domain error is answered with. */
+export function grpcStatusOf(error: DomainError): GrpcStatus {
+  return GRPC_STATUS_BY_CODE[error.code];
+}
 
 /**
  * Turns any thrown value into the status a grpc-js handler reports. Domain errors keep their
@@ -25,7 +53,7 @@ export function toGrpcStatus(error: unknown, requestId?: string): Partial<Status
     if (typeof error.details.retryAfterMs === 'number') {
       metadata.set(RETRY_AFTER_TRAILER, String(Math.ceil(error.details.retryAfterMs)));
     }
-    return { code: error.grpcStatus, details: error.message, metadata };
+    return { code: grpcStatusOf(error), details: error.message, metadata };
   }
   metadata.set(ERROR_CODE_TRAILER, ErrorCode.Internal);
   const suffix = requestId === undefined ? '' : ` (request id ${requestId})`;
