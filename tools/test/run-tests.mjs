@@ -9,10 +9,22 @@
 // *skipped*; they never ran, so here they count as failed. When an afterAll throws (or the file did
 // not load), every test may say "passed" or there may be none: the file then counts one failure of
 // its own. IBLLM_TEST_REPORT moves the JSON report (the runner's own fixture test uses it).
+//
+// No process the tests start may outlive them (a leaked gateway keeps its ports, keys and memory on
+// the CI machine). The run's id goes into IBLLM_TEST_RUN, which every process the tests start
+// inherits (the harness adds it to environments built from scratch: testRunEnv in libs/testing).
+// Once vitest has exited, any process still carrying the id after a short grace is named, killed,
+// and counted as one failure. Nested runners (the fixture test) append their own id to the list.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+const MARKER = 'IBLLM_TEST_RUN';
+const runId = `${process.pid}-${randomBytes(6).toString('hex')}`;
+/** How long processes the tests stopped may take to finish exiting (a drain after SIGTERM). */
+const LEFTOVER_GRACE_MS = 10_000;
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const report = process.env['IBLLM_TEST_REPORT'] || join(root, 'test-results', 'vitest.json');
@@ -30,8 +42,68 @@ const run = spawnSync(
     `--outputFile.json=${report}`,
     ...process.argv.slice(2),
   ],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true' } },
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      NX_DAEMON: 'false',
+      NX_NO_CLOUD: 'true',
+      [MARKER]: [process.env[MARKER], runId].filter(Boolean).join(' '),
+    },
+  },
 );
+
+/** The live processes (not zombies) whose environment carries this run's id: Linux /proc. */
+function carriersOfRunId() {
+  const found = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const variable = readFileSync(`/proc/${entry}/environ`, 'latin1')
+        .split('\0')
+        .find((v) => v.startsWith(`${MARKER}=`));
+      if (
+        variable === undefined ||
+        !variable
+          .slice(MARKER.length + 1)
+          .split(' ')
+          .includes(runId)
+      )
+        continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      const command = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      found.push({ pid: Number(entry), command });
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return found;
+}
+
+/** Processes of this run still alive after the grace: named, killed, returned. */
+async function leftoverProcesses() {
+  if (!existsSync('/proc/self/environ')) {
+    console.log('leftover-process check skipped: no /proc on this system');
+    return [];
+  }
+  const deadline = Date.now() + LEFTOVER_GRACE_MS;
+  let alive = carriersOfRunId();
+  while (alive.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    alive = carriersOfRunId();
+  }
+  for (const p of alive) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // Exited just now.
+    }
+  }
+  return alive;
+}
+const leftovers = await leftoverProcesses();
 
 const NOT_RUN = new Set(['skipped', 'pending', 'todo', 'disabled']);
 let passed = 0;
@@ -77,6 +149,10 @@ for (const f of fileFailures) {
   const why = String(f.message ?? '').split('\n')[0] || 'no message';
   console.log(`failed: ${relative(root, f.file)}: ${what} (hook or load error: ${why})`);
 }
+for (const p of leftovers) {
+  console.log(`failed: process ${p.pid} outlived the tests (killed now): ${p.command.slice(0, 300)}`);
+}
+failed += leftovers.length;
 const skippedPart = skipped > 0 ? `, ${skipped} skipped` : '';
 console.log(`tests: ${passed} passed, ${failed} failed${skippedPart}`);
 const status = run.status ?? 1;

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 export interface RunningProcess {
@@ -14,7 +15,11 @@ export interface RunningProcess {
   ): Promise<Record<string, unknown>>;
   /** Resolves with the exit code (or the signal name) once the process has exited. */
   exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Sends `signal` and waits for the exit; SIGKILLs after `timeoutMs`. */
+  /**
+   * Sends `signal` to the process's whole group (it and everything it started that did not leave
+   * the group) and waits until the process has exited and the group is empty; SIGKILLs the group
+   * after `timeoutMs`.
+   */
   stop(
     signal?: NodeJS.Signals,
     timeoutMs?: number,
@@ -22,9 +27,69 @@ export interface RunningProcess {
 }
 
 /**
+ * The variable tools/test/run-tests.mjs sets for one run (a list of run ids, one per nested
+ * runner). Every process the tests start inherits it — through the environment, or through
+ * testRunEnv() where a test builds one from scratch — so the runner finds any still alive at the
+ * end of the run, fails the run and kills them.
+ */
+export const TEST_RUN_MARKER = 'IBLLM_TEST_RUN';
+
+/** The run marker to add to an environment a test builds from scratch (empty outside the runner). */
+export function testRunEnv(): Record<string, string> {
+  const marker = process.env[TEST_RUN_MARKER];
+  return marker === undefined ? {} : { [TEST_RUN_MARKER]: marker };
+}
+
+/** After SIGKILL, how long to wait for a process group to empty before giving up on it. */
+const KILLED_GROUP_WAIT_MS = 5_000;
+
+/**
+ * Whether any process of the group `pgid` is still running. On Linux, read from /proc so that
+ * zombies (exited, waiting for an init that may be slow or absent to reap them) do not count.
+ */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  if (!existsSync('/proc/self/stat')) return true;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+      const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(group) === pgid && state !== 'Z') return true;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return false;
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // The group is empty already.
+  }
+}
+
+async function groupGone(pgid: number, deadline: number): Promise<boolean> {
+  while (groupAlive(pgid)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return true;
+}
+
+/**
  * Starts a real process (e.g. a service's compiled main.js) for medium and e2e tests. Its stdout
  * is read as JSON lines so tests can wait for events such as `grpc.listening` and learn the port
- * an ephemeral bind picked.
+ * an ephemeral bind picked. It runs in a process group of its own (detached), so stop() ends it
+ * with whatever it started, and nothing of it survives a test that stops it; `env` is all of its
+ * environment, plus the test run's marker (testRunEnv).
  */
 export function startProcess(
   command: string,
@@ -33,8 +98,9 @@ export function startProcess(
 ): RunningProcess {
   const child = spawn(command, args, {
     cwd: options.cwd,
-    env: { ...options.env },
+    env: { ...testRunEnv(), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   const lines: Record<string, unknown>[] = [];
   const waiters: {
@@ -107,10 +173,18 @@ export function startProcess(
     },
     exited: () => exitPromise,
     async stop(signal = 'SIGTERM', timeoutMs = 10_000) {
-      if (child.exitCode !== null || child.signalCode !== null) return exitPromise;
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const pgid = child.pid;
+      if (pgid === undefined) return exitPromise; // never started: an 'error', no group
+      const deadline = Date.now() + timeoutMs;
+      signalGroup(pgid, signal);
+      const timer = setTimeout(() => signalGroup(pgid, 'SIGKILL'), timeoutMs);
       const result = await exitPromise;
+      // The leader is gone; the rest of its group (e.g. a launcher's children) gets the same
+      // deadline, then SIGKILL.
+      if (!(await groupGone(pgid, deadline))) {
+        signalGroup(pgid, 'SIGKILL');
+        await groupGone(pgid, Date.now() + KILLED_GROUP_WAIT_MS);
+      }
       clearTimeout(timer);
       return result;
     },

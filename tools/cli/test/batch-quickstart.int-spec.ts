@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { repoRoot } from '@imagebind-llm/testing';
+import { repoRoot, testRunEnv } from '@imagebind-llm/testing';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -42,7 +42,8 @@ async function inUse(port: number): Promise<boolean> {
 describe("README's batch quick start, verbatim", () => {
   const work = join(ROOT, 'tmp', `batch-quickstart-${randomBytes(4).toString('hex')}`);
   // Only what a user's shell would have, plus the fresh prefix; LOG_LEVEL=info for the ready line.
-  const env = { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/root' };
+  // And the test run's marker, so the runner sees any process left over.
+  const env = { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/root', ...testRunEnv() };
   let server: ChildProcess | undefined;
   let serverLog = '';
 

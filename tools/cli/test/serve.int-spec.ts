@@ -1,6 +1,7 @@
 // `ibllm serve --standalone`: the whole platform in one process on the embedded store, answering
 // the demo request with the official greedy tokens and the official embeddings (golden tiny-a);
 // the API-key rules of standalone mode.
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { audio, image, ImageBindClient, text } from '@imagebind-llm/client';
@@ -48,6 +49,32 @@ function serve(args: string[]): RunningProcess {
   return startProcess(process.execPath, [CLI, 'serve', ...args], {
     env: { PATH: process.env['PATH'], LOG_LEVEL: 'info' },
   });
+}
+
+/** Whether process `pid` exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The processes whose parent is `ppid` (Linux: /proc). */
+function childrenOf(ppid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) found.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
 }
 
 async function ready(proc: RunningProcess): Promise<{ grpc: string; http: string }> {
@@ -245,18 +272,63 @@ describe('standalone API keys', () => {
     // The ready line carries the gateway's own pid; the launcher is a different process.
     const gatewayPid = Number(line['pid']);
     expect(Number.isInteger(gatewayPid) && gatewayPid > 0).toBe(true);
-    const alive = (): boolean => {
-      try {
-        process.kill(gatewayPid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    expect(alive()).toBe(true);
-    await launcher.stop('SIGKILL');
+    expect(childrenOf(launcher.child.pid!)).toEqual([gatewayPid]);
+    expect(alive(gatewayPid)).toBe(true);
+    // The launcher alone: the gateway is in a process group of its own, out of reach of stop().
+    launcher.child.kill('SIGKILL');
+    await launcher.exited();
     // The closed IPC channel starts a graceful drain; 30 s covers it on a loaded machine.
-    await expect.poll(alive, { timeout: 30_000, interval: 100 }).toBe(false);
+    await expect.poll(() => alive(gatewayPid), { timeout: 30_000, interval: 100 }).toBe(false);
+  }, 90_000);
+
+  it('a gateway still starting when `ibllm serve` is killed with -9 exits too (before its own handlers)', async () => {
+    const launcher = serve([
+      '--standalone',
+      '--models',
+      goldenModelRepository(),
+      '--grpc-port',
+      '0',
+      '--http-port',
+      '0',
+    ]);
+    try {
+      // Killed as soon as the gateway process exists: it is still loading its modules.
+      let gateway: number[] = [];
+      await expect
+        .poll(() => (gateway = childrenOf(launcher.child.pid!)), { timeout: 10_000, interval: 5 })
+        .toHaveLength(1);
+      launcher.child.kill('SIGKILL');
+      await launcher.exited();
+      await expect.poll(() => alive(gateway[0]!), { timeout: 10_000, interval: 50 }).toBe(false);
+      expect(launcher.lines.some((l) => l['event'] === 'service.ready')).toBe(false);
+    } finally {
+      await launcher.stop('SIGKILL');
+    }
+  }, 60_000);
+
+  it("Ctrl-C (SIGINT to the terminal's foreground group) reaches the launcher alone: one clean drain, exit 0", async () => {
+    const launcher = serve([
+      '--standalone',
+      '--models',
+      goldenModelRepository(),
+      '--grpc-port',
+      '0',
+      '--http-port',
+      '0',
+    ]);
+    try {
+      const line = await launcher.waitForLine((l) => l['event'] === 'service.ready', 60_000);
+      const gatewayPid = Number(line['pid']);
+      // The harness started the launcher as the leader of its own group, as a shell would.
+      process.kill(-launcher.child.pid!, 'SIGINT');
+      // Had the gateway shared the group, it would see two SIGINTs (the terminal's and the
+      // launcher's) and exit 1 at the second ("shutdown.forced").
+      expect(await launcher.exited()).toEqual({ code: 0, signal: null });
+      expect(launcher.lines.some((l) => l['event'] === 'shutdown.forced')).toBe(false);
+      expect(alive(gatewayPid)).toBe(false);
+    } finally {
+      await launcher.stop('SIGKILL');
+    }
   }, 90_000);
 
   it('with keys configured, calls without a valid key get UNAUTHENTICATED / 401', async () => {

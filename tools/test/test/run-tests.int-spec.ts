@@ -1,6 +1,6 @@
 // The runner that prints CI's closing line (tools/test/run-tests.mjs), run as CI runs it, on
 // fixture suites whose hooks break: a failing hook must show up as "N failed", never as passed or
-// skipped, and the exit status must say so too.
+// skipped, and the exit status must say so too. Likewise a process a test leaves running.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,6 +50,25 @@ describe('tools/test/run-tests.mjs', () => {
     const r = runFixtures('skipped');
     expect(r.summary).toBe('tests: 1 passed, 0 failed, 1 skipped');
     expect(r.status).not.toBe(0);
+  });
+
+  it('fails the run when a process the tests started outlives them: named, killed, one failure', async () => {
+    const r = runFixtures('leaks-process');
+    expect(r.summary).toBe('tests: 1 passed, 1 failed');
+    const line = /^failed: process (\d+) outlived the tests \(killed now\): (.*)$/m.exec(r.output);
+    expect(line?.[2]).toContain('leaked-by-fixture');
+    expect(r.status).not.toBe(0);
+    const pid = Number(line![1]);
+    const alive = (): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // Killed; gone once init has reaped it.
+    await expect.poll(alive, { timeout: 10_000, interval: 100 }).toBe(false);
   });
 
   it('passes a clean file with exit 0', () => {

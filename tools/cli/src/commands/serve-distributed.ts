@@ -1,21 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  fstatSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readSync,
-  rmSync,
-} from 'node:fs';
+import { type ChildProcess } from 'node:child_process';
+import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { CliError } from '../cli-error';
+import { serviceMain, signalGroup, spawnService, type ServiceName } from './service-process';
 
 /** The model services `--distributed` starts before the gateway, in the order of its summary. */
-export const BACKEND_SERVICES = [
+export const BACKEND_SERVICES: readonly ServiceName[] = [
   'encoder-vision',
   'encoder-audio',
   'encoder-text',
@@ -23,7 +14,7 @@ export const BACKEND_SERVICES = [
   'retriever',
   'bind',
   'decoder',
-] as const;
+];
 
 /** How long one service may take from spawn to `service.ready` (real 7B weights load for minutes). */
 const READY_TIMEOUT_MS = 15 * 60_000;
@@ -68,17 +59,6 @@ export interface DistributedOptions {
   readonly log: (line: string) => void;
   /** Where each service's output goes (<name>.log); a fresh temporary folder by default. */
   readonly logDir?: string;
-}
-
-/** A compiled service beside this CLI in the repository. */
-export function serviceMain(service: string): string {
-  const main = resolve(__dirname, '..', '..', '..', '..', 'services', service, 'dist', 'main.js');
-  if (!existsSync(main)) {
-    throw new CliError(
-      `the ${service} service is not built (${main} is missing); run \`npm run build\` first`,
-    );
-  }
-  return main;
 }
 
 function describeExit(status: ExitStatus): string {
@@ -129,11 +109,11 @@ class LogFollower {
 }
 
 /**
- * Starts a service with an IPC channel (the service drains and exits when it closes, so no child
- * outlives the launcher, even one killed with SIGKILL) in its own process group (a terminal's
- * Ctrl-C reaches the launcher alone, which stops the children in order). Its stdout and stderr go
- * to LOG_DIR/<name>.log, followed and passed on line by line (JSON log lines to stdout, anything
- * else to stderr). Not pipes: once a killed launcher's end of a pipe is gone, a service's logger
+ * Starts a service with spawnService: in its own process group (a terminal's Ctrl-C reaches the
+ * launcher alone, which stops the children in order) with an IPC channel it watches (it drains and
+ * exits when the channel closes, so no child outlives the launcher, even one killed with SIGKILL).
+ * Its stdout and stderr go to LOG_DIR/<name>.log, followed and passed on line by line (JSON log
+ * lines to stdout, anything else to stderr). Not pipes: once a killed launcher's end of a pipe is gone, a service's logger
  * retries the write forever (EPIPE) and the service never finishes its drain.
  */
 function startChild(name: string, main: string, env: Record<string, string>, logDir: string): Child {
@@ -150,7 +130,7 @@ function startChild(name: string, main: string, env: Record<string, string>, log
   });
   let proc: ChildProcess;
   try {
-    proc = spawn(process.execPath, [main], { env, stdio: ['ignore', out, out, 'ipc'], detached: true });
+    proc = spawnService(main, env, ['ignore', out, out]);
   } finally {
     closeSync(out);
   }
@@ -245,7 +225,7 @@ export async function serveDistributed(options: DistributedOptions): Promise<num
   const logDir = options.logDir ?? mkdtempSync(join(tmpdir(), 'ibllm-serve-'));
   if (!ownLogDir) mkdirSync(logDir, { recursive: true });
   const mains = new Map<string, string>(
-    [...BACKEND_SERVICES, 'gateway'].map((service) => [service, serviceMain(service)]),
+    [...BACKEND_SERVICES, 'gateway' as const].map((service) => [service, serviceMain(service)]),
   );
   const children: Child[] = [];
   let stopRequested: (cause: StopCause) => void = () => undefined;
@@ -259,7 +239,7 @@ export async function serveDistributed(options: DistributedOptions): Promise<num
     if (signals > 1) {
       // A second signal does not wait for the drain.
       log(`ibllm serve: ${signal} again; killing every service`);
-      for (const c of children) if (c.status === undefined) c.proc.kill('SIGKILL');
+      for (const c of children) if (c.status === undefined) signalGroup(c.proc, 'SIGKILL');
       return;
     }
     stopRequested({ kind: 'signal', signal });
@@ -393,8 +373,8 @@ function exitCode(cause: StopCause, children: readonly Child[], log: (line: stri
 /** SIGTERM and wait; SIGKILL past the grace. */
 async function stopChild(child: Child): Promise<void> {
   if (child.status !== undefined) return;
-  child.proc.kill('SIGTERM');
-  const timer = setTimeout(() => child.proc.kill('SIGKILL'), STOP_GRACE_MS);
+  signalGroup(child.proc, 'SIGTERM');
+  const timer = setTimeout(() => signalGroup(child.proc, 'SIGKILL'), STOP_GRACE_MS);
   await child.exited;
   clearTimeout(timer);
 }

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CliError } from '../cli-error';
-import { serveDistributed, serviceMain } from './serve-distributed';
+import { serveDistributed } from './serve-distributed';
+import { serviceMain, signalGroup, spawnService } from './service-process';
 
 export const SERVE_USAGE = `ibllm serve [--standalone | --distributed] [--models REPO] [--host 127.0.0.1]
             [--grpc-port 50051] [--http-port 8080] [--api-keys tenant:key,...] [--data-dir DIR]
@@ -101,19 +101,21 @@ export async function serve(argv: string[], log: (line: string) => void): Promis
     });
     return;
   }
-  // The IPC channel ties the gateway's life to this launcher: if the launcher dies (even by
-  // SIGKILL), the channel closes and the gateway drains and exits (closeOnSignals).
-  const child = spawn(process.execPath, [serviceMain('gateway')], {
-    env,
-    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-  });
+  // Its own process group and an IPC channel (spawnService): the gateway stops when this launcher
+  // does, or drains and exits when it dies, even by SIGKILL. Standard input stays here: a process
+  // outside the terminal's foreground group must not read it.
+  const child = spawnService(serviceMain('gateway'), env, ['ignore', 'inherit', 'inherit']);
   const forward = (signal: NodeJS.Signals): void => {
-    child.kill(signal);
+    signalGroup(child, signal);
   };
   process.on('SIGTERM', forward);
   process.on('SIGINT', forward);
   const code = await new Promise<number>((done) => {
     child.on('exit', (status, signal) => done(status ?? (signal === null ? 1 : 128 + 15)));
+    child.on('error', (error) => {
+      log(`could not start the gateway: ${error.message}`);
+      done(1);
+    });
   });
   // 78: the gateway refused its configuration and already said why in one line.
   if (code !== 0 && code !== 78) log(`gateway exited with status ${code}`);
