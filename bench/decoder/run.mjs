@@ -240,10 +240,15 @@ async function bandwidth(work) {
  * bound to them (in-place scatter); in host memory each row's first width + 1 positions compacted,
  * the new K/V copied into the slots from new_key/new_value.
  */
+/** Zeroed KV elements in the cache's type. */
+const kvElement = (n) => (kvDtype === 'float16' ? new Uint16Array(n) : new Float32Array(n));
+
 function stepFeeds(device, b, width) {
   const index = new BigInt64Array(b * nHeads * 3);
   for (let r = 0; r < b; r++)
-    for (let h = 0; h < nHeads; h++) index.set([BigInt(r), BigInt(h), BigInt(width)], (r * nHeads + h) * 3);
+    for (let h = 0; h < nHeads; h++)
+      index.set([BigInt(r), BigInt(h), BigInt(device ? width : 0)], (r * nHeads + h) * 3);
+  const scratch = { state: 'scratch', dims: [b, nHeads, 1, headDim] };
   const feeds = {
     input_ids: hostTensor('int64', [b, 1], new BigInt64Array(b).fill(5n)),
     position_ids: hostTensor('int64', [b, 1], new BigInt64Array(b).fill(BigInt(width))),
@@ -269,14 +274,19 @@ function stepFeeds(device, b, width) {
     for (const kind of ['key', 'value']) {
       const state = `${kind[0]}${l}`;
       if (device) {
-        feeds[`cache_${kind}_${l}`] = { state, dims: [streams, nHeads, capacity, headDim] };
+        const whole = { state, dims: [streams, nHeads, capacity, headDim] };
+        feeds[`past_${kind}_${l}`] = whole;
+        feeds[`cache_${kind}_${l}`] = whole;
         writes.push({ output: `present_${kind}_${l}`, input: `cache_${kind}_${l}` });
       } else {
-        feeds[`cache_${kind}_${l}`] = {
+        // as the engine feeds host memory: the rows' [0, width) positions to read, zeros of the
+        // new position as the scatter's target, the new K/V copied into the slots
+        feeds[`past_${kind}_${l}`] = {
           state,
-          dims: [b, nHeads, width + 1, headDim],
-          window: { capacity, width: width + 1 },
+          dims: [b, nHeads, width, headDim],
+          window: { capacity, width },
         };
+        feeds[`cache_${kind}_${l}`] = scratch;
         writes.push({ output: `new_${kind}_${l}`, state, spans });
       }
     }
@@ -359,6 +369,9 @@ try {
     await stepSession.createState(`v${l}`, streams * nHeads * capacity * headDim, { dtype: kvDtype });
   }
   await stepSession.createState('offsets', streams * nLayers * dim);
+  // host memory: the zeros the step's ScatterND targets (as the engine keeps them with the session)
+  if (stepSession.stateLocation !== 'device')
+    await stepSession.createState('scratch', streams * nHeads * headDim, { dtype: kvDtype });
   const kvBytes = 2 * nLayers * streams * nHeads * capacity * headDim * (kvDtype === 'float16' ? 2 : 4);
   say(
     `slot cache: ${(kvBytes / 1e9).toFixed(2)} GB allocated in ${((performance.now() - t) / 1000).toFixed(1)} s`,
@@ -483,7 +496,6 @@ try {
     await kvEngine.generate(request(3, { maxNewTokens: recomputeTokens }));
     const kvSecs = (performance.now() - t) / 1000;
     const seq = prompt(3);
-    const kvElement = kvDtype === 'float16' ? (n) => new Uint16Array(n) : (n) => new Float32Array(n);
     t = performance.now();
     for (let step = 0; step < recomputeTokens; step++) {
       const n = seq.length;
@@ -504,12 +516,13 @@ try {
         kv_write_index: { dtype: 'int64', dims: [1, nHeads, n, 3], data: index },
       };
       for (let l = 0; l < nLayers; l++) {
-        for (const kind of ['key', 'value'])
-          feeds[`cache_${kind}_${l}`] = {
-            dtype: kvDtype,
-            dims: [1, nHeads, n, headDim],
-            data: kvElement(nHeads * n * headDim),
-          };
+        for (const input of ['past', 'cache'])
+          for (const kind of ['key', 'value'])
+            feeds[`${input}_${kind}_${l}`] = {
+              dtype: kvDtype,
+              dims: [1, nHeads, n, headDim],
+              data: kvElement(nHeads * n * headDim),
+            };
       }
       const out = await session.run(feeds, ['logits']);
       const logits = out.logits.data;

@@ -246,22 +246,27 @@ export const KV_ONNX_TYPE: Readonly<Record<KvDtype, OnnxType>> = {
  *   token j is visible to query q when j ≤ q and j < new_b, so a padding query still sees its row's
  *   real tokens and no softmax row is empty. The mask is built in the graph from these two per-row
  *   numbers: what the host sends per row and step does not grow with the context;
- * - cache_key_l / cache_value_l [slots, heads, capacity, hd]: the slot buffers (post-RoPE keys),
- *   float32 or float16 (`kvDtype`). Row b reads slot b's positions [0, width): a decode step runs
- *   over slots [0, span) in slot order; a prefill reads nothing (width 0);
+ * - past_key_l / past_value_l [slots, heads, capacity, hd]: what the attention reads (post-RoPE
+ *   keys), float32 or float16 (`kvDtype`). Row b reads slot b's positions [0, width): a decode step
+ *   runs over slots [0, span) in slot order; a prefill reads one position, masked out (width ≥ 1);
+ * - cache_key_l / cache_value_l [slots, heads, capacity, hd]: where the new K/V are scattered;
  * - kv_write_index [batch, heads, seq, 3]: (slot, head, position) where each new K/V vector goes;
  * - layer_offsets [batch, layers, dim]: c_l per row (visual.onnx), zeros for no visual signal;
  * - gather_rows [batch]: flat row (b·seq + t) whose logits to return;
- * → logits [batch, vocab], present_key_l / present_value_l: the slot buffers with the new
- *   positions scattered in (ScatterND). On a device the engine binds each present output to the
- *   very buffer it fed as the cache, so the scatter writes in place and nothing of the cache is
- *   copied or crosses host↔device: per step only ids, lengths, write indices and the logits do;
+ * → logits [batch, vocab], present_key_l / present_value_l: cache_key_l with the new positions
+ *   scattered in (ScatterND);
  * → new_key_l / new_value_l [batch, heads, seq, hd] in the cache's type: only the positions this
  *   step made.
- *   In host memory the engine asks for these instead (onnxruntime-node copies every CPU input
- *   into the run, so a whole slot buffer fed as input costs a copy of it per step): it feeds each
- *   row's [0, width) positions compacted and places the new ones into the slots itself; the
- *   scatter, whose outputs are not requested, does not run.
+ *
+ * On a device the engine feeds one slot buffer as both past_key_l and cache_key_l and binds
+ * present_key_l to it, so the scatter writes in place and nothing of the cache is copied or crosses
+ * host↔device: per step only ids, lengths, write indices and the logits do. In host memory
+ * (onnxruntime-node copies every CPU input into the run) it feeds as past_key_l each row's
+ * [0, width) positions compacted, as cache_key_l a scratch of just the new positions (the scatter,
+ * which onnxruntime runs whether or not its output is fetched, then copies nothing of the cache),
+ * and copies new_key_l into the slots itself. The attention never concatenates the cache with
+ * the new keys: it scores the two parts apart, softmaxes them together and sums the two weighted
+ * values, so no step copies the cache but the one Slice that makes the rows read dense.
  *
  * LoRA is merged into every base weight (exact up to float32 rounding); the visual path uses the
  * base W_v and lives in visual.onnx.
@@ -286,17 +291,22 @@ export async function buildDecoderGraph(
   const kvDtype = options.kvDtype ?? 'float32';
   const kvType = KV_ONNX_TYPE[kvDtype];
   const writeIndex = g.input('kv_write_index', OnnxType.INT64, ['batch', nh, 'seq', 3]);
-  const caches: { k: string; v: string }[] = [];
+  const caches: { k: string; v: string; pastK: string; pastV: string }[] = [];
   for (let l = 0; l < c.nLayers; l++) {
     caches.push({
+      pastK: g.input(`past_key_${l}`, kvType, ['slots', nh, 'capacity', hd]),
+      pastV: g.input(`past_value_${l}`, kvType, ['slots', nh, 'capacity', hd]),
       k: g.input(`cache_key_${l}`, kvType, ['slots', nh, 'capacity', hd]),
       v: g.input(`cache_value_${l}`, kvType, ['slots', nh, 'capacity', hd]),
     });
   }
   const batch = g.op1('Shape', [ids], { start: attr.int(0), end: attr.int(1) });
   const seqLen = g.op1('Shape', [ids], { start: attr.int(1), end: attr.int(2) });
-  // width: the longest row's cache positions; every row reads [0, width) of its slot, masked.
-  const width = g.op1('ReduceMax', [pastLengths], { keepdims: attr.int(1) });
+  // width: the longest row's cache positions, at least one; every row reads [0, width) of its
+  // slot, masked to its own past (a prefill reads one position, masked out: a softmax weight of
+  // exactly 0 on a finite value adds exactly nothing, and no MatMul runs with an empty inner
+  // dimension, which the WebGPU provider does not survive).
+  const width = g.op1('Max', [g.op1('ReduceMax', [pastLengths], { keepdims: attr.int(1) }), g.int64s([1])]);
   const range = (n: string): string =>
     g.op1('Range', [g.int64s([0], []), g.op1('Squeeze', [n, g.int64s([0])]), g.int64s([1], [])]);
   const cachePos = g.op1('Unsqueeze', [range(width), g.int64s([0])]); // [1, width]
@@ -323,6 +333,10 @@ export async function buildDecoderGraph(
   const bias = g.op1('Where', [visible, g.floats([0], []), g.floats([-Infinity], [])]);
   // Rows [0, batch) and positions [0, width) of the slot buffer: the one copy of the cache a step
   // makes (MatMul needs the keys dense), widened to float32 when the cache is float16.
+  // The softmax weights of the cache part, [0, width), and of the new tokens, [width, width + seq).
+  const cachePart = (x: string): string => g.op1('Slice', [x, g.int64s([0]), width, g.int64s([3])]);
+  const total = g.op1('Add', [width, seqLen]);
+  const newPart = (x: string): string => g.op1('Slice', [x, width, total, g.int64s([3])]);
   const readEnds = g.op1('Concat', [batch, width], { axis: attr.int(0) });
   const readCache = (x: string): string => {
     const part = g.op1('Slice', [x, g.int64s([0, 0]), readEnds, g.int64s([0, 2])]);
@@ -378,12 +392,21 @@ export async function buildDecoderGraph(
     present.push({ k: writeCache(caches[l]!.k, kNew), v: writeCache(caches[l]!.v, vNew) });
     g.op('Identity', [kNew], { outputs: [`new_key_${l}`] });
     g.op('Identity', [vNew], { outputs: [`new_value_${l}`] });
-    const kAll = g.op1('Concat', [readCache(caches[l]!.k), rk], { axis: attr.int(2) });
-    const vAll = g.op1('Concat', [readCache(caches[l]!.v), vh], { axis: attr.int(2) });
-    const kt = g.op1('Transpose', [kAll], { perm: attr.ints([0, 1, 3, 2]) });
-    const scores = g.op1('Add', [g.op1('Div', [g.op1('MatMul', [rq, kt]), scale]), bias]);
+    // scores against the cache [b, h, q, width] and the new keys [b, h, q, seq], one softmax over
+    // both, then the two weighted sums of values added: nothing concatenates the cache itself.
+    const keysT = (x: string): string => g.op1('Transpose', [x], { perm: attr.ints([0, 1, 3, 2]) });
+    const pastScores = g.op1('MatMul', [rq, keysT(readCache(caches[l]!.pastK))]);
+    const newScores = g.op1('MatMul', [rq, keysT(rk)]);
+    const scores = g.op1('Add', [
+      g.op1('Div', [g.op1('Concat', [pastScores, newScores], { axis: attr.int(3) }), scale]),
+      bias,
+    ]);
     const probs = g.op1('Softmax', [scores], { axis: attr.int(-1) });
-    const o = g.op1('Reshape', [bhsd(g.op1('MatMul', [probs, vAll])), g.int64s([0, 0, d])]);
+    const mixed = g.op1('Add', [
+      g.op1('MatMul', [cachePart(probs), readCache(caches[l]!.pastV)]),
+      g.op1('MatMul', [newPart(probs), vh]),
+    ]);
+    const o = g.op1('Reshape', [bhsd(mixed), g.int64s([0, 0, d])]);
     const wo = await merged(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r);
     const bo = g.floatInit(`${p}.attention.wo.bias`, [d], await w.f32(`${p}.attention.wo.bias`, [d]));
     const attnOut = g.op1('Add', [

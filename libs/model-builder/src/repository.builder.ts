@@ -116,6 +116,7 @@ const decoderInputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
   { name: 'layer_offsets', dtype: 'float32', dims: ['batch', c.nLayers, c.dim] },
   { name: 'gather_rows', dtype: 'int64', dims: ['batch'] },
   { name: 'kv_write_index', dtype: 'int64', dims: ['batch', c.nHeads, 'seq', 3] },
+  ...slotCache(c, kv, 'past'),
   ...slotCache(c, kv, 'cache'),
 ];
 

@@ -19,13 +19,13 @@ const shape: DecoderShape = {
 /**
  * A fake decoder whose next token is (Σ tokens the row may attend to + its visual offset) mod VOCAB.
  * Keys are the token ids, so a wrong slot placement, mask or offset changes the answer. It speaks
- * the slot-cache interface: cache_key_0 [slots, 1, capacity, 1] of which row b reads slot b's first
+ * the slot-cache interface: past_key_0 [slots, 1, capacity, 1] of which row b reads slot b's first
  * past_lengths[b] positions (and new tokens j ≤ q, j < new_lengths[b]), kv_write_index [batch, 1, seq, 3] says where each new key goes,
- * and present_key_0 is the cache with the new keys scattered in (the state copies it back, as
+ * and present_key_0 is cache_key_0 with the new keys scattered in (the state copies it back, as
  * this fake cannot write in place the way onnxruntime's bound outputs do).
  */
 class FakeDecoder implements InferenceSessionPort {
-  readonly inputNames = [];
+  readonly inputNames = ['input_ids', 'past_key_0', 'cache_key_0'];
   readonly outputNames = [];
   readonly batchSizes: number[] = [];
   failNext = false;
@@ -34,15 +34,17 @@ class FakeDecoder implements InferenceSessionPort {
   async run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
     if (this.failNext) throw new Error('session exploded');
     const [b, t] = feeds['input_ids']!.dims as [number, number];
+    const past = feeds['past_key_0']!;
+    const cap = past.dims[2]!;
     const cache = feeds['cache_key_0']!;
-    const cap = cache.dims[2]!;
-    const past = feeds['past_lengths']!.data as BigInt64Array;
+    const target = cache.dims[2]!;
+    const pastLengths = feeds['past_lengths']!.data as BigInt64Array;
     const newLengths = feeds['new_lengths']!.data as BigInt64Array;
     this.batchSizes.push(b);
     const ids = feeds['input_ids']!.data as BigInt64Array;
     const offsets = feeds['layer_offsets']!.data as Float32Array;
     const rows = feeds['gather_rows']!.data as BigInt64Array;
-    const keys = cache.data as Float32Array;
+    const keys = past.data as Float32Array;
     const index = feeds['kv_write_index']!.data as BigInt64Array;
     const fresh = new Float32Array(b * t);
     for (let r = 0; r < b; r++) for (let c = 0; c < t; c++) fresh[r * t + c] = Number(ids[r * t + c]!);
@@ -50,14 +52,14 @@ class FakeDecoder implements InferenceSessionPort {
     for (let r = 0; r < b; r++) {
       const q = Number(rows[r]!) - r * t;
       let sum = offsets[r]!;
-      for (let c = 0; c < Number(past[r]!); c++) sum += keys[r * cap + c]!;
+      for (let c = 0; c < Number(pastLengths[r]!); c++) sum += keys[r * cap + c]!;
       for (let j = 0; j <= q && j < Number(newLengths[r]!); j++) sum += fresh[r * t + j]!;
       logits[r * VOCAB + (((sum % VOCAB) + VOCAB) % VOCAB)] = 10;
     }
-    const present = keys.slice();
+    const present = (cache.data as Float32Array).slice();
     for (let i = 0; i < b * t; i++) {
       const [slot, head, pos] = [0, 1, 2].map((k) => Number(index[i * 3 + k]!)) as [number, number, number];
-      present[(slot + head) * cap + pos] = fresh[i]!;
+      present[(slot + head) * target + pos] = fresh[i]!;
     }
     return {
       logits: hostTensor('float32', [b, VOCAB], logits),

@@ -113,6 +113,13 @@ export const kvStateNames = (l: number): { key: string; value: string } => ({
 export const SLOT_OFFSETS_STATE = 'slot.layer_offsets';
 
 /**
+ * Host memory only: zeros [slots, heads, 1, hd], the target a decode step's ScatterND copies and
+ * scatters into (its result unused: the new K/V come back as new_key/new_value). Kept with the
+ * session, so it never crosses to it per step; never written.
+ */
+const DECODE_SCRATCH_STATE = 'kv.decode_scratch';
+
+/**
  * The slot KV cache's bookkeeping: per layer one [slots, heads, maxSeqLen, hd] buffer for keys and
  * one for values (float32 or float16), held by the session (a worker session keeps it in the
  * worker, or on the device for a GPU provider). A row joins into the lowest free slot and leaves by
@@ -173,6 +180,13 @@ export class GenerationEngine {
     private readonly shape: DecoderShape,
     private readonly options: EngineOptions = { maxBatch: 16 },
   ) {
+    const inputs = session.inputNames;
+    if (inputs.length > 0 && !inputs.includes('past_key_0')) {
+      throw new Error(
+        'this decoder.onnx predates the split cache inputs (past_key_l beside cache_key_l): ' +
+          'rebuild the repository with `ibllm models build`',
+      );
+    }
     this.session = isStateful(session) ? session : new LocalStateSession(session);
     this.slots = new KvSlots(options.maxBatch);
   }
@@ -266,6 +280,12 @@ export class GenerationEngine {
       const { nLayers, dim } = this.shape;
       // Written at each join (a device session writes the row on the device), read by every step.
       await this.session.createState(SLOT_OFFSETS_STATE, this.options.maxBatch * nLayers * dim);
+      if (this.session.stateLocation !== 'device') {
+        const { nHeads, headDim } = this.shape;
+        await this.session.createState(DECODE_SCRATCH_STATE, this.options.maxBatch * nHeads * headDim, {
+          dtype,
+        });
+      }
     })();
     return this.stateReady;
   }
@@ -435,6 +455,7 @@ export class GenerationEngine {
       }
     }
     const { headDim: hd, maxSeqLen: cap } = s;
+    const device = this.session.stateLocation === 'device';
     // host cache: the new position of each row (per head) into its slot
     const spans = new Int32Array(rows.length * h * 3);
     rows.forEach((r, i) => {
@@ -442,7 +463,9 @@ export class GenerationEngine {
       pos[r.slot] = BigInt(r.len);
       past[r.slot] = BigInt(r.len);
       for (let head = 0; head < h; head++) {
-        index[(r.slot * h + head) * 3 + 2] = BigInt(r.len);
+        // on a device at the row's next position in its slot; in host memory at position 0 of the
+        // run's scratch (row `slot` of the span), since the slots are updated from new_key/new_value
+        if (device) index[(r.slot * h + head) * 3 + 2] = BigInt(r.len);
         spans.set(
           [(r.slot * h + head) * hd, ((r.slot * h + head) * cap + r.len) * hd, hd],
           (i * h + head) * 3,
@@ -476,30 +499,44 @@ export class GenerationEngine {
 
   /**
    * The cache inputs of a run over `rows` rows reading `width` positions and adding `fresh`. On a
-   * device: every layer's slot buffers, whole (views: nothing is copied), for the graph to read and
-   * scatter into. In host memory: each row's first `width + fresh` positions, compacted
-   * (onnxruntime-node copies CPU inputs into the run anyway, so this copies just what the step
-   * reads, plus room for the graph's scatter, whose result is not used: the new K/V come back as
-   * new_key/new_value and are copied into the slots); zeros for a prefill.
+   * device: every layer's slot buffers, whole (views: nothing is copied), as both what the graph
+   * reads (past_*) and what it scatters into (cache_*). In host memory: as past_*, each row's first
+   * `width` positions, compacted (onnxruntime-node copies CPU inputs into the run anyway, so this
+   * copies just what the step reads); as cache_*, one zeroed scratch of the `fresh` new positions,
+   * the scatter's target, whose result is not used: the new K/V come back as new_key/new_value
+   * and are copied into the slots.
    */
   private cacheFeeds(rows: number, width: number, fresh: number): Record<string, StatefulFeed> {
     const { nLayers, nHeads, maxSeqLen, headDim } = this.shape;
     const device = this.session.stateLocation === 'device';
     const feeds: Record<string, StatefulFeed> = {};
+    // Read only by ScatterND, never written: one scratch serves every layer (a decode step's stays
+    // with the session). A prefill's past is one zeroed position (the graph reads at least one,
+    // masked out).
+    const scratch: StatefulFeed | undefined = device
+      ? undefined
+      : width > 0 && fresh === 1
+        ? { state: DECODE_SCRATCH_STATE, dims: [rows, nHeads, 1, headDim] }
+        : this.scratchCache(rows, fresh);
+    const emptyPast = device || width > 0 ? undefined : this.scratchCache(rows, 1);
     for (let l = 0; l < nLayers; l++) {
       const names = kvStateNames(l);
-      for (const [input, state] of [
-        [`cache_key_${l}`, names.key],
-        [`cache_value_${l}`, names.value],
+      for (const [kind, state] of [
+        ['key', names.key],
+        ['value', names.value],
       ] as const) {
-        if (device) feeds[input] = { state, dims: [this.options.maxBatch, nHeads, maxSeqLen, headDim] };
-        else if (width === 0) feeds[input] = this.scratchCache(rows, fresh);
-        else
-          feeds[input] = {
-            state,
-            dims: [rows, nHeads, width + fresh, headDim],
-            window: { capacity: maxSeqLen, width: width + fresh },
-          };
+        if (device) {
+          const whole = { state, dims: [this.options.maxBatch, nHeads, maxSeqLen, headDim] };
+          feeds[`past_${kind}_${l}`] = whole;
+          feeds[`cache_${kind}_${l}`] = whole;
+          continue;
+        }
+        feeds[`past_${kind}_${l}`] = emptyPast ?? {
+          state,
+          dims: [rows, nHeads, width, headDim],
+          window: { capacity: maxSeqLen, width },
+        };
+        feeds[`cache_${kind}_${l}`] = scratch!;
       }
     }
     return feeds;

@@ -64,8 +64,13 @@ function bigPrefill(
   feeds['kv_write_index'] = { dtype: 'int64', dims: [b, nHeads, t, 3], data: index };
   for (let l = 0; l < nLayers; l++) {
     const dims = [b, nHeads, t, headDim];
-    feeds[`cache_key_${l}`] = hostTensor('float32', dims, new Float32Array(b * nHeads * t * headDim));
-    feeds[`cache_value_${l}`] = hostTensor('float32', dims, new Float32Array(b * nHeads * t * headDim));
+    for (const input of ['past', 'cache'])
+      for (const kind of ['key', 'value'])
+        feeds[`${input}_${kind}_${l}`] = hostTensor(
+          'float32',
+          dims,
+          new Float32Array(b * nHeads * t * headDim),
+        );
   }
   return feeds;
 }
