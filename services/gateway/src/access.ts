@@ -3,6 +3,22 @@ import { ApiKeyAuthenticator, keysFromEnv } from './rest/api-keys';
 import { RateLimiter, rateLimitedError } from './rest/rate-limiter';
 import type { RedisRateLimiter } from './rest/redis-rate-limiter';
 
+/** What a call presents to admission: an `Authorization: Bearer` header and/or `x-api-key`. */
+export interface Credentials {
+  authorization?: string;
+  apiKey?: string;
+}
+
+/** The credentials of a call, from its HTTP headers or gRPC metadata (`header` gives the first value). */
+export function credentialsFrom(header: (name: string) => string | undefined): Credentials {
+  const credentials: Credentials = {};
+  const authorization = header('authorization');
+  const apiKey = header('x-api-key');
+  if (authorization !== undefined) credentials.authorization = authorization;
+  if (apiKey !== undefined) credentials.apiKey = apiKey;
+  return credentials;
+}
+
 /** Admission of one public call: who it is from, and whether their rate limit allows it. */
 export interface AccessControl {
   /** True when every call must carry a valid API key. */
@@ -10,7 +26,7 @@ export interface AccessControl {
   /** Where the rate-limit buckets live: shared by every replica in Redis, or this process. */
   readonly rateLimitStore: 'redis' | 'memory';
   /** Resolves with the tenant; rejects with UNAUTHENTICATED or RATE_LIMITED (with a retry hint). */
-  admit(credentials: { authorization?: string; apiKey?: string }): Promise<string>;
+  admit(credentials: Credentials): Promise<string>;
 }
 
 /**

@@ -2,19 +2,18 @@ import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } fro
 import { DomainError } from '@imagebind-llm/errors';
 import { GRPC_SERVER, type CallContext, type GrpcServer } from '@imagebind-llm/grpc-kit';
 import { gatewayV1, SERVICE_NAMES } from '@imagebind-llm/proto';
-import type { AccessControl } from './access';
+import { credentialsFrom, type AccessControl, type Credentials } from './access';
 import type { PlatformBackends } from './backends/backends.port';
 import type { BatchBackend } from './batch/batch-backend';
 import { GatewayService } from './gateway.service';
 import { ACCESS, BACKENDS, BATCH } from './tokens';
 
-function credentialsOf(ctx: CallContext): { authorization?: string; apiKey?: string } {
-  const auth = ctx.metadata.get('authorization')[0];
-  const key = ctx.metadata.get('x-api-key')[0];
-  return {
-    ...(typeof auth === 'string' ? { authorization: auth } : {}),
-    ...(typeof key === 'string' ? { apiKey: key } : {}),
-  };
+/** A call's credentials from its metadata (binary `-bin` values are never credentials). */
+function credentialsOf(ctx: CallContext): Credentials {
+  return credentialsFrom((name) => {
+    const value = ctx.metadata.get(name)[0];
+    return typeof value === 'string' ? value : undefined;
+  });
 }
 
 /** Thin gRPC controller: admission (API key, rate limit), then the gateway's logic. */

@@ -13,7 +13,8 @@ import { createBatchBackend } from './batch/batch-backend';
 import { gatewayEnvSchema, type GatewayEnv } from './env.schema';
 import { StaticSite } from './playground/static-site';
 import { RedisRateLimiter } from './rest/redis-rate-limiter';
-import { OpenAiErrorFilter, restBodyGuard } from './rest/rest-boundary';
+import { OpenAiErrorFilter } from './http/openai-error.filter';
+import { restBodyGuard } from './rest/rest-boundary';
 
 /** Where `npm run build` puts the playground: services/gateway/web/dist, beside src/ and dist/. */
 const BUILT_PLAYGROUND = join(__dirname, '..', 'web', 'dist');

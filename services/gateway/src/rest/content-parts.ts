@@ -1,20 +1,18 @@
+import { z } from '@imagebind-llm/config';
+import { float32Tensor } from '@imagebind-llm/grpc-kit';
+import { checkSource } from '@imagebind-llm/media-source';
 import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
 import {
   at,
   describeJson,
-  expectObject,
   invalidAt,
-  optionalBoolean,
-  optionalString,
-  optionalWeight,
-  rejectUnknownKeys,
-  requiredString,
-  tooLargeAt,
-  type JsonObject,
+  oneOf,
+  parseJson,
   quoted,
-} from './json-reader';
-import { checkSource } from '@imagebind-llm/media-source';
-import { float32Tensor } from '@imagebind-llm/grpc-kit';
+  required,
+  tooLargeAt,
+  weightSchema,
+} from './json-schema';
 
 const { Modality } = commonV1;
 
@@ -154,52 +152,14 @@ function input(
   return weight === undefined ? { modality, source, mediaType } : { modality, weight, source, mediaType };
 }
 
-/** image_url / video_url: a base64 data: URL (decoded here) or an allow-listed https:// URL. */
-function urlInput(
-  part: JsonObject,
-  key: 'image_url' | 'video_url',
-  path: string,
-  policy: MediaPolicy,
-  budget: PartBudget,
-  known: readonly string[],
-): gatewayV1.MultimodalInput {
-  const kind = key === 'image_url' ? 'image' : 'video';
-  rejectUnknownKeys(part, path, ['type', key, 'weight']);
-  const weight = optionalWeight(part, 'weight', path);
-  const inner = expectObject(part[key], at(path, key));
-  rejectUnknownKeys(inner, at(path, key), known);
-  if (key === 'image_url') {
-    // ImageBind always sees a 224 px crop (MODEL_SPEC §2.1), so OpenAI's detail hint changes nothing.
-    const detail = optionalString(inner, 'detail', at(path, key));
-    if (detail !== undefined && !['auto', 'low', 'high'].includes(detail)) {
-      throw invalidAt(at(at(path, key), 'detail'), `must be auto, low or high, got ${quoted(detail)}`);
-    }
-  }
-  const urlPath = at(at(path, key), 'url');
-  const url = requiredString(
-    inner,
-    'url',
-    at(path, key),
-    `a data:${kind}/...;base64, URL or an https:// URL`,
-  );
-  const modality = kind === 'image' ? Modality.MODALITY_IMAGE : Modality.MODALITY_VIDEO;
-  if (url.slice(0, 5).toLowerCase() === 'data:') {
-    const { mediaType, base64 } = parseDataUrl(url, urlPath, kind);
-    const bytes = decodeBase64(base64, urlPath, policy.limits.maxPartBytes);
-    budget.addBytes(bytes.length, urlPath);
-    return input(modality, { $case: 'content', value: bytes }, mediaType, weight);
-  }
-  // The one URL policy of the platform (libs/media-source); no file root or object store here, so
-  // anything but an allow-listed https URL is refused.
-  const source = checkSource(
-    url,
-    { allowedHosts: policy.allowedHosts, maxBytes: policy.limits.maxPartBytes, timeoutMs: 10_000 },
-    urlPath,
-  );
-  if (source.kind !== 'https')
-    throw invalidAt(urlPath, 'must be an https:// URL on the allow-list or a data: URL');
-  return input(modality, { $case: 'uri', value: source.url }, '', weight);
-}
+export const PART_TYPES = [
+  'text',
+  'image_url',
+  'input_audio',
+  'video_url',
+  'input_point_cloud',
+  'input_embedding',
+] as const;
 
 /** Audio containers the gateway's ffmpeg-backed decoder reads, with the media type each implies. */
 export const AUDIO_FORMATS: Readonly<Record<string, string>> = {
@@ -228,45 +188,136 @@ export const POINT_CLOUD_FORMATS: Readonly<Record<string, string>> = {
   txt: 'xyz',
 };
 
-/** input_audio / input_point_cloud: base64 `data` plus a `format` naming the container. */
-function inlineInput(
-  part: JsonObject,
-  key: 'input_audio' | 'input_point_cloud',
-  path: string,
-  policy: MediaPolicy,
-  budget: PartBudget,
-): gatewayV1.MultimodalInput {
-  rejectUnknownKeys(part, path, ['type', key, 'weight']);
-  const weight = optionalWeight(part, 'weight', path);
-  const innerPath = at(path, key);
-  const inner = expectObject(part[key], innerPath);
-  rejectUnknownKeys(inner, innerPath, ['data', 'format']);
-  const formats = key === 'input_audio' ? AUDIO_FORMATS : POINT_CLOUD_FORMATS;
-  const names = Object.keys(formats).join(', ');
-  const format = requiredString(inner, 'format', innerPath, `one of ${names}`).toLowerCase();
-  const hint = Object.hasOwn(formats, format) ? formats[format] : undefined;
-  if (hint === undefined) {
-    throw invalidAt(at(innerPath, 'format'), `${quoted(format)} is not supported; use one of ${names}`);
-  }
-  const data = requiredString(inner, 'data', innerPath, 'the file bytes, base64-encoded');
-  if (data.slice(0, 5).toLowerCase() === 'data:') {
-    throw invalidAt(at(innerPath, 'data'), 'send the bare base64 payload, without a data: URL prefix');
-  }
-  const bytes = decodeBase64(data, at(innerPath, 'data'), policy.limits.maxPartBytes);
-  budget.addBytes(bytes.length, at(innerPath, 'data'));
-  if (key === 'input_audio') {
-    return input(Modality.MODALITY_AUDIO, { $case: 'content', value: bytes }, hint, weight);
-  }
-  return input(
-    Modality.MODALITY_POINT_CLOUD,
-    { $case: 'content', value: bytes },
-    `point_cloud.${hint}`,
-    weight,
-  );
-}
-
 /** ImageBind's embedding length (gateway.proto PrecomputedEmbedding). */
 const EMBEDDING_VALUES = 1024;
+
+/** base64 `data` plus a `format` naming the container (checked against `formats` when read). */
+const inlineMedia = (formats: Readonly<Record<string, string>>) =>
+  z.strictObject({
+    data: z.string(required('the file bytes, base64-encoded')),
+    format: z.string(required(`one of ${Object.keys(formats).join(', ')}`)),
+  });
+
+/**
+ * The shape of an OpenAI-style content part with ImageBind's extensions; what the values mean (and
+ * whether they decode) is checked when the part is read (parseContentPart).
+ */
+export const contentPartSchema = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({
+      type: z.literal('text'),
+      text: z.string(required('the text of this part')),
+      imagebind_modality: z.boolean().nullish(),
+      // Checked once the part is known to be an input: instruction text takes no weight at all.
+      weight: z.unknown().optional(),
+    }),
+    z.strictObject({
+      type: z.literal('image_url'),
+      image_url: z.strictObject({
+        url: z.string(required('a data:image/...;base64, URL or an https:// URL')),
+        // ImageBind always sees a 224 px crop (MODEL_SPEC §2.1), so OpenAI's detail hint changes nothing.
+        detail: oneOf(['auto', 'low', 'high'], 'auto, low or high').nullish(),
+      }),
+      weight: weightSchema,
+    }),
+    z.strictObject({
+      type: z.literal('video_url'),
+      video_url: z.strictObject({
+        url: z.string(required('a data:video/...;base64, URL or an https:// URL')),
+      }),
+      weight: weightSchema,
+    }),
+    z.strictObject({
+      type: z.literal('input_audio'),
+      input_audio: inlineMedia(AUDIO_FORMATS),
+      weight: weightSchema,
+    }),
+    z.strictObject({
+      type: z.literal('input_point_cloud'),
+      input_point_cloud: inlineMedia(POINT_CLOUD_FORMATS),
+      weight: weightSchema,
+    }),
+    z.strictObject({
+      type: z.literal('input_embedding'),
+      // The vector (numbers, or float32 bytes in base64) is checked value by value: embeddingVector.
+      input_embedding: z.strictObject({ embedding: z.unknown().optional(), fused: z.boolean().nullish() }),
+      weight: weightSchema,
+    }),
+  ],
+  {
+    error: (issue) => {
+      if (issue.code !== 'invalid_union') return undefined;
+      const type = (issue.input as { type?: unknown }).type;
+      return typeof type === 'string'
+        ? `content part type ${quoted(type)} is not supported; use one of ${PART_TYPES.join(', ')}`
+        : `is required and must be one of ${PART_TYPES.join(', ')}; got ${describeJson(type)}`;
+    },
+  },
+);
+
+export type ContentPart = z.output<typeof contentPartSchema>;
+type PartOf<T extends ContentPart['type']> = Extract<ContentPart, { type: T }>;
+
+/** What reading one request's parts shares: the media policy and the request's running totals. */
+interface Reading {
+  readonly policy: MediaPolicy;
+  readonly budget: PartBudget;
+}
+
+/** image_url / video_url: a base64 data: URL (decoded here) or an allow-listed https:// URL. */
+function urlInput(
+  url: string,
+  kind: 'image' | 'video',
+  weight: number | undefined,
+  urlPath: string,
+  { policy, budget }: Reading,
+): gatewayV1.MultimodalInput {
+  const modality = kind === 'image' ? Modality.MODALITY_IMAGE : Modality.MODALITY_VIDEO;
+  if (url.slice(0, 5).toLowerCase() === 'data:') {
+    const { mediaType, base64 } = parseDataUrl(url, urlPath, kind);
+    const bytes = decodeBase64(base64, urlPath, policy.limits.maxPartBytes);
+    budget.addBytes(bytes.length, urlPath);
+    return input(modality, { $case: 'content', value: bytes }, mediaType, weight);
+  }
+  // The one URL policy of the platform (libs/media-source); no file root or object store here, so
+  // anything but an allow-listed https URL is refused.
+  const source = checkSource(
+    url,
+    { allowedHosts: policy.allowedHosts, maxBytes: policy.limits.maxPartBytes, timeoutMs: 10_000 },
+    urlPath,
+  );
+  if (source.kind !== 'https')
+    throw invalidAt(urlPath, 'must be an https:// URL on the allow-list or a data: URL');
+  return input(modality, { $case: 'uri', value: source.url }, '', weight);
+}
+
+/** input_audio / input_point_cloud: base64 `data` in one of `formats`. */
+function inlineInput(
+  media: { readonly data: string; readonly format: string },
+  kind: 'audio' | 'point_cloud',
+  weight: number | undefined,
+  path: string,
+  { policy, budget }: Reading,
+): gatewayV1.MultimodalInput {
+  const formats = kind === 'audio' ? AUDIO_FORMATS : POINT_CLOUD_FORMATS;
+  const format = media.format.toLowerCase();
+  const hint = Object.hasOwn(formats, format) ? formats[format] : undefined;
+  if (hint === undefined) {
+    const names = Object.keys(formats).join(', ');
+    throw invalidAt(at(path, 'format'), `${quoted(format)} is not supported; use one of ${names}`);
+  }
+  const dataPath = at(path, 'data');
+  if (media.data.slice(0, 5).toLowerCase() === 'data:') {
+    throw invalidAt(dataPath, 'send the bare base64 payload, without a data: URL prefix');
+  }
+  const bytes = decodeBase64(media.data, dataPath, policy.limits.maxPartBytes);
+  budget.addBytes(bytes.length, dataPath);
+  const source = { $case: 'content', value: bytes } as const;
+  return kind === 'audio'
+    ? input(Modality.MODALITY_AUDIO, source, hint, weight)
+    : input(Modality.MODALITY_POINT_CLOUD, source, `point_cloud.${hint}`, weight);
+}
 
 /**
  * The vector of an input_embedding part: 1024 JSON numbers, or their little-endian float32 bytes in
@@ -322,29 +373,63 @@ function embeddingVector(value: unknown, path: string, maxBytes: number): Float3
  * questions). Without `fused` it is one input's embedding, mixed with the others by `weight`;
  * with `fused: true` it is the fused query q (`imagebind.fused` of /v1/embeddings), used as is.
  */
-function embeddingInput(part: JsonObject, path: string, policy: MediaPolicy): gatewayV1.MultimodalInput {
-  rejectUnknownKeys(part, path, ['type', 'input_embedding', 'weight']);
-  const weight = optionalWeight(part, 'weight', path);
+function embeddingInput(
+  part: PartOf<'input_embedding'>,
+  path: string,
+  policy: MediaPolicy,
+): gatewayV1.MultimodalInput {
   const innerPath = at(path, 'input_embedding');
-  const inner = expectObject(part['input_embedding'], innerPath);
-  rejectUnknownKeys(inner, innerPath, ['embedding', 'fused']);
-  const fused = optionalBoolean(inner, 'fused', innerPath) ?? false;
-  if (fused && weight !== undefined) {
+  const { embedding, fused = false } = part.input_embedding;
+  const weight = part.weight ?? undefined;
+  if (fused === true && weight !== undefined) {
     throw invalidAt(at(path, 'weight'), 'a fused query already carries its weights; drop weight');
   }
-  if (inner['embedding'] === undefined || inner['embedding'] === null) {
+  if (embedding === undefined || embedding === null) {
     throw invalidAt(
       at(innerPath, 'embedding'),
       `is required: the ${EMBEDDING_VALUES} values of an ImageBind embedding (numbers, or float32 bytes in base64)`,
     );
   }
-  const vector = embeddingVector(inner['embedding'], at(innerPath, 'embedding'), policy.limits.maxPartBytes);
+  const vector = embeddingVector(embedding, at(innerPath, 'embedding'), policy.limits.maxPartBytes);
   return input(
     Modality.MODALITY_UNSPECIFIED,
-    { $case: 'embedding', value: { vector: float32Tensor(vector, [EMBEDDING_VALUES]), fused } },
+    {
+      $case: 'embedding',
+      value: { vector: float32Tensor(vector, [EMBEDDING_VALUES]), fused: fused === true },
+    },
     '',
     weight,
   );
+}
+
+/**
+ * A text part is instruction text unless it carries `imagebind_modality: true`: then it is a TEXT
+ * modality input, embedded by ImageBind's text encoder and mixed with the other inputs by its
+ * `weight`, exactly like an image would be. Where there is no instruction (embeddings, search),
+ * `textIsModality` makes every text part such an input.
+ */
+function textPart(part: PartOf<'text'>, path: string, textIsModality: boolean): ParsedPart {
+  if (textIsModality && part.imagebind_modality === false) {
+    throw invalidAt(
+      at(path, 'imagebind_modality'),
+      'every text part here is an ImageBind TEXT input; drop the flag or set it to true',
+    );
+  }
+  if (textIsModality || part.imagebind_modality === true) {
+    const weight = parseJson(weightSchema, part.weight, at(path, 'weight')) ?? undefined;
+    if (part.text.trim() === '') throw invalidAt(at(path, 'text'), 'must not be empty for a TEXT input');
+    return {
+      kind: 'input',
+      input: input(Modality.MODALITY_TEXT, { $case: 'text', value: part.text }, '', weight),
+    };
+  }
+  if (part.weight !== undefined && part.weight !== null) {
+    throw invalidAt(
+      at(path, 'weight'),
+      'only inputs carry a weight; set imagebind_modality: true to embed this text as an ImageBind TEXT input',
+    );
+  }
+  return { kind: 'instruction', text: part.text };
 }
 
 /** One content part: instruction text for the language model, or an input for ImageBind. */
@@ -352,31 +437,22 @@ export type ParsedPart =
   | { readonly kind: 'instruction'; readonly text: string }
   | { readonly kind: 'input'; readonly input: gatewayV1.MultimodalInput };
 
-export const PART_TYPES = [
-  'text',
-  'image_url',
-  'input_audio',
-  'video_url',
-  'input_point_cloud',
-  'input_embedding',
-] as const;
-
 /**
- * Parses one OpenAI-style content part.
- *
- * A `text` part is instruction text unless it carries `imagebind_modality: true`: then it is a
- * TEXT modality input, embedded by ImageBind's text encoder and mixed with the other inputs by
- * its `weight`, exactly like an image would be. Where there is no instruction (embeddings),
- * `textIsModality` makes every text part such an input.
+ * Reads one content part (already checked against contentPartSchema): decodes inline media under
+ * the per-part and per-request limits, vets URLs under the media policy, and counts the part.
  */
 export function parseContentPart(
-  value: unknown,
+  part: ContentPart,
   path: string,
   policy: MediaPolicy,
   budget: PartBudget,
   textIsModality: boolean,
 ): ParsedPart {
-  const parsed = parsePart(value, path, policy, budget, textIsModality);
+  budget.countPart(path);
+  const parsed: ParsedPart =
+    part.type === 'text'
+      ? textPart(part, path, textIsModality)
+      : { kind: 'input', input: mediaInput(part, path, { policy, budget }) };
   if (parsed.kind === 'input') {
     const source = parsed.input.source;
     budget.countInput(path, source?.$case === 'embedding' && source.value.fused);
@@ -384,63 +460,22 @@ export function parseContentPart(
   return parsed;
 }
 
-function parsePart(
-  value: unknown,
+function mediaInput(
+  part: Exclude<ContentPart, { type: 'text' }>,
   path: string,
-  policy: MediaPolicy,
-  budget: PartBudget,
-  textIsModality: boolean,
-): ParsedPart {
-  const part = expectObject(value, path);
-  budget.countPart(path);
-  const type = part['type'];
-  if (typeof type !== 'string') {
-    throw invalidAt(
-      at(path, 'type'),
-      `is required and must be one of ${PART_TYPES.join(', ')}; got ${describeJson(type)}`,
-    );
-  }
-  switch (type) {
-    case 'text': {
-      rejectUnknownKeys(part, path, ['type', 'text', 'imagebind_modality', 'weight']);
-      const text = requiredString(part, 'text', path, 'the text of this part');
-      const flagged = optionalBoolean(part, 'imagebind_modality', path);
-      if (textIsModality && flagged === false) {
-        throw invalidAt(
-          at(path, 'imagebind_modality'),
-          'every text part here is an ImageBind TEXT input; drop the flag or set it to true',
-        );
-      }
-      if (textIsModality || flagged === true) {
-        const weight = optionalWeight(part, 'weight', path);
-        if (text.trim() === '') throw invalidAt(at(path, 'text'), 'must not be empty for a TEXT input');
-        return {
-          kind: 'input',
-          input: input(Modality.MODALITY_TEXT, { $case: 'text', value: text }, '', weight),
-        };
-      }
-      if (part['weight'] !== undefined && part['weight'] !== null) {
-        throw invalidAt(
-          at(path, 'weight'),
-          'only inputs carry a weight; set imagebind_modality: true to embed this text as an ImageBind TEXT input',
-        );
-      }
-      return { kind: 'instruction', text };
-    }
+  reading: Reading,
+): gatewayV1.MultimodalInput {
+  const weight = part.weight ?? undefined;
+  switch (part.type) {
     case 'image_url':
-      return { kind: 'input', input: urlInput(part, 'image_url', path, policy, budget, ['url', 'detail']) };
+      return urlInput(part.image_url.url, 'image', weight, at(at(path, part.type), 'url'), reading);
     case 'video_url':
-      return { kind: 'input', input: urlInput(part, 'video_url', path, policy, budget, ['url']) };
+      return urlInput(part.video_url.url, 'video', weight, at(at(path, part.type), 'url'), reading);
     case 'input_audio':
-      return { kind: 'input', input: inlineInput(part, 'input_audio', path, policy, budget) };
+      return inlineInput(part.input_audio, 'audio', weight, at(path, part.type), reading);
     case 'input_point_cloud':
-      return { kind: 'input', input: inlineInput(part, 'input_point_cloud', path, policy, budget) };
+      return inlineInput(part.input_point_cloud, 'point_cloud', weight, at(path, part.type), reading);
     case 'input_embedding':
-      return { kind: 'input', input: embeddingInput(part, path, policy) };
-    default:
-      throw invalidAt(
-        at(path, 'type'),
-        `content part type ${quoted(type)} is not supported; use one of ${PART_TYPES.join(', ')}`,
-      );
+      return embeddingInput(part, path, reading.policy);
   }
 }

@@ -2,7 +2,7 @@
 // controllers call these and stay thin.
 export * from './api-keys';
 export * from './content-parts';
-export * from './json-reader';
+export * from './json-schema';
 export * from './models';
 export * from './openai-chat';
 export * from './openai-embeddings';

@@ -1,6 +1,6 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import type { gatewayV1 } from '@imagebind-llm/proto';
-import { quoted } from './json-reader';
+import { quoted } from './json-schema';
 
 export interface ModelListOptions {
   /** The id clients send as `model` (the one chat and embeddings accept). */

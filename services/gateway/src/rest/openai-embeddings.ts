@@ -1,19 +1,10 @@
+import { z } from '@imagebind-llm/config';
 import { l2Normalize } from '@imagebind-llm/domain';
-import { float32Tensor } from '@imagebind-llm/grpc-kit';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { float32Tensor } from '@imagebind-llm/grpc-kit';
 import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
-import { PartBudget, parseContentPart, type MediaPolicy } from './content-parts';
-import {
-  at,
-  describeJson,
-  expectArray,
-  expectObject,
-  invalidAt,
-  optionalString,
-  rejectUnknownKeys,
-  requireServedModel,
-  quoted,
-} from './json-reader';
+import { contentPartSchema, PartBudget, parseContentPart, type MediaPolicy } from './content-parts';
+import { at, describeJson, invalidAt, oneOf, parseJson, perModel, servedModel } from './json-schema';
 
 /** ImageBind's joint embedding space (the Tensor comment in gateway.proto). */
 export const EMBEDDING_DIMENSIONS = 1024;
@@ -38,6 +29,32 @@ export interface ParsedEmbeddingsRequest {
   readonly inputPaths: readonly string[];
 }
 
+/** A TEXT input; token ids are refused: the text encoder's CLIP vocabulary is not OpenAI's. */
+const inputText = z.string({
+  error: ({ input }) =>
+    `must be a string, got ${describeJson(input)}; token ids are not accepted (the text encoder has its own vocabulary), send the text`,
+});
+
+const embeddingsBodySchema = perModel((modelId: string) =>
+  z.strictObject({
+    model: servedModel(modelId),
+    input: z
+      .union([inputText, z.array(inputText)], {
+        error: ({ input }) => `must be an array, got ${describeJson(input)}`,
+      })
+      .nullish(),
+    imagebind_inputs: z.array(contentPartSchema).nullish(),
+    imagebind_normalize: z.boolean().nullish(),
+    encoding_format: oneOf(['float', 'base64'], '"float" or "base64"').nullish(),
+    dimensions: z
+      .literal(EMBEDDING_DIMENSIONS, {
+        error: `ImageBind embeddings always have ${EMBEDDING_DIMENSIONS} dimensions; omit it or send ${EMBEDDING_DIMENSIONS}`,
+      })
+      .nullish(),
+    user: z.unknown().optional(),
+  }),
+);
+
 /**
  * Turns an OpenAI-compatible `POST /v1/embeddings` body into an Embed request.
  *
@@ -52,71 +69,32 @@ export function parseEmbeddingsRequest(
   body: unknown,
   options: EmbeddingsParseOptions,
 ): ParsedEmbeddingsRequest {
-  const obj = expectObject(body, '');
-  rejectUnknownKeys(obj, '', [
-    'model',
-    'input',
-    'imagebind_inputs',
-    'imagebind_normalize',
-    'encoding_format',
-    'dimensions',
-    'user',
-  ]);
-  const normalize = obj['imagebind_normalize'] ?? false;
-  if (typeof normalize !== 'boolean') {
-    throw invalidAt('imagebind_normalize', `must be true or false, got ${describeJson(normalize)}`);
-  }
-  const model = requireServedModel(obj, options.modelId);
-  const format = optionalString(obj, 'encoding_format', '') ?? 'float';
-  if (format !== 'float' && format !== 'base64') {
-    throw invalidAt('encoding_format', `must be "float" or "base64", got ${quoted(format)}`);
-  }
-  const dimensions = obj['dimensions'];
-  if (dimensions !== undefined && dimensions !== null && dimensions !== EMBEDDING_DIMENSIONS) {
-    throw invalidAt(
-      'dimensions',
-      `ImageBind embeddings always have ${EMBEDDING_DIMENSIONS} dimensions; omit it or send ${EMBEDDING_DIMENSIONS}`,
-    );
-  }
-
+  const parsed = parseJson(embeddingsBodySchema(options.modelId), body);
   const budget = new PartBudget(options.limits);
   const inputs: gatewayV1.MultimodalInput[] = [];
   const inputPaths: string[] = [];
-  const rawInput = obj['input'];
-  if (rawInput !== undefined && rawInput !== null) {
-    const texts: readonly unknown[] =
-      typeof rawInput === 'string' ? [rawInput] : expectArray(rawInput, 'input');
-    texts.forEach((text, i) => {
-      const path = typeof rawInput === 'string' ? 'input' : at('input', i);
-      if (typeof text !== 'string') {
-        throw invalidAt(
-          path,
-          `must be a string, got ${describeJson(text)}; token ids are not accepted (the text encoder has its own vocabulary), send the text`,
-        );
-      }
-      budget.countPart(path);
-      budget.countInput(path, false);
-      if (text.trim() === '') throw invalidAt(path, 'must not be empty');
+  const texts = typeof parsed.input === 'string' ? [parsed.input] : (parsed.input ?? []);
+  texts.forEach((text, i) => {
+    const path = typeof parsed.input === 'string' ? 'input' : at('input', i);
+    budget.countPart(path);
+    budget.countInput(path, false);
+    if (text.trim() === '') throw invalidAt(path, 'must not be empty');
+    inputPaths.push(path);
+    inputs.push({
+      modality: commonV1.Modality.MODALITY_TEXT,
+      source: { $case: 'text', value: text },
+      mediaType: '',
+    });
+  });
+  (parsed.imagebind_inputs ?? []).forEach((part, i) => {
+    const path = at('imagebind_inputs', i);
+    const read = parseContentPart(part, path, options, budget, true);
+    // textIsModality makes every part an input; the branch only satisfies the type.
+    if (read.kind === 'input') {
+      inputs.push(read.input);
       inputPaths.push(path);
-      inputs.push({
-        modality: commonV1.Modality.MODALITY_TEXT,
-        source: { $case: 'text', value: text },
-        mediaType: '',
-      });
-    });
-  }
-  const rawParts = obj['imagebind_inputs'];
-  if (rawParts !== undefined && rawParts !== null) {
-    expectArray(rawParts, 'imagebind_inputs').forEach((part, i) => {
-      const path = at('imagebind_inputs', i);
-      const parsed = parseContentPart(part, path, options, budget, true);
-      // textIsModality makes every part an input; the branch only satisfies the type.
-      if (parsed.kind === 'input') {
-        inputs.push(parsed.input);
-        inputPaths.push(path);
-      }
-    });
-  }
+    }
+  });
   if (inputs.length === 0) {
     throw invalidAt(
       'input',
@@ -125,9 +103,9 @@ export function parseEmbeddingsRequest(
   }
   return {
     request: { inputs, includeFused: inputs.length > 1 },
-    encodingFormat: format,
-    model,
-    normalize,
+    encodingFormat: parsed.encoding_format ?? 'float',
+    model: parsed.model,
+    normalize: parsed.imagebind_normalize ?? false,
     inputPaths,
   };
 }

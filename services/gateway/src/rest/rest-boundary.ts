@@ -1,15 +1,21 @@
-import { ArgumentsHost, Catch, HttpException, type ExceptionFilter } from '@nestjs/common';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import type { Logger } from '@imagebind-llm/observability';
 import type { NextFunction, Request, Response } from 'express';
-import { toOpenAiError } from './openai-format';
+import { toOpenAiError, type OpenAiErrorResponse } from './openai-format';
 
 /** Writes an error in OpenAI's shape (`{"error": {message, type, param, code}}`) with its headers. */
 export function writeOpenAiError(res: Response, error: unknown, options: { close?: boolean } = {}): void {
-  const e = toOpenAiError(error);
-  for (const [name, value] of Object.entries(e.headers)) res.setHeader(name, value);
+  writeErrorResponse(res, toOpenAiError(error), options);
+}
+
+/** Writes an error answer made by toOpenAiError. */
+export function writeErrorResponse(
+  res: Response,
+  answer: OpenAiErrorResponse,
+  options: { close?: boolean } = {},
+): void {
+  for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value);
   if (options.close === true) res.setHeader('connection', 'close');
-  res.status(e.status).json(e.body);
+  res.status(answer.status).json(answer.body);
 }
 
 /**
@@ -49,64 +55,4 @@ export function restBodyGuard(limitBytes: number) {
     }
     next();
   };
-}
-
-/** The parser's and the router's errors (Nest HttpExceptions, body-parser errors) → DomainErrors. */
-function asDomainError(exception: unknown, req: Request): DomainError | undefined {
-  if (exception instanceof DomainError) return exception;
-  const status =
-    exception instanceof HttpException
-      ? exception.getStatus()
-      : typeof (exception as { status?: unknown } | null)?.status === 'number'
-        ? (exception as { status: number }).status
-        : undefined;
-  const type = (exception as { type?: unknown } | null)?.type;
-  if (status === 404) {
-    return new DomainError(
-      ErrorCode.NotFound,
-      `no route ${req.method} ${req.path.slice(0, 200)}: the API is POST /v1/chat/completions, ` +
-        'POST /v1/embeddings, POST /v1/search, GET /v1/models and /v1/batches (docs/rest-api.md)',
-    );
-  }
-  if (status === 413 || type === 'entity.too.large') {
-    return new DomainError(
-      ErrorCode.PayloadTooLarge,
-      'the request body is over the limit (GATEWAY_MAX_BODY_BYTES): send large media by https URL or split the request',
-    );
-  }
-  if (status === 415) {
-    return new DomainError(
-      ErrorCode.UnsupportedMedia,
-      'the request body must be UTF-8 JSON without content encoding',
-    );
-  }
-  if (status === 400) {
-    const detail = exception instanceof Error ? exception.message.slice(0, 200) : 'malformed request';
-    return DomainError.invalidInput(`the request body is not valid JSON: ${detail}`);
-  }
-  return undefined;
-}
-
-/**
- * Everything a controller did not answer itself (unknown routes, malformed JSON, bodies over the
- * limit) in the same OpenAI shape as the API's own errors. Anything else is a server fault: 500
- * with the generic message, logged with its stack.
- */
-@Catch()
-export class OpenAiErrorFilter implements ExceptionFilter {
-  constructor(private readonly logger: Logger) {}
-
-  catch(exception: unknown, host: ArgumentsHost): void {
-    const http = host.switchToHttp();
-    const res = http.getResponse<Response>();
-    const req = http.getRequest<Request>();
-    if (res.headersSent) {
-      res.end();
-      return;
-    }
-    const domain = asDomainError(exception, req);
-    if (domain === undefined) this.logger.error({ err: exception, path: req.path }, 'unhandled HTTP error');
-    else this.logger.info({ code: domain.code, path: req.path.slice(0, 200) }, 'request refused');
-    writeOpenAiError(res, domain ?? exception);
-  }
 }

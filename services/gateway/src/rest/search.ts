@@ -1,15 +1,7 @@
+import { z } from '@imagebind-llm/config';
 import type { gatewayV1 } from '@imagebind-llm/proto';
-import { PartBudget, parseContentPart, type MediaPolicy } from './content-parts';
-import {
-  at,
-  expectArray,
-  expectObject,
-  invalidAt,
-  optionalNumber,
-  optionalString,
-  rejectUnknownKeys,
-  requireServedModel,
-} from './json-reader';
+import { contentPartSchema, PartBudget, parseContentPart, type MediaPolicy } from './content-parts';
+import { at, numberIn, parseJson, perModel, servedModel } from './json-schema';
 
 /** Most hits one search may ask for (the SearchRequest contract). */
 export const MAX_SEARCH_HITS = 1000;
@@ -28,35 +20,38 @@ export interface ParsedSearchRequest {
   readonly inputPaths: readonly string[];
 }
 
+const searchBodySchema = perModel((modelId: string) =>
+  z.strictObject({
+    model: servedModel(modelId),
+    inputs: z
+      .array(contentPartSchema)
+      .min(1, { error: 'must hold at least one content part (image_url, input_audio, text, ...)' }),
+    k: numberIn({ min: 1, max: MAX_SEARCH_HITS, integer: true }).nullish(),
+    collection: z.string().nullish(),
+  }),
+);
+
 /**
  * `POST /v1/search` (an ImageBind extension; OpenAI has no such endpoint): the inputs are content
  * parts exactly as in `/v1/embeddings` `imagebind_inputs` (every text part is a TEXT input), fused
  * by their weights as for Generate, and searched for the `k` nearest stored items.
  */
 export function parseSearchRequest(body: unknown, options: SearchParseOptions): ParsedSearchRequest {
-  const obj = expectObject(body, '');
-  rejectUnknownKeys(obj, '', ['model', 'inputs', 'k', 'collection']);
-  const model = requireServedModel(obj, options.modelId);
+  const parsed = parseJson(searchBodySchema(options.modelId), body);
   const budget = new PartBudget(options.limits);
-  const raw = expectArray(obj['inputs'], 'inputs');
-  if (raw.length === 0) {
-    throw invalidAt('inputs', 'must hold at least one content part (image_url, input_audio, text, ...)');
-  }
   const inputs: gatewayV1.MultimodalInput[] = [];
   const inputPaths: string[] = [];
-  raw.forEach((part, i) => {
+  parsed.inputs.forEach((part, i) => {
     const path = at('inputs', i);
-    const parsed = parseContentPart(part, path, options, budget, true);
-    if (parsed.kind === 'input') {
-      inputs.push(parsed.input);
+    const read = parseContentPart(part, path, options, budget, true);
+    if (read.kind === 'input') {
+      inputs.push(read.input);
       inputPaths.push(path);
     }
   });
-  const k = optionalNumber(obj, 'k', '', { min: 1, max: MAX_SEARCH_HITS, integer: true });
-  const collection = optionalString(obj, 'collection', '') ?? '';
-  const request: gatewayV1.SearchRequest = { inputs, collection };
-  if (k !== undefined) request.k = k;
-  return { request, model, inputPaths };
+  const request: gatewayV1.SearchRequest = { inputs, collection: parsed.collection ?? '' };
+  if (parsed.k !== undefined && parsed.k !== null) request.k = parsed.k;
+  return { request, model: parsed.model, inputPaths };
 }
 
 export interface SearchResponseBody {
