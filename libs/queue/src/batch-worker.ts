@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { DomainError, isDomainError } from '@imagebind-llm/errors';
 import { getTracer, type Logger, type TraceCarrier } from '@imagebind-llm/observability';
 import { Worker, type Job } from 'bullmq';
@@ -142,6 +143,9 @@ export async function startBatchWorker(options: BatchWorkerOptions): Promise<Bat
     if (isFinalState(record.state)) return { skipped: `job is ${record.state}` };
 
     const controller = new AbortController();
+    // Every item of the chunk (up to the whole chunk at once) listens on this one signal: no leak
+    // warning at Node's default of 10 listeners.
+    setMaxListeners(pending.length + 10, controller.signal);
     const onBullAbort = (): void => controller.abort(bullSignal?.reason);
     bullSignal?.addEventListener('abort', onBullAbort, { once: true });
     let controllers = running.get(jobId);
