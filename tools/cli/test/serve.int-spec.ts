@@ -51,6 +51,11 @@ function serve(args: string[]): RunningProcess {
   });
 }
 
+/** `serve --standalone` on the golden models, on ports the system picks. */
+function standaloneOnAnyPorts(): string[] {
+  return ['--standalone', '--models', goldenModelRepository(), '--grpc-port', '0', '--http-port', '0'];
+}
+
 /** Whether process `pid` exists. */
 function alive(pid: number): boolean {
   try {
@@ -259,15 +264,7 @@ describe('standalone API keys', () => {
   }, 90_000);
 
   it('the gateway does not outlive its launcher: kill -9 on `ibllm serve` ends the gateway too', async () => {
-    const launcher = serve([
-      '--standalone',
-      '--models',
-      goldenModelRepository(),
-      '--grpc-port',
-      '0',
-      '--http-port',
-      '0',
-    ]);
+    const launcher = serve(standaloneOnAnyPorts());
     const line = await launcher.waitForLine((l) => l['event'] === 'service.ready', 60_000);
     // The ready line carries the gateway's own pid; the launcher is a different process.
     const gatewayPid = Number(line['pid']);
@@ -282,15 +279,7 @@ describe('standalone API keys', () => {
   }, 90_000);
 
   it('a gateway still starting when `ibllm serve` is killed with -9 exits too (before its own handlers)', async () => {
-    const launcher = serve([
-      '--standalone',
-      '--models',
-      goldenModelRepository(),
-      '--grpc-port',
-      '0',
-      '--http-port',
-      '0',
-    ]);
+    const launcher = serve(standaloneOnAnyPorts());
     try {
       // Killed as soon as the gateway process exists: it is still loading its modules.
       let gateway: number[] = [];
@@ -307,15 +296,7 @@ describe('standalone API keys', () => {
   }, 60_000);
 
   it("Ctrl-C (SIGINT to the terminal's foreground group) reaches the launcher alone: one clean drain, exit 0", async () => {
-    const launcher = serve([
-      '--standalone',
-      '--models',
-      goldenModelRepository(),
-      '--grpc-port',
-      '0',
-      '--http-port',
-      '0',
-    ]);
+    const launcher = serve(standaloneOnAnyPorts());
     try {
       const line = await launcher.waitForLine((l) => l['event'] === 'service.ready', 60_000);
       const gatewayPid = Number(line['pid']);
