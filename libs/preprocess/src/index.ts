@@ -5,10 +5,8 @@ export {
   DEFAULT_MAX_IMAGE_PIXELS,
   decodedImageBytes,
   decodeImageRgb,
-  readImageHeader,
   sniffImageFormat,
   type ImageFormat,
-  type ImageHeader,
   type ImageLimits,
   type RgbImage,
 } from './image/image-decode';

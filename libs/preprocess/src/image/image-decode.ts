@@ -7,21 +7,15 @@ import { mediaNative, type MediaNative } from '../native/media-native';
  * Image decoding as `PIL.Image.open(f).convert("RGB")` does it (MODEL_SPEC §2.1 step 1, B12):
  * no EXIF orientation, no ICC conversion, alpha dropped without compositing, greyscale replicated,
  * palettes mapped, CMYK converted with Pillow's plain formula. `sharp` (libvips, libjpeg-turbo
- * family decoder) only turns bytes into raw samples; the size is read from the header first, so a
- * decompression bomb is refused before any pixel is decoded. The sample layout is then taken from
- * the decoder's metadata, except for plain 8-bit JPEGs, whose frame header already tells it (one
- * decoder call instead of two for most photos).
+ * family decoder) only turns bytes into raw samples. Size and sample layout come from the
+ * decoder's header metadata (`limitInputPixels` refusing a decompression bomb there), so an image
+ * too large is refused before any pixel is decoded; plain 8-bit JPEGs, which the addon decodes
+ * without sharp, take both from their frame header instead (one decoder call, not two, for most
+ * photos).
  */
 
 /** Formats the loader accepts (the ones the ImageBind demos take). */
 export type ImageFormat = 'jpeg' | 'png' | 'gif' | 'webp';
-
-/** The size declared by an image's header. */
-export interface ImageHeader {
-  readonly format: ImageFormat;
-  readonly width: number;
-  readonly height: number;
-}
 
 /** 8-bit RGB pixels, interleaved and row-major: `data[(y * width + x) * 3 + c]`. */
 export interface RgbImage {
@@ -86,7 +80,12 @@ function ascii(bytes: Uint8Array, offset: number, length: number): string {
   return s;
 }
 
-/** The container format from the leading bytes, or undefined when it is none of the four. */
+/**
+ * The container format from the leading bytes, or undefined when it is none of the four. This is
+ * checked before sharp sees the bytes: libvips picks its loader from the content, and sharp has
+ * no per-call list of loaders (`sharp.block` is process-wide), so without it an SVG, TIFF, HEIF or
+ * PDF would be parsed by its own loader before its format could be refused.
+ */
 export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
   if (bytes.length >= 8 && PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return 'png';
@@ -96,62 +95,6 @@ export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
   return undefined;
 }
 
-function need(bytes: Uint8Array, end: number, format: ImageFormat): void {
-  if (bytes.length < end) throw unsupported(`truncated ${format} header (${bytes.length} bytes)`);
-}
-
-function u16be(b: Uint8Array, p: number): number {
-  return ((b[p] ?? 0) << 8) | (b[p + 1] ?? 0);
-}
-
-function u16le(b: Uint8Array, p: number): number {
-  return (b[p] ?? 0) | ((b[p + 1] ?? 0) << 8);
-}
-
-function u24le(b: Uint8Array, p: number): number {
-  return (b[p] ?? 0) | ((b[p + 1] ?? 0) << 8) | ((b[p + 2] ?? 0) << 16);
-}
-
-function u32be(b: Uint8Array, p: number): number {
-  return (b[p] ?? 0) * 0x1000000 + (((b[p + 1] ?? 0) << 16) | ((b[p + 2] ?? 0) << 8) | (b[p + 3] ?? 0));
-}
-
-function isStartOfFrame(marker: number): boolean {
-  return marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
-}
-
-/** Offset of the first start-of-frame segment's length field, after its marker. */
-function jpegFrameOffset(b: Uint8Array): number {
-  let p = 2;
-  for (;;) {
-    need(b, p + 2, 'jpeg');
-    if (b[p] !== 0xff) throw unsupported('corrupt jpeg: expected a marker');
-    while (b[p] === 0xff) {
-      p++;
-      need(b, p + 1, 'jpeg');
-    }
-    const marker = b[p] ?? 0;
-    p++;
-    // Standalone markers carry no length.
-    if (marker === 0x01 || marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7)) continue;
-    if (marker === 0xd9 || marker === 0xda)
-      throw unsupported('corrupt jpeg: no frame header before the scan');
-    need(b, p + 2, 'jpeg');
-    const length = u16be(b, p);
-    if (length < 2) throw unsupported('corrupt jpeg: bad segment length');
-    if (isStartOfFrame(marker)) {
-      need(b, p + 7, 'jpeg');
-      return p;
-    }
-    p += length;
-  }
-}
-
-function jpegSize(b: Uint8Array): [number, number] {
-  const p = jpegFrameOffset(b);
-  return [u16be(b, p + 5), u16be(b, p + 3)];
-}
-
 /** Sample layout as the decoder's metadata reports it (the input of `decodedImageBytes`). */
 interface SampleLayout {
   readonly channels: number;
@@ -159,76 +102,71 @@ interface SampleLayout {
   readonly cmyk: boolean;
 }
 
+/** What a JPEG's start-of-frame segment declares. */
+interface JpegFrame {
+  readonly width: number;
+  readonly height: number;
+  /**
+   * The layout of an 8-bit Huffman-coded JPEG with 1 or 3 components (nearly every photo):
+   * libjpeg turns it into 1 or 3 8-bit channels whatever the markers say, which is what the
+   * decoder's metadata would report. Undefined for anything else (CMYK and YCCK, 12-bit,
+   * arithmetic or lossless coding), which is left to the metadata.
+   */
+  readonly plain: SampleLayout | undefined;
+}
+
+function needJpeg(b: Uint8Array, end: number): void {
+  if (b.length < end) throw unsupported(`truncated jpeg header (${b.length} bytes)`);
+}
+
+function u16be(b: Uint8Array, p: number): number {
+  return ((b[p] ?? 0) << 8) | (b[p + 1] ?? 0);
+}
+
+function isStartOfFrame(marker: number): boolean {
+  return marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+}
+
 /**
- * The layout of an 8-bit Huffman-coded JPEG with 1 or 3 components (nearly every photo), read
- * from its frame header: libjpeg turns it into 1 or 3 8-bit channels whatever the markers say,
- * which is what the decoder's metadata would report. Undefined for anything else (CMYK and YCCK,
- * 12-bit, arithmetic or lossless coding, a header cut short), which is left to the metadata.
+ * Reads the first start-of-frame segment. The fast path needs it (the addon decodes without
+ * sharp, so there is no decoder metadata to refuse a bomb or size the output before decoding);
+ * every other format, and any JPEG this does not call plain, takes its size from sharp.
  */
-function plainJpegLayout(b: Uint8Array): SampleLayout | undefined {
-  const p = jpegFrameOffset(b);
-  const marker = b[p - 1];
+function readJpegFrame(b: Uint8Array): JpegFrame {
+  let p = 2;
+  let marker: number;
+  for (;;) {
+    needJpeg(b, p + 2);
+    if (b[p] !== 0xff) throw unsupported('corrupt jpeg: expected a marker');
+    while (b[p] === 0xff) {
+      p++;
+      needJpeg(b, p + 1);
+    }
+    marker = b[p] ?? 0;
+    p++;
+    // Standalone markers carry no length.
+    if (marker === 0x01 || marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7)) continue;
+    if (marker === 0xd9 || marker === 0xda)
+      throw unsupported('corrupt jpeg: no frame header before the scan');
+    needJpeg(b, p + 2);
+    const length = u16be(b, p);
+    if (length < 2) throw unsupported('corrupt jpeg: bad segment length');
+    if (isStartOfFrame(marker)) break;
+    p += length;
+  }
+  needJpeg(b, p + 8);
   const precision = b[p + 2];
+  const height = u16be(b, p + 3);
+  const width = u16be(b, p + 5);
   const components = b[p + 7];
-  if (marker !== 0xc0 && marker !== 0xc1 && marker !== 0xc2) return undefined;
-  if (precision !== 8 || (components !== 1 && components !== 3)) return undefined;
-  return { channels: components, depth: 'uchar', cmyk: false };
-}
-
-function webpSize(b: Uint8Array): [number, number] {
-  need(b, 16, 'webp');
-  const chunk = ascii(b, 12, 4);
-  if (chunk === 'VP8 ') {
-    need(b, 30, 'webp');
-    if (b[23] !== 0x9d || b[24] !== 0x01 || b[25] !== 0x2a)
-      throw unsupported('corrupt webp: bad VP8 start code');
-    return [u16le(b, 26) & 0x3fff, u16le(b, 28) & 0x3fff];
-  }
-  if (chunk === 'VP8L') {
-    need(b, 25, 'webp');
-    if (b[20] !== 0x2f) throw unsupported('corrupt webp: bad VP8L signature');
-    const bits = (b[21] ?? 0) | ((b[22] ?? 0) << 8) | ((b[23] ?? 0) << 16) | ((b[24] ?? 0) << 24);
-    return [(bits & 0x3fff) + 1, ((bits >>> 14) & 0x3fff) + 1];
-  }
-  if (chunk === 'VP8X') {
-    need(b, 30, 'webp');
-    return [u24le(b, 24) + 1, u24le(b, 27) + 1];
-  }
-  throw unsupported(`corrupt webp: unknown first chunk ${JSON.stringify(chunk)}`);
-}
-
-/**
- * Reads the format and declared size from the header alone (no decoding, no allocation that
- * depends on the declared size). Throws UNSUPPORTED_MEDIA for an unknown or broken header.
- */
-export function readImageHeader(bytes: Uint8Array): ImageHeader {
-  const format = sniffImageFormat(bytes);
-  if (format === undefined) {
-    throw unsupported('unsupported image format: expected JPEG, PNG, GIF or WebP');
-  }
-  let width: number;
-  let height: number;
-  switch (format) {
-    case 'jpeg':
-      [width, height] = jpegSize(bytes);
-      break;
-    case 'png':
-      need(bytes, 24, format);
-      if (ascii(bytes, 12, 4) !== 'IHDR') throw unsupported('corrupt png: first chunk is not IHDR');
-      width = u32be(bytes, 16);
-      height = u32be(bytes, 20);
-      break;
-    case 'gif':
-      need(bytes, 10, format);
-      width = u16le(bytes, 6);
-      height = u16le(bytes, 8);
-      break;
-    case 'webp':
-      [width, height] = webpSize(bytes);
-      break;
-  }
-  if (width < 1 || height < 1) throw unsupported(`corrupt ${format}: declared size ${width}×${height}`);
-  return { format, width, height };
+  // A height of 0 defers it to a DNL marker, which libjpeg does not support.
+  if (width < 1 || height < 1) throw unsupported(`corrupt jpeg: declared size ${width}×${height}`);
+  const huffman8 = (marker === 0xc0 || marker === 0xc1 || marker === 0xc2) && precision === 8;
+  const plain =
+    huffman8 && (components === 1 || components === 3)
+      ? { channels: components, depth: 'uchar', cmyk: false }
+      : undefined;
+  return { width, height, plain };
 }
 
 /** Pillow's CMYK → RGB: `v = (255 − k) − round((255 − k)·c / 255)` per channel. */
@@ -314,6 +252,9 @@ function decodeJpegNative(
   }
 }
 
+/** sharp's error when `limitInputPixels` refuses a header (pinned by the unit tests). */
+const SHARP_PIXEL_LIMIT = 'Input image exceeds pixel limit';
+
 /**
  * Decodes JPEG/PNG/GIF (first frame)/WebP bytes to 8-bit RGB exactly as PIL's
  * `Image.open(...).convert("RGB")`. Errors are DomainErrors: INVALID_INPUT for an empty buffer,
@@ -341,12 +282,15 @@ export async function decodeImageRgb(bytes: Uint8Array, limits: ImageLimits = {}
       { limit: maxBytes },
     );
   }
-  const header = readImageHeader(bytes);
-  const declared = header.width * header.height;
-  if (declared > maxPixels) {
+  const format = sniffImageFormat(bytes);
+  if (format === undefined) {
+    throw unsupported('unsupported image format: expected JPEG, PNG, GIF or WebP');
+  }
+  const frame = format === 'jpeg' ? readJpegFrame(bytes) : undefined;
+  if (frame !== undefined && frame.width * frame.height > maxPixels) {
     throw new DomainError(
       ErrorCode.PayloadTooLarge,
-      `the image declares ${header.width}×${header.height} = ${declared} pixels; the limit is ${maxPixels}`,
+      `the image declares ${frame.width}×${frame.height} = ${frame.width * frame.height} pixels; the limit is ${maxPixels}`,
       { limit: maxPixels },
     );
   }
@@ -390,31 +334,25 @@ export async function decodeImageRgb(bytes: Uint8Array, limits: ImageLimits = {}
 
   let image: RgbImage;
   try {
-    // A plain JPEG's layout is known from the header read above: one decoder call instead of two.
-    const plain = header.format === 'jpeg' ? plainJpegLayout(bytes) : undefined;
-    if (plain !== undefined) {
-      checkDecodedSize(header.width, header.height, plain);
+    if (frame?.plain !== undefined) {
+      // A plain JPEG's layout is known from its frame header: one decoder call instead of two.
+      checkDecodedSize(frame.width, frame.height, frame.plain);
       const native = mediaNative();
       image =
         native !== undefined
           ? decodeJpegNative(native, bytes, maxDecoded, timeoutSeconds)
           : await decodeUchar();
-      if (image.width !== header.width || image.height !== header.height) {
+      if (image.width !== frame.width || image.height !== frame.height) {
         throw unsupported(
-          `the jpeg header says ${header.width}×${header.height}, the decoder ${image.width}×${image.height}`,
+          `the jpeg header says ${frame.width}×${frame.height}, the decoder ${image.width}×${image.height}`,
         );
       }
     } else {
+      // Header only: `limitInputPixels` refuses an oversize image here, before libvips allocates
+      // anything of its size (a 60000×60000 PNG is refused from its IHDR alone).
       const meta = await open().metadata();
-      if (meta.format !== header.format) {
-        throw unsupported(`the ${header.format} header does not match the decoder's ${meta.format}`);
-      }
-      if (meta.width * meta.height > maxPixels) {
-        throw new DomainError(
-          ErrorCode.PayloadTooLarge,
-          `the image is ${meta.width}×${meta.height} pixels; the limit is ${maxPixels}`,
-          { limit: maxPixels },
-        );
+      if (meta.format !== format) {
+        throw unsupported(`the ${format} signature does not match the decoder's ${meta.format}`);
       }
       checkDecodedSize(meta.width, meta.height, {
         channels: meta.channels,
@@ -455,7 +393,15 @@ export async function decodeImageRgb(bytes: Uint8Array, limits: ImageLimits = {}
   } catch (err) {
     if (err instanceof DomainError) throw err;
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw unsupported(`cannot decode the ${header.format} image: ${reason}`, err);
+    if (reason === SHARP_PIXEL_LIMIT) {
+      throw new DomainError(
+        ErrorCode.PayloadTooLarge,
+        `the ${format} image is larger than the limit of ${maxPixels} pixels`,
+        { limit: maxPixels },
+        { cause: err },
+      );
+    }
+    throw unsupported(`cannot decode the ${format} image: ${reason}`, err);
   }
   const { width, height, data } = image;
   if (data.length !== width * height * 3) {
