@@ -1,6 +1,6 @@
 #!/bin/sh
 # The build stage of every image: install, compile, prune, then stage one service's run-time tree in
-# $OUT. Shared by services/<name>/Dockerfile (CPU) and deploy/docker/Dockerfile.gpu, so the build
+# $OUT. Shared by deploy/docker/Dockerfile (CPU) and deploy/docker/Dockerfile.gpu, so the build
 # logic lives here once and the Dockerfiles only declare what differs (service, ports, base image).
 #   sh deploy/docker/build-service.sh --workspace
 #   sh deploy/docker/build-service.sh <service> [cpu|cuda12]

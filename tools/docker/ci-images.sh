@@ -11,9 +11,10 @@
 #    `debootstrap --variant=minbase`, and ibllm-ci/node:<version>-bookworm-slim from it plus this
 #    machine's node, npm and CA bundle (tools/docker/node-base.Dockerfile). Kept in the daemon's data
 #    root, so later runs on the same machine reuse them.
-# 3. Builds every services/<name>/Dockerfile with --build-arg NODE_IMAGE=<that image> and
-#    --network host. The build stage's first step (build-service.sh --workspace) is the same in every
-#    image: it runs for the first image and comes from the build cache for the others.
+# 3. Builds every service image from deploy/docker/Dockerfile with --build-arg SERVICE=<name>,
+#    --build-arg NODE_IMAGE=<that image> and --network host. The build stage's first step
+#    (build-service.sh --workspace) and the per-service stages of that file are the same in every
+#    image: they run for the first image and come from the build cache for the others.
 # 4. Checks each image: USER and `id` say uid 1000, the container runs with a read-only root file
 #    system (a write outside /tmp fails with EROFS), its HEALTHCHECK turns healthy, the ibllm_media
 #    preprocessing addon loads where the service uses it, SIGTERM drains and the exit status is 0;
@@ -216,7 +217,7 @@ for service in "${services[@]}"; do
   step "build imagebind-llm/$service:$tag"
   t0=$SECONDS
   log="$work/logs/build-$service.log"
-  if ! docker build --network host -f "$context/services/$service/Dockerfile" \
+  if ! docker build --network host -f "$context/deploy/docker/Dockerfile" --build-arg SERVICE="$service" \
     --build-arg NODE_IMAGE="$node_image" --build-arg REVISION="$revision" \
     -t "imagebind-llm/$service:$tag" "$context" >"$log" 2>&1; then
     tail -40 "$log"
@@ -308,6 +309,11 @@ for service in "${services[@]}"; do
   # The image's own HEALTHCHECK is what runs below (only its interval is shortened, to 2 s).
   probe="$(docker image inspect -f '{{json .Config.Healthcheck.Test}}' "$image")"
   [[ $probe == *'"/app/healthcheck.mjs"'* ]] || { say "$service: HEALTHCHECK is $probe"; exit 1; }
+  # SERVICE picked this service's stage of deploy/docker/Dockerfile (its entry point and title).
+  cmd="$(docker image inspect -f '{{json .Config.Cmd}}' "$image")"
+  title="$(docker image inspect -f '{{index .Config.Labels "org.opencontainers.image.title"}}' "$image")"
+  [[ $cmd == "[\"node\",\"services/$service/dist/main.js\"]" && $title == "imagebind-llm-$service" ]] ||
+    { say "$service: CMD $cmd, title '$title'"; exit 1; }
   # shellcheck disable=SC2046 # the extra arguments are words on purpose
   docker run -d --name "$name" --label ibllm-ci-check --network "$check_net" \
     --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges:true \

@@ -17,7 +17,7 @@ import {
   type Env,
 } from './compose-model';
 import { APP_SERVICES, serviceDirectories } from './compose-services';
-import { healthcheckOf, readDockerfile, stageEnv } from './dockerfile-parse';
+import { healthcheckOf, imageStage, readDockerfile, stageEnv } from './dockerfile-parse';
 
 const BASE = ['docker-compose.yml'];
 const WITH_GPU = ['docker-compose.yml', 'docker-compose.gpu.yml'];
@@ -37,8 +37,7 @@ const appServices = (project: ComposeProject): ComposeService[] =>
 
 /** What the container sees: its image's ENV, then compose's environment on top. */
 function effectiveEnv(service: ComposeService): Record<string, string> {
-  const image = readDockerfile(service.build!.dockerfile);
-  const runtime = image.stages[image.stages.length - 1]!;
+  const runtime = imageStage(readDockerfile(service.build!.dockerfile), service.build!.args);
   return { ...stageEnv(runtime, service.build!.args), ...service.environment };
 }
 
@@ -51,8 +50,7 @@ function listenPorts(service: ComposeService): { grpc: number; http: number } {
 function hasHealthcheck(service: ComposeService): boolean {
   if (service.healthcheck !== undefined) return !service.healthcheck.disable;
   if (service.build === undefined) return false;
-  const image = readDockerfile(service.build.dockerfile);
-  const health = healthcheckOf(image.stages[image.stages.length - 1]!);
+  const health = healthcheckOf(imageStage(readDockerfile(service.build.dockerfile), service.build.args));
   return health !== undefined && health.command !== 'NONE';
 }
 
@@ -166,22 +164,19 @@ describe('compose reader', () => {
 describe('docker-compose.yml', () => {
   const project = loadCompose(BASE, KEYS);
 
-  it('runs every service that has a Dockerfile, built from it, plus Redis and Qdrant', () => {
-    const withDockerfile = serviceDirectories().filter((d) =>
-      existsSync(join(repoRoot, 'services', d, 'Dockerfile')),
-    );
-    expect(withDockerfile).toEqual(serviceDirectories());
-    for (const name of withDockerfile) {
+  it('runs every service, built from the shared Dockerfile for that service, plus Redis and Qdrant', () => {
+    const names = serviceDirectories();
+    for (const name of names) {
       const service = project.services[name];
       expect(service, `compose service ${name}`).toBeDefined();
       expect(service!.build, name).toEqual({
         context: '.',
-        dockerfile: `services/${name}/Dockerfile`,
-        args: {},
+        dockerfile: 'deploy/docker/Dockerfile',
+        args: { SERVICE: name },
       });
       expect(service!.image, name).toBe(`imagebind-llm/${name}:dev`);
     }
-    expect(Object.keys(project.services).sort()).toEqual([...withDockerfile, 'qdrant', 'redis'].sort());
+    expect(Object.keys(project.services).sort()).toEqual([...names, 'qdrant', 'redis'].sort());
   });
 
   it('names only files and folders that exist', () => {

@@ -121,6 +121,45 @@ export function keyValues(args: string): Record<string, string> {
   return out;
 }
 
+/**
+ * The image a build produces: its last stage (or the stage `target` names) with the FROM chain
+ * through earlier stages followed, so that a stage built `FROM <stage>` carries that stage's
+ * instructions first (ENV, LABEL, HEALTHCHECK, CMD, ... are inherited). A FROM is resolved with
+ * the global ARG defaults overridden by `buildArgs`, as Docker does; `from` of the result is the
+ * image at the bottom of the chain.
+ */
+export function imageStage(
+  file: Dockerfile,
+  buildArgs: Readonly<Record<string, string>> = {},
+  target?: string,
+): Stage {
+  const globals: Record<string, string | undefined> = {};
+  for (const arg of file.globalArgs) {
+    const word = shellWords(arg.args)[0] ?? '';
+    const eq = word.indexOf('=');
+    const name = eq < 0 ? word : word.slice(0, eq);
+    globals[name] = buildArgs[name] ?? (eq < 0 ? undefined : word.slice(eq + 1));
+  }
+  const top =
+    target === undefined ? file.stages[file.stages.length - 1] : file.stages.find((s) => s.name === target);
+  if (top === undefined) throw new Error(`${file.path}: no stage ${target ?? ''}`);
+  const chain: Stage[] = [top];
+  for (;;) {
+    const current = chain[0]!;
+    const index = file.stages.indexOf(current);
+    const base = substitute(current.from, globals);
+    const parent = file.stages.slice(0, index).find((s) => s.name === base);
+    if (parent === undefined) {
+      return {
+        from: base,
+        name: top.name,
+        instructions: chain.flatMap((s) => s.instructions),
+      };
+    }
+    chain.unshift(parent);
+  }
+}
+
 /** `${NAME}` and `$NAME` replaced from `vars`; unknown names become empty, as in Docker. */
 export function substitute(text: string, vars: Readonly<Record<string, string | undefined>>): string {
   return text.replace(

@@ -21,7 +21,7 @@ import { dirname, join, relative } from 'node:path';
 import { startProcess, type RunningProcess } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from './compose-model';
-import { readDockerfile, stageEnv } from './dockerfile-parse';
+import { imageStage, readDockerfile, stageEnv } from './dockerfile-parse';
 
 const HEALTHCHECK = join(repoRoot, 'deploy', 'docker', 'healthcheck.mjs');
 
@@ -124,9 +124,9 @@ describe('a staged service (what an image copies to /app)', () => {
     expect(offending).toEqual([]);
   });
 
-  it("boots from the staged tree with its Dockerfile's environment and reports ready", async () => {
-    const image = readDockerfile(`services/${SERVICE}/Dockerfile`);
-    const env = stageEnv(image.stages[image.stages.length - 1]!);
+  it("boots from the staged tree with its image's environment and reports ready", async () => {
+    const buildArgs = { SERVICE };
+    const env = stageEnv(imageStage(readDockerfile('deploy/docker/Dockerfile'), buildArgs), buildArgs);
     service = startProcess(process.execPath, [`services/${SERVICE}/dist/main.js`], {
       cwd: app,
       env: {

@@ -1,6 +1,6 @@
 // Small test: every image definition read statically (the build machines have no Docker engine):
-// the CPU Dockerfile of each service and the shared GPU Dockerfile, checked against the env schema
-// the service parses at boot, and the build scripts they share (deploy/docker/*.sh).
+// the shared CPU Dockerfile built for each service and the shared GPU Dockerfile, checked against
+// the env schema the service parses at boot, and the build scripts they share (deploy/docker/*.sh).
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import {
 import {
   execForm,
   healthcheckOf,
+  imageStage,
   instructionsOf,
   isPinnedImage,
   parseDockerfile,
@@ -30,6 +31,7 @@ import {
   type Stage,
 } from './dockerfile-parse';
 
+const CPU_DOCKERFILE = 'deploy/docker/Dockerfile';
 const GPU_DOCKERFILE = 'deploy/docker/Dockerfile.gpu';
 const BUILD_SCRIPT = 'deploy/docker/build-service.sh';
 const STAGE_SCRIPT = 'deploy/docker/stage-service.sh';
@@ -49,7 +51,7 @@ function checkRuntimeStage(
   buildArgs: Readonly<Record<string, string>> = {},
 ): Record<string, string> {
   const where = `${file.path} (${service.name})`;
-  const stage = finalStage(file);
+  const stage = imageStage(file, buildArgs);
   const args = stageArgs(stage, buildArgs);
   const env = stageEnv(stage, buildArgs);
 
@@ -57,9 +59,15 @@ function checkRuntimeStage(
   const user = lastOf(stage, 'USER');
   expect(user, `${where}: USER`).toBeDefined();
   expect(user, `${where}: USER`).toMatch(/^[1-9]\d*(:\d+)?$/);
-  const userIndex = stage.instructions.findIndex((i) => i.keyword === 'USER');
-  const cmdIndex = stage.instructions.findIndex((i) => i.keyword === 'CMD');
-  expect(userIndex, `${where}: USER comes before CMD`).toBeLessThan(cmdIndex);
+  // Set once, after every build step that runs as root (the image's CMD then runs as that user).
+  const keywords = stage.instructions.map((i) => i.keyword);
+  expect(
+    keywords.filter((k) => k === 'USER'),
+    `${where}: one USER`,
+  ).toHaveLength(1);
+  expect(keywords.indexOf('USER'), `${where}: USER after the last RUN`).toBeGreaterThan(
+    keywords.lastIndexOf('RUN'),
+  );
 
   // Read-only root file system: HOME (and any cache below it) in /tmp, the one writable mount.
   expect(env['HOME'], `${where}: HOME`).toMatch(/^\/tmp(\/|$)/);
@@ -229,6 +237,32 @@ describe('the Dockerfile reader', () => {
     }).toThrow(/node:latest is not pinned/);
   });
 
+  it('follows FROM <stage> through a global build argument, inheriting the earlier instructions', () => {
+    const file = parseDockerfile(
+      [
+        'ARG BASE=node:20.20.2-bookworm-slim',
+        'ARG PICK',
+        'FROM ${BASE} AS one',
+        'ENV A=1',
+        'CMD ["one"]',
+        'FROM ${BASE} AS two',
+        'ENV A=2',
+        'CMD ["two"]',
+        'FROM ${PICK}',
+        'USER 1000',
+      ].join('\n'),
+      'inline',
+    );
+    const picked = imageStage(file, { PICK: 'two' });
+    expect(picked.from).toBe('node:20.20.2-bookworm-slim');
+    expect(stageEnv(picked)).toEqual({ A: '2' });
+    expect(execForm(lastOf(picked, 'CMD') ?? '')).toEqual(['two']);
+    expect(lastOf(picked, 'USER')).toBe('1000');
+    expect(stageEnv(imageStage(file, { PICK: 'one' }))).toEqual({ A: '1' });
+    // Not a stage: an image, with nothing inherited.
+    expect(imageStage(file, { PICK: 'debian:12.1.0' }).instructions.map((i) => i.keyword)).toEqual(['USER']);
+  });
+
   it('catches an image that copies models in or runs as root', () => {
     const bad = parseDockerfile(
       ['FROM node:20.20.2-bookworm-slim', 'COPY .models/demo /models', 'USER root'].join('\n'),
@@ -241,70 +275,99 @@ describe('the Dockerfile reader', () => {
   });
 });
 
-describe('CPU images: services/<name>/Dockerfile', () => {
-  it('exist for every service, and the test knows every service', () => {
+describe('CPU images: deploy/docker/Dockerfile, built with --build-arg SERVICE=<name>', () => {
+  const cpu = readDockerfile(CPU_DOCKERFILE);
+  const build = cpu.stages.find((s) => s.name === 'build')!;
+  const serviceStages = cpu.stages.filter((s) => s.name?.startsWith('service-'));
+  const imageFor = (name: string): Stage => imageStage(cpu, { SERVICE: name });
+
+  it('has a stage for every service, and the test knows every service', () => {
     const dirs = serviceDirectories();
     expect(dirs.length).toBeGreaterThan(0);
     expect(Object.keys(APP_SERVICES).sort()).toEqual(dirs);
-    for (const dir of dirs) expect(existsSync(join(repoRoot, 'services', dir, 'Dockerfile')), dir).toBe(true);
+    expect(serviceStages.map((s) => s.name!.slice('service-'.length)).sort()).toEqual(dirs);
+    // The per-service Dockerfiles this file replaced stay gone: one definition per image.
+    for (const dir of dirs)
+      expect(existsSync(join(repoRoot, 'services', dir, 'Dockerfile')), dir).toBe(false);
+  });
+
+  it("builds the image FROM the stage that SERVICE names, and the service's code in the build stage", () => {
+    const final = finalStage(cpu);
+    expect(final.from).toBe('service-${SERVICE}');
+    expect(globalArgsOf(cpu)).toHaveProperty('SERVICE', undefined);
+    expect(stageEnv(build)['ONNXRUNTIME_NODE_INSTALL']).toBe('skip');
+    // The workspace step comes before ARG SERVICE, so it is one cached layer for all nine images.
+    const steps = build.instructions.map((i) => `${i.keyword} ${i.args}`);
+    const workspace = steps.indexOf(`RUN sh ${BUILD_SCRIPT} --workspace`);
+    const arg = steps.indexOf('ARG SERVICE');
+    expect(workspace).toBeGreaterThanOrEqual(0);
+    expect(arg).toBeGreaterThan(workspace);
+    expect(steps.indexOf(`RUN sh ${BUILD_SCRIPT} "$SERVICE"`)).toBeGreaterThan(arg);
+    // A service stage takes nothing from a build argument and copies nothing in: it is the same in
+    // every build, so the classic builder (which builds every stage) takes it from its cache.
+    for (const stage of serviceStages) {
+      expect(stage.from, stage.name).toBe('${NODE_IMAGE}');
+      const keywords = new Set(stage.instructions.map((i) => i.keyword));
+      for (const keyword of keywords) {
+        expect(
+          ['LABEL', 'RUN', 'ENV', 'EXPOSE', 'HEALTHCHECK', 'CMD'],
+          `${stage.name}: ${keyword}`,
+        ).toContain(keyword);
+      }
+      expect(JSON.stringify(stage.instructions), stage.name).not.toMatch(/\$\{?[A-Z]/);
+    }
+    // The shared part: every image runs as uid 1000 and stops on SIGTERM.
+    expect(lastOf(final, 'STOPSIGNAL')).toBe('SIGTERM');
+  });
+
+  it('pins every base image, takes them from ARG NODE_IMAGE and copies no model files', () => {
+    checkNoModels(cpu);
+    checkBaseArgument(cpu, build, 'NODE_IMAGE', OFFICIAL_NODE);
+    for (const stage of serviceStages) checkBaseArgument(cpu, stage, 'NODE_IMAGE', OFFICIAL_NODE);
+    for (const name of serviceDirectories()) {
+      const base = substitute(imageFor(name).from, globalArgsOf(cpu));
+      expect(isPinnedImage(base), `${name}: FROM ${base}`).toBe(true);
+    }
+    const final = finalStage(cpu);
+    expect(stageLabels(final)['org.opencontainers.image.base.name']).toBe('${NODE_IMAGE}');
+    expect(Object.keys(stageArgs(final, {})), 'ARG NODE_IMAGE (for the label)').toContain('NODE_IMAGE');
   });
 
   describe.each(serviceDirectories())('%s', (name) => {
-    const path = `services/${name}/Dockerfile`;
     const service = APP_SERVICES[name]!;
-
-    it('builds this service with the shared build script, install scripts off', () => {
-      const file = readDockerfile(path);
-      expect(file.stages.length).toBeGreaterThanOrEqual(2);
-      const build = file.stages.find((s) => s.name === 'build');
-      expect(build, `${path}: a stage named build`).toBeDefined();
-      expect(stageEnv(build!)['ONNXRUNTIME_NODE_INSTALL'], path).toBe('skip');
-      const runs = instructionsOf(build!, 'RUN').map((r) => r.args);
-      expect(runs, path).toContain(`sh ${BUILD_SCRIPT} ${name}`);
-    });
-
-    it('pins every base image and copies no model files', () => {
-      const file = readDockerfile(path);
-      checkPinnedBases(file);
-      checkNoModels(file);
-    });
-
-    it('takes both stages from ARG NODE_IMAGE, the pinned official Node image by default', () => {
-      const file = readDockerfile(path);
-      for (const stage of file.stages) checkBaseArgument(file, stage, 'NODE_IMAGE', OFFICIAL_NODE);
-    });
+    const where = `${CPU_DOCKERFILE} (SERVICE=${name})`;
 
     it('runs non-root on a read-only root with a /readyz healthcheck, on the service ports', () => {
-      const env = checkRuntimeStage(readDockerfile(path), service);
+      const env = checkRuntimeStage(cpu, service, { SERVICE: name });
       if (Object.keys(service.schema).includes('EXECUTION_PROVIDERS')) {
-        expect(env['EXECUTION_PROVIDERS'], `${path}: the CPU image runs on the CPU`).toBe('cpu');
-        expect(env['MODEL_REPO'], path).toBe('/models');
+        expect(env['EXECUTION_PROVIDERS'], `${where}: the CPU image runs on the CPU`).toBe('cpu');
+        expect(env['MODEL_REPO'], where).toBe('/models');
       }
+      expect(lastOf(imageFor(name), 'STOPSIGNAL'), where).toBe('SIGTERM');
     });
 
     it("starts the service's entry point as PID 1", () => {
-      const file = readDockerfile(path);
       const pkg = JSON.parse(read(`services/${name}/package.json`)) as { main: string };
-      const cmd = execForm(lastOf(finalStage(file), 'CMD') ?? '');
-      expect(cmd, `${path}: CMD in exec form`).toEqual([
+      const cmd = execForm(lastOf(imageFor(name), 'CMD') ?? '');
+      expect(cmd, `${where}: CMD in exec form`).toEqual([
         'node',
         join('services', name, pkg.main).replace(/\\/g, '/'),
       ]);
     });
 
     it('installs ffmpeg exactly when the service decodes video or audio', () => {
-      const runs = instructionsOf(finalStage(readDockerfile(path)), 'RUN').map((r) => r.args);
+      const runs = instructionsOf(imageFor(name), 'RUN').map((r) => r.args);
       expect(
         runs.some((r) => /apt-get install .*\bffmpeg\b/.test(r)),
-        `${path}: ffmpeg`,
+        `${where}: ffmpeg`,
       ).toBe(needsFfmpeg(name));
     });
 
     it('installs libjpeg62-turbo exactly when the service runs the ibllm_media addon', () => {
-      const runs = instructionsOf(finalStage(readDockerfile(path)), 'RUN').map((r) => r.args);
+      const runs = instructionsOf(imageFor(name), 'RUN').map((r) => r.args);
       expect(
         runs.some((r) => /apt-get install .*\blibjpeg62-turbo\b/.test(r)),
-        `${path}: libjpeg62-turbo`,
+        `${where}: libjpeg62-turbo`,
       ).toBe(needsMediaAddon(name));
     });
   });
@@ -324,7 +387,7 @@ describe('GPU image: deploy/docker/Dockerfile.gpu', () => {
     const cuda = /^docker\.io\/nvidia\/cuda:12\.(\d+)\.\d+-cudnn-runtime-ubuntu\d+\.\d+$/.exec(runtimeBase);
     expect(cuda, `FROM ${runtimeBase}`).not.toBeNull();
     expect(Number(cuda![1])).toBeGreaterThanOrEqual(4);
-    const cpu = readDockerfile('services/decoder/Dockerfile');
+    const cpu = readDockerfile(CPU_DOCKERFILE);
     expect(baseOf(gpu, build)).toBe(baseOf(cpu, cpu.stages[0]!));
     expect(instructionsOf(runtime, 'COPY').map((c) => c.args)).toContain(
       '--from=build /usr/local/bin/node /usr/local/bin/node',
