@@ -2,10 +2,12 @@
 // bench/batch — an EMBED batch job vs the online Embed RPC called in a client loop, same machine,
 // same gateway, same concurrency, measured side by side in one run (the machine is noisy).
 //
-//   npm run build && node bench/batch/run.mjs [--items 400] [--concurrency 16] [--chunk N] [--rounds 3] [--json]
+//   npm run build && node bench/batch/run.mjs [--items 400] [--concurrency 16] [--chunk N] [--rounds 3]
+//       [--worker process|in-process] [--json]
 //
-// Needs Redis on 127.0.0.1:6379 and redis-cli (its keys are deleted at the end). Starts a standalone gateway (golden tiny-a models) with the batch
-// API and one batch-worker process; both paths embed the same text items.
+// Needs Redis on 127.0.0.1:6379 and redis-cli (its keys are deleted at the end). Starts a standalone
+// gateway (golden tiny-a models) with the batch API, and one batch-worker process or the gateway's
+// own worker (--worker); both paths embed the same text items.
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +23,7 @@ const { values: args } = parseArgs({
     chunk: { type: 'string' },
     // Measured rounds after the warm-up; each runs the online loop, then the batch job.
     rounds: { type: 'string', default: '3' },
+    worker: { type: 'string', default: 'process' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -32,19 +35,31 @@ const say = (line) => {
   if (!args.json) process.stdout.write(`${line}\n`);
 };
 
+// --worker process: a batch-worker process calling the gateway over gRPC (the distributed
+// deployment); --worker in-process: the standalone gateway's own worker, whose items call its
+// orchestration directly (ibllm serve --standalone with a Redis URL).
+const IN_PROCESS = args.worker === 'in-process';
+if (!IN_PROCESS && args.worker !== 'process') {
+  throw new Error(`--worker must be process or in-process (got ${args.worker})`);
+}
 const gateway = await startBatchGateway(PREFIX, {
   GATEWAY_RATE_LIMIT_RPM: '1000000',
   GATEWAY_RATE_LIMIT_BURST: '1000000',
   ...(args.chunk === undefined ? {} : { GATEWAY_BATCH_CHUNK_ITEMS: args.chunk }),
+  ...(IN_PROCESS
+    ? { GATEWAY_BATCH_WORKER: 'true', GATEWAY_BATCH_WORKER_CONCURRENCY: String(CONCURRENCY) }
+    : {}),
 });
-const worker = await startService('batch-worker', {
-  GRPC_PORT: '0',
-  HTTP_PORT: '0',
-  REDIS_URL: 'redis://127.0.0.1:6379',
-  QUEUE_PREFIX: PREFIX,
-  GATEWAY_TARGET: gateway.grpcAddress,
-  WORKER_CONCURRENCY: String(CONCURRENCY),
-});
+const worker = IN_PROCESS
+  ? undefined
+  : await startService('batch-worker', {
+      GRPC_PORT: '0',
+      HTTP_PORT: '0',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      QUEUE_PREFIX: PREFIX,
+      GATEWAY_TARGET: gateway.grpcAddress,
+      WORKER_CONCURRENCY: String(CONCURRENCY),
+    });
 const client = new ImageBindClient({ addresses: [gateway.grpcAddress] });
 const items = Array.from({ length: ITEMS }, (_, i) => `a photo of item number ${i}`);
 
@@ -112,7 +127,9 @@ try {
   const mid = Math.floor(ratios.length / 2);
   const ratio = ratios.length % 2 === 1 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2;
   const runs = (xs) => xs.map((x) => x.toFixed(0)).join(', ');
-  say(`bench/batch: ${ITEMS} text items, concurrency ${CONCURRENCY} (golden tiny-a, 2-core VM)`);
+  say(
+    `bench/batch: ${ITEMS} text items, concurrency ${CONCURRENCY}, ${IN_PROCESS ? "the gateway's in-process worker" : 'a batch-worker process'} (golden tiny-a)`,
+  );
   say(`  online Embed loop: ${mean(onlineRuns).toFixed(0)} items/s (runs ${runs(onlineRuns)})`);
   say(
     `  EMBED batch job:   ${mean(batchRuns).toFixed(0)} items/s (runs ${runs(batchRuns)}) incl. submit, queue and result store`,
@@ -124,6 +141,7 @@ try {
     const result = {
       items: ITEMS,
       concurrency: CONCURRENCY,
+      worker: IN_PROCESS ? 'in-process' : 'process',
       rounds: ROUNDS,
       online_items_per_s: mean(onlineRuns),
       batch_items_per_s: mean(batchRuns),
@@ -136,7 +154,7 @@ try {
   }
 } finally {
   client.close();
-  await worker.proc.stop('SIGTERM', 20_000);
+  await worker?.proc.stop('SIGTERM', 20_000);
   await gateway.proc.stop('SIGTERM', 20_000);
   deleteKeys(PREFIX);
 }
