@@ -2,7 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { ServiceHostModule, type GrpcServer } from '@imagebind-llm/grpc-kit';
 import type { Logger, ServiceMetrics } from '@imagebind-llm/observability';
 import type { AccessControl } from './access';
-import type { PlatformBackends } from './backends/backends.port';
+import type { PlatformBackends } from '@imagebind-llm/serving/platform';
 import type { BatchBackend } from './batch/batch-backend';
 import { BatchController } from './batch/batch.controller';
 import { InProcessBatchWorker } from './batch/in-process-worker';

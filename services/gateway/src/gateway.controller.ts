@@ -3,7 +3,7 @@ import { DomainError } from '@imagebind-llm/errors';
 import { GRPC_SERVER, type CallContext, type GrpcServer } from '@imagebind-llm/grpc-kit';
 import { gatewayV1, SERVICE_NAMES } from '@imagebind-llm/proto';
 import { credentialsFrom, type AccessControl, type Credentials } from './access';
-import type { PlatformBackends } from './backends/backends.port';
+import type { PlatformBackends } from '@imagebind-llm/serving/platform';
 import type { BatchBackend } from './batch/batch-backend';
 import { GatewayService } from './gateway.service';
 import { ACCESS, BACKENDS, BATCH } from './tokens';

@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import {
-  blendWithNeighbours,
-  CACHE_DEFAULTS,
-  fuseEmbeddings,
-  GENERATION_DEFAULTS,
-} from '@imagebind-llm/domain';
+import { blendWithNeighbours, CACHE_DEFAULTS, GENERATION_DEFAULTS } from '@imagebind-llm/domain';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { float32Tensor, fromGrpcError, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
-import { commonV1, decoderV1, encoderV1, gatewayV1, type retrieverV1 } from '@imagebind-llm/proto';
-import type { HopContext, PlatformBackends, RoutedModality } from './backends/backends.port';
+import { commonV1, decoderV1, gatewayV1, type retrieverV1 } from '@imagebind-llm/proto';
+import {
+  embedInputs,
+  type EmbeddedInputs,
+  type HopContext,
+  type PlatformBackends,
+  type PlatformInput,
+} from '@imagebind-llm/serving/platform';
 import type { GatewayEnv } from './env.schema';
 import { MediaFetcher } from './media-fetcher';
 import {
@@ -22,16 +23,6 @@ import {
 
 import { BACKENDS, GATEWAY_ENV } from './tokens';
 
-const { Modality } = commonV1;
-
-const ROUTE: ReadonlyMap<commonV1.Modality, RoutedModality> = new Map([
-  [Modality.MODALITY_IMAGE, 'image'],
-  [Modality.MODALITY_VIDEO, 'video'],
-  [Modality.MODALITY_AUDIO, 'audio'],
-  [Modality.MODALITY_TEXT, 'text'],
-  [Modality.MODALITY_POINT_CLOUD, 'point'],
-]);
-
 /** The served model's public name (`GET /v1/models`, ListModels). */
 export const SERVED_MODEL_ID = 'imagebind-llm';
 
@@ -41,11 +32,6 @@ const RESUMABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.ModelNotReady,
   ErrorCode.Overloaded,
 ]);
-
-interface EmbeddedInputs {
-  readonly perInput: { modality: commonV1.Modality; embedding: Float32Array }[];
-  readonly fused: Float32Array;
-}
 
 function randomSeed(): number {
   // 52 bits: exact as a JS number and as uint64 on the wire.
@@ -89,82 +75,43 @@ export class GatewayService {
    * a fused one (the only input, by validation) is q itself.
    */
   async embedInputs(inputs: readonly gatewayV1.MultimodalInput[], ctx: HopContext): Promise<EmbeddedInputs> {
-    const groups = new Map<RoutedModality, { index: number; input: encoderV1.EncoderInput }[]>();
-    const embeddings = new Array<Float32Array>(inputs.length);
-    let fusedQuery: Float32Array | undefined;
-    await Promise.all(
-      inputs.map(async (input, index) => {
+    const resolved = await Promise.all(
+      inputs.map(async (input, index): Promise<PlatformInput> => {
         const source = input.source!;
+        const weight = input.weight ?? 1;
         if (source.$case === 'embedding') {
-          embeddings[index] = readPrecomputedEmbedding(source.value, `inputs[${index}].embedding`);
-          if (source.value.fused) fusedQuery = embeddings[index];
-          return;
-        }
-        const route = ROUTE.get(input.modality)!;
-        let encoderInput: encoderV1.EncoderInput;
-        if (source.$case === 'text') {
-          encoderInput = { source: { $case: 'text', value: source.value }, mediaType: input.mediaType };
-        } else {
-          const bytes =
-            source.$case === 'content'
-              ? source.value
-              : await this.fetcher.fetch(source.value, `inputs[${index}].uri`, ctx.signal);
-          encoderInput = {
-            source: { $case: 'content', value: Buffer.from(bytes) },
-            mediaType: input.mediaType,
+          const embedding = readPrecomputedEmbedding(source.value, `inputs[${index}].embedding`);
+          return {
+            modality: input.modality,
+            weight,
+            source: { kind: 'embedding', embedding, fused: source.value.fused },
           };
         }
-        const list = groups.get(route) ?? [];
-        list.push({ index, input: encoderInput });
-        groups.set(route, list);
-      }),
-    );
-    await Promise.all(
-      [...groups].map(async ([route, items]) => {
-        items.sort((a, b) => a.index - b.index);
-        const encoder = this.backends.encoder(route);
-        if (encoder === undefined) {
-          // What this deployment serves, not what the request got wrong: 501, as for batches
-          // without Redis.
-          throw new DomainError(
-            ErrorCode.NotImplemented,
-            `inputs[${items[0]!.index}]: this deployment runs no ${route} encoder; send another ` +
-              'modality or ask the operator to deploy it',
-            { field: `inputs[${items[0]!.index}].modality` },
-          );
-        }
-        const response = await encoder
-          .encode(
-            {
-              modality: inputs[items[0]!.index]!.modality,
-              inputs: items.map((i) => i.input),
-              includeUnnormalized: false,
-              includePreprocessed: false,
+        if (source.$case === 'text') {
+          return {
+            modality: input.modality,
+            weight,
+            source: {
+              kind: 'encode',
+              input: { source: { $case: 'text', value: source.value }, mediaType: input.mediaType },
             },
-            ctx,
-          )
-          .catch((error: unknown) => {
-            throw toRequestIndices(
-              error,
-              items.map((i) => i.index),
-            );
-          });
-        if (response.embeddings.length !== items.length) {
-          throw new DomainError(
-            ErrorCode.Internal,
-            `the ${route} encoder returned ${response.embeddings.length} embeddings for ${items.length} inputs`,
-          );
+          };
         }
-        items.forEach((item, j) => {
-          embeddings[item.index] = readFloat32Tensor(response.embeddings[j]!.embedding, 'embedding').data;
-        });
+        const bytes =
+          source.$case === 'content'
+            ? source.value
+            : await this.fetcher.fetch(source.value, `inputs[${index}].uri`, ctx.signal);
+        return {
+          modality: input.modality,
+          weight,
+          source: {
+            kind: 'encode',
+            input: { source: { $case: 'content', value: Buffer.from(bytes) }, mediaType: input.mediaType },
+          },
+        };
       }),
     );
-    const weights = inputs.map((i) => i.weight ?? 1);
-    return {
-      perInput: inputs.map((input, i) => ({ modality: input.modality, embedding: embeddings[i]! })),
-      fused: fusedQuery ?? fuseEmbeddings(embeddings, weights),
-    };
+    return embedInputs(this.backends, resolved, ctx);
   }
 
   /** The visual cache (MODEL_SPEC §1.4): exact top-k from the retriever, then the blend. */
@@ -377,23 +324,4 @@ function toGatewayFinish(reason: decoderV1.FinishReason): gatewayV1.FinishReason
     case decoderV1.FinishReason.UNRECOGNIZED:
       return gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED;
   }
-}
-
-const ENCODER_INPUT_PATH = /^inputs\[(\d+)\]/;
-
-/**
- * An encoder numbers the inputs of its own batch; the caller numbered the whole request, where
- * other modalities sit in between. Renumbers `inputs[j]` in the message and field to the request's
- * index, so "inputs[1]: unsupported image format" points at what the caller sent as inputs[1].
- */
-export function toRequestIndices(error: unknown, requestIndexOf: readonly number[]): unknown {
-  if (!(error instanceof DomainError)) return error;
-  const rename = (text: string): string =>
-    text.replace(ENCODER_INPUT_PATH, (whole, j: string) => {
-      const index = requestIndexOf[Number(j)];
-      return index === undefined ? whole : `inputs[${index}]`;
-    });
-  const field = error.details.field;
-  const details = typeof field === 'string' ? { ...error.details, field: rename(field) } : error.details;
-  return new DomainError(error.code, rename(error.message), details, { cause: error });
 }

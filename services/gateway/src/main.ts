@@ -4,8 +4,8 @@ import { EXIT_CONFIG, loadConfigOrExit } from '@imagebind-llm/config';
 import { bootstrapService, createServiceParts } from '@imagebind-llm/grpc-kit';
 import type { Logger, ServiceMetrics } from '@imagebind-llm/observability';
 import { createRedis, waitForReady } from '@imagebind-llm/queue';
+import type { PlatformBackends } from '@imagebind-llm/serving/platform';
 import { createAccessControl } from './access';
-import type { PlatformBackends } from './backends/backends.port';
 import { RemoteBackends, type RemoteTargets } from './backends/remote.backends';
 import { GatewayModule } from './app.module';
 import { gatewayConfigProblems } from './config-checks';
@@ -77,8 +77,8 @@ async function createBackends(
     );
   }
   // Loaded only in standalone mode: the distributed gateway never loads onnxruntime.
-  const { createLocalBackends } = await import('./backends/local.backends.js');
-  return createLocalBackends(env, logger, metrics);
+  const { createStandaloneBackends } = await import('./backends/local.backends.js');
+  return createStandaloneBackends({ ...env, GATEWAY_MODEL_REPO: env.GATEWAY_MODEL_REPO }, logger, metrics);
 }
 
 /**

@@ -9,7 +9,7 @@ import { createLogger, MemoryLog } from '@imagebind-llm/observability';
 import { commonV1, decoderV1, type gatewayV1 } from '@imagebind-llm/proto';
 import { domainErrorOf } from '@imagebind-llm/testing';
 import { describe, expect, it } from 'vitest';
-import type { HopContext, PlatformBackends } from './backends/backends.port';
+import type { HopContext, PlatformBackends } from '@imagebind-llm/serving/platform';
 import { gatewayEnvSchema } from './env.schema';
 import { GatewayService } from './gateway.service';
 import { EMBEDDING_DIM, validateInputs } from './request-validation';

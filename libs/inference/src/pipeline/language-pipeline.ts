@@ -55,8 +55,9 @@ interface KnnCache {
 
 /**
  * The language half of ImageBind-LLM on one machine: fused query → visual cache → bind network →
- * per-layer offsets → LLaMA generation, all from a model repository. The distributed services run
- * the same steps behind gRPC; this is what `ibllm generate` and standalone mode use.
+ * per-layer offsets → LLaMA generation, all from a model repository. Serving (distributed and
+ * standalone) runs these steps through libs/serving's platform orchestration instead; this is the
+ * language half of `ibllm generate` (its encoder half is that orchestration) and the parity tests'.
  */
 export class LanguagePipeline {
   private constructor(

@@ -6,5 +6,5 @@ export {
   type BindRuntimeOptions,
 } from './bind-runtime';
 export { BindServiceImpl, DEFAULT_BIND_MAX_ROWS, type BindServiceOptions } from './bind.service-impl';
-export { bindEnvSchema } from './host/bind-env.schema';
+export { BIND_BATCHER_DEFAULTS, bindEnvSchema } from './host/bind-env.schema';
 export { runBindService } from './host/run-bind-service';

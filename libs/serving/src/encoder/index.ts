@@ -47,5 +47,5 @@ export {
   type ModelServiceSpec,
   type RuntimeHooks,
 } from './host/model-service.host';
-export { encoderEnvSchema, type EncoderEnvDefaults } from './host/encoder-env.schema';
+export { ENCODER_MAX_DELAY_MS, encoderEnvSchema, type EncoderEnvDefaults } from './host/encoder-env.schema';
 export { runEncoderService, type EncoderServiceDefinition } from './host/run-encoder-service';

@@ -9,7 +9,7 @@ import type {
   PlatformBackends,
   RetrieverBackend,
   RoutedModality,
-} from './backends.port';
+} from '@imagebind-llm/serving/platform';
 
 /** Where each service listens. A value is `host:port`, a comma list of them, or a grpc-js target. */
 export interface RemoteTargets {

@@ -21,7 +21,7 @@ import {
   waitForReady,
   type BatchWorker,
 } from '@imagebind-llm/queue';
-import type { HopContext } from '../backends/backends.port';
+import type { HopContext } from '@imagebind-llm/serving/platform';
 import type { GatewayEnv } from '../env.schema';
 import { GatewayService } from '../gateway.service';
 import { GATEWAY_ENV, LOGGER } from '../tokens';

@@ -9,7 +9,7 @@ import {
   type TraceCarrier,
 } from '@imagebind-llm/observability';
 import type { Request, Response } from 'express';
-import type { HopContext } from '../backends/backends.port';
+import type { HopContext } from '@imagebind-llm/serving/platform';
 
 /**
  * What a REST handler knows about its call: the request id (echoed in `x-request-id`), a logger

@@ -3,7 +3,26 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { float32Tensor, writeNpy, type RawTensor } from '@imagebind-llm/checkpoint';
 import { dot, l2Normalize } from '@imagebind-llm/domain';
-import { EncoderPipeline, type EncodedInput, type PointGroupIndices } from '@imagebind-llm/inference';
+import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import {
+  ENCODER_COMPONENTS,
+  encoderFeedsFromPreprocessed,
+  InThreadPreprocessor,
+  pointGroupingOf,
+  resolveComponent,
+  type EncodedInput,
+  type InputModality,
+  type ModalityInput,
+  type PointGroupIndices,
+} from '@imagebind-llm/inference';
+import { createLogger } from '@imagebind-llm/observability';
+import { commonV1 } from '@imagebind-llm/proto';
+import {
+  createLocalEncoders,
+  embedInputs,
+  localModalities,
+  type PlatformInput,
+} from '@imagebind-llm/serving';
 import { CliError, requireString } from '../cli-error';
 import type { Output } from './generate.command';
 import { collectInputs, INPUT_OPTIONS, INPUTS_USAGE } from './inputs';
@@ -56,6 +75,103 @@ export function dumpEncoded(dir: string, encoded: readonly EncodedInput[], fused
   writeNpy(join(dir, 'fused.npy'), float32Tensor(fused, [fused.length]));
 }
 
+const PROTO_MODALITY: Readonly<Record<InputModality, commonV1.Modality>> = {
+  image: commonV1.Modality.MODALITY_IMAGE,
+  video: commonV1.Modality.MODALITY_VIDEO,
+  audio: commonV1.Modality.MODALITY_AUDIO,
+  text: commonV1.Modality.MODALITY_TEXT,
+  point: commonV1.Modality.MODALITY_POINT_CLOUD,
+};
+
+/** An input from the command line as the platform's orchestration takes it. */
+function platformInput(input: ModalityInput): PlatformInput {
+  const modality = PROTO_MODALITY[input.modality];
+  if (input.modality === 'text') {
+    const value = input.text ?? '';
+    return {
+      modality,
+      weight: input.weight,
+      source: { kind: 'encode', input: { source: { $case: 'text', value }, mediaType: '' } },
+    };
+  }
+  // Point clouds are parsed by extension (MODEL_SPEC §2.5): the file name is the hint.
+  const mediaType = input.modality === 'point' ? (input.fileName ?? '') : '';
+  const value = Buffer.from(input.bytes ?? new Uint8Array());
+  return {
+    modality,
+    weight: input.weight,
+    source: { kind: 'encode', input: { source: { $case: 'content', value }, mediaType } },
+  };
+}
+
+/**
+ * Encodes and fuses the inputs with the orchestration and in-process encoders of standalone
+ * serving (libs/serving platform), loading only the encoders the inputs need, on `providers`.
+ * `providers` of the answer: the execution provider of each encoder component used.
+ */
+export async function embedLocally(
+  repo: string,
+  inputs: readonly ModalityInput[],
+  options: { readonly providers: readonly string[]; readonly withPreprocessed: boolean },
+): Promise<{ encoded: EncodedInput[]; fused: Float32Array; providers: Record<string, string> }> {
+  const present = localModalities(repo);
+  for (const input of inputs) {
+    if (!present.includes(input.modality)) {
+      throw new DomainError(
+        ErrorCode.FailedPrecondition,
+        `the model repository has no ${ENCODER_COMPONENTS[input.modality].component} component; build it with --imagebind`,
+      );
+    }
+  }
+  const encoders = await createLocalEncoders({
+    modelRepo: repo,
+    modalities: [...new Set(inputs.map((i) => i.modality))],
+    // One-shot: the calling thread, and no per-request limits beyond the file's own.
+    preprocessing: new InThreadPreprocessor(),
+    providers: options.providers,
+    limits: { maxInputs: Number.MAX_SAFE_INTEGER, maxInputBytes: Number.MAX_SAFE_INTEGER },
+  });
+  try {
+    const ctx = {
+      requestId: 'cli',
+      logger: createLogger({ service: 'ibllm', level: 'silent' }),
+      deadline: Number.POSITIVE_INFINITY,
+      signal: new AbortController().signal,
+    };
+    const { perInput, fused } = await embedInputs(encoders, inputs.map(platformInput), ctx, {
+      includePreprocessed: options.withPreprocessed,
+    });
+    const encoded = inputs.map((input, i): EncodedInput => {
+      const { embedding, preprocessed } = perInput[i]!;
+      if (preprocessed === undefined) {
+        return {
+          modality: input.modality,
+          embedding,
+          preprocessed: { data: new Float32Array(0), shape: [0] },
+        };
+      }
+      // The FPS centres and kNN groups of a cloud, for --dump: the grouping the encoder ran (MODEL_SPEC §3.7).
+      const pointGroups = input.modality === 'point' ? pointGroupsOf(repo, preprocessed) : undefined;
+      return {
+        modality: input.modality,
+        embedding,
+        preprocessed,
+        ...(pointGroups === undefined ? {} : { pointGroups }),
+      };
+    });
+    return { encoded, fused, providers: { ...encoders.providers } };
+  } finally {
+    await encoders.close();
+  }
+}
+
+function pointGroupsOf(repo: string, cloud: EncodedInput['preprocessed']): PointGroupIndices | undefined {
+  const { component, role } = ENCODER_COMPONENTS.point;
+  const resolved = resolveComponent(repo, component);
+  const grouping = pointGroupingOf(resolved.json.graphs?.[role]?.inputs ?? [], `${resolved.dir}/model.json`);
+  return encoderFeedsFromPreprocessed('point', cloud, { point: grouping }).pointGroups;
+}
+
 export async function embed(argv: string[], io: Output): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -77,29 +193,27 @@ export async function embed(argv: string[], io: Output): Promise<void> {
   const inputs = collectInputs(values);
   if (inputs.length === 0)
     throw new CliError('give at least one input: --image, --video, --audio, --text or --point');
-  const pipeline = new EncoderPipeline(repo, { providers: providerPreference(values) });
-  try {
-    const { encoded, fused } = await pipeline.embed(inputs);
-    if (values.dump !== undefined) dumpEncoded(values.dump, encoded, fused);
-    if (values.json) {
-      io.out(
-        `${JSON.stringify({ embeddings: encoded.map((e) => ({ modality: e.modality, embedding: Array.from(e.embedding) })), fused: Array.from(fused), providers: pipeline.providers })}\n`,
-      );
-      return;
-    }
-    const units = encoded.map((e) => l2Normalize(e.embedding));
-    encoded.forEach((e, i) => {
-      const norm = Math.sqrt(dot(e.embedding, e.embedding));
-      io.out(
-        `${e.modality.padEnd(6)} ‖e‖=${norm.toFixed(4)}  [${Array.from(e.embedding.slice(0, 4), (v) => v.toFixed(4)).join(', ')}, …]\n`,
-      );
-      for (let j = 0; j < i; j++)
-        io.out(
-          `       cos(${encoded[j]!.modality}, ${e.modality}) = ${dot(units[i]!, units[j]!).toFixed(4)}\n`,
-        );
-    });
-    io.out(`fused  ‖q‖=${Math.sqrt(dot(fused, fused)).toFixed(4)}\n`);
-  } finally {
-    await pipeline.close();
+  const { encoded, fused, providers } = await embedLocally(repo, inputs, {
+    providers: providerPreference(values),
+    withPreprocessed: values.dump !== undefined,
+  });
+  if (values.dump !== undefined) dumpEncoded(values.dump, encoded, fused);
+  if (values.json) {
+    io.out(
+      `${JSON.stringify({ embeddings: encoded.map((e) => ({ modality: e.modality, embedding: Array.from(e.embedding) })), fused: Array.from(fused), providers })}\n`,
+    );
+    return;
   }
+  const units = encoded.map((e) => l2Normalize(e.embedding));
+  encoded.forEach((e, i) => {
+    const norm = Math.sqrt(dot(e.embedding, e.embedding));
+    io.out(
+      `${e.modality.padEnd(6)} ‖e‖=${norm.toFixed(4)}  [${Array.from(e.embedding.slice(0, 4), (v) => v.toFixed(4)).join(', ')}, …]\n`,
+    );
+    for (let j = 0; j < i; j++)
+      io.out(
+        `       cos(${encoded[j]!.modality}, ${e.modality}) = ${dot(units[i]!, units[j]!).toFixed(4)}\n`,
+      );
+  });
+  io.out(`fused  ‖q‖=${Math.sqrt(dot(fused, fused)).toFixed(4)}\n`);
 }

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { float32Tensor, readNpy, toFloat32, writeNpy } from '@imagebind-llm/checkpoint';
 import { CACHE_DEFAULTS, CACHE_LIMITS, GENERATION_DEFAULTS, GENERATION_LIMITS } from '@imagebind-llm/domain';
-import { EncoderPipeline, LanguagePipeline, type AnswerResult } from '@imagebind-llm/inference';
+import { LanguagePipeline, type AnswerResult } from '@imagebind-llm/inference';
 import { CliError, optionalInRange, requireString } from '../cli-error';
-import { dumpEncoded } from './embed.command';
+import { dumpEncoded, embedLocally } from './embed.command';
 import { collectInputs, INPUT_OPTIONS, INPUTS_USAGE } from './inputs';
 import { PROVIDER_OPTIONS, providerPreference, PROVIDERS_HELP, PROVIDERS_USAGE } from '../providers';
 
@@ -108,15 +108,13 @@ export async function generate(argv: string[], io: Output): Promise<void> {
       );
     }
   } else {
-    const encoders = new EncoderPipeline(repo, { providers });
-    try {
-      const { encoded, fused: q } = await encoders.embed(inputs);
-      if (values.dump !== undefined) dumpEncoded(values.dump, encoded, q);
-      fused = q;
-      encoderProviders = { ...encoders.providers };
-    } finally {
-      await encoders.close();
-    }
+    const embedded = await embedLocally(repo, inputs, {
+      providers,
+      withPreprocessed: values.dump !== undefined,
+    });
+    if (values.dump !== undefined) dumpEncoded(values.dump, embedded.encoded, embedded.fused);
+    fused = embedded.fused;
+    encoderProviders = embedded.providers;
   }
 
   const pipeline = await LanguagePipeline.load(repo, { providers });

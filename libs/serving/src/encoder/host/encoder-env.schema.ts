@@ -2,6 +2,12 @@ import { env, envVar, preprocessEnv } from '@imagebind-llm/config';
 import { DEFAULT_ENCODER_LIMITS } from '../encoder.service-impl';
 import { modelServiceEnv } from './model-service.host';
 
+/**
+ * How long an encoder's partial batch waits to fill (ms) unless a deployable says otherwise: long
+ * enough to gather a burst, short against an encoder's run time. Standalone mode uses it too.
+ */
+export const ENCODER_MAX_DELAY_MS = 5;
+
 /** Defaults one encoder deployable differs in. */
 export interface EncoderEnvDefaults {
   readonly grpcPort: number;
@@ -10,7 +16,7 @@ export interface EncoderEnvDefaults {
   readonly maxBatch: number;
   /** Rows that may wait before requests are refused with RESOURCE_EXHAUSTED. */
   readonly maxQueue: number;
-  /** Default 5 ms: long enough to gather a burst, short against an encoder's run time. */
+  /** Default ENCODER_MAX_DELAY_MS. */
   readonly maxDelayMs?: number;
   /**
    * Most inputs per request (default 64). A request must fit the queue whole, so keep
@@ -26,7 +32,7 @@ export function encoderEnvSchema(defaults: EncoderEnvDefaults) {
       grpcPort: defaults.grpcPort,
       httpPort: defaults.httpPort,
       maxBatch: defaults.maxBatch,
-      maxDelayMs: defaults.maxDelayMs ?? 5,
+      maxDelayMs: defaults.maxDelayMs ?? ENCODER_MAX_DELAY_MS,
       maxQueue: defaults.maxQueue,
     }),
     ENCODER_MAX_INPUTS: envVar(

@@ -1,7 +1,7 @@
 import type { CallContext } from '@imagebind-llm/grpc-kit';
 import type { bindV1, decoderV1, encoderV1, retrieverV1 } from '@imagebind-llm/proto';
 
-/** The modalities the gateway routes to encoders (MODEL_SPEC §1.1). */
+/** The modalities the orchestration routes to encoders (MODEL_SPEC §1.1). */
 export type RoutedModality = 'image' | 'video' | 'audio' | 'text' | 'point';
 
 /** The downstream call context: deadline, request id, cancellation and logger of the client's call. */

@@ -1,0 +1,17 @@
+export type {
+  BindBackend,
+  DecoderBackend,
+  EncoderBackend,
+  HopContext,
+  PlatformBackends,
+  RetrieverBackend,
+  RoutedModality,
+} from './backends.port';
+export {
+  embedInputs,
+  ROUTE,
+  toRequestIndices,
+  type EmbeddedInput,
+  type EmbeddedInputs,
+  type PlatformInput,
+} from './embed-inputs';
