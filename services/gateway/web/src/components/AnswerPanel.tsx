@@ -1,24 +1,10 @@
 import { useEffect, useRef } from 'react';
 import { formatMs, formatRate } from '../lib/format';
+import type { RunMetrics } from '../lib/run-metrics';
+
+export type { RunMetrics } from '../lib/run-metrics';
 
 export type RunPhase = 'idle' | 'preparing' | 'waiting' | 'streaming' | 'done' | 'stopped' | 'error';
-
-export interface RunMetrics {
-  /** Request sent → last token (or → Stop). */
-  readonly latencyMs?: number;
-  /** Request sent → first token, measured in the page. */
-  readonly ttftClientMs?: number;
-  /** The server's own time to first token (usage chunk). */
-  readonly ttftServerMs?: number;
-  readonly tokens?: number;
-  /** The server's tokens per second (usage chunk). */
-  readonly serverTokensPerSecond?: number;
-  /** Tokens per second between the first and the last token, measured in the page. */
-  readonly clientTokensPerSecond?: number;
-  readonly promptTokens?: number;
-  readonly seed?: number;
-  readonly finish?: string;
-}
 
 export interface RunState {
   readonly phase: RunPhase;

@@ -1,8 +1,6 @@
-export interface SearchHit {
-  readonly id: string;
-  readonly score: number;
-  readonly payload: Readonly<Record<string, string>>;
-}
+import type { SearchHit } from '../lib/responses';
+
+export type { SearchHit } from '../lib/responses';
 
 export interface SearchState {
   readonly phase: 'idle' | 'loading' | 'done' | 'error';

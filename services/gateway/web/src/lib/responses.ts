@@ -1,5 +1,10 @@
 /** Reading the JSON answers of the embeddings and search endpoints into what the panels show. */
-import type { SearchHit } from '../components/SearchPanel';
+
+export interface SearchHit {
+  readonly id: string;
+  readonly score: number;
+  readonly payload: Readonly<Record<string, string>>;
+}
 
 /**
  * The vectors of a `POST /v1/embeddings` answer in input order; throws unless there is one usable

@@ -1,5 +1,21 @@
-import type { RunMetrics } from '../components/AnswerPanel';
 import type { ChatUsage } from './chat-stream';
+
+export interface RunMetrics {
+  /** Request sent → last token (or → Stop). */
+  readonly latencyMs?: number;
+  /** Request sent → first token, measured in the page. */
+  readonly ttftClientMs?: number;
+  /** The server's own time to first token (usage chunk). */
+  readonly ttftServerMs?: number;
+  readonly tokens?: number;
+  /** The server's tokens per second (usage chunk). */
+  readonly serverTokensPerSecond?: number;
+  /** Tokens per second between the first and the last token, measured in the page. */
+  readonly clientTokensPerSecond?: number;
+  readonly promptTokens?: number;
+  readonly seed?: number;
+  readonly finish?: string;
+}
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
