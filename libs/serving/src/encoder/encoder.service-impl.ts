@@ -9,6 +9,7 @@ import { ENCODER_COMPONENTS, type InputModality } from '@imagebind-llm/inference
 import { commonV1, type encoderV1 } from '@imagebind-llm/proto';
 import type { BatchingMetrics } from './batching-metrics';
 import type { EncoderItem, EncoderModelInfo, EncoderRuntime } from './encoder-runtime';
+import { PROTO_MODALITY, ROUTE } from '../platform/embed-inputs';
 import { inputFileName } from './media-hint';
 import type { ModelSlot, ModelSlotState } from './model-slot';
 
@@ -28,22 +29,6 @@ export interface EncoderServiceOptions {
   readonly limits?: EncoderLimits;
   readonly metrics?: BatchingMetrics;
 }
-
-const MODALITY_OF: Readonly<Partial<Record<commonV1.Modality, InputModality>>> = {
-  [commonV1.Modality.MODALITY_IMAGE]: 'image',
-  [commonV1.Modality.MODALITY_VIDEO]: 'video',
-  [commonV1.Modality.MODALITY_AUDIO]: 'audio',
-  [commonV1.Modality.MODALITY_TEXT]: 'text',
-  [commonV1.Modality.MODALITY_POINT_CLOUD]: 'point',
-};
-
-const PROTO_MODALITY: Readonly<Record<InputModality, commonV1.Modality>> = {
-  image: commonV1.Modality.MODALITY_IMAGE,
-  video: commonV1.Modality.MODALITY_VIDEO,
-  audio: commonV1.Modality.MODALITY_AUDIO,
-  text: commonV1.Modality.MODALITY_TEXT,
-  point: commonV1.Modality.MODALITY_POINT_CLOUD,
-};
 
 const STATE: Readonly<Record<ModelSlotState, commonV1.ModelState>> = {
   loading: commonV1.ModelState.MODEL_STATE_LOADING,
@@ -158,7 +143,7 @@ export class EncoderServiceImpl {
   }
 
   private modalityOf(value: commonV1.Modality): InputModality {
-    const modality = MODALITY_OF[value];
+    const modality = ROUTE.get(value);
     if (value === commonV1.Modality.MODALITY_UNSPECIFIED) {
       throw DomainError.invalidInput(`modality: set it; this replica encodes ${this.served}`, 'modality');
     }

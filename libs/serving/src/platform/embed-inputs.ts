@@ -15,6 +15,11 @@ export const ROUTE: ReadonlyMap<commonV1.Modality, RoutedModality> = new Map([
   [Modality.MODALITY_POINT_CLOUD, 'point'],
 ]);
 
+/** The contract modality of each encoder modality: ROUTE read backwards. */
+export const PROTO_MODALITY: Readonly<Record<RoutedModality, commonV1.Modality>> = Object.fromEntries(
+  [...ROUTE].map(([proto, modality]) => [modality, proto]),
+) as Record<RoutedModality, commonV1.Modality>;
+
 /** One weighted input of a request: something for its encoder, or an embedding computed before. */
 export interface PlatformInput {
   readonly modality: commonV1.Modality;

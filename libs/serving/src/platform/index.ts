@@ -9,6 +9,7 @@ export type {
 } from './backends.port';
 export {
   embedInputs,
+  PROTO_MODALITY,
   ROUTE,
   toRequestIndices,
   type EmbeddedInput,

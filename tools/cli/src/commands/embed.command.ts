@@ -11,16 +11,15 @@ import {
   pointGroupingOf,
   resolveComponent,
   type EncodedInput,
-  type InputModality,
   type ModalityInput,
   type PointGroupIndices,
 } from '@imagebind-llm/inference';
 import { createLogger } from '@imagebind-llm/observability';
-import { commonV1 } from '@imagebind-llm/proto';
 import {
   createLocalEncoders,
   embedInputs,
   localModalities,
+  PROTO_MODALITY,
   type PlatformInput,
 } from '@imagebind-llm/serving';
 import { CliError, requireString } from '../cli-error';
@@ -74,14 +73,6 @@ export function dumpEncoded(dir: string, encoded: readonly EncodedInput[], fused
   }
   writeNpy(join(dir, 'fused.npy'), float32Tensor(fused, [fused.length]));
 }
-
-const PROTO_MODALITY: Readonly<Record<InputModality, commonV1.Modality>> = {
-  image: commonV1.Modality.MODALITY_IMAGE,
-  video: commonV1.Modality.MODALITY_VIDEO,
-  audio: commonV1.Modality.MODALITY_AUDIO,
-  text: commonV1.Modality.MODALITY_TEXT,
-  point: commonV1.Modality.MODALITY_POINT_CLOUD,
-};
 
 /** An input from the command line as the platform's orchestration takes it. */
 function platformInput(input: ModalityInput): PlatformInput {
