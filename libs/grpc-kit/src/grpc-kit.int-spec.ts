@@ -218,6 +218,7 @@ describe('grpc-kit server and client on loopback', () => {
       promptTokenIds: [1],
       resumeFromTokenIds: [],
       returnPrefillLogits: false,
+      returnLayerOffsets: false,
     })) {
       ids.push(msg.tokens[0]!.id);
       if (ids.length === 5) break;
@@ -247,6 +248,7 @@ describe('grpc-kit server and client on loopback', () => {
         promptTokenIds: [1],
         resumeFromTokenIds: [],
         returnPrefillLogits: false,
+        returnLayerOffsets: false,
       })) {
         got.push(m.tokens[0]!.id);
       }
@@ -386,7 +388,7 @@ describe('propagation through a hop', () => {
     const sentAt = Date.now();
     const deadline = sentAt + 20_000;
     const call = outer.generate(
-      { promptTokenIds: [], resumeFromTokenIds: [], returnPrefillLogits: false },
+      { promptTokenIds: [], resumeFromTokenIds: [], returnPrefillLogits: false, returnLayerOffsets: false },
       md,
       { deadline },
     );

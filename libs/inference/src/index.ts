@@ -1,5 +1,4 @@
 export * from './execution-providers';
-export * from './single-flight';
 export * from './session.port';
 export * from './ort-session.driver';
 export * from './ort-worker-session';
@@ -8,6 +7,5 @@ export * from './generation/sampling';
 export * from './generation/generation-engine';
 export * from './generation/decoder-shape';
 export * from './model-repository';
-export * from './pipeline/language-pipeline';
-export * from './pipeline/encoder-pipeline';
+export * from './encoder-inputs';
 export * from './batching/index';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseProviders, detectBackends, SingleFlight, type BackendInfo } from './index';
+import { chooseProviders, detectBackends, type BackendInfo } from './index';
 
 const backends: BackendInfo[] = [
   { name: 'cpu', bundled: true, installed: true },
@@ -31,23 +31,5 @@ describe('detectBackends', () => {
   it('finds the bundled CPU provider of the installed onnxruntime-node', () => {
     const found = detectBackends();
     expect(found.find((b) => b.name === 'cpu')).toEqual({ name: 'cpu', bundled: true, installed: true });
-  });
-});
-
-describe('SingleFlight', () => {
-  it('loads a key once for concurrent callers and retries after a failure', async () => {
-    let loads = 0;
-    let fail = true;
-    const sf = new SingleFlight<string, number>(async (key) => {
-      loads++;
-      await new Promise((r) => setTimeout(r, 5));
-      if (fail) throw new Error(`load ${key} failed`);
-      return key.length;
-    });
-    await expect(Promise.all([sf.get('abc'), sf.get('abc')])).rejects.toThrow('load abc failed');
-    expect(loads).toBe(1);
-    fail = false;
-    expect(await Promise.all([sf.get('abc'), sf.get('abc'), sf.get('abcd')])).toEqual([3, 3, 4]);
-    expect(loads).toBe(3);
   });
 });

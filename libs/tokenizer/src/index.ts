@@ -1,13 +1,6 @@
 export { LlamaTokenizer, type EncodeOptions, type PieceSurface } from './llama-tokenizer';
 export { IncrementalDetokenizer, type DetokenizerVocabulary } from './incremental-detokenizer';
-export {
-  buildPromptIds,
-  DEFAULT_MAX_SEQ_LEN,
-  formatPrompt,
-  newTokenBudget,
-  type PromptIdsOptions,
-  type PromptTokenizer,
-} from './prompt-template';
+export { formatPrompt } from './prompt-template';
 export {
   ModelType,
   parseSentencePieceModel,

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { goldenPath } from '@imagebind-llm/testing';
 import { describe, expect, it } from 'vitest';
 import { LlamaTokenizer } from './llama-tokenizer';
-import { buildPromptIds, formatPrompt, newTokenBudget, type PromptTokenizer } from './prompt-template';
+import { formatPrompt } from './prompt-template';
 
 interface ManifestPromptCase {
   readonly id: string;
@@ -18,22 +17,6 @@ const manifest = JSON.parse(readFileSync(goldenPath('manifest.json'), 'utf8')) a
 };
 const promptCases = manifest.cases.filter((c): c is ManifestPromptCase => typeof c.prompt === 'string');
 const tokenizer = LlamaTokenizer.fromFile(goldenPath('llama', 'tokenizer.model'));
-
-/** A tokenizer whose prompt length is whatever the test needs: one id per character. */
-const charTokenizer: PromptTokenizer = {
-  bosId: 1,
-  encode: (text, options = {}) => [...(options.bos === true ? [1] : []), ...Array.from(text, () => 7)],
-};
-const NO_INPUT_TEMPLATE_CHARS = formatPrompt('').length;
-
-function captureError(run: () => unknown): unknown {
-  try {
-    run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected an error');
-}
 
 describe('formatPrompt (MODEL_SPEC §5.9)', () => {
   it('reproduces the official prompts of the golden decode cases', () => {
@@ -74,64 +57,12 @@ describe('formatPrompt (MODEL_SPEC §5.9)', () => {
   });
 });
 
-describe('buildPromptIds', () => {
-  it('is [BOS] + encode(prompt), matching the official prompt ids', () => {
+describe('the prompt ids (MODEL_SPEC §5.7 step 2)', () => {
+  it('[BOS] + encode(formatPrompt(instruction, input)) are the official prompt ids', () => {
     for (const c of promptCases) {
-      expect(buildPromptIds(tokenizer, c.instruction, c.input, { maxNewTokens: 24 }), c.id).toEqual(
+      expect(tokenizer.encode(formatPrompt(c.instruction, c.input), { bos: true }), c.id).toEqual(
         c.prompt_ids,
       );
     }
-  });
-
-  it('accepts up to maxSeqLen − 1 tokens and refuses maxSeqLen (MODEL_SPEC B16)', () => {
-    const fits = 'x'.repeat(511 - 1 - NO_INPUT_TEMPLATE_CHARS);
-    expect(buildPromptIds(charTokenizer, fits)).toHaveLength(511);
-    const error = captureError(() =>
-      buildPromptIds(charTokenizer, `${fits}x`, undefined, { maxNewTokens: 64 }),
-    );
-    expect(error).toBeInstanceOf(DomainError);
-    expect(error).toMatchObject({
-      code: ErrorCode.ContextOverflow,
-      details: { promptTokens: 512, maxPromptTokens: 511, maxSeqLen: 512, maxNewTokens: 64 },
-    });
-    expect((error as DomainError).message).toBe(
-      'the prompt is 512 tokens (template, instruction and input, with BOS) but at most 511 fit the 512-token ' +
-        'context while leaving room for an answer (64 new tokens were requested); shorten the instruction or input',
-    );
-  });
-
-  it('honours a custom maxSeqLen', () => {
-    expect(() =>
-      buildPromptIds(charTokenizer, '', undefined, { maxSeqLen: NO_INPUT_TEMPLATE_CHARS + 1 }),
-    ).toThrow(DomainError);
-    expect(
-      buildPromptIds(charTokenizer, '', undefined, { maxSeqLen: NO_INPUT_TEMPLATE_CHARS + 2 }),
-    ).toHaveLength(NO_INPUT_TEMPLATE_CHARS + 1);
-  });
-
-  it('reports the real token count of an overlong prompt from the real tokenizer', () => {
-    const input = 'lorem ipsum dolor sit amet '.repeat(200);
-    const expected = tokenizer.encode(formatPrompt('Summarise.', input), { bos: true }).length;
-    expect(expected).toBeGreaterThan(512);
-    expect(() => buildPromptIds(tokenizer, 'Summarise.', input)).toThrow(
-      new RegExp(`^the prompt is ${expected} tokens .* at most 511 fit the 512-token context`),
-    );
-  });
-
-  it('rejects a nonsensical maxNewTokens or maxSeqLen', () => {
-    const error = captureError(() => buildPromptIds(charTokenizer, 'x', undefined, { maxNewTokens: 0 }));
-    expect(error).toMatchObject({ code: ErrorCode.InvalidInput, details: { field: 'maxNewTokens' } });
-    expect(() => buildPromptIds(charTokenizer, 'x', undefined, { maxNewTokens: 1.5 })).toThrow(DomainError);
-    expect(() => buildPromptIds(charTokenizer, 'x', undefined, { maxSeqLen: 1 })).toThrow(RangeError);
-  });
-});
-
-describe('newTokenBudget', () => {
-  it('is min(maxNewTokens, maxSeqLen − promptLength), never negative', () => {
-    expect(newTokenBudget(53, 24)).toBe(24);
-    expect(newTokenBudget(500, 24)).toBe(12);
-    expect(newTokenBudget(511, 24)).toBe(1);
-    expect(newTokenBudget(600, 24)).toBe(0);
-    expect(newTokenBudget(10, 100, 64)).toBe(54);
   });
 });

@@ -35,6 +35,7 @@ function request(maxNewTokens: number, ignoreEos = false): decoderV1.GenerateReq
     sampling: { temperature: 0, topP: 0.75, seed: 0 },
     stopping: { maxNewTokens, ignoreEos },
     returnPrefillLogits: false,
+    returnLayerOffsets: false,
   };
 }
 

@@ -114,7 +114,8 @@ describe('GatewayService server-side faults', () => {
       retriever: { ...backends.retriever, search },
     });
   };
-  const query = new Float32Array(1024).fill(0.03);
+  // The cache's default settings: the visual cache is asked for q′ like a cached answer asks for it.
+  const embedWithCache: gatewayV1.EmbedRequest = { inputs: request.inputs, includeFused: false, cache: {} };
 
   it.each([
     ['a missing collection', DomainError.notFound('collection "visual-cache" does not exist')],
@@ -124,7 +125,7 @@ describe('GatewayService server-side faults', () => {
     ],
   ])('answers %s behind the visual cache with 503 and the way around it', async (_name, cause) => {
     const error = await domainRejectionOf(
-      withRetriever(() => Promise.reject(cause)).cacheBlend(query, {}, ctx()),
+      withRetriever(() => Promise.reject(cause)).embed(embedWithCache, ctx()),
     );
     expect(error.code).toBe(ErrorCode.DependencyUnavailable);
     expect(error.httpStatus).toBe(503);
@@ -134,7 +135,7 @@ describe('GatewayService server-side faults', () => {
 
   it('answers an empty visual cache with 503, not a client error', async () => {
     const service = withRetriever(() => Promise.resolve({ results: [{ hits: [] }] }));
-    const error = await domainRejectionOf(service.cacheBlend(query, {}, ctx()));
+    const error = await domainRejectionOf(service.embed(embedWithCache, ctx()));
     expect(error.code).toBe(ErrorCode.DependencyUnavailable);
     expect(error.message).toContain('collection is empty');
   });

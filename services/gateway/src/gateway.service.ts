@@ -1,10 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { blendWithNeighbours, CACHE_DEFAULTS, GENERATION_DEFAULTS } from '@imagebind-llm/domain';
-import { DomainError, ErrorCode } from '@imagebind-llm/errors';
-import { float32Tensor, fromGrpcError, readFloat32Tensor } from '@imagebind-llm/grpc-kit';
-import { commonV1, decoderV1, gatewayV1, type retrieverV1 } from '@imagebind-llm/proto';
+import { DomainError } from '@imagebind-llm/errors';
+import { float32Tensor } from '@imagebind-llm/grpc-kit';
+import { commonV1, gatewayV1 } from '@imagebind-llm/proto';
 import {
+  answer,
+  blendThroughCache,
+  cacheEnabled,
   embedInputs,
   type EmbeddedInputs,
   type HopContext,
@@ -25,18 +26,6 @@ import { BACKENDS, GATEWAY_ENV } from './tokens';
 
 /** The served model's public name (`GET /v1/models`, ListModels). */
 export const SERVED_MODEL_ID = 'imagebind-llm';
-
-/** Errors after which a decoder stream is resumed on another replica (ARCHITECTURE §8). */
-const RESUMABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  ErrorCode.DependencyUnavailable,
-  ErrorCode.ModelNotReady,
-  ErrorCode.Overloaded,
-]);
-
-function randomSeed(): number {
-  // 52 bits: exact as a JS number and as uint64 on the wire.
-  return Number(randomBytes(8).readBigUInt64LE() & ((1n << 52n) - 1n));
-}
 
 /**
  * The gateway's orchestration (ARCHITECTURE §2): encoders → fusion → retriever + cache blend →
@@ -114,157 +103,23 @@ export class GatewayService {
     return embedInputs(this.backends, resolved, ctx);
   }
 
-  /** The visual cache (MODEL_SPEC §1.4): exact top-k from the retriever, then the blend. */
-  async cacheBlend(
-    q: Float32Array,
-    cache: gatewayV1.CacheOptions | undefined,
-    ctx: HopContext,
-  ): Promise<Float32Array> {
-    const size = cache?.size ?? CACHE_DEFAULTS.size;
-    // A missing or empty visual cache is the deployment's fault, not the request's: 503, saying
-    // how the client can still get an answer (without the cache) while the operator fixes it.
-    const cacheDown = (why: string, cause?: unknown): DomainError =>
-      new DomainError(
-        ErrorCode.DependencyUnavailable,
-        `the visual cache is not available on this deployment (${why}); retry later, or ask without ` +
-          'it (cache.enabled false; REST imagebind.cache.enabled: false)',
-        {},
-        cause === undefined ? undefined : { cause },
-      );
-    let response: retrieverV1.SearchResponse;
-    try {
-      response = await this.backends.retriever.search(
-        {
-          collection: '',
-          queries: float32Tensor(q, [1, q.length]),
-          k: size,
-          includeVectors: true,
-          includePayloads: false,
-        },
-        ctx,
-      );
-    } catch (error) {
-      const domain = error instanceof DomainError ? error : undefined;
-      if (domain?.code === ErrorCode.NotFound || domain?.code === ErrorCode.FailedPrecondition) {
-        throw cacheDown(domain.message, error);
-      }
-      throw error;
-    }
-    const hits = response.results[0]?.hits ?? [];
-    if (hits.length === 0) {
-      throw cacheDown('its collection is empty: import knn.index into the retriever');
-    }
-    return blendWithNeighbours(
-      q,
-      hits.map((h) => ({ score: h.score, vector: h.vector })),
-      {
-        temperature: cache?.temperature ?? CACHE_DEFAULTS.temperature,
-        weight: cache?.weight ?? CACHE_DEFAULTS.weight,
-      },
-    );
-  }
-
-  private cacheEnabled(cache: gatewayV1.CacheOptions | undefined): boolean {
-    return cache?.enabled ?? true;
-  }
-
   async *generate(
     request: gatewayV1.GenerateRequest,
     ctx: HopContext,
   ): AsyncGenerator<gatewayV1.GenerateResponse> {
     validateGenerateRequest(request, this.limits);
-    const started = Date.now();
-    const [embedded, tokenized] = await Promise.all([
-      this.embedInputs(request.inputs, ctx),
-      this.backends.decoder.tokenize(
-        {
-          text: request.instruction,
-          input: request.input,
-          template: decoderV1.PromptTemplate.PROMPT_TEMPLATE_ALPACA,
-          addBos: true,
-        },
-        ctx,
-      ),
-    ]);
-    const q = this.cacheEnabled(request.cache)
-      ? await this.cacheBlend(embedded.fused, request.cache, ctx)
-      : embedded.fused;
-    const projected = await this.backends.bind.project({ queries: float32Tensor(q, [1, q.length]) }, ctx);
-    const v = readFloat32Tensor(projected.visualQueries, 'visual_queries').data;
-    // The seed is fixed here, not by the decoder, so a stream resumed on another replica draws the
-    // numbers the first one would have (sampling is keyed by seed and step). Its logits come from
-    // one re-prefill of prompt + sent tokens instead of step-by-step decoding: equal to rounding,
-    // so greedy answers continue identically and sampled ones nearly always do (decoder.proto).
-    const seed = request.sampling?.seed ?? randomSeed();
-    const sent: number[] = [];
-    let firstTokenAt: number | undefined;
-    let promptTokens = tokenized.tokenIds.length;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const stream = this.backends.decoder.generate(
-          {
-            visualQuery: float32Tensor(v, [v.length]),
-            promptTokenIds: tokenized.tokenIds,
-            resumeFromTokenIds: [...sent],
-            sampling: {
-              temperature: request.sampling?.temperature ?? GENERATION_DEFAULTS.temperature,
-              topP: request.sampling?.topP ?? GENERATION_DEFAULTS.topP,
-              seed,
-            },
-            stopping: {
-              maxNewTokens: request.stopping?.maxNewTokens ?? GENERATION_DEFAULTS.maxNewTokens,
-              ignoreEos: false,
-            },
-            returnPrefillLogits: false,
-          },
-          ctx,
-        );
-        for await (const message of stream) {
-          const ids = message.tokens.map((t) => t.id);
-          if (ids.length > 0) firstTokenAt ??= Date.now();
-          if (message.stats !== undefined) promptTokens = message.stats.promptTokens;
-          const finished = message.finishReason !== decoderV1.FinishReason.FINISH_REASON_UNSPECIFIED;
-          const elapsed = (Date.now() - (firstTokenAt ?? Date.now())) / 1000;
-          yield {
-            text: message.tokens.map((t) => t.text).join(''),
-            tokenIds: ids,
-            finishReason: finished
-              ? toGatewayFinish(message.finishReason)
-              : gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED,
-            ...(finished
-              ? {
-                  usage: {
-                    promptTokens,
-                    completionTokens: sent.length + ids.length,
-                    timeToFirstTokenMs: (firstTokenAt ?? Date.now()) - started,
-                    tokensPerSecond: elapsed > 0 ? (sent.length + ids.length - 1) / elapsed : 0,
-                    seed,
-                  },
-                }
-              : {}),
-          };
-          sent.push(...ids);
-          if (finished) return;
-        }
-        throw DomainError.unavailable('the decoder stream ended without a finish reason');
-      } catch (error) {
-        const domain = fromGrpcError(error);
-        if (ctx.signal.aborted || !RESUMABLE.has(domain.code) || attempt >= this.resumeAttempts) throw domain;
-        ctx.logger.warn(
-          { event: 'decoder.resume', attempt: attempt + 1, sentTokens: sent.length, reason: domain.message },
-          'decoder stream broke; resuming on another replica',
-        );
-        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
-      }
-    }
+    const query = this.embedInputs(request.inputs, ctx).then((e) => e.fused);
+    yield* answer(this.backends, { ...request, query }, ctx, { resumeAttempts: this.resumeAttempts });
   }
 
   async embed(request: gatewayV1.EmbedRequest, ctx: HopContext): Promise<gatewayV1.EmbedResponse> {
     validateInputs(request.inputs, this.limits);
     validateCache(request.cache);
     const embedded = await this.embedInputs(request.inputs, ctx);
-    const wantCache = request.cache !== undefined && this.cacheEnabled(request.cache);
-    const cached = wantCache ? await this.cacheBlend(embedded.fused, request.cache, ctx) : undefined;
+    const wantCache = request.cache !== undefined && cacheEnabled(request.cache);
+    const cached = wantCache
+      ? (await blendThroughCache(this.backends, embedded.fused, request.cache, ctx)).blended
+      : undefined;
     return {
       embeddings: embedded.perInput.map((e) => ({
         modality: e.modality,
@@ -309,19 +164,5 @@ export class GatewayService {
       ready = false;
     }
     return { models: [{ name: SERVED_MODEL_ID, version, ready }] };
-  }
-}
-
-function toGatewayFinish(reason: decoderV1.FinishReason): gatewayV1.FinishReason {
-  switch (reason) {
-    case decoderV1.FinishReason.FINISH_REASON_EOS:
-      return gatewayV1.FinishReason.FINISH_REASON_STOP;
-    case decoderV1.FinishReason.FINISH_REASON_LENGTH:
-      return gatewayV1.FinishReason.FINISH_REASON_LENGTH;
-    case decoderV1.FinishReason.FINISH_REASON_CONTEXT:
-      return gatewayV1.FinishReason.FINISH_REASON_CONTEXT;
-    case decoderV1.FinishReason.FINISH_REASON_UNSPECIFIED:
-    case decoderV1.FinishReason.UNRECOGNIZED:
-      return gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED;
   }
 }

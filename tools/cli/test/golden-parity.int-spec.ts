@@ -4,6 +4,9 @@
 // decode/gates0_* was made with every attention.gate of 7B.pth set to 0: the test does the same to
 // the adapter file, builds a second repository from it, and computes that case's offsets through
 // its cache, bind and gated visual graph like any request, so the gate multiply itself is tested.
+// Every step runs on the pieces serving runs (tools/cli/test/language-parts.ts): the domain's
+// cacheBlend over the repository's knn-cache vectors, BindRuntime, DecoderRuntime's visual graph,
+// tokenizer and generate (a GenerationEngine over the decoder session loaded by loadDecoderModel).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,10 +17,10 @@ import {
   writeTorchCheckpoint,
   type TorchTensorSource,
 } from '@imagebind-llm/checkpoint';
-import { LanguagePipeline } from '@imagebind-llm/inference';
 import { buildLanguageRepository } from '@imagebind-llm/model-builder';
 import { goldenDir, l2Norm, maxAbsDifference, relativeError } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadDecoderParts, loadLanguageParts, type DecoderParts, type LanguageParts } from './language-parts';
 
 // Tolerances (issue #3): ‖a−b‖₂/‖b‖₂ ≤ 1e-5 for vectors, max |Δ| ≤ 1e-4 for logits. The official
 // outputs were computed in float32 on CPU like ours; the remaining differences are summation
@@ -52,9 +55,10 @@ const load = (file: string): Float32Array => toFloat32(readNpy(join(dir, file)))
 const loadInt = (file: string): number[] => Array.from(toFloat32(readNpy(join(dir, file))));
 
 let work: string;
-let pipeline: LanguagePipeline;
+/** The golden repository: its cache vectors, bind network and decoder. */
+let language: LanguageParts;
 /** Built from a copy of 7B.pth whose attention.gate tensors are all zero (decode/gates0_*). */
-let gatesZero: LanguagePipeline;
+let gatesZero: LanguageParts;
 /** Our visual offsets per fusion case, computed from the golden q through our cache and bind. */
 const offsetsByFusion = new Map<string, Float32Array>();
 /** The same through the gates-zero repository, keyed by fusion case too. */
@@ -81,28 +85,25 @@ async function writeGatesZeroAdapter(out: string): Promise<number> {
   }
 }
 
-async function buildAndLoad(
-  adapter: string,
-  out: string,
-  device: { providers?: string[]; kvDtype?: 'float32' | 'float16' } = {},
-): Promise<LanguagePipeline> {
+async function build(adapter: string, out: string, kvDtype?: 'float32' | 'float16'): Promise<string> {
   await buildLanguageRepository({
     adapter,
     llamaDir: join(dir, 'llama'),
     llamaType: '7B',
     knn: join(dir, 'knn.index'),
     out,
-    ...(device.kvDtype === undefined ? {} : { kvDtype: device.kvDtype }),
+    ...(kvDtype === undefined ? {} : { kvDtype }),
   });
-  return LanguagePipeline.load(out, {
-    maxBatch: 8,
-    ...(device.providers === undefined ? {} : { providers: device.providers }),
-  });
+  return out;
+}
+
+async function buildAndLoad(adapter: string, out: string): Promise<LanguageParts> {
+  return loadLanguageParts(await build(adapter, out), { maxBatch: 8 });
 }
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'ibllm-golden-repo-'));
-  pipeline = await buildAndLoad(join(dir, '7B.pth'), join(work, 'repo'));
+  language = await buildAndLoad(join(dir, '7B.pth'), join(work, 'repo'));
   const adapter = join(work, '7B-gates0.pth');
   // tiny-a has 2 layers, one gate tensor each
   expect(await writeGatesZeroAdapter(adapter)).toBe(2);
@@ -110,20 +111,19 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await pipeline?.close();
+  await language?.close();
   await gatesZero?.close();
   rmSync(work, { recursive: true, force: true });
 });
 
 /** fusion q → (cache) → bind → per-layer offsets through `p`, checking the golden q_knn and knn ids on the way. */
 async function offsetsThrough(
-  p: LanguagePipeline,
+  p: LanguageParts,
   c: FusionCase,
 ): Promise<{ v: Float32Array; offsets: Float32Array }> {
   let q = load(c.outputs['q']!.file);
   if (c.knn.enabled) {
     const { blended, neighbours } = p.blend(q, {
-      enabled: true,
       size: c.knn.cache_size!,
       temperature: c.knn.cache_t!,
       weight: c.knn.cache_weight!,
@@ -140,12 +140,12 @@ async function offsetsThrough(
   }
   const v = await p.project(q);
   expect(relativeError(v, load(c.outputs['v']!.file))).toBeLessThanOrEqual(VECTOR_REL_TOL);
-  return { v, offsets: await p.layerOffsets(v) };
+  return { v, offsets: await p.runtime.layerOffsets(v) };
 }
 
 describe('fusion → cache → bind → layer offsets', () => {
   it.each(fusionCases.map((c) => [c.id, c] as const))('%s', async (_id, c) => {
-    const { offsets } = await offsetsThrough(pipeline, c);
+    const { offsets } = await offsetsThrough(language, c);
     expect(relativeError(offsets, load(c.outputs['c']!.file))).toBeLessThanOrEqual(VECTOR_REL_TOL);
     offsetsByFusion.set(c.id, offsets);
   });
@@ -183,7 +183,7 @@ describe('greedy decoding', () => {
   it.each(decodeCases.map((c) => [c.id, c] as const))(
     '%s: prompt ids, prefill logits, 24 greedy tokens',
     async (_id, c) => {
-      const ids = pipeline.tokenizer.encode(
+      const ids = language.runtime.tokenizer.encode(
         c.input === null
           ? (await import('@imagebind-llm/tokenizer')).formatPrompt(c.instruction)
           : (await import('@imagebind-llm/tokenizer')).formatPrompt(c.instruction, c.input),
@@ -192,7 +192,7 @@ describe('greedy decoding', () => {
       expect(ids).toEqual(c.prompt_ids);
       // each case runs on the repository its checkpoint gives (the decoder graphs are the same:
       // the gates live in the visual graph only)
-      const result = await (c.gates_zero ? gatesZero : pipeline).engine.generate(requestFor(c));
+      const result = await (c.gates_zero ? gatesZero : language).runtime.generate(requestFor(c));
       const logitError = maxAbsDifference(result.prefillLogits!, load(c.outputs['prefill_logits']!.file));
       console.log(`${c.id}: prefill logits max |Δ| ${logitError.toExponential(2)}`);
       expect(logitError).toBeLessThanOrEqual(LOGIT_ABS_TOL);
@@ -202,13 +202,15 @@ describe('greedy decoding', () => {
   );
 
   it('gives the same tokens when every case decodes in one batch (rows of different lengths and visual vectors)', async () => {
-    const results = await Promise.all(decodeCases.map(async (c) => pipeline.engine.generate(requestFor(c))));
+    const results = await Promise.all(decodeCases.map(async (c) => language.runtime.generate(requestFor(c))));
     results.forEach((r, i) => expect(r.tokenIds, decodeCases[i]!.id).toEqual(decodeCases[i]!.generated_ids));
   });
 
   it('continues exactly where a broken stream stopped when resumed from the tokens already sent', async () => {
     const c = decodeCases.find((x) => x.id === 'decode/demo_image+audio_knn-on')!;
-    const resumed = await pipeline.engine.generate(requestFor(c, { resumeIds: c.generated_ids.slice(0, 9) }));
+    const resumed = await language.runtime.generate(
+      requestFor(c, { resumeIds: c.generated_ids.slice(0, 9) }),
+    );
     expect(resumed.tokenIds).toEqual(c.generated_ids);
   });
 
@@ -223,8 +225,8 @@ describe('greedy decoding', () => {
       expect(l2Norm(zero.subarray(l * dim, (l + 1) * dim)), `layer ${l}`).toBe(0);
     }
     const [withGates, noGates] = await Promise.all([
-      pipeline.engine.generate(requestFor(c)),
-      gatesZero.engine.generate({ ...requestFor(c), layerOffsets: zero }),
+      language.runtime.generate(requestFor(c)),
+      gatesZero.runtime.generate({ ...requestFor(c), layerOffsets: zero }),
     ]);
     expect(withGates.tokenIds).not.toEqual(noGates.tokenIds);
   });
@@ -239,13 +241,11 @@ describe.each([
   { kvDtype: 'float32' as const, logitTol: LOGIT_ABS_TOL },
   { kvDtype: 'float16' as const, logitTol: 1e-3 },
 ])('greedy decoding on the WebGPU provider, $kvDtype KV cache', ({ kvDtype, logitTol }) => {
-  let gpu: LanguagePipeline;
+  let gpu: DecoderParts;
   beforeAll(async () => {
+    const repo = await build(join(dir, '7B.pth'), join(work, `repo-webgpu-${kvDtype}`), kvDtype);
     try {
-      gpu = await buildAndLoad(join(dir, '7B.pth'), join(work, `repo-webgpu-${kvDtype}`), {
-        providers: ['webgpu'],
-        kvDtype,
-      });
+      gpu = await loadDecoderParts(repo, { maxBatch: 8, providers: ['webgpu'] });
     } catch (error) {
       throw new Error(
         `the WebGPU provider did not start (${String(error)}); on a CPU machine it needs Mesa's ` +
@@ -264,7 +264,7 @@ describe.each([
   it.each(decodeCases.map((c) => [c.id, c] as const))(
     '%s: prefill logits and the 24 greedy tokens',
     async (_id, c) => {
-      const result = await gpu.engine.generate(requestFor(c));
+      const result = await gpu.runtime.generate(requestFor(c));
       const logitError = maxAbsDifference(result.prefillLogits!, load(c.outputs['prefill_logits']!.file));
       console.log(`webgpu ${kvDtype} KV ${c.id}: prefill logits max |Δ| ${logitError.toExponential(2)}`);
       expect(logitError).toBeLessThanOrEqual(logitTol);
@@ -273,7 +273,7 @@ describe.each([
   );
 
   it('gives the same tokens when every case decodes in one batch', async () => {
-    const results = await Promise.all(decodeCases.map(async (c) => gpu.engine.generate(requestFor(c))));
+    const results = await Promise.all(decodeCases.map(async (c) => gpu.runtime.generate(requestFor(c))));
     results.forEach((r, i) => expect(r.tokenIds, decodeCases[i]!.id).toEqual(decodeCases[i]!.generated_ids));
   });
 });

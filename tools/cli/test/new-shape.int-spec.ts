@@ -9,7 +9,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
-import { LanguagePipeline } from '@imagebind-llm/inference';
 import { writeDemoCheckpoints, type DemoCheckpoints, type DemoShape } from '@imagebind-llm/model-builder';
 import { goldenPath, l2Norm, maxAbsDifference, relativeError } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +29,7 @@ import {
   type LlamaParams,
   type Vec,
 } from './float64-reference';
+import { loadDecoderParts, type DecoderParts } from './language-parts';
 
 /**
  * Head sizes 24, 8, 14, 12 and 8 (never 16), widths 72, 48, 40, 56, 36 (never 64), odd layer
@@ -306,14 +306,15 @@ describe('a model of other shapes: generate', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Incremental decoding with the KV cache, batching and determinism (in process, same repository)
+// Incremental decoding with the KV cache, batching and determinism (in process, same repository,
+// through serving's DecoderRuntime over a GenerationEngine on the loaded decoder session)
 
 describe('a model of other shapes: incremental decoding', () => {
-  let pipeline: LanguagePipeline;
+  let decoder: DecoderParts;
   beforeAll(async () => {
-    pipeline = await LanguagePipeline.load(repo, { maxBatch: 4 });
+    decoder = await loadDecoderParts(repo, { maxBatch: 4 });
   });
-  afterAll(async () => pipeline?.close());
+  afterAll(async () => decoder?.close());
 
   interface Decoded {
     ids: number[];
@@ -326,7 +327,7 @@ describe('a model of other shapes: incremental decoding', () => {
     maxNewTokens = NEW_TOKENS,
   ): Promise<Decoded> {
     const logprobs: number[] = [];
-    const r = await pipeline.engine.generate({
+    const r = await decoder.runtime.generate({
       promptIds,
       layerOffsets,
       sampling: { temperature: 0, topP: 0.75, seed: 0n },

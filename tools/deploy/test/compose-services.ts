@@ -1,20 +1,23 @@
 // The env schema each deployable really parses at boot, so the compose files and Dockerfiles are
-// checked against the code rather than against a copy of its variable names. Encoders and bind take
-// theirs from libs/serving; the other four services keep theirs in services/<name>/src.
+// checked against the code rather than against a copy of its variable names. The gRPC backends
+// (encoders, bind, decoder, retriever) take theirs from libs/serving; the gateway and the batch
+// worker keep theirs in services/<name>/src.
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEnv, type EnvSchema } from '@imagebind-llm/config';
-import { bindEnvSchema, encoderEnvSchema, type EncoderEnvDefaults } from '@imagebind-llm/serving';
-// The module-boundary rule keeps tools from importing services. These four imports are read-only
+import {
+  bindEnvSchema,
+  decoderEnvSchema,
+  encoderEnvSchema,
+  retrieverEnvSchema,
+  type EncoderEnvDefaults,
+} from '@imagebind-llm/serving';
+// The module-boundary rule keeps tools from importing services. These two imports are read-only
 // uses in a test: the deployment files must name exactly the variables the service code declares.
 // eslint-disable-next-line @nx/enforce-module-boundaries -- test reads the service's env schema
 import { batchWorkerEnvSchema } from '../../../services/batch-worker/src/env.schema';
 // eslint-disable-next-line @nx/enforce-module-boundaries -- test reads the service's env schema
-import { decoderEnvSchema } from '../../../services/decoder/src/env.schema';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- test reads the service's env schema
 import { gatewayEnvSchema } from '../../../services/gateway/src/env.schema';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- test reads the service's env schema
-import { retrieverEnvSchema } from '../../../services/retriever/src/env.schema';
 import { repoRoot } from './compose-model';
 
 export interface AppService {

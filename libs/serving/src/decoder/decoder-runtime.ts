@@ -297,6 +297,11 @@ export class DecoderRuntime {
     return this.model.info;
   }
 
+  /** Where the decoder keeps its KV cache: on the accelerator ('device') or in host memory. */
+  get kvCacheLocation(): 'host' | 'device' {
+    return isStateful(this.model.decoder) ? this.model.decoder.stateLocation : 'host';
+  }
+
   /** Most positions a sequence can occupy: prompt + max_new_tokens (resumed tokens count in it), capped by the context. */
   kvPositionsFor(promptTokens: number, maxNewTokens: number): number {
     return Math.min(promptTokens + maxNewTokens, this.model.shape.maxSeqLen);

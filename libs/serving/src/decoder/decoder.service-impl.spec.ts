@@ -40,6 +40,7 @@ function request(extra: Partial<decoderV1.GenerateRequest> = {}): decoderV1.Gene
     sampling: { temperature: 0, seed: 7 },
     stopping: { maxNewTokens: 8, ignoreEos: false },
     returnPrefillLogits: false,
+    returnLayerOffsets: false,
     ...extra,
   };
 }
@@ -248,6 +249,27 @@ describe('DecoderServiceImpl.generate', () => {
     expect(req.sampling.topP).toBeCloseTo(0.75);
     expect(req.maxNewTokens).toBe(64); // min(256, maxNewTokensLimit 64)
     expect(req.sampling.seed).toBeGreaterThanOrEqual(0n);
+  });
+
+  it('takes a prompt of max_seq_len − 1 tokens and refuses max_seq_len with CONTEXT_OVERFLOW (MODEL_SPEC B16)', async () => {
+    const { engine, impl } = setup();
+    const ids = (n: number): number[] => [1, ...Array.from({ length: n - 1 }, () => 450)];
+    const call = { signal: new AbortController().signal, logger };
+    const fits = consume(impl.generate(request({ promptTokenIds: ids(FAKE_SHAPE.maxSeqLen - 1) }), call));
+    await settle();
+    // One token of room: the answer is cut to it, not refused.
+    expect(engine.rows[0]!.req.promptIds).toHaveLength(FAKE_SHAPE.maxSeqLen - 1);
+    engine.rows[0]!.finish('context', 1);
+    await fits.finished;
+    expect(fits.error).toBeUndefined();
+    const full = consume(impl.generate(request({ promptTokenIds: ids(FAKE_SHAPE.maxSeqLen) }), call));
+    await full.finished;
+    expect(full.error).toBeInstanceOf(DomainError);
+    expect(full.error).toMatchObject({
+      code: ErrorCode.ContextOverflow,
+      message: `prompt_token_ids: ${FAKE_SHAPE.maxSeqLen} tokens; the prompt must be shorter than the ${FAKE_SHAPE.maxSeqLen}-token context so an answer fits`,
+    });
+    expect(engine.rows).toHaveLength(1);
   });
 });
 

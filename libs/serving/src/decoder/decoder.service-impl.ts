@@ -38,6 +38,7 @@ interface GenerationPlan {
   readonly maxNewTokens: number;
   readonly ignoreEos: boolean;
   readonly wantPrefillLogits: boolean;
+  readonly wantLayerOffsets: boolean;
   /** Most tokens the sequence can hold (max_new_tokens, capped by the context). */
   readonly budget: number;
 }
@@ -348,6 +349,7 @@ export class DecoderServiceImpl {
       maxNewTokens,
       ignoreEos,
       wantPrefillLogits: req.returnPrefillLogits,
+      wantLayerOffsets: req.returnLayerOffsets,
       budget,
     };
   }
@@ -412,6 +414,9 @@ export class DecoderServiceImpl {
         const message: decoderV1.GenerateResponse = {
           tokens: [{ id: t.id, index: t.index, text, logprob: t.logprob ?? 0 }],
           finishReason: decoderV1.FinishReason.FINISH_REASON_UNSPECIFIED,
+          ...(plan.wantLayerOffsets && newTokens === 1
+            ? { layerOffsets: float32Tensor(layerOffsets, [shape.nLayers, shape.dim]) }
+            : {}),
         };
         if (held === undefined) channel.push(message);
         else held.push(message);

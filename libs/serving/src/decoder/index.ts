@@ -17,3 +17,5 @@ export {
   type KvAdmissionStatus,
   type KvReservation,
 } from './kv-admission';
+export { decoderEnvSchema, type DecoderEnv } from './host/decoder-env.schema';
+export { runDecoderService } from './host/run-decoder-service';

@@ -1,17 +1,24 @@
 // Medium: the dynamically batched encoders on the real golden tiny-a models (ONNX Runtime, CPU).
-// Many concurrent requests share session calls; every embedding must equal what the one-at-a-time
-// EncoderPipeline gives for the same input.
+// Many concurrent requests share session calls; every embedding must equal what the same encoders
+// give each input alone (a second EncoderRuntime whose batches hold one row: one image, or one
+// clip of a video or audio file), and the golden inputs must give the official embeddings.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
 import {
   createOrtSession,
-  EncoderPipeline,
   type BatchEvent,
   type InferenceSessionPort,
   type InputModality,
 } from '@imagebind-llm/inference';
-import { cosineSimilarity, goldenModelRepository, goldenPath, relativeError } from '@imagebind-llm/testing';
+import {
+  cosineSimilarity,
+  goldenModelRepository,
+  goldenPath,
+  l2Norm,
+  relativeError,
+} from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EncoderRuntime, type EncodedItem } from './encoder-runtime';
 import { patternPng, testPatternMp4, toneWav } from './testing/media-fixtures';
@@ -21,12 +28,26 @@ import { patternPng, testPatternMp4, toneWav } from './testing/media-fixtures';
 // is ~8 float32 ulps of the vector norm, far below any real difference between inputs.
 const REL_TOLERANCE = 1e-6;
 const MIN_COSINE = 0.999999;
+// Against the official embedding of the same raw file (golden expected/embed/<input>.npy and the
+// head output before the postprocessor, .prenorm.npy): ‖ours − official‖₂/‖official‖₂ and the same
+// for the norm, ≤ 1e-5: the bound the raw-input and encoder parity tests hold (RAW_EMBED_REL_TOL in
+// tools/cli/test/raw-inputs.int-spec.ts, EMBED_REL_TOL in model-builder's encoder harness).
+const GOLDEN_REL_TOLERANCE = 1e-5;
+/** Inputs of the test with official embeddings in the golden set: file → expected/embed/<name>. */
+const GOLDEN_EMBEDDINGS: Readonly<Record<string, string>> = {
+  'girl.jpg': 'girl',
+  'girl_bgm.wav': 'girl_bgm',
+  'landscape_320x240_10fps_5.3s.mp4': 'landscape',
+};
+const golden = (file: string): Float32Array => toFloat32(readNpy(goldenPath(file)));
 
 let work: string;
 let repo: string;
 let runtime: EncoderRuntime;
-let pipeline: EncoderPipeline;
+/** The same encoders one row per session call: what each input gives alone. */
+let alone: EncoderRuntime;
 const events: { label: string; event: BatchEvent }[] = [];
+const aloneEvents: { label: string; event: BatchEvent }[] = [];
 /** Holds every session call until opened, so the test decides what is queued together. */
 let gateOpen = false;
 const gateWaiters: (() => void)[] = [];
@@ -52,24 +73,33 @@ beforeAll(async () => {
     onBatch: (model, event) => events.push({ label: model.label, event }),
     createSession: async (path, options) => gated(await createOrtSession(path, options)),
   });
-  pipeline = new EncoderPipeline(repo);
+  alone = await EncoderRuntime.load(repo, ['image', 'video', 'audio'], {
+    batcher: { maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 256, maxConcurrentBatches: 1 },
+    preprocessConcurrency: 1,
+    onBatch: (model, event) => aloneEvents.push({ label: model.label, event }),
+  });
 }, 180_000);
 
 afterAll(async () => {
   await runtime?.close();
-  await pipeline?.close();
+  await alone?.close();
   rmSync(work, { recursive: true, force: true });
 });
 
 describe('EncoderRuntime on the golden tiny-a models', () => {
-  it('batches concurrent image, audio and video requests and matches the one-at-a-time pipeline', async () => {
-    const inputs: { modality: InputModality; bytes: Buffer }[] = [
-      { modality: 'image', bytes: readFileSync(goldenPath('inputs', 'girl.jpg')) },
+  it('batches concurrent image, audio and video requests and matches each input encoded alone', async () => {
+    const goldenInput = (modality: InputModality, file: string) => ({
+      modality,
+      bytes: readFileSync(goldenPath('inputs', file)),
+      file,
+    });
+    const inputs: { modality: InputModality; bytes: Buffer; file?: string }[] = [
+      goldenInput('image', 'girl.jpg'),
       ...[1, 2, 3, 4, 5, 6, 7].map((seed) => ({ modality: 'image' as const, bytes: patternPng(seed) })),
-      { modality: 'audio', bytes: readFileSync(goldenPath('inputs', 'girl_bgm.wav')) },
+      goldenInput('audio', 'girl_bgm.wav'),
       { modality: 'audio', bytes: toneWav(1) },
       { modality: 'audio', bytes: toneWav(2, 5) },
-      { modality: 'video', bytes: readFileSync(goldenPath('inputs', 'landscape_320x240_10fps_5.3s.mp4')) },
+      goldenInput('video', 'landscape_320x240_10fps_5.3s.mp4'),
       { modality: 'video', bytes: testPatternMp4(work) },
     ];
     const run = async (i: (typeof inputs)[number]): Promise<EncodedItem> => {
@@ -107,15 +137,46 @@ describe('EncoderRuntime on the golden tiny-a models', () => {
     expect(batches('imagebind-vision:video').map((b) => b.units)).toEqual([15, 15]);
     expect(events.every((e) => e.event.error === undefined)).toBe(true);
 
+    let worst = 0;
     for (const [index, input] of inputs.entries()) {
-      const reference = await pipeline.encode({ modality: input.modality, weight: 1, bytes: input.bytes });
+      // one request at a time, each of its rows in a session call of its own
+      const before = aloneEvents.length;
+      const [reference] = await alone.encode(input.modality, [{ bytes: input.bytes }]);
+      const rows = aloneEvents.slice(before).map((e) => e.event.units);
+      expect(rows.length, `${input.modality} #${index} reference calls`).toBeGreaterThan(0);
+      expect(rows.every((units) => units === 1)).toBe(true);
       const mine = encoded[index]!;
       const what = `${input.modality} #${index}`;
       expect(mine.embedding.length, what).toBe(1024);
-      expect(relativeError(mine.embedding, reference.embedding), what).toBeLessThanOrEqual(REL_TOLERANCE);
-      expect(cosineSimilarity(mine.embedding, reference.embedding), what).toBeGreaterThanOrEqual(MIN_COSINE);
-      expect(mine.preprocessed.shape, what).toEqual(reference.preprocessed.shape);
+      const error = relativeError(mine.embedding, reference!.embedding);
+      worst = Math.max(worst, error);
+      expect(error, what).toBeLessThanOrEqual(REL_TOLERANCE);
+      expect(cosineSimilarity(mine.embedding, reference!.embedding), what).toBeGreaterThanOrEqual(MIN_COSINE);
+      expect(mine.preprocessed.shape, what).toEqual(reference!.preprocessed.shape);
+      if (input.file === undefined) continue;
+      // the golden inputs: the official embedding and head output of the same file
+      const name = GOLDEN_EMBEDDINGS[input.file]!;
+      for (const [ours, file] of [
+        [mine.embedding, `expected/embed/${name}.npy`],
+        [mine.unnormalized, `expected/embed/${name}.prenorm.npy`],
+      ] as const) {
+        const want = golden(file);
+        const official = relativeError(ours, want);
+        const norm = Math.abs(l2Norm(ours) - l2Norm(want)) / l2Norm(want);
+        console.log(
+          `${what} (${input.file}) vs ${file}: rel. error ${official.toExponential(2)}, norm ${norm.toExponential(2)}`,
+        );
+        expect(official, `${what} vs ${file}`).toBeLessThanOrEqual(GOLDEN_REL_TOLERANCE);
+        expect(norm, `${what} norm vs ${file}`).toBeLessThanOrEqual(GOLDEN_REL_TOLERANCE);
+      }
     }
+    console.log(`batched vs alone: max rel. error ${worst.toExponential(2)}`);
+    // every golden input was checked against the official numbers
+    expect(inputs.filter((i) => i.file !== undefined).map((i) => GOLDEN_EMBEDDINGS[i.file!])).toEqual([
+      'girl',
+      'girl_bgm',
+      'landscape',
+    ]);
     // Different inputs gave different embeddings (so a mix-up between requests would have shown).
     expect(cosineSimilarity(encoded[0]!.embedding, encoded[1]!.embedding)).toBeLessThan(0.999);
     expect(cosineSimilarity(encoded[8]!.embedding, encoded[9]!.embedding)).toBeLessThan(0.999);

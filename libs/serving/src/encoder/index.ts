@@ -33,19 +33,5 @@ export {
   type RequestOutcome,
 } from './batching-metrics';
 export { inputFileName } from './media-hint';
-export {
-  BROKEN_SESSION_FAILURES,
-  ModelServiceLifecycle,
-  ModelServiceModule,
-  modelServiceEnv,
-  runModelService,
-  runtimeSettings,
-  type HostedRuntime,
-  type ModelServiceDeps,
-  type ModelServiceEnv,
-  type ModelServiceHostOptions,
-  type ModelServiceSpec,
-  type RuntimeHooks,
-} from './host/model-service.host';
 export { ENCODER_MAX_DELAY_MS, encoderEnvSchema, type EncoderEnvDefaults } from './host/encoder-env.schema';
 export { runEncoderService, type EncoderServiceDefinition } from './host/run-encoder-service';

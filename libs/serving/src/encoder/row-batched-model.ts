@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import {
   DynamicBatcher,
@@ -126,15 +127,14 @@ export class RowBatchedModel {
         ? {}
         : { deadline: options.deadline }),
     };
-    const parts: { slice: number; promise: Promise<RowOutputs> }[] = [];
-    slices.forEach((slice, index) => {
-      for (const part of this.cut(slice)) {
-        parts.push({
-          slice: index,
-          promise: this.batcher.submit(part, { ...submitOptions, size: part.rows }),
-        });
-      }
-    });
+    const cuts = slices.flatMap((slice, index) => this.cut(slice).map((part) => ({ index, part })));
+    // Every part listens to this request's signal: a 15-clip video in 1-row batches is 15 listeners,
+    // all of them expected (they go with their parts), so Node's leak warning at 10 would be noise.
+    setMaxListeners(Math.max(10, cuts.length), request.signal);
+    const parts = cuts.map(({ index, part }) => ({
+      slice: index,
+      promise: this.batcher.submit(part, { ...submitOptions, size: part.rows }),
+    }));
     this.options.onQueueChange?.();
     try {
       const settled = await Promise.all(

@@ -8,6 +8,15 @@ export type {
   RoutedModality,
 } from './backends.port';
 export {
+  answer,
+  blendThroughCache,
+  cacheEnabled,
+  type AnswerIntermediates,
+  type AnswerOptions,
+  type AnswerRequest,
+  type CacheNeighbour,
+} from './answer';
+export {
   embedInputs,
   PROTO_MODALITY,
   ROUTE,

@@ -57,6 +57,24 @@ export interface LocalBackendsOptions {
   readonly decoderMaxBatch: number;
   /** Execution provider preference; undefined: each runtime's default. */
   readonly providers?: readonly string[];
+  /** The encoders to load (default: every one the repository has; [] for none). */
+  readonly modalities?: readonly RoutedModality[];
+  /** Request limits of the encoder service; default its own (DEFAULT_ENCODER_LIMITS). */
+  readonly encoderLimits?: EncoderLimits;
+}
+
+/** What the in-process driver loaded, for a one-shot caller's report (`ibllm generate --json`). */
+export interface LocalBackendsInfo {
+  /** The execution provider each session runs on first: encoder components, bind, visual, decoder. */
+  readonly providers: Readonly<Record<string, string>>;
+  /** Where the decoder keeps its KV cache. */
+  readonly kvCache: 'host' | 'device';
+  /** Points the visual cache holds (0: no knn-cache in the repository and none imported). */
+  readonly cachePoints: number;
+}
+
+export interface LocalBackends extends PlatformBackends {
+  readonly info: LocalBackendsInfo;
 }
 
 /** What `createLocalEncoders` needs; `modalities` narrows the encoders loaded (default: all present). */
@@ -152,7 +170,7 @@ export async function createLocalBackends(
   options: LocalBackendsOptions,
   logger: Logger,
   metrics: ServiceMetrics,
-): Promise<PlatformBackends> {
+): Promise<LocalBackends> {
   const repo = options.modelRepo;
   const inference = new InferenceMetrics(metrics);
   const batching = new BatchingMetrics(inference);
@@ -167,6 +185,8 @@ export async function createLocalBackends(
       preprocessing: options.preprocessing,
       metrics: batching,
       ...providers,
+      ...(options.modalities === undefined ? {} : { modalities: options.modalities }),
+      ...(options.encoderLimits === undefined ? {} : { limits: options.encoderLimits }),
     }),
     BindRuntime.load(repo, {
       batcher: LOCAL_BIND_BATCHER,
@@ -197,8 +217,20 @@ export async function createLocalBackends(
   const bindImpl = new BindServiceImpl(ModelSlot.ready(bind), { metrics: batching });
   const decoderImpl = new DecoderServiceImpl(decoder, { metrics: inference });
   const retrieverImpl = new RetrieverServiceImpl(store);
+  const decoderProvider = decoder.info.executionProvider;
   return {
     mode: 'standalone',
+    info: {
+      // The decoder's two graphs (LLaMA and the visual offsets) are loaded together, on one provider list.
+      providers: {
+        ...encoders.providers,
+        bind: bind.info.executionProvider,
+        visual: decoderProvider,
+        decoder: decoderProvider,
+      },
+      kvCache: decoder.kvCacheLocation,
+      cachePoints,
+    },
     encoder: (modality) => encoders.encoder(modality),
     retriever: {
       search: (req, ctx) => retrieverImpl.search(req, ctx),

@@ -20,7 +20,10 @@ import {
   embedInputs,
   localModalities,
   PROTO_MODALITY,
+  type HopContext,
+  type PlatformBackends,
   type PlatformInput,
+  type RoutedModality,
 } from '@imagebind-llm/serving';
 import { CliError, requireString } from '../cli-error';
 import type { Output } from './generate.command';
@@ -95,16 +98,24 @@ function platformInput(input: ModalityInput): PlatformInput {
   };
 }
 
-/**
- * Encodes and fuses the inputs with the orchestration and in-process encoders of standalone
- * serving (libs/serving platform), loading only the encoders the inputs need, on `providers`.
- * `providers` of the answer: the execution provider of each encoder component used.
- */
-export async function embedLocally(
-  repo: string,
-  inputs: readonly ModalityInput[],
-  options: { readonly providers: readonly string[]; readonly withPreprocessed: boolean },
-): Promise<{ encoded: EncodedInput[]; fused: Float32Array; providers: Record<string, string> }> {
+/** The call context of a one-shot command: no deadline, no cancellation, no log lines. */
+export function oneShotContext(): HopContext {
+  return {
+    requestId: 'cli',
+    logger: createLogger({ service: 'ibllm', level: 'silent' }),
+    deadline: Number.POSITIVE_INFINITY,
+    signal: new AbortController().signal,
+  };
+}
+
+/** A command line holds what it holds: no per-request limits beyond each file's own. */
+export const ONE_SHOT_ENCODER_LIMITS = {
+  maxInputs: Number.MAX_SAFE_INTEGER,
+  maxInputBytes: Number.MAX_SAFE_INTEGER,
+} as const;
+
+/** The encoders the inputs need; fails naming the component the repository lacks. */
+export function encodersFor(repo: string, inputs: readonly ModalityInput[]): RoutedModality[] {
   const present = localModalities(repo);
   for (const input of inputs) {
     if (!present.includes(input.modality)) {
@@ -114,43 +125,64 @@ export async function embedLocally(
       );
     }
   }
-  const encoders = await createLocalEncoders({
-    modelRepo: repo,
-    modalities: [...new Set(inputs.map((i) => i.modality))],
-    // One-shot: the calling thread, and no per-request limits beyond the file's own.
-    preprocessing: new InThreadPreprocessor(),
-    providers: options.providers,
-    limits: { maxInputs: Number.MAX_SAFE_INTEGER, maxInputBytes: Number.MAX_SAFE_INTEGER },
+  return [...new Set(inputs.map((i) => i.modality))];
+}
+
+/**
+ * Encodes and fuses the inputs with the orchestration of serving (libs/serving platform) over
+ * `backends`' encoders; with `withPreprocessed`, each input's encoder input comes back too (--dump).
+ */
+export async function embedWith(
+  backends: Pick<PlatformBackends, 'encoder'>,
+  repo: string,
+  inputs: readonly ModalityInput[],
+  withPreprocessed: boolean,
+): Promise<{ encoded: EncodedInput[]; fused: Float32Array }> {
+  const { perInput, fused } = await embedInputs(backends, inputs.map(platformInput), oneShotContext(), {
+    includePreprocessed: withPreprocessed,
   });
-  try {
-    const ctx = {
-      requestId: 'cli',
-      logger: createLogger({ service: 'ibllm', level: 'silent' }),
-      deadline: Number.POSITIVE_INFINITY,
-      signal: new AbortController().signal,
-    };
-    const { perInput, fused } = await embedInputs(encoders, inputs.map(platformInput), ctx, {
-      includePreprocessed: options.withPreprocessed,
-    });
-    const encoded = inputs.map((input, i): EncodedInput => {
-      const { embedding, preprocessed } = perInput[i]!;
-      if (preprocessed === undefined) {
-        return {
-          modality: input.modality,
-          embedding,
-          preprocessed: { data: new Float32Array(0), shape: [0] },
-        };
-      }
-      // The FPS centres and kNN groups of a cloud, for --dump: the grouping the encoder ran (MODEL_SPEC §3.7).
-      const pointGroups = input.modality === 'point' ? pointGroupsOf(repo, preprocessed) : undefined;
+  const encoded = inputs.map((input, i): EncodedInput => {
+    const { embedding, preprocessed } = perInput[i]!;
+    if (preprocessed === undefined) {
       return {
         modality: input.modality,
         embedding,
-        preprocessed,
-        ...(pointGroups === undefined ? {} : { pointGroups }),
+        preprocessed: { data: new Float32Array(0), shape: [0] },
       };
-    });
-    return { encoded, fused, providers: { ...encoders.providers } };
+    }
+    // The FPS centres and kNN groups of a cloud, for --dump: the grouping the encoder ran (MODEL_SPEC §3.7).
+    const pointGroups = input.modality === 'point' ? pointGroupsOf(repo, preprocessed) : undefined;
+    return {
+      modality: input.modality,
+      embedding,
+      preprocessed,
+      ...(pointGroups === undefined ? {} : { pointGroups }),
+    };
+  });
+  return { encoded, fused };
+}
+
+/**
+ * `ibllm embed`: the in-process encoders of standalone serving, only those the inputs need, on
+ * `providers`, then embedWith. `providers` of the answer: the execution provider of each encoder
+ * component used.
+ */
+export async function embedLocally(
+  repo: string,
+  inputs: readonly ModalityInput[],
+  options: { readonly providers: readonly string[]; readonly withPreprocessed: boolean },
+): Promise<{ encoded: EncodedInput[]; fused: Float32Array; providers: Record<string, string> }> {
+  const encoders = await createLocalEncoders({
+    modelRepo: repo,
+    modalities: encodersFor(repo, inputs),
+    // One-shot: the calling thread.
+    preprocessing: new InThreadPreprocessor(),
+    providers: options.providers,
+    limits: ONE_SHOT_ENCODER_LIMITS,
+  });
+  try {
+    const embedded = await embedWith(encoders, repo, inputs, options.withPreprocessed);
+    return { ...embedded, providers: { ...encoders.providers } };
   } finally {
     await encoders.close();
   }

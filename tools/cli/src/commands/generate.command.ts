@@ -3,9 +3,18 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { float32Tensor, readNpy, toFloat32, writeNpy } from '@imagebind-llm/checkpoint';
 import { CACHE_DEFAULTS, CACHE_LIMITS, GENERATION_DEFAULTS, GENERATION_LIMITS } from '@imagebind-llm/domain';
-import { LanguagePipeline, type AnswerResult } from '@imagebind-llm/inference';
+import { InThreadPreprocessor } from '@imagebind-llm/inference';
+import { ServiceMetrics } from '@imagebind-llm/observability';
+import { gatewayV1 } from '@imagebind-llm/proto';
+import { answer, createLocalBackends, type AnswerIntermediates } from '@imagebind-llm/serving';
 import { CliError, optionalInRange, requireString } from '../cli-error';
-import { dumpEncoded, embedLocally } from './embed.command';
+import {
+  dumpEncoded,
+  embedWith,
+  encodersFor,
+  ONE_SHOT_ENCODER_LIMITS,
+  oneShotContext,
+} from './embed.command';
 import { collectInputs, INPUT_OPTIONS, INPUTS_USAGE } from './inputs';
 import { PROVIDER_OPTIONS, providerPreference, PROVIDERS_HELP, PROVIDERS_USAGE } from '../providers';
 
@@ -27,21 +36,36 @@ export interface Output {
   log: (line: string) => void;
 }
 
-function dumpAll(dir: string, fused: Float32Array, r: AnswerResult, layers: number, dim: number): void {
+/** The answer's steps as .npy files and tokens.json (the golden files' names). */
+function dumpAll(
+  dir: string,
+  fused: Float32Array,
+  steps: AnswerIntermediates,
+  generatedIds: readonly number[],
+  text: string,
+): void {
   mkdirSync(dir, { recursive: true });
-  const f32 = (name: string, values: Float32Array, shape: number[]): void =>
-    writeNpy(join(dir, name), float32Tensor(values, shape));
+  const f32 = (name: string, values: Float32Array | undefined, shape: number[]): void => {
+    if (values !== undefined) writeNpy(join(dir, name), float32Tensor(values, shape));
+  };
+  const layers = (steps.layerOffsets?.length ?? 0) / (steps.visualQuery?.length ?? 1);
   f32('fused.npy', fused, [fused.length]);
-  if (r.cached !== undefined) f32('cached.npy', r.cached, [r.cached.length]);
-  f32('visual_query.npy', r.visualQuery, [r.visualQuery.length]);
-  f32('layer_offsets.npy', r.layerOffsets, [layers, dim]);
-  if (r.generation.prefillLogits !== undefined)
-    f32('prefill_logits.npy', r.generation.prefillLogits, [r.generation.prefillLogits.length]);
+  f32('cached.npy', steps.cached, [steps.cached?.length ?? 0]);
+  f32('visual_query.npy', steps.visualQuery, [steps.visualQuery?.length ?? 0]);
+  f32('layer_offsets.npy', steps.layerOffsets, [layers, steps.visualQuery?.length ?? 0]);
+  f32('prefill_logits.npy', steps.prefillLogits, [steps.prefillLogits?.length ?? 0]);
   writeFileSync(
     join(dir, 'tokens.json'),
-    `${JSON.stringify({ prompt_ids: r.promptIds, generated_ids: r.generation.tokenIds, text: r.text }, null, 2)}\n`,
+    `${JSON.stringify({ prompt_ids: steps.promptIds, generated_ids: generatedIds, text }, null, 2)}\n`,
   );
 }
+
+/** The CLI's names for the gateway's finish reasons (the engine's: the EOS token, the budget, the context). */
+const FINISH_NAMES: Partial<Record<gatewayV1.FinishReason, string>> = {
+  [gatewayV1.FinishReason.FINISH_REASON_STOP]: 'eos',
+  [gatewayV1.FinishReason.FINISH_REASON_LENGTH]: 'length',
+  [gatewayV1.FinishReason.FINISH_REASON_CONTEXT]: 'context',
+};
 
 export async function generate(argv: string[], io: Output): Promise<void> {
   const { values } = parseArgs({
@@ -94,88 +118,117 @@ export async function generate(argv: string[], io: Output): Promise<void> {
   const cacheSize = number('cache-size', CACHE_LIMITS.size);
   const cacheT = number('cache-t', CACHE_LIMITS.temperature);
   const cacheWeight = number('cache-weight', CACHE_LIMITS.weight);
-  const seedNumber = number('seed', GENERATION_LIMITS.seed);
-  const seed = seedNumber === undefined ? undefined : BigInt(seedNumber);
+  const seed = number('seed', GENERATION_LIMITS.seed);
 
-  let fused: Float32Array;
-  let encoderProviders: Record<string, string> = {};
+  let given: Float32Array | undefined;
   if (values.embedding !== undefined) {
     const npy = readNpy(values.embedding);
-    fused = toFloat32(npy);
     if (npy.shape.filter((d) => d !== 1).length > 1) {
       throw new CliError(
         `${values.embedding}: expected one fused query (shape [1024] or [1, 1024]), got [${npy.shape.join(', ')}]`,
       );
     }
-  } else {
-    const embedded = await embedLocally(repo, inputs, {
-      providers,
-      withPreprocessed: values.dump !== undefined,
-    });
-    if (values.dump !== undefined) dumpEncoded(values.dump, embedded.encoded, embedded.fused);
-    fused = embedded.fused;
-    encoderProviders = embedded.providers;
+    given = toFloat32(npy);
   }
+  const modalities = encodersFor(repo, inputs);
 
-  const pipeline = await LanguagePipeline.load(repo, { providers });
+  // Standalone serving's in-process services and orchestration, with the encoders the inputs need
+  // and an exact visual cache (faiss IndexFlatIP, as the official code searches knn.index).
+  const backends = await createLocalBackends(
+    {
+      modelRepo: repo,
+      preprocessing: new InThreadPreprocessor(),
+      decoderMaxBatch: 1,
+      providers,
+      modalities,
+      encoderLimits: ONE_SHOT_ENCODER_LIMITS,
+      store: { exactBelow: Number.POSITIVE_INFINITY },
+    },
+    oneShotContext().logger,
+    new ServiceMetrics('ibllm'),
+  );
   try {
-    const cacheOn = values.cache === undefined ? pipeline.hasCache : values.cache === 'on';
-    if (values.cache === undefined && !pipeline.hasCache)
+    let fused: Float32Array;
+    if (given !== undefined) {
+      fused = given;
+    } else {
+      const embedded = await embedWith(backends, repo, inputs, values.dump !== undefined);
+      if (values.dump !== undefined) dumpEncoded(values.dump, embedded.encoded, embedded.fused);
+      fused = embedded.fused;
+    }
+    const hasCache = backends.info.cachePoints > 0;
+    const cacheOn = values.cache === undefined ? hasCache : values.cache === 'on';
+    if (values.cache === undefined && !hasCache)
       io.log('note: the repository has no knn-cache component; the visual cache is off');
+    if (cacheOn && !hasCache) {
+      throw new CliError(
+        'the model repository has no knn-cache component; build it with --knn or use --cache off',
+      );
+    }
     const streaming = !values.json;
-    const answerStarted = performance.now();
-    const result = await pipeline.answer({
-      fused,
-      instruction: prompt,
-      ...(values.input === undefined ? {} : { input: values.input }),
-      cache: {
-        enabled: cacheOn,
-        size: cacheSize ?? CACHE_DEFAULTS.size,
-        temperature: cacheT ?? CACHE_DEFAULTS.temperature,
-        weight: cacheWeight ?? CACHE_DEFAULTS.weight,
+    const steps: AnswerIntermediates = {};
+    const generatedIds: number[] = [];
+    let text = '';
+    let last: gatewayV1.GenerateResponse | undefined;
+    const stream = answer(
+      backends,
+      {
+        query: fused,
+        instruction: prompt,
+        input: values.input ?? '',
+        cache: {
+          enabled: cacheOn,
+          size: cacheSize ?? CACHE_DEFAULTS.size,
+          temperature: cacheT ?? CACHE_DEFAULTS.temperature,
+          weight: cacheWeight ?? CACHE_DEFAULTS.weight,
+        },
+        sampling: {
+          ...(temperature === undefined ? {} : { temperature }),
+          ...(topP === undefined ? {} : { topP }),
+          ...(seed === undefined ? {} : { seed }),
+        },
+        stopping: maxNewTokens === undefined ? undefined : { maxNewTokens },
       },
-      ...(temperature === undefined ? {} : { temperature }),
-      ...(topP === undefined ? {} : { topP }),
-      ...(maxNewTokens === undefined ? {} : { maxNewTokens }),
-      ...(seed === undefined ? {} : { seed }),
-      wantPrefillLogits: values.dump !== undefined,
-      onText: (delta) => {
-        if (streaming) io.out(delta);
-      },
-    });
-    if (values.dump !== undefined)
-      dumpAll(values.dump, fused, result, pipeline.shape.nLayers, pipeline.shape.dim);
-    const g = result.generation;
-    // Decode speed after the first token (the prefill and the visual offsets are in the first).
-    const decodeMs = performance.now() - answerStarted - g.timeToFirstTokenMs;
-    const tokensPerSecond =
-      g.tokenIds.length > 1 && decodeMs > 0 ? (g.tokenIds.length - 1) / (decodeMs / 1000) : 0;
+      oneShotContext(),
+      { resumeAttempts: 0, ...(values.json || values.dump !== undefined ? { intermediates: steps } : {}) },
+    );
+    for await (const message of stream) {
+      generatedIds.push(...message.tokenIds);
+      text += message.text;
+      if (streaming) io.out(message.text);
+      last = message;
+    }
+    const usage = last?.usage;
+    const finishReason = FINISH_NAMES[last?.finishReason ?? gatewayV1.FinishReason.FINISH_REASON_UNSPECIFIED];
+    if (usage === undefined || finishReason === undefined)
+      throw new CliError('the decoder stream ended without a finish reason');
+    if (values.dump !== undefined) dumpAll(values.dump, fused, steps, generatedIds, text);
     if (values.json) {
       io.out(
         `${JSON.stringify({
-          text: result.text.trim(),
-          prompt_ids: result.promptIds,
-          generated_ids: g.tokenIds,
-          finish_reason: g.finishReason,
-          seed: result.seed.toString(),
+          text: text.trim(),
+          prompt_ids: steps.promptIds,
+          generated_ids: generatedIds,
+          finish_reason: finishReason,
+          seed: String(usage.seed),
           cache:
-            result.neighbours === undefined
+            steps.neighbours === undefined
               ? null
-              : { ids: result.neighbours.map((n) => n.id), scores: result.neighbours.map((n) => n.score) },
-          time_to_first_token_ms: Math.round(g.timeToFirstTokenMs),
-          tokens_per_second: Number(tokensPerSecond.toFixed(3)),
+              : { ids: steps.neighbours.map((n) => n.id), scores: steps.neighbours.map((n) => n.score) },
+          time_to_first_token_ms: Math.round(usage.timeToFirstTokenMs),
+          tokens_per_second: Number(usage.tokensPerSecond.toFixed(3)),
           // the provider each session runs on first, and where the decoder keeps its KV cache
-          providers: { ...encoderProviders, ...pipeline.providers },
-          kv_cache: pipeline.engine.stateLocation,
+          providers: backends.info.providers,
+          kv_cache: backends.info.kvCache,
         })}\n`,
       );
     } else {
       io.out('\n');
       io.log(
-        `[${g.tokenIds.length} tokens, finish: ${g.finishReason}, seed ${result.seed}, first token after ${g.timeToFirstTokenMs.toFixed(0)} ms]`,
+        `[${generatedIds.length} tokens, finish: ${finishReason}, seed ${usage.seed}, first token after ${usage.timeToFirstTokenMs.toFixed(0)} ms]`,
       );
     }
   } finally {
-    await pipeline.close();
+    await backends.close();
   }
 }

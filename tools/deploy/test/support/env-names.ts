@@ -29,20 +29,20 @@ const FRAGMENTS: Readonly<Record<string, readonly string[]>> = {
   preprocessEnv: preprocess,
   embeddedStoreEnv: embeddedStore,
   tracingEnv: tracing,
-  // libs/serving/src/encoder/host/model-service.host.ts: base + model repository + batcher.
+  // libs/serving/src/host/model-service-env.schema.ts: base + model repository + batcher.
   modelServiceEnv: [...base, ...modelRepo, ...batcher],
 };
 
 /** The env schema source of each component. */
 const SCHEMA_FILES: Readonly<Record<string, string>> = {
   gateway: 'services/gateway/src/env.schema.ts',
-  decoder: 'services/decoder/src/env.schema.ts',
+  decoder: 'libs/serving/src/decoder/host/decoder-env.schema.ts',
   'encoder-vision': 'libs/serving/src/encoder/host/encoder-env.schema.ts',
   'encoder-audio': 'libs/serving/src/encoder/host/encoder-env.schema.ts',
   'encoder-text': 'libs/serving/src/encoder/host/encoder-env.schema.ts',
   'encoder-point': 'libs/serving/src/encoder/host/encoder-env.schema.ts',
   bind: 'libs/serving/src/bind/host/bind-env.schema.ts',
-  retriever: 'services/retriever/src/env.schema.ts',
+  retriever: 'libs/serving/src/retriever/host/retriever-env.schema.ts',
   'batch-worker': 'services/batch-worker/src/env.schema.ts',
 };
 

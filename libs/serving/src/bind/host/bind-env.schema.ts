@@ -1,5 +1,5 @@
 import { env, envVar } from '@imagebind-llm/config';
-import { modelServiceEnv } from '../../encoder/host/model-service.host';
+import { modelServiceEnv } from '../../host/model-service-env.schema';
 import { DEFAULT_BIND_MAX_ROWS } from '../bind.service-impl';
 
 /** The bind service's batcher defaults; standalone mode batches its bind calls the same way. */

@@ -1,12 +1,13 @@
 import { SERVICE_NAMES, bindV1 } from '@imagebind-llm/proto';
-import { runModelService, runtimeSettings } from '../../encoder/host/model-service.host';
+import { runtimeSettings } from '../../host/model-service-env.schema';
+import { runService } from '../../host/service-host';
 import { BIND_COMPONENT, BindRuntime } from '../bind-runtime';
 import { BindServiceImpl } from '../bind.service-impl';
 import { bindEnvSchema } from './bind-env.schema';
 
 /** Runs the bind deployable (services/bind): BindService over the batched bind network. */
 export async function runBindService(): Promise<void> {
-  await runModelService('bind', bindEnvSchema, (env) => {
+  await runService('bind', bindEnvSchema, (env) => {
     const settings = runtimeSettings(env);
     return {
       load: async (_deps, hooks) =>

@@ -1,6 +1,6 @@
 import { env, envVar, preprocessEnv } from '@imagebind-llm/config';
 import { DEFAULT_ENCODER_LIMITS } from '../encoder.service-impl';
-import { modelServiceEnv } from './model-service.host';
+import { modelServiceEnv } from '../../host/model-service-env.schema';
 
 /**
  * How long an encoder's partial batch waits to fill (ms) unless a deployable says otherwise: long

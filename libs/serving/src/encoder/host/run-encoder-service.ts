@@ -2,10 +2,11 @@ import { availableParallelism } from 'node:os';
 import { preprocessPoolSettings } from '@imagebind-llm/config';
 import { SERVICE_NAMES, encoderV1 } from '@imagebind-llm/proto';
 import { mediaNativeStatus, type InputModality } from '@imagebind-llm/inference';
+import { runtimeSettings } from '../../host/model-service-env.schema';
+import { runService } from '../../host/service-host';
 import { EncoderRuntime } from '../encoder-runtime';
 import { EncoderServiceImpl } from '../encoder.service-impl';
 import { encoderEnvSchema, type EncoderEnvDefaults } from './encoder-env.schema';
-import { runModelService, runtimeSettings } from './model-service.host';
 
 export interface EncoderServiceDefinition extends EncoderEnvDefaults {
   /** Process and metrics name, e.g. `encoder-vision`. */
@@ -19,7 +20,7 @@ export interface EncoderServiceDefinition extends EncoderEnvDefaults {
  * name, modalities, default ports and batch sizes.
  */
 export async function runEncoderService(definition: EncoderServiceDefinition): Promise<void> {
-  await runModelService(definition.service, encoderEnvSchema(definition), (env) => {
+  await runService(definition.service, encoderEnvSchema(definition), (env) => {
     const settings = runtimeSettings(env);
     const limits = { maxInputs: env.ENCODER_MAX_INPUTS, maxInputBytes: env.ENCODER_MAX_INPUT_BYTES };
     return {

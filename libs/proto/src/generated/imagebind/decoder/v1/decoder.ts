@@ -174,6 +174,8 @@ export interface GenerateRequest {
     | undefined;
   /** Return the prefill logits of the last prompt position in the first response (for --dump). */
   returnPrefillLogits: boolean;
+  /** Return the per-layer visual offsets computed from visual_query in the first response (for --dump). */
+  returnLayerOffsets: boolean;
 }
 
 /** Token is one generated token. */
@@ -216,7 +218,11 @@ export interface GenerateResponse {
     | GenerationStats
     | undefined;
   /** Logits of the last prompt position, float32 [vocab]; first message only, when requested. */
-  prefillLogits?: Tensor | undefined;
+  prefillLogits?:
+    | Tensor
+    | undefined;
+  /** Per-layer visual offsets c_l, float32 [n_layers, dim] (MODEL_SPEC §7); first message only, when requested. */
+  layerOffsets?: Tensor | undefined;
 }
 
 /** TokenizeRequest carries text to tokenize. */
@@ -460,6 +466,7 @@ function createBaseGenerateRequest(): GenerateRequest {
     sampling: undefined,
     stopping: undefined,
     returnPrefillLogits: false,
+    returnLayerOffsets: false,
   };
 }
 
@@ -493,6 +500,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     if (message.returnPrefillLogits !== false) {
       writer.uint32(56).bool(message.returnPrefillLogits);
+    }
+    if (message.returnLayerOffsets !== false) {
+      writer.uint32(64).bool(message.returnLayerOffsets);
     }
     return writer;
   },
@@ -586,6 +596,14 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
             message.returnPrefillLogits = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.returnLayerOffsets = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -623,6 +641,11 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
         : isSet(object.return_prefill_logits)
         ? globalThis.Boolean(object.return_prefill_logits)
         : false,
+      returnLayerOffsets: isSet(object.returnLayerOffsets)
+        ? globalThis.Boolean(object.returnLayerOffsets)
+        : isSet(object.return_layer_offsets)
+        ? globalThis.Boolean(object.return_layer_offsets)
+        : false,
     };
   },
 
@@ -649,6 +672,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     if (message.returnPrefillLogits !== false) {
       obj.returnPrefillLogits = message.returnPrefillLogits;
     }
+    if (message.returnLayerOffsets !== false) {
+      obj.returnLayerOffsets = message.returnLayerOffsets;
+    }
     return obj;
   },
 
@@ -672,6 +698,7 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
       ? StoppingCriteria.fromPartial(object.stopping)
       : undefined;
     message.returnPrefillLogits = object.returnPrefillLogits ?? false;
+    message.returnLayerOffsets = object.returnLayerOffsets ?? false;
     return message;
   },
 };
@@ -943,7 +970,7 @@ export const GenerationStats: MessageFns<GenerationStats> = {
 };
 
 function createBaseGenerateResponse(): GenerateResponse {
-  return { tokens: [], finishReason: 0, stats: undefined, prefillLogits: undefined };
+  return { tokens: [], finishReason: 0, stats: undefined, prefillLogits: undefined, layerOffsets: undefined };
 }
 
 export const GenerateResponse: MessageFns<GenerateResponse> = {
@@ -959,6 +986,9 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
     }
     if (message.prefillLogits !== undefined) {
       Tensor.encode(message.prefillLogits, writer.uint32(34).fork()).join();
+    }
+    if (message.layerOffsets !== undefined) {
+      Tensor.encode(message.layerOffsets, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1008,6 +1038,14 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
             message.prefillLogits = Tensor.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.layerOffsets = Tensor.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1034,6 +1072,11 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
         : isSet(object.prefill_logits)
         ? Tensor.fromJSON(object.prefill_logits)
         : undefined,
+      layerOffsets: isSet(object.layerOffsets)
+        ? Tensor.fromJSON(object.layerOffsets)
+        : isSet(object.layer_offsets)
+        ? Tensor.fromJSON(object.layer_offsets)
+        : undefined,
     };
   },
 
@@ -1051,6 +1094,9 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
     if (message.prefillLogits !== undefined) {
       obj.prefillLogits = Tensor.toJSON(message.prefillLogits);
     }
+    if (message.layerOffsets !== undefined) {
+      obj.layerOffsets = Tensor.toJSON(message.layerOffsets);
+    }
     return obj;
   },
 
@@ -1066,6 +1112,9 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
       : undefined;
     message.prefillLogits = (object.prefillLogits !== undefined && object.prefillLogits !== null)
       ? Tensor.fromPartial(object.prefillLogits)
+      : undefined;
+    message.layerOffsets = (object.layerOffsets !== undefined && object.layerOffsets !== null)
+      ? Tensor.fromPartial(object.layerOffsets)
       : undefined;
     return message;
   },

@@ -1,7 +1,7 @@
 import { baseServiceEnv, env, envVar, modelRepositoryEnv, type EnvOf } from '@imagebind-llm/config';
 import { GENERATION_LIMITS } from '@imagebind-llm/domain';
 
-/** Every setting of the decoder process. Nothing else in the service reads process.env. */
+/** Every setting of the decoder service (services/decoder). Nothing else in it reads process.env. */
 export const decoderEnvSchema = {
   ...baseServiceEnv({ grpcPort: 50061, httpPort: 9061 }),
   ...modelRepositoryEnv(),

@@ -1,6 +1,6 @@
 import { baseServiceEnv, embeddedStoreEnv, env, envVar, z, type EnvOf } from '@imagebind-llm/config';
 
-/** Every setting of the retriever process. Nothing else in the service reads process.env. */
+/** Every setting of the retriever service (services/retriever). Nothing else in it reads process.env. */
 export const retrieverEnvSchema = {
   ...baseServiceEnv({ grpcPort: 50091, httpPort: 9091 }),
   RETRIEVER_DRIVER: envVar(

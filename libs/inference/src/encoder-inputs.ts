@@ -1,4 +1,3 @@
-import { fuseEmbeddings } from '@imagebind-llm/domain';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import {
   CLIP_VOCAB_SIZE,
@@ -10,11 +9,8 @@ import {
   type PreprocessOutput,
   type PreprocessRunner,
 } from '@imagebind-llm/preprocess';
-import { listComponents, resolveComponent, type TensorSpec } from '../model-repository';
-import { createOrtSession, type OrtSessionOptions } from '../ort-session.driver';
-import type { ProviderName } from '../execution-providers';
-import { hostTensor, type HostTensor, type InferenceSessionPort } from '../session.port';
-import { SingleFlight } from '../single-flight';
+import type { TensorSpec } from './model-repository';
+import { hostTensor, type HostTensor } from './session.port';
 
 export type InputModality = 'image' | 'video' | 'audio' | 'text' | 'point';
 
@@ -272,102 +268,6 @@ export function encoderFeedsFromPreprocessed(
         groupPointCloud({ points: data, count: shape[0]! }, requirePointGrouping(options)),
       );
     }
-  }
-}
-
-/**
- * The encoder half of ImageBind-LLM on one machine: preprocess each input exactly as the official
- * loaders (MODEL_SPEC §2), run its ImageBind encoder, and fuse the weighted embeddings (§1.2).
- * Sessions load on first use, once.
- */
-export class EncoderPipeline {
-  private readonly sessions: SingleFlight<InputModality, InferenceSessionPort>;
-  private present: InputModality[] | undefined;
-  private pointGrouping: PointGrouping | undefined;
-  /** The execution provider each loaded encoder session runs on first (by component). */
-  readonly providers: Record<string, ProviderName> = {};
-
-  constructor(
-    private readonly repo: string,
-    private readonly options: OrtSessionOptions = {},
-  ) {
-    this.sessions = new SingleFlight(async (m) => {
-      const { component, role } = ENCODER_COMPONENTS[m];
-      return createOrtSession(resolveComponent(this.repo, component).file(role), {
-        ...this.options,
-        onProviders: (chosen, skipped) => {
-          this.providers[component] = chosen[0] ?? 'cpu';
-          this.options.onProviders?.(chosen, skipped);
-        },
-      });
-    });
-  }
-
-  /** Modalities whose encoder the repository has (read from disk once). */
-  available(): InputModality[] {
-    if (this.present === undefined) {
-      const components = new Set(listComponents(this.repo).map((c) => c.component));
-      this.present = INPUT_MODALITIES.filter((m) => components.has(ENCODER_COMPONENTS[m].component));
-    }
-    return this.present;
-  }
-
-  async encode(input: ModalityInput): Promise<EncodedInput> {
-    if (!this.available().includes(input.modality)) {
-      throw new DomainError(
-        ErrorCode.FailedPrecondition,
-        `the model repository has no ${ENCODER_COMPONENTS[input.modality].component} component; build it with --imagebind`,
-      );
-    }
-    const { feeds, preprocessed, pointGroups } = await preprocessEncoderInput(
-      input,
-      input.modality === 'point' ? { point: this.grouping() } : {},
-    );
-    const session = await this.sessions.get(input.modality);
-    const out = await session.run(feeds, ['embedding']);
-    return {
-      modality: input.modality,
-      embedding: out['embedding']!.data as Float32Array,
-      preprocessed,
-      ...(pointGroups === undefined ? {} : { pointGroups }),
-    };
-  }
-
-  /** Encodes every input and fuses them: q = Σ w/(Σw + 1e-6) · l2n(e) (MODEL_SPEC §1.2, B2, B3). */
-  async embed(inputs: readonly ModalityInput[]): Promise<{ encoded: EncodedInput[]; fused: Float32Array }> {
-    if (inputs.length === 0) throw DomainError.invalidInput('at least one input is required', 'inputs');
-    for (const i of inputs) {
-      if (!(Number.isFinite(i.weight) && i.weight > 0))
-        throw DomainError.invalidInput(
-          `the ${i.modality} weight must be positive, got ${i.weight}`,
-          'weight',
-        );
-    }
-    const encoded: EncodedInput[] = [];
-    for (const input of inputs) encoded.push(await this.encode(input));
-    return {
-      encoded,
-      fused: fuseEmbeddings(
-        encoded.map((e) => e.embedding),
-        inputs.map((i) => i.weight),
-      ),
-    };
-  }
-
-  /** The point graph's grouping, from its model.json (the checkpoint's num_group and group_size). */
-  private grouping(): PointGrouping {
-    if (this.pointGrouping === undefined) {
-      const { component, role } = ENCODER_COMPONENTS.point;
-      const resolved = resolveComponent(this.repo, component);
-      const graph = resolved.json.graphs?.[role];
-      this.pointGrouping = pointGroupingOf(graph?.inputs ?? [], `${resolved.dir}/model.json`);
-    }
-    return this.pointGrouping;
-  }
-
-  async close(): Promise<void> {
-    const loaded = await Promise.allSettled(this.sessions.keys().map(async (m) => this.sessions.get(m)));
-    for (const r of loaded) if (r.status === 'fulfilled') await r.value.release();
   }
 }
 

@@ -1,51 +1,53 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import type { GrpcServer } from '@imagebind-llm/grpc-kit';
 import type { BatchEvent } from '@imagebind-llm/inference';
-import { createLogger, InferenceMetrics, MemoryLog, ServiceMetrics } from '@imagebind-llm/observability';
+import { createLogger, MemoryLog, ServiceMetrics } from '@imagebind-llm/observability';
 import { strictFake } from '@imagebind-llm/testing';
 import { describe, expect, it } from 'vitest';
-import { BatchingMetrics } from '../batching-metrics';
 import {
   BROKEN_SESSION_FAILURES,
-  ModelServiceLifecycle,
-  runtimeSettings,
+  serviceDeps,
+  ServiceLifecycle,
   type HostedRuntime,
-  type ModelServiceEnv,
-} from './model-service.host';
+  type RuntimeHooks,
+  type ServiceSpec,
+} from './service-host';
 
 const ok: BatchEvent = { size: 1, units: 1, queueDelayMs: 0, executeMs: 1 };
 const broken = (message: string): BatchEvent => ({ ...ok, error: new Error(message) });
 
-function lifecycle(options: { loadFails?: boolean } = {}) {
+function lifecycle(options: { loadFails?: boolean; batched?: boolean; attach?: boolean } = {}) {
   const log = new MemoryLog();
   const logger = createLogger({ service: 'test', level: 'debug', destination: log });
+  const metrics = new ServiceMetrics('test');
   const readiness: boolean[] = [];
   const exits: number[] = [];
+  const steps: string[] = [];
   let closes = 0;
-  let onBatch: ((label: string, event: BatchEvent) => void) | undefined;
+  let hooks: RuntimeHooks | undefined;
   const runtime: HostedRuntime = {
-    warmup: () => Promise.resolve(),
+    warmup: () => {
+      steps.push('warmup');
+      return Promise.resolve();
+    },
     close: () => Promise.resolve(),
   };
   const registered: unknown[] = [];
   const grpc = strictFake<GrpcServer>('grpc', { setReady: (ready: boolean) => void readiness.push(ready) });
-  const host = new ModelServiceLifecycle(
-    {
-      service: 'test',
-      deps: { logger, batching: new BatchingMetrics(new InferenceMetrics(new ServiceMetrics('test'))) },
-      exit: (code) => void exits.push(code),
-      spec: {
-        load: async (_deps, hooks) => {
-          onBatch = (label, event) => hooks.onBatch(label, event);
-          await Promise.resolve();
-          if (options.loadFails === true) throw new Error('no such model');
-          return runtime;
-        },
-        register: (server, slot) => void registered.push([server, slot]),
-        queueDepth: () => [{ label: 'm', queuedUnits: 0 }],
-        describe: () => ({ loaded: true }),
-      },
+  const spec: ServiceSpec<HostedRuntime> = {
+    load: async (_deps, h) => {
+      hooks = h;
+      await Promise.resolve();
+      if (options.loadFails === true) throw new Error('no such model');
+      return runtime;
     },
+    register: (server, slot) => void registered.push([server, slot]),
+    describe: () => ({ loaded: true }),
+    ...(options.batched === false ? {} : { queueDepth: () => [{ label: 'm', queuedUnits: 0 }] }),
+    ...(options.attach === true ? { attach: () => void steps.push(`attach ${host.slot.state}`) } : {}),
+  };
+  const host = new ServiceLifecycle(
+    { service: 'test', deps: serviceDeps(logger, metrics), exit: (code) => void exits.push(code), spec },
     grpc,
   );
   const app = {
@@ -59,14 +61,18 @@ function lifecycle(options: { loadFails?: boolean } = {}) {
     app,
     readiness,
     exits,
+    steps,
     closes: () => closes,
-    batch: (e: BatchEvent) => onBatch!('m', e),
+    batch: (e: BatchEvent) => hooks!.onBatch('m', e),
+    fatal: () =>
+      hooks!.onFatal('the session failed', { fields: { event: 'thing.fatal' }, message: 'exiting' }),
     registered,
     log,
+    scrape: async () => (await metrics.scrape()).body,
   };
 }
 
-describe('ModelServiceLifecycle', () => {
+describe('ServiceLifecycle', () => {
   it('registers at init, serves from the slot once loaded and warmed, and reports what it loaded', async () => {
     const t = lifecycle();
     t.host.onModuleInit();
@@ -74,6 +80,8 @@ describe('ModelServiceLifecycle', () => {
     expect(t.host.slot.state).toBe('loading');
     expect(await t.host.start(t.app)).toEqual({ loaded: true });
     expect(t.host.slot.state).toBe('ready');
+    // A batched service's queue depth shows from the start.
+    expect(await t.scrape()).toMatch(/^ibllm_batcher_queue_depth\{[^}]*model="m"[^}]*\} 0$/m);
     await t.host.onApplicationShutdown();
     expect(t.host.slot.state).toBe('closed');
   });
@@ -106,22 +114,27 @@ describe('ModelServiceLifecycle', () => {
     expect(t.exits).toEqual([1]);
     expect(t.log.lines.some((l) => l['event'] === 'session.broken')).toBe(true);
   });
-});
 
-describe('runtimeSettings', () => {
-  it('reads the batcher and session settings, giving the queue room for a full batch', () => {
-    const env = {
-      BATCH_MAX_SIZE: 16,
-      BATCH_MAX_DELAY_MS: 5,
-      BATCH_MAX_QUEUE: 4,
-      BATCH_CONCURRENCY: 2,
-      EXECUTION_PROVIDERS: ' cuda, ,cpu',
-      INTRA_OP_THREADS: 3,
-    } as ModelServiceEnv;
-    expect(runtimeSettings(env)).toEqual({
-      batcher: { maxBatchSize: 16, maxQueueDelayMs: 5, maxQueueSize: 16, maxConcurrentBatches: 2 },
-      providers: ['cuda', 'cpu'],
-      intraOpThreads: 3,
-    });
+  it('takes a fatal report from the runtime once: not ready, its own fatal line, close, exit 1', async () => {
+    const t = lifecycle({ batched: false });
+    await t.host.start(t.app);
+    t.fatal();
+    t.fatal();
+    expect(t.host.slot.state).toBe('failed');
+    expect(t.host.slot.failureMessage).toBe('the session failed');
+    expect(t.readiness).toEqual([false]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(t.closes()).toBe(1);
+    expect(t.exits).toEqual([1]);
+    expect(t.log.lines.filter((l) => l['event'] === 'thing.fatal')).toEqual([
+      expect.objectContaining({ level: 'fatal', msg: 'exiting' }),
+    ]);
+  });
+
+  it('attaches the runtime after warm-up, and an unbatched service exports no inference series', async () => {
+    const t = lifecycle({ batched: false, attach: true });
+    await t.host.start(t.app);
+    expect(t.steps).toEqual(['warmup', 'attach ready']);
+    expect(await t.scrape()).not.toMatch(/^# TYPE ibllm_batcher_queue_depth /m);
   });
 });

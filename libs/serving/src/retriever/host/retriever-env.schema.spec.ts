@@ -1,6 +1,6 @@
 import { parseEnv } from '@imagebind-llm/config';
 import { describe, expect, it } from 'vitest';
-import { retrieverEnvSchema } from './env.schema';
+import { retrieverEnvSchema } from './retriever-env.schema';
 
 const parse = (source: Record<string, string>): ReturnType<typeof parseEnv<typeof retrieverEnvSchema>> =>
   parseEnv('retriever', retrieverEnvSchema, source);
