@@ -3,7 +3,8 @@ import { deflateRawSync } from 'node:zlib';
 import { crc32 } from './crc32';
 import { contiguousStrides } from './strided-copy';
 import { ByteBuilder } from './byte-builder';
-import { long1Bytes } from './torch-pickle.writer';
+import { pickleInt, pickleTuple } from './torch-pickle.writer';
+import { zip64EndRecords } from './zip-stream.writer';
 
 /**
  * Writers for hand-made torch checkpoints, used by this library's tests to build valid and hostile
@@ -80,31 +81,8 @@ export function picklePy(value: Py, protocol: 2 | 4 = 2): Uint8Array {
     globals.set(key, memo);
     put();
   };
-  const int = (v: number | bigint): void => {
-    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 256) out.byte(0x4b, v);
-    else if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 65536) out.byte(0x4d).u16(v);
-    else if (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31)
-      out.byte(0x4a).u32(v >>> 0);
-    else {
-      const bytes = long1Bytes(v);
-      out.byte(0x8a, bytes.length, ...bytes);
-    }
-  };
-  const tupleOf = (items: readonly (() => void)[]): void => {
-    if (items.length === 0) {
-      out.byte(0x29);
-      return;
-    }
-    if (items.length <= 3) {
-      for (const item of items) item();
-      out.byte(0x84 + items.length);
-    } else {
-      out.byte(0x28);
-      for (const item of items) item();
-      out.byte(0x74);
-    }
-    put();
-  };
+  const int = (v: number | bigint): void => pickleInt(out, v);
+  const tupleOf = (items: readonly (() => void)[]): void => pickleTuple(out, items, put);
   const emit = (v: Py): void => {
     if (v === null) out.byte(0x4e);
     else if (v === true) out.byte(0x88);
@@ -261,17 +239,19 @@ export async function writeZipFixture(
       const headerEnd = offset + 30 + name.length + localExtra.length + 4;
       const pad = (64 - (headerEnd % 64)) % 64;
       localExtra.u16(0x4246).u16(pad).bytes(new Uint8Array(pad));
-      const local = new ByteBuilder()
-        .u32(0x04034b50)
-        .u16(zip64 ? 45 : 20)
-        .u16(0)
-        .u16(entry.deflate === true ? 8 : 0)
-        .u16(0)
-        .u16(0)
-        .u32(crc)
-        .u32(zip64 ? 0xffffffff : compressed)
-        .u32(zip64 ? 0xffffffff : size)
-        .u16(name.length)
+      // From "version needed" to the name length, the local header and the central record agree.
+      const sharedFields = (b: ByteBuilder): ByteBuilder =>
+        b
+          .u16(zip64 ? 45 : 20)
+          .u16(0)
+          .u16(entry.deflate === true ? 8 : 0)
+          .u16(0)
+          .u16(0)
+          .u32(crc)
+          .u32(zip64 ? 0xffffffff : compressed)
+          .u32(zip64 ? 0xffffffff : size)
+          .u16(name.length);
+      const local = sharedFields(new ByteBuilder().u32(0x04034b50))
         .u16(localExtra.length)
         .bytes(name)
         .bytes(localExtra.done());
@@ -280,18 +260,7 @@ export async function writeZipFixture(
       else pos += size;
       const cExtra = new ByteBuilder();
       if (zip64) cExtra.u16(1).u16(24).u64(size).u64(compressed).u64(offset);
-      central
-        .u32(0x02014b50)
-        .u16(zip64 ? 45 : 20)
-        .u16(zip64 ? 45 : 20)
-        .u16(0)
-        .u16(entry.deflate === true ? 8 : 0)
-        .u16(0)
-        .u16(0)
-        .u32(crc)
-        .u32(zip64 ? 0xffffffff : compressed)
-        .u32(zip64 ? 0xffffffff : size)
-        .u16(name.length)
+      sharedFields(central.u32(0x02014b50).u16(zip64 ? 45 : 20))
         .u16(cExtra.length)
         .u16(0)
         .u16(0)
@@ -306,22 +275,7 @@ export async function writeZipFixture(
     await write(cd);
     const zip64End = options.forceZip64 === true || cdOffset >= 0xffffffff;
     if (zip64End) {
-      const recordOffset = pos;
-      await write(
-        new ByteBuilder()
-          .u32(0x06064b50)
-          .u64(44)
-          .u16(45)
-          .u16(45)
-          .u32(0)
-          .u32(0)
-          .u64(entries.length)
-          .u64(entries.length)
-          .u64(cd.length)
-          .u64(cdOffset)
-          .done(),
-      );
-      await write(new ByteBuilder().u32(0x07064b50).u32(0).u64(recordOffset).u32(1).done());
+      await write(zip64EndRecords(new ByteBuilder(), entries.length, cd.length, cdOffset, pos).done());
     }
     await write(
       new ByteBuilder()

@@ -17,7 +17,7 @@ import {
  */
 
 /** A pickle LONG1 payload: the shortest little-endian two's-complement bytes of `v`. */
-export function long1Bytes(v: number | bigint): number[] {
+function long1Bytes(v: number | bigint): number[] {
   let b = BigInt(v);
   const bytes: number[] = [];
   for (;;) {
@@ -26,6 +26,41 @@ export function long1Bytes(v: number | bigint): number[] {
     b >>= 8n;
     if ((b === 0n && (byte & 0x80) === 0) || (b === -1n && (byte & 0x80) !== 0)) return bytes;
   }
+}
+
+/**
+ * Appends the integer `v` as CPython's pickler writes it: BININT1, BININT2 or BININT where it fits,
+ * else LONG1. A number that is not an integer falls through to LONG1, which refuses it.
+ */
+export function pickleInt(out: ByteBuilder, v: number | bigint): void {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 0x100) out.byte(0x4b, v);
+  else if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 0x10000) out.byte(0x4d).u16(v);
+  else if (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31) {
+    out.byte(0x4a).u32(v >>> 0);
+  } else {
+    const bytes = long1Bytes(v);
+    out.byte(0x8a, bytes.length, ...bytes);
+  }
+}
+
+/**
+ * Appends a tuple of what `items` emit, as CPython's pickler writes it (EMPTY_TUPLE, TUPLE1-3, or
+ * MARK ... TUPLE), then memoises it with `put` (an empty tuple is not memoised).
+ */
+export function pickleTuple(out: ByteBuilder, items: readonly (() => void)[], put: () => void): void {
+  if (items.length === 0) {
+    out.byte(0x29);
+    return;
+  }
+  if (items.length <= 3) {
+    for (const item of items) item();
+    out.byte(0x84 + items.length);
+  } else {
+    out.byte(0x28);
+    for (const item of items) item();
+    out.byte(0x74);
+  }
+  put();
 }
 
 export interface StorageRecord {
@@ -86,30 +121,8 @@ export function pickleCheckpoint(root: TorchValue): { pickle: Uint8Array; storag
     out.byte(0x63).text(`${module}\n${name}\n`);
     globalMemo.set(key, put());
   };
-  const int = (v: number | bigint): void => {
-    if (typeof v === 'number' && v >= 0 && v < 0x100) out.byte(0x4b, v);
-    else if (typeof v === 'number' && v >= 0 && v < 0x10000) out.byte(0x4d).u16(v);
-    else if (typeof v === 'number' && v >= -(2 ** 31) && v < 2 ** 31) out.byte(0x4a).u32(v >>> 0);
-    else {
-      const bytes = long1Bytes(v);
-      out.byte(0x8a, bytes.length, ...bytes);
-    }
-  };
-  const tuple = (items: readonly (() => void)[]): void => {
-    if (items.length === 0) {
-      out.byte(0x29);
-      return;
-    }
-    if (items.length <= 3) {
-      for (const item of items) item();
-      out.byte(0x84 + items.length);
-    } else {
-      out.byte(0x28);
-      for (const item of items) item();
-      out.byte(0x74);
-    }
-    put();
-  };
+  const int = (v: number | bigint): void => pickleInt(out, v);
+  const tuple = (items: readonly (() => void)[]): void => pickleTuple(out, items, put);
   const batches = <T>(items: readonly T[], one: number, many: number, emitItem: (item: T) => void): void => {
     for (let i = 0; i < items.length; i += BATCH) {
       const batch = items.slice(i, i + BATCH);

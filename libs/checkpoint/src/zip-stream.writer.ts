@@ -54,6 +54,34 @@ export function storedZipSize(
   return position + central + (zip64End ? 56 + 20 : 0) + 22;
 }
 
+/**
+ * Appends the ZIP64 end of central directory record (version 4.5, one disk) and its locator, which
+ * points back at it from `recordOffset`, the position where the record starts (APPNOTE 4.3.14-15).
+ */
+export function zip64EndRecords(
+  out: ByteBuilder,
+  entries: number,
+  cdSize: number,
+  cdOffset: number,
+  recordOffset: number,
+): ByteBuilder {
+  return out
+    .u32(0x06064b50)
+    .u64(44)
+    .u16(45)
+    .u16(45)
+    .u32(0)
+    .u32(0)
+    .u64(entries)
+    .u64(entries)
+    .u64(cdSize)
+    .u64(cdOffset)
+    .u32(0x07064b50)
+    .u32(0)
+    .u64(recordOffset)
+    .u32(1);
+}
+
 /** A zip archive written front to back with positioned writes (holes for zero runs). */
 export class ZipStreamWriter {
   private readonly central: CentralRecord[] = [];
@@ -220,24 +248,7 @@ export class ZipStreamWriter {
     await this.append(cd.done());
     const zip64End = this.forceZip64 || count >= U16_MAX || cdSize >= U32_MAX || cdOffset >= U32_MAX;
     const end = new ByteBuilder();
-    if (zip64End) {
-      const recordOffset = this.position;
-      end
-        .u32(0x06064b50)
-        .u64(44)
-        .u16(45)
-        .u16(45)
-        .u32(0)
-        .u32(0)
-        .u64(count)
-        .u64(count)
-        .u64(cdSize)
-        .u64(cdOffset)
-        .u32(0x07064b50)
-        .u32(0)
-        .u64(recordOffset)
-        .u32(1);
-    }
+    if (zip64End) zip64EndRecords(end, count, cdSize, cdOffset, this.position);
     const force = this.forceZip64;
     end
       .u32(0x06054b50)

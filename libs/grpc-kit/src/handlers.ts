@@ -153,6 +153,31 @@ function headersFor(ctx: CallContext): Metadata {
   return md;
 }
 
+/**
+ * Opens the bookkeeping of one call: its context (carrying the server span), the started counter,
+ * the handling timer and the request-id response header. `finish` closes it with the call's status.
+ */
+function startCall(
+  call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
+  method: MethodDefinitionLike,
+  labels: MethodLabels,
+  env: HandlerEnvironment,
+): { ctx: CallContext; finish: (code: number, error?: unknown) => void } {
+  const created = createCallContext(call, method.path, env.logger, env.serverSignal);
+  const { dispose } = created;
+  const { span, traced: ctx } = serverSpan(call, labels, created.ctx);
+  env.metrics.grpcServerStarted.inc(labels);
+  const stopTimer = env.metrics.grpcServerHandlingSeconds.startTimer(labels);
+  call.sendMetadata(headersFor(ctx));
+  const finish = (code: number, error?: unknown): void => {
+    dispose();
+    stopTimer();
+    env.metrics.grpcServerHandled.inc({ ...labels, grpc_code: statusName(code) });
+    endSpan(span, code, error);
+  };
+  return { ctx, finish };
+}
+
 function wrapUnary(
   method: MethodDefinitionLike,
   handler: UnaryHandler<unknown, unknown>,
@@ -160,18 +185,7 @@ function wrapUnary(
 ): (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void {
   const labels = labelsOf(method.path, 'unary');
   return (call, callback) => {
-    const created = createCallContext(call, method.path, env.logger, env.serverSignal);
-    const { dispose } = created;
-    const { span, traced: ctx } = serverSpan(call, labels, created.ctx);
-    env.metrics.grpcServerStarted.inc(labels);
-    const stopTimer = env.metrics.grpcServerHandlingSeconds.startTimer(labels);
-    call.sendMetadata(headersFor(ctx));
-    const finish = (code: number, error?: unknown): void => {
-      dispose();
-      stopTimer();
-      env.metrics.grpcServerHandled.inc({ ...labels, grpc_code: statusName(code) });
-      endSpan(span, code, error);
-    };
+    const { ctx, finish } = startCall(call, method, labels, env);
     // The async wrapper turns a synchronous throw into a rejection, handled like any other.
     const promise = (async () => handler(call.request, ctx))();
     promise.then(
@@ -203,12 +217,7 @@ function wrapServerStream(
 ): (call: ServerWritableStream<unknown, unknown>) => void {
   const labels = labelsOf(method.path, 'server_stream');
   return (call) => {
-    const created = createCallContext(call, method.path, env.logger, env.serverSignal);
-    const { dispose } = created;
-    const { span, traced: ctx } = serverSpan(call, labels, created.ctx);
-    env.metrics.grpcServerStarted.inc(labels);
-    const stopTimer = env.metrics.grpcServerHandlingSeconds.startTimer(labels);
-    call.sendMetadata(headersFor(ctx));
+    const { ctx, finish } = startCall(call, method, labels, env);
     const run = async (): Promise<void> => {
       for await (const message of handler(call.request, ctx)) {
         if (ctx.signal.aborted) throw abortReason(ctx.signal);
@@ -225,22 +234,13 @@ function wrapServerStream(
     };
     run().then(
       () => {
-        dispose();
-        stopTimer();
-        env.metrics.grpcServerHandled.inc({ ...labels, grpc_code: statusName(GrpcStatus.OK) });
-        endSpan(span, GrpcStatus.OK);
+        finish(GrpcStatus.OK);
         call.end();
       },
       (error: unknown) => {
-        dispose();
-        stopTimer();
         logFailure(ctx, error);
         const status = toGrpcStatus(error, ctx.requestId);
-        env.metrics.grpcServerHandled.inc({
-          ...labels,
-          grpc_code: statusName(status.code ?? GrpcStatus.UNKNOWN),
-        });
-        endSpan(span, status.code ?? GrpcStatus.UNKNOWN, error);
+        finish(status.code ?? GrpcStatus.UNKNOWN, error);
         call.emit('error', status);
       },
     );

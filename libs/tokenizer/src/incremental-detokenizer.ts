@@ -1,5 +1,5 @@
 import type { LlamaTokenizer } from './llama-tokenizer';
-import { classifyUtf8, REPLACEMENT_CHARACTER } from './utf8-bytes';
+import { decodeUtf8Prefix } from './utf8-bytes';
 
 /** The parts of the tokenizer a detokenizer reads. */
 export type DetokenizerVocabulary = Pick<LlamaTokenizer, 'byteValue' | 'pieceSurface' | 'vocabSize'>;
@@ -59,23 +59,8 @@ export class IncrementalDetokenizer {
 
   /** Decodes the complete characters at the front of the pending bytes (all of them if final). */
   private drain(final: boolean): string {
-    const bytes = this.pending;
-    let text = '';
-    let offset = 0;
-    while (offset < bytes.length) {
-      const step = classifyUtf8(bytes, offset, bytes.length, final);
-      if (step.kind === 'incomplete') {
-        break;
-      }
-      if (step.kind === 'char') {
-        text += String.fromCodePoint(step.codePoint);
-        offset += step.length;
-      } else {
-        text += REPLACEMENT_CHARACTER;
-        offset += 1;
-      }
-    }
-    bytes.splice(0, offset);
+    const { text, consumed } = decodeUtf8Prefix(this.pending, final);
+    this.pending.splice(0, consumed);
     return this.emit(text);
   }
 

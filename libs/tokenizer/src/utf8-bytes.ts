@@ -87,12 +87,22 @@ export function classifyUtf8(
   return possible ? INCOMPLETE : INVALID;
 }
 
-/** Decodes a complete byte-fallback run; see the file comment for the U+FFFD rule. */
-export function decodeByteRun(bytes: ArrayLike<number>): string {
+/**
+ * Decodes `bytes` from the front (see the file comment for the U+FFFD rule) and says how many it
+ * consumed. With `final` that is all of them; without it, decoding stops before a sequence that
+ * later bytes could still complete (see {@link classifyUtf8}).
+ */
+export function decodeUtf8Prefix(
+  bytes: ArrayLike<number>,
+  final: boolean,
+): { readonly text: string; readonly consumed: number } {
   let text = '';
   let offset = 0;
   while (offset < bytes.length) {
-    const step = classifyUtf8(bytes, offset, bytes.length, true);
+    const step = classifyUtf8(bytes, offset, bytes.length, final);
+    if (step.kind === 'incomplete') {
+      break;
+    }
     if (step.kind === 'char') {
       text += String.fromCodePoint(step.codePoint);
       offset += step.length;
@@ -101,5 +111,10 @@ export function decodeByteRun(bytes: ArrayLike<number>): string {
       offset += 1;
     }
   }
-  return text;
+  return { text, consumed: offset };
+}
+
+/** Decodes a complete byte-fallback run; see the file comment for the U+FFFD rule. */
+export function decodeByteRun(bytes: ArrayLike<number>): string {
+  return decodeUtf8Prefix(bytes, true).text;
 }

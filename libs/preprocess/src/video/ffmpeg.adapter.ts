@@ -337,17 +337,7 @@ export async function listFramePts(
 ): Promise<bigint[]> {
   const stdout = await runMediaTool(
     toolPath(tools, 'ffprobe'),
-    [
-      '-v',
-      'error',
-      ...inputArgs(path, maxPixels),
-      '-select_streams',
-      'v:0',
-      '-show_entries',
-      'frame=pts',
-      '-of',
-      'json=c=1',
-    ],
+    ffprobeVideoArgs(path, maxPixels, 'frame=pts', 'json=c=1'),
     // ~20 bytes a frame in compact JSON; anything past the cap is too many frames.
     { timeoutSeconds: timeoutOf(tools), maxOutputBytes: 4096 + maxFrames * 48, maxPixels },
   );

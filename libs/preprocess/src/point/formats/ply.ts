@@ -157,6 +157,12 @@ function readScalar(view: DataView, offset: number, type: ScalarType, little: bo
   }
 }
 
+/** A list property's length as read from the file: a non-negative integer, or the file is refused. */
+function listLength(n: number, property: string, file: string): number {
+  if (!Number.isInteger(n) || n < 0) throw invalidPointInput(`${file}: PLY list ${property} has length ${n}`);
+  return n;
+}
+
 function xyzIndices(vertex: Element, file: string): [number, number, number] {
   const find = (axis: string): number => {
     const i = vertex.properties.findIndex((p) => p.name === axis);
@@ -168,27 +174,37 @@ function xyzIndices(vertex: Element, file: string): [number, number, number] {
   return [find('x'), find('y'), find('z')];
 }
 
+/** What a data-section reader works on: it fills `points` from the `vertex` element's x/y/z. */
+interface Body {
+  readonly bytes: Uint8Array;
+  readonly header: Header;
+  readonly vertex: Element;
+  /** Property indices of x, y and z in the vertex element. */
+  readonly axes: readonly number[];
+  readonly points: Float32Array;
+  readonly file: string;
+}
+
 /** Parses a PLY file's vertex positions into float32 (values are read as float64 first, as Open3D does). */
 export function parsePly(bytes: Uint8Array, file: string, maxPoints: number): PointCloud {
   const header = parseHeader(bytes, file);
   const vertex = header.elements.find((e) => e.name === 'vertex');
   if (vertex === undefined) throw invalidPointInput(`${file}: PLY file has no vertex element`);
   if (vertex.count > maxPoints) throw tooManyPoints(file, vertex.count, maxPoints);
-  const axes = xyzIndices(vertex, file);
-  const points = new Float32Array(vertex.count * 3);
-  if (header.format === 'ascii') readAscii(bytes, header, vertex, axes, points, file);
-  else readBinary(bytes, header, vertex, axes, points, file);
-  return { points, count: vertex.count };
+  const body: Body = {
+    bytes,
+    header,
+    vertex,
+    axes: xyzIndices(vertex, file),
+    points: new Float32Array(vertex.count * 3),
+    file,
+  };
+  if (header.format === 'ascii') readAscii(body);
+  else readBinary(body);
+  return { points: body.points, count: vertex.count };
 }
 
-function readBinary(
-  bytes: Uint8Array,
-  header: Header,
-  vertex: Element,
-  axes: readonly number[],
-  points: Float32Array,
-  file: string,
-): void {
+function readBinary({ bytes, header, vertex, axes, points, file }: Body): void {
   const little = header.format === 'binary_little_endian';
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const truncated = (what: string): never => {
@@ -213,9 +229,7 @@ function readBinary(
         } else {
           const countSize = SIZES[p.countType];
           if (offset + countSize > bytes.length) truncated(`element ${element.name}`);
-          const n = readScalar(view, offset, p.countType, little);
-          if (!Number.isInteger(n) || n < 0)
-            throw invalidPointInput(`${file}: PLY list ${p.name} has length ${n}`);
+          const n = listLength(readScalar(view, offset, p.countType, little), p.name, file);
           offset += countSize + n * SIZES[p.itemType];
         }
       });
@@ -233,14 +247,7 @@ function readBinary(
   }
 }
 
-function readAscii(
-  bytes: Uint8Array,
-  header: Header,
-  vertex: Element,
-  axes: readonly number[],
-  points: Float32Array,
-  file: string,
-): void {
+function readAscii({ bytes, header, vertex, axes, points, file }: Body): void {
   const text = new TextDecoder('latin1').decode(bytes.subarray(header.dataStart));
   const tokens = text.split(/\s+/).filter((t) => t !== '');
   let at = 0;
@@ -263,9 +270,7 @@ function readAscii(
         const where = `${element.name} ${row}`;
         if (p.kind === 'scalar') values.push(next(where));
         else {
-          const n = next(where);
-          if (!Number.isInteger(n) || n < 0)
-            throw invalidPointInput(`${file}: PLY list ${p.name} has length ${n}`);
+          const n = listLength(next(where), p.name, file);
           for (let i = 0; i < n; i++) next(where);
           values.push(Number.NaN);
         }
