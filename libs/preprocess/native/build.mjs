@@ -3,7 +3,8 @@
 // `cc` call each against Node's own headers, node_api.h):
 //   ibllm_media.node     JPEG decoding (libjpeg-turbo), the Pillow resample loops, the video
 //                        tensor's float steps, the point grouping (FPS + kNN)
-//   ibllm_media_av.node  video probed and decoded in process by FFmpeg's libraries, when their
+//   ibllm_media_av.node  video and compressed audio probed and decoded in process by FFmpeg's
+//                        libraries, when their
 //                        headers are installed (a module of its own: a service image without
 //                        libav* still loads the first one)
 //
@@ -24,7 +25,7 @@ const out = join(here, 'build', 'ibllm_media.node');
 const outAv = join(here, 'build', 'ibllm_media_av.node');
 const required = process.env.IBLLM_NATIVE_REQUIRED === '1';
 const sources = ['module.c', 'napi-util.c', 'image.c', 'video-tensor.c', 'point.c'];
-const sourcesAv = ['module-av.c', 'napi-util.c', 'video.c'];
+const sourcesAv = ['module-av.c', 'napi-util.c', 'video.c', 'audio.c'];
 
 function give(reason) {
   const fix =
@@ -124,7 +125,8 @@ if (pc.status === 0) {
   const flags = [];
   const libs = [];
   for (const f of pc.stdout.trim().split(/\s+/)) (f.startsWith('-l') ? libs : flags).push(f);
-  if (compile(outAv, sourcesAv, flags, libs)) console.log(`ibllm_media: built ${outAv} (video decoding)`);
+  if (compile(outAv, sourcesAv, flags, libs))
+    console.log(`ibllm_media: built ${outAv} (video and audio decoding)`);
   else console.log('ibllm_media: the video module did not compile; video uses the ffmpeg CLI');
 } else {
   console.log('ibllm_media: no video module (FFmpeg development headers missing); video uses the ffmpeg CLI');

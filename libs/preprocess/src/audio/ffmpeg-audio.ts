@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import { mediaNative, type MediaNative, type NativeAudioProbe } from '../native/media-native';
 import { DEFAULT_FFMPEG_TIMEOUT_SECONDS, runMediaTool } from '../video/ffmpeg.adapter';
 import {
   preprocessAudio,
@@ -77,27 +78,14 @@ export async function decodeAudioWithFfmpeg(
     const path = join(dir, 'input');
     await writeFile(path, bytes);
     const url = `file:${path}`;
-    const probe = JSON.parse(
-      (
-        await runMediaTool(
-          options.ffprobePath ?? 'ffprobe',
-          [
-            '-v',
-            'error',
-            '-protocol_whitelist',
-            'file',
-            '-select_streams',
-            'a:0',
-            '-show_entries',
-            'stream=sample_rate,channels:format=duration',
-            '-of',
-            'json',
-            url,
-          ],
-          { what: 'audio', timeoutSeconds, maxOutputBytes: 1 << 20, maxPixels: 0 },
-        )
-      ).toString('utf8'),
-    ) as { streams?: { sample_rate?: string; channels?: number }[]; format?: { duration?: string } };
+    // The addon's in-process decoder when it is built and no tool path was named (the same FFmpeg
+    // libraries as the command lines, without forking this process twice per file).
+    const native =
+      options.ffmpegPath === undefined && options.ffprobePath === undefined ? nativeAudio() : undefined;
+    const probe =
+      native === undefined
+        ? await probeWithFfprobe(options.ffprobePath ?? 'ffprobe', url, timeoutSeconds)
+        : fromNativeProbe(native, path, timeoutSeconds);
     const stream = probe.streams?.[0];
     const sampleRate = Number(stream?.sample_rate);
     const channelCount = stream?.channels ?? 0;
@@ -125,6 +113,16 @@ export async function decodeAudioWithFfmpeg(
     }
     // Past the declared length by a second at most before the arrays grow (headers round).
     const initialFrames = Math.min(capFrames, declaredFrames + sampleRate);
+    if (native !== undefined) {
+      return decodeInProcess(native, path, {
+        sampleRate,
+        channelCount,
+        initialFrames,
+        capFrames,
+        maxDecoded,
+        timeoutSeconds,
+      });
+    }
     return await decodePlanar(
       options.ffmpegPath ?? 'ffmpeg',
       [
@@ -148,6 +146,103 @@ export async function decodeAudioWithFfmpeg(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** What ffprobe prints for `-show_entries stream=sample_rate,channels:format=duration -of json`. */
+interface AudioProbe {
+  readonly streams?: { sample_rate?: string; channels?: number }[];
+  readonly format?: { duration?: string };
+}
+
+async function probeWithFfprobe(tool: string, url: string, timeoutSeconds: number): Promise<AudioProbe> {
+  const out = await runMediaTool(
+    tool,
+    [
+      ...['-v', 'error', '-protocol_whitelist', 'file', '-select_streams', 'a:0'],
+      ...['-show_entries', 'stream=sample_rate,channels:format=duration', '-of', 'json', url],
+    ],
+    { what: 'audio', timeoutSeconds, maxOutputBytes: 1 << 20, maxPixels: 0 },
+  );
+  return JSON.parse(out.toString('utf8')) as AudioProbe;
+}
+
+type NativeAudio = Required<Pick<MediaNative, 'probeAudioFile' | 'decodeAudioFile'>>;
+
+function nativeAudio(): NativeAudio | undefined {
+  const native = mediaNative();
+  if (native?.probeAudioFile === undefined || native.decodeAudioFile === undefined) return undefined;
+  return { probeAudioFile: native.probeAudioFile, decodeAudioFile: native.decodeAudioFile };
+}
+
+/** The addon's coded errors as the command-line path reports the same failures. */
+function nativeAudioError(error: unknown, plan?: PlanarDecode): DomainError {
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  switch (code) {
+    case 'ENOAUDIO':
+      return new DomainError(ErrorCode.UnsupportedMedia, 'audio: the file has no audio stream');
+    case 'EOVERFLOW':
+      return tooMuchAudio(
+        `the file decodes to more than its header declared, past ${mib(plan?.maxDecoded ?? 0)}`,
+        plan?.maxDecoded ?? 0,
+      );
+    case 'ETIMEOUT':
+      return new DomainError(
+        ErrorCode.DeadlineExceeded,
+        `the audio did not decode within ${plan?.timeoutSeconds ?? 0} s; the audio is too slow to decode`,
+        { limit: plan?.timeoutSeconds ?? 0 },
+      );
+    case 'EMEMORY':
+      return new DomainError(
+        ErrorCode.PayloadTooLarge,
+        `the audio needs too much memory to decode: ${message}`,
+      );
+    default:
+      return new DomainError(
+        ErrorCode.UnsupportedMedia,
+        `the audio could not be read: ${message}`,
+        {},
+        {
+          cause: error,
+        },
+      );
+  }
+}
+
+/** The in-process probe in ffprobe's JSON shape, so both paths go through the same checks. */
+function fromNativeProbe(native: NativeAudio, path: string, timeoutSeconds: number): AudioProbe {
+  let probe: NativeAudioProbe;
+  try {
+    probe = native.probeAudioFile(path, timeoutSeconds);
+  } catch (error) {
+    // ffprobe prints no stream for a file without audio; the caller refuses that.
+    if ((error as { code?: unknown }).code === 'ENOAUDIO') return { streams: [] };
+    throw nativeAudioError(error);
+  }
+  return {
+    streams: [{ sample_rate: String(probe.sampleRate), channels: probe.channels }],
+    ...(probe.duration === null ? {} : { format: { duration: String(probe.duration) } }),
+  };
+}
+
+function decodeInProcess(
+  native: NativeAudio,
+  path: string,
+  plan: PlanarDecode,
+): { sampleRate: number; channels: Float32Array[] } {
+  let channels: Float32Array[];
+  try {
+    channels = native.decodeAudioFile(path, plan.initialFrames, plan.capFrames, plan.timeoutSeconds);
+  } catch (error) {
+    throw nativeAudioError(error, plan);
+  }
+  if (channels.length !== plan.channelCount) {
+    throw new DomainError(
+      ErrorCode.UnsupportedMedia,
+      `the audio could not be read: it decodes to ${channels.length} channels, its header says ${plan.channelCount}`,
+    );
+  }
+  return { sampleRate: plan.sampleRate, channels };
 }
 
 interface PlanarDecode {

@@ -55,7 +55,12 @@ function photoLike(width: number, height: number, seed: number): Uint8Array {
 describe('ibllm_media addon', () => {
   it('is built and loads, with video', () => {
     const status = mediaNativeStatus();
-    expect(status, `ibllm_media: ${status.reason ?? ''}`).toEqual({ image: true, video: true, point: true });
+    expect(status, `ibllm_media: ${status.reason ?? ''}`).toEqual({
+      image: true,
+      video: true,
+      audio: true,
+      point: true,
+    });
   });
 
   it('decodes JPEGs to the same bytes as sharp (baseline, progressive, 4:4:4, 4:2:0, grey, odd sizes)', async () => {

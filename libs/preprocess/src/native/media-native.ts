@@ -4,11 +4,12 @@ import { join } from 'node:path';
  * The `ibllm_media` addon (libs/preprocess/native, built by `npm run build` with the system C
  * compiler): JPEG decoding with libjpeg-turbo, Pillow's resample loops, the video tensor's float
  * steps and the point grouping (FPS + kNN) in C; and its video module, `ibllm_media_av`, FFmpeg's
- * libraries in process. Every function here computes what the TypeScript / sharp / ffmpeg-CLI path
- * computes (the golden suites run both); it is only faster. When the module is not built (no
- * compiler or headers, or built with `IBLLM_NATIVE=off npm run build`, which removes it),
- * `mediaNative()` is undefined and the callers take the portable path; without the video module
- * (no FFmpeg headers at build time, or no libav* libraries where it runs) video uses the CLI.
+ * libraries in process for video and compressed audio. Every function here computes what the
+ * TypeScript / sharp / ffmpeg-CLI path computes (the golden suites run both); it is only faster.
+ * When the module is not built (no compiler or headers, or built with `IBLLM_NATIVE=off npm run
+ * build`, which removes it), `mediaNative()` is undefined and the callers take the portable path;
+ * without the video module (no FFmpeg headers at build time, or no libav* libraries where it runs)
+ * video and compressed audio use the CLI.
  */
 
 /** What the addon exports (native/module.c, and module-av.c for the video entry points). */
@@ -98,6 +99,26 @@ export interface MediaNative {
     timeoutSeconds: number,
   ) => Promise<Uint8Array | null>;
   readonly libavVersions?: () => Record<string, string>;
+  /** Present with the video module too (native/audio.c): ffprobe's view of the first audio stream. */
+  readonly probeAudioFile?: (path: string, timeoutSeconds: number) => NativeAudioProbe;
+  /**
+   * The first audio stream decoded to float32, one array per channel, as `ffmpeg -f f32le` writes
+   * it; throws EOVERFLOW past `capFrames` frames. Runs on the calling thread (a pool worker).
+   */
+  readonly decodeAudioFile?: (
+    path: string,
+    initialFrames: number,
+    capFrames: number,
+    timeoutSeconds: number,
+  ) => Float32Array[];
+}
+
+/** `ffprobe -select_streams a:0 -show_entries stream=sample_rate,channels:format=duration`. */
+export interface NativeAudioProbe {
+  readonly sampleRate: number;
+  readonly channels: number;
+  /** Seconds; null where the container does not say. */
+  readonly duration: number | null;
 }
 
 /** ffprobe's view of the first video stream and its packets, as the addon returns it. */
@@ -124,7 +145,7 @@ export const MEDIA_NATIVE_PATH = join(__dirname, '..', '..', 'native', 'build', 
 /** Its video module (FFmpeg's libraries), loaded beside it when it is there. */
 export const MEDIA_NATIVE_AV_PATH = join(__dirname, '..', '..', 'native', 'build', 'ibllm_media_av.node');
 /** native/media.h MEDIA_ABI_VERSION: a module built from other sources is refused. */
-const ABI_VERSION = 4;
+const ABI_VERSION = 5;
 
 let loaded: MediaNative | undefined;
 let tried = false;
@@ -177,7 +198,15 @@ export function mediaNative(): MediaNative | undefined {
     const av =
       load<
         Required<
-          Pick<MediaNative, 'abiVersion' | 'probeVideoPackets' | 'decodeVideoFrames' | 'libavVersions'>
+          Pick<
+            MediaNative,
+            | 'abiVersion'
+            | 'probeVideoPackets'
+            | 'decodeVideoFrames'
+            | 'libavVersions'
+            | 'probeAudioFile'
+            | 'decodeAudioFile'
+          >
         >
       >(MEDIA_NATIVE_AV_PATH);
     loaded = {
@@ -185,6 +214,8 @@ export function mediaNative(): MediaNative | undefined {
       probeVideoPackets: av.probeVideoPackets,
       decodeVideoFrames: av.decodeVideoFrames,
       libavVersions: av.libavVersions,
+      probeAudioFile: av.probeAudioFile,
+      decodeAudioFile: av.decodeAudioFile,
     };
   } catch (error) {
     videoWhy = loadFailure(error, MEDIA_NATIVE_AV_PATH);
@@ -197,15 +228,23 @@ export function mediaNative(): MediaNative | undefined {
 export function mediaNativeStatus(): {
   readonly image: boolean;
   readonly video: boolean;
+  /** Compressed audio (not WAV, which is always read in TypeScript) decoded in process. */
+  readonly audio: boolean;
   readonly point: boolean;
   readonly reason?: string;
 } {
   const native = mediaNative();
   if (native === undefined) {
-    return { image: false, video: false, point: false, reason: disabled ? 'turned off' : why };
+    return {
+      image: false,
+      video: false,
+      audio: false,
+      point: false,
+      reason: disabled ? 'turned off' : why,
+    };
   }
   if (native.decodeVideoFrames === undefined) {
-    return { image: true, video: false, point: true, reason: `video module ${videoWhy}` };
+    return { image: true, video: false, audio: false, point: true, reason: `video module ${videoWhy}` };
   }
-  return { image: true, video: true, point: true };
+  return { image: true, video: true, audio: true, point: true };
 }
