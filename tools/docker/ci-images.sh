@@ -330,10 +330,12 @@ for service in "${services[@]}"; do
   tmp_write="$(docker exec "$name" node -e "require('fs').writeFileSync('/tmp/.probe', 'x'); console.log('ok')")"
   [[ $tmp_write == ok ]] || { say "$service: /tmp is not writable"; exit 1; }
   # The ibllm_media addon loads where the service preprocesses with it (else it would fall back,
-  # correct but several times slower): both modules for images + video, the core one for points.
+  # correct but several times slower): both modules for images + video and for compressed audio,
+  # the core one for points.
   case "$service" in
-    encoder-vision) want_native='"image":true,"video":true,"point":true' ;;
-    encoder-point) want_native='"image":true,"video":false,"point":true' ;;
+    encoder-vision) want_native='"image":true,"video":true,"audio":true,"point":true' ;;
+    encoder-audio) want_native='"image":true,"video":true,"audio":true,"point":true' ;;
+    encoder-point) want_native='"image":true,"video":false,"audio":false,"point":true' ;;
     *) want_native='' ;;
   esac
   if [[ -n $want_native ]]; then

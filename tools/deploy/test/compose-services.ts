@@ -103,9 +103,9 @@ export function needsFfmpeg(service: string): boolean {
 }
 
 /**
- * Whether the service preprocesses with the ibllm_media addon (images, video frames, point
- * grouping), whose core module links libjpeg.so.62.
+ * Whether the service preprocesses with the ibllm_media addon (images, video frames, compressed
+ * audio, point grouping), whose core module links libjpeg.so.62.
  */
 export function needsMediaAddon(service: string): boolean {
-  return /'image'|'video'|'point'/.test(modalitiesOf(service));
+  return /'image'|'video'|'audio'|'point'/.test(modalitiesOf(service));
 }
