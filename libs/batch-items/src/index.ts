@@ -10,3 +10,9 @@ export {
   type ItemResult,
   type PlatformApi,
 } from './item-processor';
+export {
+  DEADLINE_SLACK_MS,
+  DEFAULT_EMBED_COALESCING,
+  EmbedCoalescer,
+  type EmbedCoalescingOptions,
+} from './embed-coalescer';

@@ -4,6 +4,8 @@ import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { callServerStream, callUnary, float32Tensor } from '@imagebind-llm/grpc-kit';
 import { isTransientSourceError, readSource, type MediaSourcePolicy } from '@imagebind-llm/media-source';
 import { gatewayV1, type retrieverV1 } from '@imagebind-llm/proto';
+import { EmbedCoalescer, type EmbedCoalescingOptions } from './embed-coalescer';
+import { sdkCall } from './sdk-call';
 
 /** What the gateway stored per item (services/gateway/src/batch/batch-jobs.service.ts). */
 interface StoredItem {
@@ -61,24 +63,19 @@ export interface PlatformApi {
   generate(request: GenerateItem, call: ApiCall): Promise<string>;
 }
 
-/** An item's call as SDK call options (deadline, cancellation, W3C trace context). */
-function sdkCall(call: ApiCall): {
-  signal: AbortSignal;
-  timeoutMs: number;
-  traceContext?: Record<string, string>;
-} {
-  return {
-    signal: call.signal,
-    timeoutMs: call.timeoutMs,
-    ...(call.trace === undefined ? {} : { traceContext: { ...call.trace } }),
-  };
-}
-
-/** The SDK driver of {@link PlatformApi}: calls the gateway over gRPC with the client's API key. */
-export function sdkPlatformApi(client: ImageBindClient): PlatformApi {
+/**
+ * The SDK driver of {@link PlatformApi}: calls the gateway over gRPC with the client's API key.
+ * Embeds of items running at the same time share EmbedMany calls ({@link EmbedCoalescer}); each
+ * item still gets exactly what its own Embed call would have given it.
+ */
+export function sdkPlatformApi(
+  client: ImageBindClient,
+  coalescing: EmbedCoalescingOptions = {},
+): PlatformApi {
+  const embeds = new EmbedCoalescer(client, coalescing);
   return {
     embed: async (inputs, call) => {
-      const r = await client.embed({ inputs, includeFused: true }, sdkCall(call));
+      const r = await embeds.embed({ inputs, includeFused: true }, call);
       return r.fused ?? r.embeddings[0]!.vector;
     },
     generate: async (request, call) => client.generate(request, sdkCall(call)).text(),

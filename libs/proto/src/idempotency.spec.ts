@@ -10,6 +10,7 @@ describe('idempotency from the contracts', () => {
     expect(idempotencyLevel('/imagebind.gateway.v1.BatchJobService/SubmitBatchJob')).toBe('IDEMPOTENT');
     expect(isIdempotent('/imagebind.decoder.v1.DecoderService/Tokenize')).toBe(true);
     expect(isIdempotent('/imagebind.gateway.v1.GatewayService/Embed')).toBe(true);
+    expect(isIdempotent('/imagebind.gateway.v1.GatewayService/EmbedMany')).toBe(true);
   });
 
   it('treats undeclared and unknown methods as unsafe to repeat', () => {

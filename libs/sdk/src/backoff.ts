@@ -38,11 +38,5 @@ export async function sleep(ms: number, signal: AbortSignal | undefined, request
 
 /** The error a call aborted through its AbortSignal ends with; `cause` is the abort reason. */
 export function cancelledError(signal: AbortSignal, requestId: string): ImageBindError {
-  return new ImageBindError({
-    code: 'CANCELLED',
-    details: 'the call was aborted by its AbortSignal',
-    domainCode: 'CANCELLED',
-    requestId,
-    cause: signal.reason,
-  });
+  return ImageBindError.aborted(signal, requestId);
 }

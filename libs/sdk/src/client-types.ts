@@ -1,4 +1,5 @@
 import type { commonV1, gatewayV1 } from '@imagebind-llm/proto';
+import type { ImageBindError } from './image-bind-error';
 
 type MultimodalInput = gatewayV1.MultimodalInput;
 
@@ -52,6 +53,14 @@ export interface EmbedResult {
   /** The cache-blended query, when the cache ran. */
   readonly cached?: Float32Array;
 }
+
+/**
+ * The outcome of one request of `embedMany`: what `embed` would have returned, or the
+ * ImageBindError it would have thrown (branch on it exactly as for `embed`).
+ */
+export type EmbedManyResult =
+  | { readonly ok: true; readonly result: EmbedResult }
+  | { readonly ok: false; readonly error: ImageBindError };
 
 export interface SearchRequest {
   /** The query inputs, fused as for generate. */

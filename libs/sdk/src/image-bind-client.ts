@@ -11,6 +11,7 @@ import {
 import type {
   BatchItemResult,
   BatchJobPage,
+  EmbedManyResult,
   EmbedRequest,
   EmbedResult,
   GenerateRequest,
@@ -20,7 +21,7 @@ import type {
   SubmitBatchJobRequest,
 } from './client-types';
 import { GenerateStream, toChunk, type GenerateChunk } from './generate-stream';
-import { ImageBindError } from './image-bind-error';
+import { grpcStatusName, ImageBindError } from './image-bind-error';
 import { decodeFloat32Bytes, decodeFloat32Tensor } from './tensor-decode';
 
 const gateway = gatewayV1.GatewayServiceService;
@@ -100,27 +101,61 @@ export class ImageBindClient {
 
   /** Embeds each input (and optionally their fusion and its cache-blended version). */
   async embed(request: EmbedRequest, options?: CallOptions): Promise<EmbedResult> {
-    const wire: gatewayV1.EmbedRequest = {
-      inputs: checkInputs(request?.inputs),
-      includeFused: checkOptional(request.includeFused, 'boolean', 'includeFused') ?? false,
-      cache: request.cache,
-    };
-    const normalize = checkOptional(request.normalize, 'boolean', 'normalize') ?? false;
+    const { wire, normalize } = toEmbedRequest(request);
     const call = withRequestId(options);
     const response = await this.runner.unary(gateway.embed, wire, call, this.options.timeoutMs);
-    return decodingResponse(call.requestId, () => ({
-      embeddings: response.embeddings.map((e, i) => {
-        const vector = decodeFloat32Tensor(
-          required(e.embedding, `embeddings[${i}].embedding`),
-          `embeddings[${i}]`,
-        ).values;
-        return { modality: e.modality, vector: normalize ? unitLength(vector) : vector };
-      }),
-      ...(response.fused === undefined ? {} : { fused: decodeFloat32Tensor(response.fused, 'fused').values }),
-      ...(response.cached === undefined
-        ? {}
-        : { cached: decodeFloat32Tensor(response.cached, 'cached').values }),
-    }));
+    return decodingResponse(call.requestId, () => toEmbedResult(response, normalize));
+  }
+
+  /**
+   * Embeds several independent requests in one call (the gateway's EmbedMany), which costs the
+   * client and the gateway much less than as many {@link embed} calls. Each request gets what
+   * `embed` would have given it: `{ ok: true, result }`, or `{ ok: false, error }` with the
+   * ImageBindError `embed` would have thrown (same `code`, `domainCode`, `details`, `field`,
+   * `retryAfterMs`; the request id is the call's). One failed request does not fail the others,
+   * and a request the SDK refuses before sending is not sent. The call itself can still fail as
+   * a whole, and then throws as `embed` does: deadline, cancellation, RESOURCE_EXHAUSTED from the
+   * rate limit (every request counts against it), UNAVAILABLE after the retries, or
+   * INVALID_ARGUMENT on `requests` when there are more than the gateway takes in one call
+   * (`GATEWAY_EMBED_MANY_MAX_REQUESTS`, default 64, and at most the API key's rate-limit burst).
+   */
+  async embedMany(requests: readonly EmbedRequest[], options?: CallOptions): Promise<EmbedManyResult[]> {
+    if (!Array.isArray(requests) || requests.length === 0) {
+      throw ImageBindError.invalidArgument('requests: pass at least one EmbedRequest', 'requests');
+    }
+    const outcomes: EmbedManyResult[] = new Array<EmbedManyResult>(requests.length);
+    const wire: gatewayV1.EmbedRequest[] = [];
+    const sent: { readonly index: number; readonly normalize: boolean }[] = [];
+    (requests as readonly unknown[]).forEach((request, index) => {
+      try {
+        const checked = toEmbedRequest(request as EmbedRequest);
+        wire.push(checked.wire);
+        sent.push({ index, normalize: checked.normalize });
+      } catch (error) {
+        if (!(error instanceof ImageBindError)) throw error;
+        outcomes[index] = { ok: false, error };
+      }
+    });
+    if (wire.length === 0) return outcomes;
+    const call = withRequestId(options);
+    const response = await this.runner.unary(
+      gateway.embedMany,
+      { requests: wire },
+      call,
+      this.options.timeoutMs,
+    );
+    decodingResponse(call.requestId, () => {
+      if (response.results.length !== wire.length) {
+        throw new ImageBindError({
+          code: 'INTERNAL',
+          details: `malformed response: ${response.results.length} results for ${wire.length} requests`,
+        });
+      }
+    });
+    sent.forEach(({ index, normalize }, k) => {
+      outcomes[index] = toEmbedManyResult(response.results[k]!, normalize, call.requestId);
+    });
+    return outcomes;
   }
 
   /** Finds the stored items nearest to the fused query of the inputs, best first. */
@@ -276,6 +311,68 @@ function decodingResponse<T>(requestId: string, decode: () => T): T {
   } catch (error) {
     if (!(error instanceof ImageBindError)) throw error;
     throw new ImageBindError({ code: error.code, details: error.details, requestId, cause: error });
+  }
+}
+
+/** An embed request checked and put in wire form; `normalize` stays on this side. */
+function toEmbedRequest(request: EmbedRequest): { wire: gatewayV1.EmbedRequest; normalize: boolean } {
+  return {
+    wire: {
+      inputs: checkInputs(request?.inputs),
+      includeFused: checkOptional(request.includeFused, 'boolean', 'includeFused') ?? false,
+      cache: request.cache,
+    },
+    normalize: checkOptional(request.normalize, 'boolean', 'normalize') ?? false,
+  };
+}
+
+function toEmbedResult(response: gatewayV1.EmbedResponse, normalize: boolean): EmbedResult {
+  return {
+    embeddings: response.embeddings.map((e, i) => {
+      const vector = decodeFloat32Tensor(
+        required(e.embedding, `embeddings[${i}].embedding`),
+        `embeddings[${i}]`,
+      ).values;
+      return { modality: e.modality, vector: normalize ? unitLength(vector) : vector };
+    }),
+    ...(response.fused === undefined ? {} : { fused: decodeFloat32Tensor(response.fused, 'fused').values }),
+    ...(response.cached === undefined
+      ? {}
+      : { cached: decodeFloat32Tensor(response.cached, 'cached').values }),
+  };
+}
+
+/**
+ * One EmbedMany result as embed would have ended: its decoded response, or the ImageBindError
+ * the same status would have become (the fields the trailers carry for embed travel in
+ * EmbedError here).
+ */
+function toEmbedManyResult(
+  result: gatewayV1.EmbedManyResult,
+  normalize: boolean,
+  requestId: string,
+): EmbedManyResult {
+  try {
+    const outcome = decodingResponse(requestId, () => required(result.result, 'results[].result'));
+    if (outcome.$case === 'response') {
+      return { ok: true, result: decodingResponse(requestId, () => toEmbedResult(outcome.value, normalize)) };
+    }
+    const e = outcome.value;
+    return {
+      ok: false,
+      error: new ImageBindError({
+        // A failure with status OK breaks the contract; gRPC itself reads unknown codes as UNKNOWN.
+        code: e.statusCode === 0 ? 'UNKNOWN' : grpcStatusName(e.statusCode),
+        details: e.message,
+        ...(e.code === '' ? {} : { domainCode: e.code }),
+        ...(e.field === '' ? {} : { field: e.field }),
+        ...(e.retryAfterMs === undefined ? {} : { retryAfterMs: e.retryAfterMs }),
+        requestId,
+      }),
+    };
+  } catch (error) {
+    if (!(error instanceof ImageBindError)) throw error;
+    return { ok: false, error };
   }
 }
 

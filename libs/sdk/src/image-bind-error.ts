@@ -69,6 +69,20 @@ export class ImageBindError extends Error {
       ...(cause === undefined ? {} : { cause }),
     });
   }
+
+  /**
+   * What a call aborted through its AbortSignal fails with (CANCELLED; `cause` is the signal's
+   * reason), also for a call that had not been sent yet.
+   */
+  static aborted(signal: AbortSignal, requestId?: string): ImageBindError {
+    return new ImageBindError({
+      code: 'CANCELLED',
+      details: 'the call was aborted by its AbortSignal',
+      domainCode: 'CANCELLED',
+      ...(requestId === undefined ? {} : { requestId }),
+      cause: signal.reason,
+    });
+  }
 }
 
 export function isImageBindError(error: unknown): error is ImageBindError {

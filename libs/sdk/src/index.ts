@@ -17,6 +17,7 @@ export type {
   BatchItemInput,
   BatchItemResult,
   BatchJobPage,
+  EmbedManyResult,
   EmbedRequest,
   EmbedResult,
   GenerateRequest,

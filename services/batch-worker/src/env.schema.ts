@@ -24,6 +24,10 @@ export const batchWorkerEnvSchema = {
     env.positiveInt(16, 1024),
     'items processed at once; enough to keep the encoders’ batchers full without a storm of calls',
   ),
+  EMBED_MANY_REQUESTS: envVar(
+    env.positiveInt(16, 1024),
+    "most item embeds sent together in one EmbedMany call (within the gateway's GATEWAY_EMBED_MANY_MAX_REQUESTS and the worker key's burst); 1 sends each item alone with Embed",
+  ),
   ITEM_ATTEMPTS: envVar(
     env.positiveInt(4, 50),
     'tries of an item that fails transiently (UNAVAILABLE, overload)',

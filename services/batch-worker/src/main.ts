@@ -59,7 +59,7 @@ async function main(): Promise<void> {
           ? undefined
           : createClient(retrieverV1.RetrieverServiceClient, env.RETRIEVER_TARGET);
       const processor = new ItemProcessor(
-        sdkPlatformApi(gateway),
+        sdkPlatformApi(gateway, { maxRequests: env.EMBED_MANY_REQUESTS }),
         retriever,
         {
           allowedHosts:

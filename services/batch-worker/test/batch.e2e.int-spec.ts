@@ -62,6 +62,27 @@ async function queueJobs(httpBase: string, state: string): Promise<number> {
   return Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
+/** Calls of a GatewayService method a process answered (any status), from its /metrics. */
+async function handledCalls(httpBase: string, method: string): Promise<number> {
+  const body = await (await fetch(`${httpBase}/metrics`)).text();
+  return body
+    .split('\n')
+    .filter(
+      (l) =>
+        l.startsWith('grpc_server_handled_total{') &&
+        l.includes('grpc_service="imagebind.gateway.v1.GatewayService"') &&
+        l.includes(`grpc_method="${method}"`),
+    )
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+  return max;
+}
+
 /**
  * A standalone gateway with the batch API on the real Redis under `prefix`, its in-process worker
  * off (the worker process under test runs the items), keys for tenant-a and the worker; `extra`
@@ -148,6 +169,16 @@ describe('batch jobs through the gateway and a worker process (real Redis)', () 
     expect(failed[0]?.kind === 'error' && failed[0].error.code).toBe('NOT_FOUND');
     const girl = results.find((r) => r.itemId === 'girl');
     expect(girl?.kind === 'embedding' && girl.embedding.length).toBe(1024);
+    // The worker sent the items' embeds together (EmbedMany, issue #16), and each item holds what
+    // its own Embed answers: the same encoders and fusion, only float32 rounding apart if a batch
+    // met the encoders in another order.
+    const t7 = results.find((r) => r.itemId === 't7');
+    const alone = await a.embed({ inputs: [text('item number 7')], includeFused: true });
+    expect(t7?.kind === 'embedding' && maxAbsDiff(t7.embedding, alone.fused!)).toBeLessThan(1e-5);
+    const manyCalls = await handledCalls(gateway.httpBase, 'EmbedMany');
+    expect(manyCalls).toBeGreaterThan(0);
+    expect(manyCalls).toBeLessThan(41); // fewer calls than embedded items
+    expect(await handledCalls(gateway.httpBase, 'Embed')).toBe(1); // only the one just above
     // The online API does not read the worker's file root: a bare path is refused there.
     const online = await a.embed({ inputs: [uri('image', 'girl.jpg')] }).then(
       () => undefined,

@@ -3,6 +3,7 @@ import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { describe, expect, it } from 'vitest';
 import { createAccessControl, exposureProblem, isLoopback, parseRateOverrides } from './access';
 import { gatewayEnvSchema } from './env.schema';
+import type { RedisRateLimiter } from './rest/redis-rate-limiter';
 
 describe('parseRateOverrides', () => {
   it('reads tenant:rpm[:burst] with a default burst of a tenth of the rate', () => {
@@ -46,6 +47,75 @@ describe('createAccessControl with GATEWAY_RATE_LIMIT_OVERRIDES', () => {
     expect((limited as DomainError).code).toBe(ErrorCode.RateLimited);
     for (let i = 0; i < 50; i++) expect(await access.admit(worker)).toBe('batch-worker');
     await expect(access.admit(worker)).rejects.toThrow(DomainError);
+  });
+});
+
+describe('createAccessControl counting the requests of one call (EmbedMany)', () => {
+  const env = parseEnv('gateway', gatewayEnvSchema, {
+    GATEWAY_API_KEYS: 'alice:alice-key-0123456789abcdef',
+    GATEWAY_RATE_LIMIT_RPM: '60',
+    GATEWAY_RATE_LIMIT_BURST: '10',
+  });
+  const alice = { authorization: 'Bearer alice-key-0123456789abcdef' };
+  const rejection = (promise: Promise<unknown>): Promise<DomainError> =>
+    promise.then(
+      () => {
+        throw new Error('expected a refusal');
+      },
+      (error: unknown) => error as DomainError,
+    );
+
+  it('spends a token per request, all or none: a call of many cannot outrun the limit', async () => {
+    const access = createAccessControl(env, { now: () => 1_000_000 });
+    expect(await access.admit(alice, 4)).toBe('alice');
+    expect(await access.admit(alice, 4)).toBe('alice');
+    // 2 tokens left: a call of 3 is refused whole and spends nothing ...
+    const limited = await rejection(access.admit(alice, 3));
+    expect(limited.code).toBe(ErrorCode.RateLimited);
+    expect(limited.details.retryAfterMs).toBe(1_000);
+    // ... so the 2 are still there for calls that fit.
+    expect(await access.admit(alice, 1)).toBe('alice');
+    expect(await access.admit(alice)).toBe('alice');
+    expect((await rejection(access.admit(alice))).code).toBe(ErrorCode.RateLimited);
+  });
+
+  it('refuses more requests than the burst with INVALID_INPUT on `requests`: waiting would not help', async () => {
+    const access = createAccessControl(env, { now: () => 1_000_000 });
+    const error = await rejection(access.admit(alice, 11));
+    expect(error.code).toBe(ErrorCode.InvalidInput);
+    expect(error.details.field).toBe('requests');
+    expect(error.message).toMatch(/11 requests in one call exceed the 10 .* send at most 10 per call/);
+    expect(await access.admit(alice, 10)).toBe('alice');
+  });
+
+  it("checks the key before counting, and before the call's shape", async () => {
+    const access = createAccessControl(env, { now: () => 1_000_000 });
+    expect((await rejection(access.admit({}, 11))).code).toBe(ErrorCode.Unauthenticated);
+    let asked = 0;
+    const shape = (): number => {
+      asked++;
+      throw DomainError.invalidInput('requests: 100 requests in one call; at most 64', 'requests');
+    };
+    expect((await rejection(access.admit({}, shape))).code).toBe(ErrorCode.Unauthenticated);
+    expect(asked).toBe(0);
+    expect((await rejection(access.admit(alice, shape))).code).toBe(ErrorCode.InvalidInput);
+    expect(asked).toBe(1);
+    // The refused shape spent no token: the whole burst is still there.
+    expect(await access.admit(alice, () => 10)).toBe('alice');
+  });
+
+  it('spends the same count from the shared (Redis) bucket', async () => {
+    const costs: number[] = [];
+    const shared = {
+      take: (_key: string, _limit: unknown, _fallback: unknown, cost = 1) => {
+        costs.push(cost);
+        return Promise.resolve({ allowed: true as const });
+      },
+    } as unknown as RedisRateLimiter;
+    const access = createAccessControl(env, { now: () => 1_000_000, shared });
+    await access.admit(alice, 7);
+    await access.admit(alice);
+    expect(costs).toEqual([7, 1]);
   });
 });
 

@@ -1,3 +1,4 @@
+import { DomainError } from '@imagebind-llm/errors';
 import type { GatewayEnv } from './env.schema';
 import { ApiKeyAuthenticator, keysFromEnv } from './rest/api-keys';
 import { RateLimiter, rateLimitedError } from './rest/rate-limiter';
@@ -25,8 +26,15 @@ export interface AccessControl {
   readonly required: boolean;
   /** Where the rate-limit buckets live: shared by every replica in Redis, or this process. */
   readonly rateLimitStore: 'redis' | 'memory';
-  /** Resolves with the tenant; rejects with UNAUTHENTICATED or RATE_LIMITED (with a retry hint). */
-  admit(credentials: Credentials): Promise<string>;
+  /**
+   * Resolves with the tenant; rejects with UNAUTHENTICATED or RATE_LIMITED (with a retry hint).
+   * `requests` is how many requests the call carries (EmbedMany's `requests`; 1 for every other
+   * call): each spends a token, all or none, so a call of many cannot outrun the per-key limit.
+   * As a function it is asked after authentication, so it may check the call's shape (throwing
+   * INVALID_INPUT) once the caller is known and before any token is spent. More than the key's
+   * burst can never be admitted at once: INVALID_INPUT naming `requests`.
+   */
+  admit(credentials: Credentials, requests?: number | (() => number)): Promise<string>;
 }
 
 /**
@@ -125,17 +133,26 @@ export function createAccessControl(env: GatewayEnv, options: AccessControlOptio
   return {
     required,
     rateLimitStore: shared === undefined ? 'memory' : 'redis',
-    async admit(credentials) {
+    async admit(credentials, count = 1) {
       const principal = authenticator.authenticate(credentials.authorization, credentials.apiKey);
+      const requests = typeof count === 'function' ? count() : count;
       const tenant = principal.tenant;
       const local = overrides.get(tenant) ?? limiter;
+      if (requests > local.burstSize) {
+        // Waiting would not help: the bucket never holds more than the burst.
+        throw DomainError.invalidInput(
+          `requests: ${requests} requests in one call exceed the ${local.burstSize} this API key's rate limit admits at once (its burst); send at most ${local.burstSize} per call`,
+          'requests',
+        );
+      }
       const decision =
         shared === undefined
-          ? local.take(tenant)
+          ? local.take(tenant, requests)
           : await shared.take(
               tenant,
               { requestsPerMinute: local.requestsPerMinute, burst: local.burstSize },
-              () => local.take(tenant),
+              () => local.take(tenant, requests),
+              requests,
             );
       if (!decision.allowed) throw rateLimitedError(decision.retryAfterMs, local.requestsPerMinute);
       return tenant;

@@ -89,6 +89,10 @@ export const gatewayEnvSchema = {
     'largest REST request body, in bytes (base64 media counts); larger ones get HTTP 413',
   ),
   GATEWAY_MAX_INPUTS: envVar(env.positiveInt(16, 1024), 'most multimodal inputs one request may carry'),
+  GATEWAY_EMBED_MANY_MAX_REQUESTS: envVar(
+    env.positiveInt(64, 1024),
+    'most Embed requests one EmbedMany call may carry (each also counts against the rate limit)',
+  ),
   GATEWAY_MAX_INPUT_BYTES: envVar(
     env.positiveInt(32 * 1024 * 1024, 1024 * 1024 * 1024),
     'largest single inline input (image, audio, video, point cloud), in bytes',

@@ -28,7 +28,8 @@ export class GatewayController implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   onModuleInit(): void {
-    const admit = (ctx: CallContext): Promise<string> => this.access.admit(credentialsOf(ctx));
+    const admit = (ctx: CallContext, requests?: number | (() => number)): Promise<string> =>
+      this.access.admit(credentialsOf(ctx), requests);
     const gateway = this.gateway;
     this.server.addService(SERVICE_NAMES.gateway, gatewayV1.GatewayServiceService, {
       generate: async function* (request, ctx) {
@@ -38,6 +39,12 @@ export class GatewayController implements OnModuleInit, OnApplicationShutdown {
       embed: async (request, ctx) => {
         await admit(ctx);
         return gateway.embed(request, ctx);
+      },
+      embedMany: async (request, ctx) => {
+        // Who calls, then the call's shape (no token spent on a call that cannot run), then one
+        // token per request.
+        await admit(ctx, () => gateway.checkEmbedMany(request));
+        return gateway.embedMany(request, ctx);
       },
       search: async (request, ctx) => {
         await admit(ctx);

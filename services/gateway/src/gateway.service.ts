@@ -1,6 +1,14 @@
+import { getMaxListeners, setMaxListeners } from 'node:events';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { Inject, Injectable } from '@nestjs/common';
-import { DomainError } from '@imagebind-llm/errors';
-import { float32Tensor } from '@imagebind-llm/grpc-kit';
+import {
+  DomainError,
+  ERROR_CODE_TRAILER,
+  ERROR_FIELD_TRAILER,
+  ErrorCode,
+  RETRY_AFTER_TRAILER,
+} from '@imagebind-llm/errors';
+import { float32Tensor, toGrpcStatus } from '@imagebind-llm/grpc-kit';
 import { commonV1, gatewayV1 } from '@imagebind-llm/proto';
 import {
   answer,
@@ -17,6 +25,7 @@ import { MediaFetcher } from './media-fetcher';
 import {
   readPrecomputedEmbedding,
   validateCache,
+  validateEmbedManyRequest,
   validateGenerateRequest,
   validateInputs,
   type RequestLimits,
@@ -35,6 +44,7 @@ export const SERVED_MODEL_ID = 'imagebind-llm';
 @Injectable()
 export class GatewayService {
   private readonly limits: RequestLimits;
+  private readonly maxEmbedManyRequests: number;
   private readonly fetcher: MediaFetcher;
   private readonly resumeAttempts: number;
 
@@ -43,6 +53,7 @@ export class GatewayService {
     @Inject(BACKENDS) private readonly backends: PlatformBackends,
   ) {
     this.limits = { maxInputs: env.GATEWAY_MAX_INPUTS, maxInputBytes: env.GATEWAY_MAX_INPUT_BYTES };
+    this.maxEmbedManyRequests = env.GATEWAY_EMBED_MANY_MAX_REQUESTS;
     this.fetcher = new MediaFetcher(
       env.GATEWAY_FETCH_ALLOWED_HOSTS,
       env.GATEWAY_MAX_INPUT_BYTES,
@@ -130,6 +141,41 @@ export class GatewayService {
     };
   }
 
+  /**
+   * Checks an EmbedMany call's shape (1..GATEWAY_EMBED_MANY_MAX_REQUESTS requests) and returns how
+   * many requests it carries, which admission counts against the rate limit.
+   */
+  checkEmbedMany(request: gatewayV1.EmbedManyRequest): number {
+    validateEmbedManyRequest(request, this.maxEmbedManyRequests);
+    return request.requests.length;
+  }
+
+  /**
+   * Runs each request through {@link embed}, side by side (the encoders' batchers see them as
+   * concurrent Embed calls), and answers each with its response or with the status Embed would
+   * have answered it with: one failed request does not fail the others. The call's deadline and
+   * cancellation apply to all of them.
+   */
+  async embedMany(
+    request: gatewayV1.EmbedManyRequest,
+    ctx: HopContext,
+  ): Promise<gatewayV1.EmbedManyResponse> {
+    const count = this.checkEmbedMany(request);
+    // Every request's hops listen on the one call signal: no leak warning at Node's default of 10.
+    setMaxListeners(Math.max(getMaxListeners(ctx.signal), 10 + 4 * count), ctx.signal);
+    const results = await Promise.all(
+      request.requests.map(async (one, index): Promise<gatewayV1.EmbedManyResult> => {
+        try {
+          return { result: { $case: 'response', value: await this.embed(one, ctx) } };
+        } catch (error) {
+          logRequestFailure(ctx, index, error);
+          return { result: { $case: 'error', value: embedErrorOf(error, ctx.requestId) } };
+        }
+      }),
+    );
+    return { results };
+  }
+
   async search(request: gatewayV1.SearchRequest, ctx: HopContext): Promise<gatewayV1.SearchResponse> {
     validateInputs(request.inputs, this.limits);
     if (request.k !== undefined && (request.k < 1 || request.k > 1000)) {
@@ -164,5 +210,39 @@ export class GatewayService {
       ready = false;
     }
     return { models: [{ name: SERVED_MODEL_ID, version, ready }] };
+  }
+}
+
+/**
+ * One EmbedMany request's failure as the status Embed would have answered it with: the same
+ * mapping (libs/grpc-kit `toGrpcStatus`), read back from the trailers it writes, so the code,
+ * message, field and retry hint cannot drift from Embed's. Anything but a DomainError is INTERNAL
+ * with the generic message and the request id, as for Embed.
+ */
+function embedErrorOf(error: unknown, requestId: string): gatewayV1.EmbedError {
+  const status = toGrpcStatus(error, requestId);
+  const trailer = (key: string): string => {
+    const value = status.metadata?.get(key)[0];
+    return typeof value === 'string' ? value : '';
+  };
+  const retryAfterMs = Number(trailer(RETRY_AFTER_TRAILER) || NaN);
+  return {
+    code: trailer(ERROR_CODE_TRAILER) || ErrorCode.Internal,
+    message: status.details ?? '',
+    field: trailer(ERROR_FIELD_TRAILER),
+    ...(Number.isFinite(retryAfterMs) ? { retryAfterMs } : {}),
+    statusCode: status.code ?? GrpcStatus.INTERNAL,
+  };
+}
+
+/** Logs one EmbedMany request's failure as the handler logs a failed Embed call. */
+function logRequestFailure(ctx: HopContext, index: number, error: unknown): void {
+  if (error instanceof DomainError) {
+    ctx.logger.info({ request: index, code: error.code, details: error.details }, error.message);
+  } else {
+    ctx.logger.error(
+      { request: index, err: error },
+      'unhandled error in an EmbedMany request; returned INTERNAL',
+    );
   }
 }

@@ -42,6 +42,21 @@ function checkRange(field: string, value: number | undefined, range: LimitRange,
   throw invalid(field, `must be ${describeLimit(range)}${why}, got ${value}`);
 }
 
+/**
+ * Checks the shape of an EmbedMany call: 1..`maxRequests` requests. Each request is checked on
+ * its own later, as Embed checks it, so a bad one fails alone.
+ */
+export function validateEmbedManyRequest(request: gatewayV1.EmbedManyRequest, maxRequests: number): void {
+  const count = request.requests.length;
+  if (count === 0) throw invalid('requests', 'at least one Embed request is required');
+  if (count > maxRequests) {
+    throw invalid(
+      'requests',
+      `${count} requests exceed the limit of ${maxRequests} per EmbedMany call (GATEWAY_EMBED_MANY_MAX_REQUESTS); split the call`,
+    );
+  }
+}
+
 /** Checks the weighted inputs shared by Generate, Embed and Search. */
 export function validateInputs(inputs: readonly gatewayV1.MultimodalInput[], limits: RequestLimits): void {
   if (inputs.length === 0) {

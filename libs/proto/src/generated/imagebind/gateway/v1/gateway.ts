@@ -248,6 +248,62 @@ export interface EmbedResponse {
   cached?: Tensor | undefined;
 }
 
+/** EmbedManyRequest is several Embed requests sent together. */
+export interface EmbedManyRequest {
+  /**
+   * The requests, at least one and at most the gateway's limit (GATEWAY_EMBED_MANY_MAX_REQUESTS).
+   * Each is checked and run on its own, as if it had been sent alone.
+   */
+  requests: EmbedRequest[];
+}
+
+/**
+ * EmbedError is why one request of an EmbedMany call failed: the status Embed would have
+ * answered that request with.
+ */
+export interface EmbedError {
+  /** Stable domain code, as Embed's `ibllm-error-code` trailer would carry it, e.g. "INVALID_INPUT". */
+  code: string;
+  /** Human-readable reason: Embed's status message. */
+  message: string;
+  /**
+   * Offending field within this request (`ibllm-error-field`), e.g. "inputs[0].weight"; empty
+   * when none.
+   */
+  field: string;
+  /**
+   * Milliseconds after which the request may succeed when retried (`ibllm-retry-after-ms`);
+   * unset when the server gave no hint.
+   */
+  retryAfterMs?:
+    | number
+    | undefined;
+  /**
+   * The gRPC status code Embed would have answered with (google.rpc.Code), e.g. 3 for
+   * INVALID_ARGUMENT; never 0.
+   */
+  statusCode: number;
+}
+
+/** EmbedManyResult is the outcome of one request of an EmbedMany call. */
+export interface EmbedManyResult {
+  /** Exactly one is set. */
+  result?:
+    | //
+    /** What Embed would have returned. */
+    { $case: "response"; value: EmbedResponse }
+    | //
+    /** Why the request failed. */
+    { $case: "error"; value: EmbedError }
+    | undefined;
+}
+
+/** EmbedManyResponse answers every request of an EmbedMany call, in request order. */
+export interface EmbedManyResponse {
+  /** results[i] belongs to requests[i]. */
+  results: EmbedManyResult[];
+}
+
 /** SearchRequest is a cross-modal search. */
 export interface SearchRequest {
   /** The query inputs, fused as for Generate. */
@@ -1628,6 +1684,390 @@ export const EmbedResponse: MessageFns<EmbedResponse> = {
   },
 };
 
+function createBaseEmbedManyRequest(): EmbedManyRequest {
+  return { requests: [] };
+}
+
+export const EmbedManyRequest: MessageFns<EmbedManyRequest> = {
+  encode(message: EmbedManyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requests) {
+      EmbedRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmbedManyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmbedManyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requests.push(EmbedRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EmbedManyRequest {
+    return {
+      requests: globalThis.Array.isArray(object?.requests)
+        ? object.requests.map((e: any) => EmbedRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: EmbedManyRequest): unknown {
+    const obj: any = {};
+    if (message.requests?.length) {
+      obj.requests = message.requests.map((e) => EmbedRequest.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EmbedManyRequest>, I>>(base?: I): EmbedManyRequest {
+    return EmbedManyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EmbedManyRequest>, I>>(object: I): EmbedManyRequest {
+    const message = createBaseEmbedManyRequest();
+    message.requests = object.requests?.map((e) => EmbedRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseEmbedError(): EmbedError {
+  return { code: "", message: "", field: "", retryAfterMs: undefined, statusCode: 0 };
+}
+
+export const EmbedError: MessageFns<EmbedError> = {
+  encode(message: EmbedError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== "") {
+      writer.uint32(10).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    if (message.field !== "") {
+      writer.uint32(26).string(message.field);
+    }
+    if (message.retryAfterMs !== undefined) {
+      writer.uint32(32).uint32(message.retryAfterMs);
+    }
+    if (message.statusCode !== 0) {
+      writer.uint32(40).int32(message.statusCode);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmbedError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmbedError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.field = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.retryAfterMs = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.statusCode = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EmbedError {
+    return {
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      field: isSet(object.field) ? globalThis.String(object.field) : "",
+      retryAfterMs: isSet(object.retryAfterMs)
+        ? globalThis.Number(object.retryAfterMs)
+        : isSet(object.retry_after_ms)
+        ? globalThis.Number(object.retry_after_ms)
+        : undefined,
+      statusCode: isSet(object.statusCode)
+        ? globalThis.Number(object.statusCode)
+        : isSet(object.status_code)
+        ? globalThis.Number(object.status_code)
+        : 0,
+    };
+  },
+
+  toJSON(message: EmbedError): unknown {
+    const obj: any = {};
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.field !== "") {
+      obj.field = message.field;
+    }
+    if (message.retryAfterMs !== undefined) {
+      obj.retryAfterMs = Math.round(message.retryAfterMs);
+    }
+    if (message.statusCode !== 0) {
+      obj.statusCode = Math.round(message.statusCode);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EmbedError>, I>>(base?: I): EmbedError {
+    return EmbedError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EmbedError>, I>>(object: I): EmbedError {
+    const message = createBaseEmbedError();
+    message.code = object.code ?? "";
+    message.message = object.message ?? "";
+    message.field = object.field ?? "";
+    message.retryAfterMs = object.retryAfterMs ?? undefined;
+    message.statusCode = object.statusCode ?? 0;
+    return message;
+  },
+};
+
+function createBaseEmbedManyResult(): EmbedManyResult {
+  return { result: undefined };
+}
+
+export const EmbedManyResult: MessageFns<EmbedManyResult> = {
+  encode(message: EmbedManyResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.result?.$case) {
+      case "response":
+        EmbedResponse.encode(message.result.value, writer.uint32(10).fork()).join();
+        break;
+      case "error":
+        EmbedError.encode(message.result.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmbedManyResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmbedManyResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.result = { $case: "response", value: EmbedResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = { $case: "error", value: EmbedError.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EmbedManyResult {
+    return {
+      result: isSet(object.response)
+        ? { $case: "response", value: EmbedResponse.fromJSON(object.response) }
+        : isSet(object.error)
+        ? { $case: "error", value: EmbedError.fromJSON(object.error) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: EmbedManyResult): unknown {
+    const obj: any = {};
+    if (message.result?.$case === "response") {
+      obj.response = EmbedResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "error") {
+      obj.error = EmbedError.toJSON(message.result.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EmbedManyResult>, I>>(base?: I): EmbedManyResult {
+    return EmbedManyResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EmbedManyResult>, I>>(object: I): EmbedManyResult {
+    const message = createBaseEmbedManyResult();
+    switch (object.result?.$case) {
+      case "response": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "response", value: EmbedResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "error": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "error", value: EmbedError.fromPartial(object.result.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseEmbedManyResponse(): EmbedManyResponse {
+  return { results: [] };
+}
+
+export const EmbedManyResponse: MessageFns<EmbedManyResponse> = {
+  encode(message: EmbedManyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      EmbedManyResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmbedManyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmbedManyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(EmbedManyResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EmbedManyResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => EmbedManyResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: EmbedManyResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => EmbedManyResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EmbedManyResponse>, I>>(base?: I): EmbedManyResponse {
+    return EmbedManyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EmbedManyResponse>, I>>(object: I): EmbedManyResponse {
+    const message = createBaseEmbedManyResponse();
+    message.results = object.results?.map((e) => EmbedManyResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseSearchRequest(): SearchRequest {
   return { inputs: [], k: undefined, collection: "" };
 }
@@ -2271,6 +2711,20 @@ export const GatewayServiceDefinition = {
       responseStream: false,
       options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
     },
+    /**
+     * EmbedMany runs several independent Embed requests in one call, each exactly as Embed would
+     * (validation, limits, results): a request that fails gets its own error in the response and
+     * does not fail the others. Admission counts every request against the caller's rate limit.
+     * The number of requests per call is limited (GATEWAY_EMBED_MANY_MAX_REQUESTS, default 64).
+     */
+    embedMany: {
+      name: "EmbedMany",
+      requestType: EmbedManyRequest as typeof EmbedManyRequest,
+      requestStream: false,
+      responseType: EmbedManyResponse as typeof EmbedManyResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
     /** Search finds the stored items nearest to the fused query of the inputs (any modality). */
     search: {
       name: "Search",
@@ -2326,6 +2780,21 @@ export const GatewayServiceService = {
     responseSerialize: (value: EmbedResponse): Buffer => Buffer.from(EmbedResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EmbedResponse => EmbedResponse.decode(value),
   },
+  /**
+   * EmbedMany runs several independent Embed requests in one call, each exactly as Embed would
+   * (validation, limits, results): a request that fails gets its own error in the response and
+   * does not fail the others. Admission counts every request against the caller's rate limit.
+   * The number of requests per call is limited (GATEWAY_EMBED_MANY_MAX_REQUESTS, default 64).
+   */
+  embedMany: {
+    path: "/imagebind.gateway.v1.GatewayService/EmbedMany" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EmbedManyRequest): Buffer => Buffer.from(EmbedManyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EmbedManyRequest => EmbedManyRequest.decode(value),
+    responseSerialize: (value: EmbedManyResponse): Buffer => Buffer.from(EmbedManyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EmbedManyResponse => EmbedManyResponse.decode(value),
+  },
   /** Search finds the stored items nearest to the fused query of the inputs (any modality). */
   search: {
     path: "/imagebind.gateway.v1.GatewayService/Search" as const,
@@ -2359,6 +2828,13 @@ export interface GatewayServiceServer extends UntypedServiceImplementation {
    * cache-blended queries.
    */
   embed: handleUnaryCall<EmbedRequest, EmbedResponse>;
+  /**
+   * EmbedMany runs several independent Embed requests in one call, each exactly as Embed would
+   * (validation, limits, results): a request that fails gets its own error in the response and
+   * does not fail the others. Admission counts every request against the caller's rate limit.
+   * The number of requests per call is limited (GATEWAY_EMBED_MANY_MAX_REQUESTS, default 64).
+   */
+  embedMany: handleUnaryCall<EmbedManyRequest, EmbedManyResponse>;
   /** Search finds the stored items nearest to the fused query of the inputs (any modality). */
   search: handleUnaryCall<SearchRequest, SearchResponse>;
   /** ListModels lists the model components the deployment serves. */
@@ -2394,6 +2870,27 @@ export interface GatewayServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EmbedResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * EmbedMany runs several independent Embed requests in one call, each exactly as Embed would
+   * (validation, limits, results): a request that fails gets its own error in the response and
+   * does not fail the others. Admission counts every request against the caller's rate limit.
+   * The number of requests per call is limited (GATEWAY_EMBED_MANY_MAX_REQUESTS, default 64).
+   */
+  embedMany(
+    request: EmbedManyRequest,
+    callback: (error: ServiceError | null, response: EmbedManyResponse) => void,
+  ): ClientUnaryCall;
+  embedMany(
+    request: EmbedManyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EmbedManyResponse) => void,
+  ): ClientUnaryCall;
+  embedMany(
+    request: EmbedManyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EmbedManyResponse) => void,
   ): ClientUnaryCall;
   /** Search finds the stored items nearest to the fused query of the inputs (any modality). */
   search(
