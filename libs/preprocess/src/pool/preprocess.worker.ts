@@ -9,9 +9,10 @@ import {
 } from './preprocess-task';
 
 /**
- * Worker thread of the PreprocessPool: one task at a time, in order. The pool starts it with the
- * limits as `workerData`; each request is `{ id, task }` and each answer `{ id, output }` with the
- * output's buffers transferred, or `{ id, error }`.
+ * Worker thread of the PreprocessPool: one task at a time, in order (the pool may send the next
+ * before this one finishes). The pool starts it with the limits as `workerData`; each request is
+ * `{ id, task }` and each answer `{ id, output }` with the output's buffers transferred, or
+ * `{ id, error }`.
  */
 const port = parentPort;
 if (port === null) throw new Error('preprocess.worker runs as a worker thread of PreprocessPool');
@@ -28,8 +29,10 @@ try {
   // Not permitted here: run at the inherited priority.
 }
 
+// One task at a time, in the order sent: the pool may send the next before this one finishes.
+let previous: Promise<void> = Promise.resolve();
 port.on('message', (message: { id: number; task: PreprocessTask }) => {
-  void (async () => {
+  previous = previous.then(async () => {
     try {
       const output = await runPreprocessTask(message.task, limits);
       try {
@@ -41,5 +44,5 @@ port.on('message', (message: { id: number; task: PreprocessTask }) => {
     } catch (error) {
       port.postMessage({ id: message.id, error: serializeError(error) });
     }
-  })();
+  });
 });
