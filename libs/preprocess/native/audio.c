@@ -25,10 +25,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "av-util.h"
 #include "media.h"
 #include "napi-util.h"
 
-#define PATH_CAP 4096
+#define PATH_CAP AV_PATH_CAP
 
 static double now_seconds(void) {
   struct timespec ts;
@@ -38,28 +39,17 @@ static double now_seconds(void) {
 
 static void throw_av(napi_env env, const char *code, const char *what, int averr) {
   char message[512];
-  if (averr != 0) {
-    char text[AV_ERROR_MAX_STRING_SIZE] = {0};
-    av_strerror(averr, text, sizeof text);
-    snprintf(message, sizeof message, "%s: %s", what, text);
-  } else {
-    snprintf(message, sizeof message, "%s", what);
-  }
+  ibllm_av_error_text(message, sizeof message, what, averr);
   throw_coded(env, code, message);
 }
 
 /*
- * Opens `file:<path>` (only the file protocol) and reads the stream information as ffprobe and
- * ffmpeg do; the index of the first audio stream (`a:0`), or -1 with a pending exception.
+ * Opens the file (only the file protocol, ibllm_open_media_file) and reads the stream information
+ * as ffprobe and ffmpeg do; the index of the first audio stream (`a:0`), or -1 with a pending exception.
  */
 static int open_audio(napi_env env, const char *path, AVFormatContext **out) {
-  char url[PATH_CAP + 8];
-  snprintf(url, sizeof url, "file:%s", path);
-  AVDictionary *opts = NULL;
-  av_dict_set(&opts, "protocol_whitelist", "file", 0);
   AVFormatContext *fmt = NULL;
-  int ret = avformat_open_input(&fmt, url, NULL, &opts);
-  av_dict_free(&opts);
+  int ret = ibllm_open_media_file(path, &fmt);
   if (ret < 0) {
     throw_av(env, "EMEDIA", "cannot open the audio", ret);
     return -1;

@@ -25,7 +25,7 @@ const out = join(here, 'build', 'ibllm_media.node');
 const outAv = join(here, 'build', 'ibllm_media_av.node');
 const required = process.env.IBLLM_NATIVE_REQUIRED === '1';
 const sources = ['module.c', 'napi-util.c', 'image.c', 'video-tensor.c', 'point.c'];
-const sourcesAv = ['module-av.c', 'napi-util.c', 'video.c', 'audio.c'];
+const sourcesAv = ['module-av.c', 'napi-util.c', 'av-util.c', 'video.c', 'audio.c'];
 
 function give(reason) {
   const fix =
@@ -48,9 +48,9 @@ if (process.env.IBLLM_NATIVE === 'off') {
 }
 
 // Up to date: both built, newer than every source and this script.
-const inputs = [...new Set([...sources, ...sourcesAv, 'napi-util.h', 'media.h', 'build.mjs'])].map((f) =>
-  join(here, f),
-);
+const inputs = [
+  ...new Set([...sources, ...sourcesAv, 'napi-util.h', 'media.h', 'av-util.h', 'build.mjs']),
+].map((f) => join(here, f));
 if (existsSync(out) && existsSync(outAv)) {
   const built = Math.min(statSync(out).mtimeMs, statSync(outAv).mtimeMs);
   if (inputs.every((f) => statSync(f).mtimeMs <= built) && process.env.IBLLM_NATIVE_REBUILD !== '1') {

@@ -24,10 +24,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "av-util.h"
 #include "media.h"
 #include "napi-util.h"
 
-#define PATH_CAP 4096
+#define PATH_CAP AV_PATH_CAP
 
 static double clock_seconds(void) {
   struct timespec ts;
@@ -42,25 +43,14 @@ struct job_error {
 
 static void set_error(struct job_error *e, const char *code, const char *what, int averr) {
   e->code = code;
-  if (averr != 0) {
-    char text[AV_ERROR_MAX_STRING_SIZE] = {0};
-    av_strerror(averr, text, sizeof text);
-    snprintf(e->message, sizeof e->message, "%s: %s", what, text);
-  } else {
-    snprintf(e->message, sizeof e->message, "%s", what);
-  }
+  ibllm_av_error_text(e->message, sizeof e->message, what, averr);
 }
 
 /* Opens `file:<path>` with only the file protocol allowed; the first video stream's index or -1. */
 static int open_input(const char *path, int64_t max_pixels, int find_info, AVFormatContext **out,
                       struct job_error *err) {
-  char url[PATH_CAP + 8];
-  snprintf(url, sizeof url, "file:%s", path);
-  AVDictionary *opts = NULL;
-  av_dict_set(&opts, "protocol_whitelist", "file", 0);
   AVFormatContext *fmt = NULL;
-  int ret = avformat_open_input(&fmt, url, NULL, &opts);
-  av_dict_free(&opts);
+  int ret = ibllm_open_media_file(path, &fmt);
   if (ret < 0) {
     set_error(err, "EMEDIA", "cannot open the video", ret);
     return -1;

@@ -1,36 +1,12 @@
 import { type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { type gatewayV1 } from '@imagebind-llm/proto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { BatchJobKind, BatchJobState, ImageBindClient, ImageBindError, text, uri } from './index';
-import {
-  batchJob,
-  float32Bytes,
-  startFakeGateway,
-  type FakeGateway,
-  type FakeHandlers,
-} from './testing/fake-gateway';
+import { describe, expect, it } from 'vitest';
+import { BatchJobKind, BatchJobState, text, uri } from './index';
+import { batchJob, float32Bytes } from './testing/fake-gateway';
+import { fakeGatewaySetup, imageBindRejection } from './testing/client-setup';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function setup(handlers: FakeHandlers): Promise<{ fake: FakeGateway; client: ImageBindClient }> {
-  const fake = await startFakeGateway(handlers);
-  cleanups.push(() => fake.stop());
-  const client = new ImageBindClient({ addresses: fake.address });
-  cleanups.push(() => client.close());
-  return { fake, client };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ImageBindError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof ImageBindError)) throw new Error(`expected an ImageBindError, got ${String(error)}`);
-  return error;
-}
+const setup = fakeGatewaySetup();
+const rejection = imageBindRejection;
 
 describe('batch jobs', () => {
   it('submits a job with its items and options and returns the job', async () => {

@@ -3,49 +3,16 @@ import { DomainError } from '@imagebind-llm/errors';
 // The platform's own status mapping, so these tests read what a real gateway writes.
 import { toGrpcStatus } from '@imagebind-llm/grpc-kit';
 import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  ImageBindClient,
-  ImageBindError,
-  text,
-  type EmbedManyResult,
-  type ImageBindClientOptions,
-} from './index';
-import {
-  float32Tensor,
-  metadataValue,
-  startFakeGateway,
-  type FakeGateway,
-  type FakeHandlers,
-} from './testing/fake-gateway';
+import { describe, expect, it } from 'vitest';
+import { type ImageBindError, text, type EmbedManyResult } from './index';
+import { float32Tensor, metadataValue, type FakeHandlers } from './testing/fake-gateway';
+import { fakeGatewaySetup, imageBindRejection } from './testing/client-setup';
 
 type EmbedManyCall = ServerUnaryCall<gatewayV1.EmbedManyRequest, gatewayV1.EmbedManyResponse>;
 type EmbedCall = ServerUnaryCall<gatewayV1.EmbedRequest, gatewayV1.EmbedResponse>;
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function setup(
-  handlers: FakeHandlers,
-  options: Partial<ImageBindClientOptions> = {},
-): Promise<{ fake: FakeGateway; client: ImageBindClient }> {
-  const fake = await startFakeGateway(handlers);
-  cleanups.push(() => fake.stop());
-  const client = new ImageBindClient({ addresses: fake.address, ...options });
-  cleanups.push(() => client.close());
-  return { fake, client };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ImageBindError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof ImageBindError)) throw new Error(`expected an ImageBindError, got ${String(error)}`);
-  return error;
-}
+const setup = fakeGatewaySetup();
+const rejection = imageBindRejection;
 
 /** The text of a request's first input. */
 function textOf(request: gatewayV1.EmbedRequest): string {

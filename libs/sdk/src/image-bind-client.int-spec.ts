@@ -3,18 +3,10 @@ import { DomainError } from '@imagebind-llm/errors';
 // The platform's own status mapping, so these tests read what a real gateway writes.
 import { toGrpcStatus } from '@imagebind-llm/grpc-kit';
 import { commonV1, type gatewayV1 } from '@imagebind-llm/proto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ImageBindClient, ImageBindError, image, text, type ImageBindClientOptions } from './index';
-import {
-  failStream,
-  finalToken,
-  float32Tensor,
-  metadataValue,
-  startFakeGateway,
-  token,
-  type FakeGateway,
-  type FakeHandlers,
-} from './testing/fake-gateway';
+import { describe, expect, it } from 'vitest';
+import { image, text } from './index';
+import { failStream, finalToken, float32Tensor, metadataValue, token } from './testing/fake-gateway';
+import { fakeGatewaySetup, imageBindRejection } from './testing/client-setup';
 
 type GenerateCall = ServerWritableStream<gatewayV1.GenerateRequest, gatewayV1.GenerateResponse>;
 
@@ -22,30 +14,8 @@ const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
 const REQUEST = { inputs: [image(PNG), text('a cat')], instruction: 'What is this?' };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function setup(
-  handlers: FakeHandlers,
-  options: Partial<ImageBindClientOptions> = {},
-): Promise<{ fake: FakeGateway; client: ImageBindClient }> {
-  const fake = await startFakeGateway(handlers);
-  cleanups.push(() => fake.stop());
-  const client = new ImageBindClient({ addresses: fake.address, ...options });
-  cleanups.push(() => client.close());
-  return { fake, client };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ImageBindError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof ImageBindError)) throw new Error(`expected an ImageBindError, got ${String(error)}`);
-  return error;
-}
+const setup = fakeGatewaySetup();
+const rejection = imageBindRejection;
 
 /** Streams `first`, then keeps the call open until the client goes away. */
 function openAfter(first: string): (call: GenerateCall) => void {

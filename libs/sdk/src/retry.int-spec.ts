@@ -1,7 +1,7 @@
 import { Metadata, status, type ServerWritableStream } from '@grpc/grpc-js';
 import { commonV1, gatewayV1 } from '@imagebind-llm/proto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { BatchJobKind, ImageBindClient, ImageBindError, text } from './index';
+import { describe, expect, it } from 'vitest';
+import { BatchJobKind, text } from './index';
 import {
   batchJob,
   failStream,
@@ -9,11 +9,9 @@ import {
   float32Bytes,
   float32Tensor,
   metadataValue,
-  startFakeGateway,
   token,
-  type FakeGateway,
-  type FakeHandlers,
 } from './testing/fake-gateway';
+import { fakeGatewaySetup, imageBindRejection } from './testing/client-setup';
 
 type GenerateCall = ServerWritableStream<gatewayV1.GenerateRequest, gatewayV1.GenerateResponse>;
 type ResultsCall = ServerWritableStream<
@@ -26,27 +24,8 @@ const INPUTS = [text('a dog')];
 // Tiny backoffs keep the suite fast; the backoff arithmetic has its own small test.
 const RETRY = { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 4 };
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function setup(handlers: FakeHandlers): Promise<{ fake: FakeGateway; client: ImageBindClient }> {
-  const fake = await startFakeGateway(handlers);
-  cleanups.push(() => fake.stop());
-  const client = new ImageBindClient({ addresses: fake.address, retry: RETRY });
-  cleanups.push(() => client.close());
-  return { fake, client };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ImageBindError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof ImageBindError)) throw new Error(`expected an ImageBindError, got ${String(error)}`);
-  return error;
-}
+const setup = fakeGatewaySetup();
+const rejection = imageBindRejection;
 
 describe('retries', () => {
   it('retries embed on UNAVAILABLE and succeeds on attempt 2 with the same request id', async () => {
