@@ -131,6 +131,7 @@ export async function generate(argv: string[], io: Output): Promise<void> {
     given = toFloat32(npy);
   }
   const modalities = encodersFor(repo, inputs);
+  const ctx = oneShotContext();
 
   // Standalone serving's in-process services and orchestration, with the encoders the inputs need
   // and an exact visual cache (faiss IndexFlatIP, as the official code searches knn.index).
@@ -144,7 +145,7 @@ export async function generate(argv: string[], io: Output): Promise<void> {
       encoderLimits: ONE_SHOT_ENCODER_LIMITS,
       store: { exactBelow: Number.POSITIVE_INFINITY },
     },
-    oneShotContext().logger,
+    ctx.logger,
     new ServiceMetrics('ibllm'),
   );
   try {
@@ -189,7 +190,7 @@ export async function generate(argv: string[], io: Output): Promise<void> {
         },
         stopping: maxNewTokens === undefined ? undefined : { maxNewTokens },
       },
-      oneShotContext(),
+      ctx,
       { resumeAttempts: 0, ...(values.json || values.dump !== undefined ? { intermediates: steps } : {}) },
     );
     for await (const message of stream) {
