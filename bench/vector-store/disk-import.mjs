@@ -3,6 +3,7 @@
 //
 //   node bench/vector-store/disk-import.mjs [--rows 200000] [--queries 50] [--k 10]
 //        [--candidates 128] [--quantization i8] [--expansion-add 64] [--dir /tmp/x]
+//        [--index ivf|hnsw] [--lists N] [--probes 32]
 //
 // Prints one JSON line: import rows/s, search p50/p95 (ms), recall@k against an exact scan.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,6 +23,9 @@ const { values } = parseArgs({
     quantization: { type: 'string', default: 'i8' },
     dir: { type: 'string' },
     'expansion-add': { type: 'string', default: '64' },
+    index: { type: 'string', default: 'ivf' },
+    lists: { type: 'string' },
+    probes: { type: 'string', default: '32' },
   },
 });
 const rows = Number(values.rows);
@@ -82,6 +86,12 @@ const options = {
   exactBelow: 1,
   quantization: values.quantization,
   hnsw: { rescoreCandidates: Number(values.candidates), expansionAdd: Number(values['expansion-add']) },
+  streamedIndex: values.index,
+  ivf: {
+    rescoreCandidates: Number(values.candidates),
+    probes: Number(values.probes),
+    ...(values.lists === undefined ? {} : { lists: Number(values.lists) }),
+  },
 };
 try {
   // Generation and the exact truth are timed apart from the import.
@@ -115,6 +125,8 @@ try {
   console.log(
     JSON.stringify({
       rows,
+      index: values.index,
+      ...(values.index === 'ivf' ? { lists: values.lists ?? 'auto', probes: Number(values.probes) } : {}),
       quantization: values.quantization,
       rescoreCandidates: Number(values.candidates),
       expansionAdd: Number(values['expansion-add']),

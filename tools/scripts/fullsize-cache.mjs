@@ -4,10 +4,12 @@
 //
 //   node tools/scripts/fullsize-cache.mjs import  --store DIR --knn knn.index
 //   node tools/scripts/fullsize-cache.mjs measure --store DIR --knn knn.index [--queries 1000] [--seed S]
-//        [--truth FILE] [--rescore N] [--expansion N]
+//        [--truth FILE] [--rescore N] [--expansion N] [--probes N]
+//   both take [--index ivf|hnsw] [--lists N] (import: the index built; measure: the search settings)
 //
 // `import` copies the faiss index into the embedded store's cache collection the way a retriever
-// would (i8 HNSW, float32 rows kept on disk past RETRIEVER_RESIDENT_BELOW) and prints one JSON line.
+// would (float32 rows kept on disk past RETRIEVER_RESIDENT_BELOW, IVF lists of int8 codes by
+// default, or the i8 HNSW graph with --index hnsw) and prints one JSON line.
 // `measure` opens that store as the server does, makes --queries queries near stored rows (a row
 // plus small noise, renormalised), finds their exact top-10 with usearch's SIMD exact search over
 // knn.index read in chunks (the ground truth), then asks the store one query at a time: p50/p99
@@ -34,6 +36,9 @@ const { values } = parseArgs({
     truth: { type: 'string' },
     rescore: { type: 'string' },
     expansion: { type: 'string' },
+    index: { type: 'string', default: 'ivf' },
+    lists: { type: 'string' },
+    probes: { type: 'string' },
   },
   strict: true,
 });
@@ -48,7 +53,13 @@ const hnsw = {
   ...(values.rescore === undefined ? {} : { rescoreCandidates: Number(values.rescore) }),
   ...(values.expansion === undefined ? {} : { expansionSearch: Number(values.expansion) }),
 };
-const STORE_OPTIONS = { dir: values.store, quantization: 'i8', hnsw };
+// --probes / --rescore set the IVF search (RETRIEVER_IVF_PROBES, RETRIEVER_RESCORE_CANDIDATES).
+const ivf = {
+  ...(values.lists === undefined ? {} : { lists: Number(values.lists) }),
+  ...(values.probes === undefined ? {} : { probes: Number(values.probes) }),
+  ...(values.rescore === undefined ? {} : { rescoreCandidates: Number(values.rescore) }),
+};
+const STORE_OPTIONS = { dir: values.store, quantization: 'i8', hnsw, ivf, streamedIndex: values.index };
 
 async function runImport() {
   const t0 = performance.now();
@@ -57,6 +68,13 @@ async function runImport() {
   const result = await importFaissIndex(store, CACHE_COLLECTION, values.knn, {
     replace: true,
     batchSize: 16384,
+    onIndexProgress: ({ phase, done, total }) => {
+      const now = performance.now();
+      if (done === total || now - last > 10_000) {
+        last = now;
+        say(`index ${phase} ${done}/${total}, ${((now - t0) / 1000).toFixed(0)} s`);
+      }
+    },
     onProgress: (done, total) => {
       const now = performance.now();
       if (done === total || now - last > 10_000) {
@@ -71,7 +89,9 @@ async function runImport() {
   await store.flush();
   await store.close();
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(`${JSON.stringify({ ...result, seconds, rows_per_s: result.imported / seconds })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ...result, index: values.index, ...ivf, seconds, rows_per_s: result.imported / seconds })}\n`,
+  );
 }
 
 /** The ground truth a previous measure saved, if it was made for the same knn, queries and k. */
@@ -163,8 +183,10 @@ async function runMeasure() {
       count: info.count,
       queries: nq,
       k,
+      index: values.index,
       rescore_candidates: hnsw.rescoreCandidates ?? null,
       expansion_search: hnsw.expansionSearch ?? null,
+      probes: ivf.probes ?? null,
       recall_at_10: hits / (nq * k),
       p50_ms: pick(0.5),
       p99_ms: pick(0.99),

@@ -87,6 +87,8 @@ describe('embeddedStoreEnv', () => {
       exactBelow: 200_000,
       residentBelow: 1_000_000,
       hnsw: { rescoreCandidates: 128 },
+      streamedIndex: 'ivf',
+      ivf: { probes: 32, rescoreCandidates: 128 },
     });
     expect(
       embeddedStoreSettings(
@@ -95,6 +97,9 @@ describe('embeddedStoreEnv', () => {
           RETRIEVER_RESIDENT_BELOW: 'Infinity',
           RETRIEVER_RESCORE_CANDIDATES: '256',
           RETRIEVER_SCAN_THREADS: '0',
+          RETRIEVER_STREAMED_INDEX: 'hnsw',
+          RETRIEVER_IVF_LISTS: '4096',
+          RETRIEVER_IVF_PROBES: '64',
         }),
       ),
     ).toMatchObject({
@@ -102,7 +107,13 @@ describe('embeddedStoreEnv', () => {
       residentBelow: Number.POSITIVE_INFINITY,
       hnsw: { rescoreCandidates: 256 },
       scanThreads: 0,
+      streamedIndex: 'hnsw',
+      ivf: { lists: 4096, probes: 64, rescoreCandidates: 256 },
     });
+    expect(() => parseEnv('gateway', schema, { RETRIEVER_STREAMED_INDEX: 'flat' })).toThrow(
+      /RETRIEVER_STREAMED_INDEX.*must be ivf or hnsw/,
+    );
+    expect(() => parseEnv('gateway', schema, { RETRIEVER_IVF_PROBES: '0' })).toThrow(/RETRIEVER_IVF_PROBES/);
     expect(() => parseEnv('gateway', schema, { RETRIEVER_SCAN_THREADS: '65' })).toThrow(
       /RETRIEVER_SCAN_THREADS.*at most 64/,
     );

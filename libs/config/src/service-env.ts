@@ -176,7 +176,24 @@ export function embeddedStoreEnv() {
     ),
     RETRIEVER_RESCORE_CANDIDATES: envVar(
       env.positiveInt(128, 4096),
-      'embedded driver, RETRIEVER_QUANTIZATION=i8: HNSW candidates re-scored in float32 per query (at least 2·k); more gives higher recall',
+      'embedded driver: approximate-search candidates re-scored in float32 per query (at least 2·k), from the IVF lists or the i8 HNSW graph; more gives higher recall',
+    ),
+    RETRIEVER_STREAMED_INDEX: envVar(
+      z.enum(['ivf', 'hnsw'], { error: 'must be ivf or hnsw' }).default('ivf'),
+      'embedded driver: the index a streamed (disk-resident) import builds: ivf (k-means lists of int8 codes, every centroid compared with the query) or hnsw (usearch graph with RETRIEVER_QUANTIZATION)',
+    ),
+    RETRIEVER_IVF_LISTS: envVar(
+      z.coerce
+        .number({ error: 'must be an integer from 1 to 65536' })
+        .int('must be an integer from 1 to 65536')
+        .min(1, 'must be at least 1')
+        .max(65_536, 'must be at most 65536')
+        .optional(),
+      'embedded driver, ivf: lists (k-means centroids) built at import; default √rows (1,803 at 3.25 M)',
+    ),
+    RETRIEVER_IVF_PROBES: envVar(
+      env.positiveInt(32, 65_536),
+      'embedded driver, ivf: lists scanned per query (nprobe); more gives higher recall for linear latency',
     ),
     RETRIEVER_SCAN_THREADS: envVar(
       z.coerce
@@ -197,12 +214,21 @@ export function embeddedStoreSettings(values: {
   readonly RETRIEVER_RESIDENT_BELOW: number;
   readonly RETRIEVER_RESCORE_CANDIDATES: number;
   readonly RETRIEVER_SCAN_THREADS?: number | undefined;
+  readonly RETRIEVER_STREAMED_INDEX: 'ivf' | 'hnsw';
+  readonly RETRIEVER_IVF_LISTS?: number | undefined;
+  readonly RETRIEVER_IVF_PROBES: number;
 }) {
   return {
     quantization: values.RETRIEVER_QUANTIZATION,
     exactBelow: values.RETRIEVER_EXACT_BELOW,
     residentBelow: values.RETRIEVER_RESIDENT_BELOW,
     hnsw: { rescoreCandidates: values.RETRIEVER_RESCORE_CANDIDATES },
+    streamedIndex: values.RETRIEVER_STREAMED_INDEX,
+    ivf: {
+      probes: values.RETRIEVER_IVF_PROBES,
+      rescoreCandidates: values.RETRIEVER_RESCORE_CANDIDATES,
+      ...(values.RETRIEVER_IVF_LISTS === undefined ? {} : { lists: values.RETRIEVER_IVF_LISTS }),
+    },
     ...(values.RETRIEVER_SCAN_THREADS === undefined ? {} : { scanThreads: values.RETRIEVER_SCAN_THREADS }),
   } as const;
 }

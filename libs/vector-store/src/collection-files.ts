@@ -12,7 +12,8 @@ import { COLLECTION_NAME, MAX_DIMENSION } from './validation';
  *   <dir>/<collection>/vectors.<gen>.<p>.npy float32 [rows, dimension], part p of the rows in order
  *   <dir>/<collection>/ids.<gen>.npy         int64 [count], row i holds the id of vector row i
  *   <dir>/<collection>/payloads.<gen>.json   {"<id>": {...}} for points that have a payload
- *   <dir>/<collection>/index.<gen>.usearch   the HNSW graph, only when one was built
+ *   <dir>/<collection>/index.<gen>.usearch   the HNSW graph, when one was built
+ *   <dir>/<collection>/index.<gen>.ivf       or the IVF lists (ivf.ts), for streamed imports
  *
  * Data files carry a generation number and are never overwritten: a flush writes generation g+1
  * beside g, then renames a new manifest over the old one. Whatever the moment of a crash, the
@@ -33,6 +34,15 @@ export const VECTOR_FILE_BYTES = 256 * 1024 * 1024;
 export const MAX_STORED_FLOATS = 2 ** 32 - 1;
 
 export type Quantization = 'f32' | 'i8';
+/** The approximate index a generation carries: usearch's HNSW graph or the IVF lists (ivf.ts). */
+export type IndexKind = 'hnsw' | 'ivf';
+const INDEX_SUFFIX: Readonly<Record<IndexKind, string>> = { hnsw: 'usearch', ivf: 'ivf' };
+
+/** The kind of index a manifest's index file name says it is. */
+export function indexKindOf(file: string | null): IndexKind | null {
+  if (file === null) return null;
+  return file.endsWith(`.${INDEX_SUFFIX.ivf}`) ? 'ivf' : 'hnsw';
+}
 export const QUANTIZATIONS: readonly Quantization[] = ['f32', 'i8'];
 
 export interface CollectionManifest {
@@ -79,6 +89,7 @@ export interface StoredCollection {
   readonly payloads: ReadonlyMap<number, Readonly<Record<string, string>>>;
   /** Absolute path of the saved index, when the manifest names one. */
   readonly indexFile: string | undefined;
+  readonly indexKind: IndexKind | null;
 }
 
 /** One vectors `.npy` part on disk: rows [first, first + rows) of the collection. */
@@ -113,14 +124,14 @@ export function generationFiles(
   generation: number,
   count: number,
   vectorFileRows: number,
-  withIndex: boolean,
+  index: IndexKind | null,
 ): CollectionManifest['files'] {
   const parts = Math.max(1, Math.ceil(count / vectorFileRows));
   return {
     vectors: Array.from({ length: parts }, (_, p) => `vectors.${generation}.${p}.npy`),
     ids: `ids.${generation}.npy`,
     payloads: `payloads.${generation}.json`,
-    index: withIndex ? `index.${generation}.usearch` : null,
+    index: index === null ? null : `index.${generation}.${INDEX_SUFFIX[index]}`,
   };
 }
 
@@ -360,6 +371,7 @@ export async function readCollection(
     ids,
     payloads,
     indexFile: files.index === null ? undefined : join(folder, files.index),
+    indexKind: indexKindOf(files.index),
   };
 }
 
@@ -439,7 +451,12 @@ function checkManifest(
     throw corrupt(`${MANIFEST_FILE} has quantization ${JSON.stringify(m.quantization)}`);
   }
   const files = m.files as Partial<Record<keyof CollectionManifest['files'], unknown>> | undefined;
-  const expected = generationFiles(m.generation, m.count, m.vectorFileRows, files?.index !== null);
+  const expected = generationFiles(
+    m.generation,
+    m.count,
+    m.vectorFileRows,
+    typeof files?.index === 'string' ? indexKindOf(files.index) : null,
+  );
   if (
     files === undefined ||
     !Array.isArray(files.vectors) ||

@@ -104,6 +104,7 @@ describe('disk-resident collections (residentBelow)', () => {
       exactBelow: 500,
       residentBelow: 0,
       vectorFileRows: 512,
+      streamedIndex: 'hnsw',
       hnsw: { rescoreCandidates: 64 },
     };
     const store = await EmbeddedVectorStore.open(options);
@@ -142,7 +143,13 @@ describe('disk-resident collections (residentBelow)', () => {
 
   it('the search list (expansionSearch) given at construction takes effect on a memory-mapped graph', async () => {
     const dir = freshDir();
-    const base = { dir, residentBelow: 0, exactBelow: 1, hnsw: { connectivity: 4, expansionAdd: 8 } };
+    const base = {
+      dir,
+      residentBelow: 0,
+      exactBelow: 1,
+      streamedIndex: 'hnsw',
+      hnsw: { connectivity: 4, expansionAdd: 8 },
+    } as const;
     const store = await EmbeddedVectorStore.open(base);
     await importAll(store);
     await store.close();

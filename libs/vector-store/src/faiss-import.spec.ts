@@ -158,7 +158,7 @@ describe('importFaissIndex', () => {
       // Written, graph included, by the import itself: nothing left for a flush.
       expect(readdirSync(join(dir, 'c')).sort()).toEqual([
         'ids.1.npy',
-        'index.1.usearch',
+        'index.1.ivf',
         'manifest.json',
         'payloads.1.json',
         'vectors.1.0.npy',

@@ -5,6 +5,7 @@ import {
   type FaissFlatIndex,
 } from '@imagebind-llm/checkpoint';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
+import type { IvfBuildProgress } from './ivf';
 import type { VectorPoint, VectorStore } from './vector-store.port';
 
 export interface FaissImportOptions {
@@ -14,6 +15,8 @@ export interface FaissImportOptions {
   readonly batchSize?: number;
   /** Called after every batch with the rows imported so far. */
   readonly onProgress?: (imported: number, total: number) => void;
+  /** A streamed import building IVF lists reports their training and assignment here (after the rows). */
+  readonly onIndexProgress?: (progress: IvfBuildProgress) => void;
   /**
    * Checked before every batch. A streamed import (embedded store with `dir`, ntotal ≥
    * residentBelow) then leaves the collection as it was before; otherwise the rows already
@@ -82,6 +85,7 @@ export async function importFaissIndex(
         mapAsync(index.batches(batchSize), (batch) => batch.vectors),
         {
           ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+          ...(options.onIndexProgress === undefined ? {} : { onIndexProgress: options.onIndexProgress }),
           ...(options.signal === undefined ? {} : { signal: options.signal }),
         },
       );
@@ -125,6 +129,7 @@ export interface RowImporter {
     chunks: AsyncIterable<Float32Array>,
     options?: {
       readonly onProgress?: (imported: number, total: number) => void;
+      readonly onIndexProgress?: (progress: IvfBuildProgress) => void;
       readonly signal?: AbortSignal;
     },
   ): Promise<{ readonly imported: number }>;

@@ -11,6 +11,7 @@ import {
   tempPath,
   writeTemp,
   type CollectionManifest,
+  type IndexKind,
   type Quantization,
 } from './collection-files';
 
@@ -23,7 +24,8 @@ export interface GenerationWriterOptions {
   readonly generation: number;
   readonly vectorFileRows: number;
   readonly quantization: Quantization;
-  readonly withIndex: boolean;
+  /** The index the generation will carry, saved by the caller at `indexTempPath()`. */
+  readonly index: IndexKind | null;
 }
 
 /**
@@ -42,14 +44,14 @@ export class GenerationWriter {
   private readonly temps: string[] = [];
 
   constructor(private readonly o: GenerationWriterOptions) {
-    this.files = generationFiles(o.generation, o.total, o.vectorFileRows, o.withIndex);
+    this.files = generationFiles(o.generation, o.total, o.vectorFileRows, o.index);
   }
 
   get rowsWritten(): number {
     return this.written;
   }
 
-  /** Where usearch should save the index (it writes paths itself); renamed into place by commit. */
+  /** Where the index is saved before commit (usearch writes paths itself); renamed into place then. */
   indexTempPath(): string {
     if (this.files.index === null) throw new Error('this generation has no index');
     const path = tempPath(join(this.o.folder, this.files.index));

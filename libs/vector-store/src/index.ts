@@ -6,8 +6,18 @@ export {
   type HnswOptions,
   type ImportRowsOptions,
   type ImportRowsResult,
+  type IndexKind,
+  type IvfOptions,
   type Quantization,
 } from './embedded.driver';
+export {
+  defaultIvfLists,
+  IVF_DEFAULTS,
+  IvfBuilder,
+  IvfIndex,
+  type IvfBuildOptions,
+  type IvfBuildProgress,
+} from './ivf';
 export { exactTopK, exactTopKBatch, innerProductScore, scalarTopK, TopK, type RowHit } from './exact-top-k';
 export {
   DEFAULT_MIN_ROWS_PER_THREAD,

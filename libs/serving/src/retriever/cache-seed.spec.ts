@@ -27,8 +27,8 @@ describe('seedCacheFromRepository', () => {
     expect(seeded).toBe(rows);
     expect(progress.at(-1)).toEqual([rows, rows]);
     expect(progress).toHaveLength(Math.ceil(rows / 1000));
-    // Committed by the import, graph included.
-    expect(readdirSync(join(dir, CACHE_COLLECTION))).toContain('index.1.usearch');
+    // Committed by the import, IVF lists included.
+    expect(readdirSync(join(dir, CACHE_COLLECTION))).toContain('index.1.ivf');
     await expect(store.upsert(CACHE_COLLECTION, [{ id: 1, vector: vectors.slice(0, dim) }])).rejects.toThrow(
       /read-only/,
     );
