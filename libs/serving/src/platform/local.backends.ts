@@ -19,7 +19,7 @@ import { ENCODER_MAX_DELAY_MS } from '../encoder/host/encoder-env.schema';
 import { ModelSlot } from '../encoder/model-slot';
 import { seedCacheFromRepository } from '../retriever/cache-seed';
 import { RetrieverServiceImpl } from '../retriever/retriever.service-impl';
-import { seedProgressLogger } from '../retriever/seed-progress';
+import { indexProgressLogger, seedProgressLogger } from '../retriever/seed-progress';
 import type { EncoderBackend, HopContext, PlatformBackends, RoutedModality } from './backends.port';
 
 /** The encoder modalities a repository's components provide (ARCHITECTURE §4). */
@@ -203,6 +203,7 @@ export async function createLocalBackends(
     }),
     seedCacheFromRepository(store, repo, {
       onProgress: seedProgressLogger((fields) => logger.info(fields, 'seeding the visual cache')),
+      onIndexProgress: indexProgressLogger((fields) => logger.info(fields, 'indexing the visual cache')),
     }),
   ]);
   await Promise.all([encoders.warmup(), bind.warmup(), decoder.warmup()]);

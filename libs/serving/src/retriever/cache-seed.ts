@@ -1,6 +1,11 @@
 import { readNpyRows, type NpyRowChunk } from '@imagebind-llm/checkpoint';
 import { listComponents, resolveComponent } from '@imagebind-llm/inference';
-import { CACHE_COLLECTION, isRowImporter, type VectorStore } from '@imagebind-llm/vector-store';
+import {
+  CACHE_COLLECTION,
+  isRowImporter,
+  type IvfBuildProgress,
+  type VectorStore,
+} from '@imagebind-llm/vector-store';
 
 export interface SeedCacheOptions {
   readonly collection?: string;
@@ -8,6 +13,8 @@ export interface SeedCacheOptions {
   readonly batchSize?: number;
   /** Called after every batch with the rows written so far and the cache's row count. */
   readonly onProgress?: (written: number, total: number) => void;
+  /** Streamed import only: the IVF lists' training and assignment, after the last row. */
+  readonly onIndexProgress?: (progress: IvfBuildProgress) => void;
   /** Checked between batches (streamed import only: an aborted one leaves the collection as it was). */
   readonly signal?: AbortSignal;
 }
@@ -20,8 +27,8 @@ export interface SeedCacheOptions {
  * repository has no cache).
  *
  * On an embedded store with `dir`, a cache of residentBelow rows or more (the real 3.25 M) is
- * streamed straight into a disk-resident generation with its HNSW graph built as it arrives
- * (EmbeddedVectorStore.importRows): the float32 rows are never all in memory.
+ * streamed straight into a disk-resident generation, its index (IVF lists by default) built from
+ * the same rows (EmbeddedVectorStore.importRows): the float32 rows are never all in memory.
  */
 export async function seedCacheFromRepository(
   store: VectorStore,
@@ -58,6 +65,7 @@ export async function seedCacheFromRepository(
       };
       const { imported } = await store.importRows(collection, dim, total, chunks(), {
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+        ...(options.onIndexProgress === undefined ? {} : { onIndexProgress: options.onIndexProgress }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
       return imported;

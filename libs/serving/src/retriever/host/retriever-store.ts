@@ -3,7 +3,7 @@ import type { Logger } from '@imagebind-llm/observability';
 import { EmbeddedVectorStore, type VectorStore } from '@imagebind-llm/vector-store';
 import type { HostedRuntime } from '../../host/service-host';
 import { seedCacheFromRepository } from '../cache-seed';
-import { seedProgressLogger } from '../seed-progress';
+import { indexProgressLogger, seedProgressLogger } from '../seed-progress';
 import type { RetrieverEnv } from './retriever-env.schema';
 
 /** What the env gives the Qdrant driver (RETRIEVER_DRIVER=qdrant), in its option names. */
@@ -73,6 +73,9 @@ export class RetrieverStoreRuntime implements HostedRuntime {
       this.seeded = await seedCacheFromRepository(this.store, seedFrom, {
         // The real cache takes minutes to stream in: a line every 5 s or 10 % with rate and ETA.
         onProgress: seedProgressLogger((fields) => this.logger.info(fields, 'seeding the visual cache')),
+        onIndexProgress: indexProgressLogger((fields) =>
+          this.logger.info(fields, 'indexing the visual cache'),
+        ),
       });
     }
     this.startPeriodicFlush();
