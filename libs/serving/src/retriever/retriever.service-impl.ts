@@ -17,6 +17,8 @@ export interface RetrieverLimits {
   readonly maxQueries: number;
 }
 
+const NO_INDEX_STEP = { indexPhase: '', indexDone: 0, indexTotal: 0 } as const;
+
 export const DEFAULT_RETRIEVER_LIMITS: RetrieverLimits = { maxUpsertPoints: 10_000, maxQueries: 256 };
 
 /**
@@ -119,13 +121,40 @@ export class RetrieverServiceImpl {
     const path = this.resolveImportPath(req.sourcePath);
     const collection = req.collection || CACHE_COLLECTION;
     const progress = new MessageChannel<retrieverV1.ImportIndexResponse>();
+    let rows = { imported: 0, total: 0 };
+    let lastPhase = '';
+    let lastPercent = -1;
     importFaissIndex(this.store, collection, path, {
       replace: req.replace,
       signal: ctx.signal,
-      onProgress: (imported, total) => progress.push({ imported, total, done: false, indexType: '' }),
+      onProgress: (imported, total) => {
+        rows = { imported, total };
+        progress.push({ ...rows, ...NO_INDEX_STEP, done: false, indexType: '' });
+      },
+      // The IVF build after the last row reports a step per 256 rows: one message per percent.
+      onIndexProgress: ({ phase, done, total }) => {
+        const percent = Math.floor((100 * done) / total);
+        if (phase === lastPhase && percent === lastPercent) return;
+        lastPhase = phase;
+        lastPercent = percent;
+        progress.push({
+          ...rows,
+          done: false,
+          indexType: '',
+          indexPhase: phase,
+          indexDone: done,
+          indexTotal: total,
+        });
+      },
     }).then(
       (r) => {
-        progress.push({ imported: r.imported, total: r.total, done: true, indexType: r.indexType });
+        progress.push({
+          imported: r.imported,
+          total: r.total,
+          ...NO_INDEX_STEP,
+          done: true,
+          indexType: r.indexType,
+        });
         progress.end();
       },
       (error: unknown) => progress.fail(error),

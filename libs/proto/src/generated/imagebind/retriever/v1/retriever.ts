@@ -133,6 +133,15 @@ export interface ImportIndexResponse {
   done: boolean;
   /** The faiss index type read from the file header, e.g. "IxFI" (flat inner product). */
   indexType: string;
+  /**
+   * While a streamed import builds its index after the last vector: "train" (k-means iterations of
+   * the IVF lists) or "assign" (vectors placed in their lists); empty on the other messages.
+   */
+  indexPhase: string;
+  /** Steps of index_phase done so far. */
+  indexDone: number;
+  /** Steps of index_phase in all. */
+  indexTotal: number;
 }
 
 /** GetCollectionRequest names a collection. */
@@ -1332,7 +1341,7 @@ export const ImportIndexRequest: MessageFns<ImportIndexRequest> = {
 };
 
 function createBaseImportIndexResponse(): ImportIndexResponse {
-  return { imported: 0, total: 0, done: false, indexType: "" };
+  return { imported: 0, total: 0, done: false, indexType: "", indexPhase: "", indexDone: 0, indexTotal: 0 };
 }
 
 export const ImportIndexResponse: MessageFns<ImportIndexResponse> = {
@@ -1348,6 +1357,15 @@ export const ImportIndexResponse: MessageFns<ImportIndexResponse> = {
     }
     if (message.indexType !== "") {
       writer.uint32(34).string(message.indexType);
+    }
+    if (message.indexPhase !== "") {
+      writer.uint32(42).string(message.indexPhase);
+    }
+    if (message.indexDone !== 0) {
+      writer.uint32(48).uint64(message.indexDone);
+    }
+    if (message.indexTotal !== 0) {
+      writer.uint32(56).uint64(message.indexTotal);
     }
     return writer;
   },
@@ -1397,6 +1415,30 @@ export const ImportIndexResponse: MessageFns<ImportIndexResponse> = {
             message.indexType = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.indexPhase = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.indexDone = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.indexTotal = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1419,6 +1461,21 @@ export const ImportIndexResponse: MessageFns<ImportIndexResponse> = {
         : isSet(object.index_type)
         ? globalThis.String(object.index_type)
         : "",
+      indexPhase: isSet(object.indexPhase)
+        ? globalThis.String(object.indexPhase)
+        : isSet(object.index_phase)
+        ? globalThis.String(object.index_phase)
+        : "",
+      indexDone: isSet(object.indexDone)
+        ? globalThis.Number(object.indexDone)
+        : isSet(object.index_done)
+        ? globalThis.Number(object.index_done)
+        : 0,
+      indexTotal: isSet(object.indexTotal)
+        ? globalThis.Number(object.indexTotal)
+        : isSet(object.index_total)
+        ? globalThis.Number(object.index_total)
+        : 0,
     };
   },
 
@@ -1436,6 +1493,15 @@ export const ImportIndexResponse: MessageFns<ImportIndexResponse> = {
     if (message.indexType !== "") {
       obj.indexType = message.indexType;
     }
+    if (message.indexPhase !== "") {
+      obj.indexPhase = message.indexPhase;
+    }
+    if (message.indexDone !== 0) {
+      obj.indexDone = Math.round(message.indexDone);
+    }
+    if (message.indexTotal !== 0) {
+      obj.indexTotal = Math.round(message.indexTotal);
+    }
     return obj;
   },
 
@@ -1448,6 +1514,9 @@ export const ImportIndexResponse: MessageFns<ImportIndexResponse> = {
     message.total = object.total ?? 0;
     message.done = object.done ?? false;
     message.indexType = object.indexType ?? "";
+    message.indexPhase = object.indexPhase ?? "";
+    message.indexDone = object.indexDone ?? 0;
+    message.indexTotal = object.indexTotal ?? 0;
     return message;
   },
 };
