@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import { exactSearch, MetricKind } from 'usearch';
+import { seededRandom } from './seeded-random';
 
 /*
  * IVF: an inverted file over spherical k-means lists, with int8 codes of every row grouped by list
@@ -88,18 +89,6 @@ function maxAbs(values: Float32Array): number {
   return m;
 }
 
-/** mulberry32: a small seeded generator for the initial centroids. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
@@ -170,7 +159,7 @@ export class IvfBuilder {
     const lists = this.lists;
     const centroids = new Float32Array(lists * d);
     // Initial centroids: distinct sample rows in a seeded random order.
-    const rand = random(this.options.seed ?? 1);
+    const rand = seededRandom(this.options.seed ?? 1);
     const order = Uint32Array.from({ length: this.sampleRows }, (_, i) => i);
     for (let i = 0; i < lists; i++) {
       const j = i + Math.floor(rand() * (this.sampleRows - i));

@@ -1,19 +1,6 @@
-/**
- * Seeded test data: the same seed gives the same vectors on every run and machine, so a failing
- * case can be replayed.
- */
-export function seededRandom(seed: number): () => number {
-  // xorshift32: tiny, deterministic, good enough to spread test vectors.
-  let state = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state / 0x1_0000_0000;
-  };
-}
+import { seededRandom } from '../seeded-random';
+
+export { seededRandom };
 
 /** [n, d] row-major, components uniform in [-1, 1); `normalise` scales each row to unit length. */
 export function randomVectors(n: number, d: number, seed: number, normalise = false): Float32Array {
