@@ -750,11 +750,16 @@ export class EmbeddedVectorStore implements VectorStore {
       if (imported !== total) throw shortImport(c.name, imported, total);
       if (index !== undefined) index.save(writer.indexTempPath());
       if (ivfBuilder !== undefined) {
-        ivf = await ivfBuilder.build((progress) => {
-          this.checkImportGoing(c, imported, total, options.signal);
-          options.onIndexProgress?.(progress);
-        }, options.signal);
-        await ivf.save(writer.indexTempPath());
+        await ivfBuilder.writeIndex(
+          writer.indexTempPath(),
+          (progress) => {
+            this.checkImportGoing(c, imported, total, options.signal);
+            options.onIndexProgress?.(progress);
+          },
+          options.signal,
+        );
+        // Read back from the file just written: the builder's codes are released by then.
+        ivf = await IvfIndex.load(writer.indexTempPath(), { dimension: c.dimension, size: total });
       }
       manifest = await writer.commit();
     } catch (error) {

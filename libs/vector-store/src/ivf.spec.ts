@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EmbeddedVectorStore } from './embedded.driver';
 import { innerProductScore } from './exact-top-k';
-import { defaultIvfLists, IvfBuilder, IvfIndex, type IvfBuildProgress } from './ivf';
+import { defaultIvfLists, IvfBuilder, IvfIndex, ivfFileBytes, type IvfBuildProgress } from './ivf';
 import { randomVectors, seededRandom } from './testing/random-vectors';
 
 const root = mkdtempSync(join(tmpdir(), 'vector-store-ivf-'));
@@ -57,11 +57,17 @@ function exactTop(q: Float32Array, k: number): number[] {
     .map((hit) => hit.row);
 }
 
-async function build(options: { lists?: number; seed?: number } = {}): Promise<IvfIndex> {
+let files = 0;
+/** Builds an index of the rows (added 700 at a time) into a new file and loads it. */
+async function build(
+  options: { lists?: number; seed?: number } = {},
+  path = join(root, `${files++}.ivf`),
+): Promise<IvfIndex> {
   const builder = new IvfBuilder(d, n, { threads: 2, ...options });
   for (let first = 0; first < n; first += 700)
     builder.add(vectors.slice(first * d, Math.min(n, first + 700) * d));
-  return builder.build();
+  await builder.writeIndex(path);
+  return IvfIndex.load(path, { dimension: d, size: n });
 }
 
 describe('IVF index', () => {
@@ -106,21 +112,27 @@ describe('IVF index', () => {
     }
   });
 
-  it('is deterministic for a seed, and saves and loads to the same answers', async () => {
-    const a = await build({ lists: 50, seed: 3 });
+  it('is deterministic for a seed; its file holds the codes of its rows and nothing else', async () => {
+    const path = join(root, 'a.ivf');
+    const a = await build({ lists: 50, seed: 3 }, path);
     const b = await build({ lists: 50, seed: 3 });
     expect(b.centroids).toEqual(a.centroids);
     expect(b.listRows).toEqual(a.listRows);
-    const path = join(root, 'a.ivf');
-    await a.save(path);
-    expect(readFileSync(path).length).toBe(a.byteLength());
-    const loaded = await IvfIndex.load(path, { dimension: d, size: n });
-    expect(loaded.scale).toBe(a.scale);
-    expect(loaded.listCodes).toEqual(a.listCodes);
-    for (let q = 0; q < 5; q++) expect(loaded.search(query(q), 6, 40)).toEqual(a.search(query(q), 6, 40));
+    expect(b.listCodes).toEqual(a.listCodes);
+    for (let q = 0; q < 5; q++) expect(b.search(query(q), 6, 40)).toEqual(a.search(query(q), 6, 40));
+    expect(readFileSync(path).length).toBe(ivfFileBytes(d, 50, n));
+    // Each list's codes are its rows' components × scale, rounded (clipped at ±127).
+    a.listRows.forEach((rows, l) =>
+      rows.forEach((row, i) => {
+        for (let j = 0; j < d; j += 7) {
+          const code = Math.max(-127, Math.min(127, Math.round(vectors[row * d + j]! * a.scale)));
+          expect(a.listCodes[l]![i * d + j]).toBe(code + 0); // + 0: an int8 has no −0
+        }
+      }),
+    );
 
     await expect(IvfIndex.load(path, { dimension: d, size: n + 1 })).rejects.toThrow(/expected 6001 of 64/);
-    truncateSync(path, a.byteLength() - 1);
+    truncateSync(path, ivfFileBytes(d, 50, n) - 1);
     await expect(IvfIndex.load(path, { dimension: d, size: n })).rejects.toThrow(/bytes, expected/);
     writeFileSync(path, 'not an index, but long enough to hold a header');
     await expect(IvfIndex.load(path, { dimension: d, size: n })).rejects.toThrow(/not an IVF index/);
@@ -130,7 +142,7 @@ describe('IVF index', () => {
     const builder = new IvfBuilder(d, n, { threads: 1, lists: 30, iterations: 4 });
     builder.add(vectors);
     const seen: IvfBuildProgress[] = [];
-    await builder.build((p) => seen.push(p));
+    await builder.writeIndex(join(root, 'progress.ivf'), (p) => seen.push(p));
     expect(seen.slice(0, 4)).toEqual([1, 2, 3, 4].map((done) => ({ phase: 'train', done, total: 4 })));
     expect(seen.slice(4).every((p) => p.phase === 'assign' && p.total === n)).toBe(true);
     expect(seen.at(-1)).toEqual({ phase: 'assign', done: n, total: n });
@@ -139,8 +151,12 @@ describe('IVF index', () => {
     again.add(vectors);
     const controller = new AbortController();
     controller.abort(new Error('stop now'));
-    await expect(again.build(undefined, controller.signal)).rejects.toThrow(/stop now/);
-    await expect(new IvfBuilder(d, n, { threads: 1 }).build()).rejects.toThrow(/got 0 of 6000 rows/);
+    await expect(again.writeIndex(join(root, 'aborted.ivf'), undefined, controller.signal)).rejects.toThrow(
+      /stop now/,
+    );
+    await expect(new IvfBuilder(d, n, { threads: 1 }).writeIndex(join(root, 'empty.ivf'))).rejects.toThrow(
+      /got 0 of 6000 rows/,
+    );
   });
 });
 

@@ -92,8 +92,9 @@ function maxAbs(values: Float32Array): number {
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * Collects rows in order (int8 codes plus a strided training sample), then trains the centroids
- * and groups the rows into lists. Memory: one byte per component of every row, plus the sample.
+ * Collects rows in order (int8 codes plus a strided training sample), then trains the centroids,
+ * assigns the rows and writes the index file. Memory: one byte per component of every row, plus
+ * the sample.
  */
 export class IvfBuilder {
   private readonly blocks: (Int8Array | undefined)[] = [];
@@ -147,11 +148,17 @@ export class IvfBuilder {
   }
 
   /**
-   * Trains spherical k-means on the sample and assigns every row to its nearest centroid. Runs in
-   * steps of 256 rows (10–40 ms each at d=1024), yielding to the event loop between them; `signal` is checked
-   * at each step.
+   * Trains spherical k-means on the sample, assigns every row to its nearest centroid and writes
+   * the index file at `path` list by list straight from the codes held, which are then released (so
+   * the codes are never held twice: read the file back with {@link IvfIndex.load}). Runs in steps
+   * of 256 rows (10–40 ms each at d=1024), yielding to the event loop between them; `signal` is
+   * checked at each step.
    */
-  async build(onProgress?: (p: IvfBuildProgress) => void, signal?: AbortSignal): Promise<IvfIndex> {
+  async writeIndex(
+    path: string,
+    onProgress?: (p: IvfBuildProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
     if (this.rows !== this.total) throw new RangeError(`IVF got ${this.rows} of ${this.total} rows`);
     const d = this.dimension;
     const threads = this.options.threads;
@@ -216,24 +223,52 @@ export class IvfBuilder {
       onProgress?.({ phase: 'assign', done: Math.min(this.total, (b + 1) * BLOCK_ROWS), total: this.total });
       await yieldToLoop();
     }
-    const listRows = Array.from(sizes, (size) => new Uint32Array(size));
-    const listCodes = Array.from(sizes, (size) => new Int8Array(size * d));
-    const filled = new Uint32Array(lists);
-    for (let b = 0; b < this.blocks.length; b++) {
-      const block = this.blocks[b]!;
-      const n = block.length / d;
-      for (let i = 0; i < n; i++) {
-        const row = b * BLOCK_ROWS + i;
-        const list = assigned[row]!;
-        const at = filled[list]!++;
-        listRows[list]![at] = row;
-        listCodes[list]!.set(block.subarray(i * d, (i + 1) * d), at * d);
+    // Rows by list (counting sort), then each list's codes gathered from the blocks and written.
+    const starts = new Uint32Array(lists + 1);
+    for (let list = 0; list < lists; list++) starts[list + 1] = starts[list]! + sizes[list]!;
+    const rowsByList = new Uint32Array(this.total);
+    const filled = starts.slice(0, lists);
+    for (let row = 0; row < this.total; row++) rowsByList[filled[assigned[row]!]!++] = row;
+    const file = await open(path, 'w');
+    try {
+      await file.write(encodeHeader(d, lists, this.total, this.scale));
+      await file.write(bytesOf(centroids));
+      await file.write(bytesOf(sizes));
+      await file.write(bytesOf(rowsByList));
+      const gathered = new Int8Array(Math.max(...sizes) * d);
+      for (let list = 0; list < lists; list++) {
+        signal?.throwIfAborted();
+        const n = sizes[list]!;
+        for (let i = 0; i < n; i++) {
+          const row = rowsByList[starts[list]! + i]!;
+          const block = this.blocks[Math.floor(row / BLOCK_ROWS)]!;
+          const at = (row % BLOCK_ROWS) * d;
+          gathered.set(block.subarray(at, at + d), i * d);
+        }
+        if (n > 0) await file.write(bytesOf(gathered.subarray(0, n * d)));
       }
-      // Each block is released once copied, so the codes are held about once.
-      this.blocks[b] = undefined;
+      await file.sync();
+    } finally {
+      await file.close();
     }
-    return new IvfIndex(d, this.scale, centroids, listRows, listCodes);
+    this.blocks.length = 0;
   }
+}
+
+/** Bytes of an index file: header, centroids, list sizes, rows by list, codes by list. */
+export function ivfFileBytes(dimension: number, lists: number, rows: number): number {
+  return HEADER_BYTES + lists * dimension * 4 + lists * 4 + rows * 4 + rows * dimension;
+}
+
+function encodeHeader(dimension: number, lists: number, rows: number, scale: number): Buffer {
+  const header = Buffer.alloc(HEADER_BYTES);
+  header.write(MAGIC, 0, 'latin1');
+  header.writeUInt32LE(FORMAT_VERSION, 8);
+  header.writeUInt32LE(dimension, 12);
+  header.writeUInt32LE(lists, 16);
+  header.writeUInt32LE(rows, 20);
+  header.writeDoubleLE(scale, 24);
+  return header;
 }
 
 /** Writes `values` scaled to unit length as centroid `list`. */
@@ -298,34 +333,6 @@ export class IvfIndex {
     return order.slice(0, candidates).map((i) => rows[i]!);
   }
 
-  /** File bytes: header, centroids, list sizes, rows by list, codes by list. */
-  byteLength(): number {
-    return (
-      HEADER_BYTES + this.centroids.byteLength + this.lists * 4 + this.size * 4 + this.size * this.dimension
-    );
-  }
-
-  async save(path: string): Promise<void> {
-    const file = await open(path, 'w');
-    try {
-      const header = Buffer.alloc(HEADER_BYTES);
-      header.write(MAGIC, 0, 'latin1');
-      header.writeUInt32LE(FORMAT_VERSION, 8);
-      header.writeUInt32LE(this.dimension, 12);
-      header.writeUInt32LE(this.lists, 16);
-      header.writeUInt32LE(this.size, 20);
-      header.writeDoubleLE(this.scale, 24);
-      await file.write(header);
-      await file.write(bytesOf(this.centroids));
-      await file.write(bytesOf(Uint32Array.from(this.listRows, (rows) => rows.length)));
-      for (const rows of this.listRows) if (rows.length > 0) await file.write(bytesOf(rows));
-      for (const codes of this.listCodes) if (codes.length > 0) await file.write(bytesOf(codes));
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-  }
-
   /** Reads a saved index; throws when the file is not one, is cut short, or has another shape. */
   static async load(path: string, expected: { dimension: number; size: number }): Promise<IvfIndex> {
     const file = await open(path, 'r');
@@ -345,7 +352,7 @@ export class IvfIndex {
           `${path} indexes ${size} rows of dimension ${dimension}, expected ${expected.size} of ${expected.dimension}`,
         );
       }
-      const expectedBytes = HEADER_BYTES + lists * dimension * 4 + lists * 4 + size * 4 + size * dimension;
+      const expectedBytes = ivfFileBytes(dimension, lists, size);
       if (fileBytes !== expectedBytes)
         throw new Error(`${path} has ${fileBytes} bytes, expected ${expectedBytes}`);
       let at = HEADER_BYTES;
