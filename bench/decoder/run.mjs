@@ -32,6 +32,7 @@ import {
   buildDecoderGraph,
   buildStateGraph,
   GraphBuilder,
+  hostDecoderGraph,
   llamaBaseKeys,
   OnnxType,
   WeightStore,
@@ -234,15 +235,15 @@ async function bandwidth(work) {
   }
 }
 
-/**
- * Feeds of one raw decode step for rows [0, b) at cache width `width` over the session's state,
- * the way GenerationEngine makes them: on a device the whole slot buffers with the present outputs
- * bound to them (in-place scatter); in host memory each row's first width + 1 positions compacted,
- * the new K/V copied into the slots from new_key/new_value.
- */
 /** Zeroed KV elements in the cache's type. */
 const kvElement = (n) => (kvDtype === 'float16' ? new Uint16Array(n) : new Float32Array(n));
 
+/**
+ * Feeds of one raw decode step for rows [0, b) at cache width `width` over the session's state,
+ * the way GenerationEngine makes them: on a device the whole slot buffers with the present outputs
+ * bound to them (in-place scatter); in host memory (the host graph) each row's first width
+ * positions compacted as window_*, the new K/V copied into the slots from new_key/new_value.
+ */
 function stepFeeds(device, b, width) {
   const index = new BigInt64Array(b * nHeads * 3);
   for (let r = 0; r < b; r++)
@@ -281,7 +282,7 @@ function stepFeeds(device, b, width) {
       } else {
         // as the engine feeds host memory: the rows' [0, width) positions to read, zeros of the
         // new position as the scatter's target, the new K/V copied into the slots
-        feeds[`past_${kind}_${l}`] = {
+        feeds[`window_${kind}_${l}`] = {
           state,
           dims: [b, nHeads, width, headDim],
           window: { capacity, width },
@@ -324,18 +325,29 @@ try {
   }[format];
   const layerParams = nLayers * (4 * dim * dim + 3 * dim * ffnHidden);
   const weightBytes = (layerParams + vocab * dim) * perWeight;
+  // decoder.onnx for device state, decoder.host.onnx (fed the cache windows) for host state, as
+  // `ibllm models build` writes model.onnx and model.host.onnx (external weights in one file)
   const modelPath = join(work, 'decoder.onnx');
-  if (keep !== undefined && existsSync(modelPath)) say(`reusing ${modelPath}`);
+  const hostModelPath = join(work, 'decoder.host.onnx');
+  const models = { stateAllocModel: join(work, 'state.onnx'), hostStateModel: hostModelPath };
+  if (keep !== undefined && existsSync(modelPath) && existsSync(hostModelPath)) say(`reusing ${modelPath}`);
   else {
-    await writeGraph(work, 'decoder.onnx', weightBytes, 'auto', (sink) =>
-      buildDecoderGraph(weights, config, sink, {
-        format,
-        kvDtype,
-        halfCompute: args['half-compute'],
-        onLayer: (l) => {
-          if ((l + 1) % 8 === 0 || l + 1 === nLayers) say(`  built layer ${l + 1}/${nLayers} (${elapsed()})`);
-        },
-      }),
+    await writeGraph(
+      work,
+      'decoder.onnx',
+      weightBytes,
+      'auto',
+      (sink) =>
+        buildDecoderGraph(weights, config, sink, {
+          format,
+          kvDtype,
+          halfCompute: args['half-compute'],
+          onLayer: (l) => {
+            if ((l + 1) % 8 === 0 || l + 1 === nLayers)
+              say(`  built layer ${l + 1}/${nLayers} (${elapsed()})`);
+          },
+        }),
+      [{ file: 'decoder.host.onnx', derive: (g) => hostDecoderGraph(g, config, kvDtype) }],
     );
     say(`built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   }
@@ -353,7 +365,7 @@ try {
   const stepSession = await createOrtSession(modelPath, {
     providers: [provider],
     thread: 'worker',
-    stateAllocModel: join(work, 'state.onnx'),
+    ...models,
     onProviders: (chosen, skipped) => {
       report.providers = chosen;
       if (skipped.length > 0) say(`providers skipped: ${JSON.stringify(skipped)}`);
@@ -419,11 +431,7 @@ try {
   await stepSession.release();
 
   if (allSections) {
-    const session = await createOrtSession(modelPath, {
-      providers: [provider],
-      thread: 'worker',
-      stateAllocModel: join(work, 'state.onnx'),
-    });
+    const session = await createOrtSession(modelPath, { providers: [provider], thread: 'worker', ...models });
     const offsets = new Float32Array(nLayers * dim).fill(0.01);
     const prompt = (i) => [
       1,
@@ -515,14 +523,18 @@ try {
         gather_rows: hostTensor('int64', [1], BigInt64Array.of(BigInt(n - 1))),
         kv_write_index: { dtype: 'int64', dims: [1, nHeads, n, 3], data: index },
       };
+      // no past: the graph reads one position, masked out (the host graph is fed just that one)
+      const windowed = session.inputNames.includes('window_key_0');
       for (let l = 0; l < nLayers; l++) {
-        for (const input of ['past', 'cache'])
-          for (const kind of ['key', 'value'])
+        for (const input of [windowed ? 'window' : 'past', 'cache'])
+          for (const kind of ['key', 'value']) {
+            const positions = input === 'window' ? 1 : n;
             feeds[`${input}_${kind}_${l}`] = {
               dtype: kvDtype,
-              dims: [1, nHeads, n, headDim],
-              data: kvElement(nHeads * n * headDim),
+              dims: [1, nHeads, positions, headDim],
+              data: kvElement(nHeads * positions * headDim),
             };
+          }
       }
       const out = await session.run(feeds, ['logits']);
       const logits = out.logits.data;

@@ -6,6 +6,7 @@ export {
   adapterLlamaKeys,
   buildDecoderGraph,
   buildStateGraph,
+  hostDecoderGraph,
   llamaBaseKeys,
 } from '../../libs/model-builder/src/llama.builder';
 export { GraphBuilder, OnnxType } from '../../libs/model-builder/src/onnx/onnx-graph';

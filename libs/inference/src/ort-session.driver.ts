@@ -26,6 +26,12 @@ export interface OrtSessionOptions {
    * worker session on a GPU provider keep its state buffers on the device.
    */
   readonly stateAllocModel?: string;
+  /**
+   * The graph to load instead of `path` when the session keeps its state in host memory: the
+   * decoder's host graph (`llama-decoder/<v>/model.host.onnx`), fed the cache window each step
+   * reads where `path` slices it out of whole slot buffers on the device. Still one session.
+   */
+  readonly hostStateModel?: string;
   /** Called once with the providers chosen and skipped, for the start-up log. */
   readonly onProviders?: (
     chosen: readonly ProviderName[],
@@ -109,12 +115,15 @@ export async function createOrtSession(
       ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
       : {}),
   };
+  // State on the device only for a worker session on a GPU provider whose repository brought the
+  // allocation graph; everything else keeps its state in host memory (the worker's, or this
+  // thread's through LocalStateSession) and runs the host graph when there is one.
+  const onDevice =
+    options.thread === 'worker' && choice.providers[0] === 'webgpu' && options.stateAllocModel !== undefined;
+  const model = onDevice ? path : (options.hostStateModel ?? path);
   if (options.thread === 'worker') {
-    // State on the device only where the session runs on a GPU provider and the repository
-    // brought the allocation graph; everything else keeps its state in the worker's memory.
-    const onDevice = choice.providers[0] === 'webgpu' && options.stateAllocModel !== undefined;
-    return WorkerSession.create(path, { ...sessionOptions }, onDevice ? options.stateAllocModel : undefined);
+    return WorkerSession.create(model, { ...sessionOptions }, onDevice ? options.stateAllocModel : undefined);
   }
-  const session = await InferenceSession.create(path, sessionOptions);
+  const session = await InferenceSession.create(model, sessionOptions);
   return new OrtSession(session);
 }

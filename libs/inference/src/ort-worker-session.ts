@@ -2,12 +2,13 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { threadId as mainThreadId, Worker } from 'node:worker_threads';
 import type { HostData, HostDType, HostTensor } from './session.port';
-import type {
-  StatefulFeed,
-  StatefulSessionPort,
-  StateLocation,
-  StateOptions,
-  StateUpdate,
+import {
+  WINDOW_GROWTH,
+  type StatefulFeed,
+  type StatefulSessionPort,
+  type StateLocation,
+  type StateOptions,
+  type StateUpdate,
 } from './session-state';
 
 /**
@@ -40,8 +41,11 @@ const placeholders = () => ({
   row_values: new ort.Tensor('float32', new Float32Array(1), [1, 1]),
 });
 const state = new Map();
+// Window copies' buffers by input name, reused from run to run (session-state.ts, WINDOW_GROWTH).
+const windows = new Map();
+const WINDOW_GROWTH = workerData.windowGrowth;
 const count = (dims) => dims.reduce((a, b) => a * b, 1);
-function view(ref) {
+function view(ref, input) {
   const entry = state.get(ref.state);
   if (entry === undefined) throw new Error('no state buffer "' + ref.state + '"');
   const n = count(ref.dims);
@@ -53,7 +57,13 @@ function view(ref) {
     const stride = ref.window.capacity * inner;
     const rows = n / run;
     if (ref.dims[ref.dims.length - 2] !== ref.window.width || rows * stride > entry.elements) throw new Error('state "' + ref.state + '": the window does not fit');
-    const data = new entry.host.constructor(n);
+    const target = rows * Math.min(ref.window.capacity, Math.ceil(ref.window.width / WINDOW_GROWTH) * WINDOW_GROWTH) * inner;
+    let kept = windows.get(input);
+    if (kept === undefined || kept.length < n || kept.length > 2 * target || kept.constructor !== entry.host.constructor) {
+      kept = new entry.host.constructor(target);
+      windows.set(input, kept);
+    }
+    const data = kept.subarray(0, n);
     for (let r = 0; r < rows; r++) data.set(entry.host.subarray(r * stride, r * stride + run), r * run);
     return new ort.Tensor(entry.dtype, data, ref.dims);
   }
@@ -64,6 +74,7 @@ function view(ref) {
 function drop() {
   for (const entry of state.values()) if (entry.device !== undefined) entry.device.dispose();
   state.clear();
+  windows.clear();
 }
 async function handle(msg) {
   switch (msg.type) {
@@ -114,7 +125,7 @@ async function handle(msg) {
     case 'run': {
       const feeds = {};
       for (const [name, t] of Object.entries(msg.feeds)) {
-        feeds[name] = 'state' in t ? view(t) : new ort.Tensor(t.dtype, t.data, t.dims);
+        feeds[name] = 'state' in t ? view(t, name) : new ort.Tensor(t.dtype, t.data, t.dims);
       }
       const names = msg.outputs === undefined ? session.outputNames : msg.outputs;
       const copies = msg.updates.filter((u) => 'spans' in u);
@@ -247,7 +258,10 @@ export class WorkerSession implements StatefulSessionPort {
     options: Record<string, unknown>,
     allocModel?: string,
   ): Promise<WorkerSession> {
-    const worker = new Worker(WORKER_PROGRAM, { eval: true, workerData: { ortPath: ortPath() } });
+    const worker = new Worker(WORKER_PROGRAM, {
+      eval: true,
+      workerData: { ortPath: ortPath(), windowGrowth: WINDOW_GROWTH },
+    });
     const session = new WorkerSession(worker);
     try {
       const reply = await session.call({

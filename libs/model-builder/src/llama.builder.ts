@@ -260,13 +260,15 @@ export const KV_ONNX_TYPE: Readonly<Record<KvDtype, OnnxType>> = {
  *
  * On a device the engine feeds one slot buffer as both past_key_l and cache_key_l and binds
  * present_key_l to it, so the scatter writes in place and nothing of the cache is copied or crosses
- * host↔device: per step only ids, lengths, write indices and the logits do. In host memory
- * (onnxruntime-node copies every CPU input into the run) it feeds as past_key_l each row's
- * [0, width) positions compacted, as cache_key_l a scratch of just the new positions (the scatter,
- * which onnxruntime runs whether or not its output is fetched, then copies nothing of the cache),
- * and copies new_key_l into the slots itself. The attention never concatenates the cache with
- * the new keys: it scores the two parts apart, softmaxes them together and sums the two weighted
- * values, so no step copies the cache but the one Slice that makes the rows read dense.
+ * host↔device: per step only ids, lengths, write indices and the logits do. The attention never
+ * concatenates the cache with the new keys: it scores the two parts apart, softmaxes them together
+ * and sums the two weighted values, so no step copies the cache but the one Slice that cuts the
+ * rows' window out of the slot buffers (window_key_l / window_value_l).
+ *
+ * In host memory the session runs hostDecoderGraph instead, this graph with the windows as inputs:
+ * the engine feeds each row's [0, width) positions compacted as window_key_l, as cache_key_l a
+ * scratch of just the new positions (the scatter, which onnxruntime runs whether or not its output
+ * is fetched, then copies nothing of the cache), and copies new_key_l into the slots itself.
  *
  * LoRA is merged into every base weight (exact up to float32 rounding); the visual path uses the
  * base W_v and lives in visual.onnx.
@@ -331,16 +333,18 @@ export async function buildDecoderGraph(
     { axis: attr.int(3) },
   ); // [b, 1, q, width + seq]
   const bias = g.op1('Where', [visible, g.floats([0], []), g.floats([-Infinity], [])]);
-  // Rows [0, batch) and positions [0, width) of the slot buffer: the one copy of the cache a step
-  // makes (MatMul needs the keys dense), widened to float32 when the cache is float16.
   // The softmax weights of the cache part, [0, width), and of the new tokens, [width, width + seq).
   const cachePart = (x: string): string => g.op1('Slice', [x, g.int64s([0]), width, g.int64s([3])]);
   const total = g.op1('Add', [width, seqLen]);
   const newPart = (x: string): string => g.op1('Slice', [x, width, total, g.int64s([3])]);
+  // Rows [0, batch) and positions [0, width) of the slot buffer, the window the rows read: the one
+  // copy of the cache a step makes (MatMul needs the keys dense), widened to float32 when the cache
+  // is float16. Its value is named window_key_l / window_value_l: the host graph
+  // (hostDecoderGraph) takes it as an input, so there the Slice is left out.
   const readEnds = g.op1('Concat', [batch, width], { axis: attr.int(0) });
-  const readCache = (x: string): string => {
-    const part = g.op1('Slice', [x, g.int64s([0, 0]), readEnds, g.int64s([0, 2])]);
-    return kvDtype === 'float32' ? part : g.op1('Cast', [part], { to: attr.int(OnnxType.FLOAT) });
+  const readCache = (x: string, window: string): string => {
+    const [part] = g.op('Slice', [x, g.int64s([0, 0]), readEnds, g.int64s([0, 2])], { outputs: [window] });
+    return kvDtype === 'float32' ? part! : g.op1('Cast', [part!], { to: attr.int(OnnxType.FLOAT) });
   };
   const present: { k: string; v: string }[] = [];
   const asKv = (x: string): string =>
@@ -395,7 +399,7 @@ export async function buildDecoderGraph(
     // scores against the cache [b, h, q, width] and the new keys [b, h, q, seq], one softmax over
     // both, then the two weighted sums of values added: nothing concatenates the cache itself.
     const keysT = (x: string): string => g.op1('Transpose', [x], { perm: attr.ints([0, 1, 3, 2]) });
-    const pastScores = g.op1('MatMul', [rq, keysT(readCache(caches[l]!.pastK))]);
+    const pastScores = g.op1('MatMul', [rq, keysT(readCache(caches[l]!.pastK, windowNames(l).key))]);
     const newScores = g.op1('MatMul', [rq, keysT(rk)]);
     const scores = g.op1('Add', [
       g.op1('Div', [g.op1('Concat', [pastScores, newScores], { axis: attr.int(3) }), scale]),
@@ -403,7 +407,7 @@ export async function buildDecoderGraph(
     ]);
     const probs = g.op1('Softmax', [scores], { axis: attr.int(-1) });
     const mixed = g.op1('Add', [
-      g.op1('MatMul', [cachePart(probs), readCache(caches[l]!.pastV)]),
+      g.op1('MatMul', [cachePart(probs), readCache(caches[l]!.pastV, windowNames(l).value)]),
       g.op1('MatMul', [newPart(probs), vh]),
     ]);
     const o = g.op1('Reshape', [bhsd(mixed), g.int64s([0, 0, d])]);
@@ -482,6 +486,43 @@ export async function buildDecoderGraph(
     g.output(`new_value_${l}`, `new_value_${l}`, kvType, ['batch', nh, 'seq', hd]);
   }
   return g;
+}
+
+/** Layer l's window values: the [batch, heads, width, hd] cache positions the rows read. */
+export const windowNames = (l: number): { key: string; value: string } => ({
+  key: `window_key_${l}`,
+  value: `window_value_${l}`,
+});
+
+/**
+ * model.host.onnx, the decoder for a session whose slot KV cache stays in host memory: `decoder`
+ * (buildDecoderGraph, built with `kvDtype`) with each layer's window taken as inputs
+ * window_key_l / window_value_l [batch, heads, width, hd], in the cache's type, where the device
+ * graph slices it out of past_key_l / past_value_l (those inputs and the Slices are left out).
+ * width is still max(past_lengths, 1); the rows are the batch. The engine feeds each row's first
+ * width positions compacted from its host slots, which the Slice would copy once more (in an
+ * onnxruntime profile of a 16-row step at dim 1024, context 64: 4 of 60 ms, though without it the
+ * attention's MatMuls read the window cold and take back most of that). The rest is the device
+ * graph's nodes and initializers themselves, so the two graphs compute the same and, written side
+ * by side (writeGraph's variants), point at one external-data file when the weights are external.
+ */
+export function hostDecoderGraph(
+  decoder: GraphBuilder,
+  c: LlamaConfig,
+  kvDtype: KvDtype = 'float32',
+): GraphBuilder {
+  const window = (name: string) => ({
+    name,
+    elemType: KV_ONNX_TYPE[kvDtype],
+    dims: ['batch', c.nHeads, 'width', c.headDim],
+  });
+  return decoder.feeding(
+    Array.from({ length: c.nLayers }, (_, l) => [
+      window(windowNames(l).key),
+      window(windowNames(l).value),
+    ]).flat(),
+    'imagebind_llm_decoder_host',
+  );
 }
 
 /**

@@ -48,10 +48,21 @@ export function weightBytes(entries: Iterable<readonly number[]>, format: Weight
   return n;
 }
 
+/** A second graph written from the one built (the decoder's host graph), beside it. */
+export interface GraphVariant {
+  /** Its file name in the same folder. */
+  readonly file: string;
+  /** Makes it from the built graph, whose initializers it keeps (GraphBuilder.feeding). */
+  readonly derive: (graph: GraphBuilder) => GraphBuilder;
+}
+
 /**
- * Writes one graph as `<dir>/<file>`, with its weights inline or in `<file>.data`. The graph is
- * built into a temporary name and renamed at the end, so an interrupted build never leaves a
- * half-written model that looks complete.
+ * Writes one graph as `<dir>/<file>`, with its weights inline or in `<file>.data`, and each of
+ * `variants` beside it: with external data they all point at `<file>.data`; inline, each file
+ * holds its own copy (a session loads one of them; below the external-data threshold that costs
+ * disk, not memory, and keeps the weights out of memory-mapped files, which onnxruntime reads in
+ * place). Each graph is written under a temporary name and renamed at the end, so an interrupted
+ * build never leaves a half-written model that looks complete.
  */
 export async function writeGraph(
   dir: string,
@@ -59,6 +70,7 @@ export async function writeGraph(
   estimatedBytes: number,
   mode: ExternalDataMode,
   build: (sink?: InitializerSink) => Promise<GraphBuilder>,
+  variants: readonly GraphVariant[] = [],
 ): Promise<{ bytes: number; external: boolean }> {
   const external = mode === 'always' || (mode === 'auto' && estimatedBytes > EXTERNAL_DATA_THRESHOLD);
   if (mode === 'never' && estimatedBytes > 2 * 1024 ** 3 - 1024 ** 2) {
@@ -66,20 +78,21 @@ export async function writeGraph(
       `${file}: ${estimatedBytes} bytes of weights do not fit a 2 GB protobuf; use external data`,
     );
   }
-  const tmp = join(dir, `.${file}.partial`);
+  const files = [file, ...variants.map((v) => v.file)];
+  const tmp = (f: string): string => join(dir, `.${f}.partial`);
   let sink: ExternalDataSink | undefined;
   if (external) sink = new ExternalDataSink(join(dir, `${file}.data`), `${file}.data`);
   try {
     const graph = await build(sink);
-    const bytes = writeChunks(
-      tmp,
-      serializeModelChunks(graph, { opsets: OPSETS, producerVersion: BUILDER_VERSION }),
-    );
-    renameSync(tmp, join(dir, file));
+    const write = (f: string, g: GraphBuilder): number =>
+      writeChunks(tmp(f), serializeModelChunks(g, { opsets: OPSETS, producerVersion: BUILDER_VERSION }));
+    let bytes = write(file, graph);
+    for (const v of variants) bytes += write(v.file, v.derive(graph));
+    for (const f of files) renameSync(tmp(f), join(dir, f));
     return { bytes: bytes + (sink?.bytesWritten ?? 0), external };
   } finally {
     sink?.close();
-    rmSync(tmp, { force: true });
+    for (const f of files) rmSync(tmp(f), { force: true });
   }
 }
 

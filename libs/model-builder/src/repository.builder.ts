@@ -15,11 +15,13 @@ import {
   buildDecoderGraph,
   buildStateGraph,
   buildVisualGraph,
+  hostDecoderGraph,
   type KvDtype,
   llamaBaseKeys,
   llamaConfigFrom,
   type LlamaConfig,
   type LlamaParamsJson,
+  windowNames,
 } from './llama.builder';
 import {
   bytesPerWeight,
@@ -108,7 +110,15 @@ const slotCache = (c: LlamaConfig, kv: KvDtype, prefix: string): TensorSpec[] =>
     { name: `${prefix}_value_${l}`, dtype: kv, dims: ['slots', c.nHeads, 'capacity', c.headDim] },
   ]).flat();
 
-const decoderInputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
+/** The host graph's windows: the rows' [0, width) positions of every layer (hostDecoderGraph). */
+const windows = (c: LlamaConfig, kv: KvDtype): TensorSpec[] =>
+  Array.from({ length: c.nLayers }, (_, l) => [
+    { name: windowNames(l).key, dtype: kv, dims: ['batch', c.nHeads, 'width', c.headDim] },
+    { name: windowNames(l).value, dtype: kv, dims: ['batch', c.nHeads, 'width', c.headDim] },
+  ]).flat();
+
+/** model.onnx reads windows of whole slot buffers (past_*); model.host.onnx is fed the windows. */
+const decoderInputs = (c: LlamaConfig, kv: KvDtype, graph: 'device' | 'host'): TensorSpec[] => [
   { name: 'input_ids', dtype: 'int64', dims: ['batch', 'seq'] },
   { name: 'position_ids', dtype: 'int64', dims: ['batch', 'seq'] },
   { name: 'past_lengths', dtype: 'int64', dims: ['batch'] },
@@ -116,8 +126,9 @@ const decoderInputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
   { name: 'layer_offsets', dtype: 'float32', dims: ['batch', c.nLayers, c.dim] },
   { name: 'gather_rows', dtype: 'int64', dims: ['batch'] },
   { name: 'kv_write_index', dtype: 'int64', dims: ['batch', c.nHeads, 'seq', 3] },
-  ...slotCache(c, kv, 'past'),
+  ...(graph === 'device' ? slotCache(c, kv, 'past') : []),
   ...slotCache(c, kv, 'cache'),
+  ...(graph === 'host' ? windows(c, kv) : []),
 ];
 
 const decoderOutputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
@@ -261,16 +272,25 @@ async function buildLanguageComponents(
     ];
     const decoderBytes = weightBytes(llamaBaseKeys(llama).values(), format);
     say(
-      `building llama-decoder/model.onnx (${llama.nLayers} layers, ~${(decoderBytes / 1024 ** 2).toFixed(0)} MiB of float32 weights)`,
+      `building llama-decoder/model.onnx and model.host.onnx (${llama.nLayers} layers, ~${(decoderBytes / 1024 ** 2).toFixed(0)} MiB of float32 weights)`,
     );
+    // model.onnx for a session that keeps the slot cache on the device, model.host.onnx (the same
+    // graph fed the windows it would slice) for one that keeps it in host memory; external weights
+    // go to one file both point at.
     const decWritten = await graphStep('llama-decoder/model.onnx', decoderNames, async () =>
-      writeGraph(decDir, 'model.onnx', decoderBytes, mode, (sink) =>
-        buildDecoderGraph(weights, llama, sink, {
-          format,
-          kvDtype,
-          quantBlock,
-          onLayer: (l) => say(`  layer ${l + 1}/${llama.nLayers}`),
-        }),
+      writeGraph(
+        decDir,
+        'model.onnx',
+        decoderBytes,
+        mode,
+        (sink) =>
+          buildDecoderGraph(weights, llama, sink, {
+            format,
+            kvDtype,
+            quantBlock,
+            onLayer: (l) => say(`  layer ${l + 1}/${llama.nLayers}`),
+          }),
+        [{ file: 'model.host.onnx', derive: (g) => hostDecoderGraph(g, llama, kvDtype) }],
       ),
     );
     say('building llama-decoder/visual.onnx');
@@ -302,10 +322,19 @@ async function buildLanguageComponents(
       builder,
       createdAt: created,
       sources,
-      files: { decoder: 'model.onnx', visual: 'visual.onnx', state: 'state.onnx' },
+      files: {
+        decoder: 'model.onnx',
+        hostDecoder: 'model.host.onnx',
+        visual: 'visual.onnx',
+        state: 'state.onnx',
+      },
       dtype,
       graphs: {
-        decoder: { inputs: decoderInputs(llama, kvDtype), outputs: decoderOutputs(llama, kvDtype) },
+        decoder: { inputs: decoderInputs(llama, kvDtype, 'device'), outputs: decoderOutputs(llama, kvDtype) },
+        hostDecoder: {
+          inputs: decoderInputs(llama, kvDtype, 'host'),
+          outputs: decoderOutputs(llama, kvDtype),
+        },
         visual: {
           inputs: [{ name: 'visual_query', dtype: 'float32', dims: ['batch', llama.dim] }],
           outputs: [{ name: 'layer_offsets', dtype: 'float32', dims: ['batch', llama.nLayers, llama.dim] }],

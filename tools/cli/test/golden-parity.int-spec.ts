@@ -180,6 +180,11 @@ function requestFor(c: DecodeCase, extra: { resumeIds?: number[]; maxNewTokens?:
 }
 
 describe('greedy decoding', () => {
+  it('runs the host graph (model.host.onnx, fed the cache windows) with the cache in host memory', () => {
+    expect(language.engine.stateLocation).toBe('host');
+    expect(language.engine.decodeGraph).toBe('host');
+  });
+
   it.each(decodeCases.map((c) => [c.id, c] as const))(
     '%s: prompt ids, prefill logits, 24 greedy tokens',
     async (_id, c) => {
@@ -259,6 +264,7 @@ describe.each([
 
   it('keeps the slot KV cache on the device', () => {
     expect(gpu.engine.stateLocation).toBe('device');
+    expect(gpu.engine.decodeGraph).toBe('device');
   });
 
   it.each(decodeCases.map((c) => [c.id, c] as const))(

@@ -22,24 +22,36 @@ const shape: DecoderShape = {
  * the slot-cache interface: past_key_0 [slots, 1, capacity, 1] of which row b reads slot b's first
  * past_lengths[b] positions (and new tokens j ≤ q, j < new_lengths[b]), kv_write_index [batch, 1, seq, 3] says where each new key goes,
  * and present_key_0 is cache_key_0 with the new keys scattered in (the state copies it back, as
- * this fake cannot write in place the way onnxruntime's bound outputs do).
+ * this fake cannot write in place the way onnxruntime's bound outputs do). With `windowInputs` it
+ * speaks the host graph's interface instead: window_key_0 [batch, 1, width, 1] in place of
+ * past_key_0, exactly the window (width = max(past_lengths, 1)), as model.host.onnx requires.
  */
 class FakeDecoder implements InferenceSessionPort {
-  readonly inputNames = ['input_ids', 'past_key_0', 'cache_key_0'];
+  readonly inputNames: string[];
   readonly outputNames = [];
   readonly batchSizes: number[] = [];
   failNext = false;
+
+  constructor(private readonly windowInputs = false) {
+    this.inputNames = ['input_ids', windowInputs ? 'window_key_0' : 'past_key_0', 'cache_key_0'];
+  }
 
   // eslint-disable-next-line @typescript-eslint/require-await -- the port is async; the fake computes synchronously
   async run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
     if (this.failNext) throw new Error('session exploded');
     const [b, t] = feeds['input_ids']!.dims as [number, number];
-    const past = feeds['past_key_0']!;
+    const past = feeds[this.windowInputs ? 'window_key_0' : 'past_key_0']!;
     const cap = past.dims[2]!;
     const cache = feeds['cache_key_0']!;
     const target = cache.dims[2]!;
     const pastLengths = feeds['past_lengths']!.data as BigInt64Array;
     const newLengths = feeds['new_lengths']!.data as BigInt64Array;
+    if (this.windowInputs) {
+      if ('past_key_0' in feeds) throw new Error('the host graph has no past_key_0');
+      const width = Math.max(1, ...Array.from(pastLengths, Number));
+      if (past.dims[0] !== b || cap !== width)
+        throw new Error(`window_key_0 [${past.dims.join(', ')}] is not the batch's window of ${width}`);
+    }
     this.batchSizes.push(b);
     const ids = feeds['input_ids']!.data as BigInt64Array;
     const offsets = feeds['layer_offsets']!.data as Float32Array;
@@ -205,6 +217,31 @@ describe('GenerationEngine', () => {
       req([1, 6], 4, 10, { resumeIds: full.slice(0, 4) }),
     );
     expect(r.tokenIds).toEqual(full);
+  });
+
+  it("feeds the host graph (model.host.onnx) each row's window as window_key_l", async () => {
+    const fake = new FakeDecoder(true);
+    const engine = new GenerationEngine(fake, shape, { maxBatch: 3 });
+    expect(engine.decodeGraph).toBe('host');
+    expect(new GenerationEngine(new FakeDecoder(), shape).decodeGraph).toBe('device');
+    const specs: [number[], number, number][] = [
+      [[1, 4], 0, 10],
+      [[1, 5, 6, 8, 11], 3, 6],
+      [[1], 17, 12],
+      [[1, 30, 31], 5, 9],
+    ];
+    const first = specs.slice(0, 3).map(async ([p, o, n]) => engine.generate(req(p, o, n)));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const late = engine.generate(req(...specs[3]!));
+    const results = await Promise.all([...first, late]);
+    results.forEach((r, i) => expect(r.tokenIds, `row ${i}`).toEqual(reference(...specs[i]!)));
+    expect(Math.max(...fake.batchSizes)).toBe(3);
+  });
+
+  it('refuses the host graph for a session that keeps the KV cache on the device', () => {
+    const fake = new FakeDecoder(true);
+    const onDevice = Object.assign(new LocalStateSession(fake), { stateLocation: 'device' as const });
+    expect(() => new GenerationEngine(onDevice, shape)).toThrow(/host graph.*model\.onnx/);
   });
 
   it('rejects every row in flight when the session fails', async () => {

@@ -109,6 +109,9 @@ export const kvStateNames = (l: number): { key: string; value: string } => ({
   value: `kv.value.${l}`,
 });
 
+/** The host graph's input for layer l's window of keys or values (hostDecoderGraph). */
+const windowInput = (kind: 'key' | 'value', l: number): string => `window_${kind}_${l}`;
+
 /** State buffer of each slot's c_l rows [slots, layers, dim]: written at a join, read by every step. */
 export const SLOT_OFFSETS_STATE = 'slot.layer_offsets';
 
@@ -174,6 +177,13 @@ export class GenerationEngine {
   private readonly session: StatefulSessionPort;
   private readonly slots: KvSlots;
   private stateReady: Promise<void> | undefined;
+  /**
+   * The host graph (model.host.onnx): fed each row's window as window_key_l / window_value_l.
+   * Otherwise the graph slices the window out of what it is fed as past_key_l / past_value_l:
+   * whole slot buffers on a device, in host memory the window itself (a repository built before
+   * the host graph, or a test's fake).
+   */
+  private readonly windowInputs: boolean;
 
   constructor(
     session: InferenceSessionPort,
@@ -181,19 +191,34 @@ export class GenerationEngine {
     private readonly options: EngineOptions = { maxBatch: 16 },
   ) {
     const inputs = session.inputNames;
-    if (inputs.length > 0 && !inputs.includes('past_key_0')) {
+    this.windowInputs = inputs.includes(windowInput('key', 0));
+    if (inputs.length > 0 && !inputs.includes('past_key_0') && !this.windowInputs) {
       throw new Error(
         'this decoder.onnx predates the split cache inputs (past_key_l beside cache_key_l): ' +
           'rebuild the repository with `ibllm models build`',
       );
     }
     this.session = isStateful(session) ? session : new LocalStateSession(session);
+    if (this.windowInputs && this.session.stateLocation === 'device') {
+      throw new Error(
+        "the decoder's host graph (model.host.onnx, fed window_key_l) cannot read a KV cache kept on the device: " +
+          'load model.onnx for a device session',
+      );
+    }
     this.slots = new KvSlots(options.maxBatch);
   }
 
   /** Where the session keeps the slot KV cache: on the device for a GPU provider, else host memory. */
   get stateLocation(): StateLocation {
     return this.session.stateLocation;
+  }
+
+  /**
+   * Which decoder graph the session runs: `host` (model.host.onnx, fed each row's cache window) or
+   * `device` (model.onnx, which slices the windows out of what it is fed).
+   */
+  get decodeGraph(): 'host' | 'device' {
+    return this.windowInputs ? 'host' : 'device';
   }
 
   /** Rows decoding now and waiting for prefill. */
@@ -500,9 +525,10 @@ export class GenerationEngine {
   /**
    * The cache inputs of a run over `rows` rows reading `width` positions and adding `fresh`. On a
    * device: every layer's slot buffers, whole (views: nothing is copied), as both what the graph
-   * reads (past_*) and what it scatters into (cache_*). In host memory: as past_*, each row's first
-   * `width` positions, compacted (onnxruntime-node copies CPU inputs into the run anyway, so this
-   * copies just what the step reads); as cache_*, one zeroed scratch of the `fresh` new positions,
+   * reads (past_*) and what it scatters into (cache_*). In host memory: as window_* (past_* for a
+   * graph without the windows as inputs), each row's first `width` positions, compacted by the
+   * session into buffers it reuses (the host graph copies no more of the cache: it reads the window
+   * as fed); as cache_*, one zeroed scratch of the `fresh` new positions,
    * the scatter's target, whose result is not used: the new K/V come back as new_key/new_value
    * and are copied into the slots.
    */
@@ -531,7 +557,7 @@ export class GenerationEngine {
           feeds[`cache_${kind}_${l}`] = whole;
           continue;
         }
-        feeds[`past_${kind}_${l}`] = emptyPast ?? {
+        feeds[this.windowInputs ? windowInput(kind, l) : `past_${kind}_${l}`] = emptyPast ?? {
           state,
           dims: [rows, nHeads, width, headDim],
           window: { capacity: maxSeqLen, width },

@@ -108,3 +108,71 @@ describe('serializeModel', () => {
     expect(sha256(joined)).toBe(sha256(serializeModel(graph(big), OPTIONS)));
   });
 });
+
+describe('GraphBuilder.feeding', () => {
+  const text = (bytes: Uint8Array | undefined): string => new TextDecoder().decode(bytes);
+  /** Op types of the nodes, names of the inputs and of the initializers of a graph. */
+  function summary(g: GraphBuilder): { ops: string[]; inputs: string[]; initializers: string[] } {
+    const model = fields(serializeModel(g, OPTIONS));
+    const parts = fields(model.find((f) => f.field === 7)!.payload!);
+    const named = (field: number, nameField: number): string[] =>
+      parts
+        .filter((f) => f.field === field)
+        .map((f) => text(fields(f.payload!).find((x) => x.field === nameField)!.payload));
+    return { ops: named(1, 4), inputs: named(11, 1), initializers: named(5, 8) };
+  }
+  /** x → Slice (named window) → Add a bias → y; the bias is big enough to go to the sink. */
+  function sliced(): { g: GraphBuilder; sliceOnly: string } {
+    const g = new GraphBuilder('sliced');
+    const x = g.input('x', OnnxType.FLOAT, ['n', 8]);
+    const n = g.input('n', OnnxType.INT64, [1]);
+    const sliceOnly = g.int64s([0]);
+    const [window] = g.op('Slice', [x, sliceOnly, n, sliceOnly], { outputs: ['window'] });
+    const bias = g.floatInit('bias', [8, 64], new Float32Array(512).fill(1));
+    const y = g.op1('Add', [
+      g.op1('ReduceSum', [window!, g.int64s([-2])]),
+      g.op1('Cast', [g.op1('Reshape', [n, g.int64s([1, 1])])], { to: attr.int(OnnxType.FLOAT) }),
+    ]);
+    g.output(g.op1('Add', [y, g.op1('ReduceSum', [bias, g.int64s([1])])]), 'y', OnnxType.FLOAT, [1, 8]);
+    return { g, sliceOnly };
+  }
+
+  it('takes the value as an input and leaves out what only served to compute it', () => {
+    const { g, sliceOnly } = sliced();
+    const fed = g.feeding([{ name: 'window', elemType: OnnxType.FLOAT, dims: ['m', 8] }], 'fed');
+    const before = summary(g);
+    const after = summary(fed);
+    expect(before.ops.filter((op) => op === 'Slice')).toHaveLength(1);
+    expect(after.ops).not.toContain('Slice');
+    expect(after.ops).toEqual(before.ops.filter((op) => op !== 'Slice'));
+    // x fed only the Slice; n still makes y
+    expect(after.inputs).toEqual(['n', 'window']);
+    // the Slice's starts/axes constant is gone, the ReduceSum axes and the weights stay
+    expect(after.initializers).toEqual(before.initializers.filter((name) => name !== sliceOnly));
+    expect(after.initializers).toHaveLength(4);
+    // the source graph is unchanged
+    expect(summary(g)).toEqual(before);
+  });
+
+  it('shares the initializers rather than copying them', () => {
+    const big = bigWeight();
+    const g = new GraphBuilder('g');
+    const x = g.input('x', OnnxType.FLOAT, [512, 600]);
+    const [w] = g.op('Neg', [x], { outputs: ['w'] });
+    g.output(g.op1('Add', [w!, g.floatInit('big', [512, 600], big)]), 'y', OnnxType.FLOAT, [512, 600]);
+    const fed = g.feeding([{ name: 'w', elemType: OnnxType.FLOAT, dims: [512, 600] }]);
+    expect(serializeModelChunks(fed, OPTIONS).filter((c) => c.buffer === big.buffer)).toHaveLength(1);
+  });
+
+  it('refuses a value the graph does not compute, or one whose node is still needed', () => {
+    const { g } = sliced();
+    expect(() => g.feeding([{ name: 'x', elemType: OnnxType.FLOAT, dims: [8] }])).toThrow(
+      /x is not a value computed/,
+    );
+    const h = new GraphBuilder('h');
+    const x = h.input('x', OnnxType.FLOAT, [2]);
+    const [a, b] = h.op('Split', [x], { outputs: ['a', 'b'] });
+    h.output(h.op1('Add', [a!, b!]), 'y', OnnxType.FLOAT, [1]);
+    expect(() => h.feeding([{ name: 'a', elemType: OnnxType.FLOAT, dims: [1] }])).toThrow(/a cannot be fed/);
+  });
+});

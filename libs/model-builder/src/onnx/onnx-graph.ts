@@ -226,6 +226,54 @@ export class GraphBuilder {
     return out!;
   }
 
+  /**
+   * A variant of this graph in which the values `fed` are graph inputs instead of computed: each
+   * becomes an input of its own name, and the nodes, inputs and initializers that nothing needs any
+   * more are left out. The initializers kept are this graph's own (their bytes, or their place in
+   * an external-data file, are shared, never copied), so a variant written beside this graph can
+   * point at the same weights file.
+   */
+  feeding(
+    fed: readonly { name: string; elemType: OnnxType; dims: readonly Dim[] }[],
+    name = this.name,
+  ): GraphBuilder {
+    const fedNames = new Set(fed.map((v) => v.name));
+    const producer = new Map<string, NodeDef>();
+    for (const node of this.nodes) for (const o of node.outputs) producer.set(o, node);
+    for (const v of fed) {
+      if (!producer.has(v.name)) throw new Error(`${v.name} is not a value computed in graph ${this.name}`);
+    }
+    // Walk back from the outputs, stopping at the fed values.
+    const needed = new Set<string>();
+    const live = new Set<NodeDef>();
+    const stack = this.outputs.map((o) => o.name);
+    while (stack.length > 0) {
+      const value = stack.pop()!;
+      if (needed.has(value)) continue;
+      needed.add(value);
+      const node = fedNames.has(value) ? undefined : producer.get(value);
+      if (node === undefined || live.has(node)) continue;
+      live.add(node);
+      stack.push(...node.inputs.filter((i) => i !== ''));
+    }
+    for (const node of live) {
+      const clash = node.outputs.find((o) => fedNames.has(o));
+      if (clash !== undefined)
+        throw new Error(`${clash} cannot be fed: node ${node.name} that makes it is still needed`);
+    }
+    const g = new GraphBuilder(name, this.sink);
+    g.nodes.push(...this.nodes.filter((n) => live.has(n)));
+    g.inputs.push(
+      ...this.inputs.filter((i) => needed.has(i.name)),
+      ...fed.map((v) => ({ name: v.name, elemType: v.elemType, dims: v.dims })),
+    );
+    g.outputs.push(...this.outputs);
+    g.initializers.push(...this.initializers.filter((i) => needed.has(i.name)));
+    for (const n of this.names) g.names.add(n);
+    g.counter = this.counter;
+    return g;
+  }
+
   get initializerBytes(): number {
     return this.initializers.reduce(
       (n, i) => n + (i.data.kind === 'inline' ? i.data.bytes.byteLength : i.data.length),

@@ -172,6 +172,10 @@ export async function loadDecoderModel(
       thread: 'worker',
       // On a GPU provider the slot KV cache is allocated on the device by this small graph.
       ...(component.json.files['state'] === undefined ? {} : { stateAllocModel: component.file('state') }),
+      // Elsewhere it stays in host memory, and the session runs the graph fed the cache windows.
+      ...(component.json.files['hostDecoder'] === undefined
+        ? {}
+        : { hostStateModel: component.file('hostDecoder') }),
     }),
     createOrtSession(component.file('visual'), sessionOptions),
   ]);
@@ -188,6 +192,17 @@ export async function loadDecoderModel(
     { event: 'decoder.execution_providers', providers: chosen, skipped },
     `decoder sessions run on ${chosen.join(', ')}`,
   );
+  if (
+    component.json.files['hostDecoder'] === undefined &&
+    isStateful(decoder) &&
+    decoder.stateLocation === 'host'
+  ) {
+    options.logger?.info(
+      { event: 'decoder.no_host_graph', dir: component.dir },
+      `${component.dir} predates the host decoder graph (model.host.onnx): each step copies the ` +
+        'KV cache it reads once more; rebuild the repository with `ibllm models build` to drop that copy',
+    );
+  }
   const sources = component.json.sources;
   const source = sources.find((s) => s.role === 'adapter') ?? sources[0];
   return {
