@@ -3,7 +3,7 @@
 // `npm run build` first.
 //
 //   node bench/decoder/matmul-nbits.mjs [--dim 4096] [--hidden 11008] [--pairs 4] [--bits 4,8]
-//        [--blocks 32,64,128] [--accuracy 4] [--reps 20] [--json]
+//        [--blocks 32,64,128] [--accuracy 4] [--threads 0] [--spin] [--reps 20] [--json]
 //
 // One graph per (bits, block) of `pairs` × (dim→hidden, hidden→dim) MatMulNBits — LLaMA-7B's MLP
 // shapes, far larger than the caches — with random packed weights. Each is timed on a [1, dim]
@@ -31,6 +31,8 @@ const { values } = parseArgs({
     bits: { type: 'string', default: '4,8' },
     blocks: { type: 'string', default: '32,64,128' },
     accuracy: { type: 'string', default: '4' },
+    threads: { type: 'string', default: '0' },
+    spin: { type: 'boolean', default: false },
     reps: { type: 'string', default: '20' },
     json: { type: 'boolean', default: false },
   },
@@ -103,7 +105,10 @@ try {
   for (const bits of values.bits.split(',').map(Number)) {
     for (const block of values.blocks.split(',').map(Number)) {
       const { file, weightBytes } = buildGraph(dir, bits, block);
-      const session = await createOrtSession(file, { allowSpinning: false });
+      const session = await createOrtSession(file, {
+        allowSpinning: values.spin,
+        intraOpThreads: Number(values.threads),
+      });
       try {
         for (let i = 0; i < 3; i++) await session.run({ x });
         const ms = [];

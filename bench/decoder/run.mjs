@@ -3,7 +3,7 @@
 //
 //   npm run build && node bench/decoder/run.mjs [--provider cpu|webgpu] [--dim 1024] [--layers 8]
 //       [--heads 16] [--vocab 32000] [--tokens 64] [--streams 16] [--format fp32|fp16|int8|int4]
-//       [--kv float32|float16] [--capacity 512] [--contexts 64,480] [--half-compute]
+//       [--quant-block 32|64|128] [--kv float32|float16] [--capacity 512] [--contexts 64,480] [--half-compute]
 //       [--sections all|steps] [--json]
 //
 // Prints these ratios, each measured side by side in this one run (machines are noisy):
@@ -35,6 +35,8 @@ import {
   hostDecoderGraph,
   llamaBaseKeys,
   OnnxType,
+  QUANT_BLOCK_SIZE,
+  QUANT_BLOCK_SIZES,
   WeightStore,
   writeGraph,
 } from '@imagebind-llm/model-builder';
@@ -51,6 +53,7 @@ const { values: args } = parseArgs({
     prompt: { type: 'string', default: '16' },
     streams: { type: 'string', default: '16' },
     format: { type: 'string', default: 'fp32' },
+    'quant-block': { type: 'string', default: String(QUANT_BLOCK_SIZE) },
     kv: { type: 'string', default: 'float32' },
     capacity: { type: 'string', default: '512' },
     contexts: { type: 'string', default: '64,480' },
@@ -73,6 +76,9 @@ const promptLen = Number(args.prompt);
 const streams = Number(args.streams);
 const format = args.format;
 const kvDtype = args.kv;
+const quantBlock = Number(args['quant-block']);
+if (!QUANT_BLOCK_SIZES.includes(quantBlock))
+  throw new Error(`--quant-block must be one of ${QUANT_BLOCK_SIZES.join(', ')}, got ${args['quant-block']}`);
 const capacity = Number(args.capacity);
 const contexts = args.contexts.split(',').map(Number);
 const reps = Number(args.reps);
@@ -97,6 +103,7 @@ const report = {
   streams,
   tokens: newTokens,
   format,
+  quant_block: quantBlock,
   kv_dtype: kvDtype,
   half_compute: args['half-compute'],
   capacity,
@@ -312,7 +319,7 @@ const work = keep ?? mkdtempSync(join(tmpdir(), 'ibllm-bench-decoder-'));
 try {
   say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
   say(
-    `model: dim ${dim}, ${nLayers} layers, ${nHeads} heads, ffn ${ffnHidden}, vocab ${vocab}, weights ${format}` +
+    `model: dim ${dim}, ${nLayers} layers, ${nHeads} heads, ffn ${ffnHidden}, vocab ${vocab}, weights ${format}${format.startsWith('int') ? ` block ${quantBlock}` : ''}` +
       `${args['half-compute'] ? ' (float16 matmuls)' : ''}, KV ${kvDtype}, capacity ${capacity}, provider ${provider}`,
   );
   let t = performance.now();
@@ -320,8 +327,8 @@ try {
   const perWeight = {
     fp32: 4,
     fp16: args['half-compute'] || provider !== 'cpu' ? 2 : 4,
-    int8: 1 + 4 / 32,
-    int4: 0.5 + 4 / 32,
+    int8: 1 + 4 / quantBlock,
+    int4: 0.5 + 4 / quantBlock,
   }[format];
   const layerParams = nLayers * (4 * dim * dim + 3 * dim * ffnHidden);
   const weightBytes = (layerParams + vocab * dim) * perWeight;
@@ -340,6 +347,7 @@ try {
       (sink) =>
         buildDecoderGraph(weights, config, sink, {
           format,
+          quantBlock,
           kvDtype,
           halfCompute: args['half-compute'],
           onLayer: (l) => {

@@ -1,6 +1,7 @@
 export * from './execution-providers';
 export * from './session.port';
 export * from './ort-session.driver';
+export * from './cpu-threads';
 export * from './ort-worker-session';
 export * from './session-state';
 export * from './generation/sampling';

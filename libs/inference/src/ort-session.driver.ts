@@ -1,4 +1,5 @@
 import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { defaultIntraOpThreads } from './cpu-threads';
 import { chooseProviders, detectBackends, type ProviderName } from './execution-providers';
 import { WorkerSession } from './ort-worker-session';
 import type { BindingSessionPort } from './session-state';
@@ -7,7 +8,10 @@ import type { HostData, HostDType, HostTensor, InferenceSessionPort } from './se
 export interface OrtSessionOptions {
   /** Ordered execution-provider preference; filtered to what this machine can run. */
   readonly providers?: readonly string[];
-  /** Threads for one operator (0 lets onnxruntime decide). */
+  /**
+   * Threads for one operator. 0 or unset: one per CPU this process may use (affinity and cgroup
+   * quota; see defaultIntraOpThreads), not onnxruntime's own default.
+   */
   readonly intraOpThreads?: number;
   /**
    * Let idle intra-op threads spin-wait for the next operator (onnxruntime's default). Spinning
@@ -32,10 +36,11 @@ export interface OrtSessionOptions {
    * reads where `path` slices it out of whole slot buffers on the device. Still one session.
    */
   readonly hostStateModel?: string;
-  /** Called once with the providers chosen and skipped, for the start-up log. */
+  /** Called once with the providers chosen and skipped and the intra-op threads, for the start-up log. */
   readonly onProviders?: (
     chosen: readonly ProviderName[],
     skipped: readonly { name: string; reason: string }[],
+    intraOpThreads: number,
   ) => void;
 }
 
@@ -106,11 +111,12 @@ export async function createOrtSession(
   options: OrtSessionOptions = {},
 ): Promise<InferenceSessionPort> {
   const choice = chooseProviders(options.providers ?? ['cpu'], detectBackends());
-  options.onProviders?.(choice.providers, choice.skipped);
+  const intraOpThreads = options.intraOpThreads || (await defaultIntraOpThreads());
+  options.onProviders?.(choice.providers, choice.skipped, intraOpThreads);
   const sessionOptions: InferenceSession.SessionOptions = {
     executionProviders: [...choice.providers],
     graphOptimizationLevel: 'all',
-    intraOpNumThreads: options.intraOpThreads ?? 0,
+    intraOpNumThreads: intraOpThreads,
     ...(options.allowSpinning === false
       ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
       : {}),

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
 import { checkHealth, createClient, float32Tensor } from '@imagebind-llm/grpc-kit';
+import { defaultIntraOpThreads } from '@imagebind-llm/inference';
 import { decoderV1, SERVICE_NAMES } from '@imagebind-llm/proto';
 import { goldenDir, goldenModelRepository, startProcess, type RunningProcess } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,9 +96,11 @@ describe('decoder process', () => {
     await proc?.stop('SIGKILL');
   });
 
-  it('logs the execution providers it chose and announces ready with the model', () => {
+  it('logs the execution providers it chose and announces ready with the model', async () => {
     const providers = proc.lines.find((l) => l['event'] === 'decoder.execution_providers');
     expect(providers?.['providers']).toEqual(['cpu']);
+    // INTRA_OP_THREADS unset: one per CPU the process may use, not onnxruntime's own default
+    expect(providers?.['intraOpThreads']).toBe(await defaultIntraOpThreads());
     const ready = proc.lines.find((l) => l['event'] === 'service.ready')!;
     expect(ready).toMatchObject({ model: 'llama-decoder@1', executionProvider: 'cpu' });
     // ready comes only after the model loaded and warmed up

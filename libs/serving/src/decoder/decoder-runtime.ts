@@ -155,13 +155,15 @@ export async function loadDecoderModel(
   const shape = decoderShapeOf(component);
   let chosen: readonly ProviderName[] = ['cpu'];
   let skipped: readonly { name: string; reason: string }[] = [];
+  let intraOpThreads = 0;
   const sessionOptions = {
     ...(options.providers === undefined ? {} : { providers: options.providers }),
     ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
     ...(options.allowSpinning === undefined ? {} : { allowSpinning: options.allowSpinning }),
-    onProviders: (c: readonly ProviderName[], s: readonly { name: string; reason: string }[]) => {
+    onProviders: (c: readonly ProviderName[], s: readonly { name: string; reason: string }[], t: number) => {
       chosen = c;
       skipped = s;
+      intraOpThreads = t;
     },
   };
   const [decoder, visual] = await Promise.all([
@@ -189,8 +191,8 @@ export async function loadDecoderModel(
     );
   }
   options.logger?.info(
-    { event: 'decoder.execution_providers', providers: chosen, skipped },
-    `decoder sessions run on ${chosen.join(', ')}`,
+    { event: 'decoder.execution_providers', providers: chosen, skipped, intraOpThreads },
+    `decoder sessions run on ${chosen.join(', ')} with ${intraOpThreads} intra-op threads`,
   );
   if (
     component.json.files['hostDecoder'] === undefined &&
