@@ -4,6 +4,7 @@
 //
 //   npm run build && node bench/decoder/service.mjs [--dim 1024] [--layers 8] [--heads 16]
 //       [--tokens 64] [--prompt 16] [--streams 16] [--quantize none|int8|int4] [--repo DIR]
+//       [--intra-op-threads N (the service's INTRA_OP_THREADS; 0: one per CPU)]
 //       [--keep] [--json]
 //
 // Prints, measured side by side in this one run (machines are noisy):
@@ -39,6 +40,7 @@ const { values: args } = parseArgs({
     prompt: { type: 'string', default: '16' },
     streams: { type: 'string', default: '16' },
     quantize: { type: 'string', default: 'none' },
+    'intra-op-threads': { type: 'string', default: '0' },
     repo: { type: 'string' },
     keep: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -58,6 +60,7 @@ const dim = int('dim', 64);
 const layers = int('layers', 1);
 const heads = int('heads', 1);
 const newTokens = int('tokens', 2);
+const intraOpThreads = int('intra-op-threads', 0);
 const promptLen = int('prompt', 1);
 const streams = int('streams', 2);
 if (!['none', 'int8', 'int4'].includes(args.quantize)) {
@@ -134,6 +137,7 @@ const svc = await startService('decoder', {
   GRPC_PORT: '0',
   HTTP_PORT: '0',
   DECODER_MAX_BATCH: String(streams),
+  INTRA_OP_THREADS: String(intraOpThreads),
 });
 const httpPort = Number(new URL(svc.httpBase).port);
 const client = createClient(decoderV1.DecoderServiceClient, svc.grpcAddress);
@@ -227,6 +231,7 @@ const report = {
   tokens: newTokens,
   prompt: promptLen,
   cores: cpus().length,
+  intra_op_threads: intraOpThreads,
   service_path: 'decoder service process over gRPC on loopback',
 };
 try {
