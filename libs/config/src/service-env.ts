@@ -73,7 +73,10 @@ export function modelRepositoryEnv() {
       env.stringWithDefault('cpu'),
       'comma-separated execution provider preference, e.g. cuda,cpu',
     ),
-    INTRA_OP_THREADS: envVar(env.nonNegativeInt(0, 1024), 'ONNX Runtime intra-op threads; 0 = one per CPU the process may use (affinity, cgroup quota)'),
+    INTRA_OP_THREADS: envVar(
+      env.nonNegativeInt(0, 1024),
+      'ONNX Runtime intra-op threads; 0 = one per CPU the process may use (affinity, cgroup quota)',
+    ),
     ORT_ALLOW_SPINNING: envVar(
       env.boolean(false),
       'let idle ONNX Runtime threads spin-wait: lower latency when the process owns its cores, wasted CPU when it shares them',
