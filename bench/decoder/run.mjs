@@ -3,7 +3,7 @@
 //
 //   npm run build && node bench/decoder/run.mjs [--provider cpu|webgpu] [--dim 1024] [--layers 8]
 //       [--heads 16] [--vocab 32000] [--tokens 64] [--streams 16] [--format fp32|fp16|int8|int4]
-//       [--quant-block 32|64|128] [--kv float32|float16] [--capacity 512] [--contexts 64,480] [--half-compute]
+//       [--quant-block 32|64|128] [--intra-op-threads N (0: one per CPU)] [--kv float32|float16] [--capacity 512] [--contexts 64,480] [--half-compute]
 //       [--sections all|steps] [--json]
 //
 // Prints these ratios, each measured side by side in this one run (machines are noisy):
@@ -54,6 +54,7 @@ const { values: args } = parseArgs({
     streams: { type: 'string', default: '16' },
     format: { type: 'string', default: 'fp32' },
     'quant-block': { type: 'string', default: String(QUANT_BLOCK_SIZE) },
+    'intra-op-threads': { type: 'string', default: '0' },
     kv: { type: 'string', default: 'float32' },
     capacity: { type: 'string', default: '512' },
     contexts: { type: 'string', default: '64,480' },
@@ -77,6 +78,10 @@ const streams = Number(args.streams);
 const format = args.format;
 const kvDtype = args.kv;
 const quantBlock = Number(args['quant-block']);
+// 0: one per CPU the process may use (createOrtSession's default)
+const intraOpThreads = Number(args['intra-op-threads']);
+if (!(Number.isSafeInteger(intraOpThreads) && intraOpThreads >= 0))
+  throw new Error(`--intra-op-threads must be an integer ≥ 0, got ${args['intra-op-threads']}`);
 if (!QUANT_BLOCK_SIZES.includes(quantBlock))
   throw new Error(`--quant-block must be one of ${QUANT_BLOCK_SIZES.join(', ')}, got ${args['quant-block']}`);
 const capacity = Number(args.capacity);
@@ -373,9 +378,11 @@ try {
   const stepSession = await createOrtSession(modelPath, {
     providers: [provider],
     thread: 'worker',
+    intraOpThreads,
     ...models,
-    onProviders: (chosen, skipped) => {
+    onProviders: (chosen, skipped, threads) => {
       report.providers = chosen;
+      report.intra_op_threads = threads;
       if (skipped.length > 0) say(`providers skipped: ${JSON.stringify(skipped)}`);
     },
   });
@@ -439,7 +446,12 @@ try {
   await stepSession.release();
 
   if (allSections) {
-    const session = await createOrtSession(modelPath, { providers: [provider], thread: 'worker', ...models });
+    const session = await createOrtSession(modelPath, {
+      providers: [provider],
+      thread: 'worker',
+      intraOpThreads,
+      ...models,
+    });
     const offsets = new Float32Array(nLayers * dim).fill(0.01);
     const prompt = (i) => [
       1,
