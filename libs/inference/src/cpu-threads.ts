@@ -13,7 +13,15 @@ import { availableParallelism } from 'node:os';
  * on the other hand, is invisible to it: on a 64-core node with a 4-CPU limit it would start 64
  * threads that the kernel throttles.
  */
-export async function defaultIntraOpThreads(cgroupRoot = '/sys/fs/cgroup', self?: string): Promise<number> {
+export async function defaultIntraOpThreads(cgroupRoot?: string, self?: string): Promise<number> {
+  // This process's own answer is read once: every session of a standalone server asks for it.
+  if (cgroupRoot === undefined && self === undefined) return (processDefault ??= threadsFor());
+  return threadsFor(cgroupRoot, self);
+}
+
+let processDefault: Promise<number> | undefined;
+
+async function threadsFor(cgroupRoot = '/sys/fs/cgroup', self?: string): Promise<number> {
   const cpus = availableParallelism();
   const quota = await cgroupCpuQuota(cgroupRoot, self);
   return Math.max(1, quota === undefined ? cpus : Math.min(cpus, Math.ceil(quota)));
