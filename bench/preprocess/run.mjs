@@ -193,7 +193,7 @@ async function measureOurs() {
   const out = { stages: {}, native: mediaNativeStatus() };
   const st = out.stages;
   say(
-    `ibllm_media addon: image ${out.native.image}, video ${out.native.video}, point ${out.native.point}${out.native.reason === undefined ? '' : ` (${out.native.reason})`}`,
+    `ibllm_media addon: image ${out.native.image}, video ${out.native.video}, point ${out.native.point}${out.native.resizeKernel === undefined ? '' : `; resize loops ${out.native.resizeKernel}, allocator thresholds ${out.native.allocatorTuned ? 'set' : 'glibc default'}`}${out.native.reason === undefined ? '' : ` (${out.native.reason})`}`,
   );
 
   // ---- image (the stages as the pipeline runs them: the addon's C where it is built) ----

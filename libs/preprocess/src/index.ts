@@ -45,4 +45,5 @@ export {
   MEDIA_NATIVE_AV_PATH,
   type MediaNative,
   type NativeVideoProbe,
+  type ResizeKernel,
 } from './native/media-native';

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { readNpy, toFloat32 } from '@imagebind-llm/checkpoint';
 import { goldenPath } from '@imagebind-llm/testing';
@@ -9,7 +11,11 @@ import sharp from 'sharp';
 import { decodeImageRgb, type RgbImage } from '../image/image-decode';
 import { preprocessImage, preprocessRgbImage } from '../image/image.preprocess';
 import { groupPointCloud } from '../point/group';
-import { mediaNativeStatus, setMediaNativeEnabled } from './media-native';
+import { mediaNative, mediaNativeStatus, setMediaNativeEnabled, type ResizeKernel } from './media-native';
+
+const KERNELS: readonly ResizeKernel[] = ['c', 'sse4.1', 'avx2'];
+/** The built module (npm run build), loaded in child processes with their own environment. */
+const MEDIA_NATIVE_MODULE = join(__dirname, '..', '..', 'dist', 'native', 'media-native.js');
 
 /**
  * The ibllm_media addon against the portable path (sharp + TypeScript) and the golden tensor:
@@ -55,12 +61,32 @@ function photoLike(width: number, height: number, seed: number): Uint8Array {
 describe('ibllm_media addon', () => {
   it('is built and loads, with video', () => {
     const status = mediaNativeStatus();
-    expect(status, `ibllm_media: ${status.reason ?? ''}`).toEqual({
+    expect(status, `ibllm_media: ${status.reason ?? ''}`).toMatchObject({
       image: true,
       video: true,
       audio: true,
       point: true,
     });
+    // The best loops the CPU has: every x86-64 CI and server CPU has SSE4.1.
+    const expected = process.arch === 'x64' ? ['sse4.1', 'avx2'] : ['c'];
+    expect(expected).toContain(status.resizeKernel);
+    // glibc (Debian): the allocator thresholds are set (this run sets no MALLOC_* variables)...
+    expect(status.allocatorTuned).toBe(process.platform === 'linux');
+  });
+
+  it("leaves glibc's allocator alone where the operator set its variables", () => {
+    const statusIn = (variables: Record<string, string>): { allocatorTuned?: boolean } => {
+      const script =
+        'const p = require(process.argv[1]); process.stdout.write(JSON.stringify(p.mediaNativeStatus()))';
+      const out = execFileSync(process.execPath, ['-e', script, MEDIA_NATIVE_MODULE], {
+        env: { PATH: process.env['PATH'], ...variables },
+        encoding: 'utf8',
+      });
+      return JSON.parse(out) as { allocatorTuned?: boolean };
+    };
+    expect(statusIn({}).allocatorTuned).toBe(process.platform === 'linux');
+    expect(statusIn({ MALLOC_MMAP_THRESHOLD_: '131072' }).allocatorTuned).toBe(false);
+    expect(statusIn({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=1048576' }).allocatorTuned).toBe(false);
   });
 
   it('decodes JPEGs to the same bytes as sharp (baseline, progressive, 4:4:4, 4:2:0, grey, odd sizes)', async () => {
@@ -106,19 +132,46 @@ describe('ibllm_media addon', () => {
     }
   });
 
-  it('resizes and normalises bit for bit as the TypeScript resampler (random sizes, up and down)', async () => {
-    const rnd = seeded(7);
-    for (let trial = 0; trial < 40; trial++) {
-      const width = 1 + Math.floor(rnd() * 700);
-      const height = 1 + Math.floor(rnd() * 700);
-      const data = new Uint8Array(width * height * 3);
-      for (let i = 0; i < data.length; i++) data[i] = Math.floor(rnd() * 256);
-      const img: RgbImage = { width, height, channels: 3, data };
-      const { portable, native } = await bothPaths(() => preprocessRgbImage(img).tensor);
-      expect(Buffer.from(native.buffer).equals(Buffer.from(portable.buffer)), `${width}×${height}`).toBe(
-        true,
-      );
+  it('resizes and normalises bit for bit as the TypeScript resampler with every loop the CPU has (random sizes, up and down)', async () => {
+    const addon = mediaNative()!;
+    const best = addon.resizeKernels();
+    const levels = KERNELS.slice(0, KERNELS.indexOf(best) + 1);
+    try {
+      for (const level of levels) {
+        expect(addon.resizeKernels(level)).toBe(level);
+        const rnd = seeded(7);
+        for (let trial = 0; trial < 40; trial++) {
+          // Some thin images: windows that end at the image's last byte, and rows of one pixel.
+          const width = trial % 8 === 7 ? 1 + (trial % 3) : 1 + Math.floor(rnd() * 700);
+          const height = trial % 8 === 3 ? 1 + (trial % 2) : 1 + Math.floor(rnd() * 700);
+          const data = new Uint8Array(width * height * 3);
+          for (let i = 0; i < data.length; i++) data[i] = Math.floor(rnd() * 256);
+          const img: RgbImage = { width, height, channels: 3, data };
+          const { portable, native } = await bothPaths(() => preprocessRgbImage(img).tensor);
+          expect(
+            Buffer.from(native.buffer).equals(Buffer.from(portable.buffer)),
+            `${level}: ${width}×${height}`,
+          ).toBe(true);
+        }
+        // Extremes: all 0 and all 255 (the bicubic lobes overshoot both ends, so clipping matters).
+        for (const fill of [0, 255]) {
+          const img: RgbImage = {
+            width: 301,
+            height: 517,
+            channels: 3,
+            data: new Uint8Array(301 * 517 * 3).fill(fill),
+          };
+          const { portable, native } = await bothPaths(() => preprocessRgbImage(img).tensor);
+          expect(
+            Buffer.from(native.buffer).equals(Buffer.from(portable.buffer)),
+            `${level}: fill ${fill}`,
+          ).toBe(true);
+        }
+      }
+    } finally {
+      addon.resizeKernels(best);
     }
+    expect(() => addon.resizeKernels('neon' as ResizeKernel)).toThrow(/'c', 'sse4.1' or 'avx2'/);
   });
 
   it('gives the official tensor for girl.jpg on both paths (bit-exact)', async () => {

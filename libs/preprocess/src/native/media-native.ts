@@ -21,6 +21,16 @@ export interface MediaNative {
     maxMemory: number,
     timeoutSeconds: number,
   ): { width: number; height: number; data: Uint8Array };
+  /**
+   * The loops resizeBicubicToPlanes runs (native/image.c): the best the CPU has (`avx2`, `sse4.1`
+   * on x86-64, else `c`), at most `cap` once one is given. Every level gives the same bytes.
+   */
+  resizeKernels(cap?: ResizeKernel): ResizeKernel;
+  /**
+   * glibc's mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (native/module.c); false where it did
+   * nothing: not glibc, or the operator set glibc's own malloc variables.
+   */
+  tuneAllocator(mmapThreshold: number, trimThreshold: number): boolean;
   /** Pillow's bicubic passes on RGB24 with CLIP normalisation into planes (see pillow-resize.ts). */
   resizeBicubicToPlanes(
     rgb: Uint8Array,
@@ -113,6 +123,9 @@ export interface MediaNative {
   ) => Float32Array[];
 }
 
+/** The resize loops, slowest first (native/image.c). */
+export type ResizeKernel = 'c' | 'sse4.1' | 'avx2';
+
 /** `ffprobe -select_streams a:0 -show_entries stream=sample_rate,channels:format=duration`. */
 export interface NativeAudioProbe {
   readonly sampleRate: number;
@@ -145,9 +158,21 @@ export const MEDIA_NATIVE_PATH = join(__dirname, '..', '..', 'native', 'build', 
 /** Its video module (FFmpeg's libraries), loaded beside it when it is there. */
 export const MEDIA_NATIVE_AV_PATH = join(__dirname, '..', '..', 'native', 'build', 'ibllm_media_av.node');
 /** native/media.h MEDIA_ABI_VERSION: a module built from other sources is refused. */
-const ABI_VERSION = 5;
+const ABI_VERSION = 6;
+
+/**
+ * The allocator thresholds set when the addon loads (see tuneAllocator in native/module.c): blocks
+ * up to 4 MiB (a 224² tensor is 588 KiB, a decoded 12 MP image 36 MB) come from the heap and are
+ * reused, so preprocessing does not fault in fresh pages per input; above 8 MiB free at the heap's
+ * top is returned to the system. Not applied where an operator set glibc's own variables
+ * (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`, a `glibc.malloc.*` tunable): setting
+ * `MALLOC_MMAP_THRESHOLD_=131072` restores glibc's default.
+ */
+const MALLOC_MMAP_THRESHOLD = 4 * 1024 * 1024;
+const MALLOC_TRIM_THRESHOLD = 8 * 1024 * 1024;
 
 let loaded: MediaNative | undefined;
+let allocatorTuned = false;
 let tried = false;
 let why = '';
 let videoWhy = '';
@@ -194,6 +219,7 @@ export function mediaNative(): MediaNative | undefined {
     why = loadFailure(error, MEDIA_NATIVE_PATH);
     return undefined;
   }
+  allocatorTuned = core.tuneAllocator(MALLOC_MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD);
   try {
     const av =
       load<
@@ -231,6 +257,10 @@ export function mediaNativeStatus(): {
   /** Compressed audio (not WAV, which is always read in TypeScript) decoded in process. */
   readonly audio: boolean;
   readonly point: boolean;
+  /** The image resize loops in use (`avx2`, `sse4.1`, `c`). */
+  readonly resizeKernel?: ResizeKernel;
+  /** Whether the addon set glibc's allocator thresholds (MALLOC_MMAP_THRESHOLD). */
+  readonly allocatorTuned?: boolean;
   readonly reason?: string;
 } {
   const native = mediaNative();
@@ -243,8 +273,9 @@ export function mediaNativeStatus(): {
       reason: disabled ? 'turned off' : why,
     };
   }
+  const image = { image: true, point: true, resizeKernel: native.resizeKernels(), allocatorTuned } as const;
   if (native.decodeVideoFrames === undefined) {
-    return { image: true, video: false, audio: false, point: true, reason: `video module ${videoWhy}` };
+    return { ...image, video: false, audio: false, reason: `video module ${videoWhy}` };
   }
-  return { image: true, video: true, audio: true, point: true };
+  return { ...image, video: true, audio: true };
 }
