@@ -332,15 +332,19 @@ for service in "${services[@]}"; do
   # The ibllm_media addon loads where the service preprocesses with it (else it would fall back,
   # correct but several times slower): both modules for images + video and for compressed audio,
   # the core one for points.
+  # Checked key by key: the status object also names the resize loop and the allocator state, and
+  # its key order is not part of the contract.
   case "$service" in
-    encoder-vision) want_native='"image":true,"video":true,"audio":true,"point":true' ;;
-    encoder-audio) want_native='"image":true,"video":true,"audio":true,"point":true' ;;
-    encoder-point) want_native='"image":true,"video":false,"audio":false,"point":true' ;;
+    encoder-vision) want_native='image:true video:true audio:true point:true' ;;
+    encoder-audio) want_native='image:true video:true audio:true point:true' ;;
+    encoder-point) want_native='image:true video:false audio:false point:true' ;;
     *) want_native='' ;;
   esac
   if [[ -n $want_native ]]; then
     native="$(docker exec "$name" node -p "JSON.stringify(require('/app/libs/preprocess/dist/index.js').mediaNativeStatus())")"
-    [[ $native == *"$want_native"* ]] || { say "$service: the ibllm_media addon: $native"; exit 1; }
+    for field in $want_native; do
+      [[ $native =~ \"${field%%:*}\":${field#*:}[,}] ]] || { say "$service: the ibllm_media addon: $native (want ${field%%:*}=${field#*:})"; exit 1; }
+    done
     say "$service: ibllm_media addon $native"
   fi
 
