@@ -4,6 +4,11 @@
  * ToTensor + Normalize fused into the vertical pass. The coefficients and the normalisation tables
  * are computed by the TypeScript side (pillow-resize.ts, image.preprocess.ts), so this file holds
  * only the integer multiply-accumulate loops that the TypeScript reference runs too.
+ *
+ * The horizontal pass, the vertical pass and the plane store each exist as plain C, SSE4.1 and
+ * AVX2 (target attributes, one object file); the widest the CPU supports is chosen once, and
+ * resizeKernels() can cap it so a test runs every level against the same reference. Every level
+ * does the same integer arithmetic in the same order per output sample, so all give the same bytes.
  */
 #include <setjmp.h>
 #include <stddef.h>
