@@ -15,7 +15,8 @@
 //   (b′) raw decode steps of the session, batch N vs 1, with the slot KV cache held by the session
 //       (on the device for a GPU provider) at each context of --contexts: tok/s, ÷ the bound, and
 //       the bytes that cross host ↔ session per row and step (equal at every context when nothing
-//       of the cache travels);
+//       of the cache travels). Greedy steps fetch the graph's next_token (its ArgMax of the logits);
+//       `logits_fetch_cost` times a step that fetches the logits instead, side by side;
 //   (b″) the same as (b) through DecoderRuntime (the decoder service's runtime without gRPC);
 //   (c) KV-cache decode ÷ full recompute of the whole sequence for every new token.
 // `--sections steps` runs (a) and (b′) only (the device check: a 7B-shaped model on a GPU).
@@ -405,17 +406,24 @@ try {
   );
   const steps = {};
   const transfer = {};
+  // Greedy steps fetch the graph's next_token (the argmax where the session runs), as the engine
+  // does for greedy rows; a repository built before it has only the logits.
+  const fetch = stepSession.outputNames.includes('next_token') ? 'next_token' : 'logits';
+  report.step_fetch = fetch;
+  const timeSteps = async (feeds, writes, outputs) => {
+    await stepSession.runWithState(feeds, writes, outputs);
+    const s0 = performance.now();
+    for (let i = 0; i < reps; i++) await stepSession.runWithState(feeds, writes, outputs);
+    return (performance.now() - s0) / reps;
+  };
   for (const ctx of contexts) {
     const row = {};
     for (const b of [1, streams]) {
       const { feeds, writes } = stepFeeds(stepSession.stateLocation === 'device', b, ctx);
-      const out = await stepSession.runWithState(feeds, writes, ['logits']);
+      const out = await stepSession.runWithState(feeds, writes, [fetch]);
       if (b === 1) transfer[String(ctx)] = boundaryBytes(feeds, out) / b;
       else transfer[`${ctx}x${b}`] = boundaryBytes(feeds, out) / b;
-      await stepSession.runWithState(feeds, writes, ['logits']);
-      const s0 = performance.now();
-      for (let i = 0; i < reps; i++) await stepSession.runWithState(feeds, writes, ['logits']);
-      const ms = (performance.now() - s0) / reps;
+      const ms = await timeSteps(feeds, writes, [fetch]);
       row[String(b)] = { step_ms: ms, tok_s: (1000 * b) / ms, over_bound: (1000 * b) / ms / boundTokS };
     }
     steps[String(ctx)] = row;
@@ -440,6 +448,31 @@ try {
       )
       .join(', ')}`,
   );
+  if (fetch === 'next_token') {
+    // What fetching the logits instead costs a step (sampling, log-probabilities): at the first
+    // context, 1 and N rows, side by side with the argmax fetch.
+    const ctx = contexts[0];
+    const cost = {};
+    for (const b of [1, streams]) {
+      const { feeds, writes } = stepFeeds(stepSession.stateLocation === 'device', b, ctx);
+      const argmaxMs = await timeSteps(feeds, writes, ['next_token']);
+      const logitsMs = await timeSteps(feeds, writes, ['logits']);
+      cost[String(b)] = {
+        next_token_step_ms: argmaxMs,
+        logits_step_ms: logitsMs,
+        logits_over_next_token: logitsMs / argmaxMs,
+      };
+    }
+    report.logits_fetch_cost = { context: ctx, ...cost };
+    say(
+      `fetching the logits instead of next_token at context ${ctx}: ${[1, streams]
+        .map(
+          (b) =>
+            `${b} rows ${cost[b].logits_step_ms.toFixed(2)} vs ${cost[b].next_token_step_ms.toFixed(2)} ms/step (${cost[b].logits_over_next_token.toFixed(3)}×)`,
+        )
+        .join(', ')}`,
+    );
+  }
   const lastCtx = String(contexts.at(-1));
   report[`raw_ceiling_${streams}_over_1`] = steps[lastCtx][String(streams)].tok_s / steps[lastCtx]['1'].tok_s;
   report.bound_ratio_1_stream_raw = steps[String(contexts[0])]['1'].over_bound;

@@ -253,14 +253,15 @@ export const KV_ONNX_TYPE: Readonly<Record<KvDtype, OnnxType>> = {
  * - kv_write_index [batch, heads, seq, 3]: (slot, head, position) where each new K/V vector goes;
  * - layer_offsets [batch, layers, dim]: c_l per row (visual.onnx), zeros for no visual signal;
  * - gather_rows [batch]: flat row (b·seq + t) whose logits to return;
- * → logits [batch, vocab], present_key_l / present_value_l: cache_key_l with the new positions
- *   scattered in (ScatterND);
+ * → logits [batch, vocab], and next_token [batch] int64, their ArgMax (a greedy step fetches only
+ *   that); present_key_l / present_value_l: cache_key_l with the new positions scattered in
+ *   (ScatterND);
  * → new_key_l / new_value_l [batch, heads, seq, hd] in the cache's type: only the positions this
  *   step made.
  *
  * On a device the engine feeds one slot buffer as both past_key_l and cache_key_l and binds
  * present_key_l to it, so the scatter writes in place and nothing of the cache is copied or crosses
- * host↔device: per step only ids, lengths, write indices and the logits do. The attention never
+ * host↔device: per step only ids, lengths, write indices and the logits (greedy: the ids) do. The attention never
  * concatenates the cache with the new keys: it scores the two parts apart, softmaxes them together
  * and sums the two weighted values, so no step copies the cache but the one Slice that cuts the
  * rows' window out of the slot buffers (window_key_l / window_value_l).
@@ -477,6 +478,14 @@ export async function buildDecoderGraph(
     block,
   );
   g.output(logits, 'logits', OnnxType.FLOAT, ['batch', c.vocabSize]);
+  // The greedy pick where the session runs (first index on ties, as torch.argmax): a greedy step
+  // fetches these 8 bytes per row instead of the logits.
+  g.output(
+    g.op1('ArgMax', [logits], { axis: attr.int(-1), keepdims: attr.int(0), select_last_index: attr.int(0) }),
+    'next_token',
+    OnnxType.INT64,
+    ['batch'],
+  );
   for (let l = 0; l < c.nLayers; l++) {
     g.output(present[l]!.k, `present_key_${l}`, kvType, ['slots', nh, 'capacity', hd]);
     g.output(present[l]!.v, `present_value_${l}`, kvType, ['slots', nh, 'capacity', hd]);

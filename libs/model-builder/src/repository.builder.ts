@@ -133,6 +133,7 @@ const decoderInputs = (c: LlamaConfig, kv: KvDtype, graph: 'device' | 'host'): T
 
 const decoderOutputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
   { name: 'logits', dtype: 'float32', dims: ['batch', c.vocabSize] },
+  { name: 'next_token', dtype: 'int64', dims: ['batch'] },
   ...slotCache(c, kv, 'present'),
   ...Array.from({ length: c.nLayers }, (_, l) => [
     { name: `new_key_${l}`, dtype: kv, dims: ['batch', c.nHeads, 'seq', c.headDim] },

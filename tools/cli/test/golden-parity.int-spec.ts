@@ -183,6 +183,8 @@ describe('greedy decoding', () => {
   it('runs the host graph (model.host.onnx, fed the cache windows) with the cache in host memory', () => {
     expect(language.engine.stateLocation).toBe('host');
     expect(language.engine.decodeGraph).toBe('host');
+    // greedy steps take the graph's ArgMax (next_token); the prefill fetches the logits (dumped)
+    expect(language.engine.greedyPick).toBe('session');
   });
 
   it.each(decodeCases.map((c) => [c.id, c] as const))(
@@ -265,6 +267,8 @@ describe.each([
   it('keeps the slot KV cache on the device', () => {
     expect(gpu.engine.stateLocation).toBe('device');
     expect(gpu.engine.decodeGraph).toBe('device');
+    // greedy steps take the ArgMax made on the device: the logits stay there
+    expect(gpu.engine.greedyPick).toBe('session');
   });
 
   it.each(decodeCases.map((c) => [c.id, c] as const))(

@@ -2,7 +2,12 @@ import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { describe, expect, it } from 'vitest';
 import { hostTensor, type HostTensor, type InferenceSessionPort } from '../session.port';
 import { isStateCopy, LocalStateSession, type StatefulFeed, type StateUpdate } from '../session-state';
-import { GenerationEngine, type DecoderShape, type GenerationRequest } from './generation-engine';
+import {
+  GenerationEngine,
+  type DecoderShape,
+  type GenerationRequest,
+  type TransferReport,
+} from './generation-engine';
 
 const VOCAB = 50;
 const EOS = 2;
@@ -28,17 +33,28 @@ const shape: DecoderShape = {
  */
 class FakeDecoder implements InferenceSessionPort {
   readonly inputNames: string[];
-  readonly outputNames = [];
+  readonly outputNames: string[];
   readonly batchSizes: number[] = [];
+  /** The outputs each run was asked for (beyond the state copies). */
+  readonly fetched: string[][] = [];
   failNext = false;
 
-  constructor(private readonly windowInputs = false) {
+  /** `argmax`: the graph also has next_token, the greedy pick per row, as model.onnx does. */
+  constructor(
+    private readonly windowInputs = false,
+    argmax = false,
+  ) {
     this.inputNames = ['input_ids', windowInputs ? 'window_key_0' : 'past_key_0', 'cache_key_0'];
+    this.outputNames = argmax ? ['logits', 'next_token'] : [];
   }
 
   // eslint-disable-next-line @typescript-eslint/require-await -- the port is async; the fake computes synchronously
-  async run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
+  async run(
+    feeds: Readonly<Record<string, HostTensor>>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
     if (this.failNext) throw new Error('session exploded');
+    this.fetched.push((outputs ?? []).filter((o) => !o.startsWith('new_') && !o.startsWith('present_')));
     const [b, t] = feeds['input_ids']!.dims as [number, number];
     const past = feeds[this.windowInputs ? 'window_key_0' : 'past_key_0']!;
     const cap = past.dims[2]!;
@@ -61,12 +77,15 @@ class FakeDecoder implements InferenceSessionPort {
     const fresh = new Float32Array(b * t);
     for (let r = 0; r < b; r++) for (let c = 0; c < t; c++) fresh[r * t + c] = Number(ids[r * t + c]!);
     const logits = new Float32Array(b * VOCAB);
+    const picked = new BigInt64Array(b);
     for (let r = 0; r < b; r++) {
       const q = Number(rows[r]!) - r * t;
       let sum = offsets[r]!;
       for (let c = 0; c < Number(pastLengths[r]!); c++) sum += keys[r * cap + c]!;
       for (let j = 0; j <= q && j < Number(newLengths[r]!); j++) sum += fresh[r * t + j]!;
-      logits[r * VOCAB + (((sum % VOCAB) + VOCAB) % VOCAB)] = 10;
+      const next = ((sum % VOCAB) + VOCAB) % VOCAB;
+      logits[r * VOCAB + next] = 10;
+      picked[r] = BigInt(next);
     }
     const present = (cache.data as Float32Array).slice();
     for (let i = 0; i < b * t; i++) {
@@ -75,6 +94,7 @@ class FakeDecoder implements InferenceSessionPort {
     }
     return {
       logits: hostTensor('float32', [b, VOCAB], logits),
+      ...(this.outputNames.includes('next_token') ? { next_token: hostTensor('int64', [b], picked) } : {}),
       present_key_0: hostTensor('float32', cache.dims, present),
       present_value_0: hostTensor('float32', cache.dims, present.slice()),
       new_key_0: hostTensor('float32', [b, 1, t, 1], fresh),
@@ -314,5 +334,54 @@ describe('GenerationEngine', () => {
     const intoC = spy.writes.filter((w) => w.slot === 2);
     expect(intoC.map((w) => w.pos)).toEqual(Array.from({ length: 2 + 6 - 1 }, (_, i) => i));
     expect(intoC.every((w) => w.run >= joinedAt + 1)).toBe(true);
+  });
+  it("greedy rows take the graph's next_token (8 bytes a row) instead of the logits", async () => {
+    const fake = new FakeDecoder(false, true);
+    const reports: TransferReport[] = [];
+    const engine = new GenerationEngine(fake, shape, { maxBatch: 4, onTransfer: (r) => reports.push(r) });
+    expect(engine.greedyPick).toBe('session');
+    const [a, b] = await Promise.all([
+      engine.generate(req([1, 4, 6], 2, 8, { ignoreEos: true })),
+      engine.generate(req([1, 7], 3, 5, { ignoreEos: true })),
+    ]);
+    expect(a.tokenIds).toEqual(reference([1, 4, 6], 2, 8, true));
+    expect(b.tokenIds).toEqual(reference([1, 7], 3, 5, true));
+    expect(fake.fetched.length).toBeGreaterThan(2);
+    expect(fake.fetched.every((f) => f.length === 1 && f[0] === 'next_token')).toBe(true);
+    for (const r of reports) expect(r.fromSessionBytes).toBe(8 * r.rows);
+  });
+
+  it('fetches the logits when a row samples, wants log-probabilities or a prefill dump', async () => {
+    for (const extra of [
+      { sampling: { temperature: 0.7, topP: 0.9, seed: 5n } },
+      { logprobs: true },
+      { wantPrefillLogits: true },
+    ] satisfies Partial<GenerationRequest>[]) {
+      const fake = new FakeDecoder(false, true);
+      const engine = new GenerationEngine(fake, shape, { maxBatch: 4 });
+      const [plain, other] = await Promise.all([
+        engine.generate(req([1, 4, 6], 2, 4, { ignoreEos: true })),
+        engine.generate(req([1, 7], 3, 4, { ignoreEos: true, ...extra })),
+      ]);
+      expect(plain.tokenIds).toEqual(reference([1, 4, 6], 2, 4, true));
+      // the fake's logits have one peak of 10: at temperature 0.7 it holds over 0.99 of the mass,
+      // so top-p 0.9 keeps only it and sampling gives the greedy tokens too
+      expect(other.tokenIds).toEqual(reference([1, 7], 3, 4, true));
+      // the joint prefill needs the logits; so does every step while the other row is in the batch,
+      // except a dump's, which only the prefill serves
+      expect(fake.fetched[0]).toEqual(['logits']);
+      const steps = fake.fetched.slice(1);
+      if (extra.wantPrefillLogits === true) expect(steps.every((f) => f[0] === 'next_token')).toBe(true);
+      else expect(steps.every((f) => f[0] === 'logits')).toBe(true);
+    }
+  });
+
+  it('picks from the logits on the host for a graph without next_token', async () => {
+    const fake = new FakeDecoder();
+    const engine = new GenerationEngine(fake, shape, { maxBatch: 2 });
+    expect(engine.greedyPick).toBe('host');
+    const r = await engine.generate(req([1, 4, 6], 2, 6, { ignoreEos: true }));
+    expect(r.tokenIds).toEqual(reference([1, 4, 6], 2, 6, true));
+    expect(fake.fetched.every((f) => f[0] === 'logits')).toBe(true);
   });
 });

@@ -112,6 +112,15 @@ export const kvStateNames = (l: number): { key: string; value: string } => ({
 /** The host graph's input for layer l's window of keys or values (hostDecoderGraph). */
 const windowInput = (kind: 'key' | 'value', l: number): string => `window_${kind}_${l}`;
 
+/**
+ * The decoder graph's greedy pick, ArgMax of the logits (the first index on ties, as torch.argmax
+ * and `argmax`): int64 [batch]. A run whose rows all decode greedily and want no log-probabilities
+ * fetches it instead of the logits, so per row 8 bytes leave the session instead of vocab × 4
+ * (on a device, the logits never leave it). Repositories built before it have only `logits`.
+ */
+export const NEXT_TOKEN_OUTPUT = 'next_token';
+const LOGITS_OUTPUT = 'logits';
+
 /** State buffer of each slot's c_l rows [slots, layers, dim]: written at a join, read by every step. */
 export const SLOT_OFFSETS_STATE = 'slot.layer_offsets';
 
@@ -184,6 +193,8 @@ export class GenerationEngine {
    * the host graph, or a test's fake).
    */
   private readonly windowInputs: boolean;
+  /** The graph has NEXT_TOKEN_OUTPUT: greedy runs take the argmax made where the session runs. */
+  private readonly sessionArgmax: boolean;
 
   constructor(
     session: InferenceSessionPort,
@@ -192,6 +203,7 @@ export class GenerationEngine {
   ) {
     const inputs = session.inputNames;
     this.windowInputs = inputs.includes(windowInput('key', 0));
+    this.sessionArgmax = session.outputNames.includes(NEXT_TOKEN_OUTPUT);
     if (inputs.length > 0 && !inputs.includes('past_key_0') && !this.windowInputs) {
       throw new Error(
         'this decoder.onnx predates the split cache inputs (past_key_l beside cache_key_l): ' +
@@ -219,6 +231,14 @@ export class GenerationEngine {
    */
   get decodeGraph(): 'host' | 'device' {
     return this.windowInputs ? 'host' : 'device';
+  }
+
+  /**
+   * Where greedy tokens are picked: `session` (the graph's next_token: on a GPU provider, on the
+   * device) or `host` (from the logits; a repository built before next_token).
+   */
+  get greedyPick(): 'session' | 'host' {
+    return this.sessionArgmax ? 'session' : 'host';
   }
 
   /** Rows decoding now and waiting for prefill. */
@@ -437,18 +457,22 @@ export class GenerationEngine {
     try {
       for (const row of rows)
         await this.session.writeState(SLOT_OFFSETS_STATE, row.slot * perLayer, row.req.layerOffsets);
-      out = await this.session.runWithState(feeds, this.cacheUpdates(spans), ['logits']);
+      out = await this.session.runWithState(feeds, this.cacheUpdates(spans), [this.fetchFor(rows, true)]);
     } catch (error) {
       for (const row of rows) this.slots.release(row.slot);
       throw error;
     }
     this.report('prefill', b, t, feeds, out);
-    const logits = out['logits']!.data as Float32Array;
+    const logits = out[LOGITS_OUTPUT]?.data as Float32Array | undefined;
     rows.forEach((row, i) => {
       row.len = row.tokens.length;
-      const own = logits.subarray(i * s.vocabSize, (i + 1) * s.vocabSize);
-      if (row.req.wantPrefillLogits === true) row.prefillLogits = own.slice();
-      this.accept(row, own);
+      if (logits === undefined) {
+        this.acceptPicked(row, out[NEXT_TOKEN_OUTPUT]!, i);
+      } else {
+        const own = logits.subarray(i * s.vocabSize, (i + 1) * s.vocabSize);
+        if (row.req.wantPrefillLogits === true) row.prefillLogits = own.slice();
+        this.accept(row, own);
+      }
       if (this.isDone(row)) this.finish(row, this.reasonOf(row));
       else this.active.push(row);
     });
@@ -512,12 +536,15 @@ export class GenerationEngine {
       kv_write_index: { dtype: 'int64', dims: [k, h, 1, 3], data: index },
       ...this.cacheFeeds(k, width, 1),
     };
-    const out = await this.session.runWithState(feeds, this.cacheUpdates(spans), ['logits']);
+    const out = await this.session.runWithState(feeds, this.cacheUpdates(spans), [
+      this.fetchFor(rows, false),
+    ]);
     this.report('decode', k, width, feeds, out);
-    const logits = out['logits']!.data as Float32Array;
+    const logits = out[LOGITS_OUTPUT]?.data as Float32Array | undefined;
     for (const r of rows) {
       r.len += 1;
-      this.accept(r, logits.subarray(r.slot * s.vocabSize, (r.slot + 1) * s.vocabSize));
+      if (logits === undefined) this.acceptPicked(r, out[NEXT_TOKEN_OUTPUT]!, r.slot);
+      else this.accept(r, logits.subarray(r.slot * s.vocabSize, (r.slot + 1) * s.vocabSize));
       if (this.isDone(r)) this.leave(r, this.reasonOf(r));
     }
   }
@@ -597,7 +624,7 @@ export class GenerationEngine {
   }
 
   /**
-   * Counts what crossed the session boundary: host feeds in, the logits out (state views stay where
+   * Counts what crossed the session boundary: host feeds in, the logits or the picked ids out (state views stay where
    * the session keeps them).
    */
   private report(
@@ -615,9 +642,44 @@ export class GenerationEngine {
     this.options.onTransfer({ phase, rows, width, toSessionBytes: toSession, fromSessionBytes: fromSession });
   }
 
+  /**
+   * What a run fetches: the graph's argmax when every row decodes greedily without log-probabilities
+   * (and, at prefill, without a logits dump) and the graph has it; else the logits.
+   */
+  private fetchFor(rows: readonly Row[], prefill: boolean): string {
+    if (!this.sessionArgmax) return LOGITS_OUTPUT;
+    const needsLogits = rows.some(
+      (r) =>
+        r.req.sampling.temperature > 0 ||
+        r.req.logprobs === true ||
+        (prefill && r.req.wantPrefillLogits === true),
+    );
+    return needsLogits ? LOGITS_OUTPUT : NEXT_TOKEN_OUTPUT;
+  }
+
   private accept(row: Row, logits: Float32Array): void {
+    const { id, logprob } = pickToken(
+      logits,
+      row.req.sampling,
+      row.generated.length,
+      row.req.logprobs === true,
+    );
+    this.push(row, id, logprob);
+  }
+
+  /** Row `at` of the graph's next_token output: the token a greedy row takes. */
+  private acceptPicked(row: Row, picked: HostTensor, at: number): void {
+    const data = picked.data;
+    if (!(data instanceof BigInt64Array) || at >= data.length)
+      throw new Error(`the session's ${NEXT_TOKEN_OUTPUT} is not an int64 id per row`);
+    const id = Number(data[at]!);
+    if (!Number.isInteger(id) || id < 0 || id >= this.shape.vocabSize)
+      throw new Error(`the session's ${NEXT_TOKEN_OUTPUT} gave ${id}, outside the vocabulary`);
+    this.push(row, id, undefined);
+  }
+
+  private push(row: Row, id: number, logprob: number | undefined): void {
     const index = row.generated.length;
-    const { id, logprob } = pickToken(logits, row.req.sampling, index, row.req.logprobs === true);
     row.generated.push(id);
     row.tokens.push(id);
     row.firstTokenAt ??= performance.now();
