@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { mediaNative } from '../native/media-native';
 
 /**
@@ -450,7 +451,10 @@ export function pillowResizeBicubicToPlanes(
     const h = cachedCoefficients(img.width, outWidth, region.left, region.width);
     const v = cachedCoefficients(img.height, outHeight, region.top, region.height);
     const last = region.height - 1;
-    const out = new Float32Array(region.width * region.height * 3);
+    // Every element is written by the native loops: no zero fill (memset was ~4 % of an image's
+    // time), and a buffer of its own, so the pool moves it to the caller.
+    const count = region.width * region.height * 3;
+    const out = new Float32Array(Buffer.allocUnsafeSlow(count * 4).buffer, 0, count);
     native.resizeBicubicToPlanes(
       img.data,
       img.width,
