@@ -4,14 +4,16 @@
 // N workers ÷ 1 worker, and encoder throughput at batch 1 vs batch 8 on one session.
 //
 //   npm run build && node bench/preprocess/run.mjs [--seconds 2] [--json] [--reference]
-//       [--rounds 1] [--workers N] [--cpu 0] [--no-pin] [--no-encoder] [--no-loop] [--golden DIR]
+//       [--rounds 1] [--workers N] [--pool-pairs 5] [--cpu 0] [--no-pin] [--no-encoder] [--no-loop] [--golden DIR]
 //       [--python /usr/bin/python3]
 //       [--vision-dim 384] [--vision-blocks 4] [--vision-heads 6]
 //
 // Per core: the modality measurements (and the reference, when asked) run in a child process pinned
 // to one CPU with `taskset -c <cpu>` (ffmpeg and libvips threads included), one input at a time;
 // --no-pin measures in this process instead. --workers N (default: the CPU count) times golden
-// images through a PreprocessPool of N workers and of 1 worker, unpinned, and prints the quotient.
+// images through a PreprocessPool of N workers and of 1 worker, unpinned, in --pool-pairs adjacent
+// (1, N) pairs, and prints the median of the pairs' quotients (and each one); the same for N
+// separate processes ÷ 1, the machine's own ceiling for that quotient.
 //
 // --reference runs ../shared/bench/p1_reference.py (PIL + torchvision, torchaudio, PyAV + torch, the
 // official loaders' operations, which first checks its tensors against the golden ones) on the same
@@ -35,8 +37,9 @@
 // --json: the last stdout line is one JSON object: image_per_s, audio_files_per_s, video_per_s,
 // point_per_s (per core, end to end as a worker runs them), the stages as the pipeline runs them,
 // native (which paths the ibllm_media addon runs: mediaNativeStatus), and with --reference
-// reference.* and ratio_image/ratio_audio/ratio_video; with the pool, workers_ratio, and beside it
-// processes_ratio (N separate processes ÷ 1, the machine's ceiling for that quotient); loop.* (the
+// reference.* and ratio_image/ratio_audio/ratio_video; with the pool, workers_ratio (the median
+// pair) and workers_ratios (every pair), and beside them processes_ratio / processes_ratios (N
+// separate processes ÷ 1, the machine's ceiling for that quotient); loop.* (the
 // delay p99 and max in ms, the slowest /healthz in ms, how many answered, the cold first probe). Timings are
 // measured, never asserted: compare ratios taken in one run, machines are noisy.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -102,6 +105,7 @@ const { values: args } = parseArgs({
     'no-encoder': { type: 'boolean', default: false },
     'no-loop': { type: 'boolean', default: false },
     rounds: { type: 'string', default: '1' },
+    'pool-pairs': { type: 'string', default: '5' },
     'vision-dim': { type: 'string', default: '384' },
     'vision-blocks': { type: 'string', default: '4' },
     'vision-heads': { type: 'string', default: '6' },
@@ -459,30 +463,47 @@ const poolWorkers = Number(args.workers);
 if (!Number.isSafeInteger(poolWorkers) || poolWorkers < 1)
   fail(`--workers must be a positive integer (got ${args.workers})`);
 const jpeg = input('girl.jpg');
-// Alternated twice (1, N, 1, N) and averaged, so a drift of the machine's speed hits both sides.
-const poolRuns = { one: [], n: [] };
-for (let r = 0; r < 2; r++) {
-  poolRuns.one.push(await poolRate(1, jpeg));
-  if (poolWorkers > 1) poolRuns.n.push(await poolRate(poolWorkers, jpeg));
+const pairCount = Number(args['pool-pairs']);
+if (!Number.isSafeInteger(pairCount) || pairCount < 1)
+  fail(`--pool-pairs must be a positive integer (got ${args['pool-pairs']})`);
+/**
+ * `pairCount` adjacent pairs (1, then N), each pair's quotient taken on its own, and the median of
+ * the quotients reported: on a shared VM the machine's speed drifts by tens of percent within
+ * seconds (a neighbour's load), and a pair measured back to back sees the same drift on both sides.
+ */
+async function pairedRates(rate) {
+  const pairs = [];
+  for (let r = 0; r < pairCount; r++) {
+    const one = await rate(1);
+    const many = poolWorkers === 1 ? one : await rate(poolWorkers);
+    pairs.push({ one, many, ratio: many / one });
+  }
+  const average = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return {
+    one: average(pairs.map((p) => p.one)),
+    many: average(pairs.map((p) => p.many)),
+    ratio: median(pairs.map((p) => p.ratio)),
+    ratios: pairs.map((p) => round(p.ratio)),
+  };
 }
-const average = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const pool1 = average(poolRuns.one);
-const poolN = poolWorkers === 1 ? pool1 : average(poolRuns.n);
+const pool = await pairedRates((n) => poolRate(n, jpeg));
 result.workers = poolWorkers;
-result.pool_1_worker_images_per_s = pool1;
-result.pool_n_workers_images_per_s = poolN;
-result.workers_ratio = poolN / pool1;
+result.pool_pairs = pairCount;
+result.pool_1_worker_images_per_s = pool.one;
+result.pool_n_workers_images_per_s = pool.many;
+result.workers_ratio = pool.ratio;
+result.workers_ratios = pool.ratios;
 say(
-  `pool image: 1 worker ${fmt(pool1)}/s, ${poolWorkers} worker${poolWorkers === 1 ? '' : 's'} ${fmt(poolN)}/s → ${(poolN / pool1).toFixed(2)}× (${availableParallelism()} CPUs)`,
+  `pool image: 1 worker ${fmt(pool.one)}/s, ${poolWorkers} worker${poolWorkers === 1 ? '' : 's'} ${fmt(pool.many)}/s (means); median of ${pairCount} adjacent pairs ${pool.ratio.toFixed(2)}× [${pool.ratios.join(', ')}] (${availableParallelism()} CPUs)`,
 );
 if (poolWorkers > 1) {
-  const proc1 = await processesRate(1);
-  const procN = await processesRate(poolWorkers);
-  result.processes_1_images_per_s = proc1;
-  result.processes_n_images_per_s = procN;
-  result.processes_ratio = procN / proc1;
+  const procs = await pairedRates((n) => processesRate(n));
+  result.processes_1_images_per_s = procs.one;
+  result.processes_n_images_per_s = procs.many;
+  result.processes_ratio = procs.ratio;
+  result.processes_ratios = procs.ratios;
   say(
-    `the machine's ceiling: ${poolWorkers} separate processes ${fmt(procN)}/s ÷ 1 process ${fmt(proc1)}/s → ${(procN / proc1).toFixed(2)}×; the pool reaches ${((poolN / pool1 / (procN / proc1)) * 100).toFixed(0)}% of it`,
+    `the machine's ceiling: ${poolWorkers} separate processes ${fmt(procs.many)}/s ÷ 1 process ${fmt(procs.one)}/s; median of ${pairCount} pairs ${procs.ratio.toFixed(2)}× [${procs.ratios.join(', ')}]; the pool reaches ${((pool.ratio / procs.ratio) * 100).toFixed(0)}% of it`,
   );
 }
 
