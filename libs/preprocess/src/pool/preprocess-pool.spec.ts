@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { goldenPath } from '@imagebind-llm/testing';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -111,5 +113,28 @@ describe('PreprocessPool', () => {
     await expect(p.run({ kind: 'image', bytes: jpeg })).rejects.toMatchObject({
       code: ErrorCode.DependencyUnavailable,
     });
+  });
+  // Node refuses per-process flags (--max-old-space-size, --trace-gc, …) in a Worker's explicit
+  // execArgv: a server started with one must still preprocess, not crash on its first request.
+  it.each([
+    ['inherited as Node does', ['--max-old-space-size=512']],
+    [
+      'passed explicitly (beside --conditions), then dropped',
+      ['--conditions=ibllm-none', '--max-old-space-size=512'],
+    ],
+  ])('starts workers under a per-process Node flag: %s', (_how, flags) => {
+    const dist = join(__dirname, '..', '..', 'dist', 'index.js');
+    const script = [
+      `const { PreprocessPool } = require(${JSON.stringify(dist)});`,
+      `const bytes = require('node:fs').readFileSync(${JSON.stringify(goldenPath('inputs', 'girl.jpg'))});`,
+      'const pool = new PreprocessPool({ workers: 1 });',
+      "pool.run({ kind: 'image', bytes }).then((out) => { console.log(out.data.length); return pool.close(); },",
+      '  (error) => { console.log(`failed: ${error.message}`); process.exitCode = 3; });',
+    ].join('\n');
+    const out = execFileSync(process.execPath, [...flags, '-e', script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(out.trim()).toBe(String(3 * 224 * 224));
   });
 });

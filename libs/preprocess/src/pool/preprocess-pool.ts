@@ -95,10 +95,13 @@ export function defaultPreprocessWorkerFile(): string {
 }
 
 /**
- * The parent's Node flags without `--conditions`: the worker runs compiled code, and a test
- * runner's source condition (`@imagebind-llm/source`) would point its imports at `.ts` files.
+ * The worker's Node flags: the parent's, inherited as Node inherits them (it leaves out what a
+ * worker may not take, such as --max-old-space-size or --trace-gc), unless the parent has
+ * `--conditions`: the worker runs compiled code, and a test runner's source condition
+ * (`@imagebind-llm/source`) would point its imports at `.ts` files. Then the rest is passed
+ * explicitly, which Node validates; `spawn` falls back to no flags if it refuses them.
  */
-function workerExecArgv(): string[] {
+function workerExecArgv(): string[] | undefined {
   const out: string[] = [];
   const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
@@ -106,7 +109,7 @@ function workerExecArgv(): string[] {
     if (arg === '--conditions' || arg === '-C') i++;
     else if (!arg.startsWith('--conditions=') && !arg.startsWith('-C=')) out.push(arg);
   }
-  return out;
+  return out.length === argv.length ? undefined : out;
 }
 
 /** Inputs that may wait for a worker by default (the services' PREPROCESS_MAX_QUEUE default). */
@@ -133,6 +136,8 @@ export class PreprocessPool implements PreprocessRunner {
   private nextId = 1;
   private averageMs = INITIAL_TASK_MS;
   private closed = false;
+  /** The flags workers start with (workerExecArgv; [] once Node refused those). */
+  private execArgv = workerExecArgv();
 
   constructor(options: PreprocessPoolOptions = {}) {
     this.workers = options.workers ?? availableParallelism();
@@ -234,7 +239,24 @@ export class PreprocessPool implements PreprocessRunner {
     while (this.queue.length > 0) {
       const pending = this.queue[0]!;
       let slot = this.slots.find((s) => s.inFlight.length === 0);
-      if (slot === undefined && this.slots.length < this.workers) slot = this.spawn();
+      if (slot === undefined && this.slots.length < this.workers) {
+        try {
+          slot = this.spawn();
+        } catch (error) {
+          // No worker could start (threads or memory exhausted). With none running nothing would
+          // ever take this task, so it fails now; with some, it waits for them.
+          if (this.slots.length === 0) {
+            this.queue.shift();
+            const why = error instanceof Error ? error.message : String(error);
+            this.settle(pending, () =>
+              pending.reject(
+                DomainError.unavailable(`preprocessing: no worker thread could start (${why}); retry later`),
+              ),
+            );
+            continue;
+          }
+        }
+      }
       if (slot === undefined && taskBytes(pending.task) <= PREFETCH_MAX_BYTES) {
         slot = this.slots.find(
           (s) =>
@@ -257,10 +279,25 @@ export class PreprocessPool implements PreprocessRunner {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(this.workerFile, {
-      workerData: { limits: this.limits },
-      execArgv: workerExecArgv(),
-    });
+    const start = (): Worker =>
+      new Worker(this.workerFile, {
+        workerData: { limits: this.limits },
+        ...(this.execArgv === undefined ? {} : { execArgv: this.execArgv }),
+      });
+    let worker: Worker;
+    try {
+      worker = start();
+    } catch (error) {
+      // Node refuses per-process flags in an explicit list (--max-old-space-size, --trace-gc, …):
+      // the workers start without the parent's flags instead.
+      if (
+        (error as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV' ||
+        this.execArgv?.length === 0
+      )
+        throw error;
+      this.execArgv = [];
+      worker = start();
+    }
     const slot: Slot = { worker, inFlight: [], freeSince: performance.now() };
     worker.on('message', (message: { id: number; output?: PreprocessOutput; error?: SerializedError }) => {
       // The worker answers in the order it was sent tasks.
