@@ -12,8 +12,10 @@
 // to one CPU with `taskset -c <cpu>` (ffmpeg and libvips threads included), one input at a time;
 // --no-pin measures in this process instead. --workers N (default: the CPU count) times golden
 // images through a PreprocessPool of N workers and of 1 worker, unpinned, in --pool-pairs adjacent
-// (1, N) pairs, and prints the median of the pairs' quotients (and each one); the same for N
-// separate processes ÷ 1, the machine's own ceiling for that quotient.
+// (1, N) pairs, each in a process of its own that loads only the pool (pool-rate.mjs), and prints
+// the median of the pairs' quotients (and each one); the same in a process that also loads this
+// script's imports (workers_ratio_loaded_process), and for N separate processes ÷ 1, the machine's
+// own ceiling for that quotient.
 //
 // --reference runs ../shared/bench/p1_reference.py (PIL + torchvision, torchaudio, PyAV + torch, the
 // official loaders' operations, which first checks its tensors against the golden ones) on the same
@@ -38,7 +40,8 @@
 // point_per_s (per core, end to end as a worker runs them), the stages as the pipeline runs them,
 // native (which paths the ibllm_media addon runs: mediaNativeStatus), and with --reference
 // reference.* and ratio_image/ratio_audio/ratio_video; with the pool, workers_ratio (the median
-// pair) and workers_ratios (every pair), and beside them processes_ratio / processes_ratios (N
+// pair) and workers_ratios (every pair), workers_ratio_loaded_process (the same with this script's
+// imports loaded), and beside them processes_ratio / processes_ratios (N
 // separate processes ÷ 1, the machine's ceiling for that quotient); loop.* (the
 // delay p99 and max in ms, the slowest /healthz in ms, how many answered, the cold first probe). Timings are
 // measured, never asserted: compare ratios taken in one run, machines are noisy.
@@ -346,30 +349,31 @@ async function measurePerCore() {
 }
 
 /**
- * Images per second through a PreprocessPool of `n` workers kept busy: 4 tasks per worker stay in
- * flight, each finished task replaced at once (no barrier between rounds, which would idle every
- * worker but the slowest at each round's end, as a server's steady stream of requests never does).
+ * Images per second through a PreprocessPool of `n` workers, measured by pool-rate.mjs in a
+ * process of its own that loads only the pool (`loaded`: with this script's own imports too).
  */
-async function poolRate(n, jpeg) {
-  const pool = new PreprocessPool({ workers: n, maxQueue: 1024 });
-  const task = () => pool.run({ kind: 'image', bytes: jpeg });
-  try {
-    await Promise.all(Array.from({ length: 4 * n }, task));
-    let done = 0;
-    const start = performance.now();
-    let end = start;
-    const lane = async () => {
-      while (performance.now() - start < budgetMs) {
-        await task();
-        done++;
-        end = performance.now();
-      }
-    };
-    await Promise.all(Array.from({ length: 4 * n }, lane));
-    return done / ((end - start) / 1000);
-  } finally {
-    await pool.close();
-  }
+function poolRate(n, loaded = false) {
+  return new Promise((done) => {
+    const child = spawn(
+      process.execPath,
+      [
+        join(dirname(self), 'pool-rate.mjs'),
+        '--workers',
+        String(n),
+        '--seconds',
+        String(seconds),
+        '--golden',
+        args.golden,
+        ...(loaded ? ['--loaded'] : []),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('close', (code) =>
+      code === 0 ? done(Number(out.trim().split('\n').at(-1))) : fail(`pool-rate.mjs exited ${code}`),
+    );
+  });
 }
 
 /** Runs measurePerCore in a child pinned to --cpu; relays its lines and returns its JSON. */
@@ -486,7 +490,7 @@ async function pairedRates(rate) {
     ratios: pairs.map((p) => round(p.ratio)),
   };
 }
-const pool = await pairedRates((n) => poolRate(n, jpeg));
+const pool = await pairedRates((n) => poolRate(n));
 result.workers = poolWorkers;
 result.pool_pairs = pairCount;
 result.pool_1_worker_images_per_s = pool.one;
@@ -497,6 +501,14 @@ say(
   `pool image: 1 worker ${fmt(pool.one)}/s, ${poolWorkers} worker${poolWorkers === 1 ? '' : 's'} ${fmt(pool.many)}/s (means); median of ${pairCount} adjacent pairs ${pool.ratio.toFixed(2)}× [${pool.ratios.join(', ')}] (${availableParallelism()} CPUs)`,
 );
 if (poolWorkers > 1) {
+  // The same pool in a process that also holds this script's imports (as a service holds its
+  // framework): there the tensors' external memory sets off major GCs on the event loop.
+  const loaded = await pairedRates((n) => poolRate(n, true));
+  result.workers_ratio_loaded_process = loaded.ratio;
+  result.workers_ratios_loaded_process = loaded.ratios;
+  say(
+    `pool image in a process that also loads the model builder, onnxruntime and sharp: 1 worker ${fmt(loaded.one)}/s, ${poolWorkers} workers ${fmt(loaded.many)}/s; median of ${pairCount} pairs ${loaded.ratio.toFixed(2)}× [${loaded.ratios.join(', ')}]`,
+  );
   const procs = await pairedRates((n) => processesRate(n));
   result.processes_1_images_per_s = procs.one;
   result.processes_n_images_per_s = procs.many;

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// bench/preprocess/pool-rate.mjs — images per second through a PreprocessPool of --workers, in a
+// process that loads nothing else (run.mjs spawns it for its pool quotient). A process whose heap
+// holds much more code, such as run.mjs itself, answers the same work with more of its event loop
+// spent in garbage collection: each 600 KB tensor that arrives from a worker is external memory,
+// and there V8 starts a major GC for "external memory pressure" every few dozen images. --loaded
+// first imports what run.mjs imports (the model builder, onnxruntime, sharp, …) to measure that
+// case too (run.mjs: workers_ratio_loaded_process).
+//
+//   node bench/preprocess/pool-rate.mjs --workers N [--seconds 2] [--golden DIR] [--loaded]
+// The last stdout line is the rate.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { PreprocessPool } from '@imagebind-llm/preprocess';
+
+const { values: args } = parseArgs({
+  options: {
+    workers: { type: 'string', default: '1' },
+    seconds: { type: 'string', default: '2' },
+    golden: {
+      type: 'string',
+      default: join(import.meta.dirname, '..', '..', '..', 'shared', 'golden', 'tiny-a'),
+    },
+    loaded: { type: 'boolean', default: false },
+  },
+});
+if (args.loaded) {
+  for (const name of [
+    'sharp',
+    '@imagebind-llm/model-builder',
+    '@imagebind-llm/inference',
+    '@imagebind-llm/checkpoint',
+  ])
+    await import(name);
+}
+const workers = Number(args.workers);
+const budgetMs = Number(args.seconds) * 1000;
+if (!Number.isSafeInteger(workers) || workers < 1 || !(budgetMs > 0)) {
+  process.stderr.write(`pool-rate: bad --workers ${args.workers} or --seconds ${args.seconds}\n`);
+  process.exit(2);
+}
+process.stdout.write(`${await poolRate(workers, readFileSync(join(args.golden, 'inputs', 'girl.jpg')))}\n`);
+
+/**
+ * Images per second through a pool of `n` workers kept busy: 4 tasks per worker stay in flight,
+ * each finished task replaced at once (no barrier between rounds, which would idle every worker but
+ * the slowest at each round's end, as a server's steady stream of requests never does).
+ */
+async function poolRate(n, jpeg) {
+  const pool = new PreprocessPool({ workers: n, maxQueue: 1024 });
+  const task = () => pool.run({ kind: 'image', bytes: jpeg });
+  try {
+    await Promise.all(Array.from({ length: 4 * n }, task));
+    let done = 0;
+    const start = performance.now();
+    let end = start;
+    const lane = async () => {
+      while (performance.now() - start < budgetMs) {
+        await task();
+        done++;
+        end = performance.now();
+      }
+    };
+    await Promise.all(Array.from({ length: 4 * n }, lane));
+    return done / ((end - start) / 1000);
+  } finally {
+    await pool.close();
+  }
+}
