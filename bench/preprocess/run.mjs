@@ -43,7 +43,8 @@
 // pair) and workers_ratios (every pair), workers_ratio_loaded_process (the same with this script's
 // imports loaded), and beside them processes_ratio / processes_ratios (N
 // separate processes ÷ 1, the machine's ceiling for that quotient); loop.* (the
-// delay p99 and max in ms, the slowest /healthz in ms, how many answered, the cold first probe). Timings are
+// delay p99 and max in ms, the slowest /healthz in ms, how many answered, the cold first probe, and
+// the garbage collections on the loop meanwhile: gc_pauses, gc_max_ms, gc_total_ms). Timings are
 // measured, never asserted: compare ratios taken in one run, machines are noisy.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createServer, get } from 'node:http';
@@ -52,7 +53,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import sharp from 'sharp';
 import {
   decodeImageRgb,
@@ -594,6 +595,12 @@ async function loopUnderLoad(workers) {
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
+    // Garbage collection on this thread while the burst runs: what of the delay is GC pauses.
+    const gcPauses = [];
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) gcPauses.push(entry.duration);
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
     delay.enable();
     // The histogram starts with its first timer tick (the interval before it is not recorded), so
     // the submission of the burst below, which runs before the loop turns, must come after a tick.
@@ -603,6 +610,7 @@ async function loopUnderLoad(workers) {
     // A block that ends with the last task is recorded when the timer fires next.
     await new Promise((r) => setTimeout(r, 2 * LOOP_RESOLUTION_MS));
     delay.disable();
+    gcObserver.disconnect();
     const seconds = (performance.now() - start) / 1000;
     done = true;
     await poller;
@@ -616,6 +624,9 @@ async function loopUnderLoad(workers) {
       healthz_max_ms: Math.max(...healthz),
       healthz_answers: healthz.length,
       healthz_cold_ms: coldProbeMs,
+      gc_pauses: gcPauses.length,
+      gc_max_ms: Math.max(0, ...gcPauses),
+      gc_total_ms: gcPauses.reduce((a, b) => a + b, 0),
     };
   } finally {
     await pool.close();
@@ -627,7 +638,7 @@ if (!args['no-loop']) {
   const loop = await loopUnderLoad(poolWorkers);
   result.loop = loop;
   say(
-    `event loop while ${loop.workers} workers preprocess ${loop.requests} heavy inputs (12 MP JPEG, 10-min FLAC, 200 k points; ${loop.seconds.toFixed(1)} s): delay p99 ${loop.delay_p99_ms.toFixed(1)} ms, max ${loop.delay_max_ms.toFixed(1)} ms; /healthz slowest ${loop.healthz_max_ms.toFixed(1)} ms of ${loop.healthz_answers} (the process's first, cold, before the load: ${loop.healthz_cold_ms.toFixed(1)} ms)`,
+    `event loop while ${loop.workers} workers preprocess ${loop.requests} heavy inputs (12 MP JPEG, 10-min FLAC, 200 k points; ${loop.seconds.toFixed(1)} s): delay p99 ${loop.delay_p99_ms.toFixed(1)} ms, max ${loop.delay_max_ms.toFixed(1)} ms; /healthz slowest ${loop.healthz_max_ms.toFixed(1)} ms of ${loop.healthz_answers} (the process's first, cold, before the load: ${loop.healthz_cold_ms.toFixed(1)} ms); GC on this thread: ${loop.gc_pauses} pauses, longest ${loop.gc_max_ms.toFixed(1)} ms, ${loop.gc_total_ms.toFixed(0)} ms in all`,
   );
 }
 
