@@ -36,6 +36,10 @@ int arg_f32_array(napi_env env, napi_value v, const char *name, float **data, si
   return typed(env, v, name, napi_float32_array, (void **)data, len, "a Float32Array");
 }
 
+int arg_f64_array(napi_env env, napi_value v, const char *name, double **data, size_t *len) {
+  return typed(env, v, name, napi_float64_array, (void **)data, len, "a Float64Array");
+}
+
 int arg_i64_array(napi_env env, napi_value v, const char *name, int64_t **data, size_t *len) {
   return typed(env, v, name, napi_bigint64_array, (void **)data, len, "a BigInt64Array");
 }

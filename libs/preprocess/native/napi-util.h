@@ -17,6 +17,7 @@
 int arg_u8(napi_env env, napi_value v, const char *name, uint8_t **data, size_t *len);
 int arg_i32_array(napi_env env, napi_value v, const char *name, int32_t **data, size_t *len);
 int arg_f32_array(napi_env env, napi_value v, const char *name, float **data, size_t *len);
+int arg_f64_array(napi_env env, napi_value v, const char *name, double **data, size_t *len);
 int arg_i64_array(napi_env env, napi_value v, const char *name, int64_t **data, size_t *len);
 int arg_int(napi_env env, napi_value v, const char *name, int64_t min, int64_t max, int64_t *out);
 int arg_double(napi_env env, napi_value v, const char *name, double *out);

@@ -18,6 +18,7 @@ export class RealFft {
   private readonly sinFull: Float64Array;
   private readonly re: Float64Array;
   private readonly im: Float64Array;
+  private signedBitReverse: Int32Array | undefined;
 
   constructor(size: number) {
     if (!Number.isInteger(size) || size < 4 || (size & (size - 1)) !== 0)
@@ -50,6 +51,24 @@ export class RealFft {
     }
     this.re = new Float64Array(half);
     this.im = new Float64Array(half);
+  }
+
+  /** The tables `transform` reads, for the native fbank (native/fbank.c runs the same steps). */
+  tables(): {
+    readonly bitReverse: Int32Array;
+    readonly cosStage: Float64Array;
+    readonly sinStage: Float64Array;
+    readonly cosFull: Float64Array;
+    readonly sinFull: Float64Array;
+  } {
+    this.signedBitReverse ??= Int32Array.from(this.bitReverse);
+    return {
+      bitReverse: this.signedBitReverse,
+      cosStage: this.cosStage,
+      sinStage: this.sinStage,
+      cosFull: this.cosFull,
+      sinFull: this.sinFull,
+    };
   }
 
   /**

@@ -1,5 +1,6 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { RealFft } from './fft';
+import { mediaNative } from '../native/media-native';
 
 /**
  * `torchaudio.compliance.kaldi.fbank` as ImageBind calls it (MODEL_SPEC §2.3.5): htk_compat,
@@ -175,12 +176,35 @@ export function kaldiFbank(waveform: Float32Array, options: FbankOptions = {}): 
   );
   const window = cached(hannCache, windowSize, () => hannWindow(windowSize));
   const fft = cached(fftCache, paddedWindowSize, () => new RealFft(paddedWindowSize));
+  const out = new Float32Array(frames * numMelBins);
+  const native = mediaNative();
+  if (native !== undefined) {
+    // The same steps in C (native/fbank.c), with the same tables.
+    const t = fft.tables();
+    native.fbankFrames(
+      waveform,
+      frames,
+      windowSize,
+      windowShift,
+      PREEMPHASIS,
+      window,
+      t.bitReverse,
+      t.cosStage,
+      t.sinStage,
+      t.cosFull,
+      t.sinFull,
+      first,
+      offsets,
+      weights,
+      out,
+    );
+    return { data: out, frames, numMelBins };
+  }
   // Zero-padded frame; only the first windowSize entries are ever written.
   const frame = new Float64Array(paddedWindowSize);
   const power = new Float64Array(cols);
   const re = new Float64Array(cols);
   const im = new Float64Array(cols);
-  const out = new Float32Array(frames * numMelBins);
   for (let f = 0; f < frames; f++) {
     const offset = f * windowShift;
     let sum = 0;

@@ -10,6 +10,7 @@ import sharp from 'sharp';
 
 import { decodeImageRgb, type RgbImage } from '../image/image-decode';
 import { preprocessImage, preprocessRgbImage } from '../image/image.preprocess';
+import { kaldiFbank } from '../audio/kaldi-fbank';
 import { groupPointCloud } from '../point/group';
 import { mediaNative, mediaNativeStatus, setMediaNativeEnabled, type ResizeKernel } from './media-native';
 
@@ -196,6 +197,32 @@ describe('ibllm_media addon', () => {
     expect(tooBig).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
     expect(String((tooBig as Error).message)).toContain('PREPROCESS_MAX_IMAGE_DECODED_BYTES');
     expect((await decodeImageRgb(big, { maxDecodedBytes: 64_000_000 })).width).toBe(2000);
+  });
+
+  it('computes log mel filterbanks bit for bit as the TypeScript fbank (noise, tones, silence, full scale, odd lengths, other sizes)', async () => {
+    const rnd = seeded(11);
+    const cases: { name: string; wave: Float32Array; options?: Parameters<typeof kaldiFbank>[1] }[] = [];
+    for (const length of [400, 401, 3200, 32000, 32123]) {
+      const wave = new Float32Array(length);
+      for (let i = 0; i < length; i++) wave[i] = Math.fround((rnd() * 2 - 1) * 0.6);
+      cases.push({ name: `noise ${length}`, wave });
+    }
+    const tone = new Float32Array(16000);
+    for (let i = 0; i < tone.length; i++)
+      tone[i] = Math.fround(0.3 * Math.sin((2 * Math.PI * 440 * i) / 16000));
+    cases.push({ name: 'tone', wave: tone });
+    cases.push({ name: 'silence', wave: new Float32Array(8000) });
+    cases.push({ name: 'full scale', wave: new Float32Array(8000).map((_, i) => (i % 2 === 0 ? 1 : -1)) });
+    // a view into a larger buffer, and other geometry (64 mel bins, 8 kHz: a 256-point FFT)
+    const big = new Float32Array(20000).map(() => Math.fround(rnd() - 0.5));
+    cases.push({ name: 'subarray', wave: big.subarray(1234, 17234) });
+    cases.push({ name: '64 bins at 8 kHz', wave: big, options: { numMelBins: 64, sampleFrequency: 8000 } });
+    for (const c of cases) {
+      const { portable, native } = await bothPaths(() => kaldiFbank(c.wave, c.options));
+      expect(native.frames, c.name).toBe(portable.frames);
+      expect(native.data.length, c.name).toBeGreaterThan(0);
+      expect(Buffer.from(native.data.buffer).equals(Buffer.from(portable.data.buffer)), c.name).toBe(true);
+    }
   });
 
   it('groups point clouds as the TypeScript path does: FPS centres, kNN members and order, ties included', async () => {

@@ -74,6 +74,27 @@ export interface MediaNative {
     out: Float32Array,
   ): void;
   /**
+   * kaldiFbank's frames (kaldi-fbank.ts) with the same float32 and float64 steps: the FFT's tables
+   * are RealFft's, the mel banks its sparse runs; writes `frames` × mel bins log energies to `out`.
+   */
+  fbankFrames(
+    waveform: Float32Array,
+    frames: number,
+    windowSize: number,
+    windowShift: number,
+    preemphasis: number,
+    window: Float32Array,
+    bitReverse: Int32Array,
+    cosStage: Float64Array,
+    sinStage: Float64Array,
+    cosFull: Float64Array,
+    sinFull: Float64Array,
+    melFirst: Int32Array,
+    melOffsets: Int32Array,
+    melWeights: Float64Array,
+    out: Float32Array,
+  ): void;
+  /**
    * Farthest-point sampling as fps.ts computes it (same float32 steps, same indices), written to
    * `out` (`numSamples` indices in selection order).
    */
@@ -158,7 +179,7 @@ export const MEDIA_NATIVE_PATH = join(__dirname, '..', '..', 'native', 'build', 
 /** Its video module (FFmpeg's libraries), loaded beside it when it is there. */
 export const MEDIA_NATIVE_AV_PATH = join(__dirname, '..', '..', 'native', 'build', 'ibllm_media_av.node');
 /** native/media.h MEDIA_ABI_VERSION: a module built from other sources is refused. */
-const ABI_VERSION = 6;
+const ABI_VERSION = 7;
 
 /**
  * The allocator thresholds set when the addon loads (see tuneAllocator in native/module.c): blocks
