@@ -137,4 +137,28 @@ describe('PreprocessPool', () => {
     });
     expect(out.trim()).toBe(String(3 * 224 * 224));
   });
+  it('copies later inputs into the buffers the worker hands back, and every answer stays exact', async () => {
+    const p = pool({ workers: 1 });
+    const local = new InThreadPreprocessor();
+    // a larger input, then smaller ones copied into its returned buffer, then a cloud (whose
+    // parsed points may view its file's buffer: that one is not handed back)
+    const big = new Uint8Array(jpeg.length + 4096);
+    big.set(jpeg);
+    const first = tensor(await p.run({ kind: 'image', bytes: big }));
+    expect(first).toEqual(tensor(await local.run({ kind: 'image', bytes: big })));
+    expect(p.stats().spareInputs).toBe(1);
+    for (let i = 0; i < 3; i++) {
+      const bytes = new Uint8Array(jpeg);
+      expect(tensor(await p.run({ kind: 'image', bytes }))).toEqual(
+        tensor(await local.run({ kind: 'image', bytes })),
+      );
+      expect(p.stats().spareInputs).toBe(1);
+    }
+    const task = { kind: 'point' as const, bytes: new Uint8Array(cloud), fileName: 'airplane.pt', grouping };
+    const [pooled, inThread] = await Promise.all([p.run(task), local.run(task)]);
+    if (pooled.kind !== 'point' || inThread.kind !== 'point') throw new Error('expected point outputs');
+    expect(pooled.points).toEqual(inThread.points);
+    expect(pooled.groups.groupIndices).toEqual(inThread.groups.groupIndices);
+    expect(p.stats().spareInputs).toBeLessThanOrEqual(2);
+  });
 });

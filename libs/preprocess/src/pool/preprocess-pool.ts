@@ -78,6 +78,16 @@ interface Slot {
 const TASKS_PER_WORKER = 2;
 const PREFETCH_MAX_BYTES = 1024 * 1024;
 
+/**
+ * Input buffers handed back by the workers, kept to copy later inputs into: their pages are mapped,
+ * where a new buffer faults its pages in one by one on the event loop (a 20 MB input: ~60 ms on a
+ * VM with costly page faults, against ~2 ms into a mapped one). At most two per worker and
+ * SPARE_INPUTS_MAX_BYTES in all (what the process keeps beyond its inputs in flight), the oldest
+ * dropped first.
+ */
+const SPARE_INPUTS_PER_WORKER = 2;
+const SPARE_INPUTS_MAX_BYTES = 64 * 1024 * 1024;
+
 function taskBytes(task: PreprocessTask): number {
   return 'points' in task ? task.points.byteLength : task.bytes.byteLength;
 }
@@ -138,6 +148,8 @@ export class PreprocessPool implements PreprocessRunner {
   private closed = false;
   /** The flags workers start with (workerExecArgv; [] once Node refused those). */
   private execArgv = workerExecArgv();
+  /** Input buffers the workers handed back, oldest first (SPARE_INPUTS_PER_WORKER). */
+  private readonly spareInputs: ArrayBuffer[] = [];
 
   constructor(options: PreprocessPoolOptions = {}) {
     this.workers = options.workers ?? availableParallelism();
@@ -157,12 +169,13 @@ export class PreprocessPool implements PreprocessRunner {
     return this.slots.reduce((n, s) => n + s.inFlight.filter((f, i) => i > 0 && !f.dropped).length, 0);
   }
 
-  /** Tasks waiting for a worker (in the queue or sent ahead) and tasks running. */
-  stats(): { queued: number; running: number; workers: number } {
+  /** Tasks waiting for a worker (in the queue or sent ahead), tasks running, spare input buffers kept. */
+  stats(): { queued: number; running: number; workers: number; spareInputs: number } {
     return {
       queued: this.queue.length + this.sentAhead(),
       running: this.slots.filter((s) => s.inFlight.length > 0).length,
       workers: this.slots.length,
+      spareInputs: this.spareInputs.length,
     };
   }
 
@@ -226,6 +239,7 @@ export class PreprocessPool implements PreprocessRunner {
   /** Stops the workers; waiting and running tasks fail with UNAVAILABLE. */
   async close(): Promise<void> {
     this.closed = true;
+    this.spareInputs.length = 0;
     const gone = DomainError.unavailable('preprocessing is shutting down; retry on another replica');
     for (const pending of this.queue.splice(0)) this.settle(pending, () => pending.reject(gone));
     const slots = this.slots.splice(0);
@@ -273,7 +287,7 @@ export class PreprocessPool implements PreprocessRunner {
       // The copy the worker takes over (moving the caller's own buffers would empty them), made
       // here rather than in run(): a burst of requests then costs the event loop one input's copy
       // per free worker at a time, not every queued input's at once (20 × 5 MB took ~80 ms).
-      const task = detachableTask(pending.task);
+      const task = detachableTask(pending.task, (bytes) => this.takeSpareInput(bytes));
       slot.worker.postMessage({ id, task }, taskTransferables(task));
     }
   }
@@ -299,28 +313,32 @@ export class PreprocessPool implements PreprocessRunner {
       worker = start();
     }
     const slot: Slot = { worker, inFlight: [], freeSince: performance.now() };
-    worker.on('message', (message: { id: number; output?: PreprocessOutput; error?: SerializedError }) => {
-      // The worker answers in the order it was sent tasks.
-      const current = slot.inFlight[0];
-      if (current === undefined || current.id !== message.id) return;
-      slot.inFlight.shift();
-      if (slot.inFlight.length === 0) worker.unref();
-      const now = performance.now();
-      // Its own time: a task sent ahead started when the one before it finished.
-      this.averageMs = 0.8 * this.averageMs + 0.2 * (now - slot.freeSince);
-      slot.freeSince = now;
-      const { pending } = current;
-      if (current.dropped) {
+    worker.on(
+      'message',
+      (message: { id: number; output?: PreprocessOutput; error?: SerializedError; input?: ArrayBuffer }) => {
+        if (message.input !== undefined) this.keepSpareInput(message.input);
+        // The worker answers in the order it was sent tasks.
+        const current = slot.inFlight[0];
+        if (current === undefined || current.id !== message.id) return;
+        slot.inFlight.shift();
+        if (slot.inFlight.length === 0) worker.unref();
+        const now = performance.now();
+        // Its own time: a task sent ahead started when the one before it finished.
+        this.averageMs = 0.8 * this.averageMs + 0.2 * (now - slot.freeSince);
+        slot.freeSince = now;
+        const { pending } = current;
+        if (current.dropped) {
+          this.dispatch();
+          return;
+        }
+        this.settle(pending, () =>
+          message.error === undefined
+            ? pending.resolve(message.output!)
+            : pending.reject(deserializeError(message.error)),
+        );
         this.dispatch();
-        return;
-      }
-      this.settle(pending, () =>
-        message.error === undefined
-          ? pending.resolve(message.output!)
-          : pending.reject(deserializeError(message.error)),
-      );
-      this.dispatch();
-    });
+      },
+    );
     const lost = (why: string): void => {
       const at = this.slots.indexOf(slot);
       if (at < 0) return;
@@ -339,6 +357,28 @@ export class PreprocessPool implements PreprocessRunner {
     worker.unref();
     this.slots.push(slot);
     return slot;
+  }
+
+  /** The smallest spare input buffer that holds `bytes`, taken out of the list. */
+  private takeSpareInput(bytes: number): ArrayBuffer | undefined {
+    let best = -1;
+    for (let i = 0; i < this.spareInputs.length; i++) {
+      const size = this.spareInputs[i]!.byteLength;
+      if (size >= bytes && (best < 0 || size < this.spareInputs[best]!.byteLength)) best = i;
+    }
+    return best < 0 ? undefined : this.spareInputs.splice(best, 1)[0];
+  }
+
+  private keepSpareInput(buffer: ArrayBuffer): void {
+    if (this.closed || buffer.byteLength === 0 || buffer.byteLength > SPARE_INPUTS_MAX_BYTES) return;
+    this.spareInputs.push(buffer);
+    let total = this.spareInputs.reduce((n, b) => n + b.byteLength, 0);
+    while (
+      this.spareInputs.length > SPARE_INPUTS_PER_WORKER * this.workers ||
+      total > SPARE_INPUTS_MAX_BYTES
+    ) {
+      total -= this.spareInputs.shift()!.byteLength;
+    }
   }
 
   private settle(pending: Pending, finish: () => void): void {

@@ -119,11 +119,33 @@ function ownedBuffer(view: ArrayBufferView): ArrayBuffer {
   return view.buffer;
 }
 
-/** A copy of the task whose buffers belong to it alone, so moving them detaches nothing the caller holds. */
-export function detachableTask(task: PreprocessTask): PreprocessTask {
+/**
+ * A copy of the task whose buffers belong to it alone, so moving them detaches nothing the caller
+ * holds. `spare` may give a buffer of at least the input's size to copy the bytes into (the pool's
+ * recycled input buffers, whose pages are already mapped); without one a new buffer is made.
+ */
+export function detachableTask(
+  task: PreprocessTask,
+  spare?: (bytes: number) => ArrayBuffer | undefined,
+): PreprocessTask {
   // Constructors copy (a Buffer's slice() would share the caller's memory).
   if ('points' in task) return { ...task, points: new Float32Array(task.points) };
-  return { ...task, bytes: new Uint8Array(task.bytes) };
+  const buffer = spare?.(task.bytes.byteLength);
+  if (buffer === undefined) return { ...task, bytes: new Uint8Array(task.bytes) };
+  const bytes = new Uint8Array(buffer, 0, task.bytes.byteLength);
+  bytes.set(task.bytes);
+  return { ...task, bytes };
+}
+
+/**
+ * The input buffer a worker hands back with its answer for the pool to copy the next input into:
+ * the task's bytes' buffer, unless the output still uses it (a cloud parsed as a view of its file).
+ */
+export function returnableInput(task: PreprocessTask, output?: PreprocessOutput): ArrayBuffer | undefined {
+  if ('points' in task || !(task.bytes.buffer instanceof ArrayBuffer)) return undefined;
+  const buffer = task.bytes.buffer;
+  if (output !== undefined && outputTransferables(output).includes(buffer)) return undefined;
+  return buffer;
 }
 
 /** An error as it crosses `postMessage`: DomainErrors keep their code, message and details. */
