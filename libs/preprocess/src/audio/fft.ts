@@ -6,7 +6,8 @@
 export class RealFft {
   readonly size: number;
   private readonly half: number;
-  private readonly bitReverse: Uint32Array;
+  /** Int32 (indices < 2^30): the native fbank reads the same table. */
+  private readonly bitReverse: Int32Array;
   /**
    * Twiddles of the half-size complex FFT laid out per stage: the stage combining spans of s reads
    * e^{−2πi·j/(2s)}, j < s, at offset s. Indices 0 and 1 are unused.
@@ -18,7 +19,6 @@ export class RealFft {
   private readonly sinFull: Float64Array;
   private readonly re: Float64Array;
   private readonly im: Float64Array;
-  private signedBitReverse: Int32Array | undefined;
 
   constructor(size: number) {
     if (!Number.isInteger(size) || size < 4 || (size & (size - 1)) !== 0)
@@ -27,7 +27,7 @@ export class RealFft {
     const half = size / 2;
     this.half = half;
     const bits = Math.log2(half);
-    this.bitReverse = new Uint32Array(half);
+    this.bitReverse = new Int32Array(half);
     for (let i = 0; i < half; i++) {
       let r = 0;
       for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
@@ -61,9 +61,8 @@ export class RealFft {
     readonly cosFull: Float64Array;
     readonly sinFull: Float64Array;
   } {
-    this.signedBitReverse ??= Int32Array.from(this.bitReverse);
     return {
-      bitReverse: this.signedBitReverse,
+      bitReverse: this.bitReverse,
       cosStage: this.cosStage,
       sinStage: this.sinStage,
       cosFull: this.cosFull,
