@@ -7,7 +7,10 @@
 // first imports what run.mjs imports (the model builder, onnxruntime, sharp, …) to measure that
 // case too (run.mjs: workers_ratio_loaded_process).
 //
-//   node bench/preprocess/pool-rate.mjs --workers N [--seconds 2] [--golden DIR] [--loaded]
+// Each tensor is recycled (PreprocessPool.recycle) once it has arrived, as the encoder runtime
+// does; --no-recycle drops it instead, leaving it to the garbage collector.
+//
+//   node bench/preprocess/pool-rate.mjs --workers N [--seconds 2] [--golden DIR] [--loaded] [--no-recycle]
 // The last stdout line is the rate.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +27,7 @@ const { values: args } = parseArgs({
       default: join(import.meta.dirname, '..', '..', '..', 'shared', 'golden', 'tiny-a'),
     },
     loaded: { type: 'boolean', default: false },
+    'no-recycle': { type: 'boolean', default: false },
   },
 });
 if (args.loaded) {
@@ -36,6 +40,7 @@ if (args.loaded) {
     await import(name);
 }
 const workers = Number(args.workers);
+const recycle = !args['no-recycle'];
 const budgetMs = Number(args.seconds) * 1000;
 if (!Number.isSafeInteger(workers) || workers < 1 || !(budgetMs > 0)) {
   process.stderr.write(`pool-rate: bad --workers ${args.workers} or --seconds ${args.seconds}\n`);
@@ -50,7 +55,11 @@ process.stdout.write(`${await poolRate(workers, readFileSync(join(args.golden, '
  */
 async function poolRate(n, jpeg) {
   const pool = new PreprocessPool({ workers: n, maxQueue: 1024 });
-  const task = () => pool.run({ kind: 'image', bytes: jpeg });
+  // The tensor goes back to the pool once used, as the encoder runtime does after its batch ran.
+  const task = async () => {
+    const output = await pool.run({ kind: 'image', bytes: jpeg });
+    if (recycle) pool.recycle(output.data);
+  };
   try {
     await Promise.all(Array.from({ length: 4 * n }, task));
     let done = 0;

@@ -81,13 +81,16 @@ static void guard_progress(j_common_ptr cinfo) {
 }
 
 /*
- * decodeJpegRgb(bytes: Uint8Array, maxMemory: number, timeoutSeconds: number)
+ * decodeJpegRgb(bytes: Uint8Array, maxMemory: number, timeoutSeconds: number, into?: Uint8Array)
  *   → { width, height, data: Uint8Array (RGB24) }
+ * With `into` at least the decoded size, the pixels are written there and `data` is a view of its
+ * first width·height·3 bytes (a thread that decodes one image at a time reuses one buffer instead
+ * of a new one per image); otherwise `data` is a new Buffer.
  * Throws Error{code: EMEDIA | EMEMORY | ETIMEOUT}.
  */
 napi_value media_decode_jpeg_rgb(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint8_t *bytes;
   size_t length;
@@ -97,6 +100,21 @@ napi_value media_decode_jpeg_rgb(napi_env env, napi_callback_info info) {
       arg_int(env, argv[1], "maxMemory", 1, (int64_t)1 << 50, &max_memory) != 0 ||
       arg_double(env, argv[2], "timeoutSeconds", &timeout) != 0)
     return NULL;
+  uint8_t *into = NULL;
+  size_t into_length = 0;
+  napi_value into_buffer = NULL;
+  size_t into_offset = 0;
+  if (argc >= 4) {
+    napi_valuetype type;
+    napi_typeof(env, argv[3], &type);
+    if (type != napi_undefined && type != napi_null) {
+      napi_typedarray_type kind;
+      if (arg_u8(env, argv[3], "into", &into, &into_length) != 0 ||
+          napi_get_typedarray_info(env, argv[3], &kind, &into_length, (void **)&into, &into_buffer,
+                                   &into_offset) != napi_ok)
+        return NULL;
+    }
+  }
 
   struct jpeg_decompress_struct cinfo;
   struct jpeg_guard guard;
@@ -140,7 +158,13 @@ napi_value media_decode_jpeg_rgb(napi_env env, napi_callback_info info) {
     longjmp(guard.jump, 1);
   }
   void *data = NULL;
-  if (napi_create_buffer(env, total, &data, &buffer) != napi_ok) {
+  if (into != NULL && into_length >= total) {
+    if (napi_create_typedarray(env, napi_uint8_array, total, into_buffer, into_offset, &buffer) != napi_ok) {
+      jpeg_destroy_decompress(&cinfo);
+      return NULL;
+    }
+    data = into;
+  } else if (napi_create_buffer(env, total, &data, &buffer) != napi_ok) {
     jpeg_destroy_decompress(&cinfo);
     return NULL;
   }

@@ -16,6 +16,7 @@ export {
   IMAGE_SIZE,
   centerCropOffset,
   preprocessImage,
+  type ImageBuffers,
   preprocessRgbImage,
   resizeAndCenterCrop,
   roundHalfEven,
@@ -37,6 +38,14 @@ export * from './text';
 export * from './point';
 export * from './video';
 export * from './pool';
+export {
+  newTensor,
+  ownsItsBuffer,
+  ReusableBuffers,
+  ScratchBuffer,
+  type ReusableBuffersLimits,
+  type TensorAllocator,
+} from './reusable-buffers';
 export {
   mediaNative,
   mediaNativeStatus,

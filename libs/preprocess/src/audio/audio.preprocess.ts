@@ -2,6 +2,7 @@ import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { audioClipRanges, type SampleRange } from './clip-sampler';
 import { fbankGeometry, kaldiFbank } from './kaldi-fbank';
 import { cachedSincResampleKernel, resampledLength, resampledSum, resampleSinc } from './sinc-resample';
+import { newTensor, type TensorAllocator } from '../reusable-buffers';
 import { decodeWav, type WavLimits } from './wav-decode';
 
 /** ImageBind's audio loader parameters (MODEL_SPEC §2.3). */
@@ -16,7 +17,10 @@ export const AUDIO_STD = 9.138;
 export type AudioTensorShape = [3, 1, 128, 204];
 export const AUDIO_TENSOR_SHAPE: Readonly<AudioTensorShape> = [3, 1, 128, 204];
 
-export type AudioPreprocessOptions = WavLimits;
+export interface AudioPreprocessOptions extends WavLimits {
+  /** Gives the output tensor (default a new buffer). */
+  readonly allocateTensor?: TensorAllocator;
+}
 
 /** Planar float32 audio at any rate, e.g. from `decodeWav` or the ffmpeg adapter. */
 export interface Waveform {
@@ -45,7 +49,7 @@ export function preprocessAudio(
   options: AudioPreprocessOptions = {},
 ): AudioPreprocessResult {
   const decoded = decodeWav(bytes, options);
-  return preprocessWaveform(decoded);
+  return preprocessWaveform(decoded, options.allocateTensor);
 }
 
 /** Merged, sorted covering of the clip ranges: the parts of the 16 kHz waveform actually read. */
@@ -67,7 +71,10 @@ function coverRanges(ranges: readonly SampleRange[]): SampleRange[] {
  * resampled sample depends only on the input, so this equals resampling everything); the other
  * channels contribute only their clip sums.
  */
-export function preprocessWaveform(audio: Waveform): AudioPreprocessResult {
+export function preprocessWaveform(
+  audio: Waveform,
+  allocate: TensorAllocator = newTensor,
+): AudioPreprocessResult {
   const { sampleRate, channels } = audio;
   const first = channels[0];
   if (first === undefined) throw new DomainError(ErrorCode.InvalidInput, 'audio: no channels');
@@ -119,7 +126,8 @@ export function preprocessWaveform(audio: Waveform): AudioPreprocessResult {
   const clipMeans: number[] = [];
 
   const plane = AUDIO_NUM_MEL_BINS * AUDIO_TARGET_LENGTH;
-  const tensor = new Float32Array(AUDIO_CLIPS_PER_INPUT * plane);
+  // Every element is written below: each mel row's kept frames, then its padding.
+  const tensor = allocate(AUDIO_CLIPS_PER_INPUT * plane);
   const framesPerClip: number[] = [];
   const warnings: string[] = [];
   const meanF = Math.fround(AUDIO_MEAN);

@@ -381,5 +381,5 @@ export async function preprocessAudioAny(
   options: FfmpegAudioOptions = {},
 ): Promise<AudioPreprocessResult> {
   if (isWav(bytes) || bytes.length < 12) return preprocessAudio(bytes, options);
-  return preprocessWaveform(await decodeAudioWithFfmpeg(bytes, options));
+  return preprocessWaveform(await decodeAudioWithFfmpeg(bytes, options), options.allocateTensor);
 }

@@ -2,6 +2,7 @@ import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import sharp from 'sharp';
 
 import { mediaNative, type MediaNative } from '../native/media-native';
+import type { ScratchBuffer } from '../reusable-buffers';
 
 /**
  * Image decoding as `PIL.Image.open(f).convert("RGB")` does it (MODEL_SPEC §2.1 step 1, B12):
@@ -224,9 +225,10 @@ function decodeJpegNative(
   bytes: Uint8Array,
   maxDecoded: number,
   timeoutSeconds: number,
+  into: Uint8Array | undefined,
 ): RgbImage {
   try {
-    const { width, height, data } = native.decodeJpegRgb(bytes, maxDecoded, timeoutSeconds);
+    const { width, height, data } = native.decodeJpegRgb(bytes, maxDecoded, timeoutSeconds, into);
     return { width, height, channels: 3, data };
   } catch (error) {
     const code = (error as { code?: unknown }).code;
@@ -259,9 +261,15 @@ const SHARP_PIXEL_LIMIT = 'Input image exceeds pixel limit';
  * Decodes JPEG/PNG/GIF (first frame)/WebP bytes to 8-bit RGB exactly as PIL's
  * `Image.open(...).convert("RGB")`. Errors are DomainErrors: INVALID_INPUT for an empty buffer,
  * PAYLOAD_TOO_LARGE above the byte or pixel limit (checked on the header, before decoding),
- * UNSUPPORTED_MEDIA for an unknown format or a truncated/corrupt file.
+ * UNSUPPORTED_MEDIA for an unknown format or a truncated/corrupt file. With `pixels`, a JPEG
+ * decoded by the addon is written into that reused buffer: the image's data is then valid only
+ * until the buffer's next use (a worker's next image).
  */
-export async function decodeImageRgb(bytes: Uint8Array, limits: ImageLimits = {}): Promise<RgbImage> {
+export async function decodeImageRgb(
+  bytes: Uint8Array,
+  limits: ImageLimits = {},
+  pixels?: ScratchBuffer,
+): Promise<RgbImage> {
   const maxPixels = limits.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_IMAGE_BYTES;
   for (const [name, value] of [
@@ -340,7 +348,13 @@ export async function decodeImageRgb(bytes: Uint8Array, limits: ImageLimits = {}
       const native = mediaNative();
       image =
         native !== undefined
-          ? decodeJpegNative(native, bytes, maxDecoded, timeoutSeconds)
+          ? decodeJpegNative(
+              native,
+              bytes,
+              maxDecoded,
+              timeoutSeconds,
+              pixels?.take(frame.width * frame.height * 3),
+            )
           : await decodeUchar();
       if (image.width !== frame.width || image.height !== frame.height) {
         throw unsupported(

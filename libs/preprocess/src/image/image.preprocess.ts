@@ -1,5 +1,6 @@
 import { decodeImageRgb, type ImageLimits, type RgbImage } from './image-decode';
 import { pillowResizeBicubic, pillowResizeBicubicToPlanes, type Region } from './pillow-resize';
+import type { ScratchBuffer, TensorAllocator } from '../reusable-buffers';
 
 /**
  * ImageBind's image loader (`load_and_transform_vision_data`, MODEL_SPEC §2.1): decode as PIL,
@@ -120,15 +121,28 @@ export function toNormalizedChw(
 
 /**
  * The full transform on already-decoded RGB pixels: `toNormalizedChw(resizeAndCenterCrop(img))`,
- * with the normalisation applied as the resize's last pass produces each byte.
+ * with the normalisation applied as the resize's last pass produces each byte. `allocate` gives
+ * the output tensor (default a new buffer).
  */
-export function preprocessRgbImage(img: RgbImage): ImageTensor {
+export function preprocessRgbImage(img: RgbImage, allocate?: TensorAllocator): ImageTensor {
   const { target, region } = centreCropWindow(img, IMAGE_SIZE);
-  const tensor = pillowResizeBicubicToPlanes(img, target.width, target.height, region, CLIP_TABLES);
+  const tensor = pillowResizeBicubicToPlanes(img, target.width, target.height, region, CLIP_TABLES, allocate);
   return { tensor, shape: [3, IMAGE_SIZE, IMAGE_SIZE] };
 }
 
+/** Buffers a thread that preprocesses one image at a time reuses (the pool's workers). */
+export interface ImageBuffers {
+  /** Gives the output tensor (default a new buffer). */
+  readonly allocateTensor?: TensorAllocator;
+  /** Holds the decoded pixels until the resize has read them. */
+  readonly pixels?: ScratchBuffer;
+}
+
 /** Decodes an encoded image and applies the ImageBind transform; see `decodeImageRgb` for errors. */
-export async function preprocessImage(bytes: Uint8Array, limits?: ImageLimits): Promise<ImageTensor> {
-  return preprocessRgbImage(await decodeImageRgb(bytes, limits));
+export async function preprocessImage(
+  bytes: Uint8Array,
+  limits?: ImageLimits,
+  buffers: ImageBuffers = {},
+): Promise<ImageTensor> {
+  return preprocessRgbImage(await decodeImageRgb(bytes, limits, buffers.pixels), buffers.allocateTensor);
 }

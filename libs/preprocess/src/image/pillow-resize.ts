@@ -1,5 +1,5 @@
-import { Buffer } from 'node:buffer';
 import { mediaNative } from '../native/media-native';
+import { newTensor, type TensorAllocator } from '../reusable-buffers';
 
 /**
  * Pillow's 8-bit antialiased bicubic resampler (MODEL_SPEC §2.1 step 2), reimplemented on
@@ -440,6 +440,7 @@ export function pillowResizeBicubicToPlanes(
   outHeight: number,
   region: Region,
   tables: readonly Float32Array[],
+  allocate: TensorAllocator = newTensor,
 ): Float32Array {
   if (tables.length !== img.channels || tables.some((t) => t.length !== 256)) {
     throw new RangeError(`need ${img.channels} tables of 256 entries (got ${tables.length})`);
@@ -453,8 +454,7 @@ export function pillowResizeBicubicToPlanes(
     const last = region.height - 1;
     // Every element is written by the native loops: no zero fill (memset was ~4 % of an image's
     // time), and a buffer of its own, so the pool moves it to the caller.
-    const count = region.width * region.height * 3;
-    const out = new Float32Array(Buffer.allocUnsafeSlow(count * 4).buffer, 0, count);
+    const out = allocate(region.width * region.height * 3);
     native.resizeBicubicToPlanes(
       img.data,
       img.width,

@@ -12,6 +12,7 @@ import { decodeImageRgb, type RgbImage } from '../image/image-decode';
 import { preprocessImage, preprocessRgbImage } from '../image/image.preprocess';
 import { kaldiFbank } from '../audio/kaldi-fbank';
 import { groupPointCloud } from '../point/group';
+import { ScratchBuffer } from '../reusable-buffers';
 import { mediaNative, mediaNativeStatus, setMediaNativeEnabled, type ResizeKernel } from './media-native';
 
 const KERNELS: readonly ResizeKernel[] = ['c', 'sse4.1', 'avx2'];
@@ -126,11 +127,36 @@ describe('ibllm_media addon', () => {
         .jpeg({ quality: 30, progressive: true, chromaSubsampling: '4:2:0' })
         .toBuffer(),
     });
+    // As a pool worker decodes: into one reused buffer, refilled with junk before each image.
+    const scratch = new ScratchBuffer(4 * 1024 * 1024);
     for (const { name, bytes } of cases) {
       const { portable, native } = await bothPaths(() => decodeImageRgb(bytes));
       expect([native.width, native.height], name).toEqual([portable.width, portable.height]);
       expect(Buffer.from(native.data).equals(Buffer.from(portable.data)), name).toBe(true);
+      if (scratch.size > 0) scratch.take(scratch.size)!.fill(0xa5);
+      const reused = await decodeImageRgb(bytes, {}, scratch);
+      expect(reused.data.buffer, `${name}: decoded into the scratch buffer`).toBe(scratch.take(0)!.buffer);
+      expect(Buffer.from(reused.data).equals(Buffer.from(portable.data)), name).toBe(true);
     }
+  });
+
+  it('writes a decoded JPEG into a given buffer that holds it, and into a new one otherwise', () => {
+    const native = mediaNative()!;
+    const girl = readFileSync(goldenPath('inputs', 'girl.jpg'));
+    const fresh = native.decodeJpegRgb(girl, 1 << 26, 10);
+    const size = fresh.width * fresh.height * 3;
+    const into = new Uint8Array(size + 1000).fill(7);
+    const inside = native.decodeJpegRgb(girl, 1 << 26, 10, into.subarray(100));
+    expect(inside.data.buffer).toBe(into.buffer);
+    expect([inside.data.byteOffset, inside.data.byteLength]).toEqual([100, size]);
+    expect(Buffer.from(inside.data).equals(Buffer.from(fresh.data))).toBe(true);
+    expect(into[99]).toBe(7);
+    expect(into[100 + size]).toBe(7);
+    const small = new Uint8Array(size - 1);
+    const outside = native.decodeJpegRgb(girl, 1 << 26, 10, small);
+    expect(outside.data.buffer).not.toBe(small.buffer);
+    expect(Buffer.from(outside.data).equals(Buffer.from(fresh.data))).toBe(true);
+    expect(() => native.decodeJpegRgb(girl, 1 << 26, 10, new Float32Array(size) as never)).toThrow(/into/);
   });
 
   it('resizes and normalises bit for bit as the TypeScript resampler with every loop the CPU has (random sizes, up and down)', async () => {

@@ -16,10 +16,12 @@ import { join } from 'node:path';
 export interface MediaNative {
   readonly abiVersion: number;
   /** libjpeg-turbo decode to RGB24; throws Error{code: EMEDIA | EMEMORY | ETIMEOUT}. */
+  /** With `into` at least the decoded size, `data` is a view of it (no new buffer). */
   decodeJpegRgb(
     bytes: Uint8Array,
     maxMemory: number,
     timeoutSeconds: number,
+    into?: Uint8Array,
   ): { width: number; height: number; data: Uint8Array };
   /**
    * The loops resizeBicubicToPlanes runs (native/image.c): the best the CPU has (`avx2`, `sse4.1`
@@ -179,7 +181,7 @@ export const MEDIA_NATIVE_PATH = join(__dirname, '..', '..', 'native', 'build', 
 /** Its video module (FFmpeg's libraries), loaded beside it when it is there. */
 export const MEDIA_NATIVE_AV_PATH = join(__dirname, '..', '..', 'native', 'build', 'ibllm_media_av.node');
 /** native/media.h MEDIA_ABI_VERSION: a module built from other sources is refused. */
-const ABI_VERSION = 7;
+const ABI_VERSION = 8;
 
 /**
  * The allocator thresholds set when the addon loads (see tuneAllocator in native/module.c): blocks

@@ -7,6 +7,7 @@ export {
 } from './preprocess-pool';
 export {
   runPreprocessTask,
+  type TaskBuffers,
   type PreprocessLimits,
   type PreprocessOutput,
   type PreprocessTask,

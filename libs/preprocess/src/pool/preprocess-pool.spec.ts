@@ -22,6 +22,13 @@ afterEach(async () => {
   await Promise.all(pools.splice(0).map(async (p) => p.close()));
 });
 
+/** Bit for bit (vitest's toEqual walks a 4.5 M-element video tensor for seconds). */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  );
+}
+
 function tensor(output: PreprocessOutput): Float32Array {
   if (output.kind !== 'tensor') throw new Error(`expected a tensor, got ${output.kind}`);
   return output.data;
@@ -137,6 +144,48 @@ describe('PreprocessPool', () => {
     });
     expect(out.trim()).toBe(String(3 * 224 * 224));
   });
+  it('writes later outputs into recycled tensors, every element rewritten (image, audio, video)', async () => {
+    const p = pool({ workers: 1 });
+    const local = new InThreadPreprocessor();
+    const inputs = [
+      { kind: 'image', bytes: jpeg },
+      { kind: 'audio', bytes: readFileSync(goldenPath('inputs', 'girl_bgm.wav')) },
+      { kind: 'video', bytes: readFileSync(goldenPath('inputs', 'landscape_320x240_10fps_5.3s.mp4')) },
+    ] as const;
+    for (const task of inputs) {
+      const expected = tensor(await local.run(task));
+      const first = tensor(await p.run(task));
+      expect(sameBits(first, expected), task.kind).toBe(true);
+      // Garbage where the next output goes: an element the worker did not write would show.
+      first.fill(Number.NaN);
+      expect(p.recycle(first)).toBe(true);
+      expect(p.stats().spareOutputs).toBe(1);
+      const again = tensor(await p.run(task));
+      // The recycled buffer went to the worker with the task (detached here) and came back.
+      expect(first, task.kind).toHaveLength(0);
+      expect(p.stats().spareOutputs).toBe(0);
+      expect(again, task.kind).toHaveLength(expected.length);
+      expect(sameBits(again, expected), task.kind).toBe(true);
+    }
+  });
+
+  it('recycles only whole, owned tensors, and nothing once closed', async () => {
+    const p = pool({ workers: 1 });
+    const out = tensor(await p.run({ kind: 'image', bytes: jpeg }));
+    expect(p.recycle(out.subarray(1))).toBe(false);
+    expect(p.recycle(new Float32Array(new SharedArrayBuffer(64)))).toBe(false);
+    expect(p.recycle(new Float32Array(0))).toBe(false);
+    expect(p.recycle(out)).toBe(true);
+    expect(p.recycle(out)).toBe(true);
+    expect(p.stats().spareOutputs).toBe(1);
+    // at most two per worker: the oldest goes
+    for (let i = 0; i < 3; i++) expect(p.recycle(new Float32Array(16))).toBe(true);
+    expect(p.stats().spareOutputs).toBe(2);
+    await p.close();
+    expect(p.recycle(new Float32Array(16))).toBe(false);
+    expect(new InThreadPreprocessor().recycle()).toBe(false);
+  });
+
   it('copies later inputs into the buffers the worker hands back, and every answer stays exact', async () => {
     const p = pool({ workers: 1 });
     const local = new InThreadPreprocessor();

@@ -16,10 +16,17 @@ import {
   type PreprocessTask,
   type SerializedError,
 } from './preprocess-task';
+import { ownsItsBuffer } from '../reusable-buffers';
 
 /** Where preprocessing runs: a pool of worker threads, or (CLI, tests) the calling thread. */
 export interface PreprocessRunner {
   run(task: PreprocessTask, options?: { readonly signal?: AbortSignal }): Promise<PreprocessOutput>;
+  /**
+   * The caller is done with a tensor this runner answered (`output.data` of an image, audio or
+   * video task): a pool writes a later output of the same size into its buffer. Nothing may use
+   * the tensor afterwards (it is detached when it moves). Returns whether it was kept.
+   */
+  recycle(tensor: Float32Array): boolean;
   close(): Promise<void>;
 }
 
@@ -40,6 +47,11 @@ export class InThreadPreprocessor implements PreprocessRunner {
 
   async run(task: PreprocessTask): Promise<PreprocessOutput> {
     return runPreprocessTask(task, this.limits);
+  }
+
+  /** Nothing to reuse on the calling thread: the tensor is left to the garbage collector. */
+  recycle(): boolean {
+    return false;
   }
 
   async close(): Promise<void> {}
@@ -88,6 +100,17 @@ const PREFETCH_MAX_BYTES = 1024 * 1024;
 const SPARE_INPUTS_PER_WORKER = 2;
 const SPARE_INPUTS_MAX_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Output buffers the consumer recycled, kept until the next task goes to a worker (which moves
+ * them there and writes later outputs into them): a tensor that arrives from a worker is external
+ * memory to this isolate, and V8 starts a major GC for every 64 MB of it (an image stream at
+ * 2,000/s: one every ~55 ms, a tenth of the event loop and most of the pool's lost scaling); a
+ * buffer that goes back leaves that count when it leaves. At most two per worker and
+ * SPARE_OUTPUTS_MAX_BYTES, the oldest dropped first.
+ */
+const SPARE_OUTPUTS_PER_WORKER = 2;
+const SPARE_OUTPUTS_MAX_BYTES = 64 * 1024 * 1024;
+
 function taskBytes(task: PreprocessTask): number {
   return 'points' in task ? task.points.byteLength : task.bytes.byteLength;
 }
@@ -134,7 +157,9 @@ const INITIAL_TASK_MS = 200;
  * waits in a bounded FIFO when all are busy, and beyond `maxQueue` is refused at once with
  * OVERLOADED (gRPC RESOURCE_EXHAUSTED) and a retry hint from the measured task time. Input bytes
  * are copied once into a buffer of their own when a worker takes the task, and moved to it; output
- * tensors move back. The caller keeps its buffers and must not change them until the task settles.
+ * tensors move back, and a consumer done with one hands it back with `recycle` for a worker to
+ * write a later output into. The caller keeps its buffers and must not change them until the task
+ * settles.
  */
 export class PreprocessPool implements PreprocessRunner {
   readonly workers: number;
@@ -150,6 +175,8 @@ export class PreprocessPool implements PreprocessRunner {
   private execArgv = workerExecArgv();
   /** Input buffers the workers handed back, oldest first (SPARE_INPUTS_PER_WORKER). */
   private readonly spareInputs: ArrayBuffer[] = [];
+  /** Output buffers the consumer recycled, oldest first, for the next task's worker. */
+  private spareOutputs: ArrayBuffer[] = [];
 
   constructor(options: PreprocessPoolOptions = {}) {
     this.workers = options.workers ?? availableParallelism();
@@ -169,14 +196,33 @@ export class PreprocessPool implements PreprocessRunner {
     return this.slots.reduce((n, s) => n + s.inFlight.filter((f, i) => i > 0 && !f.dropped).length, 0);
   }
 
-  /** Tasks waiting for a worker (in the queue or sent ahead), tasks running, spare input buffers kept. */
-  stats(): { queued: number; running: number; workers: number; spareInputs: number } {
+  /**
+   * Tasks waiting for a worker (in the queue or sent ahead), tasks running, spare input buffers
+   * kept, recycled output buffers not yet sent to a worker.
+   */
+  stats(): { queued: number; running: number; workers: number; spareInputs: number; spareOutputs: number } {
     return {
       queued: this.queue.length + this.sentAhead(),
       running: this.slots.filter((s) => s.inFlight.length > 0).length,
       workers: this.slots.length,
       spareInputs: this.spareInputs.length,
+      spareOutputs: this.spareOutputs.length,
     };
+  }
+
+  recycle(tensor: Float32Array): boolean {
+    if (this.closed || !ownsItsBuffer(tensor) || tensor.byteLength > SPARE_OUTPUTS_MAX_BYTES) return false;
+    const buffer = tensor.buffer as ArrayBuffer;
+    if (this.spareOutputs.includes(buffer)) return true;
+    this.spareOutputs.push(buffer);
+    let total = this.spareOutputs.reduce((n, b) => n + b.byteLength, 0);
+    while (
+      this.spareOutputs.length > SPARE_OUTPUTS_PER_WORKER * this.workers ||
+      total > SPARE_OUTPUTS_MAX_BYTES
+    ) {
+      total -= this.spareOutputs.shift()!.byteLength;
+    }
+    return this.spareOutputs.includes(buffer);
   }
 
   async run(
@@ -240,6 +286,7 @@ export class PreprocessPool implements PreprocessRunner {
   async close(): Promise<void> {
     this.closed = true;
     this.spareInputs.length = 0;
+    this.spareOutputs = [];
     const gone = DomainError.unavailable('preprocessing is shutting down; retry on another replica');
     for (const pending of this.queue.splice(0)) this.settle(pending, () => pending.reject(gone));
     const slots = this.slots.splice(0);
@@ -288,7 +335,11 @@ export class PreprocessPool implements PreprocessRunner {
       // here rather than in run(): a burst of requests then costs the event loop one input's copy
       // per free worker at a time, not every queued input's at once (20 × 5 MB took ~80 ms).
       const task = detachableTask(pending.task, (bytes) => this.takeSpareInput(bytes));
-      slot.worker.postMessage({ id, task }, taskTransferables(task));
+      // Recycled outputs go with it: the worker writes its next tensors of their size into them.
+      const spares = this.spareOutputs.filter((b) => b.byteLength > 0);
+      this.spareOutputs = [];
+      if (spares.length === 0) slot.worker.postMessage({ id, task }, taskTransferables(task));
+      else slot.worker.postMessage({ id, task, spares }, [...taskTransferables(task), ...spares]);
     }
   }
 

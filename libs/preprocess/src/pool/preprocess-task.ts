@@ -1,9 +1,10 @@
 import { DomainError, isDomainError, type ErrorCode, type ErrorDetails } from '@imagebind-llm/errors';
 import { preprocessAudioAny } from '../audio/ffmpeg-audio';
-import { preprocessImage } from '../image/image.preprocess';
+import { preprocessImage, type ImageBuffers } from '../image/image.preprocess';
 import { groupPointCloud, type PointGroups } from '../point/group';
 import { parsePointCloud } from '../point/load';
 import { pointGroupingMinPoints, validatePointCloud, type PointGrouping } from '../point/point-cloud';
+import { newTensor } from '../reusable-buffers';
 import { preprocessVideo } from '../video/video.preprocess';
 
 /**
@@ -47,18 +48,29 @@ export type PreprocessOutput =
       readonly groups: PointGroups;
     };
 
-/** Runs one task on the calling thread. The pool's workers call this; so does the in-thread runner. */
+/**
+ * Buffers reused from task to task by a thread that runs one at a time (a pool worker): output
+ * tensors from the recycled ones, a decoded image's pixels in one scratch buffer.
+ */
+export type TaskBuffers = ImageBuffers;
+
+/**
+ * Runs one task on the calling thread. The pool's workers call this with their reused `buffers`;
+ * so does the in-thread runner, without.
+ */
 export async function runPreprocessTask(
   task: PreprocessTask,
   limits: PreprocessLimits = {},
+  buffers: TaskBuffers = {},
 ): Promise<PreprocessOutput> {
+  const allocateTensor = buffers.allocateTensor ?? newTensor;
   switch (task.kind) {
     case 'image': {
-      const { tensor, shape } = await preprocessImage(task.bytes, {
-        ...(limits.maxImageDecodedBytes === undefined
-          ? {}
-          : { maxDecodedBytes: limits.maxImageDecodedBytes }),
-      });
+      const { tensor, shape } = await preprocessImage(
+        task.bytes,
+        limits.maxImageDecodedBytes === undefined ? {} : { maxDecodedBytes: limits.maxImageDecodedBytes },
+        buffers,
+      );
       return { kind: 'tensor', data: tensor, shape: [...shape] };
     }
     case 'audio': {
@@ -67,11 +79,12 @@ export async function runPreprocessTask(
         ...(limits.maxAudioDecodedBytes === undefined
           ? {}
           : { maxDecodedBytes: limits.maxAudioDecodedBytes }),
+        allocateTensor,
       });
       return { kind: 'tensor', data: tensor, shape: [...shape] };
     }
     case 'video': {
-      const { tensor, shape } = await preprocessVideo(task.bytes);
+      const { tensor, shape } = await preprocessVideo(task.bytes, { allocateTensor });
       return { kind: 'tensor', data: tensor, shape: [...shape] };
     }
     case 'point': {

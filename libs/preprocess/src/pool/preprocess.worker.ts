@@ -8,12 +8,13 @@ import {
   type PreprocessLimits,
   type PreprocessTask,
 } from './preprocess-task';
+import { ReusableBuffers } from '../reusable-buffers';
 
 /**
  * Worker thread of the PreprocessPool: one task at a time, in order (the pool may send the next
  * before this one finishes). The pool starts it with the limits as `workerData`; each request is
- * `{ id, task }` and each answer `{ id, output }` with the output's buffers transferred, or
- * `{ id, error }`.
+ * `{ id, task, spares? }` (spares: recycled output buffers, moved here) and each answer
+ * `{ id, output, input? }` with the output's buffers transferred, or `{ id, error, input? }`.
  */
 const port = parentPort;
 if (port === null) throw new Error('preprocess.worker runs as a worker thread of PreprocessPool');
@@ -30,15 +31,20 @@ try {
   // Not permitted here: run at the inherited priority.
 }
 
+// Output tensors go into the buffers the consumer recycled (sent with later tasks) and a decoded
+// image's pixels into one scratch buffer, rather than new memory per input: see ReusableBuffers.
+const buffers = new ReusableBuffers();
+
 // One task at a time, in the order sent: the pool may send the next before this one finishes.
 let previous: Promise<void> = Promise.resolve();
-port.on('message', (message: { id: number; task: PreprocessTask }) => {
+port.on('message', (message: { id: number; task: PreprocessTask; spares?: ArrayBuffer[] }) => {
+  if (message.spares !== undefined) buffers.keep(message.spares);
   previous = previous.then(async () => {
     // The input's buffer goes back with the answer (when the output does not use it): the pool
     // copies a later input into it, into pages already mapped, instead of faulting in new ones on
     // its event loop (~3 ms per MB on a VM with costly page faults).
     try {
-      const output = await runPreprocessTask(message.task, limits);
+      const output = await runPreprocessTask(message.task, limits, buffers);
       const input = returnableInput(message.task, output);
       try {
         port.postMessage({ id: message.id, output, input }, [

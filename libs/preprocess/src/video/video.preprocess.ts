@@ -18,6 +18,7 @@ import {
 import { decodeChosenFramesInProcess, nativeVideo, probeVideoPacketsInProcess } from './libav.adapter';
 import { sampleVideoClips, type ClipFrames, type ClipSampling } from './video-clip-sampler';
 import { mediaNative } from '../native/media-native';
+import { newTensor, type TensorAllocator } from '../reusable-buffers';
 
 /**
  * ImageBind's `load_and_transform_video_data` for one video (MODEL_SPEC §2.2): 5 clips of 2 s, the
@@ -87,6 +88,8 @@ export interface VideoPreprocessOptions extends FfmpegTools {
    * them, then decode the chosen frames (one ffmpeg run more).
    */
   readonly frameTimestamps?: 'packets' | 'decoded';
+  /** Gives the output tensor (default a new buffer). */
+  readonly allocateTensor?: TensorAllocator;
 }
 
 export interface VideoPreprocessResult {
@@ -407,7 +410,8 @@ export async function preprocessVideo(
 
     const size = VIDEO_SIZE;
     const cropPlane = size * size;
-    const tensor = new Float32Array(
+    // Every element is written: each clip, crop, channel and frame's size × size window.
+    const tensor = (options.allocateTensor ?? newTensor)(
       VIDEO_CLIPS_PER_VIDEO * VIDEO_SPATIAL_CROPS * 3 * VIDEO_FRAMES_PER_CLIP * cropPlane,
     );
     const offsets = spatialCropOffsets(scaledSize.width, scaledSize.height, size);

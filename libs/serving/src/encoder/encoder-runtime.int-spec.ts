@@ -152,7 +152,7 @@ describe('EncoderRuntime on the golden tiny-a models', () => {
       worst = Math.max(worst, error);
       expect(error, what).toBeLessThanOrEqual(REL_TOLERANCE);
       expect(cosineSimilarity(mine.embedding, reference!.embedding), what).toBeGreaterThanOrEqual(MIN_COSINE);
-      expect(mine.preprocessed.shape, what).toEqual(reference!.preprocessed.shape);
+      expect(mine.preprocessed!.shape, what).toEqual(reference!.preprocessed!.shape);
       if (input.file === undefined) continue;
       // the golden inputs: the official embedding and head output of the same file
       const name = GOLDEN_EMBEDDINGS[input.file]!;
@@ -186,8 +186,8 @@ describe('EncoderRuntime on the golden tiny-a models', () => {
   it('gives back the preprocessed tensor, and sending it back gives the same embedding', async () => {
     const bytes = readFileSync(goldenPath('inputs', 'girl_bgm.wav'));
     const [raw] = await runtime.encode('audio', [{ bytes }]);
-    const [again] = await runtime.encode('audio', [{ preprocessed: raw!.preprocessed }]);
-    expect(raw!.preprocessed.shape).toEqual([3, 1, 128, 204]);
+    const [again] = await runtime.encode('audio', [{ preprocessed: raw!.preprocessed! }]);
+    expect(raw!.preprocessed!.shape).toEqual([3, 1, 128, 204]);
     expect(Array.from(again!.embedding)).toEqual(Array.from(raw!.embedding));
     // The unnormalised head output is the clip mean before the postprocessor: not unit length.
     const norm = Math.hypot(...raw!.unnormalized);

@@ -76,7 +76,7 @@ describe('EncoderRuntime', () => {
     expect(Array.from(eb2!.embedding)).toEqual([0, 1, 2, 3].map((k) => mean(30, 15, 0, k)));
     expect(Array.from(ec!.embedding)).toEqual([0, 1, 2, 3].map((k) => mean(40, 3, 0, k)));
     expect(Array.from(ed!.embedding)).toEqual([0, 1, 2, 3].map((k) => mean(50, 3, 0, k)));
-    expect(eb2!.preprocessed.shape).toEqual([15, 2]);
+    expect(eb2!.preprocessed!.shape).toEqual([15, 2]);
   });
 
   it('gives the same embedding batched as alone', async () => {
@@ -326,7 +326,7 @@ describe('EncoderRuntime point grouping', () => {
           ? { preprocessed: { data: points, shape: [count, 3] } }
           : { bytes: encodeNpy(float32Tensor(points, [count, 3])), fileName: 'cloud.npy' };
       const [encoded] = await rt.encode('point', [item]);
-      expect(encoded!.preprocessed.shape).toEqual([count, 3]);
+      expect(encoded!.preprocessed!.shape).toEqual([count, 3]);
       const feeds = session.runs[0]!.feeds;
       expect(feeds['neighborhood']!.dims).toEqual([1, 96, 12, 3]);
       expect(feeds['center']!.dims).toEqual([1, 96, 3]);

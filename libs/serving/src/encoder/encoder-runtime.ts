@@ -30,6 +30,9 @@ import { RowBatchedModel, type BatcherSettings, type RowOutputs, type RowSlice }
 export const EMBEDDING_OUTPUT = 'embedding';
 export const UNNORMALIZED_OUTPUT = 'head_prenorm';
 
+/** Modalities whose preprocessed tensor is one buffer the runner made (a cloud's may view its file). */
+const TENSOR_MODALITIES: ReadonlySet<InputModality> = new Set(['image', 'audio', 'video']);
+
 /** A preprocessed tensor in the layout `preprocessEncoderInput` reports. */
 export interface PreprocessedTensor {
   readonly data: Float32Array;
@@ -47,8 +50,11 @@ export interface EncodedItem {
   readonly embedding: Float32Array;
   /** The head output before the postprocessor (clip mean where there are clips). */
   readonly unnormalized: Float32Array;
-  /** What the encoder saw, in the layout a client may send back as `preprocessed`. */
-  readonly preprocessed: PreprocessedTensor;
+  /**
+   * What the encoder saw, in the layout a client may send back as `preprocessed`; absent when the
+   * caller asked not to keep it (EncodeOptions.keepPreprocessed).
+   */
+  readonly preprocessed?: PreprocessedTensor;
 }
 
 /** What one modality's model is, for GetModelStatus and metrics. */
@@ -115,6 +121,12 @@ export interface EncodeOptions {
   readonly signal?: AbortSignal;
   /** Epoch ms (Infinity or absent: none). */
   readonly deadline?: number;
+  /**
+   * Return each item's `preprocessed` tensor (default true). With false, the tensors the
+   * preprocessing pool made go back to it once their rows have run (PreprocessRunner.recycle), and
+   * the items come without `preprocessed`.
+   */
+  readonly keepPreprocessed?: boolean;
 }
 
 interface LoadedModel {
@@ -131,6 +143,8 @@ interface LoadedModel {
 interface PreparedItem {
   readonly slice: RowSlice;
   readonly preprocessed: PreprocessedTensor;
+  /** The preprocessing runner made `preprocessed` (and nothing else holds it): it may be recycled. */
+  readonly fromRunner: boolean;
 }
 
 /**
@@ -143,6 +157,8 @@ interface PreparedItem {
 export class EncoderRuntime {
   private readonly models = new Map<InputModality, LoadedModel>();
   private readonly admission: BoundedConcurrency;
+  /** Preprocessing is `preprocessEncoderInput` on the runner (no custom `preprocess`). */
+  private readonly defaultPreprocess: boolean;
   private readonly preprocess: (
     input: ModalityInput,
     options: EncoderInputOptions,
@@ -182,6 +198,7 @@ export class EncoderRuntime {
     }
     this.preprocessing = options.preprocessing ?? {};
     const custom = options.preprocess;
+    this.defaultPreprocess = custom === undefined;
     this.preprocess =
       custom === undefined
         ? async (input, inputOptions, signal) =>
@@ -313,7 +330,14 @@ export class EncoderRuntime {
           ...(options.deadline === undefined ? {} : { deadline: options.deadline }),
         },
       );
-      return prepared.map((p, i) => this.reduce(model, outputs[i]!, p));
+      const keep = options.keepPreprocessed ?? true;
+      const encoded = prepared.map((p, i) => this.reduce(model, outputs[i]!, p, keep));
+      if (!keep) {
+        // Every row has run (the session is done with the feeds): the pool writes later inputs'
+        // tensors into these buffers instead of sending new memory to this thread.
+        for (const p of prepared) if (p.fromRunner) this.runnerInUse?.runner.recycle(p.preprocessed.data);
+      }
+      return encoded;
     } finally {
       options.signal?.removeEventListener('abort', forward);
     }
@@ -408,22 +432,23 @@ export class EncoderRuntime {
         // another input layout: the operator has to fix that, not the client.
         checkAgainstGraph(model, ready, field, ErrorCode.FailedPrecondition);
       }
-      return { slice: toRows(model, ready), preprocessed: ready.preprocessed };
+      const fromRunner =
+        this.defaultPreprocess && !('preprocessed' in item) && TENSOR_MODALITIES.has(modality);
+      return { slice: toRows(model, ready), preprocessed: ready.preprocessed, fromRunner };
     } catch (error) {
       throw isDomainError(error) ? atItem(error, `inputs[${index}]`, field) : error;
     }
   }
 
-  private reduce(model: LoadedModel, out: RowOutputs, item: PreparedItem): EncodedItem {
+  private reduce(model: LoadedModel, out: RowOutputs, item: PreparedItem, keep: boolean): EncodedItem {
     const embedding = out[EMBEDDING_OUTPUT]!;
     const unnormalized = out[UNNORMALIZED_OUTPUT]!;
-    if (!model.clips || item.slice.rows === 1) {
-      return { embedding, unnormalized, preprocessed: item.preprocessed };
-    }
+    const preprocessed = keep ? { preprocessed: item.preprocessed } : {};
+    if (!model.clips || item.slice.rows === 1) return { embedding, unnormalized, ...preprocessed };
     return {
       embedding: clipMean(embedding, item.slice.rows),
       unnormalized: clipMean(unnormalized, item.slice.rows),
-      preprocessed: item.preprocessed,
+      ...preprocessed,
     };
   }
 }

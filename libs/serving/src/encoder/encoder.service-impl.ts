@@ -100,6 +100,7 @@ export class EncoderServiceImpl {
       }
       const encoded = await runtime.encode(modality, items, {
         ...(ctx === undefined ? {} : { signal: ctx.signal, deadline: ctx.deadline }),
+        keepPreprocessed: request.includePreprocessed,
       });
       const response: encoderV1.EncodeResponse = {
         embeddings: encoded.map((e) => ({
@@ -107,9 +108,10 @@ export class EncoderServiceImpl {
           unnormalized: request.includeUnnormalized
             ? float32Tensor(e.unnormalized, [e.unnormalized.length])
             : undefined,
-          preprocessed: request.includePreprocessed
-            ? float32Tensor(e.preprocessed.data, e.preprocessed.shape)
-            : undefined,
+          preprocessed:
+            e.preprocessed === undefined
+              ? undefined
+              : float32Tensor(e.preprocessed.data, e.preprocessed.shape),
         })),
         model: { name: info.component, version: info.version },
       };
