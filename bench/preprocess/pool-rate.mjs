@@ -10,7 +10,9 @@
 // Each tensor is recycled (PreprocessPool.recycle) once it has arrived, as the encoder runtime
 // does; --no-recycle drops it instead, leaving it to the garbage collector.
 //
-//   node bench/preprocess/pool-rate.mjs --workers N [--seconds 2] [--golden DIR] [--loaded] [--no-recycle]
+// --inputs image,audio,point,video times those golden inputs in turn (default: the image alone).
+//
+//   node bench/preprocess/pool-rate.mjs --workers N [--seconds 2] [--golden DIR] [--loaded] [--no-recycle] [--inputs image]
 // The last stdout line is the rate.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +30,7 @@ const { values: args } = parseArgs({
     },
     loaded: { type: 'boolean', default: false },
     'no-recycle': { type: 'boolean', default: false },
+    inputs: { type: 'string', default: 'image' },
   },
 });
 if (args.loaded) {
@@ -46,19 +49,40 @@ if (!Number.isSafeInteger(workers) || workers < 1 || !(budgetMs > 0)) {
   process.stderr.write(`pool-rate: bad --workers ${args.workers} or --seconds ${args.seconds}\n`);
   process.exit(2);
 }
-process.stdout.write(`${await poolRate(workers, readFileSync(join(args.golden, 'inputs', 'girl.jpg')))}\n`);
+const golden = (name) => readFileSync(join(args.golden, 'inputs', name));
+// --inputs: which golden inputs, in turn (default the image; per worker on this VM an image takes
+// ~0.5 ms, the WAV ~10 ms, the cloud ~11 ms, the video ~30 ms).
+const KINDS = {
+  image: () => ({ kind: 'image', bytes: golden('girl.jpg') }),
+  audio: () => ({ kind: 'audio', bytes: golden('girl_bgm.wav') }),
+  point: () => ({
+    kind: 'point',
+    bytes: golden('airplane.pt'),
+    fileName: 'airplane.pt',
+    grouping: { numGroup: 512, groupSize: 32 },
+  }),
+  video: () => ({ kind: 'video', bytes: golden('landscape_320x240_10fps_5.3s.mp4') }),
+};
+const kinds = args.inputs.split(',');
+if (kinds.some((k) => KINDS[k] === undefined)) {
+  process.stderr.write(`pool-rate: --inputs takes ${Object.keys(KINDS).join(', ')} (got ${args.inputs})\n`);
+  process.exit(2);
+}
+const tasks = kinds.map((k) => KINDS[k]());
+process.stdout.write(`${await poolRate(workers, tasks)}\n`);
 
 /**
- * Images per second through a pool of `n` workers kept busy: 4 tasks per worker stay in flight,
+ * Inputs per second through a pool of `n` workers kept busy: 4 tasks per worker stay in flight,
  * each finished task replaced at once (no barrier between rounds, which would idle every worker but
  * the slowest at each round's end, as a server's steady stream of requests never does).
  */
-async function poolRate(n, jpeg) {
+async function poolRate(n, inputs) {
   const pool = new PreprocessPool({ workers: n, maxQueue: 1024 });
+  let next = 0;
   // The tensor goes back to the pool once used, as the encoder runtime does after its batch ran.
   const task = async () => {
-    const output = await pool.run({ kind: 'image', bytes: jpeg });
-    if (recycle) pool.recycle(output.data);
+    const output = await pool.run(inputs[next++ % inputs.length]);
+    if (recycle && output.kind === 'tensor') pool.recycle(output.data);
   };
   try {
     await Promise.all(Array.from({ length: 4 * n }, task));

@@ -59,6 +59,51 @@ static void advise_huge_pages(void *p, size_t bytes) {
 }
 
 /*
+ * The scaled planes and the horizontal pass (8.9 MB at 320×240) in one working buffer per thread,
+ * kept from one video to the next up to SCRATCH_KEEP_BYTES: a new one per video was mapped,
+ * faulted in and unmapped each time, and in a process whose threads all preprocess, every unmap
+ * also stalls the others (the address space's lock, and a TLB flush on each CPU running one of
+ * them): two workers ran the golden video 1.5× one. Freed by a cleanup hook of the thread's
+ * Node environment (a worker's teardown, before its addons are unloaded).
+ */
+#define SCRATCH_KEEP_BYTES ((size_t)64 << 20)
+
+struct scratch {
+  void *p;
+  size_t bytes;
+  int hooked;
+};
+
+static _Thread_local struct scratch thread_scratch;
+
+static void scratch_release(void *arg) {
+  struct scratch *s = arg;
+  free(s->p);
+  s->p = NULL;
+  s->bytes = 0;
+  s->hooked = 0;
+}
+
+/* This thread's buffer of at least `bytes`, or a new one the caller frees (*own = 1). */
+static void *scratch_take(napi_env env, size_t bytes, int *own) {
+  struct scratch *s = &thread_scratch;
+  *own = 0;
+  if (bytes > SCRATCH_KEEP_BYTES ||
+      (!s->hooked && napi_add_env_cleanup_hook(env, scratch_release, s) != napi_ok)) {
+    *own = 1;
+    return malloc(bytes);
+  }
+  s->hooked = 1;
+  if (s->bytes < bytes) {
+    free(s->p);
+    s->p = malloc(bytes);
+    s->bytes = s->p == NULL ? 0 : bytes;
+    if (s->p != NULL) advise_huge_pages(s->p, bytes);
+  }
+  return s->p;
+}
+
+/*
  * videoTensor(frames, count, width, height, rowI0, rowI1, rowW0, rowW1, colI0, colI1, colW0, colW1,
  *             meanStd, clipFrames, framesPerClip, crops, size, out)
  *   frames: count RGB24 frames of width × height, back to back; meanStd: [m0, m1, m2, s0, s1, s2];
@@ -107,21 +152,22 @@ napi_value media_video_tensor(napi_env env, napi_callback_info info) {
 
   /* Scaled, normalised planes of every frame (count × 3 × plane), the horizontal pass of one
    * frame's needed rows (height × out_w × 3), the tap tables (out_w × 256 each), the row marks. */
-  float *planes = malloc((size_t)count * 3 * plane * sizeof(float));
-  float *h = malloc((size_t)height * out_w * 3 * sizeof(float));
+  const size_t planes_floats = (size_t)count * 3 * plane;
+  int own_scratch = 0;
+  float *planes = scratch_take(env, (planes_floats + (size_t)height * out_w * 3) * sizeof(float), &own_scratch);
+  float *h = planes == NULL ? NULL : planes + planes_floats;
   float *tap0 = malloc(out_w * 256 * sizeof(float));
   float *tap1 = malloc(out_w * 256 * sizeof(float));
   uint8_t *needed = calloc((size_t)height, 1);
-  if (planes == NULL || h == NULL || tap0 == NULL || tap1 == NULL || needed == NULL) {
-    free(planes);
-    free(h);
+  if (planes == NULL || tap0 == NULL || tap1 == NULL || needed == NULL) {
+    if (own_scratch) free(planes);
     free(tap0);
     free(tap1);
     free(needed);
     throw_coded(env, "EMEMORY", "out of memory for the video tensor");
     return NULL;
   }
-  advise_huge_pages(planes, (size_t)count * 3 * plane * sizeof(float));
+  if (own_scratch) advise_huge_pages(planes, planes_floats * sizeof(float));
   advise_huge_pages(out, out_len * sizeof(float));
   float unit[256];
   for (int p = 0; p < 256; p++) unit[p] = (float)((double)p / 255.0);
@@ -168,7 +214,6 @@ napi_value media_video_tensor(napi_env env, napi_callback_info info) {
   free(needed);
   free(tap0);
   free(tap1);
-  free(h);
 
   /* Crops, MODEL_SPEC §2.2 step 9: clip-major, then crop, channel, frame. */
   for (size_t k = 0; k < clips; k++)
@@ -181,6 +226,6 @@ napi_value media_video_tensor(napi_env env, napi_callback_info info) {
           for (size_t y = 0; y < sz; y++) memcpy(dst + y * sz, src + (y0 + y) * out_w + x0, sz * sizeof(float));
         }
     }
-  free(planes);
+  if (own_scratch) free(planes);
   return NULL;
 }
