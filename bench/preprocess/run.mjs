@@ -41,7 +41,7 @@
 // native (which paths the ibllm_media addon runs: mediaNativeStatus), and with --reference
 // reference.* and ratio_image/ratio_audio/ratio_video; with the pool, workers_ratio (the median
 // pair) and workers_ratios (every pair), workers_ratio_loaded_process (the same with this script's
-// imports loaded), and beside them processes_ratio / processes_ratios (N
+// imports loaded), workers_ratio_all_inputs (the golden image, WAV, cloud and video in turn), and beside them processes_ratio / processes_ratios (N
 // separate processes ÷ 1, the machine's ceiling for that quotient); loop.* (the
 // delay p99 and max in ms, the slowest /healthz in ms, how many answered, the cold first probe, and
 // the garbage collections on the loop meanwhile: gc_pauses, gc_max_ms, gc_total_ms). Timings are
@@ -365,7 +365,7 @@ async function measurePerCore() {
  * Images per second through a PreprocessPool of `n` workers, measured by pool-rate.mjs in a
  * process of its own that loads only the pool (`loaded`: with this script's own imports too).
  */
-function poolRate(n, loaded = false) {
+function poolRate(n, loaded = false, inputs = 'image') {
   return new Promise((done) => {
     const child = spawn(
       process.execPath,
@@ -378,6 +378,8 @@ function poolRate(n, loaded = false) {
         '--golden',
         args.golden,
         ...(loaded ? ['--loaded'] : []),
+        '--inputs',
+        inputs,
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
@@ -521,6 +523,14 @@ if (poolWorkers > 1) {
   result.workers_ratios_loaded_process = loaded.ratios;
   say(
     `pool image in a process that also loads the model builder, onnxruntime and sharp: 1 worker ${fmt(loaded.one)}/s, ${poolWorkers} workers ${fmt(loaded.many)}/s; median of ${pairCount} pairs ${loaded.ratio.toFixed(2)}× [${loaded.ratios.join(', ')}]`,
+  );
+  // Every golden input with CPU work in turn (an image ~0.5 ms per worker, the WAV ~10, the cloud
+  // ~11, the video ~30): the serving thread's fixed cost per input weighs less than on images alone.
+  const all = await pairedRates((n) => poolRate(n, false, 'image,audio,point,video'));
+  result.workers_ratio_all_inputs = all.ratio;
+  result.workers_ratios_all_inputs = all.ratios;
+  say(
+    `pool, the golden image, WAV, cloud and video in turn: 1 worker ${fmt(all.one)}/s, ${poolWorkers} workers ${fmt(all.many)}/s; median of ${pairCount} pairs ${all.ratio.toFixed(2)}× [${all.ratios.join(', ')}]`,
   );
   const procs = await pairedRates((n) => processesRate(n));
   result.processes_1_images_per_s = procs.one;

@@ -66,7 +66,7 @@ static void advise_huge_pages(void *p, size_t bytes) {
  * them): two workers ran the golden video 1.5× one. Freed by a cleanup hook of the thread's
  * Node environment (a worker's teardown, before its addons are unloaded).
  */
-#define SCRATCH_KEEP_BYTES ((size_t)64 << 20)
+#define SCRATCH_KEEP_BYTES ((size_t)32 << 20)
 
 struct scratch {
   void *p;

@@ -64,9 +64,9 @@ export class ScratchBuffer {
 
 /** What a thread that preprocesses one input at a time keeps from one to the next. */
 export interface ReusableBuffersLimits {
-  /** Recycled tensor buffers kept (default 4), the oldest dropped first... */
+  /** Recycled tensor buffers kept (default 2), the oldest dropped first... */
   readonly spareTensors?: number;
-  /** ...and at most this many bytes of them (default 64 MiB). */
+  /** ...and at most this many bytes of them (default 40 MiB: two 18 MB video tensors). */
   readonly spareTensorBytes?: number;
   /** The decoded-pixels scratch buffer's largest size (default 12 MiB: a 4-megapixel image). */
   readonly pixelBytes?: number;
@@ -84,8 +84,8 @@ export class ReusableBuffers {
   private readonly maxSpareBytes: number;
 
   constructor(limits: ReusableBuffersLimits = {}) {
-    this.maxSpares = limits.spareTensors ?? 4;
-    this.maxSpareBytes = limits.spareTensorBytes ?? 64 * 1024 * 1024;
+    this.maxSpares = limits.spareTensors ?? 2;
+    this.maxSpareBytes = limits.spareTensorBytes ?? 40 * 1024 * 1024;
     this.pixels = new ScratchBuffer(limits.pixelBytes ?? 12 * 1024 * 1024);
   }
 
