@@ -17,6 +17,15 @@ export const newTensor: TensorAllocator = (length) =>
   new Float32Array(Buffer.allocUnsafeSlow(length * Float32Array.BYTES_PER_ELEMENT).buffer, 0, length);
 
 /**
+ * Drops the oldest of `buffers` (the front) until at most `maxCount` remain and they hold at most
+ * `maxBytes` together: the bound on every list of spare buffers kept for reuse.
+ */
+export function trimOldest(buffers: ArrayBuffer[], maxCount: number, maxBytes: number): void {
+  let total = buffers.reduce((n, b) => n + b.byteLength, 0);
+  while (buffers.length > maxCount || total > maxBytes) total -= buffers.shift()!.byteLength;
+}
+
+/**
  * Whether `tensor` owns its whole buffer, so that moving the buffer moves exactly this tensor (a
  * view into a larger buffer, a pooled Buffer slice or shared memory does not).
  */
@@ -101,10 +110,7 @@ export class ReusableBuffers {
   /** Buffers of tensors nothing uses any more, for later outputs of their size. */
   keep(buffers: readonly ArrayBuffer[]): void {
     this.spares.push(...buffers.filter((b) => b.byteLength > 0));
-    let total = this.spares.reduce((n, b) => n + b.byteLength, 0);
-    while (this.spares.length > this.maxSpares || total > this.maxSpareBytes) {
-      total -= this.spares.shift()!.byteLength;
-    }
+    trimOldest(this.spares, this.maxSpares, this.maxSpareBytes);
   }
 
   /** Recycled buffers kept now. */

@@ -16,7 +16,7 @@ import {
   type PreprocessTask,
   type SerializedError,
 } from './preprocess-task';
-import { ownsItsBuffer } from '../reusable-buffers';
+import { ownsItsBuffer, trimOldest } from '../reusable-buffers';
 
 /** Where preprocessing runs: a pool of worker threads, or (CLI, tests) the calling thread. */
 export interface PreprocessRunner {
@@ -215,13 +215,7 @@ export class PreprocessPool implements PreprocessRunner {
     const buffer = tensor.buffer as ArrayBuffer;
     if (this.spareOutputs.includes(buffer)) return true;
     this.spareOutputs.push(buffer);
-    let total = this.spareOutputs.reduce((n, b) => n + b.byteLength, 0);
-    while (
-      this.spareOutputs.length > SPARE_OUTPUTS_PER_WORKER * this.workers ||
-      total > SPARE_OUTPUTS_MAX_BYTES
-    ) {
-      total -= this.spareOutputs.shift()!.byteLength;
-    }
+    trimOldest(this.spareOutputs, SPARE_OUTPUTS_PER_WORKER * this.workers, SPARE_OUTPUTS_MAX_BYTES);
     return this.spareOutputs.includes(buffer);
   }
 
@@ -423,13 +417,7 @@ export class PreprocessPool implements PreprocessRunner {
   private keepSpareInput(buffer: ArrayBuffer): void {
     if (this.closed || buffer.byteLength === 0 || buffer.byteLength > SPARE_INPUTS_MAX_BYTES) return;
     this.spareInputs.push(buffer);
-    let total = this.spareInputs.reduce((n, b) => n + b.byteLength, 0);
-    while (
-      this.spareInputs.length > SPARE_INPUTS_PER_WORKER * this.workers ||
-      total > SPARE_INPUTS_MAX_BYTES
-    ) {
-      total -= this.spareInputs.shift()!.byteLength;
-    }
+    trimOldest(this.spareInputs, SPARE_INPUTS_PER_WORKER * this.workers, SPARE_INPUTS_MAX_BYTES);
   }
 
   private settle(pending: Pending, finish: () => void): void {
