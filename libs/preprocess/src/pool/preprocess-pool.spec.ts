@@ -186,6 +186,20 @@ describe('PreprocessPool', () => {
     expect(new InThreadPreprocessor().recycle()).toBe(false);
   });
 
+  it('spreads a burst of recycled tensors over the workers, two at most with each task', async () => {
+    const p = pool({ workers: 3 });
+    const recycled = Array.from({ length: 6 }, () => new Float32Array(3 * 224 * 224));
+    for (const t of recycled) expect(p.recycle(t)).toBe(true);
+    expect(p.stats().spareOutputs).toBe(6);
+    // One task takes the two oldest to its worker and leaves the rest for the others.
+    await p.run({ kind: 'image', bytes: jpeg });
+    expect(p.stats().spareOutputs).toBe(4);
+    expect(recycled.map((t) => t.length === 0)).toEqual([true, true, false, false, false, false]);
+    await Promise.all(Array.from({ length: 2 }, async () => p.run({ kind: 'image', bytes: jpeg })));
+    expect(p.stats().spareOutputs).toBe(0);
+    expect(recycled.every((t) => t.length === 0)).toBe(true);
+  });
+
   it('copies later inputs into the buffers the worker hands back, and every answer stays exact', async () => {
     const p = pool({ workers: 1 });
     const local = new InThreadPreprocessor();

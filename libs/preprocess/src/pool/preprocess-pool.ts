@@ -176,7 +176,7 @@ export class PreprocessPool implements PreprocessRunner {
   /** Input buffers the workers handed back, oldest first (SPARE_INPUTS_PER_WORKER). */
   private readonly spareInputs: ArrayBuffer[] = [];
   /** Output buffers the consumer recycled, oldest first, for the next task's worker. */
-  private spareOutputs: ArrayBuffer[] = [];
+  private readonly spareOutputs: ArrayBuffer[] = [];
 
   constructor(options: PreprocessPoolOptions = {}) {
     this.workers = options.workers ?? availableParallelism();
@@ -280,7 +280,7 @@ export class PreprocessPool implements PreprocessRunner {
   async close(): Promise<void> {
     this.closed = true;
     this.spareInputs.length = 0;
-    this.spareOutputs = [];
+    this.spareOutputs.length = 0;
     const gone = DomainError.unavailable('preprocessing is shutting down; retry on another replica');
     for (const pending of this.queue.splice(0)) this.settle(pending, () => pending.reject(gone));
     const slots = this.slots.splice(0);
@@ -329,9 +329,9 @@ export class PreprocessPool implements PreprocessRunner {
       // here rather than in run(): a burst of requests then costs the event loop one input's copy
       // per free worker at a time, not every queued input's at once (20 × 5 MB took ~80 ms).
       const task = detachableTask(pending.task, (bytes) => this.takeSpareInput(bytes));
-      // Recycled outputs go with it: the worker writes its next tensors of their size into them.
-      const spares = this.spareOutputs.filter((b) => b.byteLength > 0);
-      this.spareOutputs = [];
+      // Recycled outputs go with it (at most a worker's share, so a burst of them spreads over the
+      // workers): the worker writes its next tensors of their size into them.
+      const spares = this.spareOutputs.splice(0, SPARE_OUTPUTS_PER_WORKER).filter((b) => b.byteLength > 0);
       if (spares.length === 0) slot.worker.postMessage({ id, task }, taskTransferables(task));
       else slot.worker.postMessage({ id, task, spares }, [...taskTransferables(task), ...spares]);
     }
