@@ -10,8 +10,8 @@
  * one task at a time at a lower priority than the event loop (the pool's niced threads, not the
  * libuv pool's, so the decode never competes with the serving thread at its priority).
  *
- *   probeAudioFile(path, timeoutSeconds) → { sampleRate, channels, duration | null }
- *   decodeAudioFile(path, initialFrames, capFrames, timeoutSeconds) → Float32Array[] (one per
+ *   probeAudioFile(input, timeoutSeconds) → { sampleRate, channels, duration | null }
+ *   decodeAudioFile(input, initialFrames, capFrames, timeoutSeconds) → Float32Array[] (one per
  *     channel, `frames` long), the samples converted to float exactly as libswresample converts
  *     them for pcm_f32le (integers scaled by 2^-(bits-1) in float, doubles rounded).
  *
@@ -29,8 +29,6 @@
 #include "media.h"
 #include "napi-util.h"
 
-#define PATH_CAP AV_PATH_CAP
-
 static double now_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -44,12 +42,13 @@ static void throw_av(napi_env env, const char *code, const char *what, int averr
 }
 
 /*
- * Opens the file (only the file protocol, ibllm_open_media_file) and reads the stream information
+ * Opens the input (ibllm_open_media: a named file with only the file protocol, or bytes with no
+ * protocol at all) and reads the stream information
  * as ffprobe and ffmpeg do; the index of the first audio stream (`a:0`), or -1 with a pending exception.
  */
-static int open_audio(napi_env env, const char *path, AVFormatContext **out) {
+static int open_audio(napi_env env, const struct ibllm_media_input *in, AVFormatContext **out) {
   AVFormatContext *fmt = NULL;
-  int ret = ibllm_open_media_file(path, &fmt);
+  int ret = ibllm_open_media(in, &fmt);
   if (ret < 0) {
     throw_av(env, "EMEDIA", "cannot open the audio", ret);
     return -1;
@@ -71,17 +70,17 @@ napi_value media_probe_audio_file(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char path[PATH_CAP];
+  struct ibllm_media_input input; /* read during this call only */
   double timeout;
-  if (argc < 2 || arg_string(env, argv[0], "path", path, sizeof path) != 0 ||
+  if (argc < 2 || ibllm_arg_media_input(env, argv[0], "input", &input) != 0 ||
       arg_double(env, argv[1], "timeoutSeconds", &timeout) != 0)
     return NULL;
   /* Opening and probing read a bounded prefix of a file the caller caps in size. */
   (void)timeout;
   AVFormatContext *fmt = NULL;
-  const int ai = open_audio(env, path, &fmt);
+  const int ai = open_audio(env, &input, &fmt);
   if (ai < 0) {
-    avformat_close_input(&fmt);
+    ibllm_close_media(&fmt);
     return NULL;
   }
   const AVCodecParameters *par = fmt->streams[ai]->codecpar;
@@ -92,7 +91,7 @@ napi_value media_probe_audio_file(napi_env env, napi_callback_info info) {
   set_named(env, result, "duration",
             fmt->duration == AV_NOPTS_VALUE ? make_null(env)
                                             : make_double(env, (double)fmt->duration / AV_TIME_BASE));
-  avformat_close_input(&fmt);
+  ibllm_close_media(&fmt);
   return result;
 }
 
@@ -226,10 +225,10 @@ napi_value media_decode_audio_file(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char path[PATH_CAP];
+  struct ibllm_media_input input; /* read during this call only */
   int64_t initial, cap;
   double timeout;
-  if (argc < 4 || arg_string(env, argv[0], "path", path, sizeof path) != 0 ||
+  if (argc < 4 || ibllm_arg_media_input(env, argv[0], "input", &input) != 0 ||
       arg_int(env, argv[1], "initialFrames", 0, INT64_C(1) << 40, &initial) != 0 ||
       arg_int(env, argv[2], "capFrames", 0, INT64_C(1) << 40, &cap) != 0 ||
       arg_double(env, argv[3], "timeoutSeconds", &timeout) != 0)
@@ -237,9 +236,9 @@ napi_value media_decode_audio_file(napi_env env, napi_callback_info info) {
   const double deadline = now_seconds() + timeout;
 
   AVFormatContext *fmt = NULL;
-  const int ai = open_audio(env, path, &fmt);
+  const int ai = open_audio(env, &input, &fmt);
   if (ai < 0) {
-    avformat_close_input(&fmt);
+    ibllm_close_media(&fmt);
     return NULL;
   }
   const AVStream *st = fmt->streams[ai];
@@ -314,6 +313,6 @@ napi_value media_decode_audio_file(napi_env env, napi_callback_info info) {
   avcodec_free_context(&s.codec);
   av_frame_free(&s.frame);
   av_packet_free(&pkt);
-  avformat_close_input(&fmt);
+  ibllm_close_media(&fmt);
   return result;
 }

@@ -5,7 +5,7 @@
 #include "napi-util.h"
 
 /* Both modules' abiVersion: media-native.ts refuses a module built from other sources. */
-#define MEDIA_ABI_VERSION 8
+#define MEDIA_ABI_VERSION 9
 
 napi_value media_decode_jpeg_rgb(napi_env env, napi_callback_info info);
 napi_value media_resize_bicubic_to_planes(napi_env env, napi_callback_info info);

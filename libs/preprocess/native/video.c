@@ -1,17 +1,22 @@
 /*
  * Video through FFmpeg's libraries in process (issue #15): the same demuxer, decoder and swscale
  * conversion the ffmpeg/ffprobe command lines run (video.preprocess.ts), without starting two
- * processes per video. Both entry points run on the libuv thread pool and return promises:
+ * processes per video. Both entry points run synchronously on the calling thread, as audio.c's do:
+ * a PreprocessPool worker, one task at a time at the worker's lower priority (they ran on the
+ * libuv pool before: two hand-offs per video to threads at the event loop's priority):
  *
- *   probeVideoPackets(path, maxPixels, maxPackets, timeoutSeconds)
+ *   probeVideoPackets(input, maxPixels, maxPackets, timeoutSeconds)
  *     → ffprobe's view of the first video stream (format_name, codec, pix_fmt, size, time base,
  *       start, duration, nb_frames) and every packet's pts and flags, in demuxing order.
- *   decodeVideoFrames(path, maxPixels, frameIndices, framePts | null, findStreamInfo, width,
+ *   decodeVideoFrames(input, maxPixels, frameIndices, framePts | null, findStreamInfo, width,
  *                     height, fullRange, timeoutSeconds)
  *     → the chosen decoded frames (numbered in decoder output order, each with that pts when
  *       framePts is given) as RGB24, back to back; null when one is not there as asked.
  *
- * Errors reject with Error{code}: EMEDIA (cannot be read), ENOVIDEO (no video stream),
+ * `input` is a file's path or its bytes (a Uint8Array, read in place through a custom I/O
+ * context: no temporary file per video).
+ *
+ * Errors throw Error{code}: EMEDIA (cannot be read), ENOVIDEO (no video stream),
  * ETIMEOUT, EMEMORY.
  */
 #include <libavcodec/avcodec.h>
@@ -27,8 +32,6 @@
 #include "av-util.h"
 #include "media.h"
 #include "napi-util.h"
-
-#define PATH_CAP AV_PATH_CAP
 
 static double clock_seconds(void) {
   struct timespec ts;
@@ -46,11 +49,11 @@ static void set_error(struct job_error *e, const char *code, const char *what, i
   ibllm_av_error_text(e->message, sizeof e->message, what, averr);
 }
 
-/* Opens `file:<path>` with only the file protocol allowed; the first video stream's index or -1. */
-static int open_input(const char *path, int64_t max_pixels, int find_info, AVFormatContext **out,
-                      struct job_error *err) {
+/* Opens the input (ibllm_open_media: no protocol but a named file's); the first video stream's index or -1. */
+static int open_input(const struct ibllm_media_input *in, int64_t max_pixels, int find_info,
+                      AVFormatContext **out, struct job_error *err) {
   AVFormatContext *fmt = NULL;
-  int ret = ibllm_open_media_file(path, &fmt);
+  int ret = ibllm_open_media(in, &fmt);
   if (ret < 0) {
     set_error(err, "EMEDIA", "cannot open the video", ret);
     return -1;
@@ -79,24 +82,10 @@ static int open_input(const char *path, int64_t max_pixels, int find_info, AVFor
   return -1;
 }
 
-/* Starts `execute` on the libuv pool, `complete` back on the JS thread; the promise they settle. */
-static napi_value queue_job(napi_env env, const char *name, napi_async_execute_callback execute,
-                            napi_async_complete_callback complete, void *job, napi_deferred *deferred,
-                            napi_async_work *work) {
-  napi_value promise, resource;
-  napi_create_promise(env, deferred, &promise);
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
-  napi_create_async_work(env, NULL, resource, execute, complete, job, work);
-  napi_queue_async_work(env, *work);
-  return promise;
-}
-
 /* ---- probe --------------------------------------------------------------------------------- */
 
 struct probe_job {
-  napi_async_work work;
-  napi_deferred deferred;
-  char path[PATH_CAP];
+  struct ibllm_media_input input; /* a file or the caller's bytes, held until complete */
   int64_t max_pixels, max_packets;
   double timeout;
   struct job_error err;
@@ -108,14 +97,12 @@ struct probe_job {
   int truncated;
 };
 
-static void probe_execute(napi_env env, void *data) {
-  (void)env;
-  struct probe_job *job = data;
+static void probe_run(struct probe_job *job) {
   const double deadline = clock_seconds() + job->timeout;
   AVFormatContext *fmt = NULL;
-  const int vi = open_input(job->path, job->max_pixels, 1, &fmt, &job->err);
+  const int vi = open_input(&job->input, job->max_pixels, 1, &fmt, &job->err);
   if (vi < 0) {
-    avformat_close_input(&fmt);
+    ibllm_close_media(&fmt);
     return;
   }
   const AVStream *st = fmt->streams[vi];
@@ -136,7 +123,7 @@ static void probe_execute(napi_env env, void *data) {
   AVPacket *pkt = av_packet_alloc();
   if (pkt == NULL) {
     set_error(&job->err, "EMEMORY", "out of memory", 0);
-    avformat_close_input(&fmt);
+    ibllm_close_media(&fmt);
     return;
   }
   /* Read errors end the listing, as they end ffprobe's. */
@@ -176,7 +163,7 @@ static void probe_execute(napi_env env, void *data) {
     }
   }
   av_packet_free(&pkt);
-  avformat_close_input(&fmt);
+  ibllm_close_media(&fmt);
 }
 
 static napi_value optional_int64(napi_env env, int64_t v, int absent) {
@@ -186,13 +173,13 @@ static napi_value optional_int64(napi_env env, int64_t v, int absent) {
   return out;
 }
 
-static void probe_complete(napi_env env, napi_status status, void *data) {
-  struct probe_job *job = data;
-  if (status != napi_ok && job->err.code == NULL) set_error(&job->err, "EMEDIA", "the probe was cancelled", 0);
+/* The probe's answer, or NULL with the coded error thrown; frees the job. */
+static napi_value probe_result(napi_env env, struct probe_job *job) {
+  napi_value r = NULL;
   if (job->err.code != NULL) {
-    napi_reject_deferred(env, job->deferred, coded_error(env, job->err.code, job->err.message));
+    throw_coded(env, job->err.code, job->err.message);
   } else {
-    napi_value r, pts_ab, flags_ab, pts_arr, flags_arr, truncated;
+    napi_value pts_ab, flags_ab, pts_arr, flags_arr, truncated;
     void *pts_mem, *flags_mem;
     napi_create_object(env, &r);
     set_named(env, r, "container", make_string(env, job->container));
@@ -218,12 +205,11 @@ static void probe_complete(napi_env env, napi_status status, void *data) {
     set_named(env, r, "flags", flags_arr);
     napi_get_boolean(env, job->truncated != 0, &truncated);
     set_named(env, r, "truncated", truncated);
-    napi_resolve_deferred(env, job->deferred, r);
   }
-  napi_delete_async_work(env, job->work);
   free(job->pts);
   free(job->flags);
   free(job);
+  return r;
 }
 
 napi_value media_probe_video_packets(napi_env env, napi_callback_info info) {
@@ -235,22 +221,21 @@ napi_value media_probe_video_packets(napi_env env, napi_callback_info info) {
     throw_coded(env, "EMEMORY", "out of memory");
     return NULL;
   }
-  if (argc < 4 || arg_string(env, argv[0], "path", job->path, sizeof job->path) != 0 ||
+  if (argc < 4 || ibllm_arg_media_input(env, argv[0], "input", &job->input) != 0 ||
       arg_int(env, argv[1], "maxPixels", 1, INT32_MAX, &job->max_pixels) != 0 ||
       arg_int(env, argv[2], "maxPackets", 1, 1 << 30, &job->max_packets) != 0 ||
       arg_double(env, argv[3], "timeoutSeconds", &job->timeout) != 0) {
     free(job);
     return NULL;
   }
-  return queue_job(env, "ibllm.probeVideoPackets", probe_execute, probe_complete, job, &job->deferred, &job->work);
+  probe_run(job);
+  return probe_result(env, job);
 }
 
 /* ---- decode -------------------------------------------------------------------------------- */
 
 struct decode_job {
-  napi_async_work work;
-  napi_deferred deferred;
-  char path[PATH_CAP];
+  struct ibllm_media_input input; /* a file or the caller's bytes, held until complete */
   int64_t max_pixels, width, height;
   int find_info, full_range, has_pts;
   double timeout;
@@ -294,9 +279,7 @@ static int convert_frame(struct SwsContext **sws, int *sws_format, AVFrame **rgb
   return 0;
 }
 
-static void decode_execute(napi_env env, void *data) {
-  (void)env;
-  struct decode_job *job = data;
+static void decode_run(struct decode_job *job) {
   const double deadline = clock_seconds() + job->timeout;
   const size_t frame_bytes = (size_t)job->width * (size_t)job->height * 3;
   AVFormatContext *fmt = NULL;
@@ -310,7 +293,7 @@ static void decode_execute(napi_env env, void *data) {
   size_t next = 0;
   int ret;
 
-  const int vi = open_input(job->path, job->max_pixels, job->find_info, &fmt, &job->err);
+  const int vi = open_input(&job->input, job->max_pixels, job->find_info, &fmt, &job->err);
   if (vi < 0) goto done;
   const AVStream *st = fmt->streams[vi];
   const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
@@ -386,7 +369,7 @@ done:
   av_frame_free(&frame);
   av_packet_free(&pkt);
   avcodec_free_context(&ctx);
-  avformat_close_input(&fmt);
+  ibllm_close_media(&fmt);
 }
 
 static void free_out(napi_env env, void *data, void *hint) {
@@ -395,18 +378,17 @@ static void free_out(napi_env env, void *data, void *hint) {
   free(data);
 }
 
-static void decode_complete(napi_env env, napi_status status, void *data) {
-  struct decode_job *job = data;
-  if (status != napi_ok && job->err.code == NULL) set_error(&job->err, "EMEDIA", "the decode was cancelled", 0);
+/* The decoded frames (null when not all were there as asked), or NULL with the coded error thrown; frees the job. */
+static napi_value decode_result(napi_env env, struct decode_job *job) {
+  napi_value buffer = NULL;
   if (job->err.code != NULL) {
-    napi_reject_deferred(env, job->deferred, coded_error(env, job->err.code, job->err.message));
+    throw_coded(env, job->err.code, job->err.message);
     free(job->out);
   } else if (!job->complete) {
-    napi_resolve_deferred(env, job->deferred, make_null(env));
+    buffer = make_null(env);
     free(job->out);
   } else {
     const size_t bytes = (size_t)job->width * (size_t)job->height * 3 * job->count;
-    napi_value buffer;
     if (napi_create_external_buffer(env, bytes, job->out, free_out, NULL, &buffer) != napi_ok) {
       void *copy;
       bool pending = false;
@@ -418,12 +400,11 @@ static void decode_complete(napi_env env, napi_status status, void *data) {
       napi_create_buffer_copy(env, bytes, job->out, &copy, &buffer);
       free(job->out);
     }
-    napi_resolve_deferred(env, job->deferred, buffer);
   }
-  napi_delete_async_work(env, job->work);
   free(job->indices);
   free(job->pts);
   free(job);
+  return buffer;
 }
 
 napi_value media_decode_video_frames(napi_env env, napi_callback_info info) {
@@ -439,7 +420,7 @@ napi_value media_decode_video_frames(napi_env env, napi_callback_info info) {
   int64_t *pts = NULL;
   size_t count, pts_count = 0;
   napi_valuetype pts_type;
-  if (argc < 9 || arg_string(env, argv[0], "path", job->path, sizeof job->path) != 0 ||
+  if (argc < 9 || ibllm_arg_media_input(env, argv[0], "input", &job->input) != 0 ||
       arg_int(env, argv[1], "maxPixels", 1, INT32_MAX, &job->max_pixels) != 0 ||
       arg_i32_array(env, argv[2], "frameIndices", &indices, &count) != 0 ||
       napi_typeof(env, argv[3], &pts_type) != napi_ok ||
@@ -461,7 +442,7 @@ napi_value media_decode_video_frames(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "media native: frame indices must be ascending, with matching pts");
     return NULL;
   }
-  /* The arguments are copied: the work runs on another thread while JS may reuse the arrays. */
+  /* The job keeps copies of the arrays (C memory, freed with it). */
   job->count = count;
   job->indices = malloc(count * sizeof *job->indices);
   job->has_pts = pts != NULL;
@@ -475,8 +456,8 @@ napi_value media_decode_video_frames(napi_env env, napi_callback_info info) {
   }
   memcpy(job->indices, indices, count * sizeof *indices);
   if (pts != NULL) memcpy(job->pts, pts, count * sizeof *pts);
-  return queue_job(env, "ibllm.decodeVideoFrames", decode_execute, decode_complete, job, &job->deferred,
-                   &job->work);
+  decode_run(job);
+  return decode_result(env, job);
 }
 
 napi_value media_libav_versions(napi_env env, napi_callback_info info) {

@@ -127,5 +127,15 @@ describe('compressed audio decoded in process (ibllm_media_av)', () => {
     );
     const all = native?.decodeAudioFile?.(path, 0, 48_000, 10);
     expect(all?.map((c) => c.length)).toEqual([48_000]);
+    // The file's bytes, read in place, decode to the same samples and stop at the same cap.
+    const bytes = readFileSync(path);
+    expect(native?.probeAudioFile?.(bytes, 10)).toEqual(native?.probeAudioFile?.(path, 10));
+    expect(native?.decodeAudioFile?.(bytes, 0, 48_000, 10)).toEqual(all);
+    expect(() => native?.decodeAudioFile?.(bytes, 0, 40_000, 10)).toThrow(
+      expect.objectContaining({ code: 'EOVERFLOW' }),
+    );
+    expect(() => native?.decodeAudioFile?.(new Uint8Array(0), 0, 1, 10)).toThrow(
+      expect.objectContaining({ code: 'EMEDIA' }),
+    );
   });
 });

@@ -73,19 +73,20 @@ export async function decodeAudioWithFfmpeg(
   const timeoutSeconds = options.timeoutSeconds ?? DEFAULT_FFMPEG_TIMEOUT_SECONDS;
   const maxDuration = options.maxDurationSeconds ?? DEFAULT_MAX_AUDIO_SECONDS;
   const maxDecoded = options.maxDecodedBytes ?? DEFAULT_MAX_AUDIO_DECODED_BYTES;
-  const dir = await mkdtemp(join(tmpdir(), 'ibllm-audio-'));
+  // The addon's in-process decoder when it is built and no tool path was named (the same FFmpeg
+  // libraries as the command lines, without forking this process twice per file): it reads the
+  // bytes where they are. The command lines read a private temporary copy of them.
+  const native =
+    options.ffmpegPath === undefined && options.ffprobePath === undefined ? nativeAudio() : undefined;
+  const dir = native === undefined ? await mkdtemp(join(tmpdir(), 'ibllm-audio-')) : undefined;
   try {
-    const path = join(dir, 'input');
-    await writeFile(path, bytes);
-    const url = `file:${path}`;
-    // The addon's in-process decoder when it is built and no tool path was named (the same FFmpeg
-    // libraries as the command lines, without forking this process twice per file).
-    const native =
-      options.ffmpegPath === undefined && options.ffprobePath === undefined ? nativeAudio() : undefined;
+    const path = dir === undefined ? undefined : join(dir, 'input');
+    if (path !== undefined) await writeFile(path, bytes, { mode: 0o600 });
+    const url = `file:${path ?? ''}`; // for the command lines
     const probe =
       native === undefined
         ? await probeWithFfprobe(options.ffprobePath ?? 'ffprobe', url, timeoutSeconds)
-        : fromNativeProbe(native, path, timeoutSeconds);
+        : fromNativeProbe(native, bytes, timeoutSeconds);
     const stream = probe.streams?.[0];
     const sampleRate = Number(stream?.sample_rate);
     const channelCount = stream?.channels ?? 0;
@@ -114,7 +115,7 @@ export async function decodeAudioWithFfmpeg(
     // Past the declared length by a second at most before the arrays grow (headers round).
     const initialFrames = Math.min(capFrames, declaredFrames + sampleRate);
     if (native !== undefined) {
-      return decodeInProcess(native, path, {
+      return decodeInProcess(native, bytes, {
         sampleRate,
         channelCount,
         initialFrames,
@@ -144,7 +145,7 @@ export async function decodeAudioWithFfmpeg(
       { sampleRate, channelCount, initialFrames, capFrames, maxDecoded, timeoutSeconds },
     );
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -210,10 +211,10 @@ function nativeAudioError(error: unknown, plan?: PlanarDecode): DomainError {
 }
 
 /** The in-process probe in ffprobe's JSON shape, so both paths go through the same checks. */
-function fromNativeProbe(native: NativeAudio, path: string, timeoutSeconds: number): AudioProbe {
+function fromNativeProbe(native: NativeAudio, bytes: Uint8Array, timeoutSeconds: number): AudioProbe {
   let probe: NativeAudioProbe;
   try {
-    probe = native.probeAudioFile(path, timeoutSeconds);
+    probe = native.probeAudioFile(bytes, timeoutSeconds);
   } catch (error) {
     // ffprobe prints no stream for a file without audio; the caller refuses that.
     if ((error as { code?: unknown }).code === 'ENOAUDIO') return { streams: [] };
@@ -227,12 +228,12 @@ function fromNativeProbe(native: NativeAudio, path: string, timeoutSeconds: numb
 
 function decodeInProcess(
   native: NativeAudio,
-  path: string,
+  bytes: Uint8Array,
   plan: PlanarDecode,
 ): { sampleRate: number; channels: Float32Array[] } {
   let channels: Float32Array[];
   try {
-    channels = native.decodeAudioFile(path, plan.initialFrames, plan.capFrames, plan.timeoutSeconds);
+    channels = native.decodeAudioFile(bytes, plan.initialFrames, plan.capFrames, plan.timeoutSeconds);
   } catch (error) {
     throw nativeAudioError(error, plan);
   }

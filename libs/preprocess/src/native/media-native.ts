@@ -113,15 +113,19 @@ export interface MediaNative {
     groupSize: number,
     out: Int32Array,
   ): void;
-  /** Present when the video module (ibllm_media_av, FFmpeg's libraries) loaded too. */
+  /**
+   * Present when the video module (ibllm_media_av, FFmpeg's libraries) loaded too. Its entry points
+   * take a file's path or its bytes (read in place, no temporary file) and run on the calling
+   * thread (a pool worker).
+   */
   readonly probeVideoPackets?: (
-    path: string,
+    input: string | Uint8Array,
     maxPixels: number,
     maxPackets: number,
     timeoutSeconds: number,
-  ) => Promise<NativeVideoProbe>;
+  ) => NativeVideoProbe;
   readonly decodeVideoFrames?: (
-    path: string,
+    input: string | Uint8Array,
     maxPixels: number,
     frameIndices: Int32Array,
     framePts: BigInt64Array | null,
@@ -130,16 +134,16 @@ export interface MediaNative {
     height: number,
     fullRange: boolean,
     timeoutSeconds: number,
-  ) => Promise<Uint8Array | null>;
+  ) => Uint8Array | null;
   readonly libavVersions?: () => Record<string, string>;
   /** Present with the video module too (native/audio.c): ffprobe's view of the first audio stream. */
-  readonly probeAudioFile?: (path: string, timeoutSeconds: number) => NativeAudioProbe;
+  readonly probeAudioFile?: (input: string | Uint8Array, timeoutSeconds: number) => NativeAudioProbe;
   /**
    * The first audio stream decoded to float32, one array per channel, as `ffmpeg -f f32le` writes
    * it; throws EOVERFLOW past `capFrames` frames. Runs on the calling thread (a pool worker).
    */
   readonly decodeAudioFile?: (
-    path: string,
+    input: string | Uint8Array,
     initialFrames: number,
     capFrames: number,
     timeoutSeconds: number,
@@ -181,7 +185,7 @@ export const MEDIA_NATIVE_PATH = join(__dirname, '..', '..', 'native', 'build', 
 /** Its video module (FFmpeg's libraries), loaded beside it when it is there. */
 export const MEDIA_NATIVE_AV_PATH = join(__dirname, '..', '..', 'native', 'build', 'ibllm_media_av.node');
 /** native/media.h MEDIA_ABI_VERSION: a module built from other sources is refused. */
-const ABI_VERSION = 8;
+const ABI_VERSION = 9;
 
 /**
  * The allocator thresholds set when the addon loads (see tuneAllocator in native/module.c): blocks

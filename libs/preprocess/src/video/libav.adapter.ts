@@ -14,7 +14,7 @@ import {
  * `probeVideoPackets` and `decodeChosenFramesRgb` of ffmpeg.adapter.ts, run in process by the
  * ibllm_media addon on the same FFmpeg libraries (native/video.c): the same demuxer, packet list,
  * decoder (one thread), frame numbering and swscale conversion, without two process starts per
- * video. The results are the command lines' results (the video int-spec compares them byte for
+ * video, on the calling thread (a pool worker's), from a file or from the bytes where they are. The results are the command lines' results (the video int-spec compares them byte for
  * byte); the stream header goes through the same checks (`parseStreamInfo`).
  */
 
@@ -64,18 +64,21 @@ const FLAG_DISCARD = 2;
 const FLAG_CORRUPT = 4;
 const FLAG_NO_PTS = 0x80;
 
-/** In-process `probeVideoPackets`: the header and every packet's pts and ffprobe-style flags. */
-export async function probeVideoPacketsInProcess(
+/**
+ * In-process `probeVideoPackets`: the header and every packet's pts and ffprobe-style flags, from
+ * a file's path or its bytes (read in place).
+ */
+export function probeVideoPacketsInProcess(
   video: NativeVideo,
-  path: string,
+  input: string | Uint8Array,
   maxPixels: number,
   maxPackets: number,
   tools: FfmpegTools = {},
-): Promise<VideoPacketProbe> {
+): VideoPacketProbe {
   const timeout = timeoutOf(tools);
   let probe;
   try {
-    probe = await video.probeVideoPackets(path, maxPixels, maxPackets, timeout);
+    probe = video.probeVideoPackets(input, maxPixels, maxPackets, timeout);
   } catch (error) {
     throw domainError(error, timeout);
   }
@@ -118,12 +121,12 @@ export async function probeVideoPacketsInProcess(
  * In-process `decodeChosenFramesRgb`: the chosen frames as RGB24, or undefined when one of them is
  * not there as asked (by number, pts or size), exactly when the command line's output is short.
  */
-export async function decodeChosenFramesInProcess(
+export function decodeChosenFramesInProcess(
   video: NativeVideo,
-  path: string,
+  input: string | Uint8Array,
   request: DecodeRequest,
   tools: FfmpegTools = {},
-): Promise<Uint8Array[] | undefined> {
+): Uint8Array[] | undefined {
   const { frameIndices, framePts, width, height } = request;
   if (frameIndices.length === 0) return [];
   if (framePts !== undefined && framePts.length !== frameIndices.length) {
@@ -132,8 +135,8 @@ export async function decodeChosenFramesInProcess(
   const timeout = timeoutOf(tools);
   let bytes: Uint8Array | null;
   try {
-    bytes = await video.decodeVideoFrames(
-      path,
+    bytes = video.decodeVideoFrames(
+      input,
       request.maxPixels,
       Int32Array.from(frameIndices),
       framePts === undefined ? null : BigInt64Array.from(framePts),

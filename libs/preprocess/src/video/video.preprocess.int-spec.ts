@@ -318,6 +318,13 @@ describe('preprocessVideo: in process (ibllm_media) and the command lines agree'
     expect(inProcess.clips).toEqual(cli.clips);
     expect(inProcess.frameTimestamps).toBe(cli.frameTimestamps);
     expect(Buffer.from(inProcess.tensor.buffer).equals(Buffer.from(cli.tensor.buffer))).toBe(true);
+    // The bytes are read where they are (custom I/O), with no temporary file: a temporary
+    // directory that does not exist would fail any attempt to write one.
+    const fromBytes = await preprocessVideo(readFileSync(path), { tempDir: join(dir, 'absent') });
+    expect(fromBytes.stream).toEqual(cli.stream);
+    expect(fromBytes.clips).toEqual(cli.clips);
+    expect(fromBytes.frameTimestamps).toBe(cli.frameTimestamps);
+    expect(Buffer.from(fromBytes.tensor.buffer).equals(Buffer.from(cli.tensor.buffer))).toBe(true);
   });
 
   it('the golden landscape video on the command lines too (within the same bound)', async () => {

@@ -242,12 +242,24 @@ export function videoFrameScaler(
   };
 }
 
-/** Runs `body` on a file path: the given path, or a private temporary copy of the bytes. */
-async function withInputFile<T>(
+/** Where a video is read from. */
+interface VideoSource {
+  /** The bytes, when they came as bytes: the in-process decoder reads them where they are. */
+  readonly bytes: Uint8Array | undefined;
+  /** A file holding the video: the given path, or a private temporary copy of the bytes, made when first asked. */
+  path(): Promise<string>;
+}
+
+/**
+ * Runs `body` on the input: a path is checked (a regular file within `maxBytes`); bytes are
+ * written to a temporary file only if `body` asks for a path (the command lines need one), and it
+ * is removed when `body` settles.
+ */
+async function withVideoSource<T>(
   input: Uint8Array | string,
   maxBytes: number,
   tempDir: string | undefined,
-  body: (path: string) => Promise<T>,
+  body: (source: VideoSource) => Promise<T>,
 ): Promise<T> {
   if (typeof input === 'string') {
     let size: number;
@@ -261,18 +273,26 @@ async function withInputFile<T>(
     }
     if (size === 0) throw DomainError.invalidInput('the video is empty (0 bytes)');
     if (size > maxBytes) throw tooLarge(`the video is ${size} bytes; the limit is ${maxBytes}`, maxBytes);
-    return body(resolve(input));
+    const path = resolve(input);
+    return body({ bytes: undefined, path: () => Promise.resolve(path) });
   }
   if (input.length === 0) throw DomainError.invalidInput('the video is empty (0 bytes)');
   if (input.length > maxBytes)
     throw tooLarge(`the video is ${input.length} bytes; the limit is ${maxBytes}`, maxBytes);
-  const dir = await mkdtemp(join(tempDir ?? tmpdir(), 'ibllm-video-'));
+  let dir: Promise<string> | undefined;
+  let file: Promise<string> | undefined;
+  const path = (): Promise<string> =>
+    (file ??= (async () => {
+      dir = mkdtemp(join(tempDir ?? tmpdir(), 'ibllm-video-'));
+      const inside = join(await dir, 'input');
+      await writeFile(inside, input, { mode: 0o600 });
+      return inside;
+    })());
   try {
-    const path = join(dir, 'input');
-    await writeFile(path, input, { mode: 0o600 });
-    return await body(path);
+    return await body({ bytes: input, path });
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    const made = await dir?.catch(() => undefined);
+    if (made !== undefined) await rm(made, { recursive: true, force: true });
   }
 }
 
@@ -306,11 +326,13 @@ export async function preprocessVideo(
   const native = mediaNative();
   const namedTools = options.ffprobePath !== undefined || options.ffmpegPath !== undefined;
   const inProcess = namedTools ? undefined : nativeVideo(native);
-  return withInputFile(input, maxBytes, options.tempDir, async (path) => {
+  return withVideoSource(input, maxBytes, options.tempDir, async (source) => {
+    // The in-process decoder reads bytes where they are; the command lines read a file.
+    const inProcessInput = async (): Promise<string | Uint8Array> => source.bytes ?? source.path();
     const probe =
       inProcess === undefined
-        ? await probeVideoPackets(path, maxPixels, maxFrames, options)
-        : await probeVideoPacketsInProcess(inProcess, path, maxPixels, maxFrames, options);
+        ? await probeVideoPackets(await source.path(), maxPixels, maxFrames, options)
+        : probeVideoPacketsInProcess(inProcess, await inProcessInput(), maxPixels, maxFrames, options);
     const stream = probe.stream;
     const families = stream.container.split(',');
     if (!families.some((f) => ALLOWED_CONTAINERS.has(f))) {
@@ -392,10 +414,10 @@ export async function preprocessVideo(
         headerDescribesStream,
       };
       const rgb = !fromPackets
-        ? await decodeFramesRgb(path, request, options)
+        ? await decodeFramesRgb(await source.path(), request, options)
         : inProcess === undefined
-          ? await decodeChosenFramesRgb(path, chosenByPackets, options)
-          : await decodeChosenFramesInProcess(inProcess, path, chosenByPackets, options);
+          ? await decodeChosenFramesRgb(await source.path(), chosenByPackets, options)
+          : decodeChosenFramesInProcess(inProcess, await inProcessInput(), chosenByPackets, options);
       return rgb === undefined ? undefined : { sampling, wanted, rgb };
     };
 
@@ -405,7 +427,10 @@ export async function preprocessVideo(
     let chosen = packetPts === undefined ? undefined : await chooseAndDecode(packetPts, true);
     const frameTimestamps = chosen === undefined ? 'decoded' : 'packets';
     // The decoded way resolves a choice or throws, never undefined.
-    chosen ??= (await chooseAndDecode(await listFramePts(path, maxPixels, maxFrames, options), false))!;
+    chosen ??= (await chooseAndDecode(
+      await listFramePts(await source.path(), maxPixels, maxFrames, options),
+      false,
+    ))!;
     const { sampling, wanted, rgb } = chosen;
 
     const size = VIDEO_SIZE;
