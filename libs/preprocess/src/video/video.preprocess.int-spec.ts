@@ -9,7 +9,7 @@ import { goldenPath } from '@imagebind-llm/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CLIP_STD } from '../image/image.preprocess';
-import { mediaNativeStatus, setMediaNativeEnabled } from '../native/media-native';
+import { mediaNative, mediaNativeStatus, setMediaNativeEnabled } from '../native/media-native';
 import { preprocessVideo, type VideoPreprocessOptions } from './video.preprocess';
 
 // Real ffmpeg/ffprobe processes (Debian's `ffmpeg` package, installed by the CI): medium tier.
@@ -325,6 +325,16 @@ describe('preprocessVideo: in process (ibllm_media) and the command lines agree'
     expect(fromBytes.clips).toEqual(cli.clips);
     expect(fromBytes.frameTimestamps).toBe(cli.frameTimestamps);
     expect(Buffer.from(fromBytes.tensor.buffer).equals(Buffer.from(cli.tensor.buffer))).toBe(true);
+  });
+
+  it('bytes open no other file: a playlist naming a local video is refused, not followed', async () => {
+    const playlist = Buffer.from(
+      `#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:5.3,\n${LANDSCAPE}\n#EXT-X-ENDLIST\n`,
+    );
+    expect(() => mediaNative()?.probeVideoPackets?.(playlist, 1e7, 1e5, 10)).toThrow(
+      expect.objectContaining({ code: 'EMEDIA' }),
+    );
+    await expect(preprocessVideo(playlist)).rejects.toMatchObject({ code: 'UNSUPPORTED_MEDIA' });
   });
 
   it('the golden landscape video on the command lines too (within the same bound)', async () => {
