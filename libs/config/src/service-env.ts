@@ -107,6 +107,10 @@ export function preprocessEnv() {
       env.nonNegativeInt(64, 1_000_000),
       'inputs that may wait for a preprocessing worker; beyond it requests get RESOURCE_EXHAUSTED with a retry hint',
     ),
+    PREPROCESS_ANSWER_HOLD_MS: envVar(
+      env.nonNegativeInt(2, 1000),
+      "longest a worker holds a small input's result to send it with the next ones (fewer wake-ups of the serving thread under load); 0 = every result alone",
+    ),
     PREPROCESS_MAX_AUDIO_SECONDS: envVar(
       env.positiveInt(600, 86_400),
       'longest audio input accepted, in seconds (WAV and compressed); longer files get RESOURCE_EXHAUSTED',
@@ -131,6 +135,7 @@ export function preprocessPoolSettings(
   values: {
     readonly PREPROCESS_WORKERS: number;
     readonly PREPROCESS_MAX_QUEUE: number;
+    readonly PREPROCESS_ANSWER_HOLD_MS: number;
     readonly PREPROCESS_MAX_AUDIO_SECONDS: number;
     readonly PREPROCESS_MAX_AUDIO_DECODED_BYTES: number;
     readonly PREPROCESS_MAX_POINTS: number;
@@ -141,6 +146,7 @@ export function preprocessPoolSettings(
   return {
     workers: values.PREPROCESS_WORKERS === 0 ? cpus : values.PREPROCESS_WORKERS,
     maxQueue: values.PREPROCESS_MAX_QUEUE,
+    answerHoldMs: values.PREPROCESS_ANSWER_HOLD_MS,
     limits: {
       maxAudioSeconds: values.PREPROCESS_MAX_AUDIO_SECONDS,
       maxAudioDecodedBytes: values.PREPROCESS_MAX_AUDIO_DECODED_BYTES,

@@ -200,6 +200,32 @@ describe('PreprocessPool', () => {
     expect(recycled.every((t) => t.length === 0)).toBe(true);
   });
 
+  it('answers a stream of small inputs a few per message, every answer exact', async () => {
+    // A long hold, so that a slow or busy machine still holds (the default is 2 ms per task).
+    const p = pool({ workers: 1, maxQueue: 64, answerHoldMs: 1000 });
+    const expected = tensor(await new InThreadPreprocessor().run({ kind: 'image', bytes: jpeg }));
+    const outputs = await Promise.all(
+      Array.from({ length: 24 }, async () => p.run({ kind: 'image', bytes: jpeg })),
+    );
+    for (const output of outputs) expect(sameBits(tensor(output), expected)).toBe(true);
+    const { answers, answerMessages } = p.stats();
+    expect(answers).toBe(24);
+    expect(answerMessages).toBeLessThan(answers);
+    expect(answerMessages).toBeGreaterThanOrEqual(24 / 4); // four answers at most in one message
+  });
+
+  it('answers at once before a task of another kind, and always when holding is off', async () => {
+    const point = { kind: 'point', bytes: cloud, fileName: 'airplane.pt', grouping } as const;
+    const image = { kind: 'image', bytes: jpeg } as const;
+    const mixed = pool({ workers: 1, maxQueue: 64, answerHoldMs: 1000 });
+    await Promise.all([image, point, image, point, image, point].map(async (t) => mixed.run(t)));
+    expect(mixed.stats()).toMatchObject({ answers: 6, answerMessages: 6 });
+    const off = pool({ workers: 1, maxQueue: 64, answerHoldMs: 0 });
+    await Promise.all(Array.from({ length: 12 }, async () => off.run(image)));
+    expect(off.stats()).toMatchObject({ answers: 12, answerMessages: 12 });
+    expect(() => new PreprocessPool({ answerHoldMs: -1 })).toThrow(RangeError);
+  });
+
   it('copies later inputs into the buffers the worker hands back, and every answer stays exact', async () => {
     const p = pool({ workers: 1 });
     const local = new InThreadPreprocessor();

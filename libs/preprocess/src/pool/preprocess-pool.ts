@@ -10,11 +10,14 @@ import {
   deserializeError,
   detachableTask,
   runPreprocessTask,
+  taskBytes,
   taskTransferables,
+  type PoolAnswer,
+  type PoolRequest,
   type PreprocessLimits,
+  type PreprocessWorkerData,
   type PreprocessOutput,
   type PreprocessTask,
-  type SerializedError,
 } from './preprocess-task';
 import { ownsItsBuffer, trimOldest } from '../reusable-buffers';
 
@@ -39,6 +42,12 @@ export interface PreprocessPoolOptions {
   readonly limits?: PreprocessLimits;
   /** The compiled worker script; default `preprocess.worker.js` of this package's build. */
   readonly workerFile?: string;
+  /**
+   * Longest a worker holds a small task's answer to send it with the next ones (fewer messages for
+   * the serving thread to wake for; see the worker's HOLD_MAX_MS), in milliseconds. Default 2; 0
+   * answers every task alone.
+   */
+  readonly answerHoldMs?: number;
 }
 
 /** Runs tasks on the calling thread (the CLI's one-shot commands, where nothing else waits). */
@@ -75,19 +84,22 @@ interface InFlight {
 
 interface Slot {
   readonly worker: Worker;
-  /** Tasks sent to this worker, oldest first: the one it runs, then at most one it runs next. */
+  /** Tasks sent to this worker, oldest first: the one it runs, then those it runs next. */
   readonly inFlight: InFlight[];
   /** When the worker last finished a task (or took its first): where the next one's time starts. */
   freeSince: number;
 }
 
 /**
- * Tasks a worker holds at once: the one it runs and the next, so it starts that one the moment it
- * finishes instead of waiting a round trip through the event loop (which, on a busy machine, is
- * most of a small image's time). Only inputs up to PREFETCH_MAX_BYTES wait behind another task in
- * a worker: a long one could keep a small one there while another worker frees up.
+ * Tasks a worker holds at once: the one it runs and up to three next, so it starts the next the
+ * moment it finishes instead of waiting a round trip through the event loop (which, on a busy
+ * machine, is most of a small image's time), and answers a few small ones in one message (see the
+ * worker's HOLD_MAX_ANSWERS), which frees their places together so the next few go in one message
+ * too. Only inputs up to PREFETCH_MAX_BYTES wait behind another task in a worker (a long one could
+ * keep a small one there while another worker frees up), and a task goes to the worker with the
+ * fewest.
  */
-const TASKS_PER_WORKER = 2;
+const TASKS_PER_WORKER = 4;
 const PREFETCH_MAX_BYTES = 1024 * 1024;
 
 /**
@@ -110,10 +122,6 @@ const SPARE_INPUTS_MAX_BYTES = 64 * 1024 * 1024;
  */
 const SPARE_OUTPUTS_PER_WORKER = 2;
 const SPARE_OUTPUTS_MAX_BYTES = 64 * 1024 * 1024;
-
-function taskBytes(task: PreprocessTask): number {
-  return 'points' in task ? task.points.byteLength : task.bytes.byteLength;
-}
 
 /**
  * The compiled worker next to this module; from source (vitest runs `src/`), the same tree's build,
@@ -148,6 +156,9 @@ function workerExecArgv(): string[] | undefined {
 /** Inputs that may wait for a worker by default (the services' PREPROCESS_MAX_QUEUE default). */
 export const DEFAULT_PREPROCESS_MAX_QUEUE = 64;
 
+/** PreprocessPoolOptions.answerHoldMs by default. */
+export const DEFAULT_ANSWER_HOLD_MS = 2;
+
 /** First guess of a task's duration for the retry hint, before any has finished. */
 const INITIAL_TASK_MS = 200;
 
@@ -166,6 +177,10 @@ export class PreprocessPool implements PreprocessRunner {
   readonly maxQueue: number;
   private readonly limits: PreprocessLimits;
   private readonly workerFile: string;
+  private readonly answerHoldMs: number;
+  /** Tasks the workers answered, and the messages those answers came in. */
+  private answers = 0;
+  private answerMessages = 0;
   private readonly slots: Slot[] = [];
   private readonly queue: Pending[] = [];
   private nextId = 1;
@@ -189,6 +204,10 @@ export class PreprocessPool implements PreprocessRunner {
     }
     this.limits = options.limits ?? {};
     this.workerFile = options.workerFile ?? defaultPreprocessWorkerFile();
+    this.answerHoldMs = options.answerHoldMs ?? DEFAULT_ANSWER_HOLD_MS;
+    if (!(this.answerHoldMs >= 0)) {
+      throw new RangeError(`answerHoldMs must be a non-negative number (got ${this.answerHoldMs})`);
+    }
   }
 
   /** Tasks sent ahead to a busy worker for a caller still waiting: they count as waiting. */
@@ -198,10 +217,21 @@ export class PreprocessPool implements PreprocessRunner {
 
   /**
    * Tasks waiting for a worker (in the queue or sent ahead), tasks running, spare input buffers
-   * kept, recycled output buffers not yet sent to a worker.
+   * kept, recycled output buffers not yet sent to a worker; tasks the workers answered since the
+   * start and the messages those answers came in.
    */
-  stats(): { queued: number; running: number; workers: number; spareInputs: number; spareOutputs: number } {
+  stats(): {
+    queued: number;
+    running: number;
+    workers: number;
+    spareInputs: number;
+    spareOutputs: number;
+    answers: number;
+    answerMessages: number;
+  } {
     return {
+      answers: this.answers,
+      answerMessages: this.answerMessages,
       queued: this.queue.length + this.sentAhead(),
       running: this.slots.filter((s) => s.inFlight.length > 0).length,
       workers: this.slots.length,
@@ -291,6 +321,8 @@ export class PreprocessPool implements PreprocessRunner {
   }
 
   private dispatch(): void {
+    // Each worker's tasks of this round go in one message.
+    const batches = new Map<Slot, { id: number; task: PreprocessTask }[]>();
     while (this.queue.length > 0) {
       const pending = this.queue[0]!;
       let slot = this.slots.find((s) => s.inFlight.length === 0);
@@ -313,13 +345,16 @@ export class PreprocessPool implements PreprocessRunner {
         }
       }
       if (slot === undefined && taskBytes(pending.task) <= PREFETCH_MAX_BYTES) {
-        slot = this.slots.find(
-          (s) =>
+        for (const s of this.slots) {
+          if (
             s.inFlight.length < TASKS_PER_WORKER &&
-            s.inFlight.every((f) => taskBytes(f.pending.task) <= PREFETCH_MAX_BYTES),
-        );
+            (slot === undefined || s.inFlight.length < slot.inFlight.length) &&
+            s.inFlight.every((f) => taskBytes(f.pending.task) <= PREFETCH_MAX_BYTES)
+          )
+            slot = s;
+        }
       }
-      if (slot === undefined) return;
+      if (slot === undefined) break;
       this.queue.shift();
       const id = this.nextId++;
       if (slot.inFlight.length === 0) slot.freeSince = performance.now();
@@ -329,18 +364,23 @@ export class PreprocessPool implements PreprocessRunner {
       // here rather than in run(): a burst of requests then costs the event loop one input's copy
       // per free worker at a time, not every queued input's at once (20 × 5 MB took ~80 ms).
       const task = detachableTask(pending.task, (bytes) => this.takeSpareInput(bytes));
-      // Recycled outputs go with it (at most a worker's share, so a burst of them spreads over the
-      // workers): the worker writes its next tensors of their size into them.
+      const batch = batches.get(slot);
+      if (batch === undefined) batches.set(slot, [{ id, task }]);
+      else batch.push({ id, task });
+    }
+    for (const [slot, tasks] of batches) {
+      // Recycled outputs go with them (at most a worker's share, so a burst of them spreads over
+      // the workers): the worker writes its next tensors of their size into them.
       const spares = this.spareOutputs.splice(0, SPARE_OUTPUTS_PER_WORKER).filter((b) => b.byteLength > 0);
-      if (spares.length === 0) slot.worker.postMessage({ id, task }, taskTransferables(task));
-      else slot.worker.postMessage({ id, task, spares }, [...taskTransferables(task), ...spares]);
+      const request: PoolRequest = spares.length === 0 ? { tasks } : { tasks, spares };
+      slot.worker.postMessage(request, [...tasks.flatMap((t) => taskTransferables(t.task)), ...spares]);
     }
   }
 
   private spawn(): Slot {
     const start = (): Worker =>
       new Worker(this.workerFile, {
-        workerData: { limits: this.limits },
+        workerData: { limits: this.limits, answerHoldMs: this.answerHoldMs } satisfies PreprocessWorkerData,
         ...(this.execArgv === undefined ? {} : { execArgv: this.execArgv }),
       });
     let worker: Worker;
@@ -358,32 +398,32 @@ export class PreprocessPool implements PreprocessRunner {
       worker = start();
     }
     const slot: Slot = { worker, inFlight: [], freeSince: performance.now() };
-    worker.on(
-      'message',
-      (message: { id: number; output?: PreprocessOutput; error?: SerializedError; input?: ArrayBuffer }) => {
-        if (message.input !== undefined) this.keepSpareInput(message.input);
+    worker.on('message', (message: PoolAnswer) => {
+      this.answerMessages++;
+      this.answers += message.answers.length;
+      const now = performance.now();
+      // Their own time: a task sent ahead started when the one before it finished, and answers
+      // that came together share the time since the last.
+      const eachMs = (now - slot.freeSince) / Math.max(1, message.answers.length);
+      slot.freeSince = now;
+      for (const answer of message.answers) {
+        if (answer.input !== undefined) this.keepSpareInput(answer.input);
         // The worker answers in the order it was sent tasks.
         const current = slot.inFlight[0];
-        if (current === undefined || current.id !== message.id) return;
+        if (current === undefined || current.id !== answer.id) continue;
         slot.inFlight.shift();
-        if (slot.inFlight.length === 0) worker.unref();
-        const now = performance.now();
-        // Its own time: a task sent ahead started when the one before it finished.
-        this.averageMs = 0.8 * this.averageMs + 0.2 * (now - slot.freeSince);
-        slot.freeSince = now;
+        this.averageMs = 0.8 * this.averageMs + 0.2 * eachMs;
         const { pending } = current;
-        if (current.dropped) {
-          this.dispatch();
-          return;
-        }
+        if (current.dropped) continue;
         this.settle(pending, () =>
-          message.error === undefined
-            ? pending.resolve(message.output!)
-            : pending.reject(deserializeError(message.error)),
+          answer.error === undefined
+            ? pending.resolve(answer.output!)
+            : pending.reject(deserializeError(answer.error)),
         );
-        this.dispatch();
-      },
-    );
+      }
+      if (slot.inFlight.length === 0) worker.unref();
+      this.dispatch();
+    });
     const lost = (why: string): void => {
       const at = this.slots.indexOf(slot);
       if (at < 0) return;

@@ -106,6 +106,40 @@ export async function runPreprocessTask(
   }
 }
 
+/** The size of a task's input in bytes. */
+export function taskBytes(task: PreprocessTask): number {
+  return 'points' in task ? task.points.byteLength : task.bytes.byteLength;
+}
+
+/** What a pool worker starts with (`workerData`). */
+export interface PreprocessWorkerData {
+  readonly limits: PreprocessLimits;
+  /** PreprocessPoolOptions.answerHoldMs. */
+  readonly answerHoldMs: number;
+}
+
+/**
+ * What the pool posts to a worker: tasks to run in order after those it has, and recycled output
+ * buffers to write later outputs into (moved with it).
+ */
+export interface PoolRequest {
+  readonly tasks: readonly { readonly id: number; readonly task: PreprocessTask }[];
+  readonly spares?: readonly ArrayBuffer[];
+}
+
+/**
+ * What a worker posts back: the answers of one or more tasks, in the order they were sent, each an
+ * output or an error, with the task's input buffer when the output does not use it.
+ */
+export interface PoolAnswer {
+  readonly answers: readonly {
+    readonly id: number;
+    readonly output?: PreprocessOutput;
+    readonly error?: SerializedError;
+    readonly input?: ArrayBuffer;
+  }[];
+}
+
 /** The buffers of a task's input, to move to a worker instead of copying them. */
 export function taskTransferables(task: PreprocessTask): ArrayBuffer[] {
   return [ownedBuffer('points' in task ? task.points : task.bytes)];
