@@ -226,6 +226,25 @@ describe('PreprocessPool', () => {
     expect(() => new PreprocessPool({ answerHoldMs: -1 })).toThrow(RangeError);
   });
 
+  it('sends a task ahead to the worker expected to free up first, not one busy with a video', async () => {
+    const p = pool({ workers: 2, maxQueue: 64 });
+    const video = {
+      kind: 'video',
+      bytes: readFileSync(goldenPath('inputs', 'landscape_320x240_10fps_5.3s.mp4')),
+    } as const;
+    const image = { kind: 'image', bytes: jpeg } as const;
+    // Both workers start, and each kind's time per input byte is measured.
+    await Promise.all([p.run(video), p.run(image)]);
+    await p.run(image);
+    const order: string[] = [];
+    const runs = [video, image, image, image].map(async (task, i) =>
+      p.run(task).then(() => order.push(`${task.kind}${i}`)),
+    );
+    await Promise.all(runs);
+    // One image would have waited behind the video had tasks gone to the worker with the fewest.
+    expect(order.at(-1)).toBe('video0');
+  });
+
   it('copies later inputs into the buffers the worker hands back, and every answer stays exact', async () => {
     const p = pool({ workers: 1 });
     const local = new InThreadPreprocessor();

@@ -78,6 +78,8 @@ interface Pending {
 interface InFlight {
   readonly id: number;
   readonly pending: Pending;
+  /** Its expected run time when sent (expectedMs), for where the next tasks go. */
+  readonly expectedMs: number;
   /** Its caller gave up while it waited in the worker: it has been answered, its result is dropped. */
   dropped: boolean;
 }
@@ -86,8 +88,6 @@ interface Slot {
   readonly worker: Worker;
   /** Tasks sent to this worker, oldest first: the one it runs, then those it runs next. */
   readonly inFlight: InFlight[];
-  /** When the worker last finished a task (or took its first): where the next one's time starts. */
-  freeSince: number;
 }
 
 /**
@@ -95,12 +95,13 @@ interface Slot {
  * moment it finishes instead of waiting a round trip through the event loop (which, on a busy
  * machine, is most of a small image's time), and answers a few small ones in one message (see the
  * worker's HOLD_MAX_ANSWERS), which frees their places together so the next few go in one message
- * too. Only inputs up to PREFETCH_MAX_BYTES wait behind another task in a worker (a long one could
- * keep a small one there while another worker frees up), and a task goes to the worker with the
- * fewest.
+ * too. A task sent ahead goes to the worker expected to free up first (the least expectedMs ahead
+ * of it, not the fewest tasks: one behind a video would sit there while a worker with three small
+ * images frees up and idles), and only where that is under PREFETCH_AHEAD_MS; beyond, it waits
+ * here for whichever worker frees up first, which then costs a round trip, small beside that wait.
  */
 const TASKS_PER_WORKER = 4;
-const PREFETCH_MAX_BYTES = 1024 * 1024;
+const PREFETCH_AHEAD_MS = 100;
 
 /**
  * Input buffers handed back by the workers, kept to copy later inputs into: their pages are mapped,
@@ -185,6 +186,8 @@ export class PreprocessPool implements PreprocessRunner {
   private readonly queue: Pending[] = [];
   private nextId = 1;
   private averageMs = INITIAL_TASK_MS;
+  /** Per kind of task, its measured run time per input byte (a moving average), for expectedMs. */
+  private readonly msPerByte = new Map<PreprocessTask['kind'], number>();
   private closed = false;
   /** The flags workers start with (workerExecArgv; [] once Node refused those). */
   private execArgv = workerExecArgv();
@@ -344,21 +347,20 @@ export class PreprocessPool implements PreprocessRunner {
           }
         }
       }
-      if (slot === undefined && taskBytes(pending.task) <= PREFETCH_MAX_BYTES) {
+      if (slot === undefined) {
+        let leastAhead = PREFETCH_AHEAD_MS;
         for (const s of this.slots) {
-          if (
-            s.inFlight.length < TASKS_PER_WORKER &&
-            (slot === undefined || s.inFlight.length < slot.inFlight.length) &&
-            s.inFlight.every((f) => taskBytes(f.pending.task) <= PREFETCH_MAX_BYTES)
-          )
+          const ahead = s.inFlight.reduce((sum, f) => sum + f.expectedMs, 0);
+          if (s.inFlight.length < TASKS_PER_WORKER && ahead <= leastAhead) {
             slot = s;
+            leastAhead = ahead;
+          }
         }
       }
       if (slot === undefined) break;
       this.queue.shift();
       const id = this.nextId++;
-      if (slot.inFlight.length === 0) slot.freeSince = performance.now();
-      slot.inFlight.push({ id, pending, dropped: false });
+      slot.inFlight.push({ id, pending, dropped: false, expectedMs: this.expectedMs(pending.task) });
       slot.worker.ref();
       // The copy the worker takes over (moving the caller's own buffers would empty them), made
       // here rather than in run(): a burst of requests then costs the event loop one input's copy
@@ -397,23 +399,18 @@ export class PreprocessPool implements PreprocessRunner {
       this.execArgv = [];
       worker = start();
     }
-    const slot: Slot = { worker, inFlight: [], freeSince: performance.now() };
+    const slot: Slot = { worker, inFlight: [] };
     worker.on('message', (message: PoolAnswer) => {
       this.answerMessages++;
       this.answers += message.answers.length;
-      const now = performance.now();
-      // Their own time: a task sent ahead started when the one before it finished, and answers
-      // that came together share the time since the last.
-      const eachMs = (now - slot.freeSince) / Math.max(1, message.answers.length);
-      slot.freeSince = now;
       for (const answer of message.answers) {
         if (answer.input !== undefined) this.keepSpareInput(answer.input);
         // The worker answers in the order it was sent tasks.
         const current = slot.inFlight[0];
         if (current === undefined || current.id !== answer.id) continue;
         slot.inFlight.shift();
-        this.averageMs = 0.8 * this.averageMs + 0.2 * eachMs;
         const { pending } = current;
+        this.measured(pending.task, answer.ms);
         if (current.dropped) continue;
         this.settle(pending, () =>
           answer.error === undefined
@@ -442,6 +439,24 @@ export class PreprocessPool implements PreprocessRunner {
     worker.unref();
     this.slots.push(slot);
     return slot;
+  }
+
+  /**
+   * A task's expected run time: its input's size at its kind's measured rate; a kind not measured
+   * yet counts as long (it waits for an idle worker until one of its kind has run).
+   */
+  private expectedMs(task: PreprocessTask): number {
+    const rate = this.msPerByte.get(task.kind);
+    return rate === undefined ? INITIAL_TASK_MS : rate * Math.max(1, taskBytes(task));
+  }
+
+  /** A task's run time in its worker, into the averages (the retry hint's and expectedMs's). */
+  private measured(task: PreprocessTask, ms: number): void {
+    if (!(ms >= 0)) return;
+    this.averageMs = 0.8 * this.averageMs + 0.2 * ms;
+    const rate = ms / Math.max(1, taskBytes(task));
+    const before = this.msPerByte.get(task.kind);
+    this.msPerByte.set(task.kind, before === undefined ? rate : 0.8 * before + 0.2 * rate);
   }
 
   /** The smallest spare input buffer that holds `bytes`, taken out of the list. */

@@ -129,11 +129,13 @@ export interface PoolRequest {
 
 /**
  * What a worker posts back: the answers of one or more tasks, in the order they were sent, each an
- * output or an error, with the task's input buffer when the output does not use it.
+ * output or an error, with the task's input buffer when the output does not use it, and how long
+ * the task ran in the worker.
  */
 export interface PoolAnswer {
   readonly answers: readonly {
     readonly id: number;
+    readonly ms: number;
     readonly output?: PreprocessOutput;
     readonly error?: SerializedError;
     readonly input?: ArrayBuffer;

@@ -98,11 +98,11 @@ async function drain(): Promise<void> {
       try {
         const output = await runPreprocessTask(task, limits, buffers);
         const input = returnableInput(task, output);
-        answer = { id, output, input };
+        answer = { id, ms: performance.now() - began, output, input };
         transfer = [...outputTransferables(output), ...(input === undefined ? [] : [input])];
       } catch (error) {
         const input = returnableInput(task);
-        answer = { id, error: serializeError(error), input };
+        answer = { id, ms: performance.now() - began, error: serializeError(error), input };
         transfer = input === undefined ? [] : [input];
       }
       const ended = performance.now();
