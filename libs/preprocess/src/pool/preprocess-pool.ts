@@ -363,8 +363,9 @@ export class PreprocessPool implements PreprocessRunner {
       slot.inFlight.push({ id, pending, dropped: false, expectedMs: this.expectedMs(pending.task) });
       slot.worker.ref();
       // The copy the worker takes over (moving the caller's own buffers would empty them), made
-      // here rather than in run(): a burst of requests then costs the event loop one input's copy
-      // per free worker at a time, not every queued input's at once (20 × 5 MB took ~80 ms).
+      // here rather than in run(): a burst of requests then costs the event loop the copies of
+      // what the workers take now (one each, and the quick ones sent ahead), not every queued
+      // input's at once (20 × 5 MB took ~80 ms).
       const task = detachableTask(pending.task, (bytes) => this.takeSpareInput(bytes));
       const batch = batches.get(slot);
       if (batch === undefined) batches.set(slot, [{ id, task }]);
