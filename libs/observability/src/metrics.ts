@@ -222,3 +222,60 @@ export function registerQueueJobsGauge(
     },
   });
 }
+
+/** What a preprocessing pool reports (PreprocessPool.stats()), as its metrics read it. */
+export interface PreprocessPoolSnapshot {
+  readonly queued: number;
+  readonly running: number;
+  readonly workers: number;
+  readonly answers: number;
+  readonly answerMessages: number;
+}
+
+/**
+ * The preprocessing pool's series (issue #15), read from `source` at each scrape: inputs waiting
+ * for a worker, workers running one, workers started, and the tasks answered with the messages
+ * they came in (their quotient is how many answers the serving thread takes per wake-up). Before
+ * the pool starts (`source` gives undefined) every series reads 0.
+ */
+export class PreprocessMetrics {
+  constructor(metrics: ServiceMetrics, source: () => PreprocessPoolSnapshot | undefined) {
+    const registers = [metrics.registry];
+    const gauge = (name: string, help: string, key: 'queued' | 'running' | 'workers'): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(source()?.[key] ?? 0);
+        },
+      });
+    };
+    gauge(
+      'ibllm_preprocess_queued',
+      'Inputs waiting for a preprocessing worker (queued or sent ahead).',
+      'queued',
+    );
+    gauge('ibllm_preprocess_running', 'Preprocessing workers running an input.', 'running');
+    gauge('ibllm_preprocess_workers', 'Preprocessing worker threads started.', 'workers');
+    const counter = (name: string, help: string, key: 'answers' | 'answerMessages'): void => {
+      let counted = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const now = source()?.[key] ?? 0;
+          if (now > counted) this.inc(now - counted);
+          counted = Math.max(counted, now);
+        },
+      });
+    };
+    counter('ibllm_preprocess_answers_total', 'Inputs the preprocessing workers answered.', 'answers');
+    counter(
+      'ibllm_preprocess_answer_messages_total',
+      'Messages those answers came in (several small inputs share one under load).',
+      'answerMessages',
+    );
+  }
+}

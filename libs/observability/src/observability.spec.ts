@@ -7,10 +7,12 @@ import {
   acceptRequestId,
   createLogger,
   getTracer,
+  PreprocessMetrics,
   registerQueueJobsGauge,
   requestLogger,
   ServiceMetrics,
   setTracer,
+  type PreprocessPoolSnapshot,
   startOtlpTracing,
   withSpan,
   type Span,
@@ -87,6 +89,30 @@ describe('ServiceMetrics', () => {
     const b = new ServiceMetrics('b');
     a.ready.set(1);
     expect((await b.scrape()).body).toContain('ibllm_ready{service="b"} 0');
+  });
+});
+
+describe('PreprocessMetrics', () => {
+  it('reads the pool at each scrape: 0 before it starts, then its gauges and growing counters', async () => {
+    const m = new ServiceMetrics('encoder-vision');
+    let pool: PreprocessPoolSnapshot | undefined;
+    new PreprocessMetrics(m, () => pool);
+    const value = async (name: string): Promise<number> => {
+      const line = (await m.scrape()).body.split('\n').find((l) => l.startsWith(`${name}{`));
+      return Number(line?.split(' ').at(-1));
+    };
+    expect(await value('ibllm_preprocess_workers')).toBe(0);
+    expect(await value('ibllm_preprocess_answers_total')).toBe(0);
+    pool = { queued: 3, running: 2, workers: 2, answers: 10, answerMessages: 4 };
+    expect(await value('ibllm_preprocess_queued')).toBe(3);
+    expect(await value('ibllm_preprocess_running')).toBe(2);
+    expect(await value('ibllm_preprocess_workers')).toBe(2);
+    expect(await value('ibllm_preprocess_answers_total')).toBe(10);
+    expect(await value('ibllm_preprocess_answer_messages_total')).toBe(4);
+    pool = { queued: 0, running: 0, workers: 2, answers: 25, answerMessages: 9 };
+    expect(await value('ibllm_preprocess_queued')).toBe(0);
+    expect(await value('ibllm_preprocess_answers_total')).toBe(25);
+    expect(await value('ibllm_preprocess_answer_messages_total')).toBe(9);
   });
 });
 

@@ -129,6 +129,16 @@ describe('encoder-vision process', () => {
     expect(series('ibllm_batcher_queue_depth', 'imagebind-vision:video').exec(body)?.[1]).toBe('0');
     const ok = series('ibllm_inference_requests_total', 'imagebind-vision:image', '(?=[^}]*outcome="ok")');
     expect(Number(ok.exec(body)?.[1])).toBe(1);
+    // The image went through the preprocessing pool.
+    const pool = (name: string): number =>
+      Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(body)?.[1]);
+    expect(pool('ibllm_preprocess_workers')).toBeGreaterThanOrEqual(1);
+    expect(pool('ibllm_preprocess_answers_total')).toBeGreaterThanOrEqual(1);
+    expect(pool('ibllm_preprocess_answer_messages_total')).toBeGreaterThanOrEqual(1);
+    expect(pool('ibllm_preprocess_answer_messages_total')).toBeLessThanOrEqual(
+      pool('ibllm_preprocess_answers_total'),
+    );
+    expect(pool('ibllm_preprocess_queued')).toBe(0);
   });
 
   it('exits 0 on SIGTERM', async () => {

@@ -382,6 +382,12 @@ export class EncoderRuntime {
     if (this.runnerInUse?.owned === true) await this.runnerInUse.runner.close();
   }
 
+  /** The preprocessing pool's state (PreprocessPool.stats()), when it has started and is a pool. */
+  preprocessingStats(): ReturnType<PreprocessPool['stats']> | undefined {
+    const runner = this.runnerInUse?.runner;
+    return runner instanceof PreprocessPool ? runner.stats() : undefined;
+  }
+
   /** The preprocessing runner; the pool starts on first use, so a runtime that never decodes starts none. */
   private runner(): PreprocessRunner {
     if (this.runnerInUse === undefined) {

@@ -17,7 +17,13 @@ import {
   type BootApp,
 } from '@imagebind-llm/grpc-kit';
 import type { BatchEvent } from '@imagebind-llm/inference';
-import { InferenceMetrics, type Logger, type ServiceMetrics } from '@imagebind-llm/observability';
+import {
+  InferenceMetrics,
+  PreprocessMetrics,
+  type Logger,
+  type PreprocessPoolSnapshot,
+  type ServiceMetrics,
+} from '@imagebind-llm/observability';
 import { BatchingMetrics, type QueueDepthSource } from '../encoder/batching-metrics';
 import { ModelSlot } from '../encoder/model-slot';
 
@@ -37,6 +43,8 @@ export interface ServiceDeps {
   readonly inference: InferenceMetrics;
   /** Feeds `inference` from the batchers of batched models. */
   readonly batching: BatchingMetrics;
+  /** Exports a preprocessing pool's series (PreprocessMetrics), read from `source` at each scrape; once per process. */
+  trackPreprocessing(source: () => PreprocessPoolSnapshot | undefined): void;
 }
 
 /**
@@ -46,9 +54,13 @@ export interface ServiceDeps {
 export function serviceDeps(logger: Logger, metrics: ServiceMetrics): ServiceDeps {
   let inference: InferenceMetrics | undefined;
   let batching: BatchingMetrics | undefined;
+  let preprocessing: PreprocessMetrics | undefined;
   const inferenceMetrics = (): InferenceMetrics => (inference ??= new InferenceMetrics(metrics));
   return {
     logger,
+    trackPreprocessing(source) {
+      preprocessing ??= new PreprocessMetrics(metrics, source);
+    },
     get inference() {
       return inferenceMetrics();
     },
@@ -90,6 +102,8 @@ export interface ServiceSpec<R extends HostedRuntime> {
   attach?(runtime: R): void;
   /** Batched services: queue depth per model label, for the gauge KEDA scales on. */
   queueDepth?(runtime: R): ReturnType<QueueDepthSource>;
+  /** Services that preprocess raw inputs: their pool's state, for the ibllm_preprocess_* series. */
+  preprocessing?(runtime: R): PreprocessPoolSnapshot | undefined;
   /** Fields for the `service.ready` log line (providers, versions). */
   describe(runtime: R): Record<string, unknown>;
 }
@@ -148,6 +162,8 @@ export class ServiceLifecycle<R extends HostedRuntime = HostedRuntime>
       spec.attach?.(runtime);
       const queueDepth = spec.queueDepth?.bind(spec);
       if (queueDepth !== undefined) deps.batching.track(() => queueDepth(runtime));
+      const preprocessing = spec.preprocessing?.bind(spec);
+      if (preprocessing !== undefined) deps.trackPreprocessing(() => preprocessing(runtime));
       return spec.describe(runtime);
     } catch (error) {
       this.slot.fail(error instanceof Error ? error.message : String(error));

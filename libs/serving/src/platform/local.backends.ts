@@ -1,7 +1,13 @@
 import { Metadata } from '@grpc/grpc-js';
 import type { CallContext } from '@imagebind-llm/grpc-kit';
 import { listComponents, type PreprocessPoolOptions, type PreprocessRunner } from '@imagebind-llm/inference';
-import { InferenceMetrics, type Logger, type ServiceMetrics } from '@imagebind-llm/observability';
+import {
+  InferenceMetrics,
+  PreprocessMetrics,
+  type Logger,
+  type PreprocessPoolSnapshot,
+  type ServiceMetrics,
+} from '@imagebind-llm/observability';
 import {
   CACHE_COLLECTION,
   EmbeddedVectorStore,
@@ -94,6 +100,8 @@ export interface LocalEncoders extends Pick<PlatformBackends, 'encoder'> {
   readonly modalities: readonly RoutedModality[];
   /** The execution provider each loaded encoder component runs on first. */
   readonly providers: Readonly<Record<string, string>>;
+  /** The preprocessing pool's state, once it has started (the ibllm_preprocess_* series). */
+  preprocessingStats(): PreprocessPoolSnapshot | undefined;
   warmup(): Promise<void>;
   close(): Promise<void>;
 }
@@ -156,6 +164,7 @@ export async function createLocalEncoders(options: LocalEncodersOptions): Promis
       (runtime?.modelInfo() ?? []).map((m) => [m.component, m.executionProvider]),
     ),
     encoder: (modality) => (served.has(modality) ? backend : undefined),
+    preprocessingStats: () => runtime?.preprocessingStats(),
     warmup: async () => runtime?.warmup(),
     close: async () => runtime?.close(),
   };
@@ -207,6 +216,7 @@ export async function createLocalBackends(
     }),
   ]);
   await Promise.all([encoders.warmup(), bind.warmup(), decoder.warmup()]);
+  new PreprocessMetrics(metrics, () => encoders.preprocessingStats());
   // cachePoints: what the visual cache holds now (a data dir may hold it from an earlier import);
   // seededPoints: what this start copied in from the repository's knn-cache.
   const cachePoints = (await store.describe(CACHE_COLLECTION))?.count ?? 0;

@@ -42,6 +42,7 @@ export async function runEncoderService(definition: EncoderServiceDefinition): P
         });
         server.addService(SERVICE_NAMES.encoder, encoderV1.EncoderServiceService, impl.handlers());
       },
+      preprocessing: (runtime) => runtime.preprocessingStats(),
       queueDepth: (runtime) =>
         runtime.stats().map(({ model, stats }) => ({ label: model.label, queuedUnits: stats.queuedUnits })),
       describe: (runtime) => ({
