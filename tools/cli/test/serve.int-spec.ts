@@ -82,6 +82,19 @@ function childrenOf(ppid: number): number[] {
   return found;
 }
 
+/**
+ * Ends a test's `ibllm serve` and the gateway it started. Killed with -9, the launcher leaves the
+ * gateway to drain and exit by itself (its own test below checks that), which can take seconds on
+ * a loaded machine: without this the test run could end with a gateway still draining.
+ */
+async function stopServe(proc: RunningProcess): Promise<void> {
+  const gateways = proc.child.pid === undefined ? [] : childrenOf(proc.child.pid);
+  await proc.stop('SIGKILL');
+  for (const pid of gateways) {
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+  }
+}
+
 async function ready(proc: RunningProcess): Promise<{ grpc: string; http: string }> {
   const line = await proc.waitForLine((l) => l['event'] === 'service.ready', 60_000);
   return {
@@ -102,7 +115,7 @@ describe('ibllm serve --standalone', () => {
   }, 90_000);
 
   afterAll(async () => {
-    await proc?.stop('SIGKILL');
+    if (proc !== undefined) await stopServe(proc);
   });
 
   it('streams the official greedy tokens for image + audio (decode/demo_image+audio_knn-on)', async () => {
@@ -259,7 +272,7 @@ describe('standalone API keys', () => {
       expect((await fetch(`${http}/v1/models`)).status).toBe(401);
       expect((await fetch(`${http}/v1/models`, { headers: { 'x-api-key': KEY } })).status).toBe(200);
     } finally {
-      await proc.stop('SIGKILL');
+      await stopServe(proc);
     }
   }, 90_000);
 
@@ -291,7 +304,7 @@ describe('standalone API keys', () => {
       await expect.poll(() => alive(gateway[0]!), { timeout: 10_000, interval: 50 }).toBe(false);
       expect(launcher.lines.some((l) => l['event'] === 'service.ready')).toBe(false);
     } finally {
-      await launcher.stop('SIGKILL');
+      await stopServe(launcher);
     }
   }, 60_000);
 
@@ -308,7 +321,7 @@ describe('standalone API keys', () => {
       expect(launcher.lines.some((l) => l['event'] === 'shutdown.forced')).toBe(false);
       expect(alive(gatewayPid)).toBe(false);
     } finally {
-      await launcher.stop('SIGKILL');
+      await stopServe(launcher);
     }
   }, 90_000);
 
@@ -344,7 +357,7 @@ describe('standalone API keys', () => {
         (await fetch(`${at.http}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } })).status,
       ).toBe(200);
     } finally {
-      await proc.stop('SIGKILL');
+      await stopServe(proc);
     }
   }, 60_000);
 });
