@@ -85,7 +85,7 @@ static int open_input(const struct ibllm_media_input *in, int64_t max_pixels, in
 /* ---- probe --------------------------------------------------------------------------------- */
 
 struct probe_job {
-  struct ibllm_media_input input; /* a file or the caller's bytes, held until complete */
+  struct ibllm_media_input input; /* a file or the caller's bytes, read during the call */
   int64_t max_pixels, max_packets;
   double timeout;
   struct job_error err;
@@ -235,12 +235,12 @@ napi_value media_probe_video_packets(napi_env env, napi_callback_info info) {
 /* ---- decode -------------------------------------------------------------------------------- */
 
 struct decode_job {
-  struct ibllm_media_input input; /* a file or the caller's bytes, held until complete */
+  struct ibllm_media_input input; /* a file or the caller's bytes, read during the call */
   int64_t max_pixels, width, height;
   int find_info, full_range, has_pts;
   double timeout;
-  int32_t *indices;
-  int64_t *pts;
+  const int32_t *indices; /* the caller's arrays, read during the call */
+  const int64_t *pts;
   size_t count;
   struct job_error err;
   uint8_t *out; /* count × width × height × 3 */
@@ -401,8 +401,6 @@ static napi_value decode_result(napi_env env, struct decode_job *job) {
       free(job->out);
     }
   }
-  free(job->indices);
-  free(job->pts);
   free(job);
   return buffer;
 }
@@ -442,20 +440,10 @@ napi_value media_decode_video_frames(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "media native: frame indices must be ascending, with matching pts");
     return NULL;
   }
-  /* The job keeps copies of the arrays (C memory, freed with it). */
   job->count = count;
-  job->indices = malloc(count * sizeof *job->indices);
+  job->indices = indices;
   job->has_pts = pts != NULL;
-  job->pts = pts != NULL ? malloc(count * sizeof *job->pts) : NULL;
-  if (job->indices == NULL || (pts != NULL && job->pts == NULL)) {
-    free(job->indices);
-    free(job->pts);
-    free(job);
-    throw_coded(env, "EMEMORY", "out of memory");
-    return NULL;
-  }
-  memcpy(job->indices, indices, count * sizeof *indices);
-  if (pts != NULL) memcpy(job->pts, pts, count * sizeof *pts);
+  job->pts = pts;
   decode_run(job);
   return decode_result(env, job);
 }

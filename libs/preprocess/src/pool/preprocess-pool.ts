@@ -7,6 +7,7 @@ import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 // shared libraries stay mapped until every thread has finished.
 import 'sharp';
 import {
+  DEFAULT_ANSWER_HOLD_MS,
   deserializeError,
   detachableTask,
   runPreprocessTask,
@@ -156,9 +157,6 @@ function workerExecArgv(): string[] | undefined {
 
 /** Inputs that may wait for a worker by default (the services' PREPROCESS_MAX_QUEUE default). */
 export const DEFAULT_PREPROCESS_MAX_QUEUE = 64;
-
-/** PreprocessPoolOptions.answerHoldMs by default. */
-export const DEFAULT_ANSWER_HOLD_MS = 2;
 
 /** First guess of a task's duration for the retry hint, before any has finished. */
 const INITIAL_TASK_MS = 200;

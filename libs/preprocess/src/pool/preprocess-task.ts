@@ -111,6 +111,9 @@ export function taskBytes(task: PreprocessTask): number {
   return 'points' in task ? task.points.byteLength : task.bytes.byteLength;
 }
 
+/** PreprocessPoolOptions.answerHoldMs by default. */
+export const DEFAULT_ANSWER_HOLD_MS = 2;
+
 /** What a pool worker starts with (`workerData`). */
 export interface PreprocessWorkerData {
   readonly limits: PreprocessLimits;

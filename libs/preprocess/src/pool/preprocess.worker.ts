@@ -11,6 +11,7 @@ import {
   type PoolRequest,
   type PreprocessTask,
   type PreprocessWorkerData,
+  DEFAULT_ANSWER_HOLD_MS,
 } from './preprocess-task';
 import { ReusableBuffers } from '../reusable-buffers';
 
@@ -42,14 +43,14 @@ const buffers = new ReusableBuffers();
 
 /**
  * Answers held back to go with the next one (at most HOLD_MAX_ANSWERS in one message, the first
- * held at most HOLD_MAX_MS, the pool's answerHoldMs): each message costs the serving thread a wake-up and a lock shared
- * with this thread, ~30-40 µs of kernel time on a VM, as much as a tenth of a small image's own
- * work. An answer waits only for a next task already here, of the same kind and at most twice its
+ * held at most HOLD_MAX_MS, the pool's answerHoldMs): each message costs the serving thread a
+ * wake-up and a lock shared with this thread, ~30-40 µs of kernel time on a VM, as much as a
+ * tenth of a small image's own work. An answer waits only for a next task already here, of the same kind and at most twice its
  * input's size (about as quick), while another waits behind that one, and only after a task that
  * took under HOLD_MAX_MS: under a stream of small inputs answers go two or three at a time, adding
  * at most a few milliseconds to the first; a lone or long task is answered the moment it ends.
  */
-const HOLD_MAX_MS = started?.answerHoldMs ?? 2;
+const HOLD_MAX_MS = started?.answerHoldMs ?? DEFAULT_ANSWER_HOLD_MS;
 const HOLD_MAX_ANSWERS = 4;
 
 const queue: { id: number; task: PreprocessTask }[] = [];
@@ -93,19 +94,20 @@ async function drain(): Promise<void> {
       // The input's buffer goes back with the answer (when the output does not use it): the pool
       // copies a later input into it, into pages already mapped, instead of faulting in new ones
       // on its event loop (~3 ms per MB on a VM with costly page faults).
-      let answer: PoolAnswer['answers'][number];
+      let outcome: Pick<PoolAnswer['answers'][number], 'output' | 'error' | 'input'>;
       let transfer: ArrayBuffer[];
       try {
         const output = await runPreprocessTask(task, limits, buffers);
         const input = returnableInput(task, output);
-        answer = { id, ms: performance.now() - began, output, input };
+        outcome = { output, input };
         transfer = [...outputTransferables(output), ...(input === undefined ? [] : [input])];
       } catch (error) {
         const input = returnableInput(task);
-        answer = { id, ms: performance.now() - began, error: serializeError(error), input };
+        outcome = { error: serializeError(error), input };
         transfer = input === undefined ? [] : [input];
       }
       const ended = performance.now();
+      const answer = { id, ms: ended - began, ...outcome };
       if (held.length === 0) heldSince = ended;
       held.push({ answer, transfer });
       takeArrived();
