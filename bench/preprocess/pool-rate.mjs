@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // bench/preprocess/pool-rate.mjs — images per second through a PreprocessPool of --workers, in a
-// process that loads nothing else (run.mjs spawns it for its pool quotient). A process whose heap
+// process that loads nothing else (run.mjs spawns it with --serve for its pool quotients: see
+// windows.mjs). A process whose heap
 // holds much more code, such as run.mjs itself, answers the same work with more of its event loop
 // spent in garbage collection: each 600 KB tensor that arrives from a worker is external memory,
 // and there V8 starts a major GC for "external memory pressure" every few dozen images. --loaded
@@ -11,19 +12,25 @@
 // does; --no-recycle drops it instead, leaving it to the garbage collector.
 //
 // --inputs image,audio,point,video times those golden inputs in turn (default: the image alone).
+// Four tasks per worker stay in flight, each finished one replaced at once (no barrier between
+// rounds, which would idle every worker but the slowest at each round's end, as a server's steady
+// stream of requests never does). The pool first runs flat out for --warmup-seconds.
 //
-//   node bench/preprocess/pool-rate.mjs --workers N [--seconds 2] [--golden DIR] [--loaded] [--no-recycle] [--inputs image]
-// The last stdout line is the rate.
+//   node bench/preprocess/pool-rate.mjs --workers N [--seconds 2] [--warmup-seconds 3] [--golden DIR]
+//       [--loaded] [--no-recycle] [--inputs image] [--serve]
+// The last stdout line is the rate; --serve answers windows instead (windows.mjs).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { performance } from 'node:perf_hooks';
 import { PreprocessPool } from '@imagebind-llm/preprocess';
+import { rateFor, serveWindows } from './windows.mjs';
 
 const { values: args } = parseArgs({
   options: {
     workers: { type: 'string', default: '1' },
     seconds: { type: 'string', default: '2' },
+    'warmup-seconds': { type: 'string', default: '3' },
+    serve: { type: 'boolean', default: false },
     golden: {
       type: 'string',
       default: join(import.meta.dirname, '..', '..', '..', 'shared', 'golden', 'tiny-a'),
@@ -45,8 +52,11 @@ if (args.loaded) {
 const workers = Number(args.workers);
 const recycle = !args['no-recycle'];
 const budgetMs = Number(args.seconds) * 1000;
-if (!Number.isSafeInteger(workers) || workers < 1 || !(budgetMs > 0)) {
-  process.stderr.write(`pool-rate: bad --workers ${args.workers} or --seconds ${args.seconds}\n`);
+const warmupMs = Number(args['warmup-seconds']) * 1000;
+if (!Number.isSafeInteger(workers) || workers < 1 || !(budgetMs > 0) || !(warmupMs >= 0)) {
+  process.stderr.write(
+    `pool-rate: bad --workers ${args.workers}, --seconds ${args.seconds} or --warmup-seconds ${args['warmup-seconds']}\n`,
+  );
   process.exit(2);
 }
 const golden = (name) => readFileSync(join(args.golden, 'inputs', name));
@@ -69,36 +79,17 @@ if (kinds.some((k) => KINDS[k] === undefined)) {
   process.exit(2);
 }
 const tasks = kinds.map((k) => KINDS[k]());
-process.stdout.write(`${await poolRate(workers, tasks)}\n`);
-
-/**
- * Inputs per second through a pool of `n` workers kept busy: 4 tasks per worker stay in flight,
- * each finished task replaced at once (no barrier between rounds, which would idle every worker but
- * the slowest at each round's end, as a server's steady stream of requests never does).
- */
-async function poolRate(n, inputs) {
-  const pool = new PreprocessPool({ workers: n, maxQueue: 1024 });
-  let next = 0;
-  // The tensor goes back to the pool once used, as the encoder runtime does after its batch ran.
-  const task = async () => {
-    const output = await pool.run(inputs[next++ % inputs.length]);
-    if (recycle && output.kind === 'tensor') pool.recycle(output.data);
-  };
-  try {
-    await Promise.all(Array.from({ length: 4 * n }, task));
-    let done = 0;
-    const start = performance.now();
-    let end = start;
-    const lane = async () => {
-      while (performance.now() - start < budgetMs) {
-        await task();
-        done++;
-        end = performance.now();
-      }
-    };
-    await Promise.all(Array.from({ length: 4 * n }, lane));
-    return done / ((end - start) / 1000);
-  } finally {
-    await pool.close();
-  }
+const pool = new PreprocessPool({ workers, maxQueue: 1024 });
+let next = 0;
+// The tensor goes back to the pool once used, as the encoder runtime does after its batch ran.
+const task = async () => {
+  const output = await pool.run(tasks[next++ % tasks.length]);
+  if (recycle && output.kind === 'tensor') pool.recycle(output.data);
+};
+try {
+  const lanes = 4 * workers;
+  if (args.serve) await serveWindows({ lanes, task, warmupMs });
+  else process.stdout.write(`${await rateFor({ lanes, task, warmupMs, ms: budgetMs })}\n`);
+} finally {
+  await pool.close();
 }

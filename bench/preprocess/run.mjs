@@ -4,18 +4,23 @@
 // N workers ÷ 1 worker, and encoder throughput at batch 1 vs batch 8 on one session.
 //
 //   npm run build && node bench/preprocess/run.mjs [--seconds 2] [--json] [--reference]
-//       [--rounds 1] [--workers N] [--pool-pairs 5] [--cpu 0] [--no-pin] [--no-encoder] [--no-loop] [--golden DIR]
+//       [--rounds 1] [--workers N] [--pool-rounds 5] [--pool-windows 20] [--window-ms 100] [--warmup-seconds 3]
+//       [--cpu 0] [--no-pin] [--no-encoder] [--no-loop] [--golden DIR]
 //       [--python /usr/bin/python3]
 //       [--vision-dim 384] [--vision-blocks 4] [--vision-heads 6]
 //
 // Per core: the modality measurements (and the reference, when asked) run in a child process pinned
 // to one CPU with `taskset -c <cpu>` (ffmpeg and libvips threads included), one input at a time;
 // --no-pin measures in this process instead. --workers N (default: the CPU count) times golden
-// images through a PreprocessPool of N workers and of 1 worker, unpinned, in --pool-pairs adjacent
-// (1, N) pairs, each in a process of its own that loads only the pool (pool-rate.mjs), and prints
-// the median of the pairs' quotients (and each one); the same in a process that also loads this
-// script's imports (workers_ratio_loaded_process), and for N separate processes ÷ 1, the machine's
-// own ceiling for that quotient.
+// images through a PreprocessPool of N workers and of 1 worker, unpinned, each pool in a process of
+// its own that loads only the pool (pool-rate.mjs --serve), both warmed up (--warmup-seconds) and
+// kept up while they work in turn in --window-ms windows (windows.mjs): --pool-rounds rounds of
+// --pool-windows windows a side, each round's quotient from its own windows, and prints the median
+// round (and each one); the same in a process that also loads this script's imports
+// (workers_ratio_loaded_process), with every golden input in turn, and for N separate processes ÷
+// 1, the machine's own ceiling for that quotient. (Until 2026-12-07 each side ran once for
+// --seconds, in 5 adjacent pairs of fresh processes: on this VM a core's speed drifts more within
+// a pair than the quotient's own error, and the first second of each run was JIT warm-up.)
 //
 // --reference runs ../shared/bench/p1_reference.py (PIL + torchvision, torchaudio, PyAV + torch, the
 // official loaders' operations, which first checks its tensors against the golden ones) on the same
@@ -40,7 +45,8 @@
 // point_per_s (per core, end to end as a worker runs them), the stages as the pipeline runs them,
 // native (which paths the ibllm_media addon runs: mediaNativeStatus), and with --reference
 // reference.* and ratio_image/ratio_audio/ratio_video; with the pool, workers_ratio (the median
-// pair) and workers_ratios (every pair), workers_ratio_loaded_process (the same with this script's
+// round) and workers_ratios (every round), pool_rounds/pool_windows_per_round/pool_window_ms/
+// pool_warmup_s, workers_ratio_loaded_process (the same with this script's
 // imports loaded), workers_ratio_all_inputs (the golden image, WAV, cloud and video in turn), and beside them processes_ratio / processes_ratios (N
 // separate processes ÷ 1, the machine's ceiling for that quotient); loop.* (the
 // delay p99 and max in ms, the slowest /healthz in ms, how many answered, the cold first probe, and
@@ -84,6 +90,7 @@ import {
   WeightStore,
 } from '@imagebind-llm/model-builder';
 import { createOrtSession, hostTensor } from '@imagebind-llm/inference';
+import { interleavedRates, serveWindows } from './windows.mjs';
 import { encodeNpy, float32Tensor } from '@imagebind-llm/checkpoint';
 
 const self = fileURLToPath(import.meta.url);
@@ -110,14 +117,17 @@ const { values: args } = parseArgs({
     'no-encoder': { type: 'boolean', default: false },
     'no-loop': { type: 'boolean', default: false },
     rounds: { type: 'string', default: '1' },
-    'pool-pairs': { type: 'string', default: '5' },
+    'pool-rounds': { type: 'string', default: '5' },
+    'pool-windows': { type: 'string', default: '20' },
+    'window-ms': { type: 'string', default: '100' },
+    'warmup-seconds': { type: 'string', default: '3' },
     'vision-dim': { type: 'string', default: '384' },
     'vision-blocks': { type: 'string', default: '4' },
     'vision-heads': { type: 'string', default: '6' },
     golden: { type: 'string', default: resolve(repoRoot, '..', 'shared', 'golden', 'tiny-a') },
     // Internal: the pinned child that measures the modalities (and the reference) and prints JSON.
     'per-core-child': { type: 'boolean', default: false },
-    // Internal: one process preprocessing golden images in its own thread for --seconds.
+    // Internal: one process preprocessing golden images in its own thread, serving windows.
     'image-loop-child': { type: 'boolean', default: false },
   },
 });
@@ -361,35 +371,20 @@ async function measurePerCore() {
   return out;
 }
 
-/**
- * Images per second through a PreprocessPool of `n` workers, measured by pool-rate.mjs in a
- * process of its own that loads only the pool (`loaded`: with this script's own imports too).
- */
-function poolRate(n, loaded = false, inputs = 'image') {
-  return new Promise((done) => {
-    const child = spawn(
-      process.execPath,
-      [
-        join(dirname(self), 'pool-rate.mjs'),
-        '--workers',
-        String(n),
-        '--seconds',
-        String(seconds),
-        '--golden',
-        args.golden,
-        ...(loaded ? ['--loaded'] : []),
-        '--inputs',
-        inputs,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('close', (code) =>
-      code === 0 ? done(Number(out.trim().split('\n').at(-1))) : fail(`pool-rate.mjs exited ${code}`),
-    );
-  });
-}
+/** pool-rate.mjs serving windows with a pool of `n` workers (`loaded`: with this script's imports too). */
+const poolChild = (n, loaded = false, inputs = 'image') => [
+  join(dirname(self), 'pool-rate.mjs'),
+  '--serve',
+  '--workers',
+  String(n),
+  '--warmup-seconds',
+  args['warmup-seconds'],
+  '--golden',
+  args.golden,
+  ...(loaded ? ['--loaded'] : []),
+  '--inputs',
+  inputs,
+];
 
 /** Runs measurePerCore in a child pinned to --cpu; relays its lines and returns its JSON. */
 function perCorePinned() {
@@ -431,34 +426,27 @@ function printRatios(r) {
 if (args['image-loop-child']) {
   sharp.concurrency(1);
   const jpeg = input('girl.jpg');
-  process.stdout.write(`${await rate(() => asWorker({ kind: 'image', bytes: jpeg }))}\n`);
+  await serveWindows({
+    lanes: 1,
+    task: () => asWorker({ kind: 'image', bytes: jpeg }),
+    warmupMs: Number(args['warmup-seconds']) * 1000,
+  });
   process.exit(0);
 }
 
 /**
- * The machine's own ceiling for the pool's quotient: `n` independent processes preprocessing
- * images in thread at once, their summed rate ÷ one such process's (each process also has GC and
- * libuv threads, which a lone one runs on the idle cores).
+ * The machine's own ceiling for the pool's quotient: processes preprocessing images in their own
+ * thread (no pool), N of them at once ÷ one alone (each process also has GC and libuv threads,
+ * which a lone one runs on the idle cores).
  */
-async function processesRate(n) {
-  const one = () =>
-    new Promise((done) => {
-      const child = spawn(
-        process.execPath,
-        [self, '--image-loop-child', '--seconds', String(seconds), '--golden', args.golden],
-        {
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.on('close', (code) =>
-        code === 0 ? done(Number(out.trim())) : fail(`image loop child exited ${code}`),
-      );
-    });
-  const rates = await Promise.all(Array.from({ length: n }, one));
-  return rates.reduce((a, b) => a + b, 0);
-}
+const loopChild = () => [
+  self,
+  '--image-loop-child',
+  '--warmup-seconds',
+  args['warmup-seconds'],
+  '--golden',
+  args.golden,
+];
 
 if (args['per-core-child']) {
   const r = await measurePerCore();
@@ -482,63 +470,70 @@ const poolWorkers = Number(args.workers);
 if (!Number.isSafeInteger(poolWorkers) || poolWorkers < 1)
   fail(`--workers must be a positive integer (got ${args.workers})`);
 const jpeg = input('girl.jpg');
-const pairCount = Number(args['pool-pairs']);
-if (!Number.isSafeInteger(pairCount) || pairCount < 1)
-  fail(`--pool-pairs must be a positive integer (got ${args['pool-pairs']})`);
+const poolRounds = Number(args['pool-rounds']);
+const poolWindows = Number(args['pool-windows']);
+const windowMs = Number(args['window-ms']);
+if (!Number.isSafeInteger(poolRounds) || poolRounds < 1)
+  fail(`--pool-rounds must be a positive integer (got ${args['pool-rounds']})`);
+if (!Number.isSafeInteger(poolWindows) || poolWindows < 1)
+  fail(`--pool-windows must be a positive integer (got ${args['pool-windows']})`);
+if (!(windowMs >= 20)) fail(`--window-ms must be at least 20 (got ${args['window-ms']})`);
+if (!(Number(args['warmup-seconds']) >= 0))
+  fail(`--warmup-seconds must be a number ≥ 0 (got ${args['warmup-seconds']})`);
 /**
- * `pairCount` adjacent pairs (1, then N), each pair's quotient taken on its own, and the median of
- * the quotients reported: on a shared VM the machine's speed drifts by tens of percent within
- * seconds (a neighbour's load), and a pair measured back to back sees the same drift on both sides.
+ * 1 (`one`) against N (`many`), as interleaved windows (windows.mjs): --pool-rounds rounds of
+ * --pool-windows windows a side, each round's quotient from its own windows, the median reported.
  */
-async function pairedRates(rate) {
-  const pairs = [];
-  for (let r = 0; r < pairCount; r++) {
-    const one = await rate(1);
-    const many = poolWorkers === 1 ? one : await rate(poolWorkers);
-    pairs.push({ one, many, ratio: many / one });
-  }
-  const average = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  return {
-    one: average(pairs.map((p) => p.one)),
-    many: average(pairs.map((p) => p.many)),
-    ratio: median(pairs.map((p) => p.ratio)),
-    ratios: pairs.map((p) => round(p.ratio)),
-  };
-}
-const pool = await pairedRates((n) => poolRate(n));
+const interleaved = (one, many, ms = windowMs) =>
+  interleavedRates({ one, many, rounds: poolRounds, windowsPerRound: poolWindows, windowMs: ms, fail });
+const roundsText = (q) =>
+  `median of ${poolRounds} rounds of ${poolWindows} interleaved windows a side ${q.ratio.toFixed(2)}× [${q.ratios.map((x) => round(x)).join(', ')}]`;
+const pool = await interleaved([poolChild(1)], [poolChild(poolWorkers)]);
 result.workers = poolWorkers;
-result.pool_pairs = pairCount;
+result.pool_rounds = poolRounds;
+result.pool_windows_per_round = poolWindows;
+result.pool_window_ms = windowMs;
+result.pool_warmup_s = Number(args['warmup-seconds']);
 result.pool_1_worker_images_per_s = pool.one;
 result.pool_n_workers_images_per_s = pool.many;
 result.workers_ratio = pool.ratio;
-result.workers_ratios = pool.ratios;
+result.workers_ratios = pool.ratios.map((x) => round(x));
 say(
-  `pool image: 1 worker ${fmt(pool.one)}/s, ${poolWorkers} worker${poolWorkers === 1 ? '' : 's'} ${fmt(pool.many)}/s (means); median of ${pairCount} adjacent pairs ${pool.ratio.toFixed(2)}× [${pool.ratios.join(', ')}] (${availableParallelism()} CPUs)`,
+  `pool image: 1 worker ${fmt(pool.one)}/s, ${poolWorkers} worker${poolWorkers === 1 ? '' : 's'} ${fmt(pool.many)}/s (means); ${roundsText(pool)} (${availableParallelism()} CPUs)`,
 );
 if (poolWorkers > 1) {
   // The same pool in a process that also holds this script's imports (as a service holds its
   // framework): there the tensors' external memory sets off major GCs on the event loop.
-  const loaded = await pairedRates((n) => poolRate(n, true));
+  const loaded = await interleaved([poolChild(1, true)], [poolChild(poolWorkers, true)]);
   result.workers_ratio_loaded_process = loaded.ratio;
-  result.workers_ratios_loaded_process = loaded.ratios;
+  result.workers_ratios_loaded_process = loaded.ratios.map((x) => round(x));
   say(
-    `pool image in a process that also loads the model builder, onnxruntime and sharp: 1 worker ${fmt(loaded.one)}/s, ${poolWorkers} workers ${fmt(loaded.many)}/s; median of ${pairCount} pairs ${loaded.ratio.toFixed(2)}× [${loaded.ratios.join(', ')}]`,
+    `pool image in a process that also loads the model builder, onnxruntime and sharp: 1 worker ${fmt(loaded.one)}/s, ${poolWorkers} workers ${fmt(loaded.many)}/s; ${roundsText(loaded)}`,
   );
   // Every golden input with CPU work in turn (an image ~0.5 ms per worker, the WAV ~10, the cloud
   // ~11, the video ~30): the serving thread's fixed cost per input weighs less than on images alone.
-  const all = await pairedRates((n) => poolRate(n, false, 'image,audio,point,video'));
-  result.workers_ratio_all_inputs = all.ratio;
-  result.workers_ratios_all_inputs = all.ratios;
-  say(
-    `pool, the golden image, WAV, cloud and video in turn: 1 worker ${fmt(all.one)}/s, ${poolWorkers} workers ${fmt(all.many)}/s; median of ${pairCount} pairs ${all.ratio.toFixed(2)}× [${all.ratios.join(', ')}]`,
+  // Windows 4× as long: a video takes ~30 ms a worker, and a window should hold many of each.
+  const mix = 'image,audio,point,video';
+  const all = await interleaved(
+    [poolChild(1, false, mix)],
+    [poolChild(poolWorkers, false, mix)],
+    4 * windowMs,
   );
-  const procs = await pairedRates((n) => processesRate(n));
+  result.workers_ratio_all_inputs = all.ratio;
+  result.workers_ratios_all_inputs = all.ratios.map((x) => round(x));
+  say(
+    `pool, the golden image, WAV, cloud and video in turn: 1 worker ${fmt(all.one)}/s, ${poolWorkers} workers ${fmt(all.many)}/s; ${roundsText(all)}`,
+  );
+  const procs = await interleaved(
+    [loopChild()],
+    Array.from({ length: poolWorkers }, () => loopChild()),
+  );
   result.processes_1_images_per_s = procs.one;
   result.processes_n_images_per_s = procs.many;
   result.processes_ratio = procs.ratio;
-  result.processes_ratios = procs.ratios;
+  result.processes_ratios = procs.ratios.map((x) => round(x));
   say(
-    `the machine's ceiling: ${poolWorkers} separate processes ${fmt(procs.many)}/s ÷ 1 process ${fmt(procs.one)}/s; median of ${pairCount} pairs ${procs.ratio.toFixed(2)}× [${procs.ratios.join(', ')}]; the pool reaches ${((pool.ratio / procs.ratio) * 100).toFixed(0)}% of it`,
+    `the machine's ceiling: ${poolWorkers} separate processes ${fmt(procs.many)}/s ÷ 1 process ${fmt(procs.one)}/s; ${roundsText(procs)}; the pool reaches ${((pool.ratio / procs.ratio) * 100).toFixed(0)}% of it`,
   );
 }
 
