@@ -24,7 +24,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, 'build', 'ibllm_media.node');
 const outAv = join(here, 'build', 'ibllm_media_av.node');
 const required = process.env.IBLLM_NATIVE_REQUIRED === '1';
-const sources = ['module.c', 'napi-util.c', 'image.c', 'video-tensor.c', 'point.c', 'fbank.c'];
+const sources = ['module.c', 'napi-util.c', 'image.c', 'video-tensor.c', 'point.c', 'fbank.c', 'resample.c'];
 const sourcesAv = ['module-av.c', 'napi-util.c', 'av-util.c', 'video.c', 'audio.c'];
 
 function give(reason) {
@@ -119,7 +119,7 @@ function compile(target, files, flags, libs) {
 }
 
 if (!compile(out, sources, [], ['-ljpeg', '-lm'])) give('the compiler failed');
-console.log(`ibllm_media: built ${out} (jpeg + resize + video tensor + points + fbank)`);
+console.log(`ibllm_media: built ${out} (jpeg + resize + video tensor + points + fbank + resample)`);
 rmSync(outAv, { force: true });
 if (pc.status === 0) {
   const flags = [];

@@ -53,6 +53,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"resizeKernels", media_resize_kernels},   {"tuneAllocator", media_tune_allocator},
       {"videoTensor", media_video_tensor},      {"pointFps", media_point_fps},
       {"pointKnn", media_point_knn},           {"fbankFrames", media_fbank_frames},
+      {"resampleSinc", media_resample_sinc},
   };
   return export_all(env, exports, entries, sizeof entries / sizeof entries[0], MEDIA_ABI_VERSION);
 }

@@ -5,7 +5,13 @@ import { DomainError } from '@imagebind-llm/errors';
 import { goldenPath } from '@imagebind-llm/testing';
 import { describe, expect, it } from 'vitest';
 
-import { AUDIO_MEAN, AUDIO_STD, preprocessAudio, preprocessWaveform } from './audio.preprocess';
+import {
+  AUDIO_MEAN,
+  AUDIO_STD,
+  clipInputRanges,
+  preprocessAudio,
+  preprocessWaveform,
+} from './audio.preprocess';
 import { FLOAT32_EPSILON, kaldiFbank } from './kaldi-fbank';
 import { resampleSinc } from './sinc-resample';
 import { decodeWav } from './wav-decode';
@@ -190,6 +196,45 @@ describe('preprocessWaveform: clip-only resampling equals the whole-waveform ste
     // which can move a clip mean by 1 ulp; that re-rounds every float32 sample of the shifted clip
     // (values ~0.3 carrying 0.02 noise). Measured ≤ 8.1e-6; dropping the B5 overlap term gives ≥ 0.49.
     expect(maxDiff).toBeLessThan(5e-5);
+  });
+});
+
+describe('preprocessAudio decodes only the frames its clips read', () => {
+  it.each([
+    ['stereo int16 22050 Hz, 17 s', 22050, 2, 17, 16],
+    ['mono int16 44100 Hz, 9 s', 44100, 1, 9, 16],
+    ['3 channels int24 48 kHz, 7.3 s (the DataView path)', 48000, 3, 7.3, 24],
+    ['stereo float32 8 kHz, 12 s (upsampling)', 8000, 2, 12, 32],
+    ['mono int16 16 kHz, 30 s (no resampling)', 16000, 1, 30, 16],
+    ['stereo int16 22050 Hz, 2.5 s (overlapping clips)', 22050, 2, 2.5, 16],
+  ] as const)(
+    '%s: the same tensor, bit for bit, as decoding every frame',
+    (_, rate, count, seconds, bits) => {
+      const length = Math.round(seconds * rate);
+      const channels = Array.from({ length: count }, (_, c) =>
+        Float32Array.from(noise(length, 5 + c), (v) => 0.4 * v + 0.1 * c),
+      );
+      const wav = encodeWav(channels, rate, bits === 32 ? { encoding: 'float' } : { bitsPerSample: bits });
+      const partial = preprocessAudio(wav);
+      const whole = preprocessWaveform(decodeWav(wav));
+      expect(partial.clipRanges).toEqual(whole.clipRanges);
+      expect(Buffer.from(partial.tensor.buffer).equals(Buffer.from(whole.tensor.buffer))).toBe(true);
+      // and it did skip frames: what it decoded is a strict part of the file (except where the clips
+      // overlap and cover the whole of a short one)
+      const decoded = decodeWav(wav, { frameRanges: clipInputRanges });
+      const zeros = decoded.channels[0]!.reduce((n, v) => n + (v === 0 ? 1 : 0), 0);
+      if (seconds > 7) expect(zeros).toBeGreaterThan(0.1 * length);
+    },
+  );
+
+  it('reads the same samples from a WAV that starts at an odd byte offset (copied, not viewed)', () => {
+    const wav = encodeWav([noise(50000, 3), noise(50000, 4)], 22050);
+    const shifted = new Uint8Array(wav.length + 1);
+    shifted.set(wav, 1);
+    const odd = decodeWav(shifted.subarray(1));
+    const even = decodeWav(wav);
+    for (let c = 0; c < 2; c++)
+      expect(Buffer.from(odd.channels[c]!.buffer).equals(Buffer.from(even.channels[c]!.buffer))).toBe(true);
   });
 });
 

@@ -1,7 +1,13 @@
 import { DomainError, ErrorCode } from '@imagebind-llm/errors';
 import { audioClipRanges, type SampleRange } from './clip-sampler';
 import { fbankGeometry, kaldiFbank } from './kaldi-fbank';
-import { cachedSincResampleKernel, resampledLength, resampledSum, resampleSinc } from './sinc-resample';
+import {
+  cachedSincResampleKernel,
+  resampledLength,
+  resampledSum,
+  resampleInputSpan,
+  resampleSinc,
+} from './sinc-resample';
 import { newTensor, type TensorAllocator } from '../reusable-buffers';
 import { decodeWav, type WavLimits } from './wav-decode';
 
@@ -43,13 +49,34 @@ export interface AudioPreprocessResult {
   readonly warnings: string[];
 }
 
-/** WAV bytes → ImageBind audio tensor (MODEL_SPEC §2.3). Errors are DomainErrors. */
+/**
+ * WAV bytes → ImageBind audio tensor (MODEL_SPEC §2.3). Errors are DomainErrors. Only the frames
+ * the three clips read are decoded (each resampled sample depends only on its kernel's span of the
+ * input), which equals decoding everything.
+ */
 export function preprocessAudio(
   bytes: Uint8Array,
   options: AudioPreprocessOptions = {},
 ): AudioPreprocessResult {
-  const decoded = decodeWav(bytes, options);
+  const decoded = decodeWav(bytes, { ...options, frameRanges: clipInputRanges });
   return preprocessWaveform(decoded, options.allocateTensor);
+}
+
+/** The input frames that preprocessWaveform reads of a `frames`-long waveform at `sampleRate`. */
+export function clipInputRanges(frames: number, sampleRate: number): [number, number][] {
+  const clips = clipRangesOf(resampledLength(frames, sampleRate, AUDIO_SAMPLE_RATE));
+  if (sampleRate === AUDIO_SAMPLE_RATE) return clips.map(([a, b]) => [a, b]);
+  const kernel = cachedSincResampleKernel(sampleRate, AUDIO_SAMPLE_RATE);
+  return clips.map(([a, b]) => resampleInputSpan(kernel, a, b));
+}
+
+/** The three clips' `[start, end)` in a 16 kHz waveform of `length16k` samples (MODEL_SPEC §2.3). */
+function clipRangesOf(length16k: number): SampleRange[] {
+  return audioClipRanges(length16k, {
+    clipDurationSeconds: AUDIO_CLIP_DURATION_SECONDS,
+    clipsPerInput: AUDIO_CLIPS_PER_INPUT,
+    sampleRate: AUDIO_SAMPLE_RATE,
+  });
 }
 
 /** Merged, sorted covering of the clip ranges: the parts of the 16 kHz waveform actually read. */
@@ -84,11 +111,7 @@ export function preprocessWaveform(
     throw new DomainError(ErrorCode.InvalidInput, `audio: bad sample rate ${sampleRate}`);
 
   const length16k = resampledLength(first.length, sampleRate, AUDIO_SAMPLE_RATE);
-  const clipRanges = audioClipRanges(length16k, {
-    clipDurationSeconds: AUDIO_CLIP_DURATION_SECONDS,
-    clipsPerInput: AUDIO_CLIPS_PER_INPUT,
-    sampleRate: AUDIO_SAMPLE_RATE,
-  });
+  const clipRanges = clipRangesOf(length16k);
   const { windowSize } = fbankGeometry();
   for (const [a, b] of clipRanges) {
     // torchaudio's kaldi fbank asserts the clip holds one window, so the official loader fails here.

@@ -12,6 +12,8 @@
  * difference is ~1 ulp).
  */
 
+import { mediaNative } from '../native/media-native';
+
 const LOWPASS_FILTER_WIDTH = 6;
 const ROLLOFF = 0.99;
 
@@ -163,6 +165,23 @@ function liveLayout(kernel: SincKernel): LiveLayout {
   return layout;
 }
 
+/**
+ * The input indices `[from, to)` that outputs `[start, end)` read (resampleSinc and resampledSum
+ * alike); may reach below 0 or past the input, where both read zeros. Empty for an empty range.
+ */
+export function resampleInputSpan(kernel: SincKernel, start: number, end: number): [number, number] {
+  if (end <= start) return [0, 0];
+  const { orig, phases } = kernel;
+  const { offset, count } = liveLayout(kernel);
+  let dMin = Infinity;
+  let dMax = -Infinity;
+  for (let k = 0; k < phases; k++) {
+    dMin = Math.min(dMin, offset[k]!);
+    dMax = Math.max(dMax, offset[k]! + count[k]!);
+  }
+  return [Math.floor(start / phases) * orig + dMin, Math.floor((end - 1) / phases) * orig + dMax];
+}
+
 /** Σ_j input[base + j]·taps[row + j] over j < count, in float64, reading zeros outside the input. */
 function dot(input: Float32Array, base: number, taps: Float64Array, row: number, count: number): number {
   let acc = 0;
@@ -193,6 +212,12 @@ export function resampleSinc(
   const { orig, phases } = kernel;
   const { offset, row, count, taps } = liveLayout(kernel);
   const out = new Float32Array(end - start);
+  const native = mediaNative();
+  if (native !== undefined) {
+    // The same dot products in C (native/resample.c), same order, same bits.
+    native.resampleSinc(input, offset, row, count, taps, orig, start, out);
+    return out;
+  }
   const m = Math.floor(start / phases);
   let k = start - m * phases;
   let blockBase = m * orig;

@@ -201,3 +201,32 @@ describe('decodeWav: hostile input', () => {
     expectDomainError(() => decodeWav(encodeWav([[], []], 16000)), 'INVALID_INPUT', /no samples/);
   });
 });
+
+describe('decodeWav: frameRanges', () => {
+  it('decodes only the frames asked for, leaving the rest 0, on the typed and the DataView paths', () => {
+    const left = Array.from({ length: 1000 }, (_, i) => Math.sin(i / 7) * 0.8);
+    const right = left.map((x) => -x / 3);
+    for (const options of [{}, { bitsPerSample: 24 as const }, { encoding: 'float' as const }]) {
+      const wav = encodeWav([left, right], 8000, options);
+      const whole = decodeWav(wav);
+      let asked: [number, number] | undefined;
+      const part = decodeWav(wav, {
+        frameRanges: (frames, rate) => {
+          asked = [frames, rate];
+          return [
+            [-5, 10],
+            [500, 620.5],
+            [990, 2000],
+          ];
+        },
+      });
+      expect(asked).toEqual([1000, 8000]);
+      for (let c = 0; c < 2; c++) {
+        for (let i = 0; i < 1000; i++) {
+          const inside = i < 10 || (i >= 500 && i < 621) || i >= 990;
+          expect(part.channels[c]![i], `channel ${c} frame ${i}`).toBe(inside ? whole.channels[c]![i] : 0);
+        }
+      }
+    }
+  });
+});

@@ -11,6 +11,7 @@ import sharp from 'sharp';
 import { decodeImageRgb, type RgbImage } from '../image/image-decode';
 import { preprocessImage, preprocessRgbImage } from '../image/image.preprocess';
 import { kaldiFbank } from '../audio/kaldi-fbank';
+import { resampledLength, resampleSinc } from '../audio/sinc-resample';
 import { groupPointCloud } from '../point/group';
 import { ScratchBuffer } from '../reusable-buffers';
 import { mediaNative, mediaNativeStatus, setMediaNativeEnabled, type ResizeKernel } from './media-native';
@@ -249,6 +250,42 @@ describe('ibllm_media addon', () => {
       expect(native.data.length, c.name).toBeGreaterThan(0);
       expect(Buffer.from(native.data.buffer).equals(Buffer.from(portable.data.buffer)), c.name).toBe(true);
     }
+  });
+
+  it('resamples bit for bit as the TypeScript resampler (rates down and up, whole and partial ranges, both ends)', async () => {
+    const rnd = seeded(23);
+    const input = new Float32Array(50_003).map(() => Math.fround((rnd() * 2 - 1) * 0.7));
+    const pairs: [number, number][] = [
+      [22050, 16000],
+      [44100, 16000],
+      [48000, 16000],
+      [8000, 16000],
+      [11025, 16000],
+      [32000, 16000],
+      [16000, 44100],
+      [96000, 16000],
+    ];
+    for (const [from, to] of pairs) {
+      const total = resampledLength(input.length, from, to);
+      const ranges: [number, number][] = [
+        [0, total],
+        [0, 7],
+        [total - 9, total],
+        [1234, 1234 + 32000 < total ? 1234 + 32000 : total],
+        [total >> 1, (total >> 1) + 1],
+      ];
+      for (const [start, end] of ranges) {
+        const name = `${from} → ${to} [${start}, ${end})`;
+        const { portable, native } = await bothPaths(() => resampleSinc(input, from, to, { start, end }));
+        expect(native.length, name).toBe(end - start);
+        expect(Buffer.from(native.buffer).equals(Buffer.from(portable.buffer)), name).toBe(true);
+      }
+    }
+    // a view into a larger buffer, shorter than one kernel span
+    const view = input.subarray(777, 790);
+    const { portable, native } = await bothPaths(() => resampleSinc(view, 22050, 16000));
+    expect(native.length).toBeGreaterThan(0);
+    expect(Buffer.from(native.buffer).equals(Buffer.from(portable.buffer))).toBe(true);
   });
 
   it('groups point clouds as the TypeScript path does: FPS centres, kNN members and order, ties included', async () => {

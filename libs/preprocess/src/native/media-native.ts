@@ -97,6 +97,22 @@ export interface MediaNative {
     out: Float32Array,
   ): void;
   /**
+   * resampleSinc's convolution (sinc-resample.ts) with its packed live taps, the same double
+   * accumulation in the same order: output y = m·n + k (n = offset.length phases) reads
+   * `input[m·orig + offset[k] + j]` (zero outside the input) times `taps[row[k] + j]`, j <
+   * count[k]; writes outputs start … start + out.length − 1.
+   */
+  resampleSinc(
+    input: Float32Array,
+    offset: Int32Array,
+    row: Int32Array,
+    count: Int32Array,
+    taps: Float64Array,
+    orig: number,
+    start: number,
+    out: Float32Array,
+  ): void;
+  /**
    * Farthest-point sampling as fps.ts computes it (same float32 steps, same indices), written to
    * `out` (`numSamples` indices in selection order).
    */
@@ -185,7 +201,7 @@ export const MEDIA_NATIVE_PATH = join(__dirname, '..', '..', 'native', 'build', 
 /** Its video module (FFmpeg's libraries), loaded beside it when it is there. */
 export const MEDIA_NATIVE_AV_PATH = join(__dirname, '..', '..', 'native', 'build', 'ibllm_media_av.node');
 /** native/media.h MEDIA_ABI_VERSION: a module built from other sources is refused. */
-const ABI_VERSION = 9;
+const ABI_VERSION = 10;
 
 /**
  * The allocator thresholds set when the addon loads (see tuneAllocator in native/module.c): blocks
