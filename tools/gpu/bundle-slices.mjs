@@ -10,6 +10,7 @@ export {
   llamaBaseKeys,
 } from '../../libs/model-builder/src/llama.builder';
 export { GraphBuilder, OnnxType } from '../../libs/model-builder/src/onnx/onnx-graph';
+export { QUANT_BLOCK_SIZE, QUANT_BLOCK_SIZES } from '../../libs/model-builder/src/onnx/linear-weights';
 export { writeGraph } from '../../libs/model-builder/src/repository-writer';
 export { WeightStore } from '../../libs/model-builder/src/weights';
 export { createOrtSession } from '../../libs/inference/src/ort-session.driver';
