@@ -223,7 +223,10 @@ function typedSamples(
   let buffer = bytes.buffer;
   let offset = bytes.byteOffset + dataStart;
   if (offset % size !== 0) {
-    buffer = bytes.slice(dataStart, dataStart + count * size).buffer;
+    // A copy (Buffer#slice would be a view of the same, misaligned memory).
+    const copy = new Uint8Array(count * size);
+    copy.set(bytes.subarray(dataStart, dataStart + count * size));
+    buffer = copy.buffer;
     offset = 0;
   }
   return pcm16 ? new Int16Array(buffer, offset, count) : new Float32Array(buffer, offset, count);
