@@ -205,8 +205,8 @@ describe('EmbeddedVectorStore persistence', () => {
 
     // Another quantization: the saved graph is dropped and rebuilt, results stay exact-scored.
     // Compared with the same rows searched by brute force; the search list spans every stored
-    // row, so the rebuilt graph (its shape depends on how the multi-threaded add interleaved)
-    // cannot miss a neighbour. (The i8 graph above is approximate: its top hits are not compared
+    // row, and a graph this small is grown on one thread (concurrent adds left rows unreachable,
+    // failing this in about 1 run in 8), so it cannot miss a neighbour. (The i8 graph above is approximate: its top hits are not compared
     // with the truth, only with themselves after the reopening.)
     const truth = await (
       await EmbeddedVectorStore.open({ ...options, exactBelow: Number.POSITIVE_INFINITY })

@@ -138,6 +138,9 @@ export interface ImportRowsResult {
   readonly diskResident: boolean;
 }
 
+/** Collections smaller than this build their HNSW graph on one thread (see addToIndex). */
+const SINGLE_THREAD_ADD_BELOW = 8192;
+
 export const EMBEDDED_DEFAULTS = {
   quantization: 'f32',
   exactBelow: 200_000,
@@ -1061,10 +1064,14 @@ export class EmbeddedVectorStore implements VectorStore {
     const vectors = new Float32Array(ids.length * c.dimension);
     ids.forEach((id, i) => vectors.set(c.row(c.rowById.get(id)!), i * c.dimension));
     // An explicit count: usearch's automatic choice (0) was slower than this on small containers.
+    // Below SINGLE_THREAD_ADD_BELOW rows one thread: a graph grown by several threads at once
+    // leaves some rows unreachable from the entry point (usearch 2.x, 397 random 32-d rows, 2
+    // threads: a search for all of them with expansion 800 found 395–397 in 12 builds; one thread
+    // found 397 every time), and a small collection's search must not lose its best hit that way.
     index.add(
       BigUint64Array.from(ids, (id) => BigInt(id)),
       vectors,
-      availableParallelism(),
+      ids.length < SINGLE_THREAD_ADD_BELOW ? 1 : availableParallelism(),
     );
   }
 
