@@ -132,7 +132,10 @@ const { values: args } = parseArgs({
   },
 });
 const seconds = Number(args.seconds);
+const warmupSeconds = Number(args['warmup-seconds']);
 if (!(seconds > 0)) throw new RangeError(`--seconds must be a positive number (got ${args.seconds})`);
+if (!(warmupSeconds >= 0))
+  throw new RangeError(`--warmup-seconds must be a number ≥ 0 (got ${args['warmup-seconds']})`);
 const budgetMs = seconds * 1000;
 const roundCount = Number(args.rounds);
 if (!Number.isSafeInteger(roundCount) || roundCount < 1)
@@ -429,7 +432,7 @@ if (args['image-loop-child']) {
   await serveWindows({
     lanes: 1,
     task: () => asWorker({ kind: 'image', bytes: jpeg }),
-    warmupMs: Number(args['warmup-seconds']) * 1000,
+    warmupMs: warmupSeconds * 1000,
   });
   process.exit(0);
 }
@@ -478,26 +481,33 @@ if (!Number.isSafeInteger(poolRounds) || poolRounds < 1)
 if (!Number.isSafeInteger(poolWindows) || poolWindows < 1)
   fail(`--pool-windows must be a positive integer (got ${args['pool-windows']})`);
 if (!(windowMs >= 20)) fail(`--window-ms must be at least 20 (got ${args['window-ms']})`);
-if (!(Number(args['warmup-seconds']) >= 0))
-  fail(`--warmup-seconds must be a number ≥ 0 (got ${args['warmup-seconds']})`);
 /**
  * 1 (`one`) against N (`many`), as interleaved windows (windows.mjs): --pool-rounds rounds of
  * --pool-windows windows a side, each round's quotient from its own windows, the median reported.
  */
-const interleaved = (one, many, ms = windowMs) =>
-  interleavedRates({ one, many, rounds: poolRounds, windowsPerRound: poolWindows, windowMs: ms, fail });
+async function interleaved(one, many, ms = windowMs) {
+  const q = await interleavedRates({
+    one,
+    many,
+    rounds: poolRounds,
+    windowsPerRound: poolWindows,
+    windowMs: ms,
+    fail,
+  });
+  return { ...q, ratio: median(q.ratios), ratios: q.ratios.map((x) => round(x)) };
+}
 const roundsText = (q) =>
-  `median of ${poolRounds} rounds of ${poolWindows} interleaved windows a side ${q.ratio.toFixed(2)}× [${q.ratios.map((x) => round(x)).join(', ')}]`;
+  `median of ${poolRounds} rounds of ${poolWindows} interleaved windows a side ${q.ratio.toFixed(2)}× [${q.ratios.join(', ')}]`;
 const pool = await interleaved([poolChild(1)], [poolChild(poolWorkers)]);
 result.workers = poolWorkers;
 result.pool_rounds = poolRounds;
 result.pool_windows_per_round = poolWindows;
 result.pool_window_ms = windowMs;
-result.pool_warmup_s = Number(args['warmup-seconds']);
+result.pool_warmup_s = warmupSeconds;
 result.pool_1_worker_images_per_s = pool.one;
 result.pool_n_workers_images_per_s = pool.many;
 result.workers_ratio = pool.ratio;
-result.workers_ratios = pool.ratios.map((x) => round(x));
+result.workers_ratios = pool.ratios;
 say(
   `pool image: 1 worker ${fmt(pool.one)}/s, ${poolWorkers} worker${poolWorkers === 1 ? '' : 's'} ${fmt(pool.many)}/s (means); ${roundsText(pool)} (${availableParallelism()} CPUs)`,
 );
@@ -506,7 +516,7 @@ if (poolWorkers > 1) {
   // framework): there the tensors' external memory sets off major GCs on the event loop.
   const loaded = await interleaved([poolChild(1, true)], [poolChild(poolWorkers, true)]);
   result.workers_ratio_loaded_process = loaded.ratio;
-  result.workers_ratios_loaded_process = loaded.ratios.map((x) => round(x));
+  result.workers_ratios_loaded_process = loaded.ratios;
   say(
     `pool image in a process that also loads the model builder, onnxruntime and sharp: 1 worker ${fmt(loaded.one)}/s, ${poolWorkers} workers ${fmt(loaded.many)}/s; ${roundsText(loaded)}`,
   );
@@ -520,7 +530,7 @@ if (poolWorkers > 1) {
     4 * windowMs,
   );
   result.workers_ratio_all_inputs = all.ratio;
-  result.workers_ratios_all_inputs = all.ratios.map((x) => round(x));
+  result.workers_ratios_all_inputs = all.ratios;
   say(
     `pool, the golden image, WAV, cloud and video in turn: 1 worker ${fmt(all.one)}/s, ${poolWorkers} workers ${fmt(all.many)}/s; ${roundsText(all)}`,
   );
@@ -531,7 +541,7 @@ if (poolWorkers > 1) {
   result.processes_1_images_per_s = procs.one;
   result.processes_n_images_per_s = procs.many;
   result.processes_ratio = procs.ratio;
-  result.processes_ratios = procs.ratios.map((x) => round(x));
+  result.processes_ratios = procs.ratios;
   say(
     `the machine's ceiling: ${poolWorkers} separate processes ${fmt(procs.many)}/s ÷ 1 process ${fmt(procs.one)}/s; ${roundsText(procs)}; the pool reaches ${((pool.ratio / procs.ratio) * 100).toFixed(0)}% of it`,
   );

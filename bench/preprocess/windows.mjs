@@ -82,8 +82,8 @@ async function windowChild(argv, fail) {
 /**
  * `one` and `many` are lists of child argv (each child speaks the protocol above; a side with
  * several children runs them at once). Alternates their windows `rounds` × `windowsPerRound` times
- * and returns each side's mean rate (tasks/s, its children summed), every round's quotient
- * (many ÷ one, each from its own windows' summed counts) and their median.
+ * and returns each side's mean rate (tasks/s, its children summed) and every round's quotient
+ * (many ÷ one, each from its own windows' summed counts).
  */
 export async function interleavedRates({ one, many, rounds, windowsPerRound, windowMs, fail }) {
   const sides = [
@@ -110,12 +110,5 @@ export async function interleavedRates({ one, many, rounds, windowsPerRound, win
     await Promise.all(sides.flat().map((c) => c.quit()));
   }
   const seconds = (rounds * windowsPerRound * windowMs) / 1000;
-  const sorted = [...ratios].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return {
-    one: totals[0] / seconds,
-    many: totals[1] / seconds,
-    ratio: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
-    ratios,
-  };
+  return { one: totals[0] / seconds, many: totals[1] / seconds, ratios };
 }

@@ -63,9 +63,9 @@ export function preprocessAudio(
 }
 
 /** The input frames that preprocessWaveform reads of a `frames`-long waveform at `sampleRate`. */
-export function clipInputRanges(frames: number, sampleRate: number): [number, number][] {
+export function clipInputRanges(frames: number, sampleRate: number): SampleRange[] {
   const clips = clipRangesOf(resampledLength(frames, sampleRate, AUDIO_SAMPLE_RATE));
-  if (sampleRate === AUDIO_SAMPLE_RATE) return clips.map(([a, b]) => [a, b]);
+  if (sampleRate === AUDIO_SAMPLE_RATE) return clips;
   const kernel = cachedSincResampleKernel(sampleRate, AUDIO_SAMPLE_RATE);
   return clips.map(([a, b]) => resampleInputSpan(kernel, a, b));
 }
