@@ -377,10 +377,7 @@ export async function buildDecoderGraph(
     qkvBias.set(await w.f32(`${p}.attention.wq.bias`, [d]));
     const bqkv = g.floatInit(`${p}.attention.bqkv`, [3 * d], qkvBias);
     const xn = rmsNorm(g, h, attnNorm, c.normEps);
-    const qkv = g.op1('Add', [
-      linearWeight(g, xn, `${p}.attention.wqkv`, wqkv, 3 * d, d, format, half, block),
-      bqkv,
-    ]);
+    const qkv = linearWeight(g, xn, `${p}.attention.wqkv`, wqkv, 3 * d, d, format, half, block, bqkv);
     const [q, k, v] = g.op('Split', [qkv, g.int64s([d, d, d])], {
       outputs: 3,
       attrs: { axis: attr.int(-1) },
@@ -409,10 +406,7 @@ export async function buildDecoderGraph(
     const o = g.op1('Reshape', [bhsd(mixed), g.int64s([0, 0, d])]);
     const wo = await merged(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r);
     const bo = g.floatInit(`${p}.attention.wo.bias`, [d], await w.f32(`${p}.attention.wo.bias`, [d]));
-    const attnOut = g.op1('Add', [
-      linearWeight(g, o, `${p}.attention.wo`, wo, d, d, format, half, block),
-      bo,
-    ]);
+    const attnOut = linearWeight(g, o, `${p}.attention.wo`, wo, d, d, format, half, block, bo);
     // the visual term: c_l added to every position right after the attention block (§7)
     const offset = g.op1('Unsqueeze', [
       g.op1('Gather', [offsets, g.int64s([l], [])], { axis: attr.int(1) }),
@@ -431,27 +425,22 @@ export async function buildDecoderGraph(
     b13v.set(await w.f32(`${p}.feed_forward.w3.bias`, [f]), f);
     const b13 = g.floatInit(`${p}.feed_forward.b13`, [2 * f], b13v);
     const y = rmsNorm(g, h, ffnNorm, c.normEps);
-    const gates = g.op1('Add', [
-      linearWeight(g, y, `${p}.feed_forward.w13`, w13, 2 * f, d, format, half, block),
-      b13,
-    ]);
+    const gates = linearWeight(g, y, `${p}.feed_forward.w13`, w13, 2 * f, d, format, half, block, b13);
     const [g1, g3] = g.op('Split', [gates, g.int64s([f, f])], { outputs: 2, attrs: { axis: attr.int(-1) } });
     const w2 = await merged(w, `${p}.feed_forward.w2.weight`, `${p}.feed_forward.lora_w2`, d, f, r);
     const b2 = g.floatInit(`${p}.feed_forward.w2.bias`, [d], await w.f32(`${p}.feed_forward.w2.bias`, [d]));
-    const ffOut = g.op1('Add', [
-      linearWeight(
-        g,
-        g.op1('Mul', [silu(g, g1!), g3!]),
-        `${p}.feed_forward.w2`,
-        w2,
-        d,
-        f,
-        format,
-        half,
-        block,
-      ),
+    const ffOut = linearWeight(
+      g,
+      g.op1('Mul', [silu(g, g1!), g3!]),
+      `${p}.feed_forward.w2`,
+      w2,
+      d,
+      f,
+      format,
+      half,
+      block,
       b2,
-    ]);
+    );
     h = g.op1('Add', [h, ffOut]);
     options.onLayer?.(l);
   }

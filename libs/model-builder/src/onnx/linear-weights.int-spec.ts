@@ -130,6 +130,55 @@ describe.each([
   });
 });
 
+// With a bias every format adds it to the product: MatMulNBits in its own kernel (its optional
+// sixth input), the others in an Add. On the CPU and on the WebGPU provider (lavapipe here), which
+// multiplies MatMulNBits in float32 without rounding the activations to int8.
+describe.each([
+  ['fp32', 'cpu'],
+  ['int8', 'cpu'],
+  ['int4', 'cpu'],
+  ['fp32', 'webgpu'],
+  ['int8', 'webgpu'],
+  ['int4', 'webgpu'],
+] as const)('linearWeight %s with a bias on the %s provider', (format, provider) => {
+  it('computes x · Ŵᵀ + b', async () => {
+    const block = QUANT_BLOCK_SIZE;
+    const IN = 2 * block + 8;
+    const w = random(OUT * IN, 21);
+    const x = random(ROWS * IN, 22);
+    const b = random(OUT, 23).map((v) => v * 10);
+    const g = new GraphBuilder('linear_bias_test');
+    const input = g.input('x', OnnxType.FLOAT, ['rows', IN]);
+    const bias = g.floatInit('b', [OUT], b);
+    const y = linearWeight(g, input, 'w', w, OUT, IN, format, false, block, bias);
+    g.output(y, 'y', OnnxType.FLOAT, ['rows', OUT]);
+    const path = join(dir, `bias-${format}-${provider}.onnx`);
+    writeFileSync(
+      path,
+      serializeModel(g, { opsets: { '': 17, 'com.microsoft': 1 }, producerVersion: 'test' }),
+    );
+    let chosen: readonly string[] = [];
+    const session = await createOrtSession(path, {
+      providers: [provider],
+      onProviders: (providers) => {
+        chosen = providers;
+      },
+    });
+    expect(chosen[0]).toBe(provider);
+    const out = (await session.run({ x: hostTensor('float32', [ROWS, IN], x) }))['y']!.data as Float32Array;
+    await session.release();
+    const quantized = format !== 'fp32';
+    const seen = quantized && provider === 'cpu' ? int8Activations(x, ROWS, IN, block) : x;
+    const ref = matmulRef(seen, ROWS, stored(w, OUT, IN, format, block), OUT, IN);
+    for (let r = 0; r < ROWS; r++) for (let o = 0; o < OUT; o++) ref[r * OUT + o]! += b[o]!;
+    expect(relativeError(out, ref)).toBeLessThan(1e-5);
+    // the bias really is in there: without it the output is far off
+    expect(
+      relativeError(out, matmulRef(seen, ROWS, stored(w, OUT, IN, format, block), OUT, IN)),
+    ).toBeGreaterThan(0.1);
+  });
+});
+
 describe('quantizeBlockwise', () => {
   it('uses the full range: the largest |w| of a block maps to ±qmax', () => {
     const w = Float32Array.of(...Array.from({ length: 32 }, (_, i) => (i === 5 ? -2 : i / 100)));

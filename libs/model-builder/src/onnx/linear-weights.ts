@@ -107,10 +107,12 @@ export function quantizeBlockwise(
 }
 
 /**
- * Adds y = x · Wᵀ for W stored [out, in] (PyTorch's layout) in the chosen format and returns y.
- * With `halfCompute` an fp16 weight is multiplied in float16 (x cast down, y cast back up): a GPU
- * provider then reads half the bytes per token, where the plain fp16 form is widened to float32
- * once at load (onnxruntime folds the Cast of a constant).
+ * Adds y = x · Wᵀ (+ bias) for W stored [out, in] (PyTorch's layout) in the chosen format and
+ * returns y. With `halfCompute` an fp16 weight is multiplied in float16 (x cast down, y cast back
+ * up): a GPU provider then reads half the bytes per token, where the plain fp16 form is widened to
+ * float32 once at load (onnxruntime folds the Cast of a constant). `bias` names a float32 [out]
+ * tensor: MatMulNBits (int8/int4) adds it in its own kernel, the other formats in an Add after the
+ * product, in both cases once per output after the full dot product.
  */
 export function linearWeight(
   g: GraphBuilder,
@@ -122,10 +124,12 @@ export function linearWeight(
   format: WeightFormat,
   halfCompute = false,
   quantBlock: number = QUANT_BLOCK_SIZE,
+  bias?: string,
 ): string {
+  const plus = (y: string): string => (bias === undefined ? y : g.op1('Add', [y, bias]));
   switch (format) {
     case 'fp32':
-      return g.op1('MatMul', [x, g.floatInit(`${name}.T`, [inn, out], transpose(w, out, inn))]);
+      return plus(g.op1('MatMul', [x, g.floatInit(`${name}.T`, [inn, out], transpose(w, out, inn))]));
     case 'fp16': {
       const half = float32ArrayToFloat16(transpose(w, out, inn));
       const init = g.initializer(
@@ -134,9 +138,10 @@ export function linearWeight(
         [inn, out],
         new Uint8Array(half.buffer, half.byteOffset, half.byteLength),
       );
-      if (!halfCompute) return g.op1('MatMul', [x, g.op1('Cast', [init], { to: attr.int(OnnxType.FLOAT) })]);
+      if (!halfCompute)
+        return plus(g.op1('MatMul', [x, g.op1('Cast', [init], { to: attr.int(OnnxType.FLOAT) })]));
       const x16 = g.op1('Cast', [x], { to: attr.int(OnnxType.FLOAT16) });
-      return g.op1('Cast', [g.op1('MatMul', [x16, init])], { to: attr.int(OnnxType.FLOAT) });
+      return plus(g.op1('Cast', [g.op1('MatMul', [x16, init])], { to: attr.int(OnnxType.FLOAT) }));
     }
     case 'int8':
     case 'int4': {
@@ -149,9 +154,10 @@ export function linearWeight(
         q.packed,
       );
       const scales = g.floatInit(`${name}.scales`, [out * q.blocks], q.scales);
+      // optional inputs: zero_points and g_idx absent (symmetric, blocks in order), then the bias
       return g.op1(
         'MatMulNBits',
-        [x, packed, scales],
+        bias === undefined ? [x, packed, scales] : [x, packed, scales, '', '', bias],
         {
           K: attr.int(inn),
           N: attr.int(out),
@@ -180,7 +186,8 @@ export async function denseFromCheckpoint(
   format: WeightFormat = 'fp32',
 ): Promise<string> {
   const w = await weights.f32(`${prefix}.weight`, [out, inn]);
-  const y = linearWeight(g, x, `${prefix}.weight`, w, out, inn, format);
-  if (!withBias) return y;
-  return g.op1('Add', [y, g.floatInit(`${prefix}.bias`, [out], await weights.f32(`${prefix}.bias`, [out]))]);
+  const bias = withBias
+    ? g.floatInit(`${prefix}.bias`, [out], await weights.f32(`${prefix}.bias`, [out]))
+    : undefined;
+  return linearWeight(g, x, `${prefix}.weight`, w, out, inn, format, false, QUANT_BLOCK_SIZE, bias);
 }
