@@ -331,10 +331,6 @@ export async function buildDecoderGraph(
     { axis: attr.int(3) },
   ); // [b, 1, q, width + seq]
   const bias = g.op1('Where', [visible, g.floats([0], []), g.floats([-Infinity], [])]);
-  // The softmax weights of the cache part, [0, width), and of the new tokens, [width, width + seq).
-  const cachePart = (x: string): string => g.op1('Slice', [x, g.int64s([0]), width, g.int64s([3])]);
-  const total = g.op1('Add', [width, seqLen]);
-  const newPart = (x: string): string => g.op1('Slice', [x, width, total, g.int64s([3])]);
   // Rows [0, batch) and positions [0, width) of the slot buffer, the window the rows read: the one
   // copy of the cache a step makes (MatMul needs the keys dense), widened to float32 when the cache
   // is float16. Its value is named window_key_l / window_value_l: the host graph
@@ -345,8 +341,27 @@ export async function buildDecoderGraph(
     return kvDtype === 'float32' ? part! : g.op1('Cast', [part!], { to: attr.int(OnnxType.FLOAT) });
   };
   const present: { k: string; v: string }[] = [];
-  const asKv = (x: string): string =>
-    kvDtype === 'float32' ? x : g.op1('Cast', [x], { to: attr.int(kvType) });
+  // [batch, seq, dim] → [batch, heads, seq, hd], optionally under a given name.
+  const headsFirst = (x: string, name?: string): string =>
+    g.op('Transpose', [g.op1('Reshape', [x, g.int64s([0, 0, nh, hd])])], {
+      attrs: { perm: attr.ints([0, 2, 1, 3]) },
+      ...(name === undefined ? {} : { outputs: [name] }),
+    })[0]!;
+  // The new K/V heads-first (float32, for the attention) and in the cache's type under the names
+  // the host graph's engine fetches (new_key_l / new_value_l): the node that makes them carries
+  // the name, so no Identity copies them out (an Identity is one more kernel on a GPU).
+  const newKv = (x: string, name: string): { heads: string; cache: string } => {
+    if (kvDtype === 'float32') {
+      const heads = headsFirst(x, name);
+      return { heads, cache: heads };
+    }
+    const heads = headsFirst(x);
+    return { heads, cache: g.op('Cast', [heads], { outputs: [name], attrs: { to: attr.int(kvType) } })[0]! };
+  };
+  // The softmax weights of the cache part, [0, width), and of the new tokens, [width, width + seq).
+  const cachePart = (x: string): string => g.op1('Slice', [x, g.int64s([0]), width, g.int64s([3])]);
+  const total = g.op1('Add', [width, seqLen]);
+  const newPart = (x: string): string => g.op1('Slice', [x, width, total, g.int64s([3])]);
   const writeCache = (cache: string, fresh: string): string => g.op1('ScatterND', [cache, writeIndex, fresh]);
 
   let h = embeddingLookup(
@@ -361,8 +376,6 @@ export async function buildDecoderGraph(
   const cosT = g.floatInit('rope_cos', [c.ropeTableLen, hd / 2], tables.cos);
   const sinT = g.floatInit('rope_sin', [c.ropeTableLen, hd / 2], tables.sin);
   const scale = g.floats([Math.sqrt(hd)], []);
-  const toHeads = (x: string): string => g.op1('Reshape', [x, g.int64s([0, 0, nh, hd])]);
-  const bhsd = (x: string): string => g.op1('Transpose', [x], { perm: attr.ints([0, 2, 1, 3]) });
 
   for (let l = 0; l < c.nLayers; l++) {
     const p = `llama.layers.${l}`;
@@ -382,18 +395,19 @@ export async function buildDecoderGraph(
       outputs: 3,
       attrs: { axis: attr.int(-1) },
     });
-    const rq = bhsd(toHeads(rope(g, q!, pos, cosT, sinT, c)));
-    const rk = bhsd(toHeads(rope(g, k!, pos, cosT, sinT, c)));
-    const vh = bhsd(toHeads(v!));
-    const [kNew, vNew] = [asKv(rk), asKv(vh)];
-    present.push({ k: writeCache(caches[l]!.k, kNew), v: writeCache(caches[l]!.v, vNew) });
-    g.op('Identity', [kNew], { outputs: [`new_key_${l}`] });
-    g.op('Identity', [vNew], { outputs: [`new_value_${l}`] });
+    const rq = headsFirst(rope(g, q!, pos, cosT, sinT, c));
+    const kNew = newKv(rope(g, k!, pos, cosT, sinT, c), `new_key_${l}`);
+    const vNew = newKv(v!, `new_value_${l}`);
+    present.push({ k: writeCache(caches[l]!.k, kNew.cache), v: writeCache(caches[l]!.v, vNew.cache) });
     // scores against the cache [b, h, q, width] and the new keys [b, h, q, seq], one softmax over
     // both, then the two weighted sums of values added: nothing concatenates the cache itself.
+    // (onnxruntime's fused MultiHeadAttention would take this in one node, but on the WebGPU
+    // provider of 1.30 it gave wrong outputs — errors of ~1e-2 against float64 — once 32 or more
+    // queries attend, with or without a past and a bias, as a prefill does; and it concatenates
+    // the window with the new keys, a copy of the cache per layer that this form avoids.)
     const keysT = (x: string): string => g.op1('Transpose', [x], { perm: attr.ints([0, 1, 3, 2]) });
     const pastScores = g.op1('MatMul', [rq, keysT(readCache(caches[l]!.pastK, windowNames(l).key))]);
-    const newScores = g.op1('MatMul', [rq, keysT(rk)]);
+    const newScores = g.op1('MatMul', [rq, keysT(kNew.heads)]);
     const scores = g.op1('Add', [
       g.op1('Div', [g.op1('Concat', [pastScores, newScores], { axis: attr.int(3) }), scale]),
       bias,
@@ -401,9 +415,12 @@ export async function buildDecoderGraph(
     const probs = g.op1('Softmax', [scores], { axis: attr.int(-1) });
     const mixed = g.op1('Add', [
       g.op1('MatMul', [cachePart(probs), readCache(caches[l]!.pastV, windowNames(l).value)]),
-      g.op1('MatMul', [newPart(probs), vh]),
+      g.op1('MatMul', [newPart(probs), vNew.heads]),
     ]);
-    const o = g.op1('Reshape', [bhsd(mixed), g.int64s([0, 0, d])]);
+    const o = g.op1('Reshape', [
+      g.op1('Transpose', [mixed], { perm: attr.ints([0, 2, 1, 3]) }),
+      g.int64s([0, 0, d]),
+    ]);
     const wo = await merged(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r);
     const bo = g.floatInit(`${p}.attention.wo.bias`, [d], await w.f32(`${p}.attention.wo.bias`, [d]));
     const attnOut = linearWeight(g, o, `${p}.attention.wo`, wo, d, d, format, half, block, bo);
