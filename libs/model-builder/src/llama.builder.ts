@@ -376,6 +376,27 @@ export async function buildDecoderGraph(
   const cosT = g.floatInit('rope_cos', [c.ropeTableLen, hd / 2], tables.cos);
   const sinT = g.floatInit('rope_sin', [c.ropeTableLen, hd / 2], tables.sin);
   const scale = g.floats([Math.sqrt(hd)], []);
+  // Each layer's c_l [batch, 1, dim]: one Split of layer_offsets for all layers (one kernel, where
+  // a Gather per layer is one each).
+  const layerOffsets =
+    c.nLayers === 1
+      ? [offsets]
+      : g.op('Split', [offsets], { outputs: c.nLayers, attrs: { axis: attr.int(1) } });
+  // The residual stream and the branch output still to be added to it. The add is done by the
+  // norm that reads the sum (SkipSimplifiedLayerNormalization: h + pending, then RMSNorm of it, in
+  // one kernel that also returns the sum as the new h).
+  let pending: string | undefined;
+  const addThenNorm = (gamma: string): string => {
+    if (pending === undefined) return rmsNorm(g, h, gamma, c.normEps);
+    const [normed, , , sum] = g.op('SkipSimplifiedLayerNormalization', [h, pending, gamma], {
+      outputs: 4,
+      attrs: { epsilon: attr.float(c.normEps) },
+      domain: 'com.microsoft',
+    });
+    h = sum!;
+    pending = undefined;
+    return normed!;
+  };
 
   for (let l = 0; l < c.nLayers; l++) {
     const p = `llama.layers.${l}`;
@@ -389,13 +410,21 @@ export async function buildDecoderGraph(
     const qkvBias = new Float32Array(3 * d);
     qkvBias.set(await w.f32(`${p}.attention.wq.bias`, [d]));
     const bqkv = g.floatInit(`${p}.attention.bqkv`, [3 * d], qkvBias);
-    const xn = rmsNorm(g, h, attnNorm, c.normEps);
+    const xn = addThenNorm(attnNorm);
     const qkv = linearWeight(g, xn, `${p}.attention.wqkv`, wqkv, 3 * d, d, format, half, block, bqkv);
     const [q, k, v] = g.op('Split', [qkv, g.int64s([d, d, d])], {
       outputs: 3,
       attrs: { axis: attr.int(-1) },
     });
-    const rq = headsFirst(rope(g, q!, pos, cosT, sinT, c));
+    // q heads-first and transposed, [b, h, hd, seq]: the scores are computed transposed, keys
+    // times queries, so the window of cached keys is read as it lies (no transpose of it).
+    const qT = g.op1(
+      'Transpose',
+      [g.op1('Reshape', [rope(g, q!, pos, cosT, sinT, c), g.int64s([0, 0, nh, hd])])],
+      {
+        perm: attr.ints([0, 2, 3, 1]),
+      },
+    );
     const kNew = newKv(rope(g, k!, pos, cosT, sinT, c), `new_key_${l}`);
     const vNew = newKv(v!, `new_value_${l}`);
     present.push({ k: writeCache(caches[l]!.k, kNew.cache), v: writeCache(caches[l]!.v, vNew.cache) });
@@ -405,11 +434,11 @@ export async function buildDecoderGraph(
     // provider of 1.30 it gave wrong outputs — errors of ~1e-2 against float64 — once 32 or more
     // queries attend, with or without a past and a bias, as a prefill does; and it concatenates
     // the window with the new keys, a copy of the cache per layer that this form avoids.)
-    const keysT = (x: string): string => g.op1('Transpose', [x], { perm: attr.ints([0, 1, 3, 2]) });
-    const pastScores = g.op1('MatMul', [rq, keysT(readCache(caches[l]!.pastK, windowNames(l).key))]);
-    const newScores = g.op1('MatMul', [rq, keysT(kNew.heads)]);
+    const pastScoresT = g.op1('MatMul', [readCache(caches[l]!.pastK, windowNames(l).key), qT]);
+    const newScoresT = g.op1('MatMul', [kNew.heads, qT]);
+    const scoresT = g.op1('Concat', [pastScoresT, newScoresT], { axis: attr.int(2) }); // [b, h, width + seq, q]
     const scores = g.op1('Add', [
-      g.op1('Div', [g.op1('Concat', [pastScores, newScores], { axis: attr.int(3) }), scale]),
+      g.op1('Div', [g.op1('Transpose', [scoresT], { perm: attr.ints([0, 1, 3, 2]) }), scale]),
       bias,
     ]);
     const probs = g.op1('Softmax', [scores], { axis: attr.int(-1) });
@@ -425,11 +454,7 @@ export async function buildDecoderGraph(
     const bo = g.floatInit(`${p}.attention.wo.bias`, [d], await w.f32(`${p}.attention.wo.bias`, [d]));
     const attnOut = linearWeight(g, o, `${p}.attention.wo`, wo, d, d, format, half, block, bo);
     // the visual term: c_l added to every position right after the attention block (§7)
-    const offset = g.op1('Unsqueeze', [
-      g.op1('Gather', [offsets, g.int64s([l], [])], { axis: attr.int(1) }),
-      g.int64s([1]),
-    ]);
-    h = g.op1('Add', [g.op1('Add', [h, attnOut]), offset]);
+    pending = g.op1('Add', [attnOut, layerOffsets[l]!]);
 
     // SwiGLU FFN with biases and merged LoRA, w1 and w3 fused
     const ffnNorm = g.floatInit(`${p}.ffn_norm`, [d], await w.f32(`${p}.ffn_norm.weight`, [d]));
@@ -441,7 +466,7 @@ export async function buildDecoderGraph(
     b13v.set(await w.f32(`${p}.feed_forward.w1.bias`, [f]));
     b13v.set(await w.f32(`${p}.feed_forward.w3.bias`, [f]), f);
     const b13 = g.floatInit(`${p}.feed_forward.b13`, [2 * f], b13v);
-    const y = rmsNorm(g, h, ffnNorm, c.normEps);
+    const y = addThenNorm(ffnNorm);
     const gates = linearWeight(g, y, `${p}.feed_forward.w13`, w13, 2 * f, d, format, half, block, b13);
     const [g1, g3] = g.op('Split', [gates, g.int64s([f, f])], { outputs: 2, attrs: { axis: attr.int(-1) } });
     const w2 = await merged(w, `${p}.feed_forward.w2.weight`, `${p}.feed_forward.lora_w2`, d, f, r);
@@ -458,12 +483,12 @@ export async function buildDecoderGraph(
       block,
       b2,
     );
-    h = g.op1('Add', [h, ffOut]);
+    pending = ffOut;
     options.onLayer?.(l);
   }
 
   const finalNorm = g.floatInit('llama.norm', [d], await w.f32('llama.norm.weight', [d]));
-  const hn = rmsNorm(g, h, finalNorm, c.normEps);
+  const hn = addThenNorm(finalNorm);
   const rows = g.op1('Gather', [g.op1('Reshape', [hn, g.int64s([-1, d])]), gatherRows], {
     axis: attr.int(0),
   });
