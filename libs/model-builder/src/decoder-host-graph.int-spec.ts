@@ -133,6 +133,32 @@ describe('the decoder host graph (model.host.onnx)', () => {
   );
 
   it.each(KV_DTYPES)(
+    'runs each norm, residual add and RoPE as one fused node, with no Identity copies (KV %s)',
+    (kvDtype) => {
+      const repo = repos.get(kvDtype)!;
+      const component = resolveComponent(repo, 'llama-decoder');
+      const layers = shapeOf(repo).nLayers;
+      // NodeProto op_type: field 4, length-delimited (0x22), then its one-byte length
+      const count = (role: string, opType: string): number =>
+        readFileSync(component.file(role))
+          .toString('latin1')
+          .split(`\u0022${String.fromCharCode(opType.length)}${opType}`).length - 1;
+      for (const role of ['decoder', 'hostDecoder']) {
+        // the first attention norm has nothing to add yet; every later norm adds the branch
+        // before it (two per layer: after the attention, after the FFN, the last before the
+        // final norm)
+        expect(count(role, 'SimplifiedLayerNormalization')).toBe(1);
+        expect(count(role, 'SkipSimplifiedLayerNormalization')).toBe(2 * layers);
+        expect(count(role, 'RotaryEmbedding')).toBe(2 * layers);
+        for (const unfused of ['ReduceMean', 'Reciprocal', 'Sqrt'])
+          expect(count(role, unfused), unfused).toBe(0);
+        // outputs are named where they are made: at most the logits' rename is an Identity
+        expect(count(role, 'Identity')).toBeLessThanOrEqual(1);
+      }
+    },
+  );
+
+  it.each(KV_DTYPES)(
     'gives the tokens and prefill logits the device graph gives on host state, bit for bit (KV %s)',
     async (kvDtype) => {
       const repo = repos.get(kvDtype)!;

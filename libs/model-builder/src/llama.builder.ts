@@ -362,7 +362,10 @@ export async function buildDecoderGraph(
   const cachePart = (x: string): string => g.op1('Slice', [x, g.int64s([0]), width, g.int64s([3])]);
   const total = g.op1('Add', [width, seqLen]);
   const newPart = (x: string): string => g.op1('Slice', [x, width, total, g.int64s([3])]);
-  const writeCache = (cache: string, fresh: string): string => g.op1('ScatterND', [cache, writeIndex, fresh]);
+  // present_key_l / present_value_l are the ScatterND outputs themselves (a renamed graph output
+  // would be one more Identity node).
+  const writeCache = (cache: string, fresh: string, name: string): string =>
+    g.op('ScatterND', [cache, writeIndex, fresh], { outputs: [name] })[0]!;
 
   let h = embeddingLookup(
     g,
@@ -427,7 +430,10 @@ export async function buildDecoderGraph(
     );
     const kNew = newKv(rope(g, k!, pos, cosT, sinT, c), `new_key_${l}`);
     const vNew = newKv(v!, `new_value_${l}`);
-    present.push({ k: writeCache(caches[l]!.k, kNew.cache), v: writeCache(caches[l]!.v, vNew.cache) });
+    present.push({
+      k: writeCache(caches[l]!.k, kNew.cache, `present_key_${l}`),
+      v: writeCache(caches[l]!.v, vNew.cache, `present_value_${l}`),
+    });
     // scores against the cache [b, h, q, width] and the new keys [b, h, q, seq], one softmax over
     // both, then the two weighted sums of values added: nothing concatenates the cache itself.
     // (onnxruntime's fused MultiHeadAttention would take this in one node, but on the WebGPU
@@ -506,12 +512,11 @@ export async function buildDecoderGraph(
   g.output(logits, 'logits', OnnxType.FLOAT, ['batch', c.vocabSize]);
   // The greedy pick where the session runs (first index on ties, as torch.argmax): a greedy step
   // fetches these 8 bytes per row instead of the logits.
-  g.output(
-    g.op1('ArgMax', [logits], { axis: attr.int(-1), keepdims: attr.int(0), select_last_index: attr.int(0) }),
-    'next_token',
-    OnnxType.INT64,
-    ['batch'],
-  );
+  g.op('ArgMax', [logits], {
+    outputs: ['next_token'],
+    attrs: { axis: attr.int(-1), keepdims: attr.int(0), select_last_index: attr.int(0) },
+  });
+  g.output('next_token', 'next_token', OnnxType.INT64, ['batch']);
   for (let l = 0; l < c.nLayers; l++) {
     g.output(present[l]!.k, `present_key_${l}`, kvType, ['slots', nh, 'capacity', hd]);
     g.output(present[l]!.v, `present_value_${l}`, kvType, ['slots', nh, 'capacity', hd]);
