@@ -4,7 +4,7 @@
 //   npm run build && node bench/decoder/run.mjs [--provider cpu|webgpu] [--dim 1024] [--layers 8]
 //       [--heads 16] [--vocab 32000] [--tokens 64] [--streams 16] [--format fp32|fp16|int8|int4]
 //       [--quant-block 32|64|128] [--intra-op-threads N (0: one per CPU)] [--kv float32|float16] [--capacity 512] [--contexts 64,480] [--half-compute]
-//       [--sections all|steps] [--json]
+//       [--sections all|steps] [--profile-steps N] [--json]
 //
 // Prints these ratios, each measured side by side in this one run (machines are noisy):
 //   (a) single-stream decode tok/s ÷ the memory-bandwidth bound (bandwidth ÷ weight bytes read per
@@ -18,7 +18,10 @@
 //       of the cache travels). Greedy steps fetch the graph's next_token (its ArgMax of the logits);
 //       `logits_fetch_cost` times a step that fetches the logits instead, side by side;
 //   (b″) the same as (b) through DecoderRuntime (the decoder service's runtime without gRPC);
-//   (c) KV-cache decode ÷ full recompute of the whole sequence for every new token.
+//   (c) KV-cache decode ÷ full recompute of the whole sequence for every new token;
+//   (p) with --profile-steps N: onnxruntime's profile of N raw one-row steps at the first context,
+//       in a session of its own: kernels per step by execution provider and the host time they
+//       take (for a GPU provider, recording the dispatches: what bounds a step of small kernels).
 // `--sections steps` runs (a) and (b′) only (the device check: a 7B-shaped model on a GPU).
 // With --json the last line on stdout is one JSON object with the figures.
 // Weights are random (a shared pool of values): speed does not depend on them.
@@ -41,7 +44,13 @@ import {
   WeightStore,
   writeGraph,
 } from '@imagebind-llm/model-builder';
-import { createOrtSession, GenerationEngine, hostTensor, isStateRef } from '@imagebind-llm/inference';
+import {
+  createOrtSession,
+  GenerationEngine,
+  hostTensor,
+  isStateRef,
+  readOrtProfile,
+} from '@imagebind-llm/inference';
 
 const { values: args } = parseArgs({
   options: {
@@ -62,6 +71,7 @@ const { values: args } = parseArgs({
     'half-compute': { type: 'boolean', default: false },
     sections: { type: 'string', default: 'all' },
     reps: { type: 'string', default: '10' },
+    'profile-steps': { type: 'string', default: '0' },
     'model-dir': { type: 'string' },
     'build-only': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -88,6 +98,9 @@ if (!QUANT_BLOCK_SIZES.includes(quantBlock))
 const capacity = Number(args.capacity);
 const contexts = args.contexts.split(',').map(Number);
 const reps = Number(args.reps);
+const profileSteps = Number(args['profile-steps']);
+if (!(Number.isSafeInteger(profileSteps) && profileSteps >= 0))
+  throw new Error(`--profile-steps must be an integer ≥ 0, got ${args['profile-steps']}`);
 const allSections = args.sections === 'all';
 if (!['cpu', 'webgpu'].includes(provider))
   throw new Error(`--provider must be cpu or webgpu, got ${provider}`);
@@ -376,6 +389,17 @@ try {
   report.bound_tok_s = boundTokS;
 
   // ---- (b′) raw decode steps with the session's own slot cache, at each context ----
+  // The slot buffers a raw-step session holds, as the engine keeps them with its session.
+  const createSlots = async (session) => {
+    for (let l = 0; l < nLayers; l++) {
+      await session.createState(`k${l}`, streams * nHeads * capacity * headDim, { dtype: kvDtype });
+      await session.createState(`v${l}`, streams * nHeads * capacity * headDim, { dtype: kvDtype });
+    }
+    await session.createState('offsets', streams * nLayers * dim);
+    // host memory: the zeros the step's ScatterND targets (as the engine keeps them with the session)
+    if (session.stateLocation !== 'device')
+      await session.createState('scratch', streams * nHeads * headDim, { dtype: kvDtype });
+  };
   const stepSession = await createOrtSession(modelPath, {
     providers: [provider],
     thread: 'worker',
@@ -392,14 +416,7 @@ try {
     `decoder session on ${report.providers.join(', ')}; slot KV cache held in ${stepSession.stateLocation} memory`,
   );
   t = performance.now();
-  for (let l = 0; l < nLayers; l++) {
-    await stepSession.createState(`k${l}`, streams * nHeads * capacity * headDim, { dtype: kvDtype });
-    await stepSession.createState(`v${l}`, streams * nHeads * capacity * headDim, { dtype: kvDtype });
-  }
-  await stepSession.createState('offsets', streams * nLayers * dim);
-  // host memory: the zeros the step's ScatterND targets (as the engine keeps them with the session)
-  if (stepSession.stateLocation !== 'device')
-    await stepSession.createState('scratch', streams * nHeads * headDim, { dtype: kvDtype });
+  await createSlots(stepSession);
   const kvBytes = 2 * nLayers * streams * nHeads * capacity * headDim * (kvDtype === 'float16' ? 2 : 4);
   say(
     `slot cache: ${(kvBytes / 1e9).toFixed(2)} GB allocated in ${((performance.now() - t) / 1000).toFixed(1)} s`,
@@ -477,6 +494,51 @@ try {
   report[`raw_ceiling_${streams}_over_1`] = steps[lastCtx][String(streams)].tok_s / steps[lastCtx]['1'].tok_s;
   report.bound_ratio_1_stream_raw = steps[String(contexts[0])]['1'].over_bound;
   await stepSession.release();
+
+  // ---- (p) onnxruntime's profile of raw one-row decode steps at the first context ----
+  // Kernels per step by provider and the time the host spends on them: on a GPU provider a
+  // step of many small kernels is bounded by that, not by the device.
+  if (profileSteps > 0) {
+    const prefix = join(work, 'profile');
+    const session = await createOrtSession(modelPath, {
+      providers: [provider],
+      thread: 'worker',
+      intraOpThreads,
+      ...models,
+      profileFilePrefix: prefix,
+    });
+    await createSlots(session);
+    const { feeds, writes } = stepFeeds(session.stateLocation === 'device', 1, contexts[0]);
+    for (let i = 0; i < profileSteps; i++) await session.runWithState(feeds, writes, [fetch]);
+    await session.release();
+    const profile = readOrtProfile(prefix);
+    const eps = Object.keys(profile.kernels);
+    report.profile = {
+      context: contexts[0],
+      rows: 1,
+      steps: profile.runs,
+      step_us: profile.runMicros,
+      kernels_per_step: profile.kernels,
+      kernel_us_per_step: profile.micros,
+      us_per_kernel: Object.fromEntries(eps.map((ep) => [ep, profile.micros[ep] / profile.kernels[ep]])),
+      top_ops: profile.ops.slice(0, 12),
+    };
+    say(
+      `(p) profile of ${profile.runs} one-row steps at context ${contexts[0]}: ${(profile.runMicros / 1000).toFixed(2)} ms/step (profiled); ` +
+        eps
+          .map(
+            (ep) =>
+              `${ep}: ${profile.kernels[ep].toFixed(0)} kernels, ${(profile.micros[ep] / 1000).toFixed(2)} ms, ${(profile.micros[ep] / profile.kernels[ep]).toFixed(1)} µs each`,
+          )
+          .join('; '),
+    );
+    say(
+      `    most time: ${profile.ops
+        .slice(0, 6)
+        .map((o) => `${o.op} ×${o.kernels.toFixed(0)} ${(o.micros / 1000).toFixed(2)} ms`)
+        .join(', ')}`,
+    );
+  }
 
   if (allSections) {
     const session = await createOrtSession(modelPath, {

@@ -17,3 +17,4 @@ export { createOrtSession } from '../../libs/inference/src/ort-session.driver';
 export { hostTensor } from '../../libs/inference/src/session.port';
 export { isStateRef } from '../../libs/inference/src/session-state';
 export { GenerationEngine } from '../../libs/inference/src/generation/generation-engine';
+export { readOrtProfile } from '../../libs/inference/src/ort-profile';

@@ -56,7 +56,7 @@ if [[ ${DECODER_CHECK_QUICK:-0} == 1 ]]; then
   for layers in 1 4; do
     note "quick: int4, dim 4096, $layers layers"
     bench --provider webgpu --dim 4096 --layers "$layers" --heads 32 --vocab 32000 --streams 16 --capacity 2056 \
-      --contexts 512,2048 --kv float16 --sections steps --reps 5 --json --format int4 | tee "quick-$layers.log"
+      --contexts 512,2048 --kv float16 --sections steps --reps 5 --profile-steps 3 --json --format int4 | tee "quick-$layers.log"
     tail -1 "quick-$layers.log" | grep '^{' >"$OUT/quick-int4-$layers-layers.json" || true
   done
   note "done"
@@ -64,10 +64,10 @@ if [[ ${DECODER_CHECK_QUICK:-0} == 1 ]]; then
 fi
 
 shape=(--provider webgpu --dim 4096 --layers 32 --heads 32 --vocab 32000 --streams 16 --capacity 2056
-  --contexts 512,2048 --kv float16 --sections steps --reps 5 --json)
+  --contexts 512,2048 --kv float16 --sections steps --reps 5 --profile-steps 3 --json)
 # DECODER_CHECK_SMALL=1: the same steps on a small model, to try the script on a CPU machine.
 [[ ${DECODER_CHECK_SMALL:-0} == 1 ]] && shape=(--provider webgpu --dim 256 --layers 2 --heads 4 --vocab 8000
-  --streams 4 --capacity 600 --contexts 64,512 --kv float16 --sections steps --reps 2 --json)
+  --streams 4 --capacity 600 --contexts 64,512 --kv float16 --sections steps --reps 2 --profile-steps 3 --json)
 note "building int4 and fp16 in parallel (CPU)"
 bench "${shape[@]}" --format int4 --model-dir models/int4 --build-only >build-int4.log 2>&1 &
 p1=$!

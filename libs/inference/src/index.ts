@@ -10,3 +10,4 @@ export * from './generation/decoder-shape';
 export * from './model-repository';
 export * from './encoder-inputs';
 export * from './batching/index';
+export * from './ort-profile';

@@ -36,6 +36,12 @@ export interface OrtSessionOptions {
    * reads where `path` slices it out of whole slot buffers on the device. Still one session.
    */
   readonly hostStateModel?: string;
+  /**
+   * Profile the session's runs with onnxruntime's profiler: it writes `<prefix>_<time>.json` when
+   * the session is released (read it with readOrtProfile). For benchmarks and diagnosis: the
+   * profiler records every kernel of every run.
+   */
+  readonly profileFilePrefix?: string;
   /** Called once with the providers chosen and skipped and the intra-op threads, for the start-up log. */
   readonly onProviders?: (
     chosen: readonly ProviderName[],
@@ -128,8 +134,18 @@ export async function createOrtSession(
     options.thread === 'worker' && choice.providers[0] === 'webgpu' && options.stateAllocModel !== undefined;
   const model = onDevice ? path : (options.hostStateModel ?? path);
   if (options.thread === 'worker') {
-    return WorkerSession.create(model, { ...sessionOptions }, onDevice ? options.stateAllocModel : undefined);
+    return WorkerSession.create(
+      model,
+      { ...sessionOptions },
+      onDevice ? options.stateAllocModel : undefined,
+      options.profileFilePrefix,
+    );
   }
-  const session = await InferenceSession.create(model, sessionOptions);
+  const session = await InferenceSession.create(
+    model,
+    options.profileFilePrefix === undefined
+      ? sessionOptions
+      : { ...sessionOptions, enableProfiling: true, profileFilePrefix: options.profileFilePrefix },
+  );
   return new OrtSession(session);
 }

@@ -79,7 +79,7 @@ function drop() {
 async function handle(msg) {
   switch (msg.type) {
     case 'load':
-      session = await ort.InferenceSession.create(msg.path, msg.options);
+      session = await ort.InferenceSession.create(msg.path, msg.profile === undefined ? msg.options : { ...msg.options, enableProfiling: true, profileFilePrefix: msg.profile });
       if (msg.allocModel !== undefined) {
         stateModel = msg.allocModel;
         sessionOptions = msg.options;
@@ -251,12 +251,14 @@ export class WorkerSession implements StatefulSessionPort {
   /**
    * Starts a worker and loads `path` in it with onnxruntime session options `options`. With
    * `allocModel` (the repository's state-allocation graph) state buffers live on the device the
-   * session runs on; without it, in the worker's memory.
+   * session runs on; without it, in the worker's memory. With `profileFilePrefix` onnxruntime
+   * profiles the session's runs (not its state graphs) and writes the profile at release.
    */
   static async create(
     path: string,
     options: Record<string, unknown>,
     allocModel?: string,
+    profileFilePrefix?: string,
   ): Promise<WorkerSession> {
     const worker = new Worker(WORKER_PROGRAM, {
       eval: true,
@@ -269,6 +271,7 @@ export class WorkerSession implements StatefulSessionPort {
         path,
         options,
         ...(allocModel === undefined ? {} : { allocModel }),
+        ...(profileFilePrefix === undefined ? {} : { profile: profileFilePrefix }),
       });
       session.names = { inputs: reply.inputNames ?? [], outputs: reply.outputNames ?? [] };
       session.location = reply.stateLocation ?? 'host';
