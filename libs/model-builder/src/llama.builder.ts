@@ -322,15 +322,20 @@ export async function buildDecoderGraph(
   ]); // [b, 1, j]
   const newVisible = g.op1('And', [g.op1('Unsqueeze', [causal, g.int64s([0])]), realNew]); // [b, q, j]
   const cacheShape = g.op1('Concat', [batch, g.int64s([1]), seqLen, width], { axis: attr.int(0) });
-  const visible = g.op1(
+  // The additive mask, 0 where visible and −∞ elsewhere, made from each part in float32 before the
+  // parts are joined: a Concat of booleans runs on the CPU under the WebGPU provider (it has no
+  // boolean Concat), which read the expanded cache part back from the device in the middle of
+  // every step (two device → host copies, each a wait for the device); float parts join there.
+  const maskBias = (visibleBool: string): string =>
+    g.op1('Where', [visibleBool, g.floats([0], []), g.floats([-Infinity], [])]);
+  const bias = g.op1(
     'Concat',
     [
-      g.op1('Expand', [g.op1('Unsqueeze', [cacheVisible, g.int64s([1, 2])]), cacheShape]),
-      g.op1('Unsqueeze', [newVisible, g.int64s([1])]),
+      g.op1('Expand', [maskBias(g.op1('Unsqueeze', [cacheVisible, g.int64s([1, 2])])), cacheShape]),
+      maskBias(g.op1('Unsqueeze', [newVisible, g.int64s([1])])),
     ],
     { axis: attr.int(3) },
   ); // [b, 1, q, width + seq]
-  const bias = g.op1('Where', [visible, g.floats([0], []), g.floats([-Infinity], [])]);
   // Rows [0, batch) and positions [0, width) of the slot buffer, the window the rows read: the one
   // copy of the cache a step makes (MatMul needs the keys dense), widened to float32 when the cache
   // is float16. Its value is named window_key_l / window_value_l: the host graph
