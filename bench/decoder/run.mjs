@@ -4,7 +4,7 @@
 //   npm run build && node bench/decoder/run.mjs [--provider cpu|webgpu] [--dim 1024] [--layers 8]
 //       [--heads 16] [--vocab 32000] [--tokens 64] [--streams 16] [--format fp32|fp16|int8|int4]
 //       [--quant-block 32|64|128] [--intra-op-threads N (0: one per CPU)] [--kv float32|float16] [--capacity 512] [--contexts 64,480] [--half-compute]
-//       [--sections all|steps] [--profile-steps N] [--json]
+//       [--sections all|steps] [--profile-steps N [--profile-streams]] [--json]
 //
 // Prints these ratios, each measured side by side in this one run (machines are noisy):
 //   (a) single-stream decode tok/s ÷ the memory-bandwidth bound (bandwidth ÷ weight bytes read per
@@ -19,9 +19,11 @@
 //       `logits_fetch_cost` times a step that fetches the logits instead, side by side;
 //   (b″) the same as (b) through DecoderRuntime (the decoder service's runtime without gRPC);
 //   (c) KV-cache decode ÷ full recompute of the whole sequence for every new token;
-//   (p) with --profile-steps N: onnxruntime's profile of N raw one-row steps at the first context,
-//       in a session of its own: kernels per step by execution provider and the host time they
-//       take (for a GPU provider, recording the dispatches: what bounds a step of small kernels).
+//   (p) with --profile-steps N: onnxruntime's profile of N raw steps, one row at the first context
+//       (and with --profile-streams, --streams rows at the last), each in a session of its own (each
+//       loads the model and allocates the slots once more): kernels per step by execution
+//       provider, the host time recorded around them and, on WebGPU with timestamp queries, the
+//       GPU programs' own time (host far above device: a step bounded by the cost per kernel).
 // `--sections steps` runs (a) and (b′) only (the device check: a 7B-shaped model on a GPU).
 // With --json the last line on stdout is one JSON object with the figures.
 // Weights are random (a shared pool of values): speed does not depend on them.
@@ -72,6 +74,7 @@ const { values: args } = parseArgs({
     sections: { type: 'string', default: 'all' },
     reps: { type: 'string', default: '10' },
     'profile-steps': { type: 'string', default: '0' },
+    'profile-streams': { type: 'boolean', default: false },
     'model-dir': { type: 'string' },
     'build-only': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -495,11 +498,12 @@ try {
   report.bound_ratio_1_stream_raw = steps[String(contexts[0])]['1'].over_bound;
   await stepSession.release();
 
-  // ---- (p) onnxruntime's profile of raw one-row decode steps at the first context ----
-  // Kernels per step by provider and the time the host spends on them: on a GPU provider a
-  // step of many small kernels is bounded by that, not by the device.
-  if (profileSteps > 0) {
-    const prefix = join(work, 'profile');
+  // ---- (p) onnxruntime's profile of raw decode steps: one row at the first context, N rows at
+  // the last. Kernels per step by provider, the time the profiler records around them on the host,
+  // and (WebGPU, with timestamp queries) the GPU programs' own time: host time far above device
+  // time is a step bounded by the host's cost per kernel.
+  const profileOf = async (rows, ctx, name) => {
+    const prefix = join(work, name);
     const session = await createOrtSession(modelPath, {
       providers: [provider],
       thread: 'worker',
@@ -507,37 +511,54 @@ try {
       ...models,
       profileFilePrefix: prefix,
     });
-    await createSlots(session);
-    const { feeds, writes } = stepFeeds(session.stateLocation === 'device', 1, contexts[0]);
-    for (let i = 0; i < profileSteps; i++) await session.runWithState(feeds, writes, [fetch]);
-    await session.release();
+    try {
+      await createSlots(session);
+      const { feeds, writes } = stepFeeds(session.stateLocation === 'device', rows, ctx);
+      for (let i = 0; i < profileSteps; i++) await session.runWithState(feeds, writes, [fetch]);
+    } finally {
+      await session.release();
+    }
     const profile = readOrtProfile(prefix);
     const eps = Object.keys(profile.kernels);
-    report.profile = {
-      context: contexts[0],
-      rows: 1,
-      steps: profile.runs,
-      step_us: profile.runMicros,
-      kernels_per_step: profile.kernels,
-      kernel_us_per_step: profile.micros,
-      us_per_kernel: Object.fromEntries(eps.map((ep) => [ep, profile.micros[ep] / profile.kernels[ep]])),
-      top_ops: profile.ops.slice(0, 12),
-    };
     say(
-      `(p) profile of ${profile.runs} one-row steps at context ${contexts[0]}: ${(profile.runMicros / 1000).toFixed(2)} ms/step (profiled); ` +
+      `(p) profile of ${profile.runs} steps of ${rows} row(s) at context ${ctx}: ${(profile.runMicros / 1000).toFixed(2)} ms/step (profiled); ` +
         eps
           .map(
             (ep) =>
               `${ep}: ${profile.kernels[ep].toFixed(0)} kernels, ${(profile.micros[ep] / 1000).toFixed(2)} ms, ${(profile.micros[ep] / profile.kernels[ep]).toFixed(1)} µs each`,
           )
-          .join('; '),
+          .join('; ') +
+        (profile.devicePrograms > 0
+          ? `; device: ${profile.devicePrograms.toFixed(0)} programs, ${(profile.deviceMicros / 1000).toFixed(2)} ms`
+          : '; no device timestamps'),
     );
     say(
       `    most time: ${profile.ops
         .slice(0, 6)
-        .map((o) => `${o.op} ×${o.kernels.toFixed(0)} ${(o.micros / 1000).toFixed(2)} ms`)
+        .map(
+          (o) =>
+            `${o.op} ×${o.kernels.toFixed(0)} ${(o.micros / 1000).toFixed(2)} ms` +
+            (o.deviceMicros > 0 ? ` (device ${(o.deviceMicros / 1000).toFixed(2)})` : ''),
+        )
         .join(', ')}`,
     );
+    return {
+      context: ctx,
+      rows,
+      steps: profile.runs,
+      step_us: profile.runMicros,
+      kernels_per_step: profile.kernels,
+      kernel_us_per_step: profile.micros,
+      us_per_kernel: Object.fromEntries(eps.map((ep) => [ep, profile.micros[ep] / profile.kernels[ep]])),
+      device_programs_per_step: profile.devicePrograms,
+      device_us_per_step: profile.deviceMicros,
+      top_ops: profile.ops.slice(0, 12),
+    };
+  };
+  if (profileSteps > 0) {
+    report.profile = await profileOf(1, contexts[0], 'profile-1');
+    if (args['profile-streams'])
+      report[`profile_${streams}`] = await profileOf(streams, contexts.at(-1), `profile-${streams}`);
   }
 
   if (allSections) {

@@ -9,7 +9,10 @@
 # Here (CPU machine): npm ci && npm run build && bash tools/gpu/prepare.sh
 # Device tool:        run(command: "bash tools/gpu/decoder-check.sh", carry: [".gpu-carry"], timeout_s: 580)
 # Results:            $OUT/decoder-check.log, $OUT/int4.json, $OUT/fp16.json, $OUT/nvidia-smi.txt
-# Budget: about 8 minutes (two builds in parallel, then one measurement after the other).
+# Budget: about 8.5 minutes (2026-12-04 on an H200: two builds in parallel, 5.2 min, then one
+# measurement after the other). DECODER_CHECK_QUICK=1 (a few minutes past the smoke run) builds
+# int4 at 1 and 4 layers of the 7B width and adds onnxruntime's profile of one-row and 16-row
+# steps: kernels per step, the host's time around them and the GPU programs' own time.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/ibllm-gpu-out}
@@ -56,7 +59,8 @@ if [[ ${DECODER_CHECK_QUICK:-0} == 1 ]]; then
   for layers in 1 4; do
     note "quick: int4, dim 4096, $layers layers"
     bench --provider webgpu --dim 4096 --layers "$layers" --heads 32 --vocab 32000 --streams 16 --capacity 2056 \
-      --contexts 512,2048 --kv float16 --sections steps --reps 5 --profile-steps 3 --json --format int4 | tee "quick-$layers.log"
+      --contexts 512,2048 --kv float16 --sections steps --reps 5 --profile-steps 3 --profile-streams --json \
+      --format int4 | tee "quick-$layers.log"
     tail -1 "quick-$layers.log" | grep '^{' >"$OUT/quick-int4-$layers-layers.json" || true
   done
   note "done"
@@ -64,10 +68,10 @@ if [[ ${DECODER_CHECK_QUICK:-0} == 1 ]]; then
 fi
 
 shape=(--provider webgpu --dim 4096 --layers 32 --heads 32 --vocab 32000 --streams 16 --capacity 2056
-  --contexts 512,2048 --kv float16 --sections steps --reps 5 --profile-steps 3 --json)
+  --contexts 512,2048 --kv float16 --sections steps --reps 5 --json)
 # DECODER_CHECK_SMALL=1: the same steps on a small model, to try the script on a CPU machine.
 [[ ${DECODER_CHECK_SMALL:-0} == 1 ]] && shape=(--provider webgpu --dim 256 --layers 2 --heads 4 --vocab 8000
-  --streams 4 --capacity 600 --contexts 64,512 --kv float16 --sections steps --reps 2 --profile-steps 3 --json)
+  --streams 4 --capacity 600 --contexts 64,512 --kv float16 --sections steps --reps 2 --json)
 note "building int4 and fp16 in parallel (CPU)"
 bench "${shape[@]}" --format int4 --model-dir models/int4 --build-only >build-int4.log 2>&1 &
 p1=$!
@@ -83,6 +87,9 @@ for format in int4 fp16; do
   note "measuring $format"
   extra=()
   [[ $format == fp16 ]] && extra=(--half-compute)
+  # DECODER_CHECK_PROFILE=1: also onnxruntime's profile of two one-row int4 steps (a session of its
+  # own: about 40 s more on the H200, past the 8 minutes the full check took on 2026-12-04)
+  [[ $format == int4 && ${DECODER_CHECK_PROFILE:-0} == 1 ]] && extra=(--profile-steps 2)
   bench "${shape[@]}" --format "$format" "${extra[@]}" --model-dir "models/$format" | tee "measure-$format.log"
   tail -1 "measure-$format.log" | grep '^{' >"$OUT/$format.json" || echo "no JSON from the $format run"
   rm -rf "models/$format"

@@ -26,12 +26,19 @@ interface BenchReport {
   state_location: string;
   steps: Record<string, Record<string, { step_ms: number; tok_s: number }>>;
   transfer_bytes_per_row_step: Record<string, number>;
-  profile: {
-    steps: number;
-    kernels_per_step: Record<string, number>;
-    us_per_kernel: Record<string, number>;
-    top_ops: { op: string; provider: string; kernels: number }[];
-  };
+  profile: StepProfile;
+  profile_2: StepProfile;
+}
+
+interface StepProfile {
+  context: number;
+  rows: number;
+  steps: number;
+  kernels_per_step: Record<string, number>;
+  us_per_kernel: Record<string, number>;
+  device_programs_per_step: number;
+  device_us_per_step: number;
+  top_ops: { op: string; provider: string; kernels: number }[];
 }
 
 describe('tools/gpu/decoder-check.sh, short of the GPU', () => {
@@ -74,7 +81,18 @@ describe('tools/gpu/decoder-check.sh, short of the GPU', () => {
     const shape = [
       ...['--provider', provider, '--dim', '64', '--layers', '1', '--heads', '2', '--vocab', '500'],
       ...['--streams', '2', '--capacity', '40', '--contexts', '8,24', '--tokens', '4', '--prompt', '4'],
-      ...['--kv', 'float16', '--sections', 'steps', '--reps', '1', '--profile-steps', '2', '--json'],
+      ...[
+        '--kv',
+        'float16',
+        '--sections',
+        'steps',
+        '--reps',
+        '1',
+        '--profile-steps',
+        '2',
+        '--profile-streams',
+      ],
+      ...['--json'],
       ...['--format', format, ...extra],
       ...['--model-dir', join(dir, 'models', format)],
     ];
@@ -104,12 +122,20 @@ describe('tools/gpu/decoder-check.sh, short of the GPU', () => {
     expect(report.format).toBe('int4');
     expect(report.state_location).toBe('device');
     expectDecodeReport(report);
-    // the profile of two one-row steps: the decode graph's kernels, most of them on the device
-    expect(report.profile.steps).toBe(2);
-    const onDevice = report.profile.kernels_per_step['WebGpuExecutionProvider']!;
-    expect(onDevice).toBeGreaterThan(report.profile.kernels_per_step['CPUExecutionProvider'] ?? 0);
-    expect(report.profile.us_per_kernel['WebGpuExecutionProvider']).toBeGreaterThan(0);
-    expect(report.profile.top_ops.some((o) => o.op === 'MatMulNBits')).toBe(true);
+    // the profiles of two steps (one row at context 8, two at 24): the decode graph's kernels,
+    // most of them on the device, and the GPU programs' own time (lavapipe has timestamp queries)
+    for (const [profile, rows, context] of [
+      [report.profile, 1, 8],
+      [report.profile_2, 2, 24],
+    ] as const) {
+      expect([profile.rows, profile.context, profile.steps]).toEqual([rows, context, 2]);
+      const onDevice = profile.kernels_per_step['WebGpuExecutionProvider']!;
+      expect(onDevice).toBeGreaterThan(profile.kernels_per_step['CPUExecutionProvider'] ?? 0);
+      expect(profile.us_per_kernel['WebGpuExecutionProvider']).toBeGreaterThan(0);
+      expect(profile.device_programs_per_step).toBeGreaterThan(0);
+      expect(profile.device_us_per_step).toBeGreaterThan(0);
+      expect(profile.top_ops.some((o) => o.op === 'MatMulNBits')).toBe(true);
+    }
   }, 180_000);
 
   it('measures fp16 with float16 compute (--half-compute) on the CPU', () => {

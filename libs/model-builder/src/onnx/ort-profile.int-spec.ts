@@ -53,6 +53,15 @@ describe.each([
     expect(profile.kernels[ep]).toBeGreaterThanOrEqual(3);
     if (provider === 'cpu') expect(profile.kernels).toEqual({ [ep]: 3 });
     expect(profile.micros[ep]).toBeGreaterThan(0);
+    // the WebGPU provider times each GPU program with timestamp queries (lavapipe has them)
+    if (provider === 'webgpu') {
+      expect(profile.devicePrograms).toBeGreaterThanOrEqual(3);
+      expect(profile.deviceMicros).toBeGreaterThan(0);
+      expect(profile.ops.find((o) => o.op === 'Softmax')!.deviceMicros).toBeGreaterThan(0);
+    } else {
+      expect(profile.devicePrograms).toBe(0);
+      expect(profile.deviceMicros).toBe(0);
+    }
   });
 });
 
