@@ -4,7 +4,8 @@
 //   npm run build && node bench/decoder/run.mjs [--provider cpu|webgpu] [--dim 1024] [--layers 8]
 //       [--heads 16] [--vocab 32000] [--tokens 64] [--streams 16] [--format fp32|fp16|int8|int4]
 //       [--quant-block 32|64|128] [--intra-op-threads N (0: one per CPU)] [--kv float32|float16] [--capacity 512] [--contexts 64,480] [--half-compute]
-//       [--sections all|steps] [--profile-steps N [--profile-streams]] [--json]
+//       [--sections all|steps] [--profile-steps N [--profile-streams]]
+//       [--webgpu-validation disabled|wgpuOnly|basic|full] [--json]
 //
 // Prints these ratios, each measured side by side in this one run (machines are noisy):
 //   (a) single-stream decode tok/s ÷ the memory-bandwidth bound (bandwidth ÷ weight bytes read per
@@ -52,6 +53,7 @@ import {
   hostTensor,
   isStateRef,
   readOrtProfile,
+  WEBGPU_VALIDATION_MODES,
 } from '@imagebind-llm/inference';
 
 const { values: args } = parseArgs({
@@ -75,6 +77,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '10' },
     'profile-steps': { type: 'string', default: '0' },
     'profile-streams': { type: 'boolean', default: false },
+    'webgpu-validation': { type: 'string' },
     'model-dir': { type: 'string' },
     'build-only': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -102,6 +105,11 @@ const capacity = Number(args.capacity);
 const contexts = args.contexts.split(',').map(Number);
 const reps = Number(args.reps);
 const profileSteps = Number(args['profile-steps']);
+const webgpuValidation = args['webgpu-validation'];
+if (webgpuValidation !== undefined && !WEBGPU_VALIDATION_MODES.includes(webgpuValidation))
+  throw new Error(`--webgpu-validation must be one of ${WEBGPU_VALIDATION_MODES.join(', ')}`);
+// onnxruntime's default when unset
+const validation = webgpuValidation === undefined ? {} : { webgpuValidation };
 if (!(Number.isSafeInteger(profileSteps) && profileSteps >= 0))
   throw new Error(`--profile-steps must be an integer ≥ 0, got ${args['profile-steps']}`);
 const allSections = args.sections === 'all';
@@ -129,6 +137,7 @@ const report = {
   kv_dtype: kvDtype,
   half_compute: args['half-compute'],
   capacity,
+  webgpu_validation: webgpuValidation ?? 'default',
 };
 
 // ---- synthetic checkpoint entries: float32 values cut from a random pool per fan-in ----
@@ -236,6 +245,7 @@ async function bandwidth(work) {
   await writeGraph(work, 'copy.onnx', 0, 'never', async () => copyGraph());
   const session = await createOrtSession(join(work, 'copy.onnx'), {
     providers: [provider],
+    ...validation,
     thread: 'worker',
     stateAllocModel: join(work, 'state.onnx'),
   });
@@ -405,6 +415,7 @@ try {
   };
   const stepSession = await createOrtSession(modelPath, {
     providers: [provider],
+    ...validation,
     thread: 'worker',
     intraOpThreads,
     ...models,
@@ -506,6 +517,7 @@ try {
     const prefix = join(work, name);
     const session = await createOrtSession(modelPath, {
       providers: [provider],
+      ...validation,
       thread: 'worker',
       intraOpThreads,
       ...models,
@@ -564,6 +576,7 @@ try {
   if (allSections) {
     const session = await createOrtSession(modelPath, {
       providers: [provider],
+      ...validation,
       thread: 'worker',
       intraOpThreads,
       ...models,

@@ -13,7 +13,7 @@ export { GraphBuilder, OnnxType } from '../../libs/model-builder/src/onnx/onnx-g
 export { QUANT_BLOCK_SIZE, QUANT_BLOCK_SIZES } from '../../libs/model-builder/src/onnx/linear-weights';
 export { writeGraph } from '../../libs/model-builder/src/repository-writer';
 export { WeightStore } from '../../libs/model-builder/src/weights';
-export { createOrtSession } from '../../libs/inference/src/ort-session.driver';
+export { createOrtSession, WEBGPU_VALIDATION_MODES } from '../../libs/inference/src/ort-session.driver';
 export { hostTensor } from '../../libs/inference/src/session.port';
 export { isStateRef } from '../../libs/inference/src/session-state';
 export { GenerationEngine } from '../../libs/inference/src/generation/generation-engine';

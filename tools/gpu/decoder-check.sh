@@ -11,8 +11,9 @@
 # Results:            $OUT/decoder-check.log, $OUT/int4.json, $OUT/fp16.json, $OUT/nvidia-smi.txt
 # Budget: about 8.5 minutes (2026-12-04 on an H200: two builds in parallel, 5.2 min, then one
 # measurement after the other). DECODER_CHECK_QUICK=1 (a few minutes past the smoke run) builds
-# int4 at 1 and 4 layers of the 7B width and adds onnxruntime's profile of one-row and 16-row
-# steps: kernels per step, the host's time around them and the GPU programs' own time.
+# int4 at 1 and 4 layers of the 7B width with onnxruntime's profile of one-row and 16-row steps
+# (kernels per step, the host's time around them, the GPU programs' own time), then the 4-layer
+# model with Dawn's validation disabled.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/ibllm-gpu-out}
@@ -54,15 +55,22 @@ bench --provider webgpu --dim 256 --layers 2 --heads 4 --vocab 8000 --streams 4 
   --contexts 64,480 --reps 3 --kv float16 --sections steps || { echo "smoke run failed"; exit 1; }
 
 # DECODER_CHECK_QUICK=1: one format (int4) at 1 and 4 layers of the 7B width (a short lease: how
-# the step time grows per layer, and the bandwidth probe), instead of the full 32-layer builds.
+# the step time grows per layer, and the bandwidth probe), instead of the full 32-layer builds,
+# each with onnxruntime's profile of its steps, and the 4-layer model once more with Dawn's
+# validation disabled.
 if [[ ${DECODER_CHECK_QUICK:-0} == 1 ]]; then
+  quick=(--provider webgpu --dim 4096 --heads 32 --vocab 32000 --streams 16 --capacity 2056
+    --contexts 512,2048 --kv float16 --sections steps --reps 5 --profile-steps 3 --profile-streams --json
+    --format int4)
   for layers in 1 4; do
     note "quick: int4, dim 4096, $layers layers"
-    bench --provider webgpu --dim 4096 --layers "$layers" --heads 32 --vocab 32000 --streams 16 --capacity 2056 \
-      --contexts 512,2048 --kv float16 --sections steps --reps 5 --profile-steps 3 --profile-streams --json \
-      --format int4 | tee "quick-$layers.log"
+    bench "${quick[@]}" --layers "$layers" --model-dir "models/quick-$layers" | tee "quick-$layers.log"
     tail -1 "quick-$layers.log" | grep '^{' >"$OUT/quick-int4-$layers-layers.json" || true
   done
+  # Dawn's validation off (--webgpu-validation disabled): what it costs per kernel on this driver
+  note "quick: int4, dim 4096, 4 layers, WebGPU validation disabled"
+  bench "${quick[@]}" --layers 4 --model-dir models/quick-4 --webgpu-validation disabled | tee quick-4-novalidation.log
+  tail -1 quick-4-novalidation.log | grep '^{' >"$OUT/quick-int4-4-layers-novalidation.json" || true
   note "done"
   exit 0
 fi

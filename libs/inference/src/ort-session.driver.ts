@@ -5,6 +5,14 @@ import { WorkerSession } from './ort-worker-session';
 import type { BindingSessionPort } from './session-state';
 import type { HostData, HostDType, HostTensor, InferenceSessionPort } from './session.port';
 
+/**
+ * Dawn's validation of the WebGPU provider's GPU calls (onnxruntime's `validationMode`): `basic`
+ * is onnxruntime's default; `disabled` skips it, which can only lower the host's cost per kernel
+ * and gives no error report for a call the device would reject.
+ */
+export const WEBGPU_VALIDATION_MODES = ['disabled', 'wgpuOnly', 'basic', 'full'] as const;
+export type WebGpuValidationMode = (typeof WEBGPU_VALIDATION_MODES)[number];
+
 export interface OrtSessionOptions {
   /** Ordered execution-provider preference; filtered to what this machine can run. */
   readonly providers?: readonly string[];
@@ -42,6 +50,8 @@ export interface OrtSessionOptions {
    * profiler records every kernel of every run.
    */
   readonly profileFilePrefix?: string;
+  /** The WebGPU provider's validation mode (onnxruntime's default when unset). */
+  readonly webgpuValidation?: WebGpuValidationMode;
   /** Called once with the providers chosen and skipped and the intra-op threads, for the start-up log. */
   readonly onProviders?: (
     chosen: readonly ProviderName[],
@@ -120,7 +130,11 @@ export async function createOrtSession(
   const intraOpThreads = options.intraOpThreads || (await defaultIntraOpThreads());
   options.onProviders?.(choice.providers, choice.skipped, intraOpThreads);
   const sessionOptions: InferenceSession.SessionOptions = {
-    executionProviders: [...choice.providers],
+    executionProviders: choice.providers.map((name) =>
+      name === 'webgpu' && options.webgpuValidation !== undefined
+        ? { name, validationMode: options.webgpuValidation }
+        : name,
+    ),
     graphOptimizationLevel: 'all',
     intraOpNumThreads: intraOpThreads,
     ...(options.allowSpinning === false
