@@ -195,19 +195,26 @@ function embeddingLookup(
 }
 
 /**
- * Interleaved-pair RoPE (MODEL_SPEC §5.3) on x [batch, seq, heads·hd] at positions pos [batch, seq]:
- * onnxruntime's RotaryEmbedding (com.microsoft) with `interleaved`, which looks up rows of the
- * [positions, hd/2] cos/sin tables itself and computes, per pair, e·cos − o·sin and e·sin + o·cos
- * in float32 — one kernel per use instead of the thirteen reshape/split/multiply/concat nodes the
- * same arithmetic takes in plain ONNX.
+ * Interleaved-pair RoPE (MODEL_SPEC §5.3) on heads-first x [batch, heads, seq, hd] at positions
+ * pos [batch, seq]: onnxruntime's RotaryEmbedding (com.microsoft) with `interleaved`, which looks
+ * up rows of the [positions, hd/2] cos/sin tables itself and computes, per pair, e·cos − o·sin and
+ * e·sin + o·cos in float32 — one kernel per use instead of the thirteen reshape/split/multiply/
+ * concat nodes the same arithmetic takes in plain ONNX. `name` names its output.
  */
-function rope(g: GraphBuilder, x: string, pos: string, cos: string, sin: string, c: LlamaConfig): string {
-  return g.op1(
-    'RotaryEmbedding',
-    [x, pos, cos, sin],
-    { interleaved: attr.int(1), num_heads: attr.int(c.nHeads) },
-    'com.microsoft',
-  );
+function rope(
+  g: GraphBuilder,
+  x: string,
+  pos: string,
+  cos: string,
+  sin: string,
+  c: LlamaConfig,
+  name?: string,
+): string {
+  return g.op('RotaryEmbedding', [x, pos, cos, sin], {
+    attrs: { interleaved: attr.int(1), num_heads: attr.int(c.nHeads) },
+    domain: 'com.microsoft',
+    ...(name === undefined ? {} : { outputs: [name] }),
+  })[0]!;
 }
 
 export interface DecoderGraphOptions {
@@ -346,23 +353,13 @@ export async function buildDecoderGraph(
     return kvDtype === 'float32' ? part! : g.op1('Cast', [part!], { to: attr.int(OnnxType.FLOAT) });
   };
   const present: { k: string; v: string }[] = [];
-  // [batch, seq, dim] → [batch, heads, seq, hd], optionally under a given name.
-  const headsFirst = (x: string, name?: string): string =>
-    g.op('Transpose', [g.op1('Reshape', [x, g.int64s([0, 0, nh, hd])])], {
-      attrs: { perm: attr.ints([0, 2, 1, 3]) },
-      ...(name === undefined ? {} : { outputs: [name] }),
-    })[0]!;
-  // The new K/V heads-first (float32, for the attention) and in the cache's type under the names
-  // the host graph's engine fetches (new_key_l / new_value_l): the node that makes them carries
-  // the name, so no Identity copies them out (an Identity is one more kernel on a GPU).
-  const newKv = (x: string, name: string): { heads: string; cache: string } => {
-    if (kvDtype === 'float32') {
-      const heads = headsFirst(x, name);
-      return { heads, cache: heads };
-    }
-    const heads = headsFirst(x);
-    return { heads, cache: g.op('Cast', [heads], { outputs: [name], attrs: { to: attr.int(kvType) } })[0]! };
-  };
+  // The new K/V go to the cache in its type under the names the host graph's engine fetches
+  // (new_key_l / new_value_l): with a float32 cache the node that makes the heads-first value
+  // carries the name (no Identity copies it out: one more kernel on a GPU), with float16 the Cast.
+  const f32Kv = kvDtype === 'float32';
+  const kvName = (name: string): string => (f32Kv ? name : g.uniqueName('heads'));
+  const toCache = (heads: string, name: string): string =>
+    f32Kv ? heads : g.op('Cast', [heads], { outputs: [name], attrs: { to: attr.int(kvType) } })[0]!;
   // The softmax weights of the cache part, [0, width), and of the new tokens, [width, width + seq).
   const cachePart = (x: string): string => g.op1('Slice', [x, g.int64s([0]), width, g.int64s([3])]);
   const total = g.op1('Add', [width, seqLen]);
@@ -420,21 +417,21 @@ export async function buildDecoderGraph(
     const bqkv = g.floatInit(`${p}.attention.bqkv`, [3 * d], qkvBias);
     const xn = addThenNorm(attnNorm);
     const qkv = linearWeight(g, xn, `${p}.attention.wqkv`, wqkv, 3 * d, d, format, half, block, bqkv);
-    const [q, k, v] = g.op('Split', [qkv, g.int64s([d, d, d])], {
-      outputs: 3,
-      attrs: { axis: attr.int(-1) },
+    // q, k and v heads-first in one Transpose, [b, seq, 3·heads, hd] → [b, 3·heads, seq, hd],
+    // then split by heads; RoPE works on the heads-first q and k as they are.
+    const heads3 = g.op1('Transpose', [g.op1('Reshape', [qkv, g.int64s([0, 0, 3 * nh, hd])])], {
+      perm: attr.ints([0, 2, 1, 3]),
     });
-    // q heads-first and transposed, [b, h, hd, seq]: the scores are computed transposed, keys
-    // times queries, so the window of cached keys is read as it lies (no transpose of it).
-    const qT = g.op1(
-      'Transpose',
-      [g.op1('Reshape', [rope(g, q!, pos, cosT, sinT, c), g.int64s([0, 0, nh, hd])])],
-      {
-        perm: attr.ints([0, 2, 3, 1]),
-      },
-    );
-    const kNew = newKv(rope(g, k!, pos, cosT, sinT, c), `new_key_${l}`);
-    const vNew = newKv(v!, `new_value_${l}`);
+    const [qh, kh, vh] = g.op('Split', [heads3, g.int64s([nh, nh, nh])], {
+      outputs: [g.uniqueName('q_heads'), g.uniqueName('k_heads'), kvName(`new_value_${l}`)],
+      attrs: { axis: attr.int(1) },
+    });
+    const kr = rope(g, kh!, pos, cosT, sinT, c, kvName(`new_key_${l}`));
+    // q transposed, [b, h, hd, seq]: the scores are computed transposed, keys times queries, so
+    // the window of cached keys is read as it lies (no transpose of it).
+    const qT = g.op1('Transpose', [rope(g, qh!, pos, cosT, sinT, c)], { perm: attr.ints([0, 1, 3, 2]) });
+    const kNew = { heads: kr, cache: toCache(kr, `new_key_${l}`) };
+    const vNew = { heads: vh!, cache: toCache(vh!, `new_value_${l}`) };
     present.push({
       k: writeCache(caches[l]!.k, kNew.cache, `present_key_${l}`),
       v: writeCache(caches[l]!.v, vNew.cache, `present_value_${l}`),
