@@ -369,6 +369,16 @@ try {
   const modelPath = join(work, 'decoder.onnx');
   const hostModelPath = join(work, 'decoder.host.onnx');
   const models = { stateAllocModel: join(work, 'state.onnx'), hostStateModel: hostModelPath };
+  // A worker session of the decoder as every section opens it (`extra`: its own options).
+  const decoderSession = (extra = {}) =>
+    createOrtSession(modelPath, {
+      providers: [provider],
+      ...validation,
+      thread: 'worker',
+      intraOpThreads,
+      ...models,
+      ...extra,
+    });
   if (keep !== undefined && existsSync(modelPath) && existsSync(hostModelPath)) say(`reusing ${modelPath}`);
   else {
     await writeGraph(
@@ -413,12 +423,7 @@ try {
     if (session.stateLocation !== 'device')
       await session.createState('scratch', streams * nHeads * headDim, { dtype: kvDtype });
   };
-  const stepSession = await createOrtSession(modelPath, {
-    providers: [provider],
-    ...validation,
-    thread: 'worker',
-    intraOpThreads,
-    ...models,
+  const stepSession = await decoderSession({
     onProviders: (chosen, skipped, threads) => {
       report.providers = chosen;
       report.intra_op_threads = threads;
@@ -515,14 +520,7 @@ try {
   // time is a step bounded by the host's cost per kernel.
   const profileOf = async (rows, ctx, name) => {
     const prefix = join(work, name);
-    const session = await createOrtSession(modelPath, {
-      providers: [provider],
-      ...validation,
-      thread: 'worker',
-      intraOpThreads,
-      ...models,
-      profileFilePrefix: prefix,
-    });
+    const session = await decoderSession({ profileFilePrefix: prefix });
     try {
       await createSlots(session);
       const { feeds, writes } = stepFeeds(session.stateLocation === 'device', rows, ctx);
@@ -574,13 +572,7 @@ try {
   }
 
   if (allSections) {
-    const session = await createOrtSession(modelPath, {
-      providers: [provider],
-      ...validation,
-      thread: 'worker',
-      intraOpThreads,
-      ...models,
-    });
+    const session = await decoderSession();
     const offsets = new Float32Array(nLayers * dim).fill(0.01);
     const prompt = (i) => [
       1,
