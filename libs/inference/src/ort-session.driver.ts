@@ -45,6 +45,12 @@ export interface OrtSessionOptions {
    */
   readonly hostStateModel?: string;
   /**
+   * The decoder's step graph (`model.step.onnx`: one token per row, the attention fused and the
+   * cache written in place), loaded beside `path` when the state is on the device, for the
+   * engine's decode steps. It holds its own copy of the weights on the device.
+   */
+  readonly stepStateModel?: string;
+  /**
    * Profile the session's runs with onnxruntime's profiler: it writes `<prefix>_<time>.json` when
    * the session is released (read it with readOrtProfile). For benchmarks and diagnosis: the
    * profiler records every kernel of every run.
@@ -153,6 +159,7 @@ export async function createOrtSession(
       { ...sessionOptions },
       onDevice ? options.stateAllocModel : undefined,
       options.profileFilePrefix,
+      onDevice ? options.stepStateModel : undefined,
     );
   }
   const session = await InferenceSession.create(

@@ -7,6 +7,7 @@ import {
   type StatefulFeed,
   type StatefulSessionPort,
   type StateLocation,
+  type SessionGraph,
   type StateOptions,
   type StateUpdate,
 } from './session-state';
@@ -25,6 +26,9 @@ const WORKER_PROGRAM = `
 const { parentPort, workerData, threadId } = require('node:worker_threads');
 const ort = require(workerData.ortPath);
 let session;
+// The step graph (model.step.onnx), loaded beside the main graph for device state: runs that ask
+// for it read and write the same state buffers.
+let stepSession;
 // Device state: the repository's state graph, loaded as one allocator per element type (outputs
 // left on the device; one session per output, as the binding keeps the outputs of earlier runs
 // bound) that makes zeroed buffers there, and as \`writer\` (outputs bound in place) that writes a
@@ -84,8 +88,9 @@ async function handle(msg) {
         stateModel = msg.allocModel;
         sessionOptions = msg.options;
         writer = await ort.InferenceSession.create(stateModel, sessionOptions);
+        if (msg.stepPath !== undefined) stepSession = await ort.InferenceSession.create(msg.stepPath, msg.profile === undefined ? msg.options : { ...msg.options, enableProfiling: true, profileFilePrefix: msg.profile + '_step' });
       }
-      return { inputNames: session.inputNames, outputNames: session.outputNames, stateLocation: writer === undefined ? 'host' : 'device' };
+      return { inputNames: session.inputNames, outputNames: session.outputNames, stateLocation: writer === undefined ? 'host' : 'device', stepGraph: stepSession !== undefined };
     case 'createState': {
       const old = state.get(msg.name);
       if (old !== undefined && old.device !== undefined) old.device.dispose();
@@ -123,11 +128,13 @@ async function handle(msg) {
       drop();
       return {};
     case 'run': {
+      const runner = msg.graph === 'step' ? stepSession : session;
+      if (runner === undefined) throw new Error('this session has no step graph');
       const feeds = {};
       for (const [name, t] of Object.entries(msg.feeds)) {
         feeds[name] = 'state' in t ? view(t, name) : new ort.Tensor(t.dtype, t.data, t.dims);
       }
-      const names = msg.outputs === undefined ? session.outputNames : msg.outputs;
+      const names = msg.outputs === undefined ? runner.outputNames : msg.outputs;
       const copies = msg.updates.filter((u) => 'spans' in u);
       const writes = msg.updates.filter((u) => !('spans' in u));
       // Outputs bound to the views fed as state: the graph writes into the buffers in place.
@@ -138,7 +145,7 @@ async function handle(msg) {
         fetches[w.output] = feeds[w.input];
       }
       for (const name of [...names, ...copies.map((c) => c.output)]) fetches[name] = null;
-      const result = await session.run(feeds, fetches);
+      const result = await runner.run(feeds, fetches);
       for (const c of copies) {
         const entry = state.get(c.state);
         const source = result[c.output] && result[c.output].data;
@@ -160,8 +167,10 @@ async function handle(msg) {
       for (const a of allocators.values()) await a.release();
       allocators.clear();
       if (writer !== undefined) await writer.release();
+      if (stepSession !== undefined) await stepSession.release();
       if (session !== undefined) await session.release();
       session = undefined;
+      stepSession = undefined;
       writer = undefined;
       return {};
     default:
@@ -197,6 +206,7 @@ interface Reply {
   readonly inputNames?: readonly string[];
   readonly outputNames?: readonly string[];
   readonly stateLocation?: StateLocation;
+  readonly stepGraph?: boolean;
   readonly out?: Record<string, { dtype: string; dims: readonly number[]; data: HostData }>;
 }
 
@@ -222,6 +232,7 @@ export class WorkerSession implements StatefulSessionPort {
   private names: { inputs: readonly string[]; outputs: readonly string[] } = { inputs: [], outputs: [] };
   private failure: Error | undefined;
   private location: StateLocation = 'host';
+  private hasStep = false;
   /** Thread id that executed the latest run (not the caller's: see `callerThreadId`). */
   lastRunThreadId: number | undefined;
   readonly callerThreadId = mainThreadId;
@@ -252,13 +263,16 @@ export class WorkerSession implements StatefulSessionPort {
    * Starts a worker and loads `path` in it with onnxruntime session options `options`. With
    * `allocModel` (the repository's state-allocation graph) state buffers live on the device the
    * session runs on; without it, in the worker's memory. With `profileFilePrefix` onnxruntime
-   * profiles the session's runs (not its state graphs) and writes the profile at release.
+   * profiles the session's runs (not its state graphs) and writes the profile at release (the step
+   * graph's to `<prefix>_step`). With `stepModel` as well, the worker loads that graph beside `path`
+   * (runWithState's 'step' runs).
    */
   static async create(
     path: string,
     options: Record<string, unknown>,
     allocModel?: string,
     profileFilePrefix?: string,
+    stepModel?: string,
   ): Promise<WorkerSession> {
     const worker = new Worker(WORKER_PROGRAM, {
       eval: true,
@@ -272,7 +286,9 @@ export class WorkerSession implements StatefulSessionPort {
         options,
         ...(allocModel === undefined ? {} : { allocModel }),
         ...(profileFilePrefix === undefined ? {} : { profile: profileFilePrefix }),
+        ...(allocModel === undefined || stepModel === undefined ? {} : { stepPath: stepModel }),
       });
+      session.hasStep = reply.stepGraph === true;
       session.names = { inputs: reply.inputNames ?? [], outputs: reply.outputNames ?? [] };
       session.location = reply.stateLocation ?? 'host';
     } catch (error) {
@@ -292,6 +308,10 @@ export class WorkerSession implements StatefulSessionPort {
 
   get stateLocation(): StateLocation {
     return this.location;
+  }
+
+  get stepGraph(): boolean {
+    return this.hasStep;
   }
 
   private async call(message: Record<string, unknown>): Promise<Reply> {
@@ -323,12 +343,14 @@ export class WorkerSession implements StatefulSessionPort {
     feeds: Readonly<Record<string, StatefulFeed>>,
     updates: readonly StateUpdate[],
     outputs?: readonly string[],
+    graph: SessionGraph = 'main',
   ): Promise<Record<string, HostTensor>> {
     const wire: Record<string, WireTensor | StatefulFeed> = { ...feeds };
     const reply = await this.call({
       type: 'run',
       feeds: wire,
       updates,
+      graph,
       ...(outputs === undefined ? {} : { outputs: [...outputs] }),
     });
     this.lastRunThreadId = reply.threadId;

@@ -66,6 +66,9 @@ export function isStateRef(feed: StatefulFeed): feed is StateRef {
 /** Where a session keeps state buffers that are not marked `host`. */
 export type StateLocation = 'host' | 'device';
 
+/** Which of a stateful session's graphs a run uses: its main graph or its step graph. */
+export type SessionGraph = 'main' | 'step';
+
 /** An inference session that also holds named state buffers (see above). */
 export interface StatefulSessionPort extends InferenceSessionPort {
   /** Where non-host state buffers live: on the device for a GPU session, else in host memory. */
@@ -81,7 +84,14 @@ export interface StatefulSessionPort extends InferenceSessionPort {
     feeds: Readonly<Record<string, StatefulFeed>>,
     updates: readonly StateUpdate[],
     outputs: readonly string[],
+    graph?: SessionGraph,
   ): Promise<Record<string, HostTensor>>;
+  /**
+   * The session also loaded a step graph (the decoder's model.step.onnx: one token per row, the
+   * attention fused, the cache written in place) that `runWithState(…, 'step')` runs over the same
+   * state buffers. Device sessions only.
+   */
+  readonly stepGraph?: boolean;
   /**
    * Writes `values` into float32 state buffer `name` from element `at` (per-row constants). A
    * device buffer takes whole rows only: `at` a multiple of `values.length`.
@@ -241,7 +251,9 @@ export class LocalStateSession implements StatefulSessionPort {
     feeds: Readonly<Record<string, StatefulFeed>>,
     updates: readonly StateUpdate[],
     outputs: readonly string[],
+    graph: SessionGraph = 'main',
   ): Promise<Record<string, HostTensor>> {
+    if (graph !== 'main') throw new Error('this session has no step graph (a device session loads one)');
     const plain: Record<string, HostTensor> = {};
     for (const [name, feed] of Object.entries(feeds)) {
       plain[name] = isStateRef(feed)

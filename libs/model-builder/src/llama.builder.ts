@@ -1,4 +1,5 @@
 import { float32ArrayToFloat16 } from '@imagebind-llm/checkpoint';
+import { STEP_GRAPH_INPUTS } from '@imagebind-llm/inference';
 import { linearWeight, QUANT_BLOCK_SIZE, type QuantBlock, type WeightFormat } from './onnx/linear-weights';
 import { rmsNorm, silu } from './onnx/ops';
 import { attr, GraphBuilder, OnnxType, type InitializerSink } from './onnx/onnx-graph';
@@ -416,7 +417,10 @@ export async function buildDecoderGraph(
     qkvBias.set(await w.f32(`${p}.attention.wq.bias`, [d]));
     const bqkv = g.floatInit(`${p}.attention.bqkv`, [3 * d], qkvBias);
     const xn = addThenNorm(attnNorm);
-    const qkv = linearWeight(g, xn, `${p}.attention.wqkv`, wqkv, 3 * d, d, format, half, block, bqkv);
+    const qkv = g.mark(
+      `qkv_${l}`,
+      linearWeight(g, xn, `${p}.attention.wqkv`, wqkv, 3 * d, d, format, half, block, bqkv),
+    );
     // q, k and v heads-first in one Transpose, [b, seq, 3·heads, hd] → [b, 3·heads, seq, hd],
     // then split by heads; RoPE works on the heads-first q and k as they are.
     const heads3 = g.op1('Transpose', [g.op1('Reshape', [qkv, g.int64s([0, 0, 3 * nh, hd])])], {
@@ -454,13 +458,15 @@ export async function buildDecoderGraph(
       g.op1('MatMul', [cachePart(probs), readCache(caches[l]!.pastV, windowNames(l).value)]),
       g.op1('MatMul', [newPart(probs), vNew.heads]),
     ]);
-    const o = g.op1('Reshape', [
-      g.op1('Transpose', [mixed], { perm: attr.ints([0, 2, 1, 3]) }),
-      g.int64s([0, 0, d]),
-    ]);
+    // the heads joined again, [b, seq, dim]: named, as the step graph makes it another way
+    const [o] = g.op(
+      'Reshape',
+      [g.op1('Transpose', [mixed], { perm: attr.ints([0, 2, 1, 3]) }), g.int64s([0, 0, d])],
+      { outputs: [attentionName(l)] },
+    );
     const wo = await merged(w, `${p}.attention.wo.weight`, `${p}.attention.lora_wo`, d, d, r);
     const bo = g.floatInit(`${p}.attention.wo.bias`, [d], await w.f32(`${p}.attention.wo.bias`, [d]));
-    const attnOut = linearWeight(g, o, `${p}.attention.wo`, wo, d, d, format, half, block, bo);
+    const attnOut = linearWeight(g, o!, `${p}.attention.wo`, wo, d, d, format, half, block, bo);
     // the visual term: c_l added to every position right after the attention block (§7)
     pending = g.op1('Add', [attnOut, layerOffsets[l]!]);
 
@@ -565,6 +571,71 @@ export function hostDecoderGraph(
     ]).flat(),
     'imagebind_llm_decoder_host',
   );
+}
+
+/** Layer l's attention output with the heads joined, [batch, seq, dim]: what wo multiplies. */
+const attentionName = (l: number): string => `attention_${l}`;
+
+/**
+ * model.step.onnx, the decoder's one-token step for a session whose slot KV cache is on the device:
+ * `decoder` (buildDecoderGraph, built with `kvDtype`) with each layer's attention as one
+ * `com.microsoft` GroupQueryAttention over the slot buffers, which takes the fused q/k/v
+ * projection, applies RoPE (interleaved, at each row's own position), writes the new K/V into the
+ * cache and attends over the row's [0, length] positions. Fed the first `batch` slots of each
+ * buffer as past_key_l / past_value_l with present_key_l / present_value_l bound to the same views,
+ * it writes the cache in place (onnxruntime's shared past/present buffer): no window is sliced out
+ * of the cache, nothing is scattered, and the mask, the RoPE nodes and the two-part softmax of the
+ * general graph are left out (about 20 of its 38 WebGPU kernels per layer).
+ *
+ * Inputs: input_ids [batch, 1], layer_offsets, gather_rows (0 … batch − 1), past_key_l /
+ * past_value_l [batch, heads, capacity, hd] (slot b is row b), seqlens_k int32 [batch] (row b's
+ * cache length: its new token goes to that position), total_sequence_length int32 scalar (the
+ * largest seqlens_k + 1). Outputs: logits, next_token, present_key_l / present_value_l. Only for
+ * one new token per row (GroupQueryAttention's prefill form is wrong on the WebGPU provider of
+ * onnxruntime 1.30 once 32 or more queries attend: errors of ~5e-2 against a float64 reference on
+ * lavapipe, as MultiHeadAttention's); prefills run the general graph. With float16 KV the
+ * attention computes in float16 (its type is the cache's); with float32 KV in float32.
+ */
+export function stepDecoderGraph(
+  decoder: GraphBuilder,
+  c: LlamaConfig,
+  kvDtype: KvDtype = 'float32',
+): GraphBuilder {
+  return decoder.rewriting('imagebind_llm_decoder_step', (g) => {
+    const kvType = KV_ONNX_TYPE[kvDtype];
+    const same = kvDtype === 'float32';
+    const toKv = (x: string): string => (same ? x : g.op1('Cast', [x], { to: attr.int(kvType) }));
+    const seqlens = g.input(STEP_GRAPH_INPUTS.seqlens, OnnxType.INT32, ['batch'], 'cache length of each row');
+    const total = g.input(STEP_GRAPH_INPUTS.total, OnnxType.INT32, [], 'largest cache length + 1');
+    // the RoPE tables in the cache's type (a Cast of an initializer: folded when the session loads)
+    const cos = toKv('rope_cos');
+    const sin = toKv('rope_sin');
+    const layers = Array.from({ length: c.nLayers }, (_, l) => l);
+    g.redefine(layers.flatMap((l) => [attentionName(l), `present_key_${l}`, `present_value_${l}`]));
+    g.dropOutputs(layers.flatMap((l) => [`new_key_${l}`, `new_value_${l}`]));
+    for (const l of layers) {
+      const [out] = g.op(
+        'GroupQueryAttention',
+        [toKv(g.marked(`qkv_${l}`)), '', '', `past_key_${l}`, `past_value_${l}`, seqlens, total, cos, sin],
+        {
+          outputs: [
+            same ? attentionName(l) : g.uniqueName('attention_kv'),
+            `present_key_${l}`,
+            `present_value_${l}`,
+          ],
+          attrs: {
+            num_heads: attr.int(c.nHeads),
+            kv_num_heads: attr.int(c.nHeads),
+            do_rotary: attr.int(1),
+            rotary_interleaved: attr.int(1),
+          },
+          domain: 'com.microsoft',
+        },
+      );
+      if (!same)
+        g.op('Cast', [out!], { outputs: [attentionName(l)], attrs: { to: attr.int(OnnxType.FLOAT) } });
+    }
+  });
 }
 
 /**

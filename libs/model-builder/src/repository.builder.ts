@@ -7,7 +7,7 @@ import {
   writeNpyRows,
   type TensorEntry,
 } from '@imagebind-llm/checkpoint';
-import type { TensorSpec } from '@imagebind-llm/inference';
+import { STEP_GRAPH_INPUTS, type TensorSpec } from '@imagebind-llm/inference';
 import { hashedSource, PhaseCounter, type BuildProgressListener } from './build-progress';
 import { bindKeys, buildBindGraph, detectBindConfig, type BindConfig } from './bind.builder';
 import {
@@ -16,6 +16,7 @@ import {
   buildStateGraph,
   buildVisualGraph,
   hostDecoderGraph,
+  stepDecoderGraph,
   type KvDtype,
   llamaBaseKeys,
   llamaConfigFrom,
@@ -139,6 +140,22 @@ const decoderOutputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
     { name: `new_key_${l}`, dtype: kv, dims: ['batch', c.nHeads, 'seq', c.headDim] },
     { name: `new_value_${l}`, dtype: kv, dims: ['batch', c.nHeads, 'seq', c.headDim] },
   ]).flat(),
+];
+
+/** model.step.onnx (stepDecoderGraph): one token per row over the first `batch` slots, in place. */
+const stepInputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
+  { name: 'input_ids', dtype: 'int64', dims: ['batch', 1] },
+  { name: 'layer_offsets', dtype: 'float32', dims: ['batch', c.nLayers, c.dim] },
+  { name: 'gather_rows', dtype: 'int64', dims: ['batch'] },
+  ...slotCache(c, kv, 'past'),
+  { name: STEP_GRAPH_INPUTS.seqlens, dtype: 'int32', dims: ['batch'] },
+  { name: STEP_GRAPH_INPUTS.total, dtype: 'int32', dims: [] },
+];
+
+const stepOutputs = (c: LlamaConfig, kv: KvDtype): TensorSpec[] => [
+  { name: 'logits', dtype: 'float32', dims: ['batch', c.vocabSize] },
+  { name: 'next_token', dtype: 'int64', dims: ['batch'] },
+  ...slotCache(c, kv, 'present'),
 ];
 
 /**
@@ -291,7 +308,10 @@ async function buildLanguageComponents(
             quantBlock,
             onLayer: (l) => say(`  layer ${l + 1}/${llama.nLayers}`),
           }),
-        [{ file: 'model.host.onnx', derive: (g) => hostDecoderGraph(g, llama, kvDtype) }],
+        [
+          { file: 'model.host.onnx', derive: (g) => hostDecoderGraph(g, llama, kvDtype) },
+          { file: 'model.step.onnx', derive: (g) => stepDecoderGraph(g, llama, kvDtype) },
+        ],
       ),
     );
     say('building llama-decoder/visual.onnx');
@@ -326,6 +346,7 @@ async function buildLanguageComponents(
       files: {
         decoder: 'model.onnx',
         hostDecoder: 'model.host.onnx',
+        stepDecoder: 'model.step.onnx',
         visual: 'visual.onnx',
         state: 'state.onnx',
       },
@@ -336,6 +357,7 @@ async function buildLanguageComponents(
           inputs: decoderInputs(llama, kvDtype, 'host'),
           outputs: decoderOutputs(llama, kvDtype),
         },
+        stepDecoder: { inputs: stepInputs(llama, kvDtype), outputs: stepOutputs(llama, kvDtype) },
         visual: {
           inputs: [{ name: 'visual_query', dtype: 'float32', dims: ['batch', llama.dim] }],
           outputs: [{ name: 'layer_offsets', dtype: 'float32', dims: ['batch', llama.nLayers, llama.dim] }],

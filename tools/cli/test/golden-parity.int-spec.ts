@@ -267,6 +267,8 @@ describe.each([
   it('keeps the slot KV cache on the device', () => {
     expect(gpu.engine.stateLocation).toBe('device');
     expect(gpu.engine.decodeGraph).toBe('device');
+    // decode steps run the step graph (model.step.onnx): the attention fused, the cache in place
+    expect(gpu.engine.stepKind).toBe('step');
     // greedy steps take the ArgMax made on the device: the logits stay there
     expect(gpu.engine.greedyPick).toBe('session');
   });

@@ -119,6 +119,13 @@ const windowInput = (kind: 'key' | 'value', l: number): string => `window_${kind
  * (on a device, the logits never leave it). Repositories built before it have only `logits`.
  */
 export const NEXT_TOKEN_OUTPUT = 'next_token';
+
+/**
+ * The step graph's (model.step.onnx) inputs beside the ids, offsets and cache views: each row's
+ * cache length (int32 [batch]; its new token goes to that position) and the largest plus one
+ * (int32 scalar), as onnxruntime's GroupQueryAttention takes them.
+ */
+export const STEP_GRAPH_INPUTS = { seqlens: 'seqlens_k', total: 'total_sequence_length' } as const;
 const LOGITS_OUTPUT = 'logits';
 
 /** State buffer of each slot's c_l rows [slots, layers, dim]: written at a join, read by every step. */
@@ -195,6 +202,8 @@ export class GenerationEngine {
   private readonly windowInputs: boolean;
   /** The graph has NEXT_TOKEN_OUTPUT: greedy runs take the argmax made where the session runs. */
   private readonly sessionArgmax: boolean;
+  /** Decode steps run the session's step graph (model.step.onnx, beside model.onnx on a device). */
+  private readonly fusedSteps: boolean;
 
   constructor(
     session: InferenceSessionPort,
@@ -218,6 +227,7 @@ export class GenerationEngine {
       );
     }
     this.slots = new KvSlots(options.maxBatch);
+    this.fusedSteps = this.session.stepGraph === true && this.session.stateLocation === 'device';
   }
 
   /** Where the session keeps the slot KV cache: on the device for a GPU provider, else host memory. */
@@ -231,6 +241,14 @@ export class GenerationEngine {
    */
   get decodeGraph(): 'host' | 'device' {
     return this.windowInputs ? 'host' : 'device';
+  }
+
+  /**
+   * What decode steps run: `step` (model.step.onnx, the attention fused and the cache written in
+   * place; a device session that loaded it) or `general` (the graph prefills run too).
+   */
+  get stepKind(): 'step' | 'general' {
+    return this.fusedSteps ? 'step' : 'general';
   }
 
   /**
@@ -485,6 +503,7 @@ export class GenerationEngine {
    * along seeing only their own new token; their outputs are ignored.
    */
   private async step(): Promise<void> {
+    if (this.fusedSteps) return this.fusedStep();
     const s = this.shape;
     const h = s.nHeads;
     const rows = [...this.active];
@@ -539,6 +558,62 @@ export class GenerationEngine {
     const out = await this.session.runWithState(feeds, this.cacheUpdates(spans), [
       this.fetchFor(rows, false),
     ]);
+    this.finishStep(rows, k, width, feeds, out);
+  }
+
+  /**
+   * A decode step through the session's step graph (model.step.onnx, device only): the first `span`
+   * slots of every layer's buffers are fed as they are and written in place by the fused
+   * attention, which puts each row's new K/V at position seqlens_k (its length), rotates q and k
+   * there and attends over [0, length]. Free slots riding along have length 0: they write their
+   * own position 0, which the next row to take the slot overwrites at its prefill.
+   */
+  private async fusedStep(): Promise<void> {
+    const s = this.shape;
+    const rows = [...this.active];
+    const k = this.slots.span;
+    const width = Math.max(...rows.map((r) => r.len));
+    const ids = new BigInt64Array(k);
+    const lengths = new Int32Array(k);
+    for (const r of rows) {
+      ids[r.slot] = BigInt(r.tokens[r.tokens.length - 1]!);
+      lengths[r.slot] = r.len;
+    }
+    const feeds: Record<string, StatefulFeed> = {
+      input_ids: hostTensor('int64', [k, 1], ids),
+      layer_offsets: { state: SLOT_OFFSETS_STATE, dims: [k, s.nLayers, s.dim] },
+      gather_rows: hostTensor(
+        'int64',
+        [k],
+        BigInt64Array.from({ length: k }, (_, i) => BigInt(i)),
+      ),
+      [STEP_GRAPH_INPUTS.seqlens]: { dtype: 'int32', dims: [k], data: lengths },
+      [STEP_GRAPH_INPUTS.total]: { dtype: 'int32', dims: [], data: Int32Array.of(width + 1) },
+    };
+    const updates: StateUpdate[] = [];
+    for (let l = 0; l < s.nLayers; l++) {
+      const names = kvStateNames(l);
+      for (const [kind, state] of [
+        ['key', names.key],
+        ['value', names.value],
+      ] as const) {
+        feeds[`past_${kind}_${l}`] = { state, dims: [k, s.nHeads, s.maxSeqLen, s.headDim] };
+        updates.push({ output: `present_${kind}_${l}`, input: `past_${kind}_${l}` });
+      }
+    }
+    const out = await this.session.runWithState(feeds, updates, [this.fetchFor(rows, false)], 'step');
+    this.finishStep(rows, k, width, feeds, out);
+  }
+
+  /** Reports a decode step's transfers and takes each row's next token. */
+  private finishStep(
+    rows: readonly Row[],
+    k: number,
+    width: number,
+    feeds: Readonly<Record<string, StatefulFeed>>,
+    out: Readonly<Record<string, HostTensor>>,
+  ): void {
+    const s = this.shape;
     this.report('decode', k, width, feeds, out);
     const logits = out[LOGITS_OUTPUT]?.data as Float32Array | undefined;
     for (const r of rows) {

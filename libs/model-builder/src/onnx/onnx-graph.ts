@@ -93,6 +93,13 @@ export function elementCount(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
 }
 
+/** What GraphBuilder.rewriting's `edit` works on: the variant, which can also replace nodes. */
+export interface GraphEditor extends GraphBuilder {
+  /** Drops the nodes that make `values` (all of each node's outputs), for new nodes to make them. */
+  redefine(values: readonly string[]): void;
+  dropOutputs(names: readonly string[]): void;
+}
+
 /**
  * Builds an ONNX graph: inputs, outputs, initializers (bytes handed to a sink) and nodes with
  * generated unique names. `op()` returns the output names so graphs read like expressions.
@@ -105,6 +112,8 @@ export class GraphBuilder {
   private readonly names = new Set<string>();
   private counter = 0;
   private readonly constCache = new Map<string, string>();
+  /** Values noted under a key (mark): how a variant finds a value the builder named freshly. */
+  private readonly marks = new Map<string, string>();
 
   constructor(
     readonly name: string,
@@ -272,6 +281,97 @@ export class GraphBuilder {
     for (const n of this.names) g.names.add(n);
     g.counter = this.counter;
     return g;
+  }
+
+  /** Notes value `value` under `key`, for variants of this graph to find it (`marked`). */
+  mark(key: string, value: string): string {
+    this.marks.set(key, value);
+    return value;
+  }
+
+  marked(key: string): string {
+    const value = this.marks.get(key);
+    if (value === undefined) throw new Error(`graph ${this.name} marks no value "${key}"`);
+    return value;
+  }
+
+  /**
+   * A variant of this graph that `edit` changes through the editor it is given: it may make values
+   * with new nodes in place of the nodes that made them (`redefine`), drop outputs, and add
+   * inputs, initializers and nodes as on any builder. The variant then keeps only what its outputs
+   * need, its nodes in dependency order; the initializers kept are this graph's own (shared, as in
+   * `feeding`), and this graph is left unchanged.
+   */
+  rewriting(name: string, edit: (g: GraphEditor) => void): GraphBuilder {
+    const g = new GraphBuilder(name, this.sink);
+    g.nodes.push(...this.nodes);
+    g.inputs.push(...this.inputs);
+    g.outputs.push(...this.outputs);
+    g.initializers.push(...this.initializers);
+    for (const n of this.names) g.names.add(n);
+    for (const [k, v] of this.constCache) g.constCache.set(k, v);
+    for (const [k, v] of this.marks) g.marks.set(k, v);
+    g.counter = this.counter;
+    edit(
+      Object.assign(g, {
+        redefine: (values: readonly string[]): void => g.unmake(values),
+        dropOutputs: (names: readonly string[]): void => {
+          for (const n of names) {
+            const at = g.outputs.findIndex((o) => o.name === n);
+            if (at < 0) throw new Error(`graph ${this.name} has no output ${n}`);
+            g.outputs.splice(at, 1);
+          }
+        },
+      }),
+    );
+    g.prune();
+    return g;
+  }
+
+  /** Drops the nodes that make `values` and frees those names for the nodes that will make them. */
+  private unmake(values: readonly string[]): void {
+    const set = new Set(values);
+    for (const value of values) {
+      const node = this.nodes.find((n) => n.outputs.includes(value));
+      if (node === undefined) throw new Error(`${value} is not a value computed in graph ${this.name}`);
+      const other = node.outputs.find((o) => !set.has(o));
+      if (other !== undefined)
+        throw new Error(`node ${node.name} also makes ${other}: redefine all of its outputs or none`);
+      this.nodes.splice(this.nodes.indexOf(node), 1);
+      for (const o of node.outputs) this.names.delete(o);
+    }
+  }
+
+  /** Keeps what the outputs need, every node after the nodes that make its inputs. */
+  private prune(): void {
+    const producer = new Map<string, NodeDef>();
+    for (const node of this.nodes) for (const o of node.outputs) producer.set(o, node);
+    const needed = new Set<string>();
+    const ordered: NodeDef[] = [];
+    const state = new Map<NodeDef, 'visiting' | 'done'>();
+    const visit = (value: string): void => {
+      needed.add(value);
+      const node = producer.get(value);
+      if (node === undefined || state.get(node) === 'done') return;
+      if (state.get(node) === 'visiting') throw new Error(`graph ${this.name} has a cycle through ${value}`);
+      state.set(node, 'visiting');
+      for (const i of node.inputs) if (i !== '') visit(i);
+      state.set(node, 'done');
+      ordered.push(node);
+    };
+    for (const o of this.outputs) visit(o.name);
+    const defined = new Set([
+      ...producer.keys(),
+      ...this.inputs.map((i) => i.name),
+      ...this.initializers.map((i) => i.name),
+    ]);
+    const missing = [...needed].find((v) => !defined.has(v));
+    if (missing !== undefined) throw new Error(`graph ${this.name}: nothing makes ${missing}`);
+    this.nodes.splice(0, this.nodes.length, ...ordered);
+    const keptInputs = this.inputs.filter((i) => needed.has(i.name));
+    this.inputs.splice(0, this.inputs.length, ...keptInputs);
+    const keptInits = this.initializers.filter((i) => needed.has(i.name));
+    this.initializers.splice(0, this.initializers.length, ...keptInits);
   }
 
   get initializerBytes(): number {

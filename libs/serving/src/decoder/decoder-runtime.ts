@@ -178,6 +178,11 @@ export async function loadDecoderModel(
       ...(component.json.files['hostDecoder'] === undefined
         ? {}
         : { hostStateModel: component.file('hostDecoder') }),
+      // On a device its decode steps run the step graph (the attention fused, the cache written
+      // in place), a second session with its own copy of the weights there.
+      ...(component.json.files['stepDecoder'] === undefined
+        ? {}
+        : { stepStateModel: component.file('stepDecoder') }),
     }),
     createOrtSession(component.file('visual'), sessionOptions),
   ]);
