@@ -5,7 +5,7 @@
 //       [--heads 16] [--vocab 32000] [--tokens 64] [--streams 16] [--format fp32|fp16|int8|int4]
 //       [--quant-block 32|64|128] [--intra-op-threads N (0: one per CPU)] [--kv float32|float16] [--capacity 512] [--contexts 64,480] [--half-compute]
 //       [--sections all|steps] [--profile-steps N [--profile-streams]]
-//       [--webgpu-validation disabled|wgpuOnly|basic|full] [--json]
+//       [--webgpu-validation disabled|wgpuOnly|basic|full] [--general-steps] [--json]
 //
 // Prints these ratios, each measured side by side in this one run (machines are noisy):
 //   (a) single-stream decode tok/s ÷ the memory-bandwidth bound (bandwidth ÷ weight bytes read per
@@ -17,14 +17,19 @@
 //       (on the device for a GPU provider) at each context of --contexts: tok/s, ÷ the bound, and
 //       the bytes that cross host ↔ session per row and step (equal at every context when nothing
 //       of the cache travels). Greedy steps fetch the graph's next_token (its ArgMax of the logits);
-//       `logits_fetch_cost` times a step that fetches the logits instead, side by side;
+//       `logits_fetch_cost` times a step that fetches the logits instead, side by side. On a
+//       device the engine's decode steps run the step graph (model.step.onnx: the attention one
+//       fused GroupQueryAttention writing the cache in place); (b′) times it and, side by side,
+//       the general graph's steps (`general_steps`, `step_graph_speedup`). --general-steps makes
+//       the engine sections run the general graph instead;
 //   (b″) the same as (b) through DecoderRuntime (the decoder service's runtime without gRPC);
 //   (c) KV-cache decode ÷ full recompute of the whole sequence for every new token;
 //   (p) with --profile-steps N: onnxruntime's profile of N raw steps, one row at the first context
 //       (and with --profile-streams, --streams rows at the last), each in a session of its own (each
 //       loads the model and allocates the slots once more): kernels per step by execution
 //       provider, the host time recorded around them and, on WebGPU with timestamp queries, the
-//       GPU programs' own time (host far above device: a step bounded by the cost per kernel).
+//       GPU programs' own time (host far above device: a step bounded by the cost per kernel). On a
+//       device with the step graph, both graphs' steps are profiled (`profile`, `profile_general`).
 // `--sections steps` runs (a) and (b′) only (the device check: a 7B-shaped model on a GPU).
 // With --json the last line on stdout is one JSON object with the figures.
 // Weights are random (a shared pool of values): speed does not depend on them.
@@ -41,6 +46,7 @@ import {
   GraphBuilder,
   hostDecoderGraph,
   llamaBaseKeys,
+  stepDecoderGraph,
   OnnxType,
   QUANT_BLOCK_SIZE,
   QUANT_BLOCK_SIZES,
@@ -53,6 +59,7 @@ import {
   hostTensor,
   isStateRef,
   readOrtProfile,
+  STEP_GRAPH_INPUTS,
   WEBGPU_VALIDATION_MODES,
 } from '@imagebind-llm/inference';
 
@@ -80,6 +87,7 @@ const { values: args } = parseArgs({
     'webgpu-validation': { type: 'string' },
     'model-dir': { type: 'string' },
     'build-only': { type: 'boolean', default: false },
+    'general-steps': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
@@ -334,6 +342,33 @@ function stepFeeds(device, b, width) {
   return { feeds, writes };
 }
 
+/**
+ * Feeds of one raw decode step of the step graph (device only) for rows [0, b) at cache length
+ * `width`, the way GenerationEngine makes them: the first b slots of every buffer fed as past and
+ * bound as present (GroupQueryAttention writes the new position in place).
+ */
+function fusedStepFeeds(b, width) {
+  const feeds = {
+    input_ids: hostTensor('int64', [b, 1], new BigInt64Array(b).fill(5n)),
+    layer_offsets: { state: 'offsets', dims: [b, nLayers, dim] },
+    gather_rows: hostTensor(
+      'int64',
+      [b],
+      BigInt64Array.from({ length: b }, (_, i) => BigInt(i)),
+    ),
+    [STEP_GRAPH_INPUTS.seqlens]: { dtype: 'int32', dims: [b], data: new Int32Array(b).fill(width) },
+    [STEP_GRAPH_INPUTS.total]: { dtype: 'int32', dims: [], data: Int32Array.of(width + 1) },
+  };
+  const writes = [];
+  for (let l = 0; l < nLayers; l++) {
+    for (const kind of ['key', 'value']) {
+      feeds[`past_${kind}_${l}`] = { state: `${kind[0]}${l}`, dims: [b, nHeads, capacity, headDim] };
+      writes.push({ output: `present_${kind}_${l}`, input: `past_${kind}_${l}` });
+    }
+  }
+  return { feeds, writes };
+}
+
 /** Bytes a run moves across the session boundary: host feeds and outputs (state stays put). */
 function boundaryBytes(feeds, out) {
   let bytes = 0;
@@ -368,7 +403,12 @@ try {
   // `ibllm models build` writes model.onnx and model.host.onnx (external weights in one file)
   const modelPath = join(work, 'decoder.onnx');
   const hostModelPath = join(work, 'decoder.host.onnx');
-  const models = { stateAllocModel: join(work, 'state.onnx'), hostStateModel: hostModelPath };
+  const stepModelPath = join(work, 'decoder.step.onnx');
+  const models = {
+    stateAllocModel: join(work, 'state.onnx'),
+    hostStateModel: hostModelPath,
+    stepStateModel: stepModelPath,
+  };
   // A worker session of the decoder as every section opens it (`extra`: its own options).
   const decoderSession = (extra = {}) =>
     createOrtSession(modelPath, {
@@ -379,7 +419,8 @@ try {
       ...models,
       ...extra,
     });
-  if (keep !== undefined && existsSync(modelPath) && existsSync(hostModelPath)) say(`reusing ${modelPath}`);
+  if (keep !== undefined && [modelPath, hostModelPath, stepModelPath].every((p) => existsSync(p)))
+    say(`reusing ${modelPath}`);
   else {
     await writeGraph(
       work,
@@ -397,7 +438,10 @@ try {
               say(`  built layer ${l + 1}/${nLayers} (${elapsed()})`);
           },
         }),
-      [{ file: 'decoder.host.onnx', derive: (g) => hostDecoderGraph(g, config, kvDtype) }],
+      [
+        { file: 'decoder.host.onnx', derive: (g) => hostDecoderGraph(g, config, kvDtype) },
+        { file: 'decoder.step.onnx', derive: (g) => stepDecoderGraph(g, config, kvDtype) },
+      ],
     );
     say(`built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   }
@@ -446,21 +490,34 @@ try {
   // does for greedy rows; a repository built before it has only the logits.
   const fetch = stepSession.outputNames.includes('next_token') ? 'next_token' : 'logits';
   report.step_fetch = fetch;
-  const timeSteps = async (feeds, writes, outputs) => {
-    await stepSession.runWithState(feeds, writes, outputs);
+  // On a device the engine's decode steps run the step graph; the general graph is timed beside it.
+  const device = stepSession.stateLocation === 'device';
+  const fused = device && stepSession.stepGraph === true;
+  report.step_graph = fused ? 'step' : 'general';
+  const feedsOf = (graph, b, ctx) => (graph === 'step' ? fusedStepFeeds(b, ctx) : stepFeeds(device, b, ctx));
+  const timeSteps = async (feeds, writes, outputs, graph = 'main') => {
+    await stepSession.runWithState(feeds, writes, outputs, graph);
     const s0 = performance.now();
-    for (let i = 0; i < reps; i++) await stepSession.runWithState(feeds, writes, outputs);
+    for (let i = 0; i < reps; i++) await stepSession.runWithState(feeds, writes, outputs, graph);
     return (performance.now() - s0) / reps;
   };
+  const generalSteps = {};
+  const speedup = {};
   for (const ctx of contexts) {
     const row = {};
+    const generalRow = {};
     for (const b of [1, streams]) {
-      const { feeds, writes } = stepFeeds(stepSession.stateLocation === 'device', b, ctx);
-      const out = await stepSession.runWithState(feeds, writes, [fetch]);
+      const { feeds, writes } = feedsOf(fused ? 'step' : 'main', b, ctx);
+      const out = await stepSession.runWithState(feeds, writes, [fetch], fused ? 'step' : 'main');
       if (b === 1) transfer[String(ctx)] = boundaryBytes(feeds, out) / b;
       else transfer[`${ctx}x${b}`] = boundaryBytes(feeds, out) / b;
-      const ms = await timeSteps(feeds, writes, [fetch]);
+      const ms = await timeSteps(feeds, writes, [fetch], fused ? 'step' : 'main');
       row[String(b)] = { step_ms: ms, tok_s: (1000 * b) / ms, over_bound: (1000 * b) / ms / boundTokS };
+      if (fused) {
+        const general = feedsOf('main', b, ctx);
+        const generalMs = await timeSteps(general.feeds, general.writes, [fetch]);
+        generalRow[String(b)] = { step_ms: generalMs, tok_s: (1000 * b) / generalMs };
+      }
     }
     steps[String(ctx)] = row;
     const one = row['1'];
@@ -469,8 +526,26 @@ try {
       `(b′) context ${ctx}: 1 stream ${one.tok_s.toFixed(1)} tok/s (${one.step_ms.toFixed(2)} ms/step, ${one.over_bound.toFixed(2)} of the bound); ` +
         `${streams} streams ${many.tok_s.toFixed(1)} tok/s (${many.step_ms.toFixed(2)} ms/step, ${many.over_bound.toFixed(2)}× the bound) → ${(many.tok_s / one.tok_s).toFixed(2)}× (${elapsed()})`,
     );
+    if (fused) {
+      generalSteps[String(ctx)] = generalRow;
+      speedup[String(ctx)] = Object.fromEntries(
+        [1, streams].map((b) => [String(b), generalRow[String(b)].step_ms / row[String(b)].step_ms]),
+      );
+      say(
+        `     the general graph's steps, same session: ${[1, streams]
+          .map(
+            (b) =>
+              `${b} row(s) ${generalRow[String(b)].step_ms.toFixed(2)} ms/step → step graph ${speedup[String(ctx)][String(b)].toFixed(2)}× faster`,
+          )
+          .join(', ')}`,
+      );
+    }
   }
   report.steps = steps;
+  if (fused) {
+    report.general_steps = generalSteps;
+    report.step_graph_speedup = speedup;
+  }
   report.transfer_bytes_per_row_step = Object.fromEntries(
     contexts.map((c) => [String(c), transfer[String(c)]]),
   );
@@ -490,9 +565,10 @@ try {
     const ctx = contexts[0];
     const cost = {};
     for (const b of [1, streams]) {
-      const { feeds, writes } = stepFeeds(stepSession.stateLocation === 'device', b, ctx);
-      const argmaxMs = await timeSteps(feeds, writes, ['next_token']);
-      const logitsMs = await timeSteps(feeds, writes, ['logits']);
+      const graph = fused ? 'step' : 'main';
+      const { feeds, writes } = feedsOf(graph, b, ctx);
+      const argmaxMs = await timeSteps(feeds, writes, ['next_token'], graph);
+      const logitsMs = await timeSteps(feeds, writes, ['logits'], graph);
       cost[String(b)] = {
         next_token_step_ms: argmaxMs,
         logits_step_ms: logitsMs,
@@ -518,20 +594,28 @@ try {
   // the last. Kernels per step by provider, the time the profiler records around them on the host,
   // and (WebGPU, with timestamp queries) the GPU programs' own time: host time far above device
   // time is a step bounded by the host's cost per kernel.
+  // The worker writes the step graph's profile to `<prefix>.step_*.json` (ort-worker-session.ts).
   const profileOf = async (rows, ctx, name) => {
     const prefix = join(work, name);
     const session = await decoderSession({ profileFilePrefix: prefix });
     try {
       await createSlots(session);
-      const { feeds, writes } = stepFeeds(session.stateLocation === 'device', rows, ctx);
-      for (let i = 0; i < profileSteps; i++) await session.runWithState(feeds, writes, [fetch]);
+      for (const graph of fused ? ['step', 'main'] : ['main']) {
+        const { feeds, writes } = feedsOf(graph, rows, ctx);
+        for (let i = 0; i < profileSteps; i++) await session.runWithState(feeds, writes, [fetch], graph);
+      }
     } finally {
       await session.release();
     }
-    const profile = readOrtProfile(prefix);
+    const summary = (profile, graph) => summarizeProfile(profile, graph, rows, ctx);
+    return fused
+      ? { ...summary(readOrtProfile(`${prefix}.step`), 'step'), general: summary(readOrtProfile(prefix), 'general') }
+      : summary(readOrtProfile(prefix), 'general');
+  };
+  const summarizeProfile = (profile, graph, rows, ctx) => {
     const eps = Object.keys(profile.kernels);
     say(
-      `(p) profile of ${profile.runs} steps of ${rows} row(s) at context ${ctx}: ${(profile.runMicros / 1000).toFixed(2)} ms/step (profiled); ` +
+      `(p) profile of ${profile.runs} ${graph}-graph steps of ${rows} row(s) at context ${ctx}: ${(profile.runMicros / 1000).toFixed(2)} ms/step (profiled); ` +
         eps
           .map(
             (ep) =>
@@ -553,6 +637,7 @@ try {
         .join(', ')}`,
     );
     return {
+      graph,
       context: ctx,
       rows,
       steps: profile.runs,
@@ -572,7 +657,9 @@ try {
   }
 
   if (allSections) {
-    const session = await decoderSession();
+    // --general-steps: the engine's decode steps run the general graph (no step graph loaded)
+    const session = await decoderSession(args['general-steps'] ? { stepStateModel: undefined } : {});
+    report.engine_step_graph = session.stepGraph === true ? 'step' : 'general';
     const offsets = new Float32Array(nLayers * dim).fill(0.01);
     const prompt = (i) => [
       1,

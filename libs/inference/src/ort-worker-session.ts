@@ -88,7 +88,7 @@ async function handle(msg) {
         stateModel = msg.allocModel;
         sessionOptions = msg.options;
         writer = await ort.InferenceSession.create(stateModel, sessionOptions);
-        if (msg.stepPath !== undefined) stepSession = await ort.InferenceSession.create(msg.stepPath, msg.profile === undefined ? msg.options : { ...msg.options, enableProfiling: true, profileFilePrefix: msg.profile + '_step' });
+        if (msg.stepPath !== undefined) stepSession = await ort.InferenceSession.create(msg.stepPath, msg.profile === undefined ? msg.options : { ...msg.options, enableProfiling: true, profileFilePrefix: msg.profile + '.step' });
       }
       return { inputNames: session.inputNames, outputNames: session.outputNames, stateLocation: writer === undefined ? 'host' : 'device', stepGraph: stepSession !== undefined };
     case 'createState': {
@@ -264,7 +264,7 @@ export class WorkerSession implements StatefulSessionPort {
    * `allocModel` (the repository's state-allocation graph) state buffers live on the device the
    * session runs on; without it, in the worker's memory. With `profileFilePrefix` onnxruntime
    * profiles the session's runs (not its state graphs) and writes the profile at release (the step
-   * graph's to `<prefix>_step`). With `stepModel` as well, the worker loads that graph beside `path`
+   * graph's to `<prefix>.step_…`). With `stepModel` as well, the worker loads that graph beside `path`
    * (runWithState's 'step' runs).
    */
   static async create(
