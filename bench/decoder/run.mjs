@@ -5,7 +5,7 @@
 //       [--heads 16] [--vocab 32000] [--tokens 64] [--streams 16] [--format fp32|fp16|int8|int4]
 //       [--quant-block 32|64|128] [--intra-op-threads N (0: one per CPU)] [--kv float32|float16] [--capacity 512] [--contexts 64,480] [--half-compute]
 //       [--sections all|steps] [--profile-steps N [--profile-streams]]
-//       [--webgpu-validation disabled|wgpuOnly|basic|full] [--general-steps] [--json]
+//       [--webgpu-validation disabled|wgpuOnly|basic|full] [--general-steps] [--general-reps N] [--json]
 //
 // Prints these ratios, each measured side by side in this one run (machines are noisy):
 //   (a) single-stream decode tok/s ÷ the memory-bandwidth bound (bandwidth ÷ weight bytes read per
@@ -20,7 +20,8 @@
 //       `logits_fetch_cost` times a step that fetches the logits instead, side by side. On a
 //       device the engine's decode steps run the step graph (model.step.onnx: the attention one
 //       fused GroupQueryAttention writing the cache in place); (b′) times it and, side by side,
-//       the general graph's steps (`general_steps`, `step_graph_speedup`). --general-steps makes
+//       the general graph's steps (`general_steps`, `step_graph_speedup`; --general-reps N of
+//       them, default --reps, 0 for none). --general-steps makes
 //       the engine sections run the general graph instead;
 //   (b″) the same as (b) through DecoderRuntime (the decoder service's runtime without gRPC);
 //   (c) KV-cache decode ÷ full recompute of the whole sequence for every new token;
@@ -88,6 +89,7 @@ const { values: args } = parseArgs({
     'model-dir': { type: 'string' },
     'build-only': { type: 'boolean', default: false },
     'general-steps': { type: 'boolean', default: false },
+    'general-reps': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -113,6 +115,9 @@ const capacity = Number(args.capacity);
 const contexts = args.contexts.split(',').map(Number);
 const reps = Number(args.reps);
 const profileSteps = Number(args['profile-steps']);
+const generalReps = args['general-reps'] === undefined ? reps : Number(args['general-reps']);
+if (!(Number.isSafeInteger(generalReps) && generalReps >= 0))
+  throw new Error(`--general-reps must be an integer ≥ 0, got ${args['general-reps']}`);
 const webgpuValidation = args['webgpu-validation'];
 if (webgpuValidation !== undefined && !WEBGPU_VALIDATION_MODES.includes(webgpuValidation))
   throw new Error(`--webgpu-validation must be one of ${WEBGPU_VALIDATION_MODES.join(', ')}`);
@@ -495,12 +500,13 @@ try {
   const fused = device && stepSession.stepGraph === true;
   report.step_graph = fused ? 'step' : 'general';
   const feedsOf = (graph, b, ctx) => (graph === 'step' ? fusedStepFeeds(b, ctx) : stepFeeds(device, b, ctx));
-  const timeSteps = async (feeds, writes, outputs, graph = 'main') => {
+  const timeSteps = async (feeds, writes, outputs, graph = 'main', n = reps) => {
     await stepSession.runWithState(feeds, writes, outputs, graph);
     const s0 = performance.now();
-    for (let i = 0; i < reps; i++) await stepSession.runWithState(feeds, writes, outputs, graph);
-    return (performance.now() - s0) / reps;
+    for (let i = 0; i < n; i++) await stepSession.runWithState(feeds, writes, outputs, graph);
+    return (performance.now() - s0) / n;
   };
+  const compare = fused && generalReps > 0;
   const generalSteps = {};
   const speedup = {};
   for (const ctx of contexts) {
@@ -513,9 +519,9 @@ try {
       else transfer[`${ctx}x${b}`] = boundaryBytes(feeds, out) / b;
       const ms = await timeSteps(feeds, writes, [fetch], fused ? 'step' : 'main');
       row[String(b)] = { step_ms: ms, tok_s: (1000 * b) / ms, over_bound: (1000 * b) / ms / boundTokS };
-      if (fused) {
+      if (compare) {
         const general = feedsOf('main', b, ctx);
-        const generalMs = await timeSteps(general.feeds, general.writes, [fetch]);
+        const generalMs = await timeSteps(general.feeds, general.writes, [fetch], 'main', generalReps);
         generalRow[String(b)] = { step_ms: generalMs, tok_s: (1000 * b) / generalMs };
       }
     }
@@ -526,7 +532,7 @@ try {
       `(b′) context ${ctx}: 1 stream ${one.tok_s.toFixed(1)} tok/s (${one.step_ms.toFixed(2)} ms/step, ${one.over_bound.toFixed(2)} of the bound); ` +
         `${streams} streams ${many.tok_s.toFixed(1)} tok/s (${many.step_ms.toFixed(2)} ms/step, ${many.over_bound.toFixed(2)}× the bound) → ${(many.tok_s / one.tok_s).toFixed(2)}× (${elapsed()})`,
     );
-    if (fused) {
+    if (compare) {
       generalSteps[String(ctx)] = generalRow;
       speedup[String(ctx)] = Object.fromEntries(
         [1, streams].map((b) => [String(b), generalRow[String(b)].step_ms / row[String(b)].step_ms]),
@@ -542,7 +548,7 @@ try {
     }
   }
   report.steps = steps;
-  if (fused) {
+  if (compare) {
     report.general_steps = generalSteps;
     report.step_graph_speedup = speedup;
   }
@@ -609,7 +615,10 @@ try {
     }
     const summary = (profile, graph) => summarizeProfile(profile, graph, rows, ctx);
     return fused
-      ? { ...summary(readOrtProfile(`${prefix}.step`), 'step'), general: summary(readOrtProfile(prefix), 'general') }
+      ? {
+          ...summary(readOrtProfile(`${prefix}.step`), 'step'),
+          general: summary(readOrtProfile(prefix), 'general'),
+        }
       : summary(readOrtProfile(prefix), 'general');
   };
   const summarizeProfile = (profile, graph, rows, ctx) => {

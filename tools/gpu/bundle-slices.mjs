@@ -8,6 +8,7 @@ export {
   buildStateGraph,
   hostDecoderGraph,
   llamaBaseKeys,
+  stepDecoderGraph,
 } from '../../libs/model-builder/src/llama.builder';
 export { GraphBuilder, OnnxType } from '../../libs/model-builder/src/onnx/onnx-graph';
 export { QUANT_BLOCK_SIZE, QUANT_BLOCK_SIZES } from '../../libs/model-builder/src/onnx/linear-weights';
@@ -16,5 +17,5 @@ export { WeightStore } from '../../libs/model-builder/src/weights';
 export { createOrtSession, WEBGPU_VALIDATION_MODES } from '../../libs/inference/src/ort-session.driver';
 export { hostTensor } from '../../libs/inference/src/session.port';
 export { isStateRef } from '../../libs/inference/src/session-state';
-export { GenerationEngine } from '../../libs/inference/src/generation/generation-engine';
+export { GenerationEngine, STEP_GRAPH_INPUTS } from '../../libs/inference/src/generation/generation-engine';
 export { readOrtProfile } from '../../libs/inference/src/ort-profile';

@@ -75,8 +75,10 @@ if [[ ${DECODER_CHECK_QUICK:-0} == 1 ]]; then
   exit 0
 fi
 
+# Decode steps run the step graph (model.step.onnx, the attention fused); the general graph's steps
+# are timed beside them with 2 reps (at 16 rows and context 2,048 a general step took 6 s on 12-04).
 shape=(--provider webgpu --dim 4096 --layers 32 --heads 32 --vocab 32000 --streams 16 --capacity 2056
-  --contexts 512,2048 --kv float16 --sections steps --reps 5 --json)
+  --contexts 512,2048 --kv float16 --sections steps --reps 5 --general-reps 2 --json)
 # DECODER_CHECK_SMALL=1: the same steps on a small model, to try the script on a CPU machine.
 [[ ${DECODER_CHECK_SMALL:-0} == 1 ]] && shape=(--provider webgpu --dim 256 --layers 2 --heads 4 --vocab 8000
   --streams 4 --capacity 600 --contexts 64,512 --kv float16 --sections steps --reps 2 --json)

@@ -24,6 +24,8 @@ interface BenchReport {
   format: string;
   half_compute: boolean;
   state_location: string;
+  step_graph: 'step' | 'general';
+  step_graph_speedup?: Record<string, Record<string, number>>;
   steps: Record<string, Record<string, { step_ms: number; tok_s: number }>>;
   transfer_bytes_per_row_step: Record<string, number>;
   profile: StepProfile;
@@ -31,6 +33,9 @@ interface BenchReport {
 }
 
 interface StepProfile {
+  graph: 'step' | 'general';
+  /** With the step graph: the general graph's steps, profiled in the same session. */
+  general?: StepProfile;
   context: number;
   rows: number;
   steps: number;
@@ -122,19 +127,37 @@ describe('tools/gpu/decoder-check.sh, short of the GPU', () => {
     expect(report.format).toBe('int4');
     expect(report.state_location).toBe('device');
     expectDecodeReport(report);
-    // the profiles of two steps (one row at context 8, two at 24): the decode graph's kernels,
-    // most of them on the device, and the GPU programs' own time (lavapipe has timestamp queries)
+    // decode steps run the step graph, and the general graph's were timed beside them
+    expect(report.step_graph).toBe('step');
+    expect(Object.keys(report.step_graph_speedup!).sort()).toEqual(['24', '8']);
+    for (const byRows of Object.values(report.step_graph_speedup!))
+      for (const rows of ['1', '2']) expect(byRows[rows]).toBeGreaterThan(0);
+    // the profiles of two steps (one row at context 8, two at 24) of each graph: the kernels,
+    // on the device, and the GPU programs' own time (lavapipe has timestamp queries)
     for (const [profile, rows, context] of [
       [report.profile, 1, 8],
       [report.profile_2, 2, 24],
     ] as const) {
-      expect([profile.rows, profile.context, profile.steps]).toEqual([rows, context, 2]);
-      const onDevice = profile.kernels_per_step['WebGpuExecutionProvider']!;
-      expect(onDevice).toBeGreaterThan(profile.kernels_per_step['CPUExecutionProvider'] ?? 0);
-      expect(profile.us_per_kernel['WebGpuExecutionProvider']).toBeGreaterThan(0);
-      expect(profile.device_programs_per_step).toBeGreaterThan(0);
-      expect(profile.device_us_per_step).toBeGreaterThan(0);
+      const general = profile.general!;
+      for (const [p, graph] of [
+        [profile, 'step'],
+        [general, 'general'],
+      ] as const) {
+        expect([p.graph, p.rows, p.context, p.steps]).toEqual([graph, rows, context, 2]);
+        const onDevice = p.kernels_per_step['WebGpuExecutionProvider']!;
+        expect(onDevice).toBeGreaterThan(p.kernels_per_step['CPUExecutionProvider'] ?? 0);
+        expect(p.us_per_kernel['WebGpuExecutionProvider']).toBeGreaterThan(0);
+        expect(p.device_programs_per_step).toBeGreaterThan(0);
+        expect(p.device_us_per_step).toBeGreaterThan(0);
+      }
+      // the step graph: one fused attention per layer, no mask work on the CPU, fewer kernels
+      // (at this width the general graph's attention ops outweigh its matmuls in the top ops)
+      expect(profile.top_ops.some((o) => o.op === 'GroupQueryAttention')).toBe(true);
       expect(profile.top_ops.some((o) => o.op === 'MatMulNBits')).toBe(true);
+      expect(profile.kernels_per_step['CPUExecutionProvider'] ?? 0).toBe(0);
+      expect(profile.kernels_per_step['WebGpuExecutionProvider']).toBeLessThan(
+        general.kernels_per_step['WebGpuExecutionProvider']!,
+      );
     }
   }, 180_000);
 
