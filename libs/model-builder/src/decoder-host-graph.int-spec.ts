@@ -189,3 +189,84 @@ describe('the decoder host graph (model.host.onnx)', () => {
     120_000,
   );
 });
+
+// The step graph (model.step.onnx): model.onnx with each layer's attention as one
+// GroupQueryAttention that writes the slot cache in place, for a device session's decode steps.
+describe('the decoder step graph (model.step.onnx)', () => {
+  /** Op types of a graph file's nodes, counted (NodeProto op_type: field 4, then its length). */
+  const count = (file: string, opType: string): number =>
+    readFileSync(file)
+      .toString('latin1')
+      .split(`\u0022${String.fromCharCode(opType.length)}${opType}`).length - 1;
+
+  it.each(KV_DTYPES)(
+    'is written beside model.onnx: one fused attention per layer, no mask, scatter or window (KV %s)',
+    async (kvDtype) => {
+      const repo = repos.get(kvDtype)!;
+      const component = resolveComponent(repo, 'llama-decoder');
+      const layers = shapeOf(repo).nLayers;
+      expect(component.json.files['stepDecoder']).toBe('model.step.onnx');
+      const step = component.file('stepDecoder');
+      if (kvDtype === 'float32') {
+        // external data: it points at model.onnx's weights file and is only its nodes
+        expect(statSync(step).size).toBeLessThan(statSync(join(component.dir, 'model.onnx.data')).size / 4);
+        expect(readFileSync(step).includes('model.onnx.data')).toBe(true);
+      }
+      expect(count(step, 'GroupQueryAttention')).toBe(layers);
+      for (const gone of ['RotaryEmbedding', 'ScatterND', 'Softmax', 'Slice', 'Where', 'Concat'])
+        expect(count(step, gone), gone).toBe(0);
+      expect(count(step, 'SkipSimplifiedLayerNormalization')).toBe(2 * layers);
+      const session = await createOrtSession(step);
+      try {
+        const specs = component.json.graphs!['stepDecoder']!;
+        expect([...session.inputNames].sort()).toEqual(specs.inputs.map((i) => i.name).sort());
+        expect([...session.outputNames].sort()).toEqual(specs.outputs.map((o) => o.name).sort());
+        for (const general of [
+          'position_ids',
+          'past_lengths',
+          'new_lengths',
+          'kv_write_index',
+          'cache_key_0',
+        ])
+          expect(session.inputNames, general).not.toContain(general);
+        expect(session.outputNames).not.toContain('new_key_0');
+      } finally {
+        await session.release();
+      }
+    },
+  );
+
+  // Rows that prefill together, leave at different steps and a row that joins a freed slot: the
+  // device's decode steps through the step graph give the tokens the CPU's host graph gives.
+  it.each(KV_DTYPES)(
+    'decodes on the WebGPU provider as the host graph does on the CPU (KV %s)',
+    async (kvDtype) => {
+      const repo = repos.get(kvDtype)!;
+      const component = resolveComponent(repo, 'llama-decoder');
+      const shape = shapeOf(repo);
+      const files = {
+        stateAllocModel: component.file('state'),
+        hostStateModel: component.file('hostDecoder'),
+      };
+      const cpu = await createOrtSession(component.file('decoder'), { thread: 'worker', ...files });
+      const gpu = await createOrtSession(component.file('decoder'), {
+        thread: 'worker',
+        providers: ['webgpu'],
+        ...files,
+        stepStateModel: component.file('stepDecoder'),
+      });
+      try {
+        const engine = new GenerationEngine(gpu, shape, { maxBatch: 4 });
+        expect([engine.stateLocation, engine.stepKind]).toEqual(['device', 'step']);
+        const [onCpu, onGpu] = [await generateAll(cpu, shape), await generateAll(gpu, shape)];
+        onGpu.forEach((r, i) => {
+          expect(r.tokenIds, `row ${i}`).toEqual(onCpu[i]!.tokenIds);
+          expect(r.tokenIds.length).toBe(10 + 3 * i);
+        });
+      } finally {
+        await Promise.all([cpu.release(), gpu.release()]);
+      }
+    },
+    120_000,
+  );
+});

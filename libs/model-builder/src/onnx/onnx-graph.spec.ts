@@ -176,3 +176,92 @@ describe('GraphBuilder.feeding', () => {
     expect(() => h.feeding([{ name: 'a', elemType: OnnxType.FLOAT, dims: [1] }])).toThrow(/a cannot be fed/);
   });
 });
+
+describe('GraphBuilder.rewriting', () => {
+  const text = (bytes: Uint8Array | undefined): string => new TextDecoder().decode(bytes);
+  /** Op types and output names of the nodes, inputs, outputs and initializers of a graph. */
+  function summary(g: GraphBuilder): {
+    nodes: string[];
+    inputs: string[];
+    outputs: string[];
+    initializers: string[];
+  } {
+    const model = fields(serializeModel(g, OPTIONS));
+    const parts = fields(model.find((f) => f.field === 7)!.payload!);
+    const named = (field: number, nameField: number): string[] =>
+      parts
+        .filter((f) => f.field === field)
+        .map((f) => text(fields(f.payload!).find((x) => x.field === nameField)!.payload));
+    const nodes = parts
+      .filter((f) => f.field === 1)
+      .map((f) => {
+        const node = fields(f.payload!);
+        const outs = node.filter((x) => x.field === 2).map((x) => text(x.payload));
+        return `${text(node.find((x) => x.field === 4)!.payload)}→${outs.join(',')}`;
+      });
+    return { nodes, inputs: named(11, 1), outputs: named(12, 1), initializers: named(5, 8) };
+  }
+  /** x → Neg (a) → Mul by w → (m) → Add 1 → y, and a second output z = Abs(a) with its own weight. */
+  function chain(): GraphBuilder {
+    const g = new GraphBuilder('chain');
+    const x = g.input('x', OnnxType.FLOAT, [4]);
+    const scale = g.input('scale', OnnxType.FLOAT, [4]);
+    const [a] = g.op('Neg', [x], { outputs: ['a'] });
+    g.mark('a', a!);
+    const [m] = g.op('Mul', [a!, g.op1('Mul', [g.floatInit('w', [4], new Float32Array(4).fill(2)), scale])], {
+      outputs: ['m'],
+    });
+    g.op('Add', [m!, g.floats([1], [])], { outputs: ['y'] });
+    g.output('y', 'y', OnnxType.FLOAT, [4]);
+    g.op('Abs', [g.op1('Add', [a!, g.floatInit('v', [4], new Float32Array(4))])], { outputs: ['z'] });
+    g.output('z', 'z', OnnxType.FLOAT, [4]);
+    return g;
+  }
+
+  it('makes a value with new nodes, after the nodes it reads, and leaves out what nothing needs', () => {
+    const g = chain();
+    const before = summary(g);
+    const r = g.rewriting('rewritten', (e) => {
+      e.redefine(['m']);
+      e.dropOutputs(['z']);
+      const k = e.input('k', OnnxType.FLOAT, [4]);
+      e.op('Sub', [e.marked('a'), k], { outputs: ['m'] });
+    });
+    const after = summary(r);
+    // the Sub that makes m comes before the Add that reads it, after the Neg it reads
+    expect(after.nodes).toEqual(['Neg→a', 'Sub→m', 'Add→y']);
+    // scale and the weights fed only the dropped Mul and the dropped output
+    expect(after.inputs).toEqual(['x', 'k']);
+    expect(after.outputs).toEqual(['y']);
+    expect(after.initializers).toHaveLength(1);
+    expect(after.initializers).not.toContain('w');
+    expect(after.initializers).not.toContain('v');
+    // the source graph is unchanged
+    expect(summary(g)).toEqual(before);
+  });
+
+  it('shares the initializers it keeps rather than copying them', () => {
+    const big = bigWeight();
+    const g = new GraphBuilder('g');
+    const x = g.input('x', OnnxType.FLOAT, [512, 600]);
+    const [n] = g.op('Neg', [x], { outputs: ['n'] });
+    g.output(g.op1('Add', [n!, g.floatInit('big', [512, 600], big)]), 'y', OnnxType.FLOAT, [512, 600]);
+    const r = g.rewriting('r', (e) => {
+      e.redefine(['n']);
+      e.op('Abs', [x], { outputs: ['n'] });
+    });
+    expect(serializeModelChunks(r, OPTIONS).filter((c) => c.buffer === big.buffer)).toHaveLength(1);
+  });
+
+  it('refuses to redefine part of a node, a value nothing makes, or to leave a value unmade', () => {
+    const h = new GraphBuilder('h');
+    const x = h.input('x', OnnxType.FLOAT, [2]);
+    const [a, b] = h.op('Split', [x], { outputs: ['a', 'b'] });
+    h.output(h.op1('Add', [a!, b!]), 'y', OnnxType.FLOAT, [1]);
+    expect(() => h.rewriting('r', (e) => e.redefine(['a']))).toThrow(/also makes b/);
+    expect(() => h.rewriting('r', (e) => e.redefine(['x']))).toThrow(/x is not a value computed/);
+    expect(() => h.rewriting('r', (e) => e.redefine(['a', 'b']))).toThrow(/nothing makes a/);
+    expect(() => h.rewriting('r', (e) => e.dropOutputs(['q']))).toThrow(/no output q/);
+    expect(() => h.marked('nothing')).toThrow(/marks no value "nothing"/);
+  });
+});

@@ -331,15 +331,17 @@ export class GraphBuilder {
   /** Drops the nodes that make `values` and frees those names for the nodes that will make them. */
   private unmake(values: readonly string[]): void {
     const set = new Set(values);
+    const dropped = new Set<NodeDef>();
     for (const value of values) {
       const node = this.nodes.find((n) => n.outputs.includes(value));
       if (node === undefined) throw new Error(`${value} is not a value computed in graph ${this.name}`);
       const other = node.outputs.find((o) => !set.has(o));
       if (other !== undefined)
         throw new Error(`node ${node.name} also makes ${other}: redefine all of its outputs or none`);
-      this.nodes.splice(this.nodes.indexOf(node), 1);
-      for (const o of node.outputs) this.names.delete(o);
+      dropped.add(node);
     }
+    this.nodes.splice(0, this.nodes.length, ...this.nodes.filter((n) => !dropped.has(n)));
+    for (const value of values) this.names.delete(value);
   }
 
   /** Keeps what the outputs need, every node after the nodes that make its inputs. */
