@@ -283,6 +283,8 @@ export class DecoderRuntime {
         kvBudgetCut: s.kvBudgetPositions < options.maxBatch * model.shape.maxSeqLen,
         kvDtype: model.shape.kvDtype ?? 'float32',
         stateLocation: isStateful(model.decoder) ? model.decoder.stateLocation : 'host',
+        // a device session's decode steps run model.step.onnx (the attention fused, in place)
+        decodeSteps: isStateful(model.decoder) && model.decoder.stepGraph === true ? 'step' : 'general',
         maxWaiting: options.maxWaiting,
       },
       'decoder model loaded',

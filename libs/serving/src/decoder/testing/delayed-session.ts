@@ -32,12 +32,15 @@ export function delayedSession(inner: InferenceSessionPort, delayMs: number): In
     get stateLocation() {
       return inner.stateLocation;
     },
+    get stepGraph() {
+      return inner.stepGraph;
+    },
     createState: async (name, elements, options) => inner.createState(name, elements, options),
     writeState: async (name, at, values) => inner.writeState(name, at, values),
     dropState: async () => inner.dropState(),
-    async runWithState(feeds, writes, outputs) {
+    async runWithState(feeds, writes, outputs, graph) {
       await sleep(delayMs);
-      return inner.runWithState(feeds, writes, outputs);
+      return inner.runWithState(feeds, writes, outputs, graph);
     },
   };
   return stateful;
