@@ -29,6 +29,7 @@ let session;
 // The step graph (model.step.onnx), loaded beside the main graph for device state: runs that ask
 // for it read and write the same state buffers.
 let stepSession;
+let stepError;
 // Device state: the repository's state graph, loaded as one allocator per element type (outputs
 // left on the device; one session per output, as the binding keeps the outputs of earlier runs
 // bound) that makes zeroed buffers there, and as \`writer\` (outputs bound in place) that writes a
@@ -88,9 +89,18 @@ async function handle(msg) {
         stateModel = msg.allocModel;
         sessionOptions = msg.options;
         writer = await ort.InferenceSession.create(stateModel, sessionOptions);
-        if (msg.stepPath !== undefined) stepSession = await ort.InferenceSession.create(msg.stepPath, msg.profile === undefined ? msg.options : { ...msg.options, enableProfiling: true, profileFilePrefix: msg.profile + '.step' });
+        // The step graph is an optimisation: if it does not load (a provider without its fused
+        // attention, too little device memory for its copy of the weights), every step runs the
+        // main graph and the reply says why.
+        if (msg.stepPath !== undefined) {
+          try {
+            stepSession = await ort.InferenceSession.create(msg.stepPath, msg.profile === undefined ? msg.options : { ...msg.options, enableProfiling: true, profileFilePrefix: msg.profile + '.step' });
+          } catch (error) {
+            stepError = error && error.message ? error.message : String(error);
+          }
+        }
       }
-      return { inputNames: session.inputNames, outputNames: session.outputNames, stateLocation: writer === undefined ? 'host' : 'device', stepGraph: stepSession !== undefined };
+      return { inputNames: session.inputNames, outputNames: session.outputNames, stateLocation: writer === undefined ? 'host' : 'device', stepGraph: stepSession !== undefined, stepError };
     case 'createState': {
       const old = state.get(msg.name);
       if (old !== undefined && old.device !== undefined) old.device.dispose();
@@ -207,6 +217,7 @@ interface Reply {
   readonly outputNames?: readonly string[];
   readonly stateLocation?: StateLocation;
   readonly stepGraph?: boolean;
+  readonly stepError?: string;
   readonly out?: Record<string, { dtype: string; dims: readonly number[]; data: HostData }>;
 }
 
@@ -233,6 +244,7 @@ export class WorkerSession implements StatefulSessionPort {
   private failure: Error | undefined;
   private location: StateLocation = 'host';
   private hasStep = false;
+  private stepFailure: string | undefined;
   /** Thread id that executed the latest run (not the caller's: see `callerThreadId`). */
   lastRunThreadId: number | undefined;
   readonly callerThreadId = mainThreadId;
@@ -289,6 +301,7 @@ export class WorkerSession implements StatefulSessionPort {
         ...(allocModel === undefined || stepModel === undefined ? {} : { stepPath: stepModel }),
       });
       session.hasStep = reply.stepGraph === true;
+      session.stepFailure = reply.stepError;
       session.names = { inputs: reply.inputNames ?? [], outputs: reply.outputNames ?? [] };
       session.location = reply.stateLocation ?? 'host';
     } catch (error) {
@@ -312,6 +325,10 @@ export class WorkerSession implements StatefulSessionPort {
 
   get stepGraph(): boolean {
     return this.hasStep;
+  }
+
+  get stepGraphError(): string | undefined {
+    return this.stepFailure;
   }
 
   private async call(message: Record<string, unknown>): Promise<Reply> {

@@ -92,6 +92,8 @@ export interface StatefulSessionPort extends InferenceSessionPort {
    * state buffers. Device sessions only.
    */
   readonly stepGraph?: boolean;
+  /** Why a step graph the session was given did not load (it then runs every step on its main graph). */
+  readonly stepGraphError?: string;
   /**
    * Writes `values` into float32 state buffer `name` from element `at` (per-row constants). A
    * device buffer takes whole rows only: `at` a multiple of `values.length`.

@@ -2,12 +2,21 @@
 // written beside it (over the same weights file when the weights are external data), chosen for a
 // session that keeps its KV cache in host memory, and computing exactly what the device graph
 // computes there. The float32-KV repository is built with external data, the float16 one inline.
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   createOrtSession,
   GenerationEngine,
+  isStateful,
   resolveComponent,
   type DecoderShape,
   type GenerationResult,
@@ -269,4 +278,28 @@ describe('the decoder step graph (model.step.onnx)', () => {
     },
     120_000,
   );
+
+  it('is an optimisation: a step graph that does not load leaves the session on its main graph', async () => {
+    const repo = repos.get('float32')!;
+    const component = resolveComponent(repo, 'llama-decoder');
+    const shape = shapeOf(repo);
+    const broken = join(dir, 'broken.step.onnx');
+    writeFileSync(broken, 'not an onnx model');
+    const gpu = await createOrtSession(component.file('decoder'), {
+      thread: 'worker',
+      providers: ['webgpu'],
+      stateAllocModel: component.file('state'),
+      stepStateModel: broken,
+    });
+    try {
+      expect(isStateful(gpu) && gpu.stepGraph).toBe(false);
+      expect(isStateful(gpu) ? gpu.stepGraphError : undefined).toMatch(/\S/);
+      const engine = new GenerationEngine(gpu, shape, { maxBatch: 4 });
+      expect([engine.stateLocation, engine.stepKind]).toEqual(['device', 'general']);
+      const results = await generateAll(gpu, shape);
+      results.forEach((r, i) => expect(r.tokenIds.length).toBe(10 + 3 * i));
+    } finally {
+      await gpu.release();
+    }
+  }, 120_000);
 });

@@ -288,4 +288,23 @@ describe.each([
     const results = await Promise.all(decodeCases.map(async (c) => gpu.runtime.generate(requestFor(c))));
     results.forEach((r, i) => expect(r.tokenIds, decodeCases[i]!.id).toEqual(decodeCases[i]!.generated_ids));
   });
+
+  it('gives them too with the step graph off (DECODER_STEP_GRAPH=false: every step runs model.onnx)', async () => {
+    const general = await loadDecoderParts(join(work, `repo-webgpu-${kvDtype}`), {
+      maxBatch: 8,
+      providers: ['webgpu'],
+      stepGraph: false,
+    });
+    try {
+      expect([general.engine.stateLocation, general.engine.stepKind]).toEqual(['device', 'general']);
+      const results = await Promise.all(
+        decodeCases.map(async (c) => general.runtime.generate(requestFor(c))),
+      );
+      results.forEach((r, i) =>
+        expect(r.tokenIds, decodeCases[i]!.id).toEqual(decodeCases[i]!.generated_ids),
+      );
+    } finally {
+      await general.close();
+    }
+  }, 120_000);
 });

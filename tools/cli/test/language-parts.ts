@@ -43,14 +43,16 @@ export interface PartsOptions {
   readonly maxBatch: number;
   /** Execution-provider preference of every session; default the CPU. */
   readonly providers?: readonly string[];
+  /** On a device, run decode steps through model.step.onnx (DECODER_STEP_GRAPH; default true). */
+  readonly stepGraph?: boolean;
 }
 
 /** loadDecoderModel + a GenerationEngine over its decoder session behind a DecoderRuntime. */
 export async function loadDecoderParts(repo: string, options: PartsOptions): Promise<DecoderParts> {
-  const model = await loadDecoderModel(
-    repo,
-    options.providers === undefined ? {} : { providers: options.providers },
-  );
+  const model = await loadDecoderModel(repo, {
+    ...(options.providers === undefined ? {} : { providers: options.providers }),
+    ...(options.stepGraph === undefined ? {} : { stepGraph: options.stepGraph }),
+  });
   const engine = new GenerationEngine(model.decoder, model.shape, { maxBatch: options.maxBatch });
   // Room for every sequence a test starts at once: maxBatch full contexts, and as many waiting.
   const runtime = DecoderRuntime.create(

@@ -52,6 +52,11 @@ export interface DecoderLoadOptions {
   readonly intraOpThreads?: number;
   /** onnxruntime thread spin-waiting (see OrtSessionOptions.allowSpinning). */
   readonly allowSpinning?: boolean;
+  /**
+   * On a device, run decode steps through the repository's step graph (model.step.onnx), a second
+   * session with its own copy of the weights there (default true; env DECODER_STEP_GRAPH).
+   */
+  readonly stepGraph?: boolean;
   readonly logger?: Logger;
 }
 
@@ -180,7 +185,7 @@ export async function loadDecoderModel(
         : { hostStateModel: component.file('hostDecoder') }),
       // On a device its decode steps run the step graph (the attention fused, the cache written
       // in place), a second session with its own copy of the weights there.
-      ...(component.json.files['stepDecoder'] === undefined
+      ...(component.json.files['stepDecoder'] === undefined || options.stepGraph === false
         ? {}
         : { stepStateModel: component.file('stepDecoder') }),
     }),
@@ -208,6 +213,13 @@ export async function loadDecoderModel(
       { event: 'decoder.no_host_graph', dir: component.dir },
       `${component.dir} predates the host decoder graph (model.host.onnx): each step copies the ` +
         'KV cache it reads once more; rebuild the repository with `ibllm models build` to drop that copy',
+    );
+  }
+  const stepGraphError = isStateful(decoder) ? decoder.stepGraphError : undefined;
+  if (stepGraphError !== undefined) {
+    options.logger?.warn(
+      { event: 'decoder.step_graph_unavailable', dir: component.dir, error: stepGraphError },
+      `the step graph (model.step.onnx) did not load (${stepGraphError}): decode steps run model.onnx`,
     );
   }
   const sources = component.json.sources;

@@ -23,6 +23,12 @@ export const decoderEnvSchema = {
     env.nonNegativeInt(64, 1_000_000),
     'requests that may wait for KV room or a slot; beyond it new requests get RESOURCE_EXHAUSTED at once',
   ),
+  DECODER_STEP_GRAPH: envVar(
+    env.boolean(true),
+    'on a GPU provider, run decode steps through model.step.onnx (the attention fused, the KV cache ' +
+      'written in place): faster, but a second session holds the weights on the device again; false keeps ' +
+      'one copy (every step then runs model.onnx)',
+  ),
   DECODER_MAX_NEW_TOKENS: envVar(
     env.positiveInt(GENERATION_LIMITS.maxNewTokens.max, 1_000_000),
     'largest stopping.max_new_tokens a request may ask for (the context limit applies as well)',

@@ -28,6 +28,7 @@ export async function runDecoderService(): Promise<void> {
           kvBudgetPositions: env.DECODER_KV_BUDGET_POSITIONS,
           kvMemoryFraction: env.DECODER_KV_MEMORY_FRACTION,
           maxWaiting: env.DECODER_MAX_WAITING,
+          stepGraph: env.DECODER_STEP_GRAPH,
           logger,
           onTransfer: (report) => recordTransfer(inference, report),
           onFatal: (error) =>
