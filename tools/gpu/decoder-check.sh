@@ -4,7 +4,10 @@
 # matmuls), run through onnxruntime-node's WebGPU provider (Dawn over the NVIDIA Vulkan driver)
 # with the slot KV cache (float16) on the device. Prints decode tok/s at 1 and 16 streams for
 # contexts 512 and 2,048, each ÷ the HBM bound (weight bytes per token ÷ the device copy bandwidth
-# measured in the same run), and the bytes that cross host ↔ device per row and step.
+# measured in the same run), and the bytes that cross host ↔ device per row and step. Decode steps
+# run the step graph (model.step.onnx: one fused GroupQueryAttention per layer writing the cache in
+# place, 13 kernels per layer where the general graph has 38); the general graph's steps are timed
+# beside them in the same session (`step_graph_speedup` in the JSON).
 #
 # Here (CPU machine): npm ci && npm run build && bash tools/gpu/prepare.sh
 # Device tool:        run(command: "bash tools/gpu/decoder-check.sh", carry: [".gpu-carry"], timeout_s: 580)
@@ -76,9 +79,10 @@ if [[ ${DECODER_CHECK_QUICK:-0} == 1 ]]; then
 fi
 
 # Decode steps run the step graph (model.step.onnx, the attention fused); the general graph's steps
-# are timed beside them with 2 reps (at 16 rows and context 2,048 a general step took 6 s on 12-04).
+# are timed beside them once each (at 16 rows and context 2,048 a general step took 6 s on 12-04,
+# and the full check then took 508 s of the 580 a call may use).
 shape=(--provider webgpu --dim 4096 --layers 32 --heads 32 --vocab 32000 --streams 16 --capacity 2056
-  --contexts 512,2048 --kv float16 --sections steps --reps 5 --general-reps 2 --json)
+  --contexts 512,2048 --kv float16 --sections steps --reps 5 --general-reps 1 --json)
 # DECODER_CHECK_SMALL=1: the same steps on a small model, to try the script on a CPU machine.
 [[ ${DECODER_CHECK_SMALL:-0} == 1 ]] && shape=(--provider webgpu --dim 256 --layers 2 --heads 4 --vocab 8000
   --streams 4 --capacity 600 --contexts 64,512 --kv float16 --sections steps --reps 2 --json)
