@@ -109,18 +109,49 @@ describe('serializeModel', () => {
   });
 });
 
+const text = (bytes: Uint8Array | undefined): string => new TextDecoder().decode(bytes);
+
+/** A graph's node op types (and `Op→outputs`), inputs, outputs and initializers, read back from its bytes. */
+function summary(g: GraphBuilder): {
+  ops: string[];
+  nodes: string[];
+  inputs: string[];
+  outputs: string[];
+  initializers: string[];
+} {
+  const model = fields(serializeModel(g, OPTIONS));
+  const parts = fields(model.find((f) => f.field === 7)!.payload!);
+  const named = (field: number, nameField: number): string[] =>
+    parts
+      .filter((f) => f.field === field)
+      .map((f) => text(fields(f.payload!).find((x) => x.field === nameField)!.payload));
+  const nodes = parts
+    .filter((f) => f.field === 1)
+    .map((f) => {
+      const node = fields(f.payload!);
+      const outs = node.filter((x) => x.field === 2).map((x) => text(x.payload));
+      return `${text(node.find((x) => x.field === 4)!.payload)}→${outs.join(',')}`;
+    });
+  return {
+    ops: named(1, 4),
+    nodes,
+    inputs: named(11, 1),
+    outputs: named(12, 1),
+    initializers: named(5, 8),
+  };
+}
+
+/** x → Neg (`n`) → + a 1.2 MB weight → y: a variant that keeps the weight must not copy it. */
+function bigWeightGraph(): { g: GraphBuilder; x: string; big: Float32Array } {
+  const big = bigWeight();
+  const g = new GraphBuilder('g');
+  const x = g.input('x', OnnxType.FLOAT, [512, 600]);
+  const [n] = g.op('Neg', [x], { outputs: ['n'] });
+  g.output(g.op1('Add', [n!, g.floatInit('big', [512, 600], big)]), 'y', OnnxType.FLOAT, [512, 600]);
+  return { g, x, big };
+}
+
 describe('GraphBuilder.feeding', () => {
-  const text = (bytes: Uint8Array | undefined): string => new TextDecoder().decode(bytes);
-  /** Op types of the nodes, names of the inputs and of the initializers of a graph. */
-  function summary(g: GraphBuilder): { ops: string[]; inputs: string[]; initializers: string[] } {
-    const model = fields(serializeModel(g, OPTIONS));
-    const parts = fields(model.find((f) => f.field === 7)!.payload!);
-    const named = (field: number, nameField: number): string[] =>
-      parts
-        .filter((f) => f.field === field)
-        .map((f) => text(fields(f.payload!).find((x) => x.field === nameField)!.payload));
-    return { ops: named(1, 4), inputs: named(11, 1), initializers: named(5, 8) };
-  }
   /** x → Slice (named window) → Add a bias → y; the bias is big enough to go to the sink. */
   function sliced(): { g: GraphBuilder; sliceOnly: string } {
     const g = new GraphBuilder('sliced');
@@ -155,12 +186,8 @@ describe('GraphBuilder.feeding', () => {
   });
 
   it('shares the initializers rather than copying them', () => {
-    const big = bigWeight();
-    const g = new GraphBuilder('g');
-    const x = g.input('x', OnnxType.FLOAT, [512, 600]);
-    const [w] = g.op('Neg', [x], { outputs: ['w'] });
-    g.output(g.op1('Add', [w!, g.floatInit('big', [512, 600], big)]), 'y', OnnxType.FLOAT, [512, 600]);
-    const fed = g.feeding([{ name: 'w', elemType: OnnxType.FLOAT, dims: [512, 600] }]);
+    const { g, big } = bigWeightGraph();
+    const fed = g.feeding([{ name: 'n', elemType: OnnxType.FLOAT, dims: [512, 600] }]);
     expect(serializeModelChunks(fed, OPTIONS).filter((c) => c.buffer === big.buffer)).toHaveLength(1);
   });
 
@@ -178,29 +205,6 @@ describe('GraphBuilder.feeding', () => {
 });
 
 describe('GraphBuilder.rewriting', () => {
-  const text = (bytes: Uint8Array | undefined): string => new TextDecoder().decode(bytes);
-  /** Op types and output names of the nodes, inputs, outputs and initializers of a graph. */
-  function summary(g: GraphBuilder): {
-    nodes: string[];
-    inputs: string[];
-    outputs: string[];
-    initializers: string[];
-  } {
-    const model = fields(serializeModel(g, OPTIONS));
-    const parts = fields(model.find((f) => f.field === 7)!.payload!);
-    const named = (field: number, nameField: number): string[] =>
-      parts
-        .filter((f) => f.field === field)
-        .map((f) => text(fields(f.payload!).find((x) => x.field === nameField)!.payload));
-    const nodes = parts
-      .filter((f) => f.field === 1)
-      .map((f) => {
-        const node = fields(f.payload!);
-        const outs = node.filter((x) => x.field === 2).map((x) => text(x.payload));
-        return `${text(node.find((x) => x.field === 4)!.payload)}→${outs.join(',')}`;
-      });
-    return { nodes, inputs: named(11, 1), outputs: named(12, 1), initializers: named(5, 8) };
-  }
   /** x → Neg (a) → Mul by w → (m) → Add 1 → y, and a second output z = Abs(a) with its own weight. */
   function chain(): GraphBuilder {
     const g = new GraphBuilder('chain');
@@ -241,11 +245,7 @@ describe('GraphBuilder.rewriting', () => {
   });
 
   it('shares the initializers it keeps rather than copying them', () => {
-    const big = bigWeight();
-    const g = new GraphBuilder('g');
-    const x = g.input('x', OnnxType.FLOAT, [512, 600]);
-    const [n] = g.op('Neg', [x], { outputs: ['n'] });
-    g.output(g.op1('Add', [n!, g.floatInit('big', [512, 600], big)]), 'y', OnnxType.FLOAT, [512, 600]);
+    const { g, x, big } = bigWeightGraph();
     const r = g.rewriting('r', (e) => {
       e.redefine(['n']);
       e.op('Abs', [x], { outputs: ['n'] });
