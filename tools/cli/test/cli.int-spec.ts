@@ -344,18 +344,25 @@ describe('ibllm generate', () => {
 
   it('runs where --providers or EXECUTION_PROVIDERS says, reports it in --json, and answers the same', () => {
     const args = [...greedyDemo(), '--json'];
-    type Out = { generated_ids: number[]; providers: Record<string, string>; kv_cache: string };
+    type Out = {
+      generated_ids: number[];
+      providers: Record<string, string>;
+      kv_cache: string;
+      decode_steps: string;
+    };
     const cpu = ibllm(args);
     expect(cpu.status).toBe(0);
     const onCpu = JSON.parse(cpu.stdout) as Out;
     expect(onCpu.providers).toEqual({ bind: 'cpu', visual: 'cpu', decoder: 'cpu' });
     expect(onCpu.kv_cache).toBe('host');
+    expect(onCpu.decode_steps).toBe('general');
     // WebGPU (software Vulkan here): the same official tokens, the KV cache on the device
     const flag = ibllm([...args, '--providers', 'webgpu,cpu']);
     expect(flag.status, flag.stderr).toBe(0);
     const onGpu = JSON.parse(flag.stdout) as Out;
     expect(onGpu.providers).toEqual({ bind: 'webgpu', visual: 'webgpu', decoder: 'webgpu' });
     expect(onGpu.kv_cache).toBe('device');
+    expect(onGpu.decode_steps).toBe('step');
     expect(onGpu.generated_ids).toEqual(demoCase.generated_ids);
     const fromEnv = JSON.parse(ibllm(args, { EXECUTION_PROVIDERS: 'webgpu' }).stdout) as Out;
     expect(fromEnv.providers['decoder']).toBe('webgpu');

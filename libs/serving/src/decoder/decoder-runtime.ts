@@ -338,6 +338,18 @@ export class DecoderRuntime {
     return isStateful(this.model.decoder) ? this.model.decoder.stateLocation : 'host';
   }
 
+  /**
+   * What the decoder's decode steps run: `step` (model.step.onnx on a device: the attention fused,
+   * the cache written in place) or `general` (the graph prefills run too).
+   */
+  get decodeSteps(): 'step' | 'general' {
+    return isStateful(this.model.decoder) &&
+      this.model.decoder.stepGraph === true &&
+      this.model.decoder.stateLocation === 'device'
+      ? 'step'
+      : 'general';
+  }
+
   /** Most positions a sequence can occupy: prompt + max_new_tokens (resumed tokens count in it), capped by the context. */
   kvPositionsFor(promptTokens: number, maxNewTokens: number): number {
     return Math.min(promptTokens + maxNewTokens, this.model.shape.maxSeqLen);

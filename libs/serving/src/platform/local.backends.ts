@@ -75,6 +75,8 @@ export interface LocalBackendsInfo {
   readonly providers: Readonly<Record<string, string>>;
   /** Where the decoder keeps its KV cache. */
   readonly kvCache: 'host' | 'device';
+  /** What the decoder's decode steps run (DecoderRuntime.decodeSteps). */
+  readonly decodeSteps: 'step' | 'general';
   /** Points the visual cache holds (0: no knn-cache in the repository and none imported). */
   readonly cachePoints: number;
 }
@@ -240,6 +242,7 @@ export async function createLocalBackends(
         decoder: decoderProvider,
       },
       kvCache: decoder.kvCacheLocation,
+      decodeSteps: decoder.decodeSteps,
       cachePoints,
     },
     encoder: (modality) => encoders.encoder(modality),

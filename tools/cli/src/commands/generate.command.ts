@@ -218,9 +218,11 @@ export async function generate(argv: string[], io: Output): Promise<void> {
               : { ids: steps.neighbours.map((n) => n.id), scores: steps.neighbours.map((n) => n.score) },
           time_to_first_token_ms: Math.round(usage.timeToFirstTokenMs),
           tokens_per_second: Number(usage.tokensPerSecond.toFixed(3)),
-          // the provider each session runs on first, and where the decoder keeps its KV cache
+          // the provider each session runs on first, where the decoder keeps its KV cache and
+          // what its decode steps run (`step`: model.step.onnx on a device)
           providers: backends.info.providers,
           kv_cache: backends.info.kvCache,
+          decode_steps: backends.info.decodeSteps,
         })}\n`,
       );
     } else {
