@@ -15,8 +15,10 @@
 # Budget: about 8.5 minutes (2026-12-04 on an H200: two builds in parallel, 5.2 min, then one
 # measurement after the other). DECODER_CHECK_QUICK=1 (a few minutes past the smoke run) builds
 # int4 at 1 and 4 layers of the 7B width with onnxruntime's profile of one-row and 16-row steps
-# (kernels per step, the host's time around them, the GPU programs' own time), then the 4-layer
-# model with Dawn's validation disabled.
+# (kernels per step, the host's time around them, the GPU programs' own time), the 4-layer step
+# graph with and without onnxruntime's graph capture (tools/gpu/graph-capture/probe.c, through the
+# C API), then the 4-layer model with Dawn's validation disabled. DECODER_CHECK_CAPTURE=1 adds the
+# capture probe on the 32-layer int4 model to the full check.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/ibllm-gpu-out}
@@ -51,8 +53,22 @@ export XDG_RUNTIME_DIR=/tmp/ibllm-xdg && mkdir -p "$XDG_RUNTIME_DIR"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv | tee "$OUT/nvidia-smi.txt"
 nproc && free -g | head -2 && df -h /tmp | tail -1
 
+cp "$carry/graph-capture-probe" "$run/" 2>/dev/null || echo "no graph-capture-probe in $carry (prepare.sh builds it)"
 cd "$run"
 bench() { ./node --max-old-space-size=16384 bench.mjs "$@"; }
+# capture_probe MODEL LAYERS NAME: tools/gpu/graph-capture/probe.c on a 7B-width step graph (32
+# heads of 128, capacity 2,056), capture off then on, at 1 and 16 rows; JSON to $OUT/NAME-capture*.json
+capture_probe() {
+  [[ -x ./graph-capture-probe ]] || { echo "no graph-capture-probe"; return 0; }
+  for rows in 1 16; do
+    for capture in 0 1; do
+      note "graph capture $capture, $rows row(s): $1"
+      ./graph-capture-probe node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1 "$1" "$2" 32 128 2056 4096 \
+        "$capture" 24 "$rows" | tee "capture-$capture-$rows.log" | tail -1
+      tail -1 "capture-$capture-$rows.log" | grep '^{' >"$OUT/$3-capture$capture-rows$rows.json" || true
+    done
+  done
+}
 note "smoke: a small model on webgpu (the provider reaches the GPU through Vulkan)"
 bench --provider webgpu --dim 256 --layers 2 --heads 4 --vocab 8000 --streams 4 --capacity 512 \
   --contexts 64,480 --reps 3 --kv float16 --sections steps || { echo "smoke run failed"; exit 1; }
@@ -70,6 +86,9 @@ if [[ ${DECODER_CHECK_QUICK:-0} == 1 ]]; then
     bench "${quick[@]}" --layers "$layers" --model-dir "models/quick-$layers" | tee "quick-$layers.log"
     tail -1 "quick-$layers.log" | grep '^{' >"$OUT/quick-int4-$layers-layers.json" || true
   done
+  # The 4-layer step graph under onnxruntime's WebGPU graph capture (which onnxruntime-node cannot
+  # switch on) against the same without it, 1 and 16 rows: the same tokens, and what capture saves
+  capture_probe models/quick-4/decoder.step.onnx 4 quick-int4-4-layers
   # Dawn's validation off (--webgpu-validation disabled): what it costs per kernel on this driver
   note "quick: int4, dim 4096, 4 layers, WebGPU validation disabled"
   bench "${quick[@]}" --layers 4 --model-dir models/quick-4 --webgpu-validation disabled | tee quick-4-novalidation.log
@@ -106,6 +125,8 @@ for format in int4 fp16; do
   [[ $format == int4 && ${DECODER_CHECK_PROFILE:-0} == 1 ]] && extra=(--profile-steps 2)
   bench "${shape[@]}" --format "$format" "${extra[@]}" --model-dir "models/$format" | tee "measure-$format.log"
   tail -1 "measure-$format.log" | grep '^{' >"$OUT/$format.json" || echo "no JSON from the $format run"
+  # DECODER_CHECK_CAPTURE=1: the 32-layer int4 step graph with and without graph capture as well
+  [[ $format == int4 && ${DECODER_CHECK_CAPTURE:-0} == 1 ]] && capture_probe models/int4/decoder.step.onnx 32 int4
   rm -rf "models/$format"
 done
 note "done"
