@@ -259,6 +259,66 @@ describe('GenerationEngine', () => {
     expect(() => new GenerationEngine(onDevice, shape)).toThrow(/host graph.*model\.onnx/);
   });
 
+  it('runs decode steps through the step graph of a device session: lengths, views and in-place writes', async () => {
+    /**
+     * A device session with a step graph: prefills run the fake's general graph (scatter copied in,
+     * as LocalStateSession emulates a bound output); 'step' runs compute the fake model the way
+     * model.step.onnx's fused attention does: row b reads slot b's first seqlens_k[b] keys plus
+     * its new token, and writes the new key at position seqlens_k[b] of its slot, in place.
+     */
+    class StepDevice extends LocalStateSession {
+      readonly stepGraph = true;
+      readonly stepRows: number[] = [];
+      override async runWithState(
+        feeds: Readonly<Record<string, StatefulFeed>>,
+        updates: readonly StateUpdate[],
+        outputs: readonly string[],
+        graph: 'main' | 'step' = 'main',
+      ): Promise<Record<string, HostTensor>> {
+        if (graph === 'main') return super.runWithState(feeds, updates, outputs);
+        const tensor = (name: string): HostTensor => feeds[name] as HostTensor;
+        const [k, t] = tensor('input_ids').dims as [number, number];
+        const ids = tensor('input_ids').data as BigInt64Array;
+        const lengths = tensor('seqlens_k').data as Int32Array;
+        const past = feeds['past_key_0'] as { state: string; dims: number[] };
+        expect(t).toBe(1);
+        expect(tensor('total_sequence_length').dims).toEqual([]);
+        expect((tensor('total_sequence_length').data as Int32Array)[0]).toBe(Math.max(...lengths) + 1);
+        // the first k slots of the buffer, as they are, and present bound to that very view
+        expect(past.dims).toEqual([k, shape.nHeads, shape.maxSeqLen, shape.headDim]);
+        expect(updates).toContainEqual({ output: 'present_key_0', input: 'past_key_0' });
+        expect(updates.every((u) => !isStateCopy(u))).toBe(true);
+        this.stepRows.push(k);
+        const keys = this.buffers.get(past.state) as Float32Array;
+        const offsets = this.buffers.get('slot.layer_offsets') as Float32Array;
+        const cap = shape.maxSeqLen;
+        const picked = new BigInt64Array(k);
+        for (let r = 0; r < k; r++) {
+          let sum = offsets[r]! + Number(ids[r]!);
+          for (let c = 0; c < lengths[r]!; c++) sum += keys[r * cap + c]!;
+          keys[r * cap + lengths[r]!] = Number(ids[r]!);
+          picked[r] = BigInt(((sum % VOCAB) + VOCAB) % VOCAB);
+        }
+        await Promise.resolve();
+        return { next_token: hostTensor('int64', [k], picked) };
+      }
+    }
+    const steps = new StepDevice(new FakeDecoder(false, true));
+    const device = Object.assign(steps, { stateLocation: 'device' as const });
+    const engine = new GenerationEngine(device, shape, { maxBatch: 3 });
+    expect(engine.stepKind).toBe('step');
+    await expectStaggeredRowsExact(engine);
+    expect(steps.stepRows.length).toBeGreaterThan(10);
+    expect(Math.max(...steps.stepRows)).toBe(3);
+    // a host session never runs it, even when it has one
+    expect(
+      new GenerationEngine(
+        Object.assign(new LocalStateSession(new FakeDecoder()), { stepGraph: true }),
+        shape,
+      ).stepKind,
+    ).toBe('general');
+  });
+
   it('rejects every row in flight when the session fails', async () => {
     const fake = new FakeDecoder();
     const engine = new GenerationEngine(fake, shape);

@@ -128,6 +128,14 @@ export const NEXT_TOKEN_OUTPUT = 'next_token';
 export const STEP_GRAPH_INPUTS = { seqlens: 'seqlens_k', total: 'total_sequence_length' } as const;
 const LOGITS_OUTPUT = 'logits';
 
+/** gather_rows of a decode step: the one new position of each of its k rows, 0 … k − 1. */
+const everyRow = (k: number): HostTensor =>
+  hostTensor(
+    'int64',
+    [k],
+    BigInt64Array.from({ length: k }, (_, i) => BigInt(i)),
+  );
+
 /** State buffer of each slot's c_l rows [slots, layers, dim]: written at a join, read by every step. */
 export const SLOT_OFFSETS_STATE = 'slot.layer_offsets';
 
@@ -547,11 +555,7 @@ export class GenerationEngine {
       new_lengths: hostTensor('int64', [k], new BigInt64Array(k).fill(1n)),
       // the rows' c_l stay with the session from their join on
       layer_offsets: { state: SLOT_OFFSETS_STATE, dims: [k, s.nLayers, s.dim] },
-      gather_rows: hostTensor(
-        'int64',
-        [k],
-        BigInt64Array.from({ length: k }, (_, i) => BigInt(i)),
-      ),
+      gather_rows: everyRow(k),
       kv_write_index: { dtype: 'int64', dims: [k, h, 1, 3], data: index },
       ...this.cacheFeeds(k, width, 1),
     };
@@ -582,11 +586,7 @@ export class GenerationEngine {
     const feeds: Record<string, StatefulFeed> = {
       input_ids: hostTensor('int64', [k, 1], ids),
       layer_offsets: { state: SLOT_OFFSETS_STATE, dims: [k, s.nLayers, s.dim] },
-      gather_rows: hostTensor(
-        'int64',
-        [k],
-        BigInt64Array.from({ length: k }, (_, i) => BigInt(i)),
-      ),
+      gather_rows: everyRow(k),
       [STEP_GRAPH_INPUTS.seqlens]: { dtype: 'int32', dims: [k], data: lengths },
       [STEP_GRAPH_INPUTS.total]: { dtype: 'int32', dims: [], data: Int32Array.of(width + 1) },
     };
