@@ -1,7 +1,7 @@
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { defaultIntraOpThreads } from './cpu-threads';
 import { chooseProviders, detectBackends, type ProviderName } from './execution-providers';
-import { stepCaptureModule, WorkerSession, type StepCaptureModule } from './ort-worker-session';
+import { WorkerSession } from './ort-worker-session';
 import type { BindingSessionPort } from './session-state';
 import type { HostData, HostDType, HostTensor, InferenceSessionPort } from './session.port';
 
@@ -50,13 +50,6 @@ export interface OrtSessionOptions {
    * engine's decode steps. It holds its own copy of the weights on the device.
    */
   readonly stepStateModel?: string;
-  /**
-   * Run the step graph under onnxruntime's WebGPU graph capture (ibllm_step_capture): its steps
-   * are recorded once and replayed, every slot each time. Needs `stepStateModel` and the built
-   * module; `onStepCapture` hears why it is off when it cannot be on.
-   */
-  readonly graphCapture?: boolean;
-  readonly onStepCapture?: (why: string) => void;
   /**
    * Profile the session's runs with onnxruntime's profiler: it writes `<prefix>_<time>.json` when
    * the session is released (read it with readOrtProfile). For benchmarks and diagnosis: the
@@ -134,13 +127,6 @@ class OrtSession implements BindingSessionPort {
   }
 }
 
-function captureModule(onOff?: (why: string) => void): StepCaptureModule | undefined {
-  const found = stepCaptureModule();
-  if (typeof found !== 'string') return found;
-  onOff?.(found);
-  return undefined;
-}
-
 /** Loads an ONNX model file into an onnxruntime-node session. */
 export async function createOrtSession(
   path: string,
@@ -174,9 +160,6 @@ export async function createOrtSession(
       onDevice ? options.stateAllocModel : undefined,
       options.profileFilePrefix,
       onDevice ? options.stepStateModel : undefined,
-      onDevice && options.stepStateModel !== undefined && options.graphCapture === true
-        ? captureModule(options.onStepCapture)
-        : undefined,
     );
   }
   const session = await InferenceSession.create(

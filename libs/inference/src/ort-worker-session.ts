@@ -1,6 +1,5 @@
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { threadId as mainThreadId, Worker } from 'node:worker_threads';
 import type { HostData, HostDType, HostTensor } from './session.port';
 import {
@@ -31,42 +30,6 @@ let session;
 // for it read and write the same state buffers.
 let stepSession;
 let stepError;
-let stepCaptureError;
-// Graph capture of the step graph (ibllm_step_capture, libs/inference/native): the module, the
-// library and model it opens, and the open capture, bound to the current state buffers (closed
-// whenever a state buffer is freed or replaced, reopened by the next step).
-let stepCapture;
-let capture;
-function closeCapture() {
-  if (capture !== undefined) stepCapture.module.close(capture);
-  capture = undefined;
-}
-/** Opens the capture over the state buffers a step's feeds name: whole buffers, every slot. */
-function openCapture(feeds) {
-  const cache = (kind, l) => {
-    const ref = feeds['past_' + kind + '_' + l];
-    const entry = ref === undefined ? undefined : state.get(ref.state);
-    if (entry === undefined || entry.device === undefined || count(ref.dims) !== entry.elements) throw new Error('graph capture binds whole device state buffers: past_' + kind + '_' + l + ' is not one');
-    return entry;
-  };
-  const first = cache('key', 0);
-  const [slots, heads, capacity, headDim] = feeds.past_key_0.dims;
-  let layers = 0;
-  while (feeds['past_key_' + layers] !== undefined) layers++;
-  const offsetsRef = feeds.layer_offsets;
-  const offsets = state.get(offsetsRef.state);
-  if (offsets === undefined || offsets.device === undefined || offsetsRef.dims[0] !== slots || count(offsetsRef.dims) !== offsets.elements) throw new Error('graph capture binds the whole layer_offsets state buffer');
-  const logits = session.outputMetadata.find((m) => m.name === 'logits');
-  const vocab = logits === undefined ? undefined : logits.shape[logits.shape.length - 1];
-  if (typeof vocab !== 'number') throw new Error('graph capture needs the decoder graph to declare its vocabulary (logits [batch, vocab])');
-  const spec = { slots, layers, heads, headDim, capacity, dim: offsetsRef.dims[2], vocab, kvType: first.dtype };
-  const keys = [], values = [];
-  for (let l = 0; l < layers; l++) {
-    keys.push(cache('key', l).device.gpuBuffer);
-    values.push(cache('value', l).device.gpuBuffer);
-  }
-  capture = stepCapture.module.open(stepCapture.lib, stepCapture.model, spec, keys, values, offsets.device.gpuBuffer);
-}
 // Device state: the repository's state graph, loaded as one allocator per element type (outputs
 // left on the device; one session per output, as the binding keeps the outputs of earlier runs
 // bound) that makes zeroed buffers there, and as \`writer\` (outputs bound in place) that writes a
@@ -114,7 +77,6 @@ function view(ref, input) {
   return new ort.Tensor(entry.dtype, entry.host.subarray(0, n), ref.dims);
 }
 function drop() {
-  closeCapture();
   for (const entry of state.values()) if (entry.device !== undefined) entry.device.dispose();
   state.clear();
   windows.clear();
@@ -130,16 +92,7 @@ async function handle(msg) {
         // The step graph is an optimisation: if it does not load (a provider without its fused
         // attention, too little device memory for its copy of the weights), every step runs the
         // main graph and the reply says why.
-        // With graph capture the step graph runs through ibllm_step_capture instead (one session
-        // of its own, opened at the first step); if the module does not load, as without it.
-        if (msg.stepPath !== undefined && msg.capture !== undefined) {
-          try {
-            stepCapture = { module: require(msg.capture.module), lib: msg.capture.lib, model: msg.stepPath };
-          } catch (error) {
-            stepCaptureError = error && error.message ? error.message : String(error);
-          }
-        }
-        if (msg.stepPath !== undefined && stepCapture === undefined) {
+        if (msg.stepPath !== undefined) {
           try {
             stepSession = await ort.InferenceSession.create(msg.stepPath, msg.profile === undefined ? msg.options : { ...msg.options, enableProfiling: true, profileFilePrefix: msg.profile + '.step' });
           } catch (error) {
@@ -147,9 +100,8 @@ async function handle(msg) {
           }
         }
       }
-      return { inputNames: session.inputNames, outputNames: session.outputNames, stateLocation: writer === undefined ? 'host' : 'device', stepGraph: stepSession !== undefined || stepCapture !== undefined, stepError, stepCapture: stepCapture !== undefined, stepCaptureError };
+      return { inputNames: session.inputNames, outputNames: session.outputNames, stateLocation: writer === undefined ? 'host' : 'device', stepGraph: stepSession !== undefined, stepError };
     case 'createState': {
-      closeCapture();
       const old = state.get(msg.name);
       if (old !== undefined && old.device !== undefined) old.device.dispose();
       const dtype = msg.dtype === 'float16' ? 'float16' : 'float32';
@@ -186,18 +138,6 @@ async function handle(msg) {
       drop();
       return {};
     case 'run': {
-      if (msg.graph === 'step' && stepCapture !== undefined) {
-        if (capture === undefined) openCapture(msg.feeds);
-        const names = msg.outputs === undefined ? ['next_token'] : msg.outputs;
-        const wantLogits = names.includes('logits');
-        if (names.some((n) => n !== 'logits' && n !== 'next_token')) throw new Error('a captured step returns next_token or logits');
-        const [slots] = msg.feeds.past_key_0.dims;
-        const data = stepCapture.module.step(capture, msg.feeds.input_ids.data, msg.feeds.seqlens_k.data, msg.feeds.total_sequence_length.data[0], wantLogits);
-        const out = {};
-        if (wantLogits) out.logits = { dtype: 'float32', dims: [slots, data.length / slots], data };
-        else out.next_token = { dtype: 'int64', dims: [slots], data };
-        return { out };
-      }
       const runner = msg.graph === 'step' ? stepSession : session;
       if (runner === undefined) throw new Error('this session has no step graph');
       const feeds = {};
@@ -237,7 +177,6 @@ async function handle(msg) {
       for (const a of allocators.values()) await a.release();
       allocators.clear();
       if (writer !== undefined) await writer.release();
-      closeCapture();
       if (stepSession !== undefined) await stepSession.release();
       if (session !== undefined) await session.release();
       session = undefined;
@@ -279,15 +218,7 @@ interface Reply {
   readonly stateLocation?: StateLocation;
   readonly stepGraph?: boolean;
   readonly stepError?: string;
-  readonly stepCapture?: boolean;
-  readonly stepCaptureError?: string;
   readonly out?: Record<string, { dtype: string; dims: readonly number[]; data: HostData }>;
-}
-
-/** The graph-capture module (libs/inference/native/build/ibllm_step_capture.node) and the onnxruntime it opens. */
-export interface StepCaptureModule {
-  readonly module: string;
-  readonly lib: string;
 }
 
 interface WireTensor {
@@ -303,22 +234,6 @@ function ortPath(): string {
 }
 
 /**
- * Where the graph-capture module and the onnxruntime library it opens are: the module built by
- * libs/inference/native/build.mjs beside this library's sources, the library onnxruntime-node
- * ships (linux x64 and arm64). A string says why there is none.
- */
-export function stepCaptureModule(): StepCaptureModule | string {
-  const here = typeof __filename === 'string' ? __filename : join(process.cwd(), 'index.js');
-  const module = join(dirname(here), '..', 'native', 'build', 'ibllm_step_capture.node');
-  if (!existsSync(module)) return `${module} is not built (npm run build builds it with a C compiler)`;
-  if (process.platform !== 'linux') return `graph capture is built for Linux only, not ${process.platform}`;
-  const binding = dirname(createRequire(here).resolve('onnxruntime-node/package.json'));
-  const lib = join(binding, 'bin', 'napi-v6', 'linux', process.arch, 'libonnxruntime.so.1');
-  if (!existsSync(lib)) return `no ${lib}`;
-  return { module, lib };
-}
-
-/**
  * An onnxruntime-node session that runs in a worker thread of its own, with state buffers (the
  * slot KV cache) kept in that worker. Runs are serialised in the order they are asked for.
  */
@@ -330,8 +245,6 @@ export class WorkerSession implements StatefulSessionPort {
   private location: StateLocation = 'host';
   private hasStep = false;
   private stepFailure: string | undefined;
-  private captured = false;
-  private captureFailure: string | undefined;
   /** Thread id that executed the latest run (not the caller's: see `callerThreadId`). */
   lastRunThreadId: number | undefined;
   readonly callerThreadId = mainThreadId;
@@ -364,8 +277,7 @@ export class WorkerSession implements StatefulSessionPort {
    * session runs on; without it, in the worker's memory. With `profileFilePrefix` onnxruntime
    * profiles the session's runs (not its state graphs) and writes the profile at release (the step
    * graph's to `<prefix>.step_…`). With `stepModel` as well, the worker loads that graph beside `path`
-   * (runWithState's 'step' runs); with `capture` too, it runs that graph under graph capture
-   * through the ibllm_step_capture module (`capture.module`, opening `capture.lib`) instead.
+   * (runWithState's 'step' runs).
    */
   static async create(
     path: string,
@@ -373,7 +285,6 @@ export class WorkerSession implements StatefulSessionPort {
     allocModel?: string,
     profileFilePrefix?: string,
     stepModel?: string,
-    capture?: StepCaptureModule,
   ): Promise<WorkerSession> {
     const worker = new Worker(WORKER_PROGRAM, {
       eval: true,
@@ -388,12 +299,9 @@ export class WorkerSession implements StatefulSessionPort {
         ...(allocModel === undefined ? {} : { allocModel }),
         ...(profileFilePrefix === undefined ? {} : { profile: profileFilePrefix }),
         ...(allocModel === undefined || stepModel === undefined ? {} : { stepPath: stepModel }),
-        ...(capture === undefined ? {} : { capture }),
       });
       session.hasStep = reply.stepGraph === true;
       session.stepFailure = reply.stepError;
-      session.captured = reply.stepCapture === true;
-      session.captureFailure = reply.stepCaptureError;
       session.names = { inputs: reply.inputNames ?? [], outputs: reply.outputNames ?? [] };
       session.location = reply.stateLocation ?? 'host';
     } catch (error) {
@@ -421,14 +329,6 @@ export class WorkerSession implements StatefulSessionPort {
 
   get stepGraphError(): string | undefined {
     return this.stepFailure;
-  }
-
-  get stepCapture(): boolean {
-    return this.captured;
-  }
-
-  get stepCaptureError(): string | undefined {
-    return this.captureFailure;
   }
 
   private async call(message: Record<string, unknown>): Promise<Reply> {

@@ -95,13 +95,6 @@ export interface StatefulSessionPort extends InferenceSessionPort {
   /** Why a step graph the session was given did not load (it then runs every step on its main graph). */
   readonly stepGraphError?: string;
   /**
-   * The step graph runs under graph capture (ibllm_step_capture): recorded at its first run and
-   * replayed after, bound once to the whole state buffers, so every step must run every slot.
-   */
-  readonly stepCapture?: boolean;
-  /** Why graph capture was asked for and is off (the module did not load). */
-  readonly stepCaptureError?: string;
-  /**
    * Writes `values` into float32 state buffer `name` from element `at` (per-row constants). A
    * device buffer takes whole rows only: `at` a multiple of `values.length`.
    */

@@ -279,44 +279,6 @@ describe('the decoder step graph (model.step.onnx)', () => {
     120_000,
   );
 
-  // The step graph under onnxruntime's graph capture (ibllm_step_capture, through the C API):
-  // recorded at the first step over every slot, replayed after, the same tokens.
-  it.each(KV_DTYPES)(
-    'decodes under graph capture on the WebGPU provider as the host graph does on the CPU (KV %s)',
-    async (kvDtype) => {
-      const repo = repos.get(kvDtype)!;
-      const component = resolveComponent(repo, 'llama-decoder');
-      const shape = shapeOf(repo);
-      const files = {
-        stateAllocModel: component.file('state'),
-        hostStateModel: component.file('hostDecoder'),
-      };
-      const off: string[] = [];
-      const cpu = await createOrtSession(component.file('decoder'), { thread: 'worker', ...files });
-      const gpu = await createOrtSession(component.file('decoder'), {
-        thread: 'worker',
-        providers: ['webgpu'],
-        ...files,
-        stepStateModel: component.file('stepDecoder'),
-        graphCapture: true,
-        onStepCapture: (why) => off.push(why),
-      });
-      try {
-        expect(off).toEqual([]);
-        const engine = new GenerationEngine(gpu, shape, { maxBatch: 4 });
-        expect([engine.stateLocation, engine.stepKind]).toEqual(['device', 'captured']);
-        const [onCpu, onGpu] = [await generateAll(cpu, shape), await generateAll(gpu, shape)];
-        onGpu.forEach((r, i) => {
-          expect(r.tokenIds, `row ${i}`).toEqual(onCpu[i]!.tokenIds);
-          expect(r.tokenIds.length).toBe(10 + 3 * i);
-        });
-      } finally {
-        await Promise.all([cpu.release(), gpu.release()]);
-      }
-    },
-    120_000,
-  );
-
   it('is an optimisation: a step graph that does not load leaves the session on its main graph', async () => {
     const repo = repos.get('float32')!;
     const component = resolveComponent(repo, 'llama-decoder');

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "../../../libs/inference/native/ort-api.h"
+#include "ort-api.h"
 
 static void *const *api;
 static const char *(*error_message)(const Status *);

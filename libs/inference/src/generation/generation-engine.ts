@@ -253,12 +253,10 @@ export class GenerationEngine {
 
   /**
    * What decode steps run: `step` (model.step.onnx, the attention fused and the cache written in
-   * place; a device session that loaded it), `captured` (the same under graph capture, every slot
-   * each step) or `general` (the graph prefills run too).
+   * place; a device session that loaded it) or `general` (the graph prefills run too).
    */
-  get stepKind(): 'captured' | 'step' | 'general' {
-    if (!this.fusedSteps) return 'general';
-    return this.session.stepCapture === true ? 'captured' : 'step';
+  get stepKind(): 'step' | 'general' {
+    return this.fusedSteps ? 'step' : 'general';
   }
 
   /**
@@ -577,8 +575,7 @@ export class GenerationEngine {
   private async fusedStep(): Promise<void> {
     const s = this.shape;
     const rows = [...this.active];
-    // Under graph capture the step was recorded over every slot: each step runs them all.
-    const k = this.session.stepCapture === true ? this.options.maxBatch : this.slots.span;
+    const k = this.slots.span;
     const width = Math.max(...rows.map((r) => r.len));
     const ids = new BigInt64Array(k);
     const lengths = new Int32Array(k);

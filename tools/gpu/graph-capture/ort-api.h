@@ -1,5 +1,5 @@
-// The few parts of onnxruntime's C API (ABI version 30, onnxruntime 1.30) that the step-capture
-// module (step-capture.c) and the device check's graph-capture probe call, declared here instead of including onnxruntime_c_api.h (not installed with
+// The few parts of onnxruntime's C API (ABI version 30, onnxruntime 1.30) the graph-capture probe
+// calls, declared here instead of including onnxruntime_c_api.h (not installed with
 // onnxruntime-node). `OrtGetApiBase()->GetApi(30)` returns the API as a table of function pointers
 // in a fixed order, append-only from version to version; the numbers below are positions in that
 // table (counted from the declarations of struct OrtApi for version 30, and checked against the
@@ -21,20 +21,11 @@ enum {
   API_CREATE_RUN_OPTIONS = 39,
   API_CREATE_TENSOR = 48,
   API_CREATE_TENSOR_WITH_DATA = 49,
-  API_GET_TENSOR_MUTABLE_DATA = 51,
   API_CREATE_MEMORY_INFO = 68,
   API_CREATE_CPU_MEMORY_INFO = 69,
-  API_RELEASE_ENV = 92,
-  API_RELEASE_MEMORY_INFO = 94,
-  API_RELEASE_SESSION = 95,
-  API_RELEASE_VALUE = 96,
-  API_RELEASE_RUN_OPTIONS = 97,
-  API_RELEASE_SESSION_OPTIONS = 100,
   API_CREATE_ALLOCATOR = 131,
-  API_RELEASE_ALLOCATOR = 132,
   API_RUN_WITH_BINDING = 133,
   API_CREATE_IO_BINDING = 134,
-  API_RELEASE_IO_BINDING = 135,
   API_BIND_INPUT = 136,
   API_BIND_OUTPUT = 137,
   API_APPEND_EXECUTION_PROVIDER = 216,
