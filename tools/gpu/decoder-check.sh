@@ -57,14 +57,15 @@ cp "$carry/graph-capture-probe" "$run/" 2>/dev/null || echo "no graph-capture-pr
 cd "$run"
 bench() { ./node --max-old-space-size=16384 bench.mjs "$@"; }
 # capture_probe MODEL LAYERS NAME: tools/gpu/graph-capture/probe.c on a 7B-width step graph (32
-# heads of 128, capacity 2,056), capture off then on, at 1 and 16 rows; JSON to $OUT/NAME-capture*.json
+# heads of 128, capacity 2,056), capture off then on, at 1 and 16 rows, 100 steps (lengths 0 … 99:
+# on lavapipe the captured steps turn to zeros from length 64 on); JSON to $OUT/NAME-capture*.json
 capture_probe() {
   [[ -x ./graph-capture-probe ]] || { echo "no graph-capture-probe"; return 0; }
   for rows in 1 16; do
     for capture in 0 1; do
       note "graph capture $capture, $rows row(s): $1"
       ./graph-capture-probe node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1 "$1" "$2" 32 128 2056 4096 \
-        "$capture" 24 "$rows" | tee "capture-$capture-$rows.log" | tail -1
+        "$capture" 100 "$rows" | tee "capture-$capture-$rows.log" | tail -1
       tail -1 "capture-$capture-$rows.log" | grep '^{' >"$OUT/$3-capture$capture-rows$rows.json" || true
     done
   done
