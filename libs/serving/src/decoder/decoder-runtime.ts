@@ -296,7 +296,7 @@ export class DecoderRuntime {
         kvDtype: model.shape.kvDtype ?? 'float32',
         stateLocation: isStateful(model.decoder) ? model.decoder.stateLocation : 'host',
         // a device session's decode steps run model.step.onnx (the attention fused, in place)
-        decodeSteps: isStateful(model.decoder) && model.decoder.stepGraph === true ? 'step' : 'general',
+        decodeSteps: runtime.decodeSteps,
         maxWaiting: options.maxWaiting,
       },
       'decoder model loaded',
